@@ -1,0 +1,4 @@
+import { InitialSchema1763780000000 } from './1763780000000-initial-schema.ts';
+
+/** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
+export const migrations = [InitialSchema1763780000000];

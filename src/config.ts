@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const url = (what: string) =>
+  z.string().refine((v) => {
+    try {
+      new URL(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, `must be a ${what} URL`);
+
+/** The one schema over the environment. Every key the product reads is here. */
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3978),
+    DATABASE_URL: url('postgres://').default('postgres://postgres@127.0.0.1:5432/signoff'),
+    REDIS_URL: url('redis://').default('redis://127.0.0.1:6379'),
+    PUBLIC_URL: url('http(s)://').default('http://localhost:3978'),
+    QUEUE_PREFIX: z.string().min(1).default('signoff'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    MAX_BODY_BYTES: z.coerce.number().int().positive().default(256 * 1024),
+
+    SLACK_SIGNING_SECRET: optionalString,
+    SLACK_BOT_TOKEN: optionalString,
+    SLACK_API_URL: optionalString.pipe(url('http(s)://').optional()),
+
+    MICROSOFT_APP_ID: optionalString,
+    MICROSOFT_APP_PASSWORD: optionalString,
+    MICROSOFT_APP_TENANT_ID: optionalString,
+    MICROSOFT_APP_TYPE: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI']).default('MultiTenant'),
+    TEAMS_EMULATOR: bool.default(false),
+
+    SMTP_URL: optionalString,
+    SMTP_FROM: z.string().default('Signoff <signoff@localhost>'),
+
+    WEBHOOK_ALLOW_HOSTS: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+    WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+    OUTBOX_RECONCILE_MS: z.coerce.number().int().positive().default(30_000),
+    SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
+    LINK_TOKEN_TTL: z.string().default('P14D'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.TEAMS_EMULATOR && c.NODE_ENV === 'production') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEAMS_EMULATOR'],
+        message: 'must not be set when NODE_ENV=production (it accepts unauthenticated traffic)',
+      });
+    }
+    if (Boolean(c.SLACK_SIGNING_SECRET) !== Boolean(c.SLACK_BOT_TOKEN)) {
+      const missing = c.SLACK_SIGNING_SECRET ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'is required when the other Slack key is set' });
+    }
+    if (Boolean(c.MICROSOFT_APP_ID) !== Boolean(c.MICROSOFT_APP_PASSWORD) && c.MICROSOFT_APP_TYPE !== 'UserAssignedMSI') {
+      const missing = c.MICROSOFT_APP_ID ? 'MICROSOFT_APP_PASSWORD' : 'MICROSOFT_APP_ID';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'is required when the other Microsoft app key is set' });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; the message names every bad key and what is wrong with it. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((i) => {
+        const key = i.path.join('.') || '(environment)';
+        const value = typeof i.path[0] === 'string' ? env[i.path[0]] : undefined;
+        return `${key}: ${i.message}${value !== undefined && !/SECRET|PASSWORD|TOKEN/.test(key) ? ` (got "${value}")` : ''}`;
+      }),
+    );
+  }
+  return result.data;
+}
+
+export const slackEnabled = (c: Config) => Boolean(c.SLACK_SIGNING_SECRET && c.SLACK_BOT_TOKEN);
+export const teamsEnabled = (c: Config) => Boolean(c.MICROSOFT_APP_ID) || c.TEAMS_EMULATOR;
+export const emailEnabled = (c: Config) => Boolean(c.SMTP_URL);

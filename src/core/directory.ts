@@ -1,0 +1,135 @@
+import type { Queryable } from '../db/database.ts';
+import { AppError } from './errors.ts';
+import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
+
+/** Read-side lookups of identities, devices, groups and applications shared by every service and adapter. */
+export interface IdentityRow {
+  id: string;
+  username: string;
+  display_name: string;
+  email: string | null;
+  is_guest: boolean;
+  slack_user_id: string | null;
+  teams_aad_id: string | null;
+}
+
+export interface DeviceRow {
+  id: string;
+  client_guid: string;
+  name: string;
+  primary_user_id: string | null;
+}
+
+export interface ApplicationRow {
+  id: string;
+  name: string;
+  description: string | null;
+  version: string | null;
+  visibility: 'visible' | 'hidden-until-approved';
+  per_device: boolean;
+  install_window: InstallWindow | null;
+  policy_id: string | null;
+  policy_definition: unknown | null;
+}
+
+export interface GroupRow {
+  id: string;
+  name: string;
+  slack_channel: string | null;
+  teams_channel: string | null;
+  emails: string[];
+}
+
+const identityCols = 'id, username, display_name, email, is_guest, slack_user_id, teams_aad_id';
+
+export const identityById = (db: Queryable, id: string) =>
+  db.maybeOne<IdentityRow>(`SELECT ${identityCols} FROM identities WHERE id = $1`, [id]);
+
+export const identityByUsername = (db: Queryable, username: string) =>
+  db.maybeOne<IdentityRow>(`SELECT ${identityCols} FROM identities WHERE lower(username) = lower($1)`, [username]);
+
+export const identityBySlackId = (db: Queryable, slackUserId: string) =>
+  db.maybeOne<IdentityRow>(`SELECT ${identityCols} FROM identities WHERE slack_user_id = $1`, [slackUserId]);
+
+export const identityByTeamsId = (db: Queryable, aadObjectId: string) =>
+  db.maybeOne<IdentityRow>(`SELECT ${identityCols} FROM identities WHERE lower(teams_aad_id) = lower($1)`, [aadObjectId]);
+
+export async function requireIdentity(db: Queryable, ref: { id?: string; username?: string }, field = 'username'): Promise<IdentityRow> {
+  const found = ref.id ? await identityById(db, ref.id) : ref.username ? await identityByUsername(db, ref.username) : undefined;
+  if (!found) {
+    throw new AppError('not_found', `No identity "${ref.username ?? ref.id}" is known; add it under identities first.`, { field });
+  }
+  return found;
+}
+
+export const deviceByGuid = (db: Queryable, clientGuid: string) =>
+  db.maybeOne<DeviceRow>('SELECT id, client_guid, name, primary_user_id FROM devices WHERE upper(client_guid) = upper($1)', [clientGuid]);
+
+export const deviceById = (db: Queryable, id: string) =>
+  db.maybeOne<DeviceRow>('SELECT id, client_guid, name, primary_user_id FROM devices WHERE id = $1', [id]);
+
+export const devicesOfUser = (db: Queryable, identityId: string) =>
+  db.query<DeviceRow>('SELECT id, client_guid, name, primary_user_id FROM devices WHERE primary_user_id = $1 ORDER BY name', [identityId]);
+
+export async function groupNamesOf(db: Queryable, identityId: string): Promise<string[]> {
+  const rows = await db.query<{ name: string }>(
+    `SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id WHERE m.identity_id = $1 ORDER BY g.name`,
+    [identityId],
+  );
+  return rows.map((r) => r.name);
+}
+
+export const groupsByNames = (db: Queryable, names: string[]) =>
+  db.query<GroupRow>('SELECT id, name, slack_channel, teams_channel, emails FROM approver_groups WHERE name = ANY($1) ORDER BY name', [names]);
+
+/** Members of any of the named groups, each once. */
+export const membersOfGroups = (db: Queryable, names: string[]) =>
+  db.query<IdentityRow>(
+    `SELECT DISTINCT ${identityCols.split(', ').map((c) => `i.${c}`).join(', ')}
+       FROM identities i JOIN approver_group_members m ON m.identity_id = i.id JOIN approver_groups g ON g.id = m.group_id
+      WHERE g.name = ANY($1) ORDER BY i.username`,
+    [names],
+  );
+
+const appCols = `a.id, a.name, a.description, a.version, a.visibility, a.per_device, a.install_window, a.policy_id, p.definition AS policy_definition`;
+
+export const applicationById = (db: Queryable, id: string) =>
+  db.maybeOne<ApplicationRow>(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1`, [id]);
+
+/** Accepts the model id or, for people typing in chat, the application's name. */
+export const applicationByIdOrName = (db: Queryable, idOrName: string) =>
+  db.maybeOne<ApplicationRow>(
+    `SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1 OR lower(a.name) = lower($1) LIMIT 1`,
+    [idOrName],
+  );
+
+export const listApplications = (db: Queryable) =>
+  db.query<ApplicationRow>(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id ORDER BY a.name`);
+
+export async function requireApplication(db: Queryable, id: string): Promise<ApplicationRow> {
+  const app = await applicationById(db, id);
+  if (!app) throw new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
+  return app;
+}
+
+/** The policy an application is requested under; an application without one cannot be requested. */
+export function policyOf(app: ApplicationRow): PolicyDefinition {
+  if (!app.policy_definition) {
+    throw new AppError('not_requestable', `"${app.name}" has no approval policy yet, so it cannot be requested.`);
+  }
+  return policyDefinitionSchema.parse(app.policy_definition);
+}
+
+/**
+ * Applications the identity may see in a catalog: `hidden-until-approved` ones appear only once the
+ * identity has an approved request for them.
+ */
+export async function visibleApplications(db: Queryable, identityId: string): Promise<ApplicationRow[]> {
+  return db.query<ApplicationRow>(
+    `SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id
+      WHERE a.policy_id IS NOT NULL AND (a.visibility = 'visible' OR EXISTS (
+        SELECT 1 FROM requests r WHERE r.application_id = a.id AND r.requester_id = $1 AND r.status = 'approved'))
+      ORDER BY a.name`,
+    [identityId],
+  );
+}

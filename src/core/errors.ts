@@ -1,0 +1,70 @@
+/**
+ * The one error taxonomy. Every edge (HTTP, Slack, Teams, CLI) maps an AppError once:
+ * problem+json for HTTP, an ephemeral reply in chat, a line on stderr in the CLI.
+ */
+export const errorCatalog = {
+  validation_failed: { status: 400, title: 'The input is not valid', retryable: false },
+  malformed_json: { status: 400, title: 'The body is not valid JSON', retryable: false },
+  unauthenticated: { status: 401, title: 'Authentication is required', retryable: false },
+  forbidden: { status: 403, title: 'Not allowed', retryable: false },
+  self_approval: { status: 403, title: 'Nobody approves their own request or change', retryable: false },
+  not_an_approver: { status: 403, title: 'Only approvers of the current stage may decide', retryable: false },
+  not_requestable: { status: 403, title: 'This application cannot be requested by this user', retryable: false },
+  identity_not_linked: { status: 403, title: 'This chat account is not linked to a directory identity', retryable: false },
+  not_found: { status: 404, title: 'Not found', retryable: false },
+  method_not_allowed: { status: 405, title: 'Method not allowed', retryable: false },
+  conflict: { status: 409, title: 'Conflict', retryable: false },
+  already_decided: { status: 409, title: 'Already decided', retryable: false },
+  already_pending: { status: 409, title: 'A pending item already exists', retryable: false },
+  already_approved: { status: 409, title: 'Already approved', retryable: false },
+  invalid_transition: { status: 409, title: 'This action is not possible in the current state', retryable: false },
+  idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused with a different request', retryable: false },
+  idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still being processed', retryable: true },
+  payload_too_large: { status: 413, title: 'The body is too large', retryable: false },
+  unsupported_media_type: { status: 415, title: 'The body must be application/json', retryable: false },
+  unsafe_url: { status: 422, title: 'The URL is not allowed', retryable: false },
+  rate_limited: { status: 429, title: 'Too many requests', retryable: true },
+  dependency_unavailable: { status: 503, title: 'A dependency is unavailable', retryable: true },
+  internal: { status: 500, title: 'Internal error', retryable: true },
+} as const;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+export class AppError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly retryable: boolean;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+    const entry = errorCatalog[code];
+    this.status = entry.status;
+    this.title = entry.title;
+    this.retryable = entry.retryable;
+  }
+}
+
+export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
+
+/** Postgres unique violation on a named constraint or index. */
+export function isUniqueViolation(e: unknown, constraint?: string): boolean {
+  const err = e as { code?: string; constraint?: string; driverError?: { code?: string; constraint?: string } };
+  const code = err?.code ?? err?.driverError?.code;
+  const name = err?.constraint ?? err?.driverError?.constraint;
+  return code === '23505' && (constraint === undefined || name === constraint);
+}
+
+/** Converts anything thrown into an AppError, hiding internals of unexpected failures. */
+export function toAppError(e: unknown): AppError {
+  if (isAppError(e)) return e;
+  const err = e as { code?: string; driverError?: { code?: string } };
+  const pgCode = err?.code ?? err?.driverError?.code;
+  if (pgCode === 'ECONNREFUSED' || pgCode === '57P01' || pgCode === '08006') {
+    return new AppError('dependency_unavailable', 'The database is unavailable; try again shortly.');
+  }
+  return new AppError('internal', 'Something went wrong on our side; it has been logged.');
+}

@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import { durationSchema } from './durations.ts';
+
+const name = z.string().trim().min(1).max(200);
+
+export const questionSchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'must start with a letter and use letters, digits, _ or -'),
+    text: z.string().trim().min(1).max(500),
+    type: z.enum(['text', 'choice', 'multichoice']),
+    options: z.array(z.string().trim().min(1).max(200)).min(1).max(50).optional(),
+    required: z.boolean().default(true),
+    minLength: z.number().int().min(0).max(5000).optional(),
+    maxLength: z.number().int().min(1).max(5000).optional(),
+    pattern: z
+      .string()
+      .max(500)
+      .refine((p) => {
+        try {
+          new RegExp(p);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be a valid regular expression')
+      .optional(),
+  })
+  .superRefine((q, ctx) => {
+    if (q.type !== 'text' && !q.options) ctx.addIssue({ code: 'custom', path: ['options'], message: `is required for ${q.type} questions` });
+    if (q.type === 'text' && q.options) ctx.addIssue({ code: 'custom', path: ['options'], message: 'only choice questions have options' });
+  });
+
+export const quorumSchema = z.union([z.enum(['any', 'all']), z.number().int().min(1).max(50)]);
+
+export const stageSchema = z.strictObject({
+  approvers: z.array(name).min(1).max(10),
+  quorum: quorumSchema.default('any'),
+  approverJustification: z.boolean().default(false),
+  /** Also send the prompt to each approver's personal chat, not only the group channel. */
+  notifyApproversDirectly: z.boolean().default(false),
+});
+
+export const requestorsSchema = z.strictObject({
+  /** everyone but guests */
+  allMembers: z.boolean().default(true),
+  identities: z.array(name).default([]),
+  groups: z.array(name).default([]),
+});
+
+export const policyDefinitionSchema = z
+  .strictObject({
+    requestors: requestorsSchema.default({ allMembers: true, identities: [], groups: [] }),
+    justification: z.enum(['required', 'optional', 'none']).default('required'),
+    questions: z.array(questionSchema).max(20).default([]),
+    stages: z.array(stageSchema).min(1, 'needs at least one approval stage').max(3, 'has at most 3 approval stages'),
+    decisionDeadline: durationSchema.default('P14D'),
+    reminderEvery: durationSchema.optional(),
+    escalateAfter: durationSchema.optional(),
+    escalateTo: z.array(name).max(10).optional(),
+    accessLifetime: durationSchema.optional(),
+    accessExtendable: z.boolean().default(false),
+    accessExpiryWarning: durationSchema.default('P7D'),
+    accessReviewEvery: durationSchema.optional(),
+    reviewers: z.array(name).max(10).optional(),
+  })
+  .superRefine((p, ctx) => {
+    const ids = new Set<string>();
+    p.questions.forEach((q, i) => {
+      if (ids.has(q.id)) ctx.addIssue({ code: 'custom', path: ['questions', i, 'id'], message: `duplicates question id "${q.id}"` });
+      ids.add(q.id);
+    });
+    if (p.escalateAfter && !p.escalateTo?.length) {
+      ctx.addIssue({ code: 'custom', path: ['escalateTo'], message: 'is required when escalateAfter is set' });
+    }
+  });
+
+export type PolicyDefinition = z.infer<typeof policyDefinitionSchema>;
+export type PolicyInput = z.input<typeof policyDefinitionSchema>;
+export type Question = z.infer<typeof questionSchema>;
+export type Stage = z.infer<typeof stageSchema>;
+export type Quorum = z.infer<typeof quorumSchema>;
+
+export const installWindowSchema = z.strictObject({
+  from: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM'),
+  to: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM'),
+  timeZone: z
+    .string()
+    .default('UTC')
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be an IANA time zone such as Europe/Berlin'),
+});
+export type InstallWindow = z.infer<typeof installWindowSchema>;
+
+/** A change policy protects resource types with an approver group (Intune multi-admin approval). */
+export const changePolicySchema = z.strictObject({
+  name,
+  resourceTypes: z.array(z.string().trim().min(1).max(100)).min(1),
+  approvers: z.array(name).min(1),
+});
+export type ChangePolicyInput = z.infer<typeof changePolicySchema>;

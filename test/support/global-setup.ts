@@ -1,0 +1,31 @@
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { openDatabase } from '../../src/db/database.ts';
+
+const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * Migrates one template database for the run; every test file clones it (CREATE DATABASE ... TEMPLATE),
+ * so files never see each other's rows. Everything made here is dropped at the end.
+ */
+export default async function setup() {
+  const run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const template = `signoff_tpl_${run}`;
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${template}`;
+  const db = await openDatabase(url.toString(), { migrate: true, poolSize: 2 });
+  await db.close();
+  process.env.SIGNOFF_TEST_RUN = run;
+  process.env.SIGNOFF_TEST_TEMPLATE = template;
+  process.env.TEST_PG_ADMIN_URL = ADMIN_URL;
+
+  return async () => {
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`signoff_%${run}%`]);
+    for (const { datname } of rows) {
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(datname)} WITH (FORCE)`);
+    }
+    await admin.end();
+  };
+}
