@@ -286,9 +286,9 @@ export class RequestService {
     if (row.status !== 'approved') nextRequestStatus(row.status, 'revoke');
     if (why === 'revoke') await this.authorize(tx, actor, row, true);
     const updated = await tx.maybeOne<RequestRow>(
-      `UPDATE requests SET status = 'revoked', decided_at = $2, decided_by = $3, decided_by_label = $4, decision_reason = $5,
+      `UPDATE requests SET status = 'revoked', decided_at = $2::timestamptz, decided_by = $3, decided_by_label = $4, decision_reason = $5,
               install_due_at = NULL, access_expires_at = NULL, access_warn_at = NULL, next_review_at = NULL,
-              uninstall_ordered_at = CASE WHEN install_ordered_at IS NOT NULL THEN $2 ELSE NULL END,
+              uninstall_ordered_at = CASE WHEN install_ordered_at IS NOT NULL THEN $2::timestamptz ELSE NULL END,
               version = version + 1, updated_at = $2
         WHERE id = $1 AND status = 'approved' RETURNING *`,
       [row.id, now, actor.id, actor.label, reason?.trim() || null],

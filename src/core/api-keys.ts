@@ -1,0 +1,52 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Queryable } from '../db/database.ts';
+import { AppError } from './errors.ts';
+
+export const apiScopes = ['requests:read', 'requests:write', 'changes:write', 'admin'] as const;
+export type ApiScope = (typeof apiScopes)[number];
+
+export interface ApiKeyPrincipal {
+  id: string;
+  name: string;
+  scopes: ApiScope[];
+  identityId: string | null;
+}
+
+const hash = (key: string) => createHash('sha256').update(key).digest('hex');
+
+/** Creates a key; the plain key is returned once and only its SHA-256 is stored. */
+export async function createApiKey(db: Queryable, name: string, scopes: string[], identityId: string | null = null): Promise<{ id: string; key: string }> {
+  if (!name.trim()) throw new AppError('validation_failed', 'An API key needs a name (--name).', { field: 'name' });
+  const bad = scopes.filter((s) => !(apiScopes as readonly string[]).includes(s));
+  if (bad.length || scopes.length === 0) {
+    throw new AppError('validation_failed', `Scopes must be one or more of ${apiScopes.join(', ')}${bad.length ? `; unknown: ${bad.join(', ')}` : ''}.`, { field: 'scopes' });
+  }
+  const secret = randomBytes(24).toString('base64url');
+  const prefix = `sk_${randomBytes(4).toString('hex')}`;
+  const key = `${prefix}_${secret}`;
+  const row = await db.one<{ id: string }>(
+    'INSERT INTO api_keys (name, prefix, key_hash, scopes, identity_id) VALUES ($1,$2,$3,$4,$5) RETURNING id',
+    [name.trim(), prefix, hash(key), [...new Set(scopes)], identityId],
+  );
+  return { id: row.id, key };
+}
+
+/** Resolves a presented key; unknown or revoked keys are one and the same 401. */
+export async function verifyApiKey(db: Queryable, presented: string): Promise<ApiKeyPrincipal> {
+  const digest = hash(presented);
+  const row = await db.maybeOne<{ id: string; name: string; scopes: ApiScope[]; identity_id: string | null; key_hash: string; revoked_at: Date | null }>(
+    'SELECT id, name, scopes, identity_id, key_hash, revoked_at FROM api_keys WHERE key_hash = $1',
+    [digest],
+  );
+  if (!row || row.revoked_at || !timingSafeEqual(Buffer.from(row.key_hash), Buffer.from(digest))) {
+    throw new AppError('unauthenticated', 'The API key is not valid; create one with `npx signoff apikey create`.');
+  }
+  void db.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [row.id]).catch(() => undefined);
+  return { id: row.id, name: row.name, scopes: row.scopes, identityId: row.identity_id };
+}
+
+export function requireScope(p: ApiKeyPrincipal, scope: ApiScope): void {
+  if (!p.scopes.includes(scope) && !p.scopes.includes('admin')) {
+    throw new AppError('forbidden', `This API key lacks the "${scope}" scope.`, { requiredScope: scope });
+  }
+}

@@ -1,0 +1,228 @@
+import type { Database, Queryable, Tx } from '../db/database.ts';
+import { appendAudit, type Actor } from './audit-log.ts';
+import type { Clock } from './clock.ts';
+import { groupNamesOf, requireIdentity } from './directory.ts';
+import { diffJson } from './diff.ts';
+import { AppError, isUniqueViolation } from './errors.ts';
+import { emit } from './outbox.ts';
+import { historyOf, isUuid, encodeCursor, decodeCursor } from './request-queries.ts';
+import { nextChangeStatus, type ChangeAction, type ChangeStatus } from './request-state.ts';
+import type { ChangeDetail, ChangeView, DiffEntry, Page } from './views.ts';
+
+export interface ChangeInput {
+  resourceType: string;
+  resourceId: string;
+  before: unknown;
+  after: unknown;
+  justification: string;
+  /** an API caller may submit on behalf of a directory identity */
+  requestedBy?: string;
+}
+
+interface ChangeRow {
+  id: string;
+  resource_type: string;
+  resource_id: string;
+  before: unknown;
+  after: unknown;
+  diff: DiffEntry[];
+  justification: string;
+  requester_id: string | null;
+  requester_label: string;
+  change_policy_id: string | null;
+  approvers: string[];
+  status: ChangeStatus;
+  decided_at: Date | null;
+  decided_by: string | null;
+  decided_by_label: string | null;
+  decision_notes: string | null;
+  source: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+
+function toView(r: ChangeRow): ChangeView {
+  return {
+    id: r.id,
+    status: r.status,
+    resourceType: r.resource_type,
+    resourceId: r.resource_id,
+    before: r.before,
+    after: r.after,
+    diff: r.diff,
+    justification: r.justification,
+    requester: { id: r.requester_id, label: r.requester_label },
+    approverGroups: r.approvers,
+    decidedAt: iso(r.decided_at),
+    decidedBy: r.decided_by_label,
+    decisionNotes: r.decision_notes,
+    createdAt: iso(r.created_at)!,
+    updatedAt: iso(r.updated_at)!,
+  };
+}
+
+/** Multi-admin approval (Intune MAA): one approver from the protecting policy's groups, never the requester. */
+export class ChangeService {
+  constructor(private readonly db: Database, private readonly clock: Clock) {}
+
+  async get(id: string): Promise<ChangeDetail> {
+    const row = await this.find(this.db, id);
+    return { ...toView(row), history: await historyOf(this.db, 'change', id) };
+  }
+
+  async list(filter: { status?: ChangeStatus; resourceType?: string; resourceId?: string }, limit = 50, cursor?: string): Promise<Page<ChangeView>> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.status) where.push(`status = $${params.push(filter.status)}`);
+    if (filter.resourceType) where.push(`resource_type = $${params.push(filter.resourceType)}`);
+    if (filter.resourceId) where.push(`resource_id = $${params.push(filter.resourceId)}`);
+    if (cursor) {
+      const [ts, id] = decodeCursor(cursor);
+      where.push(`(created_at, id) < ($${params.push(ts)}::timestamptz, $${params.push(id)}::uuid)`);
+    }
+    const rows = await this.db.query<ChangeRow>(
+      `SELECT * FROM changes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${params.push(limit + 1)}`,
+      params,
+    );
+    const last = rows.length > limit ? rows[limit - 1]! : undefined;
+    return { items: rows.slice(0, limit).map(toView), nextCursor: last ? encodeCursor(last.created_at, last.id) : null };
+  }
+
+  /** Changes waiting on this identity (member of the approver groups, not the requester). */
+  async pendingFor(identityId: string): Promise<ChangeView[]> {
+    const groups = await groupNamesOf(this.db, identityId);
+    const rows = await this.db.query<ChangeRow>(
+      `SELECT * FROM changes WHERE status = 'pending' AND approvers && $1::text[] AND requester_id IS DISTINCT FROM $2 ORDER BY created_at`,
+      [groups, identityId],
+    );
+    return rows.map(toView);
+  }
+
+  async submit(actor: Actor, input: ChangeInput): Promise<ChangeView> {
+    const now = this.clock.now();
+    if (!input.justification?.trim()) throw new AppError('validation_failed', 'A business justification is required.', { field: 'justification' });
+    const id = await this.db.tx(async (tx) => {
+      const requester = input.requestedBy ? await requireIdentity(tx, { username: input.requestedBy }, 'requestedBy') : null;
+      const by: Actor = requester ? { id: requester.id, label: requester.display_name, channel: actor.channel } : actor;
+      const policy = await tx.maybeOne<{ id: string; name: string; approvers: string[] }>(
+        'SELECT id, name, approvers FROM change_policies WHERE $1 = ANY(resource_types) ORDER BY name LIMIT 1',
+        [input.resourceType],
+      );
+      if (!policy) {
+        throw new AppError('validation_failed', `No change policy protects resource type "${input.resourceType}", so it needs no approval.`, { field: 'resourceType' });
+      }
+      const diff = diffJson(input.before ?? null, input.after ?? null);
+      if (diff.length === 0) throw new AppError('validation_failed', '"before" and "after" are the same: there is no change to approve.', { field: 'after' });
+      let row: ChangeRow;
+      try {
+        row = await tx.one<ChangeRow>(
+          `INSERT INTO changes (resource_type, resource_id, before, after, diff, justification, requester_id, requester_label, change_policy_id, approvers, status, source, created_at, updated_at)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'pending',$11,$12,$12) RETURNING *`,
+          [input.resourceType, input.resourceId, JSON.stringify(input.before ?? null), JSON.stringify(input.after ?? null), JSON.stringify(diff),
+           input.justification.trim(), by.id, by.label, policy.id, policy.approvers, actor.channel, now],
+        );
+      } catch (e) {
+        if (isUniqueViolation(e)) {
+          const existing = await this.db.maybeOne<{ id: string; requester_label: string }>(
+            `SELECT id, requester_label FROM changes WHERE resource_type = $1 AND resource_id = $2 AND status = 'pending'`,
+            [input.resourceType, input.resourceId],
+          );
+          throw new AppError('already_pending', `A change to ${input.resourceType} "${input.resourceId}" is already pending${existing ? ` (by ${existing.requester_label})` : ''}.`, { changeId: existing?.id, status: 'pending' });
+        }
+        throw e;
+      }
+      await appendAudit(tx, { actor: by, action: 'change.submitted', subjectType: 'change', subjectId: row.id, after: { status: 'pending' }, details: { resourceType: row.resource_type, resourceId: row.resource_id, diff, justification: row.justification }, at: now });
+      const data = changeData(row);
+      await emit(tx, { type: 'change.submitted', subjectType: 'change', subjectId: row.id, actor: by, at: now, data, webhooks: [{ type: 'change.submitted', data }] });
+      return row.id;
+    });
+    return toView(await this.find(this.db, id));
+  }
+
+  approve(actor: Actor, id: string, notes?: string | null, opts: { approverUsername?: string } = {}) {
+    return this.decide(actor, id, 'approve', notes ?? null, opts.approverUsername);
+  }
+
+  reject(actor: Actor, id: string, notes?: string | null, opts: { approverUsername?: string } = {}) {
+    return this.decide(actor, id, 'reject', notes ?? null, opts.approverUsername);
+  }
+
+  async cancel(actor: Actor, id: string, notes?: string | null): Promise<ChangeView> {
+    return this.decide(actor, id, 'cancel', notes ?? null);
+  }
+
+  private async decide(actor: Actor, id: string, action: ChangeAction, notes: string | null, approverUsername?: string): Promise<ChangeView> {
+    const now = this.clock.now();
+    await this.db.tx(async (tx) => {
+      let acting = actor;
+      if (approverUsername) {
+        const who = await requireIdentity(tx, { username: approverUsername }, 'approver');
+        acting = { id: who.id, label: who.display_name, channel: actor.channel };
+      }
+      const row = await this.find(tx, id, true);
+      if (row.status !== 'pending') {
+        throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${iso(row.decided_at)}` : ''}.`, {
+          status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
+        });
+      }
+      await this.authorize(tx, acting, row, action);
+      const to = nextChangeStatus(row.status, action);
+      const updated = await tx.maybeOne<ChangeRow>(
+        `UPDATE changes SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_notes = $6, updated_at = $3
+          WHERE id = $1 AND status = 'pending' RETURNING *`,
+        [row.id, to, now, acting.id, acting.label, notes?.trim() || null],
+      );
+      if (!updated) throw new AppError('already_decided', 'This change was decided a moment ago.');
+      await appendAudit(tx, { actor: acting, action: `change.${to}`, subjectType: 'change', subjectId: row.id, before: { status: 'pending' }, after: { status: to }, details: notes ? { notes } : null, at: now });
+      const data = changeData(updated);
+      const type = `change.${to}` as 'change.approved' | 'change.rejected' | 'change.cancelled';
+      const webhooks = [{ type, data }] as { type: 'change.approved' | 'change.rejected' | 'change.cancelled' | 'change.apply'; data: Record<string, unknown> }[];
+      if (to === 'approved') webhooks.push({ type: 'change.apply', data });
+      await emit(tx, { type, subjectType: 'change', subjectId: row.id, actor: acting, at: now, data, webhooks });
+    });
+    return toView(await this.find(this.db, id));
+  }
+
+  private async authorize(tx: Tx, actor: Actor, row: ChangeRow, action: ChangeAction): Promise<void> {
+    const own = actor.id ? actor.id === row.requester_id : actor.label === row.requester_label && row.requester_id === null;
+    if (action === 'cancel') {
+      if (!own && actor.channel !== 'api' && actor.channel !== 'cli') throw new AppError('forbidden', 'Only the requester can cancel a change.');
+      return;
+    }
+    if (own) throw new AppError('self_approval', 'You cannot approve or reject your own change; another admin must.');
+    if (!actor.id) {
+      if (actor.channel === 'api' || actor.channel === 'cli') return;
+      throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before deciding.');
+    }
+    const mine = await groupNamesOf(tx, actor.id);
+    if (!row.approvers.some((g) => mine.includes(g))) {
+      throw new AppError('not_an_approver', `Only members of ${row.approvers.join(', ')} can decide this change.`, { approverGroups: row.approvers });
+    }
+  }
+
+  private async find(db: Queryable, id: string, lock = false): Promise<ChangeRow> {
+    if (!isUuid(id)) throw new AppError('not_found', `No change with id "${id}".`);
+    const row = await db.maybeOne<ChangeRow>(`SELECT * FROM changes WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+    if (!row) throw new AppError('not_found', `No change with id "${id}".`);
+    return row;
+  }
+}
+
+function changeData(r: ChangeRow): Record<string, unknown> {
+  return {
+    changeId: r.id,
+    status: r.status,
+    resourceType: r.resource_type,
+    resourceId: r.resource_id,
+    before: r.before,
+    after: r.after,
+    diff: r.diff,
+    justification: r.justification,
+    requestedBy: r.requester_label,
+    decidedBy: r.decided_by_label,
+    decidedAt: iso(r.decided_at),
+    notes: r.decision_notes,
+  };
+}

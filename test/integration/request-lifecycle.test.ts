@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+
+let t: TestContext;
+let s: Seeded;
+beforeAll(async () => {
+  t = await createTestContext();
+  s = await seedContoso(t.tdb.db);
+});
+afterAll(() => t.close());
+
+const outboxTypes = async (requestId: string) =>
+  (await t.tdb.db.query<{ type: string; payload: any }>('SELECT type, payload FROM outbox WHERE subject_id = $1 ORDER BY seq', [requestId]));
+
+describe('request lifecycle', () => {
+  it('submits, approves once, orders the install, and revokes with an uninstall', async () => {
+    const { requests } = t.ctx;
+    const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Need diagrams', answers: { usage: 'Diagrams' } });
+    expect(r.status).toBe('pending');
+    await expect(requests.decide(s.actor(s.bob), r.id, 'approve')).rejects.toMatchObject({ code: 'self_approval' });
+    await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'not_an_approver' });
+    const d = await requests.decide(s.actor(s.ada), r.id, 'approve', 'ok');
+    expect(d.outcome).toBe('approved');
+    expect(d.request.decidedBy).toBe(s.ada.username);
+    await expect(requests.decide(s.actor(s.cyd), r.id, 'approve')).rejects.toMatchObject({ code: 'already_decided' });
+    const rows = await outboxTypes(r.id);
+    expect(rows.map((x) => x.type)).toEqual(['request.submitted', 'request.approved']);
+    expect(rows[1]!.payload.webhooks.map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
+    expect(rows[1]!.payload.webhooks[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', applicationId: VISIO });
+
+    const revoked = await requests.decide(s.actor(s.cyd), r.id, 'deny', 'no longer needed');
+    expect(revoked.outcome).toBe('revoked');
+    const after = await outboxTypes(r.id);
+    expect(after.at(-1)!.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
+
+    const re = await requests.decide(s.actor(s.ada), r.id, 'approve', 'needed after all');
+    expect(re.outcome).toBe('reapproved');
+    const detail = await requests.get(r.id);
+    expect(detail.history.map((h) => h.action)).toEqual([
+      'request.submitted', 'request.decision.approve', 'request.approved', 'request.revoked', 'request.approved',
+    ]);
+  });
+
+  it('rejects a second pending request for the same user, device and app', async () => {
+    const app2 = 'ScopeId_X/Application_dup';
+    await t.tdb.db.query(`INSERT INTO applications (id, name, per_device, policy_id) SELECT $1, 'Dup', true, policy_id FROM applications WHERE id = $2`, [app2, VISIO]);
+    const input = { applicationId: app2, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } };
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => t.ctx.requests.submit(s.actor(s.bob), input)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results.filter((x) => x.status === 'rejected')) expect((r as PromiseRejectedResult).reason.code).toBe('already_pending');
+  });
+
+  it('validates justification and answers field by field', async () => {
+    await expect(t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, answers: { usage: 'Games' } }))
+      .rejects.toMatchObject({ code: 'validation_failed', details: { fields: { justification: expect.any(String), answers: { usage: expect.stringContaining('not one of') } } } });
+  });
+});
