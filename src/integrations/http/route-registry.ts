@@ -58,7 +58,7 @@ export class RouteRegistry {
       const body = def.body ? parseInput(def.body, req.body ?? {}, 'request body') : undefined;
       const query = def.query ? parseInput(def.query, req.query, 'query string') : undefined;
       const actor: Actor = { id: principal.identityId, label: `api:${principal.name}`, channel: 'api' };
-      const out = await def.handler({ req, res, body, query, params: req.params as Record<string, string>, principal, actor });
+      const out = await def.handler({ req, res, body: body as z.infer<B>, query: query as z.infer<Q>, params: req.params as Record<string, string>, principal, actor });
       if (res.headersSent) return;
       const result: HandlerResult = isResult(out) ? out : { body: out };
       for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
