@@ -23,7 +23,7 @@ const url = (what: string) =>
 export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-    PORT: z.coerce.number().int().min(0).max(65535).default(3978),
+    PORT: z.coerce.number({ error: 'must be a port number' }).int('must be a port number').min(0).max(65535).default(3978),
     DATABASE_URL: url('postgres://').default('postgres://postgres@127.0.0.1:5432/signoff'),
     REDIS_URL: url('redis://').default('redis://127.0.0.1:6379'),
     PUBLIC_URL: url('http(s)://').default('http://localhost:3978'),
@@ -58,24 +58,24 @@ export const configSchema = z
     OUTBOX_RECONCILE_MS: z.coerce.number().int().positive().default(30_000),
     SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
     LINK_TOKEN_TTL: z.string().default('P14D'),
-  })
-  .superRefine((c, ctx) => {
-    if (c.TEAMS_EMULATOR && c.NODE_ENV === 'production') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['TEAMS_EMULATOR'],
-        message: 'must not be set when NODE_ENV=production (it accepts unauthenticated traffic)',
-      });
-    }
-    if (Boolean(c.SLACK_SIGNING_SECRET) !== Boolean(c.SLACK_BOT_TOKEN)) {
-      const missing = c.SLACK_SIGNING_SECRET ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET';
-      ctx.addIssue({ code: 'custom', path: [missing], message: 'is required when the other Slack key is set' });
-    }
-    if (Boolean(c.MICROSOFT_APP_ID) !== Boolean(c.MICROSOFT_APP_PASSWORD) && c.MICROSOFT_APP_TYPE !== 'UserAssignedMSI') {
-      const missing = c.MICROSOFT_APP_ID ? 'MICROSOFT_APP_PASSWORD' : 'MICROSOFT_APP_ID';
-      ctx.addIssue({ code: 'custom', path: [missing], message: 'is required when the other Microsoft app key is set' });
-    }
   });
+
+/** Rules across keys, checked on the raw environment so they are reported together with per-key problems. */
+function crossKeyProblems(env: Record<string, string | undefined>): string[] {
+  const set = (k: string) => Boolean(env[k]?.trim());
+  const on = (k: string) => ['1', 'true', 'yes'].includes(env[k] ?? '');
+  const problems: string[] = [];
+  if (on('TEAMS_EMULATOR') && env.NODE_ENV === 'production') {
+    problems.push('TEAMS_EMULATOR: must not be set when NODE_ENV=production (it accepts unauthenticated traffic)');
+  }
+  if (set('SLACK_SIGNING_SECRET') !== set('SLACK_BOT_TOKEN')) {
+    problems.push(`${set('SLACK_SIGNING_SECRET') ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET'}: is required when the other Slack key is set`);
+  }
+  if (set('MICROSOFT_APP_ID') !== set('MICROSOFT_APP_PASSWORD') && env.MICROSOFT_APP_TYPE !== 'UserAssignedMSI') {
+    problems.push(`${set('MICROSOFT_APP_ID') ? 'MICROSOFT_APP_PASSWORD' : 'MICROSOFT_APP_ID'}: is required when the other Microsoft app key is set`);
+  }
+  return problems;
+}
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -89,14 +89,16 @@ export class ConfigError extends Error {
 /** Parses the environment once; the message names every bad key and what is wrong with it. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const result = configSchema.safeParse(env);
-  if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((i) => {
+  const cross = crossKeyProblems(env);
+  if (!result.success || cross.length) {
+    throw new ConfigError([
+      ...(result.error?.issues ?? []).map((i) => {
         const key = i.path.join('.') || '(environment)';
         const value = typeof i.path[0] === 'string' ? env[i.path[0]] : undefined;
         return `${key}: ${i.message}${value !== undefined && !/SECRET|PASSWORD|TOKEN/.test(key) ? ` (got "${value}")` : ''}`;
       }),
-    );
+      ...cross,
+    ]);
   }
   return result.data;
 }

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { verifyAudit } from '../../src/core/audit-log.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+
+let t: TestContext;
+let s: Seeded;
+beforeAll(async () => {
+  t = await createTestContext();
+  s = await seedContoso(t.tdb.db, {
+    justification: 'optional',
+    stages: [
+      { approvers: ['it-approvers'], quorum: 'all' },
+      { approvers: ['security'], quorum: 'any', approverJustification: true },
+    ],
+    decisionDeadline: 'P7D',
+  });
+});
+afterAll(() => t.close());
+
+describe('multi-stage approval', () => {
+  it('waits for every it-approver, then moves to security, which must justify', async () => {
+    const { requests } = t.ctx;
+    const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+    expect((await requests.decide(s.actor(s.ada), r.id, 'approve')).outcome).toBe('recorded');
+    await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({ code: 'already_decided', message: expect.stringContaining('already decided stage 1') });
+    await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'not_an_approver' });
+    const second = await requests.decide(s.actor(s.cyd), r.id, 'approve');
+    expect(second).toMatchObject({ outcome: 'stage_approved', request: { status: 'pending', currentStage: 1 } });
+    await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({ code: 'not_an_approver' });
+    await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'validation_failed', details: { field: 'reason' } });
+    const done = await requests.decide(s.actor(s.dan), r.id, 'approve', 'checked licence');
+    expect(done).toMatchObject({ outcome: 'approved', request: { status: 'approved', decisionReason: 'checked licence' } });
+    const detail = await requests.get(r.id);
+    expect(detail.stages.map((x) => x.status)).toEqual(['approved', 'approved']);
+    expect(detail.decisions).toHaveLength(3);
+  });
+
+  it('a deny at any stage ends the request and the requester can no longer cancel', async () => {
+    const { requests } = t.ctx;
+    await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status = 'approved'`);
+    const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+    const d = await requests.decide(s.actor(s.cyd), r.id, 'deny', 'not licensed');
+    expect(d).toMatchObject({ outcome: 'denied', request: { status: 'denied', decidedBy: s.cyd.username } });
+    await expect(requests.cancel(s.actor(s.bob), r.id)).rejects.toMatchObject({ code: 'invalid_transition' });
+  });
+
+  it('only the requester cancels a pending request', async () => {
+    const { requests } = t.ctx;
+    await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status IN ('approved','pending')`);
+    const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+    await expect(requests.cancel(s.actor(s.ada), r.id)).rejects.toMatchObject({ code: 'forbidden' });
+    expect((await requests.cancel(s.actor(s.bob), r.id, 'changed my mind')).status).toBe('cancelled');
+  });
+
+  it('the audit chain verifies, and an edited row is found', async () => {
+    const before = await verifyAudit(t.tdb.db);
+    expect(before.ok).toBe(true);
+    expect(before.checked).toBeGreaterThan(5);
+    await expect(t.tdb.db.query(`UPDATE audit_events SET actor_label = 'mallory' WHERE id = 3`)).rejects.toThrow(/append-only/);
+    const client = new pg.Client({ connectionString: t.tdb.url });
+    await client.connect();
+    await client.query(`SET session_replication_role = replica`);
+    await client.query(`UPDATE audit_events SET actor_label = 'mallory' WHERE id = 3`);
+    await client.end();
+    const after = await verifyAudit(t.tdb.db);
+    expect(after).toMatchObject({ ok: false, firstBroken: { id: '3', reason: expect.stringContaining('edited') } });
+  });
+});
