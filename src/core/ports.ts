@@ -5,7 +5,7 @@ import type { DomainEvent } from './events.ts';
  * never calls them inside a transaction: it writes outbox rows and the relay calls the ports afterwards.
  */
 export interface ChatNotifier {
-  readonly platform: 'slack' | 'teams';
+  readonly platform: 'slack' | 'teams' | 'email';
   /** Renders and posts/updates whatever this event means on the platform. Must be idempotent per event id. */
   handle(event: DomainEvent): Promise<void>;
 }

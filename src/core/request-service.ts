@@ -126,11 +126,18 @@ export class RequestService {
   }
 
   /** Approve or deny. Approve on a denied/revoked request reapproves it; deny on an approved one revokes it. */
-  async decide(actor: Actor, id: string, decision: 'approve' | 'deny', reason?: string | null, opts: { approverUsername?: string } = {}): Promise<DecisionResult> {
+  async decide(actor: Actor, id: string, decision: 'approve' | 'deny', reason?: string | null, opts: { approverUsername?: string; promptStage?: number } = {}): Promise<DecisionResult> {
     const now = this.clock.now();
     const outcome = await this.db.tx(async (tx) => {
       const acting = opts.approverUsername ? await this.actorFor(tx, actor, opts.approverUsername) : actor;
       const row = await this.lock(tx, id);
+      // a button on a prompt decides that prompt only: a stale copy must never revoke or reapprove
+      if (opts.promptStage !== undefined) {
+        if (row.status !== 'pending') throw alreadyDecided(row);
+        if (row.current_stage !== opts.promptStage) {
+          throw new AppError('already_decided', `Stage ${opts.promptStage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
+        }
+      }
       if (row.status === 'approved' && decision === 'deny') return this.revokeLocked(tx, acting, row, reason ?? null, now, 'revoke');
       if ((row.status === 'denied' || row.status === 'revoked') && decision === 'approve') return this.reapproveLocked(tx, acting, row, reason ?? null, now);
       if (row.status !== 'pending') throw alreadyDecided(row);

@@ -1,0 +1,69 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Database, Queryable } from '../db/database.ts';
+import type { Clock } from './clock.ts';
+import { identityById } from './directory.ts';
+import { AppError } from './errors.ts';
+import type { RequestService } from './request-service.ts';
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export interface LinkToken {
+  id: string;
+  request_id: string;
+  approver_id: string;
+  stage: number;
+  action: 'approve' | 'deny';
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+/** One-time approve/deny links for email. Only the hash is stored; the token lives in the mail alone. */
+export async function createLinkToken(db: Queryable, input: { requestId: string; approverId: string; stage: number; action: 'approve' | 'deny'; expiresAt: Date }): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
+  await db.query(
+    'INSERT INTO link_tokens (token_hash, request_id, approver_id, stage, action, expires_at) VALUES ($1,$2,$3,$4,$5,$6)',
+    [hash(token), input.requestId, input.approverId, input.stage, input.action, input.expiresAt],
+  );
+  return token;
+}
+
+/** Looks a link up without consuming it (mail scanners follow GET links). */
+export async function peekLinkToken(db: Queryable, token: string, now: Date): Promise<LinkToken> {
+  const row = await db.maybeOne<LinkToken>('SELECT * FROM link_tokens WHERE token_hash = $1', [hash(token)]);
+  if (!row) throw new AppError('not_found', 'This link is not valid.');
+  if (row.used_at) throw new AppError('already_decided', `This link was already used at ${new Date(row.used_at).toISOString()}.`);
+  if (new Date(row.expires_at) <= now) throw new AppError('invalid_transition', 'This link has expired.');
+  return row;
+}
+
+/**
+ * Consumes the link and decides as the approver it was sent to. The link is spent even when the decision is
+ * refused (already decided elsewhere), so it stops working once used.
+ */
+export async function useLinkToken(db: Database, requests: RequestService, clock: Clock, token: string, reason: string | null) {
+  const now = clock.now();
+  const row = await db.maybeOne<LinkToken>(
+    'UPDATE link_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING *',
+    [hash(token), now],
+  );
+  if (!row) {
+    await peekLinkToken(db, token, now);
+    throw new AppError('already_decided', 'This link was already used.');
+  }
+  // the other link of the pair (approve vs deny) dies with this one
+  await db.query('UPDATE link_tokens SET used_at = $3 WHERE request_id = $1 AND approver_id = $2 AND used_at IS NULL', [row.request_id, row.approver_id, now]);
+  const current = await db.one<{ current_stage: number; status: string; decided_by_label: string | null; decided_at: Date | null }>(
+    'SELECT current_stage, status, decided_by_label, decided_at FROM requests WHERE id = $1',
+    [row.request_id],
+  );
+  // a prompt's link decides that prompt only: it must never revoke or reapprove a request decided since
+  if (current.status !== 'pending') {
+    throw new AppError('already_decided', `This request was already ${current.status}${current.decided_by_label ? ` by ${current.decided_by_label}` : ''}${current.decided_at ? ` at ${new Date(current.decided_at).toISOString()}` : ''}.`);
+  }
+  if (current.current_stage !== row.stage) {
+    throw new AppError('already_decided', `This link was for stage ${row.stage + 1}, which is already settled.`);
+  }
+  const approver = await identityById(db, row.approver_id);
+  if (!approver) throw new AppError('not_found', 'The approver of this link no longer exists.');
+  return requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason);
+}

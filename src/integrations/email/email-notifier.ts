@@ -1,0 +1,87 @@
+import nodemailer from 'nodemailer';
+import type { AppContext } from '../../app-context.ts';
+import { appendAudit, systemActor } from '../../core/audit-log.ts';
+import { groupsByNames, membersOfGroups } from '../../core/directory.ts';
+import { addDuration } from '../../core/durations.ts';
+import type { DomainEvent } from '../../core/events.ts';
+import { createLinkToken } from '../../core/link-tokens.ts';
+import type { ChatNotifier, MailMessage, Mailer } from '../../core/ports.ts';
+import type { RequestDetail } from '../../core/views.ts';
+import { renderApprovalEmail, renderOutcomeEmail } from './email-templates.ts';
+
+export function createSmtpMailer(smtpUrl: string, from: string): Mailer {
+  const transport = nodemailer.createTransport(smtpUrl);
+  return {
+    async send(m: MailMessage) {
+      await transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, html: m.html });
+    },
+  };
+}
+
+const promptEvents = new Set(['request.submitted', 'request.stage_advanced', 'request.escalated', 'request.reminder']);
+const outcomeEvents = new Set(['request.approved', 'request.denied', 'request.revoked', 'request.expired', 'request.cancelled']);
+
+/**
+ * Email as a third notification channel: approvers get one-time approve/deny links, requesters get the outcome.
+ * Idempotent per event: a message already recorded for this event id is not sent again.
+ */
+export class EmailNotifier implements ChatNotifier {
+  readonly platform = 'email' as const;
+  constructor(private readonly ctx: AppContext, private readonly mailer: Mailer) {}
+
+  async handle(event: DomainEvent): Promise<void> {
+    if (event.subjectType !== 'request') return;
+    if (!promptEvents.has(event.type) && !outcomeEvents.has(event.type)) return;
+    const done = await this.ctx.db.maybeOne(
+      `SELECT 1 FROM audit_events WHERE subject_type = 'request' AND subject_id = $1 AND action = 'message.sent' AND details->>'eventId' = $2 AND channel = 'email' LIMIT 1`,
+      [event.subjectId, event.id],
+    );
+    if (done) return;
+    const request = await this.ctx.requests.get(event.subjectId);
+    const messages = promptEvents.has(event.type) ? await this.approvalMails(event, request) : this.outcomeMails(request);
+    for (const m of messages) await this.mailer.send(m);
+    if (messages.length) {
+      await this.ctx.db.tx((tx) =>
+        appendAudit(tx, {
+          actor: { ...systemActor, channel: 'email' },
+          action: 'message.sent',
+          subjectType: 'request',
+          subjectId: request.id,
+          details: { eventId: event.id, event: event.type, recipients: messages.flatMap((m) => m.to) },
+          at: this.ctx.clock.now(),
+        }),
+      );
+    }
+  }
+
+  private async approvalMails(event: DomainEvent, request: RequestDetail): Promise<MailMessage[]> {
+    if (request.status !== 'pending') return [];
+    const stage = request.stages[request.currentStage]!;
+    const groups = await groupsByNames(this.ctx.db, stage.approverGroups);
+    const people = (await membersOfGroups(this.ctx.db, stage.approverGroups)).filter((p) => p.email && p.id !== request.requester?.id);
+    const already = new Set(stage.decisions.map((d) => d.approver.id));
+    const expiresAt = addDuration(this.ctx.clock.now(), this.ctx.config.LINK_TOKEN_TTL);
+    const base = this.ctx.config.PUBLIC_URL.replace(/\/$/, '');
+    const mails: MailMessage[] = [];
+    for (const p of people.filter((x) => !already.has(x.id))) {
+      const link = async (action: 'approve' | 'deny') =>
+        `${base}/links/${await createLinkToken(this.ctx.db, { requestId: request.id, approverId: p.id, stage: request.currentStage, action, expiresAt })}`;
+      mails.push(renderApprovalEmail(request, { to: [p.email!], approveUrl: await link('approve'), denyUrl: await link('deny'), reminder: event.type === 'request.reminder' }));
+    }
+    // shared mailboxes cannot vouch for a person, so they get the details without links
+    const shared = groups.flatMap((g) => g.emails ?? []);
+    if (shared.length && event.type !== 'request.reminder') mails.push(renderApprovalEmail(request, { to: shared }));
+    return mails;
+  }
+
+  private outcomeMails(request: RequestDetail): MailMessage[] {
+    return request.requester?.email ? [renderOutcomeEmail(request, request.requester.email)] : [];
+  }
+}
+
+export function createEmailNotifier(ctx: AppContext): EmailNotifier | undefined {
+  if (!ctx.config.SMTP_URL) return undefined;
+  const mailer = ctx.mailer ?? createSmtpMailer(ctx.config.SMTP_URL, ctx.config.SMTP_FROM);
+  ctx.mailer = mailer;
+  return new EmailNotifier(ctx, mailer);
+}

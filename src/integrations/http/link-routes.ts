@@ -1,0 +1,62 @@
+import express, { type Express, type Request, type Response } from 'express';
+import type { AppContext } from '../../app-context.ts';
+import { identityById } from '../../core/directory.ts';
+import { isAppError, toAppError } from '../../core/errors.ts';
+import { peekLinkToken, useLinkToken } from '../../core/link-tokens.ts';
+import { escapeHtml } from '../email/email-templates.ts';
+
+const page = (title: string, body: string) =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
+  `<meta name="robots" content="noindex"><title>${escapeHtml(title)}</title>` +
+  `<style>body{font:16px system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}th{text-align:left;padding-right:1rem}` +
+  `button{font-size:1rem;padding:.5rem 1.5rem}textarea{width:100%}</style></head><body>${body}</body></html>`;
+
+function sendError(res: Response, e: unknown) {
+  const err = toAppError(e);
+  res.status(err.status).type('html').send(page(err.title, `<h1>${escapeHtml(err.title)}</h1><p>${escapeHtml(err.message)}</p>`));
+}
+
+/**
+ * GET shows what the link would do and consumes nothing (mail scanners prefetch links);
+ * only the POST from the confirmation form decides.
+ */
+export function mountLinkRoutes(app: Express, ctx: AppContext): void {
+  app.get('/links/:token', async (req: Request, res: Response) => {
+    res.setHeader('Cache-Control', 'no-store');
+    try {
+      const token = String(req.params.token);
+      const link = await peekLinkToken(ctx.db, token, ctx.clock.now());
+      const r = await ctx.requests.get(link.request_id);
+      const approver = await identityById(ctx.db, link.approver_id);
+      const verb = link.action === 'approve' ? 'Approve' : 'Deny';
+      const rows = [
+        ['Application', r.application.name],
+        ['Requested by', r.requester?.displayName ?? 'device pre-approval'],
+        ['Device', r.device?.name ?? '-'],
+        ['Justification', r.justification ?? '-'],
+        ['Status', r.status],
+      ].map(([k, v]) => `<tr><th>${escapeHtml(k!)}</th><td>${escapeHtml(v!)}</td></tr>`).join('');
+      const reason = `<p><label>Reason${link.action === 'deny' ? '' : ' (optional)'}<br><textarea name="reason" rows="3" maxlength="2000"></textarea></label></p>`;
+      res.type('html').send(page(`${verb} request`, `<h1>${verb} ${escapeHtml(r.application.name)}?</h1><p>Signed in as ${escapeHtml(approver?.display_name ?? '?')} through your email link.</p>` +
+        `<table>${rows}</table><form method="post">${reason}<button type="submit">${verb}</button></form>`));
+    } catch (e) {
+      sendError(res, e);
+    }
+  });
+
+  app.post('/links/:token', express.urlencoded({ extended: false, limit: '16kb' }), async (req: Request, res: Response) => {
+    res.setHeader('Cache-Control', 'no-store');
+    try {
+      const reason = typeof req.body?.reason === 'string' && req.body.reason.trim() ? req.body.reason.trim() : null;
+      const result = await useLinkToken(ctx.db, ctx.requests, ctx.clock, String(req.params.token), reason);
+      const r = result.request;
+      const text = result.outcome === 'recorded' ? 'Your approval is recorded; the request waits for more approvers.'
+        : result.outcome === 'stage_approved' ? 'Your approval is recorded; the request moves to the next stage.'
+        : `The request is now ${r.status}.`;
+      res.type('html').send(page('Thank you', `<h1>Done</h1><p>${escapeHtml(text)}</p>`));
+    } catch (e) {
+      if (!isAppError(e)) ctx.logger.error({ err: e }, 'email link decision failed');
+      sendError(res, e);
+    }
+  });
+}

@@ -1,0 +1,82 @@
+import express from 'express';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toDomainEvent } from '../../src/core/outbox.ts';
+import type { MailMessage } from '../../src/core/ports.ts';
+import { EmailNotifier } from '../../src/integrations/email/email-notifier.ts';
+import { mountLinkRoutes } from '../../src/integrations/http/link-routes.ts';
+import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+
+let t: TestContext;
+let s: Seeded;
+let server: Server;
+let base: string;
+const sent: MailMessage[] = [];
+
+beforeAll(async () => {
+  t = await createTestContext({ PUBLIC_URL: 'http://links.test' });
+  s = await seedContoso(t.tdb.db);
+  const app = express();
+  mountLinkRoutes(app, t.ctx);
+  server = app.listen(0);
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.close();
+  await t.close();
+});
+
+const notifier = () => new EmailNotifier(t.ctx, { send: async (m) => void sent.push(m) });
+const deliverOutbox = async (subjectId: string) => {
+  const rows = await t.tdb.db.query<any>('SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq', [subjectId]);
+  for (const r of rows) await notifier().handle(toDomainEvent(r));
+};
+const linkOf = (m: MailMessage, word: 'Approve' | 'Deny') => new URL(m.text.match(new RegExp(`${word}: (\\S+)`))![1]!).pathname;
+
+describe('email approve/deny links', () => {
+  it('mails each approver personal one-time links and the shared mailbox none', async () => {
+    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Diagrams for the audit', answers: { usage: 'Diagrams' } });
+    await deliverOutbox(r.id);
+    await deliverOutbox(r.id); // a retried job sends nothing twice
+    const toAda = sent.find((m) => m.to.includes('ada@contoso.com'))!;
+    expect(toAda.subject).toBe('Approve Visio for Bob User?');
+    expect(toAda.text).toContain('Justification: Diagrams for the audit');
+    expect(sent.filter((m) => m.to.includes('ada@contoso.com'))).toHaveLength(1);
+    expect(sent.find((m) => m.to.includes('it-approvers@contoso.com'))!.text).not.toContain('/links/');
+    expect(sent.some((m) => m.to.includes('bob@contoso.com'))).toBe(false);
+
+    // GET (what a mail scanner does) shows a confirmation page and decides nothing
+    const approve = linkOf(toAda, 'Approve');
+    for (let i = 0; i < 2; i++) {
+      const page = await fetch(base + approve);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<form method="post">');
+    }
+    expect((await t.ctx.requests.get(r.id)).status).toBe('pending');
+
+    const post = await fetch(base + approve, { method: 'POST', body: new URLSearchParams({ reason: 'fine' }) });
+    expect(await post.text()).toContain('now approved');
+    const after = await t.ctx.requests.get(r.id);
+    expect(after).toMatchObject({ status: 'approved', decidedBy: 'Ada Admin', decisionReason: 'fine' });
+    expect(after.decisions[0]!.channel).toBe('email');
+
+    // both of ada's links are spent; cyd's link tells who decided
+    expect((await fetch(base + approve, { method: 'POST' })).status).toBe(409);
+    expect((await fetch(base + linkOf(toAda, 'Deny'))).status).toBe(409);
+    const toCyd = sent.find((m) => m.to.includes('cyd@contoso.com'))!;
+    const late = await fetch(base + linkOf(toCyd, 'Deny'), { method: 'POST' });
+    expect(late.status).toBe(409);
+    expect(await late.text()).toContain('already approved by Ada Admin');
+
+    await deliverOutbox(r.id);
+    expect(sent.find((m) => m.to.includes('bob@contoso.com'))!.subject).toBe('Visio: request approved');
+  });
+
+  it('an unknown link is a 404 page', async () => {
+    const res = await fetch(`${base}/links/nope`);
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain('This link is not valid');
+  });
+});
