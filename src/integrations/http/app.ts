@@ -1,0 +1,96 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express } from 'express';
+import type { AppContext } from '../../app-context.ts';
+import { registerAdminRoutes } from './admin-routes.ts';
+import { apiKeyAuth } from './api-auth.ts';
+import { registerAuditRoutes } from './audit-routes.ts';
+import { jsonBody, requireJsonBody } from './body-parsing.ts';
+import { registerChangeRoutes } from './change-routes.ts';
+import { registerDeliveryRoutes } from './delivery-routes.ts';
+import { idempotency } from './idempotency.ts';
+import { mountLinkRoutes } from './link-routes.ts';
+import { createOpsRouter } from './ops-routes.ts';
+import { problemErrorHandler } from './problem.ts';
+import { requestId } from './request-id.ts';
+import { registerRequestRoutes } from './request-routes.ts';
+import { RouteRegistry } from './route-registry.ts';
+import { routeFallback } from './route-fallback.ts';
+
+export const API_BASE = '/api/v1';
+
+export interface HttpAppOptions {
+  /** Adapters mount their own routes here, before any body parser: Slack verifies signatures over the raw body. */
+  mount?: (app: Express) => void;
+}
+
+/** Builds the REST API with every route declared in the registry; exported for tests and the OpenAPI check. */
+export function buildApiRouter(ctx: AppContext): { router: express.Router; registry: RouteRegistry } {
+  const registry = new RouteRegistry();
+  const router = express.Router();
+  registerRequestRoutes(router, registry, ctx);
+  registerChangeRoutes(router, registry, ctx);
+  registerAuditRoutes(router, registry, ctx);
+  registerAdminRoutes(router, registry, ctx);
+  registerDeliveryRoutes(router, registry, ctx);
+  return { router, registry };
+}
+
+export function createHttpApp(ctx: AppContext, opts: HttpAppOptions = {}): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestId(ctx));
+
+  opts.mount?.(app);
+  mountLinkRoutes(app, ctx);
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.use(createOpsRouter(ctx));
+
+  const { router, registry } = buildApiRouter(ctx);
+  let openApi: Record<string, unknown> | undefined;
+  app.get(`${API_BASE}/openapi.json`, (_req, res) => {
+    openApi ??= registry.openApiDocument({ title: 'Signoff API', version: '1', serverUrl: ctx.config.PUBLIC_URL, basePath: API_BASE });
+    res.json(openApi);
+  });
+  // who is calling comes before reading what they sent: an unauthenticated client cannot make us parse a body
+  app.use(API_BASE, apiKeyAuth(ctx), requireJsonBody(), jsonBody(ctx.config.MAX_BODY_BYTES), idempotency(ctx), router);
+
+  app.use(routeFallback(app));
+  app.use(problemErrorHandler(ctx));
+  return app;
+}
+
+export interface RunningServer {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on `port` (0 picks one); close() stops accepting, lets requests in flight finish, then drops idle sockets. */
+export function startHttpServer(app: Express, port: number, opts: { host?: string; graceMs?: number } = {}): Promise<RunningServer> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, opts.host ?? '0.0.0.0');
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      let closing: Promise<void> | undefined;
+      resolve({
+        server,
+        port: (server.address() as AddressInfo).port,
+        close: () =>
+          (closing ??= new Promise<void>((done, fail) => {
+            const force = setTimeout(() => server.closeAllConnections(), opts.graceMs ?? 10_000);
+            force.unref();
+            server.close((e) => {
+              clearTimeout(force);
+              if (e) fail(e);
+              else done();
+            });
+            server.closeIdleConnections();
+          })),
+      });
+    });
+  });
+}

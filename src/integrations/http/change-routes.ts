@@ -1,0 +1,81 @@
+import type { Request, Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../../app-context.ts';
+import { changeDetailSchema, changeStatusSchema, changeViewSchema, optionalText, pageOf, pageQuery, text } from './api-schemas.ts';
+import type { RouteRegistry } from './route-registry.ts';
+
+const idParam = (req: Request) => String(req.params.id);
+
+const decisionBody = z.strictObject({
+  notes: optionalText(2000),
+  approver: text(256).optional().describe('username of the admin the calling system acts for; without it the API key decides as a trusted system (never on its own change)'),
+});
+
+/** Multi-admin approval (Intune MAA) over REST: every route needs `changes:write`, reads included, since changes carry admin data. */
+export function registerChangeRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
+  registry.add(router, {
+    method: 'post', path: '/changes', tag: 'changes', scope: 'changes:write',
+    summary: 'Submit a change to a protected resource for approval by another admin; the response carries the diff approvers see.',
+    body: z.strictObject({
+      resourceType: text(64),
+      resourceId: text(512),
+      before: z.json(),
+      after: z.json(),
+      justification: text(2000),
+      requestedBy: text(256).optional().describe('username of the admin the change is submitted for'),
+    }),
+    response: changeViewSchema,
+    successStatus: 201,
+    handler: async ({ body, actor }) => {
+      const view = await ctx.changes.submit(actor, body);
+      return { status: 201, body: view, headers: { Location: `/api/v1/changes/${view.id}` } };
+    },
+  });
+
+  registry.add(router, {
+    method: 'get', path: '/changes', tag: 'changes', scope: 'changes:write',
+    summary: 'List changes, newest first.',
+    query: z.strictObject({
+      status: changeStatusSchema.optional(),
+      resourceType: text(64).optional(),
+      resourceId: text(512).optional(),
+      ...pageQuery,
+    }),
+    response: pageOf(changeViewSchema),
+    handler: ({ query }) => {
+      const { limit, cursor, ...filter } = query;
+      return ctx.changes.list(filter, limit, cursor);
+    },
+  });
+
+  registry.add(router, {
+    method: 'get', path: '/changes/:id', tag: 'changes', scope: 'changes:write',
+    summary: 'One change with its diff and history.',
+    response: changeDetailSchema,
+    handler: ({ req }) => ctx.changes.get(idParam(req)),
+  });
+
+  registry.add(router, {
+    method: 'post', path: '/changes/:id/approve', tag: 'changes', scope: 'changes:write',
+    summary: 'Approve a pending change (never your own); emits change.apply.',
+    body: decisionBody,
+    response: changeViewSchema,
+    handler: ({ req, body, actor }) => ctx.changes.approve(actor, idParam(req), body.notes ?? null, { approverUsername: body.approver }),
+  });
+
+  registry.add(router, {
+    method: 'post', path: '/changes/:id/reject', tag: 'changes', scope: 'changes:write',
+    summary: 'Reject a pending change, with notes for the requester.',
+    body: decisionBody,
+    response: changeViewSchema,
+    handler: ({ req, body, actor }) => ctx.changes.reject(actor, idParam(req), body.notes ?? null, { approverUsername: body.approver }),
+  });
+
+  registry.add(router, {
+    method: 'post', path: '/changes/:id/cancel', tag: 'changes', scope: 'changes:write',
+    summary: 'Cancel a pending change (the requester withdraws it).',
+    body: z.strictObject({ notes: optionalText(2000) }),
+    response: changeViewSchema,
+    handler: ({ req, body, actor }) => ctx.changes.cancel(actor, idParam(req), body.notes ?? null),
+  });
+}
