@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiHarness, webhookTypes, type ApiHarness } from './api-harness.ts';
+
+let h: ApiHarness;
+beforeAll(async () => {
+  h = await createApiHarness();
+});
+afterAll(() => h.close());
+
+const script = (id: string, body: string) => ({
+  resourceType: 'script', resourceId: id,
+  before: { name: id, body: 'echo old', runAs: 'system' },
+  after: { name: id, body, runAs: 'system' },
+  justification: 'Fix the cleanup script',
+  requestedBy: 'CONTOSO\\ada',
+});
+
+describe('multi-admin approval over HTTP', () => {
+  it('submit shows the diff; self-approval is refused; another admin approves and change.apply is emitted', async () => {
+    const created = await h.as(h.keys.changes).post('/api/v1/changes', script('cleanup.ps1', 'echo new'));
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ status: 'pending', requester: { label: 'Ada Admin' }, approverGroups: ['it-approvers'] });
+    expect(created.body.diff).toEqual([{ path: '/body', op: 'replace', before: 'echo old', after: 'echo new' }]);
+
+    const self = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/approve`, { approver: 'CONTOSO\\ada' });
+    expect(self.status).toBe(403);
+    expect(self.body.code).toBe('self_approval');
+    const outsider = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/approve`, { approver: 'CONTOSO\\dan' });
+    expect(outsider.status).toBe(403);
+    expect(outsider.body).toMatchObject({ code: 'not_an_approver', approverGroups: ['it-approvers'] });
+
+    const ok = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', notes: 'looks right' });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ status: 'approved', decidedBy: 'Cyd Approver', decisionNotes: 'looks right' });
+    expect(webhookTypes(await h.outbox(created.body.id))).toEqual(['change.submitted', 'change.approved', 'change.apply']);
+
+    const late = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/reject`, { approver: 'CONTOSO\\ada' });
+    expect(late.status).toBe(409);
+    expect(late.body).toMatchObject({ code: 'already_decided', currentStatus: 'approved', decidedBy: 'Cyd Approver', decidedAt: expect.any(String) });
+
+    const detail = await h.as(h.keys.changes).get(`/api/v1/changes/${created.body.id}`);
+    expect(detail.body.history.map((x: { action: string }) => x.action)).toEqual(['change.submitted', 'change.approved']);
+  });
+
+  it('rejects with notes, lets the requester cancel, and keeps one pending change per resource', async () => {
+    const a = await h.as(h.keys.changes).post('/api/v1/changes', script('a.ps1', 'echo a'));
+    const rejected = await h.as(h.keys.changes).post(`/api/v1/changes/${a.body.id}/reject`, { approver: 'CONTOSO\\cyd', notes: 'use the module instead' });
+    expect(rejected.body).toMatchObject({ status: 'rejected', decisionNotes: 'use the module instead' });
+    expect(webhookTypes(await h.outbox(a.body.id))).toEqual(['change.submitted', 'change.rejected']);
+
+    const b = await h.as(h.keys.changes).post('/api/v1/changes', script('b.ps1', 'echo b'));
+    const second = await h.as(h.keys.changes).post('/api/v1/changes', script('b.ps1', 'echo b2'));
+    expect(second.status).toBe(409);
+    expect(second.body).toMatchObject({ code: 'already_pending', changeId: b.body.id, currentStatus: 'pending' });
+    const cancelled = await h.as(h.keys.changes).post(`/api/v1/changes/${b.body.id}/cancel`, { notes: 'wrong file' });
+    expect(cancelled.body.status).toBe('cancelled');
+    const third = await h.as(h.keys.changes).post('/api/v1/changes', script('b.ps1', 'echo b3'));
+    expect(third.status).toBe(201);
+  });
+
+  it('an API key cannot approve the change it submitted itself, but another key can', async () => {
+    const { requestedBy: _, ...mine } = script('c.ps1', 'echo c');
+    const c = await h.as(h.keys.changes).post('/api/v1/changes', mine);
+    expect(c.body.requester).toEqual({ id: null, label: 'api:maa-portal' });
+    const self = await h.as(h.keys.changes).post(`/api/v1/changes/${c.body.id}/approve`, {});
+    expect(self.status).toBe(403);
+    expect(self.body.code).toBe('self_approval');
+    const other = await h.as(h.keys.changes2).post(`/api/v1/changes/${c.body.id}/approve`, {});
+    expect(other.body).toMatchObject({ status: 'approved', decidedBy: 'api:maa-portal-2' });
+  });
+
+  it('lists changes by status and resource', async () => {
+    const list = await h.as(h.keys.changes).get('/api/v1/changes?status=pending&resourceType=script');
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((x: { resourceId: string }) => x.resourceId)).toEqual(['b.ps1']);
+    const page = await h.as(h.keys.changes).get('/api/v1/changes?limit=1');
+    expect(page.body.items).toHaveLength(1);
+    const next = await h.as(h.keys.changes).get(`/api/v1/changes?limit=1&cursor=${page.body.nextCursor}`);
+    expect(next.body.items[0].id).not.toBe(page.body.items[0].id);
+  });
+
+  it('exports and verifies the audit log for admins only', async () => {
+    expect((await h.as(h.keys.changes).get('/api/v1/audit')).status).toBe(403);
+    const page1 = await h.as(h.keys.admin).get('/api/v1/audit?limit=3');
+    expect(page1.status).toBe(200);
+    expect(page1.body.items).toHaveLength(3);
+    const page2 = await h.as(h.keys.admin).get(`/api/v1/audit?limit=3&cursor=${page1.body.nextCursor}`);
+    expect(Number(page2.body.items[0].id)).toBeGreaterThan(Number(page1.body.items[2].id));
+    expect(page2.body.items[0].prevHash).toBe(page1.body.items[2].hash);
+
+    const subject = page1.body.items[0].subjectId;
+    const filtered = await h.as(h.keys.admin).get(`/api/v1/audit?subjectType=change&subjectId=${subject}`);
+    expect(filtered.body.items.every((x: { subjectId: string }) => x.subjectId === subject)).toBe(true);
+
+    const nd = await h.as(h.keys.admin).get('/api/v1/audit?format=ndjson').buffer(true).parse((res, cb) => {
+      let data = '';
+      res.on('data', (c: Buffer) => (data += c.toString()));
+      res.on('end', () => cb(null, data));
+    });
+    expect(nd.headers['content-type']).toMatch(/^application\/x-ndjson/);
+    const lines = (nd.body as string).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.length).toBe(Number((await h.t.tdb.db.one('SELECT count(*) AS n FROM audit_events')).n));
+
+    const future = await h.as(h.keys.admin).get(`/api/v1/audit?since=${encodeURIComponent('2099-01-01T00:00:00Z')}`);
+    expect(future.body.items).toEqual([]);
+
+    const verify = await h.as(h.keys.admin).get('/api/v1/audit/verify');
+    expect(verify.body).toEqual({ ok: true, checked: lines.length });
+  });
+});
