@@ -1,4 +1,5 @@
 import { InitialSchema1763780000000 } from './1763780000000-initial-schema.ts';
+import { BackgroundWork1763790000000 } from './1763790000000-background-work.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
-export const migrations = [InitialSchema1763780000000];
+export const migrations = [InitialSchema1763780000000, BackgroundWork1763790000000];

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from './core/clock.ts';
 import { RequestService } from './core/request-service.ts';
 import type { Database } from './db/database.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createUrlGuard } from './integrations/webhooks/url-safety.ts';
 
 /** Wires the core services; adapters and workers are attached by the runtime. */
 export function buildContext(opts: { config: Config; db: Database; clock?: Clock; logger?: Logger; urlGuard?: UrlGuard }): AppContext {
@@ -17,7 +18,7 @@ export function buildContext(opts: { config: Config; db: Database; clock?: Clock
     logger: opts.logger ?? createLogger(opts.config.LOG_LEVEL),
     requests: new RequestService(opts.db, clock),
     changes: new ChangeService(opts.db, clock),
-    catalog: new CatalogService(opts.db, clock, opts.urlGuard),
+    catalog: new CatalogService(opts.db, clock, opts.urlGuard ?? createUrlGuard(opts.config)),
     notifiers: [],
   };
 }

@@ -1,0 +1,279 @@
+import type { Database, Tx } from '../db/database.ts';
+import { appendAudit, systemActor, type Actor } from './audit-log.ts';
+import type { Clock } from './clock.ts';
+import { applicationById, deviceById, groupNamesOf, identityById } from './directory.ts';
+import { addDuration, parseDuration } from './durations.ts';
+import { AppError } from './errors.ts';
+import { emit } from './outbox.ts';
+import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
+import { isUuid, type RequestRow } from './request-queries.ts';
+import { snapshotOf, type RequestService } from './request-service.ts';
+import { nextRequestStatus } from './request-state.ts';
+
+export const timerKinds = ['expiry', 'escalation', 'reminder', 'access_expiry', 'access_warning', 'review', 'install', 'review_lapse'] as const;
+export type TimerKind = (typeof timerKinds)[number];
+export type SweepResult = Record<TimerKind, number>;
+
+export interface TimerServiceOptions {
+  batchSize?: number;
+  /** how long reviewers have to answer a periodic access review (capped at the review interval) */
+  reviewWindow?: string;
+  onError?: (kind: TimerKind, id: string, error: unknown) => void;
+}
+
+export interface ReviewRow {
+  id: string;
+  request_id: string;
+  status: 'pending' | 'kept' | 'removed' | 'lapsed';
+  due_at: Date;
+  decided_by: string | null;
+  decided_at: Date | null;
+  reason: string | null;
+}
+
+type RequestTimer = { column: string; status: 'pending' | 'approved'; extra?: string; act: (tx: Tx, row: RequestRow, now: Date) => Promise<void> };
+
+/**
+ * Timed work lives in Postgres: due-at columns with partial indexes. A sweep claims due rows in batches with
+ * FOR UPDATE SKIP LOCKED and acts in the same transaction (moving or clearing the due-at column), so any number
+ * of sweepers can race and each effect still happens exactly once. Nothing costs anything until it is due.
+ */
+export class TimerService {
+  private readonly batchSize: number;
+  private readonly reviewWindow: string;
+  private readonly timers: Record<Exclude<TimerKind, 'review_lapse'>, RequestTimer>;
+
+  constructor(private readonly db: Database, private readonly clock: Clock, private readonly requests: RequestService, private readonly opts: TimerServiceOptions = {}) {
+    this.batchSize = opts.batchSize ?? 100;
+    this.reviewWindow = opts.reviewWindow ?? 'P14D';
+    this.timers = {
+      expiry: { column: 'deadline_at', status: 'pending', act: (tx, r, now) => this.expire(tx, r, now) },
+      escalation: { column: 'escalate_at', status: 'pending', extra: 'AND escalated_at IS NULL', act: (tx, r, now) => this.escalate(tx, r, now) },
+      reminder: { column: 'next_reminder_at', status: 'pending', act: (tx, r, now) => this.remind(tx, r, now) },
+      access_expiry: {
+        column: 'access_expires_at', status: 'approved',
+        act: async (tx, r, now) => void (await this.requests.revokeLocked(tx, systemActor, r, 'access expired', now, 'access_expired')),
+      },
+      access_warning: { column: 'access_warn_at', status: 'approved', act: (tx, r, now) => this.warnAccessExpiry(tx, r, now) },
+      review: { column: 'next_review_at', status: 'approved', act: (tx, r, now) => this.startReview(tx, r, now) },
+      install: { column: 'install_due_at', status: 'approved', act: (tx, r, now) => this.orderWindowedInstall(tx, r, now) },
+    };
+  }
+
+  /** Runs every kind of timer until nothing is due (or a batch hit an error, to be retried next sweep). */
+  async sweep(): Promise<SweepResult> {
+    const result = Object.fromEntries(timerKinds.map((k) => [k, 0])) as SweepResult;
+    for (const kind of timerKinds) {
+      for (;;) {
+        const { done, failed } = await this.runBatch(kind);
+        result[kind] += done;
+        if (failed > 0 || done + failed < this.batchSize) break;
+      }
+    }
+    return result;
+  }
+
+  /** One batch of one kind in one transaction; each row under a savepoint so one bad row does not block the rest. */
+  async runBatch(kind: TimerKind): Promise<{ done: number; failed: number }> {
+    const now = this.clock.now();
+    return this.db.tx(async (tx) => {
+      if (kind === 'review_lapse') {
+        const rows = await tx.query<ReviewRow>(
+          `SELECT * FROM access_reviews WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [now, this.batchSize],
+        );
+        return this.each(tx, kind, rows, (r) => this.lapseReview(tx, r, now));
+      }
+      const t = this.timers[kind];
+      const rows = await tx.query<RequestRow>(
+        `SELECT * FROM requests WHERE status = '${t.status}' AND ${t.column} <= $1 ${t.extra ?? ''}
+          ORDER BY ${t.column} LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [now, this.batchSize],
+      );
+      return this.each(tx, kind, rows, (r) => t.act(tx, r, now));
+    });
+  }
+
+  private async each<R extends { id: string }>(tx: Tx, kind: TimerKind, rows: R[], fn: (r: R) => Promise<void>) {
+    let done = 0;
+    let failed = 0;
+    for (const row of rows) {
+      await tx.query('SAVEPOINT timer_row');
+      try {
+        await fn(row);
+        await tx.query('RELEASE SAVEPOINT timer_row');
+        done++;
+      } catch (e) {
+        await tx.query('ROLLBACK TO SAVEPOINT timer_row');
+        failed++;
+        this.opts.onError?.(kind, row.id, e);
+      }
+    }
+    return { done, failed };
+  }
+
+  private async related(tx: Tx, row: RequestRow) {
+    const app = (await applicationById(tx, row.application_id))!;
+    const requester = row.requester_id ? ((await identityById(tx, row.requester_id)) ?? null) : null;
+    const device = row.device_id ? ((await deviceById(tx, row.device_id)) ?? null) : null;
+    return { app, requester, device };
+  }
+
+  private async expire(tx: Tx, row: RequestRow, now: Date): Promise<void> {
+    const to = nextRequestStatus(row.status, 'expire');
+    const reason = 'no decision before the deadline';
+    const updated = await tx.one<RequestRow>(
+      `UPDATE requests SET status = $2, decided_at = $3, decided_by = NULL, decided_by_label = $4, decision_reason = $5,
+              deadline_at = NULL, next_reminder_at = NULL, escalate_at = NULL, version = version + 1, updated_at = $3
+        WHERE id = $1 AND status = 'pending' RETURNING *`,
+      [row.id, to, now, systemActor.label, reason],
+    );
+    await appendAudit(tx, { actor: systemActor, action: 'request.expired', subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: { reason, deadline: row.deadline_at }, at: now });
+    const r = await this.related(tx, updated);
+    const snapshot = snapshotOf(updated, r.app, r.requester, r.device);
+    await emit(tx, {
+      type: 'request.expired', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
+      data: { ...snapshot, previousStatus: row.status }, webhooks: [{ type: 'request.expired', data: snapshot }],
+    });
+  }
+
+  private async escalate(tx: Tx, row: RequestRow, now: Date): Promise<void> {
+    const policy = policyOf(row);
+    await tx.query(`UPDATE requests SET escalated_at = $2, escalate_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`, [row.id, now]);
+    const details = { stage: row.current_stage, escalateTo: policy.escalateTo ?? [], approverGroups: policy.stages[row.current_stage]?.approvers ?? [] };
+    await appendAudit(tx, { actor: systemActor, action: 'request.escalated', subjectType: 'request', subjectId: row.id, details, at: now });
+    await emit(tx, { type: 'request.escalated', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+  }
+
+  private async remind(tx: Tx, row: RequestRow, now: Date): Promise<void> {
+    const policy = policyOf(row);
+    let next: Date | null = null;
+    if (policy.reminderEvery) {
+      // a sweeper that was down sends one reminder, not one per missed interval
+      next = addDuration(new Date(row.next_reminder_at!), policy.reminderEvery);
+      if (next <= now) next = addDuration(now, policy.reminderEvery);
+      if (row.deadline_at && next >= new Date(row.deadline_at)) next = null;
+    }
+    await tx.query(`UPDATE requests SET next_reminder_at = $2 WHERE id = $1`, [row.id, next]);
+    const stage = policy.stages[row.current_stage];
+    const groups = [...(stage?.approvers ?? []), ...(row.escalated_at ? (policy.escalateTo ?? []) : [])];
+    const details = { stage: row.current_stage, approverGroups: [...new Set(groups)], deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null };
+    await appendAudit(tx, { actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
+    await emit(tx, { type: 'request.reminder', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+  }
+
+  private async warnAccessExpiry(tx: Tx, row: RequestRow, now: Date): Promise<void> {
+    await tx.query(`UPDATE requests SET access_warn_at = NULL WHERE id = $1`, [row.id]);
+    const r = await this.related(tx, row);
+    const accessExpiresAt = row.access_expires_at ? new Date(row.access_expires_at).toISOString() : null;
+    await appendAudit(tx, { actor: systemActor, action: 'request.access_expiring', subjectType: 'request', subjectId: row.id, details: { accessExpiresAt }, at: now });
+    await emit(tx, {
+      type: 'request.access_expiring', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
+      data: { ...snapshotOf(row, r.app, r.requester, r.device), accessExpiresAt },
+    });
+  }
+
+  private async orderWindowedInstall(tx: Tx, row: RequestRow, now: Date): Promise<void> {
+    const why = 'install window opened';
+    await tx.query(`UPDATE requests SET install_ordered_at = $2, install_due_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`, [row.id, now]);
+    const r = await this.related(tx, row);
+    await appendAudit(tx, { actor: systemActor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now });
+    await emit(tx, {
+      type: 'request.install_ordered', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
+      data: { requestId: row.id, why },
+      webhooks: [{
+        type: 'app.install',
+        data: {
+          requestId: row.id, applicationId: r.app.id, applicationName: r.app.name, clientGuid: r.device?.client_guid ?? null,
+          deviceName: r.device?.name ?? null, username: r.requester?.username ?? null, reason: why,
+        },
+      }],
+    });
+  }
+
+  private async startReview(tx: Tx, row: RequestRow, now: Date): Promise<void> {
+    const policy = policyOf(row);
+    if (!policy.accessReviewEvery) {
+      await tx.query(`UPDATE requests SET next_review_at = NULL WHERE id = $1`, [row.id]);
+      return;
+    }
+    const windowMs = Math.min(parseDuration(this.reviewWindow), parseDuration(policy.accessReviewEvery));
+    const dueAt = new Date(now.getTime() + windowMs);
+    await tx.query(`UPDATE requests SET next_review_at = $2 WHERE id = $1`, [row.id, addDuration(now, policy.accessReviewEvery)]);
+    const review = await tx.maybeOne<{ id: string }>(
+      `INSERT INTO access_reviews (request_id, status, due_at, created_at) VALUES ($1, 'pending', $2, $3)
+       ON CONFLICT (request_id) WHERE status = 'pending' DO NOTHING RETURNING id`,
+      [row.id, dueAt, now],
+    );
+    // the previous review is still open: it is not duplicated, the next one is simply scheduled
+    if (!review) return;
+    const reviewers = reviewerGroups(policy);
+    const r = await this.related(tx, row);
+    await appendAudit(tx, { actor: systemActor, action: 'request.review_started', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() }, at: now });
+    await emit(tx, {
+      type: 'request.review_started', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
+      data: { ...snapshotOf(row, r.app, r.requester, r.device), reviewId: review.id, reviewers, dueAt: dueAt.toISOString() },
+    });
+  }
+
+  private async lapseReview(tx: Tx, review: ReviewRow, now: Date): Promise<void> {
+    const reason = 'nobody answered the review in time; access is kept';
+    await tx.query(`UPDATE access_reviews SET status = 'lapsed', decided_at = $2, reason = $3 WHERE id = $1`, [review.id, now, reason]);
+    await appendAudit(tx, { actor: systemActor, action: 'request.review_lapsed', subjectType: 'request', subjectId: review.request_id, details: { reviewId: review.id, reason }, at: now });
+    await emit(tx, {
+      type: 'request.review_decided', subjectType: 'request', subjectId: review.request_id, actor: systemActor, at: now,
+      data: { requestId: review.request_id, reviewId: review.id, outcome: 'lapsed', reason },
+    });
+  }
+
+  /** A reviewer keeps or removes access; remove revokes the request (and uninstalls when an install was ordered). */
+  async decideReview(actor: Actor, reviewId: string, decision: 'keep' | 'remove', reason?: string | null): Promise<{ reviewId: string; status: 'kept' | 'removed'; requestStatus: string }> {
+    if (!isUuid(reviewId)) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+    const now = this.clock.now();
+    return this.db.tx(async (tx) => {
+      const review = await tx.maybeOne<ReviewRow>('SELECT * FROM access_reviews WHERE id = $1 FOR UPDATE', [reviewId]);
+      if (!review) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+      if (review.status !== 'pending') {
+        const who = review.decided_by ? ((await identityById(tx, review.decided_by))?.display_name ?? 'someone') : 'nobody (it lapsed)';
+        throw new AppError('already_decided', `This review was already ${review.status} by ${who} at ${review.decided_at ? new Date(review.decided_at).toISOString() : 'earlier'}.`, {
+          status: review.status, decidedAt: review.decided_at ? new Date(review.decided_at).toISOString() : null,
+        });
+      }
+      const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [review.request_id]);
+      const policy = policyOf(row);
+      await authorizeReviewer(tx, actor, row, policy);
+      const status = decision === 'keep' ? 'kept' : 'removed';
+      const why = reason?.trim() || null;
+      await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_at = $4, reason = $5 WHERE id = $1`, [review.id, status, actor.id, now, why]);
+      await appendAudit(tx, { actor, action: `request.review.${decision}`, subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: why }, at: now });
+      await emit(tx, {
+        type: 'request.review_decided', subjectType: 'request', subjectId: row.id, actor, at: now,
+        data: { requestId: row.id, reviewId: review.id, outcome: status, reason: why },
+      });
+      let requestStatus: string = row.status;
+      if (decision === 'remove' && row.status === 'approved') {
+        await this.requests.revokeLocked(tx, actor, row, why ?? 'removed in access review', now, 'review_removed');
+        requestStatus = 'revoked';
+      }
+      return { reviewId: review.id, status, requestStatus };
+    });
+  }
+}
+
+const policyOf = (row: RequestRow): PolicyDefinition => policyDefinitionSchema.parse(row.policy);
+
+export const reviewerGroups = (policy: PolicyDefinition) =>
+  policy.reviewers?.length ? policy.reviewers : [...new Set(policy.stages.flatMap((s) => s.approvers))];
+
+async function authorizeReviewer(tx: Tx, actor: Actor, row: RequestRow, policy: PolicyDefinition): Promise<void> {
+  if (actor.id && actor.id === row.requester_id) throw new AppError('self_approval', 'You cannot review your own access.');
+  if (!actor.id) {
+    if (actor.channel === 'api' || actor.channel === 'cli' || actor.channel === 'system') return;
+    throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before reviewing.');
+  }
+  const groups = reviewerGroups(policy);
+  const mine = await groupNamesOf(tx, actor.id);
+  if (!groups.some((g) => mine.includes(g))) {
+    throw new AppError('not_an_approver', `Only members of ${groups.join(', ')} can review this access.`, { reviewerGroups: groups });
+  }
+}

@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { AppContext } from '../app-context.ts';
+import type { DomainEvent } from '../core/events.ts';
+import { toDomainEvent } from '../core/outbox.ts';
+import type { AppQueues } from './queue/queues.ts';
+import { messageIdOf, webhookBody } from './webhooks/signing.ts';
+
+export const OUTBOX_CHANNEL = 'signoff_outbox';
+
+interface OutboxRow {
+  id: string;
+  status: string;
+  payload: Omit<DomainEvent, 'id'>;
+}
+
+export interface FanOut {
+  deliveries: { id: string; delayMs: number }[];
+  effects: string[];
+}
+
+/**
+ * Records everything one event fans out to (a delivery row per subscribed endpoint and webhook type, an
+ * effect row per notifier) and marks the event done in the same transaction. The row lock makes two relays
+ * of one event take turns; the unique keys make the second one a no-op.
+ */
+export async function fanOut(ctx: AppContext, outboxId: string): Promise<FanOut> {
+  const targets = [...new Set(ctx.notifiers.map((n) => n.platform))];
+  await ctx.db.tx(async (tx) => {
+    const row = await tx.maybeOne<OutboxRow>('SELECT id, status, payload FROM outbox WHERE id = $1 FOR UPDATE', [outboxId]);
+    if (!row || row.status === 'done') return;
+    const event = toDomainEvent(row);
+    for (const hook of event.webhooks) {
+      const endpoints = await tx.query<{ id: string }>(
+        `SELECT id FROM webhook_endpoints WHERE enabled AND ($1 = ANY(events) OR '*' = ANY(events)) ORDER BY created_at`,
+        [hook.type],
+      );
+      const body = webhookBody(hook.type, event.occurredAt, hook.data);
+      for (const ep of endpoints) {
+        const id = randomUUID();
+        await tx.query(
+          `INSERT INTO webhook_deliveries (id, message_id, endpoint_id, outbox_id, event_type, body, status, next_attempt_at)
+           VALUES ($1, $2, $3, $4, $5, $6, 'pending', now())
+           ON CONFLICT (outbox_id, endpoint_id, event_type) WHERE outbox_id IS NOT NULL DO NOTHING`,
+          [id, messageIdOf(id), ep.id, outboxId, hook.type, body],
+        );
+      }
+    }
+    for (const target of targets) {
+      await tx.query(`INSERT INTO outbox_effects (outbox_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [outboxId, target]);
+    }
+    await tx.query(`UPDATE outbox SET status = 'done', processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`, [outboxId]);
+  });
+  // whatever is still pending for this event, including leftovers of an earlier relay that died after commit
+  const deliveries = await ctx.db.query<{ id: string; delay_ms: number }>(
+    `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (next_attempt_at - now())) * 1000)::float8 AS delay_ms
+       FROM webhook_deliveries WHERE outbox_id = $1 AND status = 'pending'`,
+    [outboxId],
+  );
+  const effects = await ctx.db.query<{ target: string }>(`SELECT target FROM outbox_effects WHERE outbox_id = $1 AND status = 'pending'`, [outboxId]);
+  return { deliveries: deliveries.map((d) => ({ id: d.id, delayMs: Number(d.delay_ms) || 0 })), effects: effects.map((e) => e.target) };
+}
+
+/** The relay job: fan out, then enqueue. An enqueue that fails is picked up by the reconciler. */
+export async function relayOutboxEvent(ctx: AppContext, queues: AppQueues, outboxId: string): Promise<FanOut> {
+  const result = await fanOut(ctx, outboxId);
+  await Promise.all([
+    ...result.deliveries.map((d) => queues.delivery(d.id, d.delayMs)),
+    ...result.effects.map((t) => queues.notification(outboxId, t)),
+  ]);
+  return result;
+}
+
+/** The notify job: hands the event to one notifier, once; failures are recorded and retried by BullMQ. */
+export async function runEffect(ctx: AppContext, outboxId: string, target: string, finalAttempt: boolean): Promise<'done' | 'skipped'> {
+  const outcome = await ctx.db.tx(async (tx) => {
+    const row = await tx.maybeOne<{ id: string; payload: Omit<DomainEvent, 'id'> }>(
+      `SELECT f.id, o.payload FROM outbox_effects f JOIN outbox o ON o.id = f.outbox_id
+        WHERE f.outbox_id = $1 AND f.target = $2 AND f.status = 'pending' FOR UPDATE OF f SKIP LOCKED`,
+      [outboxId, target],
+    );
+    if (!row) return { kind: 'skipped' as const };
+    const notifier = ctx.notifiers.find((n) => n.platform === target);
+    if (!notifier) {
+      await tx.query(`UPDATE outbox_effects SET status = 'failed', last_error = $2, completed_at = now() WHERE id = $1`, [row.id, `no ${target} notifier is configured on this worker`]);
+      return { kind: 'skipped' as const };
+    }
+    try {
+      await notifier.handle(toDomainEvent({ id: outboxId, payload: row.payload }));
+    } catch (e) {
+      const message = (e as Error)?.message ?? String(e);
+      await tx.query(
+        `UPDATE outbox_effects SET attempts = attempts + 1, last_error = $2, status = CASE WHEN $3 THEN 'failed' ELSE status END,
+                completed_at = CASE WHEN $3 THEN now() ELSE NULL END WHERE id = $1`,
+        [row.id, message.slice(0, 2000), finalAttempt],
+      );
+      return { kind: 'error' as const, error: e };
+    }
+    await tx.query(`UPDATE outbox_effects SET status = 'done', attempts = attempts + 1, last_error = NULL, completed_at = now() WHERE id = $1`, [row.id]);
+    return { kind: 'done' as const };
+  });
+  if (outcome.kind === 'error') throw outcome.error;
+  return outcome.kind;
+}
+
+/**
+ * Re-enqueues everything Postgres says is unfinished: outbox events not done, deliveries and effects still
+ * pending. Harmless when the jobs exist (same ids); essential after Redis lost them.
+ */
+export async function reconcileOnce(ctx: AppContext, queues: AppQueues, batch = 1000): Promise<{ outbox: number; deliveries: number; effects: number }> {
+  const outbox = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [batch]);
+  for (const r of outbox) await queues.relay(r.id);
+  const deliveries = await ctx.db.query<{ id: string; delay_ms: number }>(
+    `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
+       FROM webhook_deliveries WHERE status = 'pending' ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
+    [batch],
+  );
+  for (const d of deliveries) await queues.delivery(d.id, Number(d.delay_ms) || 0);
+  const effects = await ctx.db.query<{ outbox_id: string; target: string }>(
+    `SELECT outbox_id, target FROM outbox_effects WHERE status = 'pending' ORDER BY created_at LIMIT $1`,
+    [batch],
+  );
+  for (const f of effects) await queues.notification(f.outbox_id, f.target);
+  return { outbox: outbox.length, deliveries: deliveries.length, effects: effects.length };
+}
+
+export interface OutboxRelay {
+  /** runs one reconcile pass now (also used right after the LISTEN connection comes back) */
+  reconcile(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * LISTEN on a dedicated connection turns a commit into a job within milliseconds; the reconciler every
+ * OUTBOX_RECONCILE_MS covers missed notifications, Redis outages and flushes.
+ */
+export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRelay {
+  const log = ctx.logger.child({ component: 'outbox-relay' });
+  let stopped = false;
+  let client: pg.Client | null = null;
+  let reconnectTimer: NodeJS.Timeout | null = null;
+  let reconciling: Promise<void> | null = null;
+  let backoff = 250;
+
+  const reconcile = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    reconciling ??= reconcileOnce(ctx, queues)
+      .then((n) => {
+        if (n.outbox || n.deliveries || n.effects) log.debug(n, 'reconciled');
+      })
+      .catch((e) => log.warn({ err: e }, 'reconcile failed; will try again'))
+      .finally(() => {
+        reconciling = null;
+      });
+    return reconciling;
+  };
+
+  const connect = async () => {
+    if (stopped) return;
+    const c = new pg.Client({ connectionString: ctx.config.DATABASE_URL, application_name: 'signoff-outbox-listener' });
+    client = c;
+    const retry = () => {
+      if (stopped || client !== c) return;
+      client = null;
+      c.end().catch(() => undefined);
+      reconnectTimer = setTimeout(() => void connect(), backoff);
+      backoff = Math.min(backoff * 2, 10_000);
+    };
+    c.on('error', (e) => {
+      log.warn({ err: e }, 'LISTEN connection lost; reconnecting');
+      retry();
+    });
+    c.on('end', retry);
+    c.on('notification', (msg) => {
+      if (msg.channel !== OUTBOX_CHANNEL || !msg.payload) return;
+      queues.relay(msg.payload).catch((e) => log.warn({ err: e, outboxId: msg.payload }, 'could not enqueue; the reconciler will'));
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      backoff = 250;
+      // notifications sent while we were not listening are gone; sweep them up
+      void reconcile();
+    } catch (e) {
+      log.warn({ err: e }, 'could not LISTEN; retrying');
+      retry();
+    }
+  };
+
+  void connect();
+  const interval = setInterval(() => void reconcile(), ctx.config.OUTBOX_RECONCILE_MS);
+  interval.unref();
+
+  return {
+    reconcile,
+    async stop() {
+      stopped = true;
+      clearInterval(interval);
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      const c = client;
+      client = null;
+      await reconciling?.catch(() => undefined);
+      await c?.end().catch(() => undefined);
+    },
+  };
+}

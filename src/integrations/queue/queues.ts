@@ -1,0 +1,98 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { AppContext } from '../../app-context.ts';
+import { createRedis } from './connection.ts';
+
+export const queueNames = { outbox: 'outbox', webhooks: 'webhooks', notify: 'notify' } as const;
+
+export interface OutboxJob {
+  outboxId: string;
+}
+export interface DeliveryJob {
+  deliveryId: string;
+}
+export interface NotifyJob {
+  outboxId: string;
+  target: string;
+}
+
+/** Job ids are the Postgres ids, so enqueueing the same thing twice is a no-op while the first is queued. */
+export const jobIds = {
+  relay: (outboxId: string) => outboxId,
+  delivery: (deliveryId: string) => deliveryId,
+  // BullMQ refuses ids with a single ':' (reserved for its repeatable jobs), hence '-'
+  notify: (outboxId: string, target: string) => `${outboxId}-${target}`,
+};
+
+// completed jobs linger briefly for Bull Board; nothing depends on them being kept
+const keep: Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> = {
+  removeOnComplete: { age: 3600, count: 5000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
+};
+
+/** The producer side of the three queues. One instance per context, shared by workers, routes and metrics. */
+export class AppQueues {
+  readonly outbox: Queue<OutboxJob>;
+  readonly webhooks: Queue<DeliveryJob>;
+  readonly notify: Queue<NotifyJob>;
+
+  constructor(readonly connection: Redis, readonly prefix: string) {
+    const opts = { connection, prefix };
+    this.outbox = new Queue<OutboxJob>(queueNames.outbox, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
+    this.webhooks = new Queue<DeliveryJob>(queueNames.webhooks, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
+    this.notify = new Queue<NotifyJob>(queueNames.notify, { ...opts, defaultJobOptions: { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 2000 } } });
+  }
+
+  all(): Queue[] {
+    return [this.outbox, this.webhooks, this.notify] as Queue[];
+  }
+
+  relay(outboxId: string): Promise<void> {
+    return this.ensure(this.outbox as Queue, 'relay', { outboxId }, jobIds.relay(outboxId));
+  }
+
+  delivery(deliveryId: string, delayMs = 0): Promise<void> {
+    return this.ensure(this.webhooks as Queue, 'deliver', { deliveryId }, jobIds.delivery(deliveryId), delayMs);
+  }
+
+  notification(outboxId: string, target: string): Promise<void> {
+    return this.ensure(this.notify as Queue, 'notify', { outboxId, target }, jobIds.notify(outboxId, target));
+  }
+
+  /**
+   * Adds the job unless one with this id is already waiting, delayed or running. A finished copy (kept for
+   * Bull Board) would make BullMQ ignore the add, so it is removed first: Postgres said the work is not done.
+   */
+  private async ensure(queue: Queue, name: string, data: object, jobId: string, delayMs = 0): Promise<void> {
+    const state = await queue.getJobState(jobId);
+    if (state === 'completed' || state === 'failed') {
+      await queue.remove(jobId).catch(() => undefined);
+    } else if (state !== 'unknown') {
+      return;
+    }
+    await queue.add(name, data, { jobId, delay: Math.max(0, Math.round(delayMs)) });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.all().map((q) => q.close()));
+    this.connection.disconnect();
+  }
+}
+
+const perContext = new WeakMap<AppContext, AppQueues>();
+
+/** The context's producer queues, created on first use (the web role needs them only for redeliver and Bull Board). */
+export function queuesFor(ctx: AppContext): AppQueues {
+  let q = perContext.get(ctx);
+  if (!q) {
+    q = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${ctx.config.QUEUE_PREFIX}:producer`), ctx.config.QUEUE_PREFIX);
+    perContext.set(ctx, q);
+  }
+  return q;
+}
+
+export async function closeQueues(ctx: AppContext): Promise<void> {
+  const q = perContext.get(ctx);
+  perContext.delete(ctx);
+  await q?.close();
+}

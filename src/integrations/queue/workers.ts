@@ -1,0 +1,104 @@
+import { DelayedError, Worker, type Job } from 'bullmq';
+import type { AppContext } from '../../app-context.ts';
+import { metricsFor } from '../metrics.ts';
+import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
+import { attemptDelivery, type DeliveryRuntime } from '../webhooks/delivery-processor.ts';
+import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
+import { parseAllowList } from '../webhooks/url-safety.ts';
+import { createRedis } from './connection.ts';
+import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
+import { startSweeper, type Sweeper } from './sweeper.ts';
+
+export interface WorkerOptions {
+  /** webhook retry schedule (tests shorten it) */
+  backoff?: BackoffOptions;
+  webhookConcurrency?: number;
+  /** BullMQ lock: a job whose worker died is picked up again after about this long */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** run the timer sweeper in this process (default true) */
+  sweeper?: boolean;
+  sweepIntervalMs?: number;
+}
+
+export interface RunningWorkers {
+  queues: AppQueues;
+  relay: OutboxRelay;
+  sweeper: Sweeper | null;
+  /** stops taking jobs, lets the ones in flight finish, closes connections */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the outbox relay (LISTEN + reconciler), the three BullMQ workers and the timer sweeper. Any number
+ * of processes may run this against the same Postgres and Redis: job ids, row locks and SKIP LOCKED keep
+ * every effect single.
+ */
+export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): Promise<RunningWorkers> {
+  const log = ctx.logger.child({ component: 'workers' });
+  const prefix = ctx.config.QUEUE_PREFIX;
+  // own producer connection: stop() closes it without touching the web role's shared one
+  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`), prefix);
+  const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`);
+  const metrics = metricsFor(ctx);
+  const rt: DeliveryRuntime = { ctx, allow: parseAllowList(ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: opts.backoff ?? defaultBackoff, metrics };
+  const common = {
+    connection,
+    prefix,
+    lockDuration: opts.lockDurationMs ?? 30_000,
+    stalledInterval: opts.stalledIntervalMs ?? opts.lockDurationMs ?? 30_000,
+    // a job whose worker keeps dying is failed by BullMQ; the reconciler re-adds it while Postgres says pending
+    maxStalledCount: 3,
+    autorun: false,
+  };
+
+  const outboxWorker = new Worker<OutboxJob>(queueNames.outbox, async (job) => {
+    await relayOutboxEvent(ctx, queues, job.data.outboxId);
+  }, { ...common, concurrency: 4 });
+
+  const webhookWorker = new Worker<DeliveryJob>(queueNames.webhooks, async (job: Job<DeliveryJob>, token?: string) => {
+    const step = await attemptDelivery(rt, job.data.deliveryId);
+    if (step.outcome === 'retry') {
+      // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
+      await job.moveToDelayed(step.retryAt, token);
+      throw new DelayedError();
+    }
+    return step.outcome;
+  }, { ...common, concurrency: opts.webhookConcurrency ?? 8 });
+
+  const notifyWorker = new Worker<NotifyJob>(queueNames.notify, async (job) => {
+    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    return runEffect(ctx, job.data.outboxId, job.data.target, final);
+  }, { ...common, concurrency: 4 });
+
+  const workers = [outboxWorker, webhookWorker, notifyWorker];
+  for (const w of workers) {
+    w.on('failed', (job, err) => log.warn({ err, queue: w.name, jobId: job?.id }, 'job failed'));
+    w.on('error', (err) => log.warn({ err, queue: w.name }, 'worker error'));
+  }
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  for (const w of workers) void w.run();
+
+  const relay = startOutboxRelay(ctx, queues);
+  const sweeper = opts.sweeper === false ? null : startSweeper(ctx, { intervalMs: opts.sweepIntervalMs });
+  log.info({ prefix }, 'workers started');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    queues,
+    relay,
+    sweeper,
+    stop() {
+      stopping ??= (async () => {
+        await relay.stop();
+        await sweeper?.stop();
+        // close() waits for the jobs in flight to finish
+        await Promise.allSettled(workers.map((w) => w.close()));
+        await queues.close();
+        connection.disconnect();
+        log.info('workers stopped');
+      })();
+      return stopping;
+    },
+  };
+}

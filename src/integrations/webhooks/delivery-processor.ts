@@ -1,0 +1,133 @@
+import type { AppContext } from '../../app-context.ts';
+import { appendAudit, systemActor } from '../../core/audit-log.ts';
+import type { Tx } from '../../db/database.ts';
+import type { Metrics } from '../metrics.ts';
+import { postOnce, type PostResult } from './http-post.ts';
+import { classifyStatus, parseRetryAfter, retryDelayMs, type AttemptVerdict, type BackoffOptions } from './retry-policy.ts';
+import { signedHeaders } from './signing.ts';
+import type { AllowList } from './url-safety.ts';
+
+export interface DeliveryRuntime {
+  ctx: AppContext;
+  allow: AllowList;
+  backoff: BackoffOptions;
+  metrics?: Metrics;
+}
+
+export type DeliveryStep =
+  | { outcome: 'succeeded' | 'failed' | 'skipped' }
+  | { outcome: 'retry'; retryAt: number };
+
+interface LockedDelivery {
+  id: string;
+  message_id: string;
+  endpoint_id: string;
+  event_type: string;
+  body: string;
+  attempts: number;
+  next_attempt_at: Date | null;
+  url: string;
+  secret: string;
+  enabled: boolean;
+  endpoint_name: string;
+}
+
+const excerptOf = (r: PostResult) => (r.kind === 'response' ? r.excerpt : null);
+
+/**
+ * One attempt of one delivery. The delivery row stays locked (FOR UPDATE SKIP LOCKED) for the length of the
+ * HTTP call, so a duplicate job (after a Redis flush or a stalled-job recovery) finds it busy and does nothing;
+ * a killed worker's lock dies with its connection and the next job resumes. Every attempt is recorded in the
+ * same transaction as the delivery's new state.
+ */
+export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): Promise<DeliveryStep> {
+  const { ctx } = rt;
+  return ctx.db.tx(async (tx) => {
+    const d = await tx.maybeOne<LockedDelivery>(
+      `SELECT d.id, d.message_id, d.endpoint_id, d.event_type, d.body, d.attempts, d.next_attempt_at,
+              e.url, e.secret, e.enabled, e.name AS endpoint_name
+         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        WHERE d.id = $1 AND d.status = 'pending'
+        FOR UPDATE OF d SKIP LOCKED`,
+      [deliveryId],
+    );
+    if (!d) return { outcome: 'skipped' };
+    const due = d.next_attempt_at ? new Date(d.next_attempt_at).getTime() : 0;
+    // an early duplicate of a scheduled retry waits for its turn instead of sending ahead of the backoff
+    if (due > Date.now() + 250) return { outcome: 'retry', retryAt: due };
+    if (!d.enabled) {
+      await finish(tx, d.id, 'failed', null, 'endpoint is disabled');
+      return { outcome: 'failed' };
+    }
+
+    const attempt = d.attempts + 1;
+    const result = await postOnce({
+      url: d.url,
+      headers: signedHeaders(d.secret, d.message_id, d.body),
+      body: d.body,
+      timeoutMs: ctx.config.WEBHOOK_TIMEOUT_MS,
+      allow: rt.allow,
+    });
+    const verdict: AttemptVerdict | 'refused' =
+      result.kind === 'response' ? classifyStatus(result.status) : result.kind === 'network' ? 'retry' : 'refused';
+    const statusCode = result.kind === 'response' ? result.status : null;
+    const error =
+      result.kind === 'network' ? result.error
+      : result.kind === 'refused' ? `refused at send time: ${result.reason}`
+      : verdict === 'succeeded' ? null
+      : statusCode! >= 300 && statusCode! < 400 ? `HTTP ${statusCode} (redirects are not followed)`
+      : `HTTP ${statusCode}`;
+
+    await tx.query(
+      `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, response_excerpt, error)
+       VALUES ($1, (SELECT count(*) + 1 FROM webhook_attempts WHERE delivery_id = $1), $2, $3, $4, $5)`,
+      [d.id, statusCode, result.latencyMs, excerptOf(result), error],
+    );
+    rt.metrics?.deliveryAttempts.inc({ outcome: verdict });
+    rt.metrics?.deliveryLatency.observe({ outcome: verdict }, result.latencyMs / 1000);
+
+    if (verdict === 'succeeded') {
+      await tx.query(
+        `UPDATE webhook_deliveries SET status = 'succeeded', attempts = $2, last_status_code = $3, last_error = NULL, next_attempt_at = NULL, completed_at = now() WHERE id = $1`,
+        [d.id, attempt, statusCode],
+      );
+      return { outcome: 'succeeded' };
+    }
+    if (verdict === 'retry' && attempt < ctx.config.WEBHOOK_MAX_ATTEMPTS) {
+      const retryAfter = result.kind === 'response' ? parseRetryAfter(result.retryAfter) : null;
+      const retryAt = Date.now() + retryDelayMs(attempt, rt.backoff, retryAfter);
+      await tx.query(
+        `UPDATE webhook_deliveries SET attempts = $2, last_status_code = $3, last_error = $4, next_attempt_at = $5 WHERE id = $1`,
+        [d.id, attempt, statusCode, error, new Date(retryAt)],
+      );
+      return { outcome: 'retry', retryAt };
+    }
+    if (verdict === 'gone') {
+      const reason = `the receiver answered 410 Gone at ${new Date().toISOString()}`;
+      await tx.query(`UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1`, [d.endpoint_id, reason]);
+      await appendAudit(tx, {
+        actor: systemActor, action: 'webhook_endpoint.disabled', subjectType: 'webhook_endpoint', subjectId: d.endpoint_id,
+        before: { enabled: true }, after: { enabled: false }, details: { reason, deliveryId: d.id, name: d.endpoint_name }, at: ctx.clock.now(),
+      });
+    }
+    const finalError = verdict === 'retry' ? `${error} (gave up after ${attempt} attempts)` : error;
+    await tx.query(`UPDATE webhook_deliveries SET attempts = $2 WHERE id = $1`, [d.id, attempt]);
+    await finish(tx, d.id, 'failed', statusCode, finalError);
+    return { outcome: 'failed' };
+  });
+}
+
+async function finish(tx: Tx, id: string, status: 'failed', code: number | null, error: string | null): Promise<void> {
+  await tx.query(
+    `UPDATE webhook_deliveries SET status = $2, last_status_code = coalesce($3, last_status_code), last_error = $4, next_attempt_at = NULL, completed_at = now() WHERE id = $1`,
+    [id, status, code, error],
+  );
+}
+
+/** Puts a finished delivery back in line; the caller enqueues its job. Attempts start counting again. */
+export async function resetForRedelivery(tx: Tx, id: string): Promise<void> {
+  await tx.query(
+    `UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL, completed_at = NULL, last_error = NULL WHERE id = $1`,
+    [id],
+  );
+}
