@@ -7,7 +7,12 @@ export interface FieldProblem {
 }
 
 export function zodProblems(error: z.ZodError): FieldProblem[] {
-  return error.issues.map((i) => ({ field: i.path.map(String).join('.') || '(body)', message: i.message }));
+  return error.issues.flatMap((i) => {
+    const at = i.path.map(String);
+    // zod reports unknown keys on the parent object; name each key as the field at fault
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ field: [...at, k].join('.'), message: 'is not a known field' }));
+    return [{ field: at.join('.') || '(body)', message: i.message }];
+  });
 }
 
 /** Parses input with a zod schema; failures become one validation_failed error naming each field. */
