@@ -2,7 +2,8 @@ import type { Express, NextFunction, Request, Response } from 'express';
 import { AppError } from '../../core/errors.ts';
 
 interface Layer {
-  match(path: string): boolean;
+  /** router@2 returns the match ({ path, params }); older versions return a boolean and set `this.path` */
+  match(path: string): boolean | { path: string } | undefined;
   path?: string;
   route?: { methods: Record<string, boolean> };
   handle?: { stack?: Layer[] };
@@ -16,17 +17,18 @@ function allowedMethods(stack: Layer[], path: string, depth = 0): Set<string> {
   const out = new Set<string>();
   if (depth > 8) return out;
   for (const layer of stack) {
-    let matched = false;
+    let matched: ReturnType<Layer['match']>;
     try {
       matched = layer.match(path);
     } catch {
-      matched = false;
+      matched = undefined;
     }
     if (!matched) continue;
+    const prefix = typeof matched === 'object' ? matched.path : layer.path;
     if (layer.route) {
       for (const m of Object.keys(layer.route.methods)) if (m !== '_all') out.add(m.toUpperCase());
-    } else if (layer.handle?.stack && typeof layer.path === 'string') {
-      for (const m of allowedMethods(layer.handle.stack, path.slice(layer.path.length) || '/', depth + 1)) out.add(m);
+    } else if (layer.handle?.stack && typeof prefix === 'string') {
+      for (const m of allowedMethods(layer.handle.stack, path.slice(prefix.length) || '/', depth + 1)) out.add(m);
     }
   }
   if (out.has('GET')) out.add('HEAD');
