@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { webhookEventTypes } from './events.ts';
+import { changePolicySchema, installWindowSchema, policyDefinitionSchema } from './policy-schema.ts';
+
+/**
+ * Input shapes of the catalog and directory, shared by `signoff apply` and the admin API. Every object is
+ * strict so a misspelt key is an error rather than a silently ignored setting.
+ */
+
+const name = z.string().trim().min(1).max(200);
+const optionalText = (max: number) => z.string().trim().min(1).max(max).optional();
+
+/** `DOMAIN\user` (sAMAccountName form) or a UPN such as `user@contoso.com`. */
+export const usernameSchema = z
+  .string()
+  .trim()
+  .max(256)
+  .regex(/^(?:[^\\/\s@]+\\[^\\/\s]+|[^@\s\\]+@[^@\s\\]+\.[^@\s\\]+)$/, 'must be DOMAIN\\user or a UPN such as user@contoso.com');
+
+export const identityInputSchema = z.strictObject({
+  username: usernameSchema,
+  displayName: name,
+  email: z.email('must be an email address').optional(),
+  /** guests are not covered by a policy's `requestors.allMembers` */
+  guest: z.boolean().default(false),
+  /** Slack member id, e.g. U0ADA */
+  slack: z.string().trim().regex(/^[UW][A-Z0-9]{2,}$/, 'must be a Slack member id such as U0123ABCD').optional(),
+  /** Entra (AAD) object id of the Teams user */
+  teams: z.guid('must be the Entra object id (a GUID) of the Teams user').optional(),
+});
+export type IdentityInput = z.infer<typeof identityInputSchema>;
+
+export const deviceInputSchema = z.strictObject({
+  /** Configuration Manager client GUID, e.g. GUID:5D3F1A2B-... */
+  clientGuid: z.string().trim().min(1).max(100).regex(/^\S+$/, 'must not contain spaces'),
+  name: name,
+  primaryUser: usernameSchema.optional(),
+});
+export type DeviceInput = z.infer<typeof deviceInputSchema>;
+
+export const approverGroupInputSchema = z.strictObject({
+  name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must use letters, digits, ".", "_" or "-"'),
+  members: z.array(usernameSchema).max(500).default([]),
+  /** Slack channel id the group's prompts go to, e.g. C0APPROVE */
+  slackChannel: z.string().trim().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a Slack channel id such as C0123ABCD').optional(),
+  /** Teams channel (conversation) id, e.g. 19:approvers@thread.tacv2 */
+  teamsChannel: z.string().trim().min(1).max(300).optional(),
+  emails: z.array(z.email('must be an email address')).max(50).default([]),
+});
+export type ApproverGroupInput = z.infer<typeof approverGroupInputSchema>;
+
+/** A named policy: the policy definition's fields next to its name. */
+export const policyInputSchema = z
+  .strictObject({ name, ...policyDefinitionSchema.shape })
+  .superRefine((p, ctx) => {
+    // the definition's own cross-field rules (duplicate question ids, escalateTo) live on its schema
+    const { name: _name, ...definition } = p;
+    const result = policyDefinitionSchema.safeParse(definition);
+    if (!result.success) for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  });
+export type PolicyInputNamed = z.infer<typeof policyInputSchema>;
+
+/** Configuration Manager model id: `ScopeId_<scope>/Application_<guid>`. */
+export const applicationIdSchema = z
+  .string()
+  .trim()
+  .max(300)
+  .regex(/^ScopeId_[^/\s]+\/Application_[^/\s]+$/, 'must be a model id such as ScopeId_<scope>/Application_<guid>');
+
+export const applicationInputSchema = z
+  .strictObject({
+    id: applicationIdSchema,
+    name,
+    description: optionalText(2000),
+    version: z.union([z.string().trim().min(1).max(100), z.number().transform(String)]).optional(),
+    visibility: z.enum(['visible', 'hidden-until-approved']).default('visible'),
+    perDevice: z.boolean().default(true),
+    installWindow: installWindowSchema.optional(),
+    /** an inline policy, stored as a policy named after the application id */
+    policy: policyDefinitionSchema.optional(),
+    /** or the name of a shared policy */
+    policyName: name.optional(),
+  })
+  .superRefine((a, ctx) => {
+    if (a.policy && a.policyName) ctx.addIssue({ code: 'custom', path: ['policyName'], message: 'give either policy (inline) or policyName, not both' });
+  });
+export type ApplicationInput = z.infer<typeof applicationInputSchema>;
+
+export const changePolicyInputSchema = changePolicySchema;
+export type ChangePolicyInput = z.infer<typeof changePolicyInputSchema>;
+
+/** Standard Webhooks secret: `whsec_` + base64 of 24 to 64 random bytes. */
+export const webhookSecretSchema = z
+  .string()
+  .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+  .refine((s) => {
+    const bytes = Buffer.from(s.slice(6), 'base64').length;
+    return bytes >= 24 && bytes <= 64;
+  }, 'must encode 24 to 64 bytes after whsec_');
+
+export const webhookInputSchema = z.strictObject({
+  name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must use letters, digits, ".", "_" or "-"'),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000),
+  /** generated when absent on create; left as it is when absent on update */
+  secret: webhookSecretSchema.optional(),
+  events: z
+    .array(z.enum(webhookEventTypes, { error: `must be one of ${webhookEventTypes.join(', ')}` }))
+    .min(1, 'needs at least one event type')
+    .refine((e) => new Set(e).size === e.length, 'lists an event type twice'),
+  /** new endpoints start enabled; when absent an existing endpoint keeps its state */
+  enabled: z.boolean().optional(),
+});
+export type WebhookInput = z.infer<typeof webhookInputSchema>;
+
+function uniqueBy<T>(key: (item: T) => string, what: string) {
+  return (items: T[] | undefined, ctx: z.RefinementCtx) => {
+    const seen = new Map<string, number>();
+    items?.forEach((item, i) => {
+      const k = key(item).toLowerCase();
+      if (seen.has(k)) ctx.addIssue({ code: 'custom', path: [i], message: `duplicates ${what} "${key(item)}" (also at index ${seen.get(k)})` });
+      else seen.set(k, i);
+    });
+  };
+}
+
+/**
+ * The whole `signoff apply` file. Each section is optional: a section the file leaves out is not managed by
+ * it (neither written nor pruned), so a directory file and a catalog file can be applied separately.
+ */
+export const catalogDocumentSchema = z.strictObject({
+  identities: z.array(identityInputSchema).superRefine(uniqueBy((i) => i.username, 'username')).optional(),
+  devices: z.array(deviceInputSchema).superRefine(uniqueBy((d) => d.clientGuid, 'clientGuid')).optional(),
+  approverGroups: z.array(approverGroupInputSchema).superRefine(uniqueBy((g) => g.name, 'group name')).optional(),
+  policies: z.array(policyInputSchema).superRefine(uniqueBy((p) => p.name, 'policy name')).optional(),
+  applications: z.array(applicationInputSchema).superRefine(uniqueBy((a) => a.id, 'application id')).optional(),
+  changePolicies: z.array(changePolicyInputSchema).superRefine(uniqueBy((c) => c.name, 'change policy name')).optional(),
+  webhooks: z.array(webhookInputSchema).superRefine(uniqueBy((w) => w.name, 'webhook name')).optional(),
+});
+export type CatalogDocument = z.infer<typeof catalogDocumentSchema>;
+
+export const catalogKinds = ['identities', 'devices', 'approverGroups', 'policies', 'applications', 'changePolicies', 'webhooks'] as const;
+export type CatalogKind = (typeof catalogKinds)[number];
