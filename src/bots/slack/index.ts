@@ -1,0 +1,41 @@
+import type { Express } from 'express';
+import type { AppContext } from '../../app-context.ts';
+import type { ChatNotifier } from '../../core/ports.ts';
+import { SlackApi } from './slack-api.ts';
+import { slackEventsHandler } from './slack-http.ts';
+import { SlackNotifier } from './slack-notifier.ts';
+import type { SlackDeps } from './slack-replies.ts';
+
+export interface SlackAdapterOptions {
+  /** ms before an empty acknowledgement goes out regardless of handler progress; Slack's limit is 3000 */
+  ackBudgetMs?: number;
+  now?: () => number;
+}
+
+export interface SlackAdapter {
+  /** Adds POST /slack/events; call before any JSON body parser, the signature covers the raw bytes. */
+  mount(app: Express): void;
+  notifier: ChatNotifier;
+}
+
+/** The Slack front of Signoff: slash command, App Home, interactivity and the outbox notifier. */
+export function createSlackAdapter(ctx: AppContext, opts: SlackAdapterOptions = {}): SlackAdapter {
+  const { SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_API_URL, MAX_BODY_BYTES } = ctx.config;
+  if (!SLACK_SIGNING_SECRET || !SLACK_BOT_TOKEN) throw new Error('Slack is not configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN');
+  const api = new SlackApi(SLACK_BOT_TOKEN, { apiUrl: SLACK_API_URL, logger: ctx.logger });
+  const notifier = new SlackNotifier(ctx, api);
+  const responseOrigins = new Set(['https://hooks.slack.com']);
+  if (SLACK_API_URL) responseOrigins.add(new URL(SLACK_API_URL).origin);
+  const deps: SlackDeps = { ctx, api, notifier, responseOrigins };
+  return {
+    notifier,
+    mount(app) {
+      app.post('/slack/events', ...slackEventsHandler(deps, {
+        signingSecret: SLACK_SIGNING_SECRET,
+        ackBudgetMs: opts.ackBudgetMs ?? 2500,
+        maxBodyBytes: MAX_BODY_BYTES,
+        now: opts.now,
+      }));
+    },
+  };
+}

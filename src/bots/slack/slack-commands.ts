@@ -1,0 +1,136 @@
+import { applicationById, devicesOfUser, policyOf, type ApplicationRow, type IdentityRow } from '../../core/directory.ts';
+import type { SlackView } from './slack-api.ts';
+import { statusLabel } from './slack-approval-blocks.ts';
+import { changeModal } from './slack-change-modal.ts';
+import { button, context, esc, section, slackDate } from './slack-format.ts';
+import { requestableApplications } from './slack-home.ts';
+import { ACTION } from './slack-ids.ts';
+import { infoModal, loadingModal, requestModal } from './slack-request-modal.ts';
+import { errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type SlackDeps } from './slack-replies.ts';
+import type { Ack } from './slack-http.ts';
+
+export interface SlashCommand {
+  command: string;
+  text: string;
+  user_id: string;
+  channel_id: string;
+  trigger_id: string;
+  response_url?: string;
+}
+
+export const HELP = [
+  '*Signoff* — ask for software and approve requests without leaving Slack.',
+  '• `/signoff request [app]` — request an application (opens a form; the app name is optional)',
+  '• `/signoff my` — your requests and changes, with Cancel and Install now',
+  '• `/signoff pending` — what waits on your decision',
+  '• `/signoff change` — propose a change to a protected resource for another admin to approve',
+  '• `/signoff help` — this help',
+  'The *Home* tab of the Signoff app shows the catalog and everything above.',
+].join('\n');
+
+/** Opens a modal while the trigger_id is fresh: if loading is slow, a placeholder opens first and is then replaced. */
+export async function openModal(deps: SlackDeps, triggerId: string, build: Promise<SlackView>, budgetMs = 1500): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), budgetMs); });
+  const guarded = build.then((v) => v, (e: unknown) => errorModal(deps, e));
+  const first = await Promise.race([guarded, late]);
+  clearTimeout(timer);
+  if (first) {
+    await deps.api.viewsOpen(triggerId, first);
+    return;
+  }
+  const opened = await deps.api.viewsOpen(triggerId, loadingModal());
+  await deps.api.viewsUpdate(opened.id, await guarded);
+}
+
+function errorModal(deps: SlackDeps, e: unknown): SlackView {
+  logUnexpected(deps, e, 'building a modal');
+  return infoModal('Signoff', [section(errorText(e, ''))]);
+}
+
+/** Finds what someone typed after `/signoff request`: exact name or id first, then a unique partial match. */
+export function matchApplication(apps: ApplicationRow[], query: string): ApplicationRow | undefined {
+  const q = query.trim().toLowerCase();
+  if (!q) return undefined;
+  const exact = apps.find((a) => a.name.toLowerCase() === q || a.id.toLowerCase() === q);
+  if (exact) return exact;
+  const partial = apps.filter((a) => a.name.toLowerCase().includes(q));
+  return partial.length === 1 ? partial[0] : undefined;
+}
+
+export async function buildRequestModal(deps: SlackDeps, who: IdentityRow, opts: { appId?: string; query?: string }): Promise<SlackView> {
+  const apps = await requestableApplications(deps, who);
+  let app = opts.appId ? apps.find((a) => a.id === opts.appId) : opts.query ? matchApplication(apps, opts.query) : undefined;
+  let notice: string | undefined;
+  if (opts.query && !app) notice = `:mag: Nothing in your catalog matches “${esc(opts.query)}”. Search below.`;
+  if (opts.appId && !app) notice = ':warning: That application is not available to you.';
+  if (app) app = (await applicationById(deps.ctx.db, app.id)) ?? undefined;
+  const devices = app?.per_device ? await devicesOfUser(deps.ctx.db, who.id) : [];
+  return requestModal({ app: app ? { ...app, policy: policyOf(app) } : undefined, devices, notice });
+}
+
+export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack): Promise<void> {
+  const [sub = '', ...rest] = cmd.text.trim().split(/\s+/);
+  const arg = rest.join(' ');
+  const reply = async (text: string, blocks?: Record<string, unknown>[]) => {
+    if (ack({ response_type: 'ephemeral', text, ...(blocks ? { blocks } : {}) })) return;
+    await replyPrivately(deps, { user: cmd.user_id, channel: cmd.channel_id, responseUrl: cmd.response_url }, text, blocks);
+  };
+  const verb = sub.toLowerCase();
+  if (verb === '' || verb === 'help') return reply(HELP);
+  if (!['request', 'my', 'mine', 'pending', 'change'].includes(verb)) return reply(`I don't know \`${esc(sub)}\`.\n${HELP}`);
+
+  const who = await resolveUser(deps, cmd.user_id);
+  if (!who) return reply(notLinkedText(cmd.user_id));
+  try {
+    switch (verb) {
+      case 'request':
+        ack();
+        return await openModal(deps, cmd.trigger_id, buildRequestModal(deps, who, { query: arg }));
+      case 'change': {
+        ack();
+        const types = deps.ctx.db.query<{ t: string }>('SELECT DISTINCT unnest(resource_types) AS t FROM change_policies ORDER BY 1');
+        return await openModal(deps, cmd.trigger_id, types.then((rows) => changeModal(rows.map((r) => r.t))));
+      }
+      case 'my':
+      case 'mine':
+        return await reply(...(await myRequests(deps, who)));
+      case 'pending':
+        return await reply(...(await pendingForMe(deps, who)));
+    }
+  } catch (e) {
+    logUnexpected(deps, e, `/signoff ${verb}`);
+    await reply(errorText(e, cmd.user_id));
+  }
+}
+
+async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
+  const page = await deps.ctx.requests.list({ requesterId: who.id }, 10);
+  if (page.items.length === 0) return ['You have no requests yet. Use `/signoff request` to ask for software.', [section('You have no requests yet. Use `/signoff request` to ask for software.')]];
+  const blocks: Record<string, unknown>[] = [section('*Your requests* (newest first)')];
+  for (const r of page.items) {
+    const by = r.status !== 'pending' && r.decidedBy ? ` by ${esc(r.decidedBy)} ${slackDate(r.decidedAt)}` : '';
+    blocks.push(section(`*${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''}: ${statusLabel(r.status)}${by}\nSubmitted ${slackDate(r.createdAt)}`));
+    const elements = [button('History', ACTION.history, r.id)];
+    if (r.status === 'pending') elements.unshift(button('Cancel', ACTION.cancel, r.id, 'danger'));
+    if (r.status === 'approved' && r.device) elements.unshift(button('Install now', ACTION.installNow, r.id));
+    blocks.push({ type: 'actions', block_id: `my:${r.id}`, elements });
+  }
+  if (page.nextCursor) blocks.push(context('Older requests are in the Home tab history and the API.'));
+  return [`You have ${page.items.length} recent request(s).`, blocks.slice(0, 50)];
+}
+
+async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
+  const [reqs, changes] = await Promise.all([deps.ctx.requests.list({ pendingForApproverId: who.id }, 10), deps.ctx.changes.pendingFor(who.id)]);
+  if (!reqs.items.length && !changes.length) return ['Nothing waits on you.', [section(':tada: Nothing waits on your decision.')]];
+  const blocks: Record<string, unknown>[] = [section('*Waiting on your decision*')];
+  for (const r of reqs.items) {
+    blocks.push(section(`*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, submitted ${slackDate(r.createdAt)}`));
+    blocks.push({ type: 'actions', block_id: `pend:${r.id}`, elements: [button('Approve', ACTION.approve, r.id, 'primary'), button('Deny', ACTION.deny, r.id, 'danger'), button('Details', ACTION.history, r.id)] });
+  }
+  for (const c of changes.slice(0, 5)) {
+    blocks.push(section(`*Change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` by *${esc(c.requester.label)}*`));
+    blocks.push({ type: 'actions', block_id: `pendc:${c.id}`, elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')] });
+  }
+  return [`${reqs.items.length + changes.length} item(s) wait on you.`, blocks.slice(0, 50)];
+}

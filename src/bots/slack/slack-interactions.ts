@@ -1,0 +1,304 @@
+import { applicationById, groupNamesOf, policyOf, type IdentityRow } from '../../core/directory.ts';
+import { AppError, isAppError } from '../../core/errors.ts';
+import { validateSubmission } from '../../core/policy-evaluation.ts';
+import type { RequestDetail } from '../../core/views.ts';
+import type { SlackView } from './slack-api.ts';
+import { statusLabel } from './slack-approval-blocks.ts';
+import { changeFieldBlock, parseChangeSubmission } from './slack-change-modal.ts';
+import { buildRequestModal, openModal } from './slack-commands.ts';
+import { clip, context, esc, section, slackDate } from './slack-format.ts';
+import { publishHome, requestableApplications } from './slack-home.ts';
+import type { Ack } from './slack-http.ts';
+import { ACTION, BLOCK, CALLBACK } from './slack-ids.ts';
+import {
+  appOption, fieldErrorsToBlocks, infoModal, parseRequestSubmission, readReason, reasonModal, type ReasonMeta, type RequestModalMeta, type ViewState,
+} from './slack-request-modal.ts';
+import { actorOf, errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type ReplyTarget, type SlackDeps } from './slack-replies.ts';
+
+interface BlockAction {
+  action_id: string;
+  value?: string;
+  selected_option?: { value: string } | null;
+}
+
+export interface InteractionPayload {
+  type: 'block_actions' | 'view_submission' | 'view_closed' | 'block_suggestion';
+  user: { id: string };
+  trigger_id?: string;
+  response_url?: string;
+  channel?: { id: string };
+  container?: { type: string; channel_id?: string; view_id?: string };
+  view?: { id: string; type: string; callback_id?: string; private_metadata?: string; state?: { values: ViewState } };
+  actions?: BlockAction[];
+  action_id?: string;
+  block_id?: string;
+  value?: string;
+}
+
+const parseMeta = <T>(raw: string | undefined): T => {
+  try {
+    return JSON.parse(raw || '{}') as T;
+  } catch {
+    return {} as T;
+  }
+};
+
+export async function handleInteraction(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
+  switch (p.type) {
+    case 'block_suggestion':
+      return suggestApplications(deps, p, ack);
+    case 'block_actions':
+      ack();
+      for (const a of p.actions ?? []) await onAction(deps, p, a);
+      return;
+    case 'view_submission':
+      return onSubmission(deps, p, ack);
+    default:
+      ack();
+  }
+}
+
+/** The searchable application select: options filtered by what the user typed, only apps they may request. */
+async function suggestApplications(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
+  const who = await resolveUser(deps, p.user.id);
+  if (!who) {
+    ack({ options: [] });
+    return;
+  }
+  const q = (p.value ?? '').trim().toLowerCase();
+  const apps = (await requestableApplications(deps, who)).filter((a) => !q || a.name.toLowerCase().includes(q) || a.id.toLowerCase() === q);
+  ack({ options: apps.slice(0, 100).map(appOption) });
+}
+
+function replyTarget(p: InteractionPayload): ReplyTarget {
+  return { user: p.user.id, channel: p.channel?.id ?? p.container?.channel_id ?? null, responseUrl: p.response_url ?? null };
+}
+
+async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction): Promise<void> {
+  const target = replyTarget(p);
+  const say = (text: string) => replyPrivately(deps, target, text).catch((e) => logUnexpected(deps, e, 'ephemeral reply'));
+  const who = await resolveUser(deps, p.user.id);
+  if (!who) return say(notLinkedText(p.user.id));
+  const id = a.value ?? '';
+  const actor = actorOf(who);
+  try {
+    switch (a.action_id) {
+      case ACTION.modalApp: {
+        // the user picked another application in the request modal: redraw it with that app's fields
+        if (!p.view) return;
+        await deps.api.viewsUpdate(p.view.id, await buildRequestModal(deps, who, { appId: a.selected_option?.value }));
+        return;
+      }
+      case ACTION.openRequestModal:
+        return await openModal(deps, p.trigger_id!, buildRequestModal(deps, who, {}));
+      case ACTION.requestApp:
+        return await openModal(deps, p.trigger_id!, buildRequestModal(deps, who, { appId: id }));
+      case ACTION.history:
+        return await openModal(deps, p.trigger_id!, deps.ctx.requests.get(id).then(historyModal));
+      case ACTION.approve:
+      case ACTION.deny: {
+        const r = await deps.ctx.requests.get(id);
+        await precheckRequest(deps, who, r);
+        const decision = a.action_id === ACTION.approve ? 'approve' : 'deny';
+        const needsReason = decision === 'deny' || (r.stages[r.currentStage]?.approverJustification ?? false);
+        if (needsReason) {
+          const meta: ReasonMeta = { kind: 'request', id, decision, channel: target.channel ?? undefined };
+          await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
+          return;
+        }
+        const result = await deps.ctx.requests.decide(actor, id, 'approve', null);
+        await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
+        break;
+      }
+      case ACTION.cancel: {
+        const r = await deps.ctx.requests.cancel(actor, id, 'cancelled in Slack');
+        await say(`:no_entry_sign: Your request for *${esc(r.application.name)}* is cancelled.`);
+        break;
+      }
+      case ACTION.installNow: {
+        const r = await deps.ctx.requests.installNow(actor, id);
+        await say(`:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered now.`);
+        break;
+      }
+      case ACTION.changeApprove:
+      case ACTION.changeReject: {
+        const c = await deps.ctx.changes.get(id);
+        if (c.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: c.status, decidedBy: c.decidedBy, decidedAt: c.decidedAt });
+        if (c.requester.id === who.id) throw new AppError('self_approval', 'You cannot approve or reject your own change; another admin must.');
+        const mine = await groupNamesOf(deps.ctx.db, who.id);
+        if (!c.approverGroups.some((g) => mine.includes(g))) throw new AppError('not_an_approver', `Only members of ${c.approverGroups.join(', ')} can decide this change.`);
+        const decision = a.action_id === ACTION.changeApprove ? 'approve' : 'reject';
+        const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined };
+        await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `*${esc(c.resourceType)}* \`${esc(c.resourceId)}\` requested by *${esc(c.requester.label)}*: ${c.diff.length} change(s).\n>${esc(clip(c.justification, 500))}`, decision === 'reject'));
+        return;
+      }
+      case ACTION.changeCancel: {
+        const c = await deps.ctx.changes.cancel(actor, id, 'cancelled in Slack');
+        await say(`:no_entry_sign: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` is cancelled.`);
+        break;
+      }
+      default:
+        return;
+    }
+  } catch (e) {
+    logUnexpected(deps, e, `action ${a.action_id}`);
+    await say(errorText(e, p.user.id));
+  }
+  if (p.view?.type === 'home') await publishHome(deps, p.user.id, who).catch((e) => logUnexpected(deps, e, 'home refresh'));
+}
+
+/** Refuses before a reason modal opens, so nobody writes a reason for a click that cannot count. The core checks again. */
+async function precheckRequest(deps: SlackDeps, who: IdentityRow, r: RequestDetail): Promise<void> {
+  if (r.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: r.status, decidedBy: r.decidedBy, decidedAt: r.decidedAt });
+  if (r.requester?.id === who.id) throw new AppError('self_approval', 'You cannot decide your own request.');
+  const groups = r.stages[r.currentStage]?.approverGroups ?? [];
+  const mine = await groupNamesOf(deps.ctx.db, who.id);
+  if (!groups.some((g) => mine.includes(g))) {
+    throw new AppError('not_an_approver', `Only members of ${groups.join(', ')} can decide this stage (stage ${r.currentStage + 1}).`);
+  }
+}
+
+function requestSummary(r: RequestDetail): string {
+  return `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}` +
+    `${r.justification ? `\n>${esc(clip(r.justification, 500))}` : ''}`;
+}
+
+function decidedText(outcome: string, app: string, requester?: string): string {
+  const forWhom = requester ? ` for *${esc(requester)}*` : '';
+  switch (outcome) {
+    case 'recorded': return `:ballot_box_with_check: Your approval of *${esc(app)}*${forWhom} is recorded; more approvals are needed for this stage.`;
+    case 'stage_approved': return `:white_check_mark: You approved this stage of *${esc(app)}*${forWhom}; it moves to the next stage.`;
+    case 'approved': case 'reapproved': return `:white_check_mark: You approved *${esc(app)}*${forWhom}.`;
+    case 'denied': return `:no_entry: You denied *${esc(app)}*${forWhom}.`;
+    case 'revoked': return `:leftwards_arrow_with_hook: You revoked *${esc(app)}*${forWhom}; it will be uninstalled.`;
+    default: return `Done: ${esc(outcome)}.`;
+  }
+}
+
+function historyModal(r: RequestDetail): SlackView {
+  const lines = r.history.map((h) => `• ${slackDate(h.at)} *${esc(h.action.replace(/^request\./, ''))}* by ${esc(h.actor)} (${esc(h.channel)})`);
+  return infoModal('Request history', [
+    section(`*${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} for ${esc(r.requester?.displayName ?? 'a device')}: ${statusLabel(r.status)}`),
+    section(clip(lines.join('\n') || '_No history._', 3000)),
+    context(`Request \`${r.id}\``),
+  ]);
+}
+
+async function onSubmission(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
+  const view = p.view!;
+  const state = view.state?.values ?? {};
+  switch (view.callback_id) {
+    case CALLBACK.requestModal:
+      return submitRequest(deps, p, state, ack);
+    case CALLBACK.decisionReason:
+    case CALLBACK.changeDecision:
+      return submitDecision(deps, p, state, ack);
+    case CALLBACK.changeModal:
+      return submitChange(deps, p, state, ack);
+    default:
+      ack();
+  }
+}
+
+/** Validation answers inline, before any Slack API call; a slow submit closes the modal and the DM follows. */
+async function submitRequest(deps: SlackDeps, p: InteractionPayload, state: ViewState, ack: Ack): Promise<void> {
+  const who = await resolveUser(deps, p.user.id);
+  if (!who) return void ack({ response_action: 'errors', errors: { [BLOCK.app]: clip(notLinkedText(p.user.id), 300) } });
+  const meta = parseMeta<RequestModalMeta>(p.view?.private_metadata);
+  const firstPass = parseRequestSubmission(state, undefined, meta);
+  if (!firstPass.appId) return void ack({ response_action: 'errors', errors: { [BLOCK.app]: 'Choose an application.' } });
+  const allowed = (await requestableApplications(deps, who)).some((a) => a.id === firstPass.appId);
+  const app = allowed ? await applicationById(deps.ctx.db, firstPass.appId) : undefined;
+  if (!app) return void ack({ response_action: 'errors', errors: { [BLOCK.app]: 'This application is not available to you.' } });
+  if (meta.appId !== app.id) {
+    // the form on screen belongs to another app (the select changed but the redraw has not landed yet)
+    return void ack({ response_action: 'update', view: await buildRequestModal(deps, who, { appId: app.id }) });
+  }
+  const policy = policyOf(app);
+  const input = parseRequestSubmission(state, policy, meta);
+  const errors = fieldErrorsToBlocks(validateSubmission(policy, input));
+  if (app.per_device && !input.deviceId) errors[state[BLOCK.device] ? BLOCK.device : BLOCK.app] = 'No device of yours is registered, and this application is installed per device. Ask IT to register your device.';
+  if (Object.keys(errors).length) return void ack({ response_action: 'errors', errors });
+
+  try {
+    const r = await deps.ctx.requests.submit(actorOf(who), {
+      applicationId: app.id, requesterId: who.id, deviceId: app.per_device ? input.deviceId : undefined,
+      justification: input.justification ?? null, answers: input.answers, source: 'chat',
+    });
+    const done = infoModal('Request submitted', [
+      section(`:inbox_tray: Your request for *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} is submitted and waits for the approvers. I'll message you when it is decided.`),
+      context(`Request \`${r.id}\``),
+    ]);
+    ack({ response_action: 'update', view: done });
+  } catch (e) {
+    logUnexpected(deps, e, 'request submission');
+    const block = submitErrorBlock(e, app.per_device && Boolean(state[BLOCK.device]));
+    if (ack({ response_action: 'errors', errors: { [block]: inlineError(e) } })) return;
+    await replyPrivately(deps, { user: p.user.id }, errorText(e, p.user.id));
+  }
+}
+
+/** Inline modal errors are plain text: the core's own sentence, never internals. */
+function inlineError(e: unknown): string {
+  return clip(isAppError(e) ? e.message : 'Something went wrong on our side; it has been logged. Please try again.', 300);
+}
+
+function submitErrorBlock(e: unknown, hasDeviceBlock: boolean): string {
+  if (!isAppError(e)) return BLOCK.app;
+  const field = (e.details as { field?: string } | undefined)?.field;
+  if (field === 'clientGuid' && hasDeviceBlock) return BLOCK.device;
+  if (field === 'justification') return BLOCK.justification;
+  if ((e.code === 'already_pending' || e.code === 'already_approved') && hasDeviceBlock) return BLOCK.device;
+  return BLOCK.app;
+}
+
+async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: ViewState, ack: Ack): Promise<void> {
+  const meta = parseMeta<ReasonMeta>(p.view?.private_metadata);
+  const reason = readReason(state);
+  const required = meta.kind === 'request' || meta.decision === 'reject';
+  if (required && !reason) return void ack({ response_action: 'errors', errors: { [BLOCK.reason]: meta.decision === 'approve' ? 'This stage needs a justification from the approver.' : 'Say why, so the requester knows.' } });
+  const target: ReplyTarget = { user: p.user.id, channel: meta.channel ?? null };
+  const who = await resolveUser(deps, p.user.id);
+  if (!who) return void ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(notLinkedText(p.user.id), 300) } });
+  try {
+    let text: string;
+    if (meta.kind === 'request') {
+      const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason);
+      text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);
+    } else {
+      const c = meta.decision === 'approve' ? await deps.ctx.changes.approve(actorOf(who), meta.id, reason || null) : await deps.ctx.changes.reject(actorOf(who), meta.id, reason || null);
+      text = `${c.status === 'approved' ? ':white_check_mark: You approved' : ':no_entry: You rejected'} the change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\`.`;
+    }
+    ack({ response_action: 'clear' });
+    await replyPrivately(deps, target, text);
+  } catch (e) {
+    logUnexpected(deps, e, 'decision');
+    if (isAppError(e) && e.code === 'validation_failed') {
+      if (ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(e.message, 300) } })) return;
+    }
+    ack({ response_action: 'clear' });
+    await replyPrivately(deps, target, errorText(e, p.user.id));
+  }
+}
+
+async function submitChange(deps: SlackDeps, p: InteractionPayload, state: ViewState, ack: Ack): Promise<void> {
+  const { value, errors } = parseChangeSubmission(state);
+  if (Object.keys(errors).length) return void ack({ response_action: 'errors', errors });
+  const who = await resolveUser(deps, p.user.id);
+  if (!who) return void ack({ response_action: 'errors', errors: { [BLOCK.changeId]: clip(notLinkedText(p.user.id), 300) } });
+  try {
+    const c = await deps.ctx.changes.submit(actorOf(who), {
+      resourceType: value.resourceType!, resourceId: value.resourceId!, before: value.before, after: value.after, justification: value.justification!,
+    });
+    ack({
+      response_action: 'update',
+      view: infoModal('Change submitted', [section(`:inbox_tray: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` (${c.diff.length} change(s)) waits for another admin in ${esc(c.approverGroups.join(', '))}.`), context(`Change \`${c.id}\``)]),
+    });
+  } catch (e) {
+    logUnexpected(deps, e, 'change submission');
+    const field = isAppError(e) ? (e.details as { field?: string } | undefined)?.field : undefined;
+    const block = isAppError(e) && e.code === 'already_pending' ? BLOCK.changeId : changeFieldBlock(field);
+    if (ack({ response_action: 'errors', errors: { [block]: inlineError(e) } })) return;
+    await replyPrivately(deps, { user: p.user.id }, errorText(e, p.user.id));
+  }
+}

@@ -1,0 +1,209 @@
+import type { AppContext } from '../../app-context.ts';
+import { groupsByNames, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
+import type { DomainEvent } from '../../core/events.ts';
+import type { ChatNotifier } from '../../core/ports.ts';
+import type { ChangeView, RequestDetail } from '../../core/views.ts';
+import {
+  renderAccessExpiring, renderChangePrompt, renderChangeRequesterStatus, renderInstallOrdered, renderReminder, renderRequesterOutcome,
+  renderRequesterStatus, renderRequestPrompt, type Rendered,
+} from './slack-approval-blocks.ts';
+import { SlackApiError, type SlackApi } from './slack-api.ts';
+import { liveRefs, markGone, postedFor, recordSent, type Purpose, type SlackRef, type SubjectType } from './slack-refs.ts';
+
+const FINAL_REQUEST = new Set(['request.approved', 'request.denied', 'request.cancelled', 'request.expired', 'request.revoked']);
+const FINAL_CHANGE = new Set(['change.approved', 'change.rejected', 'change.cancelled']);
+
+interface Target {
+  /** a channel id, or a user id to DM */
+  channel?: string;
+  user?: string;
+  recipientId?: string | null;
+}
+
+/**
+ * Turns domain events into Slack messages. Called by the outbox relay after commit, possibly more than once
+ * per event: posts are guarded by a per-event marker in message_refs, updates are naturally idempotent, and
+ * transient Slack failures are thrown so the queue retries the event.
+ */
+export class SlackNotifier implements ChatNotifier {
+  readonly platform = 'slack' as const;
+
+  constructor(private readonly ctx: AppContext, private readonly api: SlackApi) {}
+
+  async handle(event: DomainEvent): Promise<void> {
+    if (event.subjectType === 'request') return this.handleRequest(event);
+    if (event.subjectType === 'change') return this.handleChange(event);
+  }
+
+  private async handleRequest(event: DomainEvent): Promise<void> {
+    const r = await this.ctx.requests.get(event.subjectId);
+    const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
+    switch (event.type) {
+      case 'request.submitted':
+        await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
+        if (requester?.slack_user_id) await this.postOnce(event, 'request', r.id, 'requester', { user: requester.slack_user_id, recipientId: requester.id }, renderRequesterStatus(r));
+        return;
+      case 'request.stage_advanced':
+        await this.refreshRequest(r, requester);
+        await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
+        return;
+      case 'request.decision_recorded':
+        await this.refreshRequest(r, requester);
+        return;
+      case 'request.reminder':
+      case 'request.escalated':
+        return this.threadReplies(event, r, requester);
+      case 'request.install_ordered':
+        if (requester?.slack_user_id) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id, recipientId: requester.id }, renderInstallOrdered(r, String(event.data.why ?? 'ordered')));
+        return;
+      case 'request.access_expiring':
+        if (requester?.slack_user_id) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id, recipientId: requester.id }, renderAccessExpiring(r));
+        return;
+      default:
+        if (!FINAL_REQUEST.has(event.type)) return;
+        await this.refreshRequest(r, requester);
+        // someone who cancelled their own request already knows
+        if (requester?.slack_user_id && event.actor.id !== requester.id) {
+          await this.postOnce(event, 'request', r.id, 'outcome', { user: requester.slack_user_id, recipientId: requester.id }, renderRequesterOutcome(r));
+        }
+    }
+  }
+
+  private async handleChange(event: DomainEvent): Promise<void> {
+    const c = await this.ctx.changes.get(event.subjectId);
+    const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
+    if (event.type === 'change.submitted') {
+      const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
+      for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
+        await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
+      }
+      if (requester?.slack_user_id) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id, recipientId: requester.id }, renderChangeRequesterStatus(c));
+      return;
+    }
+    if (!FINAL_CHANGE.has(event.type)) return;
+    await this.refreshChange(c, requester);
+    if (requester?.slack_user_id && event.actor.id !== requester.id) {
+      await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id, recipientId: requester.id }, renderChangeRequesterStatus(c));
+    }
+  }
+
+  /** Where a stage's prompt goes: each group's channel, plus approvers' DMs when the stage asks for it (or no group has a channel). */
+  private async approverTargets(groups: string[], requesterId: string | null, direct: boolean): Promise<Target[]> {
+    const rows = await groupsByNames(this.ctx.db, groups);
+    const channels = [...new Set(rows.map((g) => g.slack_channel).filter((c): c is string => Boolean(c)))];
+    const targets: Target[] = channels.map((channel) => ({ channel }));
+    if (direct || channels.length === 0) {
+      for (const m of await membersOfGroups(this.ctx.db, groups)) {
+        if (m.slack_user_id && m.id !== requesterId) targets.push({ user: m.slack_user_id, recipientId: m.id });
+      }
+    }
+    if (targets.length === 0) this.ctx.logger.warn({ groups }, 'slack: no channel and no linked member to send the approval prompt to');
+    return targets;
+  }
+
+  private async postPrompts(event: DomainEvent, r: RequestDetail, stage: number, groups: string[], requester: IdentityRow | undefined): Promise<void> {
+    const direct = r.policy.stages[stage]?.notifyApproversDirectly ?? false;
+    const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage });
+    for (const t of await this.approverTargets(groups, r.requester?.id ?? null, direct)) {
+      await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage });
+    }
+  }
+
+  /** Posts unless this event already posted to this target; the marker is written right after Slack accepts it. */
+  private async postOnce(event: DomainEvent, subjectType: SubjectType, subjectId: string, purpose: Purpose, target: Target, msg: Rendered, opts: { stage?: number; threadTs?: string } = {}): Promise<void> {
+    const key = `${target.channel ?? target.user}${opts.threadTs ? `:${opts.threadTs}` : ''}`;
+    if (await postedFor(this.ctx.db, event.id, purpose, key)) return;
+    let channel: string;
+    let ts: string;
+    try {
+      channel = target.channel ?? (await this.api.openDm(target.user!));
+      ({ channel, ts } = await this.api.postMessage({ channel, text: msg.text, blocks: msg.blocks, thread_ts: opts.threadTs }));
+    } catch (e) {
+      if (e instanceof SlackApiError && !e.transient) {
+        // a missing channel or a bot not invited will not fix itself by retrying; say so in the logs
+        this.ctx.logger.error({ err: e.message, target: key, subjectId, purpose }, 'slack: could not post');
+        return;
+      }
+      throw e;
+    }
+    await recordSent(this.ctx.db, {
+      subjectType, subjectId, purpose, stage: opts.stage ?? null, channel, ts, recipientId: target.recipientId ?? null,
+      eventId: event.id, target: key, method: 'chat.postMessage',
+    }, this.ctx.clock.now());
+  }
+
+  /** Redraws every copy of a request's prompt and the requester's status message from the current state. */
+  async refreshRequest(r: RequestDetail, requester?: IdentityRow): Promise<void> {
+    const slackId = requester?.slack_user_id ?? null;
+    for (const ref of await liveRefs(this.ctx.db, 'request', r.id, ['prompt', 'requester'])) {
+      const render = (replacesLost: boolean) =>
+        ref.purpose === 'prompt' ? renderRequestPrompt({ request: r, requesterSlackId: slackId, stage: ref.stage ?? r.currentStage, replacesLost }) : renderRequesterStatus(r);
+      await this.updateOrReplace(ref, render);
+    }
+  }
+
+  async refreshChange(c: ChangeView, requester?: IdentityRow): Promise<void> {
+    for (const ref of await liveRefs(this.ctx.db, 'change', c.id, ['prompt', 'requester'])) {
+      const render = (replacesLost: boolean) =>
+        ref.purpose === 'prompt' ? renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null, replacesLost }) : renderChangeRequesterStatus(c);
+      await this.updateOrReplace(ref, render);
+    }
+  }
+
+  /** chat.update in place; a message that no longer exists is replaced by a fresh one that says so. */
+  private async updateOrReplace(ref: SlackRef, render: (replacesLost: boolean) => Rendered): Promise<void> {
+    const msg = render(false);
+    const now = () => this.ctx.clock.now();
+    try {
+      await this.api.update({ channel: ref.conversation_id, ts: ref.message_id, text: msg.text, blocks: msg.blocks });
+      await recordSent(this.ctx.db, { subjectType: ref.subject_type, subjectId: ref.subject_id, purpose: ref.purpose, stage: ref.stage, channel: ref.conversation_id, ts: ref.message_id, method: 'chat.update' }, now());
+      return;
+    } catch (e) {
+      if (!(e instanceof SlackApiError) || e.transient) throw e;
+      if (!e.gone) {
+        this.ctx.logger.error({ err: e.message, ref: ref.id }, 'slack: chat.update refused');
+        return;
+      }
+    }
+    const fresh = render(true);
+    try {
+      const posted = await this.api.postMessage({ channel: ref.conversation_id, text: fresh.text, blocks: fresh.blocks });
+      // the replacement becomes the copy future updates go to; the lost one is never tried again
+      await recordSent(this.ctx.db, {
+        subjectType: ref.subject_type, subjectId: ref.subject_id, purpose: ref.purpose, stage: ref.stage, channel: posted.channel, ts: posted.ts,
+        recipientId: ref.recipient_id, method: 'chat.postMessage', replaces: ref.message_id, eventId: `replace:${ref.id}`, target: posted.channel,
+      }, now());
+    } catch (e) {
+      if (e instanceof SlackApiError && e.transient) throw e;
+      this.ctx.logger.error({ err: (e as Error).message, ref: ref.id }, 'slack: could not replace a lost message');
+    }
+    await markGone(this.ctx.db, ref.id, 'update failed: message no longer available');
+  }
+
+  /** Reminders and escalations: a thread reply under each live prompt of the current stage, mentioning who can act. */
+  private async threadReplies(event: DomainEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
+    if (r.status !== 'pending') return;
+    const stage = r.stages[r.currentStage]!;
+    const decided = new Set(stage.decisions.map((d) => d.approver.id));
+    const kind = event.type === 'request.escalated' ? 'escalation' : 'reminder';
+    const escalatedTo = r.policy.escalateTo ?? [];
+    // an escalation pings the alternates; a reminder everyone who can still act
+    const groups = kind === 'escalation' && escalatedTo.length ? escalatedTo : stage.approverGroups;
+    const people = (await membersOfGroups(this.ctx.db, groups)).filter((m) => m.id !== r.requester?.id && !decided.has(m.id) && m.slack_user_id);
+    const msg = renderReminder(r, people.map((p) => p.slack_user_id!), kind, escalatedTo);
+    const prompts = (await liveRefs(this.ctx.db, 'request', r.id, ['prompt'])).filter((p) => p.stage === r.currentStage);
+    for (const p of prompts) {
+      await this.postOnce(event, 'request', r.id, 'reminder', { channel: p.conversation_id }, msg, { threadTs: p.message_id, stage: r.currentStage });
+    }
+    if (kind === 'escalation') {
+      // alternates whose channel has no copy yet get the prompt itself
+      const have = new Set(prompts.map((p) => p.conversation_id));
+      const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage: r.currentStage });
+      for (const t of await this.approverTargets(escalatedTo, r.requester?.id ?? null, false)) {
+        if (t.channel && have.has(t.channel)) continue;
+        await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage: r.currentStage });
+      }
+      await this.refreshRequest(r, requester);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import type { AppContext } from '../../app-context.ts';
+import type { Actor } from '../../core/audit-log.ts';
+import { identityBySlackId, type IdentityRow } from '../../core/directory.ts';
+import { isAppError, toAppError } from '../../core/errors.ts';
+import { SlackApiError, type Blocks, type SlackApi } from './slack-api.ts';
+import { esc, section, slackDate } from './slack-format.ts';
+import type { SlackNotifier } from './slack-notifier.ts';
+
+/** What every Slack handler is given. */
+export interface SlackDeps {
+  ctx: AppContext;
+  api: SlackApi;
+  notifier: SlackNotifier;
+  /** origins a response_url may point at: Slack's hooks host, plus the configured API host (tests, proxies) */
+  responseOrigins: Set<string>;
+}
+
+export const actorOf = (who: IdentityRow): Actor => ({ id: who.id, label: who.display_name, channel: 'slack' });
+
+export const resolveUser = async (deps: SlackDeps, slackUserId: string) => identityBySlackId(deps.ctx.db, slackUserId);
+
+export function notLinkedText(slackUserId: string): string {
+  return `:link: Your Slack account is not linked to a Signoff identity yet, so Signoff cannot tell who you are in the directory.\n` +
+    `Ask a Signoff admin to add \`slack: ${slackUserId}\` to your entry under \`identities:\` in the Signoff configuration file and apply it ` +
+    `(\`npx signoff apply FILE\`), or to set it through the admin API (\`/api/v1/identities\`). Then try again.`;
+}
+
+/**
+ * The one place an error becomes words in Slack. AppErrors carry user-safe messages; anything else is
+ * logged and shown as a generic failure so internals never leak into a channel.
+ */
+export function errorText(e: unknown, slackUserId: string): string {
+  if (e instanceof SlackApiError) {
+    return e.transient ? ':hourglass: Slack is busy right now; please try again in a moment.' : ':warning: Slack refused the request; please try again.';
+  }
+  const err = toAppError(e);
+  const d = (err.details ?? {}) as { decidedBy?: string | null; decidedAt?: string | null; status?: string };
+  switch (err.code) {
+    case 'already_decided':
+      if (d.decidedAt || d.decidedBy) {
+        return `:information_source: Already decided: this was *${esc(String(d.status ?? 'decided'))}* by *${esc(d.decidedBy ?? 'someone')}* ${slackDate(d.decidedAt)}. Nothing was changed.`;
+      }
+      return `:information_source: ${esc(err.message)}`;
+    case 'self_approval':
+      return `:no_entry: ${esc(err.message)} Another approver has to decide it.`;
+    case 'not_an_approver':
+      return `:no_entry: ${esc(err.message)} You are not one of them, so your click changed nothing.`;
+    case 'identity_not_linked':
+      return notLinkedText(slackUserId);
+    case 'internal':
+    case 'dependency_unavailable':
+      return `:warning: ${esc(err.message)}`;
+    default:
+      return `:warning: ${esc(err.message)}`;
+  }
+}
+
+export function logUnexpected(deps: SlackDeps, e: unknown, what: string): void {
+  if (isAppError(e)) return;
+  deps.ctx.logger.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : e }, `slack: ${what} failed`);
+}
+
+export interface ReplyTarget {
+  user: string;
+  channel?: string | null;
+  responseUrl?: string | null;
+}
+
+/**
+ * Says something only the user sees: in the channel they acted in when Signoff can post there, else
+ * through the response_url Slack gave us, else in the user's DM with the app.
+ */
+export async function replyPrivately(deps: SlackDeps, to: ReplyTarget, text: string, blocks?: Blocks): Promise<void> {
+  const allBlocks = blocks ?? [section(text)];
+  const plainText = text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1');
+  if (to.channel) {
+    try {
+      await deps.api.postEphemeral({ channel: to.channel, user: to.user, text: plainText, blocks: allBlocks });
+      return;
+    } catch (e) {
+      deps.ctx.logger.debug({ err: (e as Error).message }, 'slack: ephemeral failed, falling back');
+    }
+  }
+  if (to.responseUrl && isAllowedResponseUrl(deps, to.responseUrl)) {
+    try {
+      await deps.api.respond(to.responseUrl, { response_type: 'ephemeral', replace_original: false, text: plainText, blocks: allBlocks });
+      return;
+    } catch (e) {
+      deps.ctx.logger.debug({ err: (e as Error).message }, 'slack: response_url failed, falling back to DM');
+    }
+  }
+  const dm = await deps.api.openDm(to.user);
+  await deps.api.postMessage({ channel: dm, text: plainText, blocks: allBlocks });
+}
+
+export function isAllowedResponseUrl(deps: SlackDeps, url: string): boolean {
+  try {
+    return deps.responseOrigins.has(new URL(url).origin);
+  } catch {
+    return false;
+  }
+}
