@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
+import { seedContoso, VISIO } from '../support/fixtures.ts';
+import { addEndpoint, cleanupRedis, flushRedis } from '../support/queue-harness.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+
+let t: TestContext;
+let r: Receiver;
+let workers: RunningWorkers | undefined;
+const N = 100;
+
+beforeAll(async () => {
+  t = await createTestContext({ OUTBOX_RECONCILE_MS: '500' });
+  await seedContoso(t.tdb.db);
+  r = await startReceiver();
+});
+afterAll(async () => {
+  await workers?.stop();
+  await r?.close();
+  await cleanupRedis(t.ctx.config.QUEUE_PREFIX);
+  await t.close();
+});
+
+describe('Redis loses everything', () => {
+  it(`after ${N} committed decisions, all ${N} install webhooks still arrive, each once`, async () => {
+    await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install'] });
+    // the receiver holds every answer until Redis has been wiped, so the wipe hits work in flight and queued
+    let open!: () => void;
+    const gate = new Promise<void>((res) => (open = res));
+    r.setHandler(async () => {
+      await gate;
+      return { status: 200 };
+    });
+    const guids = Array.from({ length: N }, (_, i) => `GUID:FLUSH-${String(i).padStart(4, '0')}`);
+    for (const g of guids) await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [g, `PC-${g.slice(-4)}`]);
+
+    workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, lockDurationMs: 2000 });
+    const api = { id: null, label: 'api:test', channel: 'api' as const };
+    const ids: string[] = [];
+    for (let i = 0; i < N; i += 10) {
+      const batch = await Promise.all(guids.slice(i, i + 10).map((clientGuid) => t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid })));
+      ids.push(...batch.map((b) => b.request.id));
+    }
+    const atFlush = await t.tdb.db.one<{ outbox: string; deliveries: string }>(
+      `SELECT (SELECT count(*) FROM outbox WHERE status <> 'done') AS outbox, (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS deliveries`);
+    const inFlight = r.received.length;
+    await flushRedis(t.ctx.config.QUEUE_PREFIX);
+    open();
+    const started = Date.now();
+    await waitFor(() => r.accepted.size === N, `all ${N} install webhooks`, 30_000);
+    console.info(`[measured] at the flush: ${atFlush.outbox} outbox rows not relayed, ${atFlush.deliveries} deliveries pending, ${inFlight} requests held at the receiver; all ${N} accepted ${Date.now() - started} ms after the flush; receipts ${r.received.length}`);
+    expect(Number(atFlush.outbox) + Number(atFlush.deliveries)).toBeGreaterThan(N / 2);
+
+    const requestIds = [...r.accepted.values()].map((m) => m.payload.data.requestId);
+    expect(new Set(requestIds)).toEqual(new Set(ids));
+    expect(r.received.every((m) => m.verified && m.payload.type === 'app.install')).toBe(true);
+    // each once: no webhook-id was sent twice
+    expect(r.received).toHaveLength(N);
+    const pending = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'done'`);
+    expect(Number(pending.n)).toBe(0);
+  });
+
+  it('decisions committed while no worker runs and Redis is wiped are relayed once workers start', async () => {
+    await workers!.stop();
+    workers = undefined;
+    const guids = Array.from({ length: 50 }, (_, i) => `GUID:LATE-${String(i).padStart(4, '0')}`);
+    for (const g of guids) await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [g, `PC-${g.slice(-4)}`]);
+    const api = { id: null, label: 'api:test', channel: 'api' as const };
+    const ids = (await Promise.all(guids.map((clientGuid) => t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid })))).map((x) => x.request.id);
+    await flushRedis(t.ctx.config.QUEUE_PREFIX);
+    const before = r.received.length;
+    workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, lockDurationMs: 2000 });
+    await waitFor(() => ids.every((id) => [...r.accepted.values()].some((m) => m.payload.data.requestId === id)), 'the 50 late installs', 30_000);
+    expect(r.received.length - before).toBe(50);
+  });
+});
