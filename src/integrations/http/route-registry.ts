@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Request, Response, Router } from 'express';
 import { z } from 'zod';
 import type { Actor } from '../../core/audit-log.ts';
@@ -71,11 +72,12 @@ export class RouteRegistry {
   /** OpenAPI 3.1 (its schemas are JSON Schema 2020-12, which zod emits directly). */
   openApiDocument(opts: { title: string; version: string; serverUrl: string; basePath: string }): Record<string, unknown> {
     const paths: Record<string, Record<string, unknown>> = {};
+    const defs: Record<string, unknown> = {};
     for (const r of this.routes) {
       const oaPath = opts.basePath + r.path.replace(/:([A-Za-z_]+)/g, '{$1}');
       const params = [...r.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
       if (r.query) {
-        const js = toJsonSchema(r.query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+        const js = toJsonSchema(r.query, 'input', defs) as { properties?: Record<string, unknown>; required?: string[] };
         for (const [name, schema] of Object.entries(js.properties ?? {})) {
           params.push({ name, in: 'query', required: (js.required ?? []).includes(name), schema } as never);
         }
@@ -92,12 +94,12 @@ export class RouteRegistry {
         responses: {
           [String(r.successStatus ?? 200)]: {
             description: 'Success',
-            ...(r.response ? { content: { 'application/json': { schema: toJsonSchema(r.response, 'output') } } } : {}),
+            ...(r.response ? { content: { 'application/json': { schema: toJsonSchema(r.response, 'output', defs) } } } : {}),
           },
           default: { description: 'Error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
         },
       };
-      if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: toJsonSchema(r.body, 'input') } } };
+      if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: toJsonSchema(r.body, 'input', defs) } } };
       (paths[oaPath] ??= {})[r.method] = op;
     }
     return {
@@ -108,6 +110,7 @@ export class RouteRegistry {
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key from `signoff apikey create`' } },
         schemas: {
+          ...defs,
           Problem: {
             type: 'object',
             required: ['type', 'title', 'status', 'code'],
@@ -128,11 +131,31 @@ export class RouteRegistry {
   }
 }
 
-function toJsonSchema(schema: z.ZodType, io: 'input' | 'output'): unknown {
+/**
+ * zod puts shared and recursive parts (e.g. z.json()) under a local `$defs` with `#/$defs/...` refs; embedded in
+ * the OpenAPI document those refs would point at its root, so they move to components.schemas, named by content.
+ */
+function toJsonSchema(schema: z.ZodType, io: 'input' | 'output', components?: Record<string, unknown>): unknown {
   try {
     const js = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
     delete js.$schema;
-    return js;
+    const defs = js.$defs as Record<string, unknown> | undefined;
+    if (!defs) return js;
+    delete js.$defs;
+    const names: Record<string, string> = {};
+    for (const [local, def] of Object.entries(defs)) {
+      names[local] = `Def_${createHash('sha256').update(JSON.stringify(def)).digest('hex').slice(0, 12)}`;
+    }
+    const rewrite = (node: unknown): unknown => {
+      if (Array.isArray(node)) return node.map(rewrite);
+      if (!node || typeof node !== 'object') return node;
+      return Object.fromEntries(Object.entries(node).map(([k, v]) => {
+        const m = k === '$ref' && typeof v === 'string' ? /^#\/\$defs\/(.+)$/.exec(v) : null;
+        return [k, m && names[m[1]!] ? `#/components/schemas/${names[m[1]!]}` : rewrite(v)];
+      }));
+    };
+    for (const [local, def] of Object.entries(defs)) if (components) components[names[local]!] = rewrite(def);
+    return rewrite(js);
   } catch {
     return {};
   }
