@@ -1,0 +1,160 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadConfig } from '../config.ts';
+import { apiScopes, createApiKey } from '../core/api-keys.ts';
+import { verifyAudit } from '../core/audit-log.ts';
+import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
+import { AppError } from '../core/errors.ts';
+import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
+import { openDatabase, redactUrl } from '../db/database.ts';
+import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
+import { EXIT_FAILED, out, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
+
+const positiveInt = (max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`must be a whole number from 1 to ${max}`);
+  return n;
+};
+
+const program = new Command('signoff')
+  .description('Signoff: chat-ops approval service for IT (admin CLI)')
+  .showHelpAfterError()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  .addHelpText(
+    'after',
+    `
+Commands in full:
+  signoff migrate
+  signoff start [--role web|worker|all]
+  signoff apply <file> [--prune] [--dry-run]
+  signoff apikey create --name NAME --scopes SCOPE[,SCOPE] [--identity USER]   (scopes: ${apiScopes.join(', ')})
+  signoff requests list [--status S] [--user U] [--app A] [--device GUID] [--limit N] [--json]
+  signoff audit verify
+
+Configuration comes from environment variables (DATABASE_URL, REDIS_URL, PORT, ...).`,
+  );
+
+program
+  .command('migrate')
+  .description('create the database if missing and apply pending migrations')
+  .action(() =>
+    runCommand(async () => {
+      const config = loadConfig();
+      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2 });
+      const rows = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
+      await db.close();
+      out.line(`database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`);
+    }),
+  );
+
+program
+  .command('start')
+  .description('migrate, then run the web server, the workers, or both in this process')
+  .addOption(new Option('--role <role>', 'what this process runs').choices(['web', 'worker', 'all']).default('all'))
+  .action(async (opts: { role: 'web' | 'worker' | 'all' }) => {
+    try {
+      // loaded on demand: the runtime pulls in the chat SDKs, which no other command needs
+      const { runSignoff } = await import('../runtime.ts');
+      await runSignoff({ role: opts.role });
+    } catch (e) {
+      process.exit(reportError(e));
+    }
+  });
+
+program
+  .command('apply')
+  .description('make the catalog match a YAML file (idempotent; see docs/catalog-yaml.md)')
+  .argument('<file>', 'the catalog YAML file')
+  .option('--prune', 'delete objects of the sections in the file that the file does not name', false)
+  .option('--dry-run', 'report what would change without writing anything', false)
+  .action((file: string, opts: { prune: boolean; dryRun: boolean }) =>
+    runCommand(() =>
+      withContext(async (ctx) => {
+        const summary = await applyCatalogFile(ctx.catalog, file, { prune: opts.prune, dryRun: opts.dryRun });
+        out.line(formatSummary(summary));
+      }),
+    ),
+  );
+
+const apikey = program.command('apikey').description('manage API keys for the REST API');
+apikey
+  .command('create')
+  .description('create an API key; the key is printed once, alone on the last line')
+  .requiredOption('--name <name>', 'who or what uses the key, e.g. cm-connector')
+  .requiredOption('--scopes <scopes>', `comma-separated: ${apiScopes.join(', ')}`)
+  .option('--identity <username>', 'directory identity the key acts as (e.g. for change requests)')
+  .action((opts: { name: string; scopes: string; identity?: string }) =>
+    runCommand(() =>
+      withDatabase(async (db) => {
+        const scopes = opts.scopes.split(',').map((s) => s.trim()).filter(Boolean);
+        const identity = opts.identity ? await requireIdentity(db, { username: opts.identity }, 'identity') : undefined;
+        const { id, key } = await createApiKey(db, opts.name, scopes, identity?.id ?? null);
+        out.line(`Created API key "${opts.name.trim()}" (id ${id}) with scopes ${[...new Set(scopes)].join(', ')}${identity ? ` acting as ${identity.username}` : ''}.`);
+        out.line('Store it now; it cannot be shown again:');
+        out.line(key);
+      }),
+    ),
+  );
+
+const requests = program.command('requests').description('inspect software requests');
+requests
+  .command('list')
+  .description('list requests, newest first')
+  .addOption(new Option('--status <status>', 'only this status').choices([...requestStatuses]))
+  .option('--user <username>', 'only requests of this user (DOMAIN\\user or UPN)')
+  .option('--app <app>', 'only this application (model id or name)')
+  .option('--device <clientGuid>', 'only this device')
+  .option('--limit <n>', 'at most this many (1-200)', positiveInt(200), 50)
+  .option('--cursor <cursor>', 'continue after a previous page')
+  .option('--json', 'print JSON instead of a table', false)
+  .action((opts: { status?: RequestStatus; user?: string; app?: string; device?: string; limit: number; cursor?: string; json: boolean }) =>
+    runCommand(() =>
+      withContext(async (ctx) => {
+        let applicationId: string | undefined;
+        if (opts.app) {
+          const app = await applicationByIdOrName(ctx.db, opts.app);
+          if (!app) throw new AppError('not_found', `No application "${opts.app}" is in the catalog.`);
+          applicationId = app.id;
+        }
+        const page = await ctx.requests.list(
+          { status: opts.status, username: opts.user, applicationId, clientGuid: opts.device },
+          opts.limit,
+          opts.cursor,
+        );
+        if (opts.json) {
+          out.line(JSON.stringify(page, null, 2));
+          return;
+        }
+        if (page.items.length === 0) {
+          out.line('no requests match');
+          return;
+        }
+        out.line(
+          table(
+            ['ID', 'STATUS', 'APPLICATION', 'REQUESTER', 'DEVICE', 'CREATED', 'DECIDED BY'],
+            page.items.map((r) => [r.id, r.status, r.application.name, r.requester?.username ?? '-', r.device?.name ?? '-', r.createdAt, r.decidedBy ?? '-']),
+          ),
+        );
+        if (page.nextCursor) out.line(`more: --cursor ${page.nextCursor}`);
+      }),
+    ),
+  );
+
+const audit = program.command('audit').description('the append-only, hash-chained audit log');
+audit
+  .command('verify')
+  .description('check every row of the audit chain; exits 1 naming the first broken row')
+  .action(() =>
+    runCommand(() =>
+      withDatabase(async (db) => {
+        const result = await verifyAudit(db);
+        if (result.ok) {
+          out.line(`audit log intact: ${result.checked} row${result.checked === 1 ? '' : 's'} checked`);
+          return 0;
+        }
+        out.error(`audit log broken at row ${result.firstBroken!.id}: ${result.firstBroken!.reason} (${result.checked} rows before it are intact)`);
+        return EXIT_FAILED;
+      }),
+    ),
+  );
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyApiKey } from '../../src/core/api-keys.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const FIXTURE = new URL('../fixtures/contoso.yaml', import.meta.url).pathname;
+const VISIO = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_88808a3a-86e4-4820-be59-aa7d61cb8c33';
+
+let t: TestContext;
+beforeAll(async () => {
+  t = await createTestContext();
+});
+afterAll(() => t.close());
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI entry point, as `npx signoff` would, against this file's database. */
+function signoff(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/signoff.mjs', ...args],
+      {
+        cwd: ROOT,
+        env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: t.tdb.url, WEBHOOK_ALLOW_HOSTS: 'dm.example.com', LOG_LEVEL: 'silent', ...env },
+        timeout: 60_000,
+      },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+const lines = (s: string) => s.trimEnd().split('\n');
+
+describe('signoff CLI', () => {
+  it('--help lists every command', async () => {
+    const r = await signoff(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['migrate', 'start [--role web|worker|all]', 'apply <file> [--prune] [--dry-run]', 'apikey create --name NAME --scopes', 'requests list', 'audit verify']) {
+      expect(r.stdout).toContain(c);
+    }
+  });
+
+  it('migrate reports the database up to date', async () => {
+    const r = await signoff(['migrate']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/is up to date \(\d+ migrations?, latest /);
+  });
+
+  it('apply creates the example, then reports no changes; --dry-run writes nothing', async () => {
+    const first = await signoff(['apply', FIXTURE]);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^identities\s+2\s+0\s+0\s+0$/m);
+    expect(first.stdout).toMatch(/^webhooks\s+1\s+0\s+0\s+0$/m);
+    expect(lines(first.stdout).at(-1)).toBe('7 changes applied');
+
+    const audit = async () => (await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM audit_events')).n;
+    const before = await audit();
+    const second = await signoff(['apply', FIXTURE]);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/^applications\s+0\s+0\s+1\s+0$/m);
+    expect(lines(second.stdout).at(-1)).toBe('no changes');
+    expect(await audit()).toBe(before);
+
+    const dir = mkdtempSync(join(tmpdir(), 'signoff-cli-'));
+    const edited = join(dir, 'edited.yaml');
+    writeFileSync(edited, (await import('node:fs')).readFileSync(FIXTURE, 'utf8').replace('name: Visio', 'name: Visio 2024'));
+    const dry = await signoff(['apply', edited, '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/^applications\s+0\s+1\s+0\s+0$/m);
+    expect(lines(dry.stdout).at(-1)).toBe('dry run: 1 change would be made; nothing was written');
+    expect((await t.tdb.db.one('SELECT name FROM applications WHERE id = $1', [VISIO])).name).toBe('Visio');
+    expect(await audit()).toBe(before);
+  });
+
+  it('apply reports a bad file as one error with its line and exits 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signoff-cli-'));
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, "identities:\n  - { username: 'CONTOSO\\eve', displayName: Eve, shoeSize: 9 }\n");
+    const r = await signoff(['apply', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('error: bad.yaml:2:50: identities.0: unknown field "shoeSize"\n');
+    const missing = await signoff(['apply', join(dir, 'nope.yaml')]);
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringMatching(/^error: Cannot read .*nope\.yaml: ENOENT\.\n$/) });
+  });
+
+  it('apikey create prints the key alone on the last line, and the key works', async () => {
+    const r = await signoff(['apikey', 'create', '--name', 'cm-connector', '--scopes', 'requests:read,requests:write']);
+    expect(r.code).toBe(0);
+    const key = lines(r.stdout).at(-1)!;
+    expect(key).toMatch(/^sk_[0-9a-f]{8}_\S+$/);
+    const principal = await verifyApiKey(t.tdb.db, key);
+    expect(principal).toMatchObject({ name: 'cm-connector', scopes: ['requests:read', 'requests:write'], identityId: null });
+
+    const bound = await signoff(['apikey', 'create', '--name', 'maa', '--scopes', 'changes:write', '--identity', 'contoso\\ada']);
+    expect((await verifyApiKey(t.tdb.db, lines(bound.stdout).at(-1)!)).identityId).not.toBeNull();
+
+    const bad = await signoff(['apikey', 'create', '--name', 'x', '--scopes', 'requests:read,root']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: Scopes must be one or more of .*unknown: root\.\n$/);
+  });
+
+  it('requests list shows requests as a table or JSON', async () => {
+    const bob = await t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\bob'`);
+    await t.ctx.requests.submit({ id: bob.id, label: 'Bob User', channel: 'slack' }, {
+      applicationId: VISIO, clientGuid: 'GUID:5D3F1A2B-0000-4000-8000-000000000001', justification: 'diagrams', answers: { usage: 'Diagrams' },
+    });
+    const tableOut = await signoff(['requests', 'list', '--user', 'CONTOSO\\bob', '--app', 'Visio']);
+    expect(tableOut.code).toBe(0);
+    expect(lines(tableOut.stdout)[0]).toMatch(/^ID\s+STATUS\s+APPLICATION\s+REQUESTER\s+DEVICE\s+CREATED\s+DECIDED BY$/);
+    expect(lines(tableOut.stdout)[1]).toMatch(/pending\s+Visio\s+CONTOSO\\bob\s+BOB-LAPTOP/);
+    const json = await signoff(['requests', 'list', '--status', 'pending', '--json', '--limit', '5']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ items: [{ status: 'pending', application: { id: VISIO } }], nextCursor: null });
+    const none = await signoff(['requests', 'list', '--status', 'approved']);
+    expect(none.stdout).toBe('no requests match\n');
+    const badStatus = await signoff(['requests', 'list', '--status', 'sideways']);
+    expect(badStatus.code).not.toBe(0);
+    expect(badStatus.stderr).toContain("Allowed choices are pending, approved");
+  });
+
+  it('audit verify passes on an intact chain and names the first tampered row', async () => {
+    const ok = await signoff(['audit', 'verify']);
+    const total = (await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM audit_events')).n;
+    expect(ok).toMatchObject({ code: 0, stdout: `audit log intact: ${total} rows checked\n` });
+
+    const victim = await t.tdb.db.one<{ id: string }>('SELECT id FROM audit_events ORDER BY id OFFSET 2 LIMIT 1');
+    const raw = new pg.Client({ connectionString: t.tdb.url });
+    await raw.connect();
+    try {
+      // replica mode skips the append-only trigger, which is exactly what an attacker with superuser would do
+      await raw.query('SET session_replication_role = replica');
+      await raw.query(`UPDATE audit_events SET actor_label = 'mallory' WHERE id = $1`, [victim.id]);
+    } finally {
+      await raw.end();
+    }
+    const broken = await signoff(['audit', 'verify']);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toBe(`audit log broken at row ${victim.id}: content does not match its hash (the row was edited) (2 rows before it are intact)\n`);
+  });
+
+  it('an unreachable database gives one line, no stack trace, exit 2', async () => {
+    const r = await signoff(['audit', 'verify'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/signoff' });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(lines(r.stderr)).toHaveLength(1);
+    expect(r.stderr).toMatch(/^error: Cannot reach PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:1\/signoff \(connect ECONNREFUSED/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+
+    const badConfig = await signoff(['apply', FIXTURE], { DATABASE_URL: 'not a url', PORT: 'eighty' });
+    expect(badConfig.code).toBe(2);
+    expect(lines(badConfig.stderr)).toHaveLength(1);
+    expect(badConfig.stderr).toContain('error: invalid configuration: ');
+    expect(badConfig.stderr).toContain('DATABASE_URL: must be a postgres:// URL');
+    expect(badConfig.stderr).toContain('PORT:');
+  });
+});
