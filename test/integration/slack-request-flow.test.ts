@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
+import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+
+let h: SlackHarness;
+let s: Seeded;
+beforeAll(async () => {
+  h = await startSlackHarness();
+  s = await seedContoso(h.t.tdb.db);
+});
+afterAll(() => h.close());
+
+const requestsOfBob = () => h.t.tdb.db.query<{ id: string; status: string; decided_by_label: string | null; decision_reason: string | null }>(
+  'SELECT id, status, decided_by_label, decision_reason FROM requests WHERE requester_id = $1 ORDER BY created_at', [s.bob.id]);
+
+describe('Configuration Manager scenario 1 in Slack', () => {
+  let requestId: string;
+  let promptTs: string;
+
+  it('bob opens the request modal with /signoff request Visio and sees the policy fields', async () => {
+    const res = await h.command('U0BOB', 'request Visio');
+    expect(res.status).toBe(200);
+    const [open] = await h.fake.waitFor('views.open');
+    const view = open!.args.view;
+    expect(view.callback_id).toBe(CALLBACK.requestModal);
+    const byId = Object.fromEntries(view.blocks.filter((b: any) => b.block_id).map((b: any) => [b.block_id, b]));
+    expect(byId.app.element.type).toBe('external_select');
+    expect(byId.app.element.initial_option).toMatchObject({ value: VISIO, text: { text: 'Visio' } });
+    expect(byId.device.element.options.map((o: any) => o.text.text)).toEqual(['BOB-LAPTOP']);
+    expect(byId.justification.optional).toBe(false);
+    expect(byId.q_usage.label.text).toBe('What will you use it for?');
+    expect(byId.q_usage.element.options.map((o: any) => o.value)).toEqual(['Diagrams', 'Other']);
+  });
+
+  it('the application select searches only what bob may request', async () => {
+    await h.t.tdb.db.query(`INSERT INTO applications (id, name, visibility, per_device, policy_id) SELECT 'App_Hidden', 'Secret Tool', 'hidden-until-approved', true, policy_id FROM applications WHERE id = $1`, [VISIO]);
+    const all = await h.suggest('U0BOB', ACTION.modalApp, '');
+    expect(all.body.options.map((o: any) => o.text.text)).toEqual(['Visio']);
+    const none = await h.suggest('U0BOB', ACTION.modalApp, 'secret');
+    expect(none.body.options).toEqual([]);
+  });
+
+  it('shows validation errors inline and creates nothing', async () => {
+    const view = h.fake.last('views.open')!.args.view;
+    const res = await h.submit('U0BOB', view, { justification: '   ', q_usage: 'Games' });
+    expect(res.status).toBe(200);
+    expect(res.body.response_action).toBe('errors');
+    expect(res.body.errors.justification).toMatch(/justification is required/i);
+    expect(res.body.errors.q_usage).toMatch(/not one of the options/);
+    expect(await requestsOfBob()).toHaveLength(0);
+  });
+
+  it('submits, confirms in the modal, prompts C0APPROVE and DMs bob', async () => {
+    const view = h.fake.last('views.open')!.args.view;
+    const res = await h.submit('U0BOB', view, { justification: 'Network diagrams for the migration', q_usage: 'Diagrams' });
+    expect(res.body.response_action).toBe('update');
+    expect(textOf(res.body.view.blocks)).toMatch(/Your request for \*Visio\* on BOB-LAPTOP is submitted/);
+    const [r] = await requestsOfBob();
+    expect(r!.status).toBe('pending');
+    requestId = r!.id;
+
+    expect(await h.drain()).toEqual(['request.submitted']);
+    const posts = h.fake.of('chat.postMessage');
+    const prompt = posts.find((p) => p.args.channel === 'C0APPROVE')!;
+    promptTs = (await h.t.tdb.db.one<{ message_id: string }>(`SELECT message_id FROM message_refs WHERE conversation_id = 'C0APPROVE' AND purpose = 'prompt'`)).message_id;
+    const shown = textOf(prompt.args.blocks);
+    expect(shown).toContain('Software request: Visio');
+    expect(shown).toContain('<@U0BOB>');
+    expect(shown).toContain('BOB-LAPTOP');
+    expect(shown).toContain('Network diagrams for the migration');
+    expect(shown).toMatch(/What will you use it for\?\*\nDiagrams/);
+    expect(buttonsOf(prompt.args.blocks).map((b) => [b.text, b.action_id, b.value])).toEqual([
+      ['Approve', ACTION.approve, requestId], ['Deny', ACTION.deny, requestId],
+    ]);
+    expect(h.fake.last('conversations.open')!.args.users).toBe('U0BOB');
+    const dm = posts.find((p) => p.args.channel === 'D0BOB')!;
+    expect(textOf(dm.args.blocks)).toMatch(/Your request for \*Visio\* on BOB-LAPTOP was submitted/);
+    expect(buttonsOf(dm.args.blocks).map((b) => b.text)).toEqual(['Cancel request', 'History']);
+
+    const audit = await h.t.tdb.db.query<{ details: any }>(`SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_id = $1`, [requestId]);
+    expect(audit.map((a) => a.details.channel).sort()).toEqual(['C0APPROVE', 'D0BOB']);
+  });
+
+  it('a retried event does not post again', async () => {
+    const before = h.fake.of('chat.postMessage').length;
+    const row = await h.t.tdb.db.one<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.submitted'`, [requestId]);
+    await h.adapter.notifier.handle({ id: row.id, ...row.payload });
+    expect(h.fake.of('chat.postMessage').length).toBe(before);
+  });
+
+  it('refuses bob (self-approval) and dan (not an approver) with ephemeral messages', async () => {
+    await h.action('U0BOB', ACTION.approve, requestId, { messageTs: promptTs });
+    await h.action('U0DAN', ACTION.approve, requestId, { messageTs: promptTs });
+    const eph = await h.fake.waitFor('chat.postEphemeral', 2);
+    const bobSaw = eph.find((e) => e.args.user === 'U0BOB')!;
+    const danSaw = eph.find((e) => e.args.user === 'U0DAN')!;
+    expect(bobSaw.args.channel).toBe('C0APPROVE');
+    expect(textOf(bobSaw.args.blocks)).toMatch(/cannot decide your own request/);
+    expect(textOf(danSaw.args.blocks)).toMatch(/Only members of it-approvers/);
+    expect((await requestsOfBob())[0]!.status).toBe('pending');
+    expect(await h.t.tdb.db.query('SELECT 1 FROM request_decisions')).toHaveLength(0);
+  });
+
+  it('ada and cyd click Approve at the same moment: one decision, the other is told who decided', async () => {
+    h.fake.reset();
+    await Promise.all([h.action('U0ADA', ACTION.approve, requestId, { messageTs: promptTs }), h.action('U0CYD', ACTION.approve, requestId, { messageTs: promptTs })]);
+    const eph = await h.fake.waitFor('chat.postEphemeral', 2);
+    const texts = eph.map((e) => textOf(e.args.blocks));
+    expect(texts.filter((t) => /You approved \*Visio\* for \*Bob User\*/.test(t))).toHaveLength(1);
+    expect(texts.filter((t) => /Already decided: this was \*approved\* by \*(Ada Admin|Cyd Approver)\* <!date\^/.test(t))).toHaveLength(1);
+    expect(await h.t.tdb.db.query('SELECT 1 FROM request_decisions')).toHaveLength(1);
+    expect((await requestsOfBob())[0]!.status).toBe('approved');
+  });
+
+  it('updates every copy in place with the outcome and no buttons, tells bob, and orders the install', async () => {
+    h.fake.reset();
+    expect(await h.drain()).toEqual(['request.approved']);
+    const [approver] = await h.t.tdb.db.query<{ decided_by_label: string }>('SELECT decided_by_label FROM requests WHERE id = $1', [requestId]);
+    const updates = h.fake.of('chat.update');
+    expect(updates.map((u) => u.args.channel).sort()).toEqual(['C0APPROVE', 'D0BOB']);
+    for (const u of updates) {
+      expect(buttonsOf(u.args.blocks).filter((b) => b.action_id === ACTION.approve || b.action_id === ACTION.deny || b.action_id === ACTION.cancel)).toEqual([]);
+    }
+    const channelCopy = updates.find((u) => u.args.channel === 'C0APPROVE')!;
+    expect(channelCopy.args.ts).toBe(promptTs);
+    expect(textOf(channelCopy.args.blocks)).toMatch(new RegExp(`Approved\\* by \\*${approver!.decided_by_label}\\* <!date\\^\\d+`));
+    expect(channelCopy.args.blocks.some((b: any) => b.type === 'actions')).toBe(false);
+    const outcome = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0BOB')!;
+    expect(textOf(outcome.args.blocks)).toMatch(/Approved: your request for \*Visio\* on BOB-LAPTOP\.\nThe installation has been ordered/);
+    expect(buttonsOf(outcome.args.blocks).map((b) => b.text)).toContain('Install now');
+
+    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);
+    const install = row.payload.webhooks.find((w: any) => w.type === 'app.install');
+    expect(install.data).toMatchObject({ applicationId: VISIO, clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', requestId });
+  });
+
+  it('bob can ask for the install now from his DM', async () => {
+    h.fake.reset();
+    await h.action('U0BOB', ACTION.installNow, requestId, { channel: 'D0BOB' });
+    const [eph] = await h.fake.waitFor('chat.postEphemeral');
+    expect(textOf(eph!.args.blocks)).toMatch(/installation of \*Visio\* on BOB-LAPTOP has been ordered now/);
+    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.install_ordered'`, [requestId]);
+    expect(row.payload.webhooks[0]).toMatchObject({ type: 'app.install', data: { clientGuid: BOB_LAPTOP } });
+  });
+});
