@@ -9,7 +9,6 @@ import { jsonBody, requireJsonBody } from './body-parsing.ts';
 import { registerChangeRoutes } from './change-routes.ts';
 import { registerDeliveryRoutes } from './delivery-routes.ts';
 import { idempotency } from './idempotency.ts';
-import { mountLinkRoutes } from './link-routes.ts';
 import { createOpsRouter } from './ops-routes.ts';
 import { problemErrorHandler } from './problem.ts';
 import { requestId } from './request-id.ts';
@@ -20,7 +19,10 @@ import { routeFallback } from './route-fallback.ts';
 export const API_BASE = '/api/v1';
 
 export interface HttpAppOptions {
-  /** Adapters mount their own routes here, before any body parser: Slack verifies signatures over the raw body. */
+  /**
+   * Adapters (Slack, Teams, email links) mount their own routes here, before any body parser: Slack verifies
+   * signatures over the raw body. Their errors still end in the problem+json handler.
+   */
   mount?: (app: Express) => void;
 }
 
@@ -42,7 +44,6 @@ export function createHttpApp(ctx: AppContext, opts: HttpAppOptions = {}): Expre
   app.use(requestId(ctx));
 
   opts.mount?.(app);
-  mountLinkRoutes(app, ctx);
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -76,6 +77,13 @@ export function startHttpServer(app: Express, port: number, opts: { host?: strin
     server.once('listening', () => {
       server.off('error', reject);
       let closing: Promise<void> | undefined;
+      // keep-alive sockets of requests that finish during shutdown would otherwise hold close() open
+      server.on('request', (_req, res) => {
+        res.once('finish', () => {
+          if (closing) setImmediate(() => server.closeIdleConnections());
+        });
+        if (closing) res.setHeader('Connection', 'close');
+      });
       resolve({
         server,
         port: (server.address() as AddressInfo).port,
