@@ -10,7 +10,8 @@ import { isUuid, type RequestRow } from './request-queries.ts';
 import { snapshotOf, type RequestService } from './request-service.ts';
 import { nextRequestStatus } from './request-state.ts';
 
-export const timerKinds = ['expiry', 'escalation', 'reminder', 'access_expiry', 'access_warning', 'review', 'install', 'review_lapse'] as const;
+// order matters: a lapsed review must close before the next one can open; expiry makes reminders moot
+export const timerKinds = ['expiry', 'escalation', 'reminder', 'access_expiry', 'access_warning', 'review_lapse', 'review', 'install'] as const;
 export type TimerKind = (typeof timerKinds)[number];
 export type SweepResult = Record<TimerKind, number>;
 
