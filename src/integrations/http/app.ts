@@ -56,11 +56,18 @@ export function createHttpApp(ctx: AppContext, opts: HttpAppOptions = {}): Expre
     res.json(openApi);
   });
   // who is calling comes before reading what they sent: an unauthenticated client cannot make us parse a body
-  app.use(API_BASE, apiKeyAuth(ctx), requireJsonBody(), jsonBody(ctx.config.MAX_BODY_BYTES), idempotency(ctx), router);
+  app.use(API_BASE, noStore, apiKeyAuth(ctx), requireJsonBody(), jsonBody(ctx.config.MAX_BODY_BYTES), idempotency(ctx), router);
 
   app.use(routeFallback(app));
   app.use(problemErrorHandler(ctx));
   return app;
+}
+
+// API answers are per caller and change with every decision: no shared cache may keep them
+function noStore(_req: express.Request, res: express.Response, next: express.NextFunction): void {
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  next();
 }
 
 export interface RunningServer {

@@ -99,7 +99,8 @@ export class RouteRegistry {
           default: { description: 'Error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
         },
       };
-      if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: toJsonSchema(r.body, 'input', defs) } } };
+      // a body that may be all-optional can be left out entirely (an empty POST parses as {})
+      if (r.body) op.requestBody = { required: !r.body.safeParse({}).success, content: { 'application/json': { schema: toJsonSchema(r.body, 'input', defs) } } };
       (paths[oaPath] ??= {})[r.method] = op;
     }
     return {
