@@ -56,7 +56,10 @@ export const policyInputSchema = z
     // the definition's own cross-field rules (duplicate question ids, escalateTo) live on its schema
     const { name: _name, ...definition } = p;
     const result = policyDefinitionSchema.safeParse(definition);
-    if (!result.success) for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    if (!result.success) {
+      // field-level issues were already reported by the shape above; only the cross-field rules are new
+      for (const issue of result.error.issues) if (issue.code === 'custom') ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    }
   });
 export type PolicyInputNamed = z.infer<typeof policyInputSchema>;
 
@@ -90,13 +93,14 @@ export const changePolicyInputSchema = changePolicySchema;
 export type ChangePolicyInput = z.infer<typeof changePolicyInputSchema>;
 
 /** Standard Webhooks secret: `whsec_` + base64 of 24 to 64 random bytes. */
-export const webhookSecretSchema = z
-  .string()
-  .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
-  .refine((s) => {
-    const bytes = Buffer.from(s.slice(6), 'base64').length;
-    return bytes >= 24 && bytes <= 64;
-  }, 'must encode 24 to 64 bytes after whsec_');
+export const webhookSecretSchema = z.string().superRefine((s, ctx) => {
+  if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s)) {
+    ctx.addIssue({ code: 'custom', message: 'must be whsec_ followed by base64' });
+    return;
+  }
+  const bytes = Buffer.from(s.slice(6), 'base64').length;
+  if (bytes < 24 || bytes > 64) ctx.addIssue({ code: 'custom', message: 'must encode 24 to 64 bytes after whsec_' });
+});
 
 export const webhookInputSchema = z.strictObject({
   name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must use letters, digits, ".", "_" or "-"'),

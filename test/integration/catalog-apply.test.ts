@@ -169,3 +169,15 @@ describe('bad files change nothing', () => {
     expect(document.policies).toBeUndefined();
   });
 });
+
+describe('the documented example', () => {
+  it('applies cleanly on top of the spec example, then is unchanged', async () => {
+    const md = readFileSync(new URL('../../docs/catalog-yaml.md', import.meta.url), 'utf8');
+    const example = file('doc.yaml', /## Full example[\s\S]*?```yaml\n([\s\S]*?)```/.exec(md)![1]!);
+    const s = await applyCatalogFile(t.ctx.catalog, example);
+    expect(s.policies.created).toBe(1);
+    expect(s.applications).toMatchObject({ created: 1, updated: 1 });
+    const again = await applyCatalogFile(t.ctx.catalog, example);
+    expect(catalogKinds.every((k) => again[k].created + again[k].updated + again[k].deleted === 0)).toBe(true);
+  });
+});
