@@ -79,6 +79,10 @@ const nouns: Record<CatalogKind, string> = {
 
 class DryRunRollback extends Error {}
 
+// Catalog writes take turns: reference checks read other rows (a policy's groups, a group's users), so two
+// concurrent writes could otherwise each pass their check and together leave a dangling reference.
+const CATALOG_LOCK = 7461628;
+
 const iso = (d: Date) => new Date(d).toISOString();
 
 /** Catalog and directory administration (identities, devices, groups, applications, policies, webhooks). */
@@ -312,7 +316,10 @@ export class CatalogService {
   /** One transaction; a unique or foreign-key violation that slipped past the checks still becomes a clear 409. */
   private async write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
-      return await this.db.tx(fn);
+      return await this.db.tx(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [CATALOG_LOCK]);
+        return fn(tx);
+      });
     } catch (e) {
       const err = e as { code?: string; constraint?: string; detail?: string; driverError?: { code?: string; constraint?: string; detail?: string } };
       const code = err.code ?? err.driverError?.code;
