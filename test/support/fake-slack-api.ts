@@ -9,11 +9,12 @@ export interface SlackCall {
   token: string | null;
 }
 
-type Scripted =
+type Scripted = (
   | { kind: 'error'; error: string }
   | { kind: 'ratelimit'; retryAfter: number }
   | { kind: 'status'; status: number }
-  | { kind: 'hold'; gate: Promise<void> };
+  | { kind: 'hold'; gate: Promise<void> }
+) & { match?: (args: Record<string, any>) => boolean };
 
 /**
  * An in-process stand-in for the Slack Web API on 127.0.0.1:0. It records what Signoff sends, answers like
@@ -42,8 +43,8 @@ export class FakeSlackApi {
   }
 
   /** The next `times` calls of `method` answer `{ ok: false, error }`. */
-  failNext(method: string, error: string, times = 1): void {
-    for (let i = 0; i < times; i++) this.push(method, { kind: 'error', error });
+  failNext(method: string, error: string, times = 1, match?: (args: Record<string, any>) => boolean): void {
+    for (let i = 0; i < times; i++) this.push(method, { kind: 'error', error, match });
   }
   rateLimitNext(method: string, retryAfterSeconds: number, times = 1): void {
     for (let i = 0; i < times; i++) this.push(method, { kind: 'ratelimit', retryAfter: retryAfterSeconds });
@@ -113,7 +114,9 @@ export class FakeSlackApi {
     const args = parseArgs(req.headers['content-type'] ?? '', raw);
     const auth = req.headers.authorization ?? null;
     const call: SlackCall = { method, args, token: auth ? auth.replace(/^Bearer /, '') : (args.token ?? null) };
-    const script = this.scripted.get(method)?.shift();
+    const queue = this.scripted.get(method) ?? [];
+    const at = queue.findIndex((x) => !x.match || x.match(args));
+    const script = at >= 0 ? queue.splice(at, 1)[0] : undefined;
     this.record(call);
     if (script?.kind === 'hold') await script.gate;
     if (script?.kind === 'error') return json(200, { ok: false, error: script.error });

@@ -22,7 +22,7 @@ export interface SlackAdapter {
 export function createSlackAdapter(ctx: AppContext, opts: SlackAdapterOptions = {}): SlackAdapter {
   const { SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_API_URL, MAX_BODY_BYTES } = ctx.config;
   if (!SLACK_SIGNING_SECRET || !SLACK_BOT_TOKEN) throw new Error('Slack is not configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN');
-  const api = new SlackApi(SLACK_BOT_TOKEN, { apiUrl: SLACK_API_URL, logger: ctx.logger });
+  const api = new SlackApi(SLACK_BOT_TOKEN, { apiUrl: SLACK_API_URL, logger: ctx.logger, now: opts.now });
   const notifier = new SlackNotifier(ctx, api);
   const responseOrigins = new Set(['https://hooks.slack.com']);
   if (SLACK_API_URL) responseOrigins.add(new URL(SLACK_API_URL).origin);
