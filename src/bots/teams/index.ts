@@ -1,0 +1,39 @@
+import express, { type Express, type Request, type Response } from 'express';
+import type { AppContext } from '../../app-context.ts';
+import type { ChatNotifier } from '../../core/ports.ts';
+import { createCloudAdapter } from './teams-auth.ts';
+import { SignoffTeamsBot } from './teams-bot.ts';
+import { BotConnectorClient, tokenProviderFor } from './teams-connector.ts';
+import { TeamsInvokeHandler } from './teams-invoke.ts';
+import { TeamsNotifier } from './teams-notifier.ts';
+import { TeamsViews } from './teams-views.ts';
+
+export interface TeamsAdapter {
+  mount(app: Express): void;
+  notifier: ChatNotifier;
+}
+
+/** The Teams bot: `POST /api/messages` for Bot Framework activities, and the notifier the outbox relay calls. */
+export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: number } = {}): TeamsAdapter {
+  const adapter = createCloudAdapter(ctx.config);
+  const views = new TeamsViews(ctx);
+  const bot = new SignoffTeamsBot(ctx, new TeamsInvokeHandler(ctx, views));
+  const notifier = new TeamsNotifier(ctx, new BotConnectorClient(tokenProviderFor(ctx.config), { minIntervalMs: opts.minSendIntervalMs }), views);
+
+  adapter.onTurnError = async (turn, error) => {
+    ctx.logger.error({ err: error, type: turn.activity.type }, 'teams: turn failed');
+    // an invoke still gets an answer; messages get a short apology rather than silence
+    if (turn.activity.type === 'message') {
+      await turn.sendActivity('Something went wrong on our side; it has been logged. Please try again.').catch(() => undefined);
+    }
+  };
+
+  return {
+    notifier,
+    mount(app: Express) {
+      app.post('/api/messages', express.json({ limit: ctx.config.MAX_BODY_BYTES }), async (req: Request, res: Response) => {
+        await adapter.process(req as never, res as never, (turn) => bot.run(turn));
+      });
+    },
+  };
+}

@@ -1,0 +1,146 @@
+import { ActivityHandler, TurnContext, type Activity as BfActivity, type AdaptiveCardInvokeResponse, type AdaptiveCardInvokeValue } from 'botbuilder';
+import type { AppContext } from '../../app-context.ts';
+import type { Actor } from '../../core/audit-log.ts';
+import { identityByTeamsId, type IdentityRow } from '../../core/directory.ts';
+import { toAppError } from '../../core/errors.ts';
+import { noticeCard, welcomeCard, type AdaptiveCard } from './teams-cards.ts';
+import { appPicker, changeForm, myRequests, requestForm } from './teams-forms.ts';
+import { TeamsInvokeHandler } from './teams-invoke.ts';
+import { baseConversationId } from './teams-connector.ts';
+import { auditSent, saveConversationRef, type ConversationKind, type StoredReference } from './teams-store.ts';
+
+const attach = (card: AdaptiveCard, summary?: string): Partial<BfActivity> => ({
+  type: 'message',
+  summary,
+  attachments: [{ contentType: 'application/vnd.microsoft.card.adaptive', content: card }],
+});
+
+/**
+ * The conversational side: personal-chat commands, the welcome card on install, and a stored conversation
+ * reference for every conversation the bot hears from (so it can post there later without being asked).
+ */
+export class SignoffTeamsBot extends ActivityHandler {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly invokes: TeamsInvokeHandler,
+  ) {
+    super();
+    this.onMessage(async (turn, next) => {
+      await this.onText(turn);
+      await next();
+    });
+    // Teams sends both installationUpdate and conversationUpdate on install; the reference is stored for
+    // either (in run), and the welcome goes out once, for the conversationUpdate that adds the bot
+    this.onMembersAdded(async (turn, next) => {
+      const botAdded = (turn.activity.membersAdded ?? []).some((m) => m.id === turn.activity.recipient?.id);
+      if (botAdded) await this.welcome(turn);
+      await next();
+    });
+  }
+
+  async run(turn: TurnContext): Promise<void> {
+    await this.remember(turn.activity);
+    turn.onSendActivities(async (c, activities, next) => {
+      const res = await next();
+      for (let i = 0; i < activities.length; i++) {
+        if (activities[i]!.type !== 'message') continue;
+        await auditSent(this.ctx.db, this.ctx.clock.now(), { type: 'conversation', id: baseConversationId(c.activity.conversation.id) }, {
+          operation: 'reply', conversationId: c.activity.conversation.id, activityId: res[i]?.id ?? null, to: c.activity.from?.aadObjectId ?? null,
+        });
+      }
+      return res;
+    });
+    await super.run(turn);
+  }
+
+  /** Stores where this conversation lives; personal chats under the user's AAD object id, channels under their id. */
+  private async remember(a: Partial<BfActivity>): Promise<void> {
+    if (!a.serviceUrl || !a.conversation?.id) return;
+    const cd = (a.channelData ?? {}) as { channel?: { id?: string }; team?: { id?: string }; tenant?: { id?: string } };
+    const tenantId = a.conversation.tenantId ?? cd.tenant?.id;
+    const ref = (conversationId: string, conversationType?: string): StoredReference => ({
+      serviceUrl: a.serviceUrl!,
+      channelId: a.channelId ?? 'msteams',
+      conversation: { id: conversationId, conversationType, tenantId, isGroup: conversationType !== 'personal' },
+      bot: a.recipient ? { id: a.recipient.id, name: a.recipient.name } : undefined,
+      tenantId,
+    });
+    const save = (key: string, kind: ConversationKind, r: StoredReference) => saveConversationRef(this.ctx.db, key, kind, r);
+    const type = a.conversation.conversationType;
+    if (type === 'personal') {
+      if (a.from?.aadObjectId) await save(a.from.aadObjectId, 'personal', ref(a.conversation.id, 'personal'));
+      return;
+    }
+    if (type === 'channel' || cd.team?.id) {
+      const channelId = cd.channel?.id ?? baseConversationId(a.conversation.id);
+      await save(channelId, 'channel', ref(channelId, 'channel'));
+      // the team's General channel has the team's id
+      if (cd.team?.id && cd.team.id !== channelId) await save(cd.team.id, 'team', ref(cd.team.id, 'channel'));
+      return;
+    }
+    await save(baseConversationId(a.conversation.id), 'groupChat', ref(baseConversationId(a.conversation.id), type));
+  }
+
+  protected async onAdaptiveCardInvoke(turn: TurnContext, value: AdaptiveCardInvokeValue): Promise<AdaptiveCardInvokeResponse> {
+    return this.invokes.handle(turn, value);
+  }
+
+  private async welcome(turn: TurnContext): Promise<void> {
+    const a = turn.activity;
+    if (a.conversation?.conversationType === 'personal') {
+      const me = a.from?.aadObjectId ? await identityByTeamsId(this.ctx.db, a.from.aadObjectId) : undefined;
+      await turn.sendActivity(attach(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: true }), 'Welcome to Signoff'));
+      return;
+    }
+    const cd = (a.channelData ?? {}) as { channel?: { id?: string }; team?: { id?: string; name?: string } };
+    const channelId = cd.channel?.id ?? baseConversationId(a.conversation.id);
+    // what an IT admin needs to route an approver group here
+    await turn.sendActivity(attach(noticeCard({
+      title: 'Signoff is ready in this channel',
+      text: `To send an approver group's prompts here, set its teamsChannel to ${channelId} (in the catalog YAML or through the admin API). People request software in a personal chat with Signoff.`,
+      tone: 'info',
+      facts: [{ title: 'Channel id', value: channelId }, ...(cd.team?.id ? [{ title: 'Team id', value: cd.team.id }] : [])],
+    }), 'Signoff is ready'));
+  }
+
+  private async onText(turn: TurnContext): Promise<void> {
+    const a = turn.activity;
+    if (a.value && !a.text) return; // legacy Action.Submit payloads: every card here uses Action.Execute
+    const text = TurnContext.removeRecipientMention(a as BfActivity).replace(/\s+/g, ' ').trim();
+    const lower = text.toLowerCase();
+    const me = a.from?.aadObjectId ? await identityByTeamsId(this.ctx.db, a.from.aadObjectId) : undefined;
+    const reply = (card: AdaptiveCard, summary?: string) => turn.sendActivity(attach(card, summary));
+    if (lower === '' || lower === 'help' || lower === '?' || lower === 'hi' || lower === 'hello') {
+      await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false }), 'Signoff help');
+      return;
+    }
+    const command = /^(request|my requests|requests|change)\b\s*(.*)$/.exec(lower);
+    if (!command) {
+      await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false }), `I did not understand "${text.slice(0, 50)}"`);
+      return;
+    }
+    if (!me) {
+      await reply(welcomeCard({ linked: false, welcome: false }), 'Your account is not linked');
+      return;
+    }
+    const actor: Actor = { id: me.id, label: me.display_name, channel: 'teams' };
+    try {
+      await reply(await this.commandCard(command[1]!, text.slice(command[1]!.length).trim(), me, actor));
+    } catch (e) {
+      const err = toAppError(e);
+      if (err.code === 'internal') this.ctx.logger.error({ err: e }, 'teams: command failed');
+      await reply(noticeCard({ title: 'That did not work', text: err.message, tone: 'error' }));
+    }
+  }
+
+  private async commandCard(command: string, rest: string, _me: IdentityRow, actor: Actor): Promise<AdaptiveCard> {
+    switch (command) {
+      case 'request':
+        return rest ? requestForm(this.ctx, actor, rest) : appPicker(this.ctx, actor);
+      case 'change':
+        return changeForm(this.ctx, {});
+      default:
+        return myRequests(this.ctx, actor);
+    }
+  }
+}

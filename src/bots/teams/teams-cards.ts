@@ -1,0 +1,345 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as ACData from 'adaptivecards-templating';
+import type { ChangeView, DiffEntry, RequestDetail } from '../../core/views.ts';
+import type { Question } from '../../core/policy-schema.ts';
+
+/**
+ * Pure renderers: view data in, Adaptive Card JSON out. Layout lives in cards/*.json so an admin can restyle
+ * without touching code; these functions only decide what the viewer may see and do.
+ */
+export type AdaptiveCard = Record<string, unknown> & { type: 'AdaptiveCard' };
+export type CardName = 'request' | 'change' | 'request-form' | 'app-picker' | 'welcome' | 'my-requests' | 'notice' | 'change-form';
+export type Tone = 'info' | 'success' | 'error' | 'warning';
+
+const cardsDir = fileURLToPath(new URL('../../../cards/', import.meta.url));
+const templates = new Map<CardName, unknown>();
+
+function template(name: CardName): unknown {
+  let t = templates.get(name);
+  if (!t) {
+    t = JSON.parse(readFileSync(`${cardsDir}${name}.json`, 'utf8'));
+    templates.set(name, t);
+  }
+  return t;
+}
+
+/** Binds a template; properties whose `$when` was false come back as null and are dropped. */
+export function renderTemplate(name: CardName, data: Record<string, unknown>): AdaptiveCard {
+  const expanded = new ACData.Template(template(name)).expand({ $root: data }) as Record<string, unknown>;
+  return dropNulls(expanded) as AdaptiveCard;
+}
+
+function dropNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(dropNulls);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) if (x !== null && x !== undefined) out[k] = dropNulls(x);
+    return out;
+  }
+  return v;
+}
+
+// Teams shows a card of at most ~28 KB; user-supplied text is capped so a long justification cannot break it.
+const clip = (s: string, n = 600) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** RFC 3339 without milliseconds, as Adaptive Cards' DATE()/TIME() functions need. */
+const rfc3339 = (iso: string) => new Date(iso).toISOString().replace(/\.\d{3}Z$/, 'Z');
+/** Rendered in each viewer's own locale and time zone by the Teams client. */
+export const localTime = (iso: string) => `{{DATE(${rfc3339(iso)}, SHORT)}} {{TIME(${rfc3339(iso)})}}`;
+/** For facts, where clients do not apply DATE()/TIME(). */
+export const utcTime = (iso: string) => `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
+const toneStyle: Record<Tone, string> = { info: 'accent', success: 'good', error: 'attention', warning: 'warning' };
+
+export interface Banner {
+  text: string;
+  tone: Tone;
+}
+
+export interface RequestCardInput {
+  request: RequestDetail;
+  can: { decide: boolean; cancel: boolean; installNow: boolean };
+  /** AAD object ids whose Teams client refreshes the card for a per-viewer version; empty once decided */
+  refreshUserIds: string[];
+  banner?: Banner;
+}
+
+const requestStatus: Record<string, { label: string; color: string; header: string }> = {
+  pending: { label: 'Waiting for approval', color: 'accent', header: 'emphasis' },
+  approved: { label: 'Approved', color: 'good', header: 'good' },
+  denied: { label: 'Denied', color: 'attention', header: 'attention' },
+  cancelled: { label: 'Cancelled by the requester', color: 'default', header: 'default' },
+  expired: { label: 'Expired: nobody decided before the deadline', color: 'warning', header: 'warning' },
+  revoked: { label: 'Access revoked', color: 'attention', header: 'attention' },
+};
+
+function answerText(q: Question | undefined, value: unknown): string {
+  if (Array.isArray(value)) return value.join(', ');
+  if (value === undefined || value === null || value === '') return q?.required === false ? '(not answered)' : '—';
+  return String(value);
+}
+
+export function requestCard(input: RequestCardInput): AdaptiveCard {
+  const r = input.request;
+  const st = requestStatus[r.status] ?? requestStatus.pending!;
+  const stageNote = r.stageCount > 1 ? ` · stage ${r.currentStage + 1} of ${r.stageCount}` : '';
+  const facts: { title: string; value: string }[] = [
+    { title: 'Requester', value: r.requester ? `${r.requester.displayName} (${r.requester.username})` : 'Machine pre-approval' },
+    { title: 'Application', value: r.application.name },
+  ];
+  if (r.device) facts.push({ title: 'Device', value: r.device.name });
+  for (const q of r.policy.questions) facts.push({ title: clip(q.text, 120), value: clip(answerText(q, r.answers[q.id]), 300) });
+  facts.push({ title: 'Requested', value: utcTime(r.createdAt) });
+  if (r.status === 'pending') {
+    const stage = r.stages[r.currentStage];
+    if (stage) facts.push({ title: 'Approvers', value: stage.approverGroups.join(', ') });
+    if (r.deadlineAt) facts.push({ title: 'Decide by', value: utcTime(r.deadlineAt) });
+  }
+  if (r.status === 'approved') {
+    if (r.installOrderedAt) facts.push({ title: 'Install', value: `ordered ${utcTime(r.installOrderedAt)}` });
+    else if (r.installDueAt) facts.push({ title: 'Install', value: `in the next maintenance window (${utcTime(r.installDueAt)})` });
+    if (r.accessExpiresAt) facts.push({ title: 'Access until', value: utcTime(r.accessExpiresAt) });
+  }
+
+  const decisions = r.decisions.map((d) => ({
+    text: `${d.decision === 'approve' ? '✅' : '⛔'} ${d.approver.label} ${d.decision === 'approve' ? 'approved' : 'denied'}${r.stageCount > 1 ? ` stage ${d.stage + 1}` : ''} · ${localTime(d.at)}${d.reason ? ` · "${clip(d.reason, 300)}"` : ''}`,
+  }));
+
+  let outcome: { text: string; reason: string | null; style: string } | null = null;
+  if (r.status !== 'pending') {
+    const who = r.decidedBy ?? 'Signoff';
+    const when = r.decidedAt ? ` on ${localTime(r.decidedAt)}` : '';
+    const verb: Record<string, string> = { approved: 'Approved', denied: 'Denied', cancelled: 'Cancelled', expired: 'Expired', revoked: 'Revoked' };
+    outcome = {
+      text: r.status === 'expired' ? `Expired${when}: no decision before the deadline` : `${verb[r.status] ?? r.status} by ${who}${when}`,
+      reason: r.decisionReason ? clip(r.decisionReason, 1000) : null,
+      style: st.header,
+    };
+  }
+  const stage = r.stages[r.currentStage];
+  return renderTemplate('request', {
+    id: r.id,
+    shortId: r.id.slice(0, 8),
+    stage: r.currentStage,
+    title: r.requester ? `${r.application.name} for ${r.requester.displayName}` : r.application.name,
+    statusLabel: r.status === 'pending' ? `${st.label}${stageNote}${r.escalated ? ' · escalated' : ''}` : st.label,
+    statusColor: st.color,
+    headerStyle: st.header,
+    banner: input.banner ? clip(input.banner.text, 600) : null,
+    bannerStyle: input.banner ? toneStyle[input.banner.tone] : 'default',
+    facts,
+    justification: r.justification ? clip(r.justification, 2000) : null,
+    decisions,
+    outcome,
+    canDecide: input.can.decide && r.status === 'pending',
+    reasonLabel: stage?.approverJustification ? 'Reason (required to approve)' : 'Reason (optional)',
+    canCancel: input.can.cancel && r.status === 'pending',
+    canInstallNow: input.can.installNow && r.status === 'approved',
+    refresh: input.refreshUserIds.length > 0,
+    userIds: input.refreshUserIds.slice(0, 60),
+  });
+}
+
+const changeStatus: Record<string, { label: string; color: string; header: string; verb: string }> = {
+  pending: { label: 'Waiting for another admin', color: 'accent', header: 'emphasis', verb: 'Pending' },
+  approved: { label: 'Approved', color: 'good', header: 'good', verb: 'Approved' },
+  rejected: { label: 'Rejected', color: 'attention', header: 'attention', verb: 'Rejected' },
+  cancelled: { label: 'Cancelled by the requester', color: 'default', header: 'default', verb: 'Cancelled' },
+};
+
+const shown = (v: unknown) => (v === undefined ? '' : clip(typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? 'null', 300));
+const opLabel: Record<DiffEntry['op'], { text: string; color: string }> = {
+  add: { text: 'added', color: 'good' },
+  remove: { text: 'removed', color: 'attention' },
+  replace: { text: 'changed', color: 'warning' },
+};
+const MAX_DIFF_ROWS = 30;
+
+export interface ChangeCardInput {
+  change: ChangeView;
+  can: { decide: boolean; cancel: boolean };
+  refreshUserIds: string[];
+  banner?: Banner;
+}
+
+export function changeCard(input: ChangeCardInput): AdaptiveCard {
+  const c = input.change;
+  const st = changeStatus[c.status] ?? changeStatus.pending!;
+  const diff = c.diff.slice(0, MAX_DIFF_ROWS).map((d) => ({
+    path: d.path || '(whole resource)',
+    op: opLabel[d.op].text,
+    color: opLabel[d.op].color,
+    before: d.op === 'add' ? '—' : shown(d.before),
+    after: d.op === 'remove' ? '—' : shown(d.after),
+  }));
+  if (c.diff.length > MAX_DIFF_ROWS) diff.push({ path: `… ${c.diff.length - MAX_DIFF_ROWS} more`, op: '', color: 'default', before: '', after: '' });
+  const facts = [
+    { title: 'Resource', value: `${c.resourceType} "${clip(c.resourceId, 200)}"` },
+    { title: 'Requested by', value: c.requester.label },
+    { title: 'Approvers', value: c.approverGroups.join(', ') },
+    { title: 'Requested', value: utcTime(c.createdAt) },
+  ];
+  const outcome = c.status === 'pending'
+    ? null
+    : { text: `${st.verb} by ${c.decidedBy ?? 'Signoff'}${c.decidedAt ? ` on ${localTime(c.decidedAt)}` : ''}`, reason: c.decisionNotes ? clip(c.decisionNotes, 1000) : null, style: st.header };
+  return renderTemplate('change', {
+    id: c.id,
+    shortId: c.id.slice(0, 8),
+    title: `Change to ${c.resourceType} "${clip(c.resourceId, 120)}"`,
+    statusLabel: st.label,
+    statusColor: st.color,
+    headerStyle: st.header,
+    banner: input.banner ? clip(input.banner.text, 600) : null,
+    bannerStyle: input.banner ? toneStyle[input.banner.tone] : 'default',
+    facts,
+    justification: clip(c.justification, 2000),
+    diff,
+    outcome,
+    canDecide: input.can.decide && c.status === 'pending',
+    canCancel: input.can.cancel && c.status === 'pending',
+    refresh: input.refreshUserIds.length > 0,
+    userIds: input.refreshUserIds.slice(0, 60),
+  });
+}
+
+export interface FormQuestion {
+  question: Question;
+  value?: unknown;
+  error?: string;
+}
+
+export interface RequestFormInput {
+  application: { id: string; name: string; description: string | null; perDevice: boolean };
+  devices: { id: string; name: string }[];
+  justificationMode: 'required' | 'optional' | 'none';
+  values: { deviceId?: string; justification?: string; answers?: Record<string, unknown> };
+  questions: Question[];
+  errors?: { summary?: string; device?: string; justification?: string; answers?: Record<string, string> };
+}
+
+/** Input ids of question answers on the form card. */
+export const questionInputId = (id: string) => `q_${id}`;
+
+export function requestFormCard(input: RequestFormInput): AdaptiveCard {
+  const e = input.errors ?? {};
+  const answers = input.values.answers ?? {};
+  return renderTemplate('request-form', {
+    applicationId: input.application.id,
+    applicationName: input.application.name,
+    description: input.application.description,
+    perDevice: input.application.perDevice,
+    devices: input.devices.map((d) => ({ title: d.name, value: d.id })),
+    // a single device is preselected: one click less for most people
+    deviceValue: input.values.deviceId ?? (input.devices.length === 1 ? input.devices[0]!.id : null),
+    justificationMode: input.justificationMode,
+    justification: input.values.justification ?? null,
+    questions: input.questions.map((q) => {
+      const v = answers[q.id];
+      return {
+        inputId: questionInputId(q.id),
+        text: q.text,
+        kind: q.type,
+        required: q.required,
+        choices: (q.options ?? []).map((o) => ({ title: o, value: o })),
+        // multi-select ChoiceSets take their value as a comma-separated string
+        value: Array.isArray(v) ? v.join(',') : typeof v === 'string' ? v : null,
+        error: e.answers?.[q.id] ?? null,
+      };
+    }),
+    errorSummary: e.summary ?? null,
+    errors: { device: e.device ?? null, justification: e.justification ?? null },
+  });
+}
+
+export function appPickerCard(apps: { id: string; name: string }[], banner?: string): AdaptiveCard {
+  return renderTemplate('app-picker', { apps: apps.map((a) => ({ title: a.name, value: a.id })), banner: banner ?? null });
+}
+
+export const commands = [
+  { command: 'request [app]', description: 'Ask for software, e.g. "request Visio"' },
+  { command: 'my requests', description: 'What you asked for, and what waits for your decision' },
+  { command: 'change', description: 'Propose a change to a protected script or app (multi-admin approval)' },
+  { command: 'help', description: 'Show this list' },
+];
+
+export function welcomeCard(opts: { name?: string; linked: boolean; welcome: boolean }): AdaptiveCard {
+  return renderTemplate('welcome', {
+    heading: opts.welcome ? `Welcome to Signoff${opts.name ? `, ${opts.name}` : ''}` : 'What I can do',
+    intro: 'Request software for your devices and approve requests and admin changes, right here in Teams.',
+    banner: opts.linked ? null : 'Your Teams account is not linked to a directory identity yet, so I cannot act for you. Ask IT to add your Teams (AAD object) id to your identity.',
+    commands,
+    linked: opts.linked,
+  });
+}
+
+export interface ListItem {
+  kind: 'request' | 'change';
+  id: string;
+  title: string;
+  subtitle: string;
+  status?: string;
+}
+
+const statusColor: Record<string, string> = { pending: 'accent', approved: 'good', denied: 'attention', revoked: 'attention', rejected: 'attention', expired: 'warning', cancelled: 'default' };
+
+export function myRequestsCard(requests: ListItem[], approvals: ListItem[]): AdaptiveCard {
+  return renderTemplate('my-requests', {
+    requests: requests.map((r) => ({ ...r, status: r.status ?? '', color: statusColor[r.status ?? ''] ?? 'default' })),
+    approvals,
+  });
+}
+
+export interface NoticeInput {
+  title: string;
+  text: string;
+  tone: Tone;
+  facts?: { title: string; value: string }[];
+  /** offers "Install now" for an approved request waiting for its maintenance window */
+  installNowId?: string;
+}
+
+export function noticeCard(n: NoticeInput): AdaptiveCard {
+  return renderTemplate('notice', {
+    title: clip(n.title, 200),
+    text: clip(n.text, 1500),
+    style: toneStyle[n.tone],
+    facts: n.facts ?? [],
+    installNowId: n.installNowId ?? null,
+  });
+}
+
+export interface ChangeFormInput {
+  resourceTypes: string[];
+  values: { resourceType?: string; resourceId?: string; before?: string; after?: string; justification?: string };
+  errors?: { summary?: string; resourceType?: string; resourceId?: string; before?: string; after?: string; justification?: string };
+}
+
+export function changeFormCard(input: ChangeFormInput): AdaptiveCard {
+  const e = input.errors ?? {};
+  return renderTemplate('change-form', {
+    resourceTypes: input.resourceTypes.map((t) => ({ title: t, value: t })),
+    resourceType: input.values.resourceType ?? (input.resourceTypes.length === 1 ? input.resourceTypes[0] : null),
+    resourceId: input.values.resourceId ?? null,
+    before: input.values.before ?? null,
+    after: input.values.after ?? null,
+    justification: input.values.justification ?? null,
+    errorSummary: e.summary ?? null,
+    errors: { resourceType: e.resourceType ?? null, resourceId: e.resourceId ?? null, before: e.before ?? null, after: e.after ?? null, justification: e.justification ?? null },
+  });
+}
+
+/** Every Action.Execute in a card, wherever it sits (actions, ActionSets, selectActions, refresh). */
+export function executeActions(card: unknown): { verb: string; title?: string; data?: Record<string, unknown> }[] {
+  const found: { verb: string; title?: string; data?: Record<string, unknown> }[] = [];
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) return v.forEach(walk);
+    if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if (o.type === 'Action.Execute') found.push({ verb: String(o.verb), title: o.title as string | undefined, data: o.data as Record<string, unknown> | undefined });
+      Object.values(o).forEach(walk);
+    }
+  };
+  walk(card);
+  return found;
+}

@@ -1,0 +1,175 @@
+import type { AppContext } from '../../app-context.ts';
+import type { Actor } from '../../core/audit-log.ts';
+import { applicationByIdOrName, devicesOfUser, policyOf, visibleApplications } from '../../core/directory.ts';
+import { AppError, isAppError } from '../../core/errors.ts';
+import { validateSubmission, type FieldErrors } from '../../core/policy-evaluation.ts';
+import { getRequestView, listRequests } from '../../core/request-queries.ts';
+import type { RequestView } from '../../core/views.ts';
+import {
+  appPickerCard, changeFormCard, myRequestsCard, questionInputId, requestFormCard, utcTime, type AdaptiveCard, type ChangeFormInput, type ListItem,
+} from './teams-cards.ts';
+
+/** The requester-side cards: choosing an app, the request form with inline errors, "my requests", the change form. */
+type Data = Record<string, unknown>;
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+export async function appPicker(ctx: AppContext, actor: Actor, banner?: string): Promise<AdaptiveCard> {
+  const apps = await visibleApplications(ctx.db, actor.id!);
+  return appPickerCard(apps.map((a) => ({ id: a.id, name: a.name })), banner);
+}
+
+/** `request Visio`: the form for that app, or the picker with a hint when the name matches nothing requestable. */
+export async function requestForm(ctx: AppContext, actor: Actor, idOrName: string, values: FormValues = {}, errors?: FormErrors): Promise<AdaptiveCard> {
+  const visible = await visibleApplications(ctx.db, actor.id!);
+  const wanted = idOrName.trim().toLowerCase();
+  const app = visible.find((a) => a.id === idOrName || a.name.toLowerCase() === wanted)
+    ?? visible.find((a) => a.name.toLowerCase().includes(wanted));
+  if (!app) {
+    const exists = await applicationByIdOrName(ctx.db, idOrName);
+    return appPickerCard(visible.map((a) => ({ id: a.id, name: a.name })),
+      exists ? `${exists.name} cannot be requested by you. Choose another application.` : `No application called "${idOrName}" is in the catalog. Choose one of these.`);
+  }
+  const policy = policyOf(app);
+  const devices = app.per_device ? await devicesOfUser(ctx.db, actor.id!) : [];
+  return requestFormCard({
+    application: { id: app.id, name: app.name, description: app.description, perDevice: app.per_device },
+    devices: devices.map((d) => ({ id: d.id, name: d.name })),
+    justificationMode: policy.justification,
+    questions: policy.questions,
+    values,
+    errors: errors ?? (app.per_device && devices.length === 0 ? { summary: 'No device is registered to you, so nothing can be installed. Ask IT to register your device.' } : undefined),
+  });
+}
+
+interface FormValues {
+  deviceId?: string;
+  justification?: string;
+  answers?: Record<string, unknown>;
+}
+
+interface FormErrors {
+  summary?: string;
+  device?: string;
+  justification?: string;
+  answers?: Record<string, string>;
+}
+
+function fieldErrors(f: FieldErrors): FormErrors {
+  return { justification: f.justification, answers: f.answers, summary: 'Please fix the highlighted fields.' };
+}
+
+/** Validates the submitted card; problems come back as the same form, values kept, each error under its field. */
+export async function submitRequestFromCard(ctx: AppContext, actor: Actor, data: Data): Promise<{ id: string } | { form: AdaptiveCard }> {
+  const applicationId = str(data.applicationId);
+  if (!applicationId) throw new AppError('validation_failed', 'The form does not say which application it is for.', { field: 'applicationId' });
+  const app = (await visibleApplications(ctx.db, actor.id!)).find((a) => a.id === applicationId);
+  if (!app) throw new AppError('not_requestable', 'This application cannot be requested by you.');
+  const policy = policyOf(app);
+  const answers: Record<string, unknown> = {};
+  for (const q of policy.questions) {
+    const raw = str(data[questionInputId(q.id)]);
+    if (raw === undefined || raw === '') continue;
+    answers[q.id] = q.type === 'multichoice' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+  }
+  const values: FormValues = { deviceId: str(data.device) || undefined, justification: str(data.justification), answers };
+  const errors: FormErrors = { answers: {} };
+  const problems = validateSubmission(policy, { justification: values.justification, answers });
+  if (problems.justification || Object.keys(problems.answers).length) Object.assign(errors, fieldErrors(problems));
+  if (app.per_device) {
+    const mine = await devicesOfUser(ctx.db, actor.id!);
+    if (!values.deviceId) errors.device = 'Choose the device to install on.';
+    else if (!mine.some((d) => d.id === values.deviceId)) errors.device = 'That device is not registered to you.';
+    if (errors.device) errors.summary = 'Please fix the highlighted fields.';
+  }
+  if (errors.summary) return { form: await requestForm(ctx, actor, app.id, values, errors) };
+  try {
+    const r = await ctx.requests.submit(actor, {
+      applicationId: app.id, requesterId: actor.id!, deviceId: app.per_device ? values.deviceId : undefined,
+      justification: values.justification ?? null, answers, source: 'chat',
+    });
+    return { id: r.id };
+  } catch (e) {
+    if (!isAppError(e)) throw e;
+    const details = (e.details ?? {}) as { fields?: FieldErrors; field?: string };
+    const err: FormErrors = details.fields ? fieldErrors(details.fields)
+      : details.field === 'clientGuid' ? { device: e.message, summary: 'Please fix the highlighted fields.' }
+      : { summary: e.message };
+    return { form: await requestForm(ctx, actor, app.id, values, err) };
+  }
+}
+
+/** Pending requests this identity may decide now (listRequests' pendingForApproverId filter fails on its unused parameter). */
+async function waitingFor(ctx: AppContext, identityId: string): Promise<RequestView[]> {
+  const rows = await ctx.db.query<{ id: string }>(
+    `SELECT r.id FROM requests r
+      WHERE r.status = 'pending' AND r.requester_id IS DISTINCT FROM $1::uuid
+        AND EXISTS (SELECT 1 FROM approver_group_members m JOIN approver_groups g ON g.id = m.group_id
+                     WHERE m.identity_id = $1::uuid AND ((r.policy->'stages'->r.current_stage->'approvers') ? g.name
+                        OR (r.escalated_at IS NOT NULL AND (r.policy->'escalateTo') ? g.name)))
+        AND NOT EXISTS (SELECT 1 FROM request_decisions x WHERE x.request_id = r.id AND x.stage = r.current_stage AND x.approver_id = $1::uuid)
+      ORDER BY r.created_at DESC LIMIT 10`,
+    [identityId],
+  );
+  return Promise.all(rows.map((r) => getRequestView(ctx.db, r.id)));
+}
+
+const shortDate = (iso: string) => utcTime(iso).slice(0, 10);
+
+export async function myRequests(ctx: AppContext, actor: Actor): Promise<AdaptiveCard> {
+  const mine = await listRequests(ctx.db, { requesterId: actor.id! }, 10);
+  const waiting = { items: await waitingFor(ctx, actor.id!) };
+  const changes = await ctx.changes.pendingFor(actor.id!);
+  const requests: ListItem[] = mine.items.map((r) => ({
+    kind: 'request', id: r.id, title: r.application.name, status: r.status,
+    subtitle: `${r.device ? `${r.device.name} · ` : ''}requested ${shortDate(r.createdAt)}${r.decidedBy && r.status !== 'pending' ? ` · ${r.status} by ${r.decidedBy}` : ''}`,
+  }));
+  const approvals: ListItem[] = [
+    ...waiting.items.map((r) => ({ kind: 'request' as const, id: r.id, title: `${r.application.name} for ${r.requester?.displayName ?? 'a device'}`, subtitle: `${r.device ? `${r.device.name} · ` : ''}since ${shortDate(r.createdAt)}` })),
+    ...changes.map((c) => ({ kind: 'change' as const, id: c.id, title: `Change to ${c.resourceType} "${c.resourceId}"`, subtitle: `by ${c.requester.label} · since ${shortDate(c.createdAt)}` })),
+  ];
+  return myRequestsCard(requests, approvals);
+}
+
+async function protectedTypes(ctx: AppContext): Promise<string[]> {
+  const rows = await ctx.db.query<{ t: string }>('SELECT DISTINCT unnest(resource_types) AS t FROM change_policies ORDER BY 1');
+  return rows.map((r) => r.t);
+}
+
+export async function changeForm(ctx: AppContext, values: ChangeFormInput['values'], errors?: ChangeFormInput['errors']): Promise<AdaptiveCard> {
+  return changeFormCard({ resourceTypes: await protectedTypes(ctx), values, errors });
+}
+
+function parseJson(text: string | undefined, field: 'before' | 'after', errors: NonNullable<ChangeFormInput['errors']>): unknown {
+  if (text === undefined || text.trim() === '') {
+    if (field === 'after') errors.after = 'Describe the resource after the change.';
+    return null;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    errors[field] = `This is not valid JSON: ${(e as Error).message}`;
+    return undefined;
+  }
+}
+
+export async function submitChangeFromCard(ctx: AppContext, actor: Actor, data: Data): Promise<{ id: string } | { form: AdaptiveCard }> {
+  const values = { resourceType: str(data.resourceType), resourceId: str(data.resourceId), before: str(data.before), after: str(data.after), justification: str(data.justification) };
+  const errors: NonNullable<ChangeFormInput['errors']> = {};
+  const types = await protectedTypes(ctx);
+  if (!values.resourceType || !types.includes(values.resourceType)) errors.resourceType = 'Choose one of the protected resource types.';
+  if (!values.resourceId?.trim()) errors.resourceId = 'Name the resource.';
+  if (!values.justification?.trim()) errors.justification = 'A business justification is required.';
+  const before = parseJson(values.before, 'before', errors);
+  const after = parseJson(values.after, 'after', errors);
+  if (Object.keys(errors).length) return { form: await changeForm(ctx, values, { ...errors, summary: 'Please fix the highlighted fields.' }) };
+  try {
+    const c = await ctx.changes.submit(actor, { resourceType: values.resourceType!, resourceId: values.resourceId!.trim(), before, after, justification: values.justification! });
+    return { id: c.id };
+  } catch (e) {
+    if (!isAppError(e)) throw e;
+    const field = (e.details as { field?: string } | undefined)?.field;
+    const err: NonNullable<ChangeFormInput['errors']> = { summary: e.message };
+    if (field === 'after' || field === 'justification' || field === 'resourceType') err[field] = e.message;
+    return { form: await changeForm(ctx, values, err) };
+  }
+}

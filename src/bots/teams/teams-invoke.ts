@@ -1,0 +1,182 @@
+import type { AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, TurnContext } from 'botbuilder';
+import type { AppContext } from '../../app-context.ts';
+import type { Actor } from '../../core/audit-log.ts';
+import { identityByTeamsId, type IdentityRow } from '../../core/directory.ts';
+import { AppError, toAppError } from '../../core/errors.ts';
+import { isUuid } from '../../core/request-queries.ts';
+import type { AdaptiveCard, Banner } from './teams-cards.ts';
+import { changeForm, myRequests, requestForm, appPicker, submitChangeFromCard, submitRequestFromCard } from './teams-forms.ts';
+import { insertMessageRef } from './teams-store.ts';
+import { TeamsViews, type Viewer } from './teams-views.ts';
+
+/**
+ * Answers `adaptiveCard/action` invokes (Universal Actions, Action.Execute) inline with the card the clicker
+ * should see next. Errors a person can act on come back on the card as a banner; malformed invokes get the
+ * Bot Framework error body. All within one database transaction per action, far below Teams' 10 s limit.
+ */
+export const cardResponse = (card: AdaptiveCard): AdaptiveCardInvokeResponse => ({ statusCode: 200, type: 'application/vnd.microsoft.card.adaptive', value: card as never });
+
+export const errorResponse = (statusCode: number, code: string, message: string): AdaptiveCardInvokeResponse => ({
+  statusCode,
+  type: 'application/vnd.microsoft.error',
+  value: { code, message } as never,
+});
+
+const errorCodeFor = (status: number) => (status === 400 ? 'BadRequest' : status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'NotFound' : status === 409 ? 'Conflict' : status === 429 ? 'TooManyRequests' : 'InternalServerError');
+
+/** The one place an AppError becomes what a Teams user sees: a banner on the item's card, or an error body. */
+export function bannerFor(e: AppError): Banner {
+  switch (e.code) {
+    case 'already_decided':
+      return { text: e.message, tone: 'info' };
+    case 'self_approval':
+    case 'not_an_approver':
+    case 'forbidden':
+    case 'identity_not_linked':
+    case 'invalid_transition':
+    case 'already_approved':
+    case 'validation_failed':
+      return { text: e.message, tone: 'error' };
+    default:
+      return { text: e.message, tone: 'error' };
+  }
+}
+
+export function appErrorResponse(e: AppError): AdaptiveCardInvokeResponse {
+  return errorResponse(e.status >= 500 ? 500 : e.status, errorCodeFor(e.status), e.message);
+}
+
+type Data = Record<string, unknown>;
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+export class TeamsInvokeHandler {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly views: TeamsViews,
+  ) {}
+
+  async handle(turn: TurnContext, value: AdaptiveCardInvokeValue): Promise<AdaptiveCardInvokeResponse> {
+    const verb = value.action?.verb ?? '';
+    const data = (value.action?.data ?? {}) as Data;
+    const aad = turn.activity.from?.aadObjectId;
+    const identity = aad ? await identityByTeamsId(this.ctx.db, aad) : undefined;
+    try {
+      return await this.dispatch(turn, verb, data, identity);
+    } catch (e) {
+      const err = toAppError(e);
+      if (err.code === 'internal') this.ctx.logger.error({ err: e, verb }, 'teams: invoke failed');
+      return appErrorResponse(err);
+    }
+  }
+
+  private actorOf(identity: IdentityRow | undefined): Actor {
+    if (!identity) throw new AppError('identity_not_linked', 'Your Teams account is not linked to a directory identity yet; ask IT to add your Teams id to your identity.');
+    return { id: identity.id, label: identity.display_name, channel: 'teams' };
+  }
+
+  private async dispatch(turn: TurnContext, verb: string, data: Data, identity: IdentityRow | undefined): Promise<AdaptiveCardInvokeResponse> {
+    switch (verb) {
+      case 'refresh':
+      case 'open':
+      case 'approve':
+      case 'deny':
+      case 'cancel':
+      case 'installNow':
+        return this.onItem(turn, verb, data, identity);
+      case 'startRequest':
+        return cardResponse(await appPicker(this.ctx, this.actorOf(identity)));
+      case 'chooseApp': {
+        const appId = str(data.applicationId);
+        if (!appId) return cardResponse(await appPicker(this.ctx, this.actorOf(identity), 'Choose an application first.'));
+        return cardResponse(await requestForm(this.ctx, this.actorOf(identity), appId));
+      }
+      case 'submitRequest': {
+        const result = await submitRequestFromCard(this.ctx, this.actorOf(identity), data);
+        if ('form' in result) return cardResponse(result.form);
+        await this.recordRequesterCopy(turn, 'request', result.id, identity!);
+        return cardResponse(await this.views.requestCardFor(result.id, { kind: 'identity', identity }, { text: 'Request submitted. You will hear here when it is decided.', tone: 'success' }));
+      }
+      case 'myRequests':
+        return cardResponse(await myRequests(this.ctx, this.actorOf(identity)));
+      case 'startChange':
+        return cardResponse(await changeForm(this.ctx, {}));
+      case 'submitChange': {
+        const result = await submitChangeFromCard(this.ctx, this.actorOf(identity), data);
+        if ('form' in result) return cardResponse(result.form);
+        await this.recordRequesterCopy(turn, 'change', result.id, identity!);
+        return cardResponse(await this.views.changeCardFor(result.id, { kind: 'identity', identity }, { text: 'Change submitted for approval by another admin.', tone: 'success' }));
+      }
+      default:
+        return errorResponse(400, 'BadRequest', `Unknown action "${verb}". The card may be from an older version of Signoff.`);
+    }
+  }
+
+  /** Acts on a request or change and answers with the clicker's own, fresh view of it. */
+  private async onItem(_turn: TurnContext, verb: string, data: Data, identity: IdentityRow | undefined): Promise<AdaptiveCardInvokeResponse> {
+    const kind = data.kind === 'change' ? 'change' : data.kind === 'request' ? 'request' : undefined;
+    const id = str(data.id);
+    if (!kind || !id || !isUuid(id)) return errorResponse(400, 'BadRequest', 'This card does not name a request or change.');
+    const viewer: Viewer = { kind: 'identity', identity };
+    // a missing item is an error body; everything after this is shown on the card itself
+    await (kind === 'request' ? this.ctx.requests.get(id) : this.ctx.changes.get(id));
+    if (verb === 'refresh' || verb === 'open') return cardResponse(await this.views.cardFor(kind, id, viewer));
+    let banner: Banner;
+    try {
+      banner = await this.act(kind, verb, id, data, this.actorOf(identity));
+    } catch (e) {
+      const err = toAppError(e);
+      if (err.code === 'internal' || err.code === 'dependency_unavailable') throw e;
+      banner = bannerFor(err);
+    }
+    return cardResponse(await this.views.cardFor(kind, id, viewer, banner));
+  }
+
+  private async act(kind: 'request' | 'change', verb: string, id: string, data: Data, actor: Actor): Promise<Banner> {
+    const reason = str(data.reason)?.trim() || str(data.notes)?.trim() || null;
+    if (kind === 'request') {
+      if (verb === 'approve' || verb === 'deny') {
+        const stage = typeof data.stage === 'number' ? data.stage : Number(data.stage);
+        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason);
+        const messages: Record<string, string> = {
+          recorded: 'Your approval is recorded; more approvals are needed for this stage.',
+          stage_approved: `You approved stage ${Number.isFinite(stage) ? stage + 1 : request.currentStage}; the next stage's approvers have been asked.`,
+          approved: 'You approved this request.',
+          denied: 'You denied this request.',
+          revoked: 'You revoked this approval; the application will be uninstalled.',
+          reapproved: 'You approved this request again.',
+        };
+        return { text: verb === 'deny' && outcome === 'recorded' ? 'Your decision is recorded.' : messages[outcome]!, tone: 'success' };
+      }
+      if (verb === 'cancel') {
+        await this.ctx.requests.cancel(actor, id, reason);
+        return { text: 'You cancelled this request.', tone: 'success' };
+      }
+      await this.ctx.requests.installNow(actor, id);
+      return { text: 'Install ordered; it usually starts within a few minutes.', tone: 'success' };
+    }
+    if (verb === 'approve') {
+      await this.ctx.changes.approve(actor, id, reason);
+      return { text: 'You approved this change; it is being applied.', tone: 'success' };
+    }
+    if (verb === 'deny') {
+      await this.ctx.changes.reject(actor, id, reason);
+      return { text: 'You rejected this change.', tone: 'success' };
+    }
+    if (verb === 'cancel') {
+      await this.ctx.changes.cancel(actor, id, reason);
+      return { text: 'You cancelled this change.', tone: 'success' };
+    }
+    throw new AppError('invalid_transition', 'Changes cannot be installed.');
+  }
+
+  /** The form card the requester submitted from becomes their copy; the notifier updates it as the request moves on. */
+  private async recordRequesterCopy(turn: TurnContext, kind: 'request' | 'change', id: string, identity: IdentityRow): Promise<void> {
+    const messageId = turn.activity.replyToId;
+    const conversationId = turn.activity.conversation?.id;
+    if (!messageId || !conversationId) return;
+    await insertMessageRef(this.ctx.db, {
+      subjectType: kind, subjectId: id, purpose: 'requester', conversationId, messageId, recipientId: identity.id,
+      data: { view: 'requester', key: 'requester', serviceUrl: turn.activity.serviceUrl },
+    });
+  }
+}

@@ -1,0 +1,319 @@
+import type { AppContext } from '../../app-context.ts';
+import { groupsByNames, identityById, type IdentityRow } from '../../core/directory.ts';
+import type { DomainEvent } from '../../core/events.ts';
+import type { ChatNotifier } from '../../core/ports.ts';
+import type { RequestDetail } from '../../core/views.ts';
+import { noticeCard, type AdaptiveCard, type NoticeInput } from './teams-cards.ts';
+import { BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
+import {
+  alreadyDelivered, anyConversationRef, auditSent, cardCopies, conversationRef, insertMessageRef, moveMessageRef, saveConversationRef,
+  touchMessageRef, type CopyView, type MessageRef, type Purpose, type StoredReference,
+} from './teams-store.ts';
+import { TeamsViews, type Viewer } from './teams-views.ts';
+
+type Subject = { type: 'request' | 'change'; id: string };
+
+export const cardActivity = (card: AdaptiveCard, summary?: string): Activity => ({
+  type: 'message',
+  summary,
+  attachments: [{ contentType: 'application/vnd.microsoft.card.adaptive', content: card }],
+});
+
+/**
+ * Turns domain events into Teams messages: prompts in approver channels (and approvers' personal chats when
+ * the stage says so), the requester's own copy, in-place updates of every copy, and thread replies for
+ * reminders and escalations. Idempotent per event: each delivery is recorded under (event id, key) and
+ * skipped on a retry; updates re-render the current state, so repeating them is harmless. Transient
+ * failures throw TeamsSendError (retryable, with retryAfterMs) so the queue retries the event.
+ */
+export class TeamsNotifier implements ChatNotifier {
+  readonly platform = 'teams' as const;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly client: BotConnectorClient,
+    private readonly views: TeamsViews,
+  ) {}
+
+  async handle(event: DomainEvent): Promise<void> {
+    const subject: Subject = { type: event.subjectType, id: event.subjectId };
+    if (event.subjectType === 'change') return this.handleChange(event, subject);
+    switch (event.type) {
+      case 'request.submitted': {
+        const r = await this.ctx.requests.get(subject.id);
+        await this.updateCopies(subject, r);
+        await this.postPrompts(event, r, r.currentStage);
+        // Teams submissions already show the requester their card (the form they submitted turns into it);
+        // Slack submissions are confirmed in Slack
+        if (event.actor.channel !== 'slack' && event.actor.channel !== 'teams') await this.confirmToRequester(event, subject, r);
+        return;
+      }
+      case 'request.decision_recorded':
+        await this.updateCopies(subject);
+        return;
+      case 'request.stage_advanced': {
+        const r = await this.ctx.requests.get(subject.id);
+        await this.updateCopies(subject, r);
+        await this.postPrompts(event, r, r.currentStage);
+        await this.tellRequester(event, subject, { title: `${r.application.name}: stage ${r.currentStage} approved`, text: `Your request moved on to stage ${r.currentStage + 1} of ${r.stageCount}.`, tone: 'info' });
+        return;
+      }
+      case 'request.approved':
+      case 'request.denied':
+      case 'request.cancelled':
+      case 'request.expired':
+      case 'request.revoked': {
+        const r = await this.ctx.requests.get(subject.id);
+        await this.updateCopies(subject, r);
+        // the requester's own cancel needs no "you cancelled" message
+        if (event.type !== 'request.cancelled' || event.actor.id !== r.requester?.id) await this.tellRequester(event, subject, outcomeNotice(r));
+        return;
+      }
+      case 'request.reminder':
+      case 'request.escalated': {
+        const r = await this.ctx.requests.get(subject.id);
+        if (r.status !== 'pending') return;
+        const escalated = event.type === 'request.escalated';
+        if (escalated) await this.updateCopies(subject, r);
+        await this.replyInThreads(event, subject, r.currentStage, {
+          title: escalated ? 'Escalated: still waiting for a decision' : 'Reminder: waiting for a decision',
+          text: `${r.requester?.displayName ?? 'A machine'}'s request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} has waited since ${new Date(r.createdAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.${r.deadlineAt ? ` Decide before ${new Date(r.deadlineAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.` : ''}`,
+          tone: escalated ? 'warning' : 'info',
+        });
+        if (escalated) await this.postPrompts(event, r, r.currentStage);
+        return;
+      }
+      case 'request.install_ordered': {
+        const r = await this.ctx.requests.get(subject.id);
+        await this.updateCopies(subject, r);
+        await this.tellRequester(event, subject, { title: `Installing ${r.application.name}`, text: `The install${r.device ? ` on ${r.device.name}` : ''} has been ordered. It usually starts within a few minutes.`, tone: 'success' });
+        return;
+      }
+      case 'request.access_expiring': {
+        const r = await this.ctx.requests.get(subject.id);
+        await this.tellRequester(event, subject, { title: `${r.application.name} access is expiring`, text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${r.accessExpiresAt.slice(0, 10)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`, tone: 'warning' });
+        return;
+      }
+      default:
+        this.ctx.logger.debug({ type: event.type }, 'teams: nothing to show for this event');
+    }
+  }
+
+  private async handleChange(event: DomainEvent, subject: Subject): Promise<void> {
+    const c = await this.ctx.changes.get(subject.id);
+    await this.updateCopies(subject);
+    if (event.type === 'change.submitted') {
+      const channels = (await groupsByNames(this.ctx.db, c.approverGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
+      for (const channel of [...new Set(channels)]) {
+        await this.deliver(event, subject, `prompt:${channel}`, { kind: 'channel', key: channel }, 'prompt', null, 'base', null);
+      }
+      const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
+      if (requester?.teams_aad_id && event.actor.channel !== 'slack' && event.actor.channel !== 'teams' && !(await this.hasRequesterCopy(subject))) {
+        await this.deliver(event, subject, 'requester', { kind: 'personal', identity: requester }, 'requester', null, 'requester', requester.id);
+      }
+      return;
+    }
+    if (event.type === 'change.approved' || event.type === 'change.rejected' || (event.type === 'change.cancelled' && event.actor.id !== c.requester.id)) {
+      const verb = c.status === 'approved' ? 'approved' : c.status === 'rejected' ? 'rejected' : 'cancelled';
+      await this.tellRequester(event, subject, {
+        title: `Your change to ${c.resourceType} "${c.resourceId}" was ${verb}`,
+        text: `${c.decidedBy ?? 'Signoff'} ${verb} it.${c.decisionNotes ? ` Notes: "${c.decisionNotes}"` : ''}${c.status === 'approved' ? ' It is being applied.' : ''}`,
+        tone: c.status === 'approved' ? 'success' : 'error',
+      });
+    }
+  }
+
+  /** Posts the stage's prompt to each approver channel, and to each approver's personal chat when the stage asks for it. */
+  private async postPrompts(event: DomainEvent, r: RequestDetail, stageIndex: number): Promise<void> {
+    const stage = r.stages[stageIndex];
+    if (!stage) return;
+    const subject: Subject = { type: 'request', id: r.id };
+    const existing = await cardCopies(this.ctx.db, 'request', r.id);
+    const channels = (await groupsByNames(this.ctx.db, stage.approverGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
+    for (const channel of [...new Set(channels)]) {
+      // an escalation to a group already prompted in this channel needs no second card there
+      if (existing.some((m) => m.purpose === 'prompt' && m.stage === stageIndex && m.data.key === `prompt:${stageIndex}:${channel}`)) continue;
+      await this.deliver(event, subject, `prompt:${stageIndex}:${channel}`, { kind: 'channel', key: channel }, 'prompt', stageIndex, 'base', null);
+    }
+    if (r.policy.stages[stageIndex]?.notifyApproversDirectly) {
+      for (const approver of await this.views.pendingApprovers(r)) {
+        if (!approver.teams_aad_id) continue;
+        const key = `prompt:${stageIndex}:dm:${approver.id}`;
+        if (existing.some((m) => m.data.key === key)) continue;
+        await this.deliver(event, subject, key, { kind: 'personal', identity: approver }, 'prompt', stageIndex, 'approver', approver.id);
+      }
+    }
+  }
+
+  private async hasRequesterCopy(subject: Subject): Promise<boolean> {
+    return (await cardCopies(this.ctx.db, subject.type, subject.id)).some((m) => m.purpose === 'requester');
+  }
+
+  private async confirmToRequester(event: DomainEvent, subject: Subject, r: RequestDetail): Promise<void> {
+    if (!r.requester || (await this.hasRequesterCopy(subject))) return;
+    const requester = await identityById(this.ctx.db, r.requester.id);
+    if (!requester?.teams_aad_id) return;
+    await this.deliver(event, subject, 'requester', { kind: 'personal', identity: requester }, 'requester', null, 'requester', requester.id);
+  }
+
+  /** Outcome messages go where the requester already has their copy of the card, so Slack users are not told twice. */
+  private async tellRequester(event: DomainEvent, subject: Subject, notice: NoticeInput): Promise<void> {
+    const copy = (await cardCopies(this.ctx.db, subject.type, subject.id)).find((m) => m.purpose === 'requester');
+    if (!copy || !copy.recipient_id) return;
+    const key = `notice:${event.type}`;
+    if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) return;
+    const ref = await this.referenceFor({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl });
+    if (!ref) return;
+    const sent = await this.send(subject, ref, () => this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, cardActivity(noticeCard(notice), notice.title)), { purpose: 'notice', key });
+    if (sent) await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose: 'notice', conversationId: copy.conversation_id, messageId: sent, recipientId: copy.recipient_id, data: { eventId: event.id, key, serviceUrl: ref.serviceUrl } });
+  }
+
+  /** Reminders and escalations go into the prompt's thread in channels, and as a follow-up in personal chats. */
+  private async replyInThreads(event: DomainEvent, subject: Subject, stageIndex: number, notice: NoticeInput): Promise<void> {
+    const prompts = (await cardCopies(this.ctx.db, subject.type, subject.id)).filter((m) => m.purpose === 'prompt' && m.stage === stageIndex);
+    for (const copy of prompts) {
+      const key = `reply:${copy.id}`;
+      if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) continue;
+      const ref = await this.referenceFor({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl });
+      if (!ref) continue;
+      const activity = cardActivity(noticeCard(notice), notice.title);
+      const sent = await this.send(subject, ref, () => copy.data.view === 'base'
+        ? this.client.replyToActivity(ref.serviceUrl, copy.conversation_id, copy.message_id, activity)
+        : this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, activity), { purpose: 'reply', key });
+      if (sent) await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose: 'reply', stage: stageIndex, conversationId: copy.conversation_id, messageId: sent, recipientId: copy.recipient_id, data: { eventId: event.id, key, serviceUrl: ref.serviceUrl } });
+    }
+  }
+
+  /** Re-renders every copy for its audience and updates it in place; a copy Teams no longer has is posted afresh. */
+  async updateCopies(subject: Subject, detail?: RequestDetail): Promise<void> {
+    const copies = await cardCopies(this.ctx.db, subject.type, subject.id);
+    if (copies.length === 0) return;
+    const loaded = subject.type === 'request' ? detail ?? (await this.ctx.requests.get(subject.id)) : undefined;
+    for (const copy of copies) {
+      const card = await this.render(subject, copy.data.view ?? 'base', copy.recipient_id, loaded);
+      const ref = await this.referenceFor({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl });
+      if (!ref) continue;
+      const activity = cardActivity(card);
+      try {
+        await this.client.updateActivity(ref.serviceUrl, copy.conversation_id, copy.message_id, activity);
+        await touchMessageRef(this.ctx.db, copy.id);
+        await auditSent(this.ctx.db, this.ctx.clock.now(), subject, { operation: 'update', conversationId: copy.conversation_id, activityId: copy.message_id, purpose: copy.purpose });
+      } catch (e) {
+        if (!(e instanceof TeamsSendError && e.notFound)) {
+          this.failure(e, subject);
+          continue;
+        }
+        // deleted by a user or expired by Teams: a fresh card keeps the conversation truthful
+        const fresh = await this.send(subject, ref, () => this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, activity), { purpose: copy.purpose, key: `repost:${copy.id}`, replaced: copy.message_id });
+        if (fresh) await moveMessageRef(this.ctx.db, copy.id, fresh);
+      }
+    }
+  }
+
+  private async render(subject: Subject, view: CopyView, recipientId: string | null, detail?: RequestDetail): Promise<AdaptiveCard> {
+    const viewer: Viewer = view === 'base' || !recipientId ? { kind: 'base' } : { kind: 'identity', identity: await identityById(this.ctx.db, recipientId) };
+    return subject.type === 'request' ? this.views.requestCardFor(detail ?? subject.id, viewer) : this.views.changeCardFor(subject.id, viewer);
+  }
+
+  /** Posts one copy of the subject's card unless this event already did, and records it for later updates. */
+  private async deliver(
+    event: DomainEvent, subject: Subject, key: string,
+    target: { kind: 'channel'; key: string } | { kind: 'personal'; identity: IdentityRow },
+    purpose: Purpose, stage: number | null, view: CopyView, recipientId: string | null,
+  ): Promise<void> {
+    if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) return;
+    const conv = target.kind === 'channel' ? await this.channelConversation(target.key) : await this.personalConversation(target.identity, subject);
+    if (!conv) return;
+    const card = await this.render(subject, view, recipientId);
+    const summary = subject.type === 'request' ? 'Approval needed' : 'Change approval needed';
+    const id = await this.send(subject, conv.ref, () => this.client.sendToConversation(conv.ref.serviceUrl, conv.id, cardActivity(card, purpose === 'requester' ? 'Your request' : summary)), { purpose, key });
+    if (!id) return;
+    await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose, stage, conversationId: conv.id, messageId: id, recipientId, data: { eventId: event.id, key, view, serviceUrl: conv.ref.serviceUrl } });
+  }
+
+  /** Sends once; undefined when Teams refused for good (logged), a thrown TeamsSendError when worth retrying. */
+  private async send(subject: Subject, ref: StoredReference, fn: () => Promise<{ id?: string }>, what: Record<string, string>): Promise<string | undefined> {
+    let res: { id?: string };
+    try {
+      res = await fn();
+    } catch (e) {
+      this.failure(e, subject);
+      return undefined;
+    }
+    await auditSent(this.ctx.db, this.ctx.clock.now(), subject, { operation: 'post', conversationId: ref.conversation.id, activityId: res.id ?? null, ...what });
+    return res.id ?? `unknown:${Date.now()}`;
+  }
+
+  /**
+   * Permanent failures (403: the bot was removed from the team; 400) are logged and skipped so one bad
+   * conversation cannot block the others; everything else is thrown back to the queue.
+   */
+  private failure(e: unknown, subject: Subject): void {
+    if (e instanceof TeamsSendError && !e.retryable) {
+      this.ctx.logger.warn({ err: e.message, subject }, 'teams: message could not be delivered; not retrying');
+      return;
+    }
+    throw e;
+  }
+
+  private async channelConversation(channelId: string): Promise<{ id: string; ref: StoredReference } | undefined> {
+    const ref = (await conversationRef(this.ctx.db, channelId)) ?? (await anyConversationRef(this.ctx.db));
+    if (!ref) {
+      this.ctx.logger.warn({ channelId }, 'teams: the bot has never been added to Teams, so it cannot post to this channel; add the app to the team');
+      return undefined;
+    }
+    return { id: channelId, ref };
+  }
+
+  /** The identity's personal chat with the bot: stored when they wrote to it, else created (the app must be installed for them). */
+  private async personalConversation(identity: IdentityRow, subject: Subject): Promise<{ id: string; ref: StoredReference } | undefined> {
+    const stored = await conversationRef(this.ctx.db, identity.teams_aad_id!);
+    if (stored) return { id: stored.conversation.id, ref: stored };
+    const any = await anyConversationRef(this.ctx.db);
+    if (!any) return undefined;
+    const tenantId = any.conversation.tenantId ?? any.tenantId;
+    let created: { id: string; serviceUrl?: string };
+    try {
+      created = await this.client.createConversation(any.serviceUrl, {
+        isGroup: false,
+        bot: any.bot,
+        members: [{ id: identity.teams_aad_id!, aadObjectId: identity.teams_aad_id! }],
+        tenantId,
+        channelData: { tenant: { id: tenantId } },
+      });
+    } catch (e) {
+      this.failure(e, subject);
+      return undefined;
+    }
+    const ref: StoredReference = { serviceUrl: created.serviceUrl ?? any.serviceUrl, channelId: 'msteams', conversation: { id: created.id, conversationType: 'personal', tenantId }, bot: any.bot, tenantId };
+    await saveConversationRef(this.ctx.db, identity.teams_aad_id!, 'personal', ref);
+    return { id: created.id, ref };
+  }
+
+  private async referenceFor(target: { kind: 'conversation'; id: string; serviceUrl?: string }): Promise<StoredReference | undefined> {
+    if (target.serviceUrl) return { serviceUrl: target.serviceUrl, channelId: 'msteams', conversation: { id: target.id } };
+    return (await conversationRef(this.ctx.db, target.id)) ?? (await anyConversationRef(this.ctx.db));
+  }
+}
+
+function outcomeNotice(r: RequestDetail): NoticeInput {
+  const what = `${r.application.name}${r.device ? ` on ${r.device.name}` : ''}`;
+  const by = r.decidedBy ?? 'Signoff';
+  const why = r.decisionReason ? ` Reason: "${r.decisionReason}"` : '';
+  switch (r.status) {
+    case 'approved': {
+      const install = r.installOrderedAt ? ' The install has been ordered.' : r.installDueAt ? ` It installs in the next maintenance window (${r.installDueAt.slice(0, 16).replace('T', ' ')} UTC), or now if you ask.` : '';
+      return { title: `${r.application.name} approved`, text: `${by} approved ${what}.${why}${install}`, tone: 'success', installNowId: !r.installOrderedAt && r.installDueAt ? r.id : undefined };
+    }
+    case 'denied':
+      return { title: `${r.application.name} denied`, text: `${by} denied ${what}.${why}`, tone: 'error' };
+    case 'revoked':
+      return { title: `${r.application.name} access revoked`, text: `${by} revoked ${what}; it will be uninstalled.${why}`, tone: 'error' };
+    case 'expired':
+      return { title: `${r.application.name} request expired`, text: `Nobody decided on ${what} before the deadline. You can request it again.`, tone: 'warning' };
+    default:
+      return { title: `${r.application.name} request cancelled`, text: `${by} cancelled the request for ${what}.${why}`, tone: 'info' };
+  }
+}
+
+export type { MessageRef };

@@ -1,0 +1,64 @@
+import type { AppContext } from '../../app-context.ts';
+import { groupNamesOf, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
+import type { ChangeView, RequestDetail } from '../../core/views.ts';
+import { changeCard, requestCard, type AdaptiveCard, type Banner } from './teams-cards.ts';
+
+/**
+ * Decides, from the database, what one viewer may do with a request or change, and renders that card.
+ * Used for the cards the bot posts, for Universal Actions refreshes and for invoke answers, so every
+ * path shows the same thing to the same person.
+ */
+export type Viewer = { kind: 'base' } | { kind: 'identity'; identity: IdentityRow | undefined };
+
+export class TeamsViews {
+  constructor(private readonly ctx: AppContext) {}
+
+  /** Approvers who may still decide the current stage (not the requester, not those who already voted). */
+  async pendingApprovers(r: RequestDetail): Promise<IdentityRow[]> {
+    if (r.status !== 'pending') return [];
+    const stage = r.stages[r.currentStage];
+    if (!stage) return [];
+    const voted = new Set(r.decisions.filter((d) => d.stage === r.currentStage).map((d) => d.approver.id));
+    return (await membersOfGroups(this.ctx.db, stage.approverGroups)).filter((m) => m.id !== r.requester?.id && !voted.has(m.id));
+  }
+
+  async requestCardFor(idOrDetail: string | RequestDetail, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
+    const r = typeof idOrDetail === 'string' ? await this.ctx.requests.get(idOrDetail) : idOrDetail;
+    const approvers = await this.pendingApprovers(r);
+    const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
+    const me = viewer.kind === 'identity' ? viewer.identity : undefined;
+    const isRequester = Boolean(me && r.requester && me.id === r.requester.id);
+    const can = {
+      decide: Boolean(me && approvers.some((a) => a.id === me.id)),
+      cancel: isRequester,
+      installNow: isRequester && r.status === 'approved' && !r.installOrderedAt,
+    };
+    const refreshUserIds = r.status === 'pending' || can.installNow
+      ? [...new Set([...approvers, ...(requester ? [requester] : [])].map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)))]
+      : [];
+    return requestCard({ request: r, can, refreshUserIds, banner });
+  }
+
+  async changeApprovers(c: ChangeView): Promise<IdentityRow[]> {
+    if (c.status !== 'pending') return [];
+    return (await membersOfGroups(this.ctx.db, c.approverGroups)).filter((m) => m.id !== c.requester.id);
+  }
+
+  async changeCardFor(idOrView: string | ChangeView, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
+    const c = typeof idOrView === 'string' ? await this.ctx.changes.get(idOrView) : idOrView;
+    const approvers = await this.changeApprovers(c);
+    const me = viewer.kind === 'identity' ? viewer.identity : undefined;
+    const isRequester = Boolean(me && c.requester.id && me.id === c.requester.id);
+    const mine = me && !isRequester ? await groupNamesOf(this.ctx.db, me.id) : [];
+    const can = { decide: c.status === 'pending' && mine.some((g) => c.approverGroups.includes(g)), cancel: isRequester };
+    const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
+    const refreshUserIds = c.status === 'pending'
+      ? [...new Set([...approvers, ...(requester ? [requester] : [])].map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)))]
+      : [];
+    return changeCard({ change: c, can, refreshUserIds, banner });
+  }
+
+  cardFor(kind: 'request' | 'change', id: string, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
+    return kind === 'request' ? this.requestCardFor(id, viewer, banner) : this.changeCardFor(id, viewer, banner);
+  }
+}
