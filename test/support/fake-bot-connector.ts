@@ -15,6 +15,8 @@ export interface RecordedCall {
   /** the id the fake answered with */
   id?: string;
   status: number;
+  /** when the call arrived (ms) */
+  at: number;
 }
 
 interface Failure {
@@ -88,7 +90,7 @@ export class FakeBotConnector {
     }
     const conversationId = parts[2] ?? '';
     const activityId = parts[4];
-    const call: RecordedCall = { method: req.method as 'POST' | 'PUT', kind, conversationId, activityId, body, authorization: req.headers.authorization, status: 200 };
+    const call: RecordedCall = { method: req.method as 'POST' | 'PUT', kind, conversationId, activityId, body, authorization: req.headers.authorization, status: 200, at: Date.now() };
     this.calls.push(call);
 
     const failure = this.failures.find((f) => f.times > 0 && (!f.kind || f.kind === kind));

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executeActions } from '../../src/bots/teams/teams-cards.ts';
+import { TeamsSendError } from '../../src/bots/teams/teams-connector.ts';
+import type { DomainEvent } from '../../src/core/events.ts';
+import { BOB_LAPTOP, defaultPolicy, VISIO } from '../support/fixtures.ts';
+import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
+
+const verbs = (card: unknown) => executeActions(card).map((a) => a.verb).sort();
+
+describe('Teams delivery under failure', () => {
+  let h: TeamsHarness;
+  beforeAll(async () => {
+    h = await startTeamsHarness({ policy: { ...defaultPolicy, stages: [{ approvers: ['it-approvers'], notifyApproversDirectly: true }] } });
+    await h.post(h.installInChannel());
+    await h.post(h.message('bob', 'hi'));
+  });
+  afterAll(() => h.close());
+
+  const submitFromApi = () => h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
+    applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'API request', answers: { usage: 'Other' },
+  });
+
+  it('a 429 throws a retryable error with Retry-After; the retry posts each copy once', async () => {
+    const r = await submitFromApi();
+    h.connector.reset();
+    h.connector.failNext({ kind: 'send', status: 429, retryAfter: '3' });
+    const rows = await h.t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1`, [r.id]);
+    const event: DomainEvent = { id: rows[0]!.id, ...rows[0]!.payload };
+    const err = await h.adapter.notifier.handle(event).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(TeamsSendError);
+    expect(err).toMatchObject({ retryable: true, status: 429, retryAfterMs: 3000 });
+    await h.adapter.notifier.handle(event);
+    await h.adapter.notifier.handle(event);
+    const posts = h.connector.of('send');
+    // channel prompt, a DM prompt for each approver (conversations created on the fly), bob's confirmation
+    expect(posts.filter((p) => p.conversationId === APPROVERS_CHANNEL)).toHaveLength(1);
+    const created = h.connector.of('create');
+    expect(created.map((c) => c.body.members[0].id).sort()).toEqual([AAD.ada, AAD.cyd].sort());
+    const dms = posts.filter((p) => created.some((c) => c.id === p.conversationId));
+    expect(dms).toHaveLength(2);
+    for (const dm of dms) expect(verbs(cardOf(dm.body))).toEqual(['approve', 'deny', 'refresh']);
+    const toBob = posts.filter((p) => p.conversationId === 'a:personal-bob');
+    expect(toBob).toHaveLength(1);
+    expect(verbs(cardOf(toBob[0]!.body))).toEqual(['cancel', 'refresh']);
+    expect(verbs(cardOf(posts.find((p) => p.conversationId === APPROVERS_CHANNEL)!.body))).toEqual(['refresh']);
+    await h.drain();
+  });
+
+  it('a 5xx and a network failure are retryable; a 403 is logged and skipped', async () => {
+    const r = await h.t.ctx.requests.get((await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id);
+    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r.id, actor: { id: null, label: 'Signoff', channel: 'system' }, data: {}, webhooks: [] };
+    h.connector.reset();
+    h.connector.failNext({ kind: 'reply', status: 503 });
+    await expect(h.adapter.notifier.handle(reminder)).rejects.toMatchObject({ retryable: true, status: 503 });
+    h.connector.failNext({ status: 403, times: 10 });
+    await expect(h.adapter.notifier.handle({ ...reminder, id: randomUUID() })).resolves.toBeUndefined();
+  });
+
+  it('reminders reply in the channel card\'s thread and follow up in approvers\' chats, once per event', async () => {
+    const r = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id;
+    const prompt = await h.t.tdb.db.one<{ message_id: string }>(`SELECT message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`, [r, APPROVERS_CHANNEL]);
+    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r, actor: { id: null, label: 'Signoff', channel: 'system' }, data: {}, webhooks: [] };
+    h.connector.reset();
+    await h.adapter.notifier.handle(reminder);
+    await h.adapter.notifier.handle(reminder);
+    const replies = h.connector.of('reply');
+    expect(replies).toHaveLength(1);
+    expect(replies[0]).toMatchObject({ conversationId: APPROVERS_CHANNEL, activityId: prompt.message_id });
+    expect(JSON.stringify(cardOf(replies[0]!.body))).toContain('Reminder: waiting for a decision');
+    expect(h.connector.of('send')).toHaveLength(2); // the two approvers' personal chats
+  });
+
+  it('an update that fails with "activity not found" posts a fresh card and records the new id', async () => {
+    const r = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id;
+    const before = await h.t.tdb.db.one<{ id: string; message_id: string }>(`SELECT id, message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`, [r, APPROVERS_CHANNEL]);
+    const decided = await h.post(h.invoke('cyd', 'deny', { kind: 'request', id: r, reason: 'Use draw.io' }));
+    expect(JSON.stringify(decided.body.value)).toContain('You denied this request.');
+    h.connector.reset();
+    h.connector.failNext({ kind: 'update', status: 404, times: 1 });
+    await h.drain();
+    const fresh = h.connector.of('send').find((s) => s.conversationId === APPROVERS_CHANNEL)!;
+    expect(fresh).toBeDefined();
+    expect(executeActions(cardOf(fresh.body))).toEqual([]);
+    expect(JSON.stringify(cardOf(fresh.body))).toContain('Denied by Cyd Approver');
+    const after = await h.t.tdb.db.one<{ message_id: string }>(`SELECT message_id FROM message_refs WHERE id = $1`, [before.id]);
+    expect(after.message_id).toBe(fresh.id);
+    expect(after.message_id).not.toBe(before.message_id);
+    // the other copies (DMs, bob's) were updated in place, none left with buttons
+    for (const u of h.connector.of('update')) expect(executeActions(cardOf(u.body))).toEqual([]);
+    expect(h.connector.of('update').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('spaces sends to one conversation instead of bursting past Teams\' rate', async () => {
+    const { BotConnectorClient } = await import('../../src/bots/teams/teams-connector.ts');
+    const client = new BotConnectorClient(async () => null, { minIntervalMs: 150 });
+    h.connector.reset();
+    await Promise.all(Array.from({ length: 8 }, (_, i) => client.sendToConversation(h.connector.url, 'a:rate', { type: 'message', text: `m${i}` })));
+    expect(h.connector.of('send')).toHaveLength(8);
+    const at = h.connector.calls.map((c) => c.at);
+    // 8 sends at ~7/s: the last arrives no sooner than 7 intervals after the first
+    expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual(7 * 150 - 20);
+  });
+});
+
+describe('Teams authentication', () => {
+  let h: TeamsHarness;
+  beforeAll(async () => {
+    h = await startTeamsHarness({ env: { MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000b0', MICROSOFT_APP_PASSWORD: 'not-a-real-secret', TEAMS_EMULATOR: '0' } });
+  });
+  afterAll(() => h.close());
+
+  it('answers 401 to an activity without a token and to one with a forged token, and acts on neither', async () => {
+    const none = await h.post(h.message('bob', 'request Visio'));
+    expect(none.status).toBe(401);
+    const forged = await h.post(h.invoke('ada', 'approve', { kind: 'request', id: randomUUID() }), { authorization: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJtZSJ9.c2lnbmF0dXJl' });
+    expect(forged.status).toBe(401);
+    expect(h.connector.calls).toEqual([]);
+    expect(await h.t.tdb.db.query(`SELECT 1 FROM conversation_refs`)).toHaveLength(0);
+  });
+});
