@@ -63,12 +63,16 @@ export const policyInputSchema = z
   });
 export type PolicyInputNamed = z.infer<typeof policyInputSchema>;
 
-/** Configuration Manager model id: `ScopeId_<scope>/Application_<guid>`. */
+/**
+ * The device manager's id for the application: a Configuration Manager model id such as
+ * `ScopeId_<scope>/Application_<guid>`, an Intune app GUID, or any other id without spaces.
+ */
 export const applicationIdSchema = z
   .string()
   .trim()
+  .min(1)
   .max(300)
-  .regex(/^ScopeId_[^/\s]+\/Application_[^/\s]+$/, 'must be a model id such as ScopeId_<scope>/Application_<guid>');
+  .regex(/^[^\s]+$/, 'must be an id without spaces, such as a model id ScopeId_<scope>/Application_<guid>');
 
 export const applicationInputSchema = z
   .strictObject({

@@ -29,7 +29,8 @@ describe('catalog schemas', () => {
   });
 
   it('validate application ids, inline-or-named policy and install windows', () => {
-    expect(fields(applicationInputSchema.safeParse({ id: 'Visio', name: 'Visio' }))).toEqual(['id']);
+    expect(fields(applicationInputSchema.safeParse({ id: 'has spaces in it', name: 'Visio' }))).toEqual(['id']);
+    expect(applicationInputSchema.parse({ id: '6a3c1f0e-1111-4000-8000-000000000001', name: 'Intune app' }).id).toBe('6a3c1f0e-1111-4000-8000-000000000001');
     const both = { id: 'ScopeId_A/Application_B', name: 'X', policyName: 'p', policy: { stages: [{ approvers: ['g'] }] } };
     expect(fields(applicationInputSchema.safeParse(both))).toEqual(['policyName']);
     expect(fields(applicationInputSchema.safeParse({ id: 'ScopeId_A/Application_B', name: 'X', installWindow: { from: '25:00', to: '06:00', timeZone: 'Mars/Base' } })))
