@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
+import { seedContoso, type Seeded } from '../support/fixtures.ts';
+import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+
+let h: SlackHarness;
+let s: Seeded;
+beforeAll(async () => {
+  h = await startSlackHarness();
+  s = await seedContoso(h.t.tdb.db);
+});
+afterAll(() => h.close());
+
+const before = { name: 'Visio', policy: { stages: [{ approvers: ['it-approvers'], quorum: 'any' }] } };
+const after = { name: 'Visio', policy: { stages: [{ approvers: ['it-approvers'], quorum: 2 }] } };
+
+describe('multi-admin approval in Slack', () => {
+  let changeId: string;
+
+  it('/signoff change opens a form with the protected resource types', async () => {
+    await h.command('U0ADA', 'change');
+    const [open] = await h.fake.waitFor('views.open');
+    const view = open!.args.view;
+    expect(view.callback_id).toBe(CALLBACK.changeModal);
+    const types = view.blocks.find((b: any) => b.block_id === 'resource_type').element.options.map((o: any) => o.value);
+    expect(types).toEqual(['app', 'script']);
+  });
+
+  it('shows JSON and missing-field problems inline, and creates nothing', async () => {
+    const view = h.fake.last('views.open')!.args.view;
+    const res = await h.submit('U0ADA', view, { resource_type: 'app', resource_id: 'visio', before: '{"a":1}', after: '{not json', change_justification: '' });
+    expect(res.body.response_action).toBe('errors');
+    expect(res.body.errors.after).toMatch(/not valid JSON/);
+    expect(res.body.errors.change_justification).toMatch(/justification is required/);
+    const same = await h.submit('U0ADA', view, { resource_type: 'app', resource_id: 'visio', before: '{"a":1}', after: '{"a":1}', change_justification: 'x' });
+    expect(same.body.errors.after).toMatch(/no change to approve/);
+    expect(await h.t.tdb.db.query('SELECT 1 FROM changes')).toHaveLength(0);
+  });
+
+  it('submits, and the approvers\' channel gets a prompt with the diff', async () => {
+    const view = h.fake.last('views.open')!.args.view;
+    const res = await h.submit('U0ADA', view, {
+      resource_type: 'app', resource_id: 'visio', before: JSON.stringify(before), after: JSON.stringify(after), change_justification: 'Two approvers for Visio from now on',
+    });
+    expect(res.body.response_action).toBe('update');
+    changeId = (await h.t.tdb.db.one<{ id: string }>('SELECT id FROM changes')).id;
+    h.fake.reset();
+    expect(await h.drain()).toEqual(['change.submitted']);
+    const prompt = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'C0APPROVE')!;
+    const shown = textOf(prompt.args.blocks);
+    expect(shown).toContain('Change approval: app visio');
+    expect(shown).toContain('~ /policy/stages/0/quorum: "any" → 2');
+    expect(shown).toContain('Two approvers for Visio from now on');
+    expect(shown).toContain('<@U0ADA>');
+    expect(buttonsOf(prompt.args.blocks).map((b) => [b.text, b.action_id])).toEqual([['Approve', ACTION.changeApprove], ['Reject', ACTION.changeReject]]);
+    const mine = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0ADA')!;
+    expect(buttonsOf(mine.args.blocks).map((b) => b.text)).toEqual(['Cancel change']);
+  });
+
+  it('refuses self-approval with an ephemeral message and changes nothing', async () => {
+    h.fake.reset();
+    await h.action('U0ADA', ACTION.changeApprove, changeId);
+    const [eph] = await h.fake.waitFor('chat.postEphemeral');
+    expect(eph!.args.user).toBe('U0ADA');
+    expect(textOf(eph!.args.blocks)).toMatch(/cannot approve or reject your own change/);
+    expect(h.fake.of('views.open')).toHaveLength(0);
+    expect((await h.t.ctx.changes.get(changeId)).status).toBe('pending');
+  });
+
+  it('bob (not an admin) is refused too', async () => {
+    h.fake.reset();
+    await h.action('U0BOB', ACTION.changeReject, changeId);
+    const [eph] = await h.fake.waitFor('chat.postEphemeral');
+    expect(textOf(eph!.args.blocks)).toMatch(/Only members of it-approvers/);
+  });
+
+  it('cyd approves with notes; the prompt and ada\'s copy show it with no buttons; change.apply goes out', async () => {
+    h.fake.reset();
+    await h.action('U0CYD', ACTION.changeApprove, changeId);
+    const [open] = await h.fake.waitFor('views.open');
+    expect(open!.args.view.callback_id).toBe(CALLBACK.changeDecision);
+    const res = await h.submit('U0CYD', open!.args.view, { reason: 'Agreed with the security team' });
+    expect(res.body).toEqual({ response_action: 'clear' });
+    expect((await h.t.ctx.changes.get(changeId)).status).toBe('approved');
+    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE type = 'change.approved'`);
+    expect(row.payload.webhooks.map((w: any) => w.type)).toEqual(['change.approved', 'change.apply']);
+    expect(row.payload.webhooks[1].data.after).toEqual(after);
+
+    expect(await h.drain()).toEqual(['change.approved']);
+    const updates = h.fake.of('chat.update');
+    expect(updates.map((u) => u.args.channel).sort()).toEqual(['C0APPROVE', 'D0ADA']);
+    for (const u of updates) {
+      expect(buttonsOf(u.args.blocks)).toEqual([]);
+      expect(textOf(u.args.blocks)).toMatch(/pproved\*? by \*Cyd Approver\*/);
+      expect(textOf(u.args.blocks)).toContain('Agreed with the security team');
+    }
+    expect(h.fake.of('chat.postMessage').filter((p) => p.args.channel === 'D0ADA')).toHaveLength(1);
+  });
+
+  it('a change submitted through the API is prompted the same way, and its requester can cancel it from Slack', async () => {
+    const c = await h.t.ctx.changes.submit(s.actor(s.cyd, 'api'), { resourceType: 'script', resourceId: 'cleanup.ps1', before: { body: 'a' }, after: { body: 'b' }, justification: 'fix' });
+    h.fake.reset();
+    await h.drain();
+    expect(textOf(h.fake.of('chat.postMessage').find((p) => p.args.channel === 'C0APPROVE')!.args.blocks)).toContain('~ /body: "a" → "b"');
+    await h.action('U0CYD', ACTION.changeCancel, c.id, { channel: 'D0CYD' });
+    await h.fake.waitFor('chat.postEphemeral');
+    expect((await h.t.ctx.changes.get(c.id)).status).toBe('cancelled');
+    h.fake.reset();
+    await h.drain();
+    const prompt = h.fake.of('chat.update').find((u) => u.args.channel === 'C0APPROVE')!;
+    expect(textOf(prompt.args.blocks)).toMatch(/Cancelled\* by \*Cyd Approver\*/);
+    expect(buttonsOf(prompt.args.blocks)).toEqual([]);
+  });
+});
