@@ -1,6 +1,146 @@
 import type { Router } from 'express';
+import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
+import { appendAudit } from '../../core/audit-log.ts';
+import { AppError } from '../../core/errors.ts';
+import { isUuid } from '../../core/request-queries.ts';
+import type { Queryable } from '../../db/database.ts';
+import { queuesFor } from '../queue/queues.ts';
+import { resetForRedelivery } from '../webhooks/delivery-processor.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
-/** Stub until the webhook delivery API lands (/api/v1/deliveries: list, redeliver). */
-export function registerDeliveryRoutes(_router: Router, _registry: RouteRegistry, _ctx: AppContext): void {}
+const statusSchema = z.enum(['pending', 'succeeded', 'failed']);
+
+const deliveryView = z.object({
+  id: z.string(),
+  messageId: z.string().describe('the webhook-id header, the same on every attempt'),
+  endpoint: z.object({ id: z.string(), name: z.string(), url: z.string(), enabled: z.boolean() }),
+  outboxId: z.string().nullable(),
+  eventType: z.string(),
+  status: statusSchema,
+  attempts: z.number().int(),
+  nextAttemptAt: z.string().nullable(),
+  lastStatusCode: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  createdAt: z.string(),
+  completedAt: z.string().nullable(),
+});
+const attemptView = z.object({
+  attempt: z.number().int(),
+  statusCode: z.number().int().nullable(),
+  latencyMs: z.number().int(),
+  responseExcerpt: z.string().nullable(),
+  error: z.string().nullable(),
+  at: z.string(),
+});
+const detailView = deliveryView.extend({ payload: z.unknown(), attemptLog: z.array(attemptView) });
+
+interface Row {
+  id: string; message_id: string; endpoint_id: string; endpoint_name: string; endpoint_url: string; endpoint_enabled: boolean;
+  outbox_id: string | null; event_type: string; body: string; status: 'pending' | 'succeeded' | 'failed'; attempts: number;
+  next_attempt_at: Date | null; last_status_code: number | null; last_error: string | null; created_at: Date; completed_at: Date | null; cursor_ts: string;
+}
+
+const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+const select = `
+  SELECT d.*, e.name AS endpoint_name, e.url AS endpoint_url, e.enabled AS endpoint_enabled,
+         to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts
+    FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id`;
+
+function toView(r: Row): z.infer<typeof deliveryView> {
+  return {
+    id: r.id, messageId: r.message_id, endpoint: { id: r.endpoint_id, name: r.endpoint_name, url: r.endpoint_url, enabled: r.endpoint_enabled },
+    outboxId: r.outbox_id, eventType: r.event_type, status: r.status, attempts: r.attempts, nextAttemptAt: iso(r.next_attempt_at),
+    lastStatusCode: r.last_status_code, lastError: r.last_error, createdAt: iso(r.created_at)!, completedAt: iso(r.completed_at),
+  };
+}
+
+async function detail(db: Queryable, id: string): Promise<z.infer<typeof detailView>> {
+  if (!isUuid(id)) throw new AppError('not_found', `No delivery with id "${id}".`);
+  const row = await db.maybeOne<Row>(`${select} WHERE d.id = $1`, [id]);
+  if (!row) throw new AppError('not_found', `No delivery with id "${id}".`);
+  const attempts = await db.query<{ attempt: number; status_code: number | null; latency_ms: number; response_excerpt: string | null; error: string | null; created_at: Date }>(
+    'SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [id]);
+  return {
+    ...toView(row),
+    payload: JSON.parse(row.body),
+    attemptLog: attempts.map((a) => ({ attempt: a.attempt, statusCode: a.status_code, latencyMs: a.latency_ms, responseExcerpt: a.response_excerpt, error: a.error, at: iso(a.created_at)! })),
+  };
+}
+
+const encodeCursor = (ts: string, id: string) => Buffer.from(`${ts}|${id}`).toString('base64url');
+function decodeCursor(c: string): [string, string] {
+  const [ts, id] = Buffer.from(c, 'base64url').toString().split('|');
+  if (!ts || !id || Number.isNaN(Date.parse(ts)) || !isUuid(id)) throw new AppError('validation_failed', 'The cursor is not one this API returned.', { field: 'cursor' });
+  return [ts, id];
+}
+
+/** Webhook deliveries: what was sent where, every attempt, and redelivery of the ones that failed. */
+export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
+  registry.add(router, {
+    method: 'get', path: '/deliveries', tag: 'deliveries', scope: 'requests:read',
+    summary: 'List webhook deliveries, newest first; filter by status and endpoint (id or name).',
+    query: z.strictObject({
+      status: statusSchema.optional(),
+      endpoint: z.string().max(200).optional(),
+      eventType: z.string().max(100).optional(),
+      limit: z.coerce.number().int().min(1).max(200).default(50),
+      cursor: z.string().max(200).optional(),
+    }),
+    response: z.object({ items: z.array(deliveryView), nextCursor: z.string().nullable() }),
+    handler: async ({ query }) => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      const add = (sql: string, ...v: unknown[]) => {
+        let s = sql;
+        for (const x of v) {
+          params.push(x);
+          s = s.replace('?', `$${params.length}`);
+        }
+        where.push(s);
+      };
+      if (query.status) add('d.status = ?', query.status);
+      if (query.eventType) add('d.event_type = ?', query.eventType);
+      if (query.endpoint) {
+        if (isUuid(query.endpoint)) add('(e.id = ?::uuid OR e.name = ?)', query.endpoint, query.endpoint);
+        else add('e.name = ?', query.endpoint);
+      }
+      if (query.cursor) add('(d.created_at, d.id) < (?::timestamptz, ?::uuid)', ...decodeCursor(query.cursor));
+      params.push(query.limit + 1);
+      const rows = await ctx.db.query<Row>(
+        `${select} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY d.created_at DESC, d.id DESC LIMIT $${params.length}`, params);
+      const last = rows.length > query.limit ? rows[query.limit - 1]! : undefined;
+      return { items: rows.slice(0, query.limit).map(toView), nextCursor: last ? encodeCursor(last.cursor_ts, last.id) : null };
+    },
+  });
+
+  registry.add(router, {
+    method: 'get', path: '/deliveries/:id', tag: 'deliveries', scope: 'requests:read',
+    summary: 'One delivery with its payload and every attempt (status, latency, response excerpt).',
+    response: detailView,
+    handler: async ({ params }) => detail(ctx.db, params.id!),
+  });
+
+  registry.add(router, {
+    method: 'post', path: '/deliveries/:id/redeliver', tag: 'deliveries', scope: 'admin',
+    summary: 'Send a finished (usually failed) delivery again, with the same webhook-id and body.',
+    response: detailView,
+    successStatus: 202,
+    handler: async ({ params, actor }) => {
+      const id = params.id!;
+      if (!isUuid(id)) throw new AppError('not_found', `No delivery with id "${id}".`);
+      await ctx.db.tx(async (tx) => {
+        const row = await tx.maybeOne<{ status: string; enabled: boolean; name: string }>(
+          `SELECT d.status, e.enabled, e.name FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1 FOR UPDATE OF d`, [id]);
+        if (!row) throw new AppError('not_found', `No delivery with id "${id}".`);
+        if (row.status === 'pending') throw new AppError('conflict', 'This delivery is still being attempted.', { status: row.status });
+        if (!row.enabled) throw new AppError('conflict', `The endpoint "${row.name}" is disabled; enable it before redelivering.`, { endpoint: row.name });
+        await resetForRedelivery(tx, id);
+        await appendAudit(tx, { actor, action: 'webhook_delivery.redelivered', subjectType: 'webhook_delivery', subjectId: id, before: { status: row.status }, after: { status: 'pending' }, at: ctx.clock.now() });
+      });
+      // if Redis is unavailable the reconciler picks the pending delivery up
+      await queuesFor(ctx).delivery(id).catch((e) => ctx.logger.warn({ err: e, deliveryId: id }, 'could not enqueue the redelivery; the reconciler will'));
+      return detail(ctx.db, id);
+    },
+  });
+}

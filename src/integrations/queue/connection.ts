@@ -5,7 +5,14 @@ import { Redis, type RedisOptions } from 'ioredis';
  * fast instead: when Redis is down an enqueue error is harmless because the outbox reconciler re-enqueues
  * from Postgres once Redis is back.
  */
-export function createRedis(url: string, role: 'worker' | 'producer' | 'probe', name?: string): Redis {
+export function createRedis(url: string, role: 'worker' | 'producer' | 'probe', name?: string, onError?: (e: Error) => void): Redis {
+  const redis = build(url, role, name);
+  // ioredis reconnects by itself; without a listener every failed attempt is printed as "Unhandled error event"
+  redis.on('error', onError ?? (() => undefined));
+  return redis;
+}
+
+function build(url: string, role: 'worker' | 'producer' | 'probe', name?: string): Redis {
   const base: RedisOptions = { lazyConnect: false, connectionName: name };
   if (role === 'worker') return new Redis(url, { ...base, maxRetriesPerRequest: null, enableReadyCheck: true });
   if (role === 'producer') return new Redis(url, { ...base, maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 5000 });

@@ -38,8 +38,9 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const log = ctx.logger.child({ component: 'workers' });
   const prefix = ctx.config.QUEUE_PREFIX;
   // own producer connection: stop() closes it without touching the web role's shared one
-  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`), prefix);
-  const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`);
+  const redisError = (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting');
+  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix);
+  const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`, redisError);
   const metrics = metricsFor(ctx);
   const rt: DeliveryRuntime = { ctx, allow: parseAllowList(ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: opts.backoff ?? defaultBackoff, metrics };
   const common = {
