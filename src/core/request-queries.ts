@@ -167,7 +167,7 @@ export async function listRequests(db: Queryable, filter: RequestFilter, limit =
        AND NOT EXISTS (SELECT 1 FROM request_decisions x WHERE x.request_id = r.id AND x.stage = r.current_stage AND x.approver_id = $${params.length + 1}::uuid)`,
       filter.pendingForApproverId,
     );
-    params.push(filter.pendingForApproverId);
+    // every placeholder above is the one parameter add() pushed; an extra unused one makes Postgres fail (42P18)
   }
   if (cursor) {
     const [ts, id] = decodeCursor(cursor);
