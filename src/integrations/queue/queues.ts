@@ -36,11 +36,11 @@ export class AppQueues {
   readonly webhooks: Queue<DeliveryJob>;
   readonly notify: Queue<NotifyJob>;
 
-  constructor(readonly connection: Redis, readonly prefix: string) {
+  constructor(readonly connection: Redis, readonly prefix: string, tuning: { notifyBackoffMs?: number } = {}) {
     const opts = { connection, prefix };
     this.outbox = new Queue<OutboxJob>(queueNames.outbox, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
     this.webhooks = new Queue<DeliveryJob>(queueNames.webhooks, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
-    this.notify = new Queue<NotifyJob>(queueNames.notify, { ...opts, defaultJobOptions: { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 2000 } } });
+    this.notify = new Queue<NotifyJob>(queueNames.notify, { ...opts, defaultJobOptions: { ...keep, attempts: 8, backoff: { type: 'exponential', delay: tuning.notifyBackoffMs ?? 2000 } } });
   }
 
   all(): Queue[] {

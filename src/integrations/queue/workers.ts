@@ -13,6 +13,8 @@ export interface WorkerOptions {
   /** webhook retry schedule (tests shorten it) */
   backoff?: BackoffOptions;
   webhookConcurrency?: number;
+  /** first retry delay of a failed chat/email notification (doubles each time) */
+  notifyBackoffMs?: number;
   /** BullMQ lock: a job whose worker died is picked up again after about this long */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -39,7 +41,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const prefix = ctx.config.QUEUE_PREFIX;
   // own producer connection: stop() closes it without touching the web role's shared one
   const redisError = (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting');
-  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix);
+  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, { notifyBackoffMs: opts.notifyBackoffMs });
   const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`, redisError);
   const metrics = metricsFor(ctx);
   const rt: DeliveryRuntime = { ctx, allow: parseAllowList(ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: opts.backoff ?? defaultBackoff, metrics };
