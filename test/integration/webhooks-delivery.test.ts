@@ -11,7 +11,8 @@ let workers: RunningWorkers;
 const receivers: Receiver[] = [];
 
 beforeAll(async () => {
-  t = await createTestContext({ OUTBOX_RECONCILE_MS: '1000', WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_MAX_ATTEMPTS: '8' });
+  // a generous per-attempt timeout: a loaded test machine must not turn an answer into a retry (webhooks-timeout.test.ts covers timeouts)
+  t = await createTestContext({ OUTBOX_RECONCILE_MS: '1000', WEBHOOK_TIMEOUT_MS: '10000', WEBHOOK_MAX_ATTEMPTS: '8' });
   s = await seedContoso(t.tdb.db);
   workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, lockDurationMs: 5000 });
 });
@@ -96,17 +97,6 @@ describe('signed webhook delivery', () => {
     expect(r.received).toHaveLength(1);
   });
 
-  it('retries a receiver that does not answer within the per-attempt timeout', async () => {
-    const { r, id } = await endpoint();
-    r.setHandler((_m, n) => (n === 1 ? { status: 200, hold: true } : { status: 200 }));
-    await orderInstall();
-    const d = await waitFor(async () => ((await delivery(id))?.status === 'succeeded' ? delivery(id) : null), 'success after a timeout');
-    const rows = await attempts(d!.id);
-    expect(rows[0]!.error).toMatch(/timed out/);
-    expect(rows[0]!.latency_ms).toBeGreaterThanOrEqual(900);
-    expect(rows).toHaveLength(2);
-  });
-
   it('410 Gone disables the endpoint and later events skip it', async () => {
     const { r, id } = await endpoint();
     r.setHandler(() => ({ status: 410 }));
@@ -126,12 +116,13 @@ describe('signed webhook delivery', () => {
 
   it('does not follow a 302', async () => {
     const { r, id } = await endpoint();
-    r.setHandler((m) => (m.body && r.received.length === 1 ? { status: 302, headers: { location: r.url.replace('/hooks', '/elsewhere') } } : { status: 200 }));
+    r.setHandler((m) => (m.path === '/hooks' ? { status: 302, headers: { location: r.url.replace('/hooks', '/elsewhere') } } : { status: 200 }));
     await orderInstall();
     const d = await waitFor(async () => ((await delivery(id))?.status === 'failed' ? delivery(id) : null), 'the redirect to fail the delivery');
     expect(d!.last_status_code).toBe(302);
     expect(d!.last_error).toMatch(/redirect/);
-    expect(r.received).toHaveLength(1);
+    expect(d!.attempts).toBe(1);
+    expect(r.received.map((m) => m.path)).toEqual(['/hooks']);
   });
 
   it('refuses a private address at send time even if it got into the table', async () => {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 
 export interface Received {
+  path: string;
   id: string;
   timestamp: string;
   signature: string;
@@ -62,7 +63,7 @@ export async function startReceiver(opts: { secret?: string; path?: string } = {
       } catch {
         payload = { type: '(unparseable)', timestamp: '', data: {} };
       }
-      const r: Received = { id: headers['webhook-id'], timestamp: headers['webhook-timestamp'], signature: headers['webhook-signature'], body, payload, verified, verifyError };
+      const r: Received = { path: req.url ?? '', id: headers['webhook-id'], timestamp: headers['webhook-timestamp'], signature: headers['webhook-signature'], body, payload, verified, verifyError };
       received.push(r);
       const reply = await handler(r, received.filter((x) => x.id === r.id).length);
       if (reply.hold) {

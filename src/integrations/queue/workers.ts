@@ -56,7 +56,15 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   };
 
   const outboxWorker = new Worker<OutboxJob>(queueNames.outbox, async (job) => {
-    await relayOutboxEvent(ctx, queues, job.data.outboxId);
+    try {
+      await relayOutboxEvent(ctx, queues, job.data.outboxId);
+    } catch (e) {
+      // visible in Postgres (and on the outbox lag metric) even after Redis forgets the failed job
+      await ctx.db
+        .query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1 AND status <> 'done'`, [job.data.outboxId, String((e as Error)?.message ?? e).slice(0, 2000)])
+        .catch(() => undefined);
+      throw e;
+    }
   }, { ...common, concurrency: 4 });
 
   const webhookWorker = new Worker<DeliveryJob>(queueNames.webhooks, async (job: Job<DeliveryJob>, token?: string) => {
