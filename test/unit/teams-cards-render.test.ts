@@ -14,6 +14,9 @@ import { policyDefinitionSchema } from '../../src/core/policy-schema.ts';
  * screenshot (build/teams-cards.png) to look at.
  */
 const require = createRequire(import.meta.url);
+// page.evaluate bodies run in Chromium; the project compiles without the DOM lib
+declare const window: any;
+declare const document: any;
 const CHROMIUM = '/usr/bin/chromium';
 
 const policy = policyDefinitionSchema.parse({
