@@ -142,3 +142,12 @@ describe('updating copies when Slack misbehaves', () => {
     expect(await h.t.tdb.db.query(`SELECT 1 FROM message_refs WHERE subject_id = $1 AND purpose = 'outcome'`, [id])).toHaveLength(1);
   });
 });
+
+describe('an approver channel Signoff cannot post to', () => {
+  it('falls back to DMing the stage\'s approvers, so the request is not left unseen', async () => {
+    h.fake.failNext('chat.postMessage', 'not_in_channel', 1, (a) => a.channel === 'C0APPROVE');
+    const id = await pendingRequest();
+    const refs = await h.t.tdb.db.query<{ conversation_id: string }>(`SELECT conversation_id FROM message_refs WHERE subject_id = $1 AND purpose = 'prompt' ORDER BY conversation_id`, [id]);
+    expect(refs.map((r) => r.conversation_id)).toEqual(['D0ADA', 'D0CYD']);
+  });
+});

@@ -48,6 +48,8 @@ export class SlackApi {
   /** Slack said "wait": until then we fail fast instead of hammering it (per process, per method). */
   private readonly pausedUntil = new Map<string, number>();
   private readonly dmChannels = new Map<string, string>();
+  private readonly now: () => number;
+  private readonly logger: Logger;
 
   constructor(token: string, opts: { apiUrl?: string; logger: Logger; timeoutMs?: number; now?: () => number }) {
     this.now = opts.now ?? Date.now;
@@ -61,8 +63,6 @@ export class SlackApi {
       logLevel: webApi.LogLevel.ERROR,
     });
   }
-  private readonly now: () => number;
-  private readonly logger: Logger;
 
   async call<T = Record<string, unknown>>(method: string, args: Record<string, unknown>): Promise<T> {
     const until = this.pausedUntil.get(method) ?? 0;

@@ -104,15 +104,25 @@ export class SlackNotifier implements ChatNotifier {
   private async postPrompts(event: DomainEvent, r: RequestDetail, stage: number, groups: string[], requester: IdentityRow | undefined): Promise<void> {
     const direct = r.policy.stages[stage]?.notifyApproversDirectly ?? false;
     const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage });
-    for (const t of await this.approverTargets(groups, r.requester?.id ?? null, direct)) {
-      await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage });
+    const targets = await this.approverTargets(groups, r.requester?.id ?? null, direct);
+    let undelivered = false;
+    for (const t of targets) {
+      if (!(await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage })) && t.channel) undelivered = true;
+    }
+    if (undelivered) {
+      // a channel Signoff cannot post to (private and not invited, deleted) must not leave the request unseen
+      const dmed = new Set(targets.filter((t) => t.user).map((t) => t.user));
+      for (const t of await this.approverTargets(groups, r.requester?.id ?? null, true)) {
+        if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage });
+      }
     }
   }
 
   /** Posts unless this event already posted to this target; the marker is written right after Slack accepts it. */
-  private async postOnce(event: DomainEvent, subjectType: SubjectType, subjectId: string, purpose: Purpose, target: Target, msg: Rendered, opts: { stage?: number; threadTs?: string } = {}): Promise<void> {
+  /** @returns false when Slack refused for good (the target cannot be reached), true when posted now or before */
+  private async postOnce(event: DomainEvent, subjectType: SubjectType, subjectId: string, purpose: Purpose, target: Target, msg: Rendered, opts: { stage?: number; threadTs?: string } = {}): Promise<boolean> {
     const key = `${target.channel ?? target.user}${opts.threadTs ? `:${opts.threadTs}` : ''}`;
-    if (await postedFor(this.ctx.db, event.id, purpose, key)) return;
+    if (await postedFor(this.ctx.db, event.id, purpose, key)) return true;
     let channel: string;
     let ts: string;
     try {
@@ -122,7 +132,7 @@ export class SlackNotifier implements ChatNotifier {
       if (e instanceof SlackApiError && !e.transient) {
         // a missing channel or a bot not invited will not fix itself by retrying; say so in the logs
         this.ctx.logger.error({ err: e.message, target: key, subjectId, purpose }, 'slack: could not post');
-        return;
+        return false;
       }
       throw e;
     }
@@ -130,6 +140,7 @@ export class SlackNotifier implements ChatNotifier {
       subjectType, subjectId, purpose, stage: opts.stage ?? null, channel, ts, recipientId: target.recipientId ?? null,
       eventId: event.id, target: key, method: 'chat.postMessage',
     }, this.ctx.clock.now());
+    return true;
   }
 
   /** Redraws every copy of a request's prompt and the requester's status message from the current state. */
