@@ -56,3 +56,14 @@ describe('request lifecycle', () => {
       .rejects.toMatchObject({ code: 'validation_failed', details: { fields: { justification: expect.any(String), answers: { usage: expect.stringContaining('not one of') } } } });
   });
 });
+
+describe('what waits on an approver', () => {
+  it('lists pending requests of the approver\'s current stage, not their own nor ones they decided', async () => {
+    const { requests } = t.ctx;
+    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+    const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } });
+    expect((await requests.list({ pendingForApproverId: s.ada.id })).items.map((x) => x.id)).toEqual([r.id]);
+    expect((await requests.list({ pendingForApproverId: s.dan.id })).items).toEqual([]);
+    expect((await requests.list({ pendingForApproverId: s.bob.id })).items).toEqual([]);
+  });
+});
