@@ -67,3 +67,23 @@ describe('what waits on an approver', () => {
     expect((await requests.list({ pendingForApproverId: s.bob.id })).items).toEqual([]);
   });
 });
+
+describe('decisions from a prompt', () => {
+  it('a Deny clicked on a stale prompt is told who decided and never revokes', async () => {
+    const { requests } = t.ctx;
+    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+    const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } });
+    const [a, b] = await Promise.allSettled([
+      requests.decide(s.actor(s.ada), r.id, 'approve', null, { promptStage: 0 }),
+      requests.decide(s.actor(s.cyd), r.id, 'deny', 'no', { promptStage: 0 }),
+    ]);
+    const outcomes = [a, b].map((x) => (x.status === 'fulfilled' ? x.value.outcome : (x.reason as { code: string }).code)).sort();
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes.filter((o) => o === 'already_decided')).toHaveLength(1);
+    const final = await requests.get(r.id);
+    expect(['approved', 'denied']).toContain(final.status);
+    await expect(requests.decide(s.actor(s.cyd), r.id, final.status === 'approved' ? 'deny' : 'approve', 'late', { promptStage: 0 }))
+      .rejects.toMatchObject({ code: 'already_decided', message: expect.stringContaining(`already ${final.status}`) });
+    expect((await requests.get(r.id)).status).toBe(final.status);
+  });
+});

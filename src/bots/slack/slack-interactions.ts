@@ -102,11 +102,11 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         const decision = a.action_id === ACTION.approve ? 'approve' : 'deny';
         const needsReason = decision === 'deny' || (r.stages[r.currentStage]?.approverJustification ?? false);
         if (needsReason) {
-          const meta: ReasonMeta = { kind: 'request', id, decision, channel: target.channel ?? undefined };
+          const meta: ReasonMeta = { kind: 'request', id, decision, channel: target.channel ?? undefined, stage: r.currentStage };
           await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
           return;
         }
-        const result = await deps.ctx.requests.decide(actor, id, 'approve', null);
+        const result = await deps.ctx.requests.decide(actor, id, 'approve', null, { promptStage: r.currentStage });
         await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
         break;
       }
@@ -263,7 +263,7 @@ async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: Vie
   try {
     let text: string;
     if (meta.kind === 'request') {
-      const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason);
+      const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason, { promptStage: meta.stage ?? -1 });
       text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);
     } else {
       const c = meta.decision === 'approve' ? await deps.ctx.changes.approve(actorOf(who), meta.id, reason || null) : await deps.ctx.changes.reject(actorOf(who), meta.id, reason || null);

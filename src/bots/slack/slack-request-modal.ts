@@ -149,6 +149,8 @@ export interface ReasonMeta {
   decision: 'approve' | 'deny' | 'reject';
   /** the message the button was on, for the ephemeral answer */
   channel?: string;
+  /** the stage the prompt was for: the decision applies to it alone, never revoking a request decided since */
+  stage?: number;
 }
 
 export function reasonModal(meta: ReasonMeta, summary: string, required: boolean): SlackView {

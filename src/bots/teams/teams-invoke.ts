@@ -136,7 +136,9 @@ export class TeamsInvokeHandler {
     if (kind === 'request') {
       if (verb === 'approve' || verb === 'deny') {
         const stage = typeof data.stage === 'number' ? data.stage : Number(data.stage);
-        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason);
+        // the card's stage pins the decision to that prompt: a stale Deny must never revoke an approved request
+        const current = Number.isFinite(stage) ? stage : (await this.ctx.requests.get(id)).currentStage;
+        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { promptStage: current });
         const messages: Record<string, string> = {
           recorded: 'Your approval is recorded; more approvals are needed for this stage.',
           stage_approved: `You approved stage ${Number.isFinite(stage) ? stage + 1 : request.currentStage}; the next stage's approvers have been asked.`,
