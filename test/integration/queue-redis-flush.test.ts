@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 describe('Redis loses everything', () => {
-  it(`after ${N} committed decisions, all ${N} install webhooks still arrive, each once`, async () => {
+  it(`after ${N} committed decisions, all ${N} install webhooks still arrive, each once`, { timeout: 60_000 }, async () => {
     await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install'] });
     // the receiver holds every answer until Redis has been wiped, so the wipe hits work in flight and queued
     let open!: () => void;
@@ -48,7 +48,13 @@ describe('Redis loses everything', () => {
     await flushRedis(t.ctx.config.QUEUE_PREFIX);
     open();
     const started = Date.now();
-    await waitFor(() => r.accepted.size === N, `all ${N} install webhooks`, 30_000);
+    await waitFor(() => r.accepted.size === N, `all ${N} install webhooks`, 30_000).catch(async (e) => {
+      const pending = await t.tdb.db.query<{ id: string; status: string; attempts: number }>(`SELECT id, status, attempts FROM webhook_deliveries WHERE status <> 'succeeded'`);
+      const outbox = await t.tdb.db.query(`SELECT id, status, attempts, last_error FROM outbox WHERE status <> 'done'`);
+      const states = await Promise.all(pending.slice(0, 5).map((d) => workers!.queues.webhooks.getJobState(d.id)));
+      console.error('DIAG', JSON.stringify({ accepted: r.accepted.size, received: r.received.length, pending: pending.length, sample: pending.slice(0, 5), states, outbox, counts: await workers!.queues.webhooks.getJobCounts() }));
+      throw e;
+    });
     console.info(`[measured] at the flush: ${atFlush.outbox} outbox rows not relayed, ${atFlush.deliveries} deliveries pending, ${inFlight} requests held at the receiver; all ${N} accepted ${Date.now() - started} ms after the flush; receipts ${r.received.length}`);
     expect(Number(atFlush.outbox) + Number(atFlush.deliveries)).toBeGreaterThan(N / 2);
 

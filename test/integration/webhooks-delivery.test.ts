@@ -23,7 +23,8 @@ afterAll(async () => {
   await t.close();
 });
 beforeEach(async () => {
-  // each test listens on its own endpoint
+  // each test listens on its own endpoint, and no event of an earlier test is still being fanned out
+  await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'done'`)).n) === 0, 'earlier events to be relayed');
   await t.tdb.db.query('UPDATE webhook_endpoints SET enabled = false');
 });
 
@@ -34,11 +35,13 @@ async function endpoint(events = ['app.install']) {
   return { r, id };
 }
 
-/** Orders an install (a new app.install event each call) and returns its request id. */
+/** Orders an install (a new app.install event each call); returns the request id and the new event's outbox id. */
 async function orderInstall(): Promise<string> {
   const { request } = await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+  lastEventId = (await t.tdb.db.one<{ id: string }>('SELECT id FROM outbox ORDER BY seq DESC LIMIT 1')).id;
   return request.id;
 }
+let lastEventId = '';
 
 const delivery = (endpointId: string) =>
   t.tdb.db.maybeOne<{ id: string; status: string; attempts: number; last_status_code: number | null; last_error: string | null; message_id: string }>(
@@ -108,8 +111,8 @@ describe('signed webhook delivery', () => {
     expect(r.received).toHaveLength(1);
 
     const before = await t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1', [id]);
-    const next = await orderInstall();
-    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox WHERE subject_id = $1 AND type = 'request.install_ordered' AND status = 'done'`, [next])), 'the next event fanned out');
+    await orderInstall();
+    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox WHERE id = $1 AND status = 'done'`, [lastEventId])), 'the next event fanned out');
     const after = await t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1', [id]);
     expect(after.n).toBe(before.n);
   });

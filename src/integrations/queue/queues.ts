@@ -62,14 +62,14 @@ export class AppQueues {
   /**
    * Adds the job unless one with this id is already waiting, delayed or running. A finished copy (kept for
    * Bull Board) would make BullMQ ignore the add, so it is removed first: Postgres said the work is not done.
+   * A job that turns active in between is locked, so remove() fails and add() is then a harmless duplicate.
    */
   private async ensure(queue: Queue, name: string, data: object, jobId: string, delayMs = 0): Promise<void> {
     const state = await queue.getJobState(jobId);
-    if (state === 'completed' || state === 'failed') {
-      await queue.remove(jobId).catch(() => undefined);
-    } else if (state !== 'unknown') {
-      return;
-    }
+    if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+    // 'unknown' may still leave a job hash behind without any list pointing at it (a partial wipe, a crash
+    // between Redis writes); BullMQ would treat it as a duplicate and never run it, so clear it first
+    await queue.remove(jobId).catch(() => undefined);
     await queue.add(name, data, { jobId, delay: Math.max(0, Math.round(delayMs)) });
   }
 
