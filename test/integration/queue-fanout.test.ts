@@ -50,6 +50,8 @@ describe('fan-out of one committed event', () => {
 
     const events = await t.tdb.db.query<{ id: string; type: string }>('SELECT id, type FROM outbox ORDER BY seq');
     await waitFor(() => events.every((e) => slack.handled.has(e.id) && teams.handled.has(e.id)), 'every event at both notifiers');
+    // handle() returns before the effect row is committed as done
+    await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox_effects WHERE status = 'done'`)).n) === events.length * 2, 'every effect recorded');
     await waitFor(() => r.accepted.size === 3, 'three webhooks');
 
     for (const e of events) {
