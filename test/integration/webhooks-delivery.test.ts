@@ -100,6 +100,20 @@ describe('signed webhook delivery', () => {
     expect(r.received).toHaveLength(1);
   });
 
+  it('retries network errors and gives up after WEBHOOK_MAX_ATTEMPTS', async () => {
+    const closed = await startReceiver();
+    const url = closed.url;
+    await closed.close(); // nothing listens there any more: connection refused
+    const id = await addEndpoint(t.tdb.db, { name: 'gone-away', url, secret: closed.secret, events: ['app.install'] });
+    await orderInstall();
+    const d = await waitFor(async () => ((await delivery(id))?.status === 'failed' ? delivery(id) : null), 'the delivery to give up');
+    expect(d!.attempts).toBe(8);
+    expect(d!.last_error).toMatch(/ECONNREFUSED.*gave up after 8 attempts/);
+    const rows = await attempts(d!.id);
+    expect(rows).toHaveLength(8);
+    expect(rows.every((a) => a.status_code === null && /ECONNREFUSED/.test(a.error ?? ''))).toBe(true);
+  });
+
   it('410 Gone disables the endpoint and later events skip it', async () => {
     const { r, id } = await endpoint();
     r.setHandler(() => ({ status: 410 }));
