@@ -216,7 +216,7 @@ async function setMembers(tx: Tx, groupId: string, members: { id: string }[]): P
 /** Policies (and applications' inline policies) that name a group anywhere, described for an error message. */
 export async function policiesNamingGroup(q: Queryable, group: string): Promise<string[]> {
   const rows = await q.query<{ name: string; app_name: string | null }>(
-    `SELECT p.name, a.name AS app_name FROM policies p LEFT JOIN applications a ON a.id = p.name
+    `SELECT p.name, a.name AS app_name FROM policies p LEFT JOIN applications a ON a.policy_id = p.id AND p.name = 'app:' || a.id
       WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p.definition->'stages', '[]')) s
                      WHERE coalesce(s->'approvers', '[]') @> jsonb_build_array($1::text))
          OR coalesce(p.definition->'escalateTo', '[]') @> jsonb_build_array($1::text)

@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Queryable, Tx } from '../db/database.ts';
 import { findByIdOrKey, plural, referenceError, requireGroups, resolveIdentities, type BaseRow, type KindOps } from './catalog-kind.ts';
-import { applicationIdSchema, type ApplicationInput, type ChangePolicyInput, type PolicyInputNamed, type WebhookInput } from './catalog-schemas.ts';
+import { type ApplicationInput, type ChangePolicyInput, type PolicyInputNamed, type WebhookInput } from './catalog-schemas.ts';
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
 import type { UrlGuard } from './catalog-service.ts';
 
 /** Policies, applications, change policies and webhook endpoints. */
 
-/** Inline policies are stored under their application's id, which no shared policy name may look like. */
-export const isInlinePolicyName = (name: string) => applicationIdSchema.safeParse(name).success;
+/** Inline policies are stored as `app:<application id>`, a prefix no shared policy name may use. */
+const INLINE_PREFIX = 'app:';
+export const inlinePolicyName = (applicationId: string) => `${INLINE_PREFIX}${applicationId}`;
+export const isInlinePolicyName = (name: string) => name.startsWith(INLINE_PREFIX);
 
 /** Stored definitions are re-parsed so a default added later does not make every policy look changed. */
 function normaliseDefinition(raw: unknown): PolicyDefinition {
@@ -46,7 +48,7 @@ export const policyKind: KindOps<PolicyInputNamed, PolicyDbRow, PolicyState> = {
   list: (q) => q.query('SELECT * FROM policies ORDER BY name'),
   desired: async (tx, input, existing) => {
     if (isInlinePolicyName(input.name) || (existing && isInlinePolicyName(existing.name))) {
-      throw referenceError('name', 'names shaped like an application id are reserved for inline application policies; edit the application instead');
+      throw referenceError('name', 'names starting with "app:" are reserved for inline application policies; edit the application instead');
     }
     const { name, ...rest } = input;
     const definition = policyDefinitionSchema.parse(rest);
@@ -125,7 +127,7 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
   },
   current: async (q, r) => {
     const p = r.policy_id ? await q.maybeOne<{ name: string; definition: unknown }>('SELECT name, definition FROM policies WHERE id = $1', [r.policy_id]) : undefined;
-    const inline = p !== undefined && p.name === r.id;
+    const inline = p !== undefined && p.name === inlinePolicyName(r.id);
     return {
       id: r.id,
       name: r.name,
@@ -153,7 +155,7 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
       [r.id, d.name, d.description, d.version, d.visibility, d.perDevice, d.installWindow ? JSON.stringify(d.installWindow) : null, policyId, now],
     );
     // an inline policy the application no longer uses would otherwise linger under its id
-    if (!d.policy) await tx.query('DELETE FROM policies WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM applications WHERE policy_id = policies.id)', [r.id]);
+    if (!d.policy) await tx.query('DELETE FROM policies WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM applications WHERE policy_id = policies.id)', [inlinePolicyName(r.id)]);
   },
   blockers: async (tx, r) => {
     const { n } = await tx.one<{ n: number }>('SELECT count(*)::int AS n FROM requests WHERE application_id = $1', [r.id]);
@@ -161,7 +163,7 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
   },
   remove: async (tx, r) => {
     await tx.query('DELETE FROM applications WHERE id = $1', [r.id]);
-    await tx.query('DELETE FROM policies WHERE name = $1', [r.id]);
+    await tx.query('DELETE FROM policies WHERE name = $1', [inlinePolicyName(r.id)]);
   },
   present: (d) => ({ ...d, requestable: d.policy !== null || d.policyName !== null }),
 };
@@ -172,7 +174,7 @@ async function policyIdFor(tx: Tx, d: ApplicationState, now: Date): Promise<stri
   const row = await tx.one<{ id: string }>(
     `INSERT INTO policies (name, definition, created_at, updated_at) VALUES ($1,$2,$3,$3)
      ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at RETURNING id`,
-    [d.id, JSON.stringify(d.policy), now],
+    [inlinePolicyName(d.id), JSON.stringify(d.policy), now],
   );
   return row.id;
 }

@@ -83,7 +83,7 @@ export const applicationInputSchema = z
     visibility: z.enum(['visible', 'hidden-until-approved']).default('visible'),
     perDevice: z.boolean().default(true),
     installWindow: installWindowSchema.optional(),
-    /** an inline policy, stored as a policy named after the application id */
+    /** an inline policy, stored as the policy `app:<application id>` */
     policy: policyDefinitionSchema.optional(),
     /** or the name of a shared policy */
     policyName: name.optional(),

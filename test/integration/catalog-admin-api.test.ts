@@ -97,12 +97,12 @@ describe('admin API for the catalog', () => {
     expect(delAda.status).toBe(409);
     expect(delAda.body.detail).toContain('member of approver group "it-approvers"');
 
-    // switching to an inline policy stores it under the application's id; switching back removes it
+    // switching to an inline policy stores it as app:<application id>; switching back removes it
     const inline = await as(admin).put(`/api/v1/applications/${enc(VISIO)}`, { id: VISIO, name: 'Visio', policy: { stages: [{ approvers: ['it-approvers'] }], justification: 'optional' } });
     expect(inline.status).toBe(200);
     expect(inline.body).toMatchObject({ policyName: null, policy: { justification: 'optional' } });
-    expect((await as(admin).get('/api/v1/policies')).body.items.map((p: { name: string; inline: boolean }) => [p.name, p.inline])).toEqual([[VISIO, true], ['standard', false]]);
-    const editInline = await as(admin).put(`/api/v1/policies/${enc(VISIO)}`, { name: VISIO, stages: [{ approvers: ['it-approvers'] }] });
+    expect((await as(admin).get('/api/v1/policies')).body.items.map((p: { name: string; inline: boolean }) => [p.name, p.inline])).toEqual([[`app:${VISIO}`, true], ['standard', false]]);
+    const editInline = await as(admin).put(`/api/v1/policies/${enc(`app:${VISIO}`)}`, { name: `app:${VISIO}`, stages: [{ approvers: ['it-approvers'] }] });
     expect(editInline.status).toBe(400);
     await as(admin).put(`/api/v1/applications/${enc(VISIO)}`, { id: VISIO, name: 'Visio', policyName: 'standard' });
     expect((await as(admin).get('/api/v1/policies')).body.items.map((p: { name: string }) => p.name)).toEqual(['standard']);

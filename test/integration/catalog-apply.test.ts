@@ -35,7 +35,7 @@ const counts = (s: ApplySummary, what: 'created' | 'updated' | 'unchanged' | 'de
 
 beforeAll(async () => {
   // the sandbox has no DNS; the example's webhook host is allowed by name so the real URL guard passes it
-  t = await createTestContext({ WEBHOOK_ALLOW_HOSTS: 'dm.example.com' });
+  t = await createTestContext();
 });
 afterAll(() => t.close());
 
@@ -51,7 +51,7 @@ describe('signoff apply (the spec example)', () => {
     });
     // the inline policy is stored under the application's id, where the request domain finds it
     const policy = await t.tdb.db.one('SELECT p.name FROM policies p JOIN applications a ON a.policy_id = p.id WHERE a.id = $1', [VISIO]);
-    expect(policy.name).toBe(VISIO);
+    expect(policy.name).toBe(`app:${VISIO}`);
     expect(await t.ctx.catalog.getApproverGroup('it-approvers')).toMatchObject({ members: ['CONTOSO\\ada'], slackChannel: 'C0APPROVE', emails: ['it-approvals@contoso.com'] });
     expect(await t.ctx.catalog.getDevice('guid:5d3f1a2b-0000-4000-8000-000000000001')).toMatchObject({ name: 'BOB-LAPTOP', primaryUser: 'CONTOSO\\bob' });
     expect(await t.ctx.catalog.getIdentity('contoso\\ADA')).toMatchObject({ displayName: 'Ada Admin', slack: 'U0ADA', teams: '6f1c2a4e-0000-4000-8000-00000000ada0', guest: false });
@@ -106,7 +106,7 @@ describe('signoff apply (the spec example)', () => {
     expect(s.policies.deleted).toBe(1); // the shared one; Visio's inline policy belongs to Visio
     expect(s.changePolicies.deleted).toBe(0); // the section is absent, so the file does not manage it
     expect(await t.ctx.catalog.listWebhooks()).toHaveLength(0);
-    expect((await t.ctx.catalog.listPolicies()).map((p) => p.name)).toEqual([VISIO]);
+    expect((await t.ctx.catalog.listPolicies()).map((p) => p.name)).toEqual([`app:${VISIO}`]);
     const audit = await t.tdb.db.query<{ action: string; details: any }>(`SELECT action, details FROM audit_events WHERE action LIKE '%.deleted' ORDER BY id`);
     expect(audit.map((a) => [a.action, a.details.pruned])).toEqual([['webhook.deleted', true], ['policy.deleted', true]]);
     await applyCatalogFile(t.ctx.catalog, FIXTURE);

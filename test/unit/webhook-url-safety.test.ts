@@ -41,4 +41,10 @@ describe('outbound URL safety', () => {
     await expect(checkOutboundUrl('http://10.21.30.40/hooks', ['10.20.0.0/16'])).rejects.toMatchObject({ code: 'unsafe_url' });
     await expect(checkOutboundUrl('http://[fd12::5]/hooks', ['fd12::/16'])).resolves.toBeUndefined();
   });
+
+  it('saves a name that does not resolve yet (each send checks it again) but never a private one', async () => {
+    await expect(checkOutboundUrl('https://dm.example.invalid/hooks', [])).resolves.toBeUndefined();
+    expect(await assessOutboundUrl('https://dm.example.invalid/hooks', [])).toMatchObject({ ok: false, kind: 'unresolvable' });
+    await expect(checkOutboundUrl('http://localhost/hooks', [])).rejects.toMatchObject({ code: 'unsafe_url' });
+  });
 });

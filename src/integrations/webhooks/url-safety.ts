@@ -103,10 +103,13 @@ export async function assessOutboundUrl(raw: string, allowHosts: string[] | Allo
   return { ok: true, url, host, allowedByName: false };
 }
 
-/** Throws `unsafe_url` unless the URL may be called; used when an endpoint is saved. */
+/**
+ * Throws `unsafe_url` unless the URL may be called; used when an endpoint is saved. A name that does not resolve
+ * yet (DNS not set up, a split-horizon name) is accepted here: every send resolves and checks it again.
+ */
 export async function checkOutboundUrl(raw: string, allowHosts: string[]): Promise<void> {
   const r = await assessOutboundUrl(raw, allowHosts);
-  if (!r.ok) {
+  if (!r.ok && r.kind !== 'unresolvable') {
     throw new AppError('unsafe_url', `The URL is not allowed: ${r.reason}. List the host or its network in WEBHOOK_ALLOW_HOSTS to allow it.`, { field: 'url', reason: r.reason });
   }
 }
