@@ -1,6 +1,63 @@
-/** Placeholder until the runtime lands: starts web and/or workers for `signoff start`. */
+import type { Express } from 'express';
+import { createSlackAdapter } from './bots/slack/index.ts';
+import { createTeamsAdapter } from './bots/teams/index.ts';
+import { buildContext } from './build-context.ts';
+import { loadConfig, slackEnabled, teamsEnabled } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { createEmailNotifier } from './integrations/email/email-notifier.ts';
+import { createHttpApp, startHttpServer } from './integrations/http/app.ts';
+import { mountLinkRoutes } from './integrations/http/link-routes.ts';
+import { startWorkers } from './integrations/queue/workers.ts';
+import { createUrlGuard } from './integrations/webhooks/url-safety.ts';
+import { createLogger } from './logger.ts';
+
 export type Role = 'web' | 'worker' | 'all';
 
-export async function runSignoff(_opts: { role: Role }): Promise<void> {
-  throw new Error('runtime not wired yet');
+/**
+ * `signoff start`: migrate, then run the web server, the workers, or both. Several processes of each role may
+ * run against one Postgres and Redis; SIGTERM lets in-flight jobs and requests finish before exiting.
+ */
+export async function runSignoff(opts: { role: Role }): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  const db = await openDatabase(config.DATABASE_URL, { migrate: true });
+  const ctx = buildContext({ config, db, logger, urlGuard: createUrlGuard(config) });
+
+  const slack = slackEnabled(config) ? createSlackAdapter(ctx) : undefined;
+  const teams = teamsEnabled(config) ? createTeamsAdapter(ctx) : undefined;
+  const email = createEmailNotifier(ctx);
+  for (const n of [slack?.notifier, teams?.notifier, email]) if (n) ctx.notifiers.push(n);
+
+  const stops: (() => Promise<void>)[] = [];
+  if (opts.role !== 'web') {
+    const workers = await startWorkers(ctx);
+    stops.push(() => workers.stop());
+  }
+  if (opts.role !== 'worker') {
+    const app = createHttpApp(ctx, {
+      mount: (a: Express) => {
+        slack?.mount(a);
+        teams?.mount(a);
+        mountLinkRoutes(a, ctx);
+      },
+    });
+    const server = await startHttpServer(app, config.PORT);
+    stops.unshift(() => server.close());
+  }
+  logger.info(
+    { role: opts.role, port: opts.role === 'worker' ? undefined : config.PORT, slack: Boolean(slack), teams: Boolean(teams), email: Boolean(email) },
+    `Signoff started (${opts.role})${opts.role === 'worker' ? '' : ` on ${config.PUBLIC_URL}`}`,
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight work');
+    for (const stop of stops) await stop().catch((e) => logger.error({ err: e }, 'error while stopping'));
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -1,5 +1,6 @@
 import express, { type Express, type Request, type Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
+import { AppError } from '../../core/errors.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import { createCloudAdapter } from './teams-auth.ts';
 import { SignoffTeamsBot } from './teams-bot.ts';
@@ -32,7 +33,15 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
     notifier,
     mount(app: Express) {
       app.post('/api/messages', express.json({ limit: ctx.config.MAX_BODY_BYTES }), async (req: Request, res: Response) => {
-        await adapter.process(req as never, res as never, (turn) => bot.run(turn));
+        try {
+          await adapter.process(req as never, res as never, (turn) => bot.run(turn));
+        } catch (e) {
+          // botbuilder throws plain errors for bodies that are not activities; they are the caller's fault
+          if (!res.headersSent && /validateAndFixActivity|activity/i.test((e as Error).message ?? '') && !(e as { statusCode?: number }).statusCode) {
+            throw new AppError('validation_failed', `Not a Bot Framework activity: ${(e as Error).message.replace(/^validateAndFixActivity\(\): /, '')}`);
+          }
+          throw e;
+        }
       });
     },
   };
