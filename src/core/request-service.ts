@@ -14,6 +14,7 @@ import {
 } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import { getRequestDetail, getRequestView, isUuid, listRequests, type RequestFilter, type RequestRow } from './request-queries.ts';
+import { alreadyDecided, installData, snapshotOf } from './request-events.ts';
 import { nextRequestStatus, type RequestAction } from './request-state.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
@@ -397,41 +398,4 @@ export class RequestService {
   }
 }
 
-function alreadyDecided(row: RequestRow): AppError {
-  const who = row.decided_by_label ?? 'someone';
-  const when = row.decided_at ? new Date(row.decided_at).toISOString() : 'earlier';
-  return new AppError('already_decided', `This request was already ${row.status} by ${who} at ${when}.`, {
-    status: row.status, decidedBy: row.decided_by_label, decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
-  });
-}
-
-export function snapshotOf(row: RequestRow, app: ApplicationRow, requester: IdentityRow | null, device: DeviceRow | null) {
-  return {
-    requestId: row.id,
-    status: row.status,
-    applicationId: app.id,
-    applicationName: app.name,
-    username: requester?.username ?? null,
-    requesterName: requester?.display_name ?? null,
-    clientGuid: device?.client_guid ?? null,
-    deviceName: device?.name ?? null,
-    justification: row.justification,
-    answers: row.answers,
-    stage: row.current_stage,
-    decidedBy: row.decided_by_label,
-    decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
-    reason: row.decision_reason,
-  };
-}
-
-function installData(row: RequestRow, ctx: { app: ApplicationRow; requester: IdentityRow | null; device: DeviceRow | null }, reason: string) {
-  return {
-    requestId: row.id,
-    applicationId: ctx.app.id,
-    applicationName: ctx.app.name,
-    clientGuid: ctx.device?.client_guid ?? null,
-    deviceName: ctx.device?.name ?? null,
-    username: ctx.requester?.username ?? null,
-    reason,
-  };
-}
+export { snapshotOf } from './request-events.ts';
