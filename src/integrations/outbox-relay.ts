@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { AppContext } from '../app-context.ts';
 import type { DomainEvent } from '../core/events.ts';
 import { toDomainEvent } from '../core/outbox.ts';
+import { notifyErrorPolicy } from './queue/notify-retry.ts';
 import type { AppQueues } from './queue/queues.ts';
 import { messageIdOf, webhookBody } from './webhooks/signing.ts';
 
@@ -71,7 +72,10 @@ export async function relayOutboxEvent(ctx: AppContext, queues: AppQueues, outbo
   return result;
 }
 
-/** The notify job: hands the event to one notifier, once; failures are recorded and retried by BullMQ. */
+/**
+ * The notify job: hands the event to one notifier, once; failures are recorded and retried by BullMQ (a
+ * permanent one, per notifyErrorPolicy, marks the effect failed at once).
+ */
 export async function runEffect(ctx: AppContext, outboxId: string, target: string, finalAttempt: boolean): Promise<'done' | 'skipped'> {
   const outcome = await ctx.db.tx(async (tx) => {
     const row = await tx.maybeOne<{ id: string; payload: Omit<DomainEvent, 'id'> }>(
@@ -89,10 +93,12 @@ export async function runEffect(ctx: AppContext, outboxId: string, target: strin
       await notifier.handle(toDomainEvent({ id: outboxId, payload: row.payload }));
     } catch (e) {
       const message = (e as Error)?.message ?? String(e);
+      // a permanent error will not be retried, so the effect is failed now whatever attempt this was
+      const gaveUp = finalAttempt || notifyErrorPolicy(e).permanent;
       await tx.query(
         `UPDATE outbox_effects SET attempts = attempts + 1, last_error = $2, status = CASE WHEN $3 THEN 'failed' ELSE status END,
                 completed_at = CASE WHEN $3 THEN now() ELSE NULL END WHERE id = $1`,
-        [row.id, message.slice(0, 2000), finalAttempt],
+        [row.id, message.slice(0, 2000), gaveUp],
       );
       return { kind: 'error' as const, error: e };
     }

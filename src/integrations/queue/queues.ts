@@ -2,6 +2,7 @@ import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppContext } from '../../app-context.ts';
 import { createRedis } from './connection.ts';
+import { NOTIFY_BACKOFF } from './notify-retry.ts';
 
 export const queueNames = { outbox: 'outbox', webhooks: 'webhooks', notify: 'notify' } as const;
 
@@ -40,7 +41,8 @@ export class AppQueues {
     const opts = { connection, prefix };
     this.outbox = new Queue<OutboxJob>(queueNames.outbox, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
     this.webhooks = new Queue<DeliveryJob>(queueNames.webhooks, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
-    this.notify = new Queue<NotifyJob>(queueNames.notify, { ...opts, defaultJobOptions: { ...keep, attempts: 8, backoff: { type: 'exponential', delay: tuning.notifyBackoffMs ?? 2000 } } });
+    // custom backoff (notify-retry.ts): exponential with jitter, never sooner than a platform's Retry-After
+    this.notify = new Queue<NotifyJob>(queueNames.notify, { ...opts, defaultJobOptions: { ...keep, attempts: 8, backoff: { type: NOTIFY_BACKOFF, delay: tuning.notifyBackoffMs ?? 2000 } } });
   }
 
   all(): Queue[] {

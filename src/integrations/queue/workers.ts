@@ -1,4 +1,4 @@
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../../app-context.ts';
 import { metricsFor } from '../metrics.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
@@ -6,6 +6,7 @@ import { attemptDelivery, type DeliveryRuntime } from '../webhooks/delivery-proc
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
+import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
 import { startSweeper, type Sweeper } from './sweeper.ts';
 
@@ -79,8 +80,15 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
 
   const notifyWorker = new Worker<NotifyJob>(queueNames.notify, async (job) => {
     const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    return runEffect(ctx, job.data.outboxId, job.data.target, final);
-  }, { ...common, concurrency: 4 });
+    try {
+      return await runEffect(ctx, job.data.outboxId, job.data.target, final);
+    } catch (e) {
+      // a permanent refusal (403, invalid_auth, ...) fails the job now instead of burning the retry budget;
+      // runEffect has already marked the effect failed in Postgres
+      if (notifyErrorPolicy(e).permanent) throw new UnrecoverableError((e as Error)?.message ?? String(e));
+      throw e;
+    }
+  }, { ...common, concurrency: 4, settings: { backoffStrategy: notifyBackoffStrategy } });
 
   const workers = [outboxWorker, webhookWorker, notifyWorker];
   for (const w of workers) {

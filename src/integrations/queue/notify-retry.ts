@@ -1,0 +1,31 @@
+import type { BackoffStrategy } from 'bullmq';
+import { retryDelayMs } from '../webhooks/retry-policy.ts';
+
+/** The custom BullMQ backoff type of the notify queue; the notify worker registers the strategy for it. */
+export const NOTIFY_BACKOFF = 'notify-retry-after';
+
+/** Longest wait between two notification attempts when the platform does not ask for longer. */
+const MAX_BACKOFF_MS = 15 * 60_000;
+
+/**
+ * What a notifier's error says about retrying. Slack's SlackApiError carries `transient`, Teams'
+ * TeamsSendError `retryable`; both carry `retryAfterMs` on a 429 (or 503 with Retry-After). Anything that
+ * does not say otherwise (a plain Error, a network failure) is retried.
+ */
+export function notifyErrorPolicy(err: unknown): { permanent: boolean; retryAfterMs: number | null } {
+  const e = (err ?? {}) as { retryable?: unknown; transient?: unknown; retryAfterMs?: unknown };
+  const permanent = e.retryable === false || e.transient === false;
+  const ra = typeof e.retryAfterMs === 'number' && Number.isFinite(e.retryAfterMs) && e.retryAfterMs > 0 ? e.retryAfterMs : null;
+  return { permanent, retryAfterMs: ra };
+}
+
+/**
+ * Exponential backoff with equal jitter from the job's `backoff.delay`, but never sooner than the platform's
+ * Retry-After: BullMQ schedules the next attempt this many ms after the failed one finished.
+ */
+export const notifyBackoffStrategy: BackoffStrategy = (attemptsMade, _type, err, job) => {
+  const opts = job?.opts.backoff;
+  const base = typeof opts === 'object' && opts.delay ? opts.delay : typeof opts === 'number' ? opts : 2000;
+  const { retryAfterMs } = notifyErrorPolicy(err);
+  return Math.ceil(retryDelayMs(attemptsMade, { baseMs: base, maxMs: MAX_BACKOFF_MS }, retryAfterMs));
+};

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SlackApiError } from '../../src/bots/slack/slack-api.ts';
+import { TeamsSendError } from '../../src/bots/teams/teams-connector.ts';
+import type { DomainEvent } from '../../src/core/events.ts';
+import type { ChatNotifier } from '../../src/core/ports.ts';
+import { jobIds } from '../../src/integrations/queue/queues.ts';
+import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
+import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+import { cleanupRedis } from '../support/queue-harness.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { waitFor } from '../support/webhook-receiver.ts';
+
+const RETRY_AFTER_MS = 900;
+
+let t: TestContext;
+let s: Seeded;
+let workers: RunningWorkers;
+
+/** Records when each call started and when it threw, by event id. */
+class FakeNotifier implements ChatNotifier {
+  readonly calls: { eventId: string; at: number; threwAt?: number }[] = [];
+  readonly done = new Set<string>();
+  constructor(readonly platform: 'slack' | 'teams', private readonly fail: (n: number) => Error | null) {}
+  async handle(event: DomainEvent): Promise<void> {
+    const call: { eventId: string; at: number; threwAt?: number } = { eventId: event.id, at: Date.now() };
+    this.calls.push(call);
+    const err = this.fail(this.calls.filter((c) => c.eventId === event.id).length);
+    if (err) {
+      call.threwAt = Date.now();
+      throw err;
+    }
+    this.done.add(event.id);
+  }
+  callsFor(id: string) {
+    return this.calls.filter((c) => c.eventId === id);
+  }
+}
+
+// Slack answers the first call of every event with 429 + Retry-After, as SlackApi maps it
+const slack = new FakeNotifier('slack', (n) => (n === 1 ? new SlackApiError('chat.postMessage', 'ratelimited', true, RETRY_AFTER_MS) : null));
+// Teams refuses every call for good (the bot was removed from the team)
+const teams = new FakeNotifier('teams', () => new TeamsSendError('Bot Connector POST /v3/conversations answered 403: BotNotInConversationRoster', 403, false));
+
+beforeAll(async () => {
+  t = await createTestContext({ OUTBOX_RECONCILE_MS: '60000' });
+  s = await seedContoso(t.tdb.db);
+  t.ctx.notifiers.push(slack, teams);
+  // a 20 ms base backoff: without Retry-After the second attempt would come almost at once
+  workers = await startWorkers(t.ctx, { notifyBackoffMs: 20, sweeper: false });
+});
+afterAll(async () => {
+  await workers?.stop();
+  await cleanupRedis(t.ctx.config.QUEUE_PREFIX);
+  await t.close();
+});
+
+describe('notify queue and chat platform errors', () => {
+  it('waits out a 429 Retry-After before the next attempt, and fails a permanent error after one attempt', async () => {
+    await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
+    const [event] = await t.tdb.db.query<{ id: string }>('SELECT id FROM outbox ORDER BY seq');
+    const id = event!.id;
+
+    // rate limit: exactly two attempts, the second no earlier than Retry-After after the first failed
+    await waitFor(() => slack.done.has(id), 'the slack notification to succeed after the rate limit', 10_000);
+    const [first, second, ...rest] = slack.callsFor(id);
+    expect(rest).toHaveLength(0);
+    expect(first!.threwAt).toBeDefined();
+    expect(second!.at - first!.threwAt!).toBeGreaterThanOrEqual(RETRY_AFTER_MS);
+    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== null, 'slack effect done');
+    const slackEffect = await t.tdb.db.one<{ attempts: number }>(`SELECT attempts FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack'`, [id]);
+    expect(slackEffect.attempts).toBe(2);
+
+    // permanent: the job is failed (terminal) after one attempt, with most of its retry budget unused
+    const teamsJob = await waitFor(async () => {
+      const job = await workers.queues.notify.getJob(jobIds.notify(id, 'teams'));
+      return job && (await job.getState()) === 'failed' ? job : null;
+    }, 'the teams job to fail');
+    expect(teamsJob.attemptsMade).toBe(1);
+    expect(teamsJob.opts.attempts).toBeGreaterThan(1);
+    expect(teamsJob.failedReason).toMatch(/403/);
+    expect(teams.callsFor(id)).toHaveLength(1);
+    const teamsEffect = await t.tdb.db.one<{ status: string; attempts: number; last_error: string }>(
+      `SELECT status, attempts, last_error FROM outbox_effects WHERE outbox_id = $1 AND target = 'teams'`, [id]);
+    expect(teamsEffect).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(teamsEffect.last_error).toMatch(/403/);
+  });
+});
