@@ -1,20 +1,71 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { AppContext } from '../app-context.ts';
+import type { Database } from '../db/database.ts';
 import { queuesFor } from './queue/queues.ts';
 
 export interface Metrics {
   registry: Registry;
-  /** per attempt, by outcome (succeeded, retry, failed, gone, refused), in the process that sent it */
-  deliveryAttempts: Counter<'outcome'>;
-  deliveryLatency: Histogram<'outcome'>;
+}
+
+/** Upper bounds of the delivery latency histogram, in seconds. */
+export const DELIVERY_LATENCY_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * The outcome of one recorded attempt, with the labels the delivery processor's verdicts use: 2xx succeeded,
+ * 410 gone, 408/429/5xx and network errors retry, other statuses failed, refused at send time refused.
+ */
+const ATTEMPT_OUTCOME_SQL = `CASE
+    WHEN status_code BETWEEN 200 AND 299 THEN 'succeeded'
+    WHEN status_code = 410 THEN 'gone'
+    WHEN status_code IN (408, 429) OR status_code >= 500 THEN 'retry'
+    WHEN status_code IS NOT NULL THEN 'failed'
+    WHEN error LIKE 'refused at send time:%' THEN 'refused'
+    ELSE 'retry' END`;
+
+interface AttemptRow {
+  outcome: string;
+  n: string;
+  sum_ms: string;
+  buckets: string[];
+}
+
+/** Attempts by outcome, with their latency sum and cumulative bucket counts, in one pass over webhook_attempts. */
+async function attemptFigures(db: Database): Promise<AttemptRow[]> {
+  const filters = DELIVERY_LATENCY_BUCKETS.map((b) => `count(*) FILTER (WHERE latency_ms <= ${b * 1000})`).join(', ');
+  return db.query<AttemptRow>(
+    `SELECT outcome, count(*) AS n, coalesce(sum(latency_ms), 0) AS sum_ms, ARRAY[${filters}]::text[] AS buckets
+       FROM (SELECT latency_ms, ${ATTEMPT_OUTCOME_SQL} AS outcome FROM webhook_attempts) a
+      GROUP BY outcome ORDER BY outcome`,
+  );
+}
+
+type MetricValue = { value: number; labels: Record<string, string | number>; metricName?: string };
+
+/**
+ * A metric whose every value is computed at scrape time (prom-client's registry only calls get()). Used for
+ * the delivery counter and histogram: the attempts live in Postgres, so any web process reports all of them,
+ * whichever worker process made them.
+ */
+function scrapeTimeMetric(registry: Registry, def: { name: string; help: string; type: 'counter' | 'histogram'; values: () => Promise<MetricValue[]> }): void {
+  const metric = {
+    name: def.name,
+    help: def.help,
+    type: def.type,
+    aggregator: 'sum',
+    async get() {
+      return { name: def.name, help: def.help, type: def.type, aggregator: 'sum', values: await def.values() };
+    },
+  };
+  registry.registerMetric(metric as unknown as Metric);
 }
 
 const perContext = new WeakMap<AppContext, Metrics>();
 
 /**
- * One registry per context (tests run several in one process). State that lives in Postgres (requests by
- * state, decisions, deliveries, outbox lag) is read at scrape time, so every web process reports the same
- * truth no matter which worker did the work.
+ * One registry per context (tests run several in one process). Everything but the process metrics is read
+ * from PostgreSQL (and queue depths from Redis) at scrape time: requests by state, decisions, deliveries,
+ * delivery attempts and their latency, outbox lag. So every web process reports the same complete truth, even
+ * when the deliveries were made by `--role worker` processes that have no HTTP server of their own.
  */
 export function metricsFor(ctx: AppContext): Metrics {
   const existing = perContext.get(ctx);
@@ -102,17 +153,37 @@ export function metricsFor(ctx: AppContext): Metrics {
     },
   });
 
-  const metrics: Metrics = {
-    registry,
-    deliveryAttempts: new Counter({ name: 'signoff_webhook_attempts_total', help: 'Webhook delivery attempts made by this process, by outcome', labelNames: ['outcome'], registers: [registry] }),
-    deliveryLatency: new Histogram({
-      name: 'signoff_webhook_delivery_latency_seconds',
-      help: 'Latency of webhook delivery attempts',
-      labelNames: ['outcome'],
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
-    }),
+  // both read one query per scrape; the histogram awaits the counter's result instead of scanning again
+  let scrape: Promise<AttemptRow[]> | null = null;
+  const attempts = (): Promise<AttemptRow[]> => {
+    scrape ??= attemptFigures(db)
+      .catch((e) => {
+        ctx.logger.warn({ err: e }, 'metrics: could not read webhook attempts');
+        return [];
+      })
+      .finally(() => setImmediate(() => (scrape = null)));
+    return scrape;
   };
+  scrapeTimeMetric(registry, {
+    name: 'signoff_webhook_attempts_total',
+    help: 'Webhook delivery attempts by outcome (succeeded, retry, failed, gone, refused), all processes, from PostgreSQL',
+    type: 'counter',
+    values: async () => (await attempts()).map((r) => ({ labels: { outcome: r.outcome }, value: Number(r.n) })),
+  });
+  scrapeTimeMetric(registry, {
+    name: 'signoff_webhook_delivery_latency_seconds',
+    help: 'Latency of webhook delivery attempts, all processes, from PostgreSQL',
+    type: 'histogram',
+    values: async () =>
+      (await attempts()).flatMap((r): MetricValue[] => [
+        ...DELIVERY_LATENCY_BUCKETS.map((le, i) => ({ metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le, outcome: r.outcome }, value: Number(r.buckets[i]) })),
+        { metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le: '+Inf', outcome: r.outcome }, value: Number(r.n) },
+        { metricName: 'signoff_webhook_delivery_latency_seconds_sum', labels: { outcome: r.outcome }, value: Number(r.sum_ms) / 1000 },
+        { metricName: 'signoff_webhook_delivery_latency_seconds_count', labels: { outcome: r.outcome }, value: Number(r.n) },
+      ]),
+  });
+
+  const metrics: Metrics = { registry };
   collectDefaultMetrics({ register: registry, prefix: 'signoff_process_' });
   perContext.set(ctx, metrics);
   return metrics;

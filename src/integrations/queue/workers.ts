@@ -1,6 +1,5 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../../app-context.ts';
-import { metricsFor } from '../metrics.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
 import { attemptDelivery, type DeliveryRuntime } from '../webhooks/delivery-processor.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
@@ -44,8 +43,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const redisError = (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting');
   const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, { notifyBackoffMs: opts.notifyBackoffMs });
   const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`, redisError);
-  const metrics = metricsFor(ctx);
-  const rt: DeliveryRuntime = { ctx, allow: parseAllowList(ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: opts.backoff ?? defaultBackoff, metrics };
+  const rt: DeliveryRuntime = { ctx, allow: parseAllowList(ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: opts.backoff ?? defaultBackoff };
   const common = {
     connection,
     prefix,

@@ -1,7 +1,6 @@
 import type { AppContext } from '../../app-context.ts';
 import { appendAudit, systemActor } from '../../core/audit-log.ts';
 import type { Tx } from '../../db/database.ts';
-import type { Metrics } from '../metrics.ts';
 import { postOnce, type PostResult } from './http-post.ts';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type AttemptVerdict, type BackoffOptions } from './retry-policy.ts';
 import { signedHeaders } from './signing.ts';
@@ -11,7 +10,6 @@ export interface DeliveryRuntime {
   ctx: AppContext;
   allow: AllowList;
   backoff: BackoffOptions;
-  metrics?: Metrics;
 }
 
 export type DeliveryStep =
@@ -83,8 +81,6 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
        VALUES ($1, (SELECT count(*) + 1 FROM webhook_attempts WHERE delivery_id = $1), $2, $3, $4, $5)`,
       [d.id, statusCode, result.latencyMs, excerptOf(result), error],
     );
-    rt.metrics?.deliveryAttempts.inc({ outcome: verdict });
-    rt.metrics?.deliveryLatency.observe({ outcome: verdict }, result.latencyMs / 1000);
 
     if (verdict === 'succeeded') {
       await tx.query(
