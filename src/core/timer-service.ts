@@ -1,12 +1,13 @@
 import type { Database, Tx } from '../db/database.ts';
 import { appendAudit, systemActor, type Actor } from './audit-log.ts';
 import type { Clock } from './clock.ts';
-import { applicationById, deviceById, groupNamesOf, identityById } from './directory.ts';
+import { applicationById, deviceById, groupNamesOf, identityById, membersOfGroups, requireIdentity } from './directory.ts';
 import { addDuration, parseDuration } from './durations.ts';
 import { AppError } from './errors.ts';
 import { emit } from './outbox.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
+import { getReviewView, listReviews, type ReviewFilter, type ReviewStatus, type ReviewView } from './review-queries.ts';
 import { snapshotOf, type RequestService } from './request-service.ts';
 import { nextRequestStatus } from './request-state.ts';
 
@@ -25,11 +26,21 @@ export interface TimerServiceOptions {
 export interface ReviewRow {
   id: string;
   request_id: string;
-  status: 'pending' | 'kept' | 'removed' | 'lapsed';
+  status: ReviewStatus;
   due_at: Date;
   decided_by: string | null;
+  decided_by_label: string | null;
   decided_at: Date | null;
   reason: string | null;
+  reviewer_groups: string[];
+  approved_at: Date | null;
+  approved_by_label: string | null;
+}
+
+export interface ReviewDecisionResult {
+  reviewId: string;
+  status: 'kept' | 'removed';
+  requestStatus: string;
 }
 
 type RequestTimer = { column: string; status: 'pending' | 'approved'; extra?: string; act: (tx: Tx, row: RequestRow, now: Date) => Promise<void> };
@@ -201,19 +212,26 @@ export class TimerService {
     const windowMs = Math.min(parseDuration(this.reviewWindow), parseDuration(policy.accessReviewEvery));
     const dueAt = new Date(now.getTime() + windowMs);
     await tx.query(`UPDATE requests SET next_review_at = $2 WHERE id = $1`, [row.id, addDuration(now, policy.accessReviewEvery)]);
+    const reviewers = reviewerGroups(policy);
     const review = await tx.maybeOne<{ id: string }>(
-      `INSERT INTO access_reviews (request_id, status, due_at, created_at) VALUES ($1, 'pending', $2, $3)
+      `INSERT INTO access_reviews (request_id, status, due_at, created_at, reviewer_groups, approved_at, approved_by_label)
+       VALUES ($1, 'pending', $2, $3, $4, $5, $6)
        ON CONFLICT (request_id) WHERE status = 'pending' DO NOTHING RETURNING id`,
-      [row.id, dueAt, now],
+      [row.id, dueAt, now, reviewers, row.decided_at, row.decided_by_label],
     );
     // the previous review is still open: it is not duplicated, the next one is simply scheduled
     if (!review) return;
-    const reviewers = reviewerGroups(policy);
     const r = await this.related(tx, row);
+    // who can answer, named: adapters and webhooks need not resolve the groups again
+    const reviewerUsernames = (await membersOfGroups(tx, reviewers)).filter((m) => m.id !== row.requester_id).map((m) => m.username);
+    const approvedAt = row.decided_at ? new Date(row.decided_at).toISOString() : null;
     await appendAudit(tx, { actor: systemActor, action: 'request.review_started', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() }, at: now });
     await emit(tx, {
       type: 'request.review_started', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
-      data: { ...snapshotOf(row, r.app, r.requester, r.device), reviewId: review.id, reviewers, dueAt: dueAt.toISOString() },
+      data: {
+        ...snapshotOf(row, r.app, r.requester, r.device), reviewId: review.id, reviewers, reviewerUsernames,
+        approvedAt, approvedBy: row.decided_by_label, dueAt: dueAt.toISOString(),
+      },
     });
   }
 
@@ -223,33 +241,56 @@ export class TimerService {
     await appendAudit(tx, { actor: systemActor, action: 'request.review_lapsed', subjectType: 'request', subjectId: review.request_id, details: { reviewId: review.id, reason }, at: now });
     await emit(tx, {
       type: 'request.review_decided', subjectType: 'request', subjectId: review.request_id, actor: systemActor, at: now,
-      data: { requestId: review.request_id, reviewId: review.id, outcome: 'lapsed', reason },
+      data: { requestId: review.request_id, reviewId: review.id, outcome: 'lapsed', reason, decidedBy: null, decidedAt: now.toISOString() },
+    });
+  }
+
+  getReview(id: string): Promise<ReviewView> {
+    return getReviewView(this.db, id);
+  }
+
+  listReviews(filter: ReviewFilter, limit?: number, cursor?: string) {
+    return listReviews(this.db, filter, limit, cursor);
+  }
+
+  /**
+   * Refuses, without deciding anything, a reviewer who could not decide this review now (already decided, their
+   * own access, not a reviewer). Chat adapters call it before asking for a reason; decideReview checks again.
+   */
+  async checkReviewer(actor: Actor, reviewId: string): Promise<ReviewView> {
+    if (!isUuid(reviewId)) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+    return this.db.tx(async (tx) => {
+      const review = await tx.maybeOne<ReviewRow>('SELECT * FROM access_reviews WHERE id = $1', [reviewId]);
+      if (!review) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+      if (review.status !== 'pending') throw await reviewAlreadyDecided(tx, review);
+      const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1', [review.request_id]);
+      await authorizeReviewer(tx, actor, row, groupsOf(review, row));
+      return getReviewView(tx, reviewId);
     });
   }
 
   /** A reviewer keeps or removes access; remove revokes the request (and uninstalls when an install was ordered). */
-  async decideReview(actor: Actor, reviewId: string, decision: 'keep' | 'remove', reason?: string | null): Promise<{ reviewId: string; status: 'kept' | 'removed'; requestStatus: string }> {
+  async decideReview(actor: Actor, reviewId: string, decision: 'keep' | 'remove', reason?: string | null, opts: { reviewerUsername?: string } = {}): Promise<ReviewDecisionResult> {
     if (!isUuid(reviewId)) throw new AppError('not_found', `No access review with id "${reviewId}".`);
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
+      if (opts.reviewerUsername) {
+        // an external system acting for one person: that person is the reviewer, with their rights
+        const who = await requireIdentity(tx, { username: opts.reviewerUsername }, 'reviewer');
+        actor = { id: who.id, label: who.display_name, channel: actor.channel };
+      }
       const review = await tx.maybeOne<ReviewRow>('SELECT * FROM access_reviews WHERE id = $1 FOR UPDATE', [reviewId]);
       if (!review) throw new AppError('not_found', `No access review with id "${reviewId}".`);
-      if (review.status !== 'pending') {
-        const who = review.decided_by ? ((await identityById(tx, review.decided_by))?.display_name ?? 'someone') : 'nobody (it lapsed)';
-        throw new AppError('already_decided', `This review was already ${review.status} by ${who} at ${review.decided_at ? new Date(review.decided_at).toISOString() : 'earlier'}.`, {
-          status: review.status, decidedAt: review.decided_at ? new Date(review.decided_at).toISOString() : null,
-        });
-      }
+      if (review.status !== 'pending') throw await reviewAlreadyDecided(tx, review);
       const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [review.request_id]);
-      const policy = policyOf(row);
-      await authorizeReviewer(tx, actor, row, policy);
+      await authorizeReviewer(tx, actor, row, groupsOf(review, row));
       const status = decision === 'keep' ? 'kept' : 'removed';
       const why = reason?.trim() || null;
-      await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_at = $4, reason = $5 WHERE id = $1`, [review.id, status, actor.id, now, why]);
+      await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`, [review.id, status, actor.id, actor.label, now, why]);
       await appendAudit(tx, { actor, action: `request.review.${decision}`, subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: why }, at: now });
       await emit(tx, {
         type: 'request.review_decided', subjectType: 'request', subjectId: row.id, actor, at: now,
-        data: { requestId: row.id, reviewId: review.id, outcome: status, reason: why },
+        data: { requestId: row.id, reviewId: review.id, outcome: status, reason: why, decidedBy: actor.label, decidedAt: now.toISOString() },
       });
       let requestStatus: string = row.status;
       if (decision === 'remove' && row.status === 'approved') {
@@ -263,16 +304,30 @@ export class TimerService {
 
 const policyOf = (row: RequestRow): PolicyDefinition => policyDefinitionSchema.parse(row.policy);
 
-export const reviewerGroups = (policy: PolicyDefinition) =>
-  policy.reviewers?.length ? policy.reviewers : [...new Set(policy.stages.flatMap((s) => s.approvers))];
+/** Who reviews: the policy's reviewers, or when it names none the approvers of its last stage. */
+export const reviewerGroups = (policy: PolicyDefinition): string[] =>
+  policy.reviewers?.length ? [...new Set(policy.reviewers)] : [...new Set(policy.stages.at(-1)?.approvers ?? [])];
 
-async function authorizeReviewer(tx: Tx, actor: Actor, row: RequestRow, policy: PolicyDefinition): Promise<void> {
+const groupsOf = (review: ReviewRow, row: RequestRow) => (review.reviewer_groups?.length ? review.reviewer_groups : reviewerGroups(policyOf(row)));
+
+async function reviewAlreadyDecided(tx: Tx, review: ReviewRow): Promise<AppError> {
+  const decidedAt = review.decided_at ? new Date(review.decided_at).toISOString() : null;
+  const who = review.decided_by_label
+    ?? (review.decided_by ? ((await identityById(tx, review.decided_by))?.display_name ?? 'someone') : null);
+  const how = review.status === 'lapsed'
+    ? 'lapsed (nobody answered in time; access was kept)'
+    : review.status === 'closed' ? `closed (${review.reason ?? 'the access ended first'})` : `${review.status} by ${who ?? 'someone'}`;
+  return new AppError('already_decided', `This review was already ${how} at ${decidedAt ?? 'an earlier time'}.`, {
+    status: review.status, decidedBy: who, decidedAt,
+  });
+}
+
+async function authorizeReviewer(tx: Tx, actor: Actor, row: RequestRow, groups: string[]): Promise<void> {
   if (actor.id && actor.id === row.requester_id) throw new AppError('self_approval', 'You cannot review your own access.');
   if (!actor.id) {
     if (actor.channel === 'api' || actor.channel === 'cli' || actor.channel === 'system') return;
     throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before reviewing.');
   }
-  const groups = reviewerGroups(policy);
   const mine = await groupNamesOf(tx, actor.id);
   if (!groups.some((g) => mine.includes(g))) {
     throw new AppError('not_an_approver', `Only members of ${groups.join(', ')} can review this access.`, { reviewerGroups: groups });

@@ -1,3 +1,4 @@
+import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import type { Blocks } from './slack-api.ts';
 import { button, clip, context, esc, fields, formatAnswer, header, jsonInline, mention, quote, section, slackDate } from './slack-format.ts';
@@ -209,4 +210,64 @@ export function renderChangeRequesterStatus(c: ChangeView): Rendered {
   }
   blocks.push(context(`Change \`${c.id}\``));
   return { text: `Your change to ${c.resourceType} ${c.resourceId}: ${(outcome[c.status]?.verb ?? c.status).toLowerCase()}`, blocks };
+}
+
+export interface ReviewPromptInput {
+  review: ReviewView;
+  requesterSlackId: string | null;
+  replacesLost?: boolean;
+}
+
+const reviewOutcome: Record<string, { icon: string; verb: string }> = {
+  kept: { icon: ':white_check_mark:', verb: 'Kept' },
+  removed: { icon: ':leftwards_arrow_with_hook:', verb: 'Removed' },
+  lapsed: { icon: ':hourglass:', verb: 'Lapsed' },
+  closed: { icon: ':heavy_minus_sign:', verb: 'Closed' },
+  pending: { icon: ':hourglass_flowing_sand:', verb: 'Pending' },
+};
+
+/** The question a review asks, in one line: who, what, where, and the approval being reviewed. */
+export function reviewQuestion(v: ReviewView, requesterSlackId: string | null): string {
+  const who = v.requester ? `*${mention(requesterSlackId, v.requester.displayName)}*` : 'this device';
+  const on = v.device ? ` on *${esc(v.device.name)}*` : '';
+  const approved = v.approvedAt ? ` Approved ${slackDate(v.approvedAt)}${v.approvedBy ? `, by *${esc(v.approvedBy)}*` : ''}.` : '';
+  return `Does ${who} still need *${esc(v.application.name)}*${on}?${approved}`;
+}
+
+/** Periodic access review: Keep / Remove while pending; afterwards the outcome, who and when, no buttons. */
+export function renderReviewPrompt(input: ReviewPromptInput): Rendered {
+  const v = input.review;
+  const blocks: Blocks = [
+    header(`Access review: ${v.application.name}`),
+    section(`:mag: ${reviewQuestion(v, input.requesterSlackId)}`),
+    fields([
+      ['Requester', v.requester ? `${esc(v.requester.displayName)} (\`${esc(v.requester.username)}\`)` : '_machine pre-approval_'],
+      ['Device', v.device ? `${esc(v.device.name)}\n\`${esc(v.device.clientGuid)}\`` : '_not per device_'],
+      ['Reviewers', esc(v.reviewerGroups.join(', ') || '—')],
+      [v.status === 'pending' ? 'Answer by' : 'Started', slackDate(v.status === 'pending' ? v.dueAt : v.createdAt)],
+    ]),
+  ];
+  if (v.status === 'pending') {
+    blocks.push(context('Keep leaves the access as it is. Remove revokes it and uninstalls the application. With no answer by the date above, access is kept.'));
+    blocks.push({
+      type: 'actions',
+      block_id: `review:${v.id}`,
+      elements: [button('Keep', ACTION.reviewKeep, v.id, 'primary'), button('Remove', ACTION.reviewRemove, v.id, 'danger')],
+    });
+  } else {
+    const o = reviewOutcome[v.status] ?? { icon: '', verb: v.status };
+    const when = slackDate(v.decidedAt);
+    let line: string;
+    if (v.status === 'lapsed') line = `${o.icon} *Lapsed*: nobody answered by ${when}; access is kept.`;
+    else if (v.status === 'closed') line = `${o.icon} *Closed* ${when}: ${esc(v.reason ?? 'the access ended before anyone answered')}.`;
+    else {
+      const after = v.status === 'removed' ? ' Access is revoked and the application will be uninstalled.' : '';
+      line = `${o.icon} *${o.verb}* by *${esc(v.decidedBy?.label ?? 'someone')}* ${when}.${after}${v.reason ? `\n${quote(clip(v.reason, 1500))}` : ''}`;
+    }
+    blocks.push(section(line));
+  }
+  if (input.replacesLost) blocks.push(context(':information_source: The previous message about this review could not be updated, so this one replaces it.'));
+  blocks.push(context(`Review \`${v.id}\` · request \`${v.requestId}\``));
+  const state = (reviewOutcome[v.status]?.verb ?? v.status).toLowerCase();
+  return { text: `Access review: does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? ${v.status === 'pending' ? 'waiting for an answer' : state}`, blocks };
 }

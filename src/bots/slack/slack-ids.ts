@@ -10,6 +10,8 @@ export const ACTION = {
   changeApprove: 'signoff_change_approve',
   changeReject: 'signoff_change_reject',
   changeCancel: 'signoff_change_cancel',
+  reviewKeep: 'signoff_review_keep',
+  reviewRemove: 'signoff_review_remove',
   /** the application select inside the request modal: re-renders the modal for the chosen app */
   modalApp: 'signoff_modal_app',
 } as const;
@@ -19,6 +21,7 @@ export const CALLBACK = {
   decisionReason: 'signoff_decision_reason',
   changeModal: 'signoff_change_modal',
   changeDecision: 'signoff_change_decision',
+  reviewRemove: 'signoff_review_remove',
   info: 'signoff_info',
 } as const;
 

@@ -3,7 +3,8 @@ import { AppError, isAppError } from '../../core/errors.ts';
 import { validateSubmission } from '../../core/policy-evaluation.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import type { SlackView } from './slack-api.ts';
-import { statusLabel } from './slack-approval-blocks.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
+import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
 import { changeFieldBlock, parseChangeSubmission } from './slack-change-modal.ts';
 import { buildRequestModal, openModal } from './slack-commands.ts';
 import { clip, context, esc, section, slackDate } from './slack-format.ts';
@@ -137,6 +138,18 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         await say(`:no_entry_sign: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` is cancelled.`);
         break;
       }
+      case ACTION.reviewKeep: {
+        await deps.ctx.timers.decideReview(actor, id, 'keep', null);
+        await say(reviewDecidedText(await deps.ctx.timers.getReview(id)));
+        break;
+      }
+      case ACTION.reviewRemove: {
+        // refused here (not a reviewer, own access, already answered) before anyone types a reason
+        const v = await deps.ctx.timers.checkReviewer(actor, id);
+        const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined };
+        await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v, null)}\nRemoving revokes the access and uninstalls the application.`, true));
+        return;
+      }
       default:
         return;
     }
@@ -175,6 +188,13 @@ function decidedText(outcome: string, app: string, requester?: string): string {
   }
 }
 
+function reviewDecidedText(v: ReviewView): string {
+  const what = `*${esc(v.application.name)}* for *${esc(v.requester?.displayName ?? 'a device')}*${v.device ? ` on ${esc(v.device.name)}` : ''}`;
+  return v.status === 'removed'
+    ? `:leftwards_arrow_with_hook: You removed ${what}; the access is revoked and the application will be uninstalled.`
+    : `:white_check_mark: You kept ${what}; the access stays as it is.`;
+}
+
 function historyModal(r: RequestDetail): SlackView {
   const lines = r.history.map((h) => `• ${slackDate(h.at)} *${esc(h.action.replace(/^request\./, ''))}* by ${esc(h.actor)} (${esc(h.channel)})`);
   return infoModal('Request history', [
@@ -192,6 +212,7 @@ async function onSubmission(deps: SlackDeps, p: InteractionPayload, ack: Ack): P
       return submitRequest(deps, p, state, ack);
     case CALLBACK.decisionReason:
     case CALLBACK.changeDecision:
+    case CALLBACK.reviewRemove:
       return submitDecision(deps, p, state, ack);
     case CALLBACK.changeModal:
       return submitChange(deps, p, state, ack);
@@ -255,14 +276,17 @@ function submitErrorBlock(e: unknown, hasDeviceBlock: boolean): string {
 async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: ViewState, ack: Ack): Promise<void> {
   const meta = parseMeta<ReasonMeta>(p.view?.private_metadata);
   const reason = readReason(state);
-  const required = meta.kind === 'request' || meta.decision === 'reject';
+  const required = meta.kind === 'request' || meta.kind === 'review' || meta.decision === 'reject';
   if (required && !reason) return void ack({ response_action: 'errors', errors: { [BLOCK.reason]: meta.decision === 'approve' ? 'This stage needs a justification from the approver.' : 'Say why, so the requester knows.' } });
   const target: ReplyTarget = { user: p.user.id, channel: meta.channel ?? null };
   const who = await resolveUser(deps, p.user.id);
   if (!who) return void ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(notLinkedText(p.user.id), 300) } });
   try {
     let text: string;
-    if (meta.kind === 'request') {
+    if (meta.kind === 'review') {
+      await deps.ctx.timers.decideReview(actorOf(who), meta.id, 'remove', reason);
+      text = reviewDecidedText(await deps.ctx.timers.getReview(meta.id));
+    } else if (meta.kind === 'request') {
       const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason, { promptStage: meta.stage ?? -1 });
       text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);
     } else {

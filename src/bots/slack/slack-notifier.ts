@@ -5,7 +5,7 @@ import type { ChatNotifier } from '../../core/ports.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import {
   renderAccessExpiring, renderChangePrompt, renderChangeRequesterStatus, renderInstallOrdered, renderReminder, renderRequesterOutcome,
-  renderRequesterStatus, renderRequestPrompt, type Rendered,
+  renderRequesterStatus, renderRequestPrompt, renderReviewPrompt, type Rendered,
 } from './slack-approval-blocks.ts';
 import { SlackApiError, type SlackApi } from './slack-api.ts';
 import { liveRefs, markGone, postedFor, recordSent, type Purpose, type SlackRef, type SubjectType } from './slack-refs.ts';
@@ -59,6 +59,10 @@ export class SlackNotifier implements ChatNotifier {
       case 'request.access_expiring':
         if (requester?.slack_user_id) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id, recipientId: requester.id }, renderAccessExpiring(r));
         return;
+      case 'request.review_started':
+        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''), requester);
+      case 'request.review_decided':
+        return this.refreshReview(String(event.data.reviewId ?? ''), requester);
       default:
         if (!FINAL_REQUEST.has(event.type)) return;
         await this.refreshRequest(r, requester);
@@ -115,6 +119,34 @@ export class SlackNotifier implements ChatNotifier {
       for (const t of await this.approverTargets(groups, r.requester?.id ?? null, true)) {
         if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage });
       }
+    }
+  }
+
+  /** The review question goes where the reviewers' groups get prompts: their channels, else each reviewer's DM. */
+  private async postReviewPrompts(event: DomainEvent, reviewId: string, requester: IdentityRow | undefined): Promise<void> {
+    const review = await this.ctx.timers.getReview(reviewId);
+    // handled late, after it was already answered: a prompt with nothing left to do would only confuse
+    if (review.status !== 'pending') return;
+    const prompt = renderReviewPrompt({ review, requesterSlackId: requester?.slack_user_id ?? null });
+    const targets = await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, false);
+    let undelivered = false;
+    for (const t of targets) {
+      if (!(await this.postOnce(event, 'review', review.id, 'prompt', t, prompt)) && t.channel) undelivered = true;
+    }
+    if (undelivered) {
+      const dmed = new Set(targets.filter((t) => t.user).map((t) => t.user));
+      for (const t of await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, true)) {
+        if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'review', review.id, 'prompt', t, prompt);
+      }
+    }
+  }
+
+  /** Redraws every copy of a review prompt: the outcome, who and when, no buttons once it is answered. */
+  async refreshReview(reviewId: string, requester?: IdentityRow): Promise<void> {
+    const review = await this.ctx.timers.getReview(reviewId);
+    const slackId = requester?.slack_user_id ?? null;
+    for (const ref of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
+      await this.updateOrReplace(ref, (replacesLost) => renderReviewPrompt({ review, requesterSlackId: slackId, replacesLost }));
     }
   }
 

@@ -5,7 +5,7 @@ import { appendAudit, type Actor } from '../../core/audit-log.ts';
  * message_refs for Slack: one row per posted message (conversation_id = channel, message_id = ts).
  * `data.eventId` + `data.target` mark which outbox event posted it, so a retried event never posts twice.
  */
-export type SubjectType = 'request' | 'change';
+export type SubjectType = 'request' | 'change' | 'review';
 export type Purpose = 'prompt' | 'requester' | 'outcome' | 'reminder' | 'notice';
 
 export interface SlackRef {

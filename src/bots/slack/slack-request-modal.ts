@@ -144,9 +144,9 @@ export function fieldErrorsToBlocks(e: FieldErrors): Record<string, string> {
 }
 
 export interface ReasonMeta {
-  kind: 'request' | 'change';
+  kind: 'request' | 'change' | 'review';
   id: string;
-  decision: 'approve' | 'deny' | 'reject';
+  decision: 'approve' | 'deny' | 'reject' | 'remove';
   /** the message the button was on, for the ephemeral answer */
   channel?: string;
   /** the stage the prompt was for: the decision applies to it alone, never revoking a request decided since */
@@ -154,13 +154,13 @@ export interface ReasonMeta {
 }
 
 export function reasonModal(meta: ReasonMeta, summary: string, required: boolean): SlackView {
-  const verb = meta.decision === 'approve' ? 'Approve' : meta.decision === 'deny' ? 'Deny' : 'Reject';
-  const label = meta.kind === 'change' ? 'Notes for the requester' : meta.decision === 'approve' ? 'Why do you approve?' : 'Why is it denied?';
+  const verb = meta.decision === 'approve' ? 'Approve' : meta.decision === 'deny' ? 'Deny' : meta.decision === 'remove' ? 'Remove' : 'Reject';
+  const label = meta.kind === 'change' ? 'Notes for the requester' : meta.kind === 'review' ? 'Why is this access no longer needed?' : meta.decision === 'approve' ? 'Why do you approve?' : 'Why is it denied?';
   return {
     type: 'modal',
-    callback_id: meta.kind === 'change' ? CALLBACK.changeDecision : CALLBACK.decisionReason,
+    callback_id: meta.kind === 'change' ? CALLBACK.changeDecision : meta.kind === 'review' ? CALLBACK.reviewRemove : CALLBACK.decisionReason,
     private_metadata: JSON.stringify(meta),
-    title: plain(`${verb} ${meta.kind}`, 24),
+    title: plain(meta.kind === 'review' ? 'Remove access' : `${verb} ${meta.kind}`, 24),
     submit: plain(verb, 24),
     close: plain('Back', 24),
     blocks: [

@@ -7,6 +7,7 @@ export interface Sweeper {
   stop(): Promise<void>;
 }
 
+/** A TimerService of its own (the context already holds one, `ctx.timers`, which the sweeper uses by default). */
 export function createTimerService(ctx: AppContext): TimerService {
   const log = ctx.logger.child({ component: 'timers' });
   return new TimerService(ctx.db, ctx.clock, ctx.requests, {
@@ -20,7 +21,7 @@ export function createTimerService(ctx: AppContext): TimerService {
  */
 export function startSweeper(ctx: AppContext, opts: { intervalMs?: number; timers?: TimerService } = {}): Sweeper {
   const log = ctx.logger.child({ component: 'sweeper' });
-  const timers = opts.timers ?? createTimerService(ctx);
+  const timers = opts.timers ?? ctx.timers;
   const intervalMs = opts.intervalMs ?? ctx.config.SWEEP_INTERVAL_MS;
   let stopped = false;
   let current: Promise<SweepResult | null> | null = null;
