@@ -3,8 +3,9 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import {
-  appPickerCard, changeCard, changeFormCard, executeActions, myRequestsCard, noticeCard, requestCard, requestFormCard, welcomeCard, type AdaptiveCard,
+  appPickerCard, changeCard, changeFormCard, executeActions, myRequestsCard, noticeCard, requestCard, requestFormCard, reviewCard, welcomeCard, type AdaptiveCard,
 } from '../../src/bots/teams/teams-cards.ts';
+import type { ReviewView } from '../../src/core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../src/core/views.ts';
 import { policyDefinitionSchema } from '../../src/core/policy-schema.ts';
 
@@ -45,6 +46,13 @@ const change: ChangeView = {
   decidedAt: null, decidedBy: null, decisionNotes: null, createdAt: '2026-01-05T09:00:00.000Z', updatedAt: '2026-01-05T09:00:00.000Z',
 };
 
+const review: ReviewView = {
+  id: '9b2f3c4d-1111-4222-8333-944455556666', requestId: '0f8fad5b-d9cb-469f-a165-70867728950e', status: 'pending', reviewerGroups: ['it-approvers'],
+  application: { id: 'app', name: 'Visio' }, requester: { id: 'u-bob', username: 'CONTOSO\\bob', displayName: 'Bob User', email: 'bob@contoso.com' },
+  device: { id: 'd1', clientGuid: 'GUID:1', name: 'BOB-LAPTOP' }, approvedAt: '2026-01-05T10:00:00.000Z', approvedBy: 'Ada Admin', requestStatus: 'approved',
+  dueAt: '2026-02-18T09:00:00.000Z', createdAt: '2026-02-04T09:00:00.000Z', decidedAt: null, decidedBy: null, reason: null,
+};
+
 const samples: { template: string; name: string; card: AdaptiveCard; requiredInputs?: string[] }[] = [
   { template: 'request', name: 'request: approver view', card: requestCard({ request: request(), can: { decide: true, cancel: false, installNow: false }, refreshUserIds: ['aad-1'] }) },
   { template: 'request', name: 'request: requester view', card: requestCard({ request: request(), can: { decide: false, cancel: true, installNow: false }, refreshUserIds: ['aad-1'], banner: { text: 'Request submitted.', tone: 'success' } }) },
@@ -59,6 +67,8 @@ const samples: { template: string; name: string; card: AdaptiveCard; requiredInp
   { template: 'app-picker', name: 'app picker', card: appPickerCard([{ id: 'a', name: 'Visio' }, { id: 'b', name: 'Project' }], 'No application called "Viso" is in the catalog.'), requiredInputs: ['applicationId'] },
   { template: 'welcome', name: 'welcome', card: welcomeCard({ name: 'Bob User', linked: true, welcome: true }) },
   { template: 'my-requests', name: 'my requests', card: myRequestsCard([{ kind: 'request', id: 'r1', title: 'Visio', subtitle: 'BOB-LAPTOP · requested 2026-01-05', status: 'approved' }], [{ kind: 'change', id: 'c1', title: 'Change to script "cleanup.ps1"', subtitle: 'by Ada Admin' }]) },
+  { template: 'review', name: 'review: reviewer view', card: reviewCard({ review, can: { decide: true }, refreshUserIds: ['aad-1'] }) },
+  { template: 'review', name: 'review: removed, no buttons', card: reviewCard({ review: { ...review, status: 'removed', requestStatus: 'revoked', decidedAt: '2026-02-05T09:00:00.000Z', decidedBy: { id: 'u-cyd', label: 'Cyd Approver' }, reason: 'Contract ended' }, can: { decide: false }, refreshUserIds: [] }) },
   { template: 'notice', name: 'notice with install now', card: noticeCard({ title: 'Visio approved', text: 'Dan Security approved Visio on BOB-LAPTOP.', tone: 'success', installNowId: 'r1' }) },
   { template: 'change-form', name: 'change form', card: changeFormCard({ resourceTypes: ['app', 'script'], values: {}, errors: { after: 'This is not valid JSON' } }), requiredInputs: ['resourceType', 'resourceId', 'after', 'justification'] },
 ];
@@ -111,6 +121,8 @@ describe('Adaptive Card templates', () => {
       for (const id of wanted) expect(r.inputs, `${r.name}: ${id}`).toContainEqual({ id, required: true });
     }
     expect(results.find((r) => r.name === 'request: approved, no buttons')!.actions).toBe(0);
+    expect(results.find((r) => r.name === 'review: removed, no buttons')!.actions).toBe(0);
+    expect(results.find((r) => r.name === 'review: reviewer view')!.inputs).toContainEqual({ id: 'reason', required: false });
     if (!existsSync('build')) mkdirSync('build');
     await page.screenshot({ path: 'build/teams-cards.png', fullPage: true });
     await page.close();

@@ -3,13 +3,14 @@ import { fileURLToPath } from 'node:url';
 import * as ACData from 'adaptivecards-templating';
 import type { ChangeView, DiffEntry, RequestDetail } from '../../core/views.ts';
 import type { Question } from '../../core/policy-schema.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
 
 /**
  * Pure renderers: view data in, Adaptive Card JSON out. Layout lives in cards/*.json so an admin can restyle
  * without touching code; these functions only decide what the viewer may see and do.
  */
 export type AdaptiveCard = Record<string, unknown> & { type: 'AdaptiveCard' };
-export type CardName = 'request' | 'change' | 'request-form' | 'app-picker' | 'welcome' | 'my-requests' | 'notice' | 'change-form';
+export type CardName = 'request' | 'change' | 'request-form' | 'app-picker' | 'welcome' | 'my-requests' | 'notice' | 'change-form' | 'review';
 export type Tone = 'info' | 'success' | 'error' | 'warning';
 
 const cardsDir = fileURLToPath(new URL('../../../cards/', import.meta.url));
@@ -342,4 +343,62 @@ export function executeActions(card: unknown): { verb: string; title?: string; d
   };
   walk(card);
   return found;
+}
+
+export interface ReviewCardInput {
+  review: ReviewView;
+  can: { decide: boolean };
+  /** AAD object ids of the reviewers who may still answer; empty once answered */
+  refreshUserIds: string[];
+  banner?: Banner;
+}
+
+const reviewStatus: Record<string, { label: string; color: string; header: string }> = {
+  pending: { label: 'Access review: waiting for an answer', color: 'accent', header: 'emphasis' },
+  kept: { label: 'Access kept', color: 'good', header: 'good' },
+  removed: { label: 'Access removed', color: 'attention', header: 'attention' },
+  lapsed: { label: 'Lapsed: nobody answered, access kept', color: 'warning', header: 'warning' },
+  closed: { label: 'Closed: the access ended first', color: 'default', header: 'default' },
+};
+
+/** A periodic access review: Keep / Remove for reviewers while it is open; the outcome, who and when afterwards. */
+export function reviewCard(input: ReviewCardInput): AdaptiveCard {
+  const v = input.review;
+  const st = reviewStatus[v.status] ?? reviewStatus.pending!;
+  const who = v.requester?.displayName ?? 'this device';
+  const approved = v.approvedAt ? ` Approved on ${utcTime(v.approvedAt)}${v.approvedBy ? `, by ${v.approvedBy}` : ''}.` : '';
+  const facts = [
+    { title: 'Requester', value: v.requester ? `${v.requester.displayName} (${v.requester.username})` : 'Machine pre-approval' },
+    { title: 'Application', value: v.application.name },
+    ...(v.device ? [{ title: 'Device', value: v.device.name }] : []),
+    { title: 'Reviewers', value: v.reviewerGroups.join(', ') || '—' },
+    v.status === 'pending' ? { title: 'Answer by', value: utcTime(v.dueAt) } : { title: 'Started', value: utcTime(v.createdAt) },
+  ];
+  let outcome: { text: string; reason: string | null; style: string } | null = null;
+  if (v.status !== 'pending') {
+    const when = v.decidedAt ? ` on ${localTime(v.decidedAt)}` : '';
+    const text = v.status === 'lapsed'
+      ? `Lapsed${when}: nobody answered in time, so the access is kept`
+      : v.status === 'closed'
+        ? `Closed${when}: ${v.reason ?? 'the access ended before anyone answered'}`
+        : `${v.status === 'kept' ? 'Kept' : 'Removed'} by ${v.decidedBy?.label ?? 'someone'}${when}${v.status === 'removed' ? '; the access is revoked and the application will be uninstalled' : ''}`;
+    outcome = { text, reason: (v.status === 'kept' || v.status === 'removed') && v.reason ? clip(v.reason, 1000) : null, style: st.header };
+  }
+  return renderTemplate('review', {
+    id: v.id,
+    shortId: v.id.slice(0, 8),
+    requestShortId: v.requestId.slice(0, 8),
+    title: `Access review: ${v.application.name}`,
+    question: `Does ${who} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}?${approved}`,
+    statusLabel: st.label,
+    statusColor: st.color,
+    headerStyle: st.header,
+    banner: input.banner ? clip(input.banner.text, 600) : null,
+    bannerStyle: input.banner ? toneStyle[input.banner.tone] : 'default',
+    facts,
+    outcome,
+    canDecide: input.can.decide && v.status === 'pending',
+    refresh: input.refreshUserIds.length > 0,
+    userIds: input.refreshUserIds.slice(0, 60),
+  });
 }

@@ -82,6 +82,8 @@ export class TeamsInvokeHandler {
       case 'deny':
       case 'cancel':
       case 'installNow':
+      case 'reviewKeep':
+      case 'reviewRemove':
         return this.onItem(turn, verb, data, identity);
       case 'startRequest':
         return cardResponse(await appPicker(this.ctx, this.actorOf(identity)));
@@ -113,12 +115,17 @@ export class TeamsInvokeHandler {
 
   /** Acts on a request or change and answers with the clicker's own, fresh view of it. */
   private async onItem(_turn: TurnContext, verb: string, data: Data, identity: IdentityRow | undefined): Promise<AdaptiveCardInvokeResponse> {
-    const kind = data.kind === 'change' ? 'change' : data.kind === 'request' ? 'request' : undefined;
+    const kind = data.kind === 'change' ? 'change' : data.kind === 'request' ? 'request' : data.kind === 'review' ? 'review' : undefined;
     const id = str(data.id);
-    if (!kind || !id || !isUuid(id)) return errorResponse(400, 'BadRequest', 'This card does not name a request or change.');
+    if (!kind || !id || !isUuid(id)) return errorResponse(400, 'BadRequest', 'This card does not name a request, change or review.');
+    // Keep / Remove answer reviews only, and a review has nothing to approve, deny, cancel or install
+    const reviewVerb = verb === 'reviewKeep' || verb === 'reviewRemove';
+    if (verb !== 'refresh' && verb !== 'open' && reviewVerb !== (kind === 'review')) {
+      return errorResponse(400, 'BadRequest', `"${verb}" does not apply to a ${kind}.`);
+    }
     const viewer: Viewer = { kind: 'identity', identity };
     // a missing item is an error body; everything after this is shown on the card itself
-    await (kind === 'request' ? this.ctx.requests.get(id) : this.ctx.changes.get(id));
+    await (kind === 'request' ? this.ctx.requests.get(id) : kind === 'review' ? this.ctx.timers.getReview(id) : this.ctx.changes.get(id));
     if (verb === 'refresh' || verb === 'open') return cardResponse(await this.views.cardFor(kind, id, viewer));
     let banner: Banner;
     try {
@@ -131,8 +138,19 @@ export class TeamsInvokeHandler {
     return cardResponse(await this.views.cardFor(kind, id, viewer, banner));
   }
 
-  private async act(kind: 'request' | 'change', verb: string, id: string, data: Data, actor: Actor): Promise<Banner> {
+  private async act(kind: 'request' | 'change' | 'review', verb: string, id: string, data: Data, actor: Actor): Promise<Banner> {
     const reason = str(data.reason)?.trim() || str(data.notes)?.trim() || null;
+    if (kind === 'review') {
+      if (verb === 'reviewKeep') {
+        await this.ctx.timers.decideReview(actor, id, 'keep', reason);
+        return { text: 'You kept this access; nothing changes for the user.', tone: 'success' };
+      }
+      // refused before anything is decided, so a reviewer can still keep it or type a reason
+      await this.ctx.timers.checkReviewer(actor, id);
+      if (!reason) throw new AppError('validation_failed', 'Say why the access is no longer needed (Reason) before removing it.');
+      await this.ctx.timers.decideReview(actor, id, 'remove', reason);
+      return { text: 'You removed this access; it is revoked and the application will be uninstalled.', tone: 'success' };
+    }
     if (kind === 'request') {
       if (verb === 'approve' || verb === 'deny') {
         const stage = typeof data.stage === 'number' ? data.stage : Number(data.stage);

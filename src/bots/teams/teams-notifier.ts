@@ -11,7 +11,7 @@ import {
 } from './teams-store.ts';
 import { TeamsViews, type Viewer } from './teams-views.ts';
 
-type Subject = { type: 'request' | 'change'; id: string };
+type Subject = { type: 'request' | 'change' | 'review'; id: string };
 
 export const cardActivity = (card: AdaptiveCard, summary?: string): Activity => ({
   type: 'message',
@@ -39,6 +39,11 @@ export class TeamsNotifier implements ChatNotifier {
     const subject: Subject = { type: event.subjectType, id: event.subjectId };
     if (event.subjectType === 'change') return this.handleChange(event, subject);
     switch (event.type) {
+      case 'request.review_started':
+        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''));
+      case 'request.review_decided':
+        // every copy, in each channel and each personal chat, shows the outcome with no buttons left
+        return this.updateCopies({ type: 'review', id: String(event.data.reviewId ?? '') });
       case 'request.submitted': {
         const r = await this.ctx.requests.get(subject.id);
         await this.updateCopies(subject, r);
@@ -91,7 +96,9 @@ export class TeamsNotifier implements ChatNotifier {
       }
       case 'request.access_expiring': {
         const r = await this.ctx.requests.get(subject.id);
-        await this.tellRequester(event, subject, { title: `${r.application.name} access is expiring`, text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${r.accessExpiresAt.slice(0, 10)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`, tone: 'warning' });
+        const notice: NoticeInput = { title: `${r.application.name} access is expiring`, text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${r.accessExpiresAt.slice(0, 10)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`, tone: 'warning' };
+        if (await this.hasRequesterCopy(subject)) await this.tellRequester(event, subject, notice);
+        else await this.tellRequesterPersonally(event, subject, r, notice);
         return;
       }
       default:
@@ -168,6 +175,38 @@ export class TeamsNotifier implements ChatNotifier {
     if (sent) await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose: 'notice', conversationId: copy.conversation_id, messageId: sent, recipientId: copy.recipient_id, data: { eventId: event.id, key, serviceUrl: ref.serviceUrl } });
   }
 
+  /**
+   * A notice in the requester's personal chat with the bot when they have no copy of the request in Teams (they
+   * asked through the API, or long ago). Someone Slack already tells is not told twice.
+   */
+  private async tellRequesterPersonally(event: DomainEvent, subject: Subject, r: RequestDetail, notice: NoticeInput): Promise<void> {
+    const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
+    if (!requester?.teams_aad_id) return;
+    if (requester.slack_user_id && this.ctx.notifiers.some((n) => n.platform === 'slack')) return;
+    const key = `notice:${event.type}`;
+    if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) return;
+    const conv = await this.personalConversation(requester, subject);
+    if (!conv) return;
+    const sent = await this.send(subject, conv.ref, () => this.client.sendToConversation(conv.ref.serviceUrl, conv.id, cardActivity(noticeCard(notice), notice.title)), { purpose: 'notice', key });
+    if (sent) await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose: 'notice', conversationId: conv.id, messageId: sent, recipientId: requester.id, data: { eventId: event.id, key, serviceUrl: conv.ref.serviceUrl } });
+  }
+
+  /** A review goes to the reviewer groups' channels; when none has a channel, to each reviewer's personal chat. */
+  private async postReviewPrompts(event: DomainEvent, reviewId: string): Promise<void> {
+    const review = await this.ctx.timers.getReview(reviewId);
+    if (review.status !== 'pending') return;
+    const subject: Subject = { type: 'review', id: review.id };
+    const channels = (await groupsByNames(this.ctx.db, review.reviewerGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
+    for (const channel of [...new Set(channels)]) {
+      await this.deliver(event, subject, `review:${channel}`, { kind: 'channel', key: channel }, 'prompt', null, 'base', null);
+    }
+    if (channels.length) return;
+    for (const reviewer of await this.views.pendingReviewers(review)) {
+      if (!reviewer.teams_aad_id) continue;
+      await this.deliver(event, subject, `review:dm:${reviewer.id}`, { kind: 'personal', identity: reviewer }, 'prompt', null, 'approver', reviewer.id);
+    }
+  }
+
   /** Reminders and escalations go into the prompt's thread in channels, and as a follow-up in personal chats. */
   private async replyInThreads(event: DomainEvent, subject: Subject, stageIndex: number, notice: NoticeInput): Promise<void> {
     const prompts = (await cardCopies(this.ctx.db, subject.type, subject.id)).filter((m) => m.purpose === 'prompt' && m.stage === stageIndex);
@@ -212,6 +251,7 @@ export class TeamsNotifier implements ChatNotifier {
 
   private async render(subject: Subject, view: CopyView, recipientId: string | null, detail?: RequestDetail): Promise<AdaptiveCard> {
     const viewer: Viewer = view === 'base' || !recipientId ? { kind: 'base' } : { kind: 'identity', identity: await identityById(this.ctx.db, recipientId) };
+    if (subject.type === 'review') return this.views.reviewCardFor(subject.id, viewer);
     return subject.type === 'request' ? this.views.requestCardFor(detail ?? subject.id, viewer) : this.views.changeCardFor(subject.id, viewer);
   }
 
@@ -225,7 +265,7 @@ export class TeamsNotifier implements ChatNotifier {
     const conv = target.kind === 'channel' ? await this.channelConversation(target.key) : await this.personalConversation(target.identity, subject);
     if (!conv) return;
     const card = await this.render(subject, view, recipientId);
-    const summary = subject.type === 'request' ? 'Approval needed' : 'Change approval needed';
+    const summary = subject.type === 'request' ? 'Approval needed' : subject.type === 'review' ? 'Access review' : 'Change approval needed';
     const id = await this.send(subject, conv.ref, () => this.client.sendToConversation(conv.ref.serviceUrl, conv.id, cardActivity(card, purpose === 'requester' ? 'Your request' : summary)), { purpose, key });
     if (!id) return;
     await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose, stage, conversationId: conv.id, messageId: id, recipientId, data: { eventId: event.id, key, view, serviceUrl: conv.ref.serviceUrl } });

@@ -41,7 +41,7 @@ export type Purpose = 'prompt' | 'requester' | 'notice' | 'reply';
 
 export interface MessageRef {
   id: string;
-  subject_type: 'request' | 'change';
+  subject_type: 'request' | 'change' | 'review';
   subject_id: string;
   purpose: Purpose;
   stage: number | null;
@@ -52,7 +52,7 @@ export interface MessageRef {
 }
 
 export interface NewMessageRef {
-  subjectType: 'request' | 'change';
+  subjectType: 'request' | 'change' | 'review';
   subjectId: string;
   purpose: Purpose;
   stage?: number | null;

@@ -1,7 +1,8 @@
 import type { AppContext } from '../../app-context.ts';
 import { groupNamesOf, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
-import { changeCard, requestCard, type AdaptiveCard, type Banner } from './teams-cards.ts';
+import { changeCard, requestCard, reviewCard, type AdaptiveCard, type Banner } from './teams-cards.ts';
 
 /**
  * Decides, from the database, what one viewer may do with a request or change, and renders that card.
@@ -58,7 +59,24 @@ export class TeamsViews {
     return changeCard({ change: c, can, refreshUserIds, banner });
   }
 
-  cardFor(kind: 'request' | 'change', id: string, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
+  /** Reviewers who may still answer an open review: members of its reviewer groups, never the requester. */
+  async pendingReviewers(v: ReviewView): Promise<IdentityRow[]> {
+    if (v.status !== 'pending') return [];
+    return (await membersOfGroups(this.ctx.db, v.reviewerGroups)).filter((m) => m.id !== v.requester?.id);
+  }
+
+  /** Reviewers see Keep / Remove; everyone else (the requester included) a read-only card. */
+  async reviewCardFor(idOrView: string | ReviewView, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
+    const v = typeof idOrView === 'string' ? await this.ctx.timers.getReview(idOrView) : idOrView;
+    const reviewers = await this.pendingReviewers(v);
+    const me = viewer.kind === 'identity' ? viewer.identity : undefined;
+    const can = { decide: Boolean(me && reviewers.some((r) => r.id === me.id)) };
+    const refreshUserIds = [...new Set(reviewers.map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)))];
+    return reviewCard({ review: v, can, refreshUserIds, banner });
+  }
+
+  cardFor(kind: 'request' | 'change' | 'review', id: string, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
+    if (kind === 'review') return this.reviewCardFor(id, viewer, banner);
     return kind === 'request' ? this.requestCardFor(id, viewer, banner) : this.changeCardFor(id, viewer, banner);
   }
 }

@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executeActions } from '../../src/bots/teams/teams-cards.ts';
+import { BOB_LAPTOP, defaultPolicy, VISIO } from '../support/fixtures.ts';
+import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
+
+const SECURITY_CHANNEL = '19:security@thread.tacv2';
+const DAY = 86_400_000;
+const verbs = (card: unknown) => executeActions(card).map((a) => a.verb).sort();
+const invokeCard = (res: { body: any }) => res.body.value;
+
+describe('periodic access reviews in Teams', () => {
+  let h: TeamsHarness;
+  let requestId: string;
+  let reviewId: string;
+
+  beforeAll(async () => {
+    h = await startTeamsHarness({ policy: { ...defaultPolicy, accessReviewEvery: 'P30D', reviewers: ['it-approvers', 'security'] } });
+    await h.post(h.installInChannel());
+    await h.post(h.installInChannel(SECURITY_CHANNEL));
+    await h.post(h.message('bob', 'hi'));
+  });
+  afterAll(() => h.close());
+
+  it('the sweeper starts a review; each reviewer channel gets a card, reviewers see Keep / Remove on refresh', async () => {
+    const r = await h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
+      applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'Diagrams', answers: { usage: 'Diagrams' },
+    });
+    requestId = r.id;
+    await h.t.ctx.requests.decide({ id: h.s.ada.id, label: 'Ada Admin', channel: 'teams' }, r.id, 'approve', null);
+    await h.drain();
+    h.connector.reset();
+
+    h.t.clock.advance(30 * DAY + 60_000);
+    expect((await h.t.ctx.timers.sweep()).review).toBe(1);
+    expect(await h.drain()).toEqual(['request.review_started']);
+    reviewId = (await h.t.ctx.timers.listReviews({ requestId, status: 'pending' })).items[0]!.id;
+
+    const posts = h.connector.of('send');
+    expect(posts.map((p) => p.conversationId).sort()).toEqual([APPROVERS_CHANNEL, SECURITY_CHANNEL].sort());
+    for (const p of posts) {
+      const card = cardOf(p.body);
+      expect(card.version).toBe('1.5');
+      expect(JSON.stringify(card)).toMatch(/Does Bob User still need Visio on BOB-LAPTOP\? Approved on 2026-01-05 09:00 UTC, by Ada Admin\./);
+      // the channel copy is read-only; reviewers' clients refresh it into their own view
+      expect(verbs(card)).toEqual(['refresh']);
+      expect(card.refresh.userIds.sort()).toEqual([AAD.ada, AAD.cyd].sort());
+    }
+    expect(verbs(invokeCard(await h.post(h.invoke('ada', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh', 'reviewKeep', 'reviewRemove']);
+    expect(verbs(invokeCard(await h.post(h.invoke('bob', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh']);
+    expect(verbs(invokeCard(await h.post(h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh']);
+  });
+
+  it('refuses the requester and a Remove without a reason on the card, deciding nothing', async () => {
+    const own = await h.post(h.invoke('bob', 'reviewKeep', { kind: 'review', id: reviewId }));
+    expect(own.status).toBe(200);
+    expect(JSON.stringify(invokeCard(own))).toContain('You cannot review your own access.');
+    expect(verbs(invokeCard(own))).toEqual(['refresh']);
+    const stranger = await h.post(h.invoke('stranger', 'reviewRemove', { kind: 'review', id: reviewId, reason: 'x' }));
+    expect(JSON.stringify(invokeCard(stranger))).toMatch(/not linked to a directory identity/);
+    const noReason = await h.post(h.invoke('cyd', 'reviewRemove', { kind: 'review', id: reviewId, reason: '  ' }));
+    expect(JSON.stringify(invokeCard(noReason))).toContain('Say why the access is no longer needed');
+    expect(verbs(invokeCard(noReason))).toEqual(['refresh', 'reviewKeep', 'reviewRemove']);
+    const wrongVerb = await h.post(h.invoke('cyd', 'approve', { kind: 'review', id: reviewId }));
+    expect(wrongVerb.body).toMatchObject({ statusCode: 400 });
+    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
+  });
+
+  it('Remove with a reason revokes; every copy is updated in place with the outcome and no buttons; the uninstall is ordered', async () => {
+    const res = await h.post(h.invoke('cyd', 'reviewRemove', { kind: 'review', id: reviewId, reason: 'Contract ended' }));
+    const answer = invokeCard(res);
+    expect(JSON.stringify(answer)).toContain('You removed this access');
+    expect(verbs(answer)).toEqual([]);
+
+    h.connector.reset();
+    expect(await h.drain()).toEqual(['request.review_decided', 'request.revoked']);
+    const copies = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(`SELECT conversation_id, message_id FROM message_refs WHERE platform = 'teams' AND subject_type = 'review' AND subject_id = $1`, [reviewId]);
+    expect(copies).toHaveLength(2);
+    const updates = h.connector.of('update').filter((u) => copies.some((c) => c.conversation_id === u.conversationId && c.message_id === u.activityId));
+    expect(updates).toHaveLength(2);
+    for (const u of updates) {
+      const card = cardOf(u.body);
+      expect(verbs(card)).toEqual([]);
+      expect(card.refresh).toBeUndefined();
+      expect(JSON.stringify(card)).toMatch(/Removed by Cyd Approver on \{\{DATE\(2026-02-04T09:01:00Z, SHORT\)\}\}.*Reason: Contract ended/);
+    }
+    const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
+    expect(revoked.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
+    // the requester's own copy of the request is told too
+    expect(h.connector.posted().some((p) => p.conversationId === 'a:personal-bob' && /access revoked/.test(JSON.stringify(cardOf(p.body))))).toBe(true);
+  });
+
+  it('a second answer is told who decided and when', async () => {
+    const late = await h.post(h.invoke('ada', 'reviewKeep', { kind: 'review', id: reviewId }));
+    expect(JSON.stringify(invokeCard(late))).toMatch(/already removed by Cyd Approver at 2026-02-04T09:01:00/);
+    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('removed');
+  });
+
+  it('tells the requester in their personal chat that access is expiring, even without a Teams copy of the request', async () => {
+    // submitted from Slack: no requester copy in Teams
+    const r = await h.t.ctx.requests.submit({ id: h.s.bob.id, label: 'Bob User', channel: 'slack' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Again', answers: { usage: 'Other' } });
+    await h.t.ctx.requests.decide({ id: h.s.ada.id, label: 'Ada Admin', channel: 'teams' }, r.id, 'approve', null);
+    await h.drain();
+    await h.t.tdb.db.query(`UPDATE requests SET access_warn_at = $2 WHERE id = $1`, [r.id, new Date(h.t.clock.now().getTime() - 1000)]);
+    await h.t.ctx.timers.sweep();
+    h.connector.reset();
+    expect(await h.drain()).toEqual(['request.access_expiring']);
+    const sent = h.connector.posted();
+    expect(sent.map((p) => p.conversationId)).toEqual(['a:personal-bob']);
+    expect(JSON.stringify(cardOf(sent[0]!.body))).toMatch(/Visio access is expiring.*Your access on BOB-LAPTOP ends on 2027-/);
+  });
+});
