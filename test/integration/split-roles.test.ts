@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/core/api-keys.ts';
+import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
+import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+
+/**
+ * `signoff start --role web` and `--role worker` as two real processes (bin/signoff.mjs, as an operator runs
+ * them) against one Postgres and Redis.
+ */
+let t: TestContext;
+let r: Receiver;
+const procs: { proc: ChildProcess; out: () => string }[] = [];
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+async function start(role: 'web' | 'worker', env: Record<string, string>) {
+  const proc = spawn(process.execPath, ['bin/signoff.mjs', 'start', '--role', role], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      DATABASE_URL: t.ctx.config.DATABASE_URL,
+      QUEUE_PREFIX: t.ctx.config.QUEUE_PREFIX,
+      WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
+      OUTBOX_RECONCILE_MS: '60000',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (c) => (out += c));
+  proc.stderr!.on('data', (c) => (out += c));
+  const p = { proc, out: () => out };
+  procs.push(p);
+  await waitFor(() => {
+    if (proc.exitCode !== null) throw new Error(`${role} exited with ${proc.exitCode}:\n${out}`);
+    return out.includes(`Signoff started (${role})`);
+  }, `the ${role} process to start`, 30_000);
+  return p;
+}
+
+async function terminate(p: { proc: ChildProcess }): Promise<number | null> {
+  if (p.proc.exitCode !== null) return p.proc.exitCode;
+  const exited = once(p.proc, 'exit');
+  p.proc.kill('SIGTERM');
+  return ((await exited) as [number | null])[0];
+}
+
+beforeAll(async () => {
+  t = await createTestContext();
+  await seedContoso(t.tdb.db);
+  r = await startReceiver();
+});
+afterAll(async () => {
+  for (const p of procs) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+  await r?.close();
+  await cleanupRedis(t.ctx.config.QUEUE_PREFIX);
+  await t.close();
+});
+
+describe('signoff start --role web + --role worker', () => {
+  it('an approval made through the web process is delivered by the worker process; SIGTERM lets the delivery finish, both exit 0', async () => {
+    const endpointId = await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install'] });
+    const key = (await createApiKey(t.tdb.db, 'dm', ['requests:write', 'requests:read'])).key;
+    // the receiver holds the first delivery until told to answer: the worker is mid-delivery when SIGTERM comes
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    r.setHandler(async () => {
+      await released;
+      return { status: 200 };
+    });
+
+    const port = await freePort();
+    const web = await start('web', { PORT: String(port) });
+    const workerPort = await freePort();
+    const worker = await start('worker', { PORT: String(workerPort) });
+    expect(web.out()).not.toMatch(/workers started/);
+    expect(worker.out()).toMatch(/workers started/);
+
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/approved-requests`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ applicationId: VISIO, clientGuid: BOB_LAPTOP }),
+    });
+    expect(res.status).toBeLessThan(300);
+    const request = (await res.json()) as { id: string; status: string };
+    expect(request.status).toBe('approved');
+
+    await waitFor(() => r.received.length === 1, 'the worker to start the delivery');
+    // the web process serves HTTP; the worker has no HTTP server, so nothing listens on its PORT
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${workerPort}/healthz`)).rejects.toThrow();
+
+    const workerExit = terminate(worker);
+    await waitFor(() => worker.out().includes('shutting down'), 'the worker to begin shutting down');
+    expect(worker.proc.exitCode).toBeNull();
+    release();
+    expect(await workerExit).toBe(0);
+    expect(worker.out()).toMatch(/workers stopped/);
+
+    const d = await t.tdb.db.one<{ status: string; attempts: number }>(`SELECT status, attempts FROM webhook_deliveries WHERE endpoint_id = $1`, [endpointId]);
+    expect(d).toEqual({ status: 'succeeded', attempts: 1 });
+    expect(r.received).toHaveLength(1);
+    expect(r.received[0]!.verified).toBe(true);
+    expect(r.received[0]!.payload).toMatchObject({ type: 'app.install', data: { requestId: request.id, clientGuid: BOB_LAPTOP } });
+
+    expect(await terminate(web)).toBe(0);
+  });
+});
