@@ -318,7 +318,8 @@ async function reviewAlreadyDecided(tx: Tx, review: ReviewRow): Promise<AppError
     ? 'lapsed (nobody answered in time; access was kept)'
     : review.status === 'closed' ? `closed (${review.reason ?? 'the access ended first'})` : `${review.status} by ${who ?? 'someone'}`;
   return new AppError('already_decided', `This review was already ${how} at ${decidedAt ?? 'an earlier time'}.`, {
-    status: review.status, decidedBy: who, decidedAt,
+    // a lapse or a closure was Signoff's doing: chat replies name it rather than "someone"
+    status: review.status, decidedBy: who ?? (review.status === 'lapsed' || review.status === 'closed' ? systemActor.label : null), decidedAt,
   });
 }
 

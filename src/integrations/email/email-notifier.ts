@@ -7,7 +7,7 @@ import type { DomainEvent } from '../../core/events.ts';
 import { createLinkToken } from '../../core/link-tokens.ts';
 import type { ChatNotifier, MailMessage, Mailer } from '../../core/ports.ts';
 import type { RequestDetail } from '../../core/views.ts';
-import { renderApprovalEmail, renderOutcomeEmail } from './email-templates.ts';
+import { renderApprovalEmail, renderOutcomeEmail, renderReviewEmail } from './email-templates.ts';
 
 export function createSmtpMailer(smtpUrl: string, from: string): Mailer {
   const transport = nodemailer.createTransport(smtpUrl);
@@ -31,14 +31,17 @@ export class EmailNotifier implements ChatNotifier {
 
   async handle(event: DomainEvent): Promise<void> {
     if (event.subjectType !== 'request') return;
-    if (!promptEvents.has(event.type) && !outcomeEvents.has(event.type)) return;
+    const review = event.type === 'request.review_started';
+    if (!promptEvents.has(event.type) && !outcomeEvents.has(event.type) && !review) return;
     const done = await this.ctx.db.maybeOne(
       `SELECT 1 FROM audit_events WHERE subject_type = 'request' AND subject_id = $1 AND action = 'message.sent' AND details->>'eventId' = $2 AND channel = 'email' LIMIT 1`,
       [event.subjectId, event.id],
     );
     if (done) return;
     const request = await this.ctx.requests.get(event.subjectId);
-    const messages = promptEvents.has(event.type) ? await this.approvalMails(event, request) : this.outcomeMails(request);
+    const messages = review
+      ? await this.reviewMails(String(event.data.reviewId ?? ''))
+      : promptEvents.has(event.type) ? await this.approvalMails(event, request) : this.outcomeMails(request);
     for (const m of messages) await this.mailer.send(m);
     if (messages.length) {
       await this.ctx.db.tx((tx) =>
@@ -72,6 +75,16 @@ export class EmailNotifier implements ChatNotifier {
     const shared = groups.flatMap((g) => g.emails ?? []);
     if (shared.length && event.type !== 'request.reminder') mails.push(renderApprovalEmail(request, { to: shared }));
     return mails;
+  }
+
+  /** Reviewers with an email address, and the groups' shared mailboxes, get the question; they answer in chat or the API. */
+  private async reviewMails(reviewId: string): Promise<MailMessage[]> {
+    const v = await this.ctx.timers.getReview(reviewId);
+    if (v.status !== 'pending') return [];
+    const people = (await membersOfGroups(this.ctx.db, v.reviewerGroups)).filter((p) => p.email && p.id !== v.requester?.id).map((p) => p.email!);
+    const shared = (await groupsByNames(this.ctx.db, v.reviewerGroups)).flatMap((g) => g.emails ?? []);
+    const to = [...new Set([...people, ...shared])];
+    return to.length ? [renderReviewEmail(v, to)] : [];
   }
 
   private outcomeMails(request: RequestDetail): MailMessage[] {

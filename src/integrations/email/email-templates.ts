@@ -1,4 +1,5 @@
 import type { MailMessage } from '../../core/ports.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
 import type { RequestDetail } from '../../core/views.ts';
 
 export const escapeHtml = (s: string) =>
@@ -37,4 +38,31 @@ export function renderOutcomeEmail(r: RequestDetail, to: string): MailMessage {
   const why = r.decisionReason ? `\nReason: ${r.decisionReason}` : '';
   const text = `Your request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} was ${word}${by}.${why}`;
   return { to: [to], subject: `${r.application.name}: request ${word}`, text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>` };
+}
+
+const utc = (iso: string) => `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
+/** Access review question. No links: a review is answered in Slack, Teams or through the API. */
+export function renderReviewEmail(v: ReviewView, to: string[]): MailMessage {
+  const who = v.requester?.displayName ?? 'this device';
+  const on = v.device ? ` on ${v.device.name}` : '';
+  const approved = v.approvedAt ? ` It was approved on ${utc(v.approvedAt)}${v.approvedBy ? ` by ${v.approvedBy}` : ''}.` : '';
+  const rows: [string, string][] = [
+    ['Application', v.application.name],
+    ['Requester', v.requester ? `${v.requester.displayName} (${v.requester.username})` : 'device pre-approval'],
+    ...(v.device ? [['Device', v.device.name] as [string, string]] : []),
+    ['Reviewers', v.reviewerGroups.join(', ')],
+    ['Answer by', utc(v.dueAt)],
+    ['Review id', v.id],
+  ];
+  const how = [
+    'Answer Keep or Remove on the review prompt in Slack or Teams, or through the Signoff API:',
+    `POST /api/v1/reviews/${v.id}/keep or POST /api/v1/reviews/${v.id}/remove {"reason": "..."}.`,
+    'Remove revokes the access and uninstalls the application. With no answer by the date above, access is kept.',
+  ];
+  const question = `Does ${who} still need ${v.application.name}${on}?${approved}`;
+  const text = [question, '', ...rows.map(([k, val]) => `${k}: ${val}`), '', ...how].join('\n');
+  const html = `<p>${escapeHtml(question)}</p><table>${rows.map(([k, val]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(val)}</td></tr>`).join('')}</table>` +
+    `<p>${how.map(escapeHtml).join('<br>')}</p>`;
+  return { to, subject: `Access review: does ${who} still need ${v.application.name}${on}?`, text, html };
 }

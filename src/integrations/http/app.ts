@@ -13,6 +13,7 @@ import { createOpsRouter } from './ops-routes.ts';
 import { problemErrorHandler } from './problem.ts';
 import { requestId } from './request-id.ts';
 import { registerRequestRoutes } from './request-routes.ts';
+import { registerReviewRoutes } from './review-routes.ts';
 import { RouteRegistry } from './route-registry.ts';
 import { routeFallback } from './route-fallback.ts';
 
@@ -31,6 +32,7 @@ export function buildApiRouter(ctx: AppContext): { router: express.Router; regis
   const registry = new RouteRegistry();
   const router = express.Router();
   registerRequestRoutes(router, registry, ctx);
+  registerReviewRoutes(router, registry, ctx);
   registerChangeRoutes(router, registry, ctx);
   registerAuditRoutes(router, registry, ctx);
   registerAdminRoutes(router, registry, ctx);
