@@ -36,7 +36,11 @@ function hashOf(prevHash: string, row: {
   return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(row)).digest('hex');
 }
 
-/** Appends to the hash-chained, append-only audit log inside the caller's transaction. */
+/**
+ * Appends to the hash-chained, append-only audit log inside the caller's transaction. It takes the chain's lock,
+ * held until commit: take every row lock the transaction needs before the first append, or two transactions can
+ * deadlock (one holding a row and waiting for the chain, the other the reverse).
+ */
 export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
   await tx.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
   const last = await tx.maybeOne<{ hash: string }>('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1');

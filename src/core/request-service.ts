@@ -302,18 +302,19 @@ export class RequestService {
       [row.id, now, actor.id, actor.label, reason?.trim() || null],
     );
     if (!updated) throw alreadyDecided(row);
+    // an access review still open for this access has nothing left to decide: close it so its prompts lose their
+    // buttons. Row locks come before the audit chain's lock, which every transaction takes last.
+    const closeReason = why === 'access_expired' ? 'the access expired first' : 'the access was revoked first';
+    const closed = await tx.query<{ id: string }>(
+      `UPDATE access_reviews SET status = 'closed', decided_at = $2, reason = $3 WHERE request_id = $1 AND status = 'pending' RETURNING id`,
+      [row.id, now, closeReason],
+    );
     await appendAudit(tx, { actor, action: 'request.revoked', subjectType: 'request', subjectId: row.id, before: { status: 'approved' }, after: { status: 'revoked' }, details: { reason, why }, at: now });
     const ctx = await this.context(tx, updated);
     const snapshot = { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why };
     const webhooks: WebhookEmission[] = [{ type: 'request.revoked', data: snapshot }];
     if (row.install_ordered_at) webhooks.push({ type: 'app.uninstall', data: installData(updated, ctx, reason ?? why) });
     await emit(tx, { type: 'request.revoked', subjectType: 'request', subjectId: row.id, actor, at: now, data: snapshot, webhooks });
-    // an access review still open for this access has nothing left to decide: close it so its prompts lose their buttons
-    const closeReason = why === 'access_expired' ? 'the access expired first' : 'the access was revoked first';
-    const closed = await tx.query<{ id: string }>(
-      `UPDATE access_reviews SET status = 'closed', decided_at = $2, reason = $3 WHERE request_id = $1 AND status = 'pending' RETURNING id`,
-      [row.id, now, closeReason],
-    );
     for (const review of closed) {
       await appendAudit(tx, { actor, action: 'request.review_closed', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: closeReason }, at: now });
       await emit(tx, {

@@ -91,7 +91,9 @@ export class TimerService {
     return this.db.tx(async (tx) => {
       if (kind === 'review_lapse') {
         const rows = await tx.query<ReviewRow>(
-          `SELECT * FROM access_reviews WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          // the request is locked with its review (skipped when busy) so a concurrent revocation never waits on us
+          `SELECT ar.* FROM access_reviews ar JOIN requests r ON r.id = ar.request_id
+            WHERE ar.status = 'pending' AND ar.due_at <= $1 ORDER BY ar.due_at LIMIT $2 FOR UPDATE OF ar, r SKIP LOCKED`,
           [now, this.batchSize],
         );
         return this.each(tx, kind, rows, (r) => this.lapseReview(tx, r, now));
@@ -279,10 +281,12 @@ export class TimerService {
         const who = await requireIdentity(tx, { username: opts.reviewerUsername }, 'reviewer');
         actor = { id: who.id, label: who.display_name, channel: actor.channel };
       }
-      const review = await tx.maybeOne<ReviewRow>('SELECT * FROM access_reviews WHERE id = $1 FOR UPDATE', [reviewId]);
-      if (!review) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+      // request row first, then the review: the same order as revocation and the lapse sweep, so they cannot deadlock
+      const target = await tx.maybeOne<{ request_id: string }>('SELECT request_id FROM access_reviews WHERE id = $1', [reviewId]);
+      if (!target) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+      const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [target.request_id]);
+      const review = await tx.one<ReviewRow>('SELECT * FROM access_reviews WHERE id = $1 FOR UPDATE', [reviewId]);
       if (review.status !== 'pending') throw await reviewAlreadyDecided(tx, review);
-      const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [review.request_id]);
       await authorizeReviewer(tx, actor, row, groupsOf(review, row));
       const status = decision === 'keep' ? 'kept' : 'removed';
       const why = reason?.trim() || null;
