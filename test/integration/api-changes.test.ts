@@ -16,6 +16,12 @@ const script = (id: string, body: string) => ({
 });
 
 describe('multi-admin approval over HTTP', () => {
+  it('takes the approver\'s notes as notes, reason or comments', async () => {
+    const created = await h.as(h.keys.changes).post('/api/v1/changes', script('notes.ps1', 'echo notes'));
+    const rejected = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/reject`, { approver: 'CONTOSO\\cyd', reason: 'wrong account' });
+    expect(rejected.body).toMatchObject({ status: 'rejected', decisionNotes: 'wrong account' });
+  });
+
   it('submit shows the diff; self-approval is refused; another admin approves and change.apply is emitted', async () => {
     const created = await h.as(h.keys.changes).post('/api/v1/changes', script('cleanup.ps1', 'echo new'));
     expect(created.status).toBe(201);

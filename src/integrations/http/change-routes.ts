@@ -6,8 +6,16 @@ import type { RouteRegistry } from './route-registry.ts';
 
 const idParam = (req: Request) => String(req.params.id);
 
-const decisionBody = z.strictObject({
+// `notes` is Intune's word; `reason` and `comments` are accepted too, as on requests
+const noteFields = {
   notes: optionalText(2000),
+  reason: optionalText(2000).describe('same as notes'),
+  comments: optionalText(2000).describe('same as notes'),
+};
+const notesOf = (b: { notes?: string; reason?: string; comments?: string }) => b.notes ?? b.reason ?? b.comments ?? null;
+
+const decisionBody = z.strictObject({
+  ...noteFields,
   approver: text(256).optional().describe('username of the admin the calling system acts for; without it the API key decides as a trusted system (never on its own change)'),
 });
 
@@ -60,7 +68,7 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
     summary: 'Approve a pending change (never your own); emits change.apply.',
     body: decisionBody,
     response: changeViewSchema,
-    handler: ({ req, body, actor }) => ctx.changes.approve(actor, idParam(req), body.notes ?? null, { approverUsername: body.approver }),
+    handler: ({ req, body, actor }) => ctx.changes.approve(actor, idParam(req), notesOf(body), { approverUsername: body.approver }),
   });
 
   registry.add(router, {
@@ -68,14 +76,14 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
     summary: 'Reject a pending change, with notes for the requester.',
     body: decisionBody,
     response: changeViewSchema,
-    handler: ({ req, body, actor }) => ctx.changes.reject(actor, idParam(req), body.notes ?? null, { approverUsername: body.approver }),
+    handler: ({ req, body, actor }) => ctx.changes.reject(actor, idParam(req), notesOf(body), { approverUsername: body.approver }),
   });
 
   registry.add(router, {
     method: 'post', path: '/changes/:id/cancel', tag: 'changes', scope: 'changes:write',
     summary: 'Cancel a pending change (the requester withdraws it).',
-    body: z.strictObject({ notes: optionalText(2000) }),
+    body: z.strictObject(noteFields),
     response: changeViewSchema,
-    handler: ({ req, body, actor }) => ctx.changes.cancel(actor, idParam(req), body.notes ?? null),
+    handler: ({ req, body, actor }) => ctx.changes.cancel(actor, idParam(req), notesOf(body)),
   });
 }
