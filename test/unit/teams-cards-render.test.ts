@@ -18,7 +18,10 @@ const require = createRequire(import.meta.url);
 // page.evaluate bodies run in Chromium; the project compiles without the DOM lib
 declare const window: any;
 declare const document: any;
-const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// .ci/run installs Debian's chromium, so CI always renders; a developer machine without it gets a visible skip
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`teams-cards-render: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH); rendering skipped`);
 
 const policy = policyDefinitionSchema.parse({
   justification: 'required',
@@ -75,6 +78,7 @@ const samples: { template: string; name: string; card: AdaptiveCard; requiredInp
 
 let browser: Browser;
 beforeAll(async () => {
+  if (!haveChromium) return;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 }, 60_000);
 afterAll(() => browser?.close());
@@ -85,7 +89,7 @@ describe('Adaptive Card templates', () => {
     expect([...new Set(samples.map((s) => s.template))].sort()).toEqual(templates.sort());
   });
 
-  it('parses and renders every card with the adaptivecards library, without warnings, and screenshots them', async () => {
+  it.skipIf(!haveChromium)('parses and renders every card with the adaptivecards library, without warnings, and screenshots them', async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await page.setContent('<html><body style="font-family:Segoe UI,sans-serif;background:#f3f2f1"><div id="grid" style="display:grid;grid-template-columns:repeat(3,440px);gap:16px;padding:16px"></div></body></html>');
     await page.addScriptTag({ path: require.resolve('adaptivecards/dist/adaptivecards.js') });
