@@ -43,7 +43,8 @@ describe('periodic access reviews in Teams', () => {
       expect(JSON.stringify(card)).toMatch(/Does Bob User still need Visio on BOB-LAPTOP\? Approved on 2026-01-05 09:00 UTC, by Ada Admin\./);
       // the channel copy is read-only; reviewers' clients refresh it into their own view
       expect(verbs(card)).toEqual(['refresh']);
-      expect(card.refresh.userIds.sort()).toEqual([AAD.ada, AAD.cyd].sort());
+      // by Teams user id where the bot has heard from the reviewer (ada), else the AAD object id (cyd)
+      expect(card.refresh.userIds.sort()).toEqual(['29:ada', AAD.cyd].sort());
     }
     expect(verbs(invokeCard(await h.post(h.invoke('ada', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh', 'reviewKeep', 'reviewRemove']);
     expect(verbs(invokeCard(await h.post(h.invoke('bob', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh']);

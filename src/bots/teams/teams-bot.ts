@@ -7,7 +7,7 @@ import { noticeCard, welcomeCard, type AdaptiveCard } from './teams-cards.ts';
 import { appPicker, changeForm, myRequests, requestForm } from './teams-forms.ts';
 import { TeamsInvokeHandler } from './teams-invoke.ts';
 import { baseConversationId } from './teams-connector.ts';
-import { auditSent, saveConversationRef, type ConversationKind, type StoredReference } from './teams-store.ts';
+import { auditSent, rememberTeamsUser, saveConversationRef, type ConversationKind, type StoredReference } from './teams-store.ts';
 
 const attach = (card: AdaptiveCard, summary?: string): Partial<BfActivity> => ({
   type: 'message',
@@ -53,8 +53,12 @@ export class SignoffTeamsBot extends ActivityHandler {
     await super.run(turn);
   }
 
-  /** Stores where this conversation lives; personal chats under the user's AAD object id, channels under their id. */
+  /**
+   * Stores where this conversation lives (personal chats under the user's AAD object id, channels under their
+   * id) and the sender's Teams user id, which cards name in `refresh.userIds`.
+   */
   private async remember(a: Partial<BfActivity>): Promise<void> {
+    if (a.from?.aadObjectId && a.from.id) await rememberTeamsUser(this.ctx.db, a.from.aadObjectId, a.from.id);
     if (!a.serviceUrl || !a.conversation?.id) return;
     const cd = (a.channelData ?? {}) as { channel?: { id?: string }; team?: { id?: string }; tenant?: { id?: string } };
     const tenantId = a.conversation.tenantId ?? cd.tenant?.id;

@@ -339,7 +339,7 @@ export class TeamsNotifier implements ChatNotifier {
 function outcomeNotice(r: RequestDetail): NoticeInput {
   const what = `${r.application.name}${r.device ? ` on ${r.device.name}` : ''}`;
   const by = r.decidedBy ?? 'Signoff';
-  const why = r.decisionReason ? ` Reason: "${r.decisionReason}"` : '';
+  const why = r.decisionReason ? ` Reason: "${r.decisionReason}".` : '';
   switch (r.status) {
     case 'approved': {
       const install = r.installOrderedAt ? ' The install has been ordered.' : r.installDueAt ? ` It installs in the next maintenance window (${r.installDueAt.slice(0, 16).replace('T', ' ')} UTC), or now if you ask.` : '';

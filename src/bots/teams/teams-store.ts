@@ -36,6 +36,31 @@ export async function anyConversationRef(db: Queryable): Promise<StoredReference
   return row?.reference;
 }
 
+/** Remembers a user's Teams id ("29:…") for their AAD object id; written only when it changes. */
+export async function rememberTeamsUser(db: Queryable, aadObjectId: string, userId: string): Promise<void> {
+  await db.query(
+    `INSERT INTO teams_users (aad_object_id, user_id) VALUES (lower($1), $2)
+     ON CONFLICT (aad_object_id) DO UPDATE SET user_id = EXCLUDED.user_id, updated_at = now()
+     WHERE teams_users.user_id IS DISTINCT FROM EXCLUDED.user_id`,
+    [aadObjectId, userId],
+  );
+}
+
+/**
+ * The ids to put in a card's `refresh.userIds`: Teams wants user ids ("29:…"); for someone who has never
+ * written to the bot only the AAD object id is known, which is the best there is until they do.
+ */
+export async function refreshIdsFor(db: Queryable, aadObjectIds: string[]): Promise<string[]> {
+  const wanted = [...new Set(aadObjectIds.filter(Boolean))];
+  if (wanted.length === 0) return [];
+  const rows = await db.query<{ aad_object_id: string; user_id: string }>(
+    `SELECT aad_object_id, user_id FROM teams_users WHERE aad_object_id = ANY($1::text[])`,
+    [wanted.map((x) => x.toLowerCase())],
+  );
+  const known = new Map(rows.map((r) => [r.aad_object_id, r.user_id]));
+  return [...new Set(wanted.map((aad) => known.get(aad.toLowerCase()) ?? aad))];
+}
+
 export type CopyView = 'base' | 'approver' | 'requester';
 export type Purpose = 'prompt' | 'requester' | 'notice' | 'reply';
 

@@ -3,6 +3,7 @@ import { groupNamesOf, identityById, membersOfGroups, type IdentityRow } from '.
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import { changeCard, requestCard, reviewCard, type AdaptiveCard, type Banner } from './teams-cards.ts';
+import { refreshIdsFor } from './teams-store.ts';
 
 /**
  * Decides, from the database, what one viewer may do with a request or change, and renders that card.
@@ -34,9 +35,7 @@ export class TeamsViews {
       cancel: isRequester,
       installNow: isRequester && r.status === 'approved' && !r.installOrderedAt,
     };
-    const refreshUserIds = r.status === 'pending' || can.installNow
-      ? [...new Set([...approvers, ...(requester ? [requester] : [])].map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)))]
-      : [];
+    const refreshUserIds = r.status === 'pending' || can.installNow ? await this.refreshIds([...approvers, ...(requester ? [requester] : [])]) : [];
     return requestCard({ request: r, can, refreshUserIds, banner });
   }
 
@@ -53,9 +52,7 @@ export class TeamsViews {
     const mine = me && !isRequester ? await groupNamesOf(this.ctx.db, me.id) : [];
     const can = { decide: c.status === 'pending' && mine.some((g) => c.approverGroups.includes(g)), cancel: isRequester };
     const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
-    const refreshUserIds = c.status === 'pending'
-      ? [...new Set([...approvers, ...(requester ? [requester] : [])].map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)))]
-      : [];
+    const refreshUserIds = c.status === 'pending' ? await this.refreshIds([...approvers, ...(requester ? [requester] : [])]) : [];
     return changeCard({ change: c, can, refreshUserIds, banner });
   }
 
@@ -71,8 +68,13 @@ export class TeamsViews {
     const reviewers = await this.pendingReviewers(v);
     const me = viewer.kind === 'identity' ? viewer.identity : undefined;
     const can = { decide: Boolean(me && reviewers.some((r) => r.id === me.id)) };
-    const refreshUserIds = [...new Set(reviewers.map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)))];
+    const refreshUserIds = await this.refreshIds(reviewers);
     return reviewCard({ review: v, can, refreshUserIds, banner });
+  }
+
+  /** Who gets an automatic refresh into their own view: linked Teams users, by their Teams user id when known. */
+  private refreshIds(people: IdentityRow[]): Promise<string[]> {
+    return refreshIdsFor(this.ctx.db, people.map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)));
   }
 
   cardFor(kind: 'request' | 'change' | 'review', id: string, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
