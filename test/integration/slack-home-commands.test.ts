@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
@@ -82,6 +82,12 @@ describe('slash command', () => {
     await h.action('U0BOB', ACTION.cancel, id, { channel: 'C0GENERAL' });
     const [eph] = await h.fake.waitFor('chat.postEphemeral');
     expect(textOf(eph!.args.blocks)).toMatch(/Your request for \*Project\* is cancelled/);
+    // a reply only bob sees is still a message Signoff sent: it is in the audit log
+    await vi.waitFor(async () => {
+      const sent = await h.t.tdb.db.query<{ details: Record<string, unknown> }>(
+        `SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_type = 'conversation' AND subject_id = 'C0GENERAL'`);
+      expect(sent.map((r) => r.details)).toContainEqual(expect.objectContaining({ platform: 'slack', method: 'chat.postEphemeral', private: true, to: 'U0BOB', text: expect.stringMatching(/Your request for \*Project\* is cancelled/) }));
+    });
     await h.drain();
     const copy = h.fake.of('chat.update').find((u) => u.args.channel === 'C0APPROVE')!;
     expect(textOf(copy.args.blocks)).toMatch(/Cancelled\* by \*Bob User\*/);

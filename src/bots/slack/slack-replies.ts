@@ -1,10 +1,11 @@
 import type { AppContext } from '../../app-context.ts';
-import type { Actor } from '../../core/audit-log.ts';
+import { appendAudit, type Actor } from '../../core/audit-log.ts';
 import { identityBySlackId, type IdentityRow } from '../../core/directory.ts';
 import { isAppError, toAppError } from '../../core/errors.ts';
 import { SlackApiError, type Blocks, type SlackApi } from './slack-api.ts';
 import { esc, section, slackDate } from './slack-format.ts';
 import type { SlackNotifier } from './slack-notifier.ts';
+import { slackActor } from './slack-refs.ts';
 
 /** What every Slack handler is given. */
 export interface SlackDeps {
@@ -73,24 +74,36 @@ export interface ReplyTarget {
 export async function replyPrivately(deps: SlackDeps, to: ReplyTarget, text: string, blocks?: Blocks): Promise<void> {
   const allBlocks = blocks ?? [section(text)];
   const plainText = text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1');
-  if (to.channel) {
-    try {
-      await deps.api.postEphemeral({ channel: to.channel, user: to.user, text: plainText, blocks: allBlocks });
-      return;
-    } catch (e) {
-      deps.ctx.logger.debug({ err: (e as Error).message }, 'slack: ephemeral failed, falling back');
-    }
+  if (to.channel && await attempt(deps, 'ephemeral', () => deps.api.postEphemeral({ channel: to.channel!, user: to.user, text: plainText, blocks: allBlocks }))) {
+    return auditPrivate(deps, 'chat.postEphemeral', to.channel, to.user, plainText);
   }
-  if (to.responseUrl && isAllowedResponseUrl(deps, to.responseUrl)) {
-    try {
-      await deps.api.respond(to.responseUrl, { response_type: 'ephemeral', replace_original: false, text: plainText, blocks: allBlocks });
-      return;
-    } catch (e) {
-      deps.ctx.logger.debug({ err: (e as Error).message }, 'slack: response_url failed, falling back to DM');
-    }
+  if (to.responseUrl && isAllowedResponseUrl(deps, to.responseUrl)
+    && await attempt(deps, 'response_url', () => deps.api.respond(to.responseUrl!, { response_type: 'ephemeral', replace_original: false, text: plainText, blocks: allBlocks }))) {
+    return auditPrivate(deps, 'response_url', to.channel ?? null, to.user, plainText);
   }
   const dm = await deps.api.openDm(to.user);
-  await deps.api.postMessage({ channel: dm, text: plainText, blocks: allBlocks });
+  const { ts } = await deps.api.postMessage({ channel: dm, text: plainText, blocks: allBlocks });
+  await auditPrivate(deps, 'chat.postMessage', dm, to.user, plainText, ts);
+}
+
+/** One way of reaching the user; false (logged) when Slack refused it, so the next way is tried. */
+async function attempt(deps: SlackDeps, way: string, send: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await send();
+    return true;
+  } catch (e) {
+    deps.ctx.logger.debug({ err: (e as Error).message }, `slack: ${way} failed, falling back`);
+    return false;
+  }
+}
+
+/** Replies only one person sees are messages Signoff sent too, so they are in the audit log like the rest. */
+async function auditPrivate(deps: SlackDeps, method: string, channel: string | null, user: string, text: string, ts?: string): Promise<void> {
+  const { db, clock } = deps.ctx;
+  await db.tx((tx) => appendAudit(tx, {
+    actor: slackActor, action: 'message.sent', subjectType: 'conversation', subjectId: channel ?? user, at: clock.now(),
+    details: { platform: 'slack', method, private: true, channel, to: user, ts: ts ?? null, text: text.slice(0, 500) },
+  }));
 }
 
 export function isAllowedResponseUrl(deps: SlackDeps, url: string): boolean {
