@@ -76,7 +76,11 @@ export async function relayOutboxEvent(ctx: AppContext, queues: AppQueues, outbo
  * The notify job: hands the event to one notifier, once; failures are recorded and retried by BullMQ (a
  * permanent one, per notifyErrorPolicy, marks the effect failed at once).
  */
-export async function runEffect(ctx: AppContext, outboxId: string, target: string, finalAttempt: boolean): Promise<'done' | 'skipped'> {
+export async function runEffect(
+  ctx: AppContext, outboxId: string, target: string,
+  /** whether a failure now is the last word (no retry follows): true, false, or decided from the error */
+  finalAttempt: boolean | ((error: unknown) => boolean),
+): Promise<'done' | 'skipped'> {
   const outcome = await ctx.db.tx(async (tx) => {
     const row = await tx.maybeOne<{ id: string; payload: Omit<DomainEvent, 'id'> }>(
       `SELECT f.id, o.payload FROM outbox_effects f JOIN outbox o ON o.id = f.outbox_id
@@ -94,7 +98,7 @@ export async function runEffect(ctx: AppContext, outboxId: string, target: strin
     } catch (e) {
       const message = (e as Error)?.message ?? String(e);
       // a permanent error will not be retried, so the effect is failed now whatever attempt this was
-      const gaveUp = finalAttempt || notifyErrorPolicy(e).permanent;
+      const gaveUp = (typeof finalAttempt === 'function' ? finalAttempt(e) : finalAttempt) || notifyErrorPolicy(e).permanent;
       await tx.query(
         `UPDATE outbox_effects SET attempts = attempts + 1, last_error = $2, status = CASE WHEN $3 THEN 'failed' ELSE status END,
                 completed_at = CASE WHEN $3 THEN now() ELSE NULL END WHERE id = $1`,

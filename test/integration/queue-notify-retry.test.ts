@@ -36,8 +36,9 @@ class FakeNotifier implements ChatNotifier {
   }
 }
 
-// Slack answers the first call of every event with 429 + Retry-After, as SlackApi maps it
-const slack = new FakeNotifier('slack', (n) => (n === 1 ? new SlackApiError('chat.postMessage', 'ratelimited', true, RETRY_AFTER_MS) : null));
+// Slack answers the first call(s) of every event with 429 + Retry-After, as SlackApi maps it
+const slackLimit = { calls: 1, retryAfterMs: RETRY_AFTER_MS };
+const slack = new FakeNotifier('slack', (n) => (n <= slackLimit.calls ? new SlackApiError('chat.postMessage', 'ratelimited', true, slackLimit.retryAfterMs) : null));
 // Teams refuses every call for good (the bot was removed from the team)
 const teams = new FakeNotifier('teams', () => new TeamsSendError('Bot Connector POST /v3/conversations answered 403: BotNotInConversationRoster', 403, false));
 
@@ -83,5 +84,22 @@ describe('notify queue and chat platform errors', () => {
       `SELECT status, attempts, last_error FROM outbox_effects WHERE outbox_id = $1 AND target = 'teams'`, [id]);
     expect(teamsEffect).toMatchObject({ status: 'failed', attempts: 1 });
     expect(teamsEffect.last_error).toMatch(/403/);
+  });
+
+  it('sits out more rate limits than the retry budget has attempts, and still delivers once', async () => {
+    slackLimit.calls = 12; // the notify queue allows 8 attempts
+    slackLimit.retryAfterMs = 30;
+    const [pending] = await t.tdb.db.query<{ id: string }>(`SELECT id FROM requests WHERE status = 'pending'`);
+    await t.ctx.requests.cancel(s.actor(s.bob), pending!.id);
+    await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams again', answers: { usage: 'Diagrams' } });
+    const [event] = await t.tdb.db.query<{ id: string }>(`SELECT id FROM outbox WHERE type = 'request.submitted' ORDER BY seq DESC LIMIT 1`);
+    const id = event!.id;
+    await waitFor(() => slack.done.has(id), 'the slack notification to get through after 12 rate limits', 20_000);
+    expect(slack.callsFor(id)).toHaveLength(13);
+    const job = await workers.queues.notify.getJob(jobIds.notify(id, 'slack'));
+    expect(await job!.getState()).toBe('completed');
+    expect(job!.attemptsMade).toBeLessThan(job!.opts.attempts!);
+    expect(job!.data.rateLimitWaits).toBe(12);
+    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== null, 'slack effect done');
   });
 });

@@ -15,6 +15,8 @@ export interface DeliveryJob {
 export interface NotifyJob {
   outboxId: string;
   target: string;
+  /** how many times the platform's rate limit has postponed this job (those waits spend no attempt) */
+  rateLimitWaits?: number;
 }
 
 /** Job ids are the Postgres ids, so enqueueing the same thing twice is a no-op while the first is queued. */

@@ -9,6 +9,9 @@ import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
 import { startSweeper, type Sweeper } from './sweeper.ts';
 
+/** Rate-limit waits a notification may sit out before they start counting as failed attempts. */
+const MAX_RATE_LIMIT_WAITS = 200;
+
 export interface WorkerOptions {
   /** webhook retry schedule (tests shorten it) */
   backoff?: BackoffOptions;
@@ -76,14 +79,24 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     return step.outcome;
   }, { ...common, concurrency: opts.webhookConcurrency ?? 8 });
 
-  const notifyWorker = new Worker<NotifyJob>(queueNames.notify, async (job) => {
-    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  const notifyWorker = new Worker<NotifyJob>(queueNames.notify, async (job: Job<NotifyJob>, token?: string) => {
+    const waits = job.data.rateLimitWaits ?? 0;
+    // being rate limited is not a failure: wait as long as the platform asks without spending an attempt,
+    // so a burst (a big approver group, a busy channel) delays messages instead of dropping them
+    const waitsOut = (e: unknown) => notifyErrorPolicy(e).retryAfterMs !== null && waits < MAX_RATE_LIMIT_WAITS;
+    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     try {
-      return await runEffect(ctx, job.data.outboxId, job.data.target, final);
+      return await runEffect(ctx, job.data.outboxId, job.data.target, (e) => lastAttempt && !waitsOut(e));
     } catch (e) {
+      const policy = notifyErrorPolicy(e);
       // a permanent refusal (403, invalid_auth, ...) fails the job now instead of burning the retry budget;
       // runEffect has already marked the effect failed in Postgres
-      if (notifyErrorPolicy(e).permanent) throw new UnrecoverableError((e as Error)?.message ?? String(e));
+      if (policy.permanent) throw new UnrecoverableError((e as Error)?.message ?? String(e));
+      if (policy.retryAfterMs !== null && waitsOut(e)) {
+        await job.updateData({ ...job.data, rateLimitWaits: waits + 1 });
+        await job.moveToDelayed(Date.now() + policy.retryAfterMs + Math.floor(Math.random() * 250), token);
+        throw new DelayedError();
+      }
       throw e;
     }
   }, { ...common, concurrency: 4, settings: { backoffStrategy: notifyBackoffStrategy } });
