@@ -32,6 +32,8 @@ export interface ReviewView {
 export interface ReviewFilter {
   status?: ReviewStatus;
   requestId?: string;
+  /** pending reviews this identity may answer: a member of a reviewer group, not the one whose access it is */
+  reviewerId?: string;
 }
 
 interface JoinedReview {
@@ -119,6 +121,13 @@ export async function listReviews(db: Queryable, filter: ReviewFilter, limit = 5
     if (!isUuid(filter.requestId)) return { items: [], nextCursor: null };
     params.push(filter.requestId);
     where.push(`v.request_id = $${params.length}`);
+  }
+  if (filter.reviewerId) {
+    if (!isUuid(filter.reviewerId)) return { items: [], nextCursor: null };
+    params.push(filter.reviewerId);
+    const me = `$${params.length}::uuid`;
+    where.push(`v.status = 'pending' AND r.requester_id IS DISTINCT FROM ${me} AND v.reviewer_groups && ARRAY(
+      SELECT g.name FROM approver_group_members m JOIN approver_groups g ON g.id = m.group_id WHERE m.identity_id = ${me})`);
   }
   if (cursor) {
     const [ts, id] = decodeCursor(cursor);

@@ -63,6 +63,21 @@ describe('periodic access reviews in Slack', () => {
     expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
   });
 
+  it('App Home lists the open review under "Waiting on you" for reviewers only, with Keep / Remove', async () => {
+    const homeOf = async (user: string) => {
+      h.fake.reset();
+      await h.event({ type: 'app_home_opened', user, tab: 'home' });
+      const [publish] = await h.fake.waitFor('views.publish');
+      return publish!.args.view.blocks as any[];
+    };
+    const dan = await homeOf('U0DAN');
+    expect(textOf(dan)).toMatch(/Waiting on you[\s\S]*\*Access review\*: Does \*Bob User\* still need \*Visio\* on \*BOB-LAPTOP\*\?[\s\S]*Answer by <!date/);
+    expect(reviewButtons(dan).map((b) => [b.text, b.value])).toEqual([['Keep', reviewId], ['Remove', reviewId]]);
+    // whose access it is, and someone in no reviewer group, have nothing to answer
+    expect(reviewButtons(await homeOf('U0BOB'))).toEqual([]);
+    expect(reviewButtons(await homeOf('U0EVE'))).toEqual([]);
+  });
+
   it('Remove asks for a reason in a modal, then revokes: every copy shows the outcome, the uninstall is ordered', async () => {
     h.fake.reset();
     await h.action('U0DAN', ACTION.reviewRemove, reviewId, { channel: 'C0SECURITY' });
@@ -100,6 +115,11 @@ describe('periodic access reviews in Slack', () => {
     await h.action('U0ADA', ACTION.reviewKeep, reviewId);
     expect(await ephemeralText()).toMatch(/Already decided: this was \*removed\* by \*Dan Security\*/);
     expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('removed');
+    // and it is no longer waiting on anyone
+    h.fake.reset();
+    await h.event({ type: 'app_home_opened', user: 'U0ADA', tab: 'home' });
+    const [home] = await h.fake.waitFor('views.publish');
+    expect(reviewButtons(home!.args.view.blocks)).toEqual([]);
   });
 
   it('Keep answers at once, and the copies show who kept it', async () => {

@@ -51,6 +51,21 @@ describe('periodic access reviews in Teams', () => {
     expect(verbs(invokeCard(await h.post(h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh']);
   });
 
+  it('"my requests" lists the open review for reviewers; opening it gives Keep / Remove', async () => {
+    const myRequests = async (user: 'ada' | 'bob') => {
+      h.connector.reset();
+      await h.post(h.message(user, 'my requests'));
+      return JSON.stringify(cardOf(h.connector.posted()[0]!.body));
+    };
+    const ada = await myRequests('ada');
+    expect(ada).toMatch(/Waiting for your decision[\s\S]*Access review: Visio for Bob User/);
+    expect(ada).toContain(`"kind":"review","id":"${reviewId}"`);
+    // bob's own access is not his to review
+    expect(await myRequests('bob')).not.toContain('Access review');
+    const opened = await h.post(h.invoke('ada', 'open', { kind: 'review', id: reviewId }));
+    expect(verbs(invokeCard(opened))).toEqual(['refresh', 'reviewKeep', 'reviewRemove']);
+  });
+
   it('refuses the requester and a Remove without a reason on the card, deciding nothing', async () => {
     const own = await h.post(h.invoke('bob', 'reviewKeep', { kind: 'review', id: reviewId }));
     expect(own.status).toBe(200);

@@ -2,9 +2,10 @@ import { groupNamesOf, visibleApplications, type ApplicationRow, type IdentityRo
 import { mayRequest } from '../../core/policy-evaluation.ts';
 import { policyDefinitionSchema } from '../../core/policy-schema.ts';
 import { historyOf } from '../../core/request-queries.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, HistoryEntry, RequestView } from '../../core/views.ts';
 import type { Blocks, SlackView } from './slack-api.ts';
-import { statusLabel } from './slack-approval-blocks.ts';
+import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
 import { button, clip, context, divider, esc, header, section, slackDate } from './slack-format.ts';
 import { ACTION } from './slack-ids.ts';
 import { notLinkedText, type SlackDeps } from './slack-replies.ts';
@@ -17,9 +18,11 @@ export interface HomeInput {
   waiting: RequestView[];
   changesWaiting: ChangeView[];
   myChanges: ChangeView[];
+  /** open access reviews this person may answer */
+  reviewsWaiting: ReviewView[];
 }
 
-const LIMITS = { catalog: 20, mine: 10, waiting: 10, changes: 5 };
+const LIMITS = { catalog: 20, mine: 10, waiting: 10, changes: 5, reviews: 5 };
 
 const describeHistory = (h: HistoryEntry[]) =>
   h.filter((e) => e.action !== 'message.sent').slice(-3).map((e) => `${esc(e.action.replace(/^request\./, '').replace('decision.', ''))} by ${esc(e.actor)} ${slackDate(e.at)}`).join(' · ');
@@ -55,7 +58,7 @@ export function homeView(input: HomeInput): SlackView {
     blocks.push({ ...section(`*Change* ${esc(c.resourceType)} \`${esc(c.resourceId)}\`: ${statusLabel(c.status)} (waiting for ${esc(c.approverGroups.join(', '))})`), accessory: button('Cancel change', ACTION.changeCancel, c.id, 'danger') });
   }
 
-  if (input.waiting.length || input.changesWaiting.length) {
+  if (input.waiting.length || input.changesWaiting.length || input.reviewsWaiting.length) {
     blocks.push(divider(), header('Waiting on you'));
     for (const r of input.waiting.slice(0, LIMITS.waiting)) {
       blocks.push(section(`*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, stage ${r.currentStage + 1} of ${r.stageCount}${r.deadlineAt ? `, decide by ${slackDate(r.deadlineAt)}` : ''}${r.justification ? `\n>${esc(clip(r.justification, 300))}` : ''}`));
@@ -65,6 +68,11 @@ export function homeView(input: HomeInput): SlackView {
       blocks.push(section(`*Change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` by *${esc(c.requester.label)}* (${c.diff.length} change${c.diff.length === 1 ? '' : 's'})\n>${esc(clip(c.justification, 300))}`));
       blocks.push({ type: 'actions', block_id: `home_chg:${c.id}`, elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')] });
     }
+    for (const v of input.reviewsWaiting.slice(0, LIMITS.reviews)) {
+      blocks.push(section(`*Access review*: ${reviewQuestion(v, null)}\nAnswer by ${slackDate(v.dueAt)}`));
+      blocks.push({ type: 'actions', block_id: `home_rev:${v.id}`, elements: [button('Keep', ACTION.reviewKeep, v.id, 'primary'), button('Remove', ACTION.reviewRemove, v.id, 'danger')] });
+    }
+    if (input.reviewsWaiting.length > LIMITS.reviews) blocks.push(context(`${input.reviewsWaiting.length - LIMITS.reviews} more access reviews wait on you.`));
   }
   blocks.push(context('Type `/signoff help` anywhere for commands.'));
   return { type: 'home', blocks: blocks.slice(0, 100) };
@@ -83,16 +91,17 @@ export async function requestableApplications(deps: SlackDeps, who: IdentityRow)
 
 export async function loadHome(deps: SlackDeps, who: IdentityRow): Promise<HomeInput> {
   const { ctx } = deps;
-  const [catalog, mine, waiting, changesWaiting, myChanges] = await Promise.all([
+  const [catalog, mine, waiting, changesWaiting, myChanges, reviews] = await Promise.all([
     requestableApplications(deps, who),
     ctx.requests.list({ requesterId: who.id }, LIMITS.mine),
     ctx.requests.list({ pendingForApproverId: who.id }, LIMITS.waiting + 1),
     ctx.changes.pendingFor(who.id),
     ctx.db.query<{ id: string }>(`SELECT id FROM changes WHERE requester_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT $2`, [who.id, LIMITS.changes]),
+    ctx.timers.listReviews({ reviewerId: who.id }, 50),
   ]);
   const withHistory = await Promise.all(mine.items.map(async (request) => ({ request, history: await historyOf(ctx.db, 'request', request.id) })));
   return {
-    identity: who, catalog, mine: withHistory, waiting: waiting.items, changesWaiting,
+    identity: who, catalog, mine: withHistory, waiting: waiting.items, changesWaiting, reviewsWaiting: reviews.items,
     myChanges: await Promise.all(myChanges.map((c) => ctx.changes.get(c.id))),
   };
 }

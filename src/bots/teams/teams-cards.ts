@@ -275,7 +275,7 @@ export function welcomeCard(opts: { name?: string; linked: boolean; welcome: boo
 }
 
 export interface ListItem {
-  kind: 'request' | 'change';
+  kind: 'request' | 'change' | 'review';
   id: string;
   title: string;
   subtitle: string;

@@ -119,6 +119,7 @@ export async function myRequests(ctx: AppContext, actor: Actor): Promise<Adaptiv
   const mine = await listRequests(ctx.db, { requesterId: actor.id! }, 10);
   const waiting = { items: await waitingFor(ctx, actor.id!) };
   const changes = await ctx.changes.pendingFor(actor.id!);
+  const reviews = await ctx.timers.listReviews({ reviewerId: actor.id! }, 10);
   const requests: ListItem[] = mine.items.map((r) => ({
     kind: 'request', id: r.id, title: r.application.name, status: r.status,
     subtitle: `${r.device ? `${r.device.name} · ` : ''}requested ${shortDate(r.createdAt)}${r.decidedBy && r.status !== 'pending' ? ` · ${r.status} by ${r.decidedBy}` : ''}`,
@@ -126,6 +127,10 @@ export async function myRequests(ctx: AppContext, actor: Actor): Promise<Adaptiv
   const approvals: ListItem[] = [
     ...waiting.items.map((r) => ({ kind: 'request' as const, id: r.id, title: `${r.application.name} for ${r.requester?.displayName ?? 'a device'}`, subtitle: `${r.device ? `${r.device.name} · ` : ''}since ${shortDate(r.createdAt)}` })),
     ...changes.map((c) => ({ kind: 'change' as const, id: c.id, title: `Change to ${c.resourceType} "${c.resourceId}"`, subtitle: `by ${c.requester.label} · since ${shortDate(c.createdAt)}` })),
+    ...reviews.items.map((v) => ({
+      kind: 'review' as const, id: v.id, title: `Access review: ${v.application.name} for ${v.requester?.displayName ?? 'a device'}`,
+      subtitle: `${v.device ? `${v.device.name} · ` : ''}answer by ${shortDate(v.dueAt)}`,
+    })),
   ];
   return myRequestsCard(requests, approvals);
 }
