@@ -24,19 +24,66 @@ const ATTEMPT_OUTCOME_SQL = `CASE
 
 interface AttemptRow {
   outcome: string;
-  n: string;
-  sum_ms: string;
-  buckets: string[];
+  n: number;
+  sum_ms: number;
+  buckets: number[];
 }
 
-/** Attempts by outcome, with their latency sum and cumulative bucket counts, in one pass over webhook_attempts. */
+/**
+ * How long after an attempt's created_at it may still be uncommitted (the insert and its commit are a few
+ * statements apart; a wide margin costs only a slightly larger live scan).
+ */
+const SETTLE = '5 minutes';
+/** fold at most this often, so scrapes mostly just read */
+const FOLD_EVERY = '1 minute';
+
+const bucketSql = DELIVERY_LATENCY_BUCKETS.map((b) => `count(*) FILTER (WHERE latency_ms <= ${b * 1000})`).join(', ');
+const aggregateSql = (where: string) => `
+  SELECT outcome, count(*)::bigint AS n, coalesce(sum(latency_ms), 0)::bigint AS sum_ms, ARRAY[${bucketSql}]::bigint[] AS buckets
+    FROM (SELECT latency_ms, ${ATTEMPT_OUTCOME_SQL} AS outcome FROM webhook_attempts WHERE ${where}) a
+   GROUP BY outcome`;
+
+/**
+ * Moves settled attempts into webhook_attempt_totals, so later scrapes need not read them again. One scraper
+ * folds at a time (SKIP LOCKED: the others just read); totals and the watermark change in one transaction.
+ */
+async function foldSettledAttempts(db: Database): Promise<void> {
+  await db.tx(async (tx) => {
+    const due = await tx.maybeOne<{ from_at: Date; to_at: Date }>(
+      `SELECT folded_through AS from_at, now() - interval '${SETTLE}' AS to_at FROM webhook_attempt_rollup
+        WHERE folded_through < now() - interval '${SETTLE}' - interval '${FOLD_EVERY}' FOR UPDATE SKIP LOCKED`,
+    );
+    if (!due) return;
+    await tx.query(
+      `INSERT INTO webhook_attempt_totals AS t (outcome, n, sum_ms, buckets)
+       ${aggregateSql('created_at > $1 AND created_at <= $2')}
+       ON CONFLICT (outcome) DO UPDATE SET n = t.n + EXCLUDED.n, sum_ms = t.sum_ms + EXCLUDED.sum_ms,
+         buckets = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0) FROM unnest(t.buckets, EXCLUDED.buckets) WITH ORDINALITY AS u(a, b, i) ORDER BY i)`,
+      [due.from_at, due.to_at],
+    );
+    await tx.query(`UPDATE webhook_attempt_rollup SET folded_through = $1`, [due.to_at]);
+  });
+}
+
+/**
+ * Attempts by outcome, with their latency sum and cumulative bucket counts: the folded totals plus the attempts
+ * since, read in one statement (one snapshot), so a fold running meanwhile neither hides nor doubles a row.
+ */
 async function attemptFigures(db: Database): Promise<AttemptRow[]> {
-  const filters = DELIVERY_LATENCY_BUCKETS.map((b) => `count(*) FILTER (WHERE latency_ms <= ${b * 1000})`).join(', ');
-  return db.query<AttemptRow>(
-    `SELECT outcome, count(*) AS n, coalesce(sum(latency_ms), 0) AS sum_ms, ARRAY[${filters}]::text[] AS buckets
-       FROM (SELECT latency_ms, ${ATTEMPT_OUTCOME_SQL} AS outcome FROM webhook_attempts) a
-      GROUP BY outcome ORDER BY outcome`,
+  await foldSettledAttempts(db);
+  const rows = await db.query<{ outcome: string; n: string; sum_ms: string; buckets: string[] }>(
+    `SELECT outcome, n, sum_ms, buckets FROM webhook_attempt_totals
+     UNION ALL ${aggregateSql('created_at > (SELECT folded_through FROM webhook_attempt_rollup)')}`,
   );
+  const byOutcome = new Map<string, AttemptRow>();
+  for (const r of rows) {
+    const acc = byOutcome.get(r.outcome) ?? { outcome: r.outcome, n: 0, sum_ms: 0, buckets: DELIVERY_LATENCY_BUCKETS.map(() => 0) };
+    acc.n += Number(r.n);
+    acc.sum_ms += Number(r.sum_ms);
+    acc.buckets = acc.buckets.map((v, i) => v + Number(r.buckets[i] ?? 0));
+    byOutcome.set(r.outcome, acc);
+  }
+  return [...byOutcome.values()].sort((a, b) => a.outcome.localeCompare(b.outcome));
 }
 
 type MetricValue = { value: number; labels: Record<string, string | number>; metricName?: string };
@@ -168,7 +215,7 @@ export function metricsFor(ctx: AppContext): Metrics {
     name: 'signoff_webhook_attempts_total',
     help: 'Webhook delivery attempts by outcome (succeeded, retry, failed, gone, refused), all processes, from PostgreSQL',
     type: 'counter',
-    values: async () => (await attempts()).map((r) => ({ labels: { outcome: r.outcome }, value: Number(r.n) })),
+    values: async () => (await attempts()).map((r) => ({ labels: { outcome: r.outcome }, value: r.n })),
   });
   scrapeTimeMetric(registry, {
     name: 'signoff_webhook_delivery_latency_seconds',
@@ -176,10 +223,10 @@ export function metricsFor(ctx: AppContext): Metrics {
     type: 'histogram',
     values: async () =>
       (await attempts()).flatMap((r): MetricValue[] => [
-        ...DELIVERY_LATENCY_BUCKETS.map((le, i) => ({ metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le, outcome: r.outcome }, value: Number(r.buckets[i]) })),
-        { metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le: '+Inf', outcome: r.outcome }, value: Number(r.n) },
-        { metricName: 'signoff_webhook_delivery_latency_seconds_sum', labels: { outcome: r.outcome }, value: Number(r.sum_ms) / 1000 },
-        { metricName: 'signoff_webhook_delivery_latency_seconds_count', labels: { outcome: r.outcome }, value: Number(r.n) },
+        ...DELIVERY_LATENCY_BUCKETS.map((le, i) => ({ metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le, outcome: r.outcome }, value: r.buckets[i]! })),
+        { metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le: '+Inf', outcome: r.outcome }, value: r.n },
+        { metricName: 'signoff_webhook_delivery_latency_seconds_sum', labels: { outcome: r.outcome }, value: r.sum_ms / 1000 },
+        { metricName: 'signoff_webhook_delivery_latency_seconds_count', labels: { outcome: r.outcome }, value: r.n },
       ]),
   });
 

@@ -77,8 +77,9 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
       : `HTTP ${statusCode}`;
 
     await tx.query(
-      `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, response_excerpt, error)
-       VALUES ($1, (SELECT count(*) + 1 FROM webhook_attempts WHERE delivery_id = $1), $2, $3, $4, $5)`,
+      // clock_timestamp(), not the transaction's start: the metrics rollup folds attempts by created_at
+      `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, response_excerpt, error, created_at)
+       VALUES ($1, (SELECT count(*) + 1 FROM webhook_attempts WHERE delivery_id = $1), $2, $3, $4, $5, clock_timestamp())`,
       [d.id, statusCode, result.latencyMs, excerptOf(result), error],
     );
 
