@@ -71,7 +71,13 @@ export class Database implements Queryable {
   }
 }
 
-export function createDataSource(url: string, opts: { poolSize?: number } = {}): DataSource {
+export interface PoolOptions {
+  poolSize?: number;
+  /** how long an unused connection stays open (pg's default is 10 s) */
+  idleTimeoutMs?: number;
+}
+
+export function createDataSource(url: string, opts: PoolOptions = {}): DataSource {
   return new DataSource({
     type: 'postgres',
     url,
@@ -80,7 +86,7 @@ export function createDataSource(url: string, opts: { poolSize?: number } = {}):
     migrationsTableName: 'schema_migrations',
     synchronize: false,
     logging: false,
-    extra: { max: opts.poolSize ?? 20, connectionTimeoutMillis: 5000 },
+    extra: { max: opts.poolSize ?? 20, connectionTimeoutMillis: 5000, ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}) },
   });
 }
 
@@ -133,7 +139,7 @@ export async function ensureDatabaseExists(url: string): Promise<void> {
 }
 
 /** Connects, creating the database if needed, and optionally runs pending migrations. */
-export async function openDatabase(url: string, opts: { migrate?: boolean; poolSize?: number } = {}): Promise<Database> {
+export async function openDatabase(url: string, opts: PoolOptions & { migrate?: boolean } = {}): Promise<Database> {
   await ensureDatabaseExists(url);
   const ds = createDataSource(url, opts);
   try {

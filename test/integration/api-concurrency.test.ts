@@ -7,7 +7,8 @@ let h: ApiHarness;
 let server: RunningServer;
 let base: string;
 beforeAll(async () => {
-  h = await createApiHarness();
+  // most of the 50 calls should meet in Postgres at once, but two other test files share its 100 connections
+  h = await createApiHarness({}, { poolSize: 35 });
   server = await startHttpServer(h.app, 0, { host: '127.0.0.1' });
   base = `http://127.0.0.1:${server.port}/api/v1`;
 });

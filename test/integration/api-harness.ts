@@ -20,8 +20,8 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-export async function createApiHarness(env: Record<string, string> = {}): Promise<ApiHarness> {
-  const t = await createTestContext(env);
+export async function createApiHarness(env: Record<string, string> = {}, opts: { poolSize?: number } = {}): Promise<ApiHarness> {
+  const t = await createTestContext(env, opts);
   const s = await seedContoso(t.tdb.db);
   const db = t.tdb.db;
   const keys = {

@@ -8,8 +8,12 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated database of this test file's own, cloned from the run's template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database of this test file's own, cloned from the run's template. Three files run at once
+ * against a server allowing 100 connections, so pools are small and let idle connections go quickly; a file
+ * that needs more at once (the 50-call race) asks for it.
+ */
+export async function createTestDatabase(opts: { poolSize?: number } = {}): Promise<TestDatabase> {
   const adminUrl = process.env.TEST_PG_ADMIN_URL!;
   const run = process.env.SIGNOFF_TEST_RUN!;
   const template = process.env.SIGNOFF_TEST_TEMPLATE!;
@@ -32,7 +36,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const db = await openDatabase(url.toString(), { poolSize: 60 });
+  const db = await openDatabase(url.toString(), { poolSize: opts.poolSize ?? 20, idleTimeoutMs: 1000 });
   return {
     url: url.toString(),
     db,
