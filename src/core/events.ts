@@ -33,6 +33,7 @@ export type DomainEventType =
   | 'request.install_ordered'
   | 'request.access_expiring'
   | 'request.review_started'
+  | 'request.review_reminder'
   | 'request.review_decided'
   | 'change.submitted'
   | 'change.approved'

@@ -12,7 +12,7 @@ import { snapshotOf, type RequestService } from './request-service.ts';
 import { nextRequestStatus } from './request-state.ts';
 
 // order matters: a lapsed review must close before the next one can open; expiry makes reminders moot
-export const timerKinds = ['expiry', 'escalation', 'reminder', 'access_expiry', 'access_warning', 'review_lapse', 'review', 'install'] as const;
+export const timerKinds = ['expiry', 'escalation', 'reminder', 'access_expiry', 'access_warning', 'review_lapse', 'review_reminder', 'review', 'install'] as const;
 export type TimerKind = (typeof timerKinds)[number];
 export type SweepResult = Record<TimerKind, number>;
 
@@ -35,6 +35,7 @@ export interface ReviewRow {
   reviewer_groups: string[];
   approved_at: Date | null;
   approved_by_label: string | null;
+  next_reminder_at: Date | null;
 }
 
 export interface ReviewDecisionResult {
@@ -53,7 +54,7 @@ type RequestTimer = { column: string; status: 'pending' | 'approved'; extra?: st
 export class TimerService {
   private readonly batchSize: number;
   private readonly reviewWindow: string;
-  private readonly timers: Record<Exclude<TimerKind, 'review_lapse'>, RequestTimer>;
+  private readonly timers: Record<Exclude<TimerKind, 'review_lapse' | 'review_reminder'>, RequestTimer>;
 
   constructor(private readonly db: Database, private readonly clock: Clock, private readonly requests: RequestService, private readonly opts: TimerServiceOptions = {}) {
     this.batchSize = opts.batchSize ?? 100;
@@ -89,14 +90,15 @@ export class TimerService {
   async runBatch(kind: TimerKind): Promise<{ done: number; failed: number }> {
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
-      if (kind === 'review_lapse') {
-        const rows = await tx.query<ReviewRow>(
+      if (kind === 'review_lapse' || kind === 'review_reminder') {
+        const column = kind === 'review_lapse' ? 'due_at' : 'next_reminder_at';
+        const rows = await tx.query<ReviewRow & { request_policy: unknown }>(
           // the request is locked with its review (skipped when busy) so a concurrent revocation never waits on us
-          `SELECT ar.* FROM access_reviews ar JOIN requests r ON r.id = ar.request_id
-            WHERE ar.status = 'pending' AND ar.due_at <= $1 ORDER BY ar.due_at LIMIT $2 FOR UPDATE OF ar, r SKIP LOCKED`,
+          `SELECT ar.*, r.policy AS request_policy FROM access_reviews ar JOIN requests r ON r.id = ar.request_id
+            WHERE ar.status = 'pending' AND ar.${column} <= $1 ORDER BY ar.${column} LIMIT $2 FOR UPDATE OF ar, r SKIP LOCKED`,
           [now, this.batchSize],
         );
-        return this.each(tx, kind, rows, (r) => this.lapseReview(tx, r, now));
+        return this.each(tx, kind, rows, (r) => (kind === 'review_lapse' ? this.lapseReview(tx, r, now) : this.remindReviewers(tx, r, now)));
       }
       const t = this.timers[kind];
       const rows = await tx.query<RequestRow>(
@@ -161,13 +163,7 @@ export class TimerService {
 
   private async remind(tx: Tx, row: RequestRow, now: Date): Promise<void> {
     const policy = policyOf(row);
-    let next: Date | null = null;
-    if (policy.reminderEvery) {
-      // a sweeper that was down sends one reminder, not one per missed interval
-      next = addDuration(new Date(row.next_reminder_at!), policy.reminderEvery);
-      if (next <= now) next = addDuration(now, policy.reminderEvery);
-      if (row.deadline_at && next >= new Date(row.deadline_at)) next = null;
-    }
+    const next = nextReminder(policy, new Date(row.next_reminder_at!), now, row.deadline_at ? new Date(row.deadline_at) : null);
     await tx.query(`UPDATE requests SET next_reminder_at = $2 WHERE id = $1`, [row.id, next]);
     const stage = policy.stages[row.current_stage];
     const groups = [...(stage?.approvers ?? []), ...(row.escalated_at ? (policy.escalateTo ?? []) : [])];
@@ -216,10 +212,10 @@ export class TimerService {
     await tx.query(`UPDATE requests SET next_review_at = $2 WHERE id = $1`, [row.id, addDuration(now, policy.accessReviewEvery)]);
     const reviewers = reviewerGroups(policy);
     const review = await tx.maybeOne<{ id: string }>(
-      `INSERT INTO access_reviews (request_id, status, due_at, created_at, reviewer_groups, approved_at, approved_by_label)
-       VALUES ($1, 'pending', $2, $3, $4, $5, $6)
+      `INSERT INTO access_reviews (request_id, status, due_at, created_at, reviewer_groups, approved_at, approved_by_label, next_reminder_at)
+       VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7)
        ON CONFLICT (request_id) WHERE status = 'pending' DO NOTHING RETURNING id`,
-      [row.id, dueAt, now, reviewers, row.decided_at, row.decided_by_label],
+      [row.id, dueAt, now, reviewers, row.decided_at, row.decided_by_label, nextReminder(policy, now, now, dueAt)],
     );
     // the previous review is still open: it is not duplicated, the next one is simply scheduled
     if (!review) return;
@@ -235,6 +231,19 @@ export class TimerService {
         approvedAt, approvedBy: row.decided_by_label, dueAt: dueAt.toISOString(),
       },
     });
+  }
+
+  /** An open review nobody has answered yet: its reviewers are reminded, in the prompt's thread where there is one. */
+  private async remindReviewers(tx: Tx, review: ReviewRow & { request_policy: unknown }, now: Date): Promise<void> {
+    const policy = policyDefinitionSchema.parse(review.request_policy);
+    const dueAt = new Date(review.due_at);
+    await tx.query(`UPDATE access_reviews SET next_reminder_at = $2 WHERE id = $1`, [review.id, nextReminder(policy, new Date(review.next_reminder_at!), now, dueAt)]);
+    const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1', [review.request_id]);
+    const reviewers = review.reviewer_groups?.length ? review.reviewer_groups : reviewerGroups(policy);
+    const reviewerUsernames = (await membersOfGroups(tx, reviewers)).filter((m) => m.id !== row.requester_id).map((m) => m.username);
+    const details = { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() };
+    await appendAudit(tx, { actor: systemActor, action: 'request.review_reminder', subjectType: 'request', subjectId: review.request_id, details, at: now });
+    await emit(tx, { type: 'request.review_reminder', subjectType: 'request', subjectId: review.request_id, actor: systemActor, at: now, data: { requestId: review.request_id, ...details, reviewerUsernames } });
   }
 
   private async lapseReview(tx: Tx, review: ReviewRow, now: Date): Promise<void> {
@@ -307,6 +316,17 @@ export class TimerService {
 }
 
 const policyOf = (row: RequestRow): PolicyDefinition => policyDefinitionSchema.parse(row.policy);
+
+/**
+ * The reminder after one due at `last`, at the policy's interval; none without an interval or once it would
+ * fall on or after `until`. A sweeper that was down sends one reminder, not one per missed interval.
+ */
+function nextReminder(policy: PolicyDefinition, last: Date, now: Date, until: Date | null): Date | null {
+  if (!policy.reminderEvery) return null;
+  let next = addDuration(last, policy.reminderEvery);
+  if (next <= now) next = addDuration(now, policy.reminderEvery);
+  return until && next >= until ? null : next;
+}
 
 /** Who reviews: the policy's reviewers, or when it names none the approvers of its last stage. */
 export const reviewerGroups = (policy: PolicyDefinition): string[] =>

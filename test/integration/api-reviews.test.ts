@@ -64,6 +64,16 @@ describe('access reviews over the REST API', () => {
     expect(sent[0]!.text).toMatch(/Approved on|approved on/);
     expect(sent[0]!.text).toContain(`POST /api/v1/reviews/${first.reviewId}/keep`);
     expect(sent[0]!.text).toMatch(/Slack or Teams/);
+
+    // a day on, unanswered: the reviewers themselves (not the shared mailbox) get a reminder, once
+    sent.length = 0;
+    h.t.clock.advance(86_400_000 + 60_000);
+    expect((await h.t.ctx.timers.sweep()).review_reminder).toBe(1);
+    const reminder = await h.t.tdb.db.one<any>(`SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.review_reminder'`, [first.requestId]);
+    expect(reminder.payload.data).toMatchObject({ reviewId: first.reviewId, reviewers: ['it-approvers'], reviewerUsernames: ['CONTOSO\\ada', 'CONTOSO\\cyd'] });
+    await notifier.handle(toDomainEvent(reminder));
+    await notifier.handle(toDomainEvent(reminder));
+    expect(sent.map((m) => [m.subject, m.to.sort()])).toEqual([['Reminder: Access review: does Bob User still need Visio on BOB-LAPTOP?', ['ada@contoso.com', 'cyd@contoso.com']]]);
   });
 
   it('refuses the wrong scope, the requester, non-reviewers, unknown people and unknown fields, changing nothing', async () => {

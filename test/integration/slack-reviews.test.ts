@@ -63,6 +63,24 @@ describe('periodic access reviews in Slack', () => {
     expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
   });
 
+  it('reminds the reviewers in each prompt\'s thread at the policy\'s interval, mentioning who can answer', async () => {
+    h.fake.reset();
+    h.t.clock.advance(DAY + 60_000);
+    expect((await h.t.ctx.timers.sweep()).review_reminder).toBe(1);
+    expect(await h.drain()).toEqual(['request.review_reminder']);
+    const prompts = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
+      `SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`, [reviewId]);
+    const replies = h.fake.of('chat.postMessage');
+    expect(replies.map((r) => [r.args.channel, r.args.thread_ts]).sort()).toEqual(prompts.map((p) => [p.conversation_id, p.message_id]).sort());
+    for (const r of replies) {
+      const text = textOf(r.args.blocks);
+      expect(text).toMatch(/Reminder: this access review is still open\. <@U0ADA> <@U0CYD> <@U0DAN>, please keep or remove the access before <!date/);
+      expect(text).not.toContain('<@U0BOB>');
+    }
+    // not again until the next interval
+    expect((await h.t.ctx.timers.sweep()).review_reminder).toBe(0);
+  });
+
   it('App Home lists the open review under "Waiting on you" for reviewers only, with Keep / Remove', async () => {
     const homeOf = async (user: string) => {
       h.fake.reset();

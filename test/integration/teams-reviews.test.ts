@@ -51,6 +51,23 @@ describe('periodic access reviews in Teams', () => {
     expect(verbs(invokeCard(await h.post(h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh']);
   });
 
+  it('reminds reviewers in the thread of each channel copy at the policy\'s interval', async () => {
+    h.connector.reset();
+    h.t.clock.advance(DAY + 60_000);
+    expect((await h.t.ctx.timers.sweep()).review_reminder).toBe(1);
+    expect(await h.drain()).toEqual(['request.review_reminder']);
+    const copies = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
+      `SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`, [reviewId]);
+    const replies = h.connector.of('reply');
+    expect(replies.map((r) => [r.conversationId, r.activityId]).sort()).toEqual(copies.map((c) => [c.conversation_id, c.message_id]).sort());
+    for (const r of replies) expect(JSON.stringify(cardOf(r.body))).toMatch(/Reminder: access review still open[\s\S]*Does Bob User still need Visio on BOB-LAPTOP\? Keep or remove it before/);
+    // the same event handled again posts nothing new
+    const row = await h.t.tdb.db.one<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE type = 'request.review_reminder'`);
+    h.connector.reset();
+    await h.adapter.notifier.handle({ id: row.id, ...row.payload });
+    expect(h.connector.of('send', 'reply')).toEqual([]);
+  });
+
   it('"my requests" lists the open review for reviewers; opening it gives Keep / Remove', async () => {
     const myRequests = async (user: 'ada' | 'bob') => {
       h.connector.reset();
@@ -89,7 +106,7 @@ describe('periodic access reviews in Teams', () => {
 
     h.connector.reset();
     expect(await h.drain()).toEqual(['request.review_decided', 'request.revoked']);
-    const copies = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(`SELECT conversation_id, message_id FROM message_refs WHERE platform = 'teams' AND subject_type = 'review' AND subject_id = $1`, [reviewId]);
+    const copies = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(`SELECT conversation_id, message_id FROM message_refs WHERE platform = 'teams' AND subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`, [reviewId]);
     expect(copies).toHaveLength(2);
     const updates = h.connector.of('update').filter((u) => copies.some((c) => c.conversation_id === u.conversationId && c.message_id === u.activityId));
     expect(updates).toHaveLength(2);
@@ -97,7 +114,7 @@ describe('periodic access reviews in Teams', () => {
       const card = cardOf(u.body);
       expect(verbs(card)).toEqual([]);
       expect(card.refresh).toBeUndefined();
-      expect(JSON.stringify(card)).toMatch(/Removed by Cyd Approver on \{\{DATE\(2026-02-04T09:01:00Z, SHORT\)\}\}.*Reason: Contract ended/);
+      expect(JSON.stringify(card)).toMatch(/Removed by Cyd Approver on \{\{DATE\(2026-02-05T09:02:00Z, SHORT\)\}\}.*Reason: Contract ended/);
     }
     const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
     expect(revoked.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
@@ -107,7 +124,7 @@ describe('periodic access reviews in Teams', () => {
 
   it('a second answer is told who decided and when', async () => {
     const late = await h.post(h.invoke('ada', 'reviewKeep', { kind: 'review', id: reviewId }));
-    expect(JSON.stringify(invokeCard(late))).toMatch(/already removed by Cyd Approver at 2026-02-04T09:01:00/);
+    expect(JSON.stringify(invokeCard(late))).toMatch(/already removed by Cyd Approver at 2026-02-05T09:02:00/);
     expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('removed');
   });
 

@@ -158,6 +158,13 @@ export function renderReminder(r: RequestDetail, approverSlackIds: string[], kin
   return { text: text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1'), blocks: [section(text)] };
 }
 
+/** A thread reply under an open access review: who can still answer, by when, and what silence means. */
+export function renderReviewReminder(v: ReviewView, reviewerSlackIds: string[]): Rendered {
+  const who = reviewerSlackIds.length ? reviewerSlackIds.map((u) => `<@${u}>`).join(' ') : 'Reviewers';
+  const text = `:alarm_clock: Reminder: this access review is still open. ${who}, please keep or remove the access before ${slackDate(v.dueAt)}; if nobody answers, the review lapses and the access is kept.`;
+  return { text: text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1'), blocks: [section(text)] };
+}
+
 function diffLines(c: ChangeView, maxRows = 40): string {
   const rows = c.diff.slice(0, maxRows).map((d) =>
     d.op === 'add' ? `+ ${d.path}: ${jsonInline(d.after)}` : d.op === 'remove' ? `- ${d.path}: ${jsonInline(d.before)}` : `~ ${d.path}: ${jsonInline(d.before)} → ${jsonInline(d.after)}`,

@@ -5,7 +5,7 @@ import type { ChatNotifier } from '../../core/ports.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import {
   renderAccessExpiring, renderChangePrompt, renderChangeRequesterStatus, renderInstallOrdered, renderReminder, renderRequesterOutcome,
-  renderRequesterStatus, renderRequestPrompt, renderReviewPrompt, type Rendered,
+  renderRequesterStatus, renderRequestPrompt, renderReviewPrompt, renderReviewReminder, type Rendered,
 } from './slack-approval-blocks.ts';
 import { SlackApiError, type SlackApi } from './slack-api.ts';
 import { liveRefs, markGone, postedFor, recordSent, type Purpose, type SlackRef, type SubjectType } from './slack-refs.ts';
@@ -61,6 +61,8 @@ export class SlackNotifier implements ChatNotifier {
         return;
       case 'request.review_started':
         return this.postReviewPrompts(event, String(event.data.reviewId ?? ''), requester);
+      case 'request.review_reminder':
+        return this.remindReviewers(event, String(event.data.reviewId ?? ''));
       case 'request.review_decided':
         return this.refreshReview(String(event.data.reviewId ?? ''), requester);
       default:
@@ -138,6 +140,17 @@ export class SlackNotifier implements ChatNotifier {
       for (const t of await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, true)) {
         if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'review', review.id, 'prompt', t, prompt);
       }
+    }
+  }
+
+  /** A thread reply under each live copy of an open review's prompt, mentioning everyone who can still answer it. */
+  private async remindReviewers(event: DomainEvent, reviewId: string): Promise<void> {
+    const review = await this.ctx.timers.getReview(reviewId);
+    if (review.status !== 'pending') return;
+    const people = (await membersOfGroups(this.ctx.db, review.reviewerGroups)).filter((m) => m.id !== review.requester?.id && m.slack_user_id);
+    const msg = renderReviewReminder(review, people.map((p) => p.slack_user_id!));
+    for (const p of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
+      await this.postOnce(event, 'review', review.id, 'reminder', { channel: p.conversation_id }, msg, { threadTs: p.message_id });
     }
   }
 

@@ -41,6 +41,15 @@ export class TeamsNotifier implements ChatNotifier {
     switch (event.type) {
       case 'request.review_started':
         return this.postReviewPrompts(event, String(event.data.reviewId ?? ''));
+      case 'request.review_reminder': {
+        const v = await this.ctx.timers.getReview(String(event.data.reviewId ?? ''));
+        if (v.status !== 'pending') return;
+        return this.replyInThreads(event, { type: 'review', id: v.id }, null, {
+          title: 'Reminder: access review still open',
+          text: `Does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? Keep or remove it before ${v.dueAt.slice(0, 16).replace('T', ' ')} UTC; if nobody answers, the review lapses and the access is kept.`,
+          tone: 'info',
+        });
+      }
       case 'request.review_decided':
         // every copy, in each channel and each personal chat, shows the outcome with no buttons left
         return this.updateCopies({ type: 'review', id: String(event.data.reviewId ?? '') });
@@ -208,7 +217,7 @@ export class TeamsNotifier implements ChatNotifier {
   }
 
   /** Reminders and escalations go into the prompt's thread in channels, and as a follow-up in personal chats. */
-  private async replyInThreads(event: DomainEvent, subject: Subject, stageIndex: number, notice: NoticeInput): Promise<void> {
+  private async replyInThreads(event: DomainEvent, subject: Subject, stageIndex: number | null, notice: NoticeInput): Promise<void> {
     const prompts = (await cardCopies(this.ctx.db, subject.type, subject.id)).filter((m) => m.purpose === 'prompt' && m.stage === stageIndex);
     for (const copy of prompts) {
       const key = `reply:${copy.id}`;

@@ -31,7 +31,7 @@ export class EmailNotifier implements ChatNotifier {
 
   async handle(event: DomainEvent): Promise<void> {
     if (event.subjectType !== 'request') return;
-    const review = event.type === 'request.review_started';
+    const review = event.type === 'request.review_started' || event.type === 'request.review_reminder';
     if (!promptEvents.has(event.type) && !outcomeEvents.has(event.type) && !review) return;
     const done = await this.ctx.db.maybeOne(
       `SELECT 1 FROM audit_events WHERE subject_type = 'request' AND subject_id = $1 AND action = 'message.sent' AND details->>'eventId' = $2 AND channel = 'email' LIMIT 1`,
@@ -40,7 +40,7 @@ export class EmailNotifier implements ChatNotifier {
     if (done) return;
     const request = await this.ctx.requests.get(event.subjectId);
     const messages = review
-      ? await this.reviewMails(String(event.data.reviewId ?? ''))
+      ? await this.reviewMails(String(event.data.reviewId ?? ''), event.type === 'request.review_reminder')
       : promptEvents.has(event.type) ? await this.approvalMails(event, request) : this.outcomeMails(request);
     for (const m of messages) await this.mailer.send(m);
     if (messages.length) {
@@ -77,14 +77,17 @@ export class EmailNotifier implements ChatNotifier {
     return mails;
   }
 
-  /** Reviewers with an email address, and the groups' shared mailboxes, get the question; they answer in chat or the API. */
-  private async reviewMails(reviewId: string): Promise<MailMessage[]> {
+  /**
+   * Reviewers with an email address, and the groups' shared mailboxes, get the question; they answer in chat or the
+   * API. Reminders, like request reminders, go to the people only.
+   */
+  private async reviewMails(reviewId: string, reminder: boolean): Promise<MailMessage[]> {
     const v = await this.ctx.timers.getReview(reviewId);
     if (v.status !== 'pending') return [];
     const people = (await membersOfGroups(this.ctx.db, v.reviewerGroups)).filter((p) => p.email && p.id !== v.requester?.id).map((p) => p.email!);
-    const shared = (await groupsByNames(this.ctx.db, v.reviewerGroups)).flatMap((g) => g.emails ?? []);
+    const shared = reminder ? [] : (await groupsByNames(this.ctx.db, v.reviewerGroups)).flatMap((g) => g.emails ?? []);
     const to = [...new Set([...people, ...shared])];
-    return to.length ? [renderReviewEmail(v, to)] : [];
+    return to.length ? [renderReviewEmail(v, to, { reminder })] : [];
   }
 
   private outcomeMails(request: RequestDetail): MailMessage[] {

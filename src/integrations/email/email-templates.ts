@@ -43,7 +43,7 @@ export function renderOutcomeEmail(r: RequestDetail, to: string): MailMessage {
 const utc = (iso: string) => `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
 /** Access review question. No links: a review is answered in Slack, Teams or through the API. */
-export function renderReviewEmail(v: ReviewView, to: string[]): MailMessage {
+export function renderReviewEmail(v: ReviewView, to: string[], opts: { reminder?: boolean } = {}): MailMessage {
   const who = v.requester?.displayName ?? 'this device';
   const on = v.device ? ` on ${v.device.name}` : '';
   const approved = v.approvedAt ? ` It was approved on ${utc(v.approvedAt)}${v.approvedBy ? ` by ${v.approvedBy}` : ''}.` : '';
@@ -64,5 +64,5 @@ export function renderReviewEmail(v: ReviewView, to: string[]): MailMessage {
   const text = [question, '', ...rows.map(([k, val]) => `${k}: ${val}`), '', ...how].join('\n');
   const html = `<p>${escapeHtml(question)}</p><table>${rows.map(([k, val]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(val)}</td></tr>`).join('')}</table>` +
     `<p>${how.map(escapeHtml).join('<br>')}</p>`;
-  return { to, subject: `Access review: does ${who} still need ${v.application.name}${on}?`, text, html };
+  return { to, subject: `${opts.reminder ? 'Reminder: ' : ''}Access review: does ${who} still need ${v.application.name}${on}?`, text, html };
 }
