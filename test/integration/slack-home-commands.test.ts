@@ -146,6 +146,25 @@ describe('App Home', () => {
     expect((await h.t.ctx.requests.get(approve.value)).status).toBe('approved');
   });
 
+  it('Deny from Home asks for a reason in a modal; once submitted her Home no longer lists the request', async () => {
+    const r = await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: PROJECT, answers: { costCenter: 'CC-1234' } });
+    h.fake.reset();
+    await h.event({ type: 'app_home_opened', user: 'U0ADA', tab: 'home' });
+    const [pub] = await h.fake.waitFor('views.publish');
+    const deny = buttonsOf(pub!.args.view.blocks).find((b) => b.action_id === ACTION.deny && b.value === r.id)!;
+
+    h.fake.reset();
+    await h.action('U0ADA', ACTION.deny, deny.value, { view: { id: 'VHOME', type: 'home' } });
+    const [open] = await h.fake.waitFor('views.open');
+    expect(h.fake.of('views.publish')).toHaveLength(0);
+    const done = await h.submit('U0ADA', open!.args.view, { reason: 'Use the shared licence' });
+    expect(done.body).toEqual({ response_action: 'clear' });
+    const [again] = await h.fake.waitFor('views.publish');
+    expect(again!.args.user_id).toBe('U0ADA');
+    expect(buttonsOf(again!.args.view.blocks).filter((b) => b.value === r.id)).toEqual([]);
+    expect((await h.t.ctx.requests.get(r.id)).status).toBe('denied');
+  });
+
   it('shows a hidden-until-approved app once it is approved for the user', async () => {
     await h.t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: HIDDEN, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
     h.fake.reset();

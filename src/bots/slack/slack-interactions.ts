@@ -82,6 +82,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
   if (!who) return say(notLinkedText(p.user.id));
   const id = a.value ?? '';
   const actor = actorOf(who);
+  const fromHome = p.view?.type === 'home';
   try {
     switch (a.action_id) {
       case ACTION.modalApp: {
@@ -103,7 +104,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         const decision = a.action_id === ACTION.approve ? 'approve' : 'deny';
         const needsReason = decision === 'deny' || (r.stages[r.currentStage]?.approverJustification ?? false);
         if (needsReason) {
-          const meta: ReasonMeta = { kind: 'request', id, decision, channel: target.channel ?? undefined, stage: r.currentStage };
+          const meta: ReasonMeta = { kind: 'request', id, decision, channel: target.channel ?? undefined, stage: r.currentStage, home: fromHome || undefined };
           await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
           return;
         }
@@ -129,7 +130,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         const mine = await groupNamesOf(deps.ctx.db, who.id);
         if (!c.approverGroups.some((g) => mine.includes(g))) throw new AppError('not_an_approver', `Only members of ${c.approverGroups.join(', ')} can decide this change.`);
         const decision = a.action_id === ACTION.changeApprove ? 'approve' : 'reject';
-        const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined };
+        const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined, home: fromHome || undefined };
         await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `*${esc(c.resourceType)}* \`${esc(c.resourceId)}\` requested by *${esc(c.requester.label)}*: ${c.diff.length} change(s).\n>${esc(clip(c.justification, 500))}`, decision === 'reject'));
         return;
       }
@@ -146,7 +147,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
       case ACTION.reviewRemove: {
         // refused here (not a reviewer, own access, already answered) before anyone types a reason
         const v = await deps.ctx.timers.checkReviewer(actor, id);
-        const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined };
+        const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined, home: fromHome || undefined };
         await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v, null)}\nRemoving revokes the access and uninstalls the application.`, true));
         return;
       }
@@ -157,7 +158,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
     logUnexpected(deps, e, `action ${a.action_id}`);
     await say(errorText(e, p.user.id));
   }
-  if (p.view?.type === 'home') await publishHome(deps, p.user.id, who).catch((e) => logUnexpected(deps, e, 'home refresh'));
+  if (fromHome) await publishHome(deps, p.user.id, who).catch((e) => logUnexpected(deps, e, 'home refresh'));
 }
 
 /** Refuses before a reason modal opens, so nobody writes a reason for a click that cannot count. The core checks again. */
@@ -295,6 +296,7 @@ async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: Vie
     }
     ack({ response_action: 'clear' });
     await replyPrivately(deps, target, text);
+    if (meta.home) await publishHome(deps, p.user.id, who).catch((e) => logUnexpected(deps, e, 'home refresh'));
   } catch (e) {
     logUnexpected(deps, e, 'decision');
     if (isAppError(e) && e.code === 'validation_failed') {

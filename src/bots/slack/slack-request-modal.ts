@@ -151,6 +151,8 @@ export interface ReasonMeta {
   channel?: string;
   /** the stage the prompt was for: the decision applies to it alone, never revoking a request decided since */
   stage?: number;
+  /** opened from App Home, which is redrawn after the decision so the item leaves "Waiting on you" */
+  home?: boolean;
 }
 
 export function reasonModal(meta: ReasonMeta, summary: string, required: boolean): SlackView {
