@@ -4,8 +4,8 @@
  * their own personal chat; both copies must end up in the decided state with no buttons left.
  *
  * Not part of `npm test`: it needs Signoff and two playground instances running (one per user, since a
- * playground only ever sends as its one configured user). See docs/teams-setup.md, "Trying it in the Agents
- * Playground", for the set-up. Run with
+ * playground only ever sends as its one configured user). See docs/teams-setup.md, "1a. Request and approve
+ * in the playground, driven by Playwright", for the set-up. Run with
  *
  *   node bin/run-ts.mjs scripts/teams-playground-run.ts
  *
