@@ -1,7 +1,7 @@
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import type { Blocks } from './slack-api.ts';
-import { button, clip, context, esc, fields, formatAnswer, header, jsonInline, mention, quote, section, slackDate } from './slack-format.ts';
+import { button, clip, context, esc, fields, formatAnswer, header, jsonInline, mention, plainDates, quote, section, slackDate } from './slack-format.ts';
 import { ACTION } from './slack-ids.ts';
 
 /** Pure Block Kit renderers: approval prompts, their decided state, change prompts and requester DMs. */
@@ -155,14 +155,14 @@ export function renderReminder(r: RequestDetail, approverSlackIds: string[], kin
   const text = kind === 'reminder'
     ? `:alarm_clock: Reminder: this request has been waiting since ${slackDate(r.createdAt)}. ${who}, please approve or deny it${r.deadlineAt ? ` before ${slackDate(r.deadlineAt)}` : ''}.`
     : `:warning: Escalated: nobody decided in time, so ${esc(escalatedTo.join(', ') || 'the alternate approvers')} may now decide too. ${who}, please approve or deny it${r.deadlineAt ? ` before ${slackDate(r.deadlineAt)}` : ''}.`;
-  return { text: text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1'), blocks: [section(text)] };
+  return { text: plainDates(text), blocks: [section(text)] };
 }
 
 /** A thread reply under an open access review: who can still answer, by when, and what silence means. */
 export function renderReviewReminder(v: ReviewView, reviewerSlackIds: string[]): Rendered {
   const who = reviewerSlackIds.length ? reviewerSlackIds.map((u) => `<@${u}>`).join(' ') : 'Reviewers';
   const text = `:alarm_clock: Reminder: this access review is still open. ${who}, please keep or remove the access before ${slackDate(v.dueAt)}; if nobody answers, the review lapses and the access is kept.`;
-  return { text: text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1'), blocks: [section(text)] };
+  return { text: plainDates(text), blocks: [section(text)] };
 }
 
 function diffLines(c: ChangeView, maxRows = 40): string {

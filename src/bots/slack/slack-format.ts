@@ -16,6 +16,9 @@ export function slackDate(iso: string | null | undefined): string {
   return `<!date^${t}^{date_short_pretty} at {time}|${fallback}>`;
 }
 
+/** The notification/fallback text of a message: date tokens become their plain fallback. */
+export const plainDates = (text: string): string => text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1');
+
 export const mention = (slackId: string | null | undefined, label: string) => (slackId ? `<@${slackId}>` : esc(label));
 
 export const quote = (text: string) => text.split('\n').map((l) => `>${esc(l)}`).join('\n');

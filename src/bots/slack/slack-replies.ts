@@ -3,7 +3,7 @@ import { appendAudit, type Actor } from '../../core/audit-log.ts';
 import { identityBySlackId, type IdentityRow } from '../../core/directory.ts';
 import { isAppError, toAppError } from '../../core/errors.ts';
 import { SlackApiError, type Blocks, type SlackApi } from './slack-api.ts';
-import { esc, section, slackDate } from './slack-format.ts';
+import { esc, plainDates, section, slackDate } from './slack-format.ts';
 import type { SlackNotifier } from './slack-notifier.ts';
 import { slackActor } from './slack-refs.ts';
 
@@ -73,7 +73,7 @@ export interface ReplyTarget {
  */
 export async function replyPrivately(deps: SlackDeps, to: ReplyTarget, text: string, blocks?: Blocks): Promise<void> {
   const allBlocks = blocks ?? [section(text)];
-  const plainText = text.replace(/<!date\^\d+\^[^|]+\|([^>]+)>/g, '$1');
+  const plainText = plainDates(text);
   if (to.channel && await attempt(deps, 'ephemeral', () => deps.api.postEphemeral({ channel: to.channel!, user: to.user, text: plainText, blocks: allBlocks }))) {
     return auditPrivate(deps, 'chat.postEphemeral', to.channel, to.user, plainText);
   }
