@@ -38,6 +38,9 @@ export interface ReviewRow {
   next_reminder_at: Date | null;
 }
 
+/** A review as the review sweeps claim it, with what they need of its request (claimed and locked with it). */
+type ReviewWithRequest = ReviewRow & { request_policy: unknown; request_requester_id: string | null };
+
 export interface ReviewDecisionResult {
   reviewId: string;
   status: 'kept' | 'removed';
@@ -92,9 +95,10 @@ export class TimerService {
     return this.db.tx(async (tx) => {
       if (kind === 'review_lapse' || kind === 'review_reminder') {
         const column = kind === 'review_lapse' ? 'due_at' : 'next_reminder_at';
-        const rows = await tx.query<ReviewRow & { request_policy: unknown }>(
+        const rows = await tx.query<ReviewWithRequest>(
           // the request is locked with its review (skipped when busy) so a concurrent revocation never waits on us
-          `SELECT ar.*, r.policy AS request_policy FROM access_reviews ar JOIN requests r ON r.id = ar.request_id
+          `SELECT ar.*, r.policy AS request_policy, r.requester_id AS request_requester_id
+             FROM access_reviews ar JOIN requests r ON r.id = ar.request_id
             WHERE ar.status = 'pending' AND ar.${column} <= $1 ORDER BY ar.${column} LIMIT $2 FOR UPDATE OF ar, r SKIP LOCKED`,
           [now, this.batchSize],
         );
@@ -234,13 +238,12 @@ export class TimerService {
   }
 
   /** An open review nobody has answered yet: its reviewers are reminded, in the prompt's thread where there is one. */
-  private async remindReviewers(tx: Tx, review: ReviewRow & { request_policy: unknown }, now: Date): Promise<void> {
+  private async remindReviewers(tx: Tx, review: ReviewWithRequest, now: Date): Promise<void> {
     const policy = policyDefinitionSchema.parse(review.request_policy);
     const dueAt = new Date(review.due_at);
     await tx.query(`UPDATE access_reviews SET next_reminder_at = $2 WHERE id = $1`, [review.id, nextReminder(policy, new Date(review.next_reminder_at!), now, dueAt)]);
-    const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1', [review.request_id]);
     const reviewers = review.reviewer_groups?.length ? review.reviewer_groups : reviewerGroups(policy);
-    const reviewerUsernames = (await membersOfGroups(tx, reviewers)).filter((m) => m.id !== row.requester_id).map((m) => m.username);
+    const reviewerUsernames = (await membersOfGroups(tx, reviewers)).filter((m) => m.id !== review.request_requester_id).map((m) => m.username);
     const details = { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() };
     await appendAudit(tx, { actor: systemActor, action: 'request.review_reminder', subjectType: 'request', subjectId: review.request_id, details, at: now });
     await emit(tx, { type: 'request.review_reminder', subjectType: 'request', subjectId: review.request_id, actor: systemActor, at: now, data: { requestId: review.request_id, ...details, reviewerUsernames } });

@@ -92,9 +92,9 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
       // a permanent refusal (403, invalid_auth, ...) fails the job now instead of burning the retry budget;
       // runEffect has already marked the effect failed in Postgres
       if (policy.permanent) throw new UnrecoverableError((e as Error)?.message ?? String(e));
-      if (policy.retryAfterMs !== null && waitsOut(e)) {
+      if (waitsOut(e)) {
         await job.updateData({ ...job.data, rateLimitWaits: waits + 1 });
-        await job.moveToDelayed(Date.now() + policy.retryAfterMs + Math.floor(Math.random() * 250), token);
+        await job.moveToDelayed(Date.now() + policy.retryAfterMs! + Math.floor(Math.random() * 250), token);
         throw new DelayedError();
       }
       throw e;
