@@ -58,6 +58,8 @@ export const configSchema = z
     OUTBOX_RECONCILE_MS: z.coerce.number().int().positive().default(30_000),
     SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
     LINK_TOKEN_TTL: z.string().default('P14D'),
+    // finished webhook deliveries and outbox events older than this are deleted; 0 keeps them forever
+    RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(0).default(90),
   });
 
 /** Rules across keys, checked on the raw environment so they are reported together with per-key problems. */

@@ -47,7 +47,7 @@ const aggregateSql = (where: string) => `
  * Moves settled attempts into webhook_attempt_totals, so later scrapes need not read them again. One scraper
  * folds at a time (SKIP LOCKED: the others just read); totals and the watermark change in one transaction.
  */
-async function foldSettledAttempts(db: Database): Promise<void> {
+export async function foldSettledAttempts(db: Database): Promise<void> {
   await db.tx(async (tx) => {
     const due = await tx.maybeOne<{ from_at: Date; to_at: Date }>(
       `SELECT folded_through AS from_at, now() - interval '${SETTLE}' AS to_at FROM webhook_attempt_rollup
@@ -154,7 +154,7 @@ export function metricsFor(ctx: AppContext): Metrics {
   });
   new Gauge({
     name: 'signoff_webhook_deliveries',
-    help: 'Webhook deliveries by outcome (pending, succeeded, failed)',
+    help: 'Webhook deliveries on record by outcome (pending, succeeded, failed); finished ones leave after RETENTION_DAYS',
     labelNames: ['outcome'],
     registers: [registry],
     async collect() {

@@ -7,6 +7,7 @@ import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
 import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
+import { startRetention, type Retention } from '../retention.ts';
 import { startSweeper, type Sweeper } from './sweeper.ts';
 
 /** Rate-limit waits a notification may sit out before they start counting as failed attempts. */
@@ -30,6 +31,7 @@ export interface RunningWorkers {
   queues: AppQueues;
   relay: OutboxRelay;
   sweeper: Sweeper | null;
+  retention: Retention;
   /** stops taking jobs, lets the ones in flight finish, closes connections */
   stop(): Promise<void>;
 }
@@ -111,6 +113,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
 
   const relay = startOutboxRelay(ctx, queues);
   const sweeper = opts.sweeper === false ? null : startSweeper(ctx, { intervalMs: opts.sweepIntervalMs });
+  const retention = startRetention(ctx);
   log.info({ prefix }, 'workers started');
 
   let stopping: Promise<void> | null = null;
@@ -118,10 +121,12 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     queues,
     relay,
     sweeper,
+    retention,
     stop() {
       stopping ??= (async () => {
         await relay.stop();
         await sweeper?.stop();
+        await retention.stop();
         // close() waits for the jobs in flight to finish
         await Promise.allSettled(workers.map((w) => w.close()));
         await queues.close();
