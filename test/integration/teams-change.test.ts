@@ -50,6 +50,9 @@ describe('multi-admin approval of a change through Teams', () => {
     expect(await h.drain()).toEqual(['change.submitted']);
     const prompt = h.connector.of('send').find((s) => s.conversationId === APPROVERS_CHANNEL)!;
     expect(verbs(cardOf(prompt.body))).toEqual(['refresh']);
+    // ada's own copy, brought up to date in place, keeps saying it was submitted
+    const own0 = h.connector.of('update').find((u) => u.activityId === formId)!;
+    expect(text(cardOf(own0.body))).toContain('Change submitted for approval by another admin.');
     const own = await h.post(h.invoke('ada', 'approve', { kind: 'change', id: changeId, notes: 'lgtm' }, { conversationId: APPROVERS_CHANNEL }));
     expect(own.body.statusCode).toBe(200);
     expect(text(own.body.value)).toContain('You cannot approve or reject your own change; another admin must.');

@@ -93,8 +93,13 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     expect(text(prompt)).toContain('BOB-LAPTOP');
     expect(verbs(prompt)).toEqual(['refresh']);
     expect(prompt.refresh.userIds.sort()).toEqual(['29:ada', '29:bob', AAD.cyd].sort());
-    // bob's own copy was brought up to date in place
-    expect(h.connector.of('update').map((u) => u.activityId)).toEqual([formMessageId]);
+    // bob's own copy was brought up to date in place, still saying it was submitted (no flash without the banner)
+    const updates = h.connector.of('update');
+    expect(updates.map((u) => u.activityId)).toEqual([formMessageId]);
+    expect(text(cardOf(updates[0]!.body))).toContain('Request submitted');
+    expect(verbs(cardOf(updates[0]!.body))).toEqual(['cancel', 'refresh']);
+    // the approvers' prompt carries no such banner
+    expect(text(prompt)).not.toContain('Request submitted');
     const audit = await h.t.tdb.db.query(`SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_id = $1`, [requestId]);
     expect(audit.length).toBeGreaterThanOrEqual(2);
   });

@@ -58,6 +58,12 @@ export interface Banner {
   tone: Tone;
 }
 
+/** What the submitter's own card says until the first decision; the notifier's first update keeps it. */
+export const submittedBanner: Record<'request' | 'change', Banner> = {
+  request: { text: 'Request submitted. You will hear here when it is decided.', tone: 'success' },
+  change: { text: 'Change submitted for approval by another admin.', tone: 'success' },
+};
+
 export interface RequestCardInput {
   request: RequestDetail;
   can: { decide: boolean; cancel: boolean; installNow: boolean };

@@ -4,7 +4,7 @@ import type { Actor } from '../../core/audit-log.ts';
 import { identityByTeamsId, type IdentityRow } from '../../core/directory.ts';
 import { AppError, toAppError } from '../../core/errors.ts';
 import { isUuid } from '../../core/request-queries.ts';
-import type { AdaptiveCard, Banner } from './teams-cards.ts';
+import { submittedBanner, type AdaptiveCard, type Banner } from './teams-cards.ts';
 import { changeForm, myRequests, requestForm, appPicker, submitChangeFromCard, submitRequestFromCard } from './teams-forms.ts';
 import { insertMessageRef } from './teams-store.ts';
 import { TeamsViews, type Viewer } from './teams-views.ts';
@@ -96,7 +96,7 @@ export class TeamsInvokeHandler {
         const result = await submitRequestFromCard(this.ctx, this.actorOf(identity), data);
         if ('form' in result) return cardResponse(result.form);
         await this.recordRequesterCopy(turn, 'request', result.id, identity!);
-        return cardResponse(await this.views.requestCardFor(result.id, { kind: 'identity', identity }, { text: 'Request submitted. You will hear here when it is decided.', tone: 'success' }));
+        return cardResponse(await this.views.requestCardFor(result.id, { kind: 'identity', identity }, submittedBanner.request));
       }
       case 'myRequests':
         return cardResponse(await myRequests(this.ctx, this.actorOf(identity)));
@@ -106,7 +106,7 @@ export class TeamsInvokeHandler {
         const result = await submitChangeFromCard(this.ctx, this.actorOf(identity), data);
         if ('form' in result) return cardResponse(result.form);
         await this.recordRequesterCopy(turn, 'change', result.id, identity!);
-        return cardResponse(await this.views.changeCardFor(result.id, { kind: 'identity', identity }, { text: 'Change submitted for approval by another admin.', tone: 'success' }));
+        return cardResponse(await this.views.changeCardFor(result.id, { kind: 'identity', identity }, submittedBanner.change));
       }
       default:
         return errorResponse(400, 'BadRequest', `Unknown action "${verb}". The card may be from an older version of Signoff.`);

@@ -3,7 +3,7 @@ import { groupsByNames, identityById, type IdentityRow } from '../../core/direct
 import type { DomainEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import type { RequestDetail } from '../../core/views.ts';
-import { noticeCard, type AdaptiveCard, type NoticeInput } from './teams-cards.ts';
+import { noticeCard, submittedBanner, type AdaptiveCard, type Banner, type NoticeInput } from './teams-cards.ts';
 import { BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
 import {
   alreadyDelivered, anyConversationRef, auditSent, cardCopies, conversationRef, insertMessageRef, moveMessageRef, saveConversationRef,
@@ -55,7 +55,8 @@ export class TeamsNotifier implements ChatNotifier {
         return this.updateCopies({ type: 'review', id: String(event.data.reviewId ?? '') });
       case 'request.submitted': {
         const r = await this.ctx.requests.get(subject.id);
-        await this.updateCopies(subject, r);
+        // the submitter's copy already says "submitted" (the invoke answer); the same card again, not a flash without it
+        await this.updateCopies(subject, r, submittedBanner.request);
         await this.postPrompts(event, r, r.currentStage);
         // Teams submissions already show the requester their card (the form they submitted turns into it);
         // Slack submissions are confirmed in Slack
@@ -117,7 +118,7 @@ export class TeamsNotifier implements ChatNotifier {
 
   private async handleChange(event: DomainEvent, subject: Subject): Promise<void> {
     const c = await this.ctx.changes.get(subject.id);
-    await this.updateCopies(subject);
+    await this.updateCopies(subject, undefined, event.type === 'change.submitted' ? submittedBanner.change : undefined);
     if (event.type === 'change.submitted') {
       const channels = (await groupsByNames(this.ctx.db, c.approverGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
       for (const channel of [...new Set(channels)]) {
@@ -233,12 +234,13 @@ export class TeamsNotifier implements ChatNotifier {
   }
 
   /** Re-renders every copy for its audience and updates it in place; a copy Teams no longer has is posted afresh. */
-  async updateCopies(subject: Subject, detail?: RequestDetail): Promise<void> {
+  /** `requesterBanner` goes on the requester's own copy only. */
+  async updateCopies(subject: Subject, detail?: RequestDetail, requesterBanner?: Banner): Promise<void> {
     const copies = await cardCopies(this.ctx.db, subject.type, subject.id);
     if (copies.length === 0) return;
     const loaded = subject.type === 'request' ? detail ?? (await this.ctx.requests.get(subject.id)) : undefined;
     for (const copy of copies) {
-      const card = await this.render(subject, copy.data.view ?? 'base', copy.recipient_id, loaded);
+      const card = await this.render(subject, copy.data.view ?? 'base', copy.recipient_id, loaded, copy.purpose === 'requester' ? requesterBanner : undefined);
       const ref = await this.referenceFor({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl });
       if (!ref) continue;
       const activity = cardActivity(card);
@@ -258,10 +260,10 @@ export class TeamsNotifier implements ChatNotifier {
     }
   }
 
-  private async render(subject: Subject, view: CopyView, recipientId: string | null, detail?: RequestDetail): Promise<AdaptiveCard> {
+  private async render(subject: Subject, view: CopyView, recipientId: string | null, detail?: RequestDetail, banner?: Banner): Promise<AdaptiveCard> {
     const viewer: Viewer = view === 'base' || !recipientId ? { kind: 'base' } : { kind: 'identity', identity: await identityById(this.ctx.db, recipientId) };
     if (subject.type === 'review') return this.views.reviewCardFor(subject.id, viewer);
-    return subject.type === 'request' ? this.views.requestCardFor(detail ?? subject.id, viewer) : this.views.changeCardFor(subject.id, viewer);
+    return subject.type === 'request' ? this.views.requestCardFor(detail ?? subject.id, viewer, banner) : this.views.changeCardFor(subject.id, viewer, banner);
   }
 
   /** Posts one copy of the subject's card unless this event already did, and records it for later updates. */
