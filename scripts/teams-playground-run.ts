@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     await shot(requester, 'request-form-filled');
     await form.getByRole('button', { name: 'Submit request' }).click();
     // the invoke answer turns the form into the requester's copy with a "Request submitted" banner; the
-    // notifier's update for request.submitted re-renders that copy (without the banner) a moment later
+    // notifier's update for request.submitted re-renders that copy, banner kept, a moment later
     const refused = requester.locator('.ac-adaptiveCard').filter({ hasText: 'Submit request' }).filter({ hasText: /already|cannot|Please fix/ });
     const mine = requester.locator('.ac-adaptiveCard').filter({ hasText: 'Waiting for approval' }).filter({ hasText: 'Cancel request' }).last();
     // whichever shows first; the other wait is left to time out quietly
