@@ -67,7 +67,7 @@ describe('notify queue and chat platform errors', () => {
     expect(rest).toHaveLength(0);
     expect(first!.threwAt).toBeDefined();
     expect(second!.at - first!.threwAt!).toBeGreaterThanOrEqual(RETRY_AFTER_MS);
-    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== null, 'slack effect done');
+    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== undefined, 'slack effect done');
     const slackEffect = await t.tdb.db.one<{ attempts: number }>(`SELECT attempts FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack'`, [id]);
     expect(slackEffect.attempts).toBe(2);
 
@@ -105,6 +105,6 @@ describe('notify queue and chat platform errors', () => {
     }, 'the slack job to complete');
     expect(job.attemptsMade).toBeLessThan(job.opts.attempts!);
     expect(job.data.rateLimitWaits).toBe(12);
-    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== null, 'slack effect done');
+    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== undefined, 'slack effect done');
   });
 });

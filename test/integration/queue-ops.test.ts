@@ -74,6 +74,8 @@ describe('/readyz', () => {
 
 describe('/metrics', () => {
   it('exposes requests by state, decisions, deliveries, latency, queue depths and outbox lag', async () => {
+    // the receiver answering 2xx is not the delivery recorded: the worker commits the attempt and status after
+    await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`)).n) === 0, 'the last delivery to be recorded');
     const res = await request(app).get('/metrics').expect(200);
     expect(res.headers['content-type']).toMatch(/text\/plain/);
     const text = res.text;

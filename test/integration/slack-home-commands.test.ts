@@ -87,7 +87,7 @@ describe('slash command', () => {
       const sent = await h.t.tdb.db.query<{ details: Record<string, unknown> }>(
         `SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_type = 'conversation' AND subject_id = 'C0GENERAL'`);
       expect(sent.map((r) => r.details)).toContainEqual(expect.objectContaining({ platform: 'slack', method: 'chat.postEphemeral', private: true, to: 'U0BOB', text: expect.stringMatching(/Your request for \*Project\* is cancelled/) }));
-    });
+    }, { timeout: 15_000 }); // vi.waitFor gives up after 1 s by default
     await h.drain();
     const copy = h.fake.of('chat.update').find((u) => u.args.channel === 'C0APPROVE')!;
     expect(textOf(copy.args.blocks)).toMatch(/Cancelled\* by \*Bob User\*/);

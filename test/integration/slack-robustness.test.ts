@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACTION } from '../../src/bots/slack/slack-ids.ts';
+import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { SlackApiError } from '../../src/bots/slack/slack-api.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
@@ -7,7 +7,9 @@ import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../supp
 let h: SlackHarness;
 let s: Seeded;
 beforeAll(async () => {
-  h = await startSlackHarness({ ackBudgetMs: 300 });
+  // the default budget: with 300 ms, a decision that is merely slow on a loaded machine (not blocked) would be
+  // acked empty before it commits, and the { response_action: 'clear' } checks below would fail
+  h = await startSlackHarness({ modalBudgetMs: 1500 }); // the production value: one test below exceeds it on purpose
   s = await seedContoso(h.t.tdb.db);
 });
 afterAll(() => h.close());
@@ -24,6 +26,31 @@ const lastEventOf = async (id: string) => {
   const row = await h.t.tdb.db.one<{ id: string; payload: any }>('SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
   return { id: row.id, ...row.payload };
 };
+
+describe('opening modals while the database is slow', () => {
+  it('opens a Loading… modal before the trigger_id expires, then replaces it with the request form', async () => {
+    h.fake.reset();
+    // another transaction holds the catalog: building the form has to wait for it
+    const runner = h.t.tdb.db.dataSource.createQueryRunner();
+    await runner.connect();
+    await runner.startTransaction();
+    await runner.query('LOCK TABLE applications IN ACCESS EXCLUSIVE MODE');
+    try {
+      expect((await h.command('U0BOB', 'request Visio')).status).toBe(200);
+      const [opened] = await h.fake.waitFor('views.open');
+      expect(textOf(opened!.args.view.blocks)).toMatch(/Loading/);
+      expect(h.fake.of('views.update')).toHaveLength(0);
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
+    const [update] = await h.fake.waitFor('views.update');
+    expect(h.fake.of('views.open')).toHaveLength(1);
+    expect(update!.args.view_id).toMatch(/^V/);
+    expect(update!.args.view.callback_id).toBe(CALLBACK.requestModal);
+    expect(textOf(update!.args.view.blocks)).toContain('What will you use it for?');
+  });
+});
 
 describe('deciding robustly', () => {
   it('Deny opens a reason modal; the reason is required and shown on every copy', async () => {

@@ -75,7 +75,7 @@ export class FakeSlackApi {
   }
 
   /** Resolves once `count` calls of `method` have arrived (event-driven, no polling). */
-  waitFor(method: string, count = 1, timeoutMs = 5000): Promise<SlackCall[]> {
+  waitFor(method: string, count = 1, timeoutMs = 15_000): Promise<SlackCall[]> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const got = this.of(method);

@@ -31,11 +31,15 @@ export interface SlackHarness {
 
 let triggerSeq = 0;
 
-export async function startSlackHarness(opts: { ackBudgetMs?: number } = {}): Promise<SlackHarness> {
+/**
+ * `modalBudgetMs` is generous by default: tests read the modal views.open carries, which on a loaded machine
+ * would otherwise sometimes be the "Loading…" placeholder (slack-robustness covers that path on purpose).
+ */
+export async function startSlackHarness(opts: { ackBudgetMs?: number; modalBudgetMs?: number } = {}): Promise<SlackHarness> {
   const fake = await new FakeSlackApi().start();
   const t = await createTestContext({ SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: fake.url });
   const clock = { skewMs: 0, now() { return Date.now() + this.skewMs; } };
-  const adapter = createSlackAdapter(t.ctx, { ackBudgetMs: opts.ackBudgetMs, now: () => clock.now() });
+  const adapter = createSlackAdapter(t.ctx, { ackBudgetMs: opts.ackBudgetMs, modalBudgetMs: opts.modalBudgetMs ?? 10_000, now: () => clock.now() });
   const app = express();
   adapter.mount(app);
   const server: Server = await new Promise((resolve) => {

@@ -9,6 +9,8 @@ import type { SlackDeps } from './slack-replies.ts';
 export interface SlackAdapterOptions {
   /** ms before an empty acknowledgement goes out regardless of handler progress; Slack's limit is 3000 */
   ackBudgetMs?: number;
+  /** ms a modal may take to build before a "Loading…" placeholder opens in its place (trigger_ids expire in 3 s) */
+  modalBudgetMs?: number;
   now?: () => number;
 }
 
@@ -26,7 +28,7 @@ export function createSlackAdapter(ctx: AppContext, opts: SlackAdapterOptions = 
   const notifier = new SlackNotifier(ctx, api);
   const responseOrigins = new Set(['https://hooks.slack.com']);
   if (SLACK_API_URL) responseOrigins.add(new URL(SLACK_API_URL).origin);
-  const deps: SlackDeps = { ctx, api, notifier, responseOrigins };
+  const deps: SlackDeps = { ctx, api, notifier, responseOrigins, modalBudgetMs: opts.modalBudgetMs ?? 1500 };
   return {
     notifier,
     mount(app) {

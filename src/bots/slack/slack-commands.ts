@@ -29,7 +29,7 @@ export const HELP = [
 ].join('\n');
 
 /** Opens a modal while the trigger_id is fresh: if loading is slow, a placeholder opens first and is then replaced. */
-export async function openModal(deps: SlackDeps, triggerId: string, build: Promise<SlackView>, budgetMs = 1500): Promise<void> {
+export async function openModal(deps: SlackDeps, triggerId: string, build: Promise<SlackView>, budgetMs = deps.modalBudgetMs): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), budgetMs); });
   const guarded = build.then((v) => v, (e: unknown) => errorModal(deps, e));

@@ -14,6 +14,7 @@ export interface SlackDeps {
   notifier: SlackNotifier;
   /** origins a response_url may point at: Slack's hooks host, plus the configured API host (tests, proxies) */
   responseOrigins: Set<string>;
+  modalBudgetMs: number;
 }
 
 export const actorOf = (who: IdentityRow): Actor => ({ id: who.id, label: who.display_name, channel: 'slack' });
