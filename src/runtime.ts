@@ -33,6 +33,7 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
     const workers = await startWorkers(ctx);
     stops.push(() => workers.stop());
   }
+  let listeningOn: number | undefined;
   if (opts.role !== 'worker') {
     const app = createHttpApp(ctx, {
       mount: (a: Express) => {
@@ -42,10 +43,12 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
       },
     });
     const server = await startHttpServer(app, config.PORT);
+    listeningOn = server.port;
     stops.unshift(() => server.close());
   }
   logger.info(
-    { role: opts.role, port: opts.role === 'worker' ? undefined : config.PORT, slack: Boolean(slack), teams: Boolean(teams), email: Boolean(email) },
+    // the bound port, which differs from PORT when PORT=0 asks the system for a free one
+    { role: opts.role, port: listeningOn, slack: Boolean(slack), teams: Boolean(teams), email: Boolean(email) },
     `Signoff started (${opts.role})${opts.role === 'worker' ? '' : ` on ${config.PUBLIC_URL}`}`,
   );
 
