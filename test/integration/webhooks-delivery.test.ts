@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
@@ -101,17 +102,24 @@ describe('signed webhook delivery', () => {
   });
 
   it('retries network errors and gives up after WEBHOOK_MAX_ATTEMPTS', async () => {
-    const closed = await startReceiver();
-    const url = closed.url;
-    await closed.close(); // nothing listens there any more: connection refused
-    const id = await addEndpoint(t.tdb.db, { name: 'gone-away', url, secret: closed.secret, events: ['app.install'] });
-    await orderInstall();
-    const d = await waitFor(async () => ((await delivery(id))?.status === 'failed' ? delivery(id) : null), 'the delivery to give up');
-    expect(d!.attempts).toBe(8);
-    expect(d!.last_error).toMatch(/ECONNREFUSED.*gave up after 8 attempts/);
-    const rows = await attempts(d!.id);
-    expect(rows).toHaveLength(8);
-    expect(rows.every((a) => a.status_code === null && /ECONNREFUSED/.test(a.error ?? ''))).toBe(true);
+    // accepts and hangs up at once: a network error on every attempt, on a port held for the whole test
+    // (a closed port could be taken by another test's server before the eighth attempt)
+    const hangUp = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => hangUp.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(hangUp.address() as net.AddressInfo).port}/hooks`;
+      const id = await addEndpoint(t.tdb.db, { name: 'gone-away', url, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', events: ['app.install'] });
+      await orderInstall();
+      const d = await waitFor(async () => ((await delivery(id))?.status === 'failed' ? delivery(id) : null), 'the delivery to give up');
+      expect(d!.attempts).toBe(8);
+      expect(d!.last_error).toMatch(/ECONNRESET.*gave up after 8 attempts/);
+      const rows = await attempts(d!.id);
+      expect(rows).toHaveLength(8);
+      expect(rows.map((a) => a.status_code)).toEqual(Array(8).fill(null));
+      expect(rows.every((a) => /ECONNRESET/.test(a.error ?? ''))).toBe(true);
+    } finally {
+      await new Promise((resolve) => hangUp.close(resolve));
+    }
   });
 
   it('410 Gone disables the endpoint and later events skip it', async () => {
