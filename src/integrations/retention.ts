@@ -1,6 +1,7 @@
 import type { AppContext } from '../app-context.ts';
 import type { Database } from '../db/database.ts';
 import { foldSettledAttempts } from './metrics.ts';
+import { startPeriodicTask, type PeriodicTask } from './periodic-task.ts';
 
 export interface PruneResult {
   deliveries: number;
@@ -54,49 +55,25 @@ export async function pruneFinishedWork(db: Database, days: number): Promise<Pru
   return { deliveries, outbox };
 }
 
-export interface Retention {
-  runOnce(): Promise<PruneResult | null>;
-  stop(): Promise<void>;
-}
+export type Retention = PeriodicTask<PruneResult>;
 
 /** Hourly in every worker process (RETENTION_DAYS=0 turns it off); SKIP LOCKED lets several run at once. */
 export function startRetention(ctx: AppContext, opts: { intervalMs?: number } = {}): Retention {
   const log = ctx.logger.child({ component: 'retention' });
   const days = ctx.config.RETENTION_DAYS;
-  let stopped = days === 0;
-  let current: Promise<PruneResult | null> | null = null;
-  let timer: NodeJS.Timeout | null = null;
-
-  const runOnce = (): Promise<PruneResult | null> => {
-    if (stopped) return Promise.resolve(null);
-    current ??= pruneFinishedWork(ctx.db, days)
-      .then((r) => {
-        if (r.deliveries || r.outbox) log.info({ ...r, days }, 'pruned finished deliveries and outbox events');
-        return r;
-      })
-      .catch((e) => {
-        log.warn({ err: e }, 'retention pass failed; trying again next interval');
-        return null;
-      })
-      .finally(() => {
-        current = null;
-      });
-    return current;
-  };
-
-  const loop = async () => {
-    await runOnce();
-    if (!stopped) timer = setTimeout(() => void loop(), opts.intervalMs ?? HOUR_MS);
-  };
-  // not at start-up itself: a fleet restarting together should not all prune at once
-  if (!stopped) timer = setTimeout(() => void loop(), Math.min(opts.intervalMs ?? HOUR_MS, 60_000 + Math.random() * 60_000));
-
-  return {
-    runOnce,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await current;
+  const intervalMs = opts.intervalMs ?? HOUR_MS;
+  return startPeriodicTask(
+    async () => {
+      const r = await pruneFinishedWork(ctx.db, days);
+      if (r.deliveries || r.outbox) log.info({ ...r, days }, 'pruned finished deliveries and outbox events');
+      return r;
     },
-  };
+    {
+      intervalMs,
+      // not right at start-up: a fleet restarting together should not all prune at once
+      firstDelayMs: Math.min(intervalMs, 60_000 + Math.random() * 60_000),
+      onError: (e) => log.warn({ err: e }, 'retention pass failed; trying again next interval'),
+      enabled: days > 0,
+    },
+  );
 }

@@ -1,11 +1,9 @@
 import type { AppContext } from '../../app-context.ts';
 import { TimerService, type SweepResult } from '../../core/timer-service.ts';
+import { startPeriodicTask, type PeriodicTask } from '../periodic-task.ts';
 
-export interface Sweeper {
-  /** one sweep now; resolves when it is done (tests drive it with a manual clock) */
-  runOnce(): Promise<SweepResult | null>;
-  stop(): Promise<void>;
-}
+/** `runOnce()` sweeps now and resolves when done (tests drive it with a manual clock). */
+export type Sweeper = PeriodicTask<SweepResult>;
 
 /** A TimerService of its own (the context already holds one, `ctx.timers`, which the sweeper uses by default). */
 export function createTimerService(ctx: AppContext): TimerService {
@@ -23,40 +21,12 @@ export function startSweeper(ctx: AppContext, opts: { intervalMs?: number; timer
   const log = ctx.logger.child({ component: 'sweeper' });
   const timers = opts.timers ?? ctx.timers;
   const intervalMs = opts.intervalMs ?? ctx.config.SWEEP_INTERVAL_MS;
-  let stopped = false;
-  let current: Promise<SweepResult | null> | null = null;
-  let timer: NodeJS.Timeout | null = null;
-
-  const runOnce = (): Promise<SweepResult | null> => {
-    if (stopped) return Promise.resolve(null);
-    current ??= timers
-      .sweep()
-      .then((r) => {
-        if (Object.values(r).some((n) => n > 0)) log.info(r, 'timers fired');
-        return r;
-      })
-      .catch((e) => {
-        log.warn({ err: e }, 'sweep failed; trying again next interval');
-        return null;
-      })
-      .finally(() => {
-        current = null;
-      });
-    return current;
-  };
-
-  const loop = async () => {
-    await runOnce();
-    if (!stopped) timer = setTimeout(() => void loop(), intervalMs);
-  };
-  timer = setTimeout(() => void loop(), Math.min(intervalMs, 1000));
-
-  return {
-    runOnce,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await current;
+  return startPeriodicTask(
+    async () => {
+      const r = await timers.sweep();
+      if (Object.values(r).some((n) => n > 0)) log.info(r, 'timers fired');
+      return r;
     },
-  };
+    { intervalMs, firstDelayMs: Math.min(intervalMs, 1000), onError: (e) => log.warn({ err: e }, 'sweep failed; trying again next interval') },
+  );
 }
