@@ -26,7 +26,8 @@ export const configSchema = z
     PORT: z.coerce.number({ error: 'must be a port number' }).int('must be a port number').min(0).max(65535).default(3978),
     DATABASE_URL: url('postgres://').default('postgres://postgres@127.0.0.1:5432/signoff'),
     REDIS_URL: url('redis://').default('redis://127.0.0.1:6379'),
-    PUBLIC_URL: url('http(s)://').default('http://localhost:3978'),
+    // unset: this machine on PORT (http://localhost:3978 with the default port), so links match where it listens
+    PUBLIC_URL: url('http(s)://').optional(),
     QUEUE_PREFIX: z.string().min(1).default('signoff'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_BODY_BYTES: z.coerce.number().int().positive().default(256 * 1024),
@@ -60,7 +61,8 @@ export const configSchema = z
     LINK_TOKEN_TTL: z.string().default('P14D'),
     // finished webhook deliveries and outbox events older than this are deleted; 0 keeps them forever
     RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(0).default(90),
-  });
+  })
+  .transform((c) => ({ ...c, PUBLIC_URL: c.PUBLIC_URL ?? `http://localhost:${c.PORT}` }));
 
 /** Rules across keys, checked on the raw environment so they are reported together with per-key problems. */
 function crossKeyProblems(env: Record<string, string | undefined>): string[] {

@@ -6,6 +6,10 @@ describe('configuration', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({ PORT: 3978, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/signoff', REDIS_URL: 'redis://127.0.0.1:6379', PUBLIC_URL: 'http://localhost:3978' });
   });
+  it('points links at the port it listens on unless PUBLIC_URL says otherwise', () => {
+    expect(loadConfig({ PORT: '4000' }).PUBLIC_URL).toBe('http://localhost:4000');
+    expect(loadConfig({ PORT: '4000', PUBLIC_URL: 'https://signoff.contoso.com' }).PUBLIC_URL).toBe('https://signoff.contoso.com');
+  });
   it('names every bad key and what is wrong', () => {
     try {
       loadConfig({ PORT: 'eighty', DATABASE_URL: 'not a url', SLACK_BOT_TOKEN: 'xoxb-1' });
