@@ -233,8 +233,10 @@ export class TeamsNotifier implements ChatNotifier {
     }
   }
 
-  /** Re-renders every copy for its audience and updates it in place; a copy Teams no longer has is posted afresh. */
-  /** `requesterBanner` goes on the requester's own copy only. */
+  /**
+   * Re-renders every copy for its audience and updates it in place; a copy Teams no longer has is posted afresh.
+   * `requesterBanner` goes on the requester's own copy only.
+   */
   async updateCopies(subject: Subject, detail?: RequestDetail, requesterBanner?: Banner): Promise<void> {
     const copies = await cardCopies(this.ctx.db, subject.type, subject.id);
     if (copies.length === 0) return;
