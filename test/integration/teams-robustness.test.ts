@@ -103,6 +103,37 @@ describe('Teams delivery under failure', () => {
   });
 });
 
+describe('Teams input that is not what the bot expects', () => {
+  let h: TeamsHarness;
+  beforeAll(async () => {
+    h = await startTeamsHarness();
+  });
+  afterAll(() => h.close());
+
+  it('answers a message with no text (an image or a file alone) with help, not an error', async () => {
+    h.connector.reset();
+    const res = await h.post({ ...h.message('bob', ''), text: undefined, attachments: [{ contentType: 'image/png', contentUrl: 'https://example.com/a.png' }] });
+    expect(res.status).toBe(200);
+    const card = JSON.stringify(cardOf(h.connector.posted()[0]!.body));
+    expect(card).toContain('my requests');
+    expect(card).not.toMatch(/went wrong/i);
+  });
+
+  it('answers an adaptiveCard/action invoke without an action with a 400 error body', async () => {
+    const res = await h.post({ ...h.invoke('bob', 'refresh', {}), value: {} });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ statusCode: 400, type: 'application/vnd.microsoft.error', value: { code: 'BadRequest', message: expect.stringMatching(/no action/) } });
+  });
+
+  it('tells an unlinked user the id an admin has to link', async () => {
+    h.connector.reset();
+    await h.post(h.message('stranger', 'request visio'));
+    expect(JSON.stringify(cardOf(h.connector.posted()[0]!.body))).toContain(`teams: ${AAD.stranger}`);
+    const res = await h.post(h.invoke('stranger', 'startRequest', {}));
+    expect(JSON.stringify(res.body)).toContain(`teams: ${AAD.stranger}`);
+  });
+});
+
 describe('Teams authentication', () => {
   let h: TeamsHarness;
   beforeAll(async () => {

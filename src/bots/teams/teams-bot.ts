@@ -1,11 +1,11 @@
-import { ActivityHandler, TurnContext, type Activity as BfActivity, type AdaptiveCardInvokeResponse, type AdaptiveCardInvokeValue } from 'botbuilder';
+import { ActivityHandler, TurnContext, type Activity as BfActivity, type AdaptiveCardInvokeResponse, type AdaptiveCardInvokeValue, type InvokeResponse } from 'botbuilder';
 import type { AppContext } from '../../app-context.ts';
 import type { Actor } from '../../core/audit-log.ts';
 import { identityByTeamsId, type IdentityRow } from '../../core/directory.ts';
 import { toAppError } from '../../core/errors.ts';
 import { noticeCard, welcomeCard, type AdaptiveCard } from './teams-cards.ts';
 import { appPicker, changeForm, myRequests, requestForm } from './teams-forms.ts';
-import { TeamsInvokeHandler } from './teams-invoke.ts';
+import { errorResponse, TeamsInvokeHandler } from './teams-invoke.ts';
 import { baseConversationId } from './teams-connector.ts';
 import { auditSent, rememberTeamsUser, saveConversationRef, type ConversationKind, type StoredReference } from './teams-store.ts';
 
@@ -85,6 +85,15 @@ export class SignoffTeamsBot extends ActivityHandler {
     await save(baseConversationId(a.conversation.id), 'groupChat', ref(baseConversationId(a.conversation.id), type));
   }
 
+  protected async onInvokeActivity(turn: TurnContext): Promise<InvokeResponse> {
+    const value = turn.activity.value as { action?: unknown } | undefined;
+    // botbuilder reads value.action.type unguarded and turns a malformed invoke into an empty 501
+    if (turn.activity.name === 'adaptiveCard/action' && value && (typeof value.action !== 'object' || value.action === null)) {
+      return { status: 400, body: errorResponse(400, 'BadRequest', 'The invoke has no action: expected value.action with type Action.Execute and a verb.') };
+    }
+    return super.onInvokeActivity(turn);
+  }
+
   protected async onAdaptiveCardInvoke(turn: TurnContext, value: AdaptiveCardInvokeValue): Promise<AdaptiveCardInvokeResponse> {
     return this.invokes.handle(turn, value);
   }
@@ -93,7 +102,7 @@ export class SignoffTeamsBot extends ActivityHandler {
     const a = turn.activity;
     if (a.conversation?.conversationType === 'personal') {
       const me = a.from?.aadObjectId ? await identityByTeamsId(this.ctx.db, a.from.aadObjectId) : undefined;
-      await turn.sendActivity(attach(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: true }), 'Welcome to Signoff'));
+      await turn.sendActivity(attach(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: true, aadObjectId: a.from?.aadObjectId }), 'Welcome to Signoff'));
       return;
     }
     const cd = (a.channelData ?? {}) as { channel?: { id?: string }; team?: { id?: string; name?: string } };
@@ -110,21 +119,22 @@ export class SignoffTeamsBot extends ActivityHandler {
   private async onText(turn: TurnContext): Promise<void> {
     const a = turn.activity;
     if (a.value && !a.text) return; // legacy Action.Submit payloads: every card here uses Action.Execute
-    const text = TurnContext.removeRecipientMention(a as BfActivity).replace(/\s+/g, ' ').trim();
+    // an image or a file alone comes without text: answered with help like an empty message
+    const text = a.text ? (TurnContext.removeRecipientMention(a as BfActivity) ?? a.text).replace(/\s+/g, ' ').trim() : '';
     const lower = text.toLowerCase();
     const me = a.from?.aadObjectId ? await identityByTeamsId(this.ctx.db, a.from.aadObjectId) : undefined;
     const reply = (card: AdaptiveCard, summary?: string) => turn.sendActivity(attach(card, summary));
     if (lower === '' || lower === 'help' || lower === '?' || lower === 'hi' || lower === 'hello') {
-      await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false }), 'Signoff help');
+      await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false, aadObjectId: a.from?.aadObjectId }), 'Signoff help');
       return;
     }
     const command = /^(request|my requests|requests|change)\b\s*(.*)$/.exec(lower);
     if (!command) {
-      await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false }), `I did not understand "${text.slice(0, 50)}"`);
+      await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false, aadObjectId: a.from?.aadObjectId }), `I did not understand "${text.slice(0, 50)}"`);
       return;
     }
     if (!me) {
-      await reply(welcomeCard({ linked: false, welcome: false }), 'Your account is not linked');
+      await reply(welcomeCard({ linked: false, welcome: false, aadObjectId: a.from?.aadObjectId }), 'Your account is not linked');
       return;
     }
     const actor: Actor = { id: me.id, label: me.display_name, channel: 'teams' };

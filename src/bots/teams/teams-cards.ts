@@ -270,11 +270,17 @@ export const commands = [
   { command: 'help', description: 'Show this list' },
 ];
 
-export function welcomeCard(opts: { name?: string; linked: boolean; welcome: boolean }): AdaptiveCard {
+/** What an unlinked Teams user is told, with the id an admin needs (as Slack shows the member id). */
+export function notLinkedText(aadObjectId: string | undefined): string {
+  const id = aadObjectId ? `\`teams: ${aadObjectId}\`` : 'your Teams (AAD object) id';
+  return `Your Teams account is not linked to a directory identity yet, so I cannot act for you. Ask a Signoff admin to add ${id} to your entry under identities: in the Signoff configuration file (then npx signoff apply FILE), or to set it through the admin API (/api/v1/identities).`;
+}
+
+export function welcomeCard(opts: { name?: string; linked: boolean; welcome: boolean; aadObjectId?: string }): AdaptiveCard {
   return renderTemplate('welcome', {
     heading: opts.welcome ? `Welcome to Signoff${opts.name ? `, ${opts.name}` : ''}` : 'What I can do',
     intro: 'Request software for your devices and approve requests and admin changes, right here in Teams.',
-    banner: opts.linked ? null : 'Your Teams account is not linked to a directory identity yet, so I cannot act for you. Ask IT to add your Teams (AAD object) id to your identity.',
+    banner: opts.linked ? null : notLinkedText(opts.aadObjectId),
     commands,
     linked: opts.linked,
   });

@@ -4,7 +4,7 @@ import type { Actor } from '../../core/audit-log.ts';
 import { identityByTeamsId, type IdentityRow } from '../../core/directory.ts';
 import { AppError, toAppError } from '../../core/errors.ts';
 import { isUuid } from '../../core/request-queries.ts';
-import { submittedBanner, type AdaptiveCard, type Banner } from './teams-cards.ts';
+import { notLinkedText, submittedBanner, type AdaptiveCard, type Banner } from './teams-cards.ts';
 import { changeForm, myRequests, requestForm, appPicker, submitChangeFromCard, submitRequestFromCard } from './teams-forms.ts';
 import { insertMessageRef } from './teams-store.ts';
 import { TeamsViews, type Viewer } from './teams-views.ts';
@@ -69,8 +69,8 @@ export class TeamsInvokeHandler {
     }
   }
 
-  private actorOf(identity: IdentityRow | undefined): Actor {
-    if (!identity) throw new AppError('identity_not_linked', 'Your Teams account is not linked to a directory identity yet; ask IT to add your Teams id to your identity.');
+  private actorOf(identity: IdentityRow | undefined, aadObjectId?: string): Actor {
+    if (!identity) throw new AppError('identity_not_linked', notLinkedText(aadObjectId));
     return { id: identity.id, label: identity.display_name, channel: 'teams' };
   }
 
@@ -86,24 +86,24 @@ export class TeamsInvokeHandler {
       case 'reviewRemove':
         return this.onItem(turn, verb, data, identity);
       case 'startRequest':
-        return cardResponse(await appPicker(this.ctx, this.actorOf(identity)));
+        return cardResponse(await appPicker(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId)));
       case 'chooseApp': {
         const appId = str(data.applicationId);
-        if (!appId) return cardResponse(await appPicker(this.ctx, this.actorOf(identity), 'Choose an application first.'));
-        return cardResponse(await requestForm(this.ctx, this.actorOf(identity), appId));
+        if (!appId) return cardResponse(await appPicker(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId), 'Choose an application first.'));
+        return cardResponse(await requestForm(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId), appId));
       }
       case 'submitRequest': {
-        const result = await submitRequestFromCard(this.ctx, this.actorOf(identity), data);
+        const result = await submitRequestFromCard(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId), data);
         if ('form' in result) return cardResponse(result.form);
         await this.recordRequesterCopy(turn, 'request', result.id, identity!);
         return cardResponse(await this.views.requestCardFor(result.id, { kind: 'identity', identity }, submittedBanner.request));
       }
       case 'myRequests':
-        return cardResponse(await myRequests(this.ctx, this.actorOf(identity)));
+        return cardResponse(await myRequests(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId)));
       case 'startChange':
         return cardResponse(await changeForm(this.ctx, {}));
       case 'submitChange': {
-        const result = await submitChangeFromCard(this.ctx, this.actorOf(identity), data);
+        const result = await submitChangeFromCard(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId), data);
         if ('form' in result) return cardResponse(result.form);
         await this.recordRequesterCopy(turn, 'change', result.id, identity!);
         return cardResponse(await this.views.changeCardFor(result.id, { kind: 'identity', identity }, submittedBanner.change));
@@ -114,7 +114,7 @@ export class TeamsInvokeHandler {
   }
 
   /** Acts on a request or change and answers with the clicker's own, fresh view of it. */
-  private async onItem(_turn: TurnContext, verb: string, data: Data, identity: IdentityRow | undefined): Promise<AdaptiveCardInvokeResponse> {
+  private async onItem(turn: TurnContext, verb: string, data: Data, identity: IdentityRow | undefined): Promise<AdaptiveCardInvokeResponse> {
     const kind = data.kind === 'change' ? 'change' : data.kind === 'request' ? 'request' : data.kind === 'review' ? 'review' : undefined;
     const id = str(data.id);
     if (!kind || !id || !isUuid(id)) return errorResponse(400, 'BadRequest', 'This card does not name a request, change or review.');
@@ -129,7 +129,7 @@ export class TeamsInvokeHandler {
     if (verb === 'refresh' || verb === 'open') return cardResponse(await this.views.cardFor(kind, id, viewer));
     let banner: Banner;
     try {
-      banner = await this.act(kind, verb, id, data, this.actorOf(identity));
+      banner = await this.act(kind, verb, id, data, this.actorOf(identity, turn.activity.from?.aadObjectId));
     } catch (e) {
       const err = toAppError(e);
       if (err.code === 'internal' || err.code === 'dependency_unavailable') throw e;
