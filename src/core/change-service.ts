@@ -142,18 +142,20 @@ export class ChangeService {
   }
 
   approve(actor: Actor, id: string, notes?: string | null, opts: { approverUsername?: string } = {}) {
-    return this.decide(actor, id, 'approve', notes ?? null, opts.approverUsername);
+    return this.decide(actor, id, 'approve', notes ?? null, opts);
   }
 
-  reject(actor: Actor, id: string, notes?: string | null, opts: { approverUsername?: string } = {}) {
-    return this.decide(actor, id, 'reject', notes ?? null, opts.approverUsername);
+  /** `notesRequired`: chat rejections always say why (checked after who may decide, so others hear that first). */
+  reject(actor: Actor, id: string, notes?: string | null, opts: { approverUsername?: string; notesRequired?: boolean } = {}) {
+    return this.decide(actor, id, 'reject', notes ?? null, opts);
   }
 
   async cancel(actor: Actor, id: string, notes?: string | null): Promise<ChangeView> {
     return this.decide(actor, id, 'cancel', notes ?? null);
   }
 
-  private async decide(actor: Actor, id: string, action: ChangeAction, notes: string | null, approverUsername?: string): Promise<ChangeView> {
+  private async decide(actor: Actor, id: string, action: ChangeAction, notes: string | null, opts: { approverUsername?: string; notesRequired?: boolean } = {}): Promise<ChangeView> {
+    const { approverUsername } = opts;
     const now = this.clock.now();
     await this.db.tx(async (tx) => {
       let acting = actor;
@@ -168,6 +170,9 @@ export class ChangeService {
         });
       }
       await this.authorize(tx, acting, row, action);
+      if (action === 'reject' && opts.notesRequired && !notes?.trim()) {
+        throw new AppError('validation_failed', 'Say why (Approver notes) before rejecting, so the requester knows.', { field: 'notes' });
+      }
       const to = nextChangeStatus(row.status, action);
       const updated = await tx.maybeOne<ChangeRow>(
         `UPDATE changes SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_notes = $6, updated_at = $3

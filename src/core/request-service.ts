@@ -127,7 +127,11 @@ export class RequestService {
   }
 
   /** Approve or deny. Approve on a denied/revoked request reapproves it; deny on an approved one revokes it. */
-  async decide(actor: Actor, id: string, decision: 'approve' | 'deny', reason?: string | null, opts: { approverUsername?: string; promptStage?: number } = {}): Promise<DecisionResult> {
+  async decide(
+    actor: Actor, id: string, decision: 'approve' | 'deny', reason?: string | null,
+    // denyNeedsReason: chat denials always say why (checked after who may decide, so others hear that first)
+    opts: { approverUsername?: string; promptStage?: number; denyNeedsReason?: boolean } = {},
+  ): Promise<DecisionResult> {
     const now = this.clock.now();
     const outcome = await this.db.tx(async (tx) => {
       const acting = opts.approverUsername ? await this.actorFor(tx, actor, opts.approverUsername) : actor;
@@ -142,7 +146,7 @@ export class RequestService {
       if (row.status === 'approved' && decision === 'deny') return this.revokeLocked(tx, acting, row, reason ?? null, now, 'revoke');
       if ((row.status === 'denied' || row.status === 'revoked') && decision === 'approve') return this.reapproveLocked(tx, acting, row, reason ?? null, now);
       if (row.status !== 'pending') throw alreadyDecided(row);
-      return this.voteLocked(tx, acting, row, decision, reason ?? null, now);
+      return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
     });
     return { outcome, request: await getRequestView(this.db, id) };
   }
@@ -189,10 +193,13 @@ export class RequestService {
     }
   }
 
-  private async voteLocked(tx: Tx, actor: Actor, row: RequestRow, decision: 'approve' | 'deny', reason: string | null, now: Date): Promise<DecisionOutcome> {
+  private async voteLocked(tx: Tx, actor: Actor, row: RequestRow, decision: 'approve' | 'deny', reason: string | null, now: Date, denyNeedsReason: boolean): Promise<DecisionOutcome> {
     await this.authorize(tx, actor, row);
     const policy = policyDefinitionSchema.parse(row.policy);
     const stage = policy.stages[row.current_stage]!;
+    if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {
+      throw new AppError('validation_failed', 'Say why (Reason) before denying, so the requester knows.', { field: 'reason' });
+    }
     if (decision === 'approve' && stage.approverJustification && !reason?.trim()) {
       throw new AppError('validation_failed', 'This stage needs a justification from the approver.', { field: 'reason' });
     }

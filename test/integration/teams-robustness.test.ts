@@ -125,6 +125,25 @@ describe('Teams input that is not what the bot expects', () => {
     expect(res.body).toMatchObject({ statusCode: 400, type: 'application/vnd.microsoft.error', value: { code: 'BadRequest', message: expect.stringMatching(/no action/) } });
   });
 
+  it('Deny and Reject need a reason on the card, as in Slack; who may not decide hears that first', async () => {
+    const r = await h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
+      applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'API request', answers: { usage: 'Other' },
+    });
+    const deny = (who: keyof typeof AAD, reason: string) => h.post(h.invoke(who, 'deny', { kind: 'request', id: r.id, stage: 0, reason }));
+    expect(JSON.stringify((await deny('bob', '')).body.value)).toContain('You cannot decide your own request.');
+    const blank = await deny('cyd', '   ');
+    expect(JSON.stringify(blank.body.value)).toContain('Say why (Reason) before denying');
+    expect(JSON.stringify(blank.body.value)).toContain('Reason (required to deny)');
+    expect((await h.t.ctx.requests.get(r.id)).status).toBe('pending');
+    expect(JSON.stringify((await deny('cyd', 'Use draw.io')).body.value)).toContain('You denied this request.');
+    expect((await h.t.ctx.requests.get(r.id)).status).toBe('denied');
+
+    const change = await h.t.ctx.changes.submit(h.s.actor(h.s.ada, 'teams'), { resourceType: 'script', resourceId: 'reject-me.ps1', before: { a: 1 }, after: { a: 2 }, justification: 'tidy' });
+    const reject = await h.post(h.invoke('cyd', 'deny', { kind: 'change', id: change.id, notes: '' }));
+    expect(JSON.stringify(reject.body.value)).toContain('Say why (Approver notes) before rejecting');
+    expect((await h.t.ctx.changes.get(change.id)).status).toBe('pending');
+  });
+
   it('tells an unlinked user the id an admin has to link', async () => {
     h.connector.reset();
     await h.post(h.message('stranger', 'request visio'));

@@ -140,7 +140,8 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
     decisions,
     outcome,
     canDecide: input.can.decide && r.status === 'pending',
-    reasonLabel: stage?.approverJustification ? 'Reason (required to approve)' : 'Reason (optional)',
+    // a denial always says why, as in Slack's Deny modal
+    reasonLabel: stage?.approverJustification ? 'Reason (required)' : 'Reason (required to deny)',
     canCancel: input.can.cancel && r.status === 'pending',
     canInstallNow: input.can.installNow && r.status === 'approved',
     refresh: input.refreshUserIds.length > 0,

@@ -156,7 +156,7 @@ export class TeamsInvokeHandler {
         const stage = typeof data.stage === 'number' ? data.stage : Number(data.stage);
         // the card's stage pins the decision to that prompt: a stale Deny must never revoke an approved request
         const current = Number.isFinite(stage) ? stage : (await this.ctx.requests.get(id)).currentStage;
-        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { promptStage: current });
+        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { promptStage: current, denyNeedsReason: true });
         const messages: Record<string, string> = {
           recorded: 'Your approval is recorded; more approvals are needed for this stage.',
           stage_approved: `You approved stage ${Number.isFinite(stage) ? stage + 1 : request.currentStage}; the next stage's approvers have been asked.`,
@@ -179,7 +179,7 @@ export class TeamsInvokeHandler {
       return { text: 'You approved this change; it is being applied.', tone: 'success' };
     }
     if (verb === 'deny') {
-      await this.ctx.changes.reject(actor, id, reason);
+      await this.ctx.changes.reject(actor, id, reason, { notesRequired: true });
       return { text: 'You rejected this change.', tone: 'success' };
     }
     if (verb === 'cancel') {
