@@ -48,6 +48,9 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(res.body.response_action).toBe('errors');
     expect(res.body.errors.justification).toMatch(/justification is required/i);
     expect(res.body.errors.q_usage).toMatch(/not one of the options/);
+    // a device select left empty asks for a choice (bob has a device: nothing says he has none)
+    const noDevice = await h.submit('U0BOB', view, { device: null, justification: 'diagrams', q_usage: 'Diagrams' });
+    expect(noDevice.body.errors).toEqual({ device: 'Choose the device to install on.' });
     expect(await requestsOfBob()).toHaveLength(0);
   });
 
@@ -127,7 +130,8 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(textOf(channelCopy.args.blocks)).toMatch(new RegExp(`Approved\\* by \\*${approver!.decided_by_label}\\* <!date\\^\\d+`));
     expect(channelCopy.args.blocks.some((b: any) => b.type === 'actions')).toBe(false);
     const outcome = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0BOB')!;
-    expect(textOf(outcome.args.blocks)).toMatch(/Approved: your request for \*Visio\* on BOB-LAPTOP\.\nThe installation has been ordered/);
+    // the notification itself says who decided and when, not only the updated copy
+    expect(textOf(outcome.args.blocks)).toMatch(new RegExp(`Approved: your request for \\*Visio\\* on BOB-LAPTOP\\.\\n.*Approved\\* by \\*${approver!.decided_by_label}\\* <!date\\^\\d+[^\\n]*\\nThe installation has been ordered`));
     expect(buttonsOf(outcome.args.blocks).map((b) => b.text)).toContain('Install now');
 
     const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);

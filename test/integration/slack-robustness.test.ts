@@ -67,7 +67,7 @@ describe('deciding robustly', () => {
     expect(textOf(update.args.blocks)).toMatch(/Denied\* by \*Cyd Approver\* <!date[^\n]*\n>Use draw\.io instead/);
     expect(buttonsOf(update.args.blocks)).toEqual([]);
     const dm = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0BOB')!;
-    expect(textOf(dm.args.blocks)).toMatch(/Denied: your request for \*Visio\*/);
+    expect(textOf(dm.args.blocks)).toMatch(/Denied: your request for \*Visio\*.*\n.*Denied\* by \*Cyd Approver\*[^\n]*\n>Use draw\.io instead/);
   });
 
   it('a replayed approval payload (same signed bytes) yields one decision', async () => {

@@ -131,7 +131,9 @@ export function renderRequesterOutcome(r: RequestDetail): Rendered {
     next = '\nYou can request it again with `/signoff request`.';
   }
   const rendered = renderRequesterStatus(r);
-  const intro = section(`${statusLabel(r.status)}: your request for *${esc(r.application.name)}*${on}.${next}`);
+  // who decided, when and why, as the updated copy says: the notification is what people read
+  const decided = r.status === 'pending' ? '' : `\n${decidedLine(r)}`;
+  const intro = section(`${statusLabel(r.status)}: your request for *${esc(r.application.name)}*${on}.${decided}${next}`);
   return { text: `Your request for ${r.application.name} was ${(outcome[r.status]?.verb ?? r.status).toLowerCase()}`, blocks: [intro, ...rendered.blocks.slice(1)] };
 }
 

@@ -239,7 +239,11 @@ async function submitRequest(deps: SlackDeps, p: InteractionPayload, state: View
   const policy = policyOf(app);
   const input = parseRequestSubmission(state, policy, meta);
   const errors = fieldErrorsToBlocks(validateSubmission(policy, input));
-  if (app.per_device && !input.deviceId) errors[state[BLOCK.device] ? BLOCK.device : BLOCK.app] = 'No device of yours is registered, and this application is installed per device. Ask IT to register your device.';
+  if (app.per_device && !input.deviceId) {
+    // the field is there when the user has devices (nothing chosen); without one there is nothing to choose
+    if (state[BLOCK.device]) errors[BLOCK.device] = 'Choose the device to install on.';
+    else errors[BLOCK.app] = 'No device of yours is registered, and this application is installed per device. Ask IT to register your device.';
+  }
   if (Object.keys(errors).length) return void ack({ response_action: 'errors', errors });
 
   try {
