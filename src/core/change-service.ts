@@ -1,6 +1,6 @@
 import type { Database, Queryable, Tx } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
-import type { Clock } from './clock.ts';
+import { readableUtc, type Clock } from './clock.ts';
 import { groupNamesOf, requireIdentity } from './directory.ts';
 import { diffJson } from './diff.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
@@ -165,7 +165,7 @@ export class ChangeService {
       }
       const row = await this.find(tx, id, true);
       if (row.status !== 'pending') {
-        throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${iso(row.decided_at)}` : ''}.`, {
+        throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
           status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
         });
       }

@@ -5,6 +5,9 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+/** A moment as people read it in messages (minutes, UTC); API fields keep full ISO 8601. */
+export const readableUtc = (d: Date | string): string => `${new Date(d).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
 /** A clock tests move by hand. */
 export class ManualClock implements Clock {
   private current: number;

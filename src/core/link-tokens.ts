@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.ts';
-import type { Clock } from './clock.ts';
+import { readableUtc, type Clock } from './clock.ts';
 import { identityById } from './directory.ts';
 import { AppError } from './errors.ts';
 import type { RequestService } from './request-service.ts';
@@ -31,7 +31,7 @@ export async function createLinkToken(db: Queryable, input: { requestId: string;
 export async function peekLinkToken(db: Queryable, token: string, now: Date): Promise<LinkToken> {
   const row = await db.maybeOne<LinkToken>('SELECT * FROM link_tokens WHERE token_hash = $1', [hash(token)]);
   if (!row) throw new AppError('not_found', 'This link is not valid.');
-  if (row.used_at) throw new AppError('already_decided', `This link was already used at ${new Date(row.used_at).toISOString()}.`);
+  if (row.used_at) throw new AppError('already_decided', `This link was already used at ${readableUtc(row.used_at)}.`);
   if (new Date(row.expires_at) <= now) throw new AppError('invalid_transition', 'This link has expired.');
   return row;
 }
@@ -58,7 +58,7 @@ export async function useLinkToken(db: Database, requests: RequestService, clock
   );
   // a prompt's link decides that prompt only: it must never revoke or reapprove a request decided since
   if (current.status !== 'pending') {
-    throw new AppError('already_decided', `This request was already ${current.status}${current.decided_by_label ? ` by ${current.decided_by_label}` : ''}${current.decided_at ? ` at ${new Date(current.decided_at).toISOString()}` : ''}.`);
+    throw new AppError('already_decided', `This request was already ${current.status}${current.decided_by_label ? ` by ${current.decided_by_label}` : ''}${current.decided_at ? ` at ${readableUtc(current.decided_at)}` : ''}.`);
   }
   if (current.current_stage !== row.stage) {
     throw new AppError('already_decided', `This link was for stage ${row.stage + 1}, which is already settled.`);

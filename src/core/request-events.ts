@@ -1,3 +1,4 @@
+import { readableUtc } from './clock.ts';
 import type { DeviceRow, IdentityRow, ApplicationRow } from './directory.ts';
 import { AppError } from './errors.ts';
 import type { RequestRow } from './request-queries.ts';
@@ -5,7 +6,7 @@ import type { RequestRow } from './request-queries.ts';
 /** Payloads of request events and the "already decided" answer, shared by the request and timer services. */
 export function alreadyDecided(row: RequestRow): AppError {
   const who = row.decided_by_label ?? 'someone';
-  const when = row.decided_at ? new Date(row.decided_at).toISOString() : 'earlier';
+  const when = row.decided_at ? readableUtc(row.decided_at) : 'earlier';
   return new AppError('already_decided', `This request was already ${row.status} by ${who} at ${when}.`, {
     status: row.status, decidedBy: row.decided_by_label, decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
   });

@@ -1,6 +1,6 @@
 import type { Database, Tx } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
-import type { Clock } from './clock.ts';
+import { readableUtc, type Clock } from './clock.ts';
 import {
   applicationById, deviceById, deviceByGuid, groupNamesOf, identityById, membersOfGroups, policyOf, requireApplication,
   requireIdentity, type ApplicationRow, type DeviceRow, type IdentityRow,
@@ -123,7 +123,7 @@ export class RequestService {
       `SELECT id, created_at FROM requests WHERE application_id = $1 AND requester_id IS NOT DISTINCT FROM $2 AND device_id IS NOT DISTINCT FROM $3 AND status = 'pending'`,
       [app.id, requester?.id ?? null, device?.id ?? null],
     );
-    return new AppError('already_pending', `A request for ${app.name}${device ? ` on ${device.name}` : ''} is already pending${existing ? ` (since ${new Date(existing.created_at).toISOString()})` : ''}.`, { requestId: existing?.id, status: 'pending' });
+    return new AppError('already_pending', `A request for ${app.name}${device ? ` on ${device.name}` : ''} is already pending${existing ? ` (since ${readableUtc(existing.created_at)})` : ''}.`, { requestId: existing?.id, status: 'pending' });
   }
 
   /** Approve or deny. Approve on a denied/revoked request reapproves it; deny on an approved one revokes it. */

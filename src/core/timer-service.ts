@@ -1,6 +1,6 @@
 import type { Database, Tx } from '../db/database.ts';
 import { appendAudit, systemActor, type Actor } from './audit-log.ts';
-import type { Clock } from './clock.ts';
+import { readableUtc, type Clock } from './clock.ts';
 import { applicationById, deviceById, groupNamesOf, identityById, membersOfGroups, requireIdentity } from './directory.ts';
 import { addDuration, parseDuration } from './durations.ts';
 import { AppError } from './errors.ts';
@@ -344,7 +344,7 @@ async function reviewAlreadyDecided(tx: Tx, review: ReviewRow): Promise<AppError
   const how = review.status === 'lapsed'
     ? 'lapsed (nobody answered in time; access was kept)'
     : review.status === 'closed' ? `closed (${review.reason ?? 'the access ended first'})` : `${review.status} by ${who ?? 'someone'}`;
-  return new AppError('already_decided', `This review was already ${how} at ${decidedAt ?? 'an earlier time'}.`, {
+  return new AppError('already_decided', `This review was already ${how} at ${review.decided_at ? readableUtc(review.decided_at) : 'an earlier time'}.`, {
     // a lapse or a closure was Signoff's doing: chat replies name it rather than "someone"
     status: review.status, decidedBy: who ?? (review.status === 'lapsed' || review.status === 'closed' ? systemActor.label : null), decidedAt,
   });
