@@ -2,7 +2,7 @@ import type { AppContext } from '../../app-context.ts';
 import { groupsByNames, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
-import type { ChangeView, RequestDetail } from '../../core/views.ts';
+import type { ChangeView, HistoryEntry, RequestDetail } from '../../core/views.ts';
 import {
   renderAccessExpiring, renderChangePrompt, renderChangeRequesterStatus, renderInstallOrdered, renderReminder, renderRequesterOutcome,
   renderRequesterStatus, renderRequestPrompt, renderReviewPrompt, renderReviewReminder, type Rendered,
@@ -25,6 +25,12 @@ interface Target {
  * per event: posts are guarded by a per-event marker in message_refs, updates are naturally idempotent, and
  * transient Slack failures are thrown so the queue retries the event.
  */
+/**
+ * Someone who asked in Teams hears back in Teams, on the card they submitted from: Slack stays quiet for them,
+ * as the Teams bot does for requests made in Slack. Requests from the API or email are told in both.
+ */
+const askedInTeams = (history: HistoryEntry[], submitted: string) => history.some((h) => h.action === submitted && h.channel === 'teams');
+
 export class SlackNotifier implements ChatNotifier {
   readonly platform = 'slack' as const;
 
@@ -38,10 +44,11 @@ export class SlackNotifier implements ChatNotifier {
   private async handleRequest(event: DomainEvent): Promise<void> {
     const r = await this.ctx.requests.get(event.subjectId);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
+    const tellRequester = requester?.slack_user_id && !askedInTeams(r.history, 'request.submitted');
     switch (event.type) {
       case 'request.submitted':
         await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
-        if (requester?.slack_user_id) await this.postOnce(event, 'request', r.id, 'requester', { user: requester.slack_user_id, recipientId: requester.id }, renderRequesterStatus(r));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderRequesterStatus(r));
         return;
       case 'request.stage_advanced':
         await this.refreshRequest(r, requester);
@@ -54,10 +61,10 @@ export class SlackNotifier implements ChatNotifier {
       case 'request.escalated':
         return this.threadReplies(event, r, requester);
       case 'request.install_ordered':
-        if (requester?.slack_user_id) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id, recipientId: requester.id }, renderInstallOrdered(r, String(event.data.why ?? 'ordered')));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderInstallOrdered(r, String(event.data.why ?? 'ordered')));
         return;
       case 'request.access_expiring':
-        if (requester?.slack_user_id) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id, recipientId: requester.id }, renderAccessExpiring(r));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderAccessExpiring(r));
         return;
       case 'request.review_started':
         return this.postReviewPrompts(event, String(event.data.reviewId ?? ''), requester);
@@ -69,8 +76,8 @@ export class SlackNotifier implements ChatNotifier {
         if (!FINAL_REQUEST.has(event.type)) return;
         await this.refreshRequest(r, requester);
         // someone who cancelled their own request already knows
-        if (requester?.slack_user_id && event.actor.id !== requester.id) {
-          await this.postOnce(event, 'request', r.id, 'outcome', { user: requester.slack_user_id, recipientId: requester.id }, renderRequesterOutcome(r));
+        if (tellRequester && event.actor.id !== requester.id) {
+          await this.postOnce(event, 'request', r.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderRequesterOutcome(r));
         }
     }
   }
@@ -78,18 +85,19 @@ export class SlackNotifier implements ChatNotifier {
   private async handleChange(event: DomainEvent): Promise<void> {
     const c = await this.ctx.changes.get(event.subjectId);
     const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
+    const tellRequester = requester?.slack_user_id && !askedInTeams(c.history, 'change.submitted');
     if (event.type === 'change.submitted') {
       const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
       for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
         await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
       }
-      if (requester?.slack_user_id) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id, recipientId: requester.id }, renderChangeRequesterStatus(c));
+      if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
       return;
     }
     if (!FINAL_CHANGE.has(event.type)) return;
     await this.refreshChange(c, requester);
-    if (requester?.slack_user_id && event.actor.id !== requester.id) {
-      await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id, recipientId: requester.id }, renderChangeRequesterStatus(c));
+    if (tellRequester && event.actor.id !== requester.id) {
+      await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
     }
   }
 
