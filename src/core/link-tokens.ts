@@ -27,10 +27,21 @@ export async function createLinkToken(db: Queryable, input: { requestId: string;
   return token;
 }
 
-/** Looks a link up without consuming it (mail scanners follow GET links). */
+/**
+ * Looks a link up without consuming it (mail scanners follow GET links). A link whose prompt is settled says
+ * who settled it and when, whether or not this link was the one used.
+ */
 export async function peekLinkToken(db: Queryable, token: string, now: Date): Promise<LinkToken> {
   const row = await db.maybeOne<LinkToken>('SELECT * FROM link_tokens WHERE token_hash = $1', [hash(token)]);
   if (!row) throw new AppError('not_found', 'This link is not valid.');
+  const current = await db.maybeOne<{ current_stage: number; status: string; decided_by_label: string | null; decided_at: Date | null }>(
+    'SELECT current_stage, status, decided_by_label, decided_at FROM requests WHERE id = $1', [row.request_id]);
+  if (current && current.status !== 'pending') {
+    throw new AppError('already_decided', `This request was already ${current.status}${current.decided_by_label ? ` by ${current.decided_by_label}` : ''}${current.decided_at ? ` at ${readableUtc(current.decided_at)}` : ''}.`, {
+      status: current.status, decidedBy: current.decided_by_label, decidedAt: current.decided_at ? new Date(current.decided_at).toISOString() : null,
+    });
+  }
+  if (current && current.current_stage !== row.stage) throw new AppError('already_decided', `This link was for stage ${row.stage + 1}, which is already settled.`);
   if (row.used_at) throw new AppError('already_decided', `This link was already used at ${readableUtc(row.used_at)}.`);
   if (new Date(row.expires_at) <= now) throw new AppError('invalid_transition', 'This link has expired.');
   return row;
@@ -52,18 +63,9 @@ export async function useLinkToken(db: Database, requests: RequestService, clock
   }
   // the other link of the pair (approve vs deny) dies with this one
   await db.query('UPDATE link_tokens SET used_at = $3 WHERE request_id = $1 AND approver_id = $2 AND used_at IS NULL', [row.request_id, row.approver_id, now]);
-  const current = await db.one<{ current_stage: number; status: string; decided_by_label: string | null; decided_at: Date | null }>(
-    'SELECT current_stage, status, decided_by_label, decided_at FROM requests WHERE id = $1',
-    [row.request_id],
-  );
-  // a prompt's link decides that prompt only: it must never revoke or reapprove a request decided since
-  if (current.status !== 'pending') {
-    throw new AppError('already_decided', `This request was already ${current.status}${current.decided_by_label ? ` by ${current.decided_by_label}` : ''}${current.decided_at ? ` at ${readableUtc(current.decided_at)}` : ''}.`);
-  }
-  if (current.current_stage !== row.stage) {
-    throw new AppError('already_decided', `This link was for stage ${row.stage + 1}, which is already settled.`);
-  }
   const approver = await identityById(db, row.approver_id);
   if (!approver) throw new AppError('not_found', 'The approver of this link no longer exists.');
-  return requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason);
+  // a prompt's link decides that prompt only, checked under the row lock: a request decided meanwhile (by
+  // another link, a click or the API) is never revoked or reapproved by a link sent before
+  return requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason, { promptStage: row.stage });
 }

@@ -2,7 +2,7 @@ import type { Database, Tx } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import {
-  applicationById, deviceById, deviceByGuid, groupNamesOf, identityById, membersOfGroups, policyOf, requireApplication,
+  actingFor, applicationById, deviceById, deviceByGuid, groupNamesOf, identityById, membersOfGroups, policyOf, requireApplication,
   requireIdentity, type ApplicationRow, type DeviceRow, type IdentityRow,
 } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
@@ -51,6 +51,9 @@ const preApprovalPolicy: PolicyDefinition = policyDefinitionSchema.parse({ justi
  * Runs each request command in one transaction. Concurrency is settled by locking the request row
  * (`SELECT ... FOR UPDATE`) and by the partial unique indexes, never in memory.
  */
+const stageSettled = (stage: number, row: RequestRow) =>
+  new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
+
 export class RequestService {
   constructor(private readonly db: Database, private readonly clock: Clock) {}
 
@@ -133,15 +136,22 @@ export class RequestService {
     opts: { approverUsername?: string; promptStage?: number; denyNeedsReason?: boolean } = {},
   ): Promise<DecisionResult> {
     const now = this.clock.now();
+    // what the caller could have known: a request that was pending when the call came and was decided while it
+    // waited for the row lost a race; its deny must not revoke, nor its approve reapprove or vote on the next stage
+    const seen = opts.promptStage === undefined && isUuid(id)
+      ? await this.db.maybeOne<{ status: string; current_stage: number }>('SELECT status, current_stage FROM requests WHERE id = $1', [id])
+      : undefined;
     const outcome = await this.db.tx(async (tx) => {
-      const acting = opts.approverUsername ? await this.actorFor(tx, actor, opts.approverUsername) : actor;
+      const acting = await actingFor(tx, actor, opts.approverUsername, 'approver');
       const row = await this.lock(tx, id);
+      if (seen?.status === 'pending') {
+        if (row.status !== 'pending') throw alreadyDecided(row);
+        if (row.current_stage !== seen.current_stage) throw stageSettled(seen.current_stage, row);
+      }
       // a button on a prompt decides that prompt only: a stale copy must never revoke or reapprove
       if (opts.promptStage !== undefined) {
         if (row.status !== 'pending') throw alreadyDecided(row);
-        if (row.current_stage !== opts.promptStage) {
-          throw new AppError('already_decided', `Stage ${opts.promptStage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
-        }
+        if (row.current_stage !== opts.promptStage) throw stageSettled(opts.promptStage, row);
       }
       if (row.status === 'approved' && decision === 'deny') return this.revokeLocked(tx, acting, row, reason ?? null, now, 'revoke');
       if ((row.status === 'denied' || row.status === 'revoked') && decision === 'approve') return this.reapproveLocked(tx, acting, row, reason ?? null, now);
@@ -149,12 +159,6 @@ export class RequestService {
       return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
     });
     return { outcome, request: await getRequestView(this.db, id) };
-  }
-
-  /** An API caller may name the approver it acts for; that person must then be an eligible approver. */
-  private async actorFor(tx: Tx, actor: Actor, username: string): Promise<Actor> {
-    const who = await requireIdentity(tx, { username }, 'approver');
-    return { id: who.id, label: who.display_name, channel: actor.channel };
   }
 
   private async lock(tx: Tx, id: string): Promise<RequestRow> {

@@ -37,7 +37,7 @@ async function freshRequest(): Promise<string> {
 const finalTypes = ['request.approved', 'request.denied', 'request.revoked'];
 
 async function outcomesOf(id: string) {
-  const rows = await h.t.tdb.db.query<{ type: string }>('SELECT type FROM outbox WHERE subject_id = $1', [id]);
+  const rows = await h.t.tdb.db.query<{ type: string }>('SELECT type FROM outbox WHERE subject_id = $1 ORDER BY seq', [id]);
   return rows.filter((r) => finalTypes.includes(r.type)).map((r) => r.type);
 }
 
@@ -66,6 +66,29 @@ describe('concurrent decisions over HTTP', () => {
       const decisions = await h.t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM request_decisions WHERE request_id = $1', [id]);
       expect(Number(decisions.n)).toBe(1);
     }
+  });
+
+  it('mixed approve/deny without a stage (as a Configuration Manager client calls): one decision, no flip-flop, 10 times over', async () => {
+    for (let round = 0; round < 10; round++) {
+      const id = await freshRequest();
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+        call(`/requests/${id}/${i % 2 ? 'deny' : 'approve'}`, { reason: `call ${i}`, approver: i % 4 < 2 ? 'CONTOSO\\ada' : 'CONTOSO\\cyd' })));
+      expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+      const losers = results.filter((r) => r.status === 409);
+      expect(losers).toHaveLength(19);
+      expect(losers.every((r) => r.body.code === 'already_decided' && r.body.decidedBy)).toBe(true);
+      // no revoke or reapprove came out of the race: one final event, no install/uninstall pairs
+      expect((await outcomesOf(id))).toHaveLength(1);
+    }
+  });
+
+  it('a deny sent after the approval (not racing it) still revokes', async () => {
+    const id = await freshRequest();
+    expect((await call(`/requests/${id}/approve`, { approver: 'CONTOSO\\ada' })).status).toBe(200);
+    const revoke = await call(`/requests/${id}/deny`, { reason: 'no longer needed' });
+    expect(revoke.status).toBe(200);
+    expect(revoke.body).toMatchObject({ outcome: 'revoked', request: { status: 'revoked' } });
+    expect(await outcomesOf(id)).toEqual(['request.approved', 'request.revoked']);
   });
 
   it('50 concurrent approvals without a stage still approve exactly once', async () => {

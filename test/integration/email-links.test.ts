@@ -74,6 +74,37 @@ describe('email approve/deny links', () => {
     expect(sent.find((m) => m.to.includes('bob@contoso.com'))!.subject).toBe('Visio: request approved');
   });
 
+  it('approve and deny links clicked at the same moment give one decision, never an approval then a revoke', async () => {
+    for (let round = 0; round < 5; round++) {
+      await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+      sent.length = 0;
+      const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: `race ${round}`, answers: { usage: 'Diagrams' } });
+      await deliverOutbox(r.id);
+      const to = (who: string) => sent.find((m) => m.to.includes(who))!;
+      const [a, c] = await Promise.all([
+        fetch(base + linkOf(to('ada@contoso.com'), 'Approve'), { method: 'POST', body: new URLSearchParams({ reason: 'ok' }) }),
+        fetch(base + linkOf(to('cyd@contoso.com'), 'Deny'), { method: 'POST', body: new URLSearchParams({ reason: 'no' }) }),
+      ]);
+      expect([a.status, c.status].sort()).toEqual([200, 409]);
+      const final = await t.tdb.db.query<{ type: string }>(
+        `SELECT payload->>'type' AS type FROM outbox WHERE subject_id = $1 AND payload->>'type' IN ('request.approved', 'request.denied', 'request.revoked', 'request.reapproved')`, [r.id]);
+      expect(final).toHaveLength(1);
+    }
+  });
+
+  it('a link whose request was decided elsewhere says so on the page, with no button to press', async () => {
+    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+    sent.length = 0;
+    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'decided in chat', answers: { usage: 'Diagrams' } });
+    await deliverOutbox(r.id);
+    await t.ctx.requests.decide({ id: s.cyd.id, label: 'Cyd Approver', channel: 'slack' }, r.id, 'approve', null, { promptStage: 0 });
+    const page = await fetch(base + linkOf(sent.find((m) => m.to.includes('ada@contoso.com'))!, 'Deny'));
+    expect(page.status).toBe(409);
+    const html = await page.text();
+    expect(html).toContain('already approved by Cyd Approver at');
+    expect(html).not.toContain('<form');
+  });
+
   it('an unknown link is a 404 page', async () => {
     const res = await fetch(`${base}/links/nope`);
     expect(res.status).toBe(404);
