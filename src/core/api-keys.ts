@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Queryable } from '../db/database.ts';
+import type { Database, Queryable } from '../db/database.ts';
+import { appendAudit, type Actor } from './audit-log.ts';
 import { AppError } from './errors.ts';
 
 export const apiScopes = ['requests:read', 'requests:write', 'changes:write', 'admin'] as const;
@@ -10,6 +11,8 @@ export interface ApiKeyPrincipal {
   name: string;
   scopes: ApiScope[];
   identityId: string | null;
+  /** the bound identity's display name: what people read as who acted */
+  identityLabel?: string | null;
 }
 
 const hash = (key: string) => createHash('sha256').update(key).digest('hex');
@@ -31,18 +34,31 @@ export async function createApiKey(db: Queryable, name: string, scopes: string[]
   return { id: row.id, key };
 }
 
+/** Creates a key and records who created it, with its name, scopes and identity (never the key), in the audit log. */
+export async function issueApiKey(db: Database, actor: Actor, at: Date, input: { name: string; scopes: string[]; identityId: string | null }): Promise<{ id: string; key: string }> {
+  return db.tx(async (tx) => {
+    const created = await createApiKey(tx, input.name, input.scopes, input.identityId);
+    await appendAudit(tx, {
+      actor, action: 'apikey.created', subjectType: 'api_key', subjectId: created.id, at,
+      details: { name: input.name.trim(), scopes: [...new Set(input.scopes)], identityId: input.identityId },
+    });
+    return created;
+  });
+}
+
 /** Resolves a presented key; unknown or revoked keys are one and the same 401. */
 export async function verifyApiKey(db: Queryable, presented: string): Promise<ApiKeyPrincipal> {
   const digest = hash(presented);
-  const row = await db.maybeOne<{ id: string; name: string; scopes: ApiScope[]; identity_id: string | null; key_hash: string; revoked_at: Date | null }>(
-    'SELECT id, name, scopes, identity_id, key_hash, revoked_at FROM api_keys WHERE key_hash = $1',
+  const row = await db.maybeOne<{ id: string; name: string; scopes: ApiScope[]; identity_id: string | null; identity_label: string | null; key_hash: string; revoked_at: Date | null }>(
+    `SELECT k.id, k.name, k.scopes, k.identity_id, i.display_name AS identity_label, k.key_hash, k.revoked_at
+       FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id WHERE k.key_hash = $1`,
     [digest],
   );
   if (!row || row.revoked_at || !timingSafeEqual(Buffer.from(row.key_hash), Buffer.from(digest))) {
     throw new AppError('unauthenticated', 'The API key is not valid; create one with `npx signoff apikey create`.');
   }
   void db.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [row.id]).catch(() => undefined);
-  return { id: row.id, name: row.name, scopes: row.scopes, identityId: row.identity_id };
+  return { id: row.id, name: row.name, scopes: row.scopes, identityId: row.identity_id, identityLabel: row.identity_label };
 }
 
 export function requireScope(p: ApiKeyPrincipal, scope: ApiScope): void {

@@ -1,7 +1,7 @@
 import type { Database, Queryable, Tx } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
-import { groupNamesOf, requireIdentity } from './directory.ts';
+import { actingFor, groupNamesOf } from './directory.ts';
 import { diffJson } from './diff.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import { emit } from './outbox.ts';
@@ -104,8 +104,8 @@ export class ChangeService {
     const now = this.clock.now();
     if (!input.justification?.trim()) throw new AppError('validation_failed', 'A business justification is required.', { field: 'justification' });
     const id = await this.db.tx(async (tx) => {
-      const requester = input.requestedBy ? await requireIdentity(tx, { username: input.requestedBy }, 'requestedBy') : null;
-      const by: Actor = requester ? { id: requester.id, label: requester.display_name, channel: actor.channel } : actor;
+      // a key bound to one admin submits as that admin only: naming another would let them approve it themselves
+      const by = await actingFor(tx, actor, input.requestedBy, 'requestedBy');
       const policy = await tx.maybeOne<{ id: string; name: string; approvers: string[] }>(
         'SELECT id, name, approvers FROM change_policies WHERE $1 = ANY(resource_types) ORDER BY name LIMIT 1',
         [input.resourceType],
@@ -158,11 +158,7 @@ export class ChangeService {
     const { approverUsername } = opts;
     const now = this.clock.now();
     await this.db.tx(async (tx) => {
-      let acting = actor;
-      if (approverUsername) {
-        const who = await requireIdentity(tx, { username: approverUsername }, 'approver');
-        acting = { id: who.id, label: who.display_name, channel: actor.channel };
-      }
+      const acting = await actingFor(tx, actor, approverUsername, 'approver');
       const row = await this.find(tx, id, true);
       if (row.status !== 'pending') {
         throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
@@ -193,7 +189,9 @@ export class ChangeService {
   private async authorize(tx: Tx, actor: Actor, row: ChangeRow, action: ChangeAction): Promise<void> {
     const own = actor.id ? actor.id === row.requester_id : actor.label === row.requester_label && row.requester_id === null;
     if (action === 'cancel') {
-      if (!own && actor.channel !== 'api' && actor.channel !== 'cli') throw new AppError('forbidden', 'Only the requester can cancel a change.');
+      // an unbound API key or the CLI is a trusted system; a person (in chat or through a key bound to them) is not
+      const trusted = !actor.id && (actor.channel === 'api' || actor.channel === 'cli');
+      if (!own && !trusted) throw new AppError('forbidden', 'Only the requester can cancel a change.');
       return;
     }
     if (own) throw new AppError('self_approval', 'You cannot approve or reject your own change; another admin must.');

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.ts';
+import type { Actor } from './audit-log.ts';
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
 
@@ -60,6 +61,20 @@ export async function requireIdentity(db: Queryable, ref: { id?: string; usernam
     throw new AppError('not_found', `No identity "${ref.username ?? ref.id}" is known; add it under identities first.`, { field });
   }
   return found;
+}
+
+/**
+ * Who an API caller acts as when it names someone (`approver`, `reviewer`, `requestedBy`): that person, with
+ * their rights. A key bound to one identity acts as that identity only, so naming another cannot get around
+ * self-approval or multi-admin approval.
+ */
+export async function actingFor(db: Queryable, actor: Actor, username: string | undefined, field: string): Promise<Actor> {
+  if (!username) return actor;
+  const who = await requireIdentity(db, { username }, field);
+  if (actor.id && actor.id !== who.id) {
+    throw new AppError('forbidden', `This API key is bound to one person and acts only as them; it cannot act for ${who.username}.`, { field });
+  }
+  return { id: who.id, label: who.display_name, channel: actor.channel };
 }
 
 export const deviceByGuid = (db: Queryable, clientGuid: string) =>

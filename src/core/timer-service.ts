@@ -1,7 +1,7 @@
 import type { Database, Tx } from '../db/database.ts';
 import { appendAudit, systemActor, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
-import { applicationById, deviceById, groupNamesOf, identityById, membersOfGroups, requireIdentity } from './directory.ts';
+import { actingFor, applicationById, deviceById, groupNamesOf, identityById, membersOfGroups } from './directory.ts';
 import { addDuration, parseDuration } from './durations.ts';
 import { AppError } from './errors.ts';
 import { emit } from './outbox.ts';
@@ -288,11 +288,7 @@ export class TimerService {
     if (!isUuid(reviewId)) throw new AppError('not_found', `No access review with id "${reviewId}".`);
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
-      if (opts.reviewerUsername) {
-        // an external system acting for one person: that person is the reviewer, with their rights
-        const who = await requireIdentity(tx, { username: opts.reviewerUsername }, 'reviewer');
-        actor = { id: who.id, label: who.display_name, channel: actor.channel };
-      }
+      actor = await actingFor(tx, actor, opts.reviewerUsername, 'reviewer');
       // request row first, then the review: the same order as revocation and the lapse sweep, so they cannot deadlock
       const target = await tx.maybeOne<{ request_id: string }>('SELECT request_id FROM access_reviews WHERE id = $1', [reviewId]);
       if (!target) throw new AppError('not_found', `No access review with id "${reviewId}".`);

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/core/api-keys.ts';
+import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { createApiHarness, webhookTypes, type ApiHarness } from './api-harness.ts';
 
 let h: ApiHarness;
@@ -73,6 +75,38 @@ describe('multi-admin approval over HTTP', () => {
     expect(self.body.code).toBe('self_approval');
     const other = await h.as(h.keys.changes2).post(`/api/v1/changes/${c.body.id}/approve`, {});
     expect(other.body).toMatchObject({ status: 'approved', decidedBy: 'api:maa-portal-2' });
+  });
+
+  it('a key bound to one admin acts as that admin only: it cannot submit for, or approve as, anyone else', async () => {
+    const ada = await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\ada'`);
+    const adaKey = (await createApiKey(h.t.tdb.db, 'ada-laptop', ['changes:write', 'requests:write', 'requests:read'], ada.id)).key;
+    const { requestedBy: _, ...mine } = script('bound.ps1', 'echo bound');
+    const asSomeoneElse = await h.as(adaKey).post('/api/v1/changes', { ...mine, requestedBy: 'CONTOSO\\cyd' });
+    expect(asSomeoneElse.status).toBe(403);
+    expect(asSomeoneElse.body.detail).toMatch(/bound to one person/);
+
+    const c = await h.as(adaKey).post('/api/v1/changes', mine);
+    expect(c.status).toBe(201);
+    // the person, with the key that acted for them
+    expect(c.body.requester).toMatchObject({ id: ada.id, label: 'Ada Admin (api:ada-laptop)' });
+    const impersonated = await h.as(adaKey).post(`/api/v1/changes/${c.body.id}/approve`, { approver: 'CONTOSO\\cyd' });
+    expect(impersonated.status).toBe(403);
+    expect((await h.as(adaKey).post(`/api/v1/changes/${c.body.id}/approve`, {})).body.code).toBe('self_approval');
+    expect((await h.as(h.keys.changes).get(`/api/v1/changes/${c.body.id}`)).body.status).toBe('pending');
+    // another admin's own key cannot cancel it; ada's can
+    const cyd = await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\cyd'`);
+    const cydKey = (await createApiKey(h.t.tdb.db, 'cyd-laptop', ['changes:write'], cyd.id)).key;
+    expect((await h.as(cydKey).post(`/api/v1/changes/${c.body.id}/cancel`, {})).status).toBe(403);
+    expect((await h.as(adaKey).post(`/api/v1/changes/${c.body.id}/cancel`, {})).body.status).toBe('cancelled');
+
+    // the same for a request: bob's own key cannot approve his request by naming ada
+    const bob = await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\bob'`);
+    const bobKey = (await createApiKey(h.t.tdb.db, 'bob-script', ['requests:write', 'requests:read'], bob.id)).key;
+    const r = await h.as(bobKey).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'mine', answers: { usage: 'Other' } });
+    expect(r.status).toBe(201);
+    const selfApproved = await h.as(bobKey).post(`/api/v1/requests/${r.body.id}/approve`, { approver: 'CONTOSO\\ada' });
+    expect(selfApproved.status).toBe(403);
+    expect((await h.as(bobKey).get(`/api/v1/requests/${r.body.id}`)).body.status).toBe('pending');
   });
 
   it('lists changes by status and resource', async () => {

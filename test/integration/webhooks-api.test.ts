@@ -41,20 +41,22 @@ describe('/api/v1/deliveries', () => {
     // one event, two subscribed webhook types: two deliveries to the same endpoint
     await waitFor(async () => (await t.tdb.db.query(`SELECT 1 FROM webhook_deliveries WHERE status = 'failed'`)).length === 2, 'both deliveries to fail');
 
-    const list = await request(app).get('/api/v1/deliveries?status=failed&endpoint=dm').set('authorization', `Bearer ${reader}`).expect(200);
+    // deliveries carry every payload, change.apply's protected before/after included: admins only
+    await request(app).get('/api/v1/deliveries').set('authorization', `Bearer ${reader}`).expect(403);
+    const list = await request(app).get('/api/v1/deliveries?status=failed&endpoint=dm').set('authorization', `Bearer ${admin}`).expect(200);
     expect(list.body.items).toHaveLength(2);
     expect(list.body.items.map((d: any) => d.eventType).sort()).toEqual(['app.install', 'request.approved']);
-    const page1 = await request(app).get('/api/v1/deliveries?limit=1').set('authorization', `Bearer ${reader}`).expect(200);
+    const page1 = await request(app).get('/api/v1/deliveries?limit=1').set('authorization', `Bearer ${admin}`).expect(200);
     expect(page1.body.items).toHaveLength(1);
-    const page2 = await request(app).get(`/api/v1/deliveries?limit=1&cursor=${page1.body.nextCursor}`).set('authorization', `Bearer ${reader}`).expect(200);
+    const page2 = await request(app).get(`/api/v1/deliveries?limit=1&cursor=${page1.body.nextCursor}`).set('authorization', `Bearer ${admin}`).expect(200);
     expect(page2.body.items).toHaveLength(1);
     expect(page2.body.items[0].id).not.toBe(page1.body.items[0].id);
     expect(page2.body.nextCursor).toBeNull();
-    await request(app).get(`/api/v1/deliveries?endpoint=${endpointId}&status=succeeded`).set('authorization', `Bearer ${reader}`).expect(200)
+    await request(app).get(`/api/v1/deliveries?endpoint=${endpointId}&status=succeeded`).set('authorization', `Bearer ${admin}`).expect(200)
       .then((res) => expect(res.body.items).toHaveLength(0));
 
     const install = list.body.items.find((d: any) => d.eventType === 'app.install');
-    const one = await request(app).get(`/api/v1/deliveries/${install.id}`).set('authorization', `Bearer ${reader}`).expect(200);
+    const one = await request(app).get(`/api/v1/deliveries/${install.id}`).set('authorization', `Bearer ${admin}`).expect(200);
     expect(one.body).toMatchObject({ status: 'failed', lastStatusCode: 422, messageId: `msg_${install.id}`, payload: { type: 'app.install', data: { clientGuid: BOB_LAPTOP } } });
     expect(one.body.attemptLog).toEqual([expect.objectContaining({ attempt: 1, statusCode: 422, responseExcerpt: 'unknown device' })]);
 
@@ -66,7 +68,7 @@ describe('/api/v1/deliveries', () => {
     const sent = r.received.filter((m) => m.payload.type === 'app.install');
     expect(sent).toHaveLength(2);
     expect(new Set(sent.map((m) => m.id))).toEqual(new Set([`msg_${install.id}`]));
-    const after = await request(app).get(`/api/v1/deliveries/${install.id}`).set('authorization', `Bearer ${reader}`).expect(200);
+    const after = await request(app).get(`/api/v1/deliveries/${install.id}`).set('authorization', `Bearer ${admin}`).expect(200);
     expect(after.body.attemptLog.map((a: any) => a.statusCode)).toEqual([422, 200]);
 
     await request(app).post(`/api/v1/deliveries/${install.id}/redeliver`).set('authorization', `Bearer ${admin}`).expect(202);
@@ -74,6 +76,6 @@ describe('/api/v1/deliveries', () => {
     const other = list.body.items.find((d: any) => d.eventType === 'request.approved');
     const refused = await request(app).post(`/api/v1/deliveries/${other.id}/redeliver`).set('authorization', `Bearer ${admin}`).expect(409);
     expect(refused.body.detail).toMatch(/disabled/);
-    await request(app).get('/api/v1/deliveries/not-a-uuid').set('authorization', `Bearer ${reader}`).expect(404);
+    await request(app).get('/api/v1/deliveries/not-a-uuid').set('authorization', `Bearer ${admin}`).expect(404);
   });
 });

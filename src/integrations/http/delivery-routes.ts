@@ -78,7 +78,7 @@ function decodeCursor(c: string): [string, string] {
 /** Webhook deliveries: what was sent where, every attempt, and redelivery of the ones that failed. */
 export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
-    method: 'get', path: '/deliveries', tag: 'deliveries', scope: 'requests:read',
+    method: 'get', path: '/deliveries', tag: 'deliveries', scope: 'admin',
     summary: 'List webhook deliveries, newest first; filter by status and endpoint (id or name).',
     query: z.strictObject({
       status: statusSchema.optional(),
@@ -115,7 +115,7 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
   });
 
   registry.add(router, {
-    method: 'get', path: '/deliveries/:id', tag: 'deliveries', scope: 'requests:read',
+    method: 'get', path: '/deliveries/:id', tag: 'deliveries', scope: 'admin',
     summary: 'One delivery with its payload and every attempt (status, latency, response excerpt).',
     response: detailView,
     handler: async ({ params }) => detail(ctx.db, params.id!),

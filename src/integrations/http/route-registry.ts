@@ -15,7 +15,7 @@ export interface HandlerInput<B, Q> {
   query: Q;
   params: Record<string, string>;
   principal: ApiKeyPrincipal;
-  /** the API key as an audit actor: `api:<key name>` */
+  /** the API key as an audit actor: `api:<key name>`, or `<person> (api:<key name>)` for a key bound to a person */
   actor: Actor;
 }
 
@@ -58,7 +58,9 @@ export class RouteRegistry {
       requireScope(principal, def.scope);
       const body = def.body ? parseInput(def.body, req.body ?? {}, 'request body') : undefined;
       const query = def.query ? parseInput(def.query, req.query, 'query string') : undefined;
-      const actor: Actor = { id: principal.identityId, label: `api:${principal.name}`, channel: 'api' };
+      // a key bound to a person acts as that person (named with the key, so the audit shows both)
+      const label = principal.identityId && principal.identityLabel ? `${principal.identityLabel} (api:${principal.name})` : `api:${principal.name}`;
+      const actor: Actor = { id: principal.identityId, label, channel: 'api' };
       const out = await def.handler({ req, res, body: body as z.infer<B>, query: query as z.infer<Q>, params: req.params as Record<string, string>, principal, actor });
       if (res.headersSent) return;
       const result: HandlerResult = isResult(out) ? out : { body: out };
