@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.ts';
-import { apiScopes, createApiKey } from '../core/api-keys.ts';
+import { apiScopes, issueApiKey } from '../core/api-keys.ts';
 import { verifyAudit } from '../core/audit-log.ts';
+import { cliActor } from '../core/catalog-service.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
 import { AppError } from '../core/errors.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
@@ -87,8 +88,10 @@ apikey
       withDatabase(async (db) => {
         const scopes = opts.scopes.split(',').map((s) => s.trim()).filter(Boolean);
         const identity = opts.identity ? await requireIdentity(db, { username: opts.identity }, 'identity') : undefined;
-        const { id, key } = await createApiKey(db, opts.name, scopes, identity?.id ?? null);
+        const { id, key } = await issueApiKey(db, cliActor, new Date(), { name: opts.name, scopes, identityId: identity?.id ?? null });
+        const sameName = Number((await db.one<{ n: string }>('SELECT count(*) AS n FROM api_keys WHERE name = $1 AND revoked_at IS NULL', [opts.name.trim()])).n);
         out.line(`Created API key "${opts.name.trim()}" (id ${id}) with scopes ${[...new Set(scopes)].join(', ')}${identity ? ` acting as ${identity.username}` : ''}.`);
+        if (sameName > 1) out.line(`Note: ${sameName} active keys are now named "${opts.name.trim()}"; the audit log tells them apart by id.`);
         out.line('Store it now; it cannot be shown again:');
         out.line(key);
       }),

@@ -105,6 +105,15 @@ describe('signoff CLI', () => {
     const bound = await signoff(['apikey', 'create', '--name', 'maa', '--scopes', 'changes:write', '--identity', 'contoso\\ada']);
     expect((await verifyApiKey(t.tdb.db, lines(bound.stdout).at(-1)!)).identityId).not.toBeNull();
 
+    // who made which key is in the audit log; the key itself is not
+    const audit = await t.tdb.db.query<{ actor_label: string; details: any }>(`SELECT actor_label, details FROM audit_events WHERE action = 'apikey.created' ORDER BY id`);
+    expect(audit.map((a) => [a.actor_label, a.details.name, a.details.scopes])).toEqual([['cli', 'cm-connector', ['requests:read', 'requests:write']], ['cli', 'maa', ['changes:write']]]);
+    expect(JSON.stringify(audit)).not.toContain(key);
+    // a second key with a name in use is made (scripts re-run) but the output says so; the key stays last
+    const again = await signoff(['apikey', 'create', '--name', 'cm-connector', '--scopes', 'requests:read']);
+    expect(again.stdout).toMatch(/Note: 2 active keys are now named "cm-connector"/);
+    expect(lines(again.stdout).at(-1)).toMatch(/^sk_[0-9a-f]{8}_\S+$/);
+
     const bad = await signoff(['apikey', 'create', '--name', 'x', '--scopes', 'requests:read,root']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^error: Scopes must be one or more of .*unknown: root\.\n$/);

@@ -5,18 +5,17 @@ import { verifyAudit } from '../../src/core/audit-log.ts';
 import { createOpsRouter } from '../../src/integrations/http/ops-routes.ts';
 import { closeQueues } from '../../src/integrations/queue/queues.ts';
 import { pruneFinishedWork, startRetention } from '../../src/integrations/retention.ts';
-import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
 import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 
 let t: TestContext;
-let s: Seeded;
 let ops: ReturnType<typeof createOpsRouter>;
 let endpointId: string;
 
 beforeAll(async () => {
   t = await createTestContext();
-  s = await seedContoso(t.tdb.db);
+  await seedContoso(t.tdb.db);
   ops = createOpsRouter(t.ctx);
   endpointId = await addEndpoint(t.tdb.db, { name: 'dm', url: 'https://dm.example.com/hooks', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', events: ['app.install'] });
 });

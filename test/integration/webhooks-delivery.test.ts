@@ -1,20 +1,19 @@
 import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
-import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
 import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
 
 let t: TestContext;
-let s: Seeded;
 let workers: RunningWorkers;
 const receivers: Receiver[] = [];
 
 beforeAll(async () => {
   // a generous per-attempt timeout: a loaded test machine must not turn an answer into a retry (webhooks-timeout.test.ts covers timeouts)
   t = await createTestContext({ OUTBOX_RECONCILE_MS: '1000', WEBHOOK_TIMEOUT_MS: '10000', WEBHOOK_MAX_ATTEMPTS: '8' });
-  s = await seedContoso(t.tdb.db);
+  await seedContoso(t.tdb.db);
   workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, lockDurationMs: 5000 });
 });
 afterAll(async () => {
