@@ -17,7 +17,7 @@ const decisionBody = z
     ...reasonFields,
     approver: text(256).optional().describe('username of the approver the calling system acts for; without it the API key decides as a trusted system'),
     stage: z.number().int().min(0).max(2).optional()
-      .describe('decide only while the request is still pending at this stage (its currentStage); otherwise 409 already_decided. Without it, deny on an approved request revokes it and approve on a denied one reapproves it'),
+      .describe('decide only while the request is still pending at this stage (its currentStage); otherwise 409 already_decided. Without it, deny on an approved request revokes it and approve on a denied one reapproves it, except when the request was still pending as the call arrived: a call that loses a race with another decision is 409 already_decided, never a revoke or reapproval'),
   })
   .refine((b) => !(b.reason !== undefined && b.comments !== undefined), { message: 'give reason or comments, not both', path: ['comments'] });
 
