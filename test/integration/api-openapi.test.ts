@@ -76,5 +76,10 @@ describe('OpenAPI document', () => {
     // strict bodies say so, which is how clients learn that unknown fields are refused
     const submit = doc.paths['/api/v1/requests'].post.requestBody.content['application/json'].schema;
     expect(submit).toMatchObject({ type: 'object', additionalProperties: false, required: expect.arrayContaining(['applicationId', 'username']) });
+    // what the server answers is what the document says: a repeat CreateApprovedRequest is 200, empty fields are null
+    expect(Object.keys(doc.paths['/api/v1/approved-requests'].post.responses).sort()).toEqual(['200', '201', 'default']);
+    const app = doc.paths['/api/v1/applications/{ref}'].get.responses['200'].content['application/json'].schema;
+    expect(app.properties.description.anyOf).toContainEqual({ type: 'null' });
+    expect(app.properties.installWindow.anyOf).toContainEqual({ type: 'null' });
   });
 });

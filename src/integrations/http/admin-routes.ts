@@ -42,19 +42,23 @@ interface Resource {
   view: z.ZodType;
 }
 
+/** What an input leaves out, a view shows as null: the documented response types say so. */
+const viewShape = (shape: z.ZodRawShape): z.ZodRawShape =>
+  Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v instanceof z.ZodOptional ? (v.unwrap() as z.ZodType).nullable().optional() : v]));
+
 const resources: Resource[] = [
   { kind: 'identities', path: '/identities', tag: 'identities', noun: 'identity', refHint: 'id or username (URL-encoded, e.g. CONTOSO%5Cbob)',
-    body: identityInputSchema, view: z.object({ ...meta, ...identityInputSchema.shape }) },
+    body: identityInputSchema, view: z.object({ ...meta, ...viewShape(identityInputSchema.shape) }) },
   { kind: 'devices', path: '/devices', tag: 'devices', noun: 'device', refHint: 'id or client GUID',
-    body: deviceInputSchema, view: z.object({ ...meta, ...deviceInputSchema.shape }) },
+    body: deviceInputSchema, view: z.object({ ...meta, ...viewShape(deviceInputSchema.shape) }) },
   { kind: 'approverGroups', path: '/approver-groups', tag: 'approver-groups', noun: 'approver group', refHint: 'id or name',
-    body: approverGroupInputSchema, view: z.object({ ...meta, ...approverGroupInputSchema.shape }) },
+    body: approverGroupInputSchema, view: z.object({ ...meta, ...viewShape(approverGroupInputSchema.shape) }) },
   { kind: 'policies', path: '/policies', tag: 'policies', noun: 'policy', refHint: 'id or name',
-    body: policyInputSchema, view: z.object({ ...meta, inline: z.boolean(), ...policyInputSchema.shape }) },
+    body: policyInputSchema, view: z.object({ ...meta, inline: z.boolean(), ...viewShape(policyInputSchema.shape) }) },
   { kind: 'applications', path: '/applications', tag: 'applications', noun: 'application', refHint: 'the model id, URL-encoded (ScopeId_...%2FApplication_...)',
-    body: applicationInputSchema, view: z.object({ ...meta, requestable: z.boolean(), ...applicationInputSchema.shape }) },
+    body: applicationInputSchema, view: z.object({ ...meta, requestable: z.boolean(), ...viewShape(applicationInputSchema.shape) }) },
   { kind: 'changePolicies', path: '/change-policies', tag: 'change-policies', noun: 'change policy', refHint: 'id or name',
-    body: changePolicyInputSchema, view: z.object({ ...meta, ...changePolicyInputSchema.shape }) },
+    body: changePolicyInputSchema, view: z.object({ ...meta, ...viewShape(changePolicyInputSchema.shape) }) },
   { kind: 'webhooks', path: '/webhooks', tag: 'webhooks', noun: 'webhook endpoint', refHint: 'id or name', body: webhookInputSchema, view: webhookView },
 ];
 

@@ -36,6 +36,7 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
     }),
     response: requestViewSchema,
     successStatus: 201,
+    alsoStatus: { status: 200, description: 'Called again for the same client GUID, user and application: the same request (the install ordered again with autoInstall)' },
     handler: async ({ body, actor }) => {
       const { request, created } = await ctx.requests.createApproved(actor, body);
       return { status: created ? 201 : 200, body: request, headers: { Location: `/api/v1/requests/${request.id}` } };

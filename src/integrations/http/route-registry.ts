@@ -37,6 +37,8 @@ export interface RouteDef<B extends z.ZodType = z.ZodType, Q extends z.ZodType =
   /** schema of the success body, for the OpenAPI document */
   response?: z.ZodType;
   successStatus?: number;
+  /** other success statuses the handler may answer with the same body, e.g. 200 for a repeat of a create */
+  alsoStatus?: { status: number; description: string };
   handler: (input: HandlerInput<z.infer<B>, z.infer<Q>>) => Promise<HandlerResult | unknown>;
 }
 
@@ -98,6 +100,12 @@ export class RouteRegistry {
             description: 'Success',
             ...(r.response ? { content: { 'application/json': { schema: toJsonSchema(r.response, 'output', defs) } } } : {}),
           },
+          ...(r.alsoStatus ? {
+            [String(r.alsoStatus.status)]: {
+              description: r.alsoStatus.description,
+              ...(r.response ? { content: { 'application/json': { schema: toJsonSchema(r.response, 'output', defs) } } } : {}),
+            },
+          } : {}),
           default: { description: 'Error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
         },
       };
