@@ -186,11 +186,11 @@ export class RequestService {
       throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before deciding.');
     }
     const policy = policyDefinitionSchema.parse(row.policy);
-    const groups = anyStage
+    const groups = [...new Set(anyStage
       ? [...policy.stages.flatMap((s) => s.approvers), ...(policy.escalateTo ?? [])]
       : row.escalated_at && policy.escalateTo
         ? [...policy.stages[row.current_stage]!.approvers, ...policy.escalateTo]
-        : policy.stages[row.current_stage]!.approvers;
+        : policy.stages[row.current_stage]!.approvers)];
     const mine = await groupNamesOf(tx, actor.id);
     if (!groups.some((g) => mine.includes(g))) {
       throw new AppError('not_an_approver', `Only members of ${groups.join(', ')} can decide this${anyStage ? '' : ` stage (stage ${row.current_stage + 1})`}.`, { approverGroups: groups });

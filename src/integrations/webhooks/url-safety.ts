@@ -98,7 +98,8 @@ export async function assessOutboundUrl(raw: string, allowHosts: string[] | Allo
   // every address must pass: a name resolving to one public and one private address is still a way in
   for (const a of addresses) {
     const refusal = addressRefusal(a, allow);
-    if (refusal) return { ok: false, kind: 'refused', reason: `${host} resolves to ${refusal}` };
+    // an IP literal needs no "resolves to"
+    if (refusal) return { ok: false, kind: 'refused', reason: isIP(host) ? refusal : `${host} resolves to ${refusal}` };
   }
   return { ok: true, url, host, allowedByName: false };
 }
