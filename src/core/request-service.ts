@@ -135,7 +135,6 @@ export class RequestService {
     // denyNeedsReason: chat denials always say why (checked after who may decide, so others hear that first)
     opts: { approverUsername?: string; promptStage?: number; denyNeedsReason?: boolean } = {},
   ): Promise<DecisionResult> {
-    const now = this.clock.now();
     // what the caller could have known: a request that was pending when the call came and was decided while it
     // waited for the row lost a race; its deny must not revoke, nor its approve reapprove or vote on the next stage
     const seen = opts.promptStage === undefined && isUuid(id)
@@ -144,6 +143,8 @@ export class RequestService {
     const outcome = await this.db.tx(async (tx) => {
       const acting = await actingFor(tx, actor, opts.approverUsername, 'approver');
       const row = await this.lock(tx, id);
+      // read once the row is ours, so decisions that queued on it are stamped in the order they happened
+      const now = this.clock.now();
       if (seen?.status === 'pending') {
         if (row.status !== 'pending') throw alreadyDecided(row);
         if (row.current_stage !== seen.current_stage) throw stageSettled(seen.current_stage, row);
