@@ -205,7 +205,8 @@ export class RequestService {
     if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {
       throw new AppError('validation_failed', 'Say why (Reason) before denying, so the requester knows.', { field: 'reason' });
     }
-    if (decision === 'approve' && stage.approverJustification && !reason?.trim()) {
+    // Entra's approver justification: asked for either decision
+    if (stage.approverJustification && !reason?.trim()) {
       throw new AppError('validation_failed', 'This stage needs a justification from the approver.', { field: 'reason' });
     }
     try {
@@ -338,7 +339,13 @@ export class RequestService {
   }
 
   private async reapproveLocked(tx: Tx, actor: Actor, row: RequestRow, reason: string | null, now: Date): Promise<DecisionOutcome> {
-    await this.authorize(tx, actor, row, true);
+    // the stage that said no (or the last one, for a revoked approval) may overturn it, with its own rules;
+    // an earlier stage's approvers cannot overrule a later one
+    await this.authorize(tx, actor, row);
+    const stage = policyDefinitionSchema.parse(row.policy).stages[row.current_stage];
+    if (stage?.approverJustification && !reason?.trim()) {
+      throw new AppError('validation_failed', 'This stage needs a justification from the approver.', { field: 'reason' });
+    }
     try {
       await this.finish(tx, actor, row, 'reapprove', reason, now);
     } catch (e) {

@@ -46,6 +46,21 @@ describe('multi-stage approval', () => {
     await expect(requests.cancel(s.actor(s.bob), r.id)).rejects.toMatchObject({ code: 'invalid_transition' });
   });
 
+  it('only the stage that said no may reapprove, with its own justification rule; it also has to justify a deny', async () => {
+    const { requests } = t.ctx;
+    await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status IN ('approved','pending')`);
+    const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+    await requests.decide(s.actor(s.ada), r.id, 'approve');
+    await requests.decide(s.actor(s.cyd), r.id, 'approve');
+    // security (stage 2) must justify either decision
+    await expect(requests.decide(s.actor(s.dan), r.id, 'deny')).rejects.toMatchObject({ code: 'validation_failed', details: { field: 'reason' } });
+    await requests.decide(s.actor(s.dan), r.id, 'deny', 'not on the approved list');
+    // stage 1's approvers cannot overrule stage 2
+    await expect(requests.decide(s.actor(s.ada), r.id, 'approve', 'I disagree')).rejects.toMatchObject({ code: 'not_an_approver' });
+    await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'validation_failed' });
+    expect(await requests.decide(s.actor(s.dan), r.id, 'approve', 'added to the list')).toMatchObject({ outcome: 'reapproved', request: { status: 'approved' } });
+  });
+
   it('only the requester cancels a pending request', async () => {
     const { requests } = t.ctx;
     await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status IN ('approved','pending')`);
