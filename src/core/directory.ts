@@ -71,8 +71,9 @@ export async function requireIdentity(db: Queryable, ref: { id?: string; usernam
 export async function actingFor(db: Queryable, actor: Actor, username: string | undefined, field: string): Promise<Actor> {
   if (!username) return actor;
   const who = await requireIdentity(db, { username }, field);
-  if (actor.id && actor.id !== who.id) {
-    throw new AppError('forbidden', `This API key is bound to one person and acts only as them; it cannot act for ${who.username}.`, { field });
+  if (actor.id) {
+    if (actor.id !== who.id) throw new AppError('forbidden', `This API key is bound to one person and acts only as them; it cannot act for ${who.username}.`, { field });
+    return actor; // named themselves: still recorded with the key
   }
   return { id: who.id, label: who.display_name, channel: actor.channel };
 }

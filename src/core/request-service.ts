@@ -71,6 +71,8 @@ export class RequestService {
       const app = await requireApplication(tx, input.applicationId);
       const policy = policyOf(app);
       const requester = await requireIdentity(tx, { id: input.requesterId ?? (input.requesterUsername ? undefined : actor.id ?? undefined), username: input.requesterUsername });
+      // a key bound to one person submits for that person only
+      if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(tx, actor, requester.username, 'username');
       if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: await groupNamesOf(tx, requester.id) })) {
         throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
       }
@@ -390,6 +392,20 @@ export class RequestService {
   }
 
   /**
+   * A trusted system (an unbound key) may create approved requests; a key bound to a person only what that
+   * person could approve: an application whose policy names them as an approver, never for themselves.
+   */
+  private async mayPreApprove(tx: Tx, actor: Actor, app: ApplicationRow, user: IdentityRow | null): Promise<void> {
+    if (user && user.id === actor.id) throw new AppError('self_approval', 'You cannot approve your own request.');
+    const policy = app.policy_definition ? policyOf(app) : null;
+    const groups = [...new Set(policy ? [...policy.stages.flatMap((st) => st.approvers), ...(policy.escalateTo ?? [])] : [])];
+    const mine = await groupNamesOf(tx, actor.id!);
+    if (!groups.some((g) => mine.includes(g))) {
+      throw new AppError('not_an_approver', `Only approvers of ${app.name}${groups.length ? ` (${groups.join(', ')})` : ''} or a trusted system key can create approved requests for it.`, { approverGroups: groups });
+    }
+  }
+
+  /**
    * Configuration Manager's CreateApprovedRequest: approve (or pre-approve, for a device alone) without a
    * prompt. Calling again for the same triple returns the same request and, with autoInstall, orders the install again.
    */
@@ -400,6 +416,7 @@ export class RequestService {
       const device = await deviceByGuid(tx, input.clientGuid);
       if (!device) throw new AppError('not_found', `No device "${input.clientGuid}" is known.`, { field: 'clientGuid' });
       const user = input.username ? await requireIdentity(tx, { username: input.username }) : null;
+      if (actor.id) await this.mayPreApprove(tx, actor, app, user);
       // a machine-only pre-approval always installs
       const autoInstall = user ? input.autoInstall !== false : true;
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`approved:${app.id}:${user?.id ?? ''}:${device.id}`]);

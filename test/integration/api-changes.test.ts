@@ -107,6 +107,16 @@ describe('multi-admin approval over HTTP', () => {
     const selfApproved = await h.as(bobKey).post(`/api/v1/requests/${r.body.id}/approve`, { approver: 'CONTOSO\\ada' });
     expect(selfApproved.status).toBe(403);
     expect((await h.as(bobKey).get(`/api/v1/requests/${r.body.id}`)).body.status).toBe('pending');
+    // nor submit for someone else, nor pre-approve for himself with CreateApprovedRequest
+    const forCyd = await h.as(bobKey).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\cyd', clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } });
+    expect(forCyd.status).toBe(403);
+    const preApproved = await h.as(bobKey).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
+    expect(preApproved.status).toBe(403);
+    expect(preApproved.body.code).toBe('self_approval');
+    expect((await h.as(bobKey).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP })).body.code).toBe('not_an_approver');
+    // ada approves Visio, so her key may pre-approve it for bob
+    const byAda = await h.as(adaKey).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
+    expect(byAda.body).toMatchObject({ status: 'approved', decidedBy: 'Ada Admin (api:ada-laptop)' });
   });
 
   it('lists changes by status and resource', async () => {
