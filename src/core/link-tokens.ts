@@ -2,8 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { identityById } from './directory.ts';
-import { AppError } from './errors.ts';
+import { AppError, isAppError } from './errors.ts';
 import type { RequestService } from './request-service.ts';
+
+const STILL_USABLE = new Set(['validation_failed', 'not_an_approver', 'identity_not_linked']);
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
@@ -65,7 +67,15 @@ export async function useLinkToken(db: Database, requests: RequestService, clock
   await db.query('UPDATE link_tokens SET used_at = $3 WHERE request_id = $1 AND approver_id = $2 AND used_at IS NULL', [row.request_id, row.approver_id, now]);
   const approver = await identityById(db, row.approver_id);
   if (!approver) throw new AppError('not_found', 'The approver of this link no longer exists.');
-  // a prompt's link decides that prompt only, checked under the row lock: a request decided meanwhile (by
-  // another link, a click or the API) is never revoked or reapproved by a link sent before
-  return requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason, { promptStage: row.stage });
+  try {
+    // a prompt's link decides that prompt only, checked under the row lock: a request decided meanwhile (by
+    // another link, a click or the API) is never revoked or reapproved by a link sent before
+    return await requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason, { promptStage: row.stage });
+  } catch (e) {
+    // refused but nothing decided (a missing reason, not in the group right now): the pair stays usable
+    if (isAppError(e) && STILL_USABLE.has(e.code)) {
+      await db.query('UPDATE link_tokens SET used_at = NULL WHERE request_id = $1 AND approver_id = $2 AND stage = $3 AND used_at = $4', [row.request_id, row.approver_id, row.stage, now]);
+    }
+    throw e;
+  }
 }

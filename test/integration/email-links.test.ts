@@ -105,6 +105,21 @@ describe('email approve/deny links', () => {
     expect(html).not.toContain('<form');
   });
 
+  it('a refusal that decided nothing leaves the link usable (an approver briefly out of the group)', async () => {
+    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+    sent.length = 0;
+    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'group change', answers: { usage: 'Diagrams' } });
+    await deliverOutbox(r.id);
+    const approve = linkOf(sent.find((m) => m.to.includes('cyd@contoso.com'))!, 'Approve');
+    const membership = await t.tdb.db.one<{ group_id: string }>(`SELECT group_id FROM approver_group_members WHERE identity_id = $1`, [s.cyd.id]);
+    await t.tdb.db.query(`DELETE FROM approver_group_members WHERE identity_id = $1`, [s.cyd.id]);
+    expect((await fetch(base + approve, { method: 'POST' })).status).toBe(403);
+    await t.tdb.db.query(`INSERT INTO approver_group_members VALUES ($1, $2)`, [membership.group_id, s.cyd.id]);
+    const again = await fetch(base + approve, { method: 'POST' });
+    expect(again.status).toBe(200);
+    expect((await t.ctx.requests.get(r.id)).status).toBe('approved');
+  });
+
   it('an unknown link is a 404 page', async () => {
     const res = await fetch(`${base}/links/nope`);
     expect(res.status).toBe(404);

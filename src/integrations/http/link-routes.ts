@@ -36,7 +36,9 @@ export function mountLinkRoutes(app: Express, ctx: AppContext): void {
         ['Justification', r.justification ?? '-'],
         ['Status', r.status],
       ].map(([k, v]) => `<tr><th>${escapeHtml(k!)}</th><td>${escapeHtml(v!)}</td></tr>`).join('');
-      const reason = `<p><label>Reason${link.action === 'deny' ? '' : ' (optional)'}<br><textarea name="reason" rows="3" maxlength="2000"${link.action === 'deny' ? ' required' : ''}></textarea></label></p>`;
+      // a deny always says why; an approval when the stage asks its approvers to justify
+      const needed = link.action === 'deny' || Boolean(r.stages[link.stage]?.approverJustification);
+      const reason = `<p><label>Reason${needed ? '' : ' (optional)'}<br><textarea name="reason" rows="3" maxlength="2000"${needed ? ' required' : ''}></textarea></label></p>`;
       res.type('html').send(page(`${verb} request`, `<h1>${verb} ${escapeHtml(r.application.name)}?</h1><p>Signed in as ${escapeHtml(approver?.display_name ?? '?')} through your email link.</p>` +
         `<table>${rows}</table><form method="post">${reason}<button type="submit">${verb}</button></form>`));
     } catch (e) {
