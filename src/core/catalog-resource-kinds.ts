@@ -5,6 +5,7 @@ import { type ApplicationInput, type ChangePolicyInput, type PolicyInputNamed, t
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
 import type { UrlGuard } from './catalog-service.ts';
+import { foldAttemptsOfEndpoint } from '../db/attempt-totals.ts';
 
 /** Policies, applications, change policies and webhook endpoints. */
 
@@ -281,8 +282,14 @@ export function webhookKind(urlGuard: UrlGuard): KindOps<WebhookInput, WebhookDb
         r.id, d.name, d.url, d.secret, d.events, d.enabled, d.disabledReason, now,
       ]);
     },
-    blockers: async () => [],
+    // deliveries still being attempted would vanish mid-retry; finished ones go with the endpoint
+    blockers: async (tx, r) => {
+      const pending = await tx.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending'`, [r.id]);
+      return Number(pending.n) > 0 ? [`${pending.n} deliveries still being attempted (disable the endpoint, or wait for them to finish)`] : [];
+    },
     remove: async (tx, r) => {
+      // the attempt counters keep what this endpoint's deleted attempts counted
+      await foldAttemptsOfEndpoint(tx, r.id);
       await tx.query('DELETE FROM webhook_endpoints WHERE id = $1', [r.id]);
     },
     present: ({ secret, ...rest }) => ({ ...rest, secretHint: secretHint(secret) }),

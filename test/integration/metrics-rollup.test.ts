@@ -71,4 +71,18 @@ describe('webhook attempt metrics over a long history', () => {
     expect(after.get('signoff_webhook_attempts_total{outcome="succeeded"}')).toBe(4);
     expect(after.get('signoff_webhook_attempts_total{outcome="retry"}')).toBe(2);
   });
+
+  it('deleting an endpoint keeps what its recent attempts counted, and waits while it still has a delivery in flight', async () => {
+    const admin = { id: null, label: 'api:ops', channel: 'api' as const };
+    const before = await scrape();
+    await t.tdb.db.query(`UPDATE webhook_deliveries SET status = 'pending' WHERE id = $1`, [deliveryId]);
+    await expect(t.ctx.catalog.delete('webhooks', 'dm', admin)).rejects.toMatchObject({ code: 'conflict', message: expect.stringMatching(/still being attempted/) });
+    await t.tdb.db.query(`UPDATE webhook_deliveries SET status = 'succeeded', completed_at = now() WHERE id = $1`, [deliveryId]);
+    await attempt(200, 7, 0); // recent: not folded yet when the endpoint goes
+    await t.ctx.catalog.delete('webhooks', 'dm', admin);
+    expect(await t.tdb.db.query(`SELECT 1 FROM webhook_attempts`)).toHaveLength(0);
+    const after = await scrape();
+    expect(after.get('signoff_webhook_attempts_total{outcome="succeeded"}')).toBe(before.get('signoff_webhook_attempts_total{outcome="succeeded"}')! + 1);
+    expect(after.get('signoff_webhook_attempts_total{outcome="retry"}')).toBe(before.get('signoff_webhook_attempts_total{outcome="retry"}'));
+  });
 });
