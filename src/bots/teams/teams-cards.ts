@@ -44,6 +44,21 @@ function dropNulls(v: unknown): unknown {
 // Teams shows a card of at most ~28 KB; user-supplied text is capped so a long justification cannot break it.
 const clip = (s: string, n = 600) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
+const ZW = '\u200B';
+/**
+ * What people typed, shown as typed: Teams renders markdown and expands {{DATE()}} in card text, so a
+ * justification could carry a disguised link ("[Approve here](https://…)") into an approver's card. A zero-width
+ * space breaks each construct without changing what is read.
+ */
+export const plainText = (s: string): string =>
+  s
+    .replace(/\{\{/g, `{${ZW}{`)
+    .replace(/\]\s*\(/g, `]${ZW}(`)
+    .replace(/[*_]/g, (m) => `${ZW}${m}`)
+    .replace(/^(\s*)([-+]|\d+\.)(\s)/gm, `$1${ZW}$2$3`);
+/** User text, neutralised and capped. */
+const said = (s: string, n: number) => clip(plainText(s), n);
+
 /** RFC 3339 without milliseconds, as Adaptive Cards' DATE()/TIME() functions need. */
 const rfc3339 = (iso: string) => new Date(iso).toISOString().replace(/\.\d{3}Z$/, 'Z');
 /** Rendered in each viewer's own locale and time zone by the Teams client. */
@@ -96,7 +111,7 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
     { title: 'Application', value: r.application.name },
   ];
   if (r.device) facts.push({ title: 'Device', value: r.device.name });
-  for (const q of r.policy.questions) facts.push({ title: clip(q.text, 120), value: clip(answerText(q, r.answers[q.id]), 300) });
+  for (const q of r.policy.questions) facts.push({ title: clip(q.text, 120), value: said(answerText(q, r.answers[q.id]), 300) });
   facts.push({ title: 'Requested', value: utcTime(r.createdAt) });
   if (r.status === 'pending') {
     const stage = r.stages[r.currentStage];
@@ -110,7 +125,7 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
   }
 
   const decisions = r.decisions.map((d) => ({
-    text: `${d.decision === 'approve' ? '✅' : '⛔'} ${d.approver.label} ${d.decision === 'approve' ? 'approved' : 'denied'}${r.stageCount > 1 ? ` stage ${d.stage + 1}` : ''} · ${localTime(d.at)}${d.reason ? ` · "${clip(d.reason, 300)}"` : ''}`,
+    text: `${d.decision === 'approve' ? '✅' : '⛔'} ${d.approver.label} ${d.decision === 'approve' ? 'approved' : 'denied'}${r.stageCount > 1 ? ` stage ${d.stage + 1}` : ''} · ${localTime(d.at)}${d.reason ? ` · "${said(d.reason, 300)}"` : ''}`,
   }));
 
   let outcome: { text: string; reason: string | null; style: string } | null = null;
@@ -120,7 +135,7 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
     const verb: Record<string, string> = { approved: 'Approved', denied: 'Denied', cancelled: 'Cancelled', expired: 'Expired', revoked: 'Revoked' };
     outcome = {
       text: r.status === 'expired' ? `Expired${when}: no decision before the deadline` : `${verb[r.status] ?? r.status} by ${who}${when}`,
-      reason: r.decisionReason ? clip(r.decisionReason, 1000) : null,
+      reason: r.decisionReason ? said(r.decisionReason, 1000) : null,
       style: st.header,
     };
   }
@@ -136,7 +151,7 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
     banner: input.banner ? clip(input.banner.text, 600) : null,
     bannerStyle: input.banner ? toneStyle[input.banner.tone] : 'default',
     facts,
-    justification: r.justification ? clip(r.justification, 2000) : null,
+    justification: r.justification ? said(r.justification, 2000) : null,
     decisions,
     outcome,
     canDecide: input.can.decide && r.status === 'pending',
@@ -156,7 +171,7 @@ const changeStatus: Record<string, { label: string; color: string; header: strin
   cancelled: { label: 'Cancelled by the requester', color: 'default', header: 'default', verb: 'Cancelled' },
 };
 
-const shown = (v: unknown) => (v === undefined ? '' : clip(typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? 'null', 300));
+const shown = (v: unknown) => (v === undefined ? '' : said(typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? 'null', 300));
 const opLabel: Record<DiffEntry['op'], { text: string; color: string }> = {
   add: { text: 'added', color: 'good' },
   remove: { text: 'removed', color: 'attention' },
@@ -183,25 +198,25 @@ export function changeCard(input: ChangeCardInput): AdaptiveCard {
   }));
   if (c.diff.length > MAX_DIFF_ROWS) diff.push({ path: `… ${c.diff.length - MAX_DIFF_ROWS} more`, op: '', color: 'default', before: '', after: '' });
   const facts = [
-    { title: 'Resource', value: `${c.resourceType} "${clip(c.resourceId, 200)}"` },
+    { title: 'Resource', value: `${c.resourceType} "${said(c.resourceId, 200)}"` },
     { title: 'Requested by', value: c.requester.label },
     { title: 'Approvers', value: c.approverGroups.join(', ') },
     { title: 'Requested', value: utcTime(c.createdAt) },
   ];
   const outcome = c.status === 'pending'
     ? null
-    : { text: `${st.verb} by ${c.decidedBy ?? 'Signoff'}${c.decidedAt ? ` on ${localTime(c.decidedAt)}` : ''}`, reason: c.decisionNotes ? clip(c.decisionNotes, 1000) : null, style: st.header };
+    : { text: `${st.verb} by ${c.decidedBy ?? 'Signoff'}${c.decidedAt ? ` on ${localTime(c.decidedAt)}` : ''}`, reason: c.decisionNotes ? said(c.decisionNotes, 1000) : null, style: st.header };
   return renderTemplate('change', {
     id: c.id,
     shortId: c.id.slice(0, 8),
-    title: `Change to ${c.resourceType} "${clip(c.resourceId, 120)}"`,
+    title: `Change to ${c.resourceType} "${said(c.resourceId, 120)}"`,
     statusLabel: st.label,
     statusColor: st.color,
     headerStyle: st.header,
     banner: input.banner ? clip(input.banner.text, 600) : null,
     bannerStyle: input.banner ? toneStyle[input.banner.tone] : 'default',
     facts,
-    justification: clip(c.justification, 2000),
+    justification: said(c.justification, 2000),
     diff,
     outcome,
     canDecide: input.can.decide && c.status === 'pending',
@@ -393,9 +408,9 @@ export function reviewCard(input: ReviewCardInput): AdaptiveCard {
     const text = v.status === 'lapsed'
       ? `Lapsed${when}: nobody answered in time, so the access is kept`
       : v.status === 'closed'
-        ? `Closed${when}: ${v.reason ?? 'the access ended before anyone answered'}`
+        ? `Closed${when}: ${v.reason ? plainText(v.reason) : 'the access ended before anyone answered'}`
         : `${v.status === 'kept' ? 'Kept' : 'Removed'} by ${v.decidedBy?.label ?? 'someone'}${when}${v.status === 'removed' ? '; the access is revoked and the application will be uninstalled' : ''}`;
-    outcome = { text, reason: (v.status === 'kept' || v.status === 'removed') && v.reason ? clip(v.reason, 1000) : null, style: st.header };
+    outcome = { text, reason: (v.status === 'kept' || v.status === 'removed') && v.reason ? said(v.reason, 1000) : null, style: st.header };
   }
   return renderTemplate('review', {
     id: v.id,

@@ -3,7 +3,7 @@ import { groupsByNames, identityById, type IdentityRow } from '../../core/direct
 import type { DomainEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import type { RequestDetail } from '../../core/views.ts';
-import { noticeCard, submittedBanner, type AdaptiveCard, type Banner, type NoticeInput } from './teams-cards.ts';
+import { noticeCard, plainText, submittedBanner, type AdaptiveCard, type Banner, type NoticeInput } from './teams-cards.ts';
 import { BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
 import {
   alreadyDelivered, anyConversationRef, auditSent, cardCopies, conversationRef, insertMessageRef, moveMessageRef, saveConversationRef,
@@ -352,7 +352,7 @@ export class TeamsNotifier implements ChatNotifier {
 function outcomeNotice(r: RequestDetail): NoticeInput {
   const what = `${r.application.name}${r.device ? ` on ${r.device.name}` : ''}`;
   const by = r.decidedBy ?? 'Signoff';
-  const why = r.decisionReason ? ` Reason: "${r.decisionReason}".` : '';
+  const why = r.decisionReason ? ` Reason: "${plainText(r.decisionReason)}".` : '';
   switch (r.status) {
     case 'approved': {
       const install = r.installOrderedAt ? ' The install has been ordered.' : r.installDueAt ? ` It installs in the next maintenance window (${r.installDueAt.slice(0, 16).replace('T', ' ')} UTC), or now if you ask.` : '';
