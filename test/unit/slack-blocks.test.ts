@@ -76,6 +76,10 @@ describe('change prompt', () => {
     expect(s).toContain('~ /a: 1 → 2');
     expect(s).toContain('+ /b: \\"\'\'\'\\"');
     expect(s).toContain('- /c: true');
+    // no mention or link can hide in a value
+    const loud = allText(renderChangePrompt({ change: { ...change, diff: [{ path: '/notify', op: 'add', after: '<!channel> <@U0BOSS>' }] }, requesterSlackId: null }).blocks);
+    expect(loud).not.toMatch(/<!channel>|<@U0BOSS>/);
+    expect(loud).toContain('&lt;!channel&gt;');
   });
   it('decided: notes and no buttons', () => {
     const done = renderChangePrompt({ change: { ...change, status: 'rejected', decidedBy: 'Cyd', decidedAt: change.createdAt, decisionNotes: 'not now' }, requesterSlackId: null });

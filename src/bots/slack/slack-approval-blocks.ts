@@ -173,7 +173,8 @@ function diffLines(c: ChangeView, maxRows = 40): string {
   );
   if (c.diff.length > maxRows) rows.push(`… and ${c.diff.length - maxRows} more`);
   // triple backticks inside user data would end the code block early
-  return clip(rows.join('\n').replace(/```/g, "'''"), 2800);
+  // escaped like any user text: Slack still reads <!channel> and <@U…> inside a code block
+  return clip(esc(rows.join('\n')).replace(/```/g, "'''"), 2800);
 }
 
 export interface ChangePromptInput {

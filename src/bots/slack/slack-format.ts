@@ -5,7 +5,10 @@ export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;')
 
 /** Keeps text inside Slack's per-field limits (section text 3000, header 150, field 2000). */
 export function clip(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+  if (s.length <= max) return s;
+  // never end inside an escape (&amp;) or a control sequence (<!date^…|…>): Slack would show it broken
+  const cut = s.slice(0, max - 1).replace(/&[a-z]*$/, '').replace(/<[^>]*$/, '');
+  return `${cut}…`;
 }
 
 /** A date every reader sees in their own time zone, with the ISO instant as the fallback. */
