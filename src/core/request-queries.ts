@@ -144,8 +144,14 @@ export interface RequestFilter {
   pendingForApproverId?: string;
 }
 
-/** Keyset pagination over (created_at, id), newest first. */
-export async function listRequests(db: Queryable, filter: RequestFilter, limit = 50, cursor?: string): Promise<Page<RequestView>> {
+/** How many requests match, for "10 of 94" when a chat list shows only the first page. */
+export async function countRequests(db: Queryable, filter: RequestFilter): Promise<number> {
+  const { where, params } = whereOf(filter);
+  const row = await db.one<{ n: string }>(`SELECT count(*) AS n FROM (${joined} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}) x`, params);
+  return Number(row.n);
+}
+
+function whereOf(filter: RequestFilter): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, v: unknown) => {
@@ -169,6 +175,12 @@ export async function listRequests(db: Queryable, filter: RequestFilter, limit =
     );
     // every placeholder above is the one parameter add() pushed; an extra unused one makes Postgres fail (42P18)
   }
+  return { where, params };
+}
+
+/** Keyset pagination over (created_at, id), newest first. */
+export async function listRequests(db: Queryable, filter: RequestFilter, limit = 50, cursor?: string): Promise<Page<RequestView>> {
+  const { where, params } = whereOf(filter);
   if (cursor) {
     const [ts, id] = decodeCursor(cursor);
     params.push(ts, id);

@@ -13,7 +13,7 @@ import {
   validateSubmission,
 } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
-import { getRequestDetail, getRequestView, isUuid, listRequests, type RequestFilter, type RequestRow } from './request-queries.ts';
+import { countRequests, getRequestDetail, getRequestView, isUuid, listRequests, type RequestFilter, type RequestRow } from './request-queries.ts';
 import { alreadyDecided, installData, snapshotOf } from './request-events.ts';
 import { nextRequestStatus, type RequestAction } from './request-state.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
@@ -63,6 +63,10 @@ export class RequestService {
 
   list(filter: RequestFilter, limit?: number, cursor?: string): Promise<Page<RequestView>> {
     return listRequests(this.db, filter, limit, cursor);
+  }
+
+  count(filter: RequestFilter): Promise<number> {
+    return countRequests(this.db, filter);
   }
 
   async submit(actor: Actor, input: SubmitInput): Promise<RequestView> {

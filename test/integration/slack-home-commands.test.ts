@@ -165,6 +165,24 @@ describe('App Home', () => {
     expect((await h.t.ctx.requests.get(r.id)).status).toBe('denied');
   });
 
+  it('with more waiting than fit, /signoff pending and Home give the true count and say the list is cut', async () => {
+    // 12 devices of bob's, one pending Visio request each
+    for (let i = 0; i < 12; i++) {
+      const guid = `GUID:00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [guid, `BOB-PC-${i}`, s.bob.id]);
+      await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: guid, justification: `batch ${i}`, answers: { usage: 'Diagrams' } });
+    }
+    const waiting = await h.t.ctx.requests.count({ pendingForApproverId: s.cyd.id });
+    expect(waiting).toBeGreaterThanOrEqual(12);
+    const res = await h.command('U0CYD', 'pending');
+    expect(res.body.text).toMatch(new RegExp(`^${waiting} item\\(s\\) wait on you`));
+    expect(textOf(res.body.blocks)).toContain(`Showing the 10 newest of ${waiting} requests waiting on you`);
+    h.fake.reset();
+    await h.event({ type: 'app_home_opened', user: 'U0CYD', tab: 'home' });
+    const [pub] = await h.fake.waitFor('views.publish');
+    expect(textOf(pub!.args.view.blocks)).toContain(`Showing the 10 newest of ${waiting} requests waiting on you`);
+  });
+
   it('shows a hidden-until-approved app once it is approved for the user', async () => {
     await h.t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: HIDDEN, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
     h.fake.reset();

@@ -1,6 +1,6 @@
 import { applicationById, devicesOfUser, policyOf, type ApplicationRow, type IdentityRow } from '../../core/directory.ts';
 import type { SlackView } from './slack-api.ts';
-import { statusLabel } from './slack-approval-blocks.ts';
+import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
 import { changeModal } from './slack-change-modal.ts';
 import { button, context, esc, section, slackDate } from './slack-format.ts';
 import { requestableApplications } from './slack-home.ts';
@@ -121,16 +121,26 @@ async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, R
 }
 
 async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
-  const [reqs, changes] = await Promise.all([deps.ctx.requests.list({ pendingForApproverId: who.id }, 10), deps.ctx.changes.pendingFor(who.id)]);
-  if (!reqs.items.length && !changes.length) return ['Nothing waits on you.', [section(':tada: Nothing waits on your decision.')]];
+  const [reqs, total, changes, reviews] = await Promise.all([
+    deps.ctx.requests.list({ pendingForApproverId: who.id }, 10), deps.ctx.requests.count({ pendingForApproverId: who.id }), deps.ctx.changes.pendingFor(who.id),
+    deps.ctx.timers.listReviews({ reviewerId: who.id }, 50),
+  ]);
+  if (!reqs.items.length && !changes.length && !reviews.items.length) return ['Nothing waits on you.', [section(':tada: Nothing waits on your decision.')]];
   const blocks: Record<string, unknown>[] = [section('*Waiting on your decision*')];
   for (const r of reqs.items) {
     blocks.push(section(`*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, submitted ${slackDate(r.createdAt)}`));
     blocks.push({ type: 'actions', block_id: `pend:${r.id}`, elements: [button('Approve', ACTION.approve, r.id, 'primary'), button('Deny', ACTION.deny, r.id, 'danger'), button('Details', ACTION.history, r.id)] });
   }
+  if (total > reqs.items.length) blocks.push(context(`Showing the ${reqs.items.length} newest of ${total} requests waiting on you; decide these and the next ones show here.`));
   for (const c of changes.slice(0, 5)) {
     blocks.push(section(`*Change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` by *${esc(c.requester.label)}*`));
     blocks.push({ type: 'actions', block_id: `pendc:${c.id}`, elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')] });
   }
-  return [`${reqs.items.length + changes.length} item(s) wait on you.`, blocks.slice(0, 50)];
+  if (changes.length > 5) blocks.push(context(`${changes.length - 5} more changes wait on you.`));
+  for (const v of reviews.items.slice(0, 5)) {
+    blocks.push(section(`*Access review*: ${reviewQuestion(v, null)}\nAnswer by ${slackDate(v.dueAt)}`));
+    blocks.push({ type: 'actions', block_id: `pendr:${v.id}`, elements: [button('Keep', ACTION.reviewKeep, v.id, 'primary'), button('Remove', ACTION.reviewRemove, v.id, 'danger')] });
+  }
+  if (reviews.items.length > 5) blocks.push(context(`${reviews.items.length - 5} more access reviews wait on you.`));
+  return [`${total + changes.length + reviews.items.length} item(s) wait on you.`, blocks.slice(0, 50)];
 }

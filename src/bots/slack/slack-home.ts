@@ -16,6 +16,8 @@ export interface HomeInput {
   catalog: ApplicationRow[];
   mine: { request: RequestView; history: HistoryEntry[] }[];
   waiting: RequestView[];
+  /** all requests waiting on this person, of which `waiting` shows the newest */
+  waitingTotal?: number;
   changesWaiting: ChangeView[];
   myChanges: ChangeView[];
   /** open access reviews this person may answer */
@@ -64,6 +66,8 @@ export function homeView(input: HomeInput): SlackView {
       blocks.push(section(`*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, stage ${r.currentStage + 1} of ${r.stageCount}${r.deadlineAt ? `, decide by ${slackDate(r.deadlineAt)}` : ''}${r.justification ? `\n>${esc(clip(r.justification, 300))}` : ''}`));
       blocks.push({ type: 'actions', block_id: `home_wait:${r.id}`, elements: [button('Approve', ACTION.approve, r.id, 'primary'), button('Deny', ACTION.deny, r.id, 'danger'), button('Details', ACTION.history, r.id)] });
     }
+    const waitingTotal = input.waitingTotal ?? input.waiting.length;
+    if (waitingTotal > LIMITS.waiting) blocks.push(context(`Showing the ${LIMITS.waiting} newest of ${waitingTotal} requests waiting on you; \`/signoff pending\` lists them too.`));
     for (const c of input.changesWaiting.slice(0, LIMITS.changes)) {
       blocks.push(section(`*Change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` by *${esc(c.requester.label)}* (${c.diff.length} change${c.diff.length === 1 ? '' : 's'})\n>${esc(clip(c.justification, 300))}`));
       blocks.push({ type: 'actions', block_id: `home_chg:${c.id}`, elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')] });
@@ -91,17 +95,18 @@ export async function requestableApplications(deps: SlackDeps, who: IdentityRow)
 
 export async function loadHome(deps: SlackDeps, who: IdentityRow): Promise<HomeInput> {
   const { ctx } = deps;
-  const [catalog, mine, waiting, changesWaiting, myChanges, reviews] = await Promise.all([
+  const [catalog, mine, waiting, waitingTotal, changesWaiting, myChanges, reviews] = await Promise.all([
     requestableApplications(deps, who),
     ctx.requests.list({ requesterId: who.id }, LIMITS.mine),
-    ctx.requests.list({ pendingForApproverId: who.id }, LIMITS.waiting + 1),
+    ctx.requests.list({ pendingForApproverId: who.id }, LIMITS.waiting),
+    ctx.requests.count({ pendingForApproverId: who.id }),
     ctx.changes.pendingFor(who.id),
     ctx.db.query<{ id: string }>(`SELECT id FROM changes WHERE requester_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT $2`, [who.id, LIMITS.changes]),
     ctx.timers.listReviews({ reviewerId: who.id }, 50),
   ]);
   const withHistory = await Promise.all(mine.items.map(async (request) => ({ request, history: await historyOf(ctx.db, 'request', request.id) })));
   return {
-    identity: who, catalog, mine: withHistory, waiting: waiting.items, changesWaiting, reviewsWaiting: reviews.items,
+    identity: who, catalog, mine: withHistory, waiting: waiting.items, waitingTotal, changesWaiting, reviewsWaiting: reviews.items,
     myChanges: await Promise.all(myChanges.map((c) => ctx.changes.get(c.id))),
   };
 }

@@ -312,10 +312,11 @@ export interface ListItem {
 
 const statusColor: Record<string, string> = { pending: 'accent', approved: 'good', denied: 'attention', revoked: 'attention', rejected: 'attention', expired: 'warning', cancelled: 'default' };
 
-export function myRequestsCard(requests: ListItem[], approvals: ListItem[]): AdaptiveCard {
+export function myRequestsCard(requests: ListItem[], approvals: ListItem[], approvalsNote: string | null = null): AdaptiveCard {
   return renderTemplate('my-requests', {
     requests: requests.map((r) => ({ ...r, status: r.status ?? '', color: statusColor[r.status ?? ''] ?? 'default' })),
     approvals,
+    approvalsNote,
   });
 }
 

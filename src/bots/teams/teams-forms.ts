@@ -3,7 +3,7 @@ import type { Actor } from '../../core/audit-log.ts';
 import { applicationByIdOrName, devicesOfUser, policyOf, visibleApplications } from '../../core/directory.ts';
 import { AppError, isAppError } from '../../core/errors.ts';
 import { validateSubmission, type FieldErrors } from '../../core/policy-evaluation.ts';
-import { getRequestView, listRequests } from '../../core/request-queries.ts';
+import { countRequests, getRequestView, listRequests } from '../../core/request-queries.ts';
 import type { RequestView } from '../../core/views.ts';
 import {
   appPickerCard, changeFormCard, myRequestsCard, questionInputId, requestFormCard, utcTime, type AdaptiveCard, type ChangeFormInput, type ListItem,
@@ -118,6 +118,7 @@ const shortDate = (iso: string) => utcTime(iso).slice(0, 10);
 export async function myRequests(ctx: AppContext, actor: Actor): Promise<AdaptiveCard> {
   const mine = await listRequests(ctx.db, { requesterId: actor.id! }, 10);
   const waiting = { items: await waitingFor(ctx, actor.id!) };
+  const waitingTotal = await countRequests(ctx.db, { pendingForApproverId: actor.id! });
   const changes = await ctx.changes.pendingFor(actor.id!);
   const reviews = await ctx.timers.listReviews({ reviewerId: actor.id! }, 10);
   const requests: ListItem[] = mine.items.map((r) => ({
@@ -132,7 +133,8 @@ export async function myRequests(ctx: AppContext, actor: Actor): Promise<Adaptiv
       subtitle: `${v.device ? `${v.device.name} · ` : ''}answer by ${shortDate(v.dueAt)}`,
     })),
   ];
-  return myRequestsCard(requests, approvals);
+  const more = waitingTotal > waiting.items.length ? `Showing the ${waiting.items.length} newest of ${waitingTotal} requests waiting on you; decide these and the next ones show here.` : null;
+  return myRequestsCard(requests, approvals, more);
 }
 
 async function protectedTypes(ctx: AppContext): Promise<string[]> {
