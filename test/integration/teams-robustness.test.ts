@@ -67,7 +67,14 @@ describe('Teams delivery under failure', () => {
     const replies = h.connector.of('reply');
     expect(replies).toHaveLength(1);
     expect(replies[0]).toMatchObject({ conversationId: APPROVERS_CHANNEL, activityId: prompt.message_id });
-    expect(JSON.stringify(cardOf(replies[0]!.body))).toContain('Reminder: waiting for a decision');
+    const card = cardOf(replies[0]!.body);
+    expect(JSON.stringify(card)).toContain('Reminder: waiting for a decision');
+    // the approvers are @mentioned, so Teams notifies them of the reply (by Teams user id once known)
+    expect(JSON.stringify(card)).toContain('<at>Ada Admin</at> <at>Cyd Approver</at>');
+    expect(card.msteams.entities).toEqual([
+      { type: 'mention', text: '<at>Ada Admin</at>', mentioned: { id: '29:ada', name: 'Ada Admin' } },
+      { type: 'mention', text: '<at>Cyd Approver</at>', mentioned: { id: AAD.cyd, name: 'Cyd Approver' } },
+    ]);
     expect(h.connector.of('send')).toHaveLength(2); // the two approvers' personal chats
   });
 

@@ -327,16 +327,23 @@ export interface NoticeInput {
   facts?: { title: string; value: string }[];
   /** offers "Install now" for an approved request waiting for its maintenance window */
   installNowId?: string;
+  /** people to @mention (Teams notifies them): their Teams user id ("29:…") or AAD object id */
+  mentions?: { id: string; name: string }[];
 }
 
 export function noticeCard(n: NoticeInput): AdaptiveCard {
-  return renderTemplate('notice', {
+  const mentions = (n.mentions ?? []).slice(0, 20);
+  const card = renderTemplate('notice', {
     title: clip(n.title, 200),
     text: clip(n.text, 1500),
     style: toneStyle[n.tone],
     facts: n.facts ?? [],
     installNowId: n.installNowId ?? null,
+    mentionText: mentions.length ? mentions.map((m) => `<at>${m.name}</at>`).join(' ') : null,
   });
+  // a reply in a thread notifies nobody unless it mentions them, as Slack's <@U…> does
+  if (mentions.length) card.msteams = { entities: mentions.map((m) => ({ type: 'mention', text: `<at>${m.name}</at>`, mentioned: { id: m.id, name: m.name } })) };
+  return card;
 }
 
 export interface ChangeFormInput {

@@ -6,7 +6,7 @@ import type { RequestDetail } from '../../core/views.ts';
 import { noticeCard, plainText, submittedBanner, type AdaptiveCard, type Banner, type NoticeInput } from './teams-cards.ts';
 import { BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
 import {
-  alreadyDelivered, anyConversationRef, auditSent, cardCopies, conversationRef, insertMessageRef, moveMessageRef, saveConversationRef,
+  alreadyDelivered, anyConversationRef, auditSent, cardCopies, conversationRef, insertMessageRef, moveMessageRef, refreshIdsFor, saveConversationRef,
   touchMessageRef, type CopyView, type MessageRef, type Purpose, type StoredReference,
 } from './teams-store.ts';
 import { TeamsViews, type Viewer } from './teams-views.ts';
@@ -45,6 +45,7 @@ export class TeamsNotifier implements ChatNotifier {
         const v = await this.ctx.timers.getReview(String(event.data.reviewId ?? ''));
         if (v.status !== 'pending') return;
         return this.replyInThreads(event, { type: 'review', id: v.id }, null, {
+          mentions: await this.mentionsOf(await this.views.pendingReviewers(v)),
           title: 'Reminder: access review still open',
           text: `Does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? Keep or remove it before ${v.dueAt.slice(0, 16).replace('T', ' ')} UTC; if nobody answers, the review lapses and the access is kept.`,
           tone: 'info',
@@ -91,6 +92,7 @@ export class TeamsNotifier implements ChatNotifier {
         const escalated = event.type === 'request.escalated';
         if (escalated) await this.updateCopies(subject, r);
         await this.replyInThreads(event, subject, r.currentStage, {
+          mentions: await this.mentionsOf(await this.views.pendingApprovers(r)),
           title: escalated ? 'Escalated: still waiting for a decision' : 'Reminder: waiting for a decision',
           text: `${r.requester?.displayName ?? 'A machine'}'s request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} has waited since ${new Date(r.createdAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.${r.deadlineAt ? ` Decide before ${new Date(r.deadlineAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.` : ''}`,
           tone: escalated ? 'warning' : 'info',
@@ -218,6 +220,13 @@ export class TeamsNotifier implements ChatNotifier {
   }
 
   /** Reminders and escalations go into the prompt's thread in channels, and as a follow-up in personal chats. */
+  /** The people to @mention in a thread reply, by the id Teams knows them by. */
+  private async mentionsOf(people: IdentityRow[]): Promise<{ id: string; name: string }[]> {
+    const linked = people.filter((p) => p.teams_aad_id);
+    const ids = await Promise.all(linked.map((p) => refreshIdsFor(this.ctx.db, [p.teams_aad_id!])));
+    return linked.map((p, i) => ({ id: ids[i]![0]!, name: p.display_name }));
+  }
+
   private async replyInThreads(event: DomainEvent, subject: Subject, stageIndex: number | null, notice: NoticeInput): Promise<void> {
     const prompts = (await cardCopies(this.ctx.db, subject.type, subject.id)).filter((m) => m.purpose === 'prompt' && m.stage === stageIndex);
     for (const copy of prompts) {
