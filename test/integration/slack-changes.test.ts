@@ -67,6 +67,12 @@ describe('multi-admin approval in Slack', () => {
     expect((await h.t.ctx.changes.get(changeId)).status).toBe('pending');
   });
 
+  it('/signoff my shows ada her pending change with Cancel change', async () => {
+    const res = await h.command('U0ADA', 'my');
+    expect(res.body.text).toMatch(/1 pending change/);
+    expect(buttonsOf(res.body.blocks).filter((b) => b.value === changeId).map((b) => b.text)).toEqual(['Cancel change']);
+  });
+
   it('bob (not an admin) is refused too', async () => {
     h.fake.reset();
     await h.action('U0BOB', ACTION.changeReject, changeId);

@@ -45,6 +45,15 @@ describe('multi-admin approval of a change through Teams', () => {
     changeId = card.refresh.action.data.id;
   });
 
+  it('ada finds her pending change under my requests, and opening it offers Cancel', async () => {
+    h.connector.reset();
+    await h.post(h.message('ada', 'my requests'));
+    const list = JSON.stringify(cardOf(h.connector.posted()[0]!.body));
+    expect(list).toContain('Your change to script \\"cleanup.ps1\\"');
+    const opened = await h.post(h.invoke('ada', 'open', { kind: 'change', id: changeId }));
+    expect(verbs(opened.body.value)).toEqual(['cancel', 'refresh']);
+  });
+
   it('posts the change to the approvers channel and refuses ada approving her own change on the card', async () => {
     h.connector.reset();
     expect(await h.drain()).toEqual(['change.submitted']);

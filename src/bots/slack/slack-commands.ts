@@ -105,9 +105,18 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
 }
 
 async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
-  const page = await deps.ctx.requests.list({ requesterId: who.id }, 10);
-  if (page.items.length === 0) return ['You have no requests yet. Use `/signoff request` to ask for software.', [section('You have no requests yet. Use `/signoff request` to ask for software.')]];
-  const blocks: Record<string, unknown>[] = [section('*Your requests* (newest first)')];
+  const [page, changes] = await Promise.all([
+    deps.ctx.requests.list({ requesterId: who.id }, 10),
+    deps.ctx.db.query<{ id: string; resource_type: string; resource_id: string; approvers: string[] }>(
+      `SELECT id, resource_type, resource_id, approvers FROM changes WHERE requester_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT 5`, [who.id]),
+  ]);
+  if (page.items.length === 0 && changes.length === 0) return ['You have no requests yet. Use `/signoff request` to ask for software.', [section('You have no requests yet. Use `/signoff request` to ask for software.')]];
+  const blocks: Record<string, unknown>[] = [];
+  // changes waiting for another admin come first: the one thing here that can still be cancelled for sure
+  for (const c of changes) {
+    blocks.push({ ...section(`*Your change* to ${esc(c.resource_type)} \`${esc(c.resource_id)}\`: ${statusLabel('pending')} (waiting for ${esc(c.approvers.join(', '))})`), accessory: button('Cancel change', ACTION.changeCancel, c.id, 'danger') });
+  }
+  if (page.items.length) blocks.push(section('*Your requests* (newest first)'));
   for (const r of page.items) {
     const by = r.status !== 'pending' && r.decidedBy ? ` by ${esc(r.decidedBy)} ${slackDate(r.decidedAt)}` : '';
     blocks.push(section(`*${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''}: ${statusLabel(r.status)}${by}\nSubmitted ${slackDate(r.createdAt)}`));
@@ -117,7 +126,7 @@ async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, R
     blocks.push({ type: 'actions', block_id: `my:${r.id}`, elements });
   }
   if (page.nextCursor) blocks.push(context('Older requests are in the Home tab history and the API.'));
-  return [`You have ${page.items.length} recent request(s).`, blocks.slice(0, 50)];
+  return [`You have ${page.items.length} recent request(s)${changes.length ? ` and ${changes.length} pending change(s)` : ''}.`, blocks.slice(0, 50)];
 }
 
 async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {

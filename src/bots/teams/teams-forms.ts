@@ -6,7 +6,7 @@ import { validateSubmission, type FieldErrors } from '../../core/policy-evaluati
 import { countRequests, getRequestView, listRequests } from '../../core/request-queries.ts';
 import type { RequestView } from '../../core/views.ts';
 import {
-  appPickerCard, changeFormCard, myRequestsCard, questionInputId, requestFormCard, utcTime, type AdaptiveCard, type ChangeFormInput, type ListItem,
+  appPickerCard, changeFormCard, myRequestsCard, plainText, questionInputId, requestFormCard, utcTime, type AdaptiveCard, type ChangeFormInput, type ListItem,
 } from './teams-cards.ts';
 
 /** The requester-side cards: choosing an app, the request form with inline errors, "my requests", the change form. */
@@ -121,13 +121,22 @@ export async function myRequests(ctx: AppContext, actor: Actor): Promise<Adaptiv
   const waitingTotal = await countRequests(ctx.db, { pendingForApproverId: actor.id! });
   const changes = await ctx.changes.pendingFor(actor.id!);
   const reviews = await ctx.timers.listReviews({ reviewerId: actor.id! }, 10);
-  const requests: ListItem[] = mine.items.map((r) => ({
-    kind: 'request', id: r.id, title: r.application.name, status: r.status,
-    subtitle: `${r.device ? `${r.device.name} · ` : ''}requested ${shortDate(r.createdAt)}${r.decidedBy && r.status !== 'pending' ? ` · ${r.status} by ${r.decidedBy}` : ''}`,
-  }));
+  const myChanges = await ctx.db.query<{ id: string; resource_type: string; resource_id: string; created_at: Date }>(
+    `SELECT id, resource_type, resource_id, created_at FROM changes WHERE requester_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT 5`, [actor.id]);
+  const requests: ListItem[] = [
+    // open it to cancel: the change card offers Cancel to its requester
+    ...myChanges.map((c) => ({
+      kind: 'change' as const, id: c.id, title: `Your change to ${c.resource_type} "${plainText(c.resource_id)}"`, status: 'pending',
+      subtitle: `waiting for another admin · since ${shortDate(new Date(c.created_at).toISOString())}`,
+    })),
+    ...mine.items.map((r) => ({
+      kind: 'request' as const, id: r.id, title: r.application.name, status: r.status,
+      subtitle: `${r.device ? `${r.device.name} · ` : ''}requested ${shortDate(r.createdAt)}${r.decidedBy && r.status !== 'pending' ? ` · ${r.status} by ${r.decidedBy}` : ''}`,
+    })),
+  ];
   const approvals: ListItem[] = [
     ...waiting.items.map((r) => ({ kind: 'request' as const, id: r.id, title: `${r.application.name} for ${r.requester?.displayName ?? 'a device'}`, subtitle: `${r.device ? `${r.device.name} · ` : ''}since ${shortDate(r.createdAt)}` })),
-    ...changes.map((c) => ({ kind: 'change' as const, id: c.id, title: `Change to ${c.resourceType} "${c.resourceId}"`, subtitle: `by ${c.requester.label} · since ${shortDate(c.createdAt)}` })),
+    ...changes.map((c) => ({ kind: 'change' as const, id: c.id, title: `Change to ${c.resourceType} "${plainText(c.resourceId)}"`, subtitle: `by ${c.requester.label} · since ${shortDate(c.createdAt)}` })),
     ...reviews.items.map((v) => ({
       kind: 'review' as const, id: v.id, title: `Access review: ${v.application.name} for ${v.requester?.displayName ?? 'a device'}`,
       subtitle: `${v.device ? `${v.device.name} · ` : ''}answer by ${shortDate(v.dueAt)}`,
