@@ -151,6 +151,18 @@ describe('Teams input that is not what the bot expects', () => {
     expect((await h.t.ctx.changes.get(change.id)).status).toBe('pending');
   });
 
+  it('answers personal commands in a channel with a pointer to the personal chat, not with the list', async () => {
+    h.connector.reset();
+    await h.post({ ...h.message('ada', '<at>Signoff</at> my requests'), conversation: { id: APPROVERS_CHANNEL, conversationType: 'channel', isGroup: true } });
+    const card = JSON.stringify(cardOf(h.connector.posted()[0]!.body));
+    expect(card).toContain('Ask me in our personal chat');
+    expect(card).not.toContain('Your requests');
+    // "pending", Slack's word, works in the personal chat
+    h.connector.reset();
+    await h.post(h.message('ada', 'pending'));
+    expect(JSON.stringify(cardOf(h.connector.posted()[0]!.body))).toContain('Your requests');
+  });
+
   it('tells an unlinked user the id an admin has to link', async () => {
     h.connector.reset();
     await h.post(h.message('stranger', 'request visio'));

@@ -120,7 +120,8 @@ export class SignoffTeamsBot extends ActivityHandler {
     const a = turn.activity;
     if (a.value && !a.text) return; // legacy Action.Submit payloads: every card here uses Action.Execute
     // an image or a file alone comes without text: answered with help like an empty message
-    const text = a.text ? (TurnContext.removeRecipientMention(a as BfActivity) ?? a.text).replace(/\s+/g, ' ').trim() : '';
+    // the bot's own @mention is not part of the command, with or without the mention entity Teams sends
+    const text = a.text ? (TurnContext.removeRecipientMention(a as BfActivity) ?? a.text).replace(/<at>[^<]*<\/at>/gi, ' ').replace(/\s+/g, ' ').trim() : '';
     const lower = text.toLowerCase();
     const me = a.from?.aadObjectId ? await identityByTeamsId(this.ctx.db, a.from.aadObjectId) : undefined;
     const reply = (card: AdaptiveCard, summary?: string) => turn.sendActivity(attach(card, summary));
@@ -128,13 +129,19 @@ export class SignoffTeamsBot extends ActivityHandler {
       await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false, aadObjectId: a.from?.aadObjectId }), 'Signoff help');
       return;
     }
-    const command = /^(request|my requests|requests|change)\b\s*(.*)$/.exec(lower);
+    // "my" and "pending" are the Slack words for the same list
+    const command = /^(request|my requests|requests|my|pending|change)\b\s*(.*)$/.exec(lower);
     if (!command) {
       await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false, aadObjectId: a.from?.aadObjectId }), `I did not understand "${text.slice(0, 50)}"`);
       return;
     }
     if (!me) {
       await reply(welcomeCard({ linked: false, welcome: false, aadObjectId: a.from?.aadObjectId }), 'Your account is not linked');
+      return;
+    }
+    // forms and someone's own lists are private: in a channel or group chat everyone would see them
+    if (a.conversation?.conversationType && a.conversation.conversationType !== 'personal') {
+      await reply(noticeCard({ title: 'Ask me in our personal chat', text: `"${command[1]}" shows your own requests and forms, so I answer it in your personal chat with Signoff, not here. Open Signoff in the Teams app bar, or chat with it directly.`, tone: 'info' }));
       return;
     }
     const actor: Actor = { id: me.id, label: me.display_name, channel: 'teams' };

@@ -91,7 +91,7 @@ const requestStatus: Record<string, { label: string; color: string; header: stri
   pending: { label: 'Waiting for approval', color: 'accent', header: 'emphasis' },
   approved: { label: 'Approved', color: 'good', header: 'good' },
   denied: { label: 'Denied', color: 'attention', header: 'attention' },
-  cancelled: { label: 'Cancelled by the requester', color: 'default', header: 'default' },
+  cancelled: { label: 'Cancelled', color: 'default', header: 'default' },
   expired: { label: 'Expired: nobody decided before the deadline', color: 'warning', header: 'warning' },
   revoked: { label: 'Access revoked', color: 'attention', header: 'attention' },
 };
@@ -168,7 +168,7 @@ const changeStatus: Record<string, { label: string; color: string; header: strin
   pending: { label: 'Waiting for another admin', color: 'accent', header: 'emphasis', verb: 'Pending' },
   approved: { label: 'Approved', color: 'good', header: 'good', verb: 'Approved' },
   rejected: { label: 'Rejected', color: 'attention', header: 'attention', verb: 'Rejected' },
-  cancelled: { label: 'Cancelled by the requester', color: 'default', header: 'default', verb: 'Cancelled' },
+  cancelled: { label: 'Cancelled', color: 'default', header: 'default', verb: 'Cancelled' },
 };
 
 const shown = (v: unknown) => (v === undefined ? '' : said(typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? 'null', 300));

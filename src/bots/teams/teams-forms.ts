@@ -77,7 +77,8 @@ export async function submitRequestFromCard(ctx: AppContext, actor: Actor, data:
   if (problems.justification || Object.keys(problems.answers).length) Object.assign(errors, fieldErrors(problems));
   if (app.per_device) {
     const mine = await devicesOfUser(ctx.db, actor.id!);
-    if (!values.deviceId) errors.device = 'Choose the device to install on.';
+    if (mine.length === 0) errors.summary = 'No device is registered to you, so nothing can be installed. Ask IT to register your device.';
+    else if (!values.deviceId) errors.device = 'Choose the device to install on.';
     else if (!mine.some((d) => d.id === values.deviceId)) errors.device = 'That device is not registered to you.';
     if (errors.device) errors.summary = 'Please fix the highlighted fields.';
   }

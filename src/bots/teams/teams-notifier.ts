@@ -2,6 +2,7 @@ import type { AppContext } from '../../app-context.ts';
 import { groupsByNames, identityById, type IdentityRow } from '../../core/directory.ts';
 import type { DomainEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
+import { readableUtc } from '../../core/clock.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import { noticeCard, plainText, submittedBanner, type AdaptiveCard, type Banner, type NoticeInput } from './teams-cards.ts';
 import { BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
@@ -108,7 +109,7 @@ export class TeamsNotifier implements ChatNotifier {
       }
       case 'request.access_expiring': {
         const r = await this.ctx.requests.get(subject.id);
-        const notice: NoticeInput = { title: `${r.application.name} access is expiring`, text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${r.accessExpiresAt.slice(0, 10)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`, tone: 'warning' };
+        const notice: NoticeInput = { title: `${r.application.name} access is expiring`, text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${readableUtc(r.accessExpiresAt)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`, tone: 'warning' };
         if (await this.hasRequesterCopy(subject)) await this.tellRequester(event, subject, notice);
         else await this.tellRequesterPersonally(event, subject, r, notice);
         return;
