@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.ts';
-import { apiScopes, issueApiKey } from '../core/api-keys.ts';
+import { apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
 import { verifyAudit } from '../core/audit-log.ts';
 import { cliActor } from '../core/catalog-service.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
@@ -94,6 +94,36 @@ apikey
         if (sameName > 1) out.line(`Note: ${sameName} active keys are now named "${opts.name.trim()}"; the audit log tells them apart by id.`);
         out.line('Store it now; it cannot be shown again:');
         out.line(key);
+      }),
+    ),
+  );
+
+apikey
+  .command('list')
+  .description('list API keys (name, prefix, scopes, identity, last use); never the keys themselves')
+  .option('--all', 'include revoked keys')
+  .action((opts: { all?: boolean }) =>
+    runCommand(() =>
+      withDatabase(async (db) => {
+        const keys = await listApiKeys(db, Boolean(opts.all));
+        if (keys.length === 0) {
+          out.line('no API keys');
+          return;
+        }
+        const when = (d: Date | null) => (d ? new Date(d).toISOString().slice(0, 16).replace('T', ' ') : '-');
+        out.line(table(['ID', 'PREFIX', 'NAME', 'SCOPES', 'IDENTITY', 'CREATED', 'LAST USED', 'REVOKED'],
+          keys.map((k) => [k.id, k.prefix, k.name, k.scopes.join(','), k.identity ?? '-', when(k.created_at), when(k.last_used_at), when(k.revoked_at)])));
+      }),
+    ),
+  );
+apikey
+  .command('revoke <key>')
+  .description('revoke an API key by id, sk_… prefix or unique name; it stops working at once')
+  .action((ref: string) =>
+    runCommand(() =>
+      withDatabase(async (db) => {
+        const k = await revokeApiKey(db, cliActor, new Date(), ref);
+        out.line(`Revoked API key "${k.name}" (${k.prefix}, id ${k.id}).`);
       }),
     ),
   );

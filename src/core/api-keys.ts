@@ -46,6 +46,38 @@ export async function issueApiKey(db: Database, actor: Actor, at: Date, input: {
   });
 }
 
+export interface ApiKeyListing {
+  id: string; name: string; prefix: string; scopes: string[]; identity: string | null;
+  created_at: Date; last_used_at: Date | null; revoked_at: Date | null;
+}
+
+/** Every key with what it may do and when it was last used; never the key or its hash. */
+export function listApiKeys(db: Queryable, includeRevoked = false): Promise<ApiKeyListing[]> {
+  return db.query<ApiKeyListing>(
+    `SELECT k.id, k.name, k.prefix, k.scopes, i.username AS identity, k.created_at, k.last_used_at, k.revoked_at
+       FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id
+      ${includeRevoked ? '' : 'WHERE k.revoked_at IS NULL'} ORDER BY k.created_at`,
+  );
+}
+
+/**
+ * Revokes by id, by key prefix (sk_xxxxxxxx, printed with the key), or by name when exactly one active key has
+ * it; the key stops working at once. Audited.
+ */
+export async function revokeApiKey(db: Database, actor: Actor, at: Date, ref: string): Promise<ApiKeyListing> {
+  return db.tx(async (tx) => {
+    const matches = await tx.query<{ id: string }>(
+      `SELECT id FROM api_keys WHERE revoked_at IS NULL AND (id::text = $1 OR prefix = $1 OR name = $1) FOR UPDATE`, [ref.trim()]);
+    if (matches.length === 0) throw new AppError('not_found', `No active API key "${ref}" (give its id, its sk_… prefix or its name).`);
+    if (matches.length > 1) throw new AppError('conflict', `${matches.length} active keys are named "${ref}"; give the id or sk_… prefix from \`signoff apikey list\`.`);
+    const id = matches[0]!.id;
+    await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1', [id, at]);
+    const [key] = (await listApiKeys(tx, true)).filter((k) => k.id === id);
+    await appendAudit(tx, { actor, action: 'apikey.revoked', subjectType: 'api_key', subjectId: id, at, details: { name: key!.name, scopes: key!.scopes } });
+    return key!;
+  });
+}
+
 /** Resolves a presented key; unknown or revoked keys are one and the same 401. */
 export async function verifyApiKey(db: Queryable, presented: string): Promise<ApiKeyPrincipal> {
   const digest = hash(presented);

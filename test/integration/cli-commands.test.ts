@@ -114,6 +114,22 @@ describe('signoff CLI', () => {
     expect(again.stdout).toMatch(/Note: 2 active keys are now named "cm-connector"/);
     expect(lines(again.stdout).at(-1)).toMatch(/^sk_[0-9a-f]{8}_\S+$/);
 
+    // list shows what each key may do, never the key; a name two keys share cannot revoke; the prefix can
+    const listed = await signoff(['apikey', 'list']);
+    expect(lines(listed.stdout)[0]).toMatch(/^ID\s+PREFIX\s+NAME\s+SCOPES\s+IDENTITY\s+CREATED\s+LAST USED\s+REVOKED$/);
+    expect(listed.stdout).toMatch(/cm-connector\s+requests:read,requests:write/);
+    expect(listed.stdout).not.toContain(key);
+    const ambiguous = await signoff(['apikey', 'revoke', 'cm-connector']);
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.stderr).toMatch(/2 active keys are named "cm-connector"/);
+    const prefix = key.split('_').slice(0, 2).join('_');
+    const revoked = await signoff(['apikey', 'revoke', prefix]);
+    expect(revoked.code).toBe(0);
+    await expect(verifyApiKey(t.tdb.db, key)).rejects.toMatchObject({ code: 'unauthenticated' });
+    expect((await signoff(['apikey', 'list'])).stdout).not.toContain(prefix);
+    expect((await signoff(['apikey', 'list', '--all'])).stdout).toContain(prefix);
+    expect(await t.tdb.db.query(`SELECT 1 FROM audit_events WHERE action = 'apikey.revoked'`)).toHaveLength(1);
+
     const bad = await signoff(['apikey', 'create', '--name', 'x', '--scopes', 'requests:read,root']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^error: Scopes must be one or more of .*unknown: root\.\n$/);
