@@ -298,6 +298,8 @@ export class TimerService {
       await authorizeReviewer(tx, actor, row, groupsOf(review, row));
       const status = decision === 'keep' ? 'kept' : 'removed';
       const why = reason?.trim() || null;
+      // removing someone's access always says why (the requester is told), wherever it is decided
+      if (decision === 'remove' && !why) throw new AppError('validation_failed', 'Say why the access is no longer needed (reason) before removing it.', { field: 'reason' });
       await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`, [review.id, status, actor.id, actor.label, now, why]);
       await appendAudit(tx, { actor, action: `request.review.${decision}`, subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: why }, at: now });
       await emit(tx, {

@@ -91,6 +91,9 @@ describe('access reviews over the REST API', () => {
   });
 
   it('remove for a reviewer revokes the request and orders the uninstall; a second answer is 409 naming who and when', async () => {
+    // removing someone's access says why
+    const silent = await h.as(h.keys.write).post(`/api/v1/reviews/${first.reviewId}/remove`, { reviewer: 'CONTOSO\\cyd' });
+    expectProblem(silent, 400, 'validation_failed');
     const removed = await h.as(h.keys.write).post(`/api/v1/reviews/${first.reviewId}/remove`, { reviewer: 'CONTOSO\\cyd', reason: 'Left the project' });
     expect(removed.status).toBe(200);
     expect(removed.body).toMatchObject({ status: 'removed', requestStatus: 'revoked', decidedBy: { label: 'Cyd Approver' }, reason: 'Left the project', decidedAt: expect.any(String) });
