@@ -176,7 +176,8 @@ export function metricsFor(ctx: AppContext): Metrics {
   });
 
   const metrics: Metrics = { registry };
-  collectDefaultMetrics({ register: registry, prefix: 'signoff_process_' });
+  // prom-client's names already start with process_/nodejs_: signoff_process_cpu_seconds_total, not process_process_
+  collectDefaultMetrics({ register: registry, prefix: 'signoff_' });
   perContext.set(ctx, metrics);
   return metrics;
 }

@@ -11,7 +11,8 @@ function facts(r: RequestDetail): [string, string][] {
     ['Requested by', r.requester ? `${r.requester.displayName} (${r.requester.username})` : 'device pre-approval'],
     ...(r.device ? [['Device', r.device.name] as [string, string]] : []),
     ['Justification', r.justification ?? '(none)'],
-    ...Object.entries(r.answers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)] as [string, string]),
+    // each answer under its question's text, as the approver saw it asked
+    ...Object.entries(r.answers).map(([k, v]) => [r.policy.questions.find((q) => q.id === k)?.text ?? k, Array.isArray(v) ? v.join(', ') : String(v)] as [string, string]),
     ['Stage', `${r.currentStage + 1} of ${r.stageCount}`],
   ];
 }
