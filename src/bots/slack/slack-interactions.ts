@@ -113,7 +113,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         break;
       }
       case ACTION.cancel: {
-        const r = await deps.ctx.requests.cancel(actor, id, 'cancelled in Slack');
+        const r = await deps.ctx.requests.cancel(actor, id, null);
         await say(`:no_entry_sign: Your request for *${esc(r.application.name)}* is cancelled.`);
         break;
       }
@@ -135,7 +135,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         return;
       }
       case ACTION.changeCancel: {
-        const c = await deps.ctx.changes.cancel(actor, id, 'cancelled in Slack');
+        const c = await deps.ctx.changes.cancel(actor, id, null);
         await say(`:no_entry_sign: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` is cancelled.`);
         break;
       }
