@@ -40,7 +40,7 @@ describe('periodic access reviews in Slack', () => {
     expect(posts.map((p) => p.args.channel).sort()).toEqual(['C0APPROVE', 'C0SECURITY']);
     for (const p of posts) {
       const text = textOf(p.args.blocks);
-      expect(text).toMatch(/Does \*<@U0BOB>\* still need \*Visio\* on \*BOB-LAPTOP\*\? Approved <!date\^\d+\^[^>]+>, by \*Ada Admin\*\./);
+      expect(text).toMatch(/Does \*Bob User\* still need \*Visio\* on \*BOB-LAPTOP\*\? Approved <!date\^\d+\^[^>]+>, by \*Ada Admin\*\./);
       expect(text).toContain('it-approvers, security');
       expect(reviewButtons(p.args.blocks).map((b) => [b.text, b.value])).toEqual([['Keep', reviewId], ['Remove', reviewId]]);
     }

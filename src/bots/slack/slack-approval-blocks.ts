@@ -224,7 +224,6 @@ export function renderChangeRequesterStatus(c: ChangeView): Rendered {
 
 export interface ReviewPromptInput {
   review: ReviewView;
-  requesterSlackId: string | null;
   replacesLost?: boolean;
 }
 
@@ -237,8 +236,9 @@ const reviewOutcome: Record<string, { icon: string; verb: string }> = {
 };
 
 /** The question a review asks, in one line: who, what, where, and the approval being reviewed. */
-export function reviewQuestion(v: ReviewView, requesterSlackId: string | null): string {
-  const who = v.requester ? `*${mention(requesterSlackId, v.requester.displayName)}*` : 'this device';
+/** Names the requester without a mention: the question goes to reviewers' channels at every review. */
+export function reviewQuestion(v: ReviewView): string {
+  const who = v.requester ? `*${esc(v.requester.displayName)}*` : 'this device';
   const on = v.device ? ` on *${esc(v.device.name)}*` : '';
   const approved = v.approvedAt ? ` Approved ${slackDate(v.approvedAt)}${v.approvedBy ? `, by *${esc(v.approvedBy)}*` : ''}.` : '';
   return `Does ${who} still need *${esc(v.application.name)}*${on}?${approved}`;
@@ -249,7 +249,7 @@ export function renderReviewPrompt(input: ReviewPromptInput): Rendered {
   const v = input.review;
   const blocks: Blocks = [
     header(`Access review: ${v.application.name}`),
-    section(`:mag: ${reviewQuestion(v, input.requesterSlackId)}`),
+    section(`:mag: ${reviewQuestion(v)}`),
     fields([
       ['Requester', v.requester ? `${esc(v.requester.displayName)} (\`${esc(v.requester.username)}\`)` : '_machine pre-approval_'],
       ['Device', v.device ? `${esc(v.device.name)}\n\`${esc(v.device.clientGuid)}\`` : '_not per device_'],

@@ -147,7 +147,7 @@ async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string,
   }
   if (changes.length > 5) blocks.push(context(`${changes.length - 5} more changes wait on you.`));
   for (const v of reviews.items.slice(0, 5)) {
-    blocks.push(section(`*Access review*: ${reviewQuestion(v, null)}\nAnswer by ${slackDate(v.dueAt)}`));
+    blocks.push(section(`*Access review*: ${reviewQuestion(v)}\nAnswer by ${slackDate(v.dueAt)}`));
     blocks.push({ type: 'actions', block_id: `pendr:${v.id}`, elements: [button('Keep', ACTION.reviewKeep, v.id, 'primary'), button('Remove', ACTION.reviewRemove, v.id, 'danger')] });
   }
   if (reviews.items.length > 5) blocks.push(context(`${reviews.items.length - 5} more access reviews wait on you.`));

@@ -73,7 +73,7 @@ export function homeView(input: HomeInput): SlackView {
       blocks.push({ type: 'actions', block_id: `home_chg:${c.id}`, elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')] });
     }
     for (const v of input.reviewsWaiting.slice(0, LIMITS.reviews)) {
-      blocks.push(section(`*Access review*: ${reviewQuestion(v, null)}\nAnswer by ${slackDate(v.dueAt)}`));
+      blocks.push(section(`*Access review*: ${reviewQuestion(v)}\nAnswer by ${slackDate(v.dueAt)}`));
       blocks.push({ type: 'actions', block_id: `home_rev:${v.id}`, elements: [button('Keep', ACTION.reviewKeep, v.id, 'primary'), button('Remove', ACTION.reviewRemove, v.id, 'danger')] });
     }
     if (input.reviewsWaiting.length > LIMITS.reviews) blocks.push(context(`${input.reviewsWaiting.length - LIMITS.reviews} more access reviews wait on you.`));

@@ -148,7 +148,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         // refused here (not a reviewer, own access, already answered) before anyone types a reason
         const v = await deps.ctx.timers.checkReviewer(actor, id);
         const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined, home: fromHome || undefined };
-        await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v, null)}\nRemoving revokes the access and uninstalls the application.`, true));
+        await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v)}\nRemoving revokes the access and uninstalls the application.`, true));
         return;
       }
       default:

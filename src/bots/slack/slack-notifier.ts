@@ -67,11 +67,11 @@ export class SlackNotifier implements ChatNotifier {
         if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderAccessExpiring(r));
         return;
       case 'request.review_started':
-        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''), requester);
+        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''));
       case 'request.review_reminder':
         return this.remindReviewers(event, String(event.data.reviewId ?? ''));
       case 'request.review_decided':
-        return this.refreshReview(String(event.data.reviewId ?? ''), requester);
+        return this.refreshReview(String(event.data.reviewId ?? ''));
       default:
         if (!FINAL_REQUEST.has(event.type)) return;
         await this.refreshRequest(r, requester);
@@ -133,11 +133,11 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** The review question goes where the reviewers' groups get prompts: their channels, else each reviewer's DM. */
-  private async postReviewPrompts(event: DomainEvent, reviewId: string, requester: IdentityRow | undefined): Promise<void> {
+  private async postReviewPrompts(event: DomainEvent, reviewId: string): Promise<void> {
     const review = await this.ctx.timers.getReview(reviewId);
     // handled late, after it was already answered: a prompt with nothing left to do would only confuse
     if (review.status !== 'pending') return;
-    const prompt = renderReviewPrompt({ review, requesterSlackId: requester?.slack_user_id ?? null });
+    const prompt = renderReviewPrompt({ review });
     const targets = await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, false);
     let undelivered = false;
     for (const t of targets) {
@@ -163,11 +163,10 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** Redraws every copy of a review prompt: the outcome, who and when, no buttons once it is answered. */
-  async refreshReview(reviewId: string, requester?: IdentityRow): Promise<void> {
+  async refreshReview(reviewId: string): Promise<void> {
     const review = await this.ctx.timers.getReview(reviewId);
-    const slackId = requester?.slack_user_id ?? null;
     for (const ref of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
-      await this.updateOrReplace(ref, (replacesLost) => renderReviewPrompt({ review, requesterSlackId: slackId, replacesLost }));
+      await this.updateOrReplace(ref, (replacesLost) => renderReviewPrompt({ review, replacesLost }));
     }
   }
 
