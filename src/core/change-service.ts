@@ -100,6 +100,13 @@ export class ChangeService {
     return rows.map(toView);
   }
 
+  /** This person's own changes still waiting for another admin, newest first. */
+  async pendingBy(requesterId: string, limit: number): Promise<ChangeView[]> {
+    const rows = await this.db.query<ChangeRow>(
+      `SELECT * FROM changes WHERE status = 'pending' AND requester_id = $1 ORDER BY created_at DESC LIMIT $2`, [requesterId, limit]);
+    return rows.map(toView);
+  }
+
   async submit(actor: Actor, input: ChangeInput): Promise<ChangeView> {
     const now = this.clock.now();
     if (!input.justification?.trim()) throw new AppError('validation_failed', 'A business justification is required.', { field: 'justification' });

@@ -107,14 +107,13 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
 async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
   const [page, changes] = await Promise.all([
     deps.ctx.requests.list({ requesterId: who.id }, 10),
-    deps.ctx.db.query<{ id: string; resource_type: string; resource_id: string; approvers: string[] }>(
-      `SELECT id, resource_type, resource_id, approvers FROM changes WHERE requester_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT 5`, [who.id]),
+    deps.ctx.changes.pendingBy(who.id, 5),
   ]);
   if (page.items.length === 0 && changes.length === 0) return ['You have no requests yet. Use `/signoff request` to ask for software.', [section('You have no requests yet. Use `/signoff request` to ask for software.')]];
   const blocks: Record<string, unknown>[] = [];
   // changes waiting for another admin come first: the one thing here that can still be cancelled for sure
   for (const c of changes) {
-    blocks.push({ ...section(`*Your change* to ${esc(c.resource_type)} \`${esc(c.resource_id)}\`: ${statusLabel('pending')} (waiting for ${esc(c.approvers.join(', '))})`), accessory: button('Cancel change', ACTION.changeCancel, c.id, 'danger') });
+    blocks.push({ ...section(`*Your change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\`: ${statusLabel('pending')} (waiting for ${esc(c.approverGroups.join(', '))})`), accessory: button('Cancel change', ACTION.changeCancel, c.id, 'danger') });
   }
   if (page.items.length) blocks.push(section('*Your requests* (newest first)'));
   for (const r of page.items) {

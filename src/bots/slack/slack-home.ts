@@ -101,13 +101,13 @@ export async function loadHome(deps: SlackDeps, who: IdentityRow): Promise<HomeI
     ctx.requests.list({ pendingForApproverId: who.id }, LIMITS.waiting),
     ctx.requests.count({ pendingForApproverId: who.id }),
     ctx.changes.pendingFor(who.id),
-    ctx.db.query<{ id: string }>(`SELECT id FROM changes WHERE requester_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT $2`, [who.id, LIMITS.changes]),
+    ctx.changes.pendingBy(who.id, LIMITS.changes),
     ctx.timers.listReviews({ reviewerId: who.id }, 50),
   ]);
   const withHistory = await Promise.all(mine.items.map(async (request) => ({ request, history: await historyOf(ctx.db, 'request', request.id) })));
   return {
     identity: who, catalog, mine: withHistory, waiting: waiting.items, waitingTotal, changesWaiting, reviewsWaiting: reviews.items,
-    myChanges: await Promise.all(myChanges.map((c) => ctx.changes.get(c.id))),
+    myChanges,
   };
 }
 

@@ -122,13 +122,12 @@ export async function myRequests(ctx: AppContext, actor: Actor): Promise<Adaptiv
   const waitingTotal = await countRequests(ctx.db, { pendingForApproverId: actor.id! });
   const changes = await ctx.changes.pendingFor(actor.id!);
   const reviews = await ctx.timers.listReviews({ reviewerId: actor.id! }, 10);
-  const myChanges = await ctx.db.query<{ id: string; resource_type: string; resource_id: string; created_at: Date }>(
-    `SELECT id, resource_type, resource_id, created_at FROM changes WHERE requester_id = $1 AND status = 'pending' ORDER BY created_at DESC LIMIT 5`, [actor.id]);
+  const myChanges = await ctx.changes.pendingBy(actor.id!, 5);
   const requests: ListItem[] = [
     // open it to cancel: the change card offers Cancel to its requester
     ...myChanges.map((c) => ({
-      kind: 'change' as const, id: c.id, title: `Your change to ${c.resource_type} "${plainText(c.resource_id)}"`, status: 'pending',
-      subtitle: `waiting for another admin · since ${shortDate(new Date(c.created_at).toISOString())}`,
+      kind: 'change' as const, id: c.id, title: `Your change to ${c.resourceType} "${plainText(c.resourceId)}"`, status: 'pending',
+      subtitle: `waiting for another admin · since ${shortDate(c.createdAt)}`,
     })),
     ...mine.items.map((r) => ({
       kind: 'request' as const, id: r.id, title: r.application.name, status: r.status,
