@@ -71,10 +71,12 @@ export async function revokeApiKey(db: Database, actor: Actor, at: Date, ref: st
     if (matches.length === 0) throw new AppError('not_found', `No active API key "${ref}" (give its id, its sk_… prefix or its name).`);
     if (matches.length > 1) throw new AppError('conflict', `${matches.length} active keys are named "${ref}"; give the id or sk_… prefix from \`signoff apikey list\`.`);
     const id = matches[0]!.id;
-    await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1', [id, at]);
-    const [key] = (await listApiKeys(tx, true)).filter((k) => k.id === id);
-    await appendAudit(tx, { actor, action: 'apikey.revoked', subjectType: 'api_key', subjectId: id, at, details: { name: key!.name, scopes: key!.scopes } });
-    return key!;
+    const key = await tx.one<ApiKeyListing>(
+      `UPDATE api_keys k SET revoked_at = $2 WHERE id = $1
+       RETURNING k.id, k.name, k.prefix, k.scopes, (SELECT username FROM identities WHERE id = k.identity_id) AS identity, k.created_at, k.last_used_at, k.revoked_at`,
+      [id, at]);
+    await appendAudit(tx, { actor, action: 'apikey.revoked', subjectType: 'api_key', subjectId: id, at, details: { name: key.name, scopes: key.scopes } });
+    return key;
   });
 }
 
