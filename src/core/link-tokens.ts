@@ -3,6 +3,8 @@ import type { Database, Queryable } from '../db/database.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { identityById } from './directory.ts';
 import { AppError, isAppError } from './errors.ts';
+import { alreadyDecided } from './request-events.ts';
+import type { RequestRow } from './request-queries.ts';
 import type { RequestService } from './request-service.ts';
 
 const STILL_USABLE = new Set(['validation_failed', 'not_an_approver', 'identity_not_linked']);
@@ -36,13 +38,9 @@ export async function createLinkToken(db: Queryable, input: { requestId: string;
 export async function peekLinkToken(db: Queryable, token: string, now: Date): Promise<LinkToken> {
   const row = await db.maybeOne<LinkToken>('SELECT * FROM link_tokens WHERE token_hash = $1', [hash(token)]);
   if (!row) throw new AppError('not_found', 'This link is not valid.');
-  const current = await db.maybeOne<{ current_stage: number; status: string; decided_by_label: string | null; decided_at: Date | null }>(
+  const current = await db.maybeOne<Pick<RequestRow, 'current_stage' | 'status' | 'decided_by_label' | 'decided_at'>>(
     'SELECT current_stage, status, decided_by_label, decided_at FROM requests WHERE id = $1', [row.request_id]);
-  if (current && current.status !== 'pending') {
-    throw new AppError('already_decided', `This request was already ${current.status}${current.decided_by_label ? ` by ${current.decided_by_label}` : ''}${current.decided_at ? ` at ${readableUtc(current.decided_at)}` : ''}.`, {
-      status: current.status, decidedBy: current.decided_by_label, decidedAt: current.decided_at ? new Date(current.decided_at).toISOString() : null,
-    });
-  }
+  if (current && current.status !== 'pending') throw alreadyDecided(current);
   if (current && current.current_stage !== row.stage) throw new AppError('already_decided', `This link was for stage ${row.stage + 1}, which is already settled.`);
   if (row.used_at) throw new AppError('already_decided', `This link was already used at ${readableUtc(row.used_at)}.`);
   if (new Date(row.expires_at) <= now) throw new AppError('invalid_transition', 'This link has expired.');

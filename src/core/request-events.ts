@@ -4,7 +4,7 @@ import { AppError } from './errors.ts';
 import type { RequestRow } from './request-queries.ts';
 
 /** Payloads of request events and the "already decided" answer, shared by the request and timer services. */
-export function alreadyDecided(row: RequestRow): AppError {
+export function alreadyDecided(row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decided_at'>): AppError {
   const who = row.decided_by_label ?? 'someone';
   const when = row.decided_at ? readableUtc(row.decided_at) : 'earlier';
   return new AppError('already_decided', `This request was already ${row.status} by ${who} at ${when}.`, {

@@ -51,6 +51,9 @@ const preApprovalPolicy: PolicyDefinition = policyDefinitionSchema.parse({ justi
  * Runs each request command in one transaction. Concurrency is settled by locking the request row
  * (`SELECT ... FOR UPDATE`) and by the partial unique indexes, never in memory.
  */
+/** Every group that may decide some stage of a policy, escalation groups included. */
+const everyApproverGroup = (policy: PolicyDefinition): string[] => [...new Set([...policy.stages.flatMap((st) => st.approvers), ...(policy.escalateTo ?? [])])];
+
 const stageSettled = (stage: number, row: RequestRow) =>
   new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
 
@@ -194,7 +197,7 @@ export class RequestService {
     }
     const policy = policyDefinitionSchema.parse(row.policy);
     const groups = [...new Set(anyStage
-      ? [...policy.stages.flatMap((s) => s.approvers), ...(policy.escalateTo ?? [])]
+      ? everyApproverGroup(policy)
       : row.escalated_at && policy.escalateTo
         ? [...policy.stages[row.current_stage]!.approvers, ...policy.escalateTo]
         : policy.stages[row.current_stage]!.approvers)];
@@ -401,8 +404,7 @@ export class RequestService {
    */
   private async mayPreApprove(tx: Tx, actor: Actor, app: ApplicationRow, user: IdentityRow | null): Promise<void> {
     if (user && user.id === actor.id) throw new AppError('self_approval', 'You cannot approve your own request.');
-    const policy = app.policy_definition ? policyOf(app) : null;
-    const groups = [...new Set(policy ? [...policy.stages.flatMap((st) => st.approvers), ...(policy.escalateTo ?? [])] : [])];
+    const groups = app.policy_definition ? everyApproverGroup(policyOf(app)) : [];
     const mine = await groupNamesOf(tx, actor.id!);
     if (!groups.some((g) => mine.includes(g))) {
       throw new AppError('not_an_approver', `Only approvers of ${app.name}${groups.length ? ` (${groups.join(', ')})` : ''} or a trusted system key can create approved requests for it.`, { approverGroups: groups });

@@ -3,8 +3,7 @@ import type { Actor } from '../../core/audit-log.ts';
 import { applicationByIdOrName, devicesOfUser, policyOf, visibleApplications } from '../../core/directory.ts';
 import { AppError, isAppError } from '../../core/errors.ts';
 import { validateSubmission, type FieldErrors } from '../../core/policy-evaluation.ts';
-import { countRequests, getRequestView, listRequests } from '../../core/request-queries.ts';
-import type { RequestView } from '../../core/views.ts';
+import { countRequests, listRequests } from '../../core/request-queries.ts';
 import {
   appPickerCard, changeFormCard, myRequestsCard, plainText, questionInputId, requestFormCard, utcTime, type AdaptiveCard, type ChangeFormInput, type ListItem,
 } from './teams-cards.ts';
@@ -99,26 +98,11 @@ export async function submitRequestFromCard(ctx: AppContext, actor: Actor, data:
   }
 }
 
-/** Pending requests this identity may decide now (listRequests' pendingForApproverId filter fails on its unused parameter). */
-async function waitingFor(ctx: AppContext, identityId: string): Promise<RequestView[]> {
-  const rows = await ctx.db.query<{ id: string }>(
-    `SELECT r.id FROM requests r
-      WHERE r.status = 'pending' AND r.requester_id IS DISTINCT FROM $1::uuid
-        AND EXISTS (SELECT 1 FROM approver_group_members m JOIN approver_groups g ON g.id = m.group_id
-                     WHERE m.identity_id = $1::uuid AND ((r.policy->'stages'->r.current_stage->'approvers') ? g.name
-                        OR (r.escalated_at IS NOT NULL AND (r.policy->'escalateTo') ? g.name)))
-        AND NOT EXISTS (SELECT 1 FROM request_decisions x WHERE x.request_id = r.id AND x.stage = r.current_stage AND x.approver_id = $1::uuid)
-      ORDER BY r.created_at DESC LIMIT 10`,
-    [identityId],
-  );
-  return Promise.all(rows.map((r) => getRequestView(ctx.db, r.id)));
-}
-
 const shortDate = (iso: string) => utcTime(iso).slice(0, 10);
 
 export async function myRequests(ctx: AppContext, actor: Actor): Promise<AdaptiveCard> {
   const mine = await listRequests(ctx.db, { requesterId: actor.id! }, 10);
-  const waiting = { items: await waitingFor(ctx, actor.id!) };
+  const waiting = await listRequests(ctx.db, { pendingForApproverId: actor.id! }, 10);
   const waitingTotal = await countRequests(ctx.db, { pendingForApproverId: actor.id! });
   const changes = await ctx.changes.pendingFor(actor.id!);
   const reviews = await ctx.timers.listReviews({ reviewerId: actor.id! }, 10);
