@@ -8,6 +8,7 @@ import { AppError } from '../core/errors.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
 import { openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
+import { registerChangeCommands, registerRequestDecisionCommands } from './decision-commands.ts';
 import { EXIT_FAILED, out, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
 
 const positiveInt = (max: number) => (value: string) => {
@@ -29,6 +30,9 @@ Commands in full:
   signoff apply <file> [--prune] [--dry-run]
   signoff apikey create --name NAME --scopes SCOPE[,SCOPE] [--identity USER]   (scopes: ${apiScopes.join(', ')})
   signoff requests list [--status S] [--user U] [--app A] [--device GUID] [--limit N] [--json]
+  signoff requests approve|deny|revoke|reapprove ID --as USER [--reason TEXT] [--if-version N]
+  signoff changes list [--status S] [--json]
+  signoff changes approve|reject ID --as USER [--notes TEXT] [--if-version N]
   signoff audit verify
 
 Configuration comes from environment variables (DATABASE_URL, REDIS_URL, PORT, ...).`,
@@ -128,7 +132,9 @@ apikey
     ),
   );
 
-const requests = program.command('requests').description('inspect software requests');
+const requests = program.command('requests').description('inspect and decide software requests');
+registerRequestDecisionCommands(requests);
+registerChangeCommands(program);
 requests
   .command('list')
   .description('list requests, newest first')

@@ -1,6 +1,7 @@
 import type { Database, Queryable, Tx } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
+import { requireMember, resolveDecider } from './approval-rights.ts';
 import { actingFor, groupNamesOf } from './directory.ts';
 import { diffJson } from './diff.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
@@ -37,6 +38,7 @@ interface ChangeRow {
   decided_by_label: string | null;
   decision_notes: string | null;
   source: string;
+  version: number;
   created_at: Date;
   updated_at: Date;
 }
@@ -58,9 +60,19 @@ function toView(r: ChangeRow): ChangeView {
     decidedAt: iso(r.decided_at),
     decidedBy: r.decided_by_label,
     decisionNotes: r.decision_notes,
+    version: r.version,
     createdAt: iso(r.created_at)!,
     updatedAt: iso(r.updated_at)!,
   };
+}
+
+export interface ChangeDecisionOptions {
+  /** the admin a trusted caller decides for (REST `approver`) */
+  approverUsername?: string;
+  /** If-Match: the version the caller saw */
+  expectedVersion?: number;
+  /** chat rejections always say why (checked after who may decide, so others hear that first) */
+  notesRequired?: boolean;
 }
 
 /** Multi-admin approval (Intune MAA): one approver from the protecting policy's groups, never the requester. */
@@ -148,37 +160,42 @@ export class ChangeService {
     return toView(await this.find(this.db, id));
   }
 
-  approve(actor: Actor, id: string, notes?: string | null, opts: { approverUsername?: string } = {}) {
+  approve(actor: Actor, id: string, notes?: string | null, opts: ChangeDecisionOptions = {}) {
     return this.decide(actor, id, 'approve', notes ?? null, opts);
   }
 
-  /** `notesRequired`: chat rejections always say why (checked after who may decide, so others hear that first). */
-  reject(actor: Actor, id: string, notes?: string | null, opts: { approverUsername?: string; notesRequired?: boolean } = {}) {
+  reject(actor: Actor, id: string, notes?: string | null, opts: ChangeDecisionOptions = {}) {
     return this.decide(actor, id, 'reject', notes ?? null, opts);
   }
 
-  async cancel(actor: Actor, id: string, notes?: string | null): Promise<ChangeView> {
-    return this.decide(actor, id, 'cancel', notes ?? null);
+  async cancel(actor: Actor, id: string, notes?: string | null, opts: { expectedVersion?: number } = {}): Promise<ChangeView> {
+    return this.decide(actor, id, 'cancel', notes ?? null, opts);
   }
 
-  private async decide(actor: Actor, id: string, action: ChangeAction, notes: string | null, opts: { approverUsername?: string; notesRequired?: boolean } = {}): Promise<ChangeView> {
-    const { approverUsername } = opts;
+  private async decide(actor: Actor, id: string, action: ChangeAction, notes: string | null, opts: ChangeDecisionOptions): Promise<ChangeView> {
     const now = this.clock.now();
     await this.db.tx(async (tx) => {
-      const acting = await actingFor(tx, actor, approverUsername, 'approver');
+      // approve and reject are a second admin's decision: a person the change policy names, whatever the channel
       const row = await this.find(tx, id, true);
+      const acting = action === 'cancel' ? actor : await resolveDecider(tx, actor, opts.approverUsername, 'approver');
+      if (opts.expectedVersion !== undefined && row.version !== opts.expectedVersion) {
+        throw new AppError('precondition_failed', `This change changed since version ${opts.expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`, {
+          currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
+        });
+      }
       if (row.status !== 'pending') {
         throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
           status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
         });
       }
-      await this.authorize(tx, acting, row, action);
+      if (action === 'cancel') this.mayCancel(acting, row);
+      else await requireMember(tx, acting as Actor & { id: string }, row.approvers, { subjectId: row.requester_id, selfMessage: 'You cannot approve or reject your own change; another admin must.', what: 'decide this change' });
       if (action === 'reject' && opts.notesRequired && !notes?.trim()) {
         throw new AppError('validation_failed', 'Say why (Approver notes) before rejecting, so the requester knows.', { field: 'notes' });
       }
       const to = nextChangeStatus(row.status, action);
       const updated = await tx.maybeOne<ChangeRow>(
-        `UPDATE changes SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_notes = $6, updated_at = $3
+        `UPDATE changes SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_notes = $6, version = version + 1, updated_at = $3
           WHERE id = $1 AND status = 'pending' RETURNING *`,
         [row.id, to, now, acting.id, acting.label, notes?.trim() || null],
       );
@@ -193,23 +210,11 @@ export class ChangeService {
     return toView(await this.find(this.db, id));
   }
 
-  private async authorize(tx: Tx, actor: Actor, row: ChangeRow, action: ChangeAction): Promise<void> {
+  /** The requester withdraws their change; an unbound API key or the CLI is a trusted system that may too. */
+  private mayCancel(actor: Actor, row: ChangeRow): void {
     const own = actor.id ? actor.id === row.requester_id : actor.label === row.requester_label && row.requester_id === null;
-    if (action === 'cancel') {
-      // an unbound API key or the CLI is a trusted system; a person (in chat or through a key bound to them) is not
-      const trusted = !actor.id && (actor.channel === 'api' || actor.channel === 'cli');
-      if (!own && !trusted) throw new AppError('forbidden', 'Only the requester can cancel a change.');
-      return;
-    }
-    if (own) throw new AppError('self_approval', 'You cannot approve or reject your own change; another admin must.');
-    if (!actor.id) {
-      if (actor.channel === 'api' || actor.channel === 'cli') return;
-      throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before deciding.');
-    }
-    const mine = await groupNamesOf(tx, actor.id);
-    if (!row.approvers.some((g) => mine.includes(g))) {
-      throw new AppError('not_an_approver', `Only members of ${row.approvers.join(', ')} can decide this change.`, { approverGroups: row.approvers });
-    }
+    const trusted = !actor.id && (actor.channel === 'api' || actor.channel === 'cli');
+    if (!own && !trusted) throw new AppError('forbidden', 'Only the requester can cancel a change.');
   }
 
   private async find(db: Queryable, id: string, lock = false): Promise<ChangeRow> {

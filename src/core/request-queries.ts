@@ -79,6 +79,7 @@ function toView(r: JoinedRow): RequestView {
     deadlineAt: iso(r.deadline_at),
     escalated: r.escalated_at !== null,
     accessExpiresAt: iso(r.access_expires_at),
+    version: r.version,
     createdAt: iso(r.created_at)!,
     updatedAt: iso(r.updated_at)!,
   };

@@ -1,7 +1,8 @@
 import type { Database, Tx } from '../db/database.ts';
 import { appendAudit, systemActor, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
-import { actingFor, applicationById, deviceById, groupNamesOf, identityById, membersOfGroups } from './directory.ts';
+import { requireMember, resolveDecider, reviewerGroups } from './approval-rights.ts';
+import { applicationById, deviceById, identityById, membersOfGroups } from './directory.ts';
 import { addDuration, parseDuration } from './durations.ts';
 import { AppError } from './errors.ts';
 import { emit } from './outbox.ts';
@@ -9,6 +10,7 @@ import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.t
 import { isUuid, type RequestRow } from './request-queries.ts';
 import { getReviewView, listReviews, type ReviewFilter, type ReviewStatus, type ReviewView } from './review-queries.ts';
 import { snapshotOf, type RequestService } from './request-service.ts';
+import { revokeRequest } from './request-transitions.ts';
 import { nextRequestStatus } from './request-state.ts';
 
 // order matters: a lapsed review must close before the next one can open; expiry makes reminders moot
@@ -68,7 +70,7 @@ export class TimerService {
       reminder: { column: 'next_reminder_at', status: 'pending', act: (tx, r, now) => this.remind(tx, r, now) },
       access_expiry: {
         column: 'access_expires_at', status: 'approved',
-        act: async (tx, r, now) => void (await this.requests.revokeLocked(tx, systemActor, r, 'access expired', now, 'access_expired')),
+        act: (tx, r, now) => revokeRequest(tx, systemActor, r, 'access expired', now, 'access_expired'),
       },
       access_warning: { column: 'access_warn_at', status: 'approved', act: (tx, r, now) => this.warnAccessExpiry(tx, r, now) },
       review: { column: 'next_review_at', status: 'approved', act: (tx, r, now) => this.startReview(tx, r, now) },
@@ -278,7 +280,7 @@ export class TimerService {
       if (!review) throw new AppError('not_found', `No access review with id "${reviewId}".`);
       if (review.status !== 'pending') throw await reviewAlreadyDecided(tx, review);
       const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1', [review.request_id]);
-      await authorizeReviewer(tx, actor, row, groupsOf(review, row));
+      await authorizeReviewer(tx, await resolveDecider(tx, actor, undefined, 'reviewer'), row, groupsOf(review, row));
       return getReviewView(tx, reviewId);
     });
   }
@@ -288,27 +290,27 @@ export class TimerService {
     if (!isUuid(reviewId)) throw new AppError('not_found', `No access review with id "${reviewId}".`);
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
-      actor = await actingFor(tx, actor, opts.reviewerUsername, 'reviewer');
       // request row first, then the review: the same order as revocation and the lapse sweep, so they cannot deadlock
       const target = await tx.maybeOne<{ request_id: string }>('SELECT request_id FROM access_reviews WHERE id = $1', [reviewId]);
       if (!target) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+      const reviewer = await resolveDecider(tx, actor, opts.reviewerUsername, 'reviewer');
       const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [target.request_id]);
       const review = await tx.one<ReviewRow>('SELECT * FROM access_reviews WHERE id = $1 FOR UPDATE', [reviewId]);
       if (review.status !== 'pending') throw await reviewAlreadyDecided(tx, review);
-      await authorizeReviewer(tx, actor, row, groupsOf(review, row));
+      await authorizeReviewer(tx, reviewer, row, groupsOf(review, row));
       const status = decision === 'keep' ? 'kept' : 'removed';
       const why = reason?.trim() || null;
       // removing someone's access always says why (the requester is told), wherever it is decided
       if (decision === 'remove' && !why) throw new AppError('validation_failed', 'Say why the access is no longer needed (reason) before removing it.', { field: 'reason' });
-      await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`, [review.id, status, actor.id, actor.label, now, why]);
-      await appendAudit(tx, { actor, action: `request.review.${decision}`, subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: why }, at: now });
+      await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`, [review.id, status, reviewer.id, reviewer.label, now, why]);
+      await appendAudit(tx, { actor: reviewer, action: `request.review.${decision}`, subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: why }, at: now });
       await emit(tx, {
-        type: 'request.review_decided', subjectType: 'request', subjectId: row.id, actor, at: now,
-        data: { requestId: row.id, reviewId: review.id, outcome: status, reason: why, decidedBy: actor.label, decidedAt: now.toISOString() },
+        type: 'request.review_decided', subjectType: 'request', subjectId: row.id, actor: reviewer, at: now,
+        data: { requestId: row.id, reviewId: review.id, outcome: status, reason: why, decidedBy: reviewer.label, decidedAt: now.toISOString() },
       });
       let requestStatus: string = row.status;
       if (decision === 'remove' && row.status === 'approved') {
-        await this.requests.revokeLocked(tx, actor, row, why ?? 'removed in access review', now, 'review_removed');
+        await revokeRequest(tx, reviewer, row, why ?? 'removed in access review', now, 'review_removed');
         requestStatus = 'revoked';
       }
       return { reviewId: review.id, status, requestStatus };
@@ -329,9 +331,7 @@ function nextReminder(policy: PolicyDefinition, last: Date, now: Date, until: Da
   return until && next >= until ? null : next;
 }
 
-/** Who reviews: the policy's reviewers, or when it names none the approvers of its last stage. */
-export const reviewerGroups = (policy: PolicyDefinition): string[] =>
-  policy.reviewers?.length ? [...new Set(policy.reviewers)] : [...new Set(policy.stages.at(-1)?.approvers ?? [])];
+export { reviewerGroups } from './approval-rights.ts';
 
 const groupsOf = (review: ReviewRow, row: RequestRow) => (review.reviewer_groups?.length ? review.reviewer_groups : reviewerGroups(policyOf(row)));
 
@@ -348,14 +348,6 @@ async function reviewAlreadyDecided(tx: Tx, review: ReviewRow): Promise<AppError
   });
 }
 
-async function authorizeReviewer(tx: Tx, actor: Actor, row: RequestRow, groups: string[]): Promise<void> {
-  if (actor.id && actor.id === row.requester_id) throw new AppError('self_approval', 'You cannot review your own access.');
-  if (!actor.id) {
-    if (actor.channel === 'api' || actor.channel === 'cli' || actor.channel === 'system') return;
-    throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before reviewing.');
-  }
-  const mine = await groupNamesOf(tx, actor.id);
-  if (!groups.some((g) => mine.includes(g))) {
-    throw new AppError('not_an_approver', `Only members of ${groups.join(', ')} can review this access.`, { reviewerGroups: groups });
-  }
+function authorizeReviewer(tx: Tx, reviewer: Actor & { id: string }, row: RequestRow, groups: string[]): Promise<void> {
+  return requireMember(tx, reviewer, groups, { subjectId: row.requester_id, selfMessage: 'You cannot review your own access.', what: 'review this access', detailsKey: 'reviewerGroups' });
 }

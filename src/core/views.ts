@@ -61,6 +61,8 @@ export interface RequestView {
   deadlineAt: string | null;
   escalated: boolean;
   accessExpiresAt: string | null;
+  /** bumped by every state change (a vote, a decision, an escalation, an install order); the ETag */
+  version: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -93,6 +95,8 @@ export interface ChangeView {
   decidedAt: string | null;
   decidedBy: string | null;
   decisionNotes: string | null;
+  /** bumped by every state change; the ETag */
+  version: number;
   createdAt: string;
   updatedAt: string;
 }

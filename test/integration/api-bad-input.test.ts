@@ -71,7 +71,13 @@ const cases: Case[] = [
   ['not an approver', () => h.as(h.keys.write).post(`/api/v1/requests/${pendingId}/approve`, { approver: 'CONTOSO\\dan' }), 403, 'not_an_approver'],
   ['approving your own request', () => h.as(h.keys.write).post(`/api/v1/requests/${pendingId}/approve`, { approver: 'CONTOSO\\bob' }), 403, 'self_approval'],
   ['approving your own change', () => h.as(h.keys.changes).post(`/api/v1/changes/${changeId}/approve`, { approver: 'CONTOSO\\ada' }), 403, 'self_approval'],
-  ['decision for a stage already settled', () => h.as(h.keys.write).post(`/api/v1/requests/${deniedId}/approve`, { stage: 0 }), 409, 'already_decided'],
+  ['decision for a stage already settled', () => h.as(h.keys.write).post(`/api/v1/requests/${deniedId}/approve`, { stage: 0, approver: 'CONTOSO\\cyd' }), 409, 'already_decided'],
+  ['a decision naming nobody', () => h.as(h.keys.write).post(`/api/v1/requests/${pendingId}/approve`, {}), 403, 'approver_required', 'approver'],
+  ['a change decision naming nobody', () => h.as(h.keys.changes).post(`/api/v1/changes/${changeId}/reject`, { notes: 'no' }), 403, 'approver_required', 'approver'],
+  ['revoke a pending request', () => h.as(h.keys.write).post(`/api/v1/requests/${pendingId}/revoke`, { approver: 'CONTOSO\\cyd', reason: 'x' }), 409, 'invalid_transition'],
+  ['reapprove without a reason', () => h.as(h.keys.write).post(`/api/v1/requests/${deniedId}/reapprove`, { approver: 'CONTOSO\\cyd' }), 400, 'validation_failed', 'reason'],
+  ['a stale If-Match', () => h.as(h.keys.write).post(`/api/v1/requests/${pendingId}/approve`, { approver: 'CONTOSO\\cyd' }, { 'If-Match': '"99"' }), 412, 'precondition_failed'],
+  ['a malformed If-Match', () => h.as(h.keys.write).post(`/api/v1/requests/${pendingId}/approve`, { approver: 'CONTOSO\\cyd' }, { 'If-Match': 'yesterday' }), 400, 'validation_failed', 'If-Match'],
   ['cancelling a denied request', () => h.as(h.keys.write).post(`/api/v1/requests/${deniedId}/cancel`, {}), 409, 'invalid_transition'],
   ['a second pending request', () => h.as(h.keys.write).post('/api/v1/requests', submitBody), 409, 'already_pending'],
   ['a second pending change', () => h.as(h.keys.changes).post('/api/v1/changes', { resourceType: 'app', resourceId: 'visio', before: { v: 1 }, after: { v: 3 }, justification: 'again' }), 409, 'already_pending'],
@@ -104,9 +110,9 @@ describe('bad input', () => {
   });
 
   it('a conflict names who decided and when', async () => {
-    const res = await h.as(h.keys.write).post(`/api/v1/requests/${deniedId}/deny`, { stage: 0 });
+    const res = await h.as(h.keys.write).post(`/api/v1/requests/${deniedId}/deny`, { stage: 0, approver: 'CONTOSO\\cyd' });
     expect(res.status).toBe(409);
-    expect(res.body).toMatchObject({ code: 'already_decided', currentStatus: 'denied', decidedBy: 'Ada Admin', decidedAt: expect.stringMatching(/^\d{4}-/) });
-    expect(res.body.detail).toMatch(/denied by Ada Admin/);
+    expect(res.body).toMatchObject({ code: 'already_decided', currentStatus: 'denied', decidedBy: 'Ada Admin (api:cm-connector)', decidedAt: expect.stringMatching(/^\d{4}-/) });
+    expect(res.body.detail).toMatch(/denied by Ada Admin \(api:cm-connector\)/);
   });
 });

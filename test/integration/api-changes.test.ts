@@ -39,12 +39,12 @@ describe('multi-admin approval over HTTP', () => {
 
     const ok = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', notes: 'looks right' });
     expect(ok.status).toBe(200);
-    expect(ok.body).toMatchObject({ status: 'approved', decidedBy: 'Cyd Approver', decisionNotes: 'looks right' });
+    expect(ok.body).toMatchObject({ status: 'approved', decidedBy: 'Cyd Approver (api:maa-portal)', decisionNotes: 'looks right' });
     expect(webhookTypes(await h.outbox(created.body.id))).toEqual(['change.submitted', 'change.approved', 'change.apply']);
 
     const late = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/reject`, { approver: 'CONTOSO\\ada' });
     expect(late.status).toBe(409);
-    expect(late.body).toMatchObject({ code: 'already_decided', currentStatus: 'approved', decidedBy: 'Cyd Approver', decidedAt: expect.any(String) });
+    expect(late.body).toMatchObject({ code: 'already_decided', currentStatus: 'approved', decidedBy: 'Cyd Approver (api:maa-portal)', decidedAt: expect.any(String) });
 
     const detail = await h.as(h.keys.changes).get(`/api/v1/changes/${created.body.id}`);
     expect(detail.body.history.map((x: { action: string }) => x.action)).toEqual(['change.submitted', 'change.approved']);
@@ -66,15 +66,19 @@ describe('multi-admin approval over HTTP', () => {
     expect(third.status).toBe(201);
   });
 
-  it('an API key cannot approve the change it submitted itself, but another key can', async () => {
+  it('a key that is nobody decides nothing: a second admin must be named, and must be one', async () => {
     const { requestedBy: _, ...mine } = script('c.ps1', 'echo c');
     const c = await h.as(h.keys.changes).post('/api/v1/changes', mine);
     expect(c.body.requester).toEqual({ id: null, label: 'api:maa-portal' });
-    const self = await h.as(h.keys.changes).post(`/api/v1/changes/${c.body.id}/approve`, {});
-    expect(self.status).toBe(403);
-    expect(self.body.code).toBe('self_approval');
-    const other = await h.as(h.keys.changes2).post(`/api/v1/changes/${c.body.id}/approve`, {});
-    expect(other.body).toMatchObject({ status: 'approved', decidedBy: 'api:maa-portal-2' });
+    for (const key of [h.keys.changes, h.keys.changes2, h.keys.admin]) {
+      const nobody = await h.as(key).post(`/api/v1/changes/${c.body.id}/approve`, {});
+      expect(nobody.status).toBe(403);
+      expect(nobody.body).toMatchObject({ code: 'approver_required', errors: [{ field: 'approver' }] });
+    }
+    expect((await h.as(h.keys.changes).post(`/api/v1/changes/${c.body.id}/approve`, { approver: 'CONTOSO\\dan' })).body.code).toBe('not_an_approver');
+    expect((await h.as(h.keys.changes).get(`/api/v1/changes/${c.body.id}`)).body.status).toBe('pending');
+    const other = await h.as(h.keys.changes2).post(`/api/v1/changes/${c.body.id}/approve`, { approver: 'CONTOSO\\cyd' });
+    expect(other.body).toMatchObject({ status: 'approved', decidedBy: 'Cyd Approver (api:maa-portal-2)' });
   });
 
   it('a key bound to one admin acts as that admin only: it cannot submit for, or approve as, anyone else', async () => {

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer, type RunningServer } from '../../src/integrations/http/app.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
-import { createApiHarness, type ApiHarness } from './api-harness.ts';
+import { createApiHarness, webhookTypes, type ApiHarness } from './api-harness.ts';
 
 let h: ApiHarness;
 let server: RunningServer;
 let base: string;
 beforeAll(async () => {
-  // most of the 50 calls should meet in Postgres at once, but two other test files share its 100 connections
+  // most of the 50 calls should meet in Postgres at once, but other test files share the server's connections
   h = await createApiHarness({}, { poolSize: 35 });
   server = await startHttpServer(h.app, 0, { host: '127.0.0.1' });
   base = `http://127.0.0.1:${server.port}/api/v1`;
@@ -17,13 +17,13 @@ afterAll(async () => {
   await h.close();
 });
 
-async function call(path: string, body: unknown, key = h.keys.write) {
+async function call(path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${base}${path}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${h.keys.write}`, 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) as any, etag: res.headers.get('etag') };
 }
 
 async function freshRequest(): Promise<string> {
@@ -37,66 +37,90 @@ async function freshRequest(): Promise<string> {
 const finalTypes = ['request.approved', 'request.denied', 'request.revoked'];
 
 async function outcomesOf(id: string) {
-  const rows = await h.t.tdb.db.query<{ type: string }>('SELECT type FROM outbox WHERE subject_id = $1 ORDER BY seq', [id]);
-  return rows.filter((r) => finalTypes.includes(r.type)).map((r) => r.type);
+  const rows = await h.outbox(id);
+  return { finals: rows.filter((r) => finalTypes.includes(r.type)).map((r) => r.type), webhooks: webhookTypes(rows) };
 }
 
+const approvers = ['CONTOSO\\ada', 'CONTOSO\\cyd'];
+
 describe('concurrent decisions over HTTP', () => {
-  it('50 mixed approve/deny calls for the stage a caller saw: one decision, 49 told who decided, 20 times over', async () => {
-    for (let round = 0; round < 20; round++) {
+  it('50 mixed approve/deny calls with no stage, 30 rounds: one decision, 49 × 409 naming it, at most one install', async () => {
+    for (let round = 0; round < 30; round++) {
       const id = await freshRequest();
-      const calls = Array.from({ length: 50 }, (_, i) => {
-        const decision = i % 2 === 0 ? 'approve' : 'deny';
-        // a mix of named approvers and the key deciding as a trusted system
-        const approver = i % 5 === 0 ? undefined : i % 3 === 0 ? 'CONTOSO\\ada' : 'CONTOSO\\cyd';
-        return call(`/requests/${id}/${decision}`, { stage: 0, reason: `call ${i}`, ...(approver ? { approver } : {}) });
-      });
-      const results = await Promise.all(calls);
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+        // what a Configuration Manager client sends: no stage, no If-Match, approve and deny from two approvers
+        call(`/requests/${id}/${(i + round) % 2 ? 'deny' : 'approve'}`, { reason: `call ${i}`, approver: approvers[Math.floor(i / 2) % 2] })));
       const winners = results.filter((r) => r.status === 200);
       expect(winners, `round ${round}`).toHaveLength(1);
-      const winner = winners[0]!.body;
-      expect(['approved', 'denied']).toContain(winner.outcome);
-      for (const loser of results.filter((r) => r.status !== 200)) {
-        expect(loser.status).toBe(409);
-        expect(loser.body).toMatchObject({
-          code: 'already_decided', currentStatus: winner.request.status, decidedBy: winner.request.decidedBy, decidedAt: winner.request.decidedAt,
-        });
+      const won = winners[0]!.body.request;
+      const losers = results.filter((r) => r.status !== 200);
+      expect(losers.map((r) => r.status), `round ${round}`).toEqual(Array(49).fill(409));
+      for (const loser of losers) {
+        expect(loser.body).toMatchObject({ code: 'already_decided', currentStatus: won.status, decidedBy: won.decidedBy, decidedAt: won.decidedAt });
       }
-      expect(await outcomesOf(id)).toEqual([`request.${winner.request.status}`]);
+      const { finals, webhooks } = await outcomesOf(id);
+      expect(finals, `round ${round}`).toEqual([`request.${won.status}`]);
+      expect(webhooks.filter((w) => w === 'app.install')).toHaveLength(won.status === 'approved' ? 1 : 0);
+      expect(webhooks).not.toContain('app.uninstall');
       const decisions = await h.t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM request_decisions WHERE request_id = $1', [id]);
       expect(Number(decisions.n)).toBe(1);
     }
-  });
+  }, 600_000);
 
-  it('mixed approve/deny without a stage (as a Configuration Manager client calls): one decision, no flip-flop, 10 times over', async () => {
-    for (let round = 0; round < 10; round++) {
-      const id = await freshRequest();
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
-        call(`/requests/${id}/${i % 2 ? 'deny' : 'approve'}`, { reason: `call ${i}`, approver: i % 4 < 2 ? 'CONTOSO\\ada' : 'CONTOSO\\cyd' })));
-      expect(results.filter((r) => r.status === 200)).toHaveLength(1);
-      const losers = results.filter((r) => r.status === 409);
-      expect(losers).toHaveLength(19);
-      expect(losers.every((r) => r.body.code === 'already_decided' && r.body.decidedBy)).toBe(true);
-      // no revoke or reapprove came out of the race: one final event, no install/uninstall pairs
-      expect((await outcomesOf(id))).toHaveLength(1);
+  it('late decisions change nothing; revoke and reapprove are their own commands: install, uninstall, install', async () => {
+    const id = await freshRequest();
+    const approved = await call(`/requests/${id}/approve`, { approver: 'CONTOSO\\ada' });
+    expect(approved.status).toBe(200);
+    for (const [verb, approver] of [['deny', 'CONTOSO\\cyd'], ['approve', 'CONTOSO\\cyd'], ['deny', 'CONTOSO\\ada']] as const) {
+      const late = await call(`/requests/${id}/${verb}`, { approver, reason: 'late' });
+      expect(late).toMatchObject({ status: 409, body: { code: 'already_decided', currentStatus: 'approved', decidedBy: approved.body.request.decidedBy } });
     }
+    expect((await call(`/requests/${id}/reapprove`, { approver: 'CONTOSO\\cyd', reason: 'again' })).body).toMatchObject({ code: 'already_decided', currentStatus: 'approved' });
+    const revoked = await call(`/requests/${id}/revoke`, { approver: 'CONTOSO\\cyd', reason: 'licence pulled' });
+    expect(revoked).toMatchObject({ status: 200, body: { outcome: 'revoked', status: 'revoked', decidedBy: 'Cyd Approver (api:cm-connector)' } });
+    expect((await call(`/requests/${id}/revoke`, { approver: 'CONTOSO\\ada', reason: 'twice' })).body).toMatchObject({ code: 'already_decided', currentStatus: 'revoked' });
+    const reapproved = await call(`/requests/${id}/reapprove`, { approver: 'CONTOSO\\ada', reason: 'licence back' });
+    expect(reapproved).toMatchObject({ status: 200, body: { outcome: 'reapproved', status: 'approved' } });
+    const { finals, webhooks } = await outcomesOf(id);
+    expect(finals).toEqual(['request.approved', 'request.revoked', 'request.approved']);
+    expect(webhooks.filter((w) => w.startsWith('app.'))).toEqual(['app.install', 'app.uninstall', 'app.install']);
   });
 
-  it('a deny sent after the approval (not racing it) still revokes', async () => {
+  it('30 concurrent revokes, then 30 concurrent reapprovals: one of each, one uninstall, one install', async () => {
     const id = await freshRequest();
     expect((await call(`/requests/${id}/approve`, { approver: 'CONTOSO\\ada' })).status).toBe(200);
-    const revoke = await call(`/requests/${id}/deny`, { reason: 'no longer needed' });
-    expect(revoke.status).toBe(200);
-    expect(revoke.body).toMatchObject({ outcome: 'revoked', request: { status: 'revoked' } });
-    expect(await outcomesOf(id)).toEqual(['request.approved', 'request.revoked']);
+    for (const verb of ['revoke', 'reapprove'] as const) {
+      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => call(`/requests/${id}/${verb}`, { approver: approvers[i % 2], reason: `call ${i}` })));
+      expect(results.filter((r) => r.status === 200), verb).toHaveLength(1);
+      expect(results.filter((r) => r.status === 409 && r.body.code === 'already_decided'), verb).toHaveLength(29);
+    }
+    const { webhooks } = await outcomesOf(id);
+    expect(webhooks.filter((w) => w.startsWith('app.'))).toEqual(['app.install', 'app.uninstall', 'app.install']);
   });
 
-  it('50 concurrent approvals without a stage still approve exactly once', async () => {
+  it('If-Match: the version from GET decides; a stale one is 412 and changes nothing', async () => {
     const id = await freshRequest();
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-      call(`/requests/${id}/approve`, i % 2 ? { approver: i % 4 === 1 ? 'CONTOSO\\ada' : 'CONTOSO\\cyd' } : {})));
-    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
-    expect(results.filter((r) => r.status === 409 && r.body.code === 'already_decided')).toHaveLength(49);
-    expect(await outcomesOf(id)).toEqual(['request.approved']);
+    const get = await fetch(`${base}/requests/${id}`, { headers: { authorization: `Bearer ${h.keys.write}` } });
+    const etag = get.headers.get('etag')!;
+    expect(etag).toMatch(/^"\d+"$/);
+    const again = await fetch(`${base}/requests/${id}`, { headers: { authorization: `Bearer ${h.keys.write}`, 'if-none-match': etag } });
+    expect(again.status).toBe(304);
+
+    // two approvers read the same version; both decide with it: one wins, the other is told the request moved on
+    const [a, b] = await Promise.all([
+      call(`/requests/${id}/approve`, { approver: 'CONTOSO\\ada' }, { 'if-match': etag }),
+      call(`/requests/${id}/deny`, { approver: 'CONTOSO\\cyd', reason: 'no' }, { 'if-match': etag }),
+    ]);
+    const [win, lose] = a.status === 200 ? [a, b] : [b, a];
+    expect(win.status).toBe(200);
+    expect(win.etag).not.toBe(etag);
+    expect(lose).toMatchObject({ status: 412, body: { code: 'precondition_failed', currentVersion: win.body.request.version, decidedBy: win.body.request.decidedBy } });
+    const before = await h.counts();
+    expect((await call(`/requests/${id}/${win.body.request.status === 'approved' ? 'revoke' : 'reapprove'}`, { approver: 'CONTOSO\\cyd', reason: 'x' }, { 'if-match': etag })).status).toBe(412);
+    expect(await h.counts()).toEqual(before);
+    // the current ETag works
+    const current = win.etag!;
+    const reversed = await call(`/requests/${id}/${win.body.request.status === 'approved' ? 'revoke' : 'reapprove'}`, { approver: 'CONTOSO\\cyd', reason: 'x' }, { 'if-match': current });
+    expect(reversed.status).toBe(200);
   });
 });

@@ -22,7 +22,8 @@ describe('Configuration Manager scenarios over HTTP', () => {
 
     const approved = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\ada', reason: 'fine' });
     expect(approved.status).toBe(200);
-    expect(approved.body).toMatchObject({ outcome: 'approved', request: { status: 'approved', decidedBy: 'Ada Admin', decisionReason: 'fine' } });
+    // a trusted key names the approver; both are on the record
+    expect(approved.body).toMatchObject({ outcome: 'approved', request: { status: 'approved', decidedBy: 'Ada Admin (api:cm-connector)', decisionReason: 'fine' } });
 
     const rows = await h.outbox(created.body.id);
     expect(rows.map((r) => r.type)).toEqual(['request.submitted', 'request.approved']);
@@ -32,12 +33,18 @@ describe('Configuration Manager scenarios over HTTP', () => {
     expect(detail.status).toBe(200);
     expect(detail.body.stages).toHaveLength(1);
     expect(detail.body.stages[0]).toMatchObject({ status: 'approved', approverGroups: ['it-approvers'] });
-    expect(detail.body.decisions).toMatchObject([{ decision: 'approve', approver: { label: 'Ada Admin' }, reason: 'fine', channel: 'api' }]);
+    expect(detail.body.decisions).toMatchObject([{ decision: 'approve', approver: { label: 'Ada Admin (api:cm-connector)' }, reason: 'fine', channel: 'api' }]);
     expect(detail.body.history.map((x: { action: string }) => x.action)).toEqual(['request.submitted', 'request.decision.approve', 'request.approved']);
 
-    // (3a) approve then deny = revoke, which orders the uninstall
-    const revoked = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/deny`, { approver: 'CONTOSO\\cyd', comments: 'licence pulled' });
-    expect(revoked.body).toMatchObject({ outcome: 'revoked', request: { status: 'revoked' } });
+    // a deny after the approval decides nothing: deny is for pending requests only
+    const lateDeny = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/deny`, { approver: 'CONTOSO\\cyd', comments: 'licence pulled' });
+    expect(lateDeny.status).toBe(409);
+    expect(lateDeny.body).toMatchObject({ code: 'already_decided', currentStatus: 'approved', decidedBy: 'Ada Admin (api:cm-connector)' });
+
+    // (3a) revoke is its own command, and orders the uninstall
+    const revoked = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/revoke`, { approver: 'CONTOSO\\cyd', comments: 'licence pulled' });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({ outcome: 'revoked', status: 'revoked', decisionReason: 'licence pulled' });
     expect(webhookTypes(await h.outbox(created.body.id))).toEqual(['request.submitted', 'request.approved', 'app.install', 'request.revoked', 'app.uninstall']);
   });
 
@@ -47,11 +54,18 @@ describe('Configuration Manager scenarios over HTTP', () => {
     expect(created.status).toBe(201);
     const denied = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/deny`, { approver: 'CONTOSO\\ada', reason: 'use draw.io' });
     expect(denied.status).toBe(200);
-    expect(denied.body).toMatchObject({ outcome: 'denied', request: { status: 'denied', decisionReason: 'use draw.io', decidedBy: 'Ada Admin' } });
+    expect(denied.body).toMatchObject({ outcome: 'denied', request: { status: 'denied', decisionReason: 'use draw.io', decidedBy: 'Ada Admin (api:cm-connector)' } });
     expect((await h.outbox(created.body.id)).map((r) => r.type)).toEqual(['request.submitted', 'request.denied']);
 
-    const again = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', reason: 'ok after all' });
-    expect(again.body).toMatchObject({ outcome: 'reapproved', request: { status: 'approved', decidedBy: 'Cyd Approver' } });
+    const lateApprove = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', reason: 'ok after all' });
+    expect(lateApprove.status).toBe(409);
+    expect(lateApprove.body).toMatchObject({ code: 'already_decided', currentStatus: 'denied' });
+    const noReason = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/reapprove`, { approver: 'CONTOSO\\cyd' });
+    expect(noReason.status).toBe(400);
+    expect(noReason.body.errors).toEqual([{ field: 'reason', message: expect.stringContaining('Say why') }]);
+    const again = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/reapprove`, { approver: 'CONTOSO\\cyd', reason: 'ok after all' });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ outcome: 'reapproved', status: 'approved', decidedBy: 'Cyd Approver (api:cm-connector)' });
     expect(webhookTypes(await h.outbox(created.body.id)).slice(-2)).toEqual(['request.approved', 'app.install']);
   });
 
@@ -95,11 +109,11 @@ describe('Configuration Manager scenarios over HTTP', () => {
     expect(twice.body).toMatchObject({ code: 'already_decided', currentStatus: 'cancelled' });
 
     const b = await submit();
-    await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/approve`).expect(200);
+    await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/approve`, { approver: 'CONTOSO\\ada' }).expect(200);
     const install = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/install`);
     expect(install.status).toBe(200);
     expect(webhookTypes(await h.outbox(b.body.id)).filter((x) => x === 'app.install')).toHaveLength(2);
-    const revoke = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/revoke`, { reason: 'left the team' });
+    const revoke = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/revoke`, { reason: 'left the team', approver: 'CONTOSO\\cyd' });
     expect(revoke.body.status).toBe('revoked');
     expect(webhookTypes(await h.outbox(b.body.id)).at(-1)).toBe('app.uninstall');
     const installRevoked = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/install`, {});

@@ -46,7 +46,7 @@ describe('access reviews over the REST API', () => {
     expect(one.body).toMatchObject({
       id: first.reviewId, requestId: first.requestId, status: 'pending', reviewerGroups: ['it-approvers'], requestStatus: 'approved',
       application: { id: VISIO, name: 'Visio' }, requester: { username: 'CONTOSO\\bob', displayName: 'Bob User' }, device: { name: 'BOB-LAPTOP', clientGuid: BOB_LAPTOP },
-      approvedBy: 'Ada Admin', approvedAt: expect.any(String), decidedAt: null, decidedBy: null, reason: null,
+      approvedBy: 'Ada Admin (api:cm-connector)', approvedAt: expect.any(String), decidedAt: null, decidedBy: null, reason: null,
     });
     expectProblem(await h.as(h.keys.read).get('/api/v1/reviews/not-a-uuid'), 404, 'not_found');
     expectProblem(await h.as(h.keys.read).get('/api/v1/reviews?status=maybe'), 400, 'validation_failed');
@@ -96,7 +96,7 @@ describe('access reviews over the REST API', () => {
     expectProblem(silent, 400, 'validation_failed');
     const removed = await h.as(h.keys.write).post(`/api/v1/reviews/${first.reviewId}/remove`, { reviewer: 'CONTOSO\\cyd', reason: 'Left the project' });
     expect(removed.status).toBe(200);
-    expect(removed.body).toMatchObject({ status: 'removed', requestStatus: 'revoked', decidedBy: { label: 'Cyd Approver' }, reason: 'Left the project', decidedAt: expect.any(String) });
+    expect(removed.body).toMatchObject({ status: 'removed', requestStatus: 'revoked', decidedBy: { label: 'Cyd Approver (api:cm-connector)' }, reason: 'Left the project', decidedAt: expect.any(String) });
     const types = (await h.outbox(first.requestId)).map((r) => r.type);
     expect(types.slice(-2)).toEqual(['request.review_decided', 'request.revoked']);
     expect(webhookTypes(await h.outbox(first.requestId)).slice(-2)).toEqual(['request.revoked', 'app.uninstall']);
@@ -104,22 +104,25 @@ describe('access reviews over the REST API', () => {
     const again = await h.as(h.keys.write).post(`/api/v1/reviews/${first.reviewId}/keep`, { reviewer: 'CONTOSO\\ada' });
     expectProblem(again, 409, 'already_decided');
     // the message reads like a sentence; the exact moment is a field
-    expect(again.body.detail).toContain(`already removed by Cyd Approver at ${readableUtc(removed.body.decidedAt)}`);
+    expect(again.body.detail).toContain(`already removed by Cyd Approver (api:cm-connector) at ${readableUtc(removed.body.decidedAt)}`);
     expect(again.body.decidedAt).toBe(removed.body.decidedAt);
   });
 
-  it('keep as a trusted system (no reviewer) is recorded under the API key; Idempotency-Key replays the answer', async () => {
+  it('a key that names no reviewer answers nothing; keep by a named reviewer replays with Idempotency-Key', async () => {
     const { requestId, reviewId } = await reviewedRequest();
+    const nobody = await h.as(h.keys.write).post(`/api/v1/reviews/${reviewId}/keep`, {});
+    expectProblem(nobody, 403, 'approver_required');
+    expect(nobody.body.errors).toEqual([{ field: 'reviewer', message: expect.stringContaining('Name the person answering') }]);
     const key = { 'Idempotency-Key': `keep-${reviewId}` };
-    const kept = await h.as(h.keys.write).post(`/api/v1/reviews/${reviewId}/keep`, {}, key);
+    const kept = await h.as(h.keys.write).post(`/api/v1/reviews/${reviewId}/keep`, { reviewer: 'CONTOSO\\cyd' }, key);
     expect(kept.status).toBe(200);
-    expect(kept.body).toMatchObject({ status: 'kept', requestStatus: 'approved', decidedBy: { id: null, label: 'api:cm-connector' } });
-    const replay = await h.as(h.keys.write).post(`/api/v1/reviews/${reviewId}/keep`, {}, key);
+    expect(kept.body).toMatchObject({ status: 'kept', requestStatus: 'approved', decidedBy: { label: 'Cyd Approver (api:cm-connector)' } });
+    const replay = await h.as(h.keys.write).post(`/api/v1/reviews/${reviewId}/keep`, { reviewer: 'CONTOSO\\cyd' }, key);
     expect(replay.status).toBe(200);
     expect(replay.body).toEqual(kept.body);
     const late = await h.as(h.keys.write).post(`/api/v1/reviews/${reviewId}/remove`, { reviewer: 'CONTOSO\\ada' });
     expectProblem(late, 409, 'already_decided');
-    expect(late.body.detail).toContain('already kept by api:cm-connector');
+    expect(late.body.detail).toContain('already kept by Cyd Approver (api:cm-connector)');
     expect((await h.t.ctx.requests.get(requestId)).status).toBe('approved');
   });
 
@@ -139,7 +142,7 @@ describe('access reviews over the REST API', () => {
     await h.t.ctx.timers.sweep();
     const next = (await h.as(h.keys.read).get(`/api/v1/reviews?requestId=${approved}&status=pending`)).body.items[0];
     expect(next).toBeDefined();
-    await h.as(h.keys.write).post(`/api/v1/requests/${approved}/deny`, { approver: 'CONTOSO\\ada', reason: 'licence pulled' });
+    expect((await h.as(h.keys.write).post(`/api/v1/requests/${approved}/revoke`, { approver: 'CONTOSO\\ada', reason: 'licence pulled' })).status).toBe(200);
     const closed = await h.as(h.keys.read).get(`/api/v1/reviews/${next.id}`);
     expect(closed.body).toMatchObject({ status: 'closed', requestStatus: 'revoked', reason: 'the access was revoked first' });
     expect((await h.outbox(approved)).at(-1)).toMatchObject({ type: 'request.review_decided', payload: { data: { reviewId: next.id, outcome: 'closed' } } });

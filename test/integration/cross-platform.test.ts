@@ -94,7 +94,7 @@ describe('one request, two platforms', () => {
     fake.reset();
     h.connector.reset();
     // as the Slack bot acts for a linked user (Slack's own click handling is covered in slack-*.test.ts)
-    await h.t.ctx.requests.decide({ id: h.s.ada.id, label: 'Ada Admin', channel: 'slack' }, id, 'deny', 'Use draw.io', { promptStage: 0 });
+    await h.t.ctx.requests.decide({ id: h.s.ada.id, label: 'Ada Admin', channel: 'slack' }, id, 'deny', 'Use draw.io', { stage: 0 });
     expect(await drain()).toEqual(['request.denied']);
     // Slack: the channel prompt updated; still nothing for bob in Slack
     const channelCopy = fake.of('chat.update').find((u) => u.args.channel === 'C0APPROVE')!;

@@ -97,7 +97,7 @@ describe('email approve/deny links', () => {
     sent.length = 0;
     const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'decided in chat', answers: { usage: 'Diagrams' } });
     await deliverOutbox(r.id);
-    await t.ctx.requests.decide({ id: s.cyd.id, label: 'Cyd Approver', channel: 'slack' }, r.id, 'approve', null, { promptStage: 0 });
+    await t.ctx.requests.decide({ id: s.cyd.id, label: 'Cyd Approver', channel: 'slack' }, r.id, 'approve', null, { stage: 0 });
     const page = await fetch(base + linkOf(sent.find((m) => m.to.includes('ada@contoso.com'))!, 'Deny'));
     expect(page.status).toBe(409);
     const html = await page.text();

@@ -44,7 +44,7 @@ describe('fan-out of one committed event', () => {
     await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install', 'app.uninstall', 'change.apply'] });
     const req = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
     await t.ctx.requests.decide(s.actor(s.ada), req.id, 'approve');
-    await t.ctx.requests.decide(s.actor(s.cyd), req.id, 'deny', 'no longer needed');
+    await t.ctx.requests.revoke(s.actor(s.cyd), req.id, 'no longer needed');
     const change = await t.ctx.changes.submit(s.actor(s.bob, 'api'), { resourceType: 'script', resourceId: 'cleanup.ps1', before: { body: 'v1' }, after: { body: 'v2' }, justification: 'fix' });
     await t.ctx.changes.approve(s.actor(s.ada), change.id, 'ok');
 

@@ -29,12 +29,18 @@ describe('request lifecycle', () => {
     expect(rows[1]!.payload.webhooks.map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
     expect(rows[1]!.payload.webhooks[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', applicationId: VISIO });
 
-    const revoked = await requests.decide(s.actor(s.cyd), r.id, 'deny', 'no longer needed');
+    // a deny after the decision is a late click, not a revoke
+    await expect(requests.decide(s.actor(s.cyd), r.id, 'deny', 'no longer needed')).rejects.toMatchObject({ code: 'already_decided' });
+    await expect(requests.revoke(s.actor(s.cyd), r.id, '  ')).rejects.toMatchObject({ code: 'validation_failed', details: { field: 'reason' } });
+    await expect(requests.revoke(s.actor(s.bob), r.id, 'mine')).rejects.toMatchObject({ code: 'self_approval' });
+    await expect(requests.revoke(s.actor(s.dan), r.id, 'not mine to revoke')).rejects.toMatchObject({ code: 'not_an_approver' });
+    const revoked = await requests.revoke(s.actor(s.cyd), r.id, 'no longer needed');
     expect(revoked.outcome).toBe('revoked');
     const after = await outboxTypes(r.id);
     expect(after.at(-1)!.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
 
-    const re = await requests.decide(s.actor(s.ada), r.id, 'approve', 'needed after all');
+    await expect(requests.decide(s.actor(s.ada), r.id, 'approve', 'needed after all')).rejects.toMatchObject({ code: 'already_decided' });
+    const re = await requests.reapprove(s.actor(s.ada), r.id, 'needed after all');
     expect(re.outcome).toBe('reapproved');
     const detail = await requests.get(r.id);
     expect(detail.history.map((h) => h.action)).toEqual([
@@ -74,15 +80,15 @@ describe('decisions from a prompt', () => {
     await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
     const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } });
     const [a, b] = await Promise.allSettled([
-      requests.decide(s.actor(s.ada), r.id, 'approve', null, { promptStage: 0 }),
-      requests.decide(s.actor(s.cyd), r.id, 'deny', 'no', { promptStage: 0 }),
+      requests.decide(s.actor(s.ada), r.id, 'approve', null, { stage: 0 }),
+      requests.decide(s.actor(s.cyd), r.id, 'deny', 'no', { stage: 0 }),
     ]);
     const outcomes = [a, b].map((x) => (x.status === 'fulfilled' ? x.value.outcome : (x.reason as { code: string }).code)).sort();
     expect(outcomes).toHaveLength(2);
     expect(outcomes.filter((o) => o === 'already_decided')).toHaveLength(1);
     const final = await requests.get(r.id);
     expect(['approved', 'denied']).toContain(final.status);
-    await expect(requests.decide(s.actor(s.cyd), r.id, final.status === 'approved' ? 'deny' : 'approve', 'late', { promptStage: 0 }))
+    await expect(requests.decide(s.actor(s.cyd), r.id, final.status === 'approved' ? 'deny' : 'approve', 'late', { stage: 0 }))
       .rejects.toMatchObject({ code: 'already_decided', message: expect.stringContaining(`already ${final.status}`) });
     expect((await requests.get(r.id)).status).toBe(final.status);
   });

@@ -56,9 +56,9 @@ describe('multi-stage approval', () => {
     await expect(requests.decide(s.actor(s.dan), r.id, 'deny')).rejects.toMatchObject({ code: 'validation_failed', details: { field: 'reason' } });
     await requests.decide(s.actor(s.dan), r.id, 'deny', 'not on the approved list');
     // stage 1's approvers cannot overrule stage 2
-    await expect(requests.decide(s.actor(s.ada), r.id, 'approve', 'I disagree')).rejects.toMatchObject({ code: 'not_an_approver' });
-    await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'validation_failed' });
-    expect(await requests.decide(s.actor(s.dan), r.id, 'approve', 'added to the list')).toMatchObject({ outcome: 'reapproved', request: { status: 'approved' } });
+    await expect(requests.reapprove(s.actor(s.ada), r.id, 'I disagree')).rejects.toMatchObject({ code: 'not_an_approver' });
+    await expect(requests.reapprove(s.actor(s.dan), r.id, null)).rejects.toMatchObject({ code: 'validation_failed' });
+    expect(await requests.reapprove(s.actor(s.dan), r.id, 'added to the list')).toMatchObject({ outcome: 'reapproved', request: { status: 'approved' } });
   });
 
   it('only the requester cancels a pending request', async () => {

@@ -143,7 +143,7 @@ describe('App Home', () => {
     expect(textOf(again!.args.view.blocks)).not.toContain('Waiting on you');
     // no channel in a Home click: the confirmation goes to ada's DM with the app
     expect(h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0ADA')).toBeTruthy();
-    expect((await h.t.ctx.requests.get(approve.value)).status).toBe('approved');
+    expect((await h.t.ctx.requests.get(approve.value.split(':')[0]!)).status).toBe('approved');
   });
 
   it('Deny from Home asks for a reason in a modal; once submitted her Home no longer lists the request', async () => {
@@ -151,7 +151,7 @@ describe('App Home', () => {
     h.fake.reset();
     await h.event({ type: 'app_home_opened', user: 'U0ADA', tab: 'home' });
     const [pub] = await h.fake.waitFor('views.publish');
-    const deny = buttonsOf(pub!.args.view.blocks).find((b) => b.action_id === ACTION.deny && b.value === r.id)!;
+    const deny = buttonsOf(pub!.args.view.blocks).find((b) => b.action_id === ACTION.deny && b.value === `${r.id}:0`)!;
 
     h.fake.reset();
     await h.action('U0ADA', ACTION.deny, deny.value, { view: { id: 'VHOME', type: 'home' } });
@@ -161,7 +161,7 @@ describe('App Home', () => {
     expect(done.body).toEqual({ response_action: 'clear' });
     const [again] = await h.fake.waitFor('views.publish');
     expect(again!.args.user_id).toBe('U0ADA');
-    expect(buttonsOf(again!.args.view.blocks).filter((b) => b.value === r.id)).toEqual([]);
+    expect(buttonsOf(again!.args.view.blocks).filter((b) => b.value.startsWith(r.id))).toEqual([]);
     expect((await h.t.ctx.requests.get(r.id)).status).toBe('denied');
   });
 

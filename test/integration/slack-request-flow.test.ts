@@ -74,7 +74,7 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(shown).toContain('Network diagrams for the migration');
     expect(shown).toMatch(/What will you use it for\?\*\nDiagrams/);
     expect(buttonsOf(prompt.args.blocks).map((b) => [b.text, b.action_id, b.value])).toEqual([
-      ['Approve', ACTION.approve, requestId], ['Deny', ACTION.deny, requestId],
+      ['Approve', ACTION.approve, `${requestId}:0`], ['Deny', ACTION.deny, `${requestId}:0`],
     ]);
     expect(h.fake.last('conversations.open')!.args.users).toBe('U0BOB');
     const dm = posts.find((p) => p.args.channel === 'D0BOB')!;

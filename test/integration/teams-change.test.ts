@@ -111,7 +111,7 @@ describe('cross-platform: requested in Slack, approved in Teams', () => {
 
   it('updates the Teams copies when the decision is made elsewhere (a revoke in Slack)', async () => {
     const { id } = await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests WHERE status = 'approved'`);
-    await h.t.ctx.requests.decide(h.s.actor(h.s.ada, 'slack'), id, 'deny', 'Licence moved to another team');
+    await h.t.ctx.requests.revoke(h.s.actor(h.s.ada, 'slack'), id, 'Licence moved to another team');
     h.connector.reset();
     await h.drain();
     const update = h.connector.of('update').find((u) => u.conversationId === APPROVERS_CHANNEL)!;

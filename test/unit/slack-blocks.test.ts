@@ -20,7 +20,7 @@ const base: RequestDetail = {
   requester: { id: 'r', username: 'CONTOSO\\bob', displayName: 'Bob <User>', email: null }, device: { id: 'd', clientGuid: 'GUID:1', name: 'BOB-LAPTOP' },
   justification: 'Need <diagrams> & more', answers: { usage: 'Diagrams', teams: ['A', 'B'] }, currentStage: 0, stageCount: 1, autoInstall: true,
   installOrderedAt: null, installDueAt: null, decidedAt: null, decidedBy: null, decisionReason: null, deadlineAt: '2026-01-19T09:00:00.000Z',
-  escalated: false, accessExpiresAt: null, createdAt: '2026-01-05T09:00:00.000Z', updatedAt: '2026-01-05T09:00:00.000Z',
+  escalated: false, accessExpiresAt: null, version: 1, createdAt: '2026-01-05T09:00:00.000Z', updatedAt: '2026-01-05T09:00:00.000Z',
   policy, stages: [{ index: 0, approverGroups: ['it-approvers'], quorum: 'any', approverJustification: false, status: 'waiting', decisions: [] }], decisions: [], history: [],
 };
 
@@ -37,7 +37,7 @@ describe('request prompt', () => {
     expect(s).toContain('*Anything else?*\\n_(no answer)_');
     expect(s).toContain('<!date^1768813200^');
     const actions = blocks.filter((b) => b.type === 'actions') as any[];
-    expect(actions[0].elements.map((e: any) => [e.action_id, e.value, e.style])).toEqual([[ACTION.approve, base.id, 'primary'], [ACTION.deny, base.id, 'danger']]);
+    expect(actions[0].elements.map((e: any) => [e.action_id, e.value, e.style])).toEqual([[ACTION.approve, `${base.id}:0`, 'primary'], [ACTION.deny, `${base.id}:0`, 'danger']]);
     expect(text).toBe('Software request: Visio for Bob <User>: waiting for a decision');
   });
 
@@ -68,7 +68,7 @@ describe('change prompt', () => {
   const change: ChangeView = {
     id: 'c1', status: 'pending', resourceType: 'app', resourceId: 'visio', before: {}, after: {}, justification: 'why',
     diff: [{ path: '/a', op: 'replace', before: 1, after: 2 }, { path: '/b', op: 'add', after: '```' }, { path: '/c', op: 'remove', before: true }],
-    requester: { id: 'x', label: 'Ada' }, approverGroups: ['it-approvers'], decidedAt: null, decidedBy: null, decisionNotes: null,
+    requester: { id: 'x', label: 'Ada' }, approverGroups: ['it-approvers'], decidedAt: null, decidedBy: null, decisionNotes: null, version: 1,
     createdAt: '2026-01-05T09:00:00.000Z', updatedAt: '2026-01-05T09:00:00.000Z',
   };
   it('renders every diff row and cannot be broken out of its code block', () => {

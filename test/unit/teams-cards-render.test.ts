@@ -29,6 +29,7 @@ const policy = policyDefinitionSchema.parse({
   stages: [{ approvers: ['it-approvers'] }, { approvers: ['security'], approverJustification: true }],
 });
 const request = (over: Partial<RequestDetail> = {}): RequestDetail => ({
+  version: 1,
   id: '0f8fad5b-d9cb-469f-a165-70867728950e', status: 'pending', source: 'chat', application: { id: 'app', name: 'Visio' },
   requester: { id: 'u-bob', username: 'CONTOSO\\bob', displayName: 'Bob User', email: 'bob@contoso.com' },
   device: { id: 'd1', clientGuid: 'GUID:1', name: 'BOB-LAPTOP' }, justification: 'Network diagrams for the data-centre migration',
@@ -46,7 +47,7 @@ const change: ChangeView = {
   id: '7c9e6679-7425-40de-944b-e07fc1f90ae7', status: 'pending', resourceType: 'script', resourceId: 'cleanup.ps1', before: { timeout: 30 }, after: { timeout: 60, notify: true },
   diff: [{ path: '/timeout', op: 'replace', before: 30, after: 60 }, { path: '/notify', op: 'add', after: true }, { path: '/legacy', op: 'remove', before: 'x' }],
   justification: 'Jobs time out on big disks', requester: { id: 'u-ada', label: 'Ada Admin' }, approverGroups: ['it-approvers'],
-  decidedAt: null, decidedBy: null, decisionNotes: null, createdAt: '2026-01-05T09:00:00.000Z', updatedAt: '2026-01-05T09:00:00.000Z',
+  decidedAt: null, decidedBy: null, decisionNotes: null, version: 1, createdAt: '2026-01-05T09:00:00.000Z', updatedAt: '2026-01-05T09:00:00.000Z',
 };
 
 const review: ReviewView = {

@@ -2,7 +2,7 @@ import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import type { Blocks } from './slack-api.ts';
 import { button, clip, context, esc, fields, formatAnswer, header, jsonInline, mention, plainDates, quote, section, slackDate } from './slack-format.ts';
-import { ACTION } from './slack-ids.ts';
+import { ACTION, promptValue } from './slack-ids.ts';
 
 /** Pure Block Kit renderers: approval prompts, their decided state, change prompts and requester DMs. */
 export interface Rendered {
@@ -77,7 +77,7 @@ export function renderRequestPrompt(input: RequestPromptInput): Rendered {
     blocks.push({
       type: 'actions',
       block_id: `decide:${r.id}`,
-      elements: [button('Approve', ACTION.approve, r.id, 'primary'), button('Deny', ACTION.deny, r.id, 'danger')],
+      elements: [button('Approve', ACTION.approve, promptValue(r.id, stage), 'primary'), button('Deny', ACTION.deny, promptValue(r.id, stage), 'danger')],
     });
     status = 'waiting for a decision';
   } else if (r.status === 'pending' && r.currentStage > stage) {

@@ -4,7 +4,7 @@ import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
 import { changeModal } from './slack-change-modal.ts';
 import { button, context, esc, section, slackDate } from './slack-format.ts';
 import { requestableApplications } from './slack-home.ts';
-import { ACTION } from './slack-ids.ts';
+import { ACTION, promptValue } from './slack-ids.ts';
 import { infoModal, loadingModal, requestModal } from './slack-request-modal.ts';
 import { errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type SlackDeps } from './slack-replies.ts';
 import type { Ack } from './slack-http.ts';
@@ -137,7 +137,7 @@ async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string,
   const blocks: Record<string, unknown>[] = [section('*Waiting on your decision*')];
   for (const r of reqs.items) {
     blocks.push(section(`*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, submitted ${slackDate(r.createdAt)}`));
-    blocks.push({ type: 'actions', block_id: `pend:${r.id}`, elements: [button('Approve', ACTION.approve, r.id, 'primary'), button('Deny', ACTION.deny, r.id, 'danger'), button('Details', ACTION.history, r.id)] });
+    blocks.push({ type: 'actions', block_id: `pend:${r.id}`, elements: [button('Approve', ACTION.approve, promptValue(r.id, r.currentStage), 'primary'), button('Deny', ACTION.deny, promptValue(r.id, r.currentStage), 'danger'), button('Details', ACTION.history, r.id)] });
   }
   if (total > reqs.items.length) blocks.push(context(`Showing the ${reqs.items.length} newest of ${total} requests waiting on you; decide these and the next ones show here.`));
   for (const c of changes.slice(0, 5)) {

@@ -7,7 +7,7 @@ import type { ChangeView, HistoryEntry, RequestView } from '../../core/views.ts'
 import type { Blocks, SlackView } from './slack-api.ts';
 import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
 import { button, clip, context, divider, esc, header, section, slackDate } from './slack-format.ts';
-import { ACTION } from './slack-ids.ts';
+import { ACTION, promptValue } from './slack-ids.ts';
 import { notLinkedText, type SlackDeps } from './slack-replies.ts';
 
 /** App Home: what I can request, what I asked for, and (for approvers) what waits on me. */
@@ -64,7 +64,7 @@ export function homeView(input: HomeInput): SlackView {
     blocks.push(divider(), header('Waiting on you'));
     for (const r of input.waiting.slice(0, LIMITS.waiting)) {
       blocks.push(section(`*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, stage ${r.currentStage + 1} of ${r.stageCount}${r.deadlineAt ? `, decide by ${slackDate(r.deadlineAt)}` : ''}${r.justification ? `\n>${esc(clip(r.justification, 300))}` : ''}`));
-      blocks.push({ type: 'actions', block_id: `home_wait:${r.id}`, elements: [button('Approve', ACTION.approve, r.id, 'primary'), button('Deny', ACTION.deny, r.id, 'danger'), button('Details', ACTION.history, r.id)] });
+      blocks.push({ type: 'actions', block_id: `home_wait:${r.id}`, elements: [button('Approve', ACTION.approve, promptValue(r.id, r.currentStage), 'primary'), button('Deny', ACTION.deny, promptValue(r.id, r.currentStage), 'danger'), button('Details', ACTION.history, r.id)] });
     }
     const waitingTotal = input.waitingTotal ?? input.waiting.length;
     if (waitingTotal > LIMITS.waiting) blocks.push(context(`Showing the ${LIMITS.waiting} newest of ${waitingTotal} requests waiting on you; \`/signoff pending\` lists them too.`));

@@ -38,3 +38,15 @@ export const BLOCK = {
   changeAfter: 'after',
   changeJustification: 'change_justification',
 } as const;
+
+/**
+ * Approve / Deny buttons carry the request and the stage they were shown for, so a click on a copy left from an
+ * earlier stage is told that stage is settled instead of deciding the next one. A bare id (a prompt posted before
+ * buttons carried the stage) decides whatever stage is pending, and still only while the request is pending.
+ */
+export const promptValue = (id: string, stage: number) => `${id}:${stage}`;
+
+export function parsePromptValue(value: string): { id: string; stage?: number } {
+  const m = /^(.+):(\d{1,2})$/.exec(value);
+  return m ? { id: m[1]!, stage: Number(m[2]) } : { id: value };
+}

@@ -10,7 +10,7 @@ import { buildRequestModal, openModal } from './slack-commands.ts';
 import { clip, context, esc, section, slackDate } from './slack-format.ts';
 import { publishHome, requestableApplications } from './slack-home.ts';
 import type { Ack } from './slack-http.ts';
-import { ACTION, BLOCK, CALLBACK } from './slack-ids.ts';
+import { ACTION, BLOCK, CALLBACK, parsePromptValue } from './slack-ids.ts';
 import {
   appOption, fieldErrorsToBlocks, infoModal, parseRequestSubmission, readReason, reasonModal, type ReasonMeta, type RequestModalMeta, type ViewState,
 } from './slack-request-modal.ts';
@@ -99,16 +99,18 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
         return await openModal(deps, p.trigger_id!, deps.ctx.requests.get(id).then(historyModal));
       case ACTION.approve:
       case ACTION.deny: {
-        const r = await deps.ctx.requests.get(id);
-        await precheckRequest(deps, who, r);
+        const prompt = parsePromptValue(id);
+        const r = await deps.ctx.requests.get(prompt.id);
+        const stage = prompt.stage ?? r.currentStage;
+        await precheckRequest(deps, who, r, stage);
         const decision = a.action_id === ACTION.approve ? 'approve' : 'deny';
-        const needsReason = decision === 'deny' || (r.stages[r.currentStage]?.approverJustification ?? false);
+        const needsReason = decision === 'deny' || (r.stages[stage]?.approverJustification ?? false);
         if (needsReason) {
-          const meta: ReasonMeta = { kind: 'request', id, decision, channel: target.channel ?? undefined, stage: r.currentStage, home: fromHome || undefined };
+          const meta: ReasonMeta = { kind: 'request', id: r.id, decision, channel: target.channel ?? undefined, stage, home: fromHome || undefined };
           await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
           return;
         }
-        const result = await deps.ctx.requests.decide(actor, id, 'approve', null, { promptStage: r.currentStage });
+        const result = await deps.ctx.requests.decide(actor, r.id, 'approve', null, { stage });
         await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
         break;
       }
@@ -162,8 +164,9 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
 }
 
 /** Refuses before a reason modal opens, so nobody writes a reason for a click that cannot count. The core checks again. */
-async function precheckRequest(deps: SlackDeps, who: IdentityRow, r: RequestDetail): Promise<void> {
+async function precheckRequest(deps: SlackDeps, who: IdentityRow, r: RequestDetail, stage: number): Promise<void> {
   if (r.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: r.status, decidedBy: r.decidedBy, decidedAt: r.decidedAt });
+  if (r.currentStage !== stage) throw new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${r.currentStage + 1}.`, { status: r.status });
   if (r.requester?.id === who.id) throw new AppError('self_approval', 'You cannot decide your own request.');
   const groups = r.stages[r.currentStage]?.approverGroups ?? [];
   const mine = await groupNamesOf(deps.ctx.db, who.id);
@@ -182,7 +185,8 @@ function decidedText(outcome: string, app: string, requester?: string): string {
   switch (outcome) {
     case 'recorded': return `:ballot_box_with_check: Your approval of *${esc(app)}*${forWhom} is recorded; more approvals are needed for this stage.`;
     case 'stage_approved': return `:white_check_mark: You approved this stage of *${esc(app)}*${forWhom}; it moves to the next stage.`;
-    case 'approved': case 'reapproved': return `:white_check_mark: You approved *${esc(app)}*${forWhom}.`;
+    case 'approved': return `:white_check_mark: You approved *${esc(app)}*${forWhom}.`;
+    case 'reapproved': return `:white_check_mark: You approved *${esc(app)}*${forWhom} again; it will be installed.`;
     case 'denied': return `:no_entry: You denied *${esc(app)}*${forWhom}.`;
     case 'revoked': return `:leftwards_arrow_with_hook: You revoked *${esc(app)}*${forWhom}; it will be uninstalled.`;
     default: return `Done: ${esc(outcome)}.`;
@@ -292,7 +296,7 @@ async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: Vie
       await deps.ctx.timers.decideReview(actorOf(who), meta.id, 'remove', reason);
       text = reviewDecidedText(await deps.ctx.timers.getReview(meta.id));
     } else if (meta.kind === 'request') {
-      const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason, { promptStage: meta.stage ?? -1 });
+      const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason, { stage: meta.stage ?? -1 });
       text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);
     } else {
       const c = meta.decision === 'approve' ? await deps.ctx.changes.approve(actorOf(who), meta.id, reason || null) : await deps.ctx.changes.reject(actorOf(who), meta.id, reason || null);

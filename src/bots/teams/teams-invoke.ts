@@ -154,16 +154,13 @@ export class TeamsInvokeHandler {
     if (kind === 'request') {
       if (verb === 'approve' || verb === 'deny') {
         const stage = typeof data.stage === 'number' ? data.stage : Number(data.stage);
-        // the card's stage pins the decision to that prompt: a stale Deny must never revoke an approved request
-        const current = Number.isFinite(stage) ? stage : (await this.ctx.requests.get(id)).currentStage;
-        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { promptStage: current, denyNeedsReason: true });
+        // the card's stage pins the decision to that prompt (cards from before it carried one: the stage pending now)
+        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { stage: Number.isFinite(stage) ? stage : undefined, denyNeedsReason: true });
         const messages: Record<string, string> = {
           recorded: 'Your approval is recorded; more approvals are needed for this stage.',
           stage_approved: `You approved stage ${Number.isFinite(stage) ? stage + 1 : request.currentStage}; the next stage's approvers have been asked.`,
           approved: 'You approved this request.',
           denied: 'You denied this request.',
-          revoked: 'You revoked this approval; the application will be uninstalled.',
-          reapproved: 'You approved this request again.',
         };
         return { text: verb === 'deny' && outcome === 'recorded' ? 'Your decision is recorded.' : messages[outcome]!, tone: 'success' };
       }

@@ -36,6 +36,7 @@ export const requestViewSchema = z.object({
   deadlineAt: nullableDate,
   escalated: z.boolean(),
   accessExpiresAt: nullableDate,
+  version: z.number().int().describe('bumped by every state change; the ETag, for If-Match'),
   createdAt: isoDate,
   updatedAt: isoDate,
 });
@@ -66,7 +67,7 @@ export const requestDetailSchema = requestViewSchema.extend({
 });
 
 export const decisionResultSchema = z.object({
-  outcome: z.enum(['recorded', 'stage_approved', 'approved', 'denied', 'revoked', 'reapproved']),
+  outcome: z.enum(['recorded', 'stage_approved', 'approved', 'denied']),
   request: requestViewSchema,
 });
 
@@ -86,6 +87,7 @@ export const changeViewSchema = z.object({
   decidedAt: nullableDate,
   decidedBy: z.string().nullable(),
   decisionNotes: z.string().nullable(),
+  version: z.number().int().describe('bumped by every state change; the ETag, for If-Match'),
   createdAt: isoDate,
   updatedAt: isoDate,
 });

@@ -2,9 +2,13 @@ import type { Request, Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
 import { changeDetailSchema, changeStatusSchema, changeViewSchema, optionalText, pageOf, pageQuery, text } from './api-schemas.ts';
+import type { ChangeView } from '../../core/views.ts';
+import { etagOf, expectedVersion, notModified } from './preconditions.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
 const idParam = (req: Request) => String(req.params.id);
+const withEtag = (change: ChangeView) => ({ body: change, headers: { ETag: etagOf(change.version) } });
+const ifMatchNote = ' Honours If-Match with the ETag from GET (412 precondition_failed when the change moved on).';
 
 // `notes` is Intune's word; `reason` and `comments` are accepted too, as on requests
 const noteFields = {
@@ -16,7 +20,7 @@ const notesOf = (b: { notes?: string; reason?: string; comments?: string }) => b
 
 const decisionBody = z.strictObject({
   ...noteFields,
-  approver: text(256).optional().describe('username of the admin the calling system acts for; without it the API key decides as a trusted system (never on its own change)'),
+  approver: text(256).optional().describe('username of the admin deciding, who must be in the change policy\'s approver groups and is never the author. Required unless the API key is bound to a person; without it: 403 approver_required'),
 });
 
 /** Multi-admin approval (Intune MAA) over REST: every route needs `changes:write`, reads included, since changes carry admin data. */
@@ -58,32 +62,36 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
 
   registry.add(router, {
     method: 'get', path: '/changes/:id', tag: 'changes', scope: 'changes:write',
-    summary: 'One change with its diff and history.',
+    summary: 'One change with its diff and history. Its version is the ETag (If-None-Match answers 304).',
     response: changeDetailSchema,
-    handler: ({ req }) => ctx.changes.get(idParam(req)),
+    handler: async ({ req }) => {
+      const change = await ctx.changes.get(idParam(req));
+      const headers = { ETag: etagOf(change.version) };
+      return notModified(req, change.version) ? { status: 304, headers, body: undefined } : { body: change, headers };
+    },
   });
 
   registry.add(router, {
     method: 'post', path: '/changes/:id/approve', tag: 'changes', scope: 'changes:write',
-    summary: 'Approve a pending change (never your own); emits change.apply.',
+    summary: 'Approve a pending change as a second admin (never your own); emits change.apply.' + ifMatchNote,
     body: decisionBody,
     response: changeViewSchema,
-    handler: ({ req, body, actor }) => ctx.changes.approve(actor, idParam(req), notesOf(body), { approverUsername: body.approver }),
+    handler: async ({ req, body, actor }) => withEtag(await ctx.changes.approve(actor, idParam(req), notesOf(body), { approverUsername: body.approver, expectedVersion: expectedVersion(req) })),
   });
 
   registry.add(router, {
     method: 'post', path: '/changes/:id/reject', tag: 'changes', scope: 'changes:write',
-    summary: 'Reject a pending change, with notes for the requester.',
+    summary: 'Reject a pending change as a second admin, with notes for the requester.' + ifMatchNote,
     body: decisionBody,
     response: changeViewSchema,
-    handler: ({ req, body, actor }) => ctx.changes.reject(actor, idParam(req), notesOf(body), { approverUsername: body.approver }),
+    handler: async ({ req, body, actor }) => withEtag(await ctx.changes.reject(actor, idParam(req), notesOf(body), { approverUsername: body.approver, expectedVersion: expectedVersion(req) })),
   });
 
   registry.add(router, {
     method: 'post', path: '/changes/:id/cancel', tag: 'changes', scope: 'changes:write',
-    summary: 'Cancel a pending change (the requester withdraws it).',
+    summary: 'Cancel a pending change (the requester withdraws it).' + ifMatchNote,
     body: z.strictObject(noteFields),
     response: changeViewSchema,
-    handler: ({ req, body, actor }) => ctx.changes.cancel(actor, idParam(req), notesOf(body)),
+    handler: async ({ req, body, actor }) => withEtag(await ctx.changes.cancel(actor, idParam(req), notesOf(body), { expectedVersion: expectedVersion(req) })),
   });
 }

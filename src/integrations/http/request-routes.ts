@@ -4,6 +4,7 @@ import type { AppContext } from '../../app-context.ts';
 import {
   decisionResultSchema, optionalText, pageOf, pageQuery, requestDetailSchema, requestStatusSchema, requestViewSchema, text,
 } from './api-schemas.ts';
+import { etagOf, expectedVersion, notModified } from './preconditions.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
 const reasonFields = {
@@ -12,14 +13,24 @@ const reasonFields = {
   comments: optionalText(2000),
 };
 
+const approverField = text(256).optional()
+  .describe('username of the person deciding, who must be eligible (an approver of the stage, never the requester). Required unless the API key is bound to a person (then it may only name that person); without it: 403 approver_required');
+
+const oneReason = (b: { reason?: string; comments?: string }) => !(b.reason !== undefined && b.comments !== undefined);
+const oneReasonIssue = { message: 'give reason or comments, not both', path: ['comments'] };
+
 const decisionBody = z
   .strictObject({
     ...reasonFields,
-    approver: text(256).optional().describe('username of the approver the calling system acts for; without it the API key decides as a trusted system'),
+    approver: approverField,
     stage: z.number().int().min(0).max(2).optional()
-      .describe('decide only while the request is still pending at this stage (its currentStage); otherwise 409 already_decided. Without it, deny on an approved request revokes it and approve on a denied one reapproves it, except when the request was still pending as the call arrived: a call that loses a race with another decision is 409 already_decided, never a revoke or reapproval'),
+      .describe('decide only while the request is still pending at this stage (its currentStage); otherwise 409 already_decided. Without it, the stage pending when the request is locked is decided'),
   })
-  .refine((b) => !(b.reason !== undefined && b.comments !== undefined), { message: 'give reason or comments, not both', path: ['comments'] });
+  .refine(oneReason, oneReasonIssue);
+
+const reversalBody = z.strictObject({ ...reasonFields, approver: approverField }).refine(oneReason, oneReasonIssue);
+
+const ifMatchNote = ' Honours If-Match with the ETag from GET (412 precondition_failed when the request changed since).';
 
 const idParam = (req: Request) => String(req.params.id);
 
@@ -83,39 +94,61 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
 
   registry.add(router, {
     method: 'get', path: '/requests/:id', tag: 'requests', scope: 'requests:read',
-    summary: 'One request with its stages, decisions and history.',
+    summary: 'One request with its stages, decisions and history. Its version is the ETag (If-None-Match answers 304).',
     response: requestDetailSchema,
-    handler: ({ req }) => ctx.requests.get(idParam(req)),
+    handler: async ({ req }) => {
+      const detail = await ctx.requests.get(idParam(req));
+      const headers = { ETag: etagOf(detail.version) };
+      return notModified(req, detail.version) ? { status: 304, headers, body: undefined } : { body: detail, headers };
+    },
   });
 
   for (const decision of ['approve', 'deny'] as const) {
     registry.add(router, {
       method: 'post', path: `/requests/:id/${decision}`, tag: 'requests', scope: 'requests:write',
-      summary: decision === 'approve'
-        ? 'Approve (for one approver, or as a trusted system); also reapproves a denied or revoked request.'
-        : 'Deny a pending request; on an approved request this revokes it and orders the uninstall.',
+      summary: (decision === 'approve'
+        ? 'Approve a pending request for its current stage (or the given one), as an eligible approver.'
+        : 'Deny a pending request for its current stage (or the given one), as an eligible approver.')
+        + ' On a request that is no longer pending nothing changes: 409 already_decided says who decided and when (revoke and reapprove are their own routes). Concurrent calls yield one decision.' + ifMatchNote,
       body: decisionBody,
       response: decisionResultSchema,
-      handler: ({ req, body, actor }) =>
-        ctx.requests.decide(actor, idParam(req), decision, body.reason ?? body.comments ?? null, { approverUsername: body.approver, promptStage: body.stage }),
+      handler: async ({ req, body, actor }) => {
+        const result = await ctx.requests.decide(actor, idParam(req), decision, body.reason ?? body.comments ?? null, {
+          approverUsername: body.approver, stage: body.stage, expectedVersion: expectedVersion(req),
+        });
+        return { body: result, headers: { ETag: etagOf(result.request.version) } };
+      },
     });
   }
 
   registry.add(router, {
     method: 'post', path: '/requests/:id/cancel', tag: 'requests', scope: 'requests:write',
-    summary: 'Cancel a pending request.',
+    summary: 'Cancel a pending request.' + ifMatchNote,
     body: z.strictObject({ ...reasonFields }),
     response: requestViewSchema,
-    handler: ({ req, body, actor }) => ctx.requests.cancel(actor, idParam(req), body.reason ?? body.comments ?? null),
+    handler: async ({ req, body, actor }) => {
+      const view = await ctx.requests.cancel(actor, idParam(req), body.reason ?? body.comments ?? null, { expectedVersion: expectedVersion(req) });
+      return { body: view, headers: { ETag: etagOf(view.version) } };
+    },
   });
 
-  registry.add(router, {
-    method: 'post', path: '/requests/:id/revoke', tag: 'requests', scope: 'requests:write',
-    summary: 'Revoke an approved request; orders the uninstall when an install was ordered.',
-    body: z.strictObject({ ...reasonFields }),
-    response: requestViewSchema,
-    handler: ({ req, body, actor }) => ctx.requests.revoke(actor, idParam(req), body.reason ?? body.comments ?? null),
-  });
+  for (const reversal of ['revoke', 'reapprove'] as const) {
+    registry.add(router, {
+      method: 'post', path: `/requests/:id/${reversal}`, tag: 'requests', scope: 'requests:write',
+      summary: (reversal === 'revoke'
+        ? 'Revoke an approved request (approved → revoked), with a reason, as one of its policy\'s approvers; orders the uninstall when an install was ordered.'
+        : 'Reapprove a denied or revoked request (→ approved), with a reason, as an approver of the stage that said no (the last stage after a revoke); orders the install.')
+        + ' Answers the request with the outcome.' + ifMatchNote,
+      body: reversalBody,
+      response: requestViewSchema.extend({ outcome: z.enum(['revoked', 'reapproved']) }),
+      handler: async ({ req, body, actor }) => {
+        const reason = body.reason ?? body.comments ?? null;
+        const opts = { approverUsername: body.approver, expectedVersion: expectedVersion(req) };
+        const result = reversal === 'revoke' ? await ctx.requests.revoke(actor, idParam(req), reason, opts) : await ctx.requests.reapprove(actor, idParam(req), reason, opts);
+        return { body: { ...result.request, outcome: result.outcome }, headers: { ETag: etagOf(result.request.version) } };
+      },
+    });
+  }
 
   registry.add(router, {
     method: 'post', path: '/requests/:id/install', tag: 'requests', scope: 'requests:write',

@@ -27,7 +27,7 @@ export const reviewViewSchema = z.object({
 
 const decisionBody = z.strictObject({
   reason: optionalText(2000),
-  reviewer: text(256).optional().describe('username of the reviewer the calling system acts for; without it the API key answers as a trusted system'),
+  reviewer: text(256).optional().describe('username of the reviewer answering, who must be in the reviewer groups and is never the requester. Required unless the API key is bound to a person; without it: 403 approver_required'),
 });
 
 const idParam = (req: Request) => String(req.params.id);

@@ -1,0 +1,77 @@
+import type { Database, Tx } from '../db/database.ts';
+import { everyApproverGroup } from './approval-rights.ts';
+import { appendAudit, type Actor } from './audit-log.ts';
+import type { Clock } from './clock.ts';
+import { deviceByGuid, groupNamesOf, policyOf, requireApplication, requireIdentity, type ApplicationRow, type IdentityRow } from './directory.ts';
+import { AppError } from './errors.ts';
+import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
+import { getRequestView, type RequestRow } from './request-queries.ts';
+import { finishRequest, orderInstall } from './request-transitions.ts';
+import type { RequestView } from './views.ts';
+
+export interface CreateApprovedInput {
+  applicationId: string;
+  clientGuid: string;
+  username?: string;
+  comments?: string;
+  autoInstall?: boolean;
+}
+
+/** The policy used for machine pre-approvals of applications that have none. */
+const preApprovalPolicy: PolicyDefinition = policyDefinitionSchema.parse({ justification: 'none', stages: [{ approvers: ['(pre-approved)'] }] });
+
+/**
+ * A trusted system (an unbound key) may create approved requests: a system pre-approval, recorded with the key's
+ * name. A key bound to a person only what that person could approve: an application whose policy names them as an
+ * approver, never for themselves.
+ */
+async function mayPreApprove(tx: Tx, actor: Actor, app: ApplicationRow, user: IdentityRow | null): Promise<void> {
+  if (user && user.id === actor.id) throw new AppError('self_approval', 'You cannot approve your own request.');
+  const groups = app.policy_definition ? everyApproverGroup(policyOf(app)) : [];
+  const mine = await groupNamesOf(tx, actor.id!);
+  if (!groups.some((g) => mine.includes(g))) {
+    throw new AppError('not_an_approver', `Only approvers of ${app.name}${groups.length ? ` (${groups.join(', ')})` : ''} or a trusted system key can create approved requests for it.`, { approverGroups: groups });
+  }
+}
+
+/**
+ * Configuration Manager's CreateApprovedRequest: approve (or pre-approve, for a device alone) without a prompt.
+ * Calling again for the same triple returns the same request and, with autoInstall, orders the install again.
+ */
+export async function createApprovedRequest(db: Database, clock: Clock, actor: Actor, input: CreateApprovedInput): Promise<{ request: RequestView; created: boolean }> {
+  const now = clock.now();
+  const result = await db.tx(async (tx) => {
+    const app = await requireApplication(tx, input.applicationId);
+    const device = await deviceByGuid(tx, input.clientGuid);
+    if (!device) throw new AppError('not_found', `No device "${input.clientGuid}" is known.`, { field: 'clientGuid' });
+    const user = input.username ? await requireIdentity(tx, { username: input.username }) : null;
+    if (actor.id) await mayPreApprove(tx, actor, app, user);
+    // a machine-only pre-approval always installs
+    const autoInstall = user ? input.autoInstall !== false : true;
+    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`approved:${app.id}:${user?.id ?? ''}:${device.id}`]);
+    const existing = await tx.maybeOne<RequestRow>(
+      `SELECT * FROM requests WHERE application_id = $1 AND requester_id IS NOT DISTINCT FROM $2 AND device_id = $3 AND status IN ('approved', 'pending')
+        ORDER BY (status = 'approved') DESC LIMIT 1 FOR UPDATE`,
+      [app.id, user?.id ?? null, device.id],
+    );
+    if (existing?.status === 'approved') {
+      if (autoInstall) await orderInstall(tx, actor, existing, now, input.comments ?? 'approved request created again');
+      return { id: existing.id, created: false };
+    }
+    if (existing) {
+      await tx.query('UPDATE requests SET auto_install = $2 WHERE id = $1', [existing.id, autoInstall]);
+      await finishRequest(tx, actor, { ...existing, auto_install: autoInstall }, 'approve', input.comments ?? null, now);
+      return { id: existing.id, created: false };
+    }
+    const policy = app.policy_definition ? policyOf(app) : preApprovalPolicy;
+    const row = await tx.one<RequestRow>(
+      `INSERT INTO requests (application_id, requester_id, device_id, source, status, justification, policy, auto_install, created_at, updated_at)
+       VALUES ($1,$2,$3,'approved-request','pending',$4,$5,$6,$7,$7) RETURNING *`,
+      [app.id, user?.id ?? null, device.id, input.comments ?? null, JSON.stringify(policy), autoInstall, now],
+    );
+    await appendAudit(tx, { actor, action: 'request.created_approved', subjectType: 'request', subjectId: row.id, details: { comments: input.comments ?? null, autoInstall, machineOnly: !user }, at: now });
+    await finishRequest(tx, actor, row, 'approve', input.comments ?? null, now);
+    return { id: row.id, created: true };
+  });
+  return { request: await getRequestView(db, result.id), created: result.created };
+}

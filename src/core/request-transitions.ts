@@ -1,0 +1,129 @@
+import type { Tx } from '../db/database.ts';
+import { appendAudit, type Actor } from './audit-log.ts';
+import { readableUtc } from './clock.ts';
+import { applicationById, deviceById, identityById, type ApplicationRow } from './directory.ts';
+import { AppError } from './errors.ts';
+import type { WebhookEmission } from './events.ts';
+import { emit } from './outbox.ts';
+import { accessTimers, nextInstallWindowOpening } from './policy-evaluation.ts';
+import { policyDefinitionSchema } from './policy-schema.ts';
+import { isUuid, type RequestRow } from './request-queries.ts';
+import { installData, snapshotOf } from './request-events.ts';
+import { nextRequestStatus, type RequestAction } from './request-state.ts';
+
+/**
+ * The writes behind every request transition, on a row the caller's transaction already holds (`lockRequest`).
+ * Shared by the request service, CreateApprovedRequest and the timers, so each transition is written once.
+ */
+
+export async function lockRequest(tx: Tx, id: string): Promise<RequestRow> {
+  if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
+  const row = await tx.maybeOne<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [id]);
+  if (!row) throw new AppError('not_found', `No request with id "${id}".`);
+  return row;
+}
+
+const outcomeOf = (row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decided_at'>) =>
+  row.status === 'pending' ? 'pending' : `${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}`;
+
+/** If-Match: the caller decided on what it saw at `expected`; anything since (a vote, a decision, an escalation) is 412. */
+export function checkVersion(row: RequestRow, expected: number | undefined): void {
+  if (expected === undefined || row.version === expected) return;
+  throw new AppError('precondition_failed', `This request changed since version ${expected}: it is now version ${row.version} (${outcomeOf(row)}). Read it again before deciding.`, {
+    currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
+  });
+}
+
+export async function requestContext(tx: Tx, row: RequestRow) {
+  const app = (await applicationById(tx, row.application_id))!;
+  const requester = row.requester_id ? ((await identityById(tx, row.requester_id)) ?? null) : null;
+  const device = row.device_id ? ((await deviceById(tx, row.device_id)) ?? null) : null;
+  return { app, requester, device };
+}
+
+/** Install now unless the application has an install window that is closed; then at its next opening. */
+export async function scheduleInstall(tx: Tx, row: RequestRow, app: ApplicationRow, now: Date, force = false): Promise<boolean> {
+  if (!row.auto_install && !force) return false;
+  const opening = !force && app.install_window ? nextInstallWindowOpening(app.install_window, now) : null;
+  if (opening) {
+    await tx.query('UPDATE requests SET install_due_at = $2 WHERE id = $1', [row.id, opening]);
+    return false;
+  }
+  await tx.query('UPDATE requests SET install_ordered_at = $2, install_due_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
+  return true;
+}
+
+/** Orders the install of an approved request now (Install now, a repeated CreateApprovedRequest). */
+export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: Date, why: string): Promise<void> {
+  const ctx = await requestContext(tx, row);
+  await scheduleInstall(tx, row, ctx.app, now, true);
+  await appendAudit(tx, { actor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now });
+  await emit(tx, {
+    type: 'request.install_ordered', subjectType: 'request', subjectId: row.id, actor, at: now,
+    data: { requestId: row.id, why }, webhooks: [{ type: 'app.install', data: installData(row, ctx, why) }],
+  });
+}
+
+/**
+ * Moves a request to its next state, guarded by its current status so only one transaction can ever do it.
+ * Approval starts the access timers and orders the install (or schedules it for the install window).
+ */
+export async function finishRequest(tx: Tx, actor: Actor, row: RequestRow, action: RequestAction, reason: string | null, now: Date): Promise<RequestRow> {
+  const to = nextRequestStatus(row.status, action);
+  const policy = policyDefinitionSchema.parse(row.policy);
+  const access = to === 'approved' ? accessTimers(policy, now) : { accessExpiresAt: null, accessWarnAt: null, nextReviewAt: null };
+  const updated = await tx.maybeOne<RequestRow>(
+    `UPDATE requests SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_reason = $6,
+            next_reminder_at = NULL, escalate_at = NULL, deadline_at = CASE WHEN $2 = 'pending' THEN deadline_at ELSE NULL END,
+            access_expires_at = $7, access_warn_at = $8, next_review_at = $9, version = version + 1, updated_at = $3
+      WHERE id = $1 AND status = $10 RETURNING *`,
+    [row.id, to, now, actor.id, actor.label, reason?.trim() || null, access.accessExpiresAt, access.accessWarnAt, access.nextReviewAt, row.status],
+  );
+  if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
+  await appendAudit(tx, { actor, action: `request.${to}`, subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: reason ? { reason } : null, at: now });
+  const ctx = await requestContext(tx, updated);
+  const snapshot = snapshotOf(updated, ctx.app, ctx.requester, ctx.device);
+  const webhooks: WebhookEmission[] = [{ type: `request.${to}` as WebhookEmission['type'], data: snapshot }];
+  if (to === 'approved' && await scheduleInstall(tx, updated, ctx.app, now)) {
+    webhooks.push({ type: 'app.install', data: installData(updated, ctx, reason ?? 'approved') });
+  }
+  await emit(tx, { type: `request.${to}` as 'request.approved', subjectType: 'request', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus: row.status }, webhooks });
+  return updated;
+}
+
+export type RevokeWhy = 'revoke' | 'access_expired' | 'review_removed';
+
+/**
+ * Approved → revoked, sending app.uninstall when an install was ordered, and closing an access review still open
+ * for this access. Callers check who may do it; this only writes.
+ */
+export async function revokeRequest(tx: Tx, actor: Actor, row: RequestRow, reason: string | null, now: Date, why: RevokeWhy): Promise<void> {
+  if (row.status !== 'approved') nextRequestStatus(row.status, 'revoke');
+  const updated = await tx.maybeOne<RequestRow>(
+    `UPDATE requests SET status = 'revoked', decided_at = $2::timestamptz, decided_by = $3, decided_by_label = $4, decision_reason = $5,
+            install_due_at = NULL, access_expires_at = NULL, access_warn_at = NULL, next_review_at = NULL,
+            uninstall_ordered_at = CASE WHEN install_ordered_at IS NOT NULL THEN $2::timestamptz ELSE NULL END,
+            version = version + 1, updated_at = $2
+      WHERE id = $1 AND status = 'approved' RETURNING *`,
+    [row.id, now, actor.id, actor.label, reason?.trim() || null],
+  );
+  if (!updated) throw new AppError('already_decided', 'This request was revoked a moment ago.');
+  const closeReason = why === 'access_expired' ? 'the access expired first' : 'the access was revoked first';
+  const closed = await tx.query<{ id: string }>(
+    `UPDATE access_reviews SET status = 'closed', decided_at = $2, reason = $3 WHERE request_id = $1 AND status = 'pending' RETURNING id`,
+    [row.id, now, closeReason],
+  );
+  await appendAudit(tx, { actor, action: 'request.revoked', subjectType: 'request', subjectId: row.id, before: { status: 'approved' }, after: { status: 'revoked' }, details: { reason, why }, at: now });
+  const ctx = await requestContext(tx, updated);
+  const snapshot = { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why };
+  const webhooks: WebhookEmission[] = [{ type: 'request.revoked', data: snapshot }];
+  if (updated.install_ordered_at) webhooks.push({ type: 'app.uninstall', data: installData(updated, ctx, reason ?? why) });
+  await emit(tx, { type: 'request.revoked', subjectType: 'request', subjectId: row.id, actor, at: now, data: snapshot, webhooks });
+  for (const review of closed) {
+    await appendAudit(tx, { actor, action: 'request.review_closed', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: closeReason }, at: now });
+    await emit(tx, {
+      type: 'request.review_decided', subjectType: 'request', subjectId: row.id, actor, at: now,
+      data: { requestId: row.id, reviewId: review.id, outcome: 'closed', reason: closeReason, decidedBy: null, decidedAt: now.toISOString() },
+    });
+  }
+}
