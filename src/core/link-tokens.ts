@@ -68,7 +68,7 @@ export async function useLinkToken(db: Database, requests: RequestService, clock
   try {
     // a prompt's link decides that prompt only, checked under the row lock: a request decided meanwhile (by
     // another link, a click or the API) is never revoked or reapproved by a link sent before
-    return await requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason, { stage: row.stage });
+    return await requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason, { stage: row.stage, denyNeedsReason: true });
   } catch (e) {
     // refused but nothing decided (a missing reason, not in the group right now): the pair stays usable
     if (isAppError(e) && STILL_USABLE.has(e.code)) {

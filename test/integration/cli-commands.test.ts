@@ -1,13 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyApiKey } from '../../src/core/api-keys.ts';
+import { runCli } from '../support/run-cli.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const FIXTURE = new URL('../fixtures/contoso.yaml', import.meta.url).pathname;
 const VISIO = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_88808a3a-86e4-4820-be59-aa7d61cb8c33';
 
@@ -17,27 +16,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the real CLI entry point, as `npx signoff` would, against this file's database. */
-function signoff(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['bin/signoff.mjs', ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: t.tdb.url, WEBHOOK_ALLOW_HOSTS: 'dm.example.com', LOG_LEVEL: 'silent', ...env },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const signoff = (args: string[], env: Record<string, string> = {}) => runCli(t.tdb.url, args, env);
 
 const lines = (s: string) => s.trimEnd().split('\n');
 

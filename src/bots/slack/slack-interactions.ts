@@ -166,7 +166,8 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
 /** Refuses before a reason modal opens, so nobody writes a reason for a click that cannot count. The core checks again. */
 async function precheckRequest(deps: SlackDeps, who: IdentityRow, r: RequestDetail, stage: number): Promise<void> {
   if (r.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: r.status, decidedBy: r.decidedBy, decidedAt: r.decidedAt });
-  if (r.currentStage !== stage) throw new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${r.currentStage + 1}.`, { status: r.status });
+  if (r.currentStage > stage) throw new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${r.currentStage + 1}.`, { status: r.status });
+  if (r.currentStage < stage) throw new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${r.currentStage + 1}.`);
   if (r.requester?.id === who.id) throw new AppError('self_approval', 'You cannot decide your own request.');
   const groups = r.stages[r.currentStage]?.approverGroups ?? [];
   const mine = await groupNamesOf(deps.ctx.db, who.id);
