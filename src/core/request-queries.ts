@@ -207,4 +207,18 @@ export function decodeCursor(cursor: string): [string, string] {
   return [ts, id];
 }
 
+/**
+ * A request named the way people copy it from chat: its id, or the first 8 or more characters of it (cards show
+ * "Request 1a2b3c4d"). A prefix that matches more than one request is refused rather than guessed.
+ */
+export async function requestIdFromRef(db: Queryable, ref: string): Promise<string> {
+  const r = ref.trim().replace(/^`|`$/g, '');
+  if (isUuid(r)) return r;
+  if (!/^[0-9a-f]{8}[0-9a-f-]{0,27}$/i.test(r)) throw new AppError('not_found', `"${ref}" is not a request id (copy it from the card: "Request 1a2b3c4d").`);
+  const rows = await db.query<{ id: string }>(`SELECT id FROM requests WHERE id::text LIKE $1 ORDER BY created_at DESC LIMIT 2`, [`${r.toLowerCase()}%`]);
+  if (rows.length === 0) throw new AppError('not_found', `No request starts with "${r}".`);
+  if (rows.length > 1) throw new AppError('conflict', `More than one request starts with "${r}"; give more of its id.`);
+  return rows[0]!.id;
+}
+
 export const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);

@@ -1,4 +1,4 @@
-import type { Database, Tx } from '../db/database.ts';
+import type { Database, Queryable, Tx } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
@@ -11,7 +11,7 @@ import { AppError, isUniqueViolation } from './errors.ts';
 import { emit } from './outbox.ts';
 import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
-import { countRequests, getRequestDetail, getRequestView, listRequests, type RequestFilter, type RequestRow } from './request-queries.ts';
+import { countRequests, getRequestDetail, getRequestView, listRequests, requestIdFromRef, type RequestFilter, type RequestRow } from './request-queries.ts';
 import { alreadyDecided, snapshotOf } from './request-events.ts';
 import { checkVersion, finishRequest, lockRequest, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
@@ -68,6 +68,11 @@ export class RequestService {
 
   list(filter: RequestFilter, limit?: number, cursor?: string): Promise<Page<RequestView>> {
     return listRequests(this.db, filter, limit, cursor);
+  }
+
+  /** A request id from what someone typed: the id, or a unique prefix of 8 or more characters of it. */
+  resolveRef(ref: string): Promise<string> {
+    return requestIdFromRef(this.db, ref);
   }
 
   count(filter: RequestFilter): Promise<number> {
@@ -163,16 +168,8 @@ export class RequestService {
   async revoke(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
     await this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
-      const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
-      const now = this.clock.now();
-      checkVersion(row, opts.expectedVersion);
-      if (row.status === 'revoked') throw alreadyDecided(row);
-      if (row.status !== 'approved') {
-        throw new AppError('invalid_transition', `A request that is ${row.status} cannot be revoked${row.status === 'pending' ? '; deny it instead' : ''}.`, { status: row.status });
-      }
-      const policy = policyDefinitionSchema.parse(row.policy);
-      await requireMember(tx, acting, everyApproverGroup(policy), { subjectId: row.requester_id, selfMessage: 'You cannot revoke your own access; another approver must.', what: 'revoke this approval' });
-      await revokeRequest(tx, acting, row, requireReason(reason, 'revoking'), now, 'revoke');
+      const acting = await this.mayReverse(tx, actor, row, 'revoke', opts);
+      await revokeRequest(tx, acting, row, requireReason(reason, 'revoking'), this.clock.now(), 'revoke');
     });
     return { outcome: 'revoked', request: await getRequestView(this.db, id) };
   }
@@ -184,17 +181,10 @@ export class RequestService {
   async reapprove(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
     await this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
-      const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
-      const now = this.clock.now();
-      checkVersion(row, opts.expectedVersion);
-      if (row.status === 'approved') throw alreadyDecided(row);
-      if (row.status !== 'denied' && row.status !== 'revoked') {
-        throw new AppError('invalid_transition', `A request that is ${row.status} cannot be reapproved${row.status === 'pending' ? '; approve it instead' : ''}.`, { status: row.status });
-      }
-      await this.authorizeStage(tx, acting, row);
+      const acting = await this.mayReverse(tx, actor, row, 'reapprove', opts);
       const why = requireReason(reason, 'reapproving');
       try {
-        await finishRequest(tx, acting, row, 'reapprove', why, now);
+        await finishRequest(tx, acting, row, 'reapprove', why, this.clock.now());
       } catch (e) {
         if (isUniqueViolation(e)) throw new AppError('already_approved', 'Another request for the same application, user and device is already approved.');
         throw e;
@@ -203,13 +193,42 @@ export class RequestService {
     return { outcome: 'reapproved', request: await getRequestView(this.db, id) };
   }
 
+  /**
+   * Refuses, changing nothing, a revoke or reapproval that could not be made now (state, version, rights), so chat
+   * can say so before anyone types a reason. revoke() and reapprove() check again under the row lock.
+   */
+  async checkReversal(actor: Actor, id: string, verb: 'revoke' | 'reapprove', opts: ReverseOptions = {}): Promise<RequestDetail> {
+    await this.mayReverse(this.db, actor, await lockRequest(this.db, id, false), verb, opts);
+    return getRequestDetail(this.db, id);
+  }
+
+  private async mayReverse(db: Queryable, actor: Actor, row: RequestRow, verb: 'revoke' | 'reapprove', opts: ReverseOptions): Promise<Actor & { id: string }> {
+    const acting = await resolveDecider(db, actor, opts.approverUsername, 'approver');
+    checkVersion(row, opts.expectedVersion);
+    if (verb === 'revoke') {
+      if (row.status === 'revoked') throw alreadyDecided(row);
+      if (row.status !== 'approved') {
+        throw new AppError('invalid_transition', `A request that is ${row.status} cannot be revoked${row.status === 'pending' ? '; deny it instead' : ''}.`, { status: row.status });
+      }
+      const policy = policyDefinitionSchema.parse(row.policy);
+      await requireMember(db, acting, everyApproverGroup(policy), { subjectId: row.requester_id, selfMessage: 'You cannot revoke your own access; another approver must.', what: 'revoke this approval' });
+      return acting;
+    }
+    if (row.status === 'approved') throw alreadyDecided(row);
+    if (row.status !== 'denied' && row.status !== 'revoked') {
+      throw new AppError('invalid_transition', `A request that is ${row.status} cannot be reapproved${row.status === 'pending' ? '; approve it instead' : ''}.`, { status: row.status });
+    }
+    await this.authorizeStage(db, acting, row);
+    return acting;
+  }
+
   /** Identities allowed to decide the current stage (the stage's groups, plus escalation groups once escalated). */
   eligibleApprovers(tx: Tx, row: RequestRow): Promise<IdentityRow[]> {
     const policy = policyDefinitionSchema.parse(row.policy);
     return eligibleMembers(tx, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), row.requester_id);
   }
 
-  private authorizeStage(tx: Tx, actor: Actor & { id: string }, row: RequestRow): Promise<void> {
+  private authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow): Promise<void> {
     const policy = policyDefinitionSchema.parse(row.policy);
     return requireMember(tx, actor, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), {
       subjectId: row.requester_id, selfMessage: 'You cannot decide your own request.', what: `decide this stage (stage ${row.current_stage + 1})`,

@@ -1,4 +1,4 @@
-import type { Tx } from '../db/database.ts';
+import type { Queryable, Tx } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc } from './clock.ts';
 import { applicationById, deviceById, identityById, type ApplicationRow } from './directory.ts';
@@ -16,9 +16,10 @@ import { nextRequestStatus, type RequestAction } from './request-state.ts';
  * Shared by the request service, CreateApprovedRequest and the timers, so each transition is written once.
  */
 
-export async function lockRequest(tx: Tx, id: string): Promise<RequestRow> {
+/** The request row, locked for the caller's transaction (`lock = false` only reads it, for checks that decide nothing). */
+export async function lockRequest(tx: Queryable, id: string, lock = true): Promise<RequestRow> {
   if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
-  const row = await tx.maybeOne<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [id]);
+  const row = await tx.maybeOne<RequestRow>(`SELECT * FROM requests WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
   if (!row) throw new AppError('not_found', `No request with id "${id}".`);
   return row;
 }

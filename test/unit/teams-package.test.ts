@@ -17,7 +17,7 @@ describe('Teams app package', () => {
     const manifest = JSON.parse(execFileSync('unzip', ['-p', path, 'manifest.json']).toString());
     expect(manifest).toMatchObject({ id: APP_ID, manifestVersion: '1.17', icons: { color: 'color.png', outline: 'outline.png' }, validDomains: ['signoff.contoso.com'] });
     expect(manifest.bots[0].botId).toBe(APP_ID);
-    expect(manifest.bots[0].commandLists[0].commands.map((c: { title: string }) => c.title)).toEqual(['request', 'my requests', 'change', 'help']);
+    expect(manifest.bots[0].commandLists[0].commands.map((c: { title: string }) => c.title)).toEqual(['request', 'my requests', 'change', 'revoke', 'reapprove', 'help']);
     expect(manifest.name.short.length).toBeLessThanOrEqual(30);
     expect(manifest.description.short.length).toBeLessThanOrEqual(80);
     expect(pngSize(execFileSync('unzip', ['-p', path, 'color.png']))).toEqual({ signature: 'PNG', width: 192, height: 192, colorType: 6 });

@@ -64,6 +64,14 @@ function decidedLine(r: RequestDetail): string {
   return `${o.icon} *${o.verb}*${by} ${slackDate(r.decidedAt ?? r.updatedAt)}${why}`;
 }
 
+/** A decided prompt keeps no buttons; approvers who change their mind use the commands, named here. */
+function reversalHint(r: RequestDetail): string | null {
+  const ref = r.id.slice(0, 8);
+  if (r.status === 'approved') return `Approvers can take this back with \`/signoff revoke ${ref}\`.`;
+  if (r.status === 'denied' || r.status === 'revoked') return `Approvers can approve it after all with \`/signoff reapprove ${ref}\`.`;
+  return null;
+}
+
 /** The approver's card: buttons only while this copy's stage is the one waiting for a decision. */
 export function renderRequestPrompt(input: RequestPromptInput): Rendered {
   const { request: r, stage } = input;
@@ -89,6 +97,8 @@ export function renderRequestPrompt(input: RequestPromptInput): Rendered {
   } else {
     blocks.push(section(decidedLine(r)));
     if (votes && r.status !== 'cancelled') blocks.push(context(votes));
+    const reversal = reversalHint(r);
+    if (reversal) blocks.push(context(reversal));
     status = (outcome[r.status]?.verb ?? r.status).toLowerCase();
   }
   if (input.replacesLost) blocks.push(context(':information_source: The previous message about this request could not be updated, so this one replaces it.'));

@@ -5,8 +5,8 @@ import { changeModal } from './slack-change-modal.ts';
 import { button, context, esc, section, slackDate } from './slack-format.ts';
 import { requestableApplications } from './slack-home.ts';
 import { ACTION, promptValue } from './slack-ids.ts';
-import { infoModal, loadingModal, requestModal } from './slack-request-modal.ts';
-import { errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type SlackDeps } from './slack-replies.ts';
+import { infoModal, loadingModal, reasonModal, requestModal, type ReasonMeta } from './slack-request-modal.ts';
+import { actorOf, errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type SlackDeps } from './slack-replies.ts';
 import type { Ack } from './slack-http.ts';
 
 export interface SlashCommand {
@@ -24,6 +24,8 @@ export const HELP = [
   '• `/signoff my` — your requests and changes, with Cancel and Install now',
   '• `/signoff pending` — what waits on your decision',
   '• `/signoff change` — propose a change to a protected resource for another admin to approve',
+  '• `/signoff revoke <request id>` — approvers: take back an approval (the app is uninstalled); asks why',
+  '• `/signoff reapprove <request id>` — approvers: approve a denied or revoked request after all; asks why',
   '• `/signoff help` — this help',
   'The *Home* tab of the Signoff app shows the catalog and everything above.',
 ].join('\n');
@@ -78,7 +80,7 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
   };
   const verb = sub.toLowerCase();
   if (verb === '' || verb === 'help') return reply(HELP);
-  if (!['request', 'my', 'mine', 'pending', 'change'].includes(verb)) return reply(`I don't know \`${esc(sub)}\`.\n${HELP}`);
+  if (!['request', 'my', 'mine', 'pending', 'change', 'revoke', 'reapprove'].includes(verb)) return reply(`I don't know \`${esc(sub)}\`.\n${HELP}`);
 
   const who = await resolveUser(deps, cmd.user_id);
   if (!who) return reply(notLinkedText(cmd.user_id));
@@ -97,11 +99,31 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
         return await reply(...(await myRequests(deps, who)));
       case 'pending':
         return await reply(...(await pendingForMe(deps, who)));
+      case 'revoke':
+      case 'reapprove':
+        return await openReversal(deps, cmd, who, verb, arg, reply, ack);
     }
   } catch (e) {
     logUnexpected(deps, e, `/signoff ${verb}`);
     await reply(errorText(e, cmd.user_id));
   }
+}
+
+/**
+ * Revoke and reapprove are their own commands (a decided prompt keeps no buttons): refused here before anyone types
+ * a reason, then a reason modal bound to the version it was opened on.
+ */
+async function openReversal(deps: SlackDeps, cmd: SlashCommand, who: IdentityRow, verb: 'revoke' | 'reapprove', ref: string, reply: (text: string) => Promise<void>, ack: Ack): Promise<void> {
+  if (!ref) return reply(`Say which request: \`/signoff ${verb} <request id>\` (the id is at the bottom of its message, e.g. \`Request 1a2b3c4d\`).`);
+  const id = await deps.ctx.requests.resolveRef(ref);
+  const r = await deps.ctx.requests.checkReversal(actorOf(who), id, verb);
+  ack();
+  const meta: ReasonMeta = { kind: 'request', id: r.id, decision: verb, channel: cmd.channel_id, version: r.version };
+  const what = `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}: ${statusLabel(r.status)}${r.decidedBy ? ` by ${esc(r.decidedBy)} ${slackDate(r.decidedAt)}` : ''}`;
+  const effect = verb === 'revoke'
+    ? (r.installOrderedAt ? 'Revoking takes the access back and uninstalls the application.' : 'Revoking takes the access back.')
+    : 'Reapproving grants the access and orders the install.';
+  await deps.api.viewsOpen(cmd.trigger_id, reasonModal(meta, `${what}\n${effect}`, true));
 }
 
 async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {

@@ -296,6 +296,10 @@ async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: Vie
     if (meta.kind === 'review') {
       await deps.ctx.timers.decideReview(actorOf(who), meta.id, 'remove', reason);
       text = reviewDecidedText(await deps.ctx.timers.getReview(meta.id));
+    } else if (meta.kind === 'request' && (meta.decision === 'revoke' || meta.decision === 'reapprove')) {
+      const opts = { expectedVersion: meta.version };
+      const result = meta.decision === 'revoke' ? await deps.ctx.requests.revoke(actorOf(who), meta.id, reason, opts) : await deps.ctx.requests.reapprove(actorOf(who), meta.id, reason, opts);
+      text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);
     } else if (meta.kind === 'request') {
       const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason, { stage: meta.stage ?? -1 });
       text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);

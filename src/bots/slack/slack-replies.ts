@@ -43,6 +43,8 @@ export function errorText(e: unknown, slackUserId: string): string {
         return `:information_source: Already decided: this was *${esc(String(d.status ?? 'decided'))}* by *${esc(d.decidedBy ?? 'someone')}* ${slackDate(d.decidedAt)}. Nothing was changed.`;
       }
       return `:information_source: ${esc(err.message)}`;
+    case 'precondition_failed':
+      return `:information_source: ${esc(err.message)} Nothing was changed.`;
     case 'self_approval':
       return `:no_entry: ${esc(err.message)} Another approver has to decide it.`;
     case 'not_an_approver':

@@ -146,18 +146,25 @@ export function fieldErrorsToBlocks(e: FieldErrors): Record<string, string> {
 export interface ReasonMeta {
   kind: 'request' | 'change' | 'review';
   id: string;
-  decision: 'approve' | 'deny' | 'reject' | 'remove';
+  decision: 'approve' | 'deny' | 'reject' | 'remove' | 'revoke' | 'reapprove';
   /** the message the button was on, for the ephemeral answer */
   channel?: string;
   /** the stage the prompt was for: the decision applies to it alone, never revoking a request decided since */
   stage?: number;
   /** opened from App Home, which is redrawn after the decision so the item leaves "Waiting on you" */
   home?: boolean;
+  /** revoke / reapprove: the version the modal was opened on; anything decided since is told, not overridden */
+  version?: number;
 }
 
+const verbs: Record<ReasonMeta['decision'], string> = { approve: 'Approve', deny: 'Deny', remove: 'Remove', reject: 'Reject', revoke: 'Revoke', reapprove: 'Reapprove' };
+const reasonLabels: Partial<Record<ReasonMeta['decision'], string>> = {
+  approve: 'Why do you approve?', deny: 'Why is it denied?', revoke: 'Why is the access revoked?', reapprove: 'Why is it approved after all?',
+};
+
 export function reasonModal(meta: ReasonMeta, summary: string, required: boolean): SlackView {
-  const verb = meta.decision === 'approve' ? 'Approve' : meta.decision === 'deny' ? 'Deny' : meta.decision === 'remove' ? 'Remove' : 'Reject';
-  const label = meta.kind === 'change' ? 'Notes for the requester' : meta.kind === 'review' ? 'Why is this access no longer needed?' : meta.decision === 'approve' ? 'Why do you approve?' : 'Why is it denied?';
+  const verb = verbs[meta.decision];
+  const label = meta.kind === 'change' ? 'Notes for the requester' : meta.kind === 'review' ? 'Why is this access no longer needed?' : reasonLabels[meta.decision]!;
   return {
     type: 'modal',
     callback_id: meta.kind === 'change' ? CALLBACK.changeDecision : meta.kind === 'review' ? CALLBACK.reviewRemove : CALLBACK.decisionReason,

@@ -18,7 +18,7 @@ export interface TeamsAdapter {
 export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: number } = {}): TeamsAdapter {
   const adapter = createCloudAdapter(ctx.config);
   const views = new TeamsViews(ctx);
-  const bot = new SignoffTeamsBot(ctx, new TeamsInvokeHandler(ctx, views));
+  const bot = new SignoffTeamsBot(ctx, new TeamsInvokeHandler(ctx, views), views);
   const notifier = new TeamsNotifier(ctx, new BotConnectorClient(tokenProviderFor(ctx.config), { minIntervalMs: opts.minSendIntervalMs }), views);
 
   adapter.onTurnError = async (turn, error) => {

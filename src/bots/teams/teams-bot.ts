@@ -6,6 +6,7 @@ import { toAppError } from '../../core/errors.ts';
 import { noticeCard, welcomeCard, type AdaptiveCard } from './teams-cards.ts';
 import { appPicker, changeForm, myRequests, requestForm } from './teams-forms.ts';
 import { errorResponse, TeamsInvokeHandler } from './teams-invoke.ts';
+import type { TeamsViews } from './teams-views.ts';
 import { baseConversationId } from './teams-connector.ts';
 import { auditSent, rememberTeamsUser, saveConversationRef, type ConversationKind, type StoredReference } from './teams-store.ts';
 
@@ -23,6 +24,7 @@ export class SignoffTeamsBot extends ActivityHandler {
   constructor(
     private readonly ctx: AppContext,
     private readonly invokes: TeamsInvokeHandler,
+    private readonly views: TeamsViews,
   ) {
     super();
     this.onMessage(async (turn, next) => {
@@ -130,7 +132,7 @@ export class SignoffTeamsBot extends ActivityHandler {
       return;
     }
     // "my" and "pending" are the Slack words for the same list
-    const command = /^(request|my requests|requests|my|pending|change)\b\s*(.*)$/.exec(lower);
+    const command = /^(request|my requests|requests|my|pending|change|revoke|reapprove)\b\s*(.*)$/.exec(lower);
     if (!command) {
       await reply(welcomeCard({ name: me?.display_name, linked: Boolean(me), welcome: false, aadObjectId: a.from?.aadObjectId }), `I did not understand "${text.slice(0, 50)}"`);
       return;
@@ -154,8 +156,16 @@ export class SignoffTeamsBot extends ActivityHandler {
     }
   }
 
-  private async commandCard(command: string, rest: string, _me: IdentityRow, actor: Actor): Promise<AdaptiveCard> {
+  private async commandCard(command: string, rest: string, me: IdentityRow, actor: Actor): Promise<AdaptiveCard> {
     switch (command) {
+      case 'revoke':
+      case 'reapprove': {
+        // a decided card keeps no buttons: this form, bound to the version it shows, is where an approver changes their mind
+        if (!rest) return noticeCard({ title: `Which request?`, text: `Send "${command} <request id>" with the id at the bottom of its card, e.g. "${command} 1a2b3c4d".`, tone: 'info' });
+        const id = await this.ctx.requests.resolveRef(rest);
+        await this.ctx.requests.checkReversal(actor, id, command);
+        return this.views.requestCardFor(id, { kind: 'identity', identity: me }, undefined, command);
+      }
       case 'request':
         return rest ? requestForm(this.ctx, actor, rest) : appPicker(this.ctx, actor);
       case 'change':

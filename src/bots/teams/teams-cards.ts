@@ -85,6 +85,21 @@ export interface RequestCardInput {
   /** AAD object ids whose Teams client refreshes the card for a per-viewer version; empty once decided */
   refreshUserIds: string[];
   banner?: Banner;
+  /** the form asked for with "revoke <id>" / "reapprove <id>": a reason and one button, bound to this version */
+  reversal?: 'revoke' | 'reapprove';
+}
+
+const reversals = {
+  revoke: { title: 'Revoke', label: 'Why is the access revoked? (required)', note: 'Revoking takes the access back; the application is uninstalled if it was installed.' },
+  reapprove: { title: 'Reapprove', label: 'Why is it approved after all? (required)', note: 'Reapproving grants the access and orders the install.' },
+};
+
+/** A decided card keeps no buttons; approvers who change their mind use the commands, named on the card. */
+function reversalHint(r: RequestDetail): string | null {
+  const ref = r.id.slice(0, 8);
+  if (r.status === 'approved') return `Approvers can take this back: send "revoke ${ref}" to Signoff.`;
+  if (r.status === 'denied' || r.status === 'revoked') return `Approvers can approve it after all: send "reapprove ${ref}" to Signoff.`;
+  return null;
 }
 
 const requestStatus: Record<string, { label: string; color: string; header: string }> = {
@@ -159,6 +174,8 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
     reasonLabel: stage?.approverJustification ? 'Reason (required)' : 'Reason (required to deny)',
     canCancel: input.can.cancel && r.status === 'pending',
     canInstallNow: input.can.installNow && r.status === 'approved',
+    reversal: input.reversal ? { verb: input.reversal, version: r.version, ...reversals[input.reversal] } : null,
+    reversalHint: input.reversal ? null : reversalHint(r),
     refresh: input.refreshUserIds.length > 0,
     userIds: input.refreshUserIds.slice(0, 60),
   });
@@ -283,6 +300,8 @@ export const commands = [
   { command: 'request [app]', description: 'Ask for software, e.g. "request Visio"' },
   { command: 'my requests', description: 'What you asked for, and what waits for your decision' },
   { command: 'change', description: 'Propose a change to a protected script or app (multi-admin approval)' },
+  { command: 'revoke <request id>', description: 'Approvers: take back an approval; the app is uninstalled' },
+  { command: 'reapprove <request id>', description: 'Approvers: approve a denied or revoked request after all' },
   { command: 'help', description: 'Show this list' },
 ];
 

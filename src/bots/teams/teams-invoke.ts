@@ -28,6 +28,7 @@ const errorCodeFor = (status: number) => (status === 400 ? 'BadRequest' : status
 export function bannerFor(e: AppError): Banner {
   switch (e.code) {
     case 'already_decided':
+    case 'precondition_failed':
       return { text: e.message, tone: 'info' };
     case 'self_approval':
     case 'not_an_approver':
@@ -82,6 +83,8 @@ export class TeamsInvokeHandler {
       case 'deny':
       case 'cancel':
       case 'installNow':
+      case 'revoke':
+      case 'reapprove':
       case 'reviewKeep':
       case 'reviewRemove':
         return this.onItem(turn, verb, data, identity);
@@ -123,17 +126,21 @@ export class TeamsInvokeHandler {
     if (verb !== 'refresh' && verb !== 'open' && reviewVerb !== (kind === 'review')) {
       return errorResponse(400, 'BadRequest', `"${verb}" does not apply to a ${kind}.`);
     }
+    if ((verb === 'revoke' || verb === 'reapprove') && kind !== 'request') return errorResponse(400, 'BadRequest', `"${verb}" applies to requests only.`);
     const viewer: Viewer = { kind: 'identity', identity };
     // a missing item is an error body; everything after this is shown on the card itself
     await (kind === 'request' ? this.ctx.requests.get(id) : kind === 'review' ? this.ctx.timers.getReview(id) : this.ctx.changes.get(id));
     if (verb === 'refresh' || verb === 'open') return cardResponse(await this.views.cardFor(kind, id, viewer));
     let banner: Banner;
+    const reversal = kind === 'request' && (verb === 'revoke' || verb === 'reapprove') ? verb : undefined;
     try {
       banner = await this.act(kind, verb, id, data, this.actorOf(identity, turn.activity.from?.aadObjectId));
     } catch (e) {
       const err = toAppError(e);
       if (err.code === 'internal' || err.code === 'dependency_unavailable') throw e;
       banner = bannerFor(err);
+      // a refused revoke or reapproval keeps its form when it could still be made (a reason was missing)
+      if (reversal && err.code === 'validation_failed') return cardResponse(await this.views.requestCardFor(id, viewer, banner, reversal));
     }
     return cardResponse(await this.views.cardFor(kind, id, viewer, banner));
   }
@@ -163,6 +170,17 @@ export class TeamsInvokeHandler {
           denied: 'You denied this request.',
         };
         return { text: verb === 'deny' && outcome === 'recorded' ? 'Your decision is recorded.' : messages[outcome]!, tone: 'success' };
+      }
+      if (verb === 'revoke' || verb === 'reapprove') {
+        // bound to the version the form showed: anything decided since is told, never overridden
+        const version = Number(data.version);
+        const opts = { expectedVersion: Number.isInteger(version) && version > 0 ? version : undefined };
+        if (verb === 'revoke') {
+          await this.ctx.requests.revoke(actor, id, reason, opts);
+          return { text: 'You revoked this approval; the application will be uninstalled if it was installed.', tone: 'success' };
+        }
+        await this.ctx.requests.reapprove(actor, id, reason, opts);
+        return { text: 'You approved this request after all; the install is ordered.', tone: 'success' };
       }
       if (verb === 'cancel') {
         await this.ctx.requests.cancel(actor, id, reason);

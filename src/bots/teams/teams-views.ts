@@ -24,7 +24,7 @@ export class TeamsViews {
     return (await membersOfGroups(this.ctx.db, stage.approverGroups)).filter((m) => m.id !== r.requester?.id && !voted.has(m.id));
   }
 
-  async requestCardFor(idOrDetail: string | RequestDetail, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
+  async requestCardFor(idOrDetail: string | RequestDetail, viewer: Viewer, banner?: Banner, reversal?: 'revoke' | 'reapprove'): Promise<AdaptiveCard> {
     const r = typeof idOrDetail === 'string' ? await this.ctx.requests.get(idOrDetail) : idOrDetail;
     const approvers = await this.pendingApprovers(r);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
@@ -36,7 +36,7 @@ export class TeamsViews {
       installNow: isRequester && r.status === 'approved' && !r.installOrderedAt,
     };
     const refreshUserIds = r.status === 'pending' || can.installNow ? await this.refreshIds([...approvers, ...(requester ? [requester] : [])]) : [];
-    return requestCard({ request: r, can, refreshUserIds, banner });
+    return requestCard({ request: r, can, refreshUserIds, banner, reversal });
   }
 
   async changeApprovers(c: ChangeView): Promise<IdentityRow[]> {
