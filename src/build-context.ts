@@ -7,6 +7,7 @@ import { RequestService } from './core/request-service.ts';
 import { TimerService } from './core/timer-service.ts';
 import type { Database } from './db/database.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { deviceManagersFor } from './integrations/device-managers/connector-registry.ts';
 import { createUrlGuard } from './integrations/webhooks/url-safety.ts';
 
 /** Wires the core services; adapters and workers are attached by the runtime. */
@@ -25,7 +26,7 @@ export function buildContext(opts: { config: Config; db: Database; clock?: Clock
       onError: (kind, id, err) => timerLog.error({ err, kind, id }, 'timer action failed; it stays due and is retried on the next sweep'),
     }),
     changes: new ChangeService(opts.db, clock),
-    catalog: new CatalogService(opts.db, clock, opts.urlGuard ?? createUrlGuard(opts.config)),
+    catalog: new CatalogService(opts.db, clock, opts.urlGuard ?? createUrlGuard(opts.config), deviceManagersFor(opts.config).check),
     notifiers: [],
   };
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 
 const bool = z
@@ -18,6 +19,8 @@ const url = (what: string) =>
       return false;
     }
   }, `must be a ${what} URL`);
+
+const readableFile = optionalString.refine((v) => v === undefined || existsSync(v), 'must name a file that exists');
 
 /** The one schema over the environment. Every key the product reads is here. */
 export const configSchema = z
@@ -59,6 +62,23 @@ export const configSchema = z
     OUTBOX_RECONCILE_MS: z.coerce.number().int().positive().default(30_000),
     SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
     LINK_TOKEN_TTL: z.string().default('P14D'),
+    // device-management connectors: one Intune tenant and one Configuration Manager site, chosen per application
+    INTUNE_TENANT_ID: optionalString,
+    INTUNE_CLIENT_ID: optionalString,
+    INTUNE_CLIENT_SECRET: optionalString,
+    INTUNE_CLIENT_CERTIFICATE_PATH: readableFile,
+    // sovereign clouds, or the local fakes the tests use
+    INTUNE_AUTHORITY_HOST: url('https://').default('https://login.microsoftonline.com'),
+    INTUNE_GRAPH_URL: url('http(s)://').default('https://graph.microsoft.com'),
+    INTUNE_CA_FILE: readableFile,
+    // https://<SMS Provider FQDN>/AdminService
+    CONFIGMGR_ADMINSERVICE_URL: optionalString.pipe(url('https://').refine((v) => v.startsWith('https://'), 'must be an https:// URL').optional()),
+    CONFIGMGR_AUTH: z.enum(['negotiate', 'ntlm', 'basic']).default('negotiate'),
+    CONFIGMGR_USERNAME: optionalString,
+    CONFIGMGR_PASSWORD: optionalString,
+    CONFIGMGR_CA_FILE: readableFile,
+    DEVICE_MANAGER_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+    DEVICE_MANAGER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
     // finished webhook deliveries and outbox events older than this are deleted; 0 keeps them forever
     RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(0).default(90),
   })
@@ -77,6 +97,18 @@ function crossKeyProblems(env: Record<string, string | undefined>): string[] {
   }
   if (set('MICROSOFT_APP_ID') !== set('MICROSOFT_APP_PASSWORD') && env.MICROSOFT_APP_TYPE !== 'UserAssignedMSI') {
     problems.push(`${set('MICROSOFT_APP_ID') ? 'MICROSOFT_APP_PASSWORD' : 'MICROSOFT_APP_ID'}: is required when the other Microsoft app key is set`);
+  }
+  if (set('INTUNE_TENANT_ID') || set('INTUNE_CLIENT_ID') || set('INTUNE_CLIENT_SECRET') || set('INTUNE_CLIENT_CERTIFICATE_PATH')) {
+    for (const k of ['INTUNE_TENANT_ID', 'INTUNE_CLIENT_ID']) if (!set(k)) problems.push(`${k}: is required when the Intune connection is configured`);
+    if (set('INTUNE_CLIENT_SECRET') === set('INTUNE_CLIENT_CERTIFICATE_PATH')) {
+      problems.push('INTUNE_CLIENT_SECRET: give either it or INTUNE_CLIENT_CERTIFICATE_PATH (a PEM with the private key), not both or neither');
+    }
+  }
+  if (set('CONFIGMGR_ADMINSERVICE_URL')) {
+    for (const k of ['CONFIGMGR_USERNAME', 'CONFIGMGR_PASSWORD']) if (!set(k)) problems.push(`${k}: is required when CONFIGMGR_ADMINSERVICE_URL is set`);
+    if (set('CONFIGMGR_USERNAME') && env.CONFIGMGR_AUTH !== 'basic' && !/^[^\\\s]+\\[^\\\s]+$/.test(env.CONFIGMGR_USERNAME!.trim())) {
+      problems.push('CONFIGMGR_USERNAME: must be DOMAIN\\user for Windows-integrated authentication');
+    }
   }
   return problems;
 }
@@ -110,3 +142,5 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 export const slackEnabled = (c: Config) => Boolean(c.SLACK_SIGNING_SECRET && c.SLACK_BOT_TOKEN);
 export const teamsEnabled = (c: Config) => Boolean(c.MICROSOFT_APP_ID) || c.TEAMS_EMULATOR;
 export const emailEnabled = (c: Config) => Boolean(c.SMTP_URL);
+export const intuneConfigured = (c: Config) => Boolean(c.INTUNE_TENANT_ID && c.INTUNE_CLIENT_ID && (c.INTUNE_CLIENT_SECRET || c.INTUNE_CLIENT_CERTIFICATE_PATH));
+export const configMgrConfigured = (c: Config) => Boolean(c.CONFIGMGR_ADMINSERVICE_URL && c.CONFIGMGR_USERNAME && c.CONFIGMGR_PASSWORD);

@@ -32,6 +32,8 @@ export interface KindOps<I, R extends BaseRow, D> {
   present(d: D): Record<string, unknown>;
   /** rows that `apply --prune` may remove (inline policies belong to their application) */
   prunable?(row: R): boolean;
+  /** what the view shows beside the desired state but is not part of it (never compared, never audited) */
+  observed?(q: Queryable, row: R): Promise<Record<string, unknown>>;
 }
 
 export interface BaseRow {

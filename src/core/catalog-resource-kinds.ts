@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Queryable, Tx } from '../db/database.ts';
 import { findByIdOrKey, plural, referenceError, requireGroups, resolveIdentities, type BaseRow, type KindOps } from './catalog-kind.ts';
 import { type ApplicationInput, type ChangePolicyInput, type PolicyInputNamed, type WebhookInput } from './catalog-schemas.ts';
+import { configMgrModelName, type DeviceManagerConfig } from './device-manager.ts';
+import { deviceManagerStatusOf } from '../db/device-manager-status.ts';
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
 import type { UrlGuard } from './catalog-service.ts';
@@ -81,6 +83,7 @@ interface ApplicationDbRow extends BaseRow {
   per_device: boolean;
   install_window: InstallWindow | null;
   policy_id: string | null;
+  device_manager: DeviceManagerConfig | null;
 }
 interface ApplicationState {
   id: string;
@@ -94,6 +97,7 @@ interface ApplicationState {
   policyName: string | null;
   /** the inline policy, or null */
   policy: PolicyDefinition | null;
+  deviceManager: DeviceManagerConfig | null;
 }
 
 export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, ApplicationState> = {
@@ -114,6 +118,9 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
       if (!p || isInlinePolicyName(p.name)) throw referenceError('policyName', `no policy "${i.policyName}" exists; add it under policies first`);
     }
     if (i.policy) await checkPolicyReferences(tx, i.policy, 'policy.');
+    if (i.deviceManager?.kind === 'configmgr' && !configMgrModelName(i.deviceManager, i.id)) {
+      throw referenceError('deviceManager.modelName', `the application id "${i.id}" is not a Configuration Manager model name (ScopeId_<GUID>/Application_<GUID>); give modelName`);
+    }
     return {
       id: i.id,
       name: i.name,
@@ -124,6 +131,7 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
       installWindow: i.installWindow ?? null,
       policyName: i.policyName ?? null,
       policy: i.policy ?? null,
+      deviceManager: i.deviceManager ?? null,
     };
   },
   current: async (q, r) => {
@@ -139,21 +147,25 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
       installWindow: r.install_window,
       policyName: p && !inline ? p.name : null,
       policy: p && inline ? normaliseDefinition(p.definition) : null,
+      deviceManager: r.device_manager ?? null,
     };
   },
   insert: async (tx, d, now) => {
     const policyId = await policyIdFor(tx, d, now);
     return tx.one(
-      `INSERT INTO applications (id, name, description, version, visibility, per_device, install_window, policy_id, created_at, updated_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9) RETURNING *`,
-      [d.id, d.name, d.description, d.version, d.visibility, d.perDevice, d.installWindow ? JSON.stringify(d.installWindow) : null, policyId, now],
+      `INSERT INTO applications (id, name, description, version, visibility, per_device, install_window, policy_id, device_manager, created_at, updated_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$10,$9,$9) RETURNING *`,
+      [d.id, d.name, d.description, d.version, d.visibility, d.perDevice, d.installWindow ? JSON.stringify(d.installWindow) : null, policyId, now,
+       d.deviceManager ? JSON.stringify(d.deviceManager) : null],
     );
   },
   update: async (tx, r, d, now) => {
     const policyId = await policyIdFor(tx, d, now);
     await tx.query(
-      `UPDATE applications SET name=$2, description=$3, version=$4, visibility=$5, per_device=$6, install_window=$7, policy_id=$8, updated_at=$9 WHERE id=$1`,
-      [r.id, d.name, d.description, d.version, d.visibility, d.perDevice, d.installWindow ? JSON.stringify(d.installWindow) : null, policyId, now],
+      `UPDATE applications SET name=$2, description=$3, version=$4, visibility=$5, per_device=$6, install_window=$7, policy_id=$8, updated_at=$9,
+              device_manager=$10 WHERE id=$1`,
+      [r.id, d.name, d.description, d.version, d.visibility, d.perDevice, d.installWindow ? JSON.stringify(d.installWindow) : null, policyId, now,
+       d.deviceManager ? JSON.stringify(d.deviceManager) : null],
     );
     // an inline policy the application no longer uses would otherwise linger under its id
     if (!d.policy) await tx.query('DELETE FROM policies WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM applications WHERE policy_id = policies.id)', [inlinePolicyName(r.id)]);
@@ -167,6 +179,11 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     await tx.query('DELETE FROM policies WHERE name = $1', [inlinePolicyName(r.id)]);
   },
   present: (d) => ({ ...d, requestable: d.policy !== null || d.policyName !== null }),
+  observed: async (q, r) => {
+    if (!r.device_manager) return { deviceManagerStatus: null };
+    const status = await deviceManagerStatusOf(q, r.id);
+    return { deviceManagerStatus: status ?? { kind: r.device_manager.kind, state: 'unchecked', message: 'not checked yet', checkedAt: null, lastSuccessAt: null, lastFailureAt: null } };
+  },
 };
 
 async function policyIdFor(tx: Tx, d: ApplicationState, now: Date): Promise<string | null> {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { deviceManagerSchema } from './device-manager.ts';
 import { webhookEventTypes } from './events.ts';
 import { changePolicySchema, installWindowSchema, policyDefinitionSchema } from './policy-schema.ts';
 
@@ -87,6 +88,8 @@ export const applicationInputSchema = z
     policy: policyDefinitionSchema.optional(),
     /** or the name of a shared policy */
     policyName: name.optional(),
+    /** where approvals and revocations go by themselves: Intune (Graph) or Configuration Manager (AdminService) */
+    deviceManager: deviceManagerSchema.optional(),
   })
   .superRefine((a, ctx) => {
     if (a.policy && a.policyName) ctx.addIssue({ code: 'custom', path: ['policyName'], message: 'give either policy (inline) or policyName, not both' });

@@ -25,6 +25,8 @@ import {
   type WebhookInput,
 } from './catalog-schemas.ts';
 import type { Clock } from './clock.ts';
+import { checkDeviceManagers, recordChecks } from './device-manager-checks.ts';
+import type { DeviceManagerCheck } from './device-manager.ts';
 import { AppError } from './errors.ts';
 import { parseInput } from './validation.ts';
 
@@ -93,6 +95,8 @@ export class CatalogService {
     readonly db: Database,
     readonly clock: Clock,
     readonly urlGuard: UrlGuard = async () => undefined,
+    /** checks a device-manager configuration against the service before it is stored (outside the write transaction) */
+    readonly deviceManagerCheck?: DeviceManagerCheck,
   ) {
     this.kinds = {
       identities: identityKind,
@@ -123,8 +127,10 @@ export class CatalogService {
   async upsert(kind: CatalogKind, input: unknown, actor: Actor, opts: UpsertOptions = {}): Promise<UpsertResult> {
     const ops = this.kinds[kind];
     const parsed = parseInput(catalogInputSchemas[kind], input, nouns[kind]);
+    const checks = kind === 'applications' ? await checkDeviceManagers(this.db, this.deviceManagerCheck, [parsed as ApplicationInput]) : [];
     return this.write(async (tx) => {
       const { outcome, row } = await this.upsertIn(tx, ops, parsed, actor, opts);
+      await recordChecks(tx, checks);
       return { outcome, item: await this.view(tx, ops, row) };
     });
   }
@@ -206,6 +212,7 @@ export class CatalogService {
     const actor = opts.actor ?? cliActor;
     const summary = Object.fromEntries(catalogKinds.map((k) => [k, { created: 0, updated: 0, unchanged: 0, deleted: 0 }])) as unknown as ApplySummary;
     summary.dryRun = Boolean(opts.dryRun);
+    const checks = doc.applications ? await checkDeviceManagers(this.db, this.deviceManagerCheck, doc.applications, 'applications') : [];
     try {
       await this.write(async (tx) => {
         for (const kind of catalogKinds) {
@@ -230,6 +237,7 @@ export class CatalogService {
             }
           }
         }
+        await recordChecks(tx, checks);
         if (opts.dryRun) throw new DryRunRollback();
       });
     } catch (e) {
@@ -295,7 +303,8 @@ export class CatalogService {
 
   private async view(q: Queryable, ops: AnyKind, row: BaseRow): Promise<CatalogView> {
     const present = ops.present(await ops.current(q, row));
-    return { ...present, id: row.id, createdAt: iso(row.created_at), updatedAt: iso(row.updated_at) };
+    const observed = ops.observed ? await ops.observed(q, row) : {};
+    return { ...present, ...observed, id: row.id, createdAt: iso(row.created_at), updatedAt: iso(row.updated_at) };
   }
 
   private notFound(ops: AnyKind, ref: string): AppError {

@@ -5,6 +5,7 @@ import type { DomainEvent } from '../core/events.ts';
 import { toDomainEvent } from '../core/outbox.ts';
 import { notifyErrorPolicy } from './queue/notify-retry.ts';
 import type { AppQueues } from './queue/queues.ts';
+import { addDeviceManagerOrders } from './device-managers/connector-fanout.ts';
 import { messageIdOf, webhookBody } from './webhooks/signing.ts';
 
 export const OUTBOX_CHANNEL = 'signoff_outbox';
@@ -17,6 +18,8 @@ interface OutboxRow {
 
 export interface FanOut {
   deliveries: { id: string; delayMs: number }[];
+  /** device-manager connector orders (rows of webhook_deliveries with a connector) */
+  orders: { id: string; delayMs: number }[];
   effects: string[];
 }
 
@@ -47,19 +50,21 @@ export async function fanOut(ctx: AppContext, outboxId: string): Promise<FanOut>
         );
       }
     }
+    await addDeviceManagerOrders(tx, outboxId, event);
     for (const target of targets) {
       await tx.query(`INSERT INTO outbox_effects (outbox_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [outboxId, target]);
     }
     await tx.query(`UPDATE outbox SET status = 'done', processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`, [outboxId]);
   });
   // whatever is still pending for this event, including leftovers of an earlier relay that died after commit
-  const deliveries = await ctx.db.query<{ id: string; delay_ms: number }>(
-    `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (next_attempt_at - now())) * 1000)::float8 AS delay_ms
+  const pending = await ctx.db.query<{ id: string; delay_ms: number; connector: string | null }>(
+    `SELECT id, connector, GREATEST(0, EXTRACT(EPOCH FROM (next_attempt_at - now())) * 1000)::float8 AS delay_ms
        FROM webhook_deliveries WHERE outbox_id = $1 AND status = 'pending'`,
     [outboxId],
   );
   const effects = await ctx.db.query<{ target: string }>(`SELECT target FROM outbox_effects WHERE outbox_id = $1 AND status = 'pending'`, [outboxId]);
-  return { deliveries: deliveries.map((d) => ({ id: d.id, delayMs: Number(d.delay_ms) || 0 })), effects: effects.map((e) => e.target) };
+  const due = (rows: typeof pending) => rows.map((d) => ({ id: d.id, delayMs: Number(d.delay_ms) || 0 }));
+  return { deliveries: due(pending.filter((d) => !d.connector)), orders: due(pending.filter((d) => d.connector)), effects: effects.map((e) => e.target) };
 }
 
 /** The relay job: fan out, then enqueue. An enqueue that fails is picked up by the reconciler. */
@@ -67,6 +72,7 @@ export async function relayOutboxEvent(ctx: AppContext, queues: AppQueues, outbo
   const result = await fanOut(ctx, outboxId);
   await Promise.all([
     ...result.deliveries.map((d) => queues.delivery(d.id, d.delayMs)),
+    ...result.orders.map((d) => queues.order(d.id, d.delayMs)),
     ...result.effects.map((t) => queues.notification(outboxId, t)),
   ]);
   return result;
@@ -117,21 +123,27 @@ export async function runEffect(
  * Re-enqueues everything Postgres says is unfinished: outbox events not done, deliveries and effects still
  * pending. Harmless when the jobs exist (same ids); essential after Redis lost them.
  */
-export async function reconcileOnce(ctx: AppContext, queues: AppQueues, batch = 1000): Promise<{ outbox: number; deliveries: number; effects: number }> {
+export async function reconcileOnce(ctx: AppContext, queues: AppQueues, batch = 1000): Promise<{ outbox: number; deliveries: number; effects: number; orders: number }> {
   const outbox = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [batch]);
   for (const r of outbox) await queues.relay(r.id);
   const deliveries = await ctx.db.query<{ id: string; delay_ms: number }>(
     `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
-       FROM webhook_deliveries WHERE status = 'pending' ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
+       FROM webhook_deliveries WHERE status = 'pending' AND connector IS NULL ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
     [batch],
   );
   for (const d of deliveries) await queues.delivery(d.id, Number(d.delay_ms) || 0);
+  const orders = await ctx.db.query<{ id: string; delay_ms: number }>(
+    `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
+       FROM webhook_deliveries WHERE status = 'pending' AND connector IS NOT NULL ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
+    [batch],
+  );
+  for (const d of orders) await queues.order(d.id, Number(d.delay_ms) || 0);
   const effects = await ctx.db.query<{ outbox_id: string; target: string }>(
     `SELECT outbox_id, target FROM outbox_effects WHERE status = 'pending' ORDER BY created_at LIMIT $1`,
     [batch],
   );
   for (const f of effects) await queues.notification(f.outbox_id, f.target);
-  return { outbox: outbox.length, deliveries: deliveries.length, effects: effects.length };
+  return { outbox: outbox.length, deliveries: deliveries.length, effects: effects.length, orders: orders.length };
 }
 
 export interface OutboxRelay {
@@ -156,7 +168,7 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
     if (stopped) return Promise.resolve();
     reconciling ??= reconcileOnce(ctx, queues)
       .then((n) => {
-        if (n.outbox || n.deliveries || n.effects) log.debug(n, 'reconciled');
+        if (n.outbox || n.deliveries || n.effects || n.orders) log.debug(n, 'reconciled');
       })
       .catch((e) => log.warn({ err: e }, 'reconcile failed; will try again'))
       .finally(() => {

@@ -4,7 +4,7 @@ import type { AppContext } from '../../app-context.ts';
 import { createRedis } from './connection.ts';
 import { NOTIFY_BACKOFF } from './notify-retry.ts';
 
-export const queueNames = { outbox: 'outbox', webhooks: 'webhooks', notify: 'notify' } as const;
+export const queueNames = { outbox: 'outbox', webhooks: 'webhooks', notify: 'notify', deviceManagers: 'device-managers' } as const;
 
 export interface OutboxJob {
   outboxId: string;
@@ -38,6 +38,8 @@ export class AppQueues {
   readonly outbox: Queue<OutboxJob>;
   readonly webhooks: Queue<DeliveryJob>;
   readonly notify: Queue<NotifyJob>;
+  /** connector orders (Intune, Configuration Manager): webhook_deliveries rows with a connector instead of an endpoint */
+  readonly deviceManagers: Queue<DeliveryJob>;
 
   constructor(readonly connection: Redis, readonly prefix: string, tuning: { notifyBackoffMs?: number } = {}) {
     const opts = { connection, prefix };
@@ -45,10 +47,11 @@ export class AppQueues {
     this.webhooks = new Queue<DeliveryJob>(queueNames.webhooks, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
     // custom backoff (notify-retry.ts): exponential with jitter, never sooner than a platform's Retry-After
     this.notify = new Queue<NotifyJob>(queueNames.notify, { ...opts, defaultJobOptions: { ...keep, attempts: 8, backoff: { type: NOTIFY_BACKOFF, delay: tuning.notifyBackoffMs ?? 2000 } } });
+    this.deviceManagers = new Queue<DeliveryJob>(queueNames.deviceManagers, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
   }
 
   all(): Queue[] {
-    return [this.outbox, this.webhooks, this.notify] as Queue[];
+    return [this.outbox, this.webhooks, this.notify, this.deviceManagers] as Queue[];
   }
 
   relay(outboxId: string): Promise<void> {
@@ -57,6 +60,10 @@ export class AppQueues {
 
   delivery(deliveryId: string, delayMs = 0): Promise<void> {
     return this.ensure(this.webhooks as Queue, 'deliver', { deliveryId }, jobIds.delivery(deliveryId), delayMs);
+  }
+
+  order(deliveryId: string, delayMs = 0): Promise<void> {
+    return this.ensure(this.deviceManagers as Queue, 'order', { deliveryId }, jobIds.delivery(deliveryId), delayMs);
   }
 
   notification(outboxId: string, target: string): Promise<void> {

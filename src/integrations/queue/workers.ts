@@ -7,6 +7,7 @@ import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
 import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
+import { startDeviceManagerWorker } from '../device-managers/connector-worker.ts';
 import { startRetention, type Retention } from '../retention.ts';
 import { startSweeper, type Sweeper } from './sweeper.ts';
 
@@ -25,6 +26,8 @@ export interface WorkerOptions {
   /** run the timer sweeper in this process (default true) */
   sweeper?: boolean;
   sweepIntervalMs?: number;
+  /** how often settings of device-manager connectors not yet checked are checked */
+  deviceManagerCheckIntervalMs?: number;
 }
 
 export interface RunningWorkers {
@@ -103,7 +106,9 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     }
   }, { ...common, concurrency: 4, settings: { backoffStrategy: notifyBackoffStrategy } });
 
-  const workers = [outboxWorker, webhookWorker, notifyWorker];
+  const deviceManagers = startDeviceManagerWorker(ctx, common, { backoff: rt.backoff, checkIntervalMs: opts.deviceManagerCheckIntervalMs });
+
+  const workers = [outboxWorker, webhookWorker, notifyWorker, deviceManagers.worker];
   for (const w of workers) {
     w.on('failed', (job, err) => log.warn({ err, queue: w.name, jobId: job?.id }, 'job failed'));
     w.on('error', (err) => log.warn({ err, queue: w.name }, 'worker error'));
@@ -127,6 +132,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
         await relay.stop();
         await sweeper?.stop();
         await retention.stop();
+        await deviceManagers.checks.stop();
         // close() waits for the jobs in flight to finish
         await Promise.allSettled(workers.map((w) => w.close()));
         await queues.close();

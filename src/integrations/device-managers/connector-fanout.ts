@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import type { DomainEvent } from '../../core/events.ts';
+import type { DeviceManagerConfig } from '../../core/device-manager.ts';
+import type { Tx } from '../../db/database.ts';
+import { messageIdOf } from '../webhooks/signing.ts';
+import type { ConnectorOrder, OrderOperation } from './connector-order.ts';
+
+type Facts = Record<string, unknown>;
+const text = (v: unknown) => (typeof v === 'string' && v.trim() ? v : null);
+
+function orderOf(event: DomainEvent): { operation: OrderOperation; facts: Facts; autoInstall: boolean; comments: string } | null {
+  const installEmission = event.webhooks.find((w) => w.type === 'app.install');
+  const reason = text(event.data.reason);
+  switch (event.type) {
+    case 'request.approved':
+      return {
+        operation: 'grant', facts: event.data, autoInstall: Boolean(installEmission),
+        comments: `Approved in Signoff by ${text(event.data.decidedBy) ?? event.actor.label}${reason ? `: ${reason}` : ''}`,
+      };
+    case 'request.revoked': {
+      const why = text(event.data.why);
+      const how = why === 'access_expired' ? 'Access expired' : why === 'review_removed' ? 'Removed in an access review' : 'Revoked';
+      return { operation: 'revoke', facts: event.data, autoInstall: false, comments: `${how} in Signoff by ${text(event.data.decidedBy) ?? event.actor.label}${reason ? `: ${reason}` : ''}` };
+    }
+    case 'request.install_ordered':
+      if (!installEmission) return null;
+      return { operation: 'install', facts: installEmission.data, autoInstall: true, comments: `Install ordered in Signoff: ${text(installEmission.data.reason) ?? 'requested'}` };
+    default:
+      return null;
+  }
+}
+
+/**
+ * Part of the outbox fan-out, in its transaction: an approval, revocation or install order of a request whose
+ * application names a device manager becomes one delivery row for that connector. The unique index on
+ * (outbox_id, event_type) makes a second relay of the same event add nothing.
+ */
+export async function addDeviceManagerOrders(tx: Tx, outboxId: string, event: DomainEvent): Promise<void> {
+  if (event.subjectType !== 'request') return;
+  const o = orderOf(event);
+  if (!o) return;
+  const applicationId = text(o.facts.applicationId);
+  if (!applicationId) return;
+  const app = await tx.maybeOne<{ device_manager: DeviceManagerConfig | null }>('SELECT device_manager FROM applications WHERE id = $1', [applicationId]);
+  if (!app?.device_manager) return;
+  const username = text(o.facts.username);
+  const person = username ? await tx.maybeOne<{ teams_aad_id: string | null }>('SELECT teams_aad_id FROM identities WHERE lower(username) = lower($1)', [username]) : undefined;
+  const order: ConnectorOrder = {
+    operation: o.operation,
+    requestId: event.subjectId,
+    applicationId,
+    applicationName: text(o.facts.applicationName) ?? applicationId,
+    username,
+    userObjectId: person?.teams_aad_id ?? null,
+    clientGuid: text(o.facts.clientGuid),
+    deviceName: text(o.facts.deviceName),
+    autoInstall: o.autoInstall,
+    comments: o.comments,
+  };
+  const id = randomUUID();
+  await tx.query(
+    `INSERT INTO webhook_deliveries (id, message_id, endpoint_id, outbox_id, event_type, body, status, next_attempt_at, connector, application_id, request_id)
+     VALUES ($1, $2, NULL, $3, $4, $5, 'pending', now(), $6, $7, $8)
+     ON CONFLICT (outbox_id, event_type) WHERE connector IS NOT NULL AND outbox_id IS NOT NULL DO NOTHING`,
+    [id, messageIdOf(id), outboxId, event.type, JSON.stringify({ type: 'device_manager.order', timestamp: event.occurredAt, data: order }),
+     app.device_manager.kind, applicationId, event.subjectId],
+  );
+}
