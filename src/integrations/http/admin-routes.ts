@@ -13,6 +13,7 @@ import {
 } from '../../core/catalog-schemas.ts';
 import type { CatalogView } from '../../core/catalog-service.ts';
 import { webhookEventTypes } from '../../core/events.ts';
+import { deviceManagerStatusView } from './device-manager-routes.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
 /**
@@ -56,7 +57,7 @@ const resources: Resource[] = [
   { kind: 'policies', path: '/policies', tag: 'policies', noun: 'policy', refHint: 'id or name',
     body: policyInputSchema, view: z.object({ ...meta, inline: z.boolean(), ...viewShape(policyInputSchema.shape) }) },
   { kind: 'applications', path: '/applications', tag: 'applications', noun: 'application', refHint: 'the model id, URL-encoded (ScopeId_...%2FApplication_...)',
-    body: applicationInputSchema, view: z.object({ ...meta, requestable: z.boolean(), ...viewShape(applicationInputSchema.shape) }) },
+    body: applicationInputSchema, view: z.object({ ...meta, requestable: z.boolean(), ...viewShape(applicationInputSchema.shape), deviceManagerStatus: deviceManagerStatusView.nullable() }) },
   { kind: 'changePolicies', path: '/change-policies', tag: 'change-policies', noun: 'change policy', refHint: 'id or name',
     body: changePolicyInputSchema, view: z.object({ ...meta, ...viewShape(changePolicyInputSchema.shape) }) },
   { kind: 'webhooks', path: '/webhooks', tag: 'webhooks', noun: 'webhook endpoint', refHint: 'id or name', body: webhookInputSchema, view: webhookView },

@@ -8,6 +8,7 @@ import { registerAuditRoutes } from './audit-routes.ts';
 import { jsonBody, requireJsonBody } from './body-parsing.ts';
 import { registerChangeRoutes } from './change-routes.ts';
 import { registerDeliveryRoutes } from './delivery-routes.ts';
+import { registerDeviceManagerRoutes } from './device-manager-routes.ts';
 import { idempotency } from './idempotency.ts';
 import { createOpsRouter } from './ops-routes.ts';
 import { problemErrorHandler } from './problem.ts';
@@ -37,6 +38,7 @@ export function buildApiRouter(ctx: AppContext): { router: express.Router; regis
   registerAuditRoutes(router, registry, ctx);
   registerAdminRoutes(router, registry, ctx);
   registerDeliveryRoutes(router, registry, ctx);
+  registerDeviceManagerRoutes(router, registry, ctx);
   return { router, registry };
 }
 

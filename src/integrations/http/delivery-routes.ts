@@ -11,10 +11,13 @@ import type { RouteRegistry } from './route-registry.ts';
 
 const statusSchema = z.enum(['pending', 'succeeded', 'failed']);
 
+const targetSchema = z.enum(['webhook', 'intune', 'configmgr']);
 const deliveryView = z.object({
   id: z.string(),
   messageId: z.string().describe('the webhook-id header, the same on every attempt'),
-  endpoint: z.object({ id: z.string(), name: z.string(), url: z.string(), enabled: z.boolean() }),
+  target: targetSchema.describe('a webhook endpoint, or the device-management connector of an application'),
+  endpoint: z.object({ id: z.string(), name: z.string(), url: z.string(), enabled: z.boolean() }).nullable().describe('null for connector orders'),
+  applicationId: z.string().nullable().describe('for connector orders: the application whose connector carries them out'),
   outboxId: z.string().nullable(),
   eventType: z.string(),
   status: statusSchema,
@@ -36,7 +39,8 @@ const attemptView = z.object({
 const detailView = deliveryView.extend({ payload: z.unknown(), attemptLog: z.array(attemptView) });
 
 interface Row {
-  id: string; message_id: string; endpoint_id: string; endpoint_name: string; endpoint_url: string; endpoint_enabled: boolean;
+  id: string; message_id: string; endpoint_id: string | null; endpoint_name: string | null; endpoint_url: string | null; endpoint_enabled: boolean | null;
+  connector: 'intune' | 'configmgr' | null; application_id: string | null;
   outbox_id: string | null; event_type: string; body: string; status: 'pending' | 'succeeded' | 'failed'; attempts: number;
   next_attempt_at: Date | null; last_status_code: number | null; last_error: string | null; created_at: Date; completed_at: Date | null; cursor_ts: string;
 }
@@ -45,11 +49,12 @@ const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const select = `
   SELECT d.*, e.name AS endpoint_name, e.url AS endpoint_url, e.enabled AS endpoint_enabled,
          to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts
-    FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id`;
+    FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id`;
 
 function toView(r: Row): z.infer<typeof deliveryView> {
   return {
-    id: r.id, messageId: r.message_id, endpoint: { id: r.endpoint_id, name: r.endpoint_name, url: r.endpoint_url, enabled: r.endpoint_enabled },
+    id: r.id, messageId: r.message_id, target: r.connector ?? 'webhook', applicationId: r.application_id,
+    endpoint: r.endpoint_id ? { id: r.endpoint_id, name: r.endpoint_name!, url: r.endpoint_url!, enabled: r.endpoint_enabled! } : null,
     outboxId: r.outbox_id, eventType: r.event_type, status: r.status, attempts: r.attempts, nextAttemptAt: iso(r.next_attempt_at),
     lastStatusCode: r.last_status_code, lastError: r.last_error, createdAt: iso(r.created_at)!, completedAt: iso(r.completed_at),
   };
@@ -79,9 +84,11 @@ function decodeCursor(c: string): [string, string] {
 export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
     method: 'get', path: '/deliveries', tag: 'deliveries', scope: 'admin',
-    summary: 'List webhook deliveries, newest first; filter by status and endpoint (id or name).',
+    summary: 'List deliveries (webhooks and device-manager connector orders), newest first; filter by status, target, endpoint (id or name) or application.',
     query: z.strictObject({
       status: statusSchema.optional(),
+      target: targetSchema.optional(),
+      applicationId: z.string().max(300).optional(),
       endpoint: z.string().max(200).optional(),
       eventType: z.string().max(100).optional(),
       limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -101,6 +108,9 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
       };
       if (query.status) add('d.status = ?', query.status);
       if (query.eventType) add('d.event_type = ?', query.eventType);
+      if (query.target === 'webhook') add('d.connector IS NULL');
+      else if (query.target) add('d.connector = ?', query.target);
+      if (query.applicationId) add('d.application_id = ?', query.applicationId);
       if (query.endpoint) {
         if (isUuid(query.endpoint)) add('(e.id = ?::uuid OR e.name = ?)', query.endpoint, query.endpoint);
         else add('e.name = ?', query.endpoint);
@@ -123,23 +133,29 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
 
   registry.add(router, {
     method: 'post', path: '/deliveries/:id/redeliver', tag: 'deliveries', scope: 'admin',
-    summary: 'Send a finished (usually failed) delivery again, with the same webhook-id and body.',
+    summary: 'Send a finished (usually failed) delivery again, with the same webhook-id and body; a connector order runs again with the application\'s current settings.',
     response: detailView,
     successStatus: 202,
     handler: async ({ params, actor }) => {
       const id = params.id!;
       if (!isUuid(id)) throw new AppError('not_found', `No delivery with id "${id}".`);
-      await ctx.db.tx(async (tx) => {
-        const row = await tx.maybeOne<{ status: string; enabled: boolean; name: string }>(
-          `SELECT d.status, e.enabled, e.name FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1 FOR UPDATE OF d`, [id]);
+      const connector = await ctx.db.tx(async (tx) => {
+        const row = await tx.maybeOne<{ status: string; enabled: boolean | null; name: string | null; connector: string | null; configured: string | null }>(
+          `SELECT d.status, e.enabled, e.name, d.connector, a.device_manager->>'kind' AS configured FROM webhook_deliveries d
+             LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id LEFT JOIN applications a ON a.id = d.application_id WHERE d.id = $1 FOR UPDATE OF d`, [id]);
         if (!row) throw new AppError('not_found', `No delivery with id "${id}".`);
         if (row.status === 'pending') throw new AppError('conflict', 'This delivery is still being attempted.', { status: row.status });
-        if (!row.enabled) throw new AppError('conflict', `The endpoint "${row.name}" is disabled; enable it before redelivering.`, { endpoint: row.name });
+        if (!row.connector && !row.enabled) throw new AppError('conflict', `The endpoint "${row.name}" is disabled; enable it before redelivering.`, { endpoint: row.name });
+        if (row.connector && row.configured !== row.connector) {
+          throw new AppError('conflict', `The application no longer uses ${row.connector}; this order has nowhere to go.`, { connector: row.connector });
+        }
         await resetForRedelivery(tx, id);
         await appendAudit(tx, { actor, action: 'webhook_delivery.redelivered', subjectType: 'webhook_delivery', subjectId: id, before: { status: row.status }, after: { status: 'pending' }, at: ctx.clock.now() });
+        return row.connector;
       });
       // if Redis is unavailable the reconciler picks the pending delivery up
-      await queuesFor(ctx).delivery(id).catch((e) => ctx.logger.warn({ err: e, deliveryId: id }, 'could not enqueue the redelivery; the reconciler will'));
+      const queues = queuesFor(ctx);
+      await (connector ? queues.order(id) : queues.delivery(id)).catch((e) => ctx.logger.warn({ err: e, deliveryId: id }, 'could not enqueue the redelivery; the reconciler will'));
       return detail(ctx.db, id);
     },
   });
