@@ -72,7 +72,7 @@ function type2(challenge: Buffer): string {
   head.writeUInt16LE(target.length, 14);
   head.writeUInt32LE(48, 16);
   // unicode, request target, NTLM, always sign, extended session security, target info, 128, 56
-  head.writeUInt32LE(0x00000001 | 0x00000004 | 0x00000200 | 0x00008000 | 0x00080000 | 0x00800000 | 0x20000000 | 0x80000000, 20);
+  head.writeUInt32LE((0x00000001 | 0x00000004 | 0x00000200 | 0x00008000 | 0x00080000 | 0x00800000 | 0x20000000 | 0x80000000) >>> 0, 20);
   challenge.copy(head, 24);
   head.writeUInt16LE(info.length, 40);
   head.writeUInt16LE(info.length, 42);
