@@ -59,3 +59,46 @@ export type DeviceManagerCheckResult =
 
 /** The port the catalog calls before it stores a device-manager configuration. */
 export type DeviceManagerCheck = (config: DeviceManagerConfig, app: DeviceManagerApp) => Promise<DeviceManagerCheckResult>;
+
+/**
+ * What a connector is asked to do for one request: `grant` when it is approved (or reapproved), `install` when the
+ * install is ordered again (an install window opened, the user or an API asked), `revoke` when the access ends
+ * (revoked, expired, removed by a review). Orders carry facts about the request as they were when it was decided;
+ * the connector settings are read when the order runs, so fixing a misconfigured application and redelivering works.
+ */
+export type OrderOperation = 'grant' | 'install' | 'revoke';
+
+export interface DeviceManagerOrder {
+  operation: OrderOperation;
+  requestId: string;
+  applicationId: string;
+  applicationName: string;
+  /** DOMAIN\user or a UPN; null for a machine-only pre-approval */
+  username: string | null;
+  /** the person's Entra object id when the directory knows it (their Teams link) */
+  userObjectId: string | null;
+  clientGuid: string | null;
+  deviceName: string | null;
+  /** install now (ConfigMgr AutoInstall); false when the approval waits for an install window or asked for none */
+  autoInstall: boolean;
+  /** who decided and why, for the device manager's own records (ConfigMgr shows it in Software Center) */
+  comments: string;
+}
+
+/** Where a connector notes each call it makes, so the attempt log shows what happened. */
+export interface OrderTrace {
+  add(method: string, path: string, status: number | string): void;
+  note(text: string): void;
+}
+
+/**
+ * The port the integrations implement once per kind (Intune through Graph, Configuration Manager through the
+ * AdminService). The outbox fan-out turns decisions into orders; a worker hands each to the connector of its kind.
+ */
+export interface DeviceManager {
+  readonly kind: DeviceManagerKind;
+  /** Carries out one order; resolves with a one-line summary. Must be safe to repeat (retries, redelivery). */
+  perform(order: DeviceManagerOrder, config: DeviceManagerConfig, app: DeviceManagerApp, trace: OrderTrace): Promise<string>;
+  /** Checks the application's settings against the service (the group or model name exists, the app is assigned). */
+  check(config: DeviceManagerConfig, app: DeviceManagerApp): Promise<DeviceManagerCheckResult>;
+}

@@ -10,10 +10,8 @@ export interface ChatNotifier {
   handle(event: DomainEvent): Promise<void>;
 }
 
-export interface DeviceManager {
-  /** Orders an install or uninstall; the webhook dispatcher is the stock implementation. */
-  dispatch(event: DomainEvent): Promise<void>;
-}
+/** Intune and Configuration Manager connectors; see device-manager.ts (the generic webhook needs no port). */
+export type { DeviceManager, DeviceManagerCheck } from './device-manager.ts';
 
 export interface MailMessage {
   to: string[];
