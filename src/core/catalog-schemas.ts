@@ -88,8 +88,8 @@ export const applicationInputSchema = z
     policy: policyDefinitionSchema.optional(),
     /** or the name of a shared policy */
     policyName: name.optional(),
-    /** where approvals and revocations go by themselves: Intune (Graph) or Configuration Manager (AdminService) */
-    deviceManager: deviceManagerSchema.optional(),
+    /** where approvals and revocations go by themselves: Intune (Graph) or Configuration Manager (AdminService); null for none */
+    deviceManager: deviceManagerSchema.nullish(),
   })
   .superRefine((a, ctx) => {
     if (a.policy && a.policyName) ctx.addIssue({ code: 'custom', path: ['policyName'], message: 'give either policy (inline) or policyName, not both' });
