@@ -85,9 +85,9 @@ describe('Configuration Manager connector (AdminService)', () => {
     });
     const guid = site.requests[0]!.RequestGuid;
 
-    await t.ctx.requests.revoke(system, r.id, 'left the team');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'left the team');
     await settledOrders(r.id, 2);
-    await t.ctx.requests.decide(s.actor(s.ada), r.id, 'approve', 'back in the team');
+    await t.ctx.requests.reapprove(s.actor(s.ada), r.id, 'back in the team');
     await settledOrders(r.id, 3);
     const calls = site.methodCalls().slice(before).map((c) => c.path);
     expect(calls).toEqual([
@@ -101,7 +101,7 @@ describe('Configuration Manager connector (AdminService)', () => {
       { action: 'uninstall', machine: 'BOB-LAPTOP', user: 'CONTOSO\\bob', model: VISIO },
       { action: 'install', machine: 'BOB-LAPTOP', user: 'CONTOSO\\bob', model: VISIO },
     ]);
-    await t.ctx.requests.revoke(system, r.id, 'cleanup');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'cleanup');
     await settledOrders(r.id, 4);
   });
 
@@ -113,7 +113,7 @@ describe('Configuration Manager connector (AdminService)', () => {
       path: '/AdminService/wmi/SMS_ApplicationRequest.CreateApprovedRequest',
       body: { ApplicationID: VISIO, AutoInstall: true, ClientGUID: BOB_LAPTOP, Comments: expect.any(String) },
     })]);
-    await t.ctx.requests.revoke(system, r.id, 'cleanup');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'cleanup');
     await settledOrders(r.id, 2);
     expect(site.clientActions.at(-1)).toEqual({ action: 'uninstall', machine: 'BOB-LAPTOP', user: null, model: VISIO });
   });
@@ -131,7 +131,7 @@ describe('Configuration Manager connector (AdminService)', () => {
     expect(orders[2]).toMatchObject({ status: 'succeeded', attempts: 1 });
     const log = await t.tdb.db.one<{ response_excerpt: string }>('SELECT response_excerpt FROM webhook_attempts WHERE delivery_id = $1', [orders[2]!.id]);
     expect(log.response_excerpt).toMatch(/accepts CreateApprovedRequest once, so it was not asked to install again/);
-    await t.ctx.requests.revoke(system, r.id, 'cleanup');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'cleanup');
     await settledOrders(r.id, 4);
   });
 
@@ -144,7 +144,7 @@ describe('Configuration Manager connector (AdminService)', () => {
     const attempts = await t.tdb.db.query<{ status_code: number; created_at: Date }>('SELECT status_code, created_at FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [order!.id]);
     expect(attempts.map((a) => a.status_code)).toEqual([503, 503, 200]);
     expect(new Date(attempts[1]!.created_at).getTime() - new Date(attempts[0]!.created_at).getTime()).toBeGreaterThanOrEqual(950);
-    await t.ctx.requests.revoke(system, r.id, 'cleanup');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'cleanup');
     await settledOrders(r.id, 2);
   });
 

@@ -101,10 +101,10 @@ describe('Intune connector (Microsoft Graph)', () => {
     const adds = graph.writes().slice(writesBefore);
     expect(adds).toEqual([expect.objectContaining({ method: 'POST', path: `/v1.0/groups/${GROUP}/members/$ref`, body: { '@odata.id': `${graph.url}/v1.0/directoryObjects/${DEVICE}` } })]);
 
-    await t.ctx.requests.decide(s.actor(s.ada), r.id, 'deny', 'no longer needed');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'no longer needed');
     await settledOrders(r.id, 2);
     expect(members()).toEqual([]);
-    await t.ctx.requests.decide(s.actor(s.ada), r.id, 'approve', 'needed after all');
+    await t.ctx.requests.reapprove(s.actor(s.ada), r.id, 'needed after all');
     await settledOrders(r.id, 3);
     expect(members()).toEqual([DEVICE]);
 
@@ -135,7 +135,7 @@ describe('Intune connector (Microsoft Graph)', () => {
     // backoff alone is ~50 ms; Graph asked for a second
     expect(new Date(attempts[1]!.created_at).getTime() - new Date(attempts[0]!.created_at).getTime()).toBeGreaterThanOrEqual(950);
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
-    await t.ctx.requests.revoke(system, r.id, 'cleanup');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'cleanup');
     await settledOrders(r.id, 2);
   });
 
@@ -149,7 +149,7 @@ describe('Intune connector (Microsoft Graph)', () => {
     expect(graph.tokenRequests.length).toBe(tokensBefore + 1);
     const log = await t.tdb.db.one<{ response_excerpt: string }>('SELECT response_excerpt FROM webhook_attempts WHERE delivery_id = $1', [order!.id]);
     expect(log.response_excerpt).toMatch(/-> 401\nthe access token was refused; getting a new one/);
-    await t.ctx.requests.revoke(system, r.id, 'cleanup');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'cleanup');
     await settledOrders(r.id, 2);
   });
 
@@ -164,7 +164,7 @@ describe('Intune connector (Microsoft Graph)', () => {
     expect(detail.body.payload.data).toMatchObject({ operation: 'grant', requestId: r.id, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob' });
     const list = await request(api()).get('/api/v1/deliveries?target=intune&limit=200').set('Authorization', `Bearer ${admin}`);
     expect(list.body.items.some((i: { id: string }) => i.id === order!.id)).toBe(true);
-    await t.ctx.requests.revoke(system, r.id, 'cleanup');
+    await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'cleanup');
     await settledOrders(r.id, 2);
   });
 
