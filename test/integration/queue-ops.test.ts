@@ -101,6 +101,6 @@ describe('Bull Board', () => {
     const page = await request(app).get('/admin/queues').auth('admin', adminKey).expect(200);
     expect(page.text).toMatch(/<html/i);
     const api = await request(app).get('/admin/queues/api/queues').set('authorization', `Bearer ${adminKey}`).expect(200);
-    expect(api.body.queues.map((q: any) => q.name).sort()).toEqual(['notify', 'outbox', 'webhooks']);
+    expect(api.body.queues.map((q: any) => q.name).sort()).toEqual(['device-managers', 'notify', 'outbox', 'webhooks']);
   });
 });

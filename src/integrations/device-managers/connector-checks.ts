@@ -33,7 +33,7 @@ export async function checkUncheckedDeviceManagers(ctx: AppContext): Promise<num
   );
   let checked = 0;
   for (const r of rows) {
-    if (!managers.connector(r.device_manager.kind)) continue;
+    if (!managers.configured(r.device_manager.kind)) continue;
     await checkNow(ctx.db, managers, r);
     checked++;
   }

@@ -77,7 +77,7 @@ export async function attemptOrder(rt: ConnectorRuntime, deliveryId: string): Pr
     const started = performance.now();
     let summary: string | null = null;
     let failure: ConnectorError | null = null;
-    const connector = rt.managers.connector(d.connector);
+    const connector = await rt.managers.connector(d.connector);
     if (!app?.device_manager || app.device_manager.kind !== d.connector) {
       failure = new ConnectorError(`the application no longer sends orders to ${d.connector}; nothing was sent`, { retryable: false });
     } else if (!connector) {
