@@ -5,6 +5,7 @@ import { requireMember, resolveDecider } from './approval-rights.ts';
 import { actingFor, groupNamesOf } from './directory.ts';
 import { diffJson } from './diff.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
+import type { ChangeSnapshot } from './events.ts';
 import { emit } from './outbox.ts';
 import { historyOf, isUuid, encodeCursor, decodeCursor } from './request-queries.ts';
 import { nextChangeStatus, type ChangeAction, type ChangeStatus } from './request-state.ts';
@@ -154,7 +155,7 @@ export class ChangeService {
       }
       await appendAudit(tx, { actor: by, action: 'change.submitted', subjectType: 'change', subjectId: row.id, after: { status: 'pending' }, details: { resourceType: row.resource_type, resourceId: row.resource_id, diff, justification: row.justification }, at: now });
       const data = changeData(row);
-      await emit(tx, { type: 'change.submitted', subjectType: 'change', subjectId: row.id, actor: by, at: now, data, webhooks: [{ type: 'change.submitted', data }] });
+      await emit(tx, { type: 'change.submitted', subjectId: row.id, actor: by, at: now, data });
       return row.id;
     });
     return toView(await this.find(this.db, id));
@@ -202,10 +203,8 @@ export class ChangeService {
       if (!updated) throw new AppError('already_decided', 'This change was decided a moment ago.');
       await appendAudit(tx, { actor: acting, action: `change.${to}`, subjectType: 'change', subjectId: row.id, before: { status: 'pending' }, after: { status: to }, details: notes ? { notes } : null, at: now });
       const data = changeData(updated);
-      const type = `change.${to}` as 'change.approved' | 'change.rejected' | 'change.cancelled';
-      const webhooks = [{ type, data }] as { type: 'change.approved' | 'change.rejected' | 'change.cancelled' | 'change.apply'; data: Record<string, unknown> }[];
-      if (to === 'approved') webhooks.push({ type: 'change.apply', data });
-      await emit(tx, { type, subjectType: 'change', subjectId: row.id, actor: acting, at: now, data, webhooks });
+      if (to !== 'approved' && to !== 'rejected' && to !== 'cancelled') throw new AppError('invalid_transition', `A change cannot be decided as ${to}.`);
+      await emit(tx, { type: `change.${to}`, subjectId: row.id, actor: acting, at: now, data });
     });
     return toView(await this.find(this.db, id));
   }
@@ -225,7 +224,7 @@ export class ChangeService {
   }
 }
 
-function changeData(r: ChangeRow): Record<string, unknown> {
+function changeData(r: ChangeRow): ChangeSnapshot {
   return {
     changeId: r.id,
     status: r.status,

@@ -1,35 +1,66 @@
 import type { Tx } from '../db/database.ts';
 import type { Actor } from './audit-log.ts';
-import type { DomainEvent, DomainEventType, WebhookEmission } from './events.ts';
+import { subjectTypeOf, type DomainEvent, type DomainEventPayloads, type DomainEventType } from './events.ts';
 
-export interface NewEvent {
-  type: DomainEventType;
-  subjectType: 'request' | 'change';
+export interface NewEvent<K extends DomainEventType> {
+  type: K;
   subjectId: string;
   actor: Actor;
-  data: Record<string, unknown>;
-  webhooks?: WebhookEmission[];
+  data: DomainEventPayloads[K];
   at: Date;
 }
 
+/** What an outbox row's payload holds: the event without its id (the row's). */
+export type StoredEvent = Omit<DomainEvent, 'id'>;
+
 /** Writes the event as an outbox row inside the caller's transaction; the relay delivers it after commit. */
-export async function emit(tx: Tx, e: NewEvent): Promise<string> {
-  const payload: Omit<DomainEvent, 'id'> = {
+export async function emit<K extends DomainEventType>(tx: Tx, e: NewEvent<K>): Promise<string> {
+  const subjectType = subjectTypeOf(e.type);
+  const payload = {
     type: e.type,
     occurredAt: e.at.toISOString(),
-    subjectType: e.subjectType,
+    subjectType,
     subjectId: e.subjectId,
     actor: { id: e.actor.id, label: e.actor.label, channel: e.actor.channel },
     data: e.data,
-    webhooks: e.webhooks ?? [],
   };
   const row = await tx.one<{ id: string }>(
     `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at) VALUES ($1,$2,$3,$4,$5,$5) RETURNING id`,
-    [e.type, e.subjectType, e.subjectId, JSON.stringify(payload), e.at.toISOString()],
+    [e.type, subjectType, e.subjectId, JSON.stringify(payload), e.at.toISOString()],
   );
   return row.id;
 }
 
-export function toDomainEvent(row: { id: string; payload: Omit<DomainEvent, 'id'> }): DomainEvent {
-  return { id: row.id, ...row.payload };
+interface LegacyWebhook {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+export function toDomainEvent(row: { id: string; payload: StoredEvent }): DomainEvent {
+  const { webhooks, ...payload } = row.payload as StoredEvent & { webhooks?: LegacyWebhook[] };
+  const event = { id: row.id, ...payload } as DomainEvent;
+  return webhooks ? fromLegacy(event, webhooks) : event;
+}
+
+/**
+ * Rows written before webhooks were derived stored them beside `data`; the few facts only they held are moved
+ * into `data`, so an event still in the outbox at an upgrade is handled (and its webhooks sent) unchanged.
+ */
+function fromLegacy(event: DomainEvent, webhooks: LegacyWebhook[]): DomainEvent {
+  const reasonOf = (type: string) => {
+    const hook = webhooks.find((w) => w.type === type);
+    return hook ? String(hook.data.reason ?? '') : null;
+  };
+  switch (event.type) {
+    case 'request.approved':
+      return { ...event, data: { ...event.data, installReason: event.data.installReason ?? reasonOf('app.install') } };
+    case 'request.revoked':
+      return { ...event, data: { ...event.data, uninstallReason: event.data.uninstallReason ?? reasonOf('app.uninstall') } };
+    case 'request.install_ordered': {
+      const install = webhooks.find((w) => w.type === 'app.install');
+      return install ? { ...event, data: { ...(install.data as unknown as typeof event.data) } } : event;
+    }
+    default:
+      return event;
+  }
 }

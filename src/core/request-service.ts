@@ -119,7 +119,7 @@ export class RequestService {
       }
       const snapshot = snapshotOf(row, app, requester, device);
       await appendAudit(tx, { actor, action: 'request.submitted', subjectType: 'request', subjectId: row.id, after: { status: 'pending', stage: 0 }, details: { justification: row.justification, answers: row.answers }, at: now });
-      await emit(tx, { type: 'request.submitted', subjectType: 'request', subjectId: row.id, actor, at: now, data: snapshot, webhooks: [{ type: 'request.submitted', data: snapshot }] });
+      await emit(tx, { type: 'request.submitted', subjectId: row.id, actor, at: now, data: snapshot });
       return row.id;
     });
     return getRequestView(this.db, id);
@@ -266,7 +266,7 @@ export class RequestService {
     if (result === 'waiting') {
       // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
       await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
-      await emit(tx, { type: 'request.decision_recorded', subjectType: 'request', subjectId: row.id, actor, at: now, data: { requestId: row.id, stage: row.current_stage, decision, reason } });
+      await emit(tx, { type: 'request.decision_recorded', subjectId: row.id, actor, at: now, data: { requestId: row.id, stage: row.current_stage, decision, reason } });
       return 'recorded';
     }
     if (result === 'denied') {
@@ -281,7 +281,7 @@ export class RequestService {
         [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
       );
       await appendAudit(tx, { actor, action: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, before: { stage: row.current_stage }, after: { stage: row.current_stage + 1 }, at: now });
-      await emit(tx, { type: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, actor, at: now, data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 } });
+      await emit(tx, { type: 'request.stage_advanced', subjectId: row.id, actor, at: now, data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 } });
       return 'stage_approved';
     }
     await finishRequest(tx, actor, row, 'approve', reason, now);

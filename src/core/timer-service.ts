@@ -9,7 +9,8 @@ import { emit } from './outbox.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
 import { getReviewView, listReviews, type ReviewFilter, type ReviewStatus, type ReviewView } from './review-queries.ts';
-import { snapshotOf, type RequestService } from './request-service.ts';
+import { installData, snapshotOf } from './request-events.ts';
+import type { RequestService } from './request-service.ts';
 import { revokeRequest } from './request-transitions.ts';
 import { nextRequestStatus } from './request-state.ts';
 
@@ -154,8 +155,8 @@ export class TimerService {
     const r = await this.related(tx, updated);
     const snapshot = snapshotOf(updated, r.app, r.requester, r.device);
     await emit(tx, {
-      type: 'request.expired', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
-      data: { ...snapshot, previousStatus: row.status }, webhooks: [{ type: 'request.expired', data: snapshot }],
+      type: 'request.expired', subjectId: row.id, actor: systemActor, at: now,
+      data: { ...snapshot, previousStatus: row.status },
     });
   }
 
@@ -164,7 +165,7 @@ export class TimerService {
     await tx.query(`UPDATE requests SET escalated_at = $2, escalate_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`, [row.id, now]);
     const details = { stage: row.current_stage, escalateTo: policy.escalateTo ?? [], approverGroups: policy.stages[row.current_stage]?.approvers ?? [] };
     await appendAudit(tx, { actor: systemActor, action: 'request.escalated', subjectType: 'request', subjectId: row.id, details, at: now });
-    await emit(tx, { type: 'request.escalated', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+    await emit(tx, { type: 'request.escalated', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
   }
 
   private async remind(tx: Tx, row: RequestRow, now: Date): Promise<void> {
@@ -175,7 +176,7 @@ export class TimerService {
     const groups = [...(stage?.approvers ?? []), ...(row.escalated_at ? (policy.escalateTo ?? []) : [])];
     const details = { stage: row.current_stage, approverGroups: [...new Set(groups)], deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null };
     await appendAudit(tx, { actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
-    await emit(tx, { type: 'request.reminder', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+    await emit(tx, { type: 'request.reminder', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
   }
 
   private async warnAccessExpiry(tx: Tx, row: RequestRow, now: Date): Promise<void> {
@@ -184,7 +185,7 @@ export class TimerService {
     const accessExpiresAt = row.access_expires_at ? new Date(row.access_expires_at).toISOString() : null;
     await appendAudit(tx, { actor: systemActor, action: 'request.access_expiring', subjectType: 'request', subjectId: row.id, details: { accessExpiresAt }, at: now });
     await emit(tx, {
-      type: 'request.access_expiring', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
+      type: 'request.access_expiring', subjectId: row.id, actor: systemActor, at: now,
       data: { ...snapshotOf(row, r.app, r.requester, r.device), accessExpiresAt },
     });
   }
@@ -195,15 +196,8 @@ export class TimerService {
     const r = await this.related(tx, row);
     await appendAudit(tx, { actor: systemActor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now });
     await emit(tx, {
-      type: 'request.install_ordered', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
-      data: { requestId: row.id, why },
-      webhooks: [{
-        type: 'app.install',
-        data: {
-          requestId: row.id, applicationId: r.app.id, applicationName: r.app.name, clientGuid: r.device?.client_guid ?? null,
-          deviceName: r.device?.name ?? null, username: r.requester?.username ?? null, reason: why,
-        },
-      }],
+      type: 'request.install_ordered', subjectId: row.id, actor: systemActor, at: now,
+      data: installData(row, r, why),
     });
   }
 
@@ -231,7 +225,7 @@ export class TimerService {
     const approvedAt = row.decided_at ? new Date(row.decided_at).toISOString() : null;
     await appendAudit(tx, { actor: systemActor, action: 'request.review_started', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() }, at: now });
     await emit(tx, {
-      type: 'request.review_started', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now,
+      type: 'request.review_started', subjectId: row.id, actor: systemActor, at: now,
       data: {
         ...snapshotOf(row, r.app, r.requester, r.device), reviewId: review.id, reviewers, reviewerUsernames,
         approvedAt, approvedBy: row.decided_by_label, dueAt: dueAt.toISOString(),
@@ -248,7 +242,7 @@ export class TimerService {
     const reviewerUsernames = (await membersOfGroups(tx, reviewers)).filter((m) => m.id !== review.request_requester_id).map((m) => m.username);
     const details = { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() };
     await appendAudit(tx, { actor: systemActor, action: 'request.review_reminder', subjectType: 'request', subjectId: review.request_id, details, at: now });
-    await emit(tx, { type: 'request.review_reminder', subjectType: 'request', subjectId: review.request_id, actor: systemActor, at: now, data: { requestId: review.request_id, ...details, reviewerUsernames } });
+    await emit(tx, { type: 'request.review_reminder', subjectId: review.request_id, actor: systemActor, at: now, data: { requestId: review.request_id, ...details, reviewerUsernames } });
   }
 
   private async lapseReview(tx: Tx, review: ReviewRow, now: Date): Promise<void> {
@@ -256,7 +250,7 @@ export class TimerService {
     await tx.query(`UPDATE access_reviews SET status = 'lapsed', decided_at = $2, reason = $3 WHERE id = $1`, [review.id, now, reason]);
     await appendAudit(tx, { actor: systemActor, action: 'request.review_lapsed', subjectType: 'request', subjectId: review.request_id, details: { reviewId: review.id, reason }, at: now });
     await emit(tx, {
-      type: 'request.review_decided', subjectType: 'request', subjectId: review.request_id, actor: systemActor, at: now,
+      type: 'request.review_decided', subjectId: review.request_id, actor: systemActor, at: now,
       data: { requestId: review.request_id, reviewId: review.id, outcome: 'lapsed', reason, decidedBy: null, decidedAt: now.toISOString() },
     });
   }
@@ -305,7 +299,7 @@ export class TimerService {
       await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`, [review.id, status, reviewer.id, reviewer.label, now, why]);
       await appendAudit(tx, { actor: reviewer, action: `request.review.${decision}`, subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: why }, at: now });
       await emit(tx, {
-        type: 'request.review_decided', subjectType: 'request', subjectId: row.id, actor: reviewer, at: now,
+        type: 'request.review_decided', subjectId: row.id, actor: reviewer, at: now,
         data: { requestId: row.id, reviewId: review.id, outcome: status, reason: why, decidedBy: reviewer.label, decidedAt: now.toISOString() },
       });
       let requestStatus: string = row.status;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { BOB_LAPTOP, defaultPolicy, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: SlackHarness;
 let s: Seeded;
@@ -123,8 +124,8 @@ describe('periodic access reviews in Slack', () => {
     // the requester is told, and the device manager gets the uninstall
     expect(h.fake.of('chat.postMessage').some((p) => p.args.channel === 'D0BOB' && /revoked/i.test(p.args.text))).toBe(true);
     const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
-    expect(revoked.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
-    expect(revoked.payload.webhooks[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', reason: 'Moved to another team' });
+    expect(webhooksOfRow(revoked).map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
+    expect(webhooksOfRow(revoked)[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', reason: 'Moved to another team' });
     expect((await h.t.ctx.requests.get(requestId)).status).toBe('revoked');
   });
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions } from '../../src/bots/teams/teams-cards.ts';
 import { BOB_LAPTOP, defaultPolicy, VISIO } from '../support/fixtures.ts';
 import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 const SECURITY_CHANNEL = '19:security@thread.tacv2';
 const DAY = 86_400_000;
@@ -117,7 +118,7 @@ describe('periodic access reviews in Teams', () => {
       expect(JSON.stringify(card)).toMatch(/Removed by Cyd Approver on \{\{DATE\(2026-02-05T09:02:00Z, SHORT\)\}\}.*Reason: Contract ended/);
     }
     const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
-    expect(revoked.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
+    expect(webhooksOfRow(revoked).map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
     // the requester's own copy of the request is told too
     expect(h.connector.posted().some((p) => p.conversationId === 'a:personal-bob' && /access revoked/.test(JSON.stringify(cardOf(p.body))))).toBe(true);
   });

@@ -1,6 +1,6 @@
 import type { AppContext } from '../../app-context.ts';
 import { groupsByNames, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
-import type { DomainEvent } from '../../core/events.ts';
+import { exhaustive, type ChangeEvent, type DomainEvent, type RequestEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import type { ChangeView, HistoryEntry, RequestDetail } from '../../core/views.ts';
 import {
@@ -10,8 +10,6 @@ import {
 import { SlackApiError, type SlackApi } from './slack-api.ts';
 import { liveRefs, markGone, postedFor, recordSent, type Purpose, type SlackRef, type SubjectType } from './slack-refs.ts';
 
-const FINAL_REQUEST = new Set(['request.approved', 'request.denied', 'request.cancelled', 'request.expired', 'request.revoked']);
-const FINAL_CHANGE = new Set(['change.approved', 'change.rejected', 'change.cancelled']);
 
 interface Target {
   /** a channel id, or a user id to DM */
@@ -41,7 +39,7 @@ export class SlackNotifier implements ChatNotifier {
     if (event.subjectType === 'change') return this.handleChange(event);
   }
 
-  private async handleRequest(event: DomainEvent): Promise<void> {
+  private async handleRequest(event: RequestEvent): Promise<void> {
     const r = await this.ctx.requests.get(event.subjectId);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
     const tellRequester = requester?.slack_user_id && !askedInTeams(r.history, 'request.submitted');
@@ -61,43 +59,56 @@ export class SlackNotifier implements ChatNotifier {
       case 'request.escalated':
         return this.threadReplies(event, r, requester);
       case 'request.install_ordered':
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderInstallOrdered(r, String(event.data.why ?? 'ordered')));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderInstallOrdered(r, event.data.reason));
         return;
       case 'request.access_expiring':
         if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderAccessExpiring(r));
         return;
       case 'request.review_started':
-        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''));
+        return this.postReviewPrompts(event, event.data.reviewId);
       case 'request.review_reminder':
-        return this.remindReviewers(event, String(event.data.reviewId ?? ''));
+        return this.remindReviewers(event, event.data.reviewId);
       case 'request.review_decided':
-        return this.refreshReview(String(event.data.reviewId ?? ''));
-      default:
-        if (!FINAL_REQUEST.has(event.type)) return;
+        return this.refreshReview(event.data.reviewId);
+      case 'request.approved':
+      case 'request.denied':
+      case 'request.cancelled':
+      case 'request.expired':
+      case 'request.revoked':
         await this.refreshRequest(r, requester);
         // someone who cancelled their own request already knows
         if (tellRequester && event.actor.id !== requester.id) {
           await this.postOnce(event, 'request', r.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderRequesterOutcome(r));
         }
+        return;
+      default:
+        exhaustive(event);
     }
   }
 
-  private async handleChange(event: DomainEvent): Promise<void> {
+  private async handleChange(event: ChangeEvent): Promise<void> {
     const c = await this.ctx.changes.get(event.subjectId);
     const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
     const tellRequester = requester?.slack_user_id && !askedInTeams(c.history, 'change.submitted');
-    if (event.type === 'change.submitted') {
-      const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
-      for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
-        await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
+    switch (event.type) {
+      case 'change.submitted': {
+        const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
+        for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
+          await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
+        }
+        if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+        return;
       }
-      if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
-      return;
-    }
-    if (!FINAL_CHANGE.has(event.type)) return;
-    await this.refreshChange(c, requester);
-    if (tellRequester && event.actor.id !== requester.id) {
-      await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+      case 'change.approved':
+      case 'change.rejected':
+      case 'change.cancelled':
+        await this.refreshChange(c, requester);
+        if (tellRequester && event.actor.id !== requester.id) {
+          await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+        }
+        return;
+      default:
+        exhaustive(event);
     }
   }
 

@@ -1,6 +1,6 @@
 import type { AppContext } from '../../app-context.ts';
 import { groupsByNames, identityById, type IdentityRow } from '../../core/directory.ts';
-import type { DomainEvent } from '../../core/events.ts';
+import { exhaustive, type ChangeEvent, type DomainEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import { readableUtc } from '../../core/clock.ts';
 import type { RequestDetail } from '../../core/views.ts';
@@ -41,9 +41,9 @@ export class TeamsNotifier implements ChatNotifier {
     if (event.subjectType === 'change') return this.handleChange(event, subject);
     switch (event.type) {
       case 'request.review_started':
-        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''));
+        return this.postReviewPrompts(event, event.data.reviewId);
       case 'request.review_reminder': {
-        const v = await this.ctx.timers.getReview(String(event.data.reviewId ?? ''));
+        const v = await this.ctx.timers.getReview(event.data.reviewId);
         if (v.status !== 'pending') return;
         return this.replyInThreads(event, { type: 'review', id: v.id }, null, {
           mentions: await this.mentionsOf(await this.views.pendingReviewers(v)),
@@ -54,7 +54,7 @@ export class TeamsNotifier implements ChatNotifier {
       }
       case 'request.review_decided':
         // every copy, in each channel and each personal chat, shows the outcome with no buttons left
-        return this.updateCopies({ type: 'review', id: String(event.data.reviewId ?? '') });
+        return this.updateCopies({ type: 'review', id: event.data.reviewId });
       case 'request.submitted': {
         const r = await this.ctx.requests.get(subject.id);
         // the submitter's copy already says "submitted" (the invoke answer); the same card again, not a flash without it
@@ -115,11 +115,11 @@ export class TeamsNotifier implements ChatNotifier {
         return;
       }
       default:
-        this.ctx.logger.debug({ type: event.type }, 'teams: nothing to show for this event');
+        exhaustive(event);
     }
   }
 
-  private async handleChange(event: DomainEvent, subject: Subject): Promise<void> {
+  private async handleChange(event: ChangeEvent, subject: Subject): Promise<void> {
     const c = await this.ctx.changes.get(subject.id);
     await this.updateCopies(subject, undefined, event.type === 'change.submitted' ? submittedBanner.change : undefined);
     if (event.type === 'change.submitted') {
