@@ -1,4 +1,4 @@
-import type { Database, Queryable, Tx } from '../db/database.ts';
+import type { Database, Queryable } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { requireMember, resolveDecider } from './approval-rights.ts';
@@ -179,18 +179,9 @@ export class ChangeService {
       // approve and reject are a second admin's decision: a person the change policy names, whatever the channel
       const row = await this.find(tx, id, true);
       const acting = action === 'cancel' ? actor : await resolveDecider(tx, actor, opts.approverUsername, 'approver');
-      if (opts.expectedVersion !== undefined && row.version !== opts.expectedVersion) {
-        throw new AppError('precondition_failed', `This change changed since version ${opts.expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`, {
-          currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
-        });
-      }
-      if (row.status !== 'pending') {
-        throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
-          status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
-        });
-      }
+      decidable(row, opts.expectedVersion);
       if (action === 'cancel') this.mayCancel(acting, row);
-      else await requireMember(tx, acting as Actor & { id: string }, row.approvers, { subjectId: row.requester_id, selfMessage: 'You cannot approve or reject your own change; another admin must.', what: 'decide this change' });
+      else await requireChangeApprover(tx, acting as Actor & { id: string }, row);
       if (action === 'reject' && opts.notesRequired && !notes?.trim()) {
         throw new AppError('validation_failed', 'Say why (Approver notes) before rejecting, so the requester knows.', { field: 'notes' });
       }
@@ -209,6 +200,18 @@ export class ChangeService {
     return toView(await this.find(this.db, id));
   }
 
+  /**
+   * Refuses, changing nothing, an approve or reject that could not be made now (state, version, rights), so chat can
+   * say so before anyone types notes. approve() and reject() check again under the row lock.
+   */
+  async checkDecision(actor: Actor, id: string, opts: ChangeDecisionOptions = {}): Promise<ChangeView> {
+    const row = await this.find(this.db, id);
+    const acting = await resolveDecider(this.db, actor, opts.approverUsername, 'approver');
+    decidable(row, opts.expectedVersion);
+    await requireChangeApprover(this.db, acting, row);
+    return toView(row);
+  }
+
   /** The requester withdraws their change; an unbound API key or the CLI is a trusted system that may too. */
   private mayCancel(actor: Actor, row: ChangeRow): void {
     const own = actor.id ? actor.id === row.requester_id : actor.label === row.requester_label && row.requester_id === null;
@@ -223,6 +226,24 @@ export class ChangeService {
     return row;
   }
 }
+
+/** A pending change at the caller's version; anything else is refused before rights are looked at. */
+function decidable(row: ChangeRow, expectedVersion: number | undefined): void {
+  if (expectedVersion !== undefined && row.version !== expectedVersion) {
+    throw new AppError('precondition_failed', `This change changed since version ${expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`, {
+      currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
+    });
+  }
+  if (row.status !== 'pending') {
+    throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
+      status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
+    });
+  }
+}
+
+/** A second admin: a member of the change policy's approver groups, never the change's author. */
+const requireChangeApprover = (db: Queryable, acting: Actor & { id: string }, row: ChangeRow) =>
+  requireMember(db, acting, row.approvers, { subjectId: row.requester_id, selfMessage: 'You cannot approve or reject your own change; another admin must.', what: 'decide this change' });
 
 function changeData(r: ChangeRow): ChangeSnapshot {
   return {

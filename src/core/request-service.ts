@@ -55,6 +55,13 @@ const notThisStage = (stage: number, row: RequestRow) => stage < row.current_sta
   ? new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage })
   : new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
 
+/** A pending request at the caller's stage and version; anything else is refused before rights are looked at. */
+function decidable(row: RequestRow, opts: { stage?: number; expectedVersion?: number }): void {
+  checkVersion(row, opts.expectedVersion);
+  if (row.status !== 'pending') throw alreadyDecided(row);
+  if (opts.stage !== undefined && row.current_stage !== opts.stage) throw notThisStage(opts.stage, row);
+}
+
 /**
  * Runs each request command in one transaction. Concurrency is settled by locking the request row
  * (`SELECT ... FOR UPDATE`) and by the partial unique indexes, never in memory.
@@ -156,12 +163,22 @@ export class RequestService {
       const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
-      checkVersion(row, opts.expectedVersion);
-      if (row.status !== 'pending') throw alreadyDecided(row);
-      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw notThisStage(opts.stage, row);
+      decidable(row, opts);
       return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
     });
     return { outcome, request: await getRequestView(this.db, id) };
+  }
+
+  /**
+   * Refuses, changing nothing, an approve or deny that could not be made now (state, stage, version, rights), so chat
+   * can say so before anyone types a reason. decide() checks again under the row lock.
+   */
+  async checkDecision(actor: Actor, id: string, opts: Omit<DecideOptions, 'denyNeedsReason'> = {}): Promise<RequestDetail> {
+    const row = await lockRequest(this.db, id, false);
+    const acting = await resolveDecider(this.db, actor, opts.approverUsername, 'approver');
+    decidable(row, opts);
+    await this.authorizeStage(this.db, acting, row);
+    return getRequestDetail(this.db, id);
   }
 
   /** Approved → revoked by one of the policy's approvers, with a reason; orders the uninstall when an install was ordered. */

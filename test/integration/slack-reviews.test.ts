@@ -61,7 +61,7 @@ describe('periodic access reviews in Slack', () => {
     await h.action('U0EVE', ACTION.reviewRemove, reviewId);
     expect(await ephemeralText()).toMatch(/Only members of it-approvers, security can review this access/);
     expect(h.fake.of('views.open')).toHaveLength(0);
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('pending');
   });
 
   it('reminds the reviewers in each prompt\'s thread at the policy\'s interval, mentioning who can answer', async () => {
@@ -106,7 +106,7 @@ describe('periodic access reviews in Slack', () => {
     expect(textOf(view.blocks)).toMatch(/Does \*Bob User\* still need \*Visio\*/);
     const empty = await h.submit('U0DAN', view, { reason: '  ' });
     expect(empty.body).toEqual({ response_action: 'errors', errors: { reason: expect.any(String) } });
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('pending');
 
     const ok = await h.submit('U0DAN', view, { reason: 'Moved to another team' });
     expect(ok.body).toEqual({ response_action: 'clear' });
@@ -133,7 +133,7 @@ describe('periodic access reviews in Slack', () => {
     h.fake.reset();
     await h.action('U0ADA', ACTION.reviewKeep, reviewId);
     expect(await ephemeralText()).toMatch(/Already decided: this was \*removed\* by \*Dan Security\*/);
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('removed');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('removed');
     // and it is no longer waiting on anyone
     h.fake.reset();
     await h.event({ type: 'app_home_opened', user: 'U0ADA', tab: 'home' });
@@ -149,7 +149,7 @@ describe('periodic access reviews in Slack', () => {
     await h.t.ctx.timers.sweep();
     h.fake.reset();
     await h.drain();
-    const review = (await h.t.ctx.timers.listReviews({ requestId: r.id, status: 'pending' })).items[0]!;
+    const review = (await h.t.ctx.reviews.list({ requestId: r.id, status: 'pending' })).items[0]!;
     await h.action('U0CYD', ACTION.reviewKeep, review.id);
     expect(await ephemeralText()).toMatch(/You kept \*Visio\* for \*Bob User\*/);
     h.fake.reset();

@@ -153,7 +153,7 @@ async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, R
 async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
   const [reqs, total, changes, reviews] = await Promise.all([
     deps.ctx.requests.list({ pendingForApproverId: who.id }, 10), deps.ctx.requests.count({ pendingForApproverId: who.id }), deps.ctx.changes.pendingFor(who.id),
-    deps.ctx.timers.listReviews({ reviewerId: who.id }, 50),
+    deps.ctx.reviews.list({ reviewerId: who.id }, 50),
   ]);
   if (!reqs.items.length && !changes.length && !reviews.items.length) return ['Nothing waits on you.', [section(':tada: Nothing waits on your decision.')]];
   const blocks: Record<string, unknown>[] = [section('*Waiting on your decision*')];

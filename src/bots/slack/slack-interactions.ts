@@ -1,6 +1,6 @@
 import type { Actor } from '../../core/audit-log.ts';
-import { applicationById, groupNamesOf, policyOf, type IdentityRow } from '../../core/directory.ts';
-import { AppError, isAppError } from '../../core/errors.ts';
+import { applicationById, policyOf, type IdentityRow } from '../../core/directory.ts';
+import { isAppError } from '../../core/errors.ts';
 import { validateSubmission } from '../../core/policy-evaluation.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import type { SlackView } from './slack-api.ts';
@@ -119,11 +119,11 @@ export const showHistory: ActionHandler = async ({ deps, p, id }) => {
 };
 
 /** Approve or Deny on a prompt: a reason modal when one is needed, else the decision at once. */
-export const decideRequest = (decision: 'approve' | 'deny'): ActionHandler => async ({ deps, p, id, who, actor, target, say, fromHome }) => {
+export const decideRequest = (decision: 'approve' | 'deny'): ActionHandler => async ({ deps, p, id, actor, target, say, fromHome }) => {
   const prompt = parsePromptValue(id);
-  const r = await deps.ctx.requests.get(prompt.id);
+  // refused here (decided, another stage, own request, not an approver) before anyone types a reason; decide() checks again
+  const r = await deps.ctx.requests.checkDecision(actor, prompt.id, { stage: prompt.stage });
   const stage = prompt.stage ?? r.currentStage;
-  await precheckRequest(deps, who, r, stage);
   const needsReason = decision === 'deny' || (r.stages[stage]?.approverJustification ?? false);
   if (needsReason) {
     const meta: ReasonMeta = { kind: 'request', id: r.id, decision, channel: target.channel ?? undefined, stage, home: fromHome || undefined };
@@ -148,12 +148,8 @@ export const installNow: ActionHandler = async ({ deps, id, actor, say }) => {
 };
 
 /** Approve or Reject on a change: refused here before anyone types notes, then a notes modal. */
-export const decideChange = (decision: 'approve' | 'reject'): ActionHandler => async ({ deps, p, id, who, target, fromHome }) => {
-  const c = await deps.ctx.changes.get(id);
-  if (c.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: c.status, decidedBy: c.decidedBy, decidedAt: c.decidedAt });
-  if (c.requester.id === who.id) throw new AppError('self_approval', 'You cannot approve or reject your own change; another admin must.');
-  const mine = await groupNamesOf(deps.ctx.db, who.id);
-  if (!c.approverGroups.some((g) => mine.includes(g))) throw new AppError('not_an_approver', `Only members of ${c.approverGroups.join(', ')} can decide this change.`);
+export const decideChange = (decision: 'approve' | 'reject'): ActionHandler => async ({ deps, p, id, actor, target, fromHome }) => {
+  const c = await deps.ctx.changes.checkDecision(actor, id);
   const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined, home: fromHome || undefined };
   await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `*${esc(c.resourceType)}* \`${esc(c.resourceId)}\` requested by *${esc(c.requester.label)}*: ${c.diff.length} change(s).\n>${esc(clip(c.justification, 500))}`, decision === 'reject'));
   return 'modal';
@@ -166,31 +162,18 @@ export const cancelChange: ActionHandler = async ({ deps, id, actor, say }) => {
 };
 
 export const keepAccess: ActionHandler = async ({ deps, id, actor, say }) => {
-  await deps.ctx.timers.decideReview(actor, id, 'keep', null);
-  await say(reviewDecidedText(await deps.ctx.timers.getReview(id)));
+  await deps.ctx.reviews.decide(actor, id, 'keep', null);
+  await say(reviewDecidedText(await deps.ctx.reviews.get(id)));
   return 'changed';
 };
 
 /** Refused here (not a reviewer, own access, already answered) before anyone types a reason. */
 export const removeAccess: ActionHandler = async ({ deps, p, id, actor, target, fromHome }) => {
-  const v = await deps.ctx.timers.checkReviewer(actor, id);
+  const v = await deps.ctx.reviews.checkReviewer(actor, id);
   const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined, home: fromHome || undefined };
   await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v)}\nRemoving revokes the access and uninstalls the application.`, true));
   return 'modal';
 };
-
-/** Refuses before a reason modal opens, so nobody writes a reason for a click that cannot count. The core checks again. */
-async function precheckRequest(deps: SlackDeps, who: IdentityRow, r: RequestDetail, stage: number): Promise<void> {
-  if (r.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: r.status, decidedBy: r.decidedBy, decidedAt: r.decidedAt });
-  if (r.currentStage > stage) throw new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${r.currentStage + 1}.`, { status: r.status });
-  if (r.currentStage < stage) throw new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${r.currentStage + 1}.`);
-  if (r.requester?.id === who.id) throw new AppError('self_approval', 'You cannot decide your own request.');
-  const groups = r.stages[r.currentStage]?.approverGroups ?? [];
-  const mine = await groupNamesOf(deps.ctx.db, who.id);
-  if (!groups.some((g) => mine.includes(g))) {
-    throw new AppError('not_an_approver', `Only members of ${groups.join(', ')} can decide this stage (stage ${r.currentStage + 1}).`);
-  }
-}
 
 function requestSummary(r: RequestDetail): string {
   return `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}` +
@@ -295,8 +278,8 @@ export async function submitDecision(deps: SlackDeps, p: InteractionPayload, ack
   try {
     let text: string;
     if (meta.kind === 'review') {
-      await deps.ctx.timers.decideReview(actorOf(who), meta.id, 'remove', reason);
-      text = reviewDecidedText(await deps.ctx.timers.getReview(meta.id));
+      await deps.ctx.reviews.decide(actorOf(who), meta.id, 'remove', reason);
+      text = reviewDecidedText(await deps.ctx.reviews.get(meta.id));
     } else if (meta.kind === 'request' && (meta.decision === 'revoke' || meta.decision === 'reapprove')) {
       const opts = { expectedVersion: meta.version };
       const result = meta.decision === 'revoke' ? await deps.ctx.requests.revoke(actorOf(who), meta.id, reason, opts) : await deps.ctx.requests.reapprove(actorOf(who), meta.id, reason, opts);

@@ -1,7 +1,8 @@
 import nodemailer from 'nodemailer';
 import type { AppContext } from '../../app-context.ts';
 import { appendAudit, systemActor } from '../../core/audit-log.ts';
-import { groupsByNames, membersOfGroups } from '../../core/directory.ts';
+import { pendingApprovers, pendingReviewers } from '../../core/approval-rights.ts';
+import { groupsByNames } from '../../core/directory.ts';
 import { addDuration } from '../../core/durations.ts';
 import { exhaustive, type DomainEvent, type RequestEvent } from '../../core/events.ts';
 import { createLinkToken } from '../../core/link-tokens.ts';
@@ -88,12 +89,11 @@ export class EmailNotifier implements ChatNotifier {
     if (request.status !== 'pending') return [];
     const stage = request.stages[request.currentStage]!;
     const groups = await groupsByNames(this.ctx.db, stage.approverGroups);
-    const people = (await membersOfGroups(this.ctx.db, stage.approverGroups)).filter((p) => p.email && p.id !== request.requester?.id);
-    const already = new Set(stage.decisions.map((d) => d.approver.id));
+    const people = (await pendingApprovers(this.ctx.db, request)).filter((p) => p.email);
     const expiresAt = addDuration(this.ctx.clock.now(), this.ctx.config.LINK_TOKEN_TTL);
     const base = this.ctx.config.PUBLIC_URL.replace(/\/$/, '');
     const mails: MailMessage[] = [];
-    for (const p of people.filter((x) => !already.has(x.id))) {
+    for (const p of people) {
       const link = async (action: 'approve' | 'deny') =>
         `${base}/links/${await createLinkToken(this.ctx.db, { requestId: request.id, approverId: p.id, stage: request.currentStage, action, expiresAt })}`;
       mails.push(renderApprovalEmail(request, { to: [p.email!], approveUrl: await link('approve'), denyUrl: await link('deny'), reminder: event.type === 'request.reminder' }));
@@ -109,9 +109,9 @@ export class EmailNotifier implements ChatNotifier {
    * API. Reminders, like request reminders, go to the people only.
    */
   private async reviewMails(reviewId: string, reminder: boolean): Promise<MailMessage[]> {
-    const v = await this.ctx.timers.getReview(reviewId);
+    const v = await this.ctx.reviews.get(reviewId);
     if (v.status !== 'pending') return [];
-    const people = (await membersOfGroups(this.ctx.db, v.reviewerGroups)).filter((p) => p.email && p.id !== v.requester?.id).map((p) => p.email!);
+    const people = (await pendingReviewers(this.ctx.db, v)).filter((p) => p.email).map((p) => p.email!);
     const shared = reminder ? [] : (await groupsByNames(this.ctx.db, v.reviewerGroups)).flatMap((g) => g.emails ?? []);
     const to = [...new Set([...people, ...shared])];
     return to.length ? [renderReviewEmail(v, to, { reminder })] : [];
