@@ -1,8 +1,9 @@
 import type { AppContext } from './app-context.ts';
 import type { Config } from './config.ts';
-import { CatalogService, type UrlGuard } from './core/catalog-service.ts';
+import { CatalogService } from './core/catalog-service.ts';
 import { ChangeService } from './core/change-service.ts';
 import { systemClock, type Clock } from './core/clock.ts';
+import type { UrlGuard } from './core/ports.ts';
 import { RequestService } from './core/request-service.ts';
 import { ReviewService } from './core/review-service.ts';
 import { TimerService } from './core/timer-service.ts';
