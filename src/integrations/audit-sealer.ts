@@ -137,7 +137,8 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       leader = true;
       await c.query(`LISTEN ${AUDIT_CHANNEL}`);
       const last = await c.query<{ at: Date | null }>('SELECT max(signed_at) AS at FROM audit_checkpoints');
-      nextCheckpointAt = key && checkpointMs > 0 ? (last.rows[0]?.at ? new Date(last.rows[0].at).getTime() + checkpointMs : Date.now()) : Infinity;
+      // one interval after the last one emitted (by whichever process), or after taking over a log that has none yet
+      nextCheckpointAt = key && checkpointMs > 0 ? (last.rows[0]?.at ? new Date(last.rows[0].at).getTime() : Date.now()) + checkpointMs : Infinity;
       log.info('this process is the audit sealer');
     }
     nudged = false;
