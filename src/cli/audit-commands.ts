@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
-import { verifyAudit } from '../core/audit-chain.ts';
+import { sealNow, unsealedRows, verifyAudit } from '../core/audit-chain.ts';
 import {
   checkpointNow, checkpointSchema, generateCheckpointKeys, parsePrivateKey, parsePublicKey, verifyAgainstCheckpoint, type Checkpoint,
 } from '../core/audit-checkpoint.ts';
@@ -83,12 +83,18 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('checkpoint')
-    .description('print a signed checkpoint of the sealed head as one line of JSON (needs AUDIT_CHECKPOINT_KEY); keep it where the database owner cannot rewrite it')
+    .description('print a signed checkpoint of the sealed head as one line of JSON (needs AUDIT_CHECKPOINT_KEY; seals waiting rows first when no worker is sealing); keep it where the database owner cannot rewrite it')
     .action(() =>
       runCommand(async () => {
         const key = signingKey();
         await withDatabase(async (db) => {
+          // when no worker is sealing (none running, or web processes only), chain what waits first
+          await sealNow(db);
           out.line(JSON.stringify(await checkpointNow(db, new Date(), key)));
+          const waiting = await unsealedRows(db);
+          if (waiting.oldestAgeSeconds > 10) {
+            out.error(`note: ${plural(waiting.count, 'audit row')} waited more than ${Math.floor(waiting.oldestAgeSeconds)} s to be sealed and ${waiting.count === 1 ? 'is' : 'are'} not covered; a long transaction holds the sealer back`);
+          }
         });
       }),
     );

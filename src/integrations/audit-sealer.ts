@@ -16,7 +16,7 @@ export interface AuditSealer {
   isLeader(): boolean;
   /** one pass now (or the one under way): try to lead, seal what is sealable, emit a checkpoint when due */
   runOnce(): Promise<void>;
-  /** the checkpoints this process emitted, newest last (tests, diagnostics) */
+  /** the last (up to 100) checkpoints this process emitted, newest last (tests, diagnostics) */
   readonly emitted: Checkpoint[];
   /** releases the lock and closes the connection; waits for the pass under way */
   stop(): Promise<void>;
@@ -123,6 +123,7 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       return signed;
     });
     emitted.push(cp);
+    if (emitted.length > 100) emitted.shift();
     nextCheckpointAt = Date.now() + checkpointMs;
     log.info({ checkpoint: cp }, `audit checkpoint: sequence ${cp.sequence}, head ${cp.headHash}`);
   };
