@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { KeyObject } from 'node:crypto';
 import type { AppContext } from '../app-context.ts';
-import { chainHead, SEAL_LOCK, sealPending } from '../core/audit-chain.ts';
+import { chainHead, SEAL_LOCK, sealPending, unsealedRows } from '../core/audit-chain.ts';
 import { parsePrivateKey, signCheckpoint, type Checkpoint } from '../core/audit-checkpoint.ts';
 import { systemActor } from '../core/audit-log.ts';
 import { emit } from '../core/outbox.ts';
@@ -10,6 +10,8 @@ import type { Queryable } from '../db/database.ts';
 export const AUDIT_CHANNEL = 'signoff_audit';
 const BATCH = 2000;
 const NUDGE_COALESCE_MS = 20;
+const HELD_BACK_CHECK_MS = 5_000;
+const HELD_BACK_REPEAT_MS = 60_000;
 
 export interface AuditSealer {
   /** whether this process holds the sealer lock now */
@@ -148,6 +150,22 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       if (r.sealed < BATCH || stopped) break;
     }
     if (Date.now() >= nextCheckpointAt) await emitCheckpoint(c);
+    if (Date.now() >= nextHeldBackCheck) await reportHeldBack(c);
+  };
+
+  // rows wait for every transaction with a lower id, on the whole server: name the one holding them back
+  let nextHeldBackCheck = 0;
+  const reportHeldBack = async (c: pg.Client) => {
+    nextHeldBackCheck = Date.now() + HELD_BACK_CHECK_MS;
+    const waiting = await unsealedRows(queryable(c));
+    if (waiting.oldestAgeSeconds * 1000 < HELD_BACK_CHECK_MS) return;
+    const holder = await c.query<{ pid: number; datname: string | null; application_name: string; state: string; xact_age: number; query: string }>(
+      `SELECT pid, datname, application_name, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start)::float8 AS xact_age, left(query, 120) AS query
+         FROM pg_stat_activity WHERE backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296 LIMIT 1`,
+    );
+    log.warn({ unsealed: waiting.count, oldestAgeSeconds: waiting.oldestAgeSeconds, heldBy: holder.rows[0] ?? null },
+      'audit sealing is held back by a long transaction (rows are kept and sealed once it ends)');
+    nextHeldBackCheck = Date.now() + HELD_BACK_REPEAT_MS;
   };
 
   const runOnce = (): Promise<void> => {
