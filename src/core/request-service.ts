@@ -4,7 +4,7 @@ import { createApprovedRequest, type CreateApprovedInput } from './approved-requ
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import {
-  actingFor, deviceById, deviceByGuid, groupNamesOf, policyOf, requireApplication, requireIdentity, type ApplicationRow, type DeviceRow,
+  actingFor, deviceById, deviceByGuid, groupNamesOf, policyOf, requireIdentity, requireVisibleApplication, type ApplicationRow, type DeviceRow,
   type IdentityRow,
 } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
@@ -82,11 +82,11 @@ export class RequestService {
   async submit(actor: Actor, input: SubmitInput): Promise<RequestView> {
     const now = this.clock.now();
     const id = await this.db.tx(async (tx) => {
-      const app = await requireApplication(tx, input.applicationId);
-      const policy = policyOf(app);
       const requester = await requireIdentity(tx, { id: input.requesterId ?? (input.requesterUsername ? undefined : actor.id ?? undefined), username: input.requesterUsername });
       // a key bound to one person submits for that person only
       if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(tx, actor, requester.username, 'username');
+      const app = await requireVisibleApplication(tx, input.applicationId, requester.id);
+      const policy = policyOf(app);
       if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: await groupNamesOf(tx, requester.id) })) {
         throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
       }
