@@ -12,7 +12,7 @@ import { emit } from './outbox.ts';
 import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { countRequests, getRequestDetail, getRequestView, listRequests, requestIdFromRef, type RequestFilter, type RequestRow } from './request-queries.ts';
-import { alreadyDecided, snapshotOf } from './request-events.ts';
+import { alreadyDecided, notThisStage, snapshotOf } from './request-events.ts';
 import { checkVersion, finishRequest, lockRequest, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
@@ -49,11 +49,6 @@ export interface DecideOptions extends ReverseOptions {
   /** chat denials always say why (checked after who may decide, so others hear that first) */
   denyNeedsReason?: boolean;
 }
-
-/** A caller bound to another stage than the pending one: an earlier stage was settled, a later one has not started. */
-const notThisStage = (stage: number, row: RequestRow) => stage < row.current_stage
-  ? new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage })
-  : new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
 
 /**
  * Runs each request command in one transaction. Concurrency is settled by locking the request row
@@ -158,7 +153,7 @@ export class RequestService {
       const now = this.clock.now();
       checkVersion(row, opts.expectedVersion);
       if (row.status !== 'pending') throw alreadyDecided(row);
-      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw notThisStage(opts.stage, row);
+      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(tx, opts.stage, row);
       return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
     });
     return { outcome, request: await getRequestView(this.db, id) };

@@ -39,10 +39,11 @@ export function errorText(e: unknown, slackUserId: string): string {
   const d = (err.details ?? {}) as { decidedBy?: string | null; decidedAt?: string | null; status?: string };
   switch (err.code) {
     case 'already_decided':
-      if (d.decidedAt || d.decidedBy) {
+      // a request still pending was not decided: an earlier stage of it was (the message says by whom)
+      if ((d.decidedAt || d.decidedBy) && d.status !== 'pending') {
         return `:information_source: Already decided: this was *${esc(String(d.status ?? 'decided'))}* by *${esc(d.decidedBy ?? 'someone')}* ${slackDate(d.decidedAt)}. Nothing was changed.`;
       }
-      return `:information_source: ${esc(err.message)}`;
+      return `:information_source: ${esc(err.message)}${d.status === 'pending' ? ' Nothing was changed.' : ''}`;
     case 'precondition_failed':
       return `:information_source: ${esc(err.message)} Nothing was changed.`;
     case 'self_approval':
