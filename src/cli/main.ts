@@ -45,7 +45,7 @@ program
   .action(() =>
     runCommand(async () => {
       const config = loadConfig();
-      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2 });
+      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
       const rows = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
       await db.close();
       out.line(`database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`);
