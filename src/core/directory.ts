@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/database.ts';
 import type { Actor } from './audit-log.ts';
 import { AppError } from './errors.ts';
+import { mayRequest } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
 
 /** Read-side lookups of identities, devices, groups and applications shared by every service and adapter. */
@@ -168,4 +169,13 @@ export async function visibleApplications(db: Queryable, identityId: string): Pr
       ORDER BY a.name`,
     [identityId],
   );
+}
+
+/** The applications this person may request: visible (or already approved) and allowed by the policy's requestors. */
+export async function requestableApplications(db: Queryable, who: IdentityRow): Promise<ApplicationRow[]> {
+  const groups = await groupNamesOf(db, who.id);
+  return (await visibleApplications(db, who.id)).filter((a) => {
+    const parsed = policyDefinitionSchema.safeParse(a.policy_definition);
+    return parsed.success && mayRequest(parsed.data, { username: who.username, isGuest: who.is_guest, groups });
+  });
 }
