@@ -15,7 +15,7 @@ const json = (v: unknown) => (v === undefined ? '' : JSON.stringify(v, null, 2))
 /** The structural diff, before and after side by side, one row per changed path. */
 export function diffTable(diff: DiffEntry[]): Html {
   if (diff.length === 0) return html`<p>No differences.</p>`;
-  return html`<div class="table-wrap"><table class="diff"><caption>Changes (${diff.length})</caption><thead><tr><th scope="col">Path</th><th scope="col">Before</th><th scope="col">After</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Changes"><table class="diff"><caption>Changes (${diff.length})</caption><thead><tr><th scope="col">Path</th><th scope="col">Before</th><th scope="col">After</th></tr></thead>
     <tbody>${diff.map((d) => html`<tr class="op-${d.op}"><th scope="row"><code>${d.path || '(whole object)'}</code> <span class="muted">${d.op}</span></th>
       <td>${d.op === 'add' ? html`<span class="muted">(none)</span>` : html`<pre>${json(d.before)}</pre>`}</td>
       <td>${d.op === 'remove' ? html`<span class="muted">(removed)</span>` : html`<pre>${json(d.after)}</pre>`}</td></tr>`)}</tbody></table></div>`;

@@ -19,7 +19,7 @@ export function installState(r: RequestView): string {
 
 export function requestRows(rows: RequestView[], opts: { requester?: boolean } = {}): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
-  return html`<div class="table-wrap"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col">Stage</th><th scope="col">Requested</th><th scope="col">Decided by</th><th scope="col">Install</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col">Stage</th><th scope="col">Requested</th><th scope="col">Decided by</th><th scope="col">Install</th></tr></thead>
     <tbody>${rows.map((r) => html`<tr><td><a href="/app/requests/${r.id}">${requestTitle(r)}</a> <span class="muted">${shortId(r.id)}</span></td>
       ${opts.requester ? html`<td>${r.requester?.displayName ?? 'a device'}</td>` : ''}
       <td>${badge(r.status)}</td><td>${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td>${r.decidedBy ?? '-'}</td><td>${installState(r)}</td></tr>`)}</tbody></table></div>`;
@@ -34,7 +34,7 @@ export function answersList(r: RequestDetail): Html {
 }
 
 function stagesTable(r: RequestDetail): Html {
-  return html`<div class="table-wrap"><table><caption>Approval stages</caption><thead><tr><th scope="col">Stage</th><th scope="col">Approvers</th><th scope="col">Status</th><th scope="col">Decisions</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Approval stages"><table><caption>Approval stages</caption><thead><tr><th scope="col">Stage</th><th scope="col">Approvers</th><th scope="col">Status</th><th scope="col">Decisions</th></tr></thead>
     <tbody>${r.stages.map((st) => html`<tr><td>${st.index + 1}</td><td>${st.approverGroups.join(', ')} <span class="muted">(${st.quorum === 'any' ? 'any one' : st.quorum === 'all' ? 'all' : `${st.quorum} of them`})</span></td>
       <td>${badge(st.status)}</td><td>${st.decisions.length === 0 ? '-' : html`<ul class="plain">${st.decisions.map((d) => html`<li>${d.approver.label}: <strong>${d.decision === 'approve' ? 'approved' : 'denied'}</strong> ${timeEl(d.at)} via ${d.channel}${d.reason ? html` · “${d.reason}”` : ''}</li>`)}</ul>`}</td></tr>`)}</tbody></table></div>`;
 }
@@ -78,9 +78,9 @@ async function adminSections(ctx: AppContext, r: RequestDetail): Promise<Html> {
   const deliveries = await ctx.db.query<{ id: string; event_type: string; status: string; attempts: number; endpoint: string | null; connector: string | null; last_error: string | null; created_at: Date }>(
     `SELECT d.id, d.event_type, d.status, d.attempts, e.name AS endpoint, d.connector, d.last_error, d.created_at FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
       WHERE d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text ORDER BY d.created_at`, [r.id]);
-  return html`<section aria-labelledby="msg-h"><h2 id="msg-h">Messages sent</h2>${messages.length === 0 ? html`<p>None.</p>` : html`<div class="table-wrap"><table><thead><tr><th scope="col">Where</th><th scope="col">What</th><th scope="col">Sent</th><th scope="col">Last updated</th></tr></thead><tbody>
+  return html`<section aria-labelledby="msg-h"><h2 id="msg-h">Messages sent</h2>${messages.length === 0 ? html`<p>None.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Messages sent"><table><thead><tr><th scope="col">Where</th><th scope="col">What</th><th scope="col">Sent</th><th scope="col">Last updated</th></tr></thead><tbody>
       ${messages.map((m) => html`<tr><td>${m.platform} ${m.conversation_id}</td><td>${m.purpose}${m.stage !== null ? ` (stage ${m.stage + 1})` : ''}</td><td>${timeEl(m.created_at)}</td><td>${timeEl(m.updated_at)}</td></tr>`)}</tbody></table></div>`}</section>
-    <section aria-labelledby="del-h"><h2 id="del-h">Deliveries</h2>${deliveries.length === 0 ? html`<p>None.</p>` : html`<div class="table-wrap"><table><thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th></tr></thead><tbody>
+    <section aria-labelledby="del-h"><h2 id="del-h">Deliveries</h2>${deliveries.length === 0 ? html`<p>None.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Deliveries"><table><thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th></tr></thead><tbody>
       ${deliveries.map((d) => html`<tr><td>${d.event_type}</td><td>${d.endpoint ?? d.connector ?? '-'}</td><td>${badge(d.status)}${d.last_error ? html` <span class="muted">${d.last_error}</span>` : ''}</td><td>${d.attempts}</td><td>${timeEl(d.created_at)}</td></tr>`)}</tbody></table></div>`}
       <p><a href="/app/admin/deliveries">All deliveries</a></p></section>`;
 }
