@@ -9,6 +9,7 @@ import { DeviceManagerConnectors1763880000000 } from './1763880000000-device-man
 import { AuditSealing1763900000000 } from './1763900000000-audit-sealing.ts';
 import { CaseInsensitiveResources1763910000000 } from './1763910000000-case-insensitive-resources.ts';
 import { LinkTokenVersions1763910000001 } from './1763910000001-link-token-versions.ts';
+import { WebApp1763930000000 } from './1763930000000-web-app.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
 export const migrations = [
@@ -23,4 +24,5 @@ export const migrations = [
   AuditSealing1763900000000,
   CaseInsensitiveResources1763910000000,
   LinkTokenVersions1763910000001,
+  WebApp1763930000000,
 ];
