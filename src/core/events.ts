@@ -1,3 +1,4 @@
+import type { Checkpoint } from './audit-checkpoint.ts';
 import type { ChangeStatus, RequestStatus } from './request-state.ts';
 import type { DiffEntry } from './views.ts';
 
@@ -21,6 +22,8 @@ export const webhookEventTypes = [
   'change.approved',
   'change.rejected',
   'change.cancelled',
+  // a signed checkpoint of the audit chain, emitted periodically by the sealer (keep it somewhere else)
+  'audit.checkpoint',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 
@@ -100,13 +103,14 @@ export interface DomainEventPayloads {
   'change.approved': ChangeSnapshot;
   'change.rejected': ChangeSnapshot;
   'change.cancelled': ChangeSnapshot;
+  'audit.checkpoint': Checkpoint;
 }
 
 export type DomainEventType = keyof DomainEventPayloads;
-export type SubjectTypeOf<K extends DomainEventType> = K extends `change.${string}` ? 'change' : 'request';
+export type SubjectTypeOf<K extends DomainEventType> = K extends `change.${string}` ? 'change' : K extends `audit.${string}` ? 'audit' : 'request';
 
 export const subjectTypeOf = <K extends DomainEventType>(type: K): SubjectTypeOf<K> =>
-  (type.startsWith('change.') ? 'change' : 'request') as SubjectTypeOf<K>;
+  (type.startsWith('change.') ? 'change' : type.startsWith('audit.') ? 'audit' : 'request') as SubjectTypeOf<K>;
 
 interface Envelope {
   /** the outbox row id */
@@ -121,10 +125,12 @@ export type DomainEvent = { [K in DomainEventType]: Envelope & { type: K; subjec
 export type EventOf<K extends DomainEventType> = Extract<DomainEvent, { type: K }>;
 export type RequestEvent = Extract<DomainEvent, { subjectType: 'request' }>;
 export type ChangeEvent = Extract<DomainEvent, { subjectType: 'change' }>;
+/** what chat and email notifiers handle: audit checkpoints are for webhooks only */
+export type NotifiableEvent = RequestEvent | ChangeEvent;
 
 export interface WebhookEmission {
   type: WebhookEventType;
-  data: RequestSnapshot | InstallOrder | ChangeSnapshot;
+  data: RequestSnapshot | InstallOrder | ChangeSnapshot | Checkpoint;
 }
 
 /** For the `default` of a switch over event types: it compiles only when every type has a case. */
@@ -164,6 +170,8 @@ export function webhookEmissions(event: DomainEvent): WebhookEmission[] {
       return [{ type: event.type, data: event.data }];
     case 'change.approved':
       return [{ type: event.type, data: event.data }, { type: 'change.apply', data: event.data }];
+    case 'audit.checkpoint':
+      return [{ type: event.type, data: event.data }];
     case 'request.stage_advanced':
     case 'request.decision_recorded':
     case 'request.reminder':
