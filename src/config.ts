@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { parsePrivateKey, parsePublicKey } from './core/audit-checkpoint.ts';
+import { durationSchema } from './core/durations.ts';
 
 const bool = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
@@ -46,6 +47,8 @@ export const configSchema = z
     QUEUE_PREFIX: z.string().min(1).default('signoff'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_BODY_BYTES: z.coerce.number().int().positive().default(256 * 1024),
+    // how long opening a Postgres connection may take before a call fails as unavailable (503)
+    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,
@@ -91,6 +94,14 @@ export const configSchema = z
     CONFIGMGR_CA_FILE: readableFile,
     DEVICE_MANAGER_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
     DEVICE_MANAGER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
+    // web app sign-in (/app) with the company's OpenID Connect provider; unset: sign in with `signoff signin-link` only
+    OIDC_ISSUER: optionalString.pipe(url('http(s)://').optional()),
+    OIDC_CLIENT_ID: optionalString,
+    // unset: a public client (PKCE alone)
+    OIDC_CLIENT_SECRET: optionalString,
+    // how long a `signoff signin-link` URL works, and how long a web session lasts
+    SIGNIN_LINK_TTL: durationSchema.default('PT15M'),
+    WEB_SESSION_TTL: durationSchema.default('PT12H'),
     // finished webhook deliveries and outbox events older than this are deleted; 0 keeps them forever
     RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(0).default(90),
     // audit chain: how often the sealer looks for new rows (a commit also wakes it), and signed checkpoints
@@ -134,6 +145,10 @@ function crossKeyProblems(env: Record<string, string | undefined>): string[] {
       // reported by the schema
     }
   }
+  if (set('OIDC_ISSUER') !== set('OIDC_CLIENT_ID')) {
+    problems.push(`${set('OIDC_ISSUER') ? 'OIDC_CLIENT_ID' : 'OIDC_ISSUER'}: is required when the other OpenID Connect key is set`);
+  }
+  if (set('OIDC_CLIENT_SECRET') && !set('OIDC_ISSUER')) problems.push('OIDC_ISSUER: is required when OIDC_CLIENT_SECRET is set');
   if (set('CONFIGMGR_ADMINSERVICE_URL')) {
     for (const k of ['CONFIGMGR_USERNAME', 'CONFIGMGR_PASSWORD']) if (!set(k)) problems.push(`${k}: is required when CONFIGMGR_ADMINSERVICE_URL is set`);
     if (set('CONFIGMGR_USERNAME') && env.CONFIGMGR_AUTH !== 'basic' && !/^[^\\\s]+\\[^\\\s]+$/.test(env.CONFIGMGR_USERNAME!.trim())) {
@@ -171,6 +186,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 export const slackEnabled = (c: Config) => Boolean(c.SLACK_SIGNING_SECRET && c.SLACK_BOT_TOKEN);
 export const teamsEnabled = (c: Config) => Boolean(c.MICROSOFT_APP_ID) || c.TEAMS_EMULATOR;
+export const oidcEnabled = (c: Config) => Boolean(c.OIDC_ISSUER && c.OIDC_CLIENT_ID);
 export const emailEnabled = (c: Config) => Boolean(c.SMTP_URL);
 export const intuneConfigured = (c: Config) => Boolean(c.INTUNE_TENANT_ID && c.INTUNE_CLIENT_ID && (c.INTUNE_CLIENT_SECRET || c.INTUNE_CLIENT_CERTIFICATE_PATH));
 export const configMgrConfigured = (c: Config) => Boolean(c.CONFIGMGR_ADMINSERVICE_URL && c.CONFIGMGR_USERNAME && c.CONFIGMGR_PASSWORD);

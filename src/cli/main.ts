@@ -3,7 +3,9 @@ import { loadConfig } from '../config.ts';
 import { apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
 import { cliActor } from '../core/catalog-service.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
+import { parseDuration } from '../core/durations.ts';
 import { AppError } from '../core/errors.ts';
+import { createSigninLink } from '../core/signin-links.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
 import { openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
@@ -35,6 +37,7 @@ Commands in full:
   signoff changes approve|reject ID --as USER [--notes TEXT] [--if-version N]
   signoff audit verify [--checkpoint FILE]
   signoff audit checkpoint | keygen
+  signoff signin-link --user USER
 
 Configuration comes from environment variables (DATABASE_URL, REDIS_URL, PORT, ...).`,
   );
@@ -45,7 +48,7 @@ program
   .action(() =>
     runCommand(async () => {
       const config = loadConfig();
-      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2 });
+      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
       const rows = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
       await db.close();
       out.line(`database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`);
@@ -175,6 +178,21 @@ requests
           ),
         );
         if (page.nextCursor) out.line(`more: --cursor ${page.nextCursor}`);
+      }),
+    ),
+  );
+
+program
+  .command('signin-link')
+  .description('print a one-time URL that signs a person in to the web app (/app); it works once, for SIGNIN_LINK_TTL')
+  .requiredOption('--user <username>', 'the directory identity to sign in (DOMAIN\\user or UPN)')
+  .action((opts: { user: string }) =>
+    runCommand(() =>
+      withContext(async (ctx) => {
+        const who = await requireIdentity(ctx.db, { username: opts.user }, 'user');
+        const { token, expiresAt } = await createSigninLink(ctx.db, cliActor, who, new Date(), parseDuration(ctx.config.SIGNIN_LINK_TTL));
+        out.line(`One-time sign-in link for ${who.display_name} (${who.username}), valid until ${expiresAt.toISOString()}:`);
+        out.line(`${ctx.config.PUBLIC_URL.replace(/\/$/, '')}/app/signin/link/${token}`);
       }),
     ),
   );

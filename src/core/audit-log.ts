@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Queryable, Tx } from '../db/database.ts';
 import { canonicalJson } from './canonical-json.ts';
 
-export type Channel = 'slack' | 'teams' | 'api' | 'email' | 'cli' | 'system';
+export type Channel = 'slack' | 'teams' | 'api' | 'email' | 'cli' | 'web' | 'system';
 
 export interface Actor {
   /** the directory identity acting, when there is one */

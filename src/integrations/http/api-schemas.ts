@@ -19,7 +19,7 @@ const nullableDate = isoDate.nullable();
 export const requestViewSchema = z.object({
   id: z.uuid(),
   status: requestStatusSchema,
-  source: z.enum(['chat', 'api', 'approved-request']),
+  source: z.enum(['chat', 'api', 'approved-request', 'web']),
   application: z.object({ id: z.string(), name: z.string() }),
   requester: z.object({ id: z.uuid(), username: z.string(), displayName: z.string(), email: z.string().nullable() }).nullable(),
   device: z.object({ id: z.uuid(), clientGuid: z.string(), name: z.string() }).nullable(),
