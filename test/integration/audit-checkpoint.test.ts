@@ -144,6 +144,19 @@ describe('signed checkpoints of the audit chain', () => {
     expect(r.stderr).toMatch(/broken at sequence 4 .*a row was removed or reordered/);
   });
 
+  it('fails naming why when two rows swapped places in the table', async () => {
+    const t = await logWithHistory();
+    const file = await checkpointOf(t);
+    await tamper(t, async (c) => {
+      const [a, b] = (await c.query<{ event_id: string }>('SELECT event_id FROM audit_chain WHERE seq IN (4, 6) ORDER BY seq')).rows.map((r) => r.event_id);
+      await c.query('UPDATE audit_events SET id = -id WHERE id IN ($1, $2)', [a, b]);
+      await c.query('UPDATE audit_events SET id = CASE id WHEN $1::bigint THEN $2::bigint ELSE $3::bigint END WHERE id IN ($1::bigint, $4::bigint)', [`-${a}`, b, a, `-${b}`]);
+    });
+    const r = await verify(t, file);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/broken at sequence 4 .*it is the content sealed at sequence 6 \(rows were reordered\)/);
+  });
+
   it('fails naming why when a middle row was edited and every later hash recomputed (the chain alone verifies)', async () => {
     const t = await logWithHistory();
     const file = await checkpointOf(t);
