@@ -19,10 +19,10 @@ export function installState(r: RequestView): string {
 
 export function requestRows(rows: RequestView[], opts: { requester?: boolean } = {}): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
-  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col">Stage</th><th scope="col">Requested</th><th scope="col">Decided by</th><th scope="col">Install</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col" class="wide">Stage</th><th scope="col">Requested</th><th scope="col" class="wide">Decided by</th><th scope="col" class="wide">Install</th></tr></thead>
     <tbody>${rows.map((r) => html`<tr><td><a href="/app/requests/${r.id}">${requestTitle(r)}</a> <span class="muted">${shortId(r.id)}</span></td>
       ${opts.requester ? html`<td>${r.requester?.displayName ?? 'a device'}</td>` : ''}
-      <td>${badge(r.status)}</td><td>${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td>${r.decidedBy ?? '-'}</td><td>${installState(r)}</td></tr>`)}</tbody></table></div>`;
+      <td>${badge(r.status)}</td><td class="wide">${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td class="wide">${r.decidedBy ?? '-'}</td><td class="wide">${installState(r)}</td></tr>`)}</tbody></table></div>`;
 }
 
 export function answersList(r: RequestDetail): Html {
