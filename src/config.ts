@@ -1,5 +1,7 @@
+import { createPublicKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import { parsePrivateKey, parsePublicKey } from './core/audit-checkpoint.ts';
 import { durationSchema } from './core/durations.ts';
 
 const bool = z
@@ -21,6 +23,16 @@ const url = (what: string) =>
     }
   }, `must be a ${what} URL`);
 
+const ed25519Key = (parse: (text: string) => unknown, what: string) =>
+  optionalString.superRefine((v, c) => {
+    if (v === undefined) return;
+    try {
+      parse(v);
+    } catch (e) {
+      c.addIssue({ code: 'custom', message: `must be an Ed25519 ${what} key, PEM or base64 DER (${(e as Error).message}); \`signoff audit keygen\` makes a pair` });
+    }
+  });
+
 const readableFile = optionalString.refine((v) => v === undefined || existsSync(v), 'must name a file that exists');
 
 /** The one schema over the environment. Every key the product reads is here. */
@@ -35,6 +47,8 @@ export const configSchema = z
     QUEUE_PREFIX: z.string().min(1).default('signoff'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_BODY_BYTES: z.coerce.number().int().positive().default(256 * 1024),
+    // how long opening a Postgres connection may take before a call fails as unavailable (503)
+    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,
@@ -90,6 +104,13 @@ export const configSchema = z
     WEB_SESSION_TTL: durationSchema.default('PT12H'),
     // finished webhook deliveries and outbox events older than this are deleted; 0 keeps them forever
     RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(0).default(90),
+    // audit chain: how often the sealer looks for new rows (a commit also wakes it), and signed checkpoints
+    AUDIT_SEAL_INTERVAL_MS: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(10).max(60_000).default(150),
+    AUDIT_CHECKPOINT_KEY: ed25519Key(parsePrivateKey, 'private (PKCS8)'),
+    // for `audit verify --checkpoint` where the private key is not kept; derived from AUDIT_CHECKPOINT_KEY when unset
+    AUDIT_CHECKPOINT_PUBLIC_KEY: ed25519Key(parsePublicKey, 'public (SPKI)'),
+    // how often the sealer emits a checkpoint (log line + audit.checkpoint webhook) when AUDIT_CHECKPOINT_KEY is set; 0: never
+    AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(0).default(3_600_000),
   })
   .transform((c) => ({ ...c, PUBLIC_URL: c.PUBLIC_URL ?? `http://localhost:${c.PORT}` }));
 
@@ -111,6 +132,16 @@ function crossKeyProblems(env: Record<string, string | undefined>): string[] {
     for (const k of ['INTUNE_TENANT_ID', 'INTUNE_CLIENT_ID']) if (!set(k)) problems.push(`${k}: is required when the Intune connection is configured`);
     if (set('INTUNE_CLIENT_SECRET') === set('INTUNE_CLIENT_CERTIFICATE_PATH')) {
       problems.push('INTUNE_CLIENT_SECRET: give either it or INTUNE_CLIENT_CERTIFICATE_PATH (a PEM with the private key), not both or neither');
+    }
+  }
+  if (set('AUDIT_CHECKPOINT_KEY') && set('AUDIT_CHECKPOINT_PUBLIC_KEY')) {
+    try {
+      const derived = createPublicKey(parsePrivateKey(env.AUDIT_CHECKPOINT_KEY!)).export({ format: 'der', type: 'spki' });
+      if (!derived.equals(parsePublicKey(env.AUDIT_CHECKPOINT_PUBLIC_KEY!).export({ format: 'der', type: 'spki' }))) {
+        problems.push('AUDIT_CHECKPOINT_PUBLIC_KEY: is not the public half of AUDIT_CHECKPOINT_KEY');
+      }
+    } catch {
+      // reported by the schema
     }
   }
   if (set('OIDC_ISSUER') !== set('OIDC_CLIENT_ID')) {
@@ -144,7 +175,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(result.error?.issues ?? []).map((i) => {
         const key = i.path.join('.') || '(environment)';
         const value = typeof i.path[0] === 'string' ? env[i.path[0]] : undefined;
-        return `${key}: ${i.message}${value !== undefined && !/SECRET|PASSWORD|TOKEN/.test(key) ? ` (got "${value}")` : ''}`;
+        return `${key}: ${i.message}${value !== undefined && !/SECRET|PASSWORD|TOKEN|_KEY$/.test(key) ? ` (got "${value}")` : ''}`;
       }),
       ...cross,
     ]);

@@ -21,7 +21,7 @@ export type Role = 'web' | 'worker' | 'all';
 export async function runSignoff(opts: { role: Role }): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
-  const db = await openDatabase(config.DATABASE_URL, { migrate: true });
+  const db = await openDatabase(config.DATABASE_URL, { migrate: true, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
   const ctx = buildContext({ config, db, logger, urlGuard: createUrlGuard(config) });
 
   const slack = slackEnabled(config) ? createSlackAdapter(ctx) : undefined;

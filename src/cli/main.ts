@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.ts';
 import { apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
-import { verifyAudit } from '../core/audit-log.ts';
 import { cliActor } from '../core/catalog-service.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
 import { parseDuration } from '../core/durations.ts';
@@ -10,8 +9,9 @@ import { createSigninLink } from '../core/signin-links.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
 import { openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 import { registerChangeCommands, registerRequestDecisionCommands } from './decision-commands.ts';
-import { EXIT_FAILED, out, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
+import { out, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
 
 const positiveInt = (max: number) => (value: string) => {
   const n = Number(value);
@@ -35,9 +35,10 @@ Commands in full:
   signoff requests approve|deny|revoke|reapprove ID --as USER [--reason TEXT] [--if-version N]
   signoff changes list [--status S] [--json]
   signoff changes approve|reject ID --as USER [--notes TEXT] [--if-version N]
+  signoff audit verify [--checkpoint FILE]
+  signoff audit checkpoint | keygen
   signoff signin-link --user USER
   signoff webhook-receiver --secret whsec_... [--port 4000]
-  signoff audit verify
 
 Configuration comes from environment variables (DATABASE_URL, REDIS_URL, PORT, ...).`,
   );
@@ -48,7 +49,7 @@ program
   .action(() =>
     runCommand(async () => {
       const config = loadConfig();
-      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2 });
+      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
       const rows = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
       await db.close();
       out.line(`database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`);
@@ -215,22 +216,6 @@ program
     }),
   );
 
-const audit = program.command('audit').description('the append-only, hash-chained audit log');
-audit
-  .command('verify')
-  .description('check every row of the audit chain; exits 1 naming the first broken row')
-  .action(() =>
-    runCommand(() =>
-      withDatabase(async (db) => {
-        const result = await verifyAudit(db);
-        if (result.ok) {
-          out.line(`audit log intact: ${result.checked} row${result.checked === 1 ? '' : 's'} checked`);
-          return 0;
-        }
-        out.error(`audit log broken at row ${result.firstBroken!.id}: ${result.firstBroken!.reason} (${result.checked} rows before it are intact)`);
-        return EXIT_FAILED;
-      }),
-    ),
-  );
+registerAuditCommands(program);
 
 await program.parseAsync(process.argv);

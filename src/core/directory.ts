@@ -143,9 +143,28 @@ export const applicationByIdOrName = (db: Queryable, idOrName: string) =>
 export const listApplications = (db: Queryable) =>
   db.query<ApplicationRow>(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id ORDER BY a.name`);
 
+const unknownApplication = (id: string) => new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
+
 export async function requireApplication(db: Queryable, id: string): Promise<ApplicationRow> {
   const app = await applicationById(db, id);
-  if (!app) throw new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
+  if (!app) throw unknownApplication(id);
+  return app;
+}
+
+/** Whether the identity may see the application: `hidden-until-approved` ones only once it has an approved request. */
+export async function maySee(db: Queryable, app: ApplicationRow, identityId: string): Promise<boolean> {
+  if (app.visibility !== 'hidden-until-approved') return true;
+  const approved = await db.maybeOne(`SELECT 1 FROM requests WHERE application_id = $1 AND requester_id = $2 AND status = 'approved' LIMIT 1`, [app.id, identityId]);
+  return approved !== undefined;
+}
+
+/**
+ * The application as the identity may request it. A hidden one it may not see is refused exactly as an unknown id
+ * is, whatever the channel, so asking cannot tell that it exists.
+ */
+export async function requireVisibleApplication(db: Queryable, id: string, identityId: string): Promise<ApplicationRow> {
+  const app = await requireApplication(db, id);
+  if (!(await maySee(db, app, identityId))) throw unknownApplication(id);
   return app;
 }
 

@@ -4,7 +4,7 @@ import { createApprovedRequest, type CreateApprovedInput } from './approved-requ
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import {
-  actingFor, deviceById, deviceByGuid, groupNamesOf, policyOf, requireApplication, requireIdentity, type ApplicationRow, type DeviceRow,
+  actingFor, deviceById, deviceByGuid, groupNamesOf, policyOf, requireIdentity, requireVisibleApplication, type ApplicationRow, type DeviceRow,
   type IdentityRow,
 } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
@@ -12,7 +12,7 @@ import { emit } from './outbox.ts';
 import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { countRequests, getRequestDetail, getRequestView, listRequests, requestIdFromRef, type RequestFilter, type RequestRow } from './request-queries.ts';
-import { alreadyDecided, snapshotOf } from './request-events.ts';
+import { alreadyDecided, notThisStage, snapshotOf } from './request-events.ts';
 import { checkVersion, finishRequest, lockRequest, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
@@ -50,11 +50,6 @@ export interface DecideOptions extends ReverseOptions {
   denyNeedsReason?: boolean;
 }
 
-/** A caller bound to another stage than the pending one: an earlier stage was settled, a later one has not started. */
-const notThisStage = (stage: number, row: RequestRow) => stage < row.current_stage
-  ? new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage })
-  : new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
-
 /**
  * Runs each request command in one transaction. Concurrency is settled by locking the request row
  * (`SELECT ... FOR UPDATE`) and by the partial unique indexes, never in memory.
@@ -82,11 +77,11 @@ export class RequestService {
   async submit(actor: Actor, input: SubmitInput): Promise<RequestView> {
     const now = this.clock.now();
     const id = await this.db.tx(async (tx) => {
-      const app = await requireApplication(tx, input.applicationId);
-      const policy = policyOf(app);
       const requester = await requireIdentity(tx, { id: input.requesterId ?? (input.requesterUsername ? undefined : actor.id ?? undefined), username: input.requesterUsername });
       // a key bound to one person submits for that person only
       if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(tx, actor, requester.username, 'username');
+      const app = await requireVisibleApplication(tx, input.applicationId, requester.id);
+      const policy = policyOf(app);
       if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: await groupNamesOf(tx, requester.id) })) {
         throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
       }
@@ -158,7 +153,7 @@ export class RequestService {
       const now = this.clock.now();
       checkVersion(row, opts.expectedVersion);
       if (row.status !== 'pending') throw alreadyDecided(row);
-      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw notThisStage(opts.stage, row);
+      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(tx, opts.stage, row);
       return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
     });
     return { outcome, request: await getRequestView(this.db, id) };

@@ -1,7 +1,7 @@
 import type { Request, Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { listApiKeys, revokeApiKey } from '../../core/api-keys.ts';
-import { verifyAudit } from '../../core/audit-log.ts';
+import { verifyAudit } from '../../core/audit-chain.ts';
 import { listApplications } from '../../core/directory.ts';
 import { AppError } from '../../core/errors.ts';
 import { requestStatuses, type RequestStatus } from '../../core/request-state.ts';
@@ -101,7 +101,7 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
       title: 'Audit log', session: s, active: 'admin', notice: noticeOf(req),
       body: html`${subnav('/app/admin/audit')}
         <section aria-labelledby="ver-h"><h2 id="ver-h">Verification</h2>${verification.ok
-          ? html`<p class="ok">${badge('intact')} The hash chain is intact: ${verification.checked} events checked.</p>`
+          ? html`<p class="ok">${badge('intact')} The hash chain is intact: ${verification.checked} sealed events checked${verification.unsealed ? `, ${verification.unsealed} waiting to be sealed` : ''}.</p>`
           : html`<div class="error" role="alert"><p>${badge('broken')} The chain is broken at event ${verification.firstBroken!.id}: ${verification.firstBroken!.reason}. ${verification.checked} events before it are intact.</p></div>`}
         ${checkpoint}</section>
         <section aria-labelledby="rec-h"><h2 id="rec-h">Latest events</h2><div class="table-wrap" tabindex="0" role="region" aria-label="Latest audit events"><table><thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Action</th><th scope="col">Who</th><th scope="col">Subject</th></tr></thead><tbody>
@@ -132,14 +132,11 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
   });
 }
 
-/** The latest signed checkpoint of the audit head, once `signoff audit checkpoint` stores them (audit_checkpoints). */
+/** The latest signed checkpoint the sealer emitted (audit_checkpoints); operators keep copies elsewhere. */
 async function latestCheckpoint(ctx: AppContext): Promise<Html> {
-  const exists = await ctx.db.one<{ t: string | null }>(`SELECT to_regclass('audit_checkpoints')::text AS t`);
-  if (!exists.t) return html`<p class="muted">No checkpoints are stored here; print one with <code>npx signoff audit checkpoint</code> and keep it elsewhere.</p>`;
-  const row = await ctx.db.maybeOne<Record<string, unknown>>('SELECT * FROM audit_checkpoints ORDER BY created_at DESC LIMIT 1').catch(() => undefined);
-  if (!row) return html`<p>No checkpoint yet.</p>`;
-  const at = (row.created_at ?? row.at) as Date | undefined;
-  const head = row.head_id ?? row.event_id ?? row.audit_id ?? row.last_id;
-  const hash = row.head_hash ?? row.hash;
-  return html`<p>Latest checkpoint ${timeEl(at ?? null)}${head !== undefined ? html` at event ${String(head)}` : ''}${typeof hash === 'string' ? html`, head <code>${hash.slice(0, 16)}…</code>` : ''}.</p>`;
+  const row = await ctx.db.maybeOne<{ sequence: string; head_hash: string; signed_at: Date; key_id: string }>(
+    'SELECT sequence, head_hash, signed_at, key_id FROM audit_checkpoints ORDER BY id DESC LIMIT 1',
+  );
+  if (!row) return html`<p class="muted">No checkpoint yet. Set AUDIT_CHECKPOINT_KEY for periodic ones, or print one with <code>npx signoff audit checkpoint</code>, and keep it elsewhere.</p>`;
+  return html`<p>Latest checkpoint ${timeEl(row.signed_at)} at sequence ${row.sequence}, head <code>${row.head_hash.slice(0, 16)}…</code>, key ${row.key_id}.</p>`;
 }
