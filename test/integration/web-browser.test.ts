@@ -12,7 +12,7 @@ import { FakeSlackApi } from '../support/fake-slack-api.ts';
 import { defaultPolicy, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { runCli } from '../support/run-cli.ts';
 import { createTestDatabase, testQueuePrefix, type TestDatabase } from '../support/test-db.ts';
-import { ARTIFACTS, chromiumAvailable, freePort, launchChromium, startOidcProvider, startSignoff, type LocalOidc, type SignoffProcess } from '../support/web-harness.ts';
+import { ARTIFACTS, CHROMIUM, chromiumAvailable, freePort, launchChromium, startOidcProvider, startSignoff, type LocalOidc, type SignoffProcess } from '../support/web-harness.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
 /**
@@ -20,7 +20,7 @@ import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
  * one process), with a local OpenID provider, the fake Slack Web API and a webhook receiver.
  */
 
-if (!chromiumAvailable) console.warn('Skipping the web app browser tests: /usr/bin/chromium is not installed (apt-get install chromium).');
+if (!chromiumAvailable) console.warn(`Skipping the web app browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
 
 const SLACK_SECRET = 'web-browser-signing-secret';
 const PROJECT = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_0000000a-0000-4000-8000-00000000p001';
