@@ -4,7 +4,7 @@ import { AppError } from '../../core/errors.ts';
 import type { RequestDetail, RequestView } from '../../core/views.ts';
 import { badge, html, shortId, timeEl, type Html } from './html.ts';
 import { csrfField, sendPage } from './layout.ts';
-import { field, noticeOf, requireRequestAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
+import { field, noticeOf, textField, requireRequestAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
 
 /** My requests, one request's page (state, stages, decisions, install state) and every action on a request. */
 
@@ -145,7 +145,7 @@ export function registerRequestDetailPages(router: Router, ctx: AppContext): voi
     const decision = field(req, 'decision');
     if (decision !== 'approve' && decision !== 'deny') throw new AppError('validation_failed', 'Choose Approve or Deny.');
     const stage = Number(field(req, 'stage'));
-    const result = await ctx.requests.decide(webActor(s), id, decision, field(req, 'reason') ?? null, {
+    const result = await ctx.requests.decide(webActor(s), id, decision, textField(req, 'reason'), {
       expectedVersion: version(req), stage: Number.isInteger(stage) && stage >= 0 ? stage : undefined, denyNeedsReason: true,
     });
     return outcomeNotice[result.outcome]!;

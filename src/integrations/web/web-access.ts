@@ -71,6 +71,9 @@ export const field = (req: Request, name: string): string | undefined => {
   return typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
 };
 
+/** A free-text field: trimmed, and null when left empty (an empty box says nothing). */
+export const textField = (req: Request, name: string): string | null => field(req, name)?.trim() || null;
+
 /** A form field as a list (checkboxes). */
 export const fields = (req: Request, name: string): string[] => {
   const v = req.body?.[name];
