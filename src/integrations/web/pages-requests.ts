@@ -2,7 +2,7 @@ import type { Request, Response, Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { AppError } from '../../core/errors.ts';
 import type { RequestDetail, RequestView } from '../../core/views.ts';
-import { badge, html, shortId, timeEl, type Html } from './html.ts';
+import { badge, html, shortId, timeEl, when_, type Html } from './html.ts';
 import { csrfField, sendPage } from './layout.ts';
 import { field, noticeOf, textField, requireRequestAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
 
@@ -85,9 +85,23 @@ async function adminSections(ctx: AppContext, r: RequestDetail): Promise<Html> {
       <p><a href="/app/admin/deliveries">All deliveries</a></p></section>`;
 }
 
+/** What the device manager was told, once its webhook or connector answered: the latest install/uninstall order. */
+async function orderState(ctx: AppContext, id: string): Promise<string | null> {
+  const row = await ctx.db.maybeOne<{ event_type: string; status: string; completed_at: Date | null; to_name: string | null }>(
+    `SELECT d.event_type, d.status, d.completed_at, coalesce(e.name, d.connector) AS to_name FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
+      WHERE d.event_type IN ('app.install', 'app.uninstall') AND (d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text)
+      ORDER BY d.created_at DESC LIMIT 1`, [id]);
+  if (!row) return null;
+  const what = row.event_type === 'app.install' ? 'install order' : 'uninstall order';
+  if (row.status === 'succeeded') return `${what} received by ${row.to_name ?? 'the device manager'} ${when_(row.completed_at)}`;
+  if (row.status === 'failed') return `${what} not delivered to ${row.to_name ?? 'the device manager'} yet (IT can send it again)`;
+  return `${what} being sent to ${row.to_name ?? 'the device manager'}`;
+}
+
 export async function requestPage(ctx: AppContext, req: Request, res: Response, error?: AppError): Promise<void> {
   const s = signedIn(res);
   const { request: r, approver } = await requireRequestAccess(ctx, s, String(req.params.id));
+  const delivered = r.installOrderedAt ? await orderState(ctx, r.id) : null;
   sendPage(res, {
     title: requestTitle(r), session: s, active: r.requester?.id === s.identity.id ? 'my' : 'approvals', watch: [r.id], notice: error ? null : noticeOf(req),
     status: error?.status,
@@ -97,7 +111,7 @@ export async function requestPage(ctx: AppContext, req: Request, res: Response, 
         <dt>Device</dt><dd>${r.device ? `${r.device.name} (${r.device.clientGuid})` : '-'}</dd>
         <dt>Requested</dt><dd>${timeEl(r.createdAt)} via ${r.source}</dd>
         ${r.status === 'pending' ? html`<dt>Decision due</dt><dd>${timeEl(r.deadlineAt)}${r.escalated ? ' (escalated)' : ''}</dd>` : html`<dt>Decided</dt><dd>${r.decidedBy ?? '-'} ${timeEl(r.decidedAt)}${r.decisionReason ? html` · “${r.decisionReason}”` : ''}</dd>`}
-        <dt>Install</dt><dd>${installState(r)}</dd>
+        <dt>Install</dt><dd>${installState(r)}${delivered ? html`; ${delivered}` : ''}</dd>
         ${r.accessExpiresAt ? html`<dt>Access until</dt><dd>${timeEl(r.accessExpiresAt)}</dd>` : ''}</dl>
       ${answersList(r)}
       ${actions(s, r, approver)}
