@@ -235,6 +235,8 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(got.payload.type).toBe('app.install');
     expect(got.payload.data.requestId ?? got.payload.data.request?.id ?? JSON.stringify(got.payload.data)).toContain(visioRequestId);
     await until('the delivery to succeed', async () => (await tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [failed.id])).status === 'succeeded');
+    // Bob's request page, still open, learns without a reload that the device manager has the order
+    await expect.poll(() => bobPage.locator('main').textContent(), { timeout: 60_000 }).toContain('install order received by device-manager');
     expect(await tdb.db.one(`SELECT actor_label, channel FROM audit_events WHERE action = 'webhook_delivery.redelivered'`)).toEqual({ actor_label: 'Ada Admin', channel: 'web' });
   });
 

@@ -103,7 +103,7 @@ export async function requestPage(ctx: AppContext, req: Request, res: Response, 
   const { request: r, approver } = await requireRequestAccess(ctx, s, String(req.params.id));
   const delivered = r.installOrderedAt ? await orderState(ctx, r.id) : null;
   sendPage(res, {
-    title: requestTitle(r), session: s, active: r.requester?.id === s.identity.id ? 'my' : 'approvals', watch: [r.id], notice: error ? null : noticeOf(req),
+    title: requestTitle(r), session: s, active: r.requester?.id === s.identity.id ? 'my' : 'approvals', watch: [r.id, ...(r.installOrderedAt ? ['delivery'] : [])], notice: error ? null : noticeOf(req),
     status: error?.status,
     body: html`${error ? html`<div class="error" role="alert" tabindex="-1" id="problems"><p>${error.message}</p></div>` : ''}
       <p>${badge(r.status)} <span class="muted">Request ${r.id} · version ${r.version}</span></p>
