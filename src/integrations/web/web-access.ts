@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { everyApproverGroup } from '../../core/approval-rights.ts';
+import { everyApproverGroup, reviewerGroups } from '../../core/approval-rights.ts';
 import type { Actor } from '../../core/audit-log.ts';
 import { groupNamesOf, type IdentityRow } from '../../core/directory.ts';
 import { AppError } from '../../core/errors.ts';
@@ -10,7 +10,7 @@ import { sessionOf, type WebSession } from './sessions.ts';
 /**
  * Who may open what on the web. Deciding is the core's business (the same rules as every channel); this only
  * keeps people out of pages that are not theirs: a request is shown to its requester, to members of any approver
- * group of its policy, and to admins (identities with `admin: true` in the catalog).
+ * or reviewer group of its policy, and to admins (identities with `admin: true` in the catalog).
  */
 
 export interface SignedIn extends WebSession {
@@ -35,7 +35,8 @@ const notFound = (id: string) => new AppError('not_found', `No request with id "
 
 export async function mayApprove(ctx: AppContext, s: SignedIn, r: RequestDetail): Promise<boolean> {
   const mine = await groupNamesOf(ctx.db, s.identity.id);
-  return everyApproverGroup(r.policy).some((g) => mine.includes(g));
+  // reviewers of its access (the policy's reviewers) open it from the Reviews page too
+  return [...everyApproverGroup(r.policy), ...reviewerGroups(r.policy)].some((g) => mine.includes(g));
 }
 
 export async function requireRequestAccess(ctx: AppContext, s: SignedIn, id: string): Promise<{ request: RequestDetail; approver: boolean }> {
