@@ -215,6 +215,27 @@ describe('web app refusals', () => {
     await t.ctx.requests.cancel({ id: s.bob.id, label: 'Bob User', channel: 'web' }, id);
   });
 
+  it('sets the session cookie HttpOnly and SameSite, and Secure with the __Host- prefix when PUBLIC_URL is https', async () => {
+    const cookieOf = async (origin: string) => {
+      const res = await fetch(`${origin}${new URL(await linkFor(s.bob)).pathname}`, { redirect: 'manual' });
+      await res.text();
+      return res.headers.getSetCookie().join('\n');
+    };
+    const plain = await cookieOf(base);
+    expect(plain).toMatch(/^signoff_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Expires=/);
+    expect(plain).not.toContain('Secure');
+    const httpsCtx = { ...t.ctx, config: { ...t.ctx.config, PUBLIC_URL: 'https://signoff.contoso.com' } };
+    let httpsWeb: WebApp | undefined;
+    const httpsServer = await startHttpServer(createHttpApp(httpsCtx, { mount: (a) => { httpsWeb = mountWebApp(a, httpsCtx); } }), 0, { host: '127.0.0.1' });
+    try {
+      const secure = await cookieOf(`http://127.0.0.1:${httpsServer.port}`);
+      expect(secure).toMatch(/^__Host-signoff_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Expires=[^;]+; Secure$/);
+    } finally {
+      await httpsWeb?.stop();
+      await httpsServer.close();
+    }
+  });
+
   it('answers every page with a strict Content-Security-Policy and no-store', async () => {
     const ada = await signedIn(s.ada);
     for (const path of ['/app', '/app/my', '/app/approvals', '/app/reviews', '/app/admin', '/app/admin/deliveries', '/app/admin/audit', '/app/admin/keys', '/app/signin']) {
