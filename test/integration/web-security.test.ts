@@ -76,8 +76,10 @@ describe('web app refusals', () => {
       expect(mainText(r.text)).toContain('CSRF check failed');
     }
     expect((await statusOf(request.id)).status).toBe('pending');
-    const token = csrfOf((await bob.get(`/app/requests/${request.id}`)).text);
-    const ok = await bob.post(`/app/requests/${request.id}/cancel`, { _csrf: token });
+    // My requests offers Cancel for a pending request; with the session's token it cancels
+    const mine = await bob.get('/app/my');
+    expect(mine.text).toContain(`action="/app/requests/${request.id}/cancel"`);
+    const ok = await bob.post(`/app/requests/${request.id}/cancel`, { _csrf: csrfOf(mine.text) });
     expect(ok.status).toBe(303);
     expect((await statusOf(request.id)).status).toBe('cancelled');
   });

@@ -17,12 +17,12 @@ export function installState(r: RequestView): string {
   return r.status === 'approved' ? 'no install ordered' : '-';
 }
 
-export function requestRows(rows: RequestView[], opts: { requester?: boolean } = {}): Html {
+export function requestRows(rows: RequestView[], opts: { requester?: boolean; cancelAs?: SignedIn } = {}): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
-  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col" class="wide">Stage</th><th scope="col">Requested</th><th scope="col" class="wide">Decided by</th><th scope="col" class="wide">Install</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col" class="wide">Stage</th><th scope="col">Requested</th><th scope="col" class="wide">Decided by</th><th scope="col" class="wide">Install</th>${opts.cancelAs ? html`<th scope="col"><span class="visually-hidden">Action</span></th>` : ''}</tr></thead>
     <tbody>${rows.map((r) => html`<tr><td><a href="/app/requests/${r.id}">${requestTitle(r)}</a> <span class="muted">${shortId(r.id)}</span></td>
       ${opts.requester ? html`<td>${r.requester?.displayName ?? 'a device'}</td>` : ''}
-      <td>${badge(r.status)}</td><td class="wide">${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td class="wide">${r.decidedBy ?? '-'}</td><td class="wide">${installState(r)}</td></tr>`)}</tbody></table></div>`;
+      <td>${badge(r.status)}</td><td class="wide">${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td class="wide">${r.decidedBy ?? '-'}</td><td class="wide">${installState(r)}</td>${opts.cancelAs ? html`<td>${r.status === 'pending' ? html`<form method="post" action="/app/requests/${r.id}/cancel">${csrfField(opts.cancelAs)}<input type="hidden" name="version" value="${r.version}"><button type="submit">Cancel<span class="visually-hidden"> the request for ${requestTitle(r)}</span></button></form>` : ''}</td>` : ''}</tr>`)}</tbody></table></div>`;
 }
 
 export function answersList(r: RequestDetail): Html {
@@ -127,7 +127,7 @@ export function registerRequestDetailPages(router: Router, ctx: AppContext): voi
   router.get('/my', async (req, res) => {
     const s = signedIn(res);
     const page = await ctx.requests.list({ requesterId: s.identity.id }, 100);
-    sendPage(res, { title: 'My requests', session: s, active: 'my', watch: ['*'], notice: noticeOf(req), body: requestRows(page.items) });
+    sendPage(res, { title: 'My requests', session: s, active: 'my', watch: ['*'], notice: noticeOf(req), body: requestRows(page.items, { cancelAs: s }) });
   });
 
   router.get('/requests/:id', (req, res) => requestPage(ctx, req, res));
