@@ -12,7 +12,7 @@ import { FakeSlackApi } from '../support/fake-slack-api.ts';
 import { defaultPolicy, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { runCli } from '../support/run-cli.ts';
 import { createTestDatabase, testQueuePrefix, type TestDatabase } from '../support/test-db.ts';
-import { ARTIFACTS, chromiumAvailable, freePort, launchChromium, startOidcProvider, startSignoff, type LocalOidc, type SignoffProcess } from '../support/web-harness.ts';
+import { ARTIFACTS, CHROMIUM, chromiumAvailable, freePort, launchChromium, startOidcProvider, startSignoff, type LocalOidc, type SignoffProcess } from '../support/web-harness.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
 /**
@@ -20,7 +20,7 @@ import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
  * one process), with a local OpenID provider, the fake Slack Web API and a webhook receiver.
  */
 
-if (!chromiumAvailable) console.warn('Skipping the web app browser tests: /usr/bin/chromium is not installed (apt-get install chromium).');
+if (!chromiumAvailable) console.warn(`Skipping the web app browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
 
 const SLACK_SECRET = 'web-browser-signing-secret';
 const PROJECT = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_0000000a-0000-4000-8000-00000000p001';
@@ -235,6 +235,8 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(got.payload.type).toBe('app.install');
     expect(got.payload.data.requestId ?? got.payload.data.request?.id ?? JSON.stringify(got.payload.data)).toContain(visioRequestId);
     await until('the delivery to succeed', async () => (await tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [failed.id])).status === 'succeeded');
+    // Bob's request page, still open, learns without a reload that the device manager has the order
+    await expect.poll(() => bobPage.locator('main').textContent(), { timeout: 60_000 }).toContain('install order received by device-manager');
     expect(await tdb.db.one(`SELECT actor_label, channel FROM audit_events WHERE action = 'webhook_delivery.redelivered'`)).toEqual({ actor_label: 'Ada Admin', channel: 'web' });
   });
 

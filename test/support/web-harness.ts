@@ -9,7 +9,7 @@ import { chromium, type Browser } from 'playwright-core';
 /** What the browser tests need: Signoff started as `npm start` starts it, a local OpenID provider, Chromium. */
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const chromiumAvailable = existsSync(CHROMIUM);
 export const ARTIFACTS = `${ROOT}test-artifacts`;
 
