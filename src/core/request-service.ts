@@ -149,6 +149,8 @@ export class RequestService {
     const outcome = await this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
+      // whatever the state, a requester is told they may never decide their own request (not who beat them to it)
+      if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
       checkVersion(row, opts.expectedVersion);
