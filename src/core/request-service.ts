@@ -26,7 +26,7 @@ export interface SubmitInput {
   clientGuid?: string;
   justification?: string | null;
   answers?: Record<string, unknown>;
-  source?: 'chat' | 'api';
+  source?: 'chat' | 'api' | 'web';
 }
 
 export type DecisionOutcome = 'recorded' | 'stage_approved' | 'approved' | 'denied' | 'revoked' | 'reapproved';
@@ -97,7 +97,7 @@ export class RequestService {
           `INSERT INTO requests (application_id, requester_id, device_id, source, status, current_stage, justification, answers, policy,
                                  deadline_at, stage_started_at, next_reminder_at, escalate_at, created_at, updated_at)
            VALUES ($1,$2,$3,$4,'pending',0,$5,$6,$7,$8,$9,$10,$11,$9,$9) RETURNING *`,
-          [app.id, requester.id, device?.id ?? null, input.source ?? (actor.channel === 'api' ? 'api' : 'chat'),
+          [app.id, requester.id, device?.id ?? null, input.source ?? (actor.channel === 'api' ? 'api' : actor.channel === 'web' ? 'web' : 'chat'),
            input.justification?.trim() || null, JSON.stringify(input.answers ?? {}), JSON.stringify(policy),
            t.deadlineAt, now, t.nextReminderAt, t.escalateAt],
         );

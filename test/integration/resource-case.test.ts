@@ -2,7 +2,7 @@ import supertest from 'supertest';
 import type { QueryRunner } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaseInsensitiveResources1763910000000 } from '../../migrations/1763910000000-case-insensitive-resources.ts';
-import { verifyAudit } from '../../src/core/audit-log.ts';
+import { verifyAudit } from '../../src/core/audit-chain.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { createApiHarness, type ApiHarness } from './api-harness.ts';
 
