@@ -197,7 +197,7 @@ function apiCase(route: ApiRoute): fc.Arbitrary<Built> {
   if (route.def.query) applicable.push('query');
   const goodKeys = Object.keys(keys).filter((k) => keys[k]!.scopes.includes(route.def.scope) || keys[k]!.scopes.includes('admin'));
 
-  return fc.record({
+  const normal = fc.record({
     defects: fc.uniqueArray(fc.constantFrom(...applicable), { minLength: 1, maxLength: 3 }),
     auth: badAuthorization,
     goodKey: fc.constantFrom(...goodKeys),
@@ -247,6 +247,18 @@ function apiCase(route: ApiRoute): fc.Arbitrary<Built> {
     if (d.has('ifMatch')) headers['if-match'] = g.ifMatch;
     return { c: { method, path, headers, body }, definite: true, defects: [...d] };
   });
+  if (!route.ifMatch || !real[kind]?.length) return normal;
+  // a decision on a real item, right in every way but the version it names: the precondition is what refuses it
+  const stale = fc.record({ id: fc.constantFrom(...real[kind]!), tag: fc.constantFrom('"999"', 'W/"998"'), key: fc.constantFrom(...goodKeys.filter((k) => k !== 'bound')) })
+    .map(({ id, tag, key }): Built => ({
+      c: {
+        method: route.method, path: route.oaPath.replace('{id}', id),
+        headers: { authorization: `Bearer ${keys[key]!.key}`, 'content-type': 'application/json', 'if-match': tag },
+        body: JSON.stringify(route.oaPath.endsWith('/cancel') ? { reason: 'fuzz' } : { approver: 'CONTOSO\\cyd', reason: 'fuzz' }),
+      },
+      definite: true, defects: ['ifMatch'],
+    }));
+  return fc.oneof({ weight: 5, arbitrary: normal }, { weight: 1, arbitrary: stale });
 }
 
 // ---------------------------------------------------------------------------------------------- the other endpoints
