@@ -27,9 +27,12 @@ import { createTestContext, type TestContext } from '../support/test-context.ts'
  * a missing scope, a body the route's own schema refuses, a NUL, broken JSON, a wrong content type, a bad
  * Idempotency-Key or If-Match, a path naming nothing, a malformed escape, a wrong method) plus random noise.
  *
- * FUZZ_RUNS sets how many requests are generated in all (default 3000: about a minute on a busy 2-core machine).
+ * FUZZ_RUNS sets how many requests are generated in all (default 3000: about a minute on a busy 2-core machine);
+ * a refusal that fails is listed with the exact request, and FUZZ_FAILURES_FILE writes all of them to a file.
  */
 const TOTAL_RUNS = Number(process.env.FUZZ_RUNS ?? 3000);
+// FUZZ_SEED repeats a run (each property is seeded with it); unset, every run explores new inputs
+const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
 const SECRET = 'fuzz-signing-secret';
 const TENANT = '72f988bf-0000-4000-8000-000000000001';
 
@@ -350,7 +353,7 @@ afterAll(async () => {
 async function run(arb: fc.Arbitrary<Built>, numRuns: number, html = false): Promise<void> {
   await fc.assert(fc.asyncProperty(arb, async (b) => {
     check(b, await send(b.c), html);
-  }), { numRuns, endOnFailure: true });
+  }), { numRuns, endOnFailure: true, ...(SEED !== undefined ? { seed: SEED } : {}) });
 }
 
 describe('fuzzing every route with bad input', () => {
