@@ -220,6 +220,9 @@ function apiCase(route: ApiRoute): fc.Arbitrary<Built> {
     ),
     wrongMethod: fc.constantFrom(...['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => !route.allowed.includes(m))),
     requestId: fc.option(junkString.filter((s) => /^[\x20-\x7e]*$/.test(s)), { nil: undefined }),
+    // noise a client may add: conditional GETs with odd tags, odd Accept values
+    ifNoneMatch: fc.option(fc.oneof(badIfMatch, fc.constant('*')), { nil: undefined }),
+    accept: fc.option(fc.constantFrom('text/html', 'application/xml', '*/*;q=0', 'application/problem+json', ';;;', 'é'), { nil: undefined }),
   }).map((g) => {
     const d = new Set(g.defects);
     // PUT upserts whatever the path names: its body is always refused, so an unknown path cannot create a row
@@ -233,6 +236,8 @@ function apiCase(route: ApiRoute): fc.Arbitrary<Built> {
     if (d.has('auth')) { if (g.auth !== undefined) headers.authorization = g.auth; }
     else headers.authorization = `Bearer ${keys[d.has('scope') ? g.lackingKey : g.goodKey]!.key}`;
     if (g.requestId !== undefined) headers['x-request-id'] = g.requestId;
+    if (g.ifNoneMatch !== undefined) headers['if-none-match'] = g.ifNoneMatch;
+    if (g.accept !== undefined) headers.accept = g.accept;
     const method = d.has('method') ? g.wrongMethod : route.method;
     let body: string | Buffer | undefined;
     if (hasBody(route.method) || d.has('method')) {
