@@ -57,7 +57,8 @@ export function slackEventsHandler(deps: SlackDeps, opts: SlackHttpOptions) {
 function refuse(req: Request, res: Response, e: AppError): void {
   const problem = toProblem(e, req.originalUrl);
   if (res.locals.requestId) problem.traceId = res.locals.requestId;
-  sendProblem(res, problem);
+  // a 401 names how to authenticate here: Slack's request signature, not the API's bearer key
+  sendProblem(res, problem, e.status === 401 ? { 'WWW-Authenticate': 'Slack-Signature realm="slack"' } : {});
 }
 
 type ParsedSlackBody =
