@@ -3,7 +3,8 @@ import { handleCommand, type SlashCommand } from './slack-commands.ts';
 import { publishHome } from './slack-home.ts';
 import { handleInteraction, type InteractionPayload } from './slack-interactions.ts';
 import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type SlackDeps } from './slack-replies.ts';
-import { toAppError } from '../../core/errors.ts';
+import { AppError, toAppError } from '../../core/errors.ts';
+import { sendProblem, toProblem } from '../../integrations/http/problem.ts';
 import { verifySlackSignature } from './slack-verify.ts';
 
 /**
@@ -37,19 +38,27 @@ export function slackEventsHandler(deps: SlackDeps, opts: SlackHttpOptions) {
     }, body, now());
     if (!verdict.ok) {
       deps.ctx.logger.warn({ reason: verdict.reason, ip: req.ip }, 'slack: request refused (signature)');
-      res.status(401).json({ error: 'invalid_signature' });
+      refuse(req, res, new AppError('unauthenticated', 'The Slack request signature is missing, stale or does not match.', { error: 'invalid_signature' }));
       return;
     }
     let parsed: ParsedSlackBody;
     try {
       parsed = parseBody(header(req, 'content-type') ?? '', body);
     } catch {
-      res.status(400).json({ error: 'malformed_body' });
+      refuse(req, res, new AppError('validation_failed', 'The Slack request body could not be read (malformed JSON or form payload).', { error: 'malformed_body' }));
       return;
     }
     dispatch(deps, parsed, res, opts.ackBudgetMs);
   };
   return [raw, handle] as const;
+}
+
+/** Refusals are problem+json like every other error here; `error` keeps the short code Slack tooling logs. */
+function refuse(req: Request, res: Response, e: AppError): void {
+  const problem = toProblem(e, req.originalUrl);
+  if (res.locals.requestId) problem.traceId = res.locals.requestId;
+  // a 401 names how to authenticate here: Slack's request signature, not the API's bearer key
+  sendProblem(res, problem, e.status === 401 ? { 'WWW-Authenticate': 'Slack-Signature realm="slack"' } : {});
 }
 
 type ParsedSlackBody =

@@ -21,10 +21,11 @@ function facts(r: RequestDetail): [string, string][] {
 export function renderApprovalEmail(r: RequestDetail, opts: { to: string[]; approveUrl?: string; denyUrl?: string; reminder?: boolean }): MailMessage {
   const subject = `${opts.reminder ? 'Reminder: ' : ''}Approve ${r.application.name} for ${r.requester?.displayName ?? r.device?.name ?? 'a device'}?`;
   const lines = facts(r).map(([k, v]) => `${k}: ${v}`);
-  const links = opts.approveUrl ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', 'Each link works once.'] : ['', 'Decide in Slack, Teams or with your personal email links.'];
+  const stale = 'Each link works once, for this stage; if the request is decided first, the link says who decided and when.';
+  const links = opts.approveUrl ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', stale] : ['', 'Decide in Slack, Teams or with your personal email links.'];
   const rows = facts(r).map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
   const buttons = opts.approveUrl
-    ? `<p><a href="${escapeHtml(opts.approveUrl)}">Approve</a> &nbsp; <a href="${escapeHtml(opts.denyUrl!)}">Deny</a></p><p>Each link works once.</p>`
+    ? `<p><a href="${escapeHtml(opts.approveUrl)}">Approve</a> &nbsp; <a href="${escapeHtml(opts.denyUrl!)}">Deny</a></p><p>${escapeHtml(stale)}</p>`
     : '';
   return { to: opts.to, subject, text: [...lines, ...links].join('\n'), html: `<table>${rows}</table>${buttons}` };
 }

@@ -29,7 +29,7 @@ describe('audit checkpoint keys', () => {
       expect((e as Error).message).toMatch(/AUDIT_CHECKPOINT_KEY: must be an Ed25519 private \(PKCS8\) key.*signoff audit keygen/);
       expect((e as Error).message).not.toContain('BEGIN PRIVATE KEY');
     }
-    expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL_MS: 'hourly' })).toThrow(/AUDIT_CHECKPOINT_INTERVAL_MS: must be a number of milliseconds/);
+    expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL_MS: 'hourly' })).toThrow(/AUDIT_CHECKPOINT_INTERVAL_MS: must be a whole number of milliseconds/);
     expect(loadConfig({}).AUDIT_CHECKPOINT_KEY).toBeUndefined();
   });
 
