@@ -59,6 +59,10 @@ export const configSchema = z
       ),
     WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+    // fairness: attempts in flight per endpoint over all workers, and its circuit breaker
+    WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
+    WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+    WEBHOOK_BREAKER_COOLDOWN_MS: z.coerce.number().int().positive().default(30_000),
     OUTBOX_RECONCILE_MS: z.coerce.number().int().positive().default(30_000),
     SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
     LINK_TOKEN_TTL: z.string().default('P14D'),
