@@ -82,18 +82,21 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     if (!endpointId) return 'skipped';
     // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
     // holds at most its own slots, never every worker slot
-    const gated = await gate.acquire(endpointId, job.data.deliveryId);
+    const gated = await gate.acquireOrWait(endpointId, job.data.deliveryId);
     if (!gated.ok) {
       const waits = job.data.gateWaits ?? 0;
       await job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 });
-      await job.moveToDelayed(Date.now() + gateWaitMs(gated, waits, ctx.config.WEBHOOK_BREAKER_COOLDOWN_MS), token);
+      await job.moveToDelayed(Date.now() + gateWaitMs(gated, waits, gate.settings), token);
       throw new DelayedError();
     }
     let step: DeliveryStep | undefined;
+    const started = performance.now();
     try {
       step = await attemptDelivery(rt, job.data.deliveryId);
     } finally {
-      await gate.release(endpointId, job.data.deliveryId, step && 'health' in step && step.health ? step.health : 'neutral').catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'));
+      const attempted = step && 'health' in step && step.health ? step.health : undefined;
+      await gate.release(endpointId, job.data.deliveryId, attempted ?? 'neutral', attempted ? Math.round(performance.now() - started) : null)
+        .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'));
     }
     if (step.outcome === 'retry') {
       // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at

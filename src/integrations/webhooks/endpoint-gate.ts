@@ -21,7 +21,10 @@ export interface GateSettings {
   leaseMs: number;
 }
 
-export type GateResult = { ok: true; probe: boolean } | { ok: false; reason: 'busy' | 'open' | 'probing'; waitMs: number };
+export type GateResult =
+  | { ok: true; probe: boolean }
+  /** latencyMs: the endpoint's recent attempt latency (moving average), null before its first attempt */
+  | { ok: false; reason: 'busy' | 'open' | 'probing'; waitMs: number; latencyMs: number | null };
 
 /** What an attempt says about the endpoint's health: an answer other than the retryable ones means it is up. */
 export type AttemptHealth = 'ok' | 'fail' | 'neutral';
@@ -34,36 +37,46 @@ export interface CircuitView {
   timesOpened: number;
 }
 
-// KEYS[1] slots zset, KEYS[2] breaker hash; ARGV now, holder, limit, leaseMs, keepMs
+// KEYS[1] slots zset, KEYS[2] breaker hash; ARGV now (the breaker's clock), holder, limit, leaseMs, keepMs, wall
+// (slot leases and latencies run on the wall clock, like BullMQ's locks; the breaker on the injected Clock)
 const ACQUIRE = `
 local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local wall = tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', wall)
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[2])
+  redis.call('ZADD', KEYS[1], wall + tonumber(ARGV[4]), ARGV[2])
   return {1, 0, redis.call('HGET', KEYS[2], 'state') or 'closed'}
 end
 local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
 if state == 'open' then
   local openUntil = tonumber(redis.call('HGET', KEYS[2], 'openUntil') or '0')
-  if now < openUntil then return {0, openUntil - now, 'open'} end
+  if now < openUntil then return {0, openUntil - now, 'open', redis.call('HGET', KEYS[2], 'latency') or ''} end
   state = 'half_open'
   redis.call('HSET', KEYS[2], 'state', 'half_open')
 end
 local held = redis.call('ZCARD', KEYS[1])
 if state == 'half_open' then
-  if held > 0 then return {0, 0, 'probing'} end
+  if held > 0 then return {0, 0, 'probing', redis.call('HGET', KEYS[2], 'latency') or ''} end
 elseif held >= tonumber(ARGV[3]) then
-  return {0, 0, 'busy'}
+  -- how slow it is: its recent attempts, or the attempt in flight the longest when that is longer
+  local latency = tonumber(redis.call('HGET', KEYS[2], 'latency') or '0')
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if oldest[2] then latency = math.max(latency, wall - (tonumber(oldest[2]) - tonumber(ARGV[4]))) end
+  return {0, 0, 'busy', latency}
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[2])
+redis.call('ZADD', KEYS[1], wall + tonumber(ARGV[4]), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {1, 0, state}
 `;
 
-// KEYS as above; ARGV now, holder, health, threshold, cooldownMs, keepMs
+// KEYS as above; ARGV now, holder, health, threshold, cooldownMs, keepMs, latencyMs ('' when no attempt was made)
 const RELEASE = `
 local now = tonumber(ARGV[1])
 local held = redis.call('ZREM', KEYS[1], ARGV[2])
+if ARGV[7] ~= '' then
+  local prev = tonumber(redis.call('HGET', KEYS[2], 'latency') or ARGV[7])
+  redis.call('HSET', KEYS[2], 'latency', math.floor(prev * 0.8 + tonumber(ARGV[7]) * 0.2))
+end
 local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
 if ARGV[3] == 'ok' then
   if state ~= 'closed' or redis.call('HGET', KEYS[2], 'failures') ~= '0' then
@@ -94,14 +107,44 @@ export class EndpointGate {
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   async acquire(endpointId: string, holder: string): Promise<GateResult> {
     const [slots, circuit] = this.keys(endpointId);
-    const r = (await this.redis.eval(ACQUIRE, 2, slots, circuit, this.clock.now().getTime(), holder, this.settings.concurrency, this.settings.leaseMs, KEEP_MS)) as [number, number, string];
+    const r = (await this.redis.eval(ACQUIRE, 2, slots, circuit, this.clock.now().getTime(), holder, this.settings.concurrency, this.settings.leaseMs, KEEP_MS, Date.now())) as [number, number, string, string?];
     if (r[0] === 1) return { ok: true, probe: r[2] === 'half_open' };
-    return { ok: false, reason: r[2] as 'busy' | 'open' | 'probing', waitMs: Number(r[1]) };
+    return { ok: false, reason: r[2] as 'busy' | 'open' | 'probing', waitMs: Number(r[1]), latencyMs: r[3] !== undefined && r[3] !== '' ? Number(r[3]) : null };
   }
 
-  async release(endpointId: string, holder: string, health: AttemptHealth): Promise<void> {
+  async release(endpointId: string, holder: string, health: AttemptHealth, latencyMs: number | null = null): Promise<void> {
     const [slots, circuit] = this.keys(endpointId);
-    await this.redis.eval(RELEASE, 2, slots, circuit, this.clock.now().getTime(), holder, health, this.settings.failureThreshold, this.settings.cooldownMs, KEEP_MS);
+    await this.redis.eval(RELEASE, 2, slots, circuit, this.clock.now().getTime(), holder, health, this.settings.failureThreshold, this.settings.cooldownMs, KEEP_MS, latencyMs ?? '');
+    this.released.get(endpointId)?.forEach((wake) => wake());
+  }
+
+  private readonly released = new Map<string, Set<() => void>>();
+
+  /**
+   * Takes a slot, waiting here while a fast endpoint is merely busy: its slots free within milliseconds, and a job
+   * sent to the delayed set would wait far longer than that. A release in this process wakes the waiters at once,
+   * other workers' releases are seen by polling. A slow, open or probing endpoint is not waited for (the caller
+   * delays the job and frees its worker slot).
+   */
+  async acquireOrWait(endpointId: string, holder: string, opts: { fastMs?: number; maxWaitMs?: number } = {}): Promise<GateResult> {
+    const fastMs = opts.fastMs ?? 200;
+    const deadline = Date.now() + (opts.maxWaitMs ?? 1000);
+    for (;;) {
+      const r = await this.acquire(endpointId, holder);
+      if (r.ok || r.reason !== 'busy' || (r.latencyMs ?? 0) >= fastMs || Date.now() >= deadline) return r;
+      await new Promise<void>((resolve) => {
+        let waiters = this.released.get(endpointId);
+        if (!waiters) this.released.set(endpointId, (waiters = new Set()));
+        const done = () => {
+          clearTimeout(timer);
+          waiters!.delete(done);
+          if (waiters!.size === 0) this.released.delete(endpointId);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(5, Math.min(50, r.latencyMs ?? 20)));
+        waiters.add(done);
+      });
+    }
   }
 
   /** The breaker and slot use of each endpoint, for the API and the metrics (one pipeline). */
@@ -113,7 +156,7 @@ export class EndpointGate {
     for (const id of endpointIds) {
       const [slots, circuit] = this.keys(id);
       p.hgetall(circuit);
-      p.zcount(slots, now, '+inf');
+      p.zcount(slots, Date.now(), '+inf');
     }
     const res = (await p.exec()) ?? [];
     endpointIds.forEach((id, i) => {
@@ -132,12 +175,16 @@ export class EndpointGate {
   }
 }
 
-/** How a blocked delivery waits: until the circuit's cool-down ends, or (busy) a growing, jittered pause. */
-export function gateWaitMs(result: Extract<GateResult, { ok: false }>, waits: number, cooldownMs: number, random: () => number = Math.random): number {
-  if (result.reason === 'open') return Math.max(50, result.waitMs) + Math.floor(random() * 250);
-  // busy or probing: back off per job, so a long queue for a slow endpoint costs little Redis traffic
-  const base = Math.min(result.reason === 'probing' ? cooldownMs : 5_000, 100 * 2 ** Math.min(waits, 10));
-  return Math.round(base / 2 + random() * (base / 2));
+/**
+ * How long a blocked delivery sits in the delayed set: until the circuit's cool-down ends (spread a little), or,
+ * for a busy slow endpoint, about as long as its attempts take, growing per job, so a long queue for a slow
+ * endpoint costs little Redis traffic.
+ */
+export function gateWaitMs(result: Extract<GateResult, { ok: false }>, waits: number, settings: Pick<GateSettings, 'cooldownMs' | 'concurrency'>, random: () => number = Math.random): number {
+  if (result.reason === 'open') return Math.max(50, result.waitMs) + Math.floor(random() * Math.min(5_000, settings.cooldownMs / 10 + 250));
+  const cap = result.reason === 'probing' ? settings.cooldownMs : 30_000;
+  const base = Math.min(cap, Math.max(100, (result.latencyMs ?? 100) / settings.concurrency) * 2 ** Math.min(waits, 8));
+  return Math.round(base / 2 + random() * base);
 }
 
 /** The gate with the configured limits, on the given Redis connection (a worker's, or the web role's producer). */
