@@ -6,7 +6,23 @@ import { AttemptRollup1763820000000 } from './1763820000000-attempt-rollup.ts';
 import { ReviewReminders1763830000000 } from './1763830000000-review-reminders.ts';
 import { ChangeVersions1763860000000 } from './1763860000000-change-versions.ts';
 import { DeviceManagerConnectors1763880000000 } from './1763880000000-device-manager-connectors.ts';
+import { AuditSealing1763900000000 } from './1763900000000-audit-sealing.ts';
+import { CaseInsensitiveResources1763910000000 } from './1763910000000-case-insensitive-resources.ts';
+import { LinkTokenVersions1763910000001 } from './1763910000001-link-token-versions.ts';
+import { WebApp1763930000000 } from './1763930000000-web-app.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
-export const migrations = [InitialSchema1763780000000, BackgroundWork1763790000000, AccessReviewDetails1763800000000, TeamsUserIds1763810000000, AttemptRollup1763820000000, ReviewReminders1763830000000, ChangeVersions1763860000000,
-  DeviceManagerConnectors1763880000000];
+export const migrations = [
+  InitialSchema1763780000000,
+  BackgroundWork1763790000000,
+  AccessReviewDetails1763800000000,
+  TeamsUserIds1763810000000,
+  AttemptRollup1763820000000,
+  ReviewReminders1763830000000,
+  ChangeVersions1763860000000,
+  DeviceManagerConnectors1763880000000,
+  AuditSealing1763900000000,
+  CaseInsensitiveResources1763910000000,
+  LinkTokenVersions1763910000001,
+  WebApp1763930000000,
+];

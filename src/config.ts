@@ -1,5 +1,8 @@
+import { createPublicKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import { parsePrivateKey, parsePublicKey } from './core/audit-checkpoint.ts';
+import { durationSchema } from './core/durations.ts';
 
 const bool = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
@@ -20,6 +23,16 @@ const url = (what: string) =>
     }
   }, `must be a ${what} URL`);
 
+const ed25519Key = (parse: (text: string) => unknown, what: string) =>
+  optionalString.superRefine((v, c) => {
+    if (v === undefined) return;
+    try {
+      parse(v);
+    } catch (e) {
+      c.addIssue({ code: 'custom', message: `must be an Ed25519 ${what} key, PEM or base64 DER (${(e as Error).message}); \`signoff audit keygen\` makes a pair` });
+    }
+  });
+
 const readableFile = optionalString.refine((v) => v === undefined || existsSync(v), 'must name a file that exists');
 
 /** The one schema over the environment. Every key the product reads is here. */
@@ -34,6 +47,8 @@ export const configSchema = z
     QUEUE_PREFIX: z.string().min(1).default('signoff'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_BODY_BYTES: z.coerce.number().int().positive().default(256 * 1024),
+    // how long opening a Postgres connection may take before a call fails as unavailable (503)
+    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,
@@ -83,8 +98,23 @@ export const configSchema = z
     CONFIGMGR_CA_FILE: readableFile,
     DEVICE_MANAGER_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
     DEVICE_MANAGER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
+    // web app sign-in (/app) with the company's OpenID Connect provider; unset: sign in with `signoff signin-link` only
+    OIDC_ISSUER: optionalString.pipe(url('http(s)://').optional()),
+    OIDC_CLIENT_ID: optionalString,
+    // unset: a public client (PKCE alone)
+    OIDC_CLIENT_SECRET: optionalString,
+    // how long a `signoff signin-link` URL works, and how long a web session lasts
+    SIGNIN_LINK_TTL: durationSchema.default('PT15M'),
+    WEB_SESSION_TTL: durationSchema.default('PT12H'),
     // finished webhook deliveries and outbox events older than this are deleted; 0 keeps them forever
     RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(0).default(90),
+    // audit chain: how often the sealer looks for new rows (a commit also wakes it), and signed checkpoints
+    AUDIT_SEAL_INTERVAL_MS: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(10).max(60_000).default(150),
+    AUDIT_CHECKPOINT_KEY: ed25519Key(parsePrivateKey, 'private (PKCS8)'),
+    // for `audit verify --checkpoint` where the private key is not kept; derived from AUDIT_CHECKPOINT_KEY when unset
+    AUDIT_CHECKPOINT_PUBLIC_KEY: ed25519Key(parsePublicKey, 'public (SPKI)'),
+    // how often the sealer emits a checkpoint (log line + audit.checkpoint webhook) when AUDIT_CHECKPOINT_KEY is set; 0: never
+    AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(0).default(3_600_000),
   })
   .transform((c) => ({ ...c, PUBLIC_URL: c.PUBLIC_URL ?? `http://localhost:${c.PORT}` }));
 
@@ -108,6 +138,20 @@ function crossKeyProblems(env: Record<string, string | undefined>): string[] {
       problems.push('INTUNE_CLIENT_SECRET: give either it or INTUNE_CLIENT_CERTIFICATE_PATH (a PEM with the private key), not both or neither');
     }
   }
+  if (set('AUDIT_CHECKPOINT_KEY') && set('AUDIT_CHECKPOINT_PUBLIC_KEY')) {
+    try {
+      const derived = createPublicKey(parsePrivateKey(env.AUDIT_CHECKPOINT_KEY!)).export({ format: 'der', type: 'spki' });
+      if (!derived.equals(parsePublicKey(env.AUDIT_CHECKPOINT_PUBLIC_KEY!).export({ format: 'der', type: 'spki' }))) {
+        problems.push('AUDIT_CHECKPOINT_PUBLIC_KEY: is not the public half of AUDIT_CHECKPOINT_KEY');
+      }
+    } catch {
+      // reported by the schema
+    }
+  }
+  if (set('OIDC_ISSUER') !== set('OIDC_CLIENT_ID')) {
+    problems.push(`${set('OIDC_ISSUER') ? 'OIDC_CLIENT_ID' : 'OIDC_ISSUER'}: is required when the other OpenID Connect key is set`);
+  }
+  if (set('OIDC_CLIENT_SECRET') && !set('OIDC_ISSUER')) problems.push('OIDC_ISSUER: is required when OIDC_CLIENT_SECRET is set');
   if (set('CONFIGMGR_ADMINSERVICE_URL')) {
     for (const k of ['CONFIGMGR_USERNAME', 'CONFIGMGR_PASSWORD']) if (!set(k)) problems.push(`${k}: is required when CONFIGMGR_ADMINSERVICE_URL is set`);
     if (set('CONFIGMGR_USERNAME') && env.CONFIGMGR_AUTH !== 'basic' && !/^[^\\\s]+\\[^\\\s]+$/.test(env.CONFIGMGR_USERNAME!.trim())) {
@@ -135,7 +179,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(result.error?.issues ?? []).map((i) => {
         const key = i.path.join('.') || '(environment)';
         const value = typeof i.path[0] === 'string' ? env[i.path[0]] : undefined;
-        return `${key}: ${i.message}${value !== undefined && !/SECRET|PASSWORD|TOKEN/.test(key) ? ` (got "${value}")` : ''}`;
+        return `${key}: ${i.message}${value !== undefined && !/SECRET|PASSWORD|TOKEN|_KEY$/.test(key) ? ` (got "${value}")` : ''}`;
       }),
       ...cross,
     ]);
@@ -145,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 export const slackEnabled = (c: Config) => Boolean(c.SLACK_SIGNING_SECRET && c.SLACK_BOT_TOKEN);
 export const teamsEnabled = (c: Config) => Boolean(c.MICROSOFT_APP_ID) || c.TEAMS_EMULATOR;
+export const oidcEnabled = (c: Config) => Boolean(c.OIDC_ISSUER && c.OIDC_CLIENT_ID);
 export const emailEnabled = (c: Config) => Boolean(c.SMTP_URL);
 export const intuneConfigured = (c: Config) => Boolean(c.INTUNE_TENANT_ID && c.INTUNE_CLIENT_ID && (c.INTUNE_CLIENT_SECRET || c.INTUNE_CLIENT_CERTIFICATE_PATH));
 export const configMgrConfigured = (c: Config) => Boolean(c.CONFIGMGR_ADMINSERVICE_URL && c.CONFIGMGR_USERNAME && c.CONFIGMGR_PASSWORD);

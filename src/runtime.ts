@@ -7,6 +7,7 @@ import { openDatabase } from './db/database.ts';
 import { createEmailNotifier } from './integrations/email/email-notifier.ts';
 import { createHttpApp, startHttpServer } from './integrations/http/app.ts';
 import { mountLinkRoutes } from './integrations/http/link-routes.ts';
+import { mountWebApp, type WebApp } from './integrations/web/index.ts';
 import { startWorkers } from './integrations/queue/workers.ts';
 import { createUrlGuard } from './integrations/webhooks/url-safety.ts';
 import { createLogger } from './logger.ts';
@@ -20,7 +21,7 @@ export type Role = 'web' | 'worker' | 'all';
 export async function runSignoff(opts: { role: Role }): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
-  const db = await openDatabase(config.DATABASE_URL, { migrate: true });
+  const db = await openDatabase(config.DATABASE_URL, { migrate: true, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
   const ctx = buildContext({ config, db, logger, urlGuard: createUrlGuard(config) });
 
   const slack = slackEnabled(config) ? createSlackAdapter(ctx) : undefined;
@@ -35,16 +36,22 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
   }
   let listeningOn: number | undefined;
   if (opts.role !== 'worker') {
+    let web: WebApp | undefined;
     const app = createHttpApp(ctx, {
       mount: (a: Express) => {
         slack?.mount(a);
         teams?.mount(a);
         mountLinkRoutes(a, ctx);
+        web = mountWebApp(a, ctx);
       },
     });
     const server = await startHttpServer(app, config.PORT);
     listeningOn = server.port;
-    stops.unshift(() => server.close());
+    // open event streams end first, or closing the server would wait for them
+    stops.unshift(async () => {
+      await web?.stop();
+      await server.close();
+    });
   }
   logger.info(
     // the bound port, which differs from PORT when PORT=0 asks the system for a free one

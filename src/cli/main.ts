@@ -1,15 +1,17 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.ts';
 import { apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
-import { verifyAudit } from '../core/audit-log.ts';
 import { cliActor } from '../core/catalog-service.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
+import { parseDuration } from '../core/durations.ts';
 import { AppError } from '../core/errors.ts';
+import { createSigninLink } from '../core/signin-links.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
 import { openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 import { registerChangeCommands, registerRequestDecisionCommands } from './decision-commands.ts';
-import { EXIT_FAILED, out, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
+import { out, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
 
 const positiveInt = (max: number) => (value: string) => {
   const n = Number(value);
@@ -33,7 +35,9 @@ Commands in full:
   signoff requests approve|deny|revoke|reapprove ID --as USER [--reason TEXT] [--if-version N]
   signoff changes list [--status S] [--json]
   signoff changes approve|reject ID --as USER [--notes TEXT] [--if-version N]
-  signoff audit verify
+  signoff audit verify [--checkpoint FILE]
+  signoff audit checkpoint | keygen
+  signoff signin-link --user USER
 
 Configuration comes from environment variables (DATABASE_URL, REDIS_URL, PORT, ...).`,
   );
@@ -44,7 +48,7 @@ program
   .action(() =>
     runCommand(async () => {
       const config = loadConfig();
-      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2 });
+      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
       const rows = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
       await db.close();
       out.line(`database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`);
@@ -178,22 +182,21 @@ requests
     ),
   );
 
-const audit = program.command('audit').description('the append-only, hash-chained audit log');
-audit
-  .command('verify')
-  .description('check every row of the audit chain; exits 1 naming the first broken row')
-  .action(() =>
+program
+  .command('signin-link')
+  .description('print a one-time URL that signs a person in to the web app (/app); it works once, for SIGNIN_LINK_TTL')
+  .requiredOption('--user <username>', 'the directory identity to sign in (DOMAIN\\user or UPN)')
+  .action((opts: { user: string }) =>
     runCommand(() =>
-      withDatabase(async (db) => {
-        const result = await verifyAudit(db);
-        if (result.ok) {
-          out.line(`audit log intact: ${result.checked} row${result.checked === 1 ? '' : 's'} checked`);
-          return 0;
-        }
-        out.error(`audit log broken at row ${result.firstBroken!.id}: ${result.firstBroken!.reason} (${result.checked} rows before it are intact)`);
-        return EXIT_FAILED;
+      withContext(async (ctx) => {
+        const who = await requireIdentity(ctx.db, { username: opts.user }, 'user');
+        const { token, expiresAt } = await createSigninLink(ctx.db, cliActor, who, new Date(), parseDuration(ctx.config.SIGNIN_LINK_TTL));
+        out.line(`One-time sign-in link for ${who.display_name} (${who.username}), valid until ${expiresAt.toISOString()}:`);
+        out.line(`${ctx.config.PUBLIC_URL.replace(/\/$/, '')}/app/signin/link/${token}`);
       }),
     ),
   );
+
+registerAuditCommands(program);
 
 await program.parseAsync(process.argv);

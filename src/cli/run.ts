@@ -55,7 +55,7 @@ export function reportError(e: unknown): number {
 /** Configuration once, a migrated database, a context without chat adapters; closed when the body ends. */
 export async function withDatabase<T>(body: (db: Database) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2 });
+  const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
   try {
     return await body(db);
   } finally {
@@ -65,7 +65,7 @@ export async function withDatabase<T>(body: (db: Database) => Promise<T>): Promi
 
 export async function withContext<T>(body: (ctx: AppContext) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2 });
+  const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
   try {
     // logs would interleave with the command's own output, which scripts parse
     return await body(buildContext({ config, db, logger: createLogger('silent') }));

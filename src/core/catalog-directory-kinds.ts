@@ -11,6 +11,9 @@ interface IdentityDbRow extends BaseRow {
   is_guest: boolean;
   slack_user_id: string | null;
   teams_aad_id: string | null;
+  oidc_oid: string | null;
+  upn: string | null;
+  is_admin: boolean;
 }
 interface IdentityState {
   username: string;
@@ -19,6 +22,9 @@ interface IdentityState {
   guest: boolean;
   slack: string | null;
   teams: string | null;
+  oid: string | null;
+  upn: string | null;
+  admin: boolean;
 }
 
 export const identityKind: KindOps<IdentityInput, IdentityDbRow, IdentityState> = {
@@ -37,6 +43,9 @@ export const identityKind: KindOps<IdentityInput, IdentityDbRow, IdentityState> 
     guest: i.guest,
     slack: i.slack ?? null,
     teams: i.teams ?? null,
+    oid: i.oid?.toLowerCase() ?? null,
+    upn: i.upn ?? null,
+    admin: i.admin ?? false,
   }),
   current: async (_q, r) => ({
     username: r.username,
@@ -45,17 +54,21 @@ export const identityKind: KindOps<IdentityInput, IdentityDbRow, IdentityState> 
     guest: r.is_guest,
     slack: r.slack_user_id,
     teams: r.teams_aad_id,
+    oid: r.oidc_oid,
+    upn: r.upn,
+    admin: r.is_admin,
   }),
   insert: (tx, d, now) =>
     tx.one(
-      `INSERT INTO identities (username, display_name, email, is_guest, slack_user_id, teams_aad_id, created_at, updated_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$7) RETURNING *`,
-      [d.username, d.displayName, d.email, d.guest, d.slack, d.teams, now],
+      `INSERT INTO identities (username, display_name, email, is_guest, slack_user_id, teams_aad_id, oidc_oid, upn, is_admin, created_at, updated_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$8,$9,$10,$7,$7) RETURNING *`,
+      [d.username, d.displayName, d.email, d.guest, d.slack, d.teams, now, d.oid, d.upn, d.admin],
     ),
   update: async (tx, r, d, now) => {
     await tx.query(
-      `UPDATE identities SET username=$2, display_name=$3, email=$4, is_guest=$5, slack_user_id=$6, teams_aad_id=$7, updated_at=$8 WHERE id=$1`,
-      [r.id, d.username, d.displayName, d.email, d.guest, d.slack, d.teams, now],
+      `UPDATE identities SET username=$2, display_name=$3, email=$4, is_guest=$5, slack_user_id=$6, teams_aad_id=$7, updated_at=$8,
+              oidc_oid=$9, upn=$10, is_admin=$11 WHERE id=$1`,
+      [r.id, d.username, d.displayName, d.email, d.guest, d.slack, d.teams, now, d.oid, d.upn, d.admin],
     );
   },
   blockers: async (tx, r) => {

@@ -28,6 +28,12 @@ export const identityInputSchema = z.strictObject({
   slack: z.string().trim().regex(/^[UW][A-Z0-9]{2,}$/, 'must be a Slack member id such as U0123ABCD').optional(),
   /** Entra (AAD) object id of the Teams user */
   teams: z.guid('must be the Entra object id (a GUID) of the Teams user').optional(),
+  /** web sign-in: the Entra object id (`oid` claim) this identity signs in as */
+  oid: z.guid('must be the Entra object id (a GUID) of the user').optional(),
+  /** web sign-in: the UPN (`preferred_username`/`upn` claim) this identity signs in as */
+  upn: z.string().trim().max(256).regex(/^[^@\s\\]+@[^@\s\\]+\.[^@\s\\]+$/, 'must be a UPN such as ada@contoso.com').optional(),
+  /** may open the web app's Admin pages (every request, deliveries, audit log, endpoints and API keys) */
+  admin: z.boolean().optional(),
 });
 export type IdentityInput = z.infer<typeof identityInputSchema>;
 

@@ -88,8 +88,9 @@ export class ChangeService {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.status) where.push(`status = $${params.push(filter.status)}`);
-    if (filter.resourceType) where.push(`resource_type = $${params.push(filter.resourceType)}`);
-    if (filter.resourceId) where.push(`resource_id = $${params.push(filter.resourceId)}`);
+    // resource ids and types name the same resource in any letter case (paths on Windows, GUIDs)
+    if (filter.resourceType) where.push(`lower(resource_type) = lower($${params.push(filter.resourceType)})`);
+    if (filter.resourceId) where.push(`lower(resource_id) = lower($${params.push(filter.resourceId)})`);
     if (cursor) {
       const [ts, id] = decodeCursor(cursor);
       where.push(`(created_at, id) < ($${params.push(ts)}::timestamptz, $${params.push(id)}::uuid)`);
@@ -125,8 +126,10 @@ export class ChangeService {
     const id = await this.db.tx(async (tx) => {
       // a key bound to one admin submits as that admin only: naming another would let them approve it themselves
       const by = await actingFor(tx, actor, input.requestedBy, 'requestedBy');
-      const policy = await tx.maybeOne<{ id: string; name: string; approvers: string[] }>(
-        'SELECT id, name, approvers FROM change_policies WHERE $1 = ANY(resource_types) ORDER BY name LIMIT 1',
+      // `Script` is the protected type `script`: stored in the policy's spelling, so a case cannot slip past protection
+      const policy = await tx.maybeOne<{ id: string; name: string; approvers: string[]; resource_type: string }>(
+        `SELECT p.id, p.name, p.approvers, t AS resource_type FROM change_policies p, unnest(p.resource_types) t
+          WHERE lower(t) = lower($1) ORDER BY p.name LIMIT 1`,
         [input.resourceType],
       );
       if (!policy) {
@@ -139,16 +142,17 @@ export class ChangeService {
         row = await tx.one<ChangeRow>(
           `INSERT INTO changes (resource_type, resource_id, before, after, diff, justification, requester_id, requester_label, change_policy_id, approvers, status, source, created_at, updated_at)
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'pending',$11,$12,$12) RETURNING *`,
-          [input.resourceType, input.resourceId, JSON.stringify(input.before ?? null), JSON.stringify(input.after ?? null), JSON.stringify(diff),
+          [policy.resource_type, input.resourceId, JSON.stringify(input.before ?? null), JSON.stringify(input.after ?? null), JSON.stringify(diff),
            input.justification.trim(), by.id, by.label, policy.id, policy.approvers, actor.channel, now],
         );
       } catch (e) {
         if (isUniqueViolation(e)) {
-          const existing = await this.db.maybeOne<{ id: string; requester_label: string }>(
-            `SELECT id, requester_label FROM changes WHERE resource_type = $1 AND resource_id = $2 AND status = 'pending'`,
-            [input.resourceType, input.resourceId],
+          const existing = await this.db.maybeOne<{ id: string; resource_id: string; requester_label: string }>(
+            `SELECT id, resource_id, requester_label FROM changes WHERE lower(resource_type) = lower($1) AND lower(resource_id) = lower($2) AND status = 'pending'`,
+            [policy.resource_type, input.resourceId],
           );
-          throw new AppError('already_pending', `A change to ${input.resourceType} "${input.resourceId}" is already pending${existing ? ` (by ${existing.requester_label})` : ''}.`, { changeId: existing?.id, status: 'pending' });
+          const same = existing && existing.resource_id !== input.resourceId ? ` as "${existing.resource_id}"` : '';
+          throw new AppError('already_pending', `A change to ${policy.resource_type} "${input.resourceId}" is already pending${same}${existing ? ` (by ${existing.requester_label})` : ''}.`, { changeId: existing?.id, status: 'pending' });
         }
         throw e;
       }

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/database.ts';
 import type { Actor } from './audit-log.ts';
 import { AppError } from './errors.ts';
+import { mayRequest } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
 
 /** Read-side lookups of identities, devices, groups and applications shared by every service and adapter. */
@@ -54,6 +55,26 @@ export const identityBySlackId = (db: Queryable, slackUserId: string) =>
 
 export const identityByTeamsId = (db: Queryable, aadObjectId: string) =>
   db.maybeOne<IdentityRow>(`SELECT ${identityCols} FROM identities WHERE lower(teams_aad_id) = lower($1)`, [aadObjectId]);
+
+/**
+ * The identity an OpenID Connect token signs in as, through the explicit links only: the Entra object id (`oid`)
+ * matches an identity's `oid` (or its `teams` link, which is the same Entra object id), else the UPN
+ * (`preferred_username`/`upn`) matches an identity's `upn`. Never a display name or an email.
+ */
+export async function identityByOidcClaims(db: Queryable, claims: { oid?: string; upn?: string }): Promise<IdentityRow | undefined> {
+  if (claims.oid) {
+    const byOid = await db.maybeOne<IdentityRow>(
+      `SELECT ${identityCols} FROM identities WHERE lower(oidc_oid) = lower($1) OR (oidc_oid IS NULL AND lower(teams_aad_id) = lower($1))
+        ORDER BY (oidc_oid IS NOT NULL) DESC LIMIT 1`, [claims.oid]);
+    if (byOid) return byOid;
+  }
+  if (claims.upn) return db.maybeOne<IdentityRow>(`SELECT ${identityCols} FROM identities WHERE lower(upn) = lower($1)`, [claims.upn]);
+  return undefined;
+}
+
+export async function isAdminIdentity(db: Queryable, id: string): Promise<boolean> {
+  return Boolean((await db.maybeOne<{ is_admin: boolean }>('SELECT is_admin FROM identities WHERE id = $1', [id]))?.is_admin);
+}
 
 export async function requireIdentity(db: Queryable, ref: { id?: string; username?: string }, field = 'username'): Promise<IdentityRow> {
   const found = ref.id ? await identityById(db, ref.id) : ref.username ? await identityByUsername(db, ref.username) : undefined;
@@ -122,9 +143,28 @@ export const applicationByIdOrName = (db: Queryable, idOrName: string) =>
 export const listApplications = (db: Queryable) =>
   db.query<ApplicationRow>(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id ORDER BY a.name`);
 
+const unknownApplication = (id: string) => new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
+
 export async function requireApplication(db: Queryable, id: string): Promise<ApplicationRow> {
   const app = await applicationById(db, id);
-  if (!app) throw new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
+  if (!app) throw unknownApplication(id);
+  return app;
+}
+
+/** Whether the identity may see the application: `hidden-until-approved` ones only once it has an approved request. */
+export async function maySee(db: Queryable, app: ApplicationRow, identityId: string): Promise<boolean> {
+  if (app.visibility !== 'hidden-until-approved') return true;
+  const approved = await db.maybeOne(`SELECT 1 FROM requests WHERE application_id = $1 AND requester_id = $2 AND status = 'approved' LIMIT 1`, [app.id, identityId]);
+  return approved !== undefined;
+}
+
+/**
+ * The application as the identity may request it. A hidden one it may not see is refused exactly as an unknown id
+ * is, whatever the channel, so asking cannot tell that it exists.
+ */
+export async function requireVisibleApplication(db: Queryable, id: string, identityId: string): Promise<ApplicationRow> {
+  const app = await requireApplication(db, id);
+  if (!(await maySee(db, app, identityId))) throw unknownApplication(id);
   return app;
 }
 
@@ -182,4 +222,13 @@ export async function lookupForSubmit(db: Queryable, ref: { applicationId: strin
     [ref.applicationId, ref.identityId ?? null, ref.username ?? null, ref.deviceId ?? null, ref.clientGuid ?? null],
   );
   return row;
+}
+
+/** The applications this person may request: visible (or already approved) and allowed by the policy's requestors. */
+export async function requestableApplications(db: Queryable, who: IdentityRow): Promise<ApplicationRow[]> {
+  const groups = await groupNamesOf(db, who.id);
+  return (await visibleApplications(db, who.id)).filter((a) => {
+    const parsed = policyDefinitionSchema.safeParse(a.policy_definition);
+    return parsed.success && mayRequest(parsed.data, { username: who.username, isGuest: who.is_guest, groups });
+  });
 }

@@ -27,7 +27,8 @@ export const errorCatalog = {
   unsafe_url: { status: 422, title: 'The URL is not allowed', retryable: false },
   rate_limited: { status: 429, title: 'Too many requests', retryable: true },
   dependency_unavailable: { status: 503, title: 'A dependency is unavailable', retryable: true },
-  internal: { status: 500, title: 'Internal error', retryable: true },
+  // an unexpected failure is a bug until shown otherwise: retrying the same call is not advised
+  internal: { status: 500, title: 'Internal error', retryable: false },
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;
@@ -60,13 +61,30 @@ export function isUniqueViolation(e: unknown, constraint?: string): boolean {
   return code === '23505' && (constraint === undefined || name === constraint);
 }
 
+// Postgres refusing or dropping connections: shutting down (57P01 admin, 57P02 crash), starting up or in recovery
+// (57P03), the connection classes (08xxx), too many connections (53300), and the socket errors of a server that is away
+const unavailableCodes = new Set([
+  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08P01',
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED',
+]);
+// node-postgres reports a lost or never-made connection with a message and no code
+const unavailableMessages = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is not established|connection timeout|Cannot use a pool after calling end/i;
+
+/** Whether this is the database (or the network to it) being away, rather than a bug: answered 503, retryable. */
+export function isDependencyUnavailable(e: unknown): boolean {
+  type Thrown = { code?: unknown; message?: unknown; driverError?: unknown; cause?: unknown };
+  for (let err = e as Thrown | undefined, depth = 0; err && depth < 5; depth++) {
+    if (err instanceof AppError) return false;
+    if (typeof err.code === 'string' && unavailableCodes.has(err.code)) return true;
+    if (typeof err.message === 'string' && unavailableMessages.test(err.message)) return true;
+    err = (err.driverError ?? err.cause) as Thrown | undefined;
+  }
+  return false;
+}
+
 /** Converts anything thrown into an AppError, hiding internals of unexpected failures. */
 export function toAppError(e: unknown): AppError {
   if (isAppError(e)) return e;
-  const err = e as { code?: string; driverError?: { code?: string } };
-  const pgCode = err?.code ?? err?.driverError?.code;
-  if (pgCode === 'ECONNREFUSED' || pgCode === '57P01' || pgCode === '08006') {
-    return new AppError('dependency_unavailable', 'The database is unavailable; try again shortly.');
-  }
+  if (isDependencyUnavailable(e)) return new AppError('dependency_unavailable', 'The database is unavailable; try again shortly.');
   return new AppError('internal', 'Something went wrong on our side; it has been logged.');
 }

@@ -16,6 +16,8 @@ export const webhookEventTypes = [
   'change.approved',
   'change.rejected',
   'change.cancelled',
+  // a signed checkpoint of the audit chain, emitted periodically by the sealer (keep it somewhere else)
+  'audit.checkpoint',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 
@@ -38,7 +40,8 @@ export type DomainEventType =
   | 'change.submitted'
   | 'change.approved'
   | 'change.rejected'
-  | 'change.cancelled';
+  | 'change.cancelled'
+  | 'audit.checkpoint';
 
 export interface WebhookEmission {
   type: WebhookEventType;
@@ -50,7 +53,7 @@ export interface DomainEvent {
   id: string;
   type: DomainEventType;
   occurredAt: string;
-  subjectType: 'request' | 'change';
+  subjectType: 'request' | 'change' | 'audit';
   subjectId: string;
   /** who caused it (label) and through which channel */
   actor: { id: string | null; label: string; channel: string };

@@ -4,7 +4,7 @@ import type { DomainEvent, DomainEventType, WebhookEmission } from './events.ts'
 
 export interface NewEvent {
   type: DomainEventType;
-  subjectType: 'request' | 'change';
+  subjectType: 'request' | 'change' | 'audit';
   subjectId: string;
   actor: Actor;
   data: Record<string, unknown>;

@@ -35,8 +35,11 @@ function checkAnswer(q: Question, value: unknown): string | undefined {
   if (empty) return q.required ? 'Please answer this question.' : undefined;
   if (q.type === 'multichoice') {
     if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) return 'Choose one or more of the options.';
-    const bad = value.filter((v) => !q.options!.includes(v as string));
-    return bad.length ? `"${bad.join('", "')}" is not one of the options.` : undefined;
+    const bad = [...new Set(value.filter((v) => !q.options!.includes(v as string)))];
+    if (bad.length) return bad.length === 1 ? `"${bad[0]}" is not one of the options.` : `"${bad.join('", "')}" are not among the options.`;
+    // the answer is a set: the same option twice is a client's mistake, not a stronger answer
+    const twice = [...new Set(value.filter((v, i) => value.indexOf(v) !== i))];
+    return twice.length ? `Choose each option once ("${twice.join('", "')}" ${twice.length === 1 ? 'is' : 'are'} given more than once).` : undefined;
   }
   if (typeof value !== 'string') return 'Answer with text.';
   if (q.type === 'choice') return q.options!.includes(value) ? undefined : `"${value}" is not one of the options.`;

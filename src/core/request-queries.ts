@@ -9,7 +9,7 @@ export interface RequestRow {
   application_id: string;
   requester_id: string | null;
   device_id: string | null;
-  source: 'chat' | 'api' | 'approved-request';
+  source: 'chat' | 'api' | 'approved-request' | 'web';
   status: RequestStatus;
   current_stage: number;
   justification: string | null;

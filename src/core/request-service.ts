@@ -4,14 +4,14 @@ import { createApprovedRequest, type CreateApprovedInput } from './approved-requ
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import {
-  actingFor, lookupForSubmit, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow,
+  actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow,
 } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import { emit } from './outbox.ts';
 import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { countRequests, getRequestDetail, getRequestView, listRequests, requestIdFromRef, type RequestFilter, type RequestRow } from './request-queries.ts';
-import { alreadyDecided, snapshotOf } from './request-events.ts';
+import { alreadyDecided, notThisStage, snapshotOf } from './request-events.ts';
 import { checkVersion, finishRequest, lockRequest, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
@@ -25,7 +25,7 @@ export interface SubmitInput {
   clientGuid?: string;
   justification?: string | null;
   answers?: Record<string, unknown>;
-  source?: 'chat' | 'api';
+  source?: 'chat' | 'api' | 'web';
 }
 
 export type DecisionOutcome = 'recorded' | 'stage_approved' | 'approved' | 'denied' | 'revoked' | 'reapproved';
@@ -48,11 +48,6 @@ export interface DecideOptions extends ReverseOptions {
   /** chat denials always say why (checked after who may decide, so others hear that first) */
   denyNeedsReason?: boolean;
 }
-
-/** A caller bound to another stage than the pending one: an earlier stage was settled, a later one has not started. */
-const notThisStage = (stage: number, row: RequestRow) => stage < row.current_stage
-  ? new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage })
-  : new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
 
 /**
  * Runs each request command in one transaction. Concurrency is settled by locking the request row
@@ -82,18 +77,19 @@ export class RequestService {
     const now = this.clock.now();
     const id = await this.db.tx(async (tx) => {
       const requesterRef = { id: input.requesterId ?? (input.requesterUsername ? undefined : actor.id ?? undefined), username: input.requesterUsername };
-      // application, requester with groups and device in one round trip; checked in the order people expect
+      // requester with groups, application and device in one round trip; checked in the order people expect
       const found = await lookupForSubmit(tx, {
         applicationId: input.applicationId, identityId: requesterRef.id, username: requesterRef.id ? undefined : requesterRef.username,
         deviceId: input.deviceId, clientGuid: input.deviceId ? undefined : input.clientGuid,
       });
-      const app = found.app;
-      if (!app) throw new AppError('not_found', `No application with id "${input.applicationId}" is in the catalog.`, { field: 'applicationId' });
-      const policy = policyOf(app);
       const requester = found.identity;
       if (!requester) throw new AppError('not_found', `No identity "${requesterRef.username ?? requesterRef.id}" is known; add it under identities first.`, { field: 'username' });
       // a key bound to one person submits for that person only
       if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(tx, actor, requester.username, 'username');
+      const app = found.app;
+      // a hidden application the requester may not see is refused exactly as an unknown id is
+      if (!app || !(await maySee(tx, app, requester.id))) throw new AppError('not_found', `No application with id "${input.applicationId}" is in the catalog.`, { field: 'applicationId' });
+      const policy = policyOf(app);
       if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: requester.group_names })) {
         throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
       }
@@ -110,7 +106,7 @@ export class RequestService {
                                  deadline_at, stage_started_at, next_reminder_at, escalate_at, created_at, updated_at)
            VALUES ($1,$2,$3,$4,'pending',0,$5,$6,$7,$8,$9,$10,$11,$9,$9)
            RETURNING *, (SELECT id FROM requests a WHERE a.application_id = $1 AND a.requester_id = $2 AND a.device_id IS NOT DISTINCT FROM $3 AND a.status = 'approved' LIMIT 1) AS approved_id`,
-          [app.id, requester.id, device?.id ?? null, input.source ?? (actor.channel === 'api' ? 'api' : 'chat'),
+          [app.id, requester.id, device?.id ?? null, input.source ?? (actor.channel === 'api' ? 'api' : actor.channel === 'web' ? 'web' : 'chat'),
            input.justification?.trim() || null, JSON.stringify(input.answers ?? {}), JSON.stringify(policy),
            t.deadlineAt, now, t.nextReminderAt, t.escalateAt],
         );
@@ -162,7 +158,7 @@ export class RequestService {
       const now = this.clock.now();
       checkVersion(row, opts.expectedVersion);
       if (row.status !== 'pending') throw alreadyDecided(row);
-      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw notThisStage(opts.stage, row);
+      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(tx, opts.stage, row);
       return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
     });
     return { outcome, request: await getRequestView(this.db, id) };

@@ -44,7 +44,7 @@ export interface HistoryEntry {
 export interface RequestView {
   id: string;
   status: RequestStatus;
-  source: 'chat' | 'api' | 'approved-request';
+  source: 'chat' | 'api' | 'approved-request' | 'web';
   application: { id: string; name: string };
   requester: IdentityRef | null;
   device: DeviceRef | null;

@@ -73,9 +73,13 @@ export class Database implements Queryable {
 
 export interface PoolOptions {
   poolSize?: number;
+  /** how long a new connection may take before the call fails as unavailable (DATABASE_CONNECT_TIMEOUT_MS) */
+  connectTimeoutMs?: number;
   /** how long an unused connection stays open (pg's default is 10 s) */
   idleTimeoutMs?: number;
 }
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 
 export function createDataSource(url: string, opts: PoolOptions = {}): DataSource {
   return new DataSource({
@@ -86,7 +90,7 @@ export function createDataSource(url: string, opts: PoolOptions = {}): DataSourc
     migrationsTableName: 'schema_migrations',
     synchronize: false,
     logging: false,
-    extra: { max: opts.poolSize ?? 20, connectionTimeoutMillis: 5000, ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}) },
+    extra: { max: opts.poolSize ?? 20, connectionTimeoutMillis: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}) },
   });
 }
 
@@ -113,12 +117,12 @@ export function redactUrl(url: string): string {
 }
 
 /** Creates the database named in the URL when it does not exist yet. */
-export async function ensureDatabaseExists(url: string): Promise<void> {
+export async function ensureDatabaseExists(url: string, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.replace(/^\//, '')) || 'postgres';
   const admin = new URL(url);
   admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: connectTimeoutMs });
   try {
     await client.connect();
   } catch (e) {
@@ -140,7 +144,7 @@ export async function ensureDatabaseExists(url: string): Promise<void> {
 
 /** Connects, creating the database if needed, and optionally runs pending migrations. */
 export async function openDatabase(url: string, opts: PoolOptions & { migrate?: boolean } = {}): Promise<Database> {
-  await ensureDatabaseExists(url);
+  await ensureDatabaseExists(url, opts.connectTimeoutMs);
   const ds = createDataSource(url, opts);
   try {
     await ds.initialize();

@@ -2,6 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'pr
 import type { AppContext } from '../app-context.ts';
 import { aggregateAttemptsSql, DELIVERY_LATENCY_BUCKETS, foldSettledAttempts, type AttemptRow } from '../db/attempt-totals.ts';
 import type { Database } from '../db/database.ts';
+import { registerAuditMetrics } from './audit-metrics.ts';
 import { registerDeviceManagerMetrics } from './device-managers/connector-metrics.ts';
 import { queuesFor } from './queue/queues.ts';
 import { gateFor, type CircuitView } from './webhooks/endpoint-gate.ts';
@@ -183,6 +184,7 @@ export function metricsFor(ctx: AppContext): Metrics {
   });
 
   registerDeviceManagerMetrics(registry, db, safe);
+  registerAuditMetrics(registry, db, safe);
 
   // both read one query per scrape; the histogram awaits the counter's result instead of scanning again
   let scrape: Promise<AttemptRow[]> | null = null;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/core/api-keys.ts';
+import { sealAll } from '../support/audit.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { createApiHarness, webhookTypes, type ApiHarness } from './api-harness.ts';
 
@@ -135,6 +136,7 @@ describe('multi-admin approval over HTTP', () => {
 
   it('exports and verifies the audit log for admins only', async () => {
     expect((await h.as(h.keys.changes).get('/api/v1/audit')).status).toBe(403);
+    await sealAll(h.t.tdb.db);
     const page1 = await h.as(h.keys.admin).get('/api/v1/audit?limit=3');
     expect(page1.status).toBe(200);
     expect(page1.body.items).toHaveLength(3);
@@ -159,6 +161,7 @@ describe('multi-admin approval over HTTP', () => {
     expect(future.body.items).toEqual([]);
 
     const verify = await h.as(h.keys.admin).get('/api/v1/audit/verify');
-    expect(verify.body).toEqual({ ok: true, checked: lines.length });
+    expect(verify.body).toEqual({ ok: true, checked: lines.length, unsealed: 0, head: { sequence: lines.length, hash: lines.at(-1).hash } });
+    expect(lines.every((l: { sealed: boolean; sequence: number }, i: number) => l.sealed && l.sequence === i + 1)).toBe(true);
   });
 });

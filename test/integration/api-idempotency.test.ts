@@ -104,7 +104,7 @@ describe('Idempotency-Key', () => {
     const failed = await h.as(h.keys.write).post('/api/v1/requests', submitBody, { 'Idempotency-Key': 'flaky' });
     h.t.ctx.requests.submit = original;
     expect(failed.status).toBe(500);
-    expect(failed.body).toMatchObject({ code: 'internal', retryable: true });
+    expect(failed.body).toMatchObject({ code: 'internal', retryable: false });
     expect(failed.text).not.toMatch(/exploded/);
     const retried = await h.as(h.keys.write).post('/api/v1/requests', submitBody, { 'Idempotency-Key': 'flaky' });
     expect(retried.status).toBe(201);

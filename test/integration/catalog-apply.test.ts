@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyAudit } from '../../src/core/audit-log.ts';
+import { verifyAudit } from '../../src/core/audit-chain.ts';
 import { catalogKinds } from '../../src/core/catalog-schemas.ts';
 import type { ApplySummary } from '../../src/core/catalog-service.ts';
 import { applyCatalogFile, parseCatalogYaml } from '../../src/integrations/catalog-yaml.ts';

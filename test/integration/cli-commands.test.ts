@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyApiKey } from '../../src/core/api-keys.ts';
+import { sealAll } from '../support/audit.ts';
 import { runCli } from '../support/run-cli.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 
@@ -134,11 +135,14 @@ describe('signoff CLI', () => {
   });
 
   it('audit verify passes on an intact chain and names the first tampered row', async () => {
-    const ok = await signoff(['audit', 'verify']);
+    // no worker runs here: rows wait for the sealer, and verify says so
     const total = (await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM audit_events')).n;
-    expect(ok).toMatchObject({ code: 0, stdout: `audit log intact: ${total} rows checked\n` });
+    expect(await signoff(['audit', 'verify'])).toMatchObject({ code: 0, stdout: `audit log intact: 0 sealed rows checked, ${total} rows not sealed yet\n` });
+    await sealAll(t.tdb.db);
+    const ok = await signoff(['audit', 'verify']);
+    expect(ok).toMatchObject({ code: 0, stdout: `audit log intact: ${total} sealed rows checked, 0 rows not sealed yet\n` });
 
-    const victim = await t.tdb.db.one<{ id: string }>('SELECT id FROM audit_events ORDER BY id OFFSET 2 LIMIT 1');
+    const victim = await t.tdb.db.one<{ id: string }>('SELECT event_id AS id FROM audit_chain WHERE seq = 3');
     const raw = new pg.Client({ connectionString: t.tdb.url });
     await raw.connect();
     try {
@@ -150,7 +154,7 @@ describe('signoff CLI', () => {
     }
     const broken = await signoff(['audit', 'verify']);
     expect(broken.code).toBe(1);
-    expect(broken.stderr).toBe(`audit log broken at row ${victim.id}: content does not match its hash (the row was edited) (2 rows before it are intact)\n`);
+    expect(broken.stderr).toBe(`audit log broken at sequence 3 (row ${victim.id}): content does not match its hash (the row was edited) (2 rows before it are intact)\n`);
   });
 
   it('an unreachable database gives one line, no stack trace, exit 2', async () => {

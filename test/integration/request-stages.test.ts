@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { verifyAudit } from '../../src/core/audit-log.ts';
+import { verifyAudit } from '../../src/core/audit-chain.ts';
+import { sealAll } from '../support/audit.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 
@@ -70,6 +71,7 @@ describe('multi-stage approval', () => {
   });
 
   it('the audit chain verifies, and an edited row is found', async () => {
+    await sealAll(t.tdb.db);
     const before = await verifyAudit(t.tdb.db);
     expect(before.ok).toBe(true);
     expect(before.checked).toBeGreaterThan(5);
@@ -81,5 +83,6 @@ describe('multi-stage approval', () => {
     await client.end();
     const after = await verifyAudit(t.tdb.db);
     expect(after).toMatchObject({ ok: false, firstBroken: { id: '3', reason: expect.stringContaining('edited') } });
+    expect(after.checked).toBe(2);
   });
 });

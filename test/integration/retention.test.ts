@@ -1,7 +1,7 @@
 import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyAudit } from '../../src/core/audit-log.ts';
+import { verifyAudit } from '../../src/core/audit-chain.ts';
 import { createOpsRouter } from '../../src/integrations/http/ops-routes.ts';
 import { closeQueues } from '../../src/integrations/queue/queues.ts';
 import { pruneFinishedWork, startRetention } from '../../src/integrations/retention.ts';

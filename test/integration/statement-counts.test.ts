@@ -46,11 +46,11 @@ describe('SQL statements per command', () => {
     show('fan-out (2 events)', fan);
     show('delivery attempt', attempt);
     // submit: BEGIN, one lookup (application, requester with groups, device), INSERT ... RETURNING with the
-    // already-approved check, the audit append, one outbox INSERT, COMMIT, and the view read after commit
-    expect(submit.statements.length).toBeLessThanOrEqual(10);
+    // already-approved check, the audit INSERT, one outbox INSERT, COMMIT, and the view read after commit
+    expect(submit.statements.length).toBeLessThanOrEqual(8);
     // approve: the row lock, the approver's groups, the vote with the stage's votes (one CTE), the request context in
-    // one read, the status change that also orders the install, two audit appends, one outbox INSERT, the view
-    expect(approve.statements.length).toBeLessThanOrEqual(16);
+    // one read, the status change that also orders the install, two audit INSERTs, one outbox INSERT, the view
+    expect(approve.statements.length).toBeLessThanOrEqual(12);
     expect(approve.statements.filter((q) => q.startsWith('INSERT INTO outbox'))).toHaveLength(1);
     // fan-out of a batch: claim, connector check, one INSERT for every delivery, done + connector orders in one CTE
     expect(fan.statements.length).toBeLessThanOrEqual(6);

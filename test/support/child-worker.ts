@@ -22,6 +22,7 @@ export async function startChildWorker(config: Config, env: Record<string, strin
       WEBHOOK_MAX_ATTEMPTS: String(config.WEBHOOK_MAX_ATTEMPTS),
       OUTBOX_RECONCILE_MS: String(config.OUTBOX_RECONCILE_MS),
       SWEEP_INTERVAL_MS: String(config.SWEEP_INTERVAL_MS),
+      DATABASE_CONNECT_TIMEOUT_MS: String(config.DATABASE_CONNECT_TIMEOUT_MS),
       LOG_LEVEL: process.env.TEST_CHILD_LOG_LEVEL ?? 'silent',
       ...env,
     },

@@ -13,7 +13,7 @@ export default async function setup() {
   const template = `signoff_tpl_${run}`;
   const url = new URL(ADMIN_URL);
   url.pathname = `/${template}`;
-  const db = await openDatabase(url.toString(), { migrate: true, poolSize: 2 });
+  const db = await openDatabase(url.toString(), { migrate: true, poolSize: 2, connectTimeoutMs: 60_000 });
   await db.close();
   process.env.SIGNOFF_TEST_RUN = run;
   process.env.SIGNOFF_TEST_TEMPLATE = template;

@@ -16,7 +16,7 @@ export function runCli(databaseUrl: string, args: string[], env: Record<string, 
       ['bin/signoff.mjs', ...args],
       {
         cwd: ROOT,
-        env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: databaseUrl, WEBHOOK_ALLOW_HOSTS: 'dm.example.com', LOG_LEVEL: 'silent', ...env },
+        env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: databaseUrl, DATABASE_CONNECT_TIMEOUT_MS: '60000', WEBHOOK_ALLOW_HOSTS: 'dm.example.com', LOG_LEVEL: 'silent', ...env },
         timeout: 120_000,
         killSignal: 'SIGKILL',
       },

@@ -3,7 +3,7 @@ import { buildContext } from '../../src/build-context.ts';
 import { loadConfig } from '../../src/config.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createTestDatabase, testQueuePrefix, type TestDatabase } from './test-db.ts';
+import { createTestDatabase, TEST_CONNECT_TIMEOUT_MS, testQueuePrefix, type TestDatabase } from './test-db.ts';
 
 export interface TestContext {
   ctx: AppContext;
@@ -22,6 +22,7 @@ export async function createTestContext(env: Record<string, string> = {}, opts: 
     QUEUE_PREFIX: testQueuePrefix(),
     LOG_LEVEL: 'silent',
     WEBHOOK_ALLOW_HOSTS: '127.0.0.1,localhost',
+    DATABASE_CONNECT_TIMEOUT_MS: String(TEST_CONNECT_TIMEOUT_MS),
     ...env,
   });
   const ctx = buildContext({ config, db: tdb.db, clock, logger: createLogger('silent') });

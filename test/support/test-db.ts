@@ -2,6 +2,9 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { Database, openDatabase } from '../../src/db/database.ts';
 
+/** Tests connect patiently: on a machine busy with other test runs a new connection may take seconds. */
+export const TEST_CONNECT_TIMEOUT_MS = 60_000;
+
 export interface TestDatabase {
   url: string;
   db: Database;
@@ -36,7 +39,7 @@ export async function createTestDatabase(opts: { poolSize?: number } = {}): Prom
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const db = await openDatabase(url.toString(), { poolSize: opts.poolSize ?? 20, idleTimeoutMs: 1000 });
+  const db = await openDatabase(url.toString(), { poolSize: opts.poolSize ?? 20, idleTimeoutMs: 1000, connectTimeoutMs: TEST_CONNECT_TIMEOUT_MS });
   return {
     url: url.toString(),
     db,

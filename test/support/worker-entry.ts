@@ -11,7 +11,7 @@ import { createLogger } from '../../src/logger.ts';
 
 const config = loadConfig(process.env);
 const logger = createLogger(config.LOG_LEVEL);
-const db = await openDatabase(config.DATABASE_URL, { poolSize: 10 });
+const db = await openDatabase(config.DATABASE_URL, { poolSize: 10, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
 const ctx = buildContext({ config, db, logger });
 const backoff = Number(process.env.TEST_BACKOFF_MS ?? 20);
 const lock = Number(process.env.TEST_LOCK_MS ?? 1500);

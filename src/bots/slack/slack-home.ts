@@ -1,6 +1,4 @@
-import { groupNamesOf, visibleApplications, type ApplicationRow, type IdentityRow } from '../../core/directory.ts';
-import { mayRequest } from '../../core/policy-evaluation.ts';
-import { policyDefinitionSchema } from '../../core/policy-schema.ts';
+import { requestableApplications as requestableIn, type ApplicationRow, type IdentityRow } from '../../core/directory.ts';
 import { historyOf } from '../../core/request-queries.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, HistoryEntry, RequestView } from '../../core/views.ts';
@@ -85,13 +83,7 @@ export function homeView(input: HomeInput): SlackView {
 export const unlinkedHomeView = (slackUserId: string): SlackView => ({ type: 'home', blocks: [header('Signoff'), section(notLinkedText(slackUserId))] });
 
 /** The applications this person may request: visible (or already approved) and allowed by the policy's requestors. */
-export async function requestableApplications(deps: SlackDeps, who: IdentityRow): Promise<ApplicationRow[]> {
-  const groups = await groupNamesOf(deps.ctx.db, who.id);
-  return (await visibleApplications(deps.ctx.db, who.id)).filter((a) => {
-    const parsed = policyDefinitionSchema.safeParse(a.policy_definition);
-    return parsed.success && mayRequest(parsed.data, { username: who.username, isGuest: who.is_guest, groups });
-  });
-}
+export const requestableApplications = (deps: SlackDeps, who: IdentityRow): Promise<ApplicationRow[]> => requestableIn(deps.ctx.db, who);
 
 export async function loadHome(deps: SlackDeps, who: IdentityRow): Promise<HomeInput> {
   const { ctx } = deps;

@@ -2,7 +2,8 @@ import express, { type Request, type Response } from 'express';
 import { handleCommand, type SlashCommand } from './slack-commands.ts';
 import { publishHome } from './slack-home.ts';
 import { handleInteraction, type InteractionPayload } from './slack-interactions.ts';
-import { logUnexpected, resolveUser, type SlackDeps } from './slack-replies.ts';
+import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type SlackDeps } from './slack-replies.ts';
+import { toAppError } from '../../core/errors.ts';
 import { verifySlackSignature } from './slack-verify.ts';
 
 /**
@@ -112,9 +113,26 @@ function dispatch(deps: SlackDeps, parsed: ParsedSlackBody, res: Response, budge
     }
   })();
   work
-    .catch((e: unknown) => logUnexpected(deps, e, `slack ${parsed.kind}`))
+    .catch(async (e: unknown) => {
+      logUnexpected(deps, e, `slack ${parsed.kind}`);
+      // the database away before the handler could answer (resolving who clicked): say so rather than nothing
+      if (toAppError(e).code === 'dependency_unavailable') await sayUnavailable(deps, parsed, ack).catch((err: unknown) => logUnexpected(deps, err, 'slack unavailable reply'));
+    })
     .finally(() => {
       clearTimeout(timer);
       ack();
     });
+}
+
+async function sayUnavailable(deps: SlackDeps, parsed: ParsedSlackBody, ack: Ack): Promise<void> {
+  if (parsed.kind === 'command') {
+    const c = parsed.command;
+    if (ack({ response_type: 'ephemeral', text: UNAVAILABLE_TEXT })) return;
+    await replyPrivately(deps, { user: c.user_id, channel: c.channel_id, responseUrl: c.response_url }, UNAVAILABLE_TEXT);
+  } else if (parsed.kind === 'interaction' && parsed.payload.type === 'block_actions') {
+    const p = parsed.payload;
+    await replyPrivately(deps, { user: p.user.id, channel: p.channel?.id ?? p.container?.channel_id, responseUrl: p.response_url }, UNAVAILABLE_TEXT);
+  } else if (parsed.kind === 'interaction' && parsed.payload.type === 'view_submission') {
+    ack({ response_action: 'update', view: { type: 'modal', title: { type: 'plain_text', text: 'Signoff' }, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: UNAVAILABLE_TEXT } }] } });
+  }
 }

@@ -1,6 +1,7 @@
 import { applicationById, groupNamesOf, policyOf, type IdentityRow } from '../../core/directory.ts';
 import { AppError, isAppError } from '../../core/errors.ts';
 import { validateSubmission } from '../../core/policy-evaluation.ts';
+import { notThisStage } from '../../core/request-events.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import type { SlackView } from './slack-api.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
@@ -166,8 +167,7 @@ async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction):
 /** Refuses before a reason modal opens, so nobody writes a reason for a click that cannot count. The core checks again. */
 async function precheckRequest(deps: SlackDeps, who: IdentityRow, r: RequestDetail, stage: number): Promise<void> {
   if (r.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: r.status, decidedBy: r.decidedBy, decidedAt: r.decidedAt });
-  if (r.currentStage > stage) throw new AppError('already_decided', `Stage ${stage + 1} of this request is already settled; it is now at stage ${r.currentStage + 1}.`, { status: r.status });
-  if (r.currentStage < stage) throw new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${r.currentStage + 1}.`);
+  if (r.currentStage !== stage) throw await notThisStage(deps.ctx.db, stage, { id: r.id, status: r.status, current_stage: r.currentStage });
   if (r.requester?.id === who.id) throw new AppError('self_approval', 'You cannot decide your own request.');
   const groups = r.stages[r.currentStage]?.approverGroups ?? [];
   const mine = await groupNamesOf(deps.ctx.db, who.id);

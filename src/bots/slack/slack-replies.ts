@@ -1,7 +1,7 @@
 import type { AppContext } from '../../app-context.ts';
 import { appendAudit, type Actor } from '../../core/audit-log.ts';
 import { identityBySlackId, type IdentityRow } from '../../core/directory.ts';
-import { isAppError, toAppError } from '../../core/errors.ts';
+import { isAppError, isDependencyUnavailable, toAppError } from '../../core/errors.ts';
 import { SlackApiError, type Blocks, type SlackApi } from './slack-api.ts';
 import { esc, plainDates, section, slackDate } from './slack-format.ts';
 import type { SlackNotifier } from './slack-notifier.ts';
@@ -31,6 +31,8 @@ export function notLinkedText(slackUserId: string): string {
  * The one place an error becomes words in Slack. AppErrors carry user-safe messages; anything else is
  * logged and shown as a generic failure so internals never leak into a channel.
  */
+export const UNAVAILABLE_TEXT = ':hourglass: Signoff cannot reach its database right now, so it could not do that. Please try again in a minute.';
+
 export function errorText(e: unknown, slackUserId: string): string {
   if (e instanceof SlackApiError) {
     return e.transient ? ':hourglass: Slack is busy right now; please try again in a moment.' : ':warning: Slack refused the request; please try again.';
@@ -39,10 +41,11 @@ export function errorText(e: unknown, slackUserId: string): string {
   const d = (err.details ?? {}) as { decidedBy?: string | null; decidedAt?: string | null; status?: string };
   switch (err.code) {
     case 'already_decided':
-      if (d.decidedAt || d.decidedBy) {
+      // a request still pending was not decided: an earlier stage of it was (the message says by whom)
+      if ((d.decidedAt || d.decidedBy) && d.status !== 'pending') {
         return `:information_source: Already decided: this was *${esc(String(d.status ?? 'decided'))}* by *${esc(d.decidedBy ?? 'someone')}* ${slackDate(d.decidedAt)}. Nothing was changed.`;
       }
-      return `:information_source: ${esc(err.message)}`;
+      return `:information_source: ${esc(err.message)}${d.status === 'pending' ? ' Nothing was changed.' : ''}`;
     case 'precondition_failed':
       return `:information_source: ${esc(err.message)} Nothing was changed.`;
     case 'self_approval':
@@ -51,8 +54,9 @@ export function errorText(e: unknown, slackUserId: string): string {
       return `:no_entry: ${esc(err.message)} You are not one of them, so your click changed nothing.`;
     case 'identity_not_linked':
       return notLinkedText(slackUserId);
-    case 'internal':
     case 'dependency_unavailable':
+      return UNAVAILABLE_TEXT;
+    case 'internal':
       return `:warning: ${esc(err.message)}`;
     default:
       return `:warning: ${esc(err.message)}`;
@@ -103,10 +107,16 @@ async function attempt(deps: SlackDeps, way: string, send: () => Promise<unknown
 /** Replies only one person sees are messages Signoff sent too, so they are in the audit log like the rest. */
 async function auditPrivate(deps: SlackDeps, method: string, channel: string | null, user: string, text: string, ts?: string): Promise<void> {
   const { db, clock } = deps.ctx;
-  await db.tx((tx) => appendAudit(tx, {
-    actor: slackActor, action: 'message.sent', subjectType: 'conversation', subjectId: channel ?? user, at: clock.now(),
-    details: { platform: 'slack', method, private: true, channel, to: user, ts: ts ?? null, text: text.slice(0, 500) },
-  }));
+  try {
+    await db.tx((tx) => appendAudit(tx, {
+      actor: slackActor, action: 'message.sent', subjectType: 'conversation', subjectId: channel ?? user, at: clock.now(),
+      details: { platform: 'slack', method, private: true, channel, to: user, ts: ts ?? null, text: text.slice(0, 500) },
+    }));
+  } catch (e) {
+    // the reply is out (often the one saying the database is away): losing its audit row must not lose the answer
+    if (!isDependencyUnavailable(e)) throw e;
+    deps.ctx.logger.warn({ err: (e as Error).message, channel, user }, 'slack: private reply sent but not audited (database unavailable)');
+  }
 }
 
 export function isAllowedResponseUrl(deps: SlackDeps, url: string): boolean {

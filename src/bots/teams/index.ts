@@ -1,11 +1,11 @@
 import express, { type Express, type Request, type Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { AppError } from '../../core/errors.ts';
+import { AppError, toAppError } from '../../core/errors.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import { createCloudAdapter } from './teams-auth.ts';
 import { SignoffTeamsBot } from './teams-bot.ts';
 import { BotConnectorClient, tokenProviderFor } from './teams-connector.ts';
-import { TeamsInvokeHandler } from './teams-invoke.ts';
+import { TEAMS_UNAVAILABLE_TEXT, TeamsInvokeHandler } from './teams-invoke.ts';
 import { TeamsNotifier } from './teams-notifier.ts';
 import { TeamsViews } from './teams-views.ts';
 
@@ -22,10 +22,12 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
   const notifier = new TeamsNotifier(ctx, new BotConnectorClient(tokenProviderFor(ctx.config), { minIntervalMs: opts.minSendIntervalMs }), views);
 
   adapter.onTurnError = async (turn, error) => {
-    ctx.logger.error({ err: error, type: turn.activity.type }, 'teams: turn failed');
+    const unavailable = toAppError(error).code === 'dependency_unavailable';
+    if (unavailable) ctx.logger.warn({ err: error?.message, type: turn.activity.type }, 'teams: turn failed, database unavailable');
+    else ctx.logger.error({ err: error, type: turn.activity.type }, 'teams: turn failed');
     // an invoke still gets an answer; messages get a short apology rather than silence
     if (turn.activity.type === 'message') {
-      await turn.sendActivity('Something went wrong on our side; it has been logged. Please try again.').catch(() => undefined);
+      await turn.sendActivity(unavailable ? TEAMS_UNAVAILABLE_TEXT : 'Something went wrong on our side; it has been logged. Please try again.').catch(() => undefined);
     }
   };
 

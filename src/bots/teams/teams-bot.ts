@@ -41,7 +41,12 @@ export class SignoffTeamsBot extends ActivityHandler {
   }
 
   async run(turn: TurnContext): Promise<void> {
-    await this.remember(turn.activity);
+    try {
+      await this.remember(turn.activity);
+    } catch (e) {
+      // the database away: the turn still runs, so the person is told (the reference is stored on a later turn)
+      if (toAppError(e).code !== 'dependency_unavailable') throw e;
+    }
     turn.onSendActivities(async (c, activities, next) => {
       const res = await next();
       for (let i = 0; i < activities.length; i++) {

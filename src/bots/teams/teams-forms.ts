@@ -24,7 +24,9 @@ export async function requestForm(ctx: AppContext, actor: Actor, idOrName: strin
   const app = visible.find((a) => a.id === idOrName || a.name.toLowerCase() === wanted)
     ?? visible.find((a) => a.name.toLowerCase().includes(wanted));
   if (!app) {
-    const exists = await applicationByIdOrName(ctx.db, idOrName);
+    // a hidden application this person may not see is answered as an unknown one
+    const found = await applicationByIdOrName(ctx.db, idOrName);
+    const exists = found?.visibility === 'hidden-until-approved' ? undefined : found;
     return appPickerCard(visible.map((a) => ({ id: a.id, name: a.name })),
       exists ? `${exists.name} cannot be requested by you. Choose another application.` : `No application called "${idOrName}" is in the catalog. Choose one of these.`);
   }

@@ -47,6 +47,8 @@ export function appErrorResponse(e: AppError): AdaptiveCardInvokeResponse {
   return errorResponse(e.status >= 500 ? 500 : e.status, errorCodeFor(e.status), e.message);
 }
 
+export const TEAMS_UNAVAILABLE_TEXT = 'Signoff cannot reach its database right now, so it could not do that. Please try again in a minute.';
+
 type Data = Record<string, unknown>;
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
@@ -60,12 +62,16 @@ export class TeamsInvokeHandler {
     const verb = value.action?.verb ?? '';
     const data = (value.action?.data ?? {}) as Data;
     const aad = turn.activity.from?.aadObjectId;
-    const identity = aad ? await identityByTeamsId(this.ctx.db, aad) : undefined;
     try {
+      const identity = aad ? await identityByTeamsId(this.ctx.db, aad) : undefined;
       return await this.dispatch(turn, verb, data, identity);
     } catch (e) {
       const err = toAppError(e);
       if (err.code === 'internal') this.ctx.logger.error({ err: e, verb }, 'teams: invoke failed');
+      if (err.code === 'dependency_unavailable') {
+        this.ctx.logger.warn({ err: (e as Error)?.message, verb }, 'teams: invoke refused, database unavailable');
+        return errorResponse(503, 'ServiceUnavailable', TEAMS_UNAVAILABLE_TEXT);
+      }
       return appErrorResponse(err);
     }
   }

@@ -37,6 +37,8 @@ export class TeamsNotifier implements ChatNotifier {
   ) {}
 
   async handle(event: DomainEvent): Promise<void> {
+    // audit checkpoints are for webhooks only
+    if (event.subjectType === 'audit') return;
     const subject: Subject = { type: event.subjectType, id: event.subjectId };
     if (event.subjectType === 'change') return this.handleChange(event, subject);
     switch (event.type) {

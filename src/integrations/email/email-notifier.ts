@@ -68,7 +68,7 @@ export class EmailNotifier implements ChatNotifier {
     const mails: MailMessage[] = [];
     for (const p of people.filter((x) => !already.has(x.id))) {
       const link = async (action: 'approve' | 'deny') =>
-        `${base}/links/${await createLinkToken(this.ctx.db, { requestId: request.id, approverId: p.id, stage: request.currentStage, action, expiresAt })}`;
+        `${base}/links/${await createLinkToken(this.ctx.db, { requestId: request.id, approverId: p.id, stage: request.currentStage, version: request.version, action, expiresAt, createdAt: this.ctx.clock.now() })}`;
       mails.push(renderApprovalEmail(request, { to: [p.email!], approveUrl: await link('approve'), denyUrl: await link('deny'), reminder: event.type === 'request.reminder' }));
     }
     // shared mailboxes cannot vouch for a person, so they get the details without links

@@ -19,7 +19,7 @@ const nullableDate = isoDate.nullable();
 export const requestViewSchema = z.object({
   id: z.uuid(),
   status: requestStatusSchema,
-  source: z.enum(['chat', 'api', 'approved-request']),
+  source: z.enum(['chat', 'api', 'approved-request', 'web']),
   application: z.object({ id: z.string(), name: z.string() }),
   requester: z.object({ id: z.uuid(), username: z.string(), displayName: z.string(), email: z.string().nullable() }).nullable(),
   device: z.object({ id: z.uuid(), clientGuid: z.string(), name: z.string() }).nullable(),
@@ -106,6 +106,8 @@ export const auditEventSchema = z.object({
   before: z.unknown(),
   after: z.unknown(),
   details: z.unknown(),
-  prevHash: z.string(),
-  hash: z.string(),
+  sealed: z.boolean().describe('false: written but not chained yet (the sealer chains rows within about a second of commit); it has no sequence or hashes yet'),
+  sequence: z.number().int().nullable().describe('position in the hash chain, from 1'),
+  prevHash: z.string().nullable(),
+  hash: z.string().nullable(),
 });

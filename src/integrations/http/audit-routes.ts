@@ -1,16 +1,17 @@
 import type { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
-import { verifyAudit } from '../../core/audit-log.ts';
+import { verifyAudit } from '../../core/audit-chain.ts';
+import { auditEventColumns, type AuditEventRow } from '../../core/audit-log.ts';
+import type { Tx } from '../../db/database.ts';
 import { auditEventSchema, pageOf, pageQuery, text } from './api-schemas.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
-interface AuditRow {
-  id: string; occurred_at: Date; actor_id: string | null; actor_label: string; channel: string; action: string;
-  subject_type: string; subject_id: string; before: unknown; after: unknown; details: unknown; prev_hash: string; hash: string;
+interface ExportRow extends AuditEventRow {
+  seq: string | null; prev_hash: string | null; hash: string | null;
 }
 
-const toEvent = (r: AuditRow) => ({
+const toEvent = (r: ExportRow) => ({
   id: String(r.id),
   occurredAt: new Date(r.occurred_at).toISOString(),
   actor: { id: r.actor_id, label: r.actor_label, channel: r.channel },
@@ -20,60 +21,119 @@ const toEvent = (r: AuditRow) => ({
   before: r.before,
   after: r.after,
   details: r.details,
+  sealed: r.seq !== null,
+  sequence: r.seq === null ? null : Number(r.seq),
   prevHash: r.prev_hash,
   hash: r.hash,
 });
 
-// audit ids are a bigserial: the cursor is the last id seen, which also suits `jq`-driven exports
-const cursorSchema = z.string().regex(/^\d{1,18}$/, 'must be the nextCursor of a previous page');
+// sealed rows come in chain order and the cursor is the last sequence seen, so an incremental export never skips
+// a row that committed late; `u<id>` continues into the tail of rows not sealed yet (by id), which comes last
+const cursorSchema = z.string().regex(/^u?\d{1,18}$/, 'must be the nextCursor of a previous page');
 const NDJSON_PAGE = 1000;
 
-export function registerAuditRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
-  const page = (filter: { subjectType?: string; subjectId?: string; since?: string }, after: string, limit: number) => {
-    const where = ['id > $1'];
-    const params: unknown[] = [after];
-    if (filter.subjectType) where.push(`subject_type = $${params.push(filter.subjectType)}`);
-    if (filter.subjectId) where.push(`subject_id = $${params.push(filter.subjectId)}`);
-    if (filter.since) where.push(`occurred_at >= $${params.push(filter.since)}::timestamptz`);
-    return ctx.db.query<AuditRow>(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${params.push(limit)}`, params);
-  };
+type Filter = { subjectType?: string; subjectId?: string; since?: string };
 
+function where(filter: Filter, params: unknown[]): string {
+  const w: string[] = [];
+  if (filter.subjectType) w.push(`e.subject_type = $${params.push(filter.subjectType)}`);
+  if (filter.subjectId) w.push(`e.subject_id = $${params.push(filter.subjectId)}`);
+  if (filter.since) w.push(`e.occurred_at >= $${params.push(filter.since)}::timestamptz`);
+  return w.map((x) => ` AND ${x}`).join('');
+}
+
+function sealedPage(tx: Tx, filter: Filter, afterSeq: string, limit: number): Promise<ExportRow[]> {
+  const params: unknown[] = [afterSeq];
+  const w = where(filter, params);
+  return tx.query<ExportRow>(
+    `SELECT c.seq, c.prev_hash, c.hash, ${auditEventColumns} FROM audit_chain c JOIN audit_events e ON e.id = c.event_id
+      WHERE c.seq > $1${w} ORDER BY c.seq LIMIT $${params.push(limit)}`,
+    params,
+  );
+}
+
+/** Rows past the sealer's cursor, by id. */
+function unsealedPage(tx: Tx, filter: Filter, afterId: string, limit: number): Promise<ExportRow[]> {
+  const params: unknown[] = [afterId];
+  const w = where(filter, params);
+  return tx.query<ExportRow>(
+    `WITH h AS (SELECT event_xid, event_id FROM audit_chain WHERE event_xid IS NOT NULL ORDER BY seq DESC LIMIT 1)
+     SELECT NULL AS seq, NULL AS prev_hash, NULL AS hash, ${auditEventColumns} FROM audit_events e
+      WHERE (e.xid, e.id) > (coalesce((SELECT event_xid FROM h), '0'::xid8), coalesce((SELECT event_id FROM h), 0))
+        AND e.id > $1${w} ORDER BY e.id LIMIT $${params.push(limit)}`,
+    params,
+  );
+}
+
+/** One page from a cursor: sealed rows first, then (with include=all) the unsealed tail. */
+async function exportPage(tx: Tx, filter: Filter, cursor: string | undefined, limit: number, withUnsealed: boolean): Promise<{ rows: ExportRow[]; next: string | null }> {
+  const inTail = cursor?.startsWith('u') ?? false;
+  const sealed = inTail ? [] : await sealedPage(tx, filter, cursor ?? '0', limit + 1);
+  if (sealed.length > limit) return { rows: sealed.slice(0, limit), next: sealed[limit - 1]!.seq };
+  if (!withUnsealed) return { rows: sealed, next: null };
+  const tail = await unsealedPage(tx, filter, inTail ? cursor!.slice(1) : '0', limit - sealed.length + 1);
+  const rows = [...sealed, ...tail].slice(0, limit);
+  if (sealed.length + tail.length <= limit) return { rows, next: null };
+  const last = rows.at(-1);
+  // no room for the tail on this page: come back after the last sealed row
+  return { rows, next: !last ? null : last.seq !== null ? last.seq : `u${last.id}` };
+}
+
+/** A consistent view across the pages' statements: a row sealed meanwhile is neither lost nor shown twice. */
+function snapshot<T>(ctx: AppContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return ctx.db.tx(async (tx) => {
+    await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    return fn(tx);
+  });
+}
+
+export function registerAuditRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
     method: 'get', path: '/audit', tag: 'audit', scope: 'admin',
-    summary: 'Export the audit log in chain order, paginated by id; `format=ndjson` streams every matching event, one per line.',
+    summary:
+      'Export the audit log in chain order (by sequence), with each row\'s hashes; rows not sealed yet come last, marked `sealed: false`. ' +
+      '`include=sealed` leaves them out (an incremental exporter then keeps the last nextCursor). `format=ndjson` streams every matching event, one per line.',
     query: z.strictObject({
       subjectType: text(32).optional(),
       subjectId: text(512).optional(),
       since: z.iso.datetime({ offset: true }).optional(),
+      include: z.enum(['all', 'sealed']).default('all'),
       format: z.enum(['json', 'ndjson']).default('json'),
       limit: pageQuery.limit,
       cursor: cursorSchema.optional(),
     }),
     response: pageOf(auditEventSchema),
     handler: async ({ query, res }) => {
-      const { format, limit, cursor, ...filter } = query;
+      const { format, limit, cursor, include, ...filter } = query;
       if (format === 'ndjson') {
-        res.status(200).type('application/x-ndjson');
-        let after = cursor ?? '0';
-        for (;;) {
-          const rows = await page(filter, after, NDJSON_PAGE);
-          for (const r of rows) res.write(`${JSON.stringify(toEvent(r))}\n`);
-          if (rows.length < NDJSON_PAGE) break;
-          after = String(rows.at(-1)!.id);
-        }
+        await snapshot(ctx, async (tx) => {
+          res.status(200).type('application/x-ndjson');
+          let at = cursor;
+          for (;;) {
+            const page = await exportPage(tx, filter, at, NDJSON_PAGE, include === 'all');
+            for (const r of page.rows) res.write(`${JSON.stringify(toEvent(r))}\n`);
+            if (!page.next) break;
+            at = page.next;
+          }
+        });
         res.end();
         return undefined;
       }
-      const rows = await page(filter, cursor ?? '0', limit + 1);
-      const items = rows.slice(0, limit).map(toEvent);
-      return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };
+      const page = await snapshot(ctx, (tx) => exportPage(tx, filter, cursor, limit, include === 'all'));
+      return { items: page.rows.map(toEvent), nextCursor: page.next };
     },
   });
 
   registry.add(router, {
     method: 'get', path: '/audit/verify', tag: 'audit', scope: 'admin',
-    summary: 'Walk the hash chain and report the first row that was removed, reordered or edited.',
-    response: z.object({ ok: z.boolean(), checked: z.number().int(), firstBroken: z.object({ id: z.string(), reason: z.string() }).optional() }),
+    summary: 'Walk the sealed hash chain and report the first row that was removed, reordered or edited, and how many rows are not sealed yet.',
+    response: z.object({
+      ok: z.boolean(),
+      checked: z.number().int(),
+      unsealed: z.number().int(),
+      head: z.object({ sequence: z.number().int(), hash: z.string() }),
+      firstBroken: z.object({ id: z.string(), sequence: z.number().int(), reason: z.string() }).optional(),
+    }),
     handler: () => verifyAudit(ctx.db),
   });
 }

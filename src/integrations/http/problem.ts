@@ -58,6 +58,8 @@ export function toProblem(e: AppError, instance: string): Problem {
 
 export function sendProblem(res: Response, problem: Problem, headers: Record<string, string> = {}): void {
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  // a client that honours Retry-After comes back once a restarting database has had a moment
+  if (problem.status === 503 && !res.getHeader('Retry-After')) res.setHeader('Retry-After', '5');
   if (problem.status === 401 && !res.getHeader('WWW-Authenticate')) res.setHeader('WWW-Authenticate', 'Bearer realm="signoff"');
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
@@ -87,7 +89,9 @@ export function problemErrorHandler(ctx: AppContext) {
   return (e: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const app = fromBodyParser(e) ?? toAppError(e);
     if (!(e instanceof AppError) && !fromBodyParser(e)) {
-      ctx.logger.error({ err: e, requestId: res.locals.requestId, method: req.method, path: req.originalUrl }, 'unhandled error in HTTP request');
+      const where = { err: e, requestId: res.locals.requestId, method: req.method, path: req.originalUrl };
+      if (app.code === 'dependency_unavailable') ctx.logger.warn(where, 'HTTP request failed: a dependency is unavailable');
+      else ctx.logger.error(where, 'unhandled error in HTTP request');
     }
     if (res.headersSent) {
       res.destroy();

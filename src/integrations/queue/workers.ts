@@ -11,6 +11,7 @@ import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob
 import { startDeviceManagerWorker } from '../device-managers/connector-worker.ts';
 import { startRetention, type Retention } from '../retention.ts';
 import { startSweeper, type Sweeper } from './sweeper.ts';
+import { startAuditSealer, type AuditSealer, type SealerOptions } from '../audit-sealer.ts';
 
 /** Rate-limit waits a notification may sit out before they start counting as failed attempts. */
 const MAX_RATE_LIMIT_WAITS = 200;
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   sweepIntervalMs?: number;
   /** how often settings of device-manager connectors not yet checked are checked */
   deviceManagerCheckIntervalMs?: number;
+  /** take part in the audit sealer election (default true); options shorten its intervals in tests */
+  auditSealer?: boolean | SealerOptions;
 }
 
 export interface RunningWorkers {
@@ -37,6 +40,7 @@ export interface RunningWorkers {
   relay: OutboxRelay;
   sweeper: Sweeper | null;
   retention: Retention;
+  auditSealer: AuditSealer | null;
   /** stops taking jobs, lets the ones in flight finish, closes connections */
   stop(): Promise<void>;
 }
@@ -142,6 +146,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const relay = startOutboxRelay(ctx, queues);
   const sweeper = opts.sweeper === false ? null : startSweeper(ctx, { intervalMs: opts.sweepIntervalMs });
   const retention = startRetention(ctx);
+  const auditSealer = opts.auditSealer === false ? null : startAuditSealer(ctx, opts.auditSealer === true ? {} : opts.auditSealer);
   log.info({ prefix }, 'workers started');
 
   let stopping: Promise<void> | null = null;
@@ -151,11 +156,13 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     relay,
     sweeper,
     retention,
+    auditSealer,
     stop() {
       stopping ??= (async () => {
         await relay.stop();
         await sweeper?.stop();
         await retention.stop();
+        await auditSealer?.stop();
         await deviceManagers.checks.stop();
         // close() waits for the jobs in flight to finish
         await Promise.allSettled(workers.map((w) => w.close()));

@@ -53,6 +53,14 @@ describe('submission validation', () => {
     expect(e.answers.ticket).toMatch(/format/);
     expect(e.unknown).toEqual(['extra']);
   });
+  it('takes a multiple-choice answer as a set: an option given twice or an unknown one is refused', () => {
+    const answer = (tags: unknown) => validateSubmission(policy, { justification: 'x', answers: { usage: 'Other', tags } }).answers.tags;
+    expect(answer(['a', 'b'])).toBeUndefined();
+    expect(answer(['a', 'a'])).toBe('Choose each option once ("a" is given more than once).');
+    expect(answer(['b', 'a', 'b', 'a'])).toBe('Choose each option once ("b", "a" are given more than once).');
+    expect(answer(['a', 'x', 'y', 'x'])).toBe('"x", "y" are not among the options.');
+    expect(answer(['a', 1])).toBe('Choose one or more of the options.');
+  });
   it('accepts a complete submission and optional answers left out', () => {
     expect(hasFieldErrors(validateSubmission(policy, { justification: 'Need it', answers: { usage: 'Other' } }))).toBe(false);
   });

@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider from 'oidc-provider';
+import { chromium, type Browser } from 'playwright-core';
+
+/** What the browser tests need: Signoff started as `npm start` starts it, a local OpenID provider, Chromium. */
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+export const CHROMIUM = '/usr/bin/chromium';
+export const chromiumAvailable = existsSync(CHROMIUM);
+export const ARTIFACTS = `${ROOT}test-artifacts`;
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export interface SignoffProcess {
+  url: string;
+  proc: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** `node bin/signoff.mjs start` (what `npm start` runs) on a port of its own, web and workers in one process. */
+export async function startSignoff(env: Record<string, string>, port?: number): Promise<SignoffProcess> {
+  port ??= await freePort();
+  const url = `http://localhost:${port}`;
+  const proc = spawn(process.execPath, ['bin/signoff.mjs', 'start'], {
+    cwd: ROOT,
+    // info: the start-up line is how we know it listens
+    env: { ...process.env, NODE_ENV: 'test', PORT: String(port), PUBLIC_URL: url, ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (c) => (out += c));
+  proc.stderr!.on('data', (c) => (out += c));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`signoff did not start in 120 s:\n${out}`));
+    }, 120_000);
+    const check = () => {
+      if (out.includes('Signoff started')) {
+        clearTimeout(timer);
+        proc.off('exit', exited);
+        resolve();
+      }
+    };
+    const exited = (code: number | null) => {
+      clearTimeout(timer);
+      reject(new Error(`signoff exited with ${code} before it started:\n${out}`));
+    };
+    timer.unref();
+    proc.stdout!.on('data', check);
+    proc.once('exit', exited);
+  });
+  return {
+    url, proc, output: () => out,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = once(proc, 'exit');
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface LocalOidc {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A local OpenID provider (`oidc-provider`, a certified implementation) with its development login form: any
+ * login name signs in as the account of that name. Accounts carry the claims Entra ID sends (oid, preferred_username).
+ */
+export async function startOidcProvider(redirectUri: string, accounts: Record<string, { oid?: string; preferred_username?: string; name?: string }>): Promise<LocalOidc> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const clientId = 'signoff-web';
+  const clientSecret = 'local-test-secret-0123456789';
+  const provider = new Provider(issuer, {
+    clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], response_types: ['code'], grant_types: ['authorization_code'] }],
+    claims: { openid: ['sub'], profile: ['name', 'preferred_username', 'oid'] },
+    // Entra puts oid and preferred_username in the ID token; so does this provider
+    conformIdTokenClaims: false,
+    cookies: { keys: ['local-test-cookie-key'] },
+    findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id, ...(accounts[id] ?? {}) }) }),
+  });
+  // the provider logs a warning about development interactions; that is what this is
+  const server: Server = provider.listen(port) as unknown as Server;
+  await once(server, 'listening').catch(() => undefined);
+  return {
+    issuer, clientId, clientSecret,
+    stop: () => new Promise<void>((r) => {
+      server.closeAllConnections?.();
+      server.close(() => r());
+    }),
+  };
+}
+
+export async function launchChromium(): Promise<Browser> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+}
