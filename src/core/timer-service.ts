@@ -1,5 +1,5 @@
 import type { Database, Tx } from '../db/database.ts';
-import { appendAudit, systemActor, type Actor } from './audit-log.ts';
+import { appendAudit, appendAuditAll, systemActor, type Actor, type AuditEntry } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { requireMember, resolveDecider, reviewerGroups } from './approval-rights.ts';
 import { identityById, membersOfGroups } from './directory.ts';
@@ -190,6 +190,7 @@ export class TimerService {
   /** remind() for a batch of rows: the same rows, audit entries and events, in fewer statements. */
   private async remindAll(tx: Tx, rows: RequestRow[], now: Date): Promise<void> {
     const events: NewEvent[] = [];
+    const audits: AuditEntry[] = [];
     const next: (Date | null)[] = [];
     for (const row of rows) {
       const policy = policyOf(row);
@@ -197,13 +198,14 @@ export class TimerService {
       const stage = policy.stages[row.current_stage];
       const groups = [...(stage?.approvers ?? []), ...(row.escalated_at ? (policy.escalateTo ?? []) : [])];
       const details = { stage: row.current_stage, approverGroups: [...new Set(groups)], deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null };
-      await appendAudit(tx, { actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
+      audits.push({ actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
       events.push({ type: 'request.reminder', subjectType: 'request', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
     }
     await tx.query(
       `UPDATE requests r SET next_reminder_at = v.next FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, next) WHERE r.id = v.id`,
       [rows.map((r) => r.id), next.map((d) => d?.toISOString() ?? null)],
     );
+    await appendAuditAll(tx, audits);
     await emitAll(tx, events);
   }
 

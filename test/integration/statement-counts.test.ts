@@ -57,4 +57,22 @@ describe('SQL statements per command', () => {
     // attempt: BEGIN, claim with the endpoint, attempt row + delivery state in one CTE, COMMIT
     expect(attempt.statements.length).toBeLessThanOrEqual(4);
   });
+
+  it('a sweep fires a batch of due reminders in a fixed number of statements, not a few per reminder', async () => {
+    const N = 20;
+    for (let i = 0; i < N; i++) {
+      const guid = `GUID:SWEEP-${i}`;
+      await t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [guid, `PC-${i}`, s.bob.id]);
+      await t.ctx.requests.submit(s.actor(s.bob, 'api'), { applicationId: VISIO, requesterId: s.bob.id, clientGuid: guid, justification: 'sweep', answers: { usage: 'Other' } });
+    }
+    t.clock.advance(24 * 3600_000 + 60_000);
+    const sweep = await counter.during(() => t.ctx.timers.sweep());
+    expect(sweep.result.reminder).toBe(N);
+    console.info(`[measured] sweep firing ${N} reminders: ${sweep.statements.length} statements`);
+    // one claim per timer kind, and for the reminders one UPDATE, one audit INSERT and one outbox INSERT
+    expect(sweep.statements.length).toBeLessThanOrEqual(40);
+    const audited = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM audit_events WHERE action = 'request.reminder'`);
+    const events = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE type = 'request.reminder'`);
+    expect([Number(audited.n), Number(events.n)]).toEqual([N, N]);
+  });
 });
