@@ -73,10 +73,13 @@ describe('Redis loses everything', () => {
     const idsPerRequest = new Map<string, Set<string>>();
     for (const m of r.received) idsPerRequest.set(m.payload.data.requestId, (idsPerRequest.get(m.payload.data.requestId) ?? new Set()).add(m.id));
     expect([...idsPerRequest.values()].every((s) => s.size === 1)).toBe(true);
-    const rows = await t.tdb.db.query<{ message_id: string; status: string }>(`SELECT message_id, status FROM webhook_deliveries`);
+    // the receiver's 2xx comes before the worker records it
+    const rows = await waitFor(async () => {
+      const all = await t.tdb.db.query<{ message_id: string; status: string }>(`SELECT message_id, status FROM webhook_deliveries`);
+      return all.every((d) => d.status === 'succeeded') ? all : null;
+    }, 'every delivery to be recorded as succeeded');
     expect(rows).toHaveLength(N);
     expect(new Set(rows.map((d) => d.message_id))).toEqual(new Set(r.received.map((m) => m.id)));
-    expect(rows.every((d) => d.status === 'succeeded')).toBe(true);
     const pending = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'done'`);
     expect(Number(pending.n)).toBe(0);
   });
