@@ -1,8 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createSlackAdapter } from '../src/bots/slack/index.ts';
-import { ACTION, promptValue } from '../src/bots/slack/slack-ids.ts';
-import { signSlackBody } from '../src/bots/slack/slack-verify.ts';
 import { buildContext } from '../src/build-context.ts';
 import { loadConfig } from '../src/config.ts';
 import { createApiKey } from '../src/core/api-keys.ts';
@@ -10,7 +8,8 @@ import { createHttpApp } from '../src/integrations/http/app.ts';
 import { closeQueues } from '../src/integrations/queue/queues.ts';
 import { createLogger } from '../src/logger.ts';
 import { FakeSlackApi } from '../test/support/fake-slack-api.ts';
-import { percentile, pgbenchTps, pool, round, scratchDatabase, seedPending, waitUntil } from './support.ts';
+import { runClients } from './decide-http-clients.ts';
+import { percentile, pgbenchTps, round, scratchDatabase, seedPending, waitUntil } from './support.ts';
 
 const SIGNING_SECRET = 'bench-signing-secret-0123456789';
 
@@ -40,34 +39,9 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
     });
     const base = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
 
-    const slackClick = (id: string, n: number) => {
-      const payload = {
-        type: 'block_actions', user: { id: 'U0APPROVER' }, team: { id: 'T0BENCH' }, trigger_id: `trig-${n}`,
-        channel: { id: 'C0APPROVE' }, container: { type: 'message', channel_id: 'C0APPROVE', message_ts: `${n}.0` },
-        response_url: `${fake.origin}/response/act-${n}`,
-        actions: [{ type: 'button', action_id: ACTION.approve, value: promptValue(id, 0), block_id: 'b', action_ts: '1' }],
-      };
-      const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-      const ts = Math.floor(Date.now() / 1000);
-      return fetch(`${base}/slack/events`, {
-        method: 'POST', body,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(ts), 'x-slack-signature': signSlackBody(SIGNING_SECRET, ts, body) },
-      });
-    };
-    const restApprove = (id: string) =>
-      fetch(`${base}/api/v1/requests/${id}/approve`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` } });
-
-    const acks: number[] = [];
-    let failures = 0;
-    const items = requestIds.map((id, i) => ({ id, i }));
+    // the clients run in a process of their own, as pgbench's do, so they do not share the server's event loop
     const started = performance.now();
-    await pool(items, opts.clients, async ({ id, i }) => {
-      const t0 = performance.now();
-      const res = await (i % 2 === 0 ? slackClick(id, i) : restApprove(id));
-      await res.arrayBuffer();
-      acks.push(performance.now() - t0);
-      if (res.status !== 200) failures++;
-    });
+    const { acks, failures } = await runClients({ base, key, secret: SIGNING_SECRET, responseOrigin: fake.origin, ids: requestIds, clients: opts.clients });
     const ackedIn = (performance.now() - started) / 1000;
     // Slack clicks are decided after their ack: the clock stops when the last decision is committed
     await waitUntil(async () => Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >= opts.requests - failures, 'every decision', 300_000, 10);
@@ -82,7 +56,7 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
       scenario: 'decide-http',
       decisions: opts.requests,
       clients: opts.clients,
-      mix: 'half Slack approve clicks, half REST approvals',
+      mix: process.env.BENCH_DECIDE_MIX === 'rest' ? 'REST approvals only' : process.env.BENCH_DECIDE_MIX === 'slack' ? 'Slack approve clicks only' : 'half Slack approve clicks, half REST approvals',
       failures,
       decisionsPerSecond: round(perSecond),
       ackedPerSecond: round(opts.requests / ackedIn),
