@@ -1,7 +1,7 @@
 import type { Database, Queryable, Tx } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
-import { appendAudit, type Actor } from './audit-log.ts';
+import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import {
   actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow,
@@ -12,7 +12,7 @@ import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTi
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { countRequests, getRequestDetail, getRequestView, listRequests, requestIdFromRef, type RequestFilter, type RequestRow } from './request-queries.ts';
 import { alreadyDecided, notThisStage, snapshotOf } from './request-events.ts';
-import { checkVersion, finishRequest, lockRequest, orderInstall, revokeRequest } from './request-transitions.ts';
+import { checkVersion, finishRequest, lockRequest, lockRequestWithGroups, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
 export type { CreateApprovedInput } from './approved-requests.ts';
@@ -152,14 +152,16 @@ export class RequestService {
    */
   async decide(actor: Actor, id: string, decision: 'approve' | 'deny', reason?: string | null, opts: DecideOptions = {}): Promise<DecisionResult> {
     const outcome = await this.db.tx(async (tx) => {
-      const row = await lockRequest(tx, id);
+      // a decider known up front (a chat user, a key bound to a person) has their groups read with the row lock
+      const known = actor.id && !opts.approverUsername ? actor.id : null;
+      const { row, groups } = known ? await lockRequestWithGroups(tx, id, known) : { row: await lockRequest(tx, id), groups: undefined };
       const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
       checkVersion(row, opts.expectedVersion);
       if (row.status !== 'pending') throw alreadyDecided(row);
       if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(tx, opts.stage, row);
-      return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
+      return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups);
     });
     return { outcome, request: await getRequestView(this.db, id) };
   }
@@ -228,15 +230,17 @@ export class RequestService {
     return eligibleMembers(tx, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), row.requester_id);
   }
 
-  private authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow): Promise<void> {
+  private authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow, actorGroups?: string[]): Promise<void> {
     const policy = policyDefinitionSchema.parse(row.policy);
     return requireMember(tx, actor, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), {
-      subjectId: row.requester_id, selfMessage: 'You cannot decide your own request.', what: `decide this stage (stage ${row.current_stage + 1})`,
+      subjectId: row.requester_id, selfMessage: 'You cannot decide your own request.', what: `decide this stage (stage ${row.current_stage + 1})`, actorGroups,
     });
   }
 
-  private async voteLocked(tx: Tx, actor: Actor & { id: string }, row: RequestRow, decision: 'approve' | 'deny', reason: string | null, now: Date, denyNeedsReason: boolean): Promise<DecisionOutcome> {
-    await this.authorizeStage(tx, actor, row);
+  private async voteLocked(
+    tx: Tx, actor: Actor & { id: string }, row: RequestRow, decision: 'approve' | 'deny', reason: string | null, now: Date, denyNeedsReason: boolean, actorGroups?: string[],
+  ): Promise<DecisionOutcome> {
+    await this.authorizeStage(tx, actor, row, actorGroups);
     const policy = policyDefinitionSchema.parse(row.policy);
     const stage = policy.stages[row.current_stage]!;
     if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {
@@ -262,7 +266,8 @@ export class RequestService {
       if (isUniqueViolation(e)) throw new AppError('already_decided', `You already decided stage ${row.current_stage + 1} of this request.`);
       throw e;
     }
-    await appendAudit(tx, { actor, action: `request.decision.${decision}`, subjectType: 'request', subjectId: row.id, before: { status: row.status, stage: row.current_stage }, details: { stage: row.current_stage, reason }, at: now });
+    // written with the transition's own audit row below, in one INSERT
+    const voteAudit: AuditEntry = { actor, action: `request.decision.${decision}`, subjectType: 'request', subjectId: row.id, before: { status: row.status, stage: row.current_stage }, details: { stage: row.current_stage, reason }, at: now };
 
     // only a quorum other than "any" needs to know how many may decide
     const eligible = stage.quorum === 'any' || votes.some((v) => v.decision === 'deny') ? 1 : (await this.eligibleApprovers(tx, row)).length;
@@ -271,11 +276,12 @@ export class RequestService {
     if (result === 'waiting') {
       // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
       await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
+      await appendAudit(tx, voteAudit);
       await emit(tx, { type: 'request.decision_recorded', subjectType: 'request', subjectId: row.id, actor, at: now, data: { requestId: row.id, stage: row.current_stage, decision, reason } });
       return 'recorded';
     }
     if (result === 'denied') {
-      await finishRequest(tx, actor, row, 'deny', reason, now);
+      await finishRequest(tx, actor, row, 'deny', reason, now, [voteAudit]);
       return 'denied';
     }
     if (row.current_stage + 1 < policy.stages.length) {
@@ -285,11 +291,11 @@ export class RequestService {
                 version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'pending' AND current_stage = $5`,
         [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
       );
-      await appendAudit(tx, { actor, action: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, before: { stage: row.current_stage }, after: { stage: row.current_stage + 1 }, at: now });
+      await appendAuditAll(tx, [voteAudit, { actor, action: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, before: { stage: row.current_stage }, after: { stage: row.current_stage + 1 }, at: now }]);
       await emit(tx, { type: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, actor, at: now, data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 } });
       return 'stage_approved';
     }
-    await finishRequest(tx, actor, row, 'approve', reason, now);
+    await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit]);
     return 'approved';
   }
 

@@ -1,5 +1,5 @@
 import type { Queryable, Tx } from '../db/database.ts';
-import { appendAudit, type Actor } from './audit-log.ts';
+import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
 import { readableUtc } from './clock.ts';
 import { lookupTogether, type ApplicationRow } from './directory.ts';
 import { AppError } from './errors.ts';
@@ -22,6 +22,18 @@ export async function lockRequest(tx: Queryable, id: string, lock = true): Promi
   const row = await tx.maybeOne<RequestRow>(`SELECT * FROM requests WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
   if (!row) throw new AppError('not_found', `No request with id "${id}".`);
   return row;
+}
+
+/** lockRequest, with the group names of the person about to decide read in the same statement. */
+export async function lockRequestWithGroups(tx: Queryable, id: string, identityId: string): Promise<{ row: RequestRow; groups: string[] }> {
+  if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
+  const found = await tx.maybeOne<RequestRow & { decider_groups: string[] }>(
+    `SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
+                        WHERE m.identity_id = $2::uuid ORDER BY g.name) AS decider_groups
+       FROM requests r WHERE r.id = $1 FOR UPDATE OF r`, [id, identityId]);
+  if (!found) throw new AppError('not_found', `No request with id "${id}".`);
+  const { decider_groups: groups, ...row } = found;
+  return { row: row as RequestRow, groups };
 }
 
 const outcomeOf = (row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decided_at'>) =>
@@ -68,7 +80,11 @@ export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: D
  * Moves a request to its next state, guarded by its current status so only one transaction can ever do it.
  * Approval starts the access timers and orders the install (or schedules it for the install window).
  */
-export async function finishRequest(tx: Tx, actor: Actor, row: RequestRow, action: RequestAction, reason: string | null, now: Date): Promise<RequestRow> {
+export async function finishRequest(
+  tx: Tx, actor: Actor, row: RequestRow, action: RequestAction, reason: string | null, now: Date,
+  /** audit entries of the same command that come first (the vote that settled it), written in the same INSERT */
+  auditFirst: AuditEntry[] = [],
+): Promise<RequestRow> {
   const to = nextRequestStatus(row.status, action);
   const policy = policyDefinitionSchema.parse(row.policy);
   const access = to === 'approved' ? accessTimers(policy, now) : { accessExpiresAt: null, accessWarnAt: null, nextReviewAt: null };
@@ -88,7 +104,7 @@ export async function finishRequest(tx: Tx, actor: Actor, row: RequestRow, actio
     [row.id, to, now, actor.id, actor.label, reason?.trim() || null, access.accessExpiresAt, access.accessWarnAt, access.nextReviewAt, row.status, orderNow, opening],
   );
   if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
-  await appendAudit(tx, { actor, action: `request.${to}`, subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: reason ? { reason } : null, at: now });
+  await appendAuditAll(tx, [...auditFirst, { actor, action: `request.${to}`, subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: reason ? { reason } : null, at: now }]);
   const snapshot = snapshotOf(updated, ctx.app, ctx.requester, ctx.device);
   const webhooks: WebhookEmission[] = [{ type: `request.${to}` as WebhookEmission['type'], data: snapshot }];
   if (orderNow) webhooks.push({ type: 'app.install', data: installData(updated, ctx, reason ?? 'approved') });
