@@ -112,6 +112,10 @@ export const configSchema = z
       ),
     WEBHOOK_TIMEOUT_MS: milliseconds(10_000),
     WEBHOOK_MAX_ATTEMPTS: wholeNumber('attempts', 8, 1, 50),
+    // fairness: attempts in flight per endpoint over all workers, and its circuit breaker
+    WEBHOOK_ENDPOINT_CONCURRENCY: wholeNumber('attempts', 4, 1, 1000),
+    WEBHOOK_BREAKER_FAILURES: wholeNumber('failures', 5, 1, 1000),
+    WEBHOOK_BREAKER_COOLDOWN_MS: milliseconds(30_000),
     OUTBOX_RECONCILE_MS: milliseconds(30_000),
     SWEEP_INTERVAL_MS: milliseconds(5_000),
     LINK_TOKEN_TTL: isoDuration('P14D', 366),

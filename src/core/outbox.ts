@@ -14,7 +14,24 @@ export interface NewEvent {
 
 /** Writes the event as an outbox row inside the caller's transaction; the relay delivers it after commit. */
 export async function emit(tx: Tx, e: NewEvent): Promise<string> {
-  const payload: Omit<DomainEvent, 'id'> = {
+  return (await emitAll(tx, [e]))[0]!;
+}
+
+/** Every event of a command in one INSERT, in order (their seq follows the array). */
+export async function emitAll(tx: Tx, events: NewEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = await tx.query<{ id: string }>(
+    `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at)
+     SELECT type, subject_type, subject_id, payload, at, at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[]) WITH ORDINALITY AS e(type, subject_type, subject_id, payload, at, n)
+      ORDER BY n RETURNING id`,
+    [events.map((e) => e.type), events.map((e) => e.subjectType), events.map((e) => e.subjectId), events.map((e) => JSON.stringify(payloadOf(e))), events.map((e) => e.at.toISOString())],
+  );
+  return rows.map((r) => r.id);
+}
+
+function payloadOf(e: NewEvent): Omit<DomainEvent, 'id'> {
+  return {
     type: e.type,
     occurredAt: e.at.toISOString(),
     subjectType: e.subjectType,
@@ -23,11 +40,6 @@ export async function emit(tx: Tx, e: NewEvent): Promise<string> {
     data: e.data,
     webhooks: e.webhooks ?? [],
   };
-  const row = await tx.one<{ id: string }>(
-    `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at) VALUES ($1,$2,$3,$4,$5,$5) RETURNING id`,
-    [e.type, e.subjectType, e.subjectId, JSON.stringify(payload), e.at.toISOString()],
-  );
-  return row.id;
 }
 
 export function toDomainEvent(row: { id: string; payload: Omit<DomainEvent, 'id'> }): DomainEvent {

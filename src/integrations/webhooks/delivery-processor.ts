@@ -5,6 +5,7 @@ import { postOnce, type PostResult } from './http-post.ts';
 import { classifyStatus, parseRetryAfter, retryDelayMs, type AttemptVerdict, type BackoffOptions } from './retry-policy.ts';
 import { signedHeaders } from './signing.ts';
 import type { AllowList } from './url-safety.ts';
+import type { AttemptHealth } from './endpoint-gate.ts';
 
 export interface DeliveryRuntime {
   ctx: AppContext;
@@ -13,8 +14,9 @@ export interface DeliveryRuntime {
 }
 
 export type DeliveryStep =
-  | { outcome: 'succeeded' | 'failed' | 'skipped' }
-  | { outcome: 'retry'; retryAt: number };
+  | { outcome: 'skipped' }
+  | { outcome: 'succeeded' | 'failed'; health: AttemptHealth }
+  | { outcome: 'retry'; retryAt: number; health?: AttemptHealth };
 
 interface LockedDelivery {
   id: string;
@@ -32,21 +34,26 @@ interface LockedDelivery {
 
 const excerptOf = (r: PostResult) => (r.kind === 'response' ? r.excerpt : null);
 
+/** Advisory lock class of delivery attempts (two-key form: the second key is a hash of the delivery id). */
+const ATTEMPT_LOCK_CLASS = 7461640;
+
 /**
- * One attempt of one delivery. The delivery row stays locked (FOR UPDATE SKIP LOCKED) for the length of the
+ * One attempt of one delivery. A transaction-scoped advisory lock on the delivery is held for the length of the
  * HTTP call, so a duplicate job (after a Redis flush or a stalled-job recovery) finds it busy and does nothing;
- * a killed worker's lock dies with its connection and the next job resumes. Every attempt is recorded in the
- * same transaction as the delivery's new state.
+ * a killed worker's lock dies with its connection and the next job resumes. Unlike a row lock it takes no
+ * transaction id, so a slow receiver does not hold back the audit sealer's horizon. Every attempt is recorded in
+ * the same transaction as the delivery's new state, in one statement.
  */
 export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): Promise<DeliveryStep> {
   const { ctx } = rt;
   return ctx.db.tx(async (tx) => {
     const d = await tx.maybeOne<LockedDelivery>(
+      // synchronous_commit off for this transaction only: an attempt record lost in a crash costs a resend with the
+      // same webhook-id (at-least-once), never a decision, and it spares every attempt a WAL flush of its own
       `SELECT d.id, d.message_id, d.endpoint_id, d.event_type, d.body, d.attempts, d.next_attempt_at,
-              e.url, e.secret, e.enabled, e.name AS endpoint_name
+              e.url, e.secret, e.enabled, e.name AS endpoint_name, set_config('synchronous_commit', 'off', true) AS async_commit
          FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.id = $1 AND d.status = 'pending'
-        FOR UPDATE OF d SKIP LOCKED`,
+        WHERE d.id = $1 AND d.status = 'pending' AND pg_try_advisory_xact_lock(${ATTEMPT_LOCK_CLASS}, hashtext(d.id::text))`,
       [deliveryId],
     );
     if (!d) return { outcome: 'skipped' };
@@ -55,7 +62,7 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
     if (due > Date.now() + 250) return { outcome: 'retry', retryAt: due };
     if (!d.enabled) {
       await finish(tx, d.id, 'failed', null, 'endpoint is disabled');
-      return { outcome: 'failed' };
+      return { outcome: 'failed', health: 'neutral' };
     }
 
     const attempt = d.attempts + 1;
@@ -76,28 +83,16 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
       : statusCode! >= 300 && statusCode! < 400 ? `HTTP ${statusCode} (redirects are not followed)`
       : `HTTP ${statusCode}`;
 
-    await tx.query(
-      // clock_timestamp(), not the transaction's start: the metrics rollup folds attempts by created_at
-      `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, response_excerpt, error, created_at)
-       VALUES ($1, (SELECT count(*) + 1 FROM webhook_attempts WHERE delivery_id = $1), $2, $3, $4, $5, clock_timestamp())`,
-      [d.id, statusCode, result.latencyMs, excerptOf(result), error],
-    );
-
+    const health: AttemptHealth = result.kind === 'refused' ? 'neutral' : verdict === 'retry' ? 'fail' : 'ok';
     if (verdict === 'succeeded') {
-      await tx.query(
-        `UPDATE webhook_deliveries SET status = 'succeeded', attempts = $2, last_status_code = $3, last_error = NULL, next_attempt_at = NULL, completed_at = now() WHERE id = $1`,
-        [d.id, attempt, statusCode],
-      );
-      return { outcome: 'succeeded' };
+      await record(tx, d.id, result, error, { status: 'succeeded', attempt, nextAttemptAt: null });
+      return { outcome: 'succeeded', health };
     }
     if (verdict === 'retry' && attempt < ctx.config.WEBHOOK_MAX_ATTEMPTS) {
       const retryAfter = result.kind === 'response' ? parseRetryAfter(result.retryAfter) : null;
       const retryAt = Date.now() + retryDelayMs(attempt, rt.backoff, retryAfter);
-      await tx.query(
-        `UPDATE webhook_deliveries SET attempts = $2, last_status_code = $3, last_error = $4, next_attempt_at = $5 WHERE id = $1`,
-        [d.id, attempt, statusCode, error, new Date(retryAt)],
-      );
-      return { outcome: 'retry', retryAt };
+      await record(tx, d.id, result, error, { status: 'pending', attempt, nextAttemptAt: new Date(retryAt) });
+      return { outcome: 'retry', retryAt, health };
     }
     if (verdict === 'gone') {
       const reason = `the receiver answered 410 Gone at ${new Date().toISOString()}`;
@@ -108,10 +103,30 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
       });
     }
     const finalError = verdict === 'retry' ? `${error} (gave up after ${attempt} attempts)` : error;
-    await tx.query(`UPDATE webhook_deliveries SET attempts = $2 WHERE id = $1`, [d.id, attempt]);
-    await finish(tx, d.id, 'failed', statusCode, finalError);
-    return { outcome: 'failed' };
+    await record(tx, d.id, result, finalError, { status: 'failed', attempt, nextAttemptAt: null }, error);
+    return { outcome: 'failed', health };
   });
+}
+
+/**
+ * The attempt row and the delivery's new state in one statement. clock_timestamp(), not the transaction's start:
+ * the metrics rollup folds attempts by created_at.
+ */
+async function record(
+  tx: Tx, id: string, result: PostResult, error: string | null,
+  next: { status: 'pending' | 'succeeded' | 'failed'; attempt: number; nextAttemptAt: Date | null }, attemptError: string | null = error,
+): Promise<void> {
+  const code = result.kind === 'response' ? result.status : null;
+  await tx.query(
+    `WITH a AS (
+       INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, response_excerpt, error, created_at)
+       VALUES ($1, (SELECT count(*) + 1 FROM webhook_attempts WHERE delivery_id = $1), $2::int, $3, $4, $5, clock_timestamp()))
+     UPDATE webhook_deliveries SET status = $6::text, attempts = $7,
+            last_status_code = CASE WHEN $6::text = 'failed' THEN coalesce($2::int, last_status_code) ELSE $2::int END,
+            last_error = $8, next_attempt_at = $9::timestamptz, completed_at = CASE WHEN $6::text = 'pending' THEN NULL ELSE now() END
+      WHERE id = $1`,
+    [id, code, result.latencyMs, excerptOf(result), attemptError, next.status, next.attempt, next.status === 'succeeded' ? null : error, next.nextAttemptAt],
+  );
 }
 
 async function finish(tx: Tx, id: string, status: 'failed', code: number | null, error: string | null): Promise<void> {
@@ -119,6 +134,12 @@ async function finish(tx: Tx, id: string, status: 'failed', code: number | null,
     `UPDATE webhook_deliveries SET status = $2, last_status_code = coalesce($3, last_status_code), last_error = $4, next_attempt_at = NULL, completed_at = now() WHERE id = $1`,
     [id, status, code, error],
   );
+}
+
+/** The endpoint of a webhook delivery (jobs enqueued without it); undefined for a connector order or a deleted row. */
+export async function endpointOf(ctx: AppContext, deliveryId: string): Promise<string | undefined> {
+  const row = await ctx.db.maybeOne<{ endpoint_id: string | null }>('SELECT endpoint_id FROM webhook_deliveries WHERE id = $1', [deliveryId]);
+  return row?.endpoint_id ?? undefined;
 }
 
 /** Puts a finished delivery back in line; the caller enqueues its job. Attempts start counting again. */
