@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.ts';
 import { apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
 import { cliActor } from '../core/catalog-service.ts';
+import { utcMinute } from '../core/clock.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
 import { parseDuration } from '../core/durations.ts';
 import { AppError } from '../core/errors.ts';
@@ -119,7 +120,7 @@ apikey
           out.line('no API keys');
           return;
         }
-        const when = (d: Date | null) => (d ? new Date(d).toISOString().slice(0, 16).replace('T', ' ') : '-');
+        const when = (d: Date | null) => (d ? utcMinute(d) : '-');
         out.line(table(['ID', 'PREFIX', 'NAME', 'SCOPES', 'IDENTITY', 'CREATED', 'LAST USED', 'REVOKED'],
           keys.map((k) => [k.id, k.prefix, k.name, k.scopes.join(','), k.identity ?? '-', when(k.created_at), when(k.last_used_at), when(k.revoked_at)])));
       }),

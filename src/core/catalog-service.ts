@@ -28,10 +28,10 @@ import type { Clock } from './clock.ts';
 import { checkDeviceManagers, recordChecks } from './device-manager-checks.ts';
 import type { DeviceManagerCheck } from './device-manager.ts';
 import { AppError } from './errors.ts';
+import type { UrlGuard } from './ports.ts';
 import { parseInput } from './validation.ts';
 
-/** Outbound URL check supplied by the integrations layer (private/loopback/metadata addresses refused). */
-export type UrlGuard = (url: string) => Promise<void>;
+export type { UrlGuard } from './ports.ts';
 
 export type Outcome = 'created' | 'updated' | 'unchanged';
 export interface KindSummary {

@@ -119,8 +119,7 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       await q.query(`INSERT INTO audit_checkpoints (sequence, head_hash, signed_at, key_id, signature) VALUES ($1,$2,$3,$4,$5)`,
         [signed.sequence, signed.headHash, signed.timestamp, signed.keyId, signed.signature]);
       await emit(q, {
-        type: 'audit.checkpoint', subjectType: 'audit', subjectId: String(signed.sequence), actor: systemActor, at,
-        data: { ...signed }, webhooks: [{ type: 'audit.checkpoint', data: { ...signed } }],
+        type: 'audit.checkpoint', subjectId: String(signed.sequence), actor: systemActor, at, data: { ...signed },
       });
       return signed;
     });

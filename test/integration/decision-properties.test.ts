@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { startAllChannels, type AllChannels, type ChannelResult, type DecisionChannel, type Person } from '../support/all-channels.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 /**
  * The request state machine under sequences of commands from several people over every channel, checked against a
@@ -154,7 +155,8 @@ async function checkInvariants(id: string): Promise<void> {
     if (to !== 'cancelled') expect(e.actor_id, `${to} is not the requester's`).not.toBe(e.requester_id);
     at = to;
   }
-  const installs = (await db.query<{ t: string }>(`SELECT w->>'type' AS t FROM outbox o, jsonb_array_elements(o.payload->'webhooks') w WHERE o.subject_id = $1 AND w->>'type' LIKE 'app.%' ORDER BY o.seq`, [id])).map((r) => r.t);
+  const installs = (await db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id]))
+    .flatMap((r) => webhooksOfRow(r).map((w) => w.type)).filter((t) => t.startsWith('app.'));
   installs.forEach((t, i) => expect(t, 'installs and uninstalls alternate').toBe(i % 2 === 0 ? 'app.install' : 'app.uninstall'));
 }
 

@@ -49,7 +49,7 @@ describe('Teams delivery under failure', () => {
 
   it('a 5xx and a network failure are retryable; a 403 is logged and skipped', async () => {
     const r = await h.t.ctx.requests.get((await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id);
-    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r.id, actor: { id: null, label: 'Signoff', channel: 'system' }, data: {}, webhooks: [] };
+    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r.id, actor: { id: null, label: 'Signoff', channel: 'system' }, data: { requestId: r.id, stage: 0, approverGroups: [], deadlineAt: null } };
     h.connector.reset();
     h.connector.failNext({ kind: 'reply', status: 503 });
     await expect(h.adapter.notifier.handle(reminder)).rejects.toMatchObject({ retryable: true, status: 503 });
@@ -60,7 +60,7 @@ describe('Teams delivery under failure', () => {
   it('reminders reply in the channel card\'s thread and follow up in approvers\' chats, once per event', async () => {
     const r = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id;
     const prompt = await h.t.tdb.db.one<{ message_id: string }>(`SELECT message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`, [r, APPROVERS_CHANNEL]);
-    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r, actor: { id: null, label: 'Signoff', channel: 'system' }, data: {}, webhooks: [] };
+    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r, actor: { id: null, label: 'Signoff', channel: 'system' }, data: { requestId: r, stage: 0, approverGroups: [], deadlineAt: null } };
     h.connector.reset();
     await h.adapter.notifier.handle(reminder);
     await h.adapter.notifier.handle(reminder);

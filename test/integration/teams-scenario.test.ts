@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions } from '../../src/bots/teams/teams-cards.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: TeamsHarness;
 beforeAll(async () => {
@@ -158,8 +159,8 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     expect(told.map((s) => s.conversationId)).toEqual(['a:personal-bob']);
     expect(text(cardOf(told[0]!.body))).toContain('Visio approved');
     const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);
-    expect(row.payload.webhooks.map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
-    expect(row.payload.webhooks[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob' });
+    expect(webhooksOfRow(row).map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
+    expect(webhooksOfRow(row)[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob' });
   });
 
   it('handling the same event again posts nothing new', async () => {

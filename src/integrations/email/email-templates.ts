@@ -1,3 +1,4 @@
+import { readableUtc } from '../../core/clock.ts';
 import type { MailMessage } from '../../core/ports.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { RequestDetail } from '../../core/views.ts';
@@ -42,19 +43,18 @@ export function renderOutcomeEmail(r: RequestDetail, to: string): MailMessage {
   return { to: [to], subject: `${r.application.name}: request ${word}`, text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>` };
 }
 
-const utc = (iso: string) => `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
 /** Access review question. No links: a review is answered in Slack, Teams or through the API. */
 export function renderReviewEmail(v: ReviewView, to: string[], opts: { reminder?: boolean } = {}): MailMessage {
   const who = v.requester?.displayName ?? 'this device';
   const on = v.device ? ` on ${v.device.name}` : '';
-  const approved = v.approvedAt ? ` It was approved on ${utc(v.approvedAt)}${v.approvedBy ? ` by ${v.approvedBy}` : ''}.` : '';
+  const approved = v.approvedAt ? ` It was approved on ${readableUtc(v.approvedAt)}${v.approvedBy ? ` by ${v.approvedBy}` : ''}.` : '';
   const rows: [string, string][] = [
     ['Application', v.application.name],
     ['Requester', v.requester ? `${v.requester.displayName} (${v.requester.username})` : 'device pre-approval'],
     ...(v.device ? [['Device', v.device.name] as [string, string]] : []),
     ['Reviewers', v.reviewerGroups.join(', ')],
-    ['Answer by', utc(v.dueAt)],
+    ['Answer by', readableUtc(v.dueAt)],
     ['Review id', v.id],
   ];
   const how = [
