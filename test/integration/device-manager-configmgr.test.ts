@@ -58,7 +58,7 @@ async function settledOrders(requestId: string, count: number) {
     const rows = await t.tdb.db.query<{ id: string; status: string; attempts: number; last_error: string | null }>(
       `SELECT id, status, attempts, last_error FROM webhook_deliveries WHERE request_id = $1 AND connector = 'configmgr' ORDER BY created_at`, [requestId]);
     return rows.length === count && rows.every((r) => r.status !== 'pending') ? rows : null;
-  }, `${count} connector orders to finish`, 30_000);
+  }, `${count} connector orders to finish`);
 }
 
 describe('Configuration Manager connector (AdminService)', () => {

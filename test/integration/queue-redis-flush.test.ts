@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 describe('Redis loses everything', () => {
-  it(`after ${N} committed decisions, all ${N} install webhooks still arrive, each once`, { timeout: 60_000 }, async () => {
+  it(`after ${N} committed decisions, all ${N} install webhooks still arrive, each once`, async () => {
     await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install'] });
     // the receiver holds every answer until Redis has been wiped, so the wipe hits work in flight and queued
     let open!: () => void;
@@ -54,7 +54,7 @@ describe('Redis loses everything', () => {
     await commit(N - 20, N);
     open();
     const started = Date.now();
-    await waitFor(() => r.accepted.size === N, `all ${N} install webhooks`, 30_000).catch(async (e) => {
+    await waitFor(() => r.accepted.size === N, `all ${N} install webhooks`).catch(async (e) => {
       const pending = await t.tdb.db.query<{ id: string; status: string; attempts: number }>(`SELECT id, status, attempts FROM webhook_deliveries WHERE status <> 'succeeded'`);
       const outbox = await t.tdb.db.query(`SELECT id, status, attempts, last_error FROM outbox WHERE status <> 'done'`);
       const states = await Promise.all(pending.slice(0, 5).map((d) => workers!.queues.webhooks.getJobState(d.id)));
@@ -94,7 +94,7 @@ describe('Redis loses everything', () => {
     await flushRedis(t.ctx.config.QUEUE_PREFIX);
     const before = r.received.length;
     workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, lockDurationMs: 2000 });
-    await waitFor(() => ids.every((id) => [...r.accepted.values()].some((m) => m.payload.data.requestId === id)), 'the 50 late installs', 30_000);
+    await waitFor(() => ids.every((id) => [...r.accepted.values()].some((m) => m.payload.data.requestId === id)), 'the 50 late installs');
     expect(new Set(r.received.slice(before).map((m) => m.id)).size).toBe(50);
   });
 });
