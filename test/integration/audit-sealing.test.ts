@@ -39,7 +39,7 @@ const insert = (c: pg.Client | { query: (sql: string, params: unknown[]) => Prom
 const sealedActions = async () =>
   (await t.tdb.db.query<{ action: string }>('SELECT e.action FROM audit_chain c JOIN audit_events e ON e.id = c.event_id ORDER BY c.seq')).map((r) => r.action);
 
-const until = <T>(fn: () => Promise<T>, what: string) => waitFor(fn, what, 240_000, 20);
+const until = <T>(fn: () => Promise<T>, what: string) => waitFor(fn, what, { intervalMs: 20 });
 
 describe('sealing the audit chain after commit', () => {
   it('never skips a row whose transaction began first and committed last', async () => {
