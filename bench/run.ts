@@ -1,20 +1,47 @@
+import { spawn } from 'node:child_process';
+import { decideHttpScenario } from './decide-http.ts';
 import { decisionsScenario } from './decisions.ts';
-import { webhooksScenario } from './webhooks.ts';
+import { dispatchScenario } from './dispatch.ts';
+import { fairnessScenario } from './fairness.ts';
+import { sweepScenario } from './sweep.ts';
 
-/** One JSON line per scenario, each carrying the reference figure measured in the same run. */
+/**
+ * One JSON line per scenario, each carrying the reference figure measured in the same run. Every scenario runs in
+ * a child process of its own, so its peak RSS is its own. `--quick` runs CI-sized versions; naming scenarios
+ * (`npm run bench -- dispatch fairness`) runs only those.
+ */
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const n = (full: number, small: number, env?: string) => Number((env && process.env[env]) || (quick ? small : full));
+
 const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
-  decisions: () => decisionsScenario({ requests: Number(process.env.BENCH_REQUESTS ?? 400), concurrency: 8 }),
-  webhooks: () => webhooksScenario({ deliveries: Number(process.env.BENCH_DELIVERIES ?? 300), concurrency: 8, commitConcurrency: 8 }),
+  'decide-http': () => decideHttpScenario({ requests: n(6000, 600, 'BENCH_DECIDE_REQUESTS'), clients: 32, pgbenchSeconds: quick ? 3 : 10 }),
+  'submit-and-approve': () => decisionsScenario({ requests: n(2000, 300, 'BENCH_REQUESTS'), concurrency: 8, pgbenchSeconds: quick ? 3 : 10 }),
+  dispatch: () => dispatchScenario({ approvals: n(20_000, 1000, 'BENCH_DISPATCH'), concurrency: 16, commitConcurrency: 16 }),
+  fairness: () => fairnessScenario({ deliveries: n(3000, 400, 'BENCH_FAIRNESS'), slowMs: 20_000, concurrency: 16 }),
+  sweep: () => sweepScenario({ sizes: quick ? [10_000, 100_000] : [100_000, 1_000_000], due: n(10_000, 2000, 'BENCH_SWEEP_DUE') }),
 };
 
-const only = process.argv.slice(2);
-for (const [name, fn] of Object.entries(scenarios)) {
-  if (only.length && !only.includes(name)) continue;
+const child = args.indexOf('--child');
+if (child >= 0) {
+  const name = args[child + 1]!;
   try {
-    console.log(JSON.stringify(await fn()));
+    const out = await scenarios[name]!();
+    const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+    console.log(JSON.stringify({ ...out, peakRssMb, quick }));
   } catch (e) {
-    console.log(JSON.stringify({ scenario: name, error: (e as Error).message }));
+    console.log(JSON.stringify({ scenario: name, error: (e as Error).stack ?? String(e) }));
     process.exitCode = 1;
   }
+  process.exit();
 }
-process.exit();
+
+const only = args.filter((a) => !a.startsWith('--'));
+for (const name of Object.keys(scenarios)) {
+  if (only.length && !only.includes(name)) continue;
+  const code = await new Promise<number>((resolve) => {
+    const p = spawn(process.execPath, [...process.execArgv, 'bin/run-ts.mjs', 'bench/run.ts', '--child', name, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('exit', (c) => resolve(c ?? 1));
+  });
+  if (code !== 0) process.exitCode = 1;
+}

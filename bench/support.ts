@@ -2,17 +2,18 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { policyDefinitionSchema } from '../src/core/policy-schema.ts';
 import { openDatabase, type Database } from '../src/db/database.ts';
 
 const run = promisify(execFile);
 export const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A scratch database for one scenario, migrated, dropped by `drop()`. */
-export async function scratchDatabase(tag: string): Promise<{ url: string; db: Database; drop(): Promise<void> }> {
-  const name = `signoff_bench_${tag}_${randomBytes(3).toString('hex')}`;
+export async function scratchDatabase(tag: string, poolSize = 20): Promise<{ url: string; db: Database; drop(): Promise<void> }> {
+  const name = `signoff_bench_${tag.replace(/-/g, '_')}_${randomBytes(3).toString('hex')}`;
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
-  const db = await openDatabase(url.toString(), { migrate: true, poolSize: 20 });
+  const db = await openDatabase(url.toString(), { migrate: true, poolSize });
   return {
     url: url.toString(),
     db,
@@ -61,3 +62,38 @@ export async function pool<T>(items: T[], concurrency: number, fn: (item: T) => 
 }
 
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** Polls until `done()` holds; the benchmark's own deadline is generous, it is not what is measured. */
+export async function waitUntil(done: () => boolean | Promise<boolean>, what: string, timeoutMs: number, everyMs = 5): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * N users, each with a device and a pending request for one application whose policy one approver decides,
+ * inserted set-based (what submit would have written, without its audit rows).
+ */
+export async function seedPending(db: Database, n: number, opts: { approverSlackId?: string; policy?: Record<string, unknown> } = {}) {
+  const approver = await db.one<{ id: string }>(`INSERT INTO identities (username, display_name, slack_user_id) VALUES ('B\\approver', 'Approver', $1) RETURNING id`, [opts.approverSlackId ?? null]);
+  const group = await db.one<{ id: string }>(`INSERT INTO approver_groups (name) VALUES ('approvers') RETURNING id`);
+  await db.query('INSERT INTO approver_group_members VALUES ($1,$2)', [group.id, approver.id]);
+  const policy = { justification: 'optional', stages: [{ approvers: ['approvers'], quorum: 'any', approverJustification: false }], decisionDeadline: 'P14D', reminderEvery: 'P1D', ...opts.policy };
+  const p = await db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ('p', $1) RETURNING id`, [JSON.stringify(policyDefinitionSchema.parse(policy))]);
+  await db.query(`INSERT INTO applications (id, name, per_device, policy_id) VALUES ('App_bench', 'Bench', true, $1)`, [p.id]);
+  const definition = (await db.one<{ definition: unknown }>('SELECT definition FROM policies WHERE id = $1', [p.id])).definition;
+  const ids = await db.query<{ id: string }>(
+    `WITH u AS (INSERT INTO identities (username, display_name) SELECT 'B\\u' || g, 'User ' || g FROM generate_series(1, $1) g RETURNING id, username),
+          d AS (INSERT INTO devices (client_guid, name, primary_user_id) SELECT 'GUID:' || md5(u.username), 'PC-' || u.username, u.id FROM u RETURNING id, primary_user_id)
+     INSERT INTO requests (application_id, requester_id, device_id, source, status, current_stage, justification, answers, policy,
+                           deadline_at, stage_started_at, next_reminder_at, created_at, updated_at)
+     SELECT 'App_bench', d.primary_user_id, d.id, 'api', 'pending', 0, 'bench', '{}', $2, now() + interval '14 days', now(), now() + interval '1 day', now(), now() FROM d
+     RETURNING id`,
+    [n, JSON.stringify(definition)],
+  );
+  return { approverId: approver.id, requestIds: ids.map((r) => r.id) };
+}
+
+export const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);

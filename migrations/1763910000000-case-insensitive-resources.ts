@@ -25,7 +25,7 @@ export class CaseInsensitiveResources1763910000000 implements MigrationInterface
           WHERE id = $1 AND status = 'pending'`,
         [twin.id, notes],
       );
-      // the audit row as appendAudit writes it (a migration keeps its own copy: app code may change after it ran)
+      // the audit row as appendAudit writes it, spelled out: a migration must not change when the code does
       await q.query(
         `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
          VALUES (now(), NULL, 'Signoff', 'system', 'change.expired', 'change', $1, $2, $3, $4)`,

@@ -65,9 +65,11 @@ export async function resolveDecider(db: Queryable, actor: Actor, username: stri
 /** Refuses the subject of a decision and anyone outside the groups; `what` words the refusal. */
 export async function requireMember(db: Queryable, actor: Actor & { id: string }, groups: string[], opts: {
   subjectId: string | null; selfMessage: string; what: string; code?: 'not_an_approver'; detailsKey?: string;
+  /** the actor's group names when the caller has read them already */
+  actorGroups?: string[];
 }): Promise<void> {
   if (opts.subjectId && actor.id === opts.subjectId) throw new AppError('self_approval', opts.selfMessage);
-  const mine = await groupNamesOf(db, actor.id);
+  const mine = opts.actorGroups ?? await groupNamesOf(db, actor.id);
   if (!groups.some((g) => mine.includes(g))) {
     throw new AppError('not_an_approver', `Only members of ${groups.join(', ') || '(no group)'} can ${opts.what}.`, { [opts.detailsKey ?? 'approverGroups']: groups });
   }

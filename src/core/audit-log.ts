@@ -66,3 +66,16 @@ export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
      JSON.stringify(entry.before ?? null), JSON.stringify(entry.after ?? null), JSON.stringify(entry.details ?? null)],
   );
 }
+
+/** appendAudit for many entries in one INSERT, in array order (a batch of timers fired together). */
+export async function appendAuditAll(tx: Tx, entries: AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const col = <T>(f: (e: AuditEntry) => T) => entries.map(f);
+  const json = (v: unknown) => JSON.stringify(v ?? null);
+  await tx.query(
+    `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
+     SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[])`,
+    [col((e) => e.at.toISOString()), col((e) => e.actor.id), col((e) => e.actor.label), col((e) => e.actor.channel), col((e) => e.action),
+     col((e) => e.subjectType), col((e) => e.subjectId), col((e) => json(e.before)), col((e) => json(e.after)), col((e) => json(e.details))],
+  );
+}

@@ -190,6 +190,40 @@ export async function visibleApplications(db: Queryable, identityId: string): Pr
   );
 }
 
+const asJson = (select: string) => `(SELECT to_jsonb(x) FROM (${select}) x)`;
+
+/** An application, an identity and a device by id, in one round trip (null where absent or not asked for). */
+export async function lookupTogether(db: Queryable, ids: { applicationId: string | null; identityId: string | null; deviceId: string | null }): Promise<{
+  app: ApplicationRow | null; identity: IdentityRow | null; device: DeviceRow | null;
+}> {
+  const row = await db.one<{ app: ApplicationRow | null; identity: IdentityRow | null; device: DeviceRow | null }>(
+    `SELECT ${asJson(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1::text`)} AS app,
+            ${asJson(`SELECT ${identityCols} FROM identities WHERE id = $2::uuid`)} AS identity,
+            ${asJson('SELECT id, client_guid, name, primary_user_id FROM devices WHERE id = $3::uuid')} AS device`,
+    [ids.applicationId, ids.identityId, ids.deviceId],
+  );
+  return { app: row.app, identity: row.identity, device: row.device };
+}
+
+/**
+ * What a submission reads before it writes, in one round trip: the application, the requester (by id or username)
+ * with the names of their groups, and the device named by id or client GUID.
+ */
+export async function lookupForSubmit(db: Queryable, ref: { applicationId: string; identityId?: string; username?: string; deviceId?: string; clientGuid?: string }): Promise<{
+  app: ApplicationRow | null; identity: (IdentityRow & { group_names: string[] }) | null; device: DeviceRow | null;
+}> {
+  const row = await db.one<{ app: ApplicationRow | null; identity: (IdentityRow & { group_names: string[] }) | null; device: DeviceRow | null }>(
+    `SELECT ${asJson(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1::text`)} AS app,
+            ${asJson(`SELECT ${identityCols}, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
+                                                   WHERE m.identity_id = i.id ORDER BY g.name) AS group_names
+                        FROM identities i WHERE CASE WHEN $2::uuid IS NOT NULL THEN id = $2::uuid ELSE lower(username) = lower($3::text) END`)} AS identity,
+            ${asJson(`SELECT id, client_guid, name, primary_user_id FROM devices
+                       WHERE CASE WHEN $4::uuid IS NOT NULL THEN id = $4::uuid ELSE upper(client_guid) = upper($5::text) END LIMIT 1`)} AS device`,
+    [ref.applicationId, ref.identityId ?? null, ref.username ?? null, ref.deviceId ?? null, ref.clientGuid ?? null],
+  );
+  return row;
+}
+
 /** The applications this person may request: visible (or already approved) and allowed by the policy's requestors. */
 export async function requestableApplications(db: Queryable, who: IdentityRow): Promise<ApplicationRow[]> {
   const groups = await groupNamesOf(db, who.id);

@@ -1,6 +1,6 @@
-import type { Checkpoint } from './audit-checkpoint.ts';
 import type { ChangeStatus, RequestStatus } from './request-state.ts';
 import type { DiffEntry } from './views.ts';
+import type { Checkpoint } from './audit-checkpoint.ts';
 
 /**
  * Domain events: one outbox row per committed state change. Every event type has one payload type
@@ -103,6 +103,7 @@ export interface DomainEventPayloads {
   'change.approved': ChangeSnapshot;
   'change.rejected': ChangeSnapshot;
   'change.cancelled': ChangeSnapshot;
+  /** a signed checkpoint of the audit chain, emitted periodically by the sealer */
   'audit.checkpoint': Checkpoint;
 }
 

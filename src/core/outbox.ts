@@ -10,25 +10,39 @@ export interface NewEvent<K extends DomainEventType> {
   at: Date;
 }
 
+/** Any one event, checked against its own payload type (for lists of events of several types). */
+export type AnyNewEvent = { [K in DomainEventType]: NewEvent<K> }[DomainEventType];
+
 /** What an outbox row's payload holds: the event without its id (the row's). */
 export type StoredEvent = Omit<DomainEvent, 'id'>;
 
 /** Writes the event as an outbox row inside the caller's transaction; the relay delivers it after commit. */
 export async function emit<K extends DomainEventType>(tx: Tx, e: NewEvent<K>): Promise<string> {
-  const subjectType = subjectTypeOf(e.type);
-  const payload = {
+  return (await emitAll(tx, [e as unknown as AnyNewEvent]))[0]!;
+}
+
+/** Every event of a command in one INSERT, in order (their seq follows the array). */
+export async function emitAll(tx: Tx, events: AnyNewEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = await tx.query<{ id: string }>(
+    `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at)
+     SELECT type, subject_type, subject_id, payload, at, at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[]) WITH ORDINALITY AS e(type, subject_type, subject_id, payload, at, n)
+      ORDER BY n RETURNING id`,
+    [events.map((e) => e.type), events.map((e) => subjectTypeOf(e.type)), events.map((e) => e.subjectId), events.map((e) => JSON.stringify(payloadOf(e))), events.map((e) => e.at.toISOString())],
+  );
+  return rows.map((r) => r.id);
+}
+
+function payloadOf(e: AnyNewEvent): StoredEvent {
+  return {
     type: e.type,
     occurredAt: e.at.toISOString(),
-    subjectType,
+    subjectType: subjectTypeOf(e.type),
     subjectId: e.subjectId,
     actor: { id: e.actor.id, label: e.actor.label, channel: e.actor.channel },
     data: e.data,
-  };
-  const row = await tx.one<{ id: string }>(
-    `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at) VALUES ($1,$2,$3,$4,$5,$5) RETURNING id`,
-    [e.type, subjectType, e.subjectId, JSON.stringify(payload), e.at.toISOString()],
-  );
-  return row.id;
+  } as StoredEvent;
 }
 
 interface LegacyWebhook {

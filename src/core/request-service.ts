@@ -1,11 +1,10 @@
 import type { Database, Queryable, Tx } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
-import { appendAudit, type Actor } from './audit-log.ts';
+import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import {
-  actingFor, deviceById, deviceByGuid, groupNamesOf, policyOf, requireIdentity, requireVisibleApplication, type ApplicationRow, type DeviceRow,
-  type IdentityRow,
+  actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow,
 } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import { emit } from './outbox.ts';
@@ -13,7 +12,7 @@ import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTi
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { countRequests, getRequestDetail, getRequestView, listRequests, requestIdFromRef, type RequestFilter, type RequestRow } from './request-queries.ts';
 import { alreadyDecided, notThisStage, snapshotOf } from './request-events.ts';
-import { checkVersion, finishRequest, lockRequest, orderInstall, revokeRequest } from './request-transitions.ts';
+import { checkVersion, finishRequest, lockRequest, lockRequestWithGroups, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
 export type { CreateApprovedInput } from './approved-requests.ts';
@@ -84,26 +83,36 @@ export class RequestService {
   async submit(actor: Actor, input: SubmitInput): Promise<RequestView> {
     const now = this.clock.now();
     const id = await this.db.tx(async (tx) => {
-      const requester = await requireIdentity(tx, { id: input.requesterId ?? (input.requesterUsername ? undefined : actor.id ?? undefined), username: input.requesterUsername });
+      const requesterRef = { id: input.requesterId ?? (input.requesterUsername ? undefined : actor.id ?? undefined), username: input.requesterUsername };
+      // requester with groups, application and device in one round trip; checked in the order people expect
+      const found = await lookupForSubmit(tx, {
+        applicationId: input.applicationId, identityId: requesterRef.id, username: requesterRef.id ? undefined : requesterRef.username,
+        deviceId: input.deviceId, clientGuid: input.deviceId ? undefined : input.clientGuid,
+      });
+      const requester = found.identity;
+      if (!requester) throw new AppError('not_found', `No identity "${requesterRef.username ?? requesterRef.id}" is known; add it under identities first.`, { field: 'username' });
       // a key bound to one person submits for that person only
       if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(tx, actor, requester.username, 'username');
-      const app = await requireVisibleApplication(tx, input.applicationId, requester.id);
+      const app = found.app;
+      // a hidden application the requester may not see is refused exactly as an unknown id is
+      if (!app || !(await maySee(tx, app, requester.id))) throw new AppError('not_found', `No application with id "${input.applicationId}" is in the catalog.`, { field: 'applicationId' });
       const policy = policyOf(app);
-      if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: await groupNamesOf(tx, requester.id) })) {
+      if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: requester.group_names })) {
         throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
       }
-      const device = app.per_device ? await this.resolveDevice(tx, input, requester, app) : null;
+      const device = app.per_device ? this.checkDevice(input, requester, app, found.device) : null;
       const problems = validateSubmission(policy, { justification: input.justification, answers: input.answers });
       if (hasFieldErrors(problems)) {
         throw new AppError('validation_failed', `The request is incomplete: ${describeFieldErrors(problems)}.`, { fields: problems });
       }
       const t = stageTimers(policy, now, now);
-      let row: RequestRow;
+      let row: RequestRow & { approved_id?: string | null };
       try {
-        row = await tx.one<RequestRow>(
+        row = await tx.one<RequestRow & { approved_id: string | null }>(
           `INSERT INTO requests (application_id, requester_id, device_id, source, status, current_stage, justification, answers, policy,
                                  deadline_at, stage_started_at, next_reminder_at, escalate_at, created_at, updated_at)
-           VALUES ($1,$2,$3,$4,'pending',0,$5,$6,$7,$8,$9,$10,$11,$9,$9) RETURNING *`,
+           VALUES ($1,$2,$3,$4,'pending',0,$5,$6,$7,$8,$9,$10,$11,$9,$9)
+           RETURNING *, (SELECT id FROM requests a WHERE a.application_id = $1 AND a.requester_id = $2 AND a.device_id IS NOT DISTINCT FROM $3 AND a.status = 'approved' LIMIT 1) AS approved_id`,
           [app.id, requester.id, device?.id ?? null, input.source ?? (actor.channel === 'api' ? 'api' : actor.channel === 'web' ? 'web' : 'chat'),
            input.justification?.trim() || null, JSON.stringify(input.answers ?? {}), JSON.stringify(policy),
            t.deadlineAt, now, t.nextReminderAt, t.escalateAt],
@@ -112,13 +121,10 @@ export class RequestService {
         if (isUniqueViolation(e)) throw await this.duplicateError(app, requester, device);
         throw e;
       }
-      const approved = await tx.maybeOne<{ id: string }>(
-        `SELECT id FROM requests WHERE application_id = $1 AND requester_id = $2 AND device_id IS NOT DISTINCT FROM $3 AND status = 'approved'`,
-        [app.id, requester.id, device?.id ?? null],
-      );
-      if (approved) {
-        throw new AppError('already_approved', `${app.name} is already approved for ${requester.display_name}${device ? ` on ${device.name}` : ''}.`, { requestId: approved.id });
+      if (row.approved_id) {
+        throw new AppError('already_approved', `${app.name} is already approved for ${requester.display_name}${device ? ` on ${device.name}` : ''}.`, { requestId: row.approved_id });
       }
+      delete row.approved_id;
       const snapshot = snapshotOf(row, app, requester, device);
       await appendAudit(tx, { actor, action: 'request.submitted', subjectType: 'request', subjectId: row.id, after: { status: 'pending', stage: 0 }, details: { justification: row.justification, answers: row.answers }, at: now });
       await emit(tx, { type: 'request.submitted', subjectId: row.id, actor, at: now, data: snapshot });
@@ -127,11 +133,10 @@ export class RequestService {
     return getRequestView(this.db, id);
   }
 
-  private async resolveDevice(tx: Tx, input: SubmitInput, requester: IdentityRow, app: ApplicationRow): Promise<DeviceRow> {
+  private checkDevice(input: SubmitInput, requester: IdentityRow, app: ApplicationRow, device: DeviceRow | null): DeviceRow {
     if (!input.deviceId && !input.clientGuid) {
       throw new AppError('validation_failed', `${app.name} is installed per device: say which device (clientGuid).`, { field: 'clientGuid' });
     }
-    const device = input.deviceId ? await deviceById(tx, input.deviceId) : await deviceByGuid(tx, input.clientGuid!);
     if (!device) throw new AppError('not_found', `No device "${input.clientGuid ?? input.deviceId}" is known.`, { field: 'clientGuid' });
     if (device.primary_user_id && device.primary_user_id !== requester.id) {
       throw new AppError('forbidden', `${device.name} is not ${requester.display_name}'s device.`, { field: 'clientGuid' });
@@ -154,12 +159,16 @@ export class RequestService {
    */
   async decide(actor: Actor, id: string, decision: 'approve' | 'deny', reason?: string | null, opts: DecideOptions = {}): Promise<DecisionResult> {
     const outcome = await this.db.tx(async (tx) => {
-      const row = await lockRequest(tx, id);
+      // a decider known up front (a chat user, a key bound to a person) has their groups read with the row lock
+      const known = actor.id && !opts.approverUsername ? actor.id : null;
+      const { row, groups } = known ? await lockRequestWithGroups(tx, id, known) : { row: await lockRequest(tx, id), groups: undefined };
       const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
+      // whatever the state, a requester is told they may never decide their own request (not who beat them to it)
+      if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
       await decidable(tx, row, opts);
-      return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false);
+      return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups);
     });
     return { outcome, request: await getRequestView(this.db, id) };
   }
@@ -171,6 +180,7 @@ export class RequestService {
   async checkDecision(actor: Actor, id: string, opts: Omit<DecideOptions, 'denyNeedsReason'> = {}): Promise<RequestDetail> {
     const row = await lockRequest(this.db, id, false);
     const acting = await resolveDecider(this.db, actor, opts.approverUsername, 'approver');
+    if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
     await decidable(this.db, row, opts);
     await this.authorizeStage(this.db, acting, row);
     return getRequestDetail(this.db, id);
@@ -240,15 +250,17 @@ export class RequestService {
     return eligibleMembers(tx, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), row.requester_id);
   }
 
-  private authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow): Promise<void> {
+  private authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow, actorGroups?: string[]): Promise<void> {
     const policy = policyDefinitionSchema.parse(row.policy);
     return requireMember(tx, actor, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), {
-      subjectId: row.requester_id, selfMessage: 'You cannot decide your own request.', what: `decide this stage (stage ${row.current_stage + 1})`,
+      subjectId: row.requester_id, selfMessage: 'You cannot decide your own request.', what: `decide this stage (stage ${row.current_stage + 1})`, actorGroups,
     });
   }
 
-  private async voteLocked(tx: Tx, actor: Actor & { id: string }, row: RequestRow, decision: 'approve' | 'deny', reason: string | null, now: Date, denyNeedsReason: boolean): Promise<DecisionOutcome> {
-    await this.authorizeStage(tx, actor, row);
+  private async voteLocked(
+    tx: Tx, actor: Actor & { id: string }, row: RequestRow, decision: 'approve' | 'deny', reason: string | null, now: Date, denyNeedsReason: boolean, actorGroups?: string[],
+  ): Promise<DecisionOutcome> {
+    await this.authorizeStage(tx, actor, row, actorGroups);
     const policy = policyDefinitionSchema.parse(row.policy);
     const stage = policy.stages[row.current_stage]!;
     if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {
@@ -258,31 +270,38 @@ export class RequestService {
     if (stage.approverJustification && !reason?.trim()) {
       throw new AppError('validation_failed', 'This stage needs a justification from the approver.', { field: 'reason' });
     }
+    let votes: { approverId: string; decision: 'approve' | 'deny' }[];
     try {
-      await tx.query(
-        `INSERT INTO request_decisions (request_id, stage, approver_id, approver_label, decision, reason, channel, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
+      // the vote and the stage's votes so far in one statement (the CTE's row is not visible to the outer SELECT)
+      votes = await tx.query<{ approverId: string; decision: 'approve' | 'deny' }>(
+        `WITH vote AS (
+           INSERT INTO request_decisions (request_id, stage, approver_id, approver_label, decision, reason, channel, created_at)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING approver_id, decision)
+         SELECT approver_id AS "approverId", decision FROM vote
+         UNION ALL
+         SELECT approver_id, decision FROM request_decisions WHERE request_id = $1 AND stage = $2 AND approver_id IS NOT NULL`,
         [row.id, row.current_stage, actor.id, actor.label, decision, reason?.trim() || null, actor.channel, now],
       );
     } catch (e) {
       if (isUniqueViolation(e)) throw new AppError('already_decided', `You already decided stage ${row.current_stage + 1} of this request.`);
       throw e;
     }
-    await appendAudit(tx, { actor, action: `request.decision.${decision}`, subjectType: 'request', subjectId: row.id, before: { status: row.status, stage: row.current_stage }, details: { stage: row.current_stage, reason }, at: now });
+    // written with the transition's own audit row below, in one INSERT
+    const voteAudit: AuditEntry = { actor, action: `request.decision.${decision}`, subjectType: 'request', subjectId: row.id, before: { status: row.status, stage: row.current_stage }, details: { stage: row.current_stage, reason }, at: now };
 
-    const votes = await tx.query<{ approverId: string; decision: 'approve' | 'deny' }>(
-      `SELECT approver_id AS "approverId", decision FROM request_decisions WHERE request_id = $1 AND stage = $2 AND approver_id IS NOT NULL`,
-      [row.id, row.current_stage],
-    );
-    const result = evaluateStage(stage, votes, (await this.eligibleApprovers(tx, row)).length);
+    // only a quorum other than "any" needs to know how many may decide
+    const eligible = stage.quorum === 'any' || votes.some((v) => v.decision === 'deny') ? 1 : (await this.eligibleApprovers(tx, row)).length;
+    const result = evaluateStage(stage, votes, eligible);
 
     if (result === 'waiting') {
       // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
       await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
+      await appendAudit(tx, voteAudit);
       await emit(tx, { type: 'request.decision_recorded', subjectId: row.id, actor, at: now, data: { requestId: row.id, stage: row.current_stage, decision, reason } });
       return 'recorded';
     }
     if (result === 'denied') {
-      await finishRequest(tx, actor, row, 'deny', reason, now);
+      await finishRequest(tx, actor, row, 'deny', reason, now, [voteAudit]);
       return 'denied';
     }
     if (row.current_stage + 1 < policy.stages.length) {
@@ -292,11 +311,11 @@ export class RequestService {
                 version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'pending' AND current_stage = $5`,
         [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
       );
-      await appendAudit(tx, { actor, action: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, before: { stage: row.current_stage }, after: { stage: row.current_stage + 1 }, at: now });
+      await appendAuditAll(tx, [voteAudit, { actor, action: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, before: { stage: row.current_stage }, after: { stage: row.current_stage + 1 }, at: now }]);
       await emit(tx, { type: 'request.stage_advanced', subjectId: row.id, actor, at: now, data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 } });
       return 'stage_approved';
     }
-    await finishRequest(tx, actor, row, 'approve', reason, now);
+    await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit]);
     return 'approved';
   }
 

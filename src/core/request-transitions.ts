@@ -1,10 +1,10 @@
 import type { Queryable, Tx } from '../db/database.ts';
-import { appendAudit, type Actor } from './audit-log.ts';
+import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
 import { readableUtc } from './clock.ts';
-import { applicationById, deviceById, identityById, type ApplicationRow } from './directory.ts';
+import { lookupTogether, type ApplicationRow } from './directory.ts';
 import { AppError } from './errors.ts';
 import type { RevokeWhy } from './events.ts';
-import { emit } from './outbox.ts';
+import { emit, emitAll, type AnyNewEvent } from './outbox.ts';
 import { accessTimers, nextInstallWindowOpening } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
@@ -24,6 +24,18 @@ export async function lockRequest(tx: Queryable, id: string, lock = true): Promi
   return row;
 }
 
+/** lockRequest, with the group names of the person about to decide read in the same statement. */
+export async function lockRequestWithGroups(tx: Queryable, id: string, identityId: string): Promise<{ row: RequestRow; groups: string[] }> {
+  if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
+  const found = await tx.maybeOne<RequestRow & { decider_groups: string[] }>(
+    `SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
+                        WHERE m.identity_id = $2::uuid ORDER BY g.name) AS decider_groups
+       FROM requests r WHERE r.id = $1 FOR UPDATE OF r`, [id, identityId]);
+  if (!found) throw new AppError('not_found', `No request with id "${id}".`);
+  const { decider_groups: groups, ...row } = found;
+  return { row: row as RequestRow, groups };
+}
+
 const outcomeOf = (row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decided_at'>) =>
   row.status === 'pending' ? 'pending' : `${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}`;
 
@@ -35,11 +47,10 @@ export function checkVersion(row: RequestRow, expected: number | undefined): voi
   });
 }
 
-export async function requestContext(tx: Tx, row: RequestRow) {
-  const app = (await applicationById(tx, row.application_id))!;
-  const requester = row.requester_id ? ((await identityById(tx, row.requester_id)) ?? null) : null;
-  const device = row.device_id ? ((await deviceById(tx, row.device_id)) ?? null) : null;
-  return { app, requester, device };
+/** The request's application, requester and device, in one round trip. */
+export async function requestContext(tx: Tx, row: Pick<RequestRow, 'application_id' | 'requester_id' | 'device_id'>) {
+  const found = await lookupTogether(tx, { applicationId: row.application_id, identityId: row.requester_id, deviceId: row.device_id });
+  return { app: found.app!, requester: found.identity, device: found.device };
 }
 
 /** Install now unless the application has an install window that is closed; then at its next opening. */
@@ -66,24 +77,35 @@ export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: D
  * Moves a request to its next state, guarded by its current status so only one transaction can ever do it.
  * Approval starts the access timers and orders the install (or schedules it for the install window).
  */
-export async function finishRequest(tx: Tx, actor: Actor, row: RequestRow, action: RequestAction, reason: string | null, now: Date): Promise<RequestRow> {
+export async function finishRequest(
+  tx: Tx, actor: Actor, row: RequestRow, action: RequestAction, reason: string | null, now: Date,
+  /** audit entries of the same command that come first (the vote that settled it), written in the same INSERT */
+  auditFirst: AuditEntry[] = [],
+): Promise<RequestRow> {
   const to = nextRequestStatus(row.status, action);
   const policy = policyDefinitionSchema.parse(row.policy);
   const access = to === 'approved' ? accessTimers(policy, now) : { accessExpiresAt: null, accessWarnAt: null, nextReviewAt: null };
+  // read before the update: the application, requester and device are not what it changes
+  const ctx = await requestContext(tx, row);
+  // an approval orders the install now, or at the install window's next opening (scheduleInstall, in the same UPDATE)
+  const opening = to === 'approved' && row.auto_install && ctx.app.install_window ? nextInstallWindowOpening(ctx.app.install_window, now) : null;
+  const orderNow = to === 'approved' && row.auto_install && !opening;
   const updated = await tx.maybeOne<RequestRow>(
     `UPDATE requests SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_reason = $6,
             next_reminder_at = NULL, escalate_at = NULL, deadline_at = CASE WHEN $2 = 'pending' THEN deadline_at ELSE NULL END,
-            access_expires_at = $7, access_warn_at = $8, next_review_at = $9, version = version + 1, updated_at = $3
+            access_expires_at = $7, access_warn_at = $8, next_review_at = $9,
+            install_ordered_at = CASE WHEN $11 THEN $3 ELSE install_ordered_at END,
+            install_due_at = CASE WHEN $11 THEN NULL WHEN $12::timestamptz IS NOT NULL THEN $12::timestamptz ELSE install_due_at END,
+            version = version + CASE WHEN $11 THEN 2 ELSE 1 END, updated_at = $3
       WHERE id = $1 AND status = $10 RETURNING *`,
-    [row.id, to, now, actor.id, actor.label, reason?.trim() || null, access.accessExpiresAt, access.accessWarnAt, access.nextReviewAt, row.status],
+    [row.id, to, now, actor.id, actor.label, reason?.trim() || null, access.accessExpiresAt, access.accessWarnAt, access.nextReviewAt, row.status, orderNow, opening],
   );
   if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
-  await appendAudit(tx, { actor, action: `request.${to}`, subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: reason ? { reason } : null, at: now });
-  const ctx = await requestContext(tx, updated);
+  await appendAuditAll(tx, [...auditFirst, { actor, action: `request.${to}`, subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: reason ? { reason } : null, at: now }]);
   const snapshot = snapshotOf(updated, ctx.app, ctx.requester, ctx.device);
   const previousStatus = row.status;
   if (to === 'approved') {
-    const installReason = await scheduleInstall(tx, updated, ctx.app, now) ? reason ?? 'approved' : null;
+    const installReason = orderNow ? reason ?? 'approved' : null;
     await emit(tx, { type: 'request.approved', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus, installReason } });
   } else if (to === 'denied' || to === 'cancelled' || to === 'expired') {
     await emit(tx, { type: `request.${to}`, subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus } });
@@ -117,12 +139,13 @@ export async function revokeRequest(tx: Tx, actor: Actor, row: RequestRow, reaso
   await appendAudit(tx, { actor, action: 'request.revoked', subjectType: 'request', subjectId: row.id, before: { status: 'approved' }, after: { status: 'revoked' }, details: { reason, why }, at: now });
   const ctx = await requestContext(tx, updated);
   const uninstallReason = updated.install_ordered_at ? reason ?? why : null;
-  await emit(tx, { type: 'request.revoked', subjectId: row.id, actor, at: now, data: { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why, uninstallReason } });
+  const events: AnyNewEvent[] = [{ type: 'request.revoked', subjectId: row.id, actor, at: now, data: { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why, uninstallReason } }];
   for (const review of closed) {
     await appendAudit(tx, { actor, action: 'request.review_closed', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: closeReason }, at: now });
-    await emit(tx, {
+    events.push({
       type: 'request.review_decided', subjectId: row.id, actor, at: now,
       data: { requestId: row.id, reviewId: review.id, outcome: 'closed', reason: closeReason, decidedBy: null, decidedAt: now.toISOString() },
     });
   }
+  await emitAll(tx, events);
 }

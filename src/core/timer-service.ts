@@ -1,12 +1,15 @@
 import type { Database, Tx } from '../db/database.ts';
-import { stageApproverGroups } from './approval-rights.ts';
-import { appendAudit, systemActor, type Actor } from './audit-log.ts';
-import type { Clock } from './clock.ts';
-import { emit } from './outbox.ts';
+import { requireMember, resolveDecider, reviewerGroups, stageApproverGroups } from './approval-rights.ts';
+import { appendAudit, appendAuditAll, systemActor, type Actor, type AuditEntry } from './audit-log.ts';
+import { readableUtc, type Clock } from './clock.ts';
+import { identityById, membersOfGroups } from './directory.ts';
+import { addDuration, parseDuration } from './durations.ts';
+import { AppError } from './errors.ts';
+import { emit, emitAll, type AnyNewEvent } from './outbox.ts';
 import { nextReminder } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
-import type { RequestRow } from './request-queries.ts';
-import type { ReviewFilter, ReviewView } from './review-queries.ts';
+import { isUuid, type RequestRow } from './request-queries.ts';
+import { getReviewView, listReviews, type ReviewFilter, type ReviewStatus, type ReviewView } from './review-queries.ts';
 import { installData, snapshotOf } from './request-events.ts';
 import type { RequestService } from './request-service.ts';
 import { requestContext, revokeRequest } from './request-transitions.ts';
@@ -89,6 +92,18 @@ export class TimerService {
           ORDER BY ${t.column} LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [now, this.batchSize],
       );
+      if (kind === 'reminder' && rows.length > 1) {
+        // the common mass timer, set-based: one UPDATE and one outbox INSERT for the batch; if anything in it
+        // fails, the batch is undone and the rows go one by one, so one bad row does not block the rest
+        await tx.query('SAVEPOINT timer_batch');
+        try {
+          await this.remindAll(tx, rows, now);
+          await tx.query('RELEASE SAVEPOINT timer_batch');
+          return { done: rows.length, failed: 0 };
+        } catch {
+          await tx.query('ROLLBACK TO SAVEPOINT timer_batch');
+        }
+      }
       return this.each(tx, kind, rows, (r) => t.act(tx, r, now));
     });
   }
@@ -109,6 +124,10 @@ export class TimerService {
       }
     }
     return { done, failed };
+  }
+
+  private related(tx: Tx, row: RequestRow) {
+    return requestContext(tx, row);
   }
 
   private async expire(tx: Tx, row: RequestRow, now: Date): Promise<void> {
@@ -144,6 +163,26 @@ export class TimerService {
     const details = { stage: row.current_stage, approverGroups: stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null };
     await appendAudit(tx, { actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
     await emit(tx, { type: 'request.reminder', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+  }
+
+  /** remind() for a batch of rows: the same rows, audit entries and events, in fewer statements. */
+  private async remindAll(tx: Tx, rows: RequestRow[], now: Date): Promise<void> {
+    const events: AnyNewEvent[] = [];
+    const audits: AuditEntry[] = [];
+    const next: (Date | null)[] = [];
+    for (const row of rows) {
+      const policy = policyOf(row);
+      next.push(nextReminder(policy, new Date(row.next_reminder_at!), now, row.deadline_at ? new Date(row.deadline_at) : null));
+      const details = { stage: row.current_stage, approverGroups: stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null };
+      audits.push({ actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
+      events.push({ type: 'request.reminder', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+    }
+    await tx.query(
+      `UPDATE requests r SET next_reminder_at = v.next FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, next) WHERE r.id = v.id`,
+      [rows.map((r) => r.id), next.map((d) => d?.toISOString() ?? null)],
+    );
+    await appendAuditAll(tx, audits);
+    await emitAll(tx, events);
   }
 
   private async warnAccessExpiry(tx: Tx, row: RequestRow, now: Date): Promise<void> {

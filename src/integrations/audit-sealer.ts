@@ -141,7 +141,8 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       const last = await c.query<{ at: Date | null }>('SELECT max(signed_at) AS at FROM audit_checkpoints');
       // one interval after the last one emitted (by whichever process), or after taking over a log that has none yet
       nextCheckpointAt = key && checkpointMs > 0 ? (last.rows[0]?.at ? new Date(last.rows[0].at).getTime() : Date.now()) + checkpointMs : Infinity;
-      log.info('this process is the audit sealer');
+      log.info(key && checkpointMs > 0 ? { checkpointIntervalMs: checkpointMs } : {},
+        `this process is the audit sealer${key ? '' : ' (AUDIT_CHECKPOINT_KEY is not set here: no periodic checkpoints)'}`);
     }
     nudged = false;
     for (;;) {

@@ -5,6 +5,7 @@ import type { Database } from '../db/database.ts';
 import { registerAuditMetrics } from './audit-metrics.ts';
 import { registerDeviceManagerMetrics } from './device-managers/connector-metrics.ts';
 import { queuesFor } from './queue/queues.ts';
+import { gateFor, type CircuitView } from './webhooks/endpoint-gate.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -143,6 +144,41 @@ export function metricsFor(ctx: AppContext): Metrics {
           const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
           for (const [state, n] of Object.entries(counts)) this.set({ queue: q.name, state }, n);
         }
+      });
+    },
+  });
+
+  // one read of Postgres and Redis per scrape serves both endpoint gauges
+  let circuitScrape: Promise<{ name: string; view: CircuitView | undefined }[]> | null = null;
+  const circuits = () => {
+    circuitScrape ??= (async () => {
+      const eps = await db.query<{ id: string; name: string }>('SELECT id, name FROM webhook_endpoints WHERE enabled');
+      const views = await gateFor(ctx, queuesFor(ctx).connection).view(eps.map((e) => e.id));
+      return eps.map((e) => ({ name: e.name, view: views.get(e.id) }));
+    })().finally(() => setImmediate(() => (circuitScrape = null)));
+    return circuitScrape;
+  };
+  new Gauge({
+    name: 'signoff_webhook_endpoint_circuit',
+    help: 'Circuit breaker of each enabled webhook endpoint: 1 for its current state (closed, open, half_open), else 0',
+    labelNames: ['endpoint', 'state'],
+    registers: [registry],
+    async collect() {
+      await safe('endpoint circuits', async () => {
+        this.reset();
+        for (const e of await circuits()) for (const s of ['closed', 'open', 'half_open']) this.set({ endpoint: e.name, state: s }, (e.view?.state ?? 'closed') === s ? 1 : 0);
+      });
+    },
+  });
+  new Gauge({
+    name: 'signoff_webhook_endpoint_in_flight',
+    help: 'Webhook attempts in flight per endpoint, over all workers',
+    labelNames: ['endpoint'],
+    registers: [registry],
+    async collect() {
+      await safe('endpoint slots', async () => {
+        this.reset();
+        for (const e of await circuits()) this.set({ endpoint: e.name }, e.view?.inFlight ?? 0);
       });
     },
   });

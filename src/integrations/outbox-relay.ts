@@ -7,6 +7,7 @@ import { notifyErrorPolicy } from './queue/notify-retry.ts';
 import type { AppQueues } from './queue/queues.ts';
 import { addDeviceManagerOrders } from './device-managers/connector-fanout.ts';
 import { messageIdOf, webhookBody } from './webhooks/signing.ts';
+import { enqueueBatch, fanOutBatch, RELAY_BATCH, requeueEverything, type BatchFanOut } from './outbox-batch.ts';
 
 export const OUTBOX_CHANNEL = 'signoff_outbox';
 
@@ -17,7 +18,7 @@ interface OutboxRow {
 }
 
 export interface FanOut {
-  deliveries: { id: string; delayMs: number }[];
+  deliveries: { id: string; delayMs: number; endpointId?: string }[];
   /** device-manager connector orders (rows of webhook_deliveries with a connector) */
   orders: { id: string; delayMs: number }[];
   effects: string[];
@@ -57,13 +58,13 @@ export async function fanOut(ctx: AppContext, outboxId: string): Promise<FanOut>
     await tx.query(`UPDATE outbox SET status = 'done', processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`, [outboxId]);
   });
   // whatever is still pending for this event, including leftovers of an earlier relay that died after commit
-  const pending = await ctx.db.query<{ id: string; delay_ms: number; connector: string | null }>(
-    `SELECT id, connector, GREATEST(0, EXTRACT(EPOCH FROM (next_attempt_at - now())) * 1000)::float8 AS delay_ms
+  const pending = await ctx.db.query<{ id: string; delay_ms: number; connector: string | null; endpoint_id: string | null }>(
+    `SELECT id, connector, endpoint_id, GREATEST(0, EXTRACT(EPOCH FROM (next_attempt_at - now())) * 1000)::float8 AS delay_ms
        FROM webhook_deliveries WHERE outbox_id = $1 AND status = 'pending'`,
     [outboxId],
   );
   const effects = await ctx.db.query<{ target: string }>(`SELECT target FROM outbox_effects WHERE outbox_id = $1 AND status = 'pending'`, [outboxId]);
-  const due = (rows: typeof pending) => rows.map((d) => ({ id: d.id, delayMs: Number(d.delay_ms) || 0 }));
+  const due = (rows: typeof pending) => rows.map((d) => ({ id: d.id, delayMs: Number(d.delay_ms) || 0, endpointId: d.endpoint_id ?? undefined }));
   return { deliveries: due(pending.filter((d) => !d.connector)), orders: due(pending.filter((d) => d.connector)), effects: effects.map((e) => e.target) };
 }
 
@@ -71,7 +72,7 @@ export async function fanOut(ctx: AppContext, outboxId: string): Promise<FanOut>
 export async function relayOutboxEvent(ctx: AppContext, queues: AppQueues, outboxId: string): Promise<FanOut> {
   const result = await fanOut(ctx, outboxId);
   await Promise.all([
-    ...result.deliveries.map((d) => queues.delivery(d.id, d.delayMs)),
+    ...result.deliveries.map((d) => queues.delivery(d.id, d.delayMs, d.endpointId)),
     ...result.orders.map((d) => queues.order(d.id, d.delayMs)),
     ...result.effects.map((t) => queues.notification(outboxId, t)),
   ]);
@@ -126,12 +127,12 @@ export async function runEffect(
 export async function reconcileOnce(ctx: AppContext, queues: AppQueues, batch = 1000): Promise<{ outbox: number; deliveries: number; effects: number; orders: number }> {
   const outbox = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [batch]);
   for (const r of outbox) await queues.relay(r.id);
-  const deliveries = await ctx.db.query<{ id: string; delay_ms: number }>(
-    `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
+  const deliveries = await ctx.db.query<{ id: string; endpoint_id: string; delay_ms: number }>(
+    `SELECT id, endpoint_id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
        FROM webhook_deliveries WHERE status = 'pending' AND connector IS NULL ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
     [batch],
   );
-  for (const d of deliveries) await queues.delivery(d.id, Number(d.delay_ms) || 0);
+  for (const d of deliveries) await queues.delivery(d.id, Number(d.delay_ms) || 0, d.endpoint_id);
   const orders = await ctx.db.query<{ id: string; delay_ms: number }>(
     `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
        FROM webhook_deliveries WHERE status = 'pending' AND connector IS NOT NULL ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
@@ -149,12 +150,21 @@ export async function reconcileOnce(ctx: AppContext, queues: AppQueues, batch = 
 export interface OutboxRelay {
   /** runs one reconcile pass now (also used right after the LISTEN connection comes back) */
   reconcile(): Promise<void>;
+  /** fans out what the outbox holds now, in batches (what a NOTIFY triggers) */
+  drain(): Promise<void>;
+  /** looks for the Redis marker now; when it is gone, re-enqueues everything Postgres holds */
+  checkRedis(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
+/** A key the relay keeps in Redis: when it is gone, Redis lost its data (FLUSHALL, a restart without persistence). */
+export const redisMarkerKey = (prefix: string) => `${prefix}:relay:marker`;
+const MARKER_CHECK_MS = 1000;
+
 /**
- * LISTEN on a dedicated connection turns a commit into a job within milliseconds; the reconciler every
- * OUTBOX_RECONCILE_MS covers missed notifications, Redis outages and flushes.
+ * LISTEN on a dedicated connection turns a commit into a batch fan-out within milliseconds; the reconciler every
+ * OUTBOX_RECONCILE_MS covers missed notifications. A marker key in Redis, checked every second and on every
+ * reconnect, tells when Redis came back empty: then everything unfinished is re-enqueued at once.
  */
 export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRelay {
   const log = ctx.logger.child({ component: 'outbox-relay' });
@@ -162,11 +172,48 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
   let client: pg.Client | null = null;
   let reconnectTimer: NodeJS.Timeout | null = null;
   let reconciling: Promise<void> | null = null;
+  let draining: Promise<void> | null = null;
+  let drainAgain = false;
+  let checking: Promise<boolean> | null = null;
   let backoff = 250;
+  const marker = redisMarkerKey(queues.prefix);
+
+  const drainOnce = async () => {
+    for (;;) {
+      drainAgain = false;
+      let batch: BatchFanOut;
+      try {
+        batch = await fanOutBatch(ctx, RELAY_BATCH);
+      } catch (e) {
+        // one bad event must not hold up the rest: the per-event relay job records its error and retries it
+        log.warn({ err: e }, 'batch fan-out failed; relaying event by event');
+        const rows = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [RELAY_BATCH]);
+        for (const r of rows) await queues.relay(r.id).catch(() => undefined);
+        return;
+      }
+      await enqueueBatch(queues, batch).catch((e) => log.warn({ err: e }, 'could not enqueue; recovered when Redis is back'));
+      if (batch.events < RELAY_BATCH && !drainAgain) return;
+    }
+  };
+
+  const drain = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    if (draining) {
+      drainAgain = true;
+      return draining;
+    }
+    draining = drainOnce()
+      .catch((e) => log.warn({ err: e }, 'relay failed; the reconciler will try again'))
+      .finally(() => {
+        draining = null;
+      });
+    return draining;
+  };
 
   const reconcile = (): Promise<void> => {
     if (stopped) return Promise.resolve();
-    reconciling ??= reconcileOnce(ctx, queues)
+    reconciling ??= drain()
+      .then(() => reconcileOnce(ctx, queues))
       .then((n) => {
         if (n.outbox || n.deliveries || n.effects || n.orders) log.debug(n, 'reconciled');
       })
@@ -176,6 +223,28 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
       });
     return reconciling;
   };
+
+  const checkRedis = (): Promise<boolean> => {
+    if (stopped) return Promise.resolve(false);
+    checking ??= (async () => {
+      // NX: of several workers, the one that sets the marker again does the re-enqueue
+      const set = await queues.connection.set(marker, String(Date.now()), 'NX');
+      if (set !== 'OK') return false;
+      const n = await requeueEverything(ctx, queues);
+      log.warn(n, 'Redis came back without its data; re-enqueued what Postgres holds');
+      return true;
+    })()
+      .catch((e) => {
+        log.debug({ err: e }, 'Redis marker check failed; trying again');
+        return false;
+      })
+      .finally(() => {
+        checking = null;
+      });
+    return checking;
+  };
+  const onRedisReady = () => void checkRedis();
+  queues.connection.on('ready', onRedisReady);
 
   const connect = async () => {
     if (stopped) return;
@@ -195,7 +264,7 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
     c.on('end', retry);
     c.on('notification', (msg) => {
       if (msg.channel !== OUTBOX_CHANNEL || !msg.payload) return;
-      queues.relay(msg.payload).catch((e) => log.warn({ err: e, outboxId: msg.payload }, 'could not enqueue; the reconciler will'));
+      void drain();
     });
     try {
       await c.connect();
@@ -212,16 +281,24 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
   void connect();
   const interval = setInterval(() => void reconcile(), ctx.config.OUTBOX_RECONCILE_MS);
   interval.unref();
+  const markerTimer = setInterval(() => void checkRedis(), MARKER_CHECK_MS);
+  markerTimer.unref();
+  // a first start with an empty Redis is the same situation as a wiped one
+  void checkRedis();
 
   return {
     reconcile,
+    drain,
+    checkRedis,
     async stop() {
       stopped = true;
       clearInterval(interval);
+      clearInterval(markerTimer);
+      queues.connection.off('ready', onRedisReady);
       if (reconnectTimer) clearTimeout(reconnectTimer);
       const c = client;
       client = null;
-      await reconciling?.catch(() => undefined);
+      await Promise.allSettled([reconciling, draining, checking]);
       await c?.end().catch(() => undefined);
     },
   };

@@ -66,9 +66,9 @@ function step(m: Model, c: Exclude<Cmd, { kind: 'pair' }>, chat: boolean): { nex
     if (!c.reason) return { ...same, code: 'validation_failed' };
     return { next: { ...m, status: 'approved' }, code: 'ok' };
   }
+  if (c.who === 'bob') return { ...same, code: 'self_approval' };
   if (m.status !== 'pending') return { ...same, code: 'already_decided' };
   if (c.stage !== undefined && c.stage !== m.stage) return { ...same, code: c.stage < m.stage ? 'already_decided' : 'invalid_transition' };
-  if (c.who === 'bob') return { ...same, code: 'self_approval' };
   if (!groups[m.stage]!.includes(c.who)) return { ...same, code: 'not_an_approver' };
   if (c.verb === 'deny' && chat && !c.reason) return { ...same, code: 'validation_failed' };
   if (m.stage === 1 && !c.reason) return { ...same, code: 'validation_failed' };

@@ -38,10 +38,10 @@ describe('worker crash', () => {
     const d = await waitFor(
       () => t.tdb.db.maybeOne<{ id: string; status: string; message_id: string }>(`SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'succeeded'`, [endpointId]),
       'the delivery to complete on the new worker',
-      20_000,
     );
     const recoveredMs = Date.now() - killedAt;
-    expect(r.received.length).toBe(2);
+    // the cut-off attempt and at least one more, all under the same webhook-id (a busy machine may redeliver it)
+    expect(r.received.length).toBeGreaterThanOrEqual(2);
     expect(r.received.every((m) => m.id === d.message_id && m.verified)).toBe(true);
     expect(r.accepted.size).toBe(1);
     expect(r.accepted.get(d.message_id)!.payload.data.requestId).toBe(request.id);

@@ -124,12 +124,10 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('ada and cyd clicking at once give one decision; each sees the outcome inline with no buttons', async () => {
-    const started = Date.now();
     const [a, c] = await Promise.all([
       h.post(h.invoke('ada', 'approve', { kind: 'request', id: requestId, stage: 0, reason: 'Standard tool' }, { conversationId: APPROVERS_CHANNEL })),
       h.post(h.invoke('cyd', 'approve', { kind: 'request', id: requestId, stage: 0, reason: 'ok' }, { conversationId: APPROVERS_CHANNEL })),
     ]);
-    expect(Date.now() - started).toBeLessThan(5000);
     for (const r of [a, c]) {
       expect(r.body.statusCode).toBe(200);
       expect(executeActions(r.body.value)).toEqual([]);

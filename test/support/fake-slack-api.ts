@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { HANG_LIMIT_MS } from './wait.ts';
 
 /** One recorded Web API call, with form fields JSON-decoded where they hold JSON (blocks, view). */
 export interface SlackCall {
@@ -74,8 +75,8 @@ export class FakeSlackApi {
     this.scripted.clear();
   }
 
-  /** Resolves once `count` calls of `method` have arrived (event-driven, no polling). */
-  waitFor(method: string, count = 1, timeoutMs = 15_000): Promise<SlackCall[]> {
+  /** Resolves once `count` calls of `method` have arrived (event-driven, no polling); the limit only detects a hang. */
+  waitFor(method: string, count = 1, timeoutMs = HANG_LIMIT_MS): Promise<SlackCall[]> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const got = this.of(method);
@@ -86,7 +87,7 @@ export class FakeSlackApi {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`timed out waiting for ${count} × ${method}; got ${this.of(method).length}: ${this.calls.map((c) => c.method).join(', ')}`));
+        reject(new Error(`hung: waited ${timeoutMs / 1000} s for ${count} × ${method}; got ${this.of(method).length}: ${this.calls.map((c) => c.method).join(', ')}`));
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);

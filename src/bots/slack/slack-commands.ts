@@ -82,7 +82,14 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
   if (verb === '' || verb === 'help') return reply(HELP);
   if (!['request', 'my', 'mine', 'pending', 'change', 'revoke', 'reapprove'].includes(verb)) return reply(`I don't know \`${esc(sub)}\`.\n${HELP}`);
 
-  const who = await resolveUser(deps, cmd.user_id);
+  let who: IdentityRow | undefined;
+  try {
+    who = await resolveUser(deps, cmd.user_id);
+  } catch (e) {
+    // the database away before we know who asked: say so rather than nothing
+    logUnexpected(deps, e, `command ${verb}`);
+    return reply(errorText(e, cmd.user_id));
+  }
   if (!who) return reply(notLinkedText(cmd.user_id));
   try {
     switch (verb) {

@@ -84,7 +84,14 @@ export type ActionHandler = (c: ActionCall) => Promise<ActionOutcome>;
 export async function runAction(deps: SlackDeps, p: InteractionPayload, action: BlockAction, handler: ActionHandler): Promise<void> {
   const target = replyTarget(p);
   const say = (text: string) => replyPrivately(deps, target, text).catch((e) => logUnexpected(deps, e, 'ephemeral reply'));
-  const who = await resolveUser(deps, p.user.id);
+  let who: IdentityRow | undefined;
+  try {
+    who = await resolveUser(deps, p.user.id);
+  } catch (e) {
+    // the database away before we know who clicked: say so rather than nothing
+    logUnexpected(deps, e, `action ${action.action_id}`);
+    return say(errorText(e, p.user.id));
+  }
   if (!who) return say(notLinkedText(p.user.id));
   const fromHome = p.view?.type === 'home';
   let outcome: ActionOutcome = 'changed';

@@ -1,5 +1,7 @@
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { LogLevel, ReceiverMultipleAckError, type AckFn, type App, type Logger as BoltLogger, type Receiver } from '@slack/bolt';
+import { AppError } from '../../core/errors.ts';
+import { sendProblem, toProblem } from '../../integrations/http/problem.ts';
 import type { Logger } from '../../logger.ts';
 import { verifySlackSignature } from './slack-verify.ts';
 
@@ -59,14 +61,14 @@ export class SlackReceiver implements Receiver {
     }, body, this.now());
     if (!verdict.ok) {
       logger.warn({ reason: verdict.reason, ip: req.ip }, 'slack: request refused (signature)');
-      res.status(401).json({ error: 'invalid_signature' });
+      refuse(req, res, new AppError('unauthenticated', 'The Slack request signature is missing, stale or does not match.', { error: 'invalid_signature' }));
       return;
     }
     let parsed: Record<string, unknown>;
     try {
       parsed = parseSlackBody(header(req, 'content-type') ?? '', body);
     } catch {
-      res.status(400).json({ error: 'malformed_body' });
+      refuse(req, res, new AppError('validation_failed', 'The Slack request body could not be read (malformed JSON or form payload).', { error: 'malformed_body' }));
       return;
     }
     if (parsed.type === 'url_verification' && typeof parsed.challenge === 'string') {
@@ -114,6 +116,14 @@ export class SlackReceiver implements Receiver {
         if (!sent) respond(undefined);
       });
   }
+}
+
+/** Refusals are problem+json like every other error here; `error` keeps the short code Slack tooling logs. */
+function refuse(req: Request, res: Response, e: AppError): void {
+  const problem = toProblem(e, req.originalUrl);
+  if (res.locals.requestId) problem.traceId = res.locals.requestId;
+  // a 401 names how to authenticate here: Slack's request signature, not the API's bearer key
+  sendProblem(res, problem, e.status === 401 ? { 'WWW-Authenticate': 'Slack-Signature realm="slack"' } : {});
 }
 
 /** Interactivity and slash commands arrive form-encoded (the former as a JSON `payload` field), events as JSON. */

@@ -4,6 +4,8 @@ import type { AppContext } from '../../app-context.ts';
 import { AppError } from '../../core/errors.ts';
 import { isUuid } from '../../core/request-queries.ts';
 import type { Queryable } from '../../db/database.ts';
+import { queuesFor } from '../queue/queues.ts';
+import { gateFor } from '../webhooks/endpoint-gate.ts';
 import { redeliver } from '../webhooks/redelivery.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
@@ -78,8 +80,44 @@ function decodeCursor(c: string): [string, string] {
   return [ts, id];
 }
 
+const circuitView = z.object({
+  state: z.enum(['closed', 'open', 'half_open']).describe('open: attempts wait until openUntil; half_open: one probe decides'),
+  consecutiveFailures: z.number().int(),
+  openUntil: z.string().nullable(),
+  inFlight: z.number().int().describe('attempts running now, over all workers'),
+  concurrencyLimit: z.number().int(),
+  timesOpened: z.number().int(),
+});
+const endpointHealthView = z.object({
+  endpoint: z.object({ id: z.string(), name: z.string(), url: z.string(), enabled: z.boolean() }),
+  circuit: circuitView,
+  pendingDeliveries: z.number().int(),
+  oldestPendingAt: z.string().nullable(),
+});
+
 /** Webhook deliveries: what was sent where, every attempt, and redelivery of the ones that failed. */
 export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
+  registry.add(router, {
+    method: 'get', path: '/webhooks/:ref/health', tag: 'webhooks', scope: 'admin',
+    summary: 'Delivery health of one webhook endpoint (id or name): its circuit breaker, attempts in flight and pending deliveries.',
+    response: endpointHealthView,
+    handler: async ({ params }) => {
+      const ref = params.ref!;
+      const e = await ctx.db.maybeOne<{ id: string; name: string; url: string; enabled: boolean; pending: string; oldest: Date | null }>(
+        `SELECT e.id, e.name, e.url, e.enabled,
+                (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending') AS pending,
+                (SELECT min(created_at) FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending') AS oldest
+           FROM webhook_endpoints e WHERE ${isUuid(ref) ? 'e.id = $1::uuid' : 'e.name = $1'}`, [ref]);
+      if (!e) throw new AppError('not_found', `No webhook endpoint "${ref}".`);
+      const gate = gateFor(ctx, queuesFor(ctx).connection);
+      const c = (await gate.view([e.id])).get(e.id)!;
+      return {
+        endpoint: { id: e.id, name: e.name, url: e.url, enabled: e.enabled },
+        circuit: { ...c, concurrencyLimit: gate.settings.concurrency },
+        pendingDeliveries: Number(e.pending), oldestPendingAt: iso(e.oldest),
+      };
+    },
+  });
   registry.add(router, {
     method: 'get', path: '/deliveries', tag: 'deliveries', scope: 'admin',
     summary: 'List deliveries (webhooks and device-manager connector orders), newest first; filter by status, target, endpoint (id or name) or application.',

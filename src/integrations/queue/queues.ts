@@ -11,6 +11,10 @@ export interface OutboxJob {
 }
 export interface DeliveryJob {
   deliveryId: string;
+  /** the webhook endpoint, so the per-endpoint gate needs no database read (absent on connector orders) */
+  endpointId?: string;
+  /** how often the endpoint's gate has sent this job back to wait (its pauses grow) */
+  gateWaits?: number;
 }
 export interface NotifyJob {
   outboxId: string;
@@ -58,8 +62,8 @@ export class AppQueues {
     return this.ensure(this.outbox as Queue, 'relay', { outboxId }, jobIds.relay(outboxId));
   }
 
-  delivery(deliveryId: string, delayMs = 0): Promise<void> {
-    return this.ensure(this.webhooks as Queue, 'deliver', { deliveryId }, jobIds.delivery(deliveryId), delayMs);
+  delivery(deliveryId: string, delayMs = 0, endpointId?: string): Promise<void> {
+    return this.ensure(this.webhooks as Queue, 'deliver', endpointId ? { deliveryId, endpointId } : { deliveryId }, jobIds.delivery(deliveryId), delayMs);
   }
 
   order(deliveryId: string, delayMs = 0): Promise<void> {

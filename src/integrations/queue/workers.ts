@@ -1,7 +1,8 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../../app-context.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
-import { attemptDelivery, type DeliveryRuntime } from '../webhooks/delivery-processor.ts';
+import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
+import { gateFor, gateWaitMs, type EndpointGate } from '../webhooks/endpoint-gate.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
@@ -35,6 +36,7 @@ export interface WorkerOptions {
 
 export interface RunningWorkers {
   queues: AppQueues;
+  gate: EndpointGate;
   relay: OutboxRelay;
   sweeper: Sweeper | null;
   retention: Retention;
@@ -78,10 +80,31 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     }
   }, { ...common, concurrency: 4 });
 
+  const gate = gateFor(ctx, connection, prefix);
   const webhookWorker = new Worker<DeliveryJob>(queueNames.webhooks, async (job: Job<DeliveryJob>, token?: string) => {
-    const step = await attemptDelivery(rt, job.data.deliveryId);
+    const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
+    if (!endpointId) return 'skipped';
+    // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
+    // holds at most its own slots, never every worker slot
+    const gated = await gate.acquireOrWait(endpointId, job.data.deliveryId);
+    if (!gated.ok) {
+      const waits = job.data.gateWaits ?? 0;
+      await job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 });
+      await job.moveToDelayed(Date.now() + gateWaitMs(gated, waits, gate.settings), token);
+      throw new DelayedError();
+    }
+    let step: DeliveryStep | undefined;
+    const started = performance.now();
+    try {
+      step = await attemptDelivery(rt, job.data.deliveryId);
+    } finally {
+      const attempted = step && 'health' in step && step.health ? step.health : undefined;
+      await gate.release(endpointId, job.data.deliveryId, attempted ?? 'neutral', attempted ? Math.round(performance.now() - started) : null)
+        .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'));
+    }
     if (step.outcome === 'retry') {
       // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
+      if (job.data.gateWaits) await job.updateData({ ...job.data, gateWaits: 0 });
       await job.moveToDelayed(step.retryAt, token);
       throw new DelayedError();
     }
@@ -129,6 +152,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   let stopping: Promise<void> | null = null;
   return {
     queues,
+    gate,
     relay,
     sweeper,
     retention,

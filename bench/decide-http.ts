@@ -1,0 +1,76 @@
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createSlackAdapter } from '../src/bots/slack/index.ts';
+import { buildContext } from '../src/build-context.ts';
+import { loadConfig } from '../src/config.ts';
+import { createApiKey } from '../src/core/api-keys.ts';
+import { createHttpApp } from '../src/integrations/http/app.ts';
+import { closeQueues } from '../src/integrations/queue/queues.ts';
+import { createLogger } from '../src/logger.ts';
+import { FakeSlackApi } from '../test/support/fake-slack-api.ts';
+import { runClients } from './decide-http-clients.ts';
+import { percentile, pgbenchTps, round, scratchDatabase, seedPending, waitUntil } from './support.ts';
+
+const SIGNING_SECRET = 'bench-signing-secret-0123456789';
+
+/**
+ * Decisions over HTTP: N pending requests, `clients` concurrent clients, half of them signed Slack approve clicks
+ * to /slack/events (acknowledged at once, decided right after the ack), half REST approvals to
+ * /api/v1/requests/{id}/approve with a key bound to the approver. Committed decisions per second (until the last
+ * one is in Postgres) and ack latency, against pgbench's TPC-B-like rate at the same number of clients.
+ */
+export async function decideHttpScenario(opts: { requests: number; clients: number; pgbenchSeconds: number }) {
+  const scratch = await scratchDatabase('decide-http', opts.clients + 4);
+  const fake = await new FakeSlackApi().start();
+  const { db } = scratch;
+  let server: import('node:http').Server | undefined;
+  const config = loadConfig({
+    NODE_ENV: 'test', DATABASE_URL: scratch.url, LOG_LEVEL: 'silent', QUEUE_PREFIX: `signoff_bench_${Date.now()}`,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-bench', SLACK_API_URL: fake.url,
+  });
+  const ctx = buildContext({ config, db, logger: createLogger('silent') });
+  try {
+    const { approverId, requestIds } = await seedPending(db, opts.requests, { approverSlackId: 'U0APPROVER' });
+    const key = (await createApiKey(db, 'bench', ['requests:read', 'requests:write'], approverId)).key;
+    const slack = createSlackAdapter(ctx);
+    const app = createHttpApp(ctx, { mount: (a) => slack.mount(a) });
+    server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const base = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+
+    // the clients run in a process of their own, as pgbench's do, so they do not share the server's event loop
+    const started = performance.now();
+    const { acks, failures } = await runClients({ base, key, secret: SIGNING_SECRET, responseOrigin: fake.origin, ids: requestIds, clients: opts.clients });
+    const ackedIn = (performance.now() - started) / 1000;
+    // Slack clicks are decided after their ack: the clock stops when the last decision is committed
+    await waitUntil(async () => Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >= opts.requests - failures, 'every decision', 300_000, 10);
+    const seconds = (performance.now() - started) / 1000;
+    acks.sort((a, b) => a - b);
+    server!.closeAllConnections();
+    await new Promise<void>((r) => server!.close(() => r()));
+    server = undefined;
+    const reference = await pgbenchTps(opts.clients, opts.pgbenchSeconds);
+    const perSecond = (opts.requests - failures) / seconds;
+    return {
+      scenario: 'decide-http',
+      decisions: opts.requests,
+      clients: opts.clients,
+      mix: process.env.BENCH_DECIDE_MIX === 'rest' ? 'REST approvals only' : process.env.BENCH_DECIDE_MIX === 'slack' ? 'Slack approve clicks only' : 'half Slack approve clicks, half REST approvals',
+      failures,
+      decisionsPerSecond: round(perSecond),
+      ackedPerSecond: round(opts.requests / ackedIn),
+      ackP50Ms: round(percentile(acks, 50)),
+      ackP99Ms: round(percentile(acks, 99)),
+      reference: { tool: 'pgbench tpcb-like', clients: opts.clients, tps: round(reference) },
+      ratioToPgbench: round(perSecond / reference, 3),
+      targets: { ratioToPgbench: 0.5, ackP99Ms: 50 },
+    };
+  } finally {
+    server?.closeAllConnections();
+    server?.close();
+    await closeQueues(ctx).catch(() => undefined);
+    await fake.stop();
+    await scratch.drop();
+  }
+}

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attemptDelivery } from '../../src/integrations/webhooks/delivery-processor.ts';
+import { fanOutBatch } from '../../src/integrations/outbox-batch.ts';
+import { defaultBackoff } from '../../src/integrations/webhooks/retry-policy.ts';
+import { parseAllowList } from '../../src/integrations/webhooks/url-safety.ts';
+import { seedContoso, VISIO, BOB_LAPTOP, type Seeded } from '../support/fixtures.ts';
+import { addEndpoint } from '../support/queue-harness.ts';
+import { countStatements } from '../support/statement-counter.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
+
+let t: TestContext;
+let s: Seeded;
+let r: Receiver;
+const counter = countStatements();
+
+beforeAll(async () => {
+  t = await createTestContext();
+  s = await seedContoso(t.tdb.db);
+  r = await startReceiver();
+});
+afterAll(async () => {
+  counter.restore();
+  await r?.close();
+  await t?.close();
+});
+
+// Upper bounds with a small margin over what the commands send today: a regression shows, an improvement passes.
+describe('SQL statements per command', () => {
+  it('submit, approve and one delivery attempt stay within their round-trip budgets', async () => {
+    await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install'] });
+    const submit = await counter.during(() => t.ctx.requests.submit(s.actor(s.bob, 'api'), {
+      applicationId: VISIO, requesterId: s.bob.id, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' },
+    }));
+    const approve = await counter.during(() => t.ctx.requests.decide(s.actor(s.ada, 'api'), submit.result.id, 'approve'));
+    expect(approve.result.outcome).toBe('approved');
+    const fan = await counter.during(() => fanOutBatch(t.ctx));
+    expect(fan.result.deliveries).toHaveLength(1);
+    const rt = { ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff };
+    const attempt = await counter.during(() => attemptDelivery(rt, fan.result.deliveries[0]!.id));
+    expect(attempt.result.outcome).toBe('succeeded');
+
+    const show = (name: string, x: { statements: string[] }) => console.info(`[measured] ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
+    show('submit', submit);
+    show('approve', approve);
+    show('fan-out (2 events)', fan);
+    show('delivery attempt', attempt);
+    // submit: BEGIN, one lookup (application, requester with groups, device), INSERT ... RETURNING with the
+    // already-approved check, the audit INSERT, one outbox INSERT, COMMIT, and the view read after commit
+    expect(submit.statements.length).toBeLessThanOrEqual(8);
+    // approve: BEGIN, the row lock with the approver's groups, the vote with the stage's votes (one CTE), the request
+    // context in one read, the status change that also orders the install, one audit INSERT for the vote and the
+    // approval, one outbox INSERT, COMMIT, the view
+    expect(approve.statements.length).toBeLessThanOrEqual(10);
+    expect(approve.statements.filter((q) => q.startsWith('INSERT INTO audit_events'))).toHaveLength(1);
+    expect(approve.statements.filter((q) => q.startsWith('INSERT INTO outbox'))).toHaveLength(1);
+    // fan-out of a batch: claim, connector check, one INSERT for every delivery, done + connector orders in one CTE
+    expect(fan.statements.length).toBeLessThanOrEqual(6);
+    // attempt: the claim (with the endpoint and its lock), then attempt row + delivery state + unlock in one statement
+    expect(attempt.statements.length).toBeLessThanOrEqual(2);
+  });
+
+  it('a sweep fires a batch of due reminders in a fixed number of statements, not a few per reminder', async () => {
+    const N = 20;
+    for (let i = 0; i < N; i++) {
+      const guid = `GUID:SWEEP-${i}`;
+      await t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [guid, `PC-${i}`, s.bob.id]);
+      await t.ctx.requests.submit(s.actor(s.bob, 'api'), { applicationId: VISIO, requesterId: s.bob.id, clientGuid: guid, justification: 'sweep', answers: { usage: 'Other' } });
+    }
+    t.clock.advance(24 * 3600_000 + 60_000);
+    const sweep = await counter.during(() => t.ctx.timers.sweep());
+    expect(sweep.result.reminder).toBe(N);
+    console.info(`[measured] sweep firing ${N} reminders: ${sweep.statements.length} statements`);
+    // one claim per timer kind, and for the reminders one UPDATE, one audit INSERT and one outbox INSERT
+    expect(sweep.statements.length).toBeLessThanOrEqual(40);
+    const audited = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM audit_events WHERE action = 'request.reminder'`);
+    const events = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE type = 'request.reminder'`);
+    expect([Number(audited.n), Number(events.n)]).toEqual([N, N]);
+  });
+});
