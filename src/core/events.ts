@@ -126,8 +126,6 @@ export type DomainEvent = { [K in DomainEventType]: Envelope & { type: K; subjec
 export type EventOf<K extends DomainEventType> = Extract<DomainEvent, { type: K }>;
 export type RequestEvent = Extract<DomainEvent, { subjectType: 'request' }>;
 export type ChangeEvent = Extract<DomainEvent, { subjectType: 'change' }>;
-/** what chat and email notifiers handle: audit checkpoints are for webhooks only */
-export type NotifiableEvent = RequestEvent | ChangeEvent;
 
 export interface WebhookEmission {
   type: WebhookEventType;
