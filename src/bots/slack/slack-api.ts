@@ -1,5 +1,6 @@
 import { webApi } from '@slack/bolt';
 import type { Logger } from '../../logger.ts';
+import type { OutboundError } from '../../notifications/outbound-error.ts';
 
 /** Errors after which the message is gone for good: post a fresh one instead of retrying the update. */
 export const GONE_ERRORS = new Set(['message_not_found', 'cant_update_message', 'channel_not_found', 'is_archived', 'not_in_channel', 'edit_window_closed']);
@@ -8,7 +9,7 @@ export const GONE_ERRORS = new Set(['message_not_found', 'cant_update_message', 
  * One Slack Web API failure. `transient` failures (429, 5xx, network) are thrown on to the outbox queue,
  * which retries them; `retryAfterMs` tells it how long Slack asked us to wait.
  */
-export class SlackApiError extends Error {
+export class SlackApiError extends Error implements OutboundError {
   constructor(
     readonly method: string,
     readonly slackError: string,
@@ -20,6 +21,9 @@ export class SlackApiError extends Error {
   }
   get gone(): boolean {
     return GONE_ERRORS.has(this.slackError);
+  }
+  get retryable(): boolean {
+    return this.transient;
   }
 }
 

@@ -1,12 +1,13 @@
 import { ConfigurationServiceClientCredentialFactory } from 'botbuilder';
 import type { Config } from '../../config.ts';
+import type { OutboundError } from '../../notifications/outbound-error.ts';
 
 /**
  * Outbound calls to the Bot Connector REST API (v3) for proactive messages. botbuilder's ConnectorClient
  * retries 429s and 5xx in-process (sleeping through Retry-After inside the queue worker); here every failure
  * surfaces at once as a TeamsSendError so the outbox queue owns retries and backoff.
  */
-export class TeamsSendError extends Error {
+export class TeamsSendError extends Error implements OutboundError {
   constructor(
     message: string,
     readonly status: number | null,
@@ -20,6 +21,10 @@ export class TeamsSendError extends Error {
   }
   get notFound(): boolean {
     return this.status === 404;
+  }
+  /** the conversation or activity is no longer there */
+  get gone(): boolean {
+    return this.status === 404 || this.status === 410;
   }
 }
 

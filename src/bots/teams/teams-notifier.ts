@@ -264,7 +264,7 @@ export class TeamsNotifier implements ChatNotifier {
         await touchMessageRef(this.ctx.db, copy.id);
         await auditSent(this.ctx.db, this.ctx.clock.now(), subject, { operation: 'update', conversationId: copy.conversation_id, activityId: copy.message_id, purpose: copy.purpose });
       } catch (e) {
-        if (!(e instanceof TeamsSendError && e.notFound)) {
+        if (!(e instanceof TeamsSendError && e.gone)) {
           this.failure(e, subject);
           continue;
         }

@@ -1,4 +1,5 @@
 import type { BackoffStrategy } from 'bullmq';
+import { outboundFailure } from '../../notifications/outbound-error.ts';
 import { retryDelayMs } from '../webhooks/retry-policy.ts';
 
 /** The custom BullMQ backoff type of the notify queue; the notify worker registers the strategy for it. */
@@ -8,15 +9,13 @@ export const NOTIFY_BACKOFF = 'notify-retry-after';
 const MAX_BACKOFF_MS = 15 * 60_000;
 
 /**
- * What a notifier's error says about retrying. Slack's SlackApiError carries `transient`, Teams'
- * TeamsSendError `retryable`; both carry `retryAfterMs` on a 429 (or 503 with Retry-After). Anything that
- * does not say otherwise (a plain Error, a network failure) is retried.
+ * What a notifier's error says about retrying, read from the one outbound error shape (notifications/outbound-error.ts)
+ * that Slack, Teams and email failures share. Anything that does not say otherwise (a plain Error, a network
+ * failure) is retried.
  */
 export function notifyErrorPolicy(err: unknown): { permanent: boolean; retryAfterMs: number | null } {
-  const e = (err ?? {}) as { retryable?: unknown; transient?: unknown; retryAfterMs?: unknown };
-  const permanent = e.retryable === false || e.transient === false;
-  const ra = typeof e.retryAfterMs === 'number' && Number.isFinite(e.retryAfterMs) && e.retryAfterMs > 0 ? e.retryAfterMs : null;
-  return { permanent, retryAfterMs: ra };
+  const f = outboundFailure(err);
+  return { permanent: !f.retryable, retryAfterMs: f.retryAfterMs ?? null };
 }
 
 /**
