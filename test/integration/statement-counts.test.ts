@@ -56,8 +56,8 @@ describe('SQL statements per command', () => {
     expect(approve.statements.filter((q) => q.startsWith('INSERT INTO outbox'))).toHaveLength(1);
     // fan-out of a batch: claim, connector check, one INSERT for every delivery, done + connector orders in one CTE
     expect(fan.statements.length).toBeLessThanOrEqual(6);
-    // attempt: BEGIN, claim with the endpoint, attempt row + delivery state in one CTE, COMMIT
-    expect(attempt.statements.length).toBeLessThanOrEqual(4);
+    // attempt: the claim (with the endpoint and its lock), then attempt row + delivery state + unlock in one statement
+    expect(attempt.statements.length).toBeLessThanOrEqual(2);
   });
 
   it('a sweep fires a batch of due reminders in a fixed number of statements, not a few per reminder', async () => {

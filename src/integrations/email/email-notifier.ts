@@ -96,11 +96,11 @@ export class EmailNotifier implements ChatNotifier {
     for (const p of people) {
       const link = async (action: 'approve' | 'deny') =>
         `${base}/links/${await createLinkToken(this.ctx.db, { requestId: request.id, approverId: p.id, stage: request.currentStage, version: request.version, action, expiresAt, createdAt: this.ctx.clock.now() })}`;
-      mails.push(renderApprovalEmail(request, { to: [p.email!], approveUrl: await link('approve'), denyUrl: await link('deny'), reminder: event.type === 'request.reminder' }));
+      mails.push(renderApprovalEmail(request, { to: [p.email!], approveUrl: await link('approve'), denyUrl: await link('deny'), reminder: event.type === 'request.reminder', pageUrl: this.pageUrl(request.id) }));
     }
     // shared mailboxes cannot vouch for a person, so they get the details without links
     const shared = groups.flatMap((g) => g.emails ?? []);
-    if (shared.length && event.type !== 'request.reminder') mails.push(renderApprovalEmail(request, { to: shared }));
+    if (shared.length && event.type !== 'request.reminder') mails.push(renderApprovalEmail(request, { to: shared, pageUrl: this.pageUrl(request.id) }));
     return mails;
   }
 
@@ -118,7 +118,12 @@ export class EmailNotifier implements ChatNotifier {
   }
 
   private outcomeMails(request: RequestDetail): MailMessage[] {
-    return request.requester?.email ? [renderOutcomeEmail(request, request.requester.email)] : [];
+    return request.requester?.email ? [renderOutcomeEmail(request, request.requester.email, this.pageUrl(request.id))] : [];
+  }
+
+  /** The request's page in the web app (/app), where Revoke and Reapprove are buttons of their own. */
+  private pageUrl(requestId: string): string {
+    return `${this.ctx.config.PUBLIC_URL.replace(/\/$/, '')}/app/requests/${requestId}`;
   }
 }
 

@@ -19,15 +19,18 @@ function facts(r: RequestDetail): [string, string][] {
 }
 
 /** Approval prompt; the links only open a confirmation page, deciding takes a POST from there. */
-export function renderApprovalEmail(r: RequestDetail, opts: { to: string[]; approveUrl?: string; denyUrl?: string; reminder?: boolean }): MailMessage {
+export function renderApprovalEmail(r: RequestDetail, opts: { to: string[]; approveUrl?: string; denyUrl?: string; reminder?: boolean; pageUrl?: string }): MailMessage {
   const subject = `${opts.reminder ? 'Reminder: ' : ''}Approve ${r.application.name} for ${r.requester?.displayName ?? r.device?.name ?? 'a device'}?`;
   const lines = facts(r).map(([k, v]) => `${k}: ${v}`);
   const stale = 'Each link works once, for this stage; if the request is decided first, the link says who decided and when.';
-  const links = opts.approveUrl ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', stale] : ['', 'Decide in Slack, Teams or with your personal email links.'];
+  // the web page is where a decided request is revoked or reapproved later: links decide this stage only
+  const page = opts.pageUrl ? [`Open in Signoff (history, and Revoke or Reapprove once decided): ${opts.pageUrl}`] : [];
+  const links = opts.approveUrl ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', stale, ...page] : ['', 'Decide in Slack, Teams, on the web or with your personal email links.', ...page];
   const rows = facts(r).map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
-  const buttons = opts.approveUrl
+  const pageLink = opts.pageUrl ? `<p><a href="${escapeHtml(opts.pageUrl)}">Open in Signoff</a> (history, and Revoke or Reapprove once decided)</p>` : '';
+  const buttons = (opts.approveUrl
     ? `<p><a href="${escapeHtml(opts.approveUrl)}">Approve</a> &nbsp; <a href="${escapeHtml(opts.denyUrl!)}">Deny</a></p><p>${escapeHtml(stale)}</p>`
-    : '';
+    : '') + pageLink;
   return { to: opts.to, subject, text: [...lines, ...links].join('\n'), html: `<table>${rows}</table>${buttons}` };
 }
 
@@ -35,11 +38,11 @@ const outcomeWord: Record<string, string> = {
   approved: 'approved', denied: 'denied', revoked: 'revoked', expired: 'expired without a decision', cancelled: 'cancelled', pending: 'pending',
 };
 
-export function renderOutcomeEmail(r: RequestDetail, to: string): MailMessage {
+export function renderOutcomeEmail(r: RequestDetail, to: string, pageUrl?: string): MailMessage {
   const word = outcomeWord[r.status] ?? r.status;
   const by = r.decidedBy && r.status !== 'expired' ? ` by ${r.decidedBy}` : '';
   const why = r.decisionReason ? `\nReason: ${r.decisionReason}` : '';
-  const text = `Your request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} was ${word}${by}.${why}`;
+  const text = `Your request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} was ${word}${by}.${why}${pageUrl ? `\nDetails: ${pageUrl}` : ''}`;
   return { to: [to], subject: `${r.application.name}: request ${word}`, text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>` };
 }
 
