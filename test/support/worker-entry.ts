@@ -1,7 +1,7 @@
 /**
  * A worker process for tests: builds a context from the environment and runs startWorkers, like
  * `signoff start --role worker`. TEST_BACKOFF_MS / TEST_LOCK_MS shorten the retry and stall timings.
- * Prints "READY" once the workers listen; SIGTERM finishes in-flight jobs and exits 0.
+ * Prints "READY" once the workers listen; on SIGTERM prints "STOPPING", finishes in-flight jobs and exits 0.
  */
 import { buildContext } from '../../src/build-context.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -25,6 +25,7 @@ const workers = await startWorkers(ctx, {
 });
 process.stdout.write('READY\n');
 process.once('SIGTERM', async () => {
+  process.stdout.write('STOPPING\n');
   await workers.stop();
   await db.close();
   process.stdout.write('STOPPED\n');
