@@ -83,7 +83,8 @@ class DryRunRollback extends Error {}
 
 // Catalog writes take turns: reference checks read other rows (a policy's groups, a group's users), so two
 // concurrent writes could otherwise each pass their check and together leave a dangling reference.
-const CATALOG_LOCK = 7461628;
+// distinct from every other advisory lock key (7461628 is the audit sealer's, held for as long as a worker seals)
+const CATALOG_LOCK = 7461629;
 
 const iso = (d: Date) => new Date(d).toISOString();
 
