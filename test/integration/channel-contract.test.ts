@@ -156,6 +156,30 @@ describe.each(platforms)('the %s channel', (platform) => {
     expect(await state(id)).toEqual(atStage2);
   });
 
+  it('a reminder replies once under each live prompt, mentioning only the approvers who have not voted yet', async () => {
+    const app = await w.newApp({ stages: [{ approvers: ['it-approvers'], quorum: 'all', approverJustification: false, notifyApproversDirectly: true }], reminderEvery: 'P1D' });
+    const id = await d().submit('bob', app, 'Diagrams for the move');
+    await w.relay();
+    later();
+    expect(await d().click(await copyAt(id, 'channel:it-approvers'), 'approve', 'ada')).toMatchObject({ decided: true });
+    await w.relay();
+    expect((await state(id)).status).toBe('pending');
+
+    w.t.clock.advance(24 * 3600_000);
+    await w.t.ctx.timers.sweep();
+    await w.relay({ twice: true });
+    for (const driver of w.drivers) {
+      for (const c of promptsOf(await driver.copiesOf(id))) {
+        const label = `${driver.name} prompt at ${c.where}`;
+        const reminders = await driver.remindersUnder(c);
+        expect(reminders, label).toHaveLength(1);
+        expect(reminders[0], label).toContain('@Cyd Approver');
+        expect(reminders[0], label).not.toContain('@Ada Admin');
+        expect(reminders[0], label).not.toContain('@Bob User');
+      }
+    }
+  });
+
   it('revoke and then reapprove through the channel\'s own command send one uninstall and one install', async () => {
     const app = await w.newApp();
     const id = await d().submit('bob', app, 'Diagrams for the move');

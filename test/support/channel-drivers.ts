@@ -30,6 +30,7 @@ export type Person = 'ada' | 'bob' | 'cyd' | 'dan';
 const PEOPLE: Person[] = ['ada', 'bob', 'cyd', 'dan'];
 const SLACK_ID: Record<Person, string> = { ada: 'U0ADA', bob: 'U0BOB', cyd: 'U0CYD', dan: 'U0DAN' };
 const TEAMS_AAD: Record<Person, string> = { ada: AAD.ada, bob: AAD.bob, cyd: AAD.cyd, dan: '6f1c2a4e-0000-4000-8000-00000000da00' };
+const DISPLAY: Record<Person, string> = { ada: 'Ada Admin', bob: 'Bob User', cyd: 'Cyd Approver', dan: 'Dan Security' };
 const SECURITY_CHANNEL = '19:security@thread.tacv2';
 const SIGNING_SECRET = 'channel-contract-signing-secret';
 
@@ -71,6 +72,8 @@ export interface ChannelDriver {
   copiesOf(requestId: string): Promise<Copy[]>;
   /** `who` presses `verb` on `copy` (with a reason where one is asked for) */
   click(copy: Copy, verb: 'approve' | 'deny', who: Person, reason?: string): Promise<Said>;
+  /** thread replies under `copy` (in a personal chat or DM without threads: follow-ups about the same request), mentions as `@Display Name` */
+  remindersUnder(copy: Copy): Promise<string[]>;
   /** what `who` can press on `copy` now (Teams: their own view, through the card's refresh) */
   buttonsFor(copy: Copy, who: Person): Promise<string[]>;
   /** messages posted to `who`'s DM / personal chat that are not copies (outcome notices), oldest first */
@@ -131,7 +134,7 @@ export async function startChannelWorld(): Promise<ChannelWorld> {
     drivers: [new SlackDriver(base, slackFake), teamsDriver],
     async newApp(policy = {}) {
       const n = ++apps;
-      const app = { id: `App_contract_${n}_${Date.now()}`, name: `Contract Tool ${n}` };
+      const app = { id: `App_contract_${n}_${Date.now()}`, name: `Contract ${n} Tool` };
       const definition = policyDefinitionSchema.parse({ ...defaultPolicy, ...policy });
       const p = await t.tdb.db.one<{ id: string }>('INSERT INTO policies (name, definition) VALUES ($1, $2) RETURNING id', [`contract-${app.id}`, JSON.stringify(definition)]);
       await t.tdb.db.query('INSERT INTO applications (id, name, per_device, policy_id) VALUES ($1, $2, false, $3)', [app.id, app.name, p.id]);
@@ -285,6 +288,12 @@ class SlackDriver implements ChannelDriver {
 
   async buttonsFor(copy: Copy): Promise<string[]> {
     return copy.buttons;
+  }
+
+  async remindersUnder(copy: Copy): Promise<string[]> {
+    return this.fake.of('chat.postMessage')
+      .filter((p) => p.args.thread_ts === copy.ref.message && String(p.result?.channel ?? p.args.channel) === copy.ref.conversation)
+      .map((p) => slackText(textOf(p.args.blocks)).replace(/<@(U\w+)>/g, (_, id: string) => `@${DISPLAY[PEOPLE.find((x) => SLACK_ID[x] === id)!] ?? id}`));
   }
 
   async repliesTo(who: Person): Promise<string[]> {
@@ -447,6 +456,20 @@ class TeamsDriver implements ChannelDriver {
     const data = { ...(offered?.data ?? { kind: 'request', id: requestId, stage: copy.stage }), ...(reason ? { reason } : {}) };
     return this.answer(await this.invoke(who, conversation, message, verb, data));
   }
+  async remindersUnder(copy: Copy): Promise<string[]> {
+    const { conversation, message } = copy.ref;
+    const posted = this.connector.calls.find((c) => c.id === message);
+    const app = /^Application: (.+)$/m.exec(cardText(cardOf(posted?.body)))?.[1] ?? '';
+    const copies = new Set(this.prompts().map((p) => p.id));
+    const mentions = (t: string) => t.replace(/<at>([^<]+)<\/at>/g, '@$1');
+    // a channel card gets replies in its thread; a personal chat has no threads, so follow-ups naming the same app
+    const replies = this.connector.of('reply').filter((c) => c.conversationId === conversation && c.activityId === message);
+    const followUps = this.personOf(conversation)
+      ? this.connector.of('send').filter((c) => c.conversationId === conversation && !copies.has(c.id!) && app && cardText(cardOf(c.body)).includes(app))
+      : [];
+    return [...replies, ...followUps].map((c) => mentions(cardText(cardOf(c.body))));
+  }
+
   async buttonsFor(copy: Copy, who: Person): Promise<string[]> {
     const { conversation, message, requestId } = copy.ref;
     const card = this.current(conversation, message, this.connector.calls.find((c) => c.id === message)?.body).card;
