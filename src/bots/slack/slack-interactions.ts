@@ -2,7 +2,6 @@ import type { Actor } from '../../core/audit-log.ts';
 import { applicationById, policyOf, type IdentityRow } from '../../core/directory.ts';
 import { isAppError } from '../../core/errors.ts';
 import { validateSubmission } from '../../core/policy-evaluation.ts';
-import { notThisStage } from '../../core/request-events.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import type { SlackView } from './slack-api.ts';
 import type { ReviewView } from '../../core/review-queries.ts';

@@ -1,4 +1,5 @@
-import type { App, BlockAction as BoltBlockAction } from '@slack/bolt';
+import type { AckFn, App, BlockAction as BoltBlockAction } from '@slack/bolt';
+import { toAppError } from '../../core/errors.ts';
 import { handleCommand } from './slack-commands.ts';
 import { publishHome } from './slack-home.ts';
 import { ACTION, CALLBACK } from './slack-ids.ts';
@@ -7,8 +8,8 @@ import {
   requestApp, runAction, showHistory, submitChange, submitDecision, submitRequest, suggestApplications,
   type ActionHandler, type BlockAction, type InteractionPayload,
 } from './slack-interactions.ts';
-import { tryAck } from './slack-receiver.ts';
-import { logUnexpected, resolveUser, type SlackDeps } from './slack-replies.ts';
+import { tryAck, type Ack } from './slack-receiver.ts';
+import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type SlackDeps } from './slack-replies.ts';
 
 /**
  * Every way into Signoff from Slack, one Bolt listener each. Buttons are acknowledged at once (the work may take
@@ -17,8 +18,13 @@ import { logUnexpected, resolveUser, type SlackDeps } from './slack-replies.ts';
 export function registerSlackListeners(app: App, deps: SlackDeps): void {
   const button = (handler: ActionHandler) => async ({ ack, body, action }: { ack: () => Promise<void>; body: BoltBlockAction; action: unknown }) => {
     await tryAck(ack);
-    await runAction(deps, body as unknown as InteractionPayload, action as BlockAction, handler);
+    await answerUnavailable(deps, body, () => Promise.resolve(false), () => runAction(deps, body as unknown as InteractionPayload, action as BlockAction, handler));
   };
+  const submission = (submit: (deps: SlackDeps, p: InteractionPayload, ack: Ack) => Promise<void>) =>
+    async ({ ack, body }: { ack: AckFn<any>; body: object }) => {
+      const answer: Ack = (a) => tryAck(ack, a);
+      await answerUnavailable(deps, body, answer, () => submit(deps, body as unknown as InteractionPayload, answer));
+    };
 
   app.action<BoltBlockAction>(ACTION.modalApp, button(redrawRequestModal));
   app.action<BoltBlockAction>(ACTION.openRequestModal, button(openRequestModal));
@@ -39,20 +45,15 @@ export function registerSlackListeners(app: App, deps: SlackDeps): void {
     await suggestApplications(deps, body as unknown as InteractionPayload, (answer) => tryAck(ack, answer));
   });
 
-  app.view(CALLBACK.requestModal, async ({ ack, body }) => {
-    await submitRequest(deps, body as unknown as InteractionPayload, (answer) => tryAck(ack, answer));
-  });
-  for (const callbackId of [CALLBACK.decisionReason, CALLBACK.changeDecision, CALLBACK.reviewRemove]) {
-    app.view(callbackId, async ({ ack, body }) => {
-      await submitDecision(deps, body as unknown as InteractionPayload, (answer) => tryAck(ack, answer));
-    });
-  }
-  app.view(CALLBACK.changeModal, async ({ ack, body }) => {
-    await submitChange(deps, body as unknown as InteractionPayload, (answer) => tryAck(ack, answer));
-  });
+  app.view(CALLBACK.requestModal, submission(submitRequest));
+  app.view(CALLBACK.decisionReason, submission(submitDecision));
+  app.view(CALLBACK.changeDecision, submission(submitDecision));
+  app.view(CALLBACK.reviewRemove, submission(submitDecision));
+  app.view(CALLBACK.changeModal, submission(submitChange));
 
   app.command('/signoff', async ({ ack, command }) => {
-    await handleCommand(deps, command, (answer) => tryAck(ack, answer));
+    const answer: Ack = (a) => tryAck(ack, a);
+    await answerUnavailable(deps, command, answer, () => handleCommand(deps, command, answer));
   });
 
   // Bolt has acknowledged the event before this runs
@@ -64,4 +65,29 @@ export function registerSlackListeners(app: App, deps: SlackDeps): void {
   app.error(async (e) => {
     logUnexpected(deps, (e as { original?: unknown }).original ?? e, 'slack listener');
   });
+}
+
+/**
+ * Runs a listener; when the database was away before it could answer (resolving who clicked), the person is told
+ * so rather than nothing, and the error goes on to Bolt's error handler.
+ */
+async function answerUnavailable(deps: SlackDeps, body: object, ack: Ack, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (e) {
+    if (toAppError(e).code === 'dependency_unavailable') await sayUnavailable(deps, body, ack).catch((err: unknown) => logUnexpected(deps, err, 'slack unavailable reply'));
+    throw e;
+  }
+}
+
+async function sayUnavailable(deps: SlackDeps, body: object, ack: Ack): Promise<void> {
+  const b = body as { command?: string; user_id?: string; channel_id?: string; response_url?: string } & Partial<InteractionPayload>;
+  if (b.command) {
+    if (await ack({ response_type: 'ephemeral', text: UNAVAILABLE_TEXT })) return;
+    await replyPrivately(deps, { user: b.user_id!, channel: b.channel_id, responseUrl: b.response_url }, UNAVAILABLE_TEXT);
+  } else if (b.type === 'block_actions' && b.user) {
+    await replyPrivately(deps, { user: b.user.id, channel: b.channel?.id ?? b.container?.channel_id, responseUrl: b.response_url }, UNAVAILABLE_TEXT);
+  } else if (b.type === 'view_submission') {
+    await ack({ response_action: 'update', view: { type: 'modal', title: { type: 'plain_text', text: 'Signoff' }, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: UNAVAILABLE_TEXT } }] } });
+  }
 }

@@ -105,7 +105,7 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
 
   router.get('/reviews', async (req, res) => {
     const s = signedIn(res);
-    const reviews = (await ctx.timers.listReviews({ reviewerId: s.identity.id }, 200)).items.reverse();
+    const reviews = (await ctx.reviews.list({ reviewerId: s.identity.id }, 200)).items.reverse();
     sendPage(res, {
       title: 'Access reviews', session: s, active: 'reviews', watch: ['*'], notice: noticeOf(req),
       body: reviews.length === 0 ? html`<p>No access review waits for you.</p>` : html`<ol class="queue">${reviews.map((v) => html`<li class="card">
@@ -122,7 +122,7 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
     const decision = field(req, 'decision');
     try {
       if (decision !== 'keep' && decision !== 'remove') throw new AppError('validation_failed', 'Choose Keep or Remove.');
-      const r = await ctx.timers.decideReview(webActor(s), String(req.params.id), decision, textField(req, 'reason'));
+      const r = await ctx.reviews.decide(webActor(s), String(req.params.id), decision, textField(req, 'reason'));
       res.redirect(303, `/app/reviews?notice=${r.status}`);
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
