@@ -12,6 +12,9 @@ const live = new Set<ChildProcess>();
 
 export const CHILD_MARKER = 'SIGNOFF_TEST_CHILD';
 
+/** The environment for a process a library starts for us (Chromium): marked, so the global teardown can sweep it. */
+export const markedEnv = (): NodeJS.ProcessEnv => ({ ...process.env, [CHILD_MARKER]: process.env.SIGNOFF_TEST_RUN ?? 'adhoc' });
+
 export function spawnTracked(command: string, args: string[], opts: SpawnOptions & { env: NodeJS.ProcessEnv }): ChildProcess {
   const proc = spawn(command, args, { ...opts, env: { ...opts.env, [CHILD_MARKER]: process.env.SIGNOFF_TEST_RUN ?? 'adhoc' } });
   live.add(proc);

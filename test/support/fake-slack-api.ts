@@ -8,6 +8,8 @@ export interface SlackCall {
   method: string;
   args: Record<string, any>;
   token: string | null;
+  /** what the fake answered when it succeeded (e.g. the ts of a posted message) */
+  result?: Record<string, unknown>;
 }
 
 type Scripted = (
@@ -123,7 +125,8 @@ export class FakeSlackApi {
     if (script?.kind === 'error') return json(200, { ok: false, error: script.error });
     if (script?.kind === 'ratelimit') return json(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(script.retryAfter) });
     if (script?.kind === 'status') return json(script.status, { ok: false, error: 'fake_status' });
-    json(200, this.answer(method, args));
+    call.result = this.answer(method, args);
+    json(200, call.result);
   }
 
   private record(call: SlackCall) {

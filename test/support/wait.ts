@@ -28,7 +28,9 @@ const show = (v: unknown): string => {
 };
 
 /** Polls until `fn` returns a truthy value; fails after HANG_LIMIT_MS naming `what` and the last observed state. */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, opts: WaitOptions = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(fn: () => T | Promise<T>, what: string, options: WaitOptions | number = {}, legacyIntervalMs?: number): Promise<NonNullable<T>> {
+  // the old (fn, what, timeoutMs, intervalMs) form still compiles, but a number never shortens the hang limit
+  const opts: WaitOptions = typeof options === 'number' ? { intervalMs: legacyIntervalMs } : options;
   const started = Date.now();
   const intervalMs = opts.intervalMs ?? 25;
   let lastValue: unknown;

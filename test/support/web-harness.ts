@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import { chromium, type Browser } from 'playwright-core';
-import { killChild, spawnTracked } from './children.ts';
+import { killChild, markedEnv, spawnTracked } from './children.ts';
 import { waitForOutput } from './wait.ts';
 
 /** What the browser tests need: Signoff started as `npm start` starts it, a local OpenID provider, Chromium. */
@@ -101,5 +101,5 @@ export async function startOidcProvider(redirectUri: string, accounts: Record<st
 
 export async function launchChromium(): Promise<Browser> {
   mkdirSync(ARTIFACTS, { recursive: true });
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({ executablePath: CHROMIUM, env: markedEnv(), args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
 }

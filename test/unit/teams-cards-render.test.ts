@@ -8,6 +8,7 @@ import {
 import type { ReviewView } from '../../src/core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../src/core/views.ts';
 import { policyDefinitionSchema } from '../../src/core/policy-schema.ts';
+import { markedEnv } from '../support/children.ts';
 import { HANG_LIMIT_MS } from '../support/wait.ts';
 
 /**
@@ -81,7 +82,7 @@ const samples: { template: string; name: string; card: AdaptiveCard; requiredInp
 let browser: Browser;
 beforeAll(async () => {
   if (!haveChromium) return;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, env: markedEnv(), args: ['--no-sandbox'] });
 });
 afterAll(() => browser?.close());
 
