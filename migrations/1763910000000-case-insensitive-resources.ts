@@ -1,5 +1,4 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { appendAudit } from '../src/core/audit-log.ts';
 
 /**
  * One pending change per resource whatever the letter case: `Scripts/Cleanup.ps1` and `scripts/cleanup.ps1` are one
@@ -19,11 +18,6 @@ export class CaseInsensitiveResources1763910000000 implements MigrationInterface
            ORDER BY o.created_at, o.id LIMIT 1) first ON first.id <> c.id
        WHERE c.status = 'pending'
        ORDER BY c.created_at, c.id`)) as { id: string; kept: string }[];
-    const tx = {
-      query: async (sql: string, params?: unknown[]) => (await q.query(sql, params)) as never[],
-      one: async (sql: string, params?: unknown[]) => ((await q.query(sql, params)) as never[])[0]!,
-      maybeOne: async (sql: string, params?: unknown[]) => ((await q.query(sql, params)) as never[])[0],
-    };
     for (const twin of twins) {
       const notes = `Closed on upgrade: change ${twin.kept} is pending for the same resource in another letter case.`;
       await q.query(
@@ -31,10 +25,12 @@ export class CaseInsensitiveResources1763910000000 implements MigrationInterface
           WHERE id = $1 AND status = 'pending'`,
         [twin.id, notes],
       );
-      await appendAudit(tx, {
-        actor: { id: null, label: 'Signoff', channel: 'system' }, action: 'change.expired', subjectType: 'change', subjectId: twin.id,
-        before: { status: 'pending' }, after: { status: 'expired' }, details: { notes }, at: new Date(),
-      });
+      // the audit row as appendAudit writes it, spelled out: a migration must not change when the code does
+      await q.query(
+        `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
+         VALUES (now(), NULL, 'Signoff', 'system', 'change.expired', 'change', $1, $2, $3, $4)`,
+        [twin.id, JSON.stringify({ status: 'pending' }), JSON.stringify({ status: 'expired' }), JSON.stringify({ notes })],
+      );
     }
     await q.query(`
       DROP INDEX IF EXISTS changes_one_pending_uq;

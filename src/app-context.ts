@@ -4,6 +4,7 @@ import type { ChatNotifier, Mailer } from './core/ports.ts';
 import type { RequestService } from './core/request-service.ts';
 import type { ChangeService } from './core/change-service.ts';
 import type { CatalogService } from './core/catalog-service.ts';
+import type { ReviewService } from './core/review-service.ts';
 import type { TimerService } from './core/timer-service.ts';
 import type { Database } from './db/database.ts';
 import type { Logger } from './logger.ts';
@@ -17,8 +18,10 @@ export interface AppContext {
   requests: RequestService;
   changes: ChangeService;
   catalog: CatalogService;
-  /** timed work (the sweeper runs it) and periodic access reviews: list, read and decide them here */
+  /** timed work: the sweeper runs it */
   timers: TimerService;
+  /** periodic access reviews: list, read and decide them here */
+  reviews: ReviewService;
   /** chat platforms register here when enabled; the outbox relay hands them every domain event */
   notifiers: ChatNotifier[];
   mailer?: Mailer;

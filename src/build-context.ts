@@ -1,9 +1,11 @@
 import type { AppContext } from './app-context.ts';
 import type { Config } from './config.ts';
-import { CatalogService, type UrlGuard } from './core/catalog-service.ts';
+import { CatalogService } from './core/catalog-service.ts';
 import { ChangeService } from './core/change-service.ts';
 import { systemClock, type Clock } from './core/clock.ts';
+import type { UrlGuard } from './core/ports.ts';
 import { RequestService } from './core/request-service.ts';
+import { ReviewService } from './core/review-service.ts';
 import { TimerService } from './core/timer-service.ts';
 import type { Database } from './db/database.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -25,6 +27,7 @@ export function buildContext(opts: { config: Config; db: Database; clock?: Clock
     timers: new TimerService(opts.db, clock, requests, {
       onError: (kind, id, err) => timerLog.error({ err, kind, id }, 'timer action failed; it stays due and is retried on the next sweep'),
     }),
+    reviews: new ReviewService(opts.db, clock),
     changes: new ChangeService(opts.db, clock),
     catalog: new CatalogService(opts.db, clock, opts.urlGuard ?? createUrlGuard(opts.config), deviceManagersFor(opts.config).check),
     notifiers: [],

@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { parsePrivateKey, parsePublicKey } from './core/audit-checkpoint.ts';
-import { durationSchema } from './core/durations.ts';
+import { parseDuration } from './core/durations.ts';
 
 const bool = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
@@ -35,20 +35,58 @@ const ed25519Key = (parse: (text: string) => unknown, what: string) =>
 
 const readableFile = optionalString.refine((v) => v === undefined || existsSync(v), 'must name a file that exists');
 
+// setTimeout and setInterval take at most this many milliseconds; a larger value would fire at once
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * A whole number from the environment, within bounds, with a message that says what it counts: `1e3`, `10.5`,
+ * `5s` and `-1` are refused rather than coerced; unset or blank takes the default.
+ */
+function wholeNumber(unit: string, def: number, min: number, max: number) {
+  const message = `must be a whole number of ${unit} from ${min} to ${max}`;
+  return z.string().optional().transform((v, ctx) => {
+    if (v === undefined || v.trim() === '') return def;
+    const n = /^\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+const milliseconds = (def: number, min = 10) => wholeNumber('milliseconds', def, min, MAX_TIMER_MS);
+
+/** An ISO 8601 duration (P14D, PT12H), positive and at most `maxDays`, so a typo cannot start a process that fails later. */
+const isoDuration = (def: string, maxDays: number) => z.string().optional().transform((v, ctx) => {
+  const value = v === undefined || v.trim() === '' ? def : v.trim();
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch {
+    ms = 0;
+  }
+  if (ms <= 0 || ms > maxDays * 86_400_000) {
+    ctx.addIssue({ code: 'custom', message: `must be an ISO 8601 duration such as P14D, P2W or PT12H, longer than zero and at most P${maxDays}D` });
+    return z.NEVER;
+  }
+  return value;
+});
+
 /** The one schema over the environment. Every key the product reads is here. */
 export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-    PORT: z.coerce.number({ error: 'must be a port number' }).int('must be a port number').min(0).max(65535).default(3978),
+    PORT: wholeNumber('a port number', 3978, 0, 65535).describe('0 picks a free port'),
     DATABASE_URL: url('postgres://').default('postgres://postgres@127.0.0.1:5432/signoff'),
     REDIS_URL: url('redis://').default('redis://127.0.0.1:6379'),
     // unset: this machine on PORT (http://localhost:3978 with the default port), so links match where it listens
     PUBLIC_URL: url('http(s)://').optional(),
     QUEUE_PREFIX: z.string().min(1).default('signoff'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    MAX_BODY_BYTES: z.coerce.number().int().positive().default(256 * 1024),
+    MAX_BODY_BYTES: wholeNumber('bytes', 256 * 1024, 1024, 64 * 1024 * 1024),
     // how long opening a Postgres connection may take before a call fails as unavailable (503)
-    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+    DATABASE_CONNECT_TIMEOUT_MS: milliseconds(5000),
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,
@@ -72,15 +110,15 @@ export const configSchema = z
           .map((s) => s.trim())
           .filter(Boolean),
       ),
-    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
-    WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+    WEBHOOK_TIMEOUT_MS: milliseconds(10_000),
+    WEBHOOK_MAX_ATTEMPTS: wholeNumber('attempts', 8, 1, 50),
     // fairness: attempts in flight per endpoint over all workers, and its circuit breaker
-    WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
-    WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
-    WEBHOOK_BREAKER_COOLDOWN_MS: z.coerce.number().int().positive().default(30_000),
-    OUTBOX_RECONCILE_MS: z.coerce.number().int().positive().default(30_000),
-    SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
-    LINK_TOKEN_TTL: z.string().default('P14D'),
+    WEBHOOK_ENDPOINT_CONCURRENCY: wholeNumber('attempts', 4, 1, 1000),
+    WEBHOOK_BREAKER_FAILURES: wholeNumber('failures', 5, 1, 1000),
+    WEBHOOK_BREAKER_COOLDOWN_MS: milliseconds(30_000),
+    OUTBOX_RECONCILE_MS: milliseconds(30_000),
+    SWEEP_INTERVAL_MS: milliseconds(5_000),
+    LINK_TOKEN_TTL: isoDuration('P14D', 366),
     // device-management connectors: one Intune tenant and one Configuration Manager site, chosen per application
     INTUNE_TENANT_ID: optionalString,
     INTUNE_CLIENT_ID: optionalString,
@@ -96,25 +134,25 @@ export const configSchema = z
     CONFIGMGR_USERNAME: optionalString,
     CONFIGMGR_PASSWORD: optionalString,
     CONFIGMGR_CA_FILE: readableFile,
-    DEVICE_MANAGER_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
-    DEVICE_MANAGER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(12),
+    DEVICE_MANAGER_TIMEOUT_MS: milliseconds(30_000),
+    DEVICE_MANAGER_MAX_ATTEMPTS: wholeNumber('attempts', 12, 1, 50),
     // web app sign-in (/app) with the company's OpenID Connect provider; unset: sign in with `signoff signin-link` only
     OIDC_ISSUER: optionalString.pipe(url('http(s)://').optional()),
     OIDC_CLIENT_ID: optionalString,
     // unset: a public client (PKCE alone)
     OIDC_CLIENT_SECRET: optionalString,
     // how long a `signoff signin-link` URL works, and how long a web session lasts
-    SIGNIN_LINK_TTL: durationSchema.default('PT15M'),
-    WEB_SESSION_TTL: durationSchema.default('PT12H'),
+    SIGNIN_LINK_TTL: isoDuration('PT15M', 30),
+    WEB_SESSION_TTL: isoDuration('PT12H', 366),
     // finished webhook deliveries and outbox events older than this are deleted; 0 keeps them forever
-    RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(0).default(90),
+    RETENTION_DAYS: wholeNumber('days', 90, 0, 36_500),
     // audit chain: how often the sealer looks for new rows (a commit also wakes it), and signed checkpoints
-    AUDIT_SEAL_INTERVAL_MS: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(10).max(60_000).default(150),
+    AUDIT_SEAL_INTERVAL_MS: wholeNumber('milliseconds', 150, 10, 60_000),
     AUDIT_CHECKPOINT_KEY: ed25519Key(parsePrivateKey, 'private (PKCS8)'),
     // for `audit verify --checkpoint` where the private key is not kept; derived from AUDIT_CHECKPOINT_KEY when unset
     AUDIT_CHECKPOINT_PUBLIC_KEY: ed25519Key(parsePublicKey, 'public (SPKI)'),
     // how often the sealer emits a checkpoint (log line + audit.checkpoint webhook) when AUDIT_CHECKPOINT_KEY is set; 0: never
-    AUDIT_CHECKPOINT_INTERVAL_MS: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(0).default(3_600_000),
+    AUDIT_CHECKPOINT_INTERVAL_MS: wholeNumber('milliseconds', 3_600_000, 0, MAX_TIMER_MS).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000'),
   })
   .transform((c) => ({ ...c, PUBLIC_URL: c.PUBLIC_URL ?? `http://localhost:${c.PORT}` }));
 

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
@@ -10,19 +12,58 @@ import { EXIT_FAILED, out, runCommand, withDatabase } from './run.ts';
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+/**
+ * Outside production, a machine without AUDIT_CHECKPOINT_KEY signs with a key of its own, kept in the user's home
+ * (created on first use, readable by the user only), so `audit checkpoint` and `audit verify --checkpoint` work on
+ * a development machine as they do in production. Production needs the variable: a key the database's owner can
+ * read next to the database proves nothing.
+ */
+const localKeyFile = () => join(homedir(), '.signoff', 'audit-checkpoint.key');
+
+function localKey(create: boolean): { key: KeyObject; created: boolean } | null {
+  const file = localKeyFile();
+  const read = () => ({ key: parsePrivateKey(readFileSync(file, 'utf8')), created: false });
+  try {
+    return read();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot use the development checkpoint key ${file}: ${(e as Error).message}`);
+  }
+  if (!create) return null;
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    writeFileSync(file, `${generateCheckpointKeys().privateKey}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    // another command created it meanwhile
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return read();
+  }
+  return { ...read(), created: true };
+}
+
 function signingKey(): KeyObject {
   const config = loadConfig();
-  if (!config.AUDIT_CHECKPOINT_KEY) {
-    throw new ConfigError(['AUDIT_CHECKPOINT_KEY: is required to sign checkpoints (an Ed25519 private key, PEM or base64 PKCS8; `signoff audit keygen` makes one)']);
+  if (config.AUDIT_CHECKPOINT_KEY) return parsePrivateKey(config.AUDIT_CHECKPOINT_KEY);
+  if (config.NODE_ENV === 'production') {
+    throw new ConfigError(['AUDIT_CHECKPOINT_KEY: is required to sign checkpoints in production (an Ed25519 private key, PEM or base64 PKCS8; `signoff audit keygen` makes a pair)']);
   }
-  return parsePrivateKey(config.AUDIT_CHECKPOINT_KEY);
+  const local = localKey(true)!;
+  out.error(`note: AUDIT_CHECKPOINT_KEY is not set: signed with the development key ${localKeyFile()}${local.created ? ' (created now)' : ''}; set AUDIT_CHECKPOINT_KEY in production`);
+  return local.key;
 }
 
 function verifyingKey(): KeyObject {
   const config = loadConfig();
   if (config.AUDIT_CHECKPOINT_PUBLIC_KEY) return parsePublicKey(config.AUDIT_CHECKPOINT_PUBLIC_KEY);
   if (config.AUDIT_CHECKPOINT_KEY) return createPublicKey(parsePrivateKey(config.AUDIT_CHECKPOINT_KEY));
-  throw new ConfigError(['AUDIT_CHECKPOINT_PUBLIC_KEY: is required to check a checkpoint (or AUDIT_CHECKPOINT_KEY, whose public half is used)']);
+  const local = config.NODE_ENV === 'production' ? null : localKey(false);
+  if (!local) {
+    throw new ConfigError([
+      'AUDIT_CHECKPOINT_PUBLIC_KEY: is required to check a checkpoint (or AUDIT_CHECKPOINT_KEY, whose public half is used); ' +
+        `give the public key of the key pair that signed it${config.NODE_ENV === 'production' ? '' : ` (no development key exists in ${localKeyFile()} either)`}`,
+    ]);
+  }
+  out.error(`note: AUDIT_CHECKPOINT_PUBLIC_KEY is not set: checking with the development key ${localKeyFile()}`);
+  return createPublicKey(local.key);
 }
 
 /** Reads and shape-checks a checkpoint file; a file that is not one is a failed check, not a crash. */

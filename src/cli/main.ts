@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.ts';
 import { apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
 import { cliActor } from '../core/catalog-service.ts';
+import { utcMinute } from '../core/clock.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
 import { parseDuration } from '../core/durations.ts';
 import { AppError } from '../core/errors.ts';
@@ -38,6 +39,7 @@ Commands in full:
   signoff audit verify [--checkpoint FILE]
   signoff audit checkpoint | keygen
   signoff signin-link --user USER
+  signoff webhook-receiver --secret whsec_... [--port 4000]
 
 Configuration comes from environment variables (DATABASE_URL, REDIS_URL, PORT, ...).`,
   );
@@ -118,7 +120,7 @@ apikey
           out.line('no API keys');
           return;
         }
-        const when = (d: Date | null) => (d ? new Date(d).toISOString().slice(0, 16).replace('T', ' ') : '-');
+        const when = (d: Date | null) => (d ? utcMinute(d) : '-');
         out.line(table(['ID', 'PREFIX', 'NAME', 'SCOPES', 'IDENTITY', 'CREATED', 'LAST USED', 'REVOKED'],
           keys.map((k) => [k.id, k.prefix, k.name, k.scopes.join(','), k.identity ?? '-', when(k.created_at), when(k.last_used_at), when(k.revoked_at)])));
       }),
@@ -195,6 +197,24 @@ program
         out.line(`${ctx.config.PUBLIC_URL.replace(/\/$/, '')}/app/signin/link/${token}`);
       }),
     ),
+  );
+
+program
+  .command('webhook-receiver')
+  .description('run a local receiver that verifies and prints signed webhooks (for trying Signoff out)')
+  .requiredOption('--secret <whsec>', 'the endpoint\'s signing secret (whsec_...)')
+  .option('--port <port>', 'port to listen on', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number');
+    return n;
+  }, 4000)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .action((opts: { secret: string; port: number; host: string }) =>
+    runCommand(async () => {
+      if (!/^whsec_[A-Za-z0-9+/=]{16,}$/.test(opts.secret)) throw new AppError('validation_failed', '--secret must be the endpoint\'s whsec_... signing secret.');
+      const { runWebhookReceiver } = await import('./webhook-receiver.ts');
+      await runWebhookReceiver(opts);
+    }),
   );
 
 registerAuditCommands(program);

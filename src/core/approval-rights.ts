@@ -3,6 +3,8 @@ import type { Actor } from './audit-log.ts';
 import { groupNamesOf, membersOfGroups, requireIdentity, type IdentityRow } from './directory.ts';
 import { AppError } from './errors.ts';
 import type { PolicyDefinition } from './policy-schema.ts';
+import type { ReviewView } from './review-queries.ts';
+import type { ChangeView, RequestDetail } from './views.ts';
 
 /**
  * Who may decide what, computed once for every channel (chat, email links, REST, CLI, web). There is no exception
@@ -21,6 +23,10 @@ export const stageApproverGroups = (policy: PolicyDefinition, stage: number, esc
 /** Who reviews: the policy's reviewers, or when it names none the approvers of its last stage. */
 export const reviewerGroups = (policy: PolicyDefinition): string[] =>
   policy.reviewers?.length ? [...new Set(policy.reviewers)] : [...new Set(policy.stages.at(-1)?.approvers ?? [])];
+
+/** Who answers one review: the groups fixed when it opened, else (older rows) the policy's reviewers. */
+export const reviewGroups = (review: { reviewer_groups: string[] | null }, policy: PolicyDefinition): string[] =>
+  review.reviewer_groups?.length ? review.reviewer_groups : reviewerGroups(policy);
 
 /** Members of the groups who could act, the person the decision is about left out. */
 export async function eligibleMembers(db: Queryable, groups: string[], excludeId: string | null): Promise<IdentityRow[]> {
@@ -67,4 +73,33 @@ export async function requireMember(db: Queryable, actor: Actor & { id: string }
   if (!groups.some((g) => mine.includes(g))) {
     throw new AppError('not_an_approver', `Only members of ${groups.join(', ') || '(no group)'} can ${opts.what}.`, { [opts.detailsKey ?? 'approverGroups']: groups });
   }
+}
+
+/** Reviewer rights: a member of the review's groups, never the person whose access it is. */
+export function requireReviewer(db: Queryable, reviewer: Actor & { id: string }, requesterId: string | null, groups: string[]): Promise<void> {
+  return requireMember(db, reviewer, groups, { subjectId: requesterId, selfMessage: 'You cannot review your own access.', what: 'review this access', detailsKey: 'reviewerGroups' });
+}
+
+/**
+ * Who may still decide a request's current stage: members of its groups (escalation groups included once escalated;
+ * the view's stage already lists them), never the requester, not those who already voted on this stage.
+ */
+export async function pendingApprovers(db: Queryable, r: RequestDetail): Promise<IdentityRow[]> {
+  if (r.status !== 'pending') return [];
+  const stage = r.stages[r.currentStage];
+  if (!stage) return [];
+  const voted = new Set(stage.decisions.map((d) => d.approver.id));
+  return (await eligibleMembers(db, stage.approverGroups, r.requester?.id ?? null)).filter((m) => !voted.has(m.id));
+}
+
+/** Who may still decide a change: members of its approver groups, never its author. */
+export async function pendingChangeApprovers(db: Queryable, c: ChangeView): Promise<IdentityRow[]> {
+  if (c.status !== 'pending') return [];
+  return eligibleMembers(db, c.approverGroups, c.requester.id);
+}
+
+/** Who may still answer a review: members of its reviewer groups, never the person whose access it is. */
+export async function pendingReviewers(db: Queryable, v: ReviewView): Promise<IdentityRow[]> {
+  if (v.status !== 'pending') return [];
+  return eligibleMembers(db, v.reviewerGroups, v.requester?.id ?? null);
 }

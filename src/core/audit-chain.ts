@@ -132,7 +132,14 @@ export async function verifyAudit(db: Queryable, pageSize = 1000): Promise<Audit
       if (seq !== last + 1) return broken(r.event_id, last + 1, `sequence ${last + 1} is missing (a sealed row was removed)`);
       if (r.prev_hash !== prev) return broken(r.event_id, seq, 'prev_hash does not match the previous row (a row was removed or reordered)');
       if (r.id === null) return broken(r.event_id, seq, 'the audit event of this sequence is gone (a row was deleted)');
-      if (chainHash(prev, contentOf(r as AuditEventRow)) !== r.hash) return broken(r.event_id, seq, 'content does not match its hash (the row was edited)');
+      const content = contentOf(r as AuditEventRow);
+      if (chainHash(prev, content) !== r.hash) {
+        // content sealed at another position (ids swapped between rows) is a reordering, not an edit
+        const elsewhere = rows.find((o) => o !== r && o.id !== null && chainHash(o.prev_hash, content) === o.hash);
+        return broken(r.event_id, seq, elsewhere
+          ? `content does not match its hash: it is the content sealed at sequence ${elsewhere.seq} (rows were reordered)`
+          : 'content does not match its hash (the row was edited)');
+      }
       prev = r.hash;
       last = seq;
     }

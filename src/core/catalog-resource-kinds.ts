@@ -6,7 +6,7 @@ import { configMgrModelName, type DeviceManagerConfig } from './device-manager.t
 import { deviceManagerStatusOf } from '../db/device-manager-status.ts';
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
-import type { UrlGuard } from './catalog-service.ts';
+import type { UrlGuard } from './ports.ts';
 import { foldAttemptsOfEndpoint } from '../db/attempt-totals.ts';
 
 /** Policies, applications, change policies and webhook endpoints. */

@@ -28,10 +28,10 @@ import type { Clock } from './clock.ts';
 import { checkDeviceManagers, recordChecks } from './device-manager-checks.ts';
 import type { DeviceManagerCheck } from './device-manager.ts';
 import { AppError } from './errors.ts';
+import type { UrlGuard } from './ports.ts';
 import { parseInput } from './validation.ts';
 
-/** Outbound URL check supplied by the integrations layer (private/loopback/metadata addresses refused). */
-export type UrlGuard = (url: string) => Promise<void>;
+export type { UrlGuard } from './ports.ts';
 
 export type Outcome = 'created' | 'updated' | 'unchanged';
 export interface KindSummary {
@@ -83,7 +83,7 @@ class DryRunRollback extends Error {}
 
 // Catalog writes take turns: reference checks read other rows (a policy's groups, a group's users), so two
 // concurrent writes could otherwise each pass their check and together leave a dangling reference.
-// distinct from every other advisory lock key (7461628 is the audit sealer's, held for as long as a worker seals)
+// distinct from every other advisory key (7461626 migrations, 7461628 the audit sealer): sharing one made `apply` wait forever on a running worker
 const CATALOG_LOCK = 7461629;
 
 const iso = (d: Date) => new Date(d).toISOString();

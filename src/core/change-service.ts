@@ -1,10 +1,11 @@
-import type { Database, Queryable, Tx } from '../db/database.ts';
+import type { Database, Queryable } from '../db/database.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { requireMember, resolveDecider } from './approval-rights.ts';
 import { actingFor, groupNamesOf } from './directory.ts';
 import { diffJson } from './diff.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
+import type { ChangeSnapshot } from './events.ts';
 import { emit } from './outbox.ts';
 import { historyOf, isUuid, encodeCursor, decodeCursor } from './request-queries.ts';
 import { nextChangeStatus, type ChangeAction, type ChangeStatus } from './request-state.ts';
@@ -158,7 +159,7 @@ export class ChangeService {
       }
       await appendAudit(tx, { actor: by, action: 'change.submitted', subjectType: 'change', subjectId: row.id, after: { status: 'pending' }, details: { resourceType: row.resource_type, resourceId: row.resource_id, diff, justification: row.justification }, at: now });
       const data = changeData(row);
-      await emit(tx, { type: 'change.submitted', subjectType: 'change', subjectId: row.id, actor: by, at: now, data, webhooks: [{ type: 'change.submitted', data }] });
+      await emit(tx, { type: 'change.submitted', subjectId: row.id, actor: by, at: now, data });
       return row.id;
     });
     return toView(await this.find(this.db, id));
@@ -182,18 +183,9 @@ export class ChangeService {
       // approve and reject are a second admin's decision: a person the change policy names, whatever the channel
       const row = await this.find(tx, id, true);
       const acting = action === 'cancel' ? actor : await resolveDecider(tx, actor, opts.approverUsername, 'approver');
-      if (opts.expectedVersion !== undefined && row.version !== opts.expectedVersion) {
-        throw new AppError('precondition_failed', `This change changed since version ${opts.expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`, {
-          currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
-        });
-      }
-      if (row.status !== 'pending') {
-        throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
-          status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
-        });
-      }
+      decidable(row, opts.expectedVersion);
       if (action === 'cancel') this.mayCancel(acting, row);
-      else await requireMember(tx, acting as Actor & { id: string }, row.approvers, { subjectId: row.requester_id, selfMessage: 'You cannot approve or reject your own change; another admin must.', what: 'decide this change' });
+      else await requireChangeApprover(tx, acting as Actor & { id: string }, row);
       if (action === 'reject' && opts.notesRequired && !notes?.trim()) {
         throw new AppError('validation_failed', 'Say why (Approver notes) before rejecting, so the requester knows.', { field: 'notes' });
       }
@@ -206,12 +198,22 @@ export class ChangeService {
       if (!updated) throw new AppError('already_decided', 'This change was decided a moment ago.');
       await appendAudit(tx, { actor: acting, action: `change.${to}`, subjectType: 'change', subjectId: row.id, before: { status: 'pending' }, after: { status: to }, details: notes ? { notes } : null, at: now });
       const data = changeData(updated);
-      const type = `change.${to}` as 'change.approved' | 'change.rejected' | 'change.cancelled';
-      const webhooks = [{ type, data }] as { type: 'change.approved' | 'change.rejected' | 'change.cancelled' | 'change.apply'; data: Record<string, unknown> }[];
-      if (to === 'approved') webhooks.push({ type: 'change.apply', data });
-      await emit(tx, { type, subjectType: 'change', subjectId: row.id, actor: acting, at: now, data, webhooks });
+      if (to !== 'approved' && to !== 'rejected' && to !== 'cancelled') throw new AppError('invalid_transition', `A change cannot be decided as ${to}.`);
+      await emit(tx, { type: `change.${to}`, subjectId: row.id, actor: acting, at: now, data });
     });
     return toView(await this.find(this.db, id));
+  }
+
+  /**
+   * Refuses, changing nothing, an approve or reject that could not be made now (state, version, rights), so chat can
+   * say so before anyone types notes. approve() and reject() check again under the row lock.
+   */
+  async checkDecision(actor: Actor, id: string, opts: ChangeDecisionOptions = {}): Promise<ChangeView> {
+    const row = await this.find(this.db, id);
+    const acting = await resolveDecider(this.db, actor, opts.approverUsername, 'approver');
+    decidable(row, opts.expectedVersion);
+    await requireChangeApprover(this.db, acting, row);
+    return toView(row);
   }
 
   /** The requester withdraws their change; an unbound API key or the CLI is a trusted system that may too. */
@@ -229,7 +231,25 @@ export class ChangeService {
   }
 }
 
-function changeData(r: ChangeRow): Record<string, unknown> {
+/** A pending change at the caller's version; anything else is refused before rights are looked at. */
+function decidable(row: ChangeRow, expectedVersion: number | undefined): void {
+  if (expectedVersion !== undefined && row.version !== expectedVersion) {
+    throw new AppError('precondition_failed', `This change changed since version ${expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`, {
+      currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
+    });
+  }
+  if (row.status !== 'pending') {
+    throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
+      status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
+    });
+  }
+}
+
+/** A second admin: a member of the change policy's approver groups, never the change's author. */
+const requireChangeApprover = (db: Queryable, acting: Actor & { id: string }, row: ChangeRow) =>
+  requireMember(db, acting, row.approvers, { subjectId: row.requester_id, selfMessage: 'You cannot approve or reject your own change; another admin must.', what: 'decide this change' });
+
+function changeData(r: ChangeRow): ChangeSnapshot {
   return {
     changeId: r.id,
     status: r.status,

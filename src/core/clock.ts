@@ -5,8 +5,11 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+/** A moment to the minute, UTC, without the zone: `2026-01-05 09:00` (tables whose header says UTC). */
+export const utcMinute = (d: Date | string): string => new Date(d).toISOString().slice(0, 16).replace('T', ' ');
+
 /** A moment as people read it in messages (minutes, UTC); API fields keep full ISO 8601. */
-export const readableUtc = (d: Date | string): string => `${new Date(d).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+export const readableUtc = (d: Date | string): string => `${utcMinute(d)} UTC`;
 
 /** A clock tests move by hand. */
 export class ManualClock implements Clock {

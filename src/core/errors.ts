@@ -82,9 +82,18 @@ export function isDependencyUnavailable(e: unknown): boolean {
   return false;
 }
 
+/** Postgres refusing a value (class 22, data exception: a NUL character, a malformed uuid or number, an overflow). */
+function isDataException(e: unknown): boolean {
+  const err = e as { code?: unknown; driverError?: { code?: unknown } };
+  const code = err?.driverError?.code ?? err?.code;
+  return typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code);
+}
+
 /** Converts anything thrown into an AppError, hiding internals of unexpected failures. */
 export function toAppError(e: unknown): AppError {
   if (isAppError(e)) return e;
   if (isDependencyUnavailable(e)) return new AppError('dependency_unavailable', 'The database is unavailable; try again shortly.');
+  // the transaction was rolled back, so nothing changed: the input carried a value that cannot be stored or compared
+  if (isDataException(e)) return new AppError('validation_failed', 'A value in the input cannot be used (for example a NUL character, or a number or date out of range).');
   return new AppError('internal', 'Something went wrong on our side; it has been logged.');
 }

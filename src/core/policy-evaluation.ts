@@ -183,3 +183,14 @@ export function nextInstallWindowOpening(window: InstallWindow, now: Date): Date
     window.timeZone,
   );
 }
+
+/**
+ * The reminder after one due at `last`, at the policy's interval; none without an interval or once it would
+ * fall on or after `until`. A sweeper that was down sends one reminder, not one per missed interval.
+ */
+export function nextReminder(policy: PolicyDefinition, last: Date, now: Date, until: Date | null): Date | null {
+  if (!policy.reminderEvery) return null;
+  let next = addDuration(last, policy.reminderEvery);
+  if (next <= now) next = addDuration(now, policy.reminderEvery);
+  return until && next >= until ? null : next;
+}

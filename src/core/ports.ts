@@ -13,6 +13,9 @@ export interface ChatNotifier {
 /** Intune and Configuration Manager connectors; see device-manager.ts (the generic webhook needs no port). */
 export type { DeviceManager, DeviceManagerCheck } from './device-manager.ts';
 
+/** Outbound URL check supplied by the integrations layer (private/loopback/metadata addresses refused). */
+export type UrlGuard = (url: string) => Promise<void>;
+
 export interface MailMessage {
   to: string[];
   subject: string;

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/database.ts';
 import { readableUtc } from './clock.ts';
 import type { DeviceRow, IdentityRow, ApplicationRow } from './directory.ts';
+import type { InstallOrder, RequestSnapshot } from './events.ts';
 import { AppError } from './errors.ts';
 import type { RequestRow } from './request-queries.ts';
 
@@ -31,7 +32,7 @@ export async function notThisStage(db: Queryable, stage: number, row: Pick<Reque
   });
 }
 
-export function snapshotOf(row: RequestRow, app: ApplicationRow, requester: IdentityRow | null, device: DeviceRow | null) {
+export function snapshotOf(row: RequestRow, app: ApplicationRow, requester: IdentityRow | null, device: DeviceRow | null): RequestSnapshot {
   return {
     requestId: row.id,
     status: row.status,
@@ -50,7 +51,7 @@ export function snapshotOf(row: RequestRow, app: ApplicationRow, requester: Iden
   };
 }
 
-export function installData(row: RequestRow, ctx: { app: ApplicationRow; requester: IdentityRow | null; device: DeviceRow | null }, reason: string) {
+export function installData(row: RequestRow, ctx: { app: ApplicationRow; requester: IdentityRow | null; device: DeviceRow | null }, reason: string): InstallOrder {
   return {
     requestId: row.id,
     applicationId: ctx.app.id,

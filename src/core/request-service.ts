@@ -49,6 +49,13 @@ export interface DecideOptions extends ReverseOptions {
   denyNeedsReason?: boolean;
 }
 
+/** A pending request at the caller's stage and version; anything else is refused before rights are looked at. */
+async function decidable(db: Queryable, row: RequestRow, opts: { stage?: number; expectedVersion?: number }): Promise<void> {
+  checkVersion(row, opts.expectedVersion);
+  if (row.status !== 'pending') throw alreadyDecided(row);
+  if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(db, opts.stage, row);
+}
+
 /**
  * Runs each request command in one transaction. Concurrency is settled by locking the request row
  * (`SELECT ... FOR UPDATE`) and by the partial unique indexes, never in memory.
@@ -120,7 +127,7 @@ export class RequestService {
       delete row.approved_id;
       const snapshot = snapshotOf(row, app, requester, device);
       await appendAudit(tx, { actor, action: 'request.submitted', subjectType: 'request', subjectId: row.id, after: { status: 'pending', stage: 0 }, details: { justification: row.justification, answers: row.answers }, at: now });
-      await emit(tx, { type: 'request.submitted', subjectType: 'request', subjectId: row.id, actor, at: now, data: snapshot, webhooks: [{ type: 'request.submitted', data: snapshot }] });
+      await emit(tx, { type: 'request.submitted', subjectId: row.id, actor, at: now, data: snapshot });
       return row.id;
     });
     return getRequestView(this.db, id);
@@ -156,14 +163,27 @@ export class RequestService {
       const known = actor.id && !opts.approverUsername ? actor.id : null;
       const { row, groups } = known ? await lockRequestWithGroups(tx, id, known) : { row: await lockRequest(tx, id), groups: undefined };
       const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
+      // whatever the state, a requester is told they may never decide their own request (not who beat them to it)
+      if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
-      checkVersion(row, opts.expectedVersion);
-      if (row.status !== 'pending') throw alreadyDecided(row);
-      if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(tx, opts.stage, row);
+      await decidable(tx, row, opts);
       return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups);
     });
     return { outcome, request: await getRequestView(this.db, id) };
+  }
+
+  /**
+   * Refuses, changing nothing, an approve or deny that could not be made now (state, stage, version, rights), so chat
+   * can say so before anyone types a reason. decide() checks again under the row lock.
+   */
+  async checkDecision(actor: Actor, id: string, opts: Omit<DecideOptions, 'denyNeedsReason'> = {}): Promise<RequestDetail> {
+    const row = await lockRequest(this.db, id, false);
+    const acting = await resolveDecider(this.db, actor, opts.approverUsername, 'approver');
+    if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
+    await decidable(this.db, row, opts);
+    await this.authorizeStage(this.db, acting, row);
+    return getRequestDetail(this.db, id);
   }
 
   /** Approved → revoked by one of the policy's approvers, with a reason; orders the uninstall when an install was ordered. */
@@ -277,7 +297,7 @@ export class RequestService {
       // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
       await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
       await appendAudit(tx, voteAudit);
-      await emit(tx, { type: 'request.decision_recorded', subjectType: 'request', subjectId: row.id, actor, at: now, data: { requestId: row.id, stage: row.current_stage, decision, reason } });
+      await emit(tx, { type: 'request.decision_recorded', subjectId: row.id, actor, at: now, data: { requestId: row.id, stage: row.current_stage, decision, reason } });
       return 'recorded';
     }
     if (result === 'denied') {
@@ -292,7 +312,7 @@ export class RequestService {
         [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
       );
       await appendAuditAll(tx, [voteAudit, { actor, action: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, before: { stage: row.current_stage }, after: { stage: row.current_stage + 1 }, at: now }]);
-      await emit(tx, { type: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, actor, at: now, data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 } });
+      await emit(tx, { type: 'request.stage_advanced', subjectId: row.id, actor, at: now, data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 } });
       return 'stage_approved';
     }
     await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit]);

@@ -3,8 +3,8 @@ import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audi
 import { readableUtc } from './clock.ts';
 import { lookupTogether, type ApplicationRow } from './directory.ts';
 import { AppError } from './errors.ts';
-import type { WebhookEmission } from './events.ts';
-import { emit, emitAll, type NewEvent } from './outbox.ts';
+import type { RevokeWhy } from './events.ts';
+import { emit, emitAll, type AnyNewEvent } from './outbox.ts';
 import { accessTimers, nextInstallWindowOpening } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
@@ -70,10 +70,7 @@ export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: D
   const ctx = await requestContext(tx, row);
   await scheduleInstall(tx, row, ctx.app, now, true);
   await appendAudit(tx, { actor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now });
-  await emit(tx, {
-    type: 'request.install_ordered', subjectType: 'request', subjectId: row.id, actor, at: now,
-    data: { requestId: row.id, why }, webhooks: [{ type: 'app.install', data: installData(row, ctx, why) }],
-  });
+  await emit(tx, { type: 'request.install_ordered', subjectId: row.id, actor, at: now, data: installData(row, ctx, why) });
 }
 
 /**
@@ -106,13 +103,18 @@ export async function finishRequest(
   if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
   await appendAuditAll(tx, [...auditFirst, { actor, action: `request.${to}`, subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: reason ? { reason } : null, at: now }]);
   const snapshot = snapshotOf(updated, ctx.app, ctx.requester, ctx.device);
-  const webhooks: WebhookEmission[] = [{ type: `request.${to}` as WebhookEmission['type'], data: snapshot }];
-  if (orderNow) webhooks.push({ type: 'app.install', data: installData(updated, ctx, reason ?? 'approved') });
-  await emit(tx, { type: `request.${to}` as 'request.approved', subjectType: 'request', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus: row.status }, webhooks });
+  const previousStatus = row.status;
+  if (to === 'approved') {
+    const installReason = orderNow ? reason ?? 'approved' : null;
+    await emit(tx, { type: 'request.approved', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus, installReason } });
+  } else if (to === 'denied' || to === 'cancelled' || to === 'expired') {
+    await emit(tx, { type: `request.${to}`, subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus } });
+  } else {
+    throw new AppError('invalid_transition', `A request cannot be finished as ${to}; revocation has its own path.`);
+  }
   return updated;
 }
 
-export type RevokeWhy = 'revoke' | 'access_expired' | 'review_removed';
 
 /**
  * Approved → revoked, sending app.uninstall when an install was ordered, and closing an access review still open
@@ -136,14 +138,12 @@ export async function revokeRequest(tx: Tx, actor: Actor, row: RequestRow, reaso
   );
   await appendAudit(tx, { actor, action: 'request.revoked', subjectType: 'request', subjectId: row.id, before: { status: 'approved' }, after: { status: 'revoked' }, details: { reason, why }, at: now });
   const ctx = await requestContext(tx, updated);
-  const snapshot = { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why };
-  const webhooks: WebhookEmission[] = [{ type: 'request.revoked', data: snapshot }];
-  if (updated.install_ordered_at) webhooks.push({ type: 'app.uninstall', data: installData(updated, ctx, reason ?? why) });
-  const events: NewEvent[] = [{ type: 'request.revoked', subjectType: 'request', subjectId: row.id, actor, at: now, data: snapshot, webhooks }];
+  const uninstallReason = updated.install_ordered_at ? reason ?? why : null;
+  const events: AnyNewEvent[] = [{ type: 'request.revoked', subjectId: row.id, actor, at: now, data: { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why, uninstallReason } }];
   for (const review of closed) {
     await appendAudit(tx, { actor, action: 'request.review_closed', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: closeReason }, at: now });
     events.push({
-      type: 'request.review_decided', subjectType: 'request', subjectId: row.id, actor, at: now,
+      type: 'request.review_decided', subjectId: row.id, actor, at: now,
       data: { requestId: row.id, reviewId: review.id, outcome: 'closed', reason: closeReason, decidedBy: null, decidedAt: now.toISOString() },
     });
   }

@@ -119,8 +119,7 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       await q.query(`INSERT INTO audit_checkpoints (sequence, head_hash, signed_at, key_id, signature) VALUES ($1,$2,$3,$4,$5)`,
         [signed.sequence, signed.headHash, signed.timestamp, signed.keyId, signed.signature]);
       await emit(q, {
-        type: 'audit.checkpoint', subjectType: 'audit', subjectId: String(signed.sequence), actor: systemActor, at,
-        data: { ...signed }, webhooks: [{ type: 'audit.checkpoint', data: { ...signed } }],
+        type: 'audit.checkpoint', subjectId: String(signed.sequence), actor: systemActor, at, data: { ...signed },
       });
       return signed;
     });
@@ -142,7 +141,8 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       const last = await c.query<{ at: Date | null }>('SELECT max(signed_at) AS at FROM audit_checkpoints');
       // one interval after the last one emitted (by whichever process), or after taking over a log that has none yet
       nextCheckpointAt = key && checkpointMs > 0 ? (last.rows[0]?.at ? new Date(last.rows[0].at).getTime() : Date.now()) + checkpointMs : Infinity;
-      log.info('this process is the audit sealer');
+      log.info(key && checkpointMs > 0 ? { checkpointIntervalMs: checkpointMs } : {},
+        `this process is the audit sealer${key ? '' : ' (AUDIT_CHECKPOINT_KEY is not set here: no periodic checkpoints)'}`);
     }
     nudged = false;
     for (;;) {

@@ -1,6 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../app-context.ts';
-import type { DomainEvent } from '../core/events.ts';
+import { webhookEmissions, type DomainEvent } from '../core/events.ts';
 import { toDomainEvent } from '../core/outbox.ts';
 import { addDeviceManagerOrders } from './device-managers/connector-fanout.ts';
 import { jobIds, type AppQueues } from './queue/queues.ts';
@@ -33,7 +33,7 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
     const hooks: { outboxId: string; type: string; body: string }[] = [];
     for (const r of rows) {
       const event = toDomainEvent(r);
-      for (const h of event.webhooks) hooks.push({ outboxId: r.id, type: h.type, body: webhookBody(h.type, event.occurredAt, h.data) });
+      for (const h of webhookEmissions(event)) hooks.push({ outboxId: r.id, type: h.type, body: webhookBody(h.type, event.occurredAt, h.data) });
       await addDeviceManagerOrders(tx, r.id, event);
     }
     const deliveries = hooks.length === 0 ? [] : await tx.query<{ id: string; endpoint_id: string }>(

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { AppContext } from '../app-context.ts';
-import type { DomainEvent } from '../core/events.ts';
-import { toDomainEvent } from '../core/outbox.ts';
+import { webhookEmissions } from '../core/events.ts';
+import { toDomainEvent, type StoredEvent } from '../core/outbox.ts';
 import { notifyErrorPolicy } from './queue/notify-retry.ts';
 import type { AppQueues } from './queue/queues.ts';
 import { addDeviceManagerOrders } from './device-managers/connector-fanout.ts';
@@ -14,7 +14,7 @@ export const OUTBOX_CHANNEL = 'signoff_outbox';
 interface OutboxRow {
   id: string;
   status: string;
-  payload: Omit<DomainEvent, 'id'>;
+  payload: StoredEvent;
 }
 
 export interface FanOut {
@@ -35,7 +35,7 @@ export async function fanOut(ctx: AppContext, outboxId: string): Promise<FanOut>
     const row = await tx.maybeOne<OutboxRow>('SELECT id, status, payload FROM outbox WHERE id = $1 FOR UPDATE', [outboxId]);
     if (!row || row.status === 'done') return;
     const event = toDomainEvent(row);
-    for (const hook of event.webhooks) {
+    for (const hook of webhookEmissions(event)) {
       const endpoints = await tx.query<{ id: string }>(
         `SELECT id FROM webhook_endpoints WHERE enabled AND ($1 = ANY(events) OR '*' = ANY(events)) ORDER BY created_at`,
         [hook.type],
@@ -89,7 +89,7 @@ export async function runEffect(
   finalAttempt: boolean | ((error: unknown) => boolean),
 ): Promise<'done' | 'skipped'> {
   const outcome = await ctx.db.tx(async (tx) => {
-    const row = await tx.maybeOne<{ id: string; payload: Omit<DomainEvent, 'id'> }>(
+    const row = await tx.maybeOne<{ id: string; payload: StoredEvent }>(
       `SELECT f.id, o.payload FROM outbox_effects f JOIN outbox o ON o.id = f.outbox_id
         WHERE f.outbox_id = $1 AND f.target = $2 AND f.status = 'pending' FOR UPDATE OF f SKIP LOCKED`,
       [outboxId, target],

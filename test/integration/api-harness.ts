@@ -4,6 +4,7 @@ import { createApiKey } from '../../src/core/api-keys.ts';
 import { createHttpApp } from '../../src/integrations/http/app.ts';
 import { seedContoso, type Seeded } from '../support/fixtures.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 export interface ApiHarness {
   t: TestContext;
@@ -54,4 +55,4 @@ export async function createApiHarness(env: Record<string, string> = {}, opts: {
   };
 }
 
-export const webhookTypes = (rows: { payload: any }[]) => rows.flatMap((r) => (r.payload.webhooks ?? []).map((w: { type: string }) => w.type));
+export const webhookTypes = (rows: { payload: any }[]) => rows.flatMap((r) => webhooksOfRow(r).map((w) => w.type));

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { createApiHarness, webhookTypes, type ApiHarness } from './api-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: ApiHarness;
 beforeAll(async () => {
@@ -27,7 +28,7 @@ describe('Configuration Manager scenarios over HTTP', () => {
 
     const rows = await h.outbox(created.body.id);
     expect(rows.map((r) => r.type)).toEqual(['request.submitted', 'request.approved']);
-    expect(rows[1]!.payload.webhooks).toContainEqual({ type: 'app.install', data: expect.objectContaining({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', applicationId: VISIO }) });
+    expect(webhooksOfRow(rows[1]!)).toContainEqual({ type: 'app.install', data: expect.objectContaining({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', applicationId: VISIO }) });
 
     const detail = await h.as(h.keys.read).get(`/api/v1/requests/${created.body.id}`);
     expect(detail.status).toBe(200);
@@ -91,7 +92,7 @@ describe('Configuration Manager scenarios over HTTP', () => {
     expect(first.body).toMatchObject({ status: 'approved', requester: null, device: { clientGuid: BOB_LAPTOP }, autoInstall: true });
     const rows = await h.outbox(first.body.id);
     expect(webhookTypes(rows)).toContain('app.install');
-    expect(rows.flatMap((r) => r.payload.webhooks).find((w: any) => w.type === 'app.install').data).toMatchObject({ username: null, clientGuid: BOB_LAPTOP });
+    expect(rows.flatMap((r) => webhooksOfRow(r)).find((w: any) => w.type === 'app.install')!.data).toMatchObject({ username: null, clientGuid: BOB_LAPTOP });
     const again = await h.as(h.keys.write).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP });
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);

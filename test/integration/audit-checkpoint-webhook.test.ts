@@ -39,7 +39,7 @@ describe('periodic checkpoints from the sealer', () => {
     // two or more, one of them after the install's audit rows were sealed
     const received = await waitFor(
       () => (subscribed.received.filter((r) => r.verified).length >= 2 && subscribed.received.some((r) => r.payload.data.sequence > 0) ? subscribed.received : null),
-      'two checkpoints', 240_000);
+      'two checkpoints');
     const first = received[0]!.payload;
     expect(first.type).toBe('audit.checkpoint');
     const cp = first.data as Checkpoint;
@@ -48,7 +48,7 @@ describe('periodic checkpoints from the sealer', () => {
     for (const r of received) expect(await verifyAgainstCheckpoint(t.tdb.db, r.payload.data as Checkpoint, publicKey)).toMatchObject({ ok: true });
 
     // the device manager got its install and nothing of the audit log
-    await waitFor(() => other.received.length >= 1, 'the install order', 240_000);
+    await waitFor(() => other.received.length >= 1, 'the install order');
     expect(other.received.every((r) => r.payload.type === 'app.install')).toBe(true);
     // recorded, so a new sealer after a restart keeps to the interval
     expect(Number((await t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM audit_checkpoints')).n)).toBeGreaterThanOrEqual(2);

@@ -1,4 +1,4 @@
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -66,6 +66,13 @@ async function tamper(t: TestContext, sql: (c: pg.Client) => Promise<void>): Pro
     await c.end();
   }
 }
+
+let homes = 0;
+const emptyHome = () => {
+  const home = join(dir, `home-${++homes}`);
+  mkdirSync(home);
+  return home;
+};
 
 const sealedCount = async (t: TestContext) => Number((await t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM audit_chain')).n);
 
@@ -137,6 +144,19 @@ describe('signed checkpoints of the audit chain', () => {
     expect(r.stderr).toMatch(/broken at sequence 4 .*a row was removed or reordered/);
   });
 
+  it('fails naming why when two rows swapped places in the table', async () => {
+    const t = await logWithHistory();
+    const file = await checkpointOf(t);
+    await tamper(t, async (c) => {
+      const [a, b] = (await c.query<{ event_id: string }>('SELECT event_id FROM audit_chain WHERE seq IN (4, 6) ORDER BY seq')).rows.map((r) => r.event_id);
+      await c.query('UPDATE audit_events SET id = -id WHERE id IN ($1, $2)', [a, b]);
+      await c.query('UPDATE audit_events SET id = CASE id WHEN $1::bigint THEN $2::bigint ELSE $3::bigint END WHERE id IN ($1::bigint, $4::bigint)', [`-${a}`, b, a, `-${b}`]);
+    });
+    const r = await verify(t, file);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/broken at sequence 4 .*it is the content sealed at sequence 6 \(rows were reordered\)/);
+  });
+
   it('fails naming why when a middle row was edited and every later hash recomputed (the chain alone verifies)', async () => {
     const t = await logWithHistory();
     const file = await checkpointOf(t);
@@ -155,6 +175,28 @@ describe('signed checkpoints of the audit chain', () => {
     const r = await verify(t, file);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/the row at sequence \d+ has hash [0-9a-f]{64}, but the checkpoint says [0-9a-f]{64}: the log was rewritten at or before that sequence/);
+  });
+
+  it('outside production, works without keys: a development key is made in the home directory, and says so', async () => {
+    const t = await logWithHistory();
+    const home = emptyHome();
+    const first = await runCli(t.tdb.url, ['audit', 'checkpoint'], { HOME: home });
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain(`signed with the development key ${join(home, '.signoff', 'audit-checkpoint.key')} (created now); set AUDIT_CHECKPOINT_KEY in production`);
+    expect(statSync(join(home, '.signoff', 'audit-checkpoint.key')).mode & 0o777).toBe(0o600);
+    const file = join(dir, 'dev.json');
+    writeFileSync(file, first.stdout);
+    const again = await runCli(t.tdb.url, ['audit', 'checkpoint'], { HOME: home });
+    expect(again.stderr).not.toContain('created now');
+    expect(JSON.parse(again.stdout).keyId).toBe(JSON.parse(first.stdout).keyId);
+    const ok = await runCli(t.tdb.url, ['audit', 'verify', '--checkpoint', file], { HOME: home });
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain('checking with the development key');
+    // tampering is found just the same
+    await tamper(t, (c) => c.query('DELETE FROM audit_chain WHERE seq = (SELECT max(seq) FROM audit_chain)').then(() => undefined));
+    const bad = await runCli(t.tdb.url, ['audit', 'verify', '--checkpoint', file], { HOME: home });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('rows were removed');
   });
 
   it('fails naming why for an altered checkpoint, one signed by another key, or a file that is not a checkpoint; needs a key', async () => {
@@ -178,12 +220,14 @@ describe('signed checkpoints of the audit chain', () => {
     expect(j.code).toBe(1);
     expect(j.stderr).toContain('is not a checkpoint');
 
-    const noKey = await runCli(t.tdb.url, ['audit', 'verify', '--checkpoint', file]);
+    // no key at all (and no development key in this HOME)
+    const noKey = await runCli(t.tdb.url, ['audit', 'verify', '--checkpoint', file], { HOME: emptyHome() });
     expect(noKey.code).toBe(2);
-    expect(noKey.stderr).toContain('AUDIT_CHECKPOINT_PUBLIC_KEY');
-    const cannotSign = await runCli(t.tdb.url, ['audit', 'checkpoint']);
+    expect(noKey.stderr).toContain('AUDIT_CHECKPOINT_PUBLIC_KEY: is required to check a checkpoint');
+    const cannotSign = await runCli(t.tdb.url, ['audit', 'checkpoint'], { NODE_ENV: 'production', HOME: emptyHome() });
     expect(cannotSign.code).toBe(2);
-    expect(cannotSign.stderr).toContain('AUDIT_CHECKPOINT_KEY: is required to sign checkpoints');
+    expect(cannotSign.stderr).toContain('AUDIT_CHECKPOINT_KEY: is required to sign checkpoints in production');
+    expect(cannotSign.stdout).toBe('');
     const badKey = await runCli(t.tdb.url, ['audit', 'checkpoint'], { AUDIT_CHECKPOINT_KEY: 'not a key!' });
     expect(badKey.code).toBe(2);
     expect(badKey.stderr).toContain('AUDIT_CHECKPOINT_KEY: must be an Ed25519 private');

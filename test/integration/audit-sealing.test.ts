@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sealNow, unsealedRows, verifyAudit } from '../../src/core/audit-chain.ts';
 import { appendAudit, systemActor } from '../../src/core/audit-log.ts';
@@ -38,7 +39,7 @@ const insert = (c: pg.Client | { query: (sql: string, params: unknown[]) => Prom
 const sealedActions = async () =>
   (await t.tdb.db.query<{ action: string }>('SELECT e.action FROM audit_chain c JOIN audit_events e ON e.id = c.event_id ORDER BY c.seq')).map((r) => r.action);
 
-const until = <T>(fn: () => Promise<T>, what: string) => waitFor(fn, what, 240_000, 20);
+const until = <T>(fn: () => Promise<T>, what: string) => waitFor(fn, what, { intervalMs: 20 });
 
 describe('sealing the audit chain after commit', () => {
   it('never skips a row whose transaction began first and committed last', async () => {
@@ -135,6 +136,28 @@ describe('sealing the audit chain after commit', () => {
     const sorted = [...lags].sort((x, y) => x - y);
     // measured, not asserted (timing on a shared machine): the README quotes it
     console.log(`seal lag during ${total - before} appends: samples ${lags.length}, p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(3)} s, p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(3)} s, max ${sorted.at(-1)?.toFixed(3)} s`);
+  });
+
+  it('names the transaction holding sealing back once rows have waited a while', async () => {
+    for (const x of sealers.splice(0)) await x.stop();
+    await sealAll(t.tdb.db);
+    const lines: { msg: string; heldBy?: { pid: number } }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const holder = await connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT pg_current_xact_id()');
+    const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await insert(t.tdb.db, 'held-back');
+    const s = startAuditSealer({ ...t.ctx, logger }, { intervalMs: 50, electionIntervalMs: 50, checkpointIntervalMs: 0 });
+    sealers.push(s);
+    const warning = await until(async () => lines.find((l) => /held back by a long transaction/.test(l.msg)), 'the held-back warning');
+    // ours, unless another database's transaction on this shared server is older still
+    const named = warning.heldBy?.pid;
+    expect(typeof named).toBe('number');
+    if (named !== pid) console.log(`held-back warning named pid ${named}, an older transaction than ours (${pid})`);
+    expect(await sealedActions()).not.toContain('held-back');
+    await holder.query('ROLLBACK');
+    await until(async () => (await sealedActions()).includes('held-back'), 'the row to be sealed once the transaction ends');
   });
 
   it('sealNow (the CLI and tests) stands aside while a sealer process holds the lock', async () => {

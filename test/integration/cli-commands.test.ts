@@ -22,6 +22,12 @@ const signoff = (args: string[], env: Record<string, string> = {}) => runCli(t.t
 
 const lines = (s: string) => s.trimEnd().split('\n');
 
+/** The example catalog is in the database (apply is idempotent): tests after the apply test do not rely on it passing. */
+async function applied(): Promise<void> {
+  const r = await signoff(['apply', FIXTURE]);
+  expect(r.code, r.stderr).toBe(0);
+}
+
 describe('signoff CLI', () => {
   it('--help lists every command', async () => {
     const r = await signoff(['--help']);
@@ -76,6 +82,7 @@ describe('signoff CLI', () => {
   });
 
   it('apikey create prints the key alone on the last line, and the key works', async () => {
+    await applied();
     const r = await signoff(['apikey', 'create', '--name', 'cm-connector', '--scopes', 'requests:read,requests:write']);
     expect(r.code).toBe(0);
     const key = lines(r.stdout).at(-1)!;
@@ -117,6 +124,7 @@ describe('signoff CLI', () => {
   });
 
   it('requests list shows requests as a table or JSON', async () => {
+    await applied();
     const bob = await t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\bob'`);
     await t.ctx.requests.submit({ id: bob.id, label: 'Bob User', channel: 'slack' }, {
       applicationId: VISIO, clientGuid: 'GUID:5D3F1A2B-0000-4000-8000-000000000001', justification: 'diagrams', answers: { usage: 'Diagrams' },
@@ -135,6 +143,7 @@ describe('signoff CLI', () => {
   });
 
   it('audit verify passes on an intact chain and names the first tampered row', async () => {
+    await applied();
     // no worker runs here: rows wait for the sealer, and verify says so
     const total = (await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM audit_events')).n;
     expect(await signoff(['audit', 'verify'])).toMatchObject({ code: 0, stdout: `audit log intact: 0 sealed rows checked, ${total} rows not sealed yet\n` });

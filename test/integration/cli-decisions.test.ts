@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { runCli } from '../support/run-cli.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 /** An admin at a terminal decides with the same rules as chat and the API: as a named person, pending only. */
 let t: TestContext;
@@ -46,7 +47,8 @@ describe('decisions from the CLI', () => {
     const reapproved = await signoff('requests', 'reapprove', r.id, '--as', 'CONTOSO\\ada', '--reason', 'back on the team');
     expect(reapproved.code).toBe(0);
     expect(lastLine(reapproved.stdout)).toMatch(/^reapproved: Visio/);
-    const hooks = (await t.tdb.db.query<{ t: string }>(`SELECT w->>'type' AS t FROM outbox o, jsonb_array_elements(o.payload->'webhooks') w WHERE o.subject_id = $1 AND w->>'type' LIKE 'app.%' ORDER BY o.seq`, [r.id])).map((x) => x.t);
+    const hooks = (await t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [r.id]))
+      .flatMap((x) => webhooksOfRow(x).map((w) => w.type)).filter((x) => x.startsWith('app.'));
     expect(hooks).toEqual(['app.install', 'app.uninstall', 'app.install']);
   });
 

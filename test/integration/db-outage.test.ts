@@ -1,6 +1,7 @@
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackAdapter } from '../../src/bots/slack/index.ts';
+import { ACTION } from '../../src/bots/slack/slack-ids.ts';
 import { signSlackBody } from '../../src/bots/slack/slack-verify.ts';
 import { createTeamsAdapter } from '../../src/bots/teams/index.ts';
 import { buildContext } from '../../src/build-context.ts';
@@ -72,6 +73,14 @@ const slashCommand = (base: string, text: string) => {
     method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(at), 'x-slack-signature': signSlackBody(SECRET, at, body) },
   });
 };
+const slackClick = (base: string, channel: string) => {
+  const payload = { type: 'block_actions', user: { id: 'U0ADA' }, channel: { id: channel }, trigger_id: 'T2', actions: [{ action_id: ACTION.approve, value: '00000000-0000-4000-8000-000000000000:0' }] };
+  const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+  const at = Math.floor(Date.now() / 1000);
+  return fetch(`${base}/slack/events`, {
+    method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(at), 'x-slack-signature': signSlackBody(SECRET, at, body) },
+  });
+};
 let seq = 0;
 const teamsActivity = (base: string, extra: Record<string, unknown>) => fetch(`${base}/api/messages`, {
   method: 'POST', headers: { 'content-type': 'application/json' },
@@ -104,6 +113,12 @@ describe('Postgres unavailable', () => {
         const command = await slashCommand(base, 'my');
         expect(command.status).toBe(200);
         expect(await command.json()).toMatchObject({ response_type: 'ephemeral', text: expect.stringMatching(/cannot reach its database right now.*try again in a minute/) });
+
+        // a button click is answered after its ack, privately in the channel it came from
+        slack.reset();
+        expect((await slackClick(base, `C0CLICK${mode}`)).status).toBe(200);
+        const [said] = await slack.waitFor('chat.postEphemeral');
+        expect(said!.args).toMatchObject({ channel: `C0CLICK${mode}`, user: 'U0ADA', text: expect.stringMatching(/cannot reach its database right now/) });
 
         connector.reset();
         expect((await teamsActivity(base, { type: 'message', text: 'my requests' })).status).toBeLessThan(500);

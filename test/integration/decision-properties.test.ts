@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { startAllChannels, type AllChannels, type ChannelResult, type DecisionChannel, type Person } from '../support/all-channels.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 /**
  * The request state machine under sequences of commands from several people over every channel, checked against a
@@ -65,9 +66,9 @@ function step(m: Model, c: Exclude<Cmd, { kind: 'pair' }>, chat: boolean): { nex
     if (!c.reason) return { ...same, code: 'validation_failed' };
     return { next: { ...m, status: 'approved' }, code: 'ok' };
   }
+  if (c.who === 'bob') return { ...same, code: 'self_approval' };
   if (m.status !== 'pending') return { ...same, code: 'already_decided' };
   if (c.stage !== undefined && c.stage !== m.stage) return { ...same, code: c.stage < m.stage ? 'already_decided' : 'invalid_transition' };
-  if (c.who === 'bob') return { ...same, code: 'self_approval' };
   if (!groups[m.stage]!.includes(c.who)) return { ...same, code: 'not_an_approver' };
   if (c.verb === 'deny' && chat && !c.reason) return { ...same, code: 'validation_failed' };
   if (m.stage === 1 && !c.reason) return { ...same, code: 'validation_failed' };
@@ -154,7 +155,8 @@ async function checkInvariants(id: string): Promise<void> {
     if (to !== 'cancelled') expect(e.actor_id, `${to} is not the requester's`).not.toBe(e.requester_id);
     at = to;
   }
-  const installs = (await db.query<{ t: string }>(`SELECT w->>'type' AS t FROM outbox o, jsonb_array_elements(o.payload->'webhooks') w WHERE o.subject_id = $1 AND w->>'type' LIKE 'app.%' ORDER BY o.seq`, [id])).map((r) => r.t);
+  const installs = (await db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id]))
+    .flatMap((r) => webhooksOfRow(r).map((w) => w.type)).filter((t) => t.startsWith('app.'));
   installs.forEach((t, i) => expect(t, 'installs and uninstalls alternate').toBe(i % 2 === 0 ? 'app.install' : 'app.uninstall'));
 }
 

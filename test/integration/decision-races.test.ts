@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { startAllChannels, type AllChannels, type DecisionChannel } from '../support/all-channels.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 /**
  * People click at once: in the channel prompt in Slack and in Teams, in their email, while an external system and
@@ -34,7 +35,8 @@ describe('one decision across every channel at once', () => {
       expect(req.decisions, `round ${round}`).toHaveLength(1);
       expect(req.decisions[0]!.channel).toBe(winners[0]!.channel);
       for (const r of results.filter((x) => !x.ok && x.code)) expect(r.code, `round ${round}`).toBe('already_decided');
-      const rows = await a.t.tdb.db.query<{ type: string; webhooks: { type: string }[] }>(`SELECT type, payload->'webhooks' AS webhooks FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id]);
+      const rows = (await a.t.tdb.db.query<{ type: string; payload: any }>(`SELECT type, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id]))
+        .map((r) => ({ type: r.type, webhooks: webhooksOfRow(r) }));
       expect(rows.map((r) => r.type).filter((t) => t !== 'request.submitted')).toEqual([`request.${req.status}`]);
       const appHooks = rows.flatMap((r) => r.webhooks.map((w) => w.type)).filter((t) => t.startsWith('app.'));
       expect(appHooks).toEqual(req.status === 'approved' ? ['app.install'] : []);

@@ -44,9 +44,20 @@ afterAll(async () => {
   await t?.close();
   tls?.cleanup();
 });
+const pendingDeliveries = async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`)).n);
+
+/**
+ * Each test starts from the same place whatever the one before it left (a failure mid-way included): no approval
+ * standing, nothing in flight, no injected failures, Visio set up for Configuration Manager.
+ */
 beforeEach(async () => {
   site.onceOnly = false;
-  await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`)).n) === 0, 'earlier deliveries to finish');
+  site.clearInjections();
+  const standing = await t.tdb.db.query<{ id: string }>(`SELECT id FROM requests WHERE status = 'approved'`);
+  for (const { id } of standing) await t.ctx.requests.revoke(s.actor(s.ada), id, 'reset between tests');
+  await waitFor(async () => (await pendingDeliveries()) === 0, 'earlier deliveries to finish', { state: pendingDeliveries });
+  const ok = await putVisio({ kind: 'configmgr' });
+  expect(ok.status, JSON.stringify(ok.body)).toBe(200);
 });
 
 const putVisio = (deviceManager: unknown) =>
@@ -58,7 +69,7 @@ async function settledOrders(requestId: string, count: number) {
     const rows = await t.tdb.db.query<{ id: string; status: string; attempts: number; last_error: string | null }>(
       `SELECT id, status, attempts, last_error FROM webhook_deliveries WHERE request_id = $1 AND connector = 'configmgr' ORDER BY created_at`, [requestId]);
     return rows.length === count && rows.every((r) => r.status !== 'pending') ? rows : null;
-  }, `${count} connector orders to finish`, 30_000);
+  }, `${count} connector orders to finish`, { state: () => t.tdb.db.query(`SELECT status, attempts, last_error FROM webhook_deliveries WHERE request_id = $1 ORDER BY created_at`, [requestId]) });
 }
 
 describe('Configuration Manager connector (AdminService)', () => {

@@ -51,8 +51,20 @@ afterAll(async () => {
   await t?.close();
   tls?.cleanup();
 });
+const pendingDeliveries = async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`)).n);
+
+/**
+ * Each test starts from the same place whatever the one before it left (a failure mid-way included): no approval
+ * standing, nothing in flight, no injected failures, the Visio group empty and Visio set up for Intune.
+ */
 beforeEach(async () => {
-  await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`)).n) === 0, 'earlier deliveries to finish');
+  const standing = await t.tdb.db.query<{ id: string }>(`SELECT id FROM requests WHERE status = 'approved'`);
+  for (const { id } of standing) await t.ctx.requests.revoke(s.actor(s.ada), id, 'reset between tests');
+  await waitFor(async () => (await pendingDeliveries()) === 0, 'earlier deliveries to finish', { state: pendingDeliveries });
+  graph.clearInjections();
+  graph.groups.set(GROUP, { displayName: 'Visio users', securityEnabled: true, groupTypes: [], members: new Set() });
+  const ok = await putVisio({ kind: 'intune', groupId: GROUP, appId: APP });
+  expect(ok.status, JSON.stringify(ok.body)).toBe(200);
 });
 
 const putVisio = (deviceManager: unknown) =>
@@ -67,7 +79,7 @@ async function settledOrders(requestId: string, count: number) {
     const rows = await t.tdb.db.query<{ id: string; status: string; event_type: string; attempts: number; last_error: string | null }>(
       `SELECT id, status, event_type, attempts, last_error FROM webhook_deliveries WHERE request_id = $1 AND connector = 'intune' ORDER BY created_at`, [requestId]);
     return rows.length === count && rows.every((r) => r.status !== 'pending') ? rows : null;
-  }, `${count} connector orders to finish`, 30_000);
+  }, `${count} connector orders to finish`, { state: () => t.tdb.db.query(`SELECT status, event_type, attempts, last_error FROM webhook_deliveries WHERE request_id = $1 ORDER BY created_at`, [requestId]) });
 }
 
 describe('Intune connector (Microsoft Graph)', () => {

@@ -45,6 +45,9 @@ describe('email approve/deny links', () => {
     expect(toAda.text).toContain('Justification: Diagrams for the audit');
     expect(sent.filter((m) => m.to.includes('ada@contoso.com'))).toHaveLength(1);
     expect(sent.find((m) => m.to.includes('it-approvers@contoso.com'))!.text).not.toContain('/links/');
+    // the request's web page is where Revoke and Reapprove are offered once it is decided
+    expect(toAda.text).toContain(`/app/requests/${r.id}`);
+    expect(toAda.html).toContain('Revoke or Reapprove');
     expect(sent.some((m) => m.to.includes('bob@contoso.com'))).toBe(false);
 
     // GET (what a mail scanner does) shows a confirmation page and decides nothing
@@ -71,7 +74,9 @@ describe('email approve/deny links', () => {
     expect(await late.text()).toContain('already approved by Ada Admin');
 
     await deliverOutbox(r.id);
-    expect(sent.find((m) => m.to.includes('bob@contoso.com'))!.subject).toBe('Visio: request approved');
+    const outcome = sent.find((m) => m.to.includes('bob@contoso.com'))!;
+    expect(outcome.subject).toBe('Visio: request approved');
+    expect(outcome.text).toContain(`/app/requests/${r.id}`);
   });
 
   it('approve and deny links clicked at the same moment give one decision, never an approval then a revoke', async () => {

@@ -62,7 +62,7 @@ describe('notify queue and chat platform errors', () => {
     const id = event!.id;
 
     // rate limit: exactly two attempts, the second no earlier than Retry-After after the first failed
-    await waitFor(() => slack.done.has(id), 'the slack notification to succeed after the rate limit', 10_000);
+    await waitFor(() => slack.done.has(id), 'the slack notification to succeed after the rate limit');
     const [first, second, ...rest] = slack.callsFor(id);
     expect(rest).toHaveLength(0);
     expect(first!.threwAt).toBeDefined();
@@ -94,7 +94,7 @@ describe('notify queue and chat platform errors', () => {
     await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams again', answers: { usage: 'Diagrams' } });
     const [event] = await t.tdb.db.query<{ id: string }>(`SELECT id FROM outbox WHERE type = 'request.submitted' ORDER BY seq DESC LIMIT 1`);
     const id = event!.id;
-    await waitFor(() => slack.done.has(id), 'the slack notification to get through after 12 rate limits', 20_000);
+    await waitFor(() => slack.done.has(id), 'the slack notification to get through after 12 rate limits');
     expect(slack.callsFor(id)).toHaveLength(13);
     // the notifier returning is not the job finishing: the worker still records the effect first
     const job = await waitFor(async () => {

@@ -17,8 +17,8 @@ let ops: ReturnType<typeof createOpsRouter>;
 let app: express.Express;
 
 beforeAll(async () => {
-  // a reconcile interval of a minute: anything faster than that came through LISTEN/NOTIFY
-  t = await createTestContext({ OUTBOX_RECONCILE_MS: '60000' });
+  // a reconcile interval of a day: anything that arrives during the test came through LISTEN/NOTIFY
+  t = await createTestContext({ OUTBOX_RECONCILE_MS: '86400000' });
   await seedContoso(t.tdb.db);
   r = await startReceiver();
   workers = await startWorkers(t.ctx, { sweeper: false });
@@ -42,12 +42,12 @@ describe('relay latency', () => {
       const before = r.accepted.size;
       const started = performance.now();
       await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
-      await waitFor(() => r.accepted.size > before, 'the install webhook', 15_000, 2);
+      await waitFor(() => r.accepted.size > before, 'the install webhook', { intervalMs: 2 });
       samples.push(Math.round(performance.now() - started));
     }
     console.info(`[measured] commit -> signed webhook received: ${samples.join(', ')} ms`);
-    // typically tens of ms (bench measures it); the bound only has to tell NOTIFY from the 60 s reconciler on a busy machine
-    expect(Math.max(...samples)).toBeLessThan(10_000);
+    // typically tens of ms (bench measures it); that they arrived at all tells NOTIFY from the daily reconciler
+    expect(samples).toHaveLength(5);
   });
 });
 

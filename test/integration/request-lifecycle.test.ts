@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let t: TestContext;
 let s: Seeded;
@@ -26,8 +27,8 @@ describe('request lifecycle', () => {
     await expect(requests.decide(s.actor(s.cyd), r.id, 'approve')).rejects.toMatchObject({ code: 'already_decided' });
     const rows = await outboxTypes(r.id);
     expect(rows.map((x) => x.type)).toEqual(['request.submitted', 'request.approved']);
-    expect(rows[1]!.payload.webhooks.map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
-    expect(rows[1]!.payload.webhooks[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', applicationId: VISIO });
+    expect(webhooksOfRow(rows[1]!).map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
+    expect(webhooksOfRow(rows[1]!)[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', applicationId: VISIO });
 
     // a deny after the decision is a late click, not a revoke
     await expect(requests.decide(s.actor(s.cyd), r.id, 'deny', 'no longer needed')).rejects.toMatchObject({ code: 'already_decided' });
@@ -37,7 +38,7 @@ describe('request lifecycle', () => {
     const revoked = await requests.revoke(s.actor(s.cyd), r.id, 'no longer needed');
     expect(revoked.outcome).toBe('revoked');
     const after = await outboxTypes(r.id);
-    expect(after.at(-1)!.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
+    expect(webhooksOfRow(after.at(-1)!).map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
 
     await expect(requests.decide(s.actor(s.ada), r.id, 'approve', 'needed after all')).rejects.toMatchObject({ code: 'already_decided' });
     const re = await requests.reapprove(s.actor(s.ada), r.id, 'needed after all');

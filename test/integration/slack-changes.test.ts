@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { seedContoso, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: SlackHarness;
 let s: Seeded;
@@ -89,8 +90,8 @@ describe('multi-admin approval in Slack', () => {
     expect(res.body).toEqual({ response_action: 'clear' });
     expect((await h.t.ctx.changes.get(changeId)).status).toBe('approved');
     const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE type = 'change.approved'`);
-    expect(row.payload.webhooks.map((w: any) => w.type)).toEqual(['change.approved', 'change.apply']);
-    expect(row.payload.webhooks[1].data.after).toEqual(after);
+    expect(webhooksOfRow(row).map((w: any) => w.type)).toEqual(['change.approved', 'change.apply']);
+    expect(webhooksOfRow(row)[1].data.after).toEqual(after);
 
     expect(await h.drain()).toEqual(['change.approved']);
     const updates = h.fake.of('chat.update');

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+import { HANG_LIMIT_MS } from '../support/wait.ts';
 
 let h: SlackHarness;
 let s: Seeded;
@@ -87,7 +88,7 @@ describe('slash command', () => {
       const sent = await h.t.tdb.db.query<{ details: Record<string, unknown> }>(
         `SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_type = 'conversation' AND subject_id = 'C0GENERAL'`);
       expect(sent.map((r) => r.details)).toContainEqual(expect.objectContaining({ platform: 'slack', method: 'chat.postEphemeral', private: true, to: 'U0BOB', text: expect.stringMatching(/Your request for \*Project\* is cancelled/) }));
-    }, { timeout: 15_000 }); // vi.waitFor gives up after 1 s by default
+    }, { timeout: HANG_LIMIT_MS, interval: 25 }); // vi.waitFor gives up after 1 s by default
     await h.drain();
     const copy = h.fake.of('chat.update').find((u) => u.args.channel === 'C0APPROVE')!;
     expect(textOf(copy.args.blocks)).toMatch(/Cancelled\* by \*Bob User\*/);

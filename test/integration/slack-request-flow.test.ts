@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: SlackHarness;
 let s: Seeded;
@@ -135,8 +136,8 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(buttonsOf(outcome.args.blocks).map((b) => b.text)).toContain('Install now');
 
     const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);
-    const install = row.payload.webhooks.find((w: any) => w.type === 'app.install');
-    expect(install.data).toMatchObject({ applicationId: VISIO, clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', requestId });
+    const install = webhooksOfRow(row).find((w: any) => w.type === 'app.install');
+    expect(install!.data).toMatchObject({ applicationId: VISIO, clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', requestId });
   });
 
   it('bob can ask for the install now from his DM', async () => {
@@ -145,6 +146,6 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     const [eph] = await h.fake.waitFor('chat.postEphemeral');
     expect(textOf(eph!.args.blocks)).toMatch(/installation of \*Visio\* on BOB-LAPTOP has been ordered now/);
     const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.install_ordered'`, [requestId]);
-    expect(row.payload.webhooks[0]).toMatchObject({ type: 'app.install', data: { clientGuid: BOB_LAPTOP } });
+    expect(webhooksOfRow(row)[0]).toMatchObject({ type: 'app.install', data: { clientGuid: BOB_LAPTOP } });
   });
 });

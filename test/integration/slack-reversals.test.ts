@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 /** Revoke and reapprove in Slack: their own commands, a reason modal bound to what it showed, every copy updated. */
 let h: SlackHarness;
@@ -47,7 +48,7 @@ describe('/signoff revoke and /signoff reapprove', () => {
     const copies = h.fake.of('chat.update');
     expect(copies.map((u) => u.args.channel).sort()).toEqual(['C0APPROVE', 'D0BOB']);
     expect(textOf(copies.find((u) => u.args.channel === 'C0APPROVE')!.args.blocks)).toMatch(/Revoked\* by \*Cyd Approver\*[\s\S]*Left the project[\s\S]*\/signoff reapprove/);
-    const hooks = (await h.t.tdb.db.query<{ t: string }>(`SELECT w->>'type' AS t FROM outbox o, jsonb_array_elements(o.payload->'webhooks') w WHERE o.subject_id = $1 ORDER BY o.seq`, [id])).map((x) => x.t);
+    const hooks = (await h.t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id])).flatMap((x) => webhooksOfRow(x).map((w) => w.type));
     expect(hooks.filter((x) => x.startsWith('app.'))).toEqual(['app.install', 'app.uninstall']);
   });
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { BOB_LAPTOP, defaultPolicy, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: SlackHarness;
 let s: Seeded;
@@ -60,7 +61,7 @@ describe('periodic access reviews in Slack', () => {
     await h.action('U0EVE', ACTION.reviewRemove, reviewId);
     expect(await ephemeralText()).toMatch(/Only members of it-approvers, security can review this access/);
     expect(h.fake.of('views.open')).toHaveLength(0);
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('pending');
   });
 
   it('reminds the reviewers in each prompt\'s thread at the policy\'s interval, mentioning who can answer', async () => {
@@ -105,7 +106,7 @@ describe('periodic access reviews in Slack', () => {
     expect(textOf(view.blocks)).toMatch(/Does \*Bob User\* still need \*Visio\*/);
     const empty = await h.submit('U0DAN', view, { reason: '  ' });
     expect(empty.body).toEqual({ response_action: 'errors', errors: { reason: expect.any(String) } });
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('pending');
 
     const ok = await h.submit('U0DAN', view, { reason: 'Moved to another team' });
     expect(ok.body).toEqual({ response_action: 'clear' });
@@ -123,8 +124,8 @@ describe('periodic access reviews in Slack', () => {
     // the requester is told, and the device manager gets the uninstall
     expect(h.fake.of('chat.postMessage').some((p) => p.args.channel === 'D0BOB' && /revoked/i.test(p.args.text))).toBe(true);
     const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
-    expect(revoked.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
-    expect(revoked.payload.webhooks[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', reason: 'Moved to another team' });
+    expect(webhooksOfRow(revoked).map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
+    expect(webhooksOfRow(revoked)[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', reason: 'Moved to another team' });
     expect((await h.t.ctx.requests.get(requestId)).status).toBe('revoked');
   });
 
@@ -132,7 +133,7 @@ describe('periodic access reviews in Slack', () => {
     h.fake.reset();
     await h.action('U0ADA', ACTION.reviewKeep, reviewId);
     expect(await ephemeralText()).toMatch(/Already decided: this was \*removed\* by \*Dan Security\*/);
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('removed');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('removed');
     // and it is no longer waiting on anyone
     h.fake.reset();
     await h.event({ type: 'app_home_opened', user: 'U0ADA', tab: 'home' });
@@ -148,7 +149,7 @@ describe('periodic access reviews in Slack', () => {
     await h.t.ctx.timers.sweep();
     h.fake.reset();
     await h.drain();
-    const review = (await h.t.ctx.timers.listReviews({ requestId: r.id, status: 'pending' })).items[0]!;
+    const review = (await h.t.ctx.reviews.list({ requestId: r.id, status: 'pending' })).items[0]!;
     await h.action('U0CYD', ACTION.reviewKeep, review.id);
     expect(await ephemeralText()).toMatch(/You kept \*Visio\* for \*Bob User\*/);
     h.fake.reset();

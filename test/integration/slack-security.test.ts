@@ -30,7 +30,7 @@ describe('request verification', () => {
       h.fake.reset();
       const res = await h.post(commandBody, FORM, headers());
       expect(res.status).toBe(401);
-      expect(res.body).toEqual({ error: 'invalid_signature' });
+      expect(res.body).toMatchObject({ error: 'invalid_signature', code: 'unauthenticated', status: 401 });
       expect(h.fake.calls).toEqual([]);
     });
   }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions } from '../../src/bots/teams/teams-cards.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: TeamsHarness;
 beforeAll(async () => {
@@ -87,7 +88,7 @@ describe('multi-admin approval of a change through Teams', () => {
     }
     expect(text(cardOf(h.connector.of('send').find((s) => s.conversationId === 'a:personal-ada')!.body))).toContain('was approved');
     const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'change.approved'`, [changeId]);
-    expect(row.payload.webhooks.map((w: any) => w.type)).toEqual(['change.approved', 'change.apply']);
+    expect(webhooksOfRow(row).map((w: any) => w.type)).toEqual(['change.approved', 'change.apply']);
   });
 });
 

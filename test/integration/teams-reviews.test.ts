@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions } from '../../src/bots/teams/teams-cards.ts';
 import { BOB_LAPTOP, defaultPolicy, VISIO } from '../support/fixtures.ts';
 import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 const SECURITY_CHANNEL = '19:security@thread.tacv2';
 const DAY = 86_400_000;
@@ -33,7 +34,7 @@ describe('periodic access reviews in Teams', () => {
     h.t.clock.advance(30 * DAY + 60_000);
     expect((await h.t.ctx.timers.sweep()).review).toBe(1);
     expect(await h.drain()).toEqual(['request.review_started']);
-    reviewId = (await h.t.ctx.timers.listReviews({ requestId, status: 'pending' })).items[0]!.id;
+    reviewId = (await h.t.ctx.reviews.list({ requestId, status: 'pending' })).items[0]!.id;
 
     const posts = h.connector.of('send');
     expect(posts.map((p) => p.conversationId).sort()).toEqual([APPROVERS_CHANNEL, SECURITY_CHANNEL].sort());
@@ -95,7 +96,7 @@ describe('periodic access reviews in Teams', () => {
     expect(verbs(invokeCard(noReason))).toEqual(['refresh', 'reviewKeep', 'reviewRemove']);
     const wrongVerb = await h.post(h.invoke('cyd', 'approve', { kind: 'review', id: reviewId }));
     expect(wrongVerb.body).toMatchObject({ statusCode: 400 });
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('pending');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('pending');
   });
 
   it('Remove with a reason revokes; every copy is updated in place with the outcome and no buttons; the uninstall is ordered', async () => {
@@ -117,7 +118,7 @@ describe('periodic access reviews in Teams', () => {
       expect(JSON.stringify(card)).toMatch(/Removed by Cyd Approver on \{\{DATE\(2026-02-05T09:02:00Z, SHORT\)\}\}.*Reason: Contract ended/);
     }
     const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
-    expect(revoked.payload.webhooks.map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
+    expect(webhooksOfRow(revoked).map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
     // the requester's own copy of the request is told too
     expect(h.connector.posted().some((p) => p.conversationId === 'a:personal-bob' && /access revoked/.test(JSON.stringify(cardOf(p.body))))).toBe(true);
   });
@@ -125,7 +126,7 @@ describe('periodic access reviews in Teams', () => {
   it('a second answer is told who decided and when', async () => {
     const late = await h.post(h.invoke('ada', 'reviewKeep', { kind: 'review', id: reviewId }));
     expect(JSON.stringify(invokeCard(late))).toMatch(/already removed by Cyd Approver at 2026-02-05 09:02 UTC/);
-    expect((await h.t.ctx.timers.getReview(reviewId)).status).toBe('removed');
+    expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('removed');
   });
 
   it('tells the requester in their personal chat that access is expiring, even without a Teams copy of the request', async () => {

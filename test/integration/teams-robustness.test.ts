@@ -17,9 +17,22 @@ describe('Teams delivery under failure', () => {
   });
   afterAll(() => h.close());
 
-  const submitFromApi = () => h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
-    applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'API request', answers: { usage: 'Other' },
-  });
+  // each test asks for Visio on a device of its own, so no test depends on a request another one left behind
+  let devices = 0;
+  const submitFromApi = async () => {
+    const clientGuid = `GUID:ROBUST-${String(++devices).padStart(4, '0')}`;
+    await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [clientGuid, `BOB-R${devices}`, h.s.bob.id]);
+    return h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
+      applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid, justification: 'API request', answers: { usage: 'Other' },
+    });
+  };
+  /** A pending request whose prompts (channel card, approvers' chats, bob's copy) have been posted. */
+  const promptedRequest = async () => {
+    h.connector.reset(); // failures scripted by an earlier test and not used up must not swallow these prompts
+    const r = await submitFromApi();
+    await h.drain();
+    return r.id;
+  };
 
   it('a 429 throws a retryable error with Retry-After; the retry posts each copy once', async () => {
     const r = await submitFromApi();
@@ -48,8 +61,8 @@ describe('Teams delivery under failure', () => {
   });
 
   it('a 5xx and a network failure are retryable; a 403 is logged and skipped', async () => {
-    const r = await h.t.ctx.requests.get((await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id);
-    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r.id, actor: { id: null, label: 'Signoff', channel: 'system' }, data: {}, webhooks: [] };
+    const r = await h.t.ctx.requests.get(await promptedRequest());
+    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r.id, actor: { id: null, label: 'Signoff', channel: 'system' }, data: { requestId: r.id, stage: 0, approverGroups: [], deadlineAt: null } };
     h.connector.reset();
     h.connector.failNext({ kind: 'reply', status: 503 });
     await expect(h.adapter.notifier.handle(reminder)).rejects.toMatchObject({ retryable: true, status: 503 });
@@ -58,9 +71,9 @@ describe('Teams delivery under failure', () => {
   });
 
   it('reminders reply in the channel card\'s thread and follow up in approvers\' chats, once per event', async () => {
-    const r = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id;
+    const r = await promptedRequest();
     const prompt = await h.t.tdb.db.one<{ message_id: string }>(`SELECT message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`, [r, APPROVERS_CHANNEL]);
-    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r, actor: { id: null, label: 'Signoff', channel: 'system' }, data: {}, webhooks: [] };
+    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r, actor: { id: null, label: 'Signoff', channel: 'system' }, data: { requestId: r, stage: 0, approverGroups: [], deadlineAt: null } };
     h.connector.reset();
     await h.adapter.notifier.handle(reminder);
     await h.adapter.notifier.handle(reminder);
@@ -79,7 +92,7 @@ describe('Teams delivery under failure', () => {
   });
 
   it('an update that fails with "activity not found" posts a fresh card and records the new id', async () => {
-    const r = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests LIMIT 1`)).id;
+    const r = await promptedRequest();
     const before = await h.t.tdb.db.one<{ id: string; message_id: string }>(`SELECT id, message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`, [r, APPROVERS_CHANNEL]);
     const decided = await h.post(h.invoke('cyd', 'deny', { kind: 'request', id: r, reason: 'Use draw.io' }));
     expect(JSON.stringify(decided.body.value)).toContain('You denied this request.');

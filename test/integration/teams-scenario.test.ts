@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeActions } from '../../src/bots/teams/teams-cards.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 let h: TeamsHarness;
 beforeAll(async () => {
@@ -123,12 +124,10 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('ada and cyd clicking at once give one decision; each sees the outcome inline with no buttons', async () => {
-    const started = Date.now();
     const [a, c] = await Promise.all([
       h.post(h.invoke('ada', 'approve', { kind: 'request', id: requestId, stage: 0, reason: 'Standard tool' }, { conversationId: APPROVERS_CHANNEL })),
       h.post(h.invoke('cyd', 'approve', { kind: 'request', id: requestId, stage: 0, reason: 'ok' }, { conversationId: APPROVERS_CHANNEL })),
     ]);
-    expect(Date.now() - started).toBeLessThan(5000);
     for (const r of [a, c]) {
       expect(r.body.statusCode).toBe(200);
       expect(executeActions(r.body.value)).toEqual([]);
@@ -158,8 +157,8 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     expect(told.map((s) => s.conversationId)).toEqual(['a:personal-bob']);
     expect(text(cardOf(told[0]!.body))).toContain('Visio approved');
     const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);
-    expect(row.payload.webhooks.map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
-    expect(row.payload.webhooks[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob' });
+    expect(webhooksOfRow(row).map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
+    expect(webhooksOfRow(row)[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob' });
   });
 
   it('handling the same event again posts nothing new', async () => {

@@ -3,6 +3,7 @@ import { TimerService } from '../../src/core/timer-service.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 const DAY = 24 * 3600_000;
 const WINDOWED = 'ScopeId_X/Application_windowed';
@@ -59,8 +60,8 @@ async function eventsPer(ids: string[], type: string): Promise<number[]> {
   return ids.map((id) => by.get(id) ?? 0);
 }
 const webhooksOf = async (ids: string[], hook: string) =>
-  Number((await t.tdb.db.one<{ n: string }>(
-    `SELECT count(*) AS n FROM outbox, jsonb_array_elements(payload->'webhooks') w WHERE subject_id = ANY($1) AND w->>'type' = $2`, [ids, hook])).n);
+  (await t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = ANY($1)`, [ids]))
+    .flatMap((r) => webhooksOfRow(r)).filter((w) => w.type === hook).length;
 
 describe('timers with two sweepers racing', () => {
   it('reminds, escalates and expires undecided requests, each exactly once', async () => {

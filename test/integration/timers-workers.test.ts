@@ -60,7 +60,7 @@ describe('timers in two worker processes', () => {
         (SELECT count(*) FROM requests WHERE id = ANY($4) AND status = 'revoked') AS d,
         (SELECT count(*) FROM access_reviews WHERE request_id = ANY($5)) AS e`, [remind, escalate, expire, expireAccess, review]);
       return [n.a, n.b, n.c, n.d, n.e].every((x) => Number(x) === per);
-    }, 'every timer to fire', 20_000);
+    }, 'every timer to fire');
 
     const expectOnce = (m: Map<string, number>, group: string[]) => expect(group.map((id) => m.get(id) ?? 0)).toEqual(Array(group.length).fill(1));
     expectOnce(await count('request.reminder', remind), remind);

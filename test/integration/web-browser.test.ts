@@ -12,15 +12,16 @@ import { FakeSlackApi } from '../support/fake-slack-api.ts';
 import { defaultPolicy, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { runCli } from '../support/run-cli.ts';
 import { createTestDatabase, testQueuePrefix, type TestDatabase } from '../support/test-db.ts';
-import { ARTIFACTS, chromiumAvailable, freePort, launchChromium, startOidcProvider, startSignoff, type LocalOidc, type SignoffProcess } from '../support/web-harness.ts';
+import { ARTIFACTS, CHROMIUM, chromiumAvailable, freePort, launchChromium, startOidcProvider, startSignoff, type LocalOidc, type SignoffProcess } from '../support/web-harness.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
+import { HANG_LIMIT_MS } from '../support/wait.ts';
 
 /**
  * The web app in Debian's headless Chromium against Signoff started as `npm start` starts it (web and workers in
  * one process), with a local OpenID provider, the fake Slack Web API and a webhook receiver.
  */
 
-if (!chromiumAvailable) console.warn('Skipping the web app browser tests: /usr/bin/chromium is not installed (apt-get install chromium).');
+if (!chromiumAvailable) console.warn(`Skipping the web app browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
 
 const SLACK_SECRET = 'web-browser-signing-secret';
 const PROJECT = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_0000000a-0000-4000-8000-00000000p001';
@@ -49,14 +50,14 @@ let adaPage: Page;
 let visioRequestId: string;
 
 /** Waits for a condition, polling: the server, its workers and Slack meet through Postgres and Redis. */
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 120_000): Promise<T> {
+async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = HANG_LIMIT_MS): Promise<T> {
   const started = Date.now();
   for (;;) {
     const v = await fn();
     if (v) return v;
     if (Date.now() - started > timeoutMs) {
       const calls = slack?.calls.map((c) => `${c.method} ${c.args.channel ?? ''} ${String(c.args.text ?? '').slice(0, 120)}`).join('\n');
-      throw new Error(`timed out waiting for ${what}\nSlack calls:\n${calls}\n${signoff?.output().slice(-3000)}`);
+      throw new Error(`hung: waited ${timeoutMs / 1000} s for ${what}\nSlack calls:\n${calls}\n${signoff?.output().slice(-3000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -65,6 +66,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | null | f
 async function newContext(opts: { bypassCSP?: boolean; watchOrigin?: boolean } = {}): Promise<BrowserContext> {
   const c = await browser.newContext({ bypassCSP: opts.bypassCSP ?? false, viewport: { width: 1280, height: 800 } });
   contexts.push(c);
+  // Playwright's 30 s action and navigation defaults would be speed assertions on a busy machine
+  c.setDefaultTimeout(HANG_LIMIT_MS);
   c.on('console', (m) => {
     if (/Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text());
   });
@@ -216,7 +219,7 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(JSON.stringify(update.args.blocks)).toContain('Ada Admin');
     expect((update.args.blocks as { type: string }[]).some((b) => b.type === 'actions')).toBe(false);
     // Bob's page, open all along, shows the outcome without a reload
-    await expect.poll(() => bobPage.locator('main .badge').first().textContent(), { timeout: 60_000 }).toBe('approved');
+    await expect.poll(() => bobPage.locator('main .badge').first().textContent()).toBe('approved');
     expect(await bobPage.locator('#live').textContent()).toContain('Page updated');
   });
 
@@ -235,6 +238,8 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(got.payload.type).toBe('app.install');
     expect(got.payload.data.requestId ?? got.payload.data.request?.id ?? JSON.stringify(got.payload.data)).toContain(visioRequestId);
     await until('the delivery to succeed', async () => (await tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [failed.id])).status === 'succeeded');
+    // Bob's request page, still open, learns without a reload that the device manager has the order
+    await expect.poll(() => bobPage.locator('main').textContent()).toContain('install order received by device-manager');
     expect(await tdb.db.one(`SELECT actor_label, channel FROM audit_events WHERE action = 'webhook_delivery.redelivered'`)).toEqual({ actor_label: 'Ada Admin', channel: 'web' });
   });
 

@@ -76,8 +76,10 @@ describe('web app refusals', () => {
       expect(mainText(r.text)).toContain('CSRF check failed');
     }
     expect((await statusOf(request.id)).status).toBe('pending');
-    const token = csrfOf((await bob.get(`/app/requests/${request.id}`)).text);
-    const ok = await bob.post(`/app/requests/${request.id}/cancel`, { _csrf: token });
+    // My requests offers Cancel for a pending request; with the session's token it cancels
+    const mine = await bob.get('/app/my');
+    expect(mine.text).toContain(`action="/app/requests/${request.id}/cancel"`);
+    const ok = await bob.post(`/app/requests/${request.id}/cancel`, { _csrf: csrfOf(mine.text) });
     expect(ok.status).toBe(303);
     expect((await statusOf(request.id)).status).toBe('cancelled');
   });
@@ -177,6 +179,63 @@ describe('web app refusals', () => {
     const revoke = await bob.post(`/app/requests/${request.id}/revoke`, { _csrf: csrfOf(own.text), reason: 'mine' });
     expect(revoke.status).toBe(403);
     expect((await statusOf(request.id)).status).toBe('approved');
+  });
+
+  it('shows the catalog as chat does: hidden-until-approved applications and guests\' rules apply, on the list and by URL', async () => {
+    const policyId = (await t.tdb.db.one<{ policy_id: string }>('SELECT policy_id FROM applications WHERE id = $1', [VISIO])).policy_id;
+    await t.tdb.db.query(`INSERT INTO applications (id, name, per_device, visibility, policy_id) VALUES ('app-secret', 'Secret Tool', false, 'hidden-until-approved', $1)`, [policyId]);
+    const bob = await signedIn(s.bob);
+    const list = mainText((await bob.get('/app')).text);
+    expect(list).toContain('Visio');
+    expect(list).not.toContain('Secret Tool');
+    expect((await bob.get('/app/request/app-secret')).status).toBe(404);
+    const token = csrfOf((await bob.get('/app')).text);
+    expect((await bob.post('/app/request/app-secret', { _csrf: token, justification: 'x', 'q-usage': 'Other' })).status).toBe(404);
+    expect(await t.tdb.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM requests WHERE application_id = 'app-secret'`)).toEqual({ n: 0 });
+
+    const guest = await t.tdb.db.one<{ id: string }>(`INSERT INTO identities (username, display_name, is_guest) VALUES ('guest@fabrikam.com', 'Gus Guest', true) RETURNING id`);
+    const gus = await signedIn(guest);
+    expect(mainText((await gus.get('/app')).text)).toContain('There is nothing in the catalog you can request yet.');
+    expect((await gus.get(`/app/request/${encodeURIComponent(VISIO)}`)).status).toBe(404);
+  });
+
+  it('escapes what people typed wherever it is shown', async () => {
+    const policyId = (await t.tdb.db.one<{ policy_id: string }>('SELECT policy_id FROM applications WHERE id = $1', [VISIO])).policy_id;
+    await t.tdb.db.query(`INSERT INTO applications (id, name, per_device, policy_id) VALUES ('app-notes', 'Notes', false, $1)`, [policyId]);
+    const bob = await signedIn(s.bob);
+    const form = await bob.get('/app/request/app-notes');
+    const sent = await bob.post('/app/request/app-notes', {
+      _csrf: csrfOf(form.text), justification: '<script>alert(1)</script> & "quotes"', 'q-usage': 'Diagrams',
+    });
+    expect(sent.status).toBe(303);
+    const page = await bob.get(sent.location!);
+    expect(page.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;');
+    expect(page.text).not.toContain('<script>alert(1)');
+    const id = /requests\/([0-9a-f-]{36})/.exec(sent.location!)![1]!;
+    expect((await t.tdb.db.one<{ source: string; justification: string }>('SELECT source, justification FROM requests WHERE id = $1', [id])))
+      .toEqual({ source: 'web', justification: '<script>alert(1)</script> & "quotes"' });
+    await t.ctx.requests.cancel({ id: s.bob.id, label: 'Bob User', channel: 'web' }, id);
+  });
+
+  it('sets the session cookie HttpOnly and SameSite, and Secure with the __Host- prefix when PUBLIC_URL is https', async () => {
+    const cookieOf = async (origin: string) => {
+      const res = await fetch(`${origin}${new URL(await linkFor(s.bob)).pathname}`, { redirect: 'manual' });
+      await res.text();
+      return res.headers.getSetCookie().join('\n');
+    };
+    const plain = await cookieOf(base);
+    expect(plain).toMatch(/^signoff_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Expires=/);
+    expect(plain).not.toContain('Secure');
+    const httpsCtx = { ...t.ctx, config: { ...t.ctx.config, PUBLIC_URL: 'https://signoff.contoso.com' } };
+    let httpsWeb: WebApp | undefined;
+    const httpsServer = await startHttpServer(createHttpApp(httpsCtx, { mount: (a) => { httpsWeb = mountWebApp(a, httpsCtx); } }), 0, { host: '127.0.0.1' });
+    try {
+      const secure = await cookieOf(`http://127.0.0.1:${httpsServer.port}`);
+      expect(secure).toMatch(/^__Host-signoff_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Expires=[^;]+; Secure$/);
+    } finally {
+      await httpsWeb?.stop();
+      await httpsServer.close();
+    }
   });
 
   it('answers every page with a strict Content-Security-Policy and no-store', async () => {

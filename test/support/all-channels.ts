@@ -13,6 +13,7 @@ import { FakeBotConnector } from './fake-bot-connector.ts';
 import { FakeSlackApi } from './fake-slack-api.ts';
 import { defaultPolicy, seedContoso, type Seeded } from './fixtures.ts';
 import { createTestContext, type TestContext } from './test-context.ts';
+import { HANG_LIMIT_MS } from './wait.ts';
 
 const SECRET = 'all-channels-signing-secret';
 const TENANT = '72f988bf-0000-4000-8000-000000000001';
@@ -98,13 +99,13 @@ export async function startAllChannels(opts: { policy?: PolicyInput; poolSize?: 
    * apart; a modal opened instead (the stage needs a justification) means nothing was decided yet.
    */
   const slackAnswer = async (channel: string, triggerId?: string): Promise<ChannelResult> => {
-    for (const started = Date.now(); Date.now() - started < 120_000;) {
+    for (const started = Date.now(); Date.now() - started < HANG_LIMIT_MS;) {
       const said = slack.of('chat.postEphemeral').find((c) => c.args.channel === channel);
       if (said) return { channel: 'slack', ok: DECIDED.test(String(said.args.text ?? '')) };
       if (triggerId && slack.of('views.open').some((c) => c.args.trigger_id === triggerId)) return { channel: 'slack', ok: false };
       await new Promise((r) => setTimeout(r, 5));
     }
-    throw new Error(`Slack never answered in ${channel}`);
+    throw new Error(`hung: Slack never answered in ${channel} within ${HANG_LIMIT_MS / 1000} s; calls seen: ${slack.calls.map((c) => c.method).join(', ')}`);
   };
 
   /** The reason modal's submission (Deny always, Approve where the stage asks for a justification). */

@@ -1,5 +1,6 @@
 import { sealNow, unsealedRows } from '../../src/core/audit-chain.ts';
 import type { Database } from '../../src/db/database.ts';
+import { waitFor } from './wait.ts';
 
 /**
  * Seals every audit row committed so far, as the worker's sealer would. A row becomes sealable once every
@@ -7,9 +8,10 @@ import type { Database } from '../../src/db/database.ts';
  * that condition rather than a fixed time.
  */
 export async function sealAll(db: Database): Promise<void> {
-  for (;;) {
+  let unsealed: unknown;
+  await waitFor(async () => {
     await sealNow(db);
-    if ((await unsealedRows(db)).count === 0) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    unsealed = await unsealedRows(db);
+    return (unsealed as { count: number }).count === 0;
+  }, 'every committed audit row to be sealed (an older transaction elsewhere on the server may hold them back)', { intervalMs: 20, state: () => unsealed });
 }

@@ -1,6 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Config } from '../../src/config.ts';
+import { killChild, spawnTracked } from './children.ts';
+import { waitForOutput } from './wait.ts';
 
 export interface ChildWorker {
   proc: ChildProcess;
@@ -10,7 +12,7 @@ export interface ChildWorker {
 
 /** Starts test/support/worker-entry.ts in its own process and resolves once it printed READY. */
 export async function startChildWorker(config: Config, env: Record<string, string> = {}): Promise<ChildWorker> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'test/support/worker-entry.ts'], {
+  const proc = spawnTracked(process.execPath, ['--import', 'tsx', 'test/support/worker-entry.ts'], {
     env: {
       ...process.env,
       NODE_ENV: 'test',
@@ -31,20 +33,12 @@ export async function startChildWorker(config: Config, env: Record<string, strin
   let out = '';
   proc.stdout!.on('data', (c) => (out += c));
   proc.stderr!.on('data', (c) => (out += c));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not start in 30 s:\n${out}`)), 30_000);
-    const check = () => {
-      if (out.includes('READY')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout!.on('data', check);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker exited with ${code} before it was ready:\n${out}`));
-    });
-  });
+  try {
+    await waitForOutput(() => out, 'READY', 'the worker process to start', () => (proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it was ready` : null));
+  } catch (e) {
+    await killChild(proc);
+    throw e;
+  }
   return {
     proc,
     output: () => out,

@@ -37,6 +37,8 @@ export interface FakeAdminService {
   /** version 2006 and earlier: CreateApprovedRequest fails when called again for the same machine, app and user */
   onceOnly: boolean;
   inject(match: (c: AdminCall) => boolean, status: number, times: number, headers?: Record<string, string>): void;
+  /** forgets injected failures not used up (a failed test's leftovers) */
+  clearInjections(): void;
   /** the state-changing calls */
   methodCalls(): AdminCall[];
   close(): Promise<void>;
@@ -146,6 +148,7 @@ export async function startFakeAdminService(tls: TestTls, account: { username: s
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   fake.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/AdminService`;
   fake.inject = (match, status, times, headers) => injections.push({ match, status, left: times, headers });
+  fake.clearInjections = () => void injections.splice(0);
   fake.methodCalls = () => calls.filter((c) => c.method === 'POST');
   fake.close = async () => {
     server.closeAllConnections();

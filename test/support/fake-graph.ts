@@ -32,6 +32,8 @@ export interface FakeGraph {
   apps: Map<string, { displayName: string; assignments: { intent: string; target: { '@odata.type': string; groupId: string } }[] }>;
   /** answers the next calls matching `match` with `reply` instead of the normal answer, `times` times */
   inject(match: (c: GraphCall) => boolean, reply: FakeReply, times: number): void;
+  /** forgets injected answers not used up (a failed test's leftovers) */
+  clearInjections(): void;
   /** from now on the tokens issued so far are refused as expired (the service's view of time moved past them) */
   expireIssuedTokens(): void;
   /** the membership-changing calls */
@@ -109,6 +111,7 @@ export async function startFakeGraph(tls: TestTls): Promise<FakeGraph> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   fake.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   fake.inject = (match, reply, times) => injections.push({ match, reply, left: times });
+  fake.clearInjections = () => void injections.splice(0);
   fake.expireIssuedTokens = () => live.clear();
   fake.writes = () => calls.filter((c) => c.method === 'POST' || c.method === 'DELETE');
   fake.close = async () => {

@@ -1,12 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { HANG_LIMIT_MS } from './wait.ts';
 
 /** One recorded Web API call, with form fields JSON-decoded where they hold JSON (blocks, view). */
 export interface SlackCall {
   method: string;
   args: Record<string, any>;
   token: string | null;
+  /** what the fake answered when it succeeded (e.g. the ts of a posted message) */
+  result?: Record<string, unknown>;
 }
 
 type Scripted = (
@@ -74,8 +77,8 @@ export class FakeSlackApi {
     this.scripted.clear();
   }
 
-  /** Resolves once `count` calls of `method` have arrived (event-driven, no polling). */
-  waitFor(method: string, count = 1, timeoutMs = 15_000): Promise<SlackCall[]> {
+  /** Resolves once `count` calls of `method` have arrived (event-driven, no polling); the limit only detects a hang. */
+  waitFor(method: string, count = 1, timeoutMs = HANG_LIMIT_MS): Promise<SlackCall[]> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const got = this.of(method);
@@ -86,7 +89,7 @@ export class FakeSlackApi {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`timed out waiting for ${count} × ${method}; got ${this.of(method).length}: ${this.calls.map((c) => c.method).join(', ')}`));
+        reject(new Error(`hung: waited ${timeoutMs / 1000} s for ${count} × ${method}; got ${this.of(method).length}: ${this.calls.map((c) => c.method).join(', ')}`));
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);
@@ -122,7 +125,8 @@ export class FakeSlackApi {
     if (script?.kind === 'error') return json(200, { ok: false, error: script.error });
     if (script?.kind === 'ratelimit') return json(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(script.retryAfter) });
     if (script?.kind === 'status') return json(script.status, { ok: false, error: 'fake_status' });
-    json(200, this.answer(method, args));
+    call.result = this.answer(method, args);
+    json(200, call.result);
   }
 
   private record(call: SlackCall) {

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { openDatabase } from '../../src/db/database.ts';
 
 const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -20,6 +21,7 @@ export default async function setup() {
   process.env.TEST_PG_ADMIN_URL = ADMIN_URL;
 
   return async () => {
+    killLeftoverChildren(run);
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
     const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`signoff_%${run}%`]);
@@ -28,4 +30,24 @@ export default async function setup() {
     }
     await admin.end();
   };
+}
+
+/** Backstop for test/support/children.ts: kills every process of this run still marked as a test's child. */
+function killLeftoverChildren(run: string): void {
+  const marker = `SIGNOFF_TEST_CHILD=${run}`;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return; // no /proc: nothing to sweep with
+  }
+  for (const pid of pids) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(marker)) continue;
+      process.kill(Number(pid), 'SIGKILL');
+      console.warn(`[global-setup] killed test child ${pid} that outlived its test file`);
+    } catch {
+      // another user's process, or gone already
+    }
+  }
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { Database, openDatabase } from '../../src/db/database.ts';
+import { HANG_LIMIT_MS } from './wait.ts';
 
 /** Tests connect patiently: on a machine busy with other test runs a new connection may take seconds. */
 export const TEST_CONNECT_TIMEOUT_MS = 60_000;
@@ -24,13 +25,13 @@ export async function createTestDatabase(opts: { poolSize?: number } = {}): Prom
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    for (let attempt = 0; ; attempt++) {
+    for (const started = Date.now(); ;) {
       try {
         await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE ${pg.escapeIdentifier(template)}`);
         break;
       } catch (e) {
         // the template is briefly busy while another file clones it
-        if ((e as { code?: string }).code !== '55006' || attempt > 50) throw e;
+        if ((e as { code?: string }).code !== '55006' || Date.now() - started > HANG_LIMIT_MS) throw e;
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
       }
     }

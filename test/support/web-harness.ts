@@ -1,15 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import { chromium, type Browser } from 'playwright-core';
+import { killChild, markedEnv, spawnTracked } from './children.ts';
+import { waitForOutput } from './wait.ts';
 
 /** What the browser tests need: Signoff started as `npm start` starts it, a local OpenID provider, Chromium. */
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const chromiumAvailable = existsSync(CHROMIUM);
 export const ARTIFACTS = `${ROOT}test-artifacts`;
 
@@ -32,7 +34,7 @@ export interface SignoffProcess {
 export async function startSignoff(env: Record<string, string>, port?: number): Promise<SignoffProcess> {
   port ??= await freePort();
   const url = `http://localhost:${port}`;
-  const proc = spawn(process.execPath, ['bin/signoff.mjs', 'start'], {
+  const proc = spawnTracked(process.execPath, ['bin/signoff.mjs', 'start'], {
     cwd: ROOT,
     // info: the start-up line is how we know it listens
     env: { ...process.env, NODE_ENV: 'test', PORT: String(port), PUBLIC_URL: url, ...env, LOG_LEVEL: 'info' },
@@ -41,33 +43,20 @@ export async function startSignoff(env: Record<string, string>, port?: number): 
   let out = '';
   proc.stdout!.on('data', (c) => (out += c));
   proc.stderr!.on('data', (c) => (out += c));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`signoff did not start in 120 s:\n${out}`));
-    }, 120_000);
-    const check = () => {
-      if (out.includes('Signoff started')) {
-        clearTimeout(timer);
-        proc.off('exit', exited);
-        resolve();
-      }
-    };
-    const exited = (code: number | null) => {
-      clearTimeout(timer);
-      reject(new Error(`signoff exited with ${code} before it started:\n${out}`));
-    };
-    timer.unref();
-    proc.stdout!.on('data', check);
-    proc.once('exit', exited);
-  });
+  try {
+    await waitForOutput(() => out, 'Signoff started', 'signoff start to listen', () => (proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it started` : null));
+  } catch (e) {
+    await killChild(proc);
+    throw e;
+  }
   return {
     url, proc, output: () => out,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = once(proc, 'exit');
       proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      // a graceful stop that hangs is not what this helper checks: give up on it well inside the hook timeout
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
       await exited;
       clearTimeout(timer);
     },
@@ -112,5 +101,5 @@ export async function startOidcProvider(redirectUri: string, accounts: Record<st
 
 export async function launchChromium(): Promise<Browser> {
   mkdirSync(ARTIFACTS, { recursive: true });
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({ executablePath: CHROMIUM, env: markedEnv(), args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
 }

@@ -93,18 +93,5 @@ export async function startReceiver(opts: { secret?: string; path?: string } = {
   };
 }
 
-/** Polls until `fn` returns a truthy value; fails with `what` after `timeoutMs`. No fixed sleeps. */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000, intervalMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+// the one wait helper, kept importable from here where most tests already take it
+export { waitFor } from './wait.ts';

@@ -26,6 +26,30 @@ describe('configuration', () => {
   it('refuses the unauthenticated Teams emulator in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', TEAMS_EMULATOR: '1' })).toThrow(/TEAMS_EMULATOR: must not be set when NODE_ENV=production/);
   });
+  it('refuses a number or duration that is not one, naming the key and what it wants', () => {
+    const numeric = ['PORT', 'MAX_BODY_BYTES', 'DATABASE_CONNECT_TIMEOUT_MS', 'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_MAX_ATTEMPTS', 'OUTBOX_RECONCILE_MS',
+      'SWEEP_INTERVAL_MS', 'DEVICE_MANAGER_TIMEOUT_MS', 'DEVICE_MANAGER_MAX_ATTEMPTS', 'RETENTION_DAYS', 'AUDIT_SEAL_INTERVAL_MS', 'AUDIT_CHECKPOINT_INTERVAL_MS'];
+    for (const key of numeric) {
+      for (const bad of ['ten', '1e3', '10.5', '-1', '5s', '0x10', '99999999999999999999']) {
+        expect(() => loadConfig({ [key]: bad }), `${key}=${bad}`).toThrow(new RegExp(`${key}: must be a whole number of \\w[^(]* from \\d+ to \\d+ \\(got "${bad.replace('.', '\\.')}"\\)`));
+      }
+    }
+    // a timer longer than setTimeout can hold would fire at once
+    expect(() => loadConfig({ SWEEP_INTERVAL_MS: '2147483648' })).toThrow(/SWEEP_INTERVAL_MS: must be a whole number of milliseconds from 10 to 2147483647/);
+    expect(() => loadConfig({ WEBHOOK_MAX_ATTEMPTS: '51' })).toThrow(/WEBHOOK_MAX_ATTEMPTS: must be a whole number of attempts from 1 to 50/);
+    for (const key of ['LINK_TOKEN_TTL', 'SIGNIN_LINK_TTL', 'WEB_SESSION_TTL']) {
+      for (const bad of ['forever', '14 days', 'P', 'PT', 'P0D', 'P400D', '-P1D']) {
+        expect(() => loadConfig({ [key]: bad }), `${key}=${bad}`).toThrow(new RegExp(`${key}: must be an ISO 8601 duration such as P14D`));
+      }
+    }
+    // all of them at once, each named
+    const all = (() => { try { loadConfig({ PORT: 'x', RETENTION_DAYS: 'x', LINK_TOKEN_TTL: 'x' }); } catch (e) { return (e as Error).message; } return ''; })();
+    expect(all.match(/^\s+- (PORT|RETENTION_DAYS|LINK_TOKEN_TTL):/gm)).toHaveLength(3);
+  });
+  it('takes blank numbers as their default and whole numbers as given', () => {
+    expect(loadConfig({ PORT: '', WEBHOOK_TIMEOUT_MS: ' 2500 ', RETENTION_DAYS: '0', LINK_TOKEN_TTL: 'PT12H' })).toMatchObject({ PORT: 3978, WEBHOOK_TIMEOUT_MS: 2500, RETENTION_DAYS: 0, LINK_TOKEN_TTL: 'PT12H' });
+    expect(loadConfig({}).DATABASE_CONNECT_TIMEOUT_MS).toBe(5000);
+  });
   it('splits the webhook allow-list', () => {
     expect(loadConfig({ WEBHOOK_ALLOW_HOSTS: '127.0.0.1, 10.0.0.0/8,' }).WEBHOOK_ALLOW_HOSTS).toEqual(['127.0.0.1', '10.0.0.0/8']);
   });

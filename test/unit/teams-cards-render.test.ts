@@ -8,6 +8,8 @@ import {
 import type { ReviewView } from '../../src/core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../src/core/views.ts';
 import { policyDefinitionSchema } from '../../src/core/policy-schema.ts';
+import { markedEnv } from '../support/children.ts';
+import { HANG_LIMIT_MS } from '../support/wait.ts';
 
 /**
  * Every template in cards/ is bound with realistic data, then parsed and rendered by the `adaptivecards`
@@ -80,8 +82,8 @@ const samples: { template: string; name: string; card: AdaptiveCard; requiredInp
 let browser: Browser;
 beforeAll(async () => {
   if (!haveChromium) return;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-}, 60_000);
+  browser = await chromium.launch({ executablePath: CHROMIUM, env: markedEnv(), args: ['--no-sandbox'] });
+});
 afterAll(() => browser?.close());
 
 describe('Adaptive Card templates', () => {
@@ -92,6 +94,7 @@ describe('Adaptive Card templates', () => {
 
   it.skipIf(!haveChromium)('parses and renders every card with the adaptivecards library, without warnings, and screenshots them', async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(HANG_LIMIT_MS);
     await page.setContent('<html><body style="font-family:Segoe UI,sans-serif;background:#f3f2f1"><div id="grid" style="display:grid;grid-template-columns:repeat(3,440px);gap:16px;padding:16px"></div></body></html>');
     await page.addScriptTag({ path: require.resolve('adaptivecards/dist/adaptivecards.js') });
     const results = await page.evaluate((cards) => {

@@ -1,9 +1,11 @@
 import type { Express } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
+import { App } from '@slack/bolt';
 import { SlackApi } from './slack-api.ts';
-import { slackEventsHandler } from './slack-http.ts';
+import { registerSlackListeners } from './slack-listeners.ts';
 import { SlackNotifier } from './slack-notifier.ts';
+import { boltLogger, SlackReceiver } from './slack-receiver.ts';
 import type { SlackDeps } from './slack-replies.ts';
 
 export interface SlackAdapterOptions {
@@ -20,7 +22,10 @@ export interface SlackAdapter {
   notifier: ChatNotifier;
 }
 
-/** The Slack front of Signoff: slash command, App Home, interactivity and the outbox notifier. */
+/**
+ * The Slack front of Signoff: a Bolt `App` (slash command, App Home, interactivity; see slack-listeners.ts) on a
+ * receiver mounted on Signoff's Express server, and the outbox notifier.
+ */
 export function createSlackAdapter(ctx: AppContext, opts: SlackAdapterOptions = {}): SlackAdapter {
   const { SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_API_URL, MAX_BODY_BYTES } = ctx.config;
   if (!SLACK_SIGNING_SECRET || !SLACK_BOT_TOKEN) throw new Error('Slack is not configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN');
@@ -29,15 +34,24 @@ export function createSlackAdapter(ctx: AppContext, opts: SlackAdapterOptions = 
   const responseOrigins = new Set(['https://hooks.slack.com']);
   if (SLACK_API_URL) responseOrigins.add(new URL(SLACK_API_URL).origin);
   const deps: SlackDeps = { ctx, api, notifier, responseOrigins, modalBudgetMs: opts.modalBudgetMs ?? 1500 };
+  const receiver = new SlackReceiver({
+    signingSecret: SLACK_SIGNING_SECRET, ackBudgetMs: opts.ackBudgetMs ?? 2500, maxBodyBytes: MAX_BODY_BYTES, logger: ctx.logger, now: opts.now,
+  });
+  const bolt = new App({
+    receiver,
+    // one workspace, one bot token: no auth.test round trip, no OAuth installation store
+    authorize: async () => ({ botToken: SLACK_BOT_TOKEN }),
+    clientOptions: { slackApiUrl: SLACK_API_URL },
+    logger: boltLogger(ctx.logger),
+    // Signoff listens to no message events, so there is nothing of its own to ignore and no conversation state
+    ignoreSelf: false,
+    convoStore: false,
+  });
+  registerSlackListeners(bolt, deps);
   return {
     notifier,
     mount(app) {
-      app.post('/slack/events', ...slackEventsHandler(deps, {
-        signingSecret: SLACK_SIGNING_SECRET,
-        ackBudgetMs: opts.ackBudgetMs ?? 2500,
-        maxBodyBytes: MAX_BODY_BYTES,
-        now: opts.now,
-      }));
+      app.post('/slack/events', ...receiver.handlers());
     },
   };
 }

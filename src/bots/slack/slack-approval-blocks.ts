@@ -245,8 +245,10 @@ const reviewOutcome: Record<string, { icon: string; verb: string }> = {
   pending: { icon: ':hourglass_flowing_sand:', verb: 'Pending' },
 };
 
-/** The question a review asks, in one line: who, what, where, and the approval being reviewed. */
-/** Names the requester without a mention: the question goes to reviewers' channels at every review. */
+/**
+ * The question a review asks, in one line: who, what, where, and the approval being reviewed. Names the requester
+ * without a mention: the question goes to reviewers' channels at every review.
+ */
 export function reviewQuestion(v: ReviewView): string {
   const who = v.requester ? `*${esc(v.requester.displayName)}*` : 'this device';
   const on = v.device ? ` on *${esc(v.device.name)}*` : '';

@@ -7,7 +7,7 @@ import { requestableApplications } from './slack-home.ts';
 import { ACTION, promptValue } from './slack-ids.ts';
 import { infoModal, loadingModal, reasonModal, requestModal, type ReasonMeta } from './slack-request-modal.ts';
 import { actorOf, errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type SlackDeps } from './slack-replies.ts';
-import type { Ack } from './slack-http.ts';
+import type { Ack } from './slack-receiver.ts';
 
 export interface SlashCommand {
   command: string;
@@ -75,22 +75,29 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
   const [sub = '', ...rest] = cmd.text.trim().split(/\s+/);
   const arg = rest.join(' ');
   const reply = async (text: string, blocks?: Record<string, unknown>[]) => {
-    if (ack({ response_type: 'ephemeral', text, ...(blocks ? { blocks } : {}) })) return;
+    if (await ack({ response_type: 'ephemeral', text, ...(blocks ? { blocks } : {}) })) return;
     await replyPrivately(deps, { user: cmd.user_id, channel: cmd.channel_id, responseUrl: cmd.response_url }, text, blocks);
   };
   const verb = sub.toLowerCase();
   if (verb === '' || verb === 'help') return reply(HELP);
   if (!['request', 'my', 'mine', 'pending', 'change', 'revoke', 'reapprove'].includes(verb)) return reply(`I don't know \`${esc(sub)}\`.\n${HELP}`);
 
-  const who = await resolveUser(deps, cmd.user_id);
+  let who: IdentityRow | undefined;
+  try {
+    who = await resolveUser(deps, cmd.user_id);
+  } catch (e) {
+    // the database away before we know who asked: say so rather than nothing
+    logUnexpected(deps, e, `command ${verb}`);
+    return reply(errorText(e, cmd.user_id));
+  }
   if (!who) return reply(notLinkedText(cmd.user_id));
   try {
     switch (verb) {
       case 'request':
-        ack();
+        await ack();
         return await openModal(deps, cmd.trigger_id, buildRequestModal(deps, who, { query: arg }));
       case 'change': {
-        ack();
+        await ack();
         const types = deps.ctx.db.query<{ t: string }>('SELECT DISTINCT unnest(resource_types) AS t FROM change_policies ORDER BY 1');
         return await openModal(deps, cmd.trigger_id, types.then((rows) => changeModal(rows.map((r) => r.t))));
       }
@@ -117,7 +124,7 @@ async function openReversal(deps: SlackDeps, cmd: SlashCommand, who: IdentityRow
   if (!ref) return reply(`Say which request: \`/signoff ${verb} <request id>\` (the id is at the bottom of its message, e.g. \`Request 1a2b3c4d\`).`);
   const id = await deps.ctx.requests.resolveRef(ref);
   const r = await deps.ctx.requests.checkReversal(actorOf(who), id, verb);
-  ack();
+  await ack();
   const meta: ReasonMeta = { kind: 'request', id: r.id, decision: verb, channel: cmd.channel_id, version: r.version };
   const what = `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}: ${statusLabel(r.status)}${r.decidedBy ? ` by ${esc(r.decidedBy)} ${slackDate(r.decidedAt)}` : ''}`;
   const effect = verb === 'revoke'
@@ -153,7 +160,7 @@ async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, R
 async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
   const [reqs, total, changes, reviews] = await Promise.all([
     deps.ctx.requests.list({ pendingForApproverId: who.id }, 10), deps.ctx.requests.count({ pendingForApproverId: who.id }), deps.ctx.changes.pendingFor(who.id),
-    deps.ctx.timers.listReviews({ reviewerId: who.id }, 50),
+    deps.ctx.reviews.list({ reviewerId: who.id }, 50),
   ]);
   if (!reqs.items.length && !changes.length && !reviews.items.length) return ['Nothing waits on you.', [section(':tada: Nothing waits on your decision.')]];
   const blocks: Record<string, unknown>[] = [section('*Waiting on your decision*')];

@@ -8,7 +8,7 @@ import { button, clip, context, divider, esc, header, section, slackDate } from 
 import { ACTION, promptValue } from './slack-ids.ts';
 import { notLinkedText, type SlackDeps } from './slack-replies.ts';
 
-/** App Home: what I can request, what I asked for, and (for approvers) what waits on me. */
+/** What the Home tab shows one person, loaded by loadHome. */
 export interface HomeInput {
   identity: IdentityRow;
   catalog: ApplicationRow[];
@@ -27,6 +27,7 @@ const LIMITS = { catalog: 20, mine: 10, waiting: 10, changes: 5, reviews: 5 };
 const describeHistory = (h: HistoryEntry[]) =>
   h.filter((e) => e.action !== 'message.sent').slice(-3).map((e) => `${esc(e.action.replace(/^request\./, '').replace('decision.', ''))} by ${esc(e.actor)} ${slackDate(e.at)}`).join(' · ');
 
+/** App Home: what I can request, what I asked for, and (for approvers) what waits on me. */
 export function homeView(input: HomeInput): SlackView {
   const blocks: Blocks = [
     header('Signoff'),
@@ -94,7 +95,7 @@ export async function loadHome(deps: SlackDeps, who: IdentityRow): Promise<HomeI
     ctx.requests.count({ pendingForApproverId: who.id }),
     ctx.changes.pendingFor(who.id),
     ctx.changes.pendingBy(who.id, LIMITS.changes),
-    ctx.timers.listReviews({ reviewerId: who.id }, 50),
+    ctx.reviews.list({ reviewerId: who.id }, 50),
   ]);
   const withHistory = await Promise.all(mine.items.map(async (request) => ({ request, history: await historyOf(ctx.db, 'request', request.id) })));
   return {

@@ -1,7 +1,7 @@
-import { applicationById, groupNamesOf, policyOf, type IdentityRow } from '../../core/directory.ts';
-import { AppError, isAppError } from '../../core/errors.ts';
+import type { Actor } from '../../core/audit-log.ts';
+import { applicationById, policyOf, type IdentityRow } from '../../core/directory.ts';
+import { isAppError } from '../../core/errors.ts';
 import { validateSubmission } from '../../core/policy-evaluation.ts';
-import { notThisStage } from '../../core/request-events.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import type { SlackView } from './slack-api.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
@@ -10,14 +10,15 @@ import { changeFieldBlock, parseChangeSubmission } from './slack-change-modal.ts
 import { buildRequestModal, openModal } from './slack-commands.ts';
 import { clip, context, esc, section, slackDate } from './slack-format.ts';
 import { publishHome, requestableApplications } from './slack-home.ts';
-import type { Ack } from './slack-http.ts';
-import { ACTION, BLOCK, CALLBACK, parsePromptValue } from './slack-ids.ts';
+import { BLOCK, parsePromptValue } from './slack-ids.ts';
+import type { Ack } from './slack-receiver.ts';
 import {
   appOption, fieldErrorsToBlocks, infoModal, parseRequestSubmission, readReason, reasonModal, type ReasonMeta, type RequestModalMeta, type ViewState,
 } from './slack-request-modal.ts';
 import { actorOf, errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type ReplyTarget, type SlackDeps } from './slack-replies.ts';
 
-interface BlockAction {
+/** The one element a block_actions payload is about (Bolt's `action`). */
+export interface BlockAction {
   action_id: string;
   value?: string;
   selected_option?: { value: string } | null;
@@ -45,136 +46,141 @@ const parseMeta = <T>(raw: string | undefined): T => {
   }
 };
 
-export async function handleInteraction(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
-  switch (p.type) {
-    case 'block_suggestion':
-      return suggestApplications(deps, p, ack);
-    case 'block_actions':
-      ack();
-      for (const a of p.actions ?? []) await onAction(deps, p, a);
-      return;
-    case 'view_submission':
-      return onSubmission(deps, p, ack);
-    default:
-      ack();
-  }
-}
-
 /** The searchable application select: options filtered by what the user typed, only apps they may request. */
-async function suggestApplications(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
+export async function suggestApplications(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
   const who = await resolveUser(deps, p.user.id);
   if (!who) {
-    ack({ options: [] });
+    await ack({ options: [] });
     return;
   }
   const q = (p.value ?? '').trim().toLowerCase();
   const apps = (await requestableApplications(deps, who)).filter((a) => !q || a.name.toLowerCase().includes(q) || a.id.toLowerCase() === q);
-  ack({ options: apps.slice(0, 100).map(appOption) });
+  await ack({ options: apps.slice(0, 100).map(appOption) });
 }
 
 function replyTarget(p: InteractionPayload): ReplyTarget {
   return { user: p.user.id, channel: p.channel?.id ?? p.container?.channel_id ?? null, responseUrl: p.response_url ?? null };
 }
 
-async function onAction(deps: SlackDeps, p: InteractionPayload, a: BlockAction): Promise<void> {
-  const target = replyTarget(p);
-  const say = (text: string) => replyPrivately(deps, target, text).catch((e) => logUnexpected(deps, e, 'ephemeral reply'));
-  const who = await resolveUser(deps, p.user.id);
-  if (!who) return say(notLinkedText(p.user.id));
-  const id = a.value ?? '';
-  const actor = actorOf(who);
-  const fromHome = p.view?.type === 'home';
-  try {
-    switch (a.action_id) {
-      case ACTION.modalApp: {
-        // the user picked another application in the request modal: redraw it with that app's fields
-        if (!p.view) return;
-        await deps.api.viewsUpdate(p.view.id, await buildRequestModal(deps, who, { appId: a.selected_option?.value }));
-        return;
-      }
-      case ACTION.openRequestModal:
-        return await openModal(deps, p.trigger_id!, buildRequestModal(deps, who, {}));
-      case ACTION.requestApp:
-        return await openModal(deps, p.trigger_id!, buildRequestModal(deps, who, { appId: id }));
-      case ACTION.history:
-        return await openModal(deps, p.trigger_id!, deps.ctx.requests.get(id).then(historyModal));
-      case ACTION.approve:
-      case ACTION.deny: {
-        const prompt = parsePromptValue(id);
-        const r = await deps.ctx.requests.get(prompt.id);
-        const stage = prompt.stage ?? r.currentStage;
-        await precheckRequest(deps, who, r, stage);
-        const decision = a.action_id === ACTION.approve ? 'approve' : 'deny';
-        const needsReason = decision === 'deny' || (r.stages[stage]?.approverJustification ?? false);
-        if (needsReason) {
-          const meta: ReasonMeta = { kind: 'request', id: r.id, decision, channel: target.channel ?? undefined, stage, home: fromHome || undefined };
-          await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
-          return;
-        }
-        const result = await deps.ctx.requests.decide(actor, r.id, 'approve', null, { stage });
-        await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
-        break;
-      }
-      case ACTION.cancel: {
-        const r = await deps.ctx.requests.cancel(actor, id, null);
-        await say(`:no_entry_sign: Your request for *${esc(r.application.name)}* is cancelled.`);
-        break;
-      }
-      case ACTION.installNow: {
-        const r = await deps.ctx.requests.installNow(actor, id);
-        await say(`:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered now.`);
-        break;
-      }
-      case ACTION.changeApprove:
-      case ACTION.changeReject: {
-        const c = await deps.ctx.changes.get(id);
-        if (c.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: c.status, decidedBy: c.decidedBy, decidedAt: c.decidedAt });
-        if (c.requester.id === who.id) throw new AppError('self_approval', 'You cannot approve or reject your own change; another admin must.');
-        const mine = await groupNamesOf(deps.ctx.db, who.id);
-        if (!c.approverGroups.some((g) => mine.includes(g))) throw new AppError('not_an_approver', `Only members of ${c.approverGroups.join(', ')} can decide this change.`);
-        const decision = a.action_id === ACTION.changeApprove ? 'approve' : 'reject';
-        const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined, home: fromHome || undefined };
-        await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `*${esc(c.resourceType)}* \`${esc(c.resourceId)}\` requested by *${esc(c.requester.label)}*: ${c.diff.length} change(s).\n>${esc(clip(c.justification, 500))}`, decision === 'reject'));
-        return;
-      }
-      case ACTION.changeCancel: {
-        const c = await deps.ctx.changes.cancel(actor, id, null);
-        await say(`:no_entry_sign: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` is cancelled.`);
-        break;
-      }
-      case ACTION.reviewKeep: {
-        await deps.ctx.timers.decideReview(actor, id, 'keep', null);
-        await say(reviewDecidedText(await deps.ctx.timers.getReview(id)));
-        break;
-      }
-      case ACTION.reviewRemove: {
-        // refused here (not a reviewer, own access, already answered) before anyone types a reason
-        const v = await deps.ctx.timers.checkReviewer(actor, id);
-        const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined, home: fromHome || undefined };
-        await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v)}\nRemoving revokes the access and uninstalls the application.`, true));
-        return;
-      }
-      default:
-        return;
-    }
-  } catch (e) {
-    logUnexpected(deps, e, `action ${a.action_id}`);
-    await say(errorText(e, p.user.id));
-  }
-  if (fromHome) await publishHome(deps, p.user.id, who).catch((e) => logUnexpected(deps, e, 'home refresh'));
+/** What an action listener works with once the person who clicked is known. */
+export interface ActionCall {
+  deps: SlackDeps;
+  p: InteractionPayload;
+  action: BlockAction;
+  /** the button's value (a request, change or review id) */
+  id: string;
+  who: IdentityRow;
+  actor: Actor;
+  target: ReplyTarget;
+  say(text: string): Promise<void>;
+  fromHome: boolean;
 }
 
-/** Refuses before a reason modal opens, so nobody writes a reason for a click that cannot count. The core checks again. */
-async function precheckRequest(deps: SlackDeps, who: IdentityRow, r: RequestDetail, stage: number): Promise<void> {
-  if (r.status !== 'pending') throw new AppError('already_decided', 'Already decided.', { status: r.status, decidedBy: r.decidedBy, decidedAt: r.decidedAt });
-  if (r.currentStage !== stage) throw await notThisStage(deps.ctx.db, stage, { id: r.id, status: r.status, current_stage: r.currentStage });
-  if (r.requester?.id === who.id) throw new AppError('self_approval', 'You cannot decide your own request.');
-  const groups = r.stages[r.currentStage]?.approverGroups ?? [];
-  const mine = await groupNamesOf(deps.ctx.db, who.id);
-  if (!groups.some((g) => mine.includes(g))) {
-    throw new AppError('not_an_approver', `Only members of ${groups.join(', ')} can decide this stage (stage ${r.currentStage + 1}).`);
+/** `changed`: something was decided, so a Home tab it came from is redrawn; `modal`: a modal opened, nothing changed yet. */
+export type ActionOutcome = 'changed' | 'modal';
+export type ActionHandler = (c: ActionCall) => Promise<ActionOutcome>;
+
+/** Runs one button's handler (already acknowledged): resolves the clicker, words any refusal, refreshes the Home tab. */
+export async function runAction(deps: SlackDeps, p: InteractionPayload, action: BlockAction, handler: ActionHandler): Promise<void> {
+  const target = replyTarget(p);
+  const say = (text: string) => replyPrivately(deps, target, text).catch((e) => logUnexpected(deps, e, 'ephemeral reply'));
+  let who: IdentityRow | undefined;
+  try {
+    who = await resolveUser(deps, p.user.id);
+  } catch (e) {
+    // the database away before we know who clicked: say so rather than nothing
+    logUnexpected(deps, e, `action ${action.action_id}`);
+    return say(errorText(e, p.user.id));
   }
+  if (!who) return say(notLinkedText(p.user.id));
+  const fromHome = p.view?.type === 'home';
+  let outcome: ActionOutcome = 'changed';
+  try {
+    outcome = await handler({ deps, p, action, id: action.value ?? '', who, actor: actorOf(who), target, say, fromHome });
+  } catch (e) {
+    logUnexpected(deps, e, `action ${action.action_id}`);
+    await say(errorText(e, p.user.id));
+  }
+  if (fromHome && outcome === 'changed') await publishHome(deps, p.user.id, who).catch((e) => logUnexpected(deps, e, 'home refresh'));
 }
+
+/** The user picked another application in the request modal: redraw it with that app's fields. */
+export const redrawRequestModal: ActionHandler = async ({ deps, p, action, who }) => {
+  if (p.view) await deps.api.viewsUpdate(p.view.id, await buildRequestModal(deps, who, { appId: action.selected_option?.value }));
+  return 'modal';
+};
+
+export const openRequestModal: ActionHandler = async ({ deps, p, who }) => {
+  await openModal(deps, p.trigger_id!, buildRequestModal(deps, who, {}));
+  return 'modal';
+};
+
+export const requestApp: ActionHandler = async ({ deps, p, who, id }) => {
+  await openModal(deps, p.trigger_id!, buildRequestModal(deps, who, { appId: id }));
+  return 'modal';
+};
+
+export const showHistory: ActionHandler = async ({ deps, p, id }) => {
+  await openModal(deps, p.trigger_id!, deps.ctx.requests.get(id).then(historyModal));
+  return 'modal';
+};
+
+/** Approve or Deny on a prompt: a reason modal when one is needed, else the decision at once. */
+export const decideRequest = (decision: 'approve' | 'deny'): ActionHandler => async ({ deps, p, id, actor, target, say, fromHome }) => {
+  const prompt = parsePromptValue(id);
+  // refused here (decided, another stage, own request, not an approver) before anyone types a reason; decide() checks again
+  const r = await deps.ctx.requests.checkDecision(actor, prompt.id, { stage: prompt.stage });
+  const stage = prompt.stage ?? r.currentStage;
+  const needsReason = decision === 'deny' || (r.stages[stage]?.approverJustification ?? false);
+  if (needsReason) {
+    const meta: ReasonMeta = { kind: 'request', id: r.id, decision, channel: target.channel ?? undefined, stage, home: fromHome || undefined };
+    await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
+    return 'modal';
+  }
+  const result = await deps.ctx.requests.decide(actor, r.id, 'approve', null, { stage });
+  await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
+  return 'changed';
+};
+
+export const cancelRequest: ActionHandler = async ({ deps, id, actor, say }) => {
+  const r = await deps.ctx.requests.cancel(actor, id, null);
+  await say(`:no_entry_sign: Your request for *${esc(r.application.name)}* is cancelled.`);
+  return 'changed';
+};
+
+export const installNow: ActionHandler = async ({ deps, id, actor, say }) => {
+  const r = await deps.ctx.requests.installNow(actor, id);
+  await say(`:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered now.`);
+  return 'changed';
+};
+
+/** Approve or Reject on a change: refused here before anyone types notes, then a notes modal. */
+export const decideChange = (decision: 'approve' | 'reject'): ActionHandler => async ({ deps, p, id, actor, target, fromHome }) => {
+  const c = await deps.ctx.changes.checkDecision(actor, id);
+  const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined, home: fromHome || undefined };
+  await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `*${esc(c.resourceType)}* \`${esc(c.resourceId)}\` requested by *${esc(c.requester.label)}*: ${c.diff.length} change(s).\n>${esc(clip(c.justification, 500))}`, decision === 'reject'));
+  return 'modal';
+};
+
+export const cancelChange: ActionHandler = async ({ deps, id, actor, say }) => {
+  const c = await deps.ctx.changes.cancel(actor, id, null);
+  await say(`:no_entry_sign: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` is cancelled.`);
+  return 'changed';
+};
+
+export const keepAccess: ActionHandler = async ({ deps, id, actor, say }) => {
+  await deps.ctx.reviews.decide(actor, id, 'keep', null);
+  await say(reviewDecidedText(await deps.ctx.reviews.get(id)));
+  return 'changed';
+};
+
+/** Refused here (not a reviewer, own access, already answered) before anyone types a reason. */
+export const removeAccess: ActionHandler = async ({ deps, p, id, actor, target, fromHome }) => {
+  const v = await deps.ctx.reviews.checkReviewer(actor, id);
+  const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined, home: fromHome || undefined };
+  await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v)}\nRemoving revokes the access and uninstalls the application.`, true));
+  return 'modal';
+};
 
 function requestSummary(r: RequestDetail): string {
   return `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}` +
@@ -210,36 +216,20 @@ function historyModal(r: RequestDetail): SlackView {
   ]);
 }
 
-async function onSubmission(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
-  const view = p.view!;
-  const state = view.state?.values ?? {};
-  switch (view.callback_id) {
-    case CALLBACK.requestModal:
-      return submitRequest(deps, p, state, ack);
-    case CALLBACK.decisionReason:
-    case CALLBACK.changeDecision:
-    case CALLBACK.reviewRemove:
-      return submitDecision(deps, p, state, ack);
-    case CALLBACK.changeModal:
-      return submitChange(deps, p, state, ack);
-    default:
-      ack();
-  }
-}
-
 /** Validation answers inline, before any Slack API call; a slow submit closes the modal and the DM follows. */
-async function submitRequest(deps: SlackDeps, p: InteractionPayload, state: ViewState, ack: Ack): Promise<void> {
+export async function submitRequest(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
+  const state: ViewState = p.view?.state?.values ?? {};
   const who = await resolveUser(deps, p.user.id);
-  if (!who) return void ack({ response_action: 'errors', errors: { [BLOCK.app]: clip(notLinkedText(p.user.id), 300) } });
+  if (!who) return void await ack({ response_action: 'errors', errors: { [BLOCK.app]: clip(notLinkedText(p.user.id), 300) } });
   const meta = parseMeta<RequestModalMeta>(p.view?.private_metadata);
   const firstPass = parseRequestSubmission(state, undefined, meta);
-  if (!firstPass.appId) return void ack({ response_action: 'errors', errors: { [BLOCK.app]: 'Choose an application.' } });
+  if (!firstPass.appId) return void await ack({ response_action: 'errors', errors: { [BLOCK.app]: 'Choose an application.' } });
   const allowed = (await requestableApplications(deps, who)).some((a) => a.id === firstPass.appId);
   const app = allowed ? await applicationById(deps.ctx.db, firstPass.appId) : undefined;
-  if (!app) return void ack({ response_action: 'errors', errors: { [BLOCK.app]: 'This application is not available to you.' } });
+  if (!app) return void await ack({ response_action: 'errors', errors: { [BLOCK.app]: 'This application is not available to you.' } });
   if (meta.appId !== app.id) {
     // the form on screen belongs to another app (the select changed but the redraw has not landed yet)
-    return void ack({ response_action: 'update', view: await buildRequestModal(deps, who, { appId: app.id }) });
+    return void await ack({ response_action: 'update', view: await buildRequestModal(deps, who, { appId: app.id }) });
   }
   const policy = policyOf(app);
   const input = parseRequestSubmission(state, policy, meta);
@@ -249,7 +239,7 @@ async function submitRequest(deps: SlackDeps, p: InteractionPayload, state: View
     if (state[BLOCK.device]) errors[BLOCK.device] = 'Choose the device to install on.';
     else errors[BLOCK.app] = 'No device of yours is registered, and this application is installed per device. Ask IT to register your device.';
   }
-  if (Object.keys(errors).length) return void ack({ response_action: 'errors', errors });
+  if (Object.keys(errors).length) return void await ack({ response_action: 'errors', errors });
 
   try {
     const r = await deps.ctx.requests.submit(actorOf(who), {
@@ -260,11 +250,11 @@ async function submitRequest(deps: SlackDeps, p: InteractionPayload, state: View
       section(`:inbox_tray: Your request for *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} is submitted and waits for the approvers. I'll message you when it is decided.`),
       context(`Request \`${r.id}\``),
     ]);
-    ack({ response_action: 'update', view: done });
+    await ack({ response_action: 'update', view: done });
   } catch (e) {
     logUnexpected(deps, e, 'request submission');
     const block = submitErrorBlock(e, app.per_device && Boolean(state[BLOCK.device]));
-    if (ack({ response_action: 'errors', errors: { [block]: inlineError(e) } })) return;
+    if (await ack({ response_action: 'errors', errors: { [block]: inlineError(e) } })) return;
     await replyPrivately(deps, { user: p.user.id }, errorText(e, p.user.id));
   }
 }
@@ -283,19 +273,20 @@ function submitErrorBlock(e: unknown, hasDeviceBlock: boolean): string {
   return BLOCK.app;
 }
 
-async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: ViewState, ack: Ack): Promise<void> {
+export async function submitDecision(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
+  const state: ViewState = p.view?.state?.values ?? {};
   const meta = parseMeta<ReasonMeta>(p.view?.private_metadata);
   const reason = readReason(state);
   const required = meta.kind === 'request' || meta.kind === 'review' || meta.decision === 'reject';
-  if (required && !reason) return void ack({ response_action: 'errors', errors: { [BLOCK.reason]: meta.decision === 'approve' ? 'This stage needs a justification from the approver.' : 'Say why, so the requester knows.' } });
+  if (required && !reason) return void await ack({ response_action: 'errors', errors: { [BLOCK.reason]: meta.decision === 'approve' ? 'This stage needs a justification from the approver.' : 'Say why, so the requester knows.' } });
   const target: ReplyTarget = { user: p.user.id, channel: meta.channel ?? null };
   const who = await resolveUser(deps, p.user.id);
-  if (!who) return void ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(notLinkedText(p.user.id), 300) } });
+  if (!who) return void await ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(notLinkedText(p.user.id), 300) } });
   try {
     let text: string;
     if (meta.kind === 'review') {
-      await deps.ctx.timers.decideReview(actorOf(who), meta.id, 'remove', reason);
-      text = reviewDecidedText(await deps.ctx.timers.getReview(meta.id));
+      await deps.ctx.reviews.decide(actorOf(who), meta.id, 'remove', reason);
+      text = reviewDecidedText(await deps.ctx.reviews.get(meta.id));
     } else if (meta.kind === 'request' && (meta.decision === 'revoke' || meta.decision === 'reapprove')) {
       const opts = { expectedVersion: meta.version };
       const result = meta.decision === 'revoke' ? await deps.ctx.requests.revoke(actorOf(who), meta.id, reason, opts) : await deps.ctx.requests.reapprove(actorOf(who), meta.id, reason, opts);
@@ -307,29 +298,30 @@ async function submitDecision(deps: SlackDeps, p: InteractionPayload, state: Vie
       const c = meta.decision === 'approve' ? await deps.ctx.changes.approve(actorOf(who), meta.id, reason || null) : await deps.ctx.changes.reject(actorOf(who), meta.id, reason || null);
       text = `${c.status === 'approved' ? ':white_check_mark: You approved' : ':no_entry: You rejected'} the change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\`.`;
     }
-    ack({ response_action: 'clear' });
+    await ack({ response_action: 'clear' });
     await replyPrivately(deps, target, text);
     if (meta.home) await publishHome(deps, p.user.id, who).catch((e) => logUnexpected(deps, e, 'home refresh'));
   } catch (e) {
     logUnexpected(deps, e, 'decision');
     if (isAppError(e) && e.code === 'validation_failed') {
-      if (ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(e.message, 300) } })) return;
+      if (await ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(e.message, 300) } })) return;
     }
-    ack({ response_action: 'clear' });
+    await ack({ response_action: 'clear' });
     await replyPrivately(deps, target, errorText(e, p.user.id));
   }
 }
 
-async function submitChange(deps: SlackDeps, p: InteractionPayload, state: ViewState, ack: Ack): Promise<void> {
+export async function submitChange(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
+  const state: ViewState = p.view?.state?.values ?? {};
   const { value, errors } = parseChangeSubmission(state);
-  if (Object.keys(errors).length) return void ack({ response_action: 'errors', errors });
+  if (Object.keys(errors).length) return void await ack({ response_action: 'errors', errors });
   const who = await resolveUser(deps, p.user.id);
-  if (!who) return void ack({ response_action: 'errors', errors: { [BLOCK.changeId]: clip(notLinkedText(p.user.id), 300) } });
+  if (!who) return void await ack({ response_action: 'errors', errors: { [BLOCK.changeId]: clip(notLinkedText(p.user.id), 300) } });
   try {
     const c = await deps.ctx.changes.submit(actorOf(who), {
       resourceType: value.resourceType!, resourceId: value.resourceId!, before: value.before, after: value.after, justification: value.justification!,
     });
-    ack({
+    await ack({
       response_action: 'update',
       view: infoModal('Change submitted', [section(`:inbox_tray: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` (${c.diff.length} change(s)) waits for another admin in ${esc(c.approverGroups.join(', '))}.`), context(`Change \`${c.id}\``)]),
     });
@@ -337,7 +329,7 @@ async function submitChange(deps: SlackDeps, p: InteractionPayload, state: ViewS
     logUnexpected(deps, e, 'change submission');
     const field = isAppError(e) ? (e.details as { field?: string } | undefined)?.field : undefined;
     const block = isAppError(e) && e.code === 'already_pending' ? BLOCK.changeId : changeFieldBlock(field);
-    if (ack({ response_action: 'errors', errors: { [block]: inlineError(e) } })) return;
+    if (await ack({ response_action: 'errors', errors: { [block]: inlineError(e) } })) return;
     await replyPrivately(deps, { user: p.user.id }, errorText(e, p.user.id));
   }
 }

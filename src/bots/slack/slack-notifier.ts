@@ -1,6 +1,7 @@
 import type { AppContext } from '../../app-context.ts';
+import { eligibleMembers, pendingApprovers, pendingReviewers } from '../../core/approval-rights.ts';
 import { groupsByNames, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
-import type { DomainEvent } from '../../core/events.ts';
+import { exhaustive, type ChangeEvent, type DomainEvent, type RequestEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import type { ChangeView, HistoryEntry, RequestDetail } from '../../core/views.ts';
 import {
@@ -10,8 +11,6 @@ import {
 import { SlackApiError, type SlackApi } from './slack-api.ts';
 import { liveRefs, markGone, postedFor, recordSent, type Purpose, type SlackRef, type SubjectType } from './slack-refs.ts';
 
-const FINAL_REQUEST = new Set(['request.approved', 'request.denied', 'request.cancelled', 'request.expired', 'request.revoked']);
-const FINAL_CHANGE = new Set(['change.approved', 'change.rejected', 'change.cancelled']);
 
 interface Target {
   /** a channel id, or a user id to DM */
@@ -21,16 +20,16 @@ interface Target {
 }
 
 /**
- * Turns domain events into Slack messages. Called by the outbox relay after commit, possibly more than once
- * per event: posts are guarded by a per-event marker in message_refs, updates are naturally idempotent, and
- * transient Slack failures are thrown so the queue retries the event.
- */
-/**
  * Someone who asked in Teams hears back in Teams, on the card they submitted from: Slack stays quiet for them,
  * as the Teams bot does for requests made in Slack. Requests from the API or email are told in both.
  */
 const askedInTeams = (history: HistoryEntry[], submitted: string) => history.some((h) => h.action === submitted && h.channel === 'teams');
 
+/**
+ * Turns domain events into Slack messages. Called by the outbox relay after commit, possibly more than once
+ * per event: posts are guarded by a per-event marker in message_refs, updates are naturally idempotent, and
+ * transient Slack failures are thrown so the queue retries the event.
+ */
 export class SlackNotifier implements ChatNotifier {
   readonly platform = 'slack' as const;
 
@@ -41,7 +40,7 @@ export class SlackNotifier implements ChatNotifier {
     if (event.subjectType === 'change') return this.handleChange(event);
   }
 
-  private async handleRequest(event: DomainEvent): Promise<void> {
+  private async handleRequest(event: RequestEvent): Promise<void> {
     const r = await this.ctx.requests.get(event.subjectId);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
     const tellRequester = requester?.slack_user_id && !askedInTeams(r.history, 'request.submitted');
@@ -61,43 +60,56 @@ export class SlackNotifier implements ChatNotifier {
       case 'request.escalated':
         return this.threadReplies(event, r, requester);
       case 'request.install_ordered':
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderInstallOrdered(r, String(event.data.why ?? 'ordered')));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderInstallOrdered(r, event.data.reason));
         return;
       case 'request.access_expiring':
         if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderAccessExpiring(r));
         return;
       case 'request.review_started':
-        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''));
+        return this.postReviewPrompts(event, event.data.reviewId);
       case 'request.review_reminder':
-        return this.remindReviewers(event, String(event.data.reviewId ?? ''));
+        return this.remindReviewers(event, event.data.reviewId);
       case 'request.review_decided':
-        return this.refreshReview(String(event.data.reviewId ?? ''));
-      default:
-        if (!FINAL_REQUEST.has(event.type)) return;
+        return this.refreshReview(event.data.reviewId);
+      case 'request.approved':
+      case 'request.denied':
+      case 'request.cancelled':
+      case 'request.expired':
+      case 'request.revoked':
         await this.refreshRequest(r, requester);
         // someone who cancelled their own request already knows
         if (tellRequester && event.actor.id !== requester.id) {
           await this.postOnce(event, 'request', r.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderRequesterOutcome(r));
         }
+        return;
+      default:
+        exhaustive(event);
     }
   }
 
-  private async handleChange(event: DomainEvent): Promise<void> {
+  private async handleChange(event: ChangeEvent): Promise<void> {
     const c = await this.ctx.changes.get(event.subjectId);
     const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
     const tellRequester = requester?.slack_user_id && !askedInTeams(c.history, 'change.submitted');
-    if (event.type === 'change.submitted') {
-      const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
-      for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
-        await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
+    switch (event.type) {
+      case 'change.submitted': {
+        const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
+        for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
+          await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
+        }
+        if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+        return;
       }
-      if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
-      return;
-    }
-    if (!FINAL_CHANGE.has(event.type)) return;
-    await this.refreshChange(c, requester);
-    if (tellRequester && event.actor.id !== requester.id) {
-      await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+      case 'change.approved':
+      case 'change.rejected':
+      case 'change.cancelled':
+        await this.refreshChange(c, requester);
+        if (tellRequester && event.actor.id !== requester.id) {
+          await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+        }
+        return;
+      default:
+        exhaustive(event);
     }
   }
 
@@ -107,8 +119,8 @@ export class SlackNotifier implements ChatNotifier {
     const channels = [...new Set(rows.map((g) => g.slack_channel).filter((c): c is string => Boolean(c)))];
     const targets: Target[] = channels.map((channel) => ({ channel }));
     if (direct || channels.length === 0) {
-      for (const m of await membersOfGroups(this.ctx.db, groups)) {
-        if (m.slack_user_id && m.id !== requesterId) targets.push({ user: m.slack_user_id, recipientId: m.id });
+      for (const m of await eligibleMembers(this.ctx.db, groups, requesterId)) {
+        if (m.slack_user_id) targets.push({ user: m.slack_user_id, recipientId: m.id });
       }
     }
     if (targets.length === 0) this.ctx.logger.warn({ groups }, 'slack: no channel and no linked member to send the approval prompt to');
@@ -134,7 +146,7 @@ export class SlackNotifier implements ChatNotifier {
 
   /** The review question goes where the reviewers' groups get prompts: their channels, else each reviewer's DM. */
   private async postReviewPrompts(event: DomainEvent, reviewId: string): Promise<void> {
-    const review = await this.ctx.timers.getReview(reviewId);
+    const review = await this.ctx.reviews.get(reviewId);
     // handled late, after it was already answered: a prompt with nothing left to do would only confuse
     if (review.status !== 'pending') return;
     const prompt = renderReviewPrompt({ review });
@@ -153,9 +165,9 @@ export class SlackNotifier implements ChatNotifier {
 
   /** A thread reply under each live copy of an open review's prompt, mentioning everyone who can still answer it. */
   private async remindReviewers(event: DomainEvent, reviewId: string): Promise<void> {
-    const review = await this.ctx.timers.getReview(reviewId);
+    const review = await this.ctx.reviews.get(reviewId);
     if (review.status !== 'pending') return;
-    const people = (await membersOfGroups(this.ctx.db, review.reviewerGroups)).filter((m) => m.id !== review.requester?.id && m.slack_user_id);
+    const people = (await pendingReviewers(this.ctx.db, review)).filter((m) => m.slack_user_id);
     const msg = renderReviewReminder(review, people.map((p) => p.slack_user_id!));
     for (const p of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
       await this.postOnce(event, 'review', review.id, 'reminder', { channel: p.conversation_id }, msg, { threadTs: p.message_id });
@@ -164,14 +176,16 @@ export class SlackNotifier implements ChatNotifier {
 
   /** Redraws every copy of a review prompt: the outcome, who and when, no buttons once it is answered. */
   async refreshReview(reviewId: string): Promise<void> {
-    const review = await this.ctx.timers.getReview(reviewId);
+    const review = await this.ctx.reviews.get(reviewId);
     for (const ref of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
       await this.updateOrReplace(ref, (replacesLost) => renderReviewPrompt({ review, replacesLost }));
     }
   }
 
-  /** Posts unless this event already posted to this target; the marker is written right after Slack accepts it. */
-  /** @returns false when Slack refused for good (the target cannot be reached), true when posted now or before */
+  /**
+   * Posts unless this event already posted to this target; the marker is written right after Slack accepts it.
+   * @returns false when Slack refused for good (the target cannot be reached), true when posted now or before
+   */
   private async postOnce(event: DomainEvent, subjectType: SubjectType, subjectId: string, purpose: Purpose, target: Target, msg: Rendered, opts: { stage?: number; threadTs?: string } = {}): Promise<boolean> {
     const key = `${target.channel ?? target.user}${opts.threadTs ? `:${opts.threadTs}` : ''}`;
     if (await postedFor(this.ctx.db, event.id, purpose, key)) return true;
@@ -246,13 +260,11 @@ export class SlackNotifier implements ChatNotifier {
   /** Reminders and escalations: a thread reply under each live prompt of the current stage, mentioning who can act. */
   private async threadReplies(event: DomainEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
     if (r.status !== 'pending') return;
-    const stage = r.stages[r.currentStage]!;
-    const decided = new Set(stage.decisions.map((d) => d.approver.id));
     const kind = event.type === 'request.escalated' ? 'escalation' : 'reminder';
     const escalatedTo = r.policy.escalateTo ?? [];
     // an escalation pings the alternates; a reminder everyone who can still act
-    const groups = kind === 'escalation' && escalatedTo.length ? escalatedTo : stage.approverGroups;
-    const people = (await membersOfGroups(this.ctx.db, groups)).filter((m) => m.id !== r.requester?.id && !decided.has(m.id) && m.slack_user_id);
+    const alternates = kind === 'escalation' && escalatedTo.length ? new Set((await membersOfGroups(this.ctx.db, escalatedTo)).map((m) => m.id)) : null;
+    const people = (await pendingApprovers(this.ctx.db, r)).filter((m) => m.slack_user_id && (!alternates || alternates.has(m.id)));
     const msg = renderReminder(r, people.map((p) => p.slack_user_id!), kind, escalatedTo);
     const prompts = (await liveRefs(this.ctx.db, 'request', r.id, ['prompt'])).filter((p) => p.stage === r.currentStage);
     for (const p of prompts) {

@@ -35,6 +35,10 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
     notifier,
     mount(app: Express) {
       app.post('/api/messages', express.json({ limit: ctx.config.MAX_BODY_BYTES }), async (req: Request, res: Response) => {
+        // botbuilder answers anything but a JSON object with an HTML 400 of its own; refuse it here, as problem+json
+        if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'A Bot Framework activity is sent as application/json.');
+        if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new AppError('validation_failed', 'Not a Bot Framework activity: the body must be a JSON object.');
+        if (typeof req.body.type !== 'string' || !req.body.type.trim()) throw new AppError('validation_failed', 'Not a Bot Framework activity: missing activity type.', { field: 'type' });
         try {
           await adapter.process(req as never, res as never, (turn) => bot.run(turn));
         } catch (e) {

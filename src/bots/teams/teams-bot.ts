@@ -95,10 +95,15 @@ export class SignoffTeamsBot extends ActivityHandler {
   protected async onInvokeActivity(turn: TurnContext): Promise<InvokeResponse> {
     const value = turn.activity.value as { action?: unknown } | undefined;
     // botbuilder reads value.action.type unguarded and turns a malformed invoke into an empty 501
-    if (turn.activity.name === 'adaptiveCard/action' && value && (typeof value.action !== 'object' || value.action === null)) {
+    if (turn.activity.name === 'adaptiveCard/action' && (!value || typeof value !== 'object' || typeof value.action !== 'object' || value.action === null)) {
       return { status: 400, body: errorResponse(400, 'BadRequest', 'The invoke has no action: expected value.action with type Action.Execute and a verb.') };
     }
-    return super.onInvokeActivity(turn);
+    const res = await super.onInvokeActivity(turn);
+    // botbuilder answers invokes nobody handles with 501; for a caller that is a request we do not take, not our failure
+    if (res.status === 501) {
+      return { status: 400, body: errorResponse(400, 'BadRequest', `Signoff does not handle the invoke "${String(turn.activity.name ?? '')}".`) };
+    }
+    return res;
   }
 
   protected async onAdaptiveCardInvoke(turn: TurnContext, value: AdaptiveCardInvokeValue): Promise<AdaptiveCardInvokeResponse> {

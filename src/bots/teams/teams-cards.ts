@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as ACData from 'adaptivecards-templating';
+import { readableUtc } from '../../core/clock.ts';
 import type { ChangeView, DiffEntry, RequestDetail } from '../../core/views.ts';
 import type { Question } from '../../core/policy-schema.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
@@ -63,8 +64,6 @@ const said = (s: string, n: number) => clip(plainText(s), n);
 const rfc3339 = (iso: string) => new Date(iso).toISOString().replace(/\.\d{3}Z$/, 'Z');
 /** Rendered in each viewer's own locale and time zone by the Teams client. */
 export const localTime = (iso: string) => `{{DATE(${rfc3339(iso)}, SHORT)}} {{TIME(${rfc3339(iso)})}}`;
-/** For facts, where clients do not apply DATE()/TIME(). */
-export const utcTime = (iso: string) => `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
 const toneStyle: Record<Tone, string> = { info: 'accent', success: 'good', error: 'attention', warning: 'warning' };
 
@@ -127,16 +126,16 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
   ];
   if (r.device) facts.push({ title: 'Device', value: r.device.name });
   for (const q of r.policy.questions) facts.push({ title: clip(q.text, 120), value: said(answerText(q, r.answers[q.id]), 300) });
-  facts.push({ title: 'Requested', value: utcTime(r.createdAt) });
+  facts.push({ title: 'Requested', value: readableUtc(r.createdAt) });
   if (r.status === 'pending') {
     const stage = r.stages[r.currentStage];
     if (stage) facts.push({ title: 'Approvers', value: stage.approverGroups.join(', ') });
-    if (r.deadlineAt) facts.push({ title: 'Decide by', value: utcTime(r.deadlineAt) });
+    if (r.deadlineAt) facts.push({ title: 'Decide by', value: readableUtc(r.deadlineAt) });
   }
   if (r.status === 'approved') {
-    if (r.installOrderedAt) facts.push({ title: 'Install', value: `ordered ${utcTime(r.installOrderedAt)}` });
-    else if (r.installDueAt) facts.push({ title: 'Install', value: `in the next maintenance window (${utcTime(r.installDueAt)})` });
-    if (r.accessExpiresAt) facts.push({ title: 'Access until', value: utcTime(r.accessExpiresAt) });
+    if (r.installOrderedAt) facts.push({ title: 'Install', value: `ordered ${readableUtc(r.installOrderedAt)}` });
+    else if (r.installDueAt) facts.push({ title: 'Install', value: `in the next maintenance window (${readableUtc(r.installDueAt)})` });
+    if (r.accessExpiresAt) facts.push({ title: 'Access until', value: readableUtc(r.accessExpiresAt) });
   }
 
   const decisions = r.decisions.map((d) => ({
@@ -218,7 +217,7 @@ export function changeCard(input: ChangeCardInput): AdaptiveCard {
     { title: 'Resource', value: `${c.resourceType} "${said(c.resourceId, 200)}"` },
     { title: 'Requested by', value: c.requester.label },
     { title: 'Approvers', value: c.approverGroups.join(', ') },
-    { title: 'Requested', value: utcTime(c.createdAt) },
+    { title: 'Requested', value: readableUtc(c.createdAt) },
   ];
   const outcome = c.status === 'pending'
     ? null
@@ -421,13 +420,13 @@ export function reviewCard(input: ReviewCardInput): AdaptiveCard {
   const v = input.review;
   const st = reviewStatus[v.status] ?? reviewStatus.pending!;
   const who = v.requester?.displayName ?? 'this device';
-  const approved = v.approvedAt ? ` Approved on ${utcTime(v.approvedAt)}${v.approvedBy ? `, by ${v.approvedBy}` : ''}.` : '';
+  const approved = v.approvedAt ? ` Approved on ${readableUtc(v.approvedAt)}${v.approvedBy ? `, by ${v.approvedBy}` : ''}.` : '';
   const facts = [
     { title: 'Requester', value: v.requester ? `${v.requester.displayName} (${v.requester.username})` : 'Machine pre-approval' },
     { title: 'Application', value: v.application.name },
     ...(v.device ? [{ title: 'Device', value: v.device.name }] : []),
     { title: 'Reviewers', value: v.reviewerGroups.join(', ') || '—' },
-    v.status === 'pending' ? { title: 'Answer by', value: utcTime(v.dueAt) } : { title: 'Started', value: utcTime(v.createdAt) },
+    v.status === 'pending' ? { title: 'Answer by', value: readableUtc(v.dueAt) } : { title: 'Started', value: readableUtc(v.createdAt) },
   ];
   let outcome: { text: string; reason: string | null; style: string } | null = null;
   if (v.status !== 'pending') {

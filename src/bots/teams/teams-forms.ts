@@ -1,11 +1,12 @@
 import type { AppContext } from '../../app-context.ts';
 import type { Actor } from '../../core/audit-log.ts';
+import { readableUtc } from '../../core/clock.ts';
 import { applicationByIdOrName, devicesOfUser, policyOf, visibleApplications } from '../../core/directory.ts';
 import { AppError, isAppError } from '../../core/errors.ts';
 import { validateSubmission, type FieldErrors } from '../../core/policy-evaluation.ts';
 import { countRequests, listRequests } from '../../core/request-queries.ts';
 import {
-  appPickerCard, changeFormCard, myRequestsCard, plainText, questionInputId, requestFormCard, utcTime, type AdaptiveCard, type ChangeFormInput, type ListItem,
+  appPickerCard, changeFormCard, myRequestsCard, plainText, questionInputId, requestFormCard, type AdaptiveCard, type ChangeFormInput, type ListItem,
 } from './teams-cards.ts';
 
 /** The requester-side cards: choosing an app, the request form with inline errors, "my requests", the change form. */
@@ -100,14 +101,14 @@ export async function submitRequestFromCard(ctx: AppContext, actor: Actor, data:
   }
 }
 
-const shortDate = (iso: string) => utcTime(iso).slice(0, 10);
+const shortDate = (iso: string) => readableUtc(iso).slice(0, 10);
 
 export async function myRequests(ctx: AppContext, actor: Actor): Promise<AdaptiveCard> {
   const mine = await listRequests(ctx.db, { requesterId: actor.id! }, 10);
   const waiting = await listRequests(ctx.db, { pendingForApproverId: actor.id! }, 10);
   const waitingTotal = await countRequests(ctx.db, { pendingForApproverId: actor.id! });
   const changes = await ctx.changes.pendingFor(actor.id!);
-  const reviews = await ctx.timers.listReviews({ reviewerId: actor.id! }, 10);
+  const reviews = await ctx.reviews.list({ reviewerId: actor.id! }, 10);
   const myChanges = await ctx.changes.pendingBy(actor.id!, 5);
   const requests: ListItem[] = [
     // open it to cancel: the change card offers Cancel to its requester

@@ -135,7 +135,7 @@ export class TeamsInvokeHandler {
     if ((verb === 'revoke' || verb === 'reapprove') && kind !== 'request') return errorResponse(400, 'BadRequest', `"${verb}" applies to requests only.`);
     const viewer: Viewer = { kind: 'identity', identity };
     // a missing item is an error body; everything after this is shown on the card itself
-    await (kind === 'request' ? this.ctx.requests.get(id) : kind === 'review' ? this.ctx.timers.getReview(id) : this.ctx.changes.get(id));
+    await (kind === 'request' ? this.ctx.requests.get(id) : kind === 'review' ? this.ctx.reviews.get(id) : this.ctx.changes.get(id));
     if (verb === 'refresh' || verb === 'open') return cardResponse(await this.views.cardFor(kind, id, viewer));
     let banner: Banner;
     const reversal = kind === 'request' && (verb === 'revoke' || verb === 'reapprove') ? verb : undefined;
@@ -155,13 +155,13 @@ export class TeamsInvokeHandler {
     const reason = str(data.reason)?.trim() || str(data.notes)?.trim() || null;
     if (kind === 'review') {
       if (verb === 'reviewKeep') {
-        await this.ctx.timers.decideReview(actor, id, 'keep', reason);
+        await this.ctx.reviews.decide(actor, id, 'keep', reason);
         return { text: 'You kept this access; nothing changes for the user.', tone: 'success' };
       }
       // refused before anything is decided, so a reviewer can still keep it or type a reason
-      await this.ctx.timers.checkReviewer(actor, id);
+      await this.ctx.reviews.checkReviewer(actor, id);
       if (!reason) throw new AppError('validation_failed', 'Say why the access is no longer needed (Reason) before removing it.');
-      await this.ctx.timers.decideReview(actor, id, 'remove', reason);
+      await this.ctx.reviews.decide(actor, id, 'remove', reason);
       return { text: 'You removed this access; it is revoked and the application will be uninstalled.', tone: 'success' };
     }
     if (kind === 'request') {

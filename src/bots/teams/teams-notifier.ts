@@ -1,6 +1,7 @@
 import type { AppContext } from '../../app-context.ts';
+import { pendingApprovers, pendingReviewers } from '../../core/approval-rights.ts';
 import { groupsByNames, identityById, type IdentityRow } from '../../core/directory.ts';
-import type { DomainEvent } from '../../core/events.ts';
+import { exhaustive, type ChangeEvent, type DomainEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import { readableUtc } from '../../core/clock.ts';
 import type { RequestDetail } from '../../core/views.ts';
@@ -43,20 +44,20 @@ export class TeamsNotifier implements ChatNotifier {
     if (event.subjectType === 'change') return this.handleChange(event, subject);
     switch (event.type) {
       case 'request.review_started':
-        return this.postReviewPrompts(event, String(event.data.reviewId ?? ''));
+        return this.postReviewPrompts(event, event.data.reviewId);
       case 'request.review_reminder': {
-        const v = await this.ctx.timers.getReview(String(event.data.reviewId ?? ''));
+        const v = await this.ctx.reviews.get(event.data.reviewId);
         if (v.status !== 'pending') return;
         return this.replyInThreads(event, { type: 'review', id: v.id }, null, {
-          mentions: await this.mentionsOf(await this.views.pendingReviewers(v)),
+          mentions: await this.mentionsOf(await pendingReviewers(this.ctx.db, v)),
           title: 'Reminder: access review still open',
-          text: `Does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? Keep or remove it before ${v.dueAt.slice(0, 16).replace('T', ' ')} UTC; if nobody answers, the review lapses and the access is kept.`,
+          text: `Does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? Keep or remove it before ${readableUtc(v.dueAt)}; if nobody answers, the review lapses and the access is kept.`,
           tone: 'info',
         });
       }
       case 'request.review_decided':
         // every copy, in each channel and each personal chat, shows the outcome with no buttons left
-        return this.updateCopies({ type: 'review', id: String(event.data.reviewId ?? '') });
+        return this.updateCopies({ type: 'review', id: event.data.reviewId });
       case 'request.submitted': {
         const r = await this.ctx.requests.get(subject.id);
         // the submitter's copy already says "submitted" (the invoke answer); the same card again, not a flash without it
@@ -95,9 +96,9 @@ export class TeamsNotifier implements ChatNotifier {
         const escalated = event.type === 'request.escalated';
         if (escalated) await this.updateCopies(subject, r);
         await this.replyInThreads(event, subject, r.currentStage, {
-          mentions: await this.mentionsOf(await this.views.pendingApprovers(r)),
+          mentions: await this.mentionsOf(await pendingApprovers(this.ctx.db, r)),
           title: escalated ? 'Escalated: still waiting for a decision' : 'Reminder: waiting for a decision',
-          text: `${r.requester?.displayName ?? 'A machine'}'s request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} has waited since ${new Date(r.createdAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.${r.deadlineAt ? ` Decide before ${new Date(r.deadlineAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.` : ''}`,
+          text: `${r.requester?.displayName ?? 'A machine'}'s request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} has waited since ${readableUtc(r.createdAt)}.${r.deadlineAt ? ` Decide before ${readableUtc(r.deadlineAt)}.` : ''}`,
           tone: escalated ? 'warning' : 'info',
         });
         if (escalated) await this.postPrompts(event, r, r.currentStage);
@@ -117,11 +118,11 @@ export class TeamsNotifier implements ChatNotifier {
         return;
       }
       default:
-        this.ctx.logger.debug({ type: event.type }, 'teams: nothing to show for this event');
+        exhaustive(event);
     }
   }
 
-  private async handleChange(event: DomainEvent, subject: Subject): Promise<void> {
+  private async handleChange(event: ChangeEvent, subject: Subject): Promise<void> {
     const c = await this.ctx.changes.get(subject.id);
     await this.updateCopies(subject, undefined, event.type === 'change.submitted' ? submittedBanner.change : undefined);
     if (event.type === 'change.submitted') {
@@ -158,7 +159,7 @@ export class TeamsNotifier implements ChatNotifier {
       await this.deliver(event, subject, `prompt:${stageIndex}:${channel}`, { kind: 'channel', key: channel }, 'prompt', stageIndex, 'base', null);
     }
     if (r.policy.stages[stageIndex]?.notifyApproversDirectly) {
-      for (const approver of await this.views.pendingApprovers(r)) {
+      for (const approver of await pendingApprovers(this.ctx.db, r)) {
         if (!approver.teams_aad_id) continue;
         const key = `prompt:${stageIndex}:dm:${approver.id}`;
         if (existing.some((m) => m.data.key === key)) continue;
@@ -208,7 +209,7 @@ export class TeamsNotifier implements ChatNotifier {
 
   /** A review goes to the reviewer groups' channels; when none has a channel, to each reviewer's personal chat. */
   private async postReviewPrompts(event: DomainEvent, reviewId: string): Promise<void> {
-    const review = await this.ctx.timers.getReview(reviewId);
+    const review = await this.ctx.reviews.get(reviewId);
     if (review.status !== 'pending') return;
     const subject: Subject = { type: 'review', id: review.id };
     const channels = (await groupsByNames(this.ctx.db, review.reviewerGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
@@ -216,13 +217,12 @@ export class TeamsNotifier implements ChatNotifier {
       await this.deliver(event, subject, `review:${channel}`, { kind: 'channel', key: channel }, 'prompt', null, 'base', null);
     }
     if (channels.length) return;
-    for (const reviewer of await this.views.pendingReviewers(review)) {
+    for (const reviewer of await pendingReviewers(this.ctx.db, review)) {
       if (!reviewer.teams_aad_id) continue;
       await this.deliver(event, subject, `review:dm:${reviewer.id}`, { kind: 'personal', identity: reviewer }, 'prompt', null, 'approver', reviewer.id);
     }
   }
 
-  /** Reminders and escalations go into the prompt's thread in channels, and as a follow-up in personal chats. */
   /** The people to @mention in a thread reply, by the id Teams knows them by. */
   private async mentionsOf(people: IdentityRow[]): Promise<{ id: string; name: string }[]> {
     const linked = people.filter((p) => p.teams_aad_id);
@@ -230,6 +230,7 @@ export class TeamsNotifier implements ChatNotifier {
     return linked.map((p, i) => ({ id: ids[i]![0]!, name: p.display_name }));
   }
 
+  /** Reminders and escalations go into the prompt's thread in channels, and as a follow-up in personal chats. */
   private async replyInThreads(event: DomainEvent, subject: Subject, stageIndex: number | null, notice: NoticeInput): Promise<void> {
     const prompts = (await cardCopies(this.ctx.db, subject.type, subject.id)).filter((m) => m.purpose === 'prompt' && m.stage === stageIndex);
     for (const copy of prompts) {
@@ -367,7 +368,7 @@ function outcomeNotice(r: RequestDetail): NoticeInput {
   const why = r.decisionReason ? ` Reason: "${plainText(r.decisionReason)}".` : '';
   switch (r.status) {
     case 'approved': {
-      const install = r.installOrderedAt ? ' The install has been ordered.' : r.installDueAt ? ` It installs in the next maintenance window (${r.installDueAt.slice(0, 16).replace('T', ' ')} UTC), or now if you ask.` : '';
+      const install = r.installOrderedAt ? ' The install has been ordered.' : r.installDueAt ? ` It installs in the next maintenance window (${readableUtc(r.installDueAt)}), or now if you ask.` : '';
       return { title: `${r.application.name} approved`, text: `${by} approved ${what}.${why}${install}`, tone: 'success', installNowId: !r.installOrderedAt && r.installDueAt ? r.id : undefined };
     }
     case 'denied':

@@ -1,32 +1,25 @@
 import type { AppContext } from '../../app-context.ts';
-import { groupNamesOf, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
+import { pendingApprovers, pendingChangeApprovers, pendingReviewers } from '../../core/approval-rights.ts';
+import { identityById, type IdentityRow } from '../../core/directory.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import { changeCard, requestCard, reviewCard, type AdaptiveCard, type Banner } from './teams-cards.ts';
 import { refreshIdsFor } from './teams-store.ts';
 
+/** Whose card: the shared copy in a channel (`base`), or one person's own view. */
+export type Viewer = { kind: 'base' } | { kind: 'identity'; identity: IdentityRow | undefined };
+
 /**
  * Decides, from the database, what one viewer may do with a request or change, and renders that card.
  * Used for the cards the bot posts, for Universal Actions refreshes and for invoke answers, so every
- * path shows the same thing to the same person.
+ * path shows the same thing to the same person. Who may act comes from core/approval-rights.ts.
  */
-export type Viewer = { kind: 'base' } | { kind: 'identity'; identity: IdentityRow | undefined };
-
 export class TeamsViews {
   constructor(private readonly ctx: AppContext) {}
 
-  /** Approvers who may still decide the current stage (not the requester, not those who already voted). */
-  async pendingApprovers(r: RequestDetail): Promise<IdentityRow[]> {
-    if (r.status !== 'pending') return [];
-    const stage = r.stages[r.currentStage];
-    if (!stage) return [];
-    const voted = new Set(r.decisions.filter((d) => d.stage === r.currentStage).map((d) => d.approver.id));
-    return (await membersOfGroups(this.ctx.db, stage.approverGroups)).filter((m) => m.id !== r.requester?.id && !voted.has(m.id));
-  }
-
   async requestCardFor(idOrDetail: string | RequestDetail, viewer: Viewer, banner?: Banner, reversal?: 'revoke' | 'reapprove'): Promise<AdaptiveCard> {
     const r = typeof idOrDetail === 'string' ? await this.ctx.requests.get(idOrDetail) : idOrDetail;
-    const approvers = await this.pendingApprovers(r);
+    const approvers = await pendingApprovers(this.ctx.db, r);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
     const me = viewer.kind === 'identity' ? viewer.identity : undefined;
     const isRequester = Boolean(me && r.requester && me.id === r.requester.id);
@@ -39,33 +32,21 @@ export class TeamsViews {
     return requestCard({ request: r, can, refreshUserIds, banner, reversal });
   }
 
-  async changeApprovers(c: ChangeView): Promise<IdentityRow[]> {
-    if (c.status !== 'pending') return [];
-    return (await membersOfGroups(this.ctx.db, c.approverGroups)).filter((m) => m.id !== c.requester.id);
-  }
-
   async changeCardFor(idOrView: string | ChangeView, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
     const c = typeof idOrView === 'string' ? await this.ctx.changes.get(idOrView) : idOrView;
-    const approvers = await this.changeApprovers(c);
+    const approvers = await pendingChangeApprovers(this.ctx.db, c);
     const me = viewer.kind === 'identity' ? viewer.identity : undefined;
     const isRequester = Boolean(me && c.requester.id && me.id === c.requester.id);
-    const mine = me && !isRequester ? await groupNamesOf(this.ctx.db, me.id) : [];
-    const can = { decide: c.status === 'pending' && mine.some((g) => c.approverGroups.includes(g)), cancel: isRequester };
+    const can = { decide: Boolean(me && approvers.some((a) => a.id === me.id)), cancel: isRequester };
     const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
     const refreshUserIds = c.status === 'pending' ? await this.refreshIds([...approvers, ...(requester ? [requester] : [])]) : [];
     return changeCard({ change: c, can, refreshUserIds, banner });
   }
 
-  /** Reviewers who may still answer an open review: members of its reviewer groups, never the requester. */
-  async pendingReviewers(v: ReviewView): Promise<IdentityRow[]> {
-    if (v.status !== 'pending') return [];
-    return (await membersOfGroups(this.ctx.db, v.reviewerGroups)).filter((m) => m.id !== v.requester?.id);
-  }
-
   /** Reviewers see Keep / Remove; everyone else (the requester included) a read-only card. */
   async reviewCardFor(idOrView: string | ReviewView, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {
-    const v = typeof idOrView === 'string' ? await this.ctx.timers.getReview(idOrView) : idOrView;
-    const reviewers = await this.pendingReviewers(v);
+    const v = typeof idOrView === 'string' ? await this.ctx.reviews.get(idOrView) : idOrView;
+    const reviewers = await pendingReviewers(this.ctx.db, v);
     const me = viewer.kind === 'identity' ? viewer.identity : undefined;
     const can = { decide: Boolean(me && reviewers.some((r) => r.id === me.id)) };
     const refreshUserIds = await this.refreshIds(reviewers);

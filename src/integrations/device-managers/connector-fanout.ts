@@ -1,30 +1,30 @@
 import { randomUUID } from 'node:crypto';
-import type { DomainEvent } from '../../core/events.ts';
+import type { DomainEvent, RequestSnapshot } from '../../core/events.ts';
 import type { DeviceManagerConfig } from '../../core/device-manager.ts';
 import type { Tx } from '../../db/database.ts';
 import { messageIdOf } from '../webhooks/signing.ts';
 import type { ConnectorOrder, OrderOperation } from './connector-order.ts';
 
-type Facts = Record<string, unknown>;
-const text = (v: unknown) => (typeof v === 'string' && v.trim() ? v : null);
+type Facts = Pick<RequestSnapshot, 'applicationId' | 'applicationName' | 'username' | 'clientGuid' | 'deviceName'>;
+const text = (v: string | null | undefined) => (typeof v === 'string' && v.trim() ? v : null);
 
 function orderOf(event: DomainEvent): { operation: OrderOperation; facts: Facts; autoInstall: boolean; comments: string } | null {
-  const installEmission = event.webhooks.find((w) => w.type === 'app.install');
-  const reason = text(event.data.reason);
   switch (event.type) {
-    case 'request.approved':
+    case 'request.approved': {
+      const reason = text(event.data.reason);
       return {
-        operation: 'grant', facts: event.data, autoInstall: Boolean(installEmission),
+        operation: 'grant', facts: event.data, autoInstall: event.data.installReason !== null,
         comments: `Approved in Signoff by ${text(event.data.decidedBy) ?? event.actor.label}${reason ? `: ${reason}` : ''}`,
       };
+    }
     case 'request.revoked': {
-      const why = text(event.data.why);
+      const reason = text(event.data.reason);
+      const why = event.data.why;
       const how = why === 'access_expired' ? 'Access expired' : why === 'review_removed' ? 'Removed in an access review' : 'Revoked';
       return { operation: 'revoke', facts: event.data, autoInstall: false, comments: `${how} in Signoff by ${text(event.data.decidedBy) ?? event.actor.label}${reason ? `: ${reason}` : ''}` };
     }
     case 'request.install_ordered':
-      if (!installEmission) return null;
-      return { operation: 'install', facts: installEmission.data, autoInstall: true, comments: `Install ordered in Signoff: ${text(installEmission.data.reason) ?? 'requested'}` };
+      return { operation: 'install', facts: event.data, autoInstall: true, comments: `Install ordered in Signoff: ${text(event.data.reason) ?? 'requested'}` };
     default:
       return null;
   }

@@ -1,3 +1,4 @@
+import { readableUtc } from '../../core/clock.ts';
 import type { MailMessage } from '../../core/ports.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { RequestDetail } from '../../core/views.ts';
@@ -18,14 +19,18 @@ function facts(r: RequestDetail): [string, string][] {
 }
 
 /** Approval prompt; the links only open a confirmation page, deciding takes a POST from there. */
-export function renderApprovalEmail(r: RequestDetail, opts: { to: string[]; approveUrl?: string; denyUrl?: string; reminder?: boolean }): MailMessage {
+export function renderApprovalEmail(r: RequestDetail, opts: { to: string[]; approveUrl?: string; denyUrl?: string; reminder?: boolean; pageUrl?: string }): MailMessage {
   const subject = `${opts.reminder ? 'Reminder: ' : ''}Approve ${r.application.name} for ${r.requester?.displayName ?? r.device?.name ?? 'a device'}?`;
   const lines = facts(r).map(([k, v]) => `${k}: ${v}`);
-  const links = opts.approveUrl ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', 'Each link works once.'] : ['', 'Decide in Slack, Teams or with your personal email links.'];
+  const stale = 'Each link works once, for this stage; if the request is decided first, the link says who decided and when.';
+  // the web page is where a decided request is revoked or reapproved later: links decide this stage only
+  const page = opts.pageUrl ? [`Open in Signoff (history, and Revoke or Reapprove once decided): ${opts.pageUrl}`] : [];
+  const links = opts.approveUrl ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', stale, ...page] : ['', 'Decide in Slack, Teams, on the web or with your personal email links.', ...page];
   const rows = facts(r).map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
-  const buttons = opts.approveUrl
-    ? `<p><a href="${escapeHtml(opts.approveUrl)}">Approve</a> &nbsp; <a href="${escapeHtml(opts.denyUrl!)}">Deny</a></p><p>Each link works once.</p>`
-    : '';
+  const pageLink = opts.pageUrl ? `<p><a href="${escapeHtml(opts.pageUrl)}">Open in Signoff</a> (history, and Revoke or Reapprove once decided)</p>` : '';
+  const buttons = (opts.approveUrl
+    ? `<p><a href="${escapeHtml(opts.approveUrl)}">Approve</a> &nbsp; <a href="${escapeHtml(opts.denyUrl!)}">Deny</a></p><p>${escapeHtml(stale)}</p>`
+    : '') + pageLink;
   return { to: opts.to, subject, text: [...lines, ...links].join('\n'), html: `<table>${rows}</table>${buttons}` };
 }
 
@@ -33,27 +38,26 @@ const outcomeWord: Record<string, string> = {
   approved: 'approved', denied: 'denied', revoked: 'revoked', expired: 'expired without a decision', cancelled: 'cancelled', pending: 'pending',
 };
 
-export function renderOutcomeEmail(r: RequestDetail, to: string): MailMessage {
+export function renderOutcomeEmail(r: RequestDetail, to: string, pageUrl?: string): MailMessage {
   const word = outcomeWord[r.status] ?? r.status;
   const by = r.decidedBy && r.status !== 'expired' ? ` by ${r.decidedBy}` : '';
   const why = r.decisionReason ? `\nReason: ${r.decisionReason}` : '';
-  const text = `Your request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} was ${word}${by}.${why}`;
+  const text = `Your request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} was ${word}${by}.${why}${pageUrl ? `\nDetails: ${pageUrl}` : ''}`;
   return { to: [to], subject: `${r.application.name}: request ${word}`, text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>` };
 }
 
-const utc = (iso: string) => `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
 /** Access review question. No links: a review is answered in Slack, Teams or through the API. */
 export function renderReviewEmail(v: ReviewView, to: string[], opts: { reminder?: boolean } = {}): MailMessage {
   const who = v.requester?.displayName ?? 'this device';
   const on = v.device ? ` on ${v.device.name}` : '';
-  const approved = v.approvedAt ? ` It was approved on ${utc(v.approvedAt)}${v.approvedBy ? ` by ${v.approvedBy}` : ''}.` : '';
+  const approved = v.approvedAt ? ` It was approved on ${readableUtc(v.approvedAt)}${v.approvedBy ? ` by ${v.approvedBy}` : ''}.` : '';
   const rows: [string, string][] = [
     ['Application', v.application.name],
     ['Requester', v.requester ? `${v.requester.displayName} (${v.requester.username})` : 'device pre-approval'],
     ...(v.device ? [['Device', v.device.name] as [string, string]] : []),
     ['Reviewers', v.reviewerGroups.join(', ')],
-    ['Answer by', utc(v.dueAt)],
+    ['Answer by', readableUtc(v.dueAt)],
     ['Review id', v.id],
   ];
   const how = [

@@ -106,7 +106,7 @@ export const auditEventSchema = z.object({
   before: z.unknown(),
   after: z.unknown(),
   details: z.unknown(),
-  sealed: z.boolean().describe('false: written but not chained yet (the sealer chains rows within about a second of commit); it has no sequence or hashes yet'),
+  sealed: z.boolean().describe('false: written but not chained yet (the sealer chains a row shortly after commit, once every transaction that began before it has ended); it has no sequence or hashes yet'),
   sequence: z.number().int().nullable().describe('position in the hash chain, from 1'),
   prevHash: z.string().nullable(),
   hash: z.string().nullable(),

@@ -1,17 +1,19 @@
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { apiKeyAuth } from './api-auth.ts';
 import { registerAuditRoutes } from './audit-routes.ts';
-import { jsonBody, requireJsonBody } from './body-parsing.ts';
+import { jsonBody, rejectNulCharacters, requireJsonBody } from './body-parsing.ts';
 import { registerChangeRoutes } from './change-routes.ts';
 import { registerDeliveryRoutes } from './delivery-routes.ts';
 import { registerDeviceManagerRoutes } from './device-manager-routes.ts';
 import { idempotency } from './idempotency.ts';
 import { createOpsRouter } from './ops-routes.ts';
-import { problemErrorHandler } from './problem.ts';
+import { PROBLEM_BASE, problemErrorHandler } from './problem.ts';
+import { errorCatalog } from '../../core/errors.ts';
 import { requestId } from './request-id.ts';
 import { registerRequestRoutes } from './request-routes.ts';
 import { registerReviewRoutes } from './review-routes.ts';
@@ -60,7 +62,7 @@ export function createHttpApp(ctx: AppContext, opts: HttpAppOptions = {}): Expre
     res.json(openApi);
   });
   // who is calling comes before reading what they sent: an unauthenticated client cannot make us parse a body
-  app.use(API_BASE, noStore, apiKeyAuth(ctx), requireJsonBody(), jsonBody(ctx.config.MAX_BODY_BYTES), idempotency(ctx), router);
+  app.use(API_BASE, noStore, apiKeyAuth(ctx), requireJsonBody(), jsonBody(ctx.config.MAX_BODY_BYTES), rejectNulCharacters(), idempotency(ctx), router);
 
   app.use(routeFallback(app));
   app.use(problemErrorHandler(ctx));
@@ -74,6 +76,27 @@ function noStore(_req: express.Request, res: express.Response, next: express.Nex
   next();
 }
 
+/**
+ * What Node's HTTP parser refuses before Express sees it (headers too large, a malformed request line or header)
+ * is answered as problem+json too, rather than Node's bare 400/431.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  // as Node's own handler does: a socket that already carries a response (or is gone) is only closed
+  const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || err.code === 'ECONNRESET' || answering?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const code = 'validation_failed';
+  const [status, detail] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'The request headers are too large.']
+    : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'The request was not received in time.']
+      : [400, 'The request is not valid HTTP.'];
+  const body = JSON.stringify({ type: `${PROBLEM_BASE}${code}`, title: errorCatalog[code].title, status, detail, instance: '', code, retryable: false });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export interface RunningServer {
   server: Server;
   port: number;
@@ -84,6 +107,7 @@ export interface RunningServer {
 export function startHttpServer(app: Express, port: number, opts: { host?: string; graceMs?: number } = {}): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
     const server = app.listen(port, opts.host ?? '0.0.0.0');
+    server.on('clientError', answerClientError);
     server.once('error', reject);
     server.once('listening', () => {
       server.off('error', reject);

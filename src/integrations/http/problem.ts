@@ -80,6 +80,10 @@ function fromBodyParser(e: unknown): AppError | undefined {
     case 'stream.encoding.set':
       return new AppError('validation_failed', 'The body could not be read completely.');
     default:
+      // the router could not decode a path segment (`%E0%A4%A`, `%zz`): the path is malformed, not our failure
+      if (e instanceof URIError || (err?.status === 400 && /decode param/i.test((e as Error)?.message ?? ''))) {
+        return new AppError('validation_failed', 'The path has a malformed percent-encoding.', { errors: [{ field: '(path)', message: 'is not valid percent-encoding' }] });
+      }
       return undefined;
   }
 }

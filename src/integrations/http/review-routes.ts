@@ -45,7 +45,7 @@ export function registerReviewRoutes(router: Router, registry: RouteRegistry, ct
     response: pageOf(reviewViewSchema),
     handler: async ({ query }) => {
       const { limit, cursor, ...filter } = query;
-      return ctx.timers.listReviews(filter, limit, cursor);
+      return ctx.reviews.list(filter, limit, cursor);
     },
   });
 
@@ -53,7 +53,7 @@ export function registerReviewRoutes(router: Router, registry: RouteRegistry, ct
     method: 'get', path: '/reviews/:id', tag: 'reviews', scope: 'requests:read',
     summary: 'One access review: the access under review, who may answer, and the answer once given.',
     response: reviewViewSchema,
-    handler: ({ req }) => ctx.timers.getReview(idParam(req)),
+    handler: ({ req }) => ctx.reviews.get(idParam(req)),
   });
 
   for (const decision of ['keep', 'remove'] as const) {
@@ -66,8 +66,8 @@ export function registerReviewRoutes(router: Router, registry: RouteRegistry, ct
       response: reviewViewSchema,
       handler: async ({ req, body, actor }) => {
         const id = idParam(req);
-        await ctx.timers.decideReview(actor, id, decision, body.reason ?? null, { reviewerUsername: body.reviewer });
-        return ctx.timers.getReview(id);
+        await ctx.reviews.decide(actor, id, decision, body.reason ?? null, { reviewerUsername: body.reviewer });
+        return ctx.reviews.get(id);
       },
     });
   }

@@ -53,6 +53,8 @@ export class RouteRegistry {
   readonly routes: RouteDef<any, any>[] = [];
 
   add<B extends z.ZodType, Q extends z.ZodType>(router: Router, def: RouteDef<B, Q>): void {
+    // a write that takes no input still refuses input it does not know, like every other route
+    if (!def.body && def.method !== 'get' && def.method !== 'delete') def = { ...def, body: z.strictObject({}) as unknown as B };
     this.routes.push(def as RouteDef<any, any>);
     router[def.method](def.path, async (req: Request, res: Response) => {
       const principal = res.locals.principal as ApiKeyPrincipal | undefined;

@@ -22,12 +22,14 @@ export function registerAuthRoutes(router: Router, ctx: AppContext, oidc: Oidc |
       body: html`${oidc
         ? html`<p><a class="button primary" href="/app/auth/login?return=${encodeURIComponent(returnTo)}">Sign in with your company account</a></p>`
         : html`<p>No identity provider is configured (set <code>OIDC_ISSUER</code> and <code>OIDC_CLIENT_ID</code>).</p>`}
-        <p>Without an identity provider, an admin prints a one-time sign-in link for you: <code>npx signoff signin-link --user 'CONTOSO\\ada'</code>.</p>`,
+        <p>Without an identity provider, an admin prints a one-time sign-in link for you: <code>npx signoff signin-link --user 'DOMAIN\\user'</code>.</p>`,
     });
   });
 
   router.get('/auth/login', async (req, res) => {
     if (!oidc) throw new AppError('not_found', 'No identity provider is configured for this Signoff.');
+    // already signed in: a link from elsewhere must not end the session by starting another sign-in
+    if (sessionOf(res)?.identity) return void res.redirect(303, safeReturn(req.query.return));
     const { url, pending } = await oidc.start(safeReturn(req.query.return));
     await startPendingSignin(ctx, res, pending);
     res.redirect(303, url);

@@ -27,11 +27,6 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): Html {
   return new Html(out);
 }
 
-/** Trusted markup (built here, never from input). */
-export const raw = (s: string) => new Html(s);
-
-export const when = (cond: unknown, fragment: () => Html): Html | '' => (cond ? fragment() : '');
-
 /** 2026-12-01 14:03 UTC: one readable form everywhere on the pages. */
 export function when_(iso: string | Date | null | undefined): string {
   if (!iso) return '-';

@@ -7,7 +7,7 @@ import { OUTBOX_CHANNEL } from '../outbox-relay.ts';
  * Server-sent events for the pages: every committed domain event (a submission, a vote, a decision on any channel,
  * a review, a change) is announced by Postgres on the outbox channel; each web process LISTENs once and tells its
  * open pages which request or change moved. Pages fetch themselves again; the event carries no content, so it
- * reveals nothing a person could not open anyway.
+ * reveals nothing a person could not open anyway. Pages showing deliveries also hear when a delivery attempt was made.
  */
 export function createLiveEvents(ctx: AppContext) {
   const clients = new Set<Response>();
@@ -53,6 +53,19 @@ export function createLiveEvents(ctx: AppContext) {
   }, 25_000);
   heartbeat.unref();
 
+  // delivery attempts raise no domain event: while pages are open, the newest attempt (an index lookup) is watched
+  let lastAttempt: string | null | undefined;
+  const attempts = setInterval(() => {
+    if (clients.size === 0) return;
+    ctx.db.one<{ at: string | null }>('SELECT max(created_at)::text AS at FROM webhook_attempts')
+      .then(({ at }) => {
+        if (lastAttempt !== undefined && at !== lastAttempt) broadcast(JSON.stringify({ subjectType: 'delivery', subjectId: 'delivery' }));
+        lastAttempt = at;
+      })
+      .catch(() => undefined);
+  }, 2000);
+  attempts.unref();
+
   return {
     handler(req: Request, res: Response): void {
       res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
@@ -67,6 +80,7 @@ export function createLiveEvents(ctx: AppContext) {
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(heartbeat);
+      clearInterval(attempts);
       if (retry) clearTimeout(retry);
       for (const res of clients) res.end();
       clients.clear();

@@ -75,7 +75,7 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
               coalesce(d.request_id::text, d.body::jsonb -> 'data' ->> 'requestId') AS request_id
          FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = $1 ORDER BY d.created_at DESC LIMIT 100`, [status]);
     sendPage(res, {
-      title: 'Deliveries', session: s, active: 'admin', watch: ['*'], notice: noticeOf(req),
+      title: 'Deliveries', session: s, active: 'admin', watch: ['delivery'], notice: noticeOf(req),
       body: html`${subnav('/app/admin/deliveries')}
         <p>Show: ${['failed', 'pending', 'succeeded'].map((st, i) => html`${i ? ' · ' : ''}${st === status ? html`<strong>${st}</strong>` : html`<a href="/app/admin/deliveries?status=${st}">${st}</a>`}`)}</p>
         ${rows.length === 0 ? html`<p>No ${status} deliveries.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Deliveries"><table><caption>${status} deliveries (newest first)</caption><thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>

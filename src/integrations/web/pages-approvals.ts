@@ -6,7 +6,7 @@ import type { ChangeDetail, ChangeView, DiffEntry } from '../../core/views.ts';
 import { badge, html, shortId, timeEl, type Html } from './html.ts';
 import { csrfField, sendPage } from './layout.ts';
 import { answersList, requestRows, requestTitle } from './pages-requests.ts';
-import { field, noticeOf, requireChangeAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
+import { field, noticeOf, textField, requireChangeAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
 
 /** Approvals: what waits on me (oldest first) with everything needed to decide, and multi-admin changes. */
 
@@ -93,8 +93,8 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
     const opts = { expectedVersion: Number.isInteger(v) && v > 0 ? v : undefined, notesRequired: true };
     try {
       const decision = field(req, 'decision');
-      if (decision === 'approve') await ctx.changes.approve(webActor(s), id, field(req, 'notes') ?? null, opts);
-      else if (decision === 'reject') await ctx.changes.reject(webActor(s), id, field(req, 'notes') ?? null, opts);
+      if (decision === 'approve') await ctx.changes.approve(webActor(s), id, textField(req, 'notes'), opts);
+      else if (decision === 'reject') await ctx.changes.reject(webActor(s), id, textField(req, 'notes'), opts);
       else throw new AppError('validation_failed', 'Choose Approve or Reject.');
       res.redirect(303, `/app/changes/${id}?notice=change_${decision === 'approve' ? 'approved' : 'rejected'}`);
     } catch (e) {
@@ -105,7 +105,7 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
 
   router.get('/reviews', async (req, res) => {
     const s = signedIn(res);
-    const reviews = (await ctx.timers.listReviews({ reviewerId: s.identity.id }, 200)).items.reverse();
+    const reviews = (await ctx.reviews.list({ reviewerId: s.identity.id }, 200)).items.reverse();
     sendPage(res, {
       title: 'Access reviews', session: s, active: 'reviews', watch: ['*'], notice: noticeOf(req),
       body: reviews.length === 0 ? html`<p>No access review waits for you.</p>` : html`<ol class="queue">${reviews.map((v) => html`<li class="card">
@@ -122,7 +122,7 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
     const decision = field(req, 'decision');
     try {
       if (decision !== 'keep' && decision !== 'remove') throw new AppError('validation_failed', 'Choose Keep or Remove.');
-      const r = await ctx.timers.decideReview(webActor(s), String(req.params.id), decision, field(req, 'reason') ?? null);
+      const r = await ctx.reviews.decide(webActor(s), String(req.params.id), decision, textField(req, 'reason'));
       res.redirect(303, `/app/reviews?notice=${r.status}`);
     } catch (e) {
       if (!(e instanceof AppError)) throw e;

@@ -2,9 +2,9 @@ import type { Request, Response, Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { AppError } from '../../core/errors.ts';
 import type { RequestDetail, RequestView } from '../../core/views.ts';
-import { badge, html, shortId, timeEl, type Html } from './html.ts';
+import { badge, html, shortId, timeEl, when_, type Html } from './html.ts';
 import { csrfField, sendPage } from './layout.ts';
-import { field, noticeOf, requireRequestAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
+import { field, noticeOf, textField, requireRequestAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
 
 /** My requests, one request's page (state, stages, decisions, install state) and every action on a request. */
 
@@ -17,12 +17,12 @@ export function installState(r: RequestView): string {
   return r.status === 'approved' ? 'no install ordered' : '-';
 }
 
-export function requestRows(rows: RequestView[], opts: { requester?: boolean } = {}): Html {
+export function requestRows(rows: RequestView[], opts: { requester?: boolean; cancelAs?: SignedIn } = {}): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
-  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col">Stage</th><th scope="col">Requested</th><th scope="col">Decided by</th><th scope="col">Install</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col" class="wide">Stage</th><th scope="col">Requested</th><th scope="col" class="wide">Decided by</th><th scope="col" class="wide">Install</th>${opts.cancelAs ? html`<th scope="col"><span class="visually-hidden">Action</span></th>` : ''}</tr></thead>
     <tbody>${rows.map((r) => html`<tr><td><a href="/app/requests/${r.id}">${requestTitle(r)}</a> <span class="muted">${shortId(r.id)}</span></td>
       ${opts.requester ? html`<td>${r.requester?.displayName ?? 'a device'}</td>` : ''}
-      <td>${badge(r.status)}</td><td>${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td>${r.decidedBy ?? '-'}</td><td>${installState(r)}</td></tr>`)}</tbody></table></div>`;
+      <td>${badge(r.status)}</td><td class="wide">${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td class="wide">${r.decidedBy ?? '-'}</td><td class="wide">${installState(r)}</td>${opts.cancelAs ? html`<td>${r.status === 'pending' ? html`<form method="post" action="/app/requests/${r.id}/cancel">${csrfField(opts.cancelAs)}<input type="hidden" name="version" value="${r.version}"><button type="submit">Cancel<span class="visually-hidden"> the request for ${requestTitle(r)}</span></button></form>` : ''}</td>` : ''}</tr>`)}</tbody></table></div>`;
 }
 
 export function answersList(r: RequestDetail): Html {
@@ -85,11 +85,25 @@ async function adminSections(ctx: AppContext, r: RequestDetail): Promise<Html> {
       <p><a href="/app/admin/deliveries">All deliveries</a></p></section>`;
 }
 
+/** What the device manager was told, once its webhook or connector answered: the latest install/uninstall order. */
+async function orderState(ctx: AppContext, id: string): Promise<string | null> {
+  const row = await ctx.db.maybeOne<{ event_type: string; status: string; completed_at: Date | null; to_name: string | null }>(
+    `SELECT d.event_type, d.status, d.completed_at, coalesce(e.name, d.connector) AS to_name FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
+      WHERE d.event_type IN ('app.install', 'app.uninstall') AND (d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text)
+      ORDER BY d.created_at DESC LIMIT 1`, [id]);
+  if (!row) return null;
+  const what = row.event_type === 'app.install' ? 'install order' : 'uninstall order';
+  if (row.status === 'succeeded') return `${what} received by ${row.to_name ?? 'the device manager'} ${when_(row.completed_at)}`;
+  if (row.status === 'failed') return `${what} not delivered to ${row.to_name ?? 'the device manager'} yet (IT can send it again)`;
+  return `${what} being sent to ${row.to_name ?? 'the device manager'}`;
+}
+
 export async function requestPage(ctx: AppContext, req: Request, res: Response, error?: AppError): Promise<void> {
   const s = signedIn(res);
   const { request: r, approver } = await requireRequestAccess(ctx, s, String(req.params.id));
+  const delivered = r.installOrderedAt ? await orderState(ctx, r.id) : null;
   sendPage(res, {
-    title: requestTitle(r), session: s, active: r.requester?.id === s.identity.id ? 'my' : 'approvals', watch: [r.id], notice: error ? null : noticeOf(req),
+    title: requestTitle(r), session: s, active: r.requester?.id === s.identity.id ? 'my' : 'approvals', watch: [r.id, ...(r.installOrderedAt ? ['delivery'] : [])], notice: error ? null : noticeOf(req),
     status: error?.status,
     body: html`${error ? html`<div class="error" role="alert" tabindex="-1" id="problems"><p>${error.message}</p></div>` : ''}
       <p>${badge(r.status)} <span class="muted">Request ${r.id} · version ${r.version}</span></p>
@@ -97,7 +111,7 @@ export async function requestPage(ctx: AppContext, req: Request, res: Response, 
         <dt>Device</dt><dd>${r.device ? `${r.device.name} (${r.device.clientGuid})` : '-'}</dd>
         <dt>Requested</dt><dd>${timeEl(r.createdAt)} via ${r.source}</dd>
         ${r.status === 'pending' ? html`<dt>Decision due</dt><dd>${timeEl(r.deadlineAt)}${r.escalated ? ' (escalated)' : ''}</dd>` : html`<dt>Decided</dt><dd>${r.decidedBy ?? '-'} ${timeEl(r.decidedAt)}${r.decisionReason ? html` · “${r.decisionReason}”` : ''}</dd>`}
-        <dt>Install</dt><dd>${installState(r)}</dd>
+        <dt>Install</dt><dd>${installState(r)}${delivered ? html`; ${delivered}` : ''}</dd>
         ${r.accessExpiresAt ? html`<dt>Access until</dt><dd>${timeEl(r.accessExpiresAt)}</dd>` : ''}</dl>
       ${answersList(r)}
       ${actions(s, r, approver)}
@@ -113,7 +127,7 @@ export function registerRequestDetailPages(router: Router, ctx: AppContext): voi
   router.get('/my', async (req, res) => {
     const s = signedIn(res);
     const page = await ctx.requests.list({ requesterId: s.identity.id }, 100);
-    sendPage(res, { title: 'My requests', session: s, active: 'my', watch: ['*'], notice: noticeOf(req), body: requestRows(page.items) });
+    sendPage(res, { title: 'My requests', session: s, active: 'my', watch: ['*'], notice: noticeOf(req), body: requestRows(page.items, { cancelAs: s }) });
   });
 
   router.get('/requests/:id', (req, res) => requestPage(ctx, req, res));
@@ -145,7 +159,7 @@ export function registerRequestDetailPages(router: Router, ctx: AppContext): voi
     const decision = field(req, 'decision');
     if (decision !== 'approve' && decision !== 'deny') throw new AppError('validation_failed', 'Choose Approve or Deny.');
     const stage = Number(field(req, 'stage'));
-    const result = await ctx.requests.decide(webActor(s), id, decision, field(req, 'reason') ?? null, {
+    const result = await ctx.requests.decide(webActor(s), id, decision, textField(req, 'reason'), {
       expectedVersion: version(req), stage: Number.isInteger(stage) && stage >= 0 ? stage : undefined, denyNeedsReason: true,
     });
     return outcomeNotice[result.outcome]!;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
+import { appendAudit } from '../../core/audit-log.ts';
 import { identityById, type IdentityRow } from '../../core/directory.ts';
 import { parseDuration } from '../../core/durations.ts';
 import { AppError } from '../../core/errors.ts';
@@ -120,6 +121,9 @@ export async function signIn(ctx: AppContext, res: Response, identity: IdentityR
   if (current) await ctx.db.query('DELETE FROM web_sessions WHERE token_hash = $1', [current.tokenHash]);
   const s = await create(ctx, res, identity.id, via, null);
   res.locals.webSession = s;
+  await ctx.db.tx((tx) => appendAudit(tx, {
+    actor: { id: identity.id, label: identity.display_name, channel: 'web' }, action: 'web.signed_in', subjectType: 'identity', subjectId: identity.id, details: { via }, at: new Date(),
+  }));
   return s;
 }
 

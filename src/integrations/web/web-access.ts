@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { everyApproverGroup } from '../../core/approval-rights.ts';
+import { everyApproverGroup, reviewerGroups } from '../../core/approval-rights.ts';
 import type { Actor } from '../../core/audit-log.ts';
 import { groupNamesOf, type IdentityRow } from '../../core/directory.ts';
 import { AppError } from '../../core/errors.ts';
@@ -10,7 +10,7 @@ import { sessionOf, type WebSession } from './sessions.ts';
 /**
  * Who may open what on the web. Deciding is the core's business (the same rules as every channel); this only
  * keeps people out of pages that are not theirs: a request is shown to its requester, to members of any approver
- * group of its policy, and to admins (identities with `admin: true` in the catalog).
+ * or reviewer group of its policy, and to admins (identities with `admin: true` in the catalog).
  */
 
 export interface SignedIn extends WebSession {
@@ -33,11 +33,6 @@ export function requireAdmin(s: SignedIn): void {
 // one answer for "not yours" and "no such request", so ids cannot be probed
 const notFound = (id: string) => new AppError('not_found', `No request with id "${id}" that you can open.`);
 
-export async function mayApprove(ctx: AppContext, s: SignedIn, r: RequestDetail): Promise<boolean> {
-  const mine = await groupNamesOf(ctx.db, s.identity.id);
-  return everyApproverGroup(r.policy).some((g) => mine.includes(g));
-}
-
 export async function requireRequestAccess(ctx: AppContext, s: SignedIn, id: string): Promise<{ request: RequestDetail; approver: boolean }> {
   let request: RequestDetail;
   try {
@@ -46,8 +41,11 @@ export async function requireRequestAccess(ctx: AppContext, s: SignedIn, id: str
     if (e instanceof AppError && e.code === 'not_found') throw notFound(id);
     throw e;
   }
-  const approver = await mayApprove(ctx, s, request);
-  if (request.requester?.id !== s.identity.id && !approver && !s.isAdmin) throw notFound(id);
+  const mine = await groupNamesOf(ctx.db, s.identity.id);
+  const approver = everyApproverGroup(request.policy).some((g) => mine.includes(g));
+  // reviewers of its access (the policy's reviewers) open it from the Reviews page too
+  const reviewer = reviewerGroups(request.policy).some((g) => mine.includes(g));
+  if (request.requester?.id !== s.identity.id && !approver && !reviewer && !s.isAdmin) throw notFound(id);
   return { request, approver };
 }
 
@@ -70,6 +68,9 @@ export const field = (req: Request, name: string): string | undefined => {
   const v = req.body?.[name];
   return typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
 };
+
+/** A free-text field: trimmed, and null when left empty (an empty box says nothing). */
+export const textField = (req: Request, name: string): string | null => field(req, name)?.trim() || null;
 
 /** A form field as a list (checkboxes). */
 export const fields = (req: Request, name: string): string[] => {

@@ -24,6 +24,6 @@ export function signedHeaders(secret: string, msgId: string, body: string, now: 
   };
 }
 
-export function webhookBody(type: string, occurredAt: string, data: Record<string, unknown>): string {
+export function webhookBody(type: string, occurredAt: string, data: object): string {
   return JSON.stringify({ type, timestamp: occurredAt, data });
 }

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import type { Config } from '../../config.ts';
-import type { UrlGuard } from '../../core/catalog-service.ts';
+import type { UrlGuard } from '../../core/ports.ts';
 import { AppError } from '../../core/errors.ts';
 
 /** Addresses a webhook must never reach: they point back into our own network or at cloud metadata. */

@@ -46,6 +46,8 @@
         var focusedId = document.activeElement && document.activeElement.id;
         main.innerHTML = next.innerHTML;
         document.title = doc.title;
+        // what the page shows may have changed (an approved request now has deliveries to follow)
+        watch = (doc.body.getAttribute('data-watch') || '').split(' ').filter(Boolean);
         if (focusedId && document.getElementById(focusedId)) document.getElementById(focusedId).focus();
         if (live) live.textContent = 'Page updated ' + new Date().toLocaleTimeString();
       })
@@ -57,7 +59,8 @@
   source.addEventListener('change', function (e) {
     var data;
     try { data = JSON.parse(e.data); } catch (_) { return; }
-    if (watch.indexOf('*') < 0 && watch.indexOf(data.subjectId) < 0) return;
+    var listed = watch.indexOf('*') >= 0 && data.subjectType !== 'delivery';
+    if (!listed && watch.indexOf(data.subjectId) < 0) return;
     clearTimeout(timer);
     timer = setTimeout(function () { refresh(false); }, 250);
   });
