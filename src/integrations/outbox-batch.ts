@@ -25,7 +25,9 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
   const targets = [...new Set(ctx.notifiers.map((n) => n.platform))];
   return ctx.db.tx(async (tx) => {
     const rows = await tx.query<{ id: string; payload: Omit<DomainEvent, 'id'> }>(
-      `SELECT id, payload FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
+      // an event whose own relay job failed (last_error) is left to that job and the reconciler, so one bad event
+      // cannot fail every batch it would be part of
+      `SELECT id, payload FROM outbox WHERE status <> 'done' AND last_error IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
     if (rows.length === 0) return { events: 0, deliveries: [], orders: [], effects: [] };
     const ids = rows.map((r) => r.id);
     const hooks: { outboxId: string; type: string; body: string }[] = [];
@@ -89,6 +91,10 @@ export async function requeueEverything(ctx: AppContext, queues: AppQueues, page
     outbox += b.events;
     await enqueueBatch(queues, b);
   }
+  // events the batch leaves to their own relay job (it failed before) get that job back
+  const failing = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' AND last_error IS NOT NULL ORDER BY seq LIMIT $1`, [page]);
+  if (failing.length) await queues.outbox.addBulk(failing.map((r) => ({ name: 'relay', data: { outboxId: r.id }, opts: { jobId: jobIds.relay(r.id) } })));
+  outbox += failing.length;
   let deliveries = 0;
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
