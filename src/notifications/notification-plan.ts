@@ -155,3 +155,7 @@ export function promptTargets(platform: 'slack' | 'teams', kind: 'stage' | 'revi
   const direct = dm ? input.people.filter((p): p is { id: string; address: string } => Boolean(p.address)) : [];
   return { channels, direct };
 }
+
+/** A directory identity as the plan sees it. */
+export const personOf = (row: { id: string; slack_user_id: string | null; teams_aad_id: string | null; email: string | null }): Person =>
+  ({ id: row.id, slack: row.slack_user_id, teams: row.teams_aad_id, email: row.email });
