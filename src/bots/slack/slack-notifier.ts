@@ -89,7 +89,7 @@ export class SlackNotifier implements ChatNotifier {
     switch (event.type) {
       case 'change.submitted': {
         const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
-        for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
+        for (const t of await this.approverTargets('change', c.approverGroups, c.requester.id, false)) {
           await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
         }
         if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderChangeRequesterStatus(c));
@@ -115,10 +115,10 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** Where a prompt goes, as the notification plan says: each group's channel, plus approvers' DMs. */
-  private async approverTargets(groups: string[], requesterId: string | null, direct: boolean): Promise<Target[]> {
+  private async approverTargets(kind: 'stage' | 'review' | 'change', groups: string[], requesterId: string | null, direct: boolean): Promise<Target[]> {
     const rows = await groupsByNames(this.ctx.db, groups);
     const people = (await eligibleMembers(this.ctx.db, groups, requesterId)).map((m) => ({ id: m.id, address: m.slack_user_id }));
-    const plan = promptTargets('slack', 'stage', { channels: rows.map((g) => g.slack_channel ?? ''), people, direct });
+    const plan = promptTargets('slack', kind, { channels: rows.map((g) => g.slack_channel ?? ''), people, direct });
     const targets: Target[] = [...plan.channels.map((channel) => ({ channel })), ...plan.direct.map((p) => ({ user: p.address, recipientId: p.id }))];
     if (targets.length === 0) this.ctx.logger.warn({ groups }, 'slack: no channel and no linked member to send the approval prompt to');
     return targets;
@@ -127,7 +127,7 @@ export class SlackNotifier implements ChatNotifier {
   private async postPrompts(event: DomainEvent, r: RequestDetail, stage: number, groups: string[], requester: IdentityRow | undefined): Promise<void> {
     const direct = r.policy.stages[stage]?.notifyApproversDirectly ?? false;
     const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage });
-    const targets = await this.approverTargets(groups, r.requester?.id ?? null, direct);
+    const targets = await this.approverTargets('stage', groups, r.requester?.id ?? null, direct);
     let undelivered = false;
     for (const t of targets) {
       if (!(await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage })) && t.channel) undelivered = true;
@@ -135,7 +135,7 @@ export class SlackNotifier implements ChatNotifier {
     if (undelivered) {
       // a channel Signoff cannot post to (private and not invited, deleted) must not leave the request unseen
       const dmed = new Set(targets.filter((t) => t.user).map((t) => t.user));
-      for (const t of await this.approverTargets(groups, r.requester?.id ?? null, true)) {
+      for (const t of await this.approverTargets('stage', groups, r.requester?.id ?? null, true)) {
         if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage });
       }
     }
@@ -147,14 +147,14 @@ export class SlackNotifier implements ChatNotifier {
     // handled late, after it was already answered: a prompt with nothing left to do would only confuse
     if (review.status !== 'pending') return;
     const prompt = renderReviewPrompt({ review });
-    const targets = await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, false);
+    const targets = await this.approverTargets('review', review.reviewerGroups, review.requester?.id ?? null, false);
     let undelivered = false;
     for (const t of targets) {
       if (!(await this.postOnce(event, 'review', review.id, 'prompt', t, prompt)) && t.channel) undelivered = true;
     }
     if (undelivered) {
       const dmed = new Set(targets.filter((t) => t.user).map((t) => t.user));
-      for (const t of await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, true)) {
+      for (const t of await this.approverTargets('review', review.reviewerGroups, review.requester?.id ?? null, true)) {
         if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'review', review.id, 'prompt', t, prompt);
       }
     }
@@ -271,7 +271,7 @@ export class SlackNotifier implements ChatNotifier {
       // alternates whose channel has no copy yet get the prompt itself
       const have = new Set(prompts.map((p) => p.conversation_id));
       const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage: r.currentStage });
-      for (const t of await this.approverTargets(escalatedTo, r.requester?.id ?? null, false)) {
+      for (const t of await this.approverTargets('stage', escalatedTo, r.requester?.id ?? null, false)) {
         if (t.channel && have.has(t.channel)) continue;
         await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage: r.currentStage });
       }
