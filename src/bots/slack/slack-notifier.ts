@@ -3,7 +3,8 @@ import { eligibleMembers, pendingApprovers, pendingReviewers } from '../../core/
 import { groupsByNames, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
 import { exhaustive, type ChangeEvent, type DomainEvent, type RequestEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
-import type { ChangeView, HistoryEntry, RequestDetail } from '../../core/views.ts';
+import type { ChangeView, RequestDetail } from '../../core/views.ts';
+import { originOf, personOf, promptTargets, requesterPlan } from '../../notifications/notification-plan.ts';
 import {
   renderAccessExpiring, renderChangePrompt, renderChangeRequesterStatus, renderInstallOrdered, renderReminder, renderRequesterOutcome,
   renderRequesterStatus, renderRequestPrompt, renderReviewPrompt, renderReviewReminder, type Rendered,
@@ -18,12 +19,6 @@ interface Target {
   user?: string;
   recipientId?: string | null;
 }
-
-/**
- * Someone who asked in Teams hears back in Teams, on the card they submitted from: Slack stays quiet for them,
- * as the Teams bot does for requests made in Slack. Requests from the API or email are told in both.
- */
-const askedInTeams = (history: HistoryEntry[], submitted: string) => history.some((h) => h.action === submitted && h.channel === 'teams');
 
 /**
  * Turns domain events into Slack messages. Called by the outbox relay after commit, possibly more than once
@@ -43,11 +38,11 @@ export class SlackNotifier implements ChatNotifier {
   private async handleRequest(event: RequestEvent): Promise<void> {
     const r = await this.ctx.requests.get(event.subjectId);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
-    const tellRequester = requester?.slack_user_id && !askedInTeams(r.history, 'request.submitted');
+    const tellRequester = this.tells(event, requester, originOf(r.history, 'request.submitted'));
     switch (event.type) {
       case 'request.submitted':
         await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderRequesterStatus(r));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'requester', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderRequesterStatus(r));
         return;
       case 'request.stage_advanced':
         await this.refreshRequest(r, requester);
@@ -60,10 +55,10 @@ export class SlackNotifier implements ChatNotifier {
       case 'request.escalated':
         return this.threadReplies(event, r, requester);
       case 'request.install_ordered':
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderInstallOrdered(r, event.data.reason));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderInstallOrdered(r, event.data.reason));
         return;
       case 'request.access_expiring':
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester.slack_user_id!, recipientId: requester.id }, renderAccessExpiring(r));
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderAccessExpiring(r));
         return;
       case 'request.review_started':
         return this.postReviewPrompts(event, event.data.reviewId);
@@ -78,8 +73,8 @@ export class SlackNotifier implements ChatNotifier {
       case 'request.revoked':
         await this.refreshRequest(r, requester);
         // someone who cancelled their own request already knows
-        if (tellRequester && event.actor.id !== requester.id) {
-          await this.postOnce(event, 'request', r.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderRequesterOutcome(r));
+        if (tellRequester) {
+          await this.postOnce(event, 'request', r.id, 'outcome', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderRequesterOutcome(r));
         }
         return;
       default:
@@ -90,22 +85,22 @@ export class SlackNotifier implements ChatNotifier {
   private async handleChange(event: ChangeEvent): Promise<void> {
     const c = await this.ctx.changes.get(event.subjectId);
     const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
-    const tellRequester = requester?.slack_user_id && !askedInTeams(c.history, 'change.submitted');
+    const tellRequester = this.tells(event, requester, originOf(c.history, 'change.submitted'));
     switch (event.type) {
       case 'change.submitted': {
         const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
-        for (const t of await this.approverTargets(c.approverGroups, c.requester.id, false)) {
+        for (const t of await this.approverTargets('change', c.approverGroups, c.requester.id, false)) {
           await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
         }
-        if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+        if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderChangeRequesterStatus(c));
         return;
       }
       case 'change.approved':
       case 'change.rejected':
       case 'change.cancelled':
         await this.refreshChange(c, requester);
-        if (tellRequester && event.actor.id !== requester.id) {
-          await this.postOnce(event, 'change', c.id, 'outcome', { user: requester.slack_user_id!, recipientId: requester.id }, renderChangeRequesterStatus(c));
+        if (tellRequester) {
+          await this.postOnce(event, 'change', c.id, 'outcome', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderChangeRequesterStatus(c));
         }
         return;
       default:
@@ -113,16 +108,18 @@ export class SlackNotifier implements ChatNotifier {
     }
   }
 
-  /** Where a stage's prompt goes: each group's channel, plus approvers' DMs when the stage asks for it (or no group has a channel). */
-  private async approverTargets(groups: string[], requesterId: string | null, direct: boolean): Promise<Target[]> {
+  /** Whether the notification plan tells the requester anything in Slack for this event. */
+  private tells(event: DomainEvent, requester: IdentityRow | undefined, origin: string | null): boolean {
+    const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
+    return Boolean(requesterPlan({ event, requester: requester ? personOf(requester) : null, origin, registered }).slack);
+  }
+
+  /** Where a prompt goes, as the notification plan says: each group's channel, plus approvers' DMs. */
+  private async approverTargets(kind: 'stage' | 'review' | 'change', groups: string[], requesterId: string | null, direct: boolean): Promise<Target[]> {
     const rows = await groupsByNames(this.ctx.db, groups);
-    const channels = [...new Set(rows.map((g) => g.slack_channel).filter((c): c is string => Boolean(c)))];
-    const targets: Target[] = channels.map((channel) => ({ channel }));
-    if (direct || channels.length === 0) {
-      for (const m of await eligibleMembers(this.ctx.db, groups, requesterId)) {
-        if (m.slack_user_id) targets.push({ user: m.slack_user_id, recipientId: m.id });
-      }
-    }
+    const people = (await eligibleMembers(this.ctx.db, groups, requesterId)).map((m) => ({ id: m.id, address: m.slack_user_id }));
+    const plan = promptTargets('slack', kind, { channels: rows.map((g) => g.slack_channel ?? ''), people, direct });
+    const targets: Target[] = [...plan.channels.map((channel) => ({ channel })), ...plan.direct.map((p) => ({ user: p.address, recipientId: p.id }))];
     if (targets.length === 0) this.ctx.logger.warn({ groups }, 'slack: no channel and no linked member to send the approval prompt to');
     return targets;
   }
@@ -130,7 +127,7 @@ export class SlackNotifier implements ChatNotifier {
   private async postPrompts(event: DomainEvent, r: RequestDetail, stage: number, groups: string[], requester: IdentityRow | undefined): Promise<void> {
     const direct = r.policy.stages[stage]?.notifyApproversDirectly ?? false;
     const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage });
-    const targets = await this.approverTargets(groups, r.requester?.id ?? null, direct);
+    const targets = await this.approverTargets('stage', groups, r.requester?.id ?? null, direct);
     let undelivered = false;
     for (const t of targets) {
       if (!(await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage })) && t.channel) undelivered = true;
@@ -138,7 +135,7 @@ export class SlackNotifier implements ChatNotifier {
     if (undelivered) {
       // a channel Signoff cannot post to (private and not invited, deleted) must not leave the request unseen
       const dmed = new Set(targets.filter((t) => t.user).map((t) => t.user));
-      for (const t of await this.approverTargets(groups, r.requester?.id ?? null, true)) {
+      for (const t of await this.approverTargets('stage', groups, r.requester?.id ?? null, true)) {
         if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage });
       }
     }
@@ -150,14 +147,14 @@ export class SlackNotifier implements ChatNotifier {
     // handled late, after it was already answered: a prompt with nothing left to do would only confuse
     if (review.status !== 'pending') return;
     const prompt = renderReviewPrompt({ review });
-    const targets = await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, false);
+    const targets = await this.approverTargets('review', review.reviewerGroups, review.requester?.id ?? null, false);
     let undelivered = false;
     for (const t of targets) {
       if (!(await this.postOnce(event, 'review', review.id, 'prompt', t, prompt)) && t.channel) undelivered = true;
     }
     if (undelivered) {
       const dmed = new Set(targets.filter((t) => t.user).map((t) => t.user));
-      for (const t of await this.approverTargets(review.reviewerGroups, review.requester?.id ?? null, true)) {
+      for (const t of await this.approverTargets('review', review.reviewerGroups, review.requester?.id ?? null, true)) {
         if (t.user && !dmed.has(t.user)) await this.postOnce(event, 'review', review.id, 'prompt', t, prompt);
       }
     }
@@ -274,7 +271,7 @@ export class SlackNotifier implements ChatNotifier {
       // alternates whose channel has no copy yet get the prompt itself
       const have = new Set(prompts.map((p) => p.conversation_id));
       const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage: r.currentStage });
-      for (const t of await this.approverTargets(escalatedTo, r.requester?.id ?? null, false)) {
+      for (const t of await this.approverTargets('stage', escalatedTo, r.requester?.id ?? null, false)) {
         if (t.channel && have.has(t.channel)) continue;
         await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage: r.currentStage });
       }

@@ -5,6 +5,7 @@ import { exhaustive, type ChangeEvent, type DomainEvent } from '../../core/event
 import type { ChatNotifier } from '../../core/ports.ts';
 import { readableUtc } from '../../core/clock.ts';
 import type { RequestDetail } from '../../core/views.ts';
+import { originOf, personOf, promptTargets, requesterPlan, type RequesterDelivery } from '../../notifications/notification-plan.ts';
 import { noticeCard, plainText, submittedBanner, type AdaptiveCard, type Banner, type NoticeInput } from './teams-cards.ts';
 import { BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
 import {
@@ -63,9 +64,7 @@ export class TeamsNotifier implements ChatNotifier {
         // the submitter's copy already says "submitted" (the invoke answer); the same card again, not a flash without it
         await this.updateCopies(subject, r, submittedBanner.request);
         await this.postPrompts(event, r, r.currentStage);
-        // Teams submissions already show the requester their card (the form they submitted turns into it);
-        // Slack submissions are confirmed in Slack
-        if (event.actor.channel !== 'slack' && event.actor.channel !== 'teams') await this.confirmToRequester(event, subject, r);
+        if ((await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))?.where === 'dm') await this.confirmToRequester(event, subject, r);
         return;
       }
       case 'request.decision_recorded':
@@ -75,7 +74,7 @@ export class TeamsNotifier implements ChatNotifier {
         const r = await this.ctx.requests.get(subject.id);
         await this.updateCopies(subject, r);
         await this.postPrompts(event, r, r.currentStage);
-        await this.tellRequester(event, subject, { title: `${r.application.name}: stage ${r.currentStage} approved`, text: `Your request moved on to stage ${r.currentStage + 1} of ${r.stageCount}.`, tone: 'info' });
+        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted')) await this.tellRequester(event, subject, { title: `${r.application.name}: stage ${r.currentStage} approved`, text: `Your request moved on to stage ${r.currentStage + 1} of ${r.stageCount}.`, tone: 'info' });
         return;
       }
       case 'request.approved':
@@ -85,8 +84,7 @@ export class TeamsNotifier implements ChatNotifier {
       case 'request.revoked': {
         const r = await this.ctx.requests.get(subject.id);
         await this.updateCopies(subject, r);
-        // the requester's own cancel needs no "you cancelled" message
-        if (event.type !== 'request.cancelled' || event.actor.id !== r.requester?.id) await this.tellRequester(event, subject, outcomeNotice(r));
+        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted')) await this.tellRequester(event, subject, outcomeNotice(r));
         return;
       }
       case 'request.reminder':
@@ -107,14 +105,15 @@ export class TeamsNotifier implements ChatNotifier {
       case 'request.install_ordered': {
         const r = await this.ctx.requests.get(subject.id);
         await this.updateCopies(subject, r);
-        await this.tellRequester(event, subject, { title: `Installing ${r.application.name}`, text: `The install${r.device ? ` on ${r.device.name}` : ''} has been ordered. It usually starts within a few minutes.`, tone: 'success' });
+        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted')) await this.tellRequester(event, subject, { title: `Installing ${r.application.name}`, text: `The install${r.device ? ` on ${r.device.name}` : ''} has been ordered. It usually starts within a few minutes.`, tone: 'success' });
         return;
       }
       case 'request.access_expiring': {
         const r = await this.ctx.requests.get(subject.id);
         const notice: NoticeInput = { title: `${r.application.name} access is expiring`, text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${readableUtc(r.accessExpiresAt)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`, tone: 'warning' };
+        const where = (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))?.where;
         if (await this.hasRequesterCopy(subject)) await this.tellRequester(event, subject, notice);
-        else await this.tellRequesterPersonally(event, subject, r, notice);
+        else if (where === 'copy-else-dm') await this.tellRequesterPersonally(event, subject, r, notice);
         return;
       }
       default:
@@ -124,19 +123,20 @@ export class TeamsNotifier implements ChatNotifier {
 
   private async handleChange(event: ChangeEvent, subject: Subject): Promise<void> {
     const c = await this.ctx.changes.get(subject.id);
+    const told = await this.plan(event, c.requester.id, c.history, 'change.submitted');
     await this.updateCopies(subject, undefined, event.type === 'change.submitted' ? submittedBanner.change : undefined);
     if (event.type === 'change.submitted') {
-      const channels = (await groupsByNames(this.ctx.db, c.approverGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
-      for (const channel of [...new Set(channels)]) {
+      const { channels } = promptTargets('teams', 'change', { channels: (await groupsByNames(this.ctx.db, c.approverGroups)).map((g) => g.teams_channel ?? ''), people: [], direct: false });
+      for (const channel of channels) {
         await this.deliver(event, subject, `prompt:${channel}`, { kind: 'channel', key: channel }, 'prompt', null, 'base', null);
       }
       const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
-      if (requester?.teams_aad_id && event.actor.channel !== 'slack' && event.actor.channel !== 'teams' && !(await this.hasRequesterCopy(subject))) {
+      if (requester && told?.where === 'dm' && !(await this.hasRequesterCopy(subject))) {
         await this.deliver(event, subject, 'requester', { kind: 'personal', identity: requester }, 'requester', null, 'requester', requester.id);
       }
       return;
     }
-    if (event.type === 'change.approved' || event.type === 'change.rejected' || (event.type === 'change.cancelled' && event.actor.id !== c.requester.id)) {
+    if (told) {
       const verb = c.status === 'approved' ? 'approved' : c.status === 'rejected' ? 'rejected' : 'cancelled';
       await this.tellRequester(event, subject, {
         title: `Your change to ${c.resourceType} "${c.resourceId}" was ${verb}`,
@@ -152,20 +152,30 @@ export class TeamsNotifier implements ChatNotifier {
     if (!stage) return;
     const subject: Subject = { type: 'request', id: r.id };
     const existing = await cardCopies(this.ctx.db, 'request', r.id);
-    const channels = (await groupsByNames(this.ctx.db, stage.approverGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
-    for (const channel of [...new Set(channels)]) {
+    const direct = r.policy.stages[stageIndex]?.notifyApproversDirectly ?? false;
+    const approvers = direct ? await pendingApprovers(this.ctx.db, r) : [];
+    const targets = promptTargets('teams', 'stage', {
+      channels: (await groupsByNames(this.ctx.db, stage.approverGroups)).map((g) => g.teams_channel ?? ''),
+      people: approvers.map((a) => ({ id: a.id, address: a.teams_aad_id })),
+      direct,
+    });
+    for (const channel of targets.channels) {
       // an escalation to a group already prompted in this channel needs no second card there
       if (existing.some((m) => m.purpose === 'prompt' && m.stage === stageIndex && m.data.key === `prompt:${stageIndex}:${channel}`)) continue;
       await this.deliver(event, subject, `prompt:${stageIndex}:${channel}`, { kind: 'channel', key: channel }, 'prompt', stageIndex, 'base', null);
     }
-    if (r.policy.stages[stageIndex]?.notifyApproversDirectly) {
-      for (const approver of await pendingApprovers(this.ctx.db, r)) {
-        if (!approver.teams_aad_id) continue;
-        const key = `prompt:${stageIndex}:dm:${approver.id}`;
-        if (existing.some((m) => m.data.key === key)) continue;
-        await this.deliver(event, subject, key, { kind: 'personal', identity: approver }, 'prompt', stageIndex, 'approver', approver.id);
-      }
+    for (const approver of approvers.filter((a) => targets.direct.some((t) => t.id === a.id))) {
+      const key = `prompt:${stageIndex}:dm:${approver.id}`;
+      if (existing.some((m) => m.data.key === key)) continue;
+      await this.deliver(event, subject, key, { kind: 'personal', identity: approver }, 'prompt', stageIndex, 'approver', approver.id);
     }
+  }
+
+  /** What the notification plan tells the requester in Teams for this event; undefined: nothing. */
+  private async plan(event: DomainEvent, requesterId: string | null, history: { action: string; channel: string }[], submitted: 'request.submitted' | 'change.submitted'): Promise<RequesterDelivery | undefined> {
+    const requester = requesterId ? await identityById(this.ctx.db, requesterId) : undefined;
+    const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
+    return requesterPlan({ event, requester: requester ? personOf(requester) : null, origin: originOf(history, submitted), registered }).teams;
   }
 
   private async hasRequesterCopy(subject: Subject): Promise<boolean> {
@@ -198,7 +208,6 @@ export class TeamsNotifier implements ChatNotifier {
   private async tellRequesterPersonally(event: DomainEvent, subject: Subject, r: RequestDetail, notice: NoticeInput): Promise<void> {
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
     if (!requester?.teams_aad_id) return;
-    if (requester.slack_user_id && this.ctx.notifiers.some((n) => n.platform === 'slack')) return;
     const key = `notice:${event.type}`;
     if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) return;
     const conv = await this.personalConversation(requester, subject);
@@ -212,13 +221,16 @@ export class TeamsNotifier implements ChatNotifier {
     const review = await this.ctx.reviews.get(reviewId);
     if (review.status !== 'pending') return;
     const subject: Subject = { type: 'review', id: review.id };
-    const channels = (await groupsByNames(this.ctx.db, review.reviewerGroups)).map((g) => g.teams_channel).filter((x): x is string => Boolean(x));
-    for (const channel of [...new Set(channels)]) {
+    const reviewers = await pendingReviewers(this.ctx.db, review);
+    const targets = promptTargets('teams', 'review', {
+      channels: (await groupsByNames(this.ctx.db, review.reviewerGroups)).map((g) => g.teams_channel ?? ''),
+      people: reviewers.map((p) => ({ id: p.id, address: p.teams_aad_id })),
+      direct: false,
+    });
+    for (const channel of targets.channels) {
       await this.deliver(event, subject, `review:${channel}`, { kind: 'channel', key: channel }, 'prompt', null, 'base', null);
     }
-    if (channels.length) return;
-    for (const reviewer of await pendingReviewers(this.ctx.db, review)) {
-      if (!reviewer.teams_aad_id) continue;
+    for (const reviewer of reviewers.filter((p) => targets.direct.some((t) => t.id === p.id))) {
       await this.deliver(event, subject, `review:dm:${reviewer.id}`, { kind: 'personal', identity: reviewer }, 'prompt', null, 'approver', reviewer.id);
     }
   }

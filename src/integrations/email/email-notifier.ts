@@ -8,6 +8,7 @@ import { exhaustive, type DomainEvent, type RequestEvent } from '../../core/even
 import { createLinkToken } from '../../core/link-tokens.ts';
 import type { ChatNotifier, MailMessage, Mailer } from '../../core/ports.ts';
 import type { RequestDetail } from '../../core/views.ts';
+import { originOf, requesterPlan } from '../../notifications/notification-plan.ts';
 import { renderApprovalEmail, renderOutcomeEmail, renderReviewEmail } from './email-templates.ts';
 
 export function createSmtpMailer(smtpUrl: string, from: string): Mailer {
@@ -69,7 +70,7 @@ export class EmailNotifier implements ChatNotifier {
     const request = await this.ctx.requests.get(event.subjectId);
     const messages = kind.review
       ? await this.reviewMails(kind.review.reviewId, kind.review.reminder)
-      : kind.prompt ? await this.approvalMails(event, request) : this.outcomeMails(request);
+      : kind.prompt ? await this.approvalMails(event, request) : this.outcomeMails(event, request);
     for (const m of messages) await this.mailer.send(m);
     if (messages.length) {
       await this.ctx.db.tx((tx) =>
@@ -117,8 +118,12 @@ export class EmailNotifier implements ChatNotifier {
     return to.length ? [renderReviewEmail(v, to, { reminder })] : [];
   }
 
-  private outcomeMails(request: RequestDetail): MailMessage[] {
-    return request.requester?.email ? [renderOutcomeEmail(request, request.requester.email, this.pageUrl(request.id))] : [];
+  /** The outcome goes to the requester when the notification plan says they hear it by email. */
+  private outcomeMails(event: DomainEvent, request: RequestDetail): MailMessage[] {
+    const requester = request.requester ? { id: request.requester.id, email: request.requester.email } : null;
+    const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
+    const told = requesterPlan({ event, requester, origin: originOf(request.history, 'request.submitted'), registered }).email;
+    return told && request.requester?.email ? [renderOutcomeEmail(request, request.requester.email, this.pageUrl(request.id))] : [];
   }
 
   /** The request's page in the web app (/app), where Revoke and Reapprove are buttons of their own. */
