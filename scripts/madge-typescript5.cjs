@@ -5,7 +5,9 @@ const Module = require('node:module');
 const path = require('node:path');
 
 const typescript5 = require.resolve('typescript5');
-const dependencies = path.join(__dirname, '..', 'node_modules') + path.sep;
+// the real path: node_modules may be a symlink (a git worktree sharing another checkout's)
+const fs = require('node:fs');
+const dependencies = fs.realpathSync(path.join(__dirname, '..', 'node_modules')) + path.sep;
 const resolve = Module._resolveFilename;
 Module._resolveFilename = function (request, parent, ...rest) {
   if (request === 'typescript' && parent?.filename?.startsWith(dependencies)) return typescript5;
