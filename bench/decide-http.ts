@@ -25,8 +25,13 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
   const { db } = scratch;
   let server: import('node:http').Server | undefined;
   const config = loadConfig({
-    NODE_ENV: 'test', DATABASE_URL: scratch.url, LOG_LEVEL: 'silent', QUEUE_PREFIX: `signoff_bench_${Date.now()}`,
-    SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-bench', SLACK_API_URL: fake.url,
+    NODE_ENV: 'test',
+    DATABASE_URL: scratch.url,
+    LOG_LEVEL: 'silent',
+    QUEUE_PREFIX: `signoff_bench_${Date.now()}`,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    SLACK_BOT_TOKEN: 'xoxb-bench',
+    SLACK_API_URL: fake.url,
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
   try {
@@ -41,10 +46,23 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
 
     // the clients run in a process of their own, as pgbench's do, so they do not share the server's event loop
     const started = performance.now();
-    const { acks, failures } = await runClients({ base, key, secret: SIGNING_SECRET, responseOrigin: fake.origin, ids: requestIds, clients: opts.clients });
+    const { acks, failures } = await runClients({
+      base,
+      key,
+      secret: SIGNING_SECRET,
+      responseOrigin: fake.origin,
+      ids: requestIds,
+      clients: opts.clients,
+    });
     const ackedIn = (performance.now() - started) / 1000;
     // Slack clicks are decided after their ack: the clock stops when the last decision is committed
-    await waitUntil(async () => Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >= opts.requests - failures, 'every decision', 300_000, 10);
+    await waitUntil(
+      async () =>
+        Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >= opts.requests - failures,
+      'every decision',
+      300_000,
+      10,
+    );
     const seconds = (performance.now() - started) / 1000;
     acks.sort((a, b) => a - b);
     server!.closeAllConnections();
@@ -56,7 +74,12 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
       scenario: 'decide-http',
       decisions: opts.requests,
       clients: opts.clients,
-      mix: process.env.BENCH_DECIDE_MIX === 'rest' ? 'REST approvals only' : process.env.BENCH_DECIDE_MIX === 'slack' ? 'Slack approve clicks only' : 'half Slack approve clicks, half REST approvals',
+      mix:
+        process.env.BENCH_DECIDE_MIX === 'rest'
+          ? 'REST approvals only'
+          : process.env.BENCH_DECIDE_MIX === 'slack'
+            ? 'Slack approve clicks only'
+            : 'half Slack approve clicks, half REST approvals',
       failures,
       decisionsPerSecond: round(perSecond),
       ackedPerSecond: round(opts.requests / ackedIn),

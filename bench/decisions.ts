@@ -12,7 +12,9 @@ export async function decisionsScenario(opts: { requests: number; concurrency: n
   const scratch = await scratchDatabase('decisions');
   const { db } = scratch;
   try {
-    const approver = await db.one<{ id: string }>(`INSERT INTO identities (username, display_name) VALUES ('B\\approver', 'Approver') RETURNING id`);
+    const approver = await db.one<{ id: string }>(
+      `INSERT INTO identities (username, display_name) VALUES ('B\\approver', 'Approver') RETURNING id`,
+    );
     const group = await db.one<{ id: string }>(`INSERT INTO approver_groups (name) VALUES ('approvers') RETURNING id`);
     await db.query('INSERT INTO approver_group_members VALUES ($1,$2)', [group.id, approver.id]);
     const policy = await db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ('p', $1) RETURNING id`, [
@@ -30,7 +32,10 @@ export async function decisionsScenario(opts: { requests: number; concurrency: n
     const started = performance.now();
     await pool(users, opts.concurrency, async (u) => {
       const t0 = performance.now();
-      const r = await service.submit({ id: u.id, label: 'user', channel: 'api' }, { applicationId: 'App_bench', requesterId: u.id, clientGuid: u.device, justification: 'bench' });
+      const r = await service.submit(
+        { id: u.id, label: 'user', channel: 'api' },
+        { applicationId: 'App_bench', requesterId: u.id, clientGuid: u.device, justification: 'bench' },
+      );
       await service.decide(approverActor, r.id, 'approve');
       latencies.push(performance.now() - t0);
     });

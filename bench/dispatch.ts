@@ -34,7 +34,11 @@ export async function startReceiver(secret: string, opts: { delayMs?: number } =
       const body = Buffer.concat(chunks).toString('utf8');
       try {
         const id = String(req.headers['webhook-id']);
-        const payload = wh.verify(body, { 'webhook-id': id, 'webhook-timestamp': String(req.headers['webhook-timestamp']), 'webhook-signature': String(req.headers['webhook-signature']) }) as { data: { requestId: string } };
+        const payload = wh.verify(body, {
+          'webhook-id': id,
+          'webhook-timestamp': String(req.headers['webhook-timestamp']),
+          'webhook-signature': String(req.headers['webhook-signature']),
+        }) as { data: { requestId: string } };
         const key = payload.data.requestId;
         if (ids.has(id)) duplicates++;
         ids.add(id);
@@ -68,14 +72,26 @@ export type BenchReceiver = Awaited<ReturnType<typeof startReceiver>>;
 export async function benchContext(tag: string, env: Record<string, string> = {}) {
   const scratch = await scratchDatabase(tag, 24);
   const prefix = `signoff_bench_${randomBytes(3).toString('hex')}`;
-  const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: scratch.url, REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent', WEBHOOK_ALLOW_HOSTS: '127.0.0.1', ...env });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: scratch.url,
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'silent',
+    WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
+    ...env,
+  });
   const ctx = buildContext({ config, db: scratch.db, logger: createLogger('silent') });
   await scratch.db.query(`INSERT INTO applications (id, name, per_device) VALUES ($1, 'Webhook bench', true)`, [APP_ID]);
   return {
-    ctx, prefix, db: scratch.db,
+    ctx,
+    prefix,
+    db: scratch.db,
     async devices(n: number) {
       return scratch.db.query<{ client_guid: string }>(
-        `INSERT INTO devices (client_guid, name) SELECT 'GUID:' || md5($2 || g), 'PC-' || g FROM generate_series(1, $1) g RETURNING client_guid`, [n, randomUUID()]);
+        `INSERT INTO devices (client_guid, name) SELECT 'GUID:' || md5($2 || g), 'PC-' || g FROM generate_series(1, $1) g RETURNING client_guid`,
+        [n, randomUUID()],
+      );
     },
     async drop() {
       const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
@@ -86,7 +102,12 @@ export async function benchContext(tag: string, env: Record<string, string> = {}
 }
 
 /** CreateApprovedRequest for each device (an approval whose app.install webhook follows), `concurrency` at a time. */
-export function approveAll(ctx: AppContext, devices: { client_guid: string }[], concurrency: number, onCommit?: (requestId: string) => void) {
+export function approveAll(
+  ctx: AppContext,
+  devices: { client_guid: string }[],
+  concurrency: number,
+  onCommit?: (requestId: string) => void,
+) {
   const actor = { id: null, label: 'api:bench', channel: 'api' as const };
   return pool(devices, concurrency, async (d) => {
     const { request } = await ctx.requests.createApproved(actor, { applicationId: APP_ID, clientGuid: d.client_guid });
@@ -99,17 +120,39 @@ async function rawBullmq(prefix: string, receiver: BenchReceiver, secret: string
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new Queue('bench-post', { connection, prefix });
   const allow = parseAllowList(['127.0.0.1']);
-  const worker = new Worker('bench-post', async (job) => {
-    const { id, body } = job.data as { id: string; body: string };
-    const r = await postOnce({ url: receiver.url, headers: signedHeaders(secret, messageIdOf(id), body), body, timeoutMs: 10_000, allow });
-    if (r.kind !== 'response' || r.status >= 300) throw new Error('post failed');
-  }, { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix, concurrency, autorun: false });
+  const worker = new Worker(
+    'bench-post',
+    async (job) => {
+      const { id, body } = job.data as { id: string; body: string };
+      const r = await postOnce({
+        url: receiver.url,
+        headers: signedHeaders(secret, messageIdOf(id), body),
+        body,
+        timeoutMs: 10_000,
+        allow,
+      });
+      if (r.kind !== 'response' || r.status >= 300) throw new Error('post failed');
+    },
+    { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix, concurrency, autorun: false },
+  );
   await worker.waitUntilReady();
   try {
     receiver.reset();
     const data = Array.from({ length: jobs }, () => {
       const id = randomUUID();
-      return { name: 'post', data: { id, body: webhookBody('app.install', new Date().toISOString(), { requestId: id, applicationId: APP_ID, clientGuid: 'GUID:x', reason: 'bench' }) }, opts: { removeOnComplete: true } };
+      return {
+        name: 'post',
+        data: {
+          id,
+          body: webhookBody('app.install', new Date().toISOString(), {
+            requestId: id,
+            applicationId: APP_ID,
+            clientGuid: 'GUID:x',
+            reason: 'bench',
+          }),
+        },
+        opts: { removeOnComplete: true },
+      };
     });
     const started = performance.now();
     void worker.run();
@@ -139,7 +182,10 @@ export async function dispatchScenario(opts: { approvals: number; concurrency: n
   try {
     const { ctx } = b;
     const devices = await b.devices(opts.approvals);
-    await b.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('bench', $1, $2, '{app.install}')`, [receiver.url, secret]);
+    await b.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('bench', $1, $2, '{app.install}')`, [
+      receiver.url,
+      secret,
+    ]);
     const commits = new Map<string, number>();
     const latencies = () => [...receiver.receipts].map(([id, at]) => Math.max(0, at - (commits.get(id) ?? at))).sort((x, y) => x - y);
 
@@ -190,7 +236,12 @@ export async function dispatchScenario(opts: { approvals: number; concurrency: n
       backlogDeliveriesPerSecond: round(drainPerSecond),
       duplicateWebhookIds: receiver.duplicates(),
       badSignatures: receiver.rejected(),
-      reference: { tool: 'bullmq addBulk + Worker, each job the same signed POST', jobs: opts.approvals, concurrency: opts.concurrency, jobsPerSecond: round(reference) },
+      reference: {
+        tool: 'bullmq addBulk + Worker, each job the same signed POST',
+        jobs: opts.approvals,
+        concurrency: opts.concurrency,
+        jobsPerSecond: round(reference),
+      },
       ratioToRawBullmq: round(drainPerSecond / reference, 3),
       targets: { ratioToRawBullmq: 0.7, pacedCommitToReceiptP99Ms: 250 },
     };

@@ -11,7 +11,10 @@ import { round, waitUntil } from './support.ts';
  * WEBHOOK_ENDPOINT_CONCURRENCY attempts in flight, so the slow one holds its own slots and no more.
  */
 export async function fairnessScenario(opts: { deliveries: number; slowMs: number; concurrency: number }) {
-  const b = await benchContext('fairness', { WEBHOOK_TIMEOUT_MS: String(opts.slowMs + 10_000), WEBHOOK_ENDPOINT_CONCURRENCY: String(opts.concurrency / 2) });
+  const b = await benchContext('fairness', {
+    WEBHOOK_TIMEOUT_MS: String(opts.slowMs + 10_000),
+    WEBHOOK_ENDPOINT_CONCURRENCY: String(opts.concurrency / 2),
+  });
   const secret = `whsec_${randomBytes(24).toString('base64')}`;
   const fast = await startReceiver(secret);
   const slow = await startReceiver(secret, { delayMs: opts.slowMs });
@@ -19,7 +22,10 @@ export async function fairnessScenario(opts: { deliveries: number; slowMs: numbe
   try {
     const { ctx } = b;
     const devices = await b.devices(opts.deliveries);
-    await b.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('fast', $1, $2, '{app.install}')`, [fast.url, secret]);
+    await b.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('fast', $1, $2, '{app.install}')`, [
+      fast.url,
+      secret,
+    ]);
 
     const drainRate = async () => {
       fast.reset();
@@ -34,7 +40,10 @@ export async function fairnessScenario(opts: { deliveries: number; slowMs: numbe
     await workers!.stop();
     workers = undefined;
 
-    await b.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('slow', $1, $2, '{app.install}')`, [slow.url, secret]);
+    await b.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('slow', $1, $2, '{app.install}')`, [
+      slow.url,
+      secret,
+    ]);
     const withSlow = await drainRate();
     const slowReceived = slow.receipts.size;
     // the slow endpoint's attempts in flight end with its connections

@@ -16,7 +16,8 @@ const n = (full: number, small: number, env?: string) => Number((env && process.
 
 const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
   'decide-http': () => decideHttpScenario({ requests: n(6000, 600, 'BENCH_DECIDE_REQUESTS'), clients: 32, pgbenchSeconds: quick ? 3 : 10 }),
-  'submit-and-approve': () => decisionsScenario({ requests: n(2000, 300, 'BENCH_REQUESTS'), concurrency: 8, pgbenchSeconds: quick ? 3 : 10 }),
+  'submit-and-approve': () =>
+    decisionsScenario({ requests: n(2000, 300, 'BENCH_REQUESTS'), concurrency: 8, pgbenchSeconds: quick ? 3 : 10 }),
   dispatch: () => dispatchScenario({ approvals: n(20_000, 1000, 'BENCH_DISPATCH'), concurrency: 16, commitConcurrency: 16 }),
   fairness: () => fairnessScenario({ deliveries: n(3000, 400, 'BENCH_FAIRNESS'), slowMs: 20_000, concurrency: 16 }),
   sweep: () => sweepScenario({ sizes: quick ? [10_000, 100_000] : [100_000, 1_000_000], due: n(10_000, 2000, 'BENCH_SWEEP_DUE') }),
@@ -40,7 +41,11 @@ const only = args.filter((a) => !a.startsWith('--'));
 for (const name of Object.keys(scenarios)) {
   if (only.length && !only.includes(name)) continue;
   const code = await new Promise<number>((resolve) => {
-    const p = spawn(process.execPath, [...process.execArgv, 'bin/run-ts.mjs', 'bench/run.ts', '--child', name, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const p = spawn(
+      process.execPath,
+      [...process.execArgv, 'bin/run-ts.mjs', 'bench/run.ts', '--child', name, ...(quick ? ['--quick'] : [])],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
     p.on('exit', (c) => resolve(c ?? 1));
   });
   if (code !== 0) process.exitCode = 1;

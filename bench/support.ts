@@ -77,11 +77,22 @@ export async function waitUntil(done: () => boolean | Promise<boolean>, what: st
  * inserted set-based (what submit would have written, without its audit rows).
  */
 export async function seedPending(db: Database, n: number, opts: { approverSlackId?: string; policy?: Record<string, unknown> } = {}) {
-  const approver = await db.one<{ id: string }>(`INSERT INTO identities (username, display_name, slack_user_id) VALUES ('B\\approver', 'Approver', $1) RETURNING id`, [opts.approverSlackId ?? null]);
+  const approver = await db.one<{ id: string }>(
+    `INSERT INTO identities (username, display_name, slack_user_id) VALUES ('B\\approver', 'Approver', $1) RETURNING id`,
+    [opts.approverSlackId ?? null],
+  );
   const group = await db.one<{ id: string }>(`INSERT INTO approver_groups (name) VALUES ('approvers') RETURNING id`);
   await db.query('INSERT INTO approver_group_members VALUES ($1,$2)', [group.id, approver.id]);
-  const policy = { justification: 'optional', stages: [{ approvers: ['approvers'], quorum: 'any', approverJustification: false }], decisionDeadline: 'P14D', reminderEvery: 'P1D', ...opts.policy };
-  const p = await db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ('p', $1) RETURNING id`, [JSON.stringify(policyDefinitionSchema.parse(policy))]);
+  const policy = {
+    justification: 'optional',
+    stages: [{ approvers: ['approvers'], quorum: 'any', approverJustification: false }],
+    decisionDeadline: 'P14D',
+    reminderEvery: 'P1D',
+    ...opts.policy,
+  };
+  const p = await db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ('p', $1) RETURNING id`, [
+    JSON.stringify(policyDefinitionSchema.parse(policy)),
+  ]);
   await db.query(`INSERT INTO applications (id, name, per_device, policy_id) VALUES ('App_bench', 'Bench', true, $1)`, [p.id]);
   const definition = (await db.one<{ definition: unknown }>('SELECT definition FROM policies WHERE id = $1', [p.id])).definition;
   const ids = await db.query<{ id: string }>(

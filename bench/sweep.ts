@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { systemClock } from '../src/core/clock.ts';
-import { RequestService } from '../src/core/request-service.ts';
 import { TimerService } from '../src/core/timer-service.ts';
 import { startWorkers } from '../src/integrations/queue/workers.ts';
 import { benchContext, REDIS_URL } from './dispatch.ts';
@@ -35,7 +34,7 @@ export async function sweepScenario(opts: { sizes: number[]; due: number }) {
   const b = await benchContext('sweep');
   const workers = await startWorkers(b.ctx, { sweeper: false });
   try {
-    const timers = new TimerService(b.db, systemClock, new RequestService(b.db, systemClock), { batchSize: 500 });
+    const timers = new TimerService(b.db, systemClock, { batchSize: 500 });
     const runs: Record<string, unknown>[] = [];
     let seeded = 0;
     for (const size of opts.sizes) {
@@ -48,11 +47,21 @@ export async function sweepScenario(opts: { sizes: number[]; due: number }) {
       const redis = await redisFigures(b.prefix);
       await b.db.query(
         `UPDATE requests SET next_reminder_at = now() - interval '1 minute'
-          WHERE id IN (SELECT id FROM requests WHERE status = 'pending' AND next_reminder_at > now() ORDER BY random() LIMIT $1)`, [opts.due]);
+          WHERE id IN (SELECT id FROM requests WHERE status = 'pending' AND next_reminder_at > now() ORDER BY random() LIMIT $1)`,
+        [opts.due],
+      );
       const started = performance.now();
       const fired = await timers.sweep();
       const seconds = (performance.now() - started) / 1000;
-      runs.push({ pending: size, remindersDue: opts.due, fired: fired.reminder, secondsToFire: round(seconds, 2), perSecond: round(fired.reminder / seconds), seedSeconds: round(seedSeconds, 1), redis });
+      runs.push({
+        pending: size,
+        remindersDue: opts.due,
+        fired: fired.reminder,
+        secondsToFire: round(seconds, 2),
+        perSecond: round(fired.reminder / seconds),
+        seedSeconds: round(seedSeconds, 1),
+        redis,
+      });
     }
     const first = runs[0]!.secondsToFire as number;
     const last = runs.at(-1)!.secondsToFire as number;
@@ -60,7 +69,9 @@ export async function sweepScenario(opts: { sizes: number[]; due: number }) {
       scenario: 'sweep',
       runs,
       ratioLargestToSmallest: round(last / first, 2),
-      redisKeysGrowth: (runs.at(-1)!.redis as { keysUnderPrefix: number }).keysUnderPrefix - (runs[0]!.redis as { keysUnderPrefix: number }).keysUnderPrefix,
+      redisKeysGrowth:
+        (runs.at(-1)!.redis as { keysUnderPrefix: number }).keysUnderPrefix -
+        (runs[0]!.redis as { keysUnderPrefix: number }).keysUnderPrefix,
       targets: { ratioLargestToSmallest: 1.3 },
     };
   } finally {

@@ -37,11 +37,17 @@ export function encodePng(width: number, height: number, rgba: Buffer): Buffer {
   ihdr.writeUInt8(6, 9); // RGBA
   const raw = Buffer.alloc((width * 4 + 1) * height);
   for (let y = 0; y < height; y++) rgba.copy(raw, y * (width * 4 + 1) + 1, y * width * 4, (y + 1) * width * 4);
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 function distToSegment(px: number, py: number, ax: number, ay: number, bx: number, by: number): number {
-  const dx = bx - ax, dy = by - ay;
+  const dx = bx - ax,
+    dy = by - ay;
   const t = Math.max(0, Math.min(1, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy)));
   return Math.hypot(px - (ax + t * dx), py - (ay + t * dy));
 }
@@ -50,10 +56,15 @@ function distToSegment(px: number, py: number, ax: number, ay: number, bx: numbe
 export function drawIcon(size: number, background: [number, number, number] | null): Buffer {
   const px = Buffer.alloc(size * size * 4);
   const stroke = size * 0.09;
-  const pts = [[0.27, 0.52], [0.43, 0.68], [0.74, 0.34]].map(([x, y]) => [x! * size, y! * size] as const);
+  const pts = [
+    [0.27, 0.52],
+    [0.43, 0.68],
+    [0.74, 0.34],
+  ].map(([x, y]) => [x! * size, y! * size] as const);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
-      const cx = x + 0.5, cy = y + 0.5;
+      const cx = x + 0.5,
+        cy = y + 0.5;
       const d = Math.min(distToSegment(cx, cy, ...pts[0]!, ...pts[1]!), distToSegment(cx, cy, ...pts[1]!, ...pts[2]!));
       const ink = Math.max(0, Math.min(1, stroke - d + 0.5));
       const i = (y * size + x) * 4;
@@ -126,10 +137,15 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function renderManifest(template: string, env: Record<string, string | undefined>): { manifest: string; warnings: string[] } {
   const appId = env.MICROSOFT_APP_ID?.trim();
   if (!appId || !GUID.test(appId)) {
-    throw new Error('MICROSOFT_APP_ID must be set to the bot\'s Microsoft app id (a GUID from the Azure Bot registration) to build the Teams package.');
+    throw new Error(
+      "MICROSOFT_APP_ID must be set to the bot's Microsoft app id (a GUID from the Azure Bot registration) to build the Teams package.",
+    );
   }
   const publicUrl = new URL(env.PUBLIC_URL?.trim() || 'http://localhost:3978');
-  const warnings = publicUrl.protocol === 'https:' ? [] : [`PUBLIC_URL ${publicUrl.origin} is not https; Teams requires https URLs in the manifest for store or org-wide upload.`];
+  const warnings =
+    publicUrl.protocol === 'https:'
+      ? []
+      : [`PUBLIC_URL ${publicUrl.origin} is not https; Teams requires https URLs in the manifest for store or org-wide upload.`];
   const manifest = template
     .replaceAll('${{MICROSOFT_APP_ID}}', appId)
     .replaceAll('${{PUBLIC_URL}}', publicUrl.origin)
@@ -138,7 +154,10 @@ export function renderManifest(template: string, env: Record<string, string | un
   return { manifest, warnings };
 }
 
-export function buildTeamsPackage(env: Record<string, string | undefined> = process.env, outDir = `${root}build`): { path: string; warnings: string[] } {
+export function buildTeamsPackage(
+  env: Record<string, string | undefined> = process.env,
+  outDir = `${root}build`,
+): { path: string; warnings: string[] } {
   const color = drawIcon(192, [0x2b, 0x57, 0x97]);
   const outline = drawIcon(32, null);
   // the drawn icons are kept in the repo too, so the package contents can be reviewed
@@ -147,10 +166,13 @@ export function buildTeamsPackage(env: Record<string, string | undefined> = proc
   const { manifest, warnings } = renderManifest(readFileSync(`${root}teams/manifest.json`, 'utf8'), env);
   mkdirSync(outDir, { recursive: true });
   const path = `${outDir}/signoff-teams.zip`;
-  writeFileSync(path, zip([
-    { name: 'manifest.json', data: Buffer.from(manifest) },
-    { name: 'color.png', data: color },
-    { name: 'outline.png', data: outline },
-  ]));
+  writeFileSync(
+    path,
+    zip([
+      { name: 'manifest.json', data: Buffer.from(manifest) },
+      { name: 'color.png', data: color },
+      { name: 'outline.png', data: outline },
+    ]),
+  );
   return { path, warnings };
 }

@@ -56,7 +56,16 @@ const buttonsOf = async (card: Locator) => (await card.locator('button').allInne
 async function main(): Promise<void> {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   const failures: string[] = [];
   const check = (ok: boolean, what: string) => {
@@ -92,20 +101,36 @@ async function main(): Promise<void> {
     await form.getByRole('button', { name: 'Submit request' }).click();
     // the invoke answer turns the form into the requester's copy with a "Request submitted" banner; the
     // notifier's update for request.submitted re-renders that copy, banner kept, a moment later
-    const refused = requester.locator('.ac-adaptiveCard').filter({ hasText: 'Submit request' }).filter({ hasText: /already|cannot|Please fix/ });
-    const mine = requester.locator('.ac-adaptiveCard').filter({ hasText: 'Waiting for approval' }).filter({ hasText: 'Cancel request' }).last();
+    const refused = requester
+      .locator('.ac-adaptiveCard')
+      .filter({ hasText: 'Submit request' })
+      .filter({ hasText: /already|cannot|Please fix/ });
+    const mine = requester
+      .locator('.ac-adaptiveCard')
+      .filter({ hasText: 'Waiting for approval' })
+      .filter({ hasText: 'Cancel request' })
+      .last();
     // whichever shows first; the other wait is left to time out quietly
-    const quiet = (p: Promise<void>) => p.then(() => true, () => false);
+    const quiet = (p: Promise<void>) =>
+      p.then(
+        () => true,
+        () => false,
+      );
     if (!(await Promise.race([quiet(mine.waitFor({ timeout: STEP_TIMEOUT })), quiet(refused.waitFor({ timeout: STEP_TIMEOUT }))]))) {
-      throw new Error('neither the requester\'s copy nor a refused form appeared after Submit request');
+      throw new Error("neither the requester's copy nor a refused form appeared after Submit request");
     }
     if (await refused.count()) {
       await shot(requester, 'request-refused');
-      throw new Error(`the form came back refused: "${(await refused.locator('p').nth(1).innerText()).trim()}" (start from a fresh database, see docs/teams-setup.md)`);
+      throw new Error(
+        `the form came back refused: "${(await refused.locator('p').nth(1).innerText()).trim()}" (start from a fresh database, see docs/teams-setup.md)`,
+      );
     }
     await shot(requester, 'request-submitted');
     const mineButtons = await buttonsOf(mine);
-    check(mineButtons.some((b) => /Cancel request/.test(b)) && !mineButtons.some((b) => /Approve|Deny/.test(b)), `requester's copy offers Cancel only (buttons: ${mineButtons.join(', ')})`);
+    check(
+      mineButtons.some((b) => /Cancel request/.test(b)) && !mineButtons.some((b) => /Approve|Deny/.test(b)),
+      `requester's copy offers Cancel only (buttons: ${mineButtons.join(', ')})`,
+    );
 
     // 3. the approver's prompt arrives in their personal chat (notifyApproversDirectly) through the outbox
     const prompt = lastCardWith(approver, 'Waiting for approval');
@@ -121,8 +146,14 @@ async function main(): Promise<void> {
     await approver.waitForTimeout(2000); // let the notifier's updateActivity land as well
     await shot(approver, 'approver-decided');
     const approverButtons = await buttonsOf(lastCardWith(approver, /Approved by/));
-    check(approverButtons.length === 0, `approver's card shows the outcome with no buttons (buttons: ${approverButtons.join(', ') || 'none'})`);
-    check((await approver.locator('.ac-adaptiveCard').filter({ hasText: 'Waiting for approval' }).count()) === 0, 'no pending copy left in the approver chat');
+    check(
+      approverButtons.length === 0,
+      `approver's card shows the outcome with no buttons (buttons: ${approverButtons.join(', ') || 'none'})`,
+    );
+    check(
+      (await approver.locator('.ac-adaptiveCard').filter({ hasText: 'Waiting for approval' }).count()) === 0,
+      'no pending copy left in the approver chat',
+    );
 
     // 5. the requester's copy is updated in place, and the outcome is posted to them
     const updated = lastCardWith(requester, /Approved by/);
@@ -131,10 +162,16 @@ async function main(): Promise<void> {
     await shot(requester, 'requester-decided');
     const stillPending = await requester.locator('.ac-adaptiveCard').filter({ hasText: 'Waiting for approval' }).count();
     check(stillPending === 0, `requester's copy no longer shows "Waiting for approval" (${stillPending} pending cards)`);
-    const notice = await requester.locator('.ac-adaptiveCard').filter({ hasText: `${appName} approved` }).count();
+    const notice = await requester
+      .locator('.ac-adaptiveCard')
+      .filter({ hasText: `${appName} approved` })
+      .count();
     check(notice > 0, `requester was told "${appName} approved"`);
     const reqCopyButtons = await buttonsOf(lastCardWith(requester, 'BOB-LAPTOP').filter({ hasText: /Approved by/ }));
-    check(!reqCopyButtons.some((b) => /Cancel|Approve|Deny/.test(b)), `requester's copy has no Cancel/Approve/Deny left (buttons: ${reqCopyButtons.join(', ') || 'none'})`);
+    check(
+      !reqCopyButtons.some((b) => /Cancel|Approve|Deny/.test(b)),
+      `requester's copy has no Cancel/Approve/Deny left (buttons: ${reqCopyButtons.join(', ') || 'none'})`,
+    );
   } catch (e) {
     failures.push((e as Error).message.split('\n')[0]!);
     log(`FAIL ${(e as Error).message.split('\n')[0]}`);

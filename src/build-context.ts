@@ -24,7 +24,7 @@ export function buildContext(opts: { config: Config; db: Database; clock?: Clock
     clock,
     logger,
     requests,
-    timers: new TimerService(opts.db, clock, requests, {
+    timers: new TimerService(opts.db, clock, {
       onError: (kind, id, err) => timerLog.error({ err, kind, id }, 'timer action failed; it stays due and is retried on the next sweep'),
     }),
     reviews: new ReviewService(opts.db, clock),

@@ -4,9 +4,7 @@ import { z } from 'zod';
 import { parsePrivateKey, parsePublicKey } from './core/audit-checkpoint.ts';
 import { parseDuration } from './core/durations.ts';
 
-const bool = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
-  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no', '']).transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 const optionalString = z
   .string()
@@ -29,7 +27,10 @@ const ed25519Key = (parse: (text: string) => unknown, what: string) =>
     try {
       parse(v);
     } catch (e) {
-      c.addIssue({ code: 'custom', message: `must be an Ed25519 ${what} key, PEM or base64 DER (${(e as Error).message}); \`signoff audit keygen\` makes a pair` });
+      c.addIssue({
+        code: 'custom',
+        message: `must be an Ed25519 ${what} key, PEM or base64 DER (${(e as Error).message}); \`signoff audit keygen\` makes a pair`,
+      });
     }
   });
 
@@ -44,34 +45,44 @@ const MAX_TIMER_MS = 2_147_483_647;
  */
 function wholeNumber(unit: string, def: number, min: number, max: number) {
   const message = `must be a whole number of ${unit} from ${min} to ${max}`;
-  return z.string().optional().transform((v, ctx) => {
-    if (v === undefined || v.trim() === '') return def;
-    const n = /^\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      ctx.addIssue({ code: 'custom', message });
-      return z.NEVER;
-    }
-    return n;
-  });
+  return z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      const n = /^\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : NaN;
+      if (!Number.isSafeInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      }
+      return n;
+    });
 }
 
 const milliseconds = (def: number, min = 10) => wholeNumber('milliseconds', def, min, MAX_TIMER_MS);
 
 /** An ISO 8601 duration (P14D, PT12H), positive and at most `maxDays`, so a typo cannot start a process that fails later. */
-const isoDuration = (def: string, maxDays: number) => z.string().optional().transform((v, ctx) => {
-  const value = v === undefined || v.trim() === '' ? def : v.trim();
-  let ms: number;
-  try {
-    ms = parseDuration(value);
-  } catch {
-    ms = 0;
-  }
-  if (ms <= 0 || ms > maxDays * 86_400_000) {
-    ctx.addIssue({ code: 'custom', message: `must be an ISO 8601 duration such as P14D, P2W or PT12H, longer than zero and at most P${maxDays}D` });
-    return z.NEVER;
-  }
-  return value;
-});
+const isoDuration = (def: string, maxDays: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const value = v === undefined || v.trim() === '' ? def : v.trim();
+      let ms: number;
+      try {
+        ms = parseDuration(value);
+      } catch {
+        ms = 0;
+      }
+      if (ms <= 0 || ms > maxDays * 86_400_000) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be an ISO 8601 duration such as P14D, P2W or PT12H, longer than zero and at most P${maxDays}D`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    });
 
 /** The one schema over the environment. Every key the product reads is here. */
 export const configSchema = z
@@ -129,7 +140,11 @@ export const configSchema = z
     INTUNE_GRAPH_URL: url('http(s)://').default('https://graph.microsoft.com'),
     INTUNE_CA_FILE: readableFile,
     // https://<SMS Provider FQDN>/AdminService
-    CONFIGMGR_ADMINSERVICE_URL: optionalString.pipe(url('https://').refine((v) => v.startsWith('https://'), 'must be an https:// URL').optional()),
+    CONFIGMGR_ADMINSERVICE_URL: optionalString.pipe(
+      url('https://')
+        .refine((v) => v.startsWith('https://'), 'must be an https:// URL')
+        .optional(),
+    ),
     CONFIGMGR_AUTH: z.enum(['negotiate', 'ntlm', 'basic']).default('negotiate'),
     CONFIGMGR_USERNAME: optionalString,
     CONFIGMGR_PASSWORD: optionalString,
@@ -152,7 +167,10 @@ export const configSchema = z
     // for `audit verify --checkpoint` where the private key is not kept; derived from AUDIT_CHECKPOINT_KEY when unset
     AUDIT_CHECKPOINT_PUBLIC_KEY: ed25519Key(parsePublicKey, 'public (SPKI)'),
     // how often the sealer emits a checkpoint (log line + audit.checkpoint webhook) when AUDIT_CHECKPOINT_KEY is set; 0: never
-    AUDIT_CHECKPOINT_INTERVAL_MS: wholeNumber('milliseconds', 3_600_000, 0, MAX_TIMER_MS).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000'),
+    AUDIT_CHECKPOINT_INTERVAL_MS: wholeNumber('milliseconds', 3_600_000, 0, MAX_TIMER_MS).refine(
+      (v) => v === 0 || v >= 1000,
+      'must be 0 (off) or at least 1000',
+    ),
   })
   .transform((c) => ({ ...c, PUBLIC_URL: c.PUBLIC_URL ?? `http://localhost:${c.PORT}` }));
 
@@ -165,15 +183,22 @@ function crossKeyProblems(env: Record<string, string | undefined>): string[] {
     problems.push('TEAMS_EMULATOR: must not be set when NODE_ENV=production (it accepts unauthenticated traffic)');
   }
   if (set('SLACK_SIGNING_SECRET') !== set('SLACK_BOT_TOKEN')) {
-    problems.push(`${set('SLACK_SIGNING_SECRET') ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET'}: is required when the other Slack key is set`);
+    problems.push(
+      `${set('SLACK_SIGNING_SECRET') ? 'SLACK_BOT_TOKEN' : 'SLACK_SIGNING_SECRET'}: is required when the other Slack key is set`,
+    );
   }
   if (set('MICROSOFT_APP_ID') !== set('MICROSOFT_APP_PASSWORD') && env.MICROSOFT_APP_TYPE !== 'UserAssignedMSI') {
-    problems.push(`${set('MICROSOFT_APP_ID') ? 'MICROSOFT_APP_PASSWORD' : 'MICROSOFT_APP_ID'}: is required when the other Microsoft app key is set`);
+    problems.push(
+      `${set('MICROSOFT_APP_ID') ? 'MICROSOFT_APP_PASSWORD' : 'MICROSOFT_APP_ID'}: is required when the other Microsoft app key is set`,
+    );
   }
   if (set('INTUNE_TENANT_ID') || set('INTUNE_CLIENT_ID') || set('INTUNE_CLIENT_SECRET') || set('INTUNE_CLIENT_CERTIFICATE_PATH')) {
-    for (const k of ['INTUNE_TENANT_ID', 'INTUNE_CLIENT_ID']) if (!set(k)) problems.push(`${k}: is required when the Intune connection is configured`);
+    for (const k of ['INTUNE_TENANT_ID', 'INTUNE_CLIENT_ID'])
+      if (!set(k)) problems.push(`${k}: is required when the Intune connection is configured`);
     if (set('INTUNE_CLIENT_SECRET') === set('INTUNE_CLIENT_CERTIFICATE_PATH')) {
-      problems.push('INTUNE_CLIENT_SECRET: give either it or INTUNE_CLIENT_CERTIFICATE_PATH (a PEM with the private key), not both or neither');
+      problems.push(
+        'INTUNE_CLIENT_SECRET: give either it or INTUNE_CLIENT_CERTIFICATE_PATH (a PEM with the private key), not both or neither',
+      );
     }
   }
   if (set('AUDIT_CHECKPOINT_KEY') && set('AUDIT_CHECKPOINT_PUBLIC_KEY')) {
@@ -191,7 +216,8 @@ function crossKeyProblems(env: Record<string, string | undefined>): string[] {
   }
   if (set('OIDC_CLIENT_SECRET') && !set('OIDC_ISSUER')) problems.push('OIDC_ISSUER: is required when OIDC_CLIENT_SECRET is set');
   if (set('CONFIGMGR_ADMINSERVICE_URL')) {
-    for (const k of ['CONFIGMGR_USERNAME', 'CONFIGMGR_PASSWORD']) if (!set(k)) problems.push(`${k}: is required when CONFIGMGR_ADMINSERVICE_URL is set`);
+    for (const k of ['CONFIGMGR_USERNAME', 'CONFIGMGR_PASSWORD'])
+      if (!set(k)) problems.push(`${k}: is required when CONFIGMGR_ADMINSERVICE_URL is set`);
     if (set('CONFIGMGR_USERNAME') && env.CONFIGMGR_AUTH !== 'basic' && !/^[^\\\s]+\\[^\\\s]+$/.test(env.CONFIGMGR_USERNAME!.trim())) {
       problems.push('CONFIGMGR_USERNAME: must be DOMAIN\\user for Windows-integrated authentication');
     }
@@ -229,5 +255,6 @@ export const slackEnabled = (c: Config) => Boolean(c.SLACK_SIGNING_SECRET && c.S
 export const teamsEnabled = (c: Config) => Boolean(c.MICROSOFT_APP_ID) || c.TEAMS_EMULATOR;
 export const oidcEnabled = (c: Config) => Boolean(c.OIDC_ISSUER && c.OIDC_CLIENT_ID);
 export const emailEnabled = (c: Config) => Boolean(c.SMTP_URL);
-export const intuneConfigured = (c: Config) => Boolean(c.INTUNE_TENANT_ID && c.INTUNE_CLIENT_ID && (c.INTUNE_CLIENT_SECRET || c.INTUNE_CLIENT_CERTIFICATE_PATH));
+export const intuneConfigured = (c: Config) =>
+  Boolean(c.INTUNE_TENANT_ID && c.INTUNE_CLIENT_ID && (c.INTUNE_CLIENT_SECRET || c.INTUNE_CLIENT_CERTIFICATE_PATH));
 export const configMgrConfigured = (c: Config) => Boolean(c.CONFIGMGR_ADMINSERVICE_URL && c.CONFIGMGR_USERNAME && c.CONFIGMGR_PASSWORD);

@@ -6,7 +6,13 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
 import { sealNow, unsealedRows, verifyAudit } from '../core/audit-chain.ts';
 import {
-  checkpointNow, checkpointSchema, generateCheckpointKeys, parsePrivateKey, parsePublicKey, verifyAgainstCheckpoint, type Checkpoint,
+  checkpointNow,
+  checkpointSchema,
+  generateCheckpointKeys,
+  parsePrivateKey,
+  parsePublicKey,
+  verifyAgainstCheckpoint,
+  type Checkpoint,
 } from '../core/audit-checkpoint.ts';
 import { EXIT_FAILED, out, runCommand, withDatabase } from './run.ts';
 
@@ -26,7 +32,8 @@ function localKey(create: boolean): { key: KeyObject; created: boolean } | null 
   try {
     return read();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot use the development checkpoint key ${file}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`cannot use the development checkpoint key ${file}: ${(e as Error).message}`);
   }
   if (!create) return null;
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -44,10 +51,14 @@ function signingKey(): KeyObject {
   const config = loadConfig();
   if (config.AUDIT_CHECKPOINT_KEY) return parsePrivateKey(config.AUDIT_CHECKPOINT_KEY);
   if (config.NODE_ENV === 'production') {
-    throw new ConfigError(['AUDIT_CHECKPOINT_KEY: is required to sign checkpoints in production (an Ed25519 private key, PEM or base64 PKCS8; `signoff audit keygen` makes a pair)']);
+    throw new ConfigError([
+      'AUDIT_CHECKPOINT_KEY: is required to sign checkpoints in production (an Ed25519 private key, PEM or base64 PKCS8; `signoff audit keygen` makes a pair)',
+    ]);
   }
   const local = localKey(true)!;
-  out.error(`note: AUDIT_CHECKPOINT_KEY is not set: signed with the development key ${localKeyFile()}${local.created ? ' (created now)' : ''}; set AUDIT_CHECKPOINT_KEY in production`);
+  out.error(
+    `note: AUDIT_CHECKPOINT_KEY is not set: signed with the development key ${localKeyFile()}${local.created ? ' (created now)' : ''}; set AUDIT_CHECKPOINT_KEY in production`,
+  );
   return local.key;
 }
 
@@ -81,7 +92,8 @@ function readCheckpoint(file: string): Checkpoint | string {
     return `${file} is not a checkpoint: not JSON`;
   }
   const parsed = checkpointSchema.safeParse(json);
-  if (!parsed.success) return `${file} is not a checkpoint: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'} ${i.message}`).join('; ')}`;
+  if (!parsed.success)
+    return `${file} is not a checkpoint: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'} ${i.message}`).join('; ')}`;
   return parsed.data;
 }
 
@@ -89,7 +101,9 @@ export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the append-only, hash-chained audit log');
   audit
     .command('verify')
-    .description('check every sealed row of the audit chain (exits 1 naming the first broken row); with --checkpoint, also that the log still contains that signed head')
+    .description(
+      'check every sealed row of the audit chain (exits 1 naming the first broken row); with --checkpoint, also that the log still contains that signed head',
+    )
     .option('--checkpoint <file>', 'a checkpoint printed by `signoff audit checkpoint` (or sent as an audit.checkpoint webhook)')
     .action((opts: { checkpoint?: string }) =>
       runCommand(async () => {
@@ -107,7 +121,9 @@ export function registerAuditCommands(program: Command): void {
               return EXIT_FAILED;
             }
             out.line(`audit log intact: ${plural(r.checked, 'sealed row')} checked, ${plural(r.unsealed, 'row')} not sealed yet`);
-            out.line(`checkpoint at sequence ${checkpoint.sequence} (signed ${checkpoint.timestamp} by key ${checkpoint.keyId}) is contained in the log, which now has ${plural(r.head.sequence, 'sealed row')}`);
+            out.line(
+              `checkpoint at sequence ${checkpoint.sequence} (signed ${checkpoint.timestamp} by key ${checkpoint.keyId}) is contained in the log, which now has ${plural(r.head.sequence, 'sealed row')}`,
+            );
             return 0;
           }
           const result = await verifyAudit(db);
@@ -116,7 +132,9 @@ export function registerAuditCommands(program: Command): void {
             return 0;
           }
           const b = result.firstBroken!;
-          out.error(`audit log broken at sequence ${b.sequence} (row ${b.id}): ${b.reason} (${plural(result.checked, 'row')} before it are intact)`);
+          out.error(
+            `audit log broken at sequence ${b.sequence} (row ${b.id}): ${b.reason} (${plural(result.checked, 'row')} before it are intact)`,
+          );
           return EXIT_FAILED;
         });
       }),
@@ -124,7 +142,9 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('checkpoint')
-    .description('print a signed checkpoint of the sealed head as one line of JSON (needs AUDIT_CHECKPOINT_KEY; seals waiting rows first when no worker is sealing); keep it where the database owner cannot rewrite it')
+    .description(
+      'print a signed checkpoint of the sealed head as one line of JSON (needs AUDIT_CHECKPOINT_KEY; seals waiting rows first when no worker is sealing); keep it where the database owner cannot rewrite it',
+    )
     .action(() =>
       runCommand(async () => {
         const key = signingKey();
@@ -134,7 +154,9 @@ export function registerAuditCommands(program: Command): void {
           out.line(JSON.stringify(await checkpointNow(db, new Date(), key)));
           const waiting = await unsealedRows(db);
           if (waiting.oldestAgeSeconds > 10) {
-            out.error(`note: ${plural(waiting.count, 'audit row')} waited more than ${Math.floor(waiting.oldestAgeSeconds)} s to be sealed and ${waiting.count === 1 ? 'is' : 'are'} not covered; a long transaction holds the sealer back`);
+            out.error(
+              `note: ${plural(waiting.count, 'audit row')} waited more than ${Math.floor(waiting.oldestAgeSeconds)} s to be sealed and ${waiting.count === 1 ? 'is' : 'are'} not covered; a long transaction holds the sealer back`,
+            );
           }
         });
       }),

@@ -51,27 +51,36 @@ export function registerRequestDecisionCommands(requests: Command): void {
       .option('--reason <text>', 'why; the requester is told')
       .option('--if-version <n>', 'decide only if the request is still at this version (as If-Match)', version)
       .option('--json', 'print the request as JSON', false);
-    if (verb === 'approve' || verb === 'deny') cmd.option('--stage <n>', 'decide only while this stage (1-3) is pending', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 3) throw new InvalidArgumentError('must be a stage number from 1 to 3');
-      return n - 1;
-    });
+    if (verb === 'approve' || verb === 'deny')
+      cmd.option('--stage <n>', 'decide only while this stage (1-3) is pending', (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 3) throw new InvalidArgumentError('must be a stage number from 1 to 3');
+        return n - 1;
+      });
     cmd.action((id: string, opts: DecisionOpts) =>
       runCommand(() =>
         withContext(async (ctx) => {
           const actor = await personActor(ctx, opts.as);
           const o = { expectedVersion: opts.ifVersion };
-          const result = verb === 'approve' || verb === 'deny'
-            ? await ctx.requests.decide(actor, id, verb, opts.reason ?? null, { ...o, stage: opts.stage })
-            : verb === 'revoke' ? await ctx.requests.revoke(actor, id, opts.reason, o) : await ctx.requests.reapprove(actor, id, opts.reason, o);
-          out.line(opts.json ? JSON.stringify({ outcome: result.outcome, request: result.request }, null, 2) : requestLines[result.outcome]!(result.request));
+          const result =
+            verb === 'approve' || verb === 'deny'
+              ? await ctx.requests.decide(actor, id, verb, opts.reason ?? null, { ...o, stage: opts.stage })
+              : verb === 'revoke'
+                ? await ctx.requests.revoke(actor, id, opts.reason, o)
+                : await ctx.requests.reapprove(actor, id, opts.reason, o);
+          out.line(
+            opts.json
+              ? JSON.stringify({ outcome: result.outcome, request: result.request }, null, 2)
+              : requestLines[result.outcome]!(result.request),
+          );
         }),
       ),
     );
   }
 }
 
-const describeChange = (c: ChangeView) => `${c.resourceType} ${c.resourceId} by ${c.requester.label} (change ${c.id}, version ${c.version})`;
+const describeChange = (c: ChangeView) =>
+  `${c.resourceType} ${c.resourceId} by ${c.requester.label} (change ${c.id}, version ${c.version})`;
 
 export function registerChangeCommands(program: Command): void {
   const changes = program.command('changes').description('multi-admin approval of changes to protected resources');
@@ -79,11 +88,16 @@ export function registerChangeCommands(program: Command): void {
     .command('list')
     .description('list changes, newest first')
     .addOption(new Option('--status <status>', 'only this status').choices([...changeStatuses]))
-    .option('--limit <n>', 'at most this many (1-200)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError('must be a whole number from 1 to 200');
-      return n;
-    }, 50)
+    .option(
+      '--limit <n>',
+      'at most this many (1-200)',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError('must be a whole number from 1 to 200');
+        return n;
+      },
+      50,
+    )
     .option('--json', 'print JSON instead of a table', false)
     .action((opts: { status?: ChangeStatus; limit: number; json: boolean }) =>
       runCommand(() =>
@@ -91,8 +105,20 @@ export function registerChangeCommands(program: Command): void {
           const page = await ctx.changes.list({ status: opts.status }, opts.limit);
           if (opts.json) return void out.line(JSON.stringify(page, null, 2));
           if (page.items.length === 0) return void out.line('no changes match');
-          out.line(table(['ID', 'STATUS', 'RESOURCE', 'REQUESTED BY', 'CHANGES', 'CREATED', 'DECIDED BY'],
-            page.items.map((c) => [c.id, c.status, `${c.resourceType} ${c.resourceId}`, c.requester.label, String(c.diff.length), c.createdAt, c.decidedBy ?? '-'])));
+          out.line(
+            table(
+              ['ID', 'STATUS', 'RESOURCE', 'REQUESTED BY', 'CHANGES', 'CREATED', 'DECIDED BY'],
+              page.items.map((c) => [
+                c.id,
+                c.status,
+                `${c.resourceType} ${c.resourceId}`,
+                c.requester.label,
+                String(c.diff.length),
+                c.createdAt,
+                c.decidedBy ?? '-',
+              ]),
+            ),
+          );
         }),
       ),
     );
@@ -109,7 +135,10 @@ export function registerChangeCommands(program: Command): void {
           withContext(async (ctx) => {
             const actor = await personActor(ctx, opts.as);
             const o = { expectedVersion: opts.ifVersion, notesRequired: true };
-            const c = verb === 'approve' ? await ctx.changes.approve(actor, id, opts.notes ?? null, o) : await ctx.changes.reject(actor, id, opts.notes ?? null, o);
+            const c =
+              verb === 'approve'
+                ? await ctx.changes.approve(actor, id, opts.notes ?? null, o)
+                : await ctx.changes.reject(actor, id, opts.notes ?? null, o);
             out.line(opts.json ? JSON.stringify(c, null, 2) : `${c.status}: ${describeChange(c)}`);
           }),
         ),

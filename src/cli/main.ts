@@ -50,10 +50,16 @@ program
   .action(() =>
     runCommand(async () => {
       const config = loadConfig();
-      const db = await openDatabase(config.DATABASE_URL, { migrate: true, poolSize: 2, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
+      const db = await openDatabase(config.DATABASE_URL, {
+        migrate: true,
+        poolSize: 2,
+        connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+      });
       const rows = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
       await db.close();
-      out.line(`database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`);
+      out.line(
+        `database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`,
+      );
     }),
   );
 
@@ -96,12 +102,20 @@ apikey
   .action((opts: { name: string; scopes: string; identity?: string }) =>
     runCommand(() =>
       withDatabase(async (db) => {
-        const scopes = opts.scopes.split(',').map((s) => s.trim()).filter(Boolean);
+        const scopes = opts.scopes
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const identity = opts.identity ? await requireIdentity(db, { username: opts.identity }, 'identity') : undefined;
         const { id, key } = await issueApiKey(db, cliActor, new Date(), { name: opts.name, scopes, identityId: identity?.id ?? null });
-        const sameName = Number((await db.one<{ n: string }>('SELECT count(*) AS n FROM api_keys WHERE name = $1 AND revoked_at IS NULL', [opts.name.trim()])).n);
-        out.line(`Created API key "${opts.name.trim()}" (id ${id}) with scopes ${[...new Set(scopes)].join(', ')}${identity ? ` acting as ${identity.username}` : ''}.`);
-        if (sameName > 1) out.line(`Note: ${sameName} active keys are now named "${opts.name.trim()}"; the audit log tells them apart by id.`);
+        const sameName = Number(
+          (await db.one<{ n: string }>('SELECT count(*) AS n FROM api_keys WHERE name = $1 AND revoked_at IS NULL', [opts.name.trim()])).n,
+        );
+        out.line(
+          `Created API key "${opts.name.trim()}" (id ${id}) with scopes ${[...new Set(scopes)].join(', ')}${identity ? ` acting as ${identity.username}` : ''}.`,
+        );
+        if (sameName > 1)
+          out.line(`Note: ${sameName} active keys are now named "${opts.name.trim()}"; the audit log tells them apart by id.`);
         out.line('Store it now; it cannot be shown again:');
         out.line(key);
       }),
@@ -121,8 +135,21 @@ apikey
           return;
         }
         const when = (d: Date | null) => (d ? utcMinute(d) : '-');
-        out.line(table(['ID', 'PREFIX', 'NAME', 'SCOPES', 'IDENTITY', 'CREATED', 'LAST USED', 'REVOKED'],
-          keys.map((k) => [k.id, k.prefix, k.name, k.scopes.join(','), k.identity ?? '-', when(k.created_at), when(k.last_used_at), when(k.revoked_at)])));
+        out.line(
+          table(
+            ['ID', 'PREFIX', 'NAME', 'SCOPES', 'IDENTITY', 'CREATED', 'LAST USED', 'REVOKED'],
+            keys.map((k) => [
+              k.id,
+              k.prefix,
+              k.name,
+              k.scopes.join(','),
+              k.identity ?? '-',
+              when(k.created_at),
+              when(k.last_used_at),
+              when(k.revoked_at),
+            ]),
+          ),
+        );
       }),
     ),
   );
@@ -176,7 +203,15 @@ requests
         out.line(
           table(
             ['ID', 'STATUS', 'APPLICATION', 'REQUESTER', 'DEVICE', 'CREATED', 'DECIDED BY'],
-            page.items.map((r) => [r.id, r.status, r.application.name, r.requester?.username ?? '-', r.device?.name ?? '-', r.createdAt, r.decidedBy ?? '-']),
+            page.items.map((r) => [
+              r.id,
+              r.status,
+              r.application.name,
+              r.requester?.username ?? '-',
+              r.device?.name ?? '-',
+              r.createdAt,
+              r.decidedBy ?? '-',
+            ]),
           ),
         );
         if (page.nextCursor) out.line(`more: --cursor ${page.nextCursor}`);
@@ -202,16 +237,22 @@ program
 program
   .command('webhook-receiver')
   .description('run a local receiver that verifies and prints signed webhooks (for trying Signoff out)')
-  .requiredOption('--secret <whsec>', 'the endpoint\'s signing secret (whsec_...)')
-  .option('--port <port>', 'port to listen on', (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number');
-    return n;
-  }, 4000)
+  .requiredOption('--secret <whsec>', "the endpoint's signing secret (whsec_...)")
+  .option(
+    '--port <port>',
+    'port to listen on',
+    (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number');
+      return n;
+    },
+    4000,
+  )
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .action((opts: { secret: string; port: number; host: string }) =>
     runCommand(async () => {
-      if (!/^whsec_[A-Za-z0-9+/=]{16,}$/.test(opts.secret)) throw new AppError('validation_failed', '--secret must be the endpoint\'s whsec_... signing secret.');
+      if (!/^whsec_[A-Za-z0-9+/=]{16,}$/.test(opts.secret))
+        throw new AppError('validation_failed', "--secret must be the endpoint's whsec_... signing secret.");
       const { runWebhookReceiver } = await import('./webhook-receiver.ts');
       await runWebhookReceiver(opts);
     }),

@@ -19,6 +19,7 @@ export const EXIT_ENVIRONMENT = 2;
  * Runs a command body and turns whatever it throws into one line on stderr and an exit code: an admin at a
  * terminal needs the reason, not a stack trace (set SIGNOFF_DEBUG=1 to see one for unexpected errors).
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: a command body that returns nothing exits 0
 export async function runCommand(body: () => Promise<number | void>): Promise<void> {
   let code: number;
   try {
@@ -77,6 +78,10 @@ export async function withContext<T>(body: (ctx: AppContext) => Promise<T>): Pro
 /** A plain text table; columns are as wide as their widest cell. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (c ?? '').padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }

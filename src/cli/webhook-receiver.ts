@@ -22,7 +22,9 @@ export function runWebhookReceiver(opts: { port: number; secret: string; host: s
       try {
         const payload = wh.verify(body, headers) as { type?: string; data?: Record<string, unknown> };
         const d = payload.data ?? {};
-        const what = [d.applicationName ?? (d.application as { name?: string } | undefined)?.name, d.requestId ?? d.changeId].filter(Boolean).join(' ');
+        const what = [d.applicationName ?? (d.application as { name?: string } | undefined)?.name, d.requestId ?? d.changeId]
+          .filter(Boolean)
+          .join(' ');
         out.line(`${new Date().toISOString()} verified ${payload.type} ${headers['webhook-id']}${what ? ` (${what})` : ''}`);
         out.line(`  ${JSON.stringify(d)}`);
         res.writeHead(204).end();

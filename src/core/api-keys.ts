@@ -18,11 +18,20 @@ export interface ApiKeyPrincipal {
 const hash = (key: string) => createHash('sha256').update(key).digest('hex');
 
 /** Creates a key; the plain key is returned once and only its SHA-256 is stored. */
-export async function createApiKey(db: Queryable, name: string, scopes: string[], identityId: string | null = null): Promise<{ id: string; key: string }> {
+export async function createApiKey(
+  db: Queryable,
+  name: string,
+  scopes: string[],
+  identityId: string | null = null,
+): Promise<{ id: string; key: string }> {
   if (!name.trim()) throw new AppError('validation_failed', 'An API key needs a name (--name).', { field: 'name' });
   const bad = scopes.filter((s) => !(apiScopes as readonly string[]).includes(s));
   if (bad.length || scopes.length === 0) {
-    throw new AppError('validation_failed', `Scopes must be one or more of ${apiScopes.join(', ')}${bad.length ? `; unknown: ${bad.join(', ')}` : ''}.`, { field: 'scopes' });
+    throw new AppError(
+      'validation_failed',
+      `Scopes must be one or more of ${apiScopes.join(', ')}${bad.length ? `; unknown: ${bad.join(', ')}` : ''}.`,
+      { field: 'scopes' },
+    );
   }
   const secret = randomBytes(24).toString('base64url');
   const prefix = `sk_${randomBytes(4).toString('hex')}`;
@@ -35,11 +44,20 @@ export async function createApiKey(db: Queryable, name: string, scopes: string[]
 }
 
 /** Creates a key and records who created it, with its name, scopes and identity (never the key), in the audit log. */
-export async function issueApiKey(db: Database, actor: Actor, at: Date, input: { name: string; scopes: string[]; identityId: string | null }): Promise<{ id: string; key: string }> {
+export async function issueApiKey(
+  db: Database,
+  actor: Actor,
+  at: Date,
+  input: { name: string; scopes: string[]; identityId: string | null },
+): Promise<{ id: string; key: string }> {
   return db.tx(async (tx) => {
     const created = await createApiKey(tx, input.name, input.scopes, input.identityId);
     await appendAudit(tx, {
-      actor, action: 'apikey.created', subjectType: 'api_key', subjectId: created.id, at,
+      actor,
+      action: 'apikey.created',
+      subjectType: 'api_key',
+      subjectId: created.id,
+      at,
       details: { name: input.name.trim(), scopes: [...new Set(input.scopes)], identityId: input.identityId },
     });
     return created;
@@ -47,8 +65,14 @@ export async function issueApiKey(db: Database, actor: Actor, at: Date, input: {
 }
 
 export interface ApiKeyListing {
-  id: string; name: string; prefix: string; scopes: string[]; identity: string | null;
-  created_at: Date; last_used_at: Date | null; revoked_at: Date | null;
+  id: string;
+  name: string;
+  prefix: string;
+  scopes: string[];
+  identity: string | null;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
 }
 
 /** Every key with what it may do and when it was last used; never the key or its hash. */
@@ -67,15 +91,29 @@ export function listApiKeys(db: Queryable, includeRevoked = false): Promise<ApiK
 export async function revokeApiKey(db: Database, actor: Actor, at: Date, ref: string): Promise<ApiKeyListing> {
   return db.tx(async (tx) => {
     const matches = await tx.query<{ id: string }>(
-      `SELECT id FROM api_keys WHERE revoked_at IS NULL AND (id::text = $1 OR prefix = $1 OR name = $1) FOR UPDATE`, [ref.trim()]);
+      `SELECT id FROM api_keys WHERE revoked_at IS NULL AND (id::text = $1 OR prefix = $1 OR name = $1) FOR UPDATE`,
+      [ref.trim()],
+    );
     if (matches.length === 0) throw new AppError('not_found', `No active API key "${ref}" (give its id, its sk_… prefix or its name).`);
-    if (matches.length > 1) throw new AppError('conflict', `${matches.length} active keys are named "${ref}"; give the id or sk_… prefix from \`signoff apikey list\`.`);
+    if (matches.length > 1)
+      throw new AppError(
+        'conflict',
+        `${matches.length} active keys are named "${ref}"; give the id or sk_… prefix from \`signoff apikey list\`.`,
+      );
     const id = matches[0]!.id;
     const key = await tx.one<ApiKeyListing>(
       `UPDATE api_keys k SET revoked_at = $2 WHERE id = $1
        RETURNING k.id, k.name, k.prefix, k.scopes, (SELECT username FROM identities WHERE id = k.identity_id) AS identity, k.created_at, k.last_used_at, k.revoked_at`,
-      [id, at]);
-    await appendAudit(tx, { actor, action: 'apikey.revoked', subjectType: 'api_key', subjectId: id, at, details: { name: key.name, scopes: key.scopes } });
+      [id, at],
+    );
+    await appendAudit(tx, {
+      actor,
+      action: 'apikey.revoked',
+      subjectType: 'api_key',
+      subjectId: id,
+      at,
+      details: { name: key.name, scopes: key.scopes },
+    });
     return key;
   });
 }
@@ -83,7 +121,16 @@ export async function revokeApiKey(db: Database, actor: Actor, at: Date, ref: st
 /** Resolves a presented key; unknown or revoked keys are one and the same 401. */
 export async function verifyApiKey(db: Queryable, presented: string): Promise<ApiKeyPrincipal> {
   const digest = hash(presented);
-  const row = await db.maybeOne<{ id: string; name: string; scopes: ApiScope[]; identity_id: string | null; identity_label: string | null; key_hash: string; revoked_at: Date | null; stale_use: boolean }>(
+  const row = await db.maybeOne<{
+    id: string;
+    name: string;
+    scopes: ApiScope[];
+    identity_id: string | null;
+    identity_label: string | null;
+    key_hash: string;
+    revoked_at: Date | null;
+    stale_use: boolean;
+  }>(
     `SELECT k.id, k.name, k.scopes, k.identity_id, i.display_name AS identity_label, k.key_hash, k.revoked_at,
             (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') AS stale_use
        FROM api_keys k LEFT JOIN identities i ON i.id = k.identity_id WHERE k.key_hash = $1`,

@@ -13,12 +13,14 @@ import type { ChangeView, RequestDetail } from './views.ts';
  */
 
 /** Every group that may decide some stage of a policy, escalation groups included. */
-export const everyApproverGroup = (policy: PolicyDefinition): string[] =>
-  [...new Set([...policy.stages.flatMap((st) => st.approvers), ...(policy.escalateTo ?? [])])];
+export const everyApproverGroup = (policy: PolicyDefinition): string[] => [
+  ...new Set([...policy.stages.flatMap((st) => st.approvers), ...(policy.escalateTo ?? [])]),
+];
 
 /** The groups deciding a stage now: its approvers, plus the escalation groups once the request was escalated. */
-export const stageApproverGroups = (policy: PolicyDefinition, stage: number, escalated: boolean): string[] =>
-  [...new Set([...(policy.stages[stage]?.approvers ?? []), ...(escalated ? (policy.escalateTo ?? []) : [])])];
+export const stageApproverGroups = (policy: PolicyDefinition, stage: number, escalated: boolean): string[] => [
+  ...new Set([...(policy.stages[stage]?.approvers ?? []), ...(escalated ? (policy.escalateTo ?? []) : [])]),
+];
 
 /** Who reviews: the policy's reviewers, or when it names none the approvers of its last stage. */
 export const reviewerGroups = (policy: PolicyDefinition): string[] =>
@@ -40,12 +42,19 @@ export type DeciderField = 'approver' | 'reviewer';
  * person already are one; a trusted key (not bound) must name them with `approver`/`reviewer`, and is then
  * recorded with the person: `Ada Admin (api:cm-connector)`.
  */
-export async function resolveDecider(db: Queryable, actor: Actor, username: string | undefined, field: DeciderField): Promise<Actor & { id: string }> {
+export async function resolveDecider(
+  db: Queryable,
+  actor: Actor,
+  username: string | undefined,
+  field: DeciderField,
+): Promise<Actor & { id: string }> {
   if (actor.id) {
     if (username) {
       const named = await requireIdentity(db, { username }, field);
       if (named.id !== actor.id) {
-        throw new AppError('forbidden', `This API key is bound to one person and acts only as them; it cannot act for ${named.username}.`, { field });
+        throw new AppError('forbidden', `This API key is bound to one person and acts only as them; it cannot act for ${named.username}.`, {
+          field,
+        });
       }
     }
     return actor as Actor & { id: string };
@@ -54,30 +63,55 @@ export async function resolveDecider(db: Queryable, actor: Actor, username: stri
     throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before deciding.');
   }
   if (!username) {
-    throw new AppError('approver_required', field === 'reviewer'
-      ? 'Name the person answering this review: send `reviewer` with the username of an eligible reviewer, or use an API key bound to a person (apikey create --identity).'
-      : 'Name the person deciding: send `approver` with the username of an eligible approver, or use an API key bound to a person (apikey create --identity).', { field });
+    throw new AppError(
+      'approver_required',
+      field === 'reviewer'
+        ? 'Name the person answering this review: send `reviewer` with the username of an eligible reviewer, or use an API key bound to a person (apikey create --identity).'
+        : 'Name the person deciding: send `approver` with the username of an eligible approver, or use an API key bound to a person (apikey create --identity).',
+      { field },
+    );
   }
   const who = await requireIdentity(db, { username }, field);
   return { id: who.id, label: actor.channel === 'api' ? `${who.display_name} (${actor.label})` : who.display_name, channel: actor.channel };
 }
 
 /** Refuses the subject of a decision and anyone outside the groups; `what` words the refusal. */
-export async function requireMember(db: Queryable, actor: Actor & { id: string }, groups: string[], opts: {
-  subjectId: string | null; selfMessage: string; what: string; code?: 'not_an_approver'; detailsKey?: string;
-  /** the actor's group names when the caller has read them already */
-  actorGroups?: string[];
-}): Promise<void> {
+export async function requireMember(
+  db: Queryable,
+  actor: Actor & { id: string },
+  groups: string[],
+  opts: {
+    subjectId: string | null;
+    selfMessage: string;
+    what: string;
+    code?: 'not_an_approver';
+    detailsKey?: string;
+    /** the actor's group names when the caller has read them already */
+    actorGroups?: string[];
+  },
+): Promise<void> {
   if (opts.subjectId && actor.id === opts.subjectId) throw new AppError('self_approval', opts.selfMessage);
-  const mine = opts.actorGroups ?? await groupNamesOf(db, actor.id);
+  const mine = opts.actorGroups ?? (await groupNamesOf(db, actor.id));
   if (!groups.some((g) => mine.includes(g))) {
-    throw new AppError('not_an_approver', `Only members of ${groups.join(', ') || '(no group)'} can ${opts.what}.`, { [opts.detailsKey ?? 'approverGroups']: groups });
+    throw new AppError('not_an_approver', `Only members of ${groups.join(', ') || '(no group)'} can ${opts.what}.`, {
+      [opts.detailsKey ?? 'approverGroups']: groups,
+    });
   }
 }
 
 /** Reviewer rights: a member of the review's groups, never the person whose access it is. */
-export function requireReviewer(db: Queryable, reviewer: Actor & { id: string }, requesterId: string | null, groups: string[]): Promise<void> {
-  return requireMember(db, reviewer, groups, { subjectId: requesterId, selfMessage: 'You cannot review your own access.', what: 'review this access', detailsKey: 'reviewerGroups' });
+export function requireReviewer(
+  db: Queryable,
+  reviewer: Actor & { id: string },
+  requesterId: string | null,
+  groups: string[],
+): Promise<void> {
+  return requireMember(db, reviewer, groups, {
+    subjectId: requesterId,
+    selfMessage: 'You cannot review your own access.',
+    what: 'review this access',
+    detailsKey: 'reviewerGroups',
+  });
 }
 
 /**

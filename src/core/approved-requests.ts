@@ -2,7 +2,15 @@ import type { Database, Tx } from '../db/database.ts';
 import { everyApproverGroup } from './approval-rights.ts';
 import { appendAudit, type Actor } from './audit-log.ts';
 import type { Clock } from './clock.ts';
-import { deviceByGuid, groupNamesOf, policyOf, requireApplication, requireIdentity, type ApplicationRow, type IdentityRow } from './directory.ts';
+import {
+  deviceByGuid,
+  groupNamesOf,
+  policyOf,
+  requireApplication,
+  requireIdentity,
+  type ApplicationRow,
+  type IdentityRow,
+} from './directory.ts';
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import { getRequestView, type RequestRow } from './request-queries.ts';
@@ -18,7 +26,10 @@ export interface CreateApprovedInput {
 }
 
 /** The policy used for machine pre-approvals of applications that have none. */
-const preApprovalPolicy: PolicyDefinition = policyDefinitionSchema.parse({ justification: 'none', stages: [{ approvers: ['(pre-approved)'] }] });
+const preApprovalPolicy: PolicyDefinition = policyDefinitionSchema.parse({
+  justification: 'none',
+  stages: [{ approvers: ['(pre-approved)'] }],
+});
 
 /**
  * A trusted system (an unbound key) may create approved requests: a system pre-approval, recorded with the key's
@@ -30,7 +41,11 @@ async function mayPreApprove(tx: Tx, actor: Actor, app: ApplicationRow, user: Id
   const groups = app.policy_definition ? everyApproverGroup(policyOf(app)) : [];
   const mine = await groupNamesOf(tx, actor.id!);
   if (!groups.some((g) => mine.includes(g))) {
-    throw new AppError('not_an_approver', `Only approvers of ${app.name}${groups.length ? ` (${groups.join(', ')})` : ''} or a trusted system key can create approved requests for it.`, { approverGroups: groups });
+    throw new AppError(
+      'not_an_approver',
+      `Only approvers of ${app.name}${groups.length ? ` (${groups.join(', ')})` : ''} or a trusted system key can create approved requests for it.`,
+      { approverGroups: groups },
+    );
   }
 }
 
@@ -38,7 +53,12 @@ async function mayPreApprove(tx: Tx, actor: Actor, app: ApplicationRow, user: Id
  * Configuration Manager's CreateApprovedRequest: approve (or pre-approve, for a device alone) without a prompt.
  * Calling again for the same triple returns the same request and, with autoInstall, orders the install again.
  */
-export async function createApprovedRequest(db: Database, clock: Clock, actor: Actor, input: CreateApprovedInput): Promise<{ request: RequestView; created: boolean }> {
+export async function createApprovedRequest(
+  db: Database,
+  clock: Clock,
+  actor: Actor,
+  input: CreateApprovedInput,
+): Promise<{ request: RequestView; created: boolean }> {
   const now = clock.now();
   const result = await db.tx(async (tx) => {
     const app = await requireApplication(tx, input.applicationId);
@@ -69,7 +89,14 @@ export async function createApprovedRequest(db: Database, clock: Clock, actor: A
        VALUES ($1,$2,$3,'approved-request','pending',$4,$5,$6,$7,$7) RETURNING *`,
       [app.id, user?.id ?? null, device.id, input.comments ?? null, JSON.stringify(policy), autoInstall, now],
     );
-    await appendAudit(tx, { actor, action: 'request.created_approved', subjectType: 'request', subjectId: row.id, details: { comments: input.comments ?? null, autoInstall, machineOnly: !user }, at: now });
+    await appendAudit(tx, {
+      actor,
+      action: 'request.created_approved',
+      subjectType: 'request',
+      subjectId: row.id,
+      details: { comments: input.comments ?? null, autoInstall, machineOnly: !user },
+      at: now,
+    });
     await finishRequest(tx, actor, row, 'approve', input.comments ?? null, now);
     return { id: row.id, created: true };
   });

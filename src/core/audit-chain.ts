@@ -18,7 +18,12 @@ export interface ChainHead {
   hash: string;
 }
 
-interface HeadRow { seq: string; hash: string; event_id: string; event_xid: string | null }
+interface HeadRow {
+  seq: string;
+  hash: string;
+  event_id: string;
+  event_xid: string | null;
+}
 
 async function headRow(db: Queryable): Promise<HeadRow | undefined> {
   return db.maybeOne<HeadRow>('SELECT seq, hash, event_id, event_xid::text AS event_xid FROM audit_chain ORDER BY seq DESC LIMIT 1');
@@ -49,7 +54,11 @@ export async function sealPending(tx: Tx, limit = 2000): Promise<{ sealed: numbe
   for (const r of rows) {
     const hash = chainHash(prev, contentOf(r));
     seq += 1;
-    cols.seq.push(seq); cols.id.push(r.id); cols.xid.push(r.xid); cols.prev.push(prev); cols.hash.push(hash);
+    cols.seq.push(seq);
+    cols.id.push(r.id);
+    cols.xid.push(r.xid);
+    cols.prev.push(prev);
+    cols.hash.push(hash);
     prev = hash;
   }
   await tx.query(
@@ -107,7 +116,11 @@ export interface AuditVerification {
 }
 
 interface ChainWalkRow extends Omit<AuditEventRow, 'id'> {
-  seq: string; event_id: string; prev_hash: string; hash: string; id: string | null;
+  seq: string;
+  event_id: string;
+  prev_hash: string;
+  hash: string;
+  id: string | null;
 }
 
 /**
@@ -118,7 +131,11 @@ export async function verifyAudit(db: Queryable, pageSize = 1000): Promise<Audit
   let prev = GENESIS;
   let last = 0;
   const broken = (id: string, sequence: number, reason: string): AuditVerification => ({
-    ok: false, checked: last, unsealed: 0, head: { sequence: last, hash: prev }, firstBroken: { id, sequence, reason },
+    ok: false,
+    checked: last,
+    unsealed: 0,
+    head: { sequence: last, hash: prev },
+    firstBroken: { id, sequence, reason },
   });
   for (;;) {
     const rows = await db.query<ChainWalkRow>(
@@ -130,15 +147,20 @@ export async function verifyAudit(db: Queryable, pageSize = 1000): Promise<Audit
     for (const r of rows) {
       const seq = Number(r.seq);
       if (seq !== last + 1) return broken(r.event_id, last + 1, `sequence ${last + 1} is missing (a sealed row was removed)`);
-      if (r.prev_hash !== prev) return broken(r.event_id, seq, 'prev_hash does not match the previous row (a row was removed or reordered)');
+      if (r.prev_hash !== prev)
+        return broken(r.event_id, seq, 'prev_hash does not match the previous row (a row was removed or reordered)');
       if (r.id === null) return broken(r.event_id, seq, 'the audit event of this sequence is gone (a row was deleted)');
       const content = contentOf(r as AuditEventRow);
       if (chainHash(prev, content) !== r.hash) {
         // content sealed at another position (ids swapped between rows) is a reordering, not an edit
         const elsewhere = rows.find((o) => o !== r && o.id !== null && chainHash(o.prev_hash, content) === o.hash);
-        return broken(r.event_id, seq, elsewhere
-          ? `content does not match its hash: it is the content sealed at sequence ${elsewhere.seq} (rows were reordered)`
-          : 'content does not match its hash (the row was edited)');
+        return broken(
+          r.event_id,
+          seq,
+          elsewhere
+            ? `content does not match its hash: it is the content sealed at sequence ${elsewhere.seq} (rows were reordered)`
+            : 'content does not match its hash (the row was edited)',
+        );
       }
       prev = r.hash;
       last = seq;
@@ -153,7 +175,12 @@ export async function verifyAudit(db: Queryable, pageSize = 1000): Promise<Audit
         AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)
       ORDER BY e.id LIMIT 1`,
   );
-  if (stray) return broken(stray.id, last, `row ${stray.id} is behind the sealed head but not in the chain (it was inserted there, or its chain entry was deleted)`);
+  if (stray)
+    return broken(
+      stray.id,
+      last,
+      `row ${stray.id} is behind the sealed head but not in the chain (it was inserted there, or its chain entry was deleted)`,
+    );
   const unsealed = await unsealedRows(db);
   return { ok: true, checked: last, unsealed: unsealed.count, head: { sequence: last, hash: prev } };
 }

@@ -59,7 +59,10 @@ export function parsePublicKey(text: string): KeyObject {
 }
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ format: 'der', type: 'spki' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ format: 'der', type: 'spki' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** A fresh key pair as single-line base64 DER (PKCS8 private, SPKI public), ready for an env file. */
@@ -82,9 +85,7 @@ export async function checkpointNow(db: Queryable, at: Date, privateKey: KeyObje
   return signCheckpoint(await chainHead(db), at, privateKey);
 }
 
-export type CheckpointCheck =
-  | { ok: true; checked: number; unsealed: number; head: ChainHead }
-  | { ok: false; reason: string };
+export type CheckpointCheck = { ok: true; checked: number; unsealed: number; head: ChainHead } | { ok: false; reason: string };
 
 /**
  * Whether the log still extends the checkpoint: the signature holds under `publicKey`, the sealed chain is
@@ -92,7 +93,8 @@ export type CheckpointCheck =
  */
 export async function verifyAgainstCheckpoint(db: Queryable, checkpoint: Checkpoint, publicKey: KeyObject): Promise<CheckpointCheck> {
   const keyId = keyIdOf(publicKey);
-  if (checkpoint.keyId !== keyId) return { ok: false, reason: `the checkpoint was signed by key ${checkpoint.keyId}, not by the configured key ${keyId}` };
+  if (checkpoint.keyId !== keyId)
+    return { ok: false, reason: `the checkpoint was signed by key ${checkpoint.keyId}, not by the configured key ${keyId}` };
   const { signature, ...body } = checkpoint;
   if (!verify(null, signedBytes(body), publicKey, Buffer.from(signature, 'base64'))) {
     return { ok: false, reason: `the checkpoint's signature does not verify with key ${keyId} (the file was altered after signing)` };
@@ -108,9 +110,10 @@ export async function verifyAgainstCheckpoint(db: Queryable, checkpoint: Checkpo
       reason: `the log has ${chain.head.sequence} sealed row${chain.head.sequence === 1 ? '' : 's'}, fewer than the checkpoint's ${checkpoint.sequence}: rows were removed after the checkpoint was signed`,
     };
   }
-  const at = checkpoint.sequence === 0
-    ? { hash: checkpoint.headHash }
-    : await db.one<{ hash: string }>('SELECT hash FROM audit_chain WHERE seq = $1', [checkpoint.sequence]);
+  const at =
+    checkpoint.sequence === 0
+      ? { hash: checkpoint.headHash }
+      : await db.one<{ hash: string }>('SELECT hash FROM audit_chain WHERE seq = $1', [checkpoint.sequence]);
   if (at.hash !== checkpoint.headHash) {
     return {
       ok: false,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Queryable, Tx } from '../db/database.ts';
+import type { Tx } from '../db/database.ts';
 import { canonicalJson } from './canonical-json.ts';
 
 export type Channel = 'slack' | 'teams' | 'api' | 'email' | 'cli' | 'web' | 'system';
@@ -30,8 +30,16 @@ export const GENESIS = '0'.repeat(64);
 
 /** What a chain hash covers: the event's content (not its id, transaction or position, which the links fix). */
 export interface AuditContent {
-  occurredAt: string; actorId: string | null; actorLabel: string; channel: string; action: string;
-  subjectType: string; subjectId: string; before: unknown; after: unknown; details: unknown;
+  occurredAt: string;
+  actorId: string | null;
+  actorLabel: string;
+  channel: string;
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  before: unknown;
+  after: unknown;
+  details: unknown;
 }
 
 export function chainHash(prevHash: string, content: AuditContent): string {
@@ -40,16 +48,34 @@ export function chainHash(prevHash: string, content: AuditContent): string {
 
 /** An audit_events row as selected by the chain's readers. */
 export interface AuditEventRow {
-  id: string; occurred_at: Date; actor_id: string | null; actor_label: string; channel: string; action: string;
-  subject_type: string; subject_id: string; before: unknown; after: unknown; details: unknown;
+  id: string;
+  occurred_at: Date;
+  actor_id: string | null;
+  actor_label: string;
+  channel: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  before: unknown;
+  after: unknown;
+  details: unknown;
 }
 
-export const auditEventColumns = 'e.id, e.occurred_at, e.actor_id, e.actor_label, e.channel, e.action, e.subject_type, e.subject_id, e.before, e.after, e.details';
+export const auditEventColumns =
+  'e.id, e.occurred_at, e.actor_id, e.actor_label, e.channel, e.action, e.subject_type, e.subject_id, e.before, e.after, e.details';
 
 export function contentOf(r: AuditEventRow): AuditContent {
   return {
-    occurredAt: new Date(r.occurred_at).toISOString(), actorId: r.actor_id, actorLabel: r.actor_label, channel: r.channel,
-    action: r.action, subjectType: r.subject_type, subjectId: r.subject_id, before: r.before, after: r.after, details: r.details,
+    occurredAt: new Date(r.occurred_at).toISOString(),
+    actorId: r.actor_id,
+    actorLabel: r.actor_label,
+    channel: r.channel,
+    action: r.action,
+    subjectType: r.subject_type,
+    subjectId: r.subject_id,
+    before: r.before,
+    after: r.after,
+    details: r.details,
   };
 }
 
@@ -62,8 +88,18 @@ export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
   await tx.query(
     `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
-    [entry.at.toISOString(), entry.actor.id, entry.actor.label, entry.actor.channel, entry.action, entry.subjectType, entry.subjectId,
-     JSON.stringify(entry.before ?? null), JSON.stringify(entry.after ?? null), JSON.stringify(entry.details ?? null)],
+    [
+      entry.at.toISOString(),
+      entry.actor.id,
+      entry.actor.label,
+      entry.actor.channel,
+      entry.action,
+      entry.subjectType,
+      entry.subjectId,
+      JSON.stringify(entry.before ?? null),
+      JSON.stringify(entry.after ?? null),
+      JSON.stringify(entry.details ?? null),
+    ],
   );
 }
 
@@ -75,7 +111,17 @@ export async function appendAuditAll(tx: Tx, entries: AuditEntry[]): Promise<voi
   await tx.query(
     `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
      SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[])`,
-    [col((e) => e.at.toISOString()), col((e) => e.actor.id), col((e) => e.actor.label), col((e) => e.actor.channel), col((e) => e.action),
-     col((e) => e.subjectType), col((e) => e.subjectId), col((e) => json(e.before)), col((e) => json(e.after)), col((e) => json(e.details))],
+    [
+      col((e) => e.at.toISOString()),
+      col((e) => e.actor.id),
+      col((e) => e.actor.label),
+      col((e) => e.actor.channel),
+      col((e) => e.action),
+      col((e) => e.subjectType),
+      col((e) => e.subjectId),
+      col((e) => json(e.before)),
+      col((e) => json(e.after)),
+      col((e) => json(e.details)),
+    ],
   );
 }

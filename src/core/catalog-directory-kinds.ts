@@ -126,15 +126,26 @@ export const deviceKind: KindOps<DeviceInput, DeviceDbRow, DeviceState> = {
     return { clientGuid: i.clientGuid, name: i.name, primaryUser: user?.username ?? null, primaryUserId: user?.id ?? null };
   },
   current: async (q, r) => {
-    const user = r.primary_user_id ? await q.maybeOne<{ username: string }>('SELECT username FROM identities WHERE id = $1', [r.primary_user_id]) : undefined;
+    const user = r.primary_user_id
+      ? await q.maybeOne<{ username: string }>('SELECT username FROM identities WHERE id = $1', [r.primary_user_id])
+      : undefined;
     return { clientGuid: r.client_guid, name: r.name, primaryUser: user?.username ?? null, primaryUserId: r.primary_user_id };
   },
   insert: (tx, d, now) =>
     tx.one('INSERT INTO devices (client_guid, name, primary_user_id, created_at, updated_at) VALUES ($1,$2,$3,$4,$4) RETURNING *', [
-      d.clientGuid, d.name, d.primaryUserId, now,
+      d.clientGuid,
+      d.name,
+      d.primaryUserId,
+      now,
     ]),
   update: async (tx, r, d, now) => {
-    await tx.query('UPDATE devices SET client_guid=$2, name=$3, primary_user_id=$4, updated_at=$5 WHERE id=$1', [r.id, d.clientGuid, d.name, d.primaryUserId, now]);
+    await tx.query('UPDATE devices SET client_guid=$2, name=$3, primary_user_id=$4, updated_at=$5 WHERE id=$1', [
+      r.id,
+      d.clientGuid,
+      d.name,
+      d.primaryUserId,
+      now,
+    ]);
   },
   blockers: async (tx, r) => {
     const { n } = await tx.one<{ n: number }>('SELECT count(*)::int AS n FROM requests WHERE device_id = $1', [r.id]);
@@ -185,7 +196,13 @@ export const approverGroupKind: KindOps<ApproverGroupInput, GroupDbRow, GroupSta
       'SELECT i.id, i.username FROM identities i JOIN approver_group_members m ON m.identity_id = i.id WHERE m.group_id = $1',
       [r.id],
     );
-    return { name: r.name, members: members.sort(byUsername), slackChannel: r.slack_channel, teamsChannel: r.teams_channel, emails: r.emails ?? [] };
+    return {
+      name: r.name,
+      members: members.sort(byUsername),
+      slackChannel: r.slack_channel,
+      teamsChannel: r.teams_channel,
+      emails: r.emails ?? [],
+    };
   },
   insert: async (tx, d, now) => {
     const row = await tx.one<GroupDbRow>(
@@ -197,7 +214,12 @@ export const approverGroupKind: KindOps<ApproverGroupInput, GroupDbRow, GroupSta
   },
   update: async (tx, r, d, now) => {
     await tx.query('UPDATE approver_groups SET name=$2, slack_channel=$3, teams_channel=$4, emails=$5, updated_at=$6 WHERE id=$1', [
-      r.id, d.name, d.slackChannel, d.teamsChannel, JSON.stringify(d.emails), now,
+      r.id,
+      d.name,
+      d.slackChannel,
+      d.teamsChannel,
+      JSON.stringify(d.emails),
+      now,
     ]);
     await setMembers(tx, r.id, d.members);
   },
@@ -219,10 +241,10 @@ async function setMembers(tx: Tx, groupId: string, members: { id: string }[]): P
   const ids = members.map((m) => m.id);
   await tx.query('DELETE FROM approver_group_members WHERE group_id = $1 AND NOT (identity_id = ANY($2::uuid[]))', [groupId, ids]);
   if (ids.length) {
-    await tx.query(
-      'INSERT INTO approver_group_members (group_id, identity_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING',
-      [groupId, ids],
-    );
+    await tx.query('INSERT INTO approver_group_members (group_id, identity_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING', [
+      groupId,
+      ids,
+    ]);
   }
 }
 

@@ -61,14 +61,16 @@ export function referenceError(field: string, message: string): AppError {
 /** Identities by username (case-insensitive), in input order; throws naming every unknown one. */
 export async function resolveIdentities(q: Queryable, usernames: string[], field: string): Promise<{ id: string; username: string }[]> {
   if (usernames.length === 0) return [];
-  const rows = await q.query<{ id: string; username: string }>(
-    'SELECT id, username FROM identities WHERE lower(username) = ANY($1)',
-    [usernames.map((u) => u.toLowerCase())],
-  );
+  const rows = await q.query<{ id: string; username: string }>('SELECT id, username FROM identities WHERE lower(username) = ANY($1)', [
+    usernames.map((u) => u.toLowerCase()),
+  ]);
   const byLower = new Map(rows.map((r) => [r.username.toLowerCase(), r]));
   const missing = usernames.filter((u) => !byLower.has(u.toLowerCase()));
   if (missing.length) {
-    throw referenceError(field, `no identity ${missing.map((m) => `"${m}"`).join(', ')} exists; add ${missing.length > 1 ? 'them' : 'it'} under identities first`);
+    throw referenceError(
+      field,
+      `no identity ${missing.map((m) => `"${m}"`).join(', ')} exists; add ${missing.length > 1 ? 'them' : 'it'} under identities first`,
+    );
   }
   return usernames.map((u) => byLower.get(u.toLowerCase())!);
 }
@@ -80,7 +82,10 @@ export async function requireGroups(q: Queryable, names: string[], field: string
   const known = new Set(rows.map((r) => r.name));
   const missing = [...new Set(names.filter((n) => !known.has(n)))];
   if (missing.length) {
-    throw referenceError(field, `no approver group ${missing.map((m) => `"${m}"`).join(', ')} exists; add ${missing.length > 1 ? 'them' : 'it'} under approverGroups first`);
+    throw referenceError(
+      field,
+      `no approver group ${missing.map((m) => `"${m}"`).join(', ')} exists; add ${missing.length > 1 ? 'them' : 'it'} under approverGroups first`,
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Queryable, Tx } from '../db/database.ts';
 import { findByIdOrKey, plural, referenceError, requireGroups, resolveIdentities, type BaseRow, type KindOps } from './catalog-kind.ts';
-import { type ApplicationInput, type ChangePolicyInput, type PolicyInputNamed, type WebhookInput } from './catalog-schemas.ts';
+import type { ApplicationInput, ChangePolicyInput, PolicyInputNamed, WebhookInput } from './catalog-schemas.ts';
 import { configMgrModelName, type DeviceManagerConfig } from './device-manager.ts';
 import { deviceManagerStatusOf } from '../db/device-manager-status.ts';
 import { AppError } from './errors.ts';
@@ -60,9 +60,18 @@ export const policyKind: KindOps<PolicyInputNamed, PolicyDbRow, PolicyState> = {
   },
   current: async (_q, r) => ({ name: r.name, definition: normaliseDefinition(r.definition) }),
   insert: (tx, d, now) =>
-    tx.one('INSERT INTO policies (name, definition, created_at, updated_at) VALUES ($1,$2,$3,$3) RETURNING *', [d.name, JSON.stringify(d.definition), now]),
+    tx.one('INSERT INTO policies (name, definition, created_at, updated_at) VALUES ($1,$2,$3,$3) RETURNING *', [
+      d.name,
+      JSON.stringify(d.definition),
+      now,
+    ]),
   update: async (tx, r, d, now) => {
-    await tx.query('UPDATE policies SET name=$2, definition=$3, updated_at=$4 WHERE id=$1', [r.id, d.name, JSON.stringify(d.definition), now]);
+    await tx.query('UPDATE policies SET name=$2, definition=$3, updated_at=$4 WHERE id=$1', [
+      r.id,
+      d.name,
+      JSON.stringify(d.definition),
+      now,
+    ]);
   },
   blockers: async (tx, r) => {
     const apps = await tx.query<{ name: string }>('SELECT name FROM applications WHERE policy_id = $1 ORDER BY name', [r.id]);
@@ -115,11 +124,15 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     }
     if (i.policyName) {
       const p = await tx.maybeOne<{ name: string }>('SELECT name FROM policies WHERE name = $1', [i.policyName]);
-      if (!p || isInlinePolicyName(p.name)) throw referenceError('policyName', `no policy "${i.policyName}" exists; add it under policies first`);
+      if (!p || isInlinePolicyName(p.name))
+        throw referenceError('policyName', `no policy "${i.policyName}" exists; add it under policies first`);
     }
     if (i.policy) await checkPolicyReferences(tx, i.policy, 'policy.');
     if (i.deviceManager?.kind === 'configmgr' && !configMgrModelName(i.deviceManager, i.id)) {
-      throw referenceError('deviceManager.modelName', `the application id "${i.id}" is not a Configuration Manager model name (ScopeId_<GUID>/Application_<GUID>); give modelName`);
+      throw referenceError(
+        'deviceManager.modelName',
+        `the application id "${i.id}" is not a Configuration Manager model name (ScopeId_<GUID>/Application_<GUID>); give modelName`,
+      );
     }
     return {
       id: i.id,
@@ -135,7 +148,9 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     };
   },
   current: async (q, r) => {
-    const p = r.policy_id ? await q.maybeOne<{ name: string; definition: unknown }>('SELECT name, definition FROM policies WHERE id = $1', [r.policy_id]) : undefined;
+    const p = r.policy_id
+      ? await q.maybeOne<{ name: string; definition: unknown }>('SELECT name, definition FROM policies WHERE id = $1', [r.policy_id])
+      : undefined;
     const inline = p !== undefined && p.name === inlinePolicyName(r.id);
     return {
       id: r.id,
@@ -155,8 +170,18 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     return tx.one(
       `INSERT INTO applications (id, name, description, version, visibility, per_device, install_window, policy_id, device_manager, created_at, updated_at)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$10,$9,$9) RETURNING *`,
-      [d.id, d.name, d.description, d.version, d.visibility, d.perDevice, d.installWindow ? JSON.stringify(d.installWindow) : null, policyId, now,
-       d.deviceManager ? JSON.stringify(d.deviceManager) : null],
+      [
+        d.id,
+        d.name,
+        d.description,
+        d.version,
+        d.visibility,
+        d.perDevice,
+        d.installWindow ? JSON.stringify(d.installWindow) : null,
+        policyId,
+        now,
+        d.deviceManager ? JSON.stringify(d.deviceManager) : null,
+      ],
     );
   },
   update: async (tx, r, d, now) => {
@@ -164,11 +189,24 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     await tx.query(
       `UPDATE applications SET name=$2, description=$3, version=$4, visibility=$5, per_device=$6, install_window=$7, policy_id=$8, updated_at=$9,
               device_manager=$10 WHERE id=$1`,
-      [r.id, d.name, d.description, d.version, d.visibility, d.perDevice, d.installWindow ? JSON.stringify(d.installWindow) : null, policyId, now,
-       d.deviceManager ? JSON.stringify(d.deviceManager) : null],
+      [
+        r.id,
+        d.name,
+        d.description,
+        d.version,
+        d.visibility,
+        d.perDevice,
+        d.installWindow ? JSON.stringify(d.installWindow) : null,
+        policyId,
+        now,
+        d.deviceManager ? JSON.stringify(d.deviceManager) : null,
+      ],
     );
     // an inline policy the application no longer uses would otherwise linger under its id
-    if (!d.policy) await tx.query('DELETE FROM policies WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM applications WHERE policy_id = policies.id)', [inlinePolicyName(r.id)]);
+    if (!d.policy)
+      await tx.query('DELETE FROM policies WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM applications WHERE policy_id = policies.id)', [
+        inlinePolicyName(r.id),
+      ]);
   },
   blockers: async (tx, r) => {
     const { n } = await tx.one<{ n: number }>('SELECT count(*)::int AS n FROM requests WHERE application_id = $1', [r.id]);
@@ -182,7 +220,16 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
   observed: async (q, r) => {
     if (!r.device_manager) return { deviceManagerStatus: null };
     const status = await deviceManagerStatusOf(q, r.id);
-    return { deviceManagerStatus: status ?? { kind: r.device_manager.kind, state: 'unchecked', message: 'not checked yet', checkedAt: null, lastSuccessAt: null, lastFailureAt: null } };
+    return {
+      deviceManagerStatus: status ?? {
+        kind: r.device_manager.kind,
+        state: 'unchecked',
+        message: 'not checked yet',
+        checkedAt: null,
+        lastSuccessAt: null,
+        lastFailureAt: null,
+      },
+    };
   },
 };
 
@@ -220,10 +267,19 @@ export const changePolicyKind: KindOps<ChangePolicyInput, ChangePolicyDbRow, Cha
   current: async (_q, r) => ({ name: r.name, resourceTypes: r.resource_types, approvers: r.approvers }),
   insert: (tx, d, now) =>
     tx.one('INSERT INTO change_policies (name, resource_types, approvers, created_at, updated_at) VALUES ($1,$2,$3,$4,$4) RETURNING *', [
-      d.name, d.resourceTypes, d.approvers, now,
+      d.name,
+      d.resourceTypes,
+      d.approvers,
+      now,
     ]),
   update: async (tx, r, d, now) => {
-    await tx.query('UPDATE change_policies SET name=$2, resource_types=$3, approvers=$4, updated_at=$5 WHERE id=$1', [r.id, d.name, d.resourceTypes, d.approvers, now]);
+    await tx.query('UPDATE change_policies SET name=$2, resource_types=$3, approvers=$4, updated_at=$5 WHERE id=$1', [
+      r.id,
+      d.name,
+      d.resourceTypes,
+      d.approvers,
+      now,
+    ]);
   },
   blockers: async (tx, r) => {
     const { n } = await tx.one<{ n: number }>('SELECT count(*)::int AS n FROM changes WHERE change_policy_id = $1', [r.id]);
@@ -287,7 +343,14 @@ export function webhookKind(urlGuard: UrlGuard): KindOps<WebhookInput, WebhookDb
         disabledReason: enabled ? null : (existing?.disabled_reason ?? 'disabled by an administrator'),
       };
     },
-    current: async (_q, r) => ({ name: r.name, url: r.url, secret: r.secret, events: r.events, enabled: r.enabled, disabledReason: r.enabled ? null : r.disabled_reason }),
+    current: async (_q, r) => ({
+      name: r.name,
+      url: r.url,
+      secret: r.secret,
+      events: r.events,
+      enabled: r.enabled,
+      disabledReason: r.enabled ? null : r.disabled_reason,
+    }),
     insert: (tx, d, now) =>
       tx.one(
         `INSERT INTO webhook_endpoints (name, url, secret, events, enabled, disabled_reason, created_at, updated_at)
@@ -295,14 +358,20 @@ export function webhookKind(urlGuard: UrlGuard): KindOps<WebhookInput, WebhookDb
         [d.name, d.url, d.secret, d.events, d.enabled, d.disabledReason, now],
       ),
     update: async (tx, r, d, now) => {
-      await tx.query('UPDATE webhook_endpoints SET name=$2, url=$3, secret=$4, events=$5, enabled=$6, disabled_reason=$7, updated_at=$8 WHERE id=$1', [
-        r.id, d.name, d.url, d.secret, d.events, d.enabled, d.disabledReason, now,
-      ]);
+      await tx.query(
+        'UPDATE webhook_endpoints SET name=$2, url=$3, secret=$4, events=$5, enabled=$6, disabled_reason=$7, updated_at=$8 WHERE id=$1',
+        [r.id, d.name, d.url, d.secret, d.events, d.enabled, d.disabledReason, now],
+      );
     },
     // deliveries still being attempted would vanish mid-retry; finished ones go with the endpoint
     blockers: async (tx, r) => {
-      const pending = await tx.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending'`, [r.id]);
-      return Number(pending.n) > 0 ? [`${pending.n} deliveries still being attempted (disable the endpoint, or wait for them to finish)`] : [];
+      const pending = await tx.one<{ n: string }>(
+        `SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending'`,
+        [r.id],
+      );
+      return Number(pending.n) > 0
+        ? [`${pending.n} deliveries still being attempted (disable the endpoint, or wait for them to finish)`]
+        : [];
     },
     remove: async (tx, r) => {
       // the attempt counters keep what this endpoint's deleted attempts counted

@@ -25,13 +25,22 @@ export const identityInputSchema = z.strictObject({
   /** guests are not covered by a policy's `requestors.allMembers` */
   guest: z.boolean().default(false),
   /** Slack member id, e.g. U0ADA */
-  slack: z.string().trim().regex(/^[UW][A-Z0-9]{2,}$/, 'must be a Slack member id such as U0123ABCD').optional(),
+  slack: z
+    .string()
+    .trim()
+    .regex(/^[UW][A-Z0-9]{2,}$/, 'must be a Slack member id such as U0123ABCD')
+    .optional(),
   /** Entra (AAD) object id of the Teams user */
   teams: z.guid('must be the Entra object id (a GUID) of the Teams user').optional(),
   /** web sign-in: the Entra object id (`oid` claim) this identity signs in as */
   oid: z.guid('must be the Entra object id (a GUID) of the user').optional(),
   /** web sign-in: the UPN (`preferred_username`/`upn` claim) this identity signs in as */
-  upn: z.string().trim().max(256).regex(/^[^@\s\\]+@[^@\s\\]+\.[^@\s\\]+$/, 'must be a UPN such as ada@contoso.com').optional(),
+  upn: z
+    .string()
+    .trim()
+    .max(256)
+    .regex(/^[^@\s\\]+@[^@\s\\]+\.[^@\s\\]+$/, 'must be a UPN such as ada@contoso.com')
+    .optional(),
   /** may open the web app's Admin pages (every request, deliveries, audit log, endpoints and API keys) */
   admin: z.boolean().optional(),
 });
@@ -46,10 +55,19 @@ export const deviceInputSchema = z.strictObject({
 export type DeviceInput = z.infer<typeof deviceInputSchema>;
 
 export const approverGroupInputSchema = z.strictObject({
-  name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must use letters, digits, ".", "_" or "-"'),
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must use letters, digits, ".", "_" or "-"'),
   members: z.array(usernameSchema).max(500).default([]),
   /** Slack channel id the group's prompts go to, e.g. C0APPROVE */
-  slackChannel: z.string().trim().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a Slack channel id such as C0123ABCD').optional(),
+  slackChannel: z
+    .string()
+    .trim()
+    .regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a Slack channel id such as C0123ABCD')
+    .optional(),
   /** Teams channel (conversation) id, e.g. 19:approvers@thread.tacv2 */
   teamsChannel: z.string().trim().min(1).max(300).optional(),
   emails: z.array(z.email('must be an email address')).max(50).default([]),
@@ -57,17 +75,16 @@ export const approverGroupInputSchema = z.strictObject({
 export type ApproverGroupInput = z.infer<typeof approverGroupInputSchema>;
 
 /** A named policy: the policy definition's fields next to its name. */
-export const policyInputSchema = z
-  .strictObject({ name, ...policyDefinitionSchema.shape })
-  .superRefine((p, ctx) => {
-    // the definition's own cross-field rules (duplicate question ids, escalateTo) live on its schema
-    const { name: _name, ...definition } = p;
-    const result = policyDefinitionSchema.safeParse(definition);
-    if (!result.success) {
-      // field-level issues were already reported by the shape above; only the cross-field rules are new
-      for (const issue of result.error.issues) if (issue.code === 'custom') ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
-    }
-  });
+export const policyInputSchema = z.strictObject({ name, ...policyDefinitionSchema.shape }).superRefine((p, ctx) => {
+  // the definition's own cross-field rules (duplicate question ids, escalateTo) live on its schema
+  const { name: _name, ...definition } = p;
+  const result = policyDefinitionSchema.safeParse(definition);
+  if (!result.success) {
+    // field-level issues were already reported by the shape above; only the cross-field rules are new
+    for (const issue of result.error.issues)
+      if (issue.code === 'custom') ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  }
+});
 export type PolicyInputNamed = z.infer<typeof policyInputSchema>;
 
 /**
@@ -98,7 +115,8 @@ export const applicationInputSchema = z
     deviceManager: deviceManagerSchema.nullish(),
   })
   .superRefine((a, ctx) => {
-    if (a.policy && a.policyName) ctx.addIssue({ code: 'custom', path: ['policyName'], message: 'give either policy (inline) or policyName, not both' });
+    if (a.policy && a.policyName)
+      ctx.addIssue({ code: 'custom', path: ['policyName'], message: 'give either policy (inline) or policyName, not both' });
   });
 export type ApplicationInput = z.infer<typeof applicationInputSchema>;
 
@@ -116,7 +134,12 @@ export const webhookSecretSchema = z.string().superRefine((s, ctx) => {
 });
 
 export const webhookInputSchema = z.strictObject({
-  name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must use letters, digits, ".", "_" or "-"'),
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must use letters, digits, ".", "_" or "-"'),
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000),
   /** generated when absent on create; left as it is when absent on update */
   secret: webhookSecretSchema.optional(),
@@ -134,7 +157,8 @@ function uniqueBy<T>(key: (item: T) => string, what: string) {
     const seen = new Map<string, number>();
     items?.forEach((item, i) => {
       const k = key(item).toLowerCase();
-      if (seen.has(k)) ctx.addIssue({ code: 'custom', path: [i], message: `duplicates ${what} "${key(item)}" (also at index ${seen.get(k)})` });
+      if (seen.has(k))
+        ctx.addIssue({ code: 'custom', path: [i], message: `duplicates ${what} "${key(item)}" (also at index ${seen.get(k)})` });
       else seen.set(k, i);
     });
   };
@@ -145,13 +169,34 @@ function uniqueBy<T>(key: (item: T) => string, what: string) {
  * it (neither written nor pruned), so a directory file and a catalog file can be applied separately.
  */
 export const catalogDocumentSchema = z.strictObject({
-  identities: z.array(identityInputSchema).superRefine(uniqueBy((i) => i.username, 'username')).optional(),
-  devices: z.array(deviceInputSchema).superRefine(uniqueBy((d) => d.clientGuid, 'clientGuid')).optional(),
-  approverGroups: z.array(approverGroupInputSchema).superRefine(uniqueBy((g) => g.name, 'group name')).optional(),
-  policies: z.array(policyInputSchema).superRefine(uniqueBy((p) => p.name, 'policy name')).optional(),
-  applications: z.array(applicationInputSchema).superRefine(uniqueBy((a) => a.id, 'application id')).optional(),
-  changePolicies: z.array(changePolicyInputSchema).superRefine(uniqueBy((c) => c.name, 'change policy name')).optional(),
-  webhooks: z.array(webhookInputSchema).superRefine(uniqueBy((w) => w.name, 'webhook name')).optional(),
+  identities: z
+    .array(identityInputSchema)
+    .superRefine(uniqueBy((i) => i.username, 'username'))
+    .optional(),
+  devices: z
+    .array(deviceInputSchema)
+    .superRefine(uniqueBy((d) => d.clientGuid, 'clientGuid'))
+    .optional(),
+  approverGroups: z
+    .array(approverGroupInputSchema)
+    .superRefine(uniqueBy((g) => g.name, 'group name'))
+    .optional(),
+  policies: z
+    .array(policyInputSchema)
+    .superRefine(uniqueBy((p) => p.name, 'policy name'))
+    .optional(),
+  applications: z
+    .array(applicationInputSchema)
+    .superRefine(uniqueBy((a) => a.id, 'application id'))
+    .optional(),
+  changePolicies: z
+    .array(changePolicyInputSchema)
+    .superRefine(uniqueBy((c) => c.name, 'change policy name'))
+    .optional(),
+  webhooks: z
+    .array(webhookInputSchema)
+    .superRefine(uniqueBy((w) => w.name, 'webhook name'))
+    .optional(),
 });
 export type CatalogDocument = z.infer<typeof catalogDocumentSchema>;
 

@@ -75,8 +75,13 @@ export const catalogInputSchemas = {
 } as const;
 
 const nouns: Record<CatalogKind, string> = {
-  identities: 'identity', devices: 'device', approverGroups: 'approver group', policies: 'policy',
-  applications: 'application', changePolicies: 'change policy', webhooks: 'webhook',
+  identities: 'identity',
+  devices: 'device',
+  approverGroups: 'approver group',
+  policies: 'policy',
+  applications: 'application',
+  changePolicies: 'change policy',
+  webhooks: 'webhook',
 };
 
 class DryRunRollback extends Error {}
@@ -157,7 +162,8 @@ export class CatalogService {
   deleteDevice = (ref: string, actor: Actor) => this.delete('devices', ref, actor);
   listApproverGroups = () => this.list('approverGroups');
   getApproverGroup = (ref: string) => this.get('approverGroups', ref);
-  upsertApproverGroup = (input: ApproverGroupInput, actor: Actor, opts?: UpsertOptions) => this.upsert('approverGroups', input, actor, opts);
+  upsertApproverGroup = (input: ApproverGroupInput, actor: Actor, opts?: UpsertOptions) =>
+    this.upsert('approverGroups', input, actor, opts);
   deleteApproverGroup = (ref: string, actor: Actor) => this.delete('approverGroups', ref, actor);
   listPolicies = () => this.list('policies');
   getPolicy = (ref: string) => this.get('policies', ref);
@@ -193,7 +199,12 @@ export class CatalogService {
       const secret = generateWebhookSecret();
       await tx.query('UPDATE webhook_endpoints SET secret = $2, updated_at = $3 WHERE id = $1', [row.id, secret, this.clock.now()]);
       await appendAudit(tx, {
-        actor, action: 'webhook.secret_rotated', subjectType: ops.subjectType, subjectId: row.id, details: { name: ops.keyOfRow(row) }, at: this.clock.now(),
+        actor,
+        action: 'webhook.secret_rotated',
+        subjectType: ops.subjectType,
+        subjectId: row.id,
+        details: { name: ops.keyOfRow(row) },
+        at: this.clock.now(),
       });
       const fresh = (await ops.find(tx, row.id))!;
       return { item: await this.view(tx, ops, fresh), secret };
@@ -211,7 +222,9 @@ export class CatalogService {
   async applyDocument(input: CatalogDocument, opts: ApplyOptions = {}): Promise<ApplySummary> {
     const doc = parseInput(catalogDocumentSchema, input, 'catalog document');
     const actor = opts.actor ?? cliActor;
-    const summary = Object.fromEntries(catalogKinds.map((k) => [k, { created: 0, updated: 0, unchanged: 0, deleted: 0 }])) as unknown as ApplySummary;
+    const summary = Object.fromEntries(
+      catalogKinds.map((k) => [k, { created: 0, updated: 0, unchanged: 0, deleted: 0 }]),
+    ) as unknown as ApplySummary;
     summary.dryRun = Boolean(opts.dryRun);
     const checks = doc.applications ? await checkDeviceManagers(this.db, this.deviceManagerCheck, doc.applications, 'applications') : [];
     try {
@@ -221,7 +234,9 @@ export class CatalogService {
           if (!items) continue;
           const ops = this.kinds[kind];
           for (const [i, item] of items.entries()) {
-            const { outcome } = await this.inDocument(kind, i, ops.keyOf(item), () => this.upsertIn(tx, ops, item, actor, { mode: 'upsert' }));
+            const { outcome } = await this.inDocument(kind, i, ops.keyOf(item), () =>
+              this.upsertIn(tx, ops, item, actor, { mode: 'upsert' }),
+            );
             summary[kind][outcome]++;
           }
         }
@@ -257,7 +272,10 @@ export class CatalogService {
       existing = await ops.find(tx, key, true);
     }
     if (existing && opts.mode === 'create') {
-      throw new AppError('conflict', `The ${ops.noun} "${ops.keyOfRow(existing)}" already exists; use PUT to replace it.`, { kind: ops.kind, key: ops.keyOfRow(existing) });
+      throw new AppError('conflict', `The ${ops.noun} "${ops.keyOfRow(existing)}" already exists; use PUT to replace it.`, {
+        kind: ops.kind,
+        key: ops.keyOfRow(existing),
+      });
     }
     const desired = await ops.desired(tx, input, existing);
     const now = this.clock.now();
@@ -270,7 +288,8 @@ export class CatalogService {
     if (canonicalJson(current) === canonicalJson(desired)) return { outcome: 'unchanged', row: existing };
     if (ops.normKey(ops.keyOfRow(existing)) !== ops.normKey(key)) {
       const clash = await ops.find(tx, key);
-      if (clash && clash.id !== existing.id) throw new AppError('conflict', `Another ${ops.noun} is already called "${key}".`, { kind: ops.kind, key });
+      if (clash && clash.id !== existing.id)
+        throw new AppError('conflict', `Another ${ops.noun} is already called "${key}".`, { kind: ops.kind, key });
     }
     await ops.update(tx, existing, desired, now);
     await this.audit(tx, ops, actor, 'updated', existing, ops.present(current), ops.present(desired));
@@ -281,7 +300,9 @@ export class CatalogService {
     const blockers = await ops.blockers(tx, row);
     if (blockers.length) {
       throw new AppError('conflict', `The ${ops.noun} "${ops.keyOfRow(row)}" is still referenced: ${blockers.join('; ')}.`, {
-        kind: ops.kind, key: ops.keyOfRow(row), references: blockers,
+        kind: ops.kind,
+        key: ops.keyOfRow(row),
+        references: blockers,
       });
     }
     const before = ops.present(await ops.current(tx, row));
@@ -289,7 +310,16 @@ export class CatalogService {
     await this.audit(tx, ops, actor, 'deleted', row, before, undefined, details);
   }
 
-  private async audit(tx: Tx, ops: AnyKind, actor: Actor, verb: string, row: BaseRow, before: unknown, after: unknown, details?: Record<string, unknown>) {
+  private async audit(
+    tx: Tx,
+    ops: AnyKind,
+    actor: Actor,
+    verb: string,
+    row: BaseRow,
+    before: unknown,
+    after: unknown,
+    details?: Record<string, unknown>,
+  ) {
     await appendAudit(tx, {
       actor,
       action: `${ops.subjectType}.${verb}`,
@@ -318,8 +348,15 @@ export class CatalogService {
       return await fn();
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
-      const errors = (e.details?.errors as { field: string; message: string }[] | undefined)?.map((p) => ({ ...p, field: `${kind}.${index}.${p.field}` }));
-      throw new AppError(e.code, `${kind}[${index}] "${key}": ${e.message}`, { ...e.details, path: [kind, index], ...(errors ? { errors } : {}) });
+      const errors = (e.details?.errors as { field: string; message: string }[] | undefined)?.map((p) => ({
+        ...p,
+        field: `${kind}.${index}.${p.field}`,
+      }));
+      throw new AppError(e.code, `${kind}[${index}] "${key}": ${e.message}`, {
+        ...e.details,
+        path: [kind, index],
+        ...(errors ? { errors } : {}),
+      });
     }
   }
 
@@ -331,11 +368,17 @@ export class CatalogService {
         return fn(tx);
       });
     } catch (e) {
-      const err = e as { code?: string; constraint?: string; detail?: string; driverError?: { code?: string; constraint?: string; detail?: string } };
+      const err = e as {
+        code?: string;
+        constraint?: string;
+        detail?: string;
+        driverError?: { code?: string; constraint?: string; detail?: string };
+      };
       const code = err.code ?? err.driverError?.code;
       const detail = err.detail ?? err.driverError?.detail;
       if (code === '23505') throw new AppError('conflict', `That would duplicate an existing object${detail ? ` (${detail})` : ''}.`);
-      if (code === '23503') throw new AppError('conflict', `That object is still referenced by other records${detail ? ` (${detail})` : ''}.`);
+      if (code === '23503')
+        throw new AppError('conflict', `That object is still referenced by other records${detail ? ` (${detail})` : ''}.`);
       throw e;
     }
   }

@@ -78,14 +78,21 @@ export interface ChangeDecisionOptions {
 
 /** Multi-admin approval (Intune MAA): one approver from the protecting policy's groups, never the requester. */
 export class ChangeService {
-  constructor(private readonly db: Database, private readonly clock: Clock) {}
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+  ) {}
 
   async get(id: string): Promise<ChangeDetail> {
     const row = await this.find(this.db, id);
     return { ...toView(row), history: await historyOf(this.db, 'change', id) };
   }
 
-  async list(filter: { status?: ChangeStatus; resourceType?: string; resourceId?: string }, limit = 50, cursor?: string): Promise<Page<ChangeView>> {
+  async list(
+    filter: { status?: ChangeStatus; resourceType?: string; resourceId?: string },
+    limit = 50,
+    cursor?: string,
+  ): Promise<Page<ChangeView>> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.status) where.push(`status = $${params.push(filter.status)}`);
@@ -117,13 +124,16 @@ export class ChangeService {
   /** This person's own changes still waiting for another admin, newest first. */
   async pendingBy(requesterId: string, limit: number): Promise<ChangeView[]> {
     const rows = await this.db.query<ChangeRow>(
-      `SELECT * FROM changes WHERE status = 'pending' AND requester_id = $1 ORDER BY created_at DESC LIMIT $2`, [requesterId, limit]);
+      `SELECT * FROM changes WHERE status = 'pending' AND requester_id = $1 ORDER BY created_at DESC LIMIT $2`,
+      [requesterId, limit],
+    );
     return rows.map(toView);
   }
 
   async submit(actor: Actor, input: ChangeInput): Promise<ChangeView> {
     const now = this.clock.now();
-    if (!input.justification?.trim()) throw new AppError('validation_failed', 'A business justification is required.', { field: 'justification' });
+    if (!input.justification?.trim())
+      throw new AppError('validation_failed', 'A business justification is required.', { field: 'justification' });
     const id = await this.db.tx(async (tx) => {
       // a key bound to one admin submits as that admin only: naming another would let them approve it themselves
       const by = await actingFor(tx, actor, input.requestedBy, 'requestedBy');
@@ -134,17 +144,34 @@ export class ChangeService {
         [input.resourceType],
       );
       if (!policy) {
-        throw new AppError('validation_failed', `No change policy protects resource type "${input.resourceType}", so it needs no approval.`, { field: 'resourceType' });
+        throw new AppError(
+          'validation_failed',
+          `No change policy protects resource type "${input.resourceType}", so it needs no approval.`,
+          { field: 'resourceType' },
+        );
       }
       const diff = diffJson(input.before ?? null, input.after ?? null);
-      if (diff.length === 0) throw new AppError('validation_failed', '"before" and "after" are the same: there is no change to approve.', { field: 'after' });
+      if (diff.length === 0)
+        throw new AppError('validation_failed', '"before" and "after" are the same: there is no change to approve.', { field: 'after' });
       let row: ChangeRow;
       try {
         row = await tx.one<ChangeRow>(
           `INSERT INTO changes (resource_type, resource_id, before, after, diff, justification, requester_id, requester_label, change_policy_id, approvers, status, source, created_at, updated_at)
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'pending',$11,$12,$12) RETURNING *`,
-          [policy.resource_type, input.resourceId, JSON.stringify(input.before ?? null), JSON.stringify(input.after ?? null), JSON.stringify(diff),
-           input.justification.trim(), by.id, by.label, policy.id, policy.approvers, actor.channel, now],
+          [
+            policy.resource_type,
+            input.resourceId,
+            JSON.stringify(input.before ?? null),
+            JSON.stringify(input.after ?? null),
+            JSON.stringify(diff),
+            input.justification.trim(),
+            by.id,
+            by.label,
+            policy.id,
+            policy.approvers,
+            actor.channel,
+            now,
+          ],
         );
       } catch (e) {
         if (isUniqueViolation(e)) {
@@ -153,11 +180,23 @@ export class ChangeService {
             [policy.resource_type, input.resourceId],
           );
           const same = existing && existing.resource_id !== input.resourceId ? ` as "${existing.resource_id}"` : '';
-          throw new AppError('already_pending', `A change to ${policy.resource_type} "${input.resourceId}" is already pending${same}${existing ? ` (by ${existing.requester_label})` : ''}.`, { changeId: existing?.id, status: 'pending' });
+          throw new AppError(
+            'already_pending',
+            `A change to ${policy.resource_type} "${input.resourceId}" is already pending${same}${existing ? ` (by ${existing.requester_label})` : ''}.`,
+            { changeId: existing?.id, status: 'pending' },
+          );
         }
         throw e;
       }
-      await appendAudit(tx, { actor: by, action: 'change.submitted', subjectType: 'change', subjectId: row.id, after: { status: 'pending' }, details: { resourceType: row.resource_type, resourceId: row.resource_id, diff, justification: row.justification }, at: now });
+      await appendAudit(tx, {
+        actor: by,
+        action: 'change.submitted',
+        subjectType: 'change',
+        subjectId: row.id,
+        after: { status: 'pending' },
+        details: { resourceType: row.resource_type, resourceId: row.resource_id, diff, justification: row.justification },
+        at: now,
+      });
       const data = changeData(row);
       await emit(tx, { type: 'change.submitted', subjectId: row.id, actor: by, at: now, data });
       return row.id;
@@ -177,7 +216,13 @@ export class ChangeService {
     return this.decide(actor, id, 'cancel', notes ?? null, opts);
   }
 
-  private async decide(actor: Actor, id: string, action: ChangeAction, notes: string | null, opts: ChangeDecisionOptions): Promise<ChangeView> {
+  private async decide(
+    actor: Actor,
+    id: string,
+    action: ChangeAction,
+    notes: string | null,
+    opts: ChangeDecisionOptions,
+  ): Promise<ChangeView> {
     const now = this.clock.now();
     await this.db.tx(async (tx) => {
       // approve and reject are a second admin's decision: a person the change policy names, whatever the channel
@@ -196,9 +241,19 @@ export class ChangeService {
         [row.id, to, now, acting.id, acting.label, notes?.trim() || null],
       );
       if (!updated) throw new AppError('already_decided', 'This change was decided a moment ago.');
-      await appendAudit(tx, { actor: acting, action: `change.${to}`, subjectType: 'change', subjectId: row.id, before: { status: 'pending' }, after: { status: to }, details: notes ? { notes } : null, at: now });
+      await appendAudit(tx, {
+        actor: acting,
+        action: `change.${to}`,
+        subjectType: 'change',
+        subjectId: row.id,
+        before: { status: 'pending' },
+        after: { status: to },
+        details: notes ? { notes } : null,
+        at: now,
+      });
       const data = changeData(updated);
-      if (to !== 'approved' && to !== 'rejected' && to !== 'cancelled') throw new AppError('invalid_transition', `A change cannot be decided as ${to}.`);
+      if (to !== 'approved' && to !== 'rejected' && to !== 'cancelled')
+        throw new AppError('invalid_transition', `A change cannot be decided as ${to}.`);
       await emit(tx, { type: `change.${to}`, subjectId: row.id, actor: acting, at: now, data });
     });
     return toView(await this.find(this.db, id));
@@ -234,20 +289,37 @@ export class ChangeService {
 /** A pending change at the caller's version; anything else is refused before rights are looked at. */
 function decidable(row: ChangeRow, expectedVersion: number | undefined): void {
   if (expectedVersion !== undefined && row.version !== expectedVersion) {
-    throw new AppError('precondition_failed', `This change changed since version ${expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`, {
-      currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
-    });
+    throw new AppError(
+      'precondition_failed',
+      `This change changed since version ${expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`,
+      {
+        currentVersion: row.version,
+        status: row.status,
+        decidedBy: row.decided_by_label,
+        decidedAt: iso(row.decided_at),
+      },
+    );
   }
   if (row.status !== 'pending') {
-    throw new AppError('already_decided', `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`, {
-      status: row.status, decidedBy: row.decided_by_label, decidedAt: iso(row.decided_at),
-    });
+    throw new AppError(
+      'already_decided',
+      `This change was already ${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}.`,
+      {
+        status: row.status,
+        decidedBy: row.decided_by_label,
+        decidedAt: iso(row.decided_at),
+      },
+    );
   }
 }
 
 /** A second admin: a member of the change policy's approver groups, never the change's author. */
 const requireChangeApprover = (db: Queryable, acting: Actor & { id: string }, row: ChangeRow) =>
-  requireMember(db, acting, row.approvers, { subjectId: row.requester_id, selfMessage: 'You cannot approve or reject your own change; another admin must.', what: 'decide this change' });
+  requireMember(db, acting, row.approvers, {
+    subjectId: row.requester_id,
+    selfMessage: 'You cannot approve or reject your own change; another admin must.',
+    what: 'decide this change',
+  });
 
 function changeData(r: ChangeRow): ChangeSnapshot {
   return {

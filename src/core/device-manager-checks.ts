@@ -16,11 +16,17 @@ export type CheckRecord =
  * the field; a check that could not run saves it and leaves the reason on the application's connector status.
  */
 export async function checkDeviceManagers(
-  db: Database, check: DeviceManagerCheck | undefined, apps: ApplicationInput[], section?: string,
+  db: Database,
+  check: DeviceManagerCheck | undefined,
+  apps: ApplicationInput[],
+  section?: string,
 ): Promise<CheckRecord[]> {
   const records: CheckRecord[] = [];
   for (const [index, app] of apps.entries()) {
-    const stored = await db.maybeOne<{ device_manager: unknown; per_device: boolean }>('SELECT device_manager, per_device FROM applications WHERE id = $1', [app.id]);
+    const stored = await db.maybeOne<{ device_manager: unknown; per_device: boolean }>(
+      'SELECT device_manager, per_device FROM applications WHERE id = $1',
+      [app.id],
+    );
     const config = app.deviceManager;
     if (!config) {
       if (stored?.device_manager) records.push({ applicationId: app.id, forget: true });
@@ -40,9 +46,11 @@ export async function checkDeviceManagers(
         ...(section ? { path: [section, index] } : {}),
       });
     }
-    records.push(result.outcome === 'ok'
-      ? { applicationId: app.id, kind: config.kind, state: 'ok', message: result.detail ?? null }
-      : { applicationId: app.id, kind: config.kind, state: 'unchecked', message: result.message });
+    records.push(
+      result.outcome === 'ok'
+        ? { applicationId: app.id, kind: config.kind, state: 'ok', message: result.detail ?? null }
+        : { applicationId: app.id, kind: config.kind, state: 'unchecked', message: result.message },
+    );
   }
   return records;
 }

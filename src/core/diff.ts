@@ -15,7 +15,8 @@ export function diffJson(before: unknown, after: unknown, path = ''): DiffEntry[
   if (Array.isArray(before) && Array.isArray(after)) {
     const n = Math.max(before.length, after.length);
     const out: DiffEntry[] = [];
-    for (let i = 0; i < n; i++) out.push(...diffJson(i < before.length ? before[i] : undefined, i < after.length ? after[i] : undefined, `${path}/${i}`));
+    for (let i = 0; i < n; i++)
+      out.push(...diffJson(i < before.length ? before[i] : undefined, i < after.length ? after[i] : undefined, `${path}/${i}`));
     return out;
   }
   return [{ path: path || '/', op: 'replace', before, after }];

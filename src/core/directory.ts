@@ -65,7 +65,9 @@ export async function identityByOidcClaims(db: Queryable, claims: { oid?: string
   if (claims.oid) {
     const byOid = await db.maybeOne<IdentityRow>(
       `SELECT ${identityCols} FROM identities WHERE lower(oidc_oid) = lower($1) OR (oidc_oid IS NULL AND lower(teams_aad_id) = lower($1))
-        ORDER BY (oidc_oid IS NOT NULL) DESC LIMIT 1`, [claims.oid]);
+        ORDER BY (oidc_oid IS NOT NULL) DESC LIMIT 1`,
+      [claims.oid],
+    );
     if (byOid) return byOid;
   }
   if (claims.upn) return db.maybeOne<IdentityRow>(`SELECT ${identityCols} FROM identities WHERE lower(upn) = lower($1)`, [claims.upn]);
@@ -93,7 +95,10 @@ export async function actingFor(db: Queryable, actor: Actor, username: string | 
   if (!username) return actor;
   const who = await requireIdentity(db, { username }, field);
   if (actor.id) {
-    if (actor.id !== who.id) throw new AppError('forbidden', `This API key is bound to one person and acts only as them; it cannot act for ${who.username}.`, { field });
+    if (actor.id !== who.id)
+      throw new AppError('forbidden', `This API key is bound to one person and acts only as them; it cannot act for ${who.username}.`, {
+        field,
+      });
     return actor; // named themselves: still recorded with the key
   }
   return { id: who.id, label: who.display_name, channel: actor.channel };
@@ -117,12 +122,17 @@ export async function groupNamesOf(db: Queryable, identityId: string): Promise<s
 }
 
 export const groupsByNames = (db: Queryable, names: string[]) =>
-  db.query<GroupRow>('SELECT id, name, slack_channel, teams_channel, emails FROM approver_groups WHERE name = ANY($1) ORDER BY name', [names]);
+  db.query<GroupRow>('SELECT id, name, slack_channel, teams_channel, emails FROM approver_groups WHERE name = ANY($1) ORDER BY name', [
+    names,
+  ]);
 
 /** Members of any of the named groups, each once. */
 export const membersOfGroups = (db: Queryable, names: string[]) =>
   db.query<IdentityRow>(
-    `SELECT DISTINCT ${identityCols.split(', ').map((c) => `i.${c}`).join(', ')}
+    `SELECT DISTINCT ${identityCols
+      .split(', ')
+      .map((c) => `i.${c}`)
+      .join(', ')}
        FROM identities i JOIN approver_group_members m ON m.identity_id = i.id JOIN approver_groups g ON g.id = m.group_id
       WHERE g.name = ANY($1) ORDER BY i.username`,
     [names],
@@ -143,7 +153,8 @@ export const applicationByIdOrName = (db: Queryable, idOrName: string) =>
 export const listApplications = (db: Queryable) =>
   db.query<ApplicationRow>(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id ORDER BY a.name`);
 
-const unknownApplication = (id: string) => new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
+const unknownApplication = (id: string) =>
+  new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
 
 export async function requireApplication(db: Queryable, id: string): Promise<ApplicationRow> {
   const app = await applicationById(db, id);
@@ -154,7 +165,10 @@ export async function requireApplication(db: Queryable, id: string): Promise<App
 /** Whether the identity may see the application: `hidden-until-approved` ones only once it has an approved request. */
 export async function maySee(db: Queryable, app: ApplicationRow, identityId: string): Promise<boolean> {
   if (app.visibility !== 'hidden-until-approved') return true;
-  const approved = await db.maybeOne(`SELECT 1 FROM requests WHERE application_id = $1 AND requester_id = $2 AND status = 'approved' LIMIT 1`, [app.id, identityId]);
+  const approved = await db.maybeOne(
+    `SELECT 1 FROM requests WHERE application_id = $1 AND requester_id = $2 AND status = 'approved' LIMIT 1`,
+    [app.id, identityId],
+  );
   return approved !== undefined;
 }
 
@@ -193,8 +207,13 @@ export async function visibleApplications(db: Queryable, identityId: string): Pr
 const asJson = (select: string) => `(SELECT to_jsonb(x) FROM (${select}) x)`;
 
 /** An application, an identity and a device by id, in one round trip (null where absent or not asked for). */
-export async function lookupTogether(db: Queryable, ids: { applicationId: string | null; identityId: string | null; deviceId: string | null }): Promise<{
-  app: ApplicationRow | null; identity: IdentityRow | null; device: DeviceRow | null;
+export async function lookupTogether(
+  db: Queryable,
+  ids: { applicationId: string | null; identityId: string | null; deviceId: string | null },
+): Promise<{
+  app: ApplicationRow | null;
+  identity: IdentityRow | null;
+  device: DeviceRow | null;
 }> {
   const row = await db.one<{ app: ApplicationRow | null; identity: IdentityRow | null; device: DeviceRow | null }>(
     `SELECT ${asJson(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1::text`)} AS app,
@@ -209,10 +228,19 @@ export async function lookupTogether(db: Queryable, ids: { applicationId: string
  * What a submission reads before it writes, in one round trip: the application, the requester (by id or username)
  * with the names of their groups, and the device named by id or client GUID.
  */
-export async function lookupForSubmit(db: Queryable, ref: { applicationId: string; identityId?: string; username?: string; deviceId?: string; clientGuid?: string }): Promise<{
-  app: ApplicationRow | null; identity: (IdentityRow & { group_names: string[] }) | null; device: DeviceRow | null;
+export async function lookupForSubmit(
+  db: Queryable,
+  ref: { applicationId: string; identityId?: string; username?: string; deviceId?: string; clientGuid?: string },
+): Promise<{
+  app: ApplicationRow | null;
+  identity: (IdentityRow & { group_names: string[] }) | null;
+  device: DeviceRow | null;
 }> {
-  const row = await db.one<{ app: ApplicationRow | null; identity: (IdentityRow & { group_names: string[] }) | null; device: DeviceRow | null }>(
+  const row = await db.one<{
+    app: ApplicationRow | null;
+    identity: (IdentityRow & { group_names: string[] }) | null;
+    device: DeviceRow | null;
+  }>(
     `SELECT ${asJson(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1::text`)} AS app,
             ${asJson(`SELECT ${identityCols}, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
                                                    WHERE m.identity_id = i.id ORDER BY g.name) AS group_names

@@ -10,14 +10,12 @@ export function parseDuration(value: string): number {
   return ((((w! * 7 + d!) * 24 + h!) * 60 + min!) * 60 + s!) * 1000;
 }
 
-export const durationSchema = z
-  .string()
-  .refine((v) => {
-    try {
-      return parseDuration(v) > 0;
-    } catch {
-      return false;
-    }
-  }, 'must be a positive ISO 8601 duration such as P14D, P1W or PT4H');
+export const durationSchema = z.string().refine((v) => {
+  try {
+    return parseDuration(v) > 0;
+  } catch {
+    return false;
+  }
+}, 'must be a positive ISO 8601 duration such as P14D, P1W or PT4H');
 
 export const addDuration = (from: Date, duration: string) => new Date(from.getTime() + parseDuration(duration));

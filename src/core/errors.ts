@@ -64,11 +64,29 @@ export function isUniqueViolation(e: unknown, constraint?: string): boolean {
 // Postgres refusing or dropping connections: shutting down (57P01 admin, 57P02 crash), starting up or in recovery
 // (57P03), the connection classes (08xxx), too many connections (53300), and the socket errors of a server that is away
 const unavailableCodes = new Set([
-  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08P01',
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '08P01',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
 ]);
 // node-postgres reports a lost or never-made connection with a message and no code
-const unavailableMessages = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is not established|connection timeout|Cannot use a pool after calling end/i;
+const unavailableMessages =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is not established|connection timeout|Cannot use a pool after calling end/i;
 
 /** Whether this is the database (or the network to it) being away, rather than a bug: answered 503, retryable. */
 export function isDependencyUnavailable(e: unknown): boolean {
@@ -94,6 +112,10 @@ export function toAppError(e: unknown): AppError {
   if (isAppError(e)) return e;
   if (isDependencyUnavailable(e)) return new AppError('dependency_unavailable', 'The database is unavailable; try again shortly.');
   // the transaction was rolled back, so nothing changed: the input carried a value that cannot be stored or compared
-  if (isDataException(e)) return new AppError('validation_failed', 'A value in the input cannot be used (for example a NUL character, or a number or date out of range).');
+  if (isDataException(e))
+    return new AppError(
+      'validation_failed',
+      'A value in the input cannot be used (for example a NUL character, or a number or date out of range).',
+    );
   return new AppError('internal', 'Something went wrong on our side; it has been logged.');
 }

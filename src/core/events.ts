@@ -93,11 +93,21 @@ export interface DomainEventPayloads {
   'request.install_ordered': InstallOrder;
   'request.access_expiring': RequestSnapshot & { accessExpiresAt: string | null };
   'request.review_started': RequestSnapshot & {
-    reviewId: string; reviewers: string[]; reviewerUsernames: string[]; approvedAt: string | null; approvedBy: string | null; dueAt: string;
+    reviewId: string;
+    reviewers: string[];
+    reviewerUsernames: string[];
+    approvedAt: string | null;
+    approvedBy: string | null;
+    dueAt: string;
   };
   'request.review_reminder': { requestId: string; reviewId: string; reviewers: string[]; dueAt: string; reviewerUsernames: string[] };
   'request.review_decided': {
-    requestId: string; reviewId: string; outcome: 'kept' | 'removed' | 'lapsed' | 'closed'; reason: string | null; decidedBy: string | null; decidedAt: string;
+    requestId: string;
+    reviewId: string;
+    outcome: 'kept' | 'removed' | 'lapsed' | 'closed';
+    reason: string | null;
+    decidedBy: string | null;
+    decidedAt: string;
   };
   'change.submitted': ChangeSnapshot;
   'change.approved': ChangeSnapshot;
@@ -108,7 +118,11 @@ export interface DomainEventPayloads {
 }
 
 export type DomainEventType = keyof DomainEventPayloads;
-export type SubjectTypeOf<K extends DomainEventType> = K extends `change.${string}` ? 'change' : K extends `audit.${string}` ? 'audit' : 'request';
+export type SubjectTypeOf<K extends DomainEventType> = K extends `change.${string}`
+  ? 'change'
+  : K extends `audit.${string}`
+    ? 'audit'
+    : 'request';
 
 export const subjectTypeOf = <K extends DomainEventType>(type: K): SubjectTypeOf<K> =>
   (type.startsWith('change.') ? 'change' : type.startsWith('audit.') ? 'audit' : 'request') as SubjectTypeOf<K>;
@@ -122,7 +136,9 @@ interface Envelope {
   actor: { id: string | null; label: string; channel: string };
 }
 
-export type DomainEvent = { [K in DomainEventType]: Envelope & { type: K; subjectType: SubjectTypeOf<K>; data: DomainEventPayloads[K] } }[DomainEventType];
+export type DomainEvent = {
+  [K in DomainEventType]: Envelope & { type: K; subjectType: SubjectTypeOf<K>; data: DomainEventPayloads[K] };
+}[DomainEventType];
 export type EventOf<K extends DomainEventType> = Extract<DomainEvent, { type: K }>;
 export type RequestEvent = Extract<DomainEvent, { subjectType: 'request' }>;
 export type ChangeEvent = Extract<DomainEvent, { subjectType: 'change' }>;
@@ -138,8 +154,13 @@ export function exhaustive(value: never): void {
 }
 
 const installOrderOf = (s: RequestSnapshot, reason: string): InstallOrder => ({
-  requestId: s.requestId, applicationId: s.applicationId, applicationName: s.applicationName, clientGuid: s.clientGuid,
-  deviceName: s.deviceName, username: s.username, reason,
+  requestId: s.requestId,
+  applicationId: s.applicationId,
+  applicationName: s.applicationName,
+  clientGuid: s.clientGuid,
+  deviceName: s.deviceName,
+  username: s.username,
+  reason,
 });
 
 /** The Standard Webhooks one event sends (body `data` of each), in order; most events send none. */
@@ -149,7 +170,10 @@ export function webhookEmissions(event: DomainEvent): WebhookEmission[] {
       return [{ type: event.type, data: event.data }];
     case 'request.approved': {
       const { previousStatus: _p, installReason, ...snapshot } = event.data;
-      return [{ type: event.type, data: snapshot }, ...(installReason !== null ? [{ type: 'app.install' as const, data: installOrderOf(snapshot, installReason) }] : [])];
+      return [
+        { type: event.type, data: snapshot },
+        ...(installReason !== null ? [{ type: 'app.install' as const, data: installOrderOf(snapshot, installReason) }] : []),
+      ];
     }
     case 'request.denied':
     case 'request.cancelled':
@@ -159,7 +183,10 @@ export function webhookEmissions(event: DomainEvent): WebhookEmission[] {
     }
     case 'request.revoked': {
       const { uninstallReason, ...snapshot } = event.data;
-      return [{ type: event.type, data: snapshot }, ...(uninstallReason !== null ? [{ type: 'app.uninstall' as const, data: installOrderOf(snapshot, uninstallReason) }] : [])];
+      return [
+        { type: event.type, data: snapshot },
+        ...(uninstallReason !== null ? [{ type: 'app.uninstall' as const, data: installOrderOf(snapshot, uninstallReason) }] : []),
+      ];
     }
     case 'request.install_ordered':
       return [{ type: 'app.install', data: event.data }];
@@ -168,7 +195,10 @@ export function webhookEmissions(event: DomainEvent): WebhookEmission[] {
     case 'change.cancelled':
       return [{ type: event.type, data: event.data }];
     case 'change.approved':
-      return [{ type: event.type, data: event.data }, { type: 'change.apply', data: event.data }];
+      return [
+        { type: event.type, data: event.data },
+        { type: 'change.apply', data: event.data },
+      ];
     case 'audit.checkpoint':
       return [{ type: event.type, data: event.data }];
     case 'request.stage_advanced':

@@ -29,7 +29,13 @@ export async function emitAll(tx: Tx, events: AnyNewEvent[]): Promise<string[]> 
      SELECT type, subject_type, subject_id, payload, at, at
        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[]) WITH ORDINALITY AS e(type, subject_type, subject_id, payload, at, n)
       ORDER BY n RETURNING id`,
-    [events.map((e) => e.type), events.map((e) => subjectTypeOf(e.type)), events.map((e) => e.subjectId), events.map((e) => JSON.stringify(payloadOf(e))), events.map((e) => e.at.toISOString())],
+    [
+      events.map((e) => e.type),
+      events.map((e) => subjectTypeOf(e.type)),
+      events.map((e) => e.subjectId),
+      events.map((e) => JSON.stringify(payloadOf(e))),
+      events.map((e) => e.at.toISOString()),
+    ],
   );
   return rows.map((r) => r.id);
 }

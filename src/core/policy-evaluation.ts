@@ -27,8 +27,7 @@ export interface FieldErrors {
   unknown: string[];
 }
 
-export const hasFieldErrors = (e: FieldErrors) =>
-  Boolean(e.justification) || Object.keys(e.answers).length > 0 || e.unknown.length > 0;
+export const hasFieldErrors = (e: FieldErrors) => Boolean(e.justification) || Object.keys(e.answers).length > 0 || e.unknown.length > 0;
 
 function checkAnswer(q: Question, value: unknown): string | undefined {
   const empty = value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0);
@@ -39,7 +38,9 @@ function checkAnswer(q: Question, value: unknown): string | undefined {
     if (bad.length) return bad.length === 1 ? `"${bad[0]}" is not one of the options.` : `"${bad.join('", "')}" are not among the options.`;
     // the answer is a set: the same option twice is a client's mistake, not a stronger answer
     const twice = [...new Set(value.filter((v, i) => value.indexOf(v) !== i))];
-    return twice.length ? `Choose each option once ("${twice.join('", "')}" ${twice.length === 1 ? 'is' : 'are'} given more than once).` : undefined;
+    return twice.length
+      ? `Choose each option once ("${twice.join('", "')}" ${twice.length === 1 ? 'is' : 'are'} given more than once).`
+      : undefined;
   }
   if (typeof value !== 'string') return 'Answer with text.';
   if (q.type === 'choice') return q.options!.includes(value) ? undefined : `"${value}" is not one of the options.`;
@@ -124,7 +125,7 @@ export function accessTimers(policy: PolicyDefinition, approvedAt: Date): Access
   const accessExpiresAt = policy.accessLifetime ? addDuration(approvedAt, policy.accessLifetime) : null;
   let accessWarnAt: Date | null = null;
   if (accessExpiresAt) {
-    const warn = new Date(accessExpiresAt.getTime() - (addDuration(new Date(0), policy.accessExpiryWarning).getTime()));
+    const warn = new Date(accessExpiresAt.getTime() - addDuration(new Date(0), policy.accessExpiryWarning).getTime());
     accessWarnAt = warn > approvedAt ? warn : null;
   }
   return {

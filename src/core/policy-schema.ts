@@ -26,7 +26,8 @@ export const questionSchema = z
       .optional(),
   })
   .superRefine((q, ctx) => {
-    if (q.type !== 'text' && !q.options) ctx.addIssue({ code: 'custom', path: ['options'], message: `is required for ${q.type} questions` });
+    if (q.type !== 'text' && !q.options)
+      ctx.addIssue({ code: 'custom', path: ['options'], message: `is required for ${q.type} questions` });
     if (q.type === 'text' && q.options) ctx.addIssue({ code: 'custom', path: ['options'], message: 'only choice questions have options' });
   });
 

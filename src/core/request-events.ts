@@ -10,7 +10,9 @@ export function alreadyDecided(row: Pick<RequestRow, 'status' | 'decided_by_labe
   const who = row.decided_by_label ?? 'someone';
   const when = row.decided_at ? readableUtc(row.decided_at) : 'earlier';
   return new AppError('already_decided', `This request was already ${row.status} by ${who} at ${when}.`, {
-    status: row.status, decidedBy: row.decided_by_label, decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
+    status: row.status,
+    decidedBy: row.decided_by_label,
+    decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
   });
 }
 
@@ -18,18 +20,35 @@ export function alreadyDecided(row: Pick<RequestRow, 'status' | 'decided_by_labe
  * A prompt, link or caller bound to another stage than the pending one: an earlier stage is settled (say by whom and
  * when, from its last decision), a later one has not started.
  */
-export async function notThisStage(db: Queryable, stage: number, row: Pick<RequestRow, 'id' | 'status' | 'current_stage'>): Promise<AppError> {
+export async function notThisStage(
+  db: Queryable,
+  stage: number,
+  row: Pick<RequestRow, 'id' | 'status' | 'current_stage'>,
+): Promise<AppError> {
   if (stage > row.current_stage) {
-    return new AppError('invalid_transition', `Stage ${stage + 1} of this request has not started; it is at stage ${row.current_stage + 1}.`, { status: row.status, stage: row.current_stage });
+    return new AppError(
+      'invalid_transition',
+      `Stage ${stage + 1} of this request has not started; it is at stage ${row.current_stage + 1}.`,
+      { status: row.status, stage: row.current_stage },
+    );
   }
   const last = await db.maybeOne<{ approver_label: string; decision: 'approve' | 'deny'; created_at: Date }>(
     'SELECT approver_label, decision, created_at FROM request_decisions WHERE request_id = $1 AND stage = $2 ORDER BY created_at DESC, id DESC LIMIT 1',
     [row.id, stage],
   );
-  const how = last ? ` (${last.decision === 'approve' ? 'approved' : 'denied'} by ${last.approver_label} at ${readableUtc(last.created_at)})` : '';
-  return new AppError('already_decided', `Stage ${stage + 1} of this request is already settled${how}; it is now at stage ${row.current_stage + 1}.`, {
-    status: row.status, stage: row.current_stage, decidedBy: last?.approver_label ?? null, decidedAt: last ? new Date(last.created_at).toISOString() : null,
-  });
+  const how = last
+    ? ` (${last.decision === 'approve' ? 'approved' : 'denied'} by ${last.approver_label} at ${readableUtc(last.created_at)})`
+    : '';
+  return new AppError(
+    'already_decided',
+    `Stage ${stage + 1} of this request is already settled${how}; it is now at stage ${row.current_stage + 1}.`,
+    {
+      status: row.status,
+      stage: row.current_stage,
+      decidedBy: last?.approver_label ?? null,
+      decidedAt: last ? new Date(last.created_at).toISOString() : null,
+    },
+  );
 }
 
 export function snapshotOf(row: RequestRow, app: ApplicationRow, requester: IdentityRow | null, device: DeviceRow | null): RequestSnapshot {
@@ -51,7 +70,11 @@ export function snapshotOf(row: RequestRow, app: ApplicationRow, requester: Iden
   };
 }
 
-export function installData(row: RequestRow, ctx: { app: ApplicationRow; requester: IdentityRow | null; device: DeviceRow | null }, reason: string): InstallOrder {
+export function installData(
+  row: RequestRow,
+  ctx: { app: ApplicationRow; requester: IdentityRow | null; device: DeviceRow | null },
+  reason: string,
+): InstallOrder {
   return {
     requestId: row.id,
     applicationId: ctx.app.id,

@@ -62,9 +62,7 @@ function toView(r: JoinedRow): RequestView {
     status: r.status,
     source: r.source,
     application: { id: r.application_id, name: r.app_name },
-    requester: r.requester_id
-      ? { id: r.requester_id, username: r.r_username!, displayName: r.r_display_name!, email: r.r_email }
-      : null,
+    requester: r.requester_id ? { id: r.requester_id, username: r.r_username!, displayName: r.r_display_name!, email: r.r_email } : null,
     device: r.device_id ? { id: r.device_id, clientGuid: r.d_client_guid!, name: r.d_name! } : null,
     justification: r.justification,
     answers: r.answers ?? {},
@@ -93,7 +91,15 @@ export async function getRequestView(db: Queryable, id: string): Promise<Request
 }
 
 export async function decisionsOf(db: Queryable, requestId: string): Promise<DecisionView[]> {
-  const rows = await db.query<{ stage: number; approver_id: string | null; approver_label: string; decision: 'approve' | 'deny'; reason: string | null; channel: string; created_at: Date }>(
+  const rows = await db.query<{
+    stage: number;
+    approver_id: string | null;
+    approver_label: string;
+    decision: 'approve' | 'deny';
+    reason: string | null;
+    channel: string;
+    created_at: Date;
+  }>(
     'SELECT stage, approver_id, approver_label, decision, reason, channel, created_at FROM request_decisions WHERE request_id = $1 ORDER BY created_at, id',
     [requestId],
   );
@@ -129,7 +135,10 @@ export async function getRequestDetail(db: Queryable, id: string): Promise<Reque
     else if (view.status === 'approved' || view.status === 'revoked') status = 'approved';
     else if (view.status === 'denied') status = 'denied';
     else status = 'skipped';
-    const groups = index === view.currentStage && row.escalated_at && policy.escalateTo ? [...new Set([...s.approvers, ...policy.escalateTo])] : s.approvers;
+    const groups =
+      index === view.currentStage && row.escalated_at && policy.escalateTo
+        ? [...new Set([...s.approvers, ...policy.escalateTo])]
+        : s.approvers;
     return { index, approverGroups: groups, quorum: s.quorum, approverJustification: s.approverJustification, status, decisions: mine };
   });
   return { ...view, policy, stages, decisions, history: await historyOf(db, 'request', id) };
@@ -148,7 +157,10 @@ export interface RequestFilter {
 /** How many requests match, for "10 of 94" when a chat list shows only the first page. */
 export async function countRequests(db: Queryable, filter: RequestFilter): Promise<number> {
   const { where, params } = whereOf(filter);
-  const row = await db.one<{ n: string }>(`SELECT count(*) AS n FROM (${joined} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}) x`, params);
+  const row = await db.one<{ n: string }>(
+    `SELECT count(*) AS n FROM (${joined} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}) x`,
+    params,
+  );
   return Number(row.n);
 }
 
@@ -214,8 +226,11 @@ export function decodeCursor(cursor: string): [string, string] {
 export async function requestIdFromRef(db: Queryable, ref: string): Promise<string> {
   const r = ref.trim().replace(/^`|`$/g, '');
   if (isUuid(r)) return r;
-  if (!/^[0-9a-f]{8}[0-9a-f-]{0,27}$/i.test(r)) throw new AppError('not_found', `"${ref}" is not a request id (copy it from the card: "Request 1a2b3c4d").`);
-  const rows = await db.query<{ id: string }>(`SELECT id FROM requests WHERE id::text LIKE $1 ORDER BY created_at DESC LIMIT 2`, [`${r.toLowerCase()}%`]);
+  if (!/^[0-9a-f]{8}[0-9a-f-]{0,27}$/i.test(r))
+    throw new AppError('not_found', `"${ref}" is not a request id (copy it from the card: "Request 1a2b3c4d").`);
+  const rows = await db.query<{ id: string }>(`SELECT id FROM requests WHERE id::text LIKE $1 ORDER BY created_at DESC LIMIT 2`, [
+    `${r.toLowerCase()}%`,
+  ]);
   if (rows.length === 0) throw new AppError('not_found', `No request starts with "${r}".`);
   if (rows.length > 1) throw new AppError('conflict', `More than one request starts with "${r}"; give more of its id.`);
   return rows[0]!.id;

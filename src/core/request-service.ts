@@ -3,14 +3,20 @@ import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, sta
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
 import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
-import {
-  actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow,
-} from './directory.ts';
+import { actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import { emit } from './outbox.ts';
 import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
-import { countRequests, getRequestDetail, getRequestView, listRequests, requestIdFromRef, type RequestFilter, type RequestRow } from './request-queries.ts';
+import {
+  countRequests,
+  getRequestDetail,
+  getRequestView,
+  listRequests,
+  requestIdFromRef,
+  type RequestFilter,
+  type RequestRow,
+} from './request-queries.ts';
 import { alreadyDecided, notThisStage, snapshotOf } from './request-events.ts';
 import { checkVersion, finishRequest, lockRequest, lockRequestWithGroups, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
@@ -61,7 +67,10 @@ async function decidable(db: Queryable, row: RequestRow, opts: { stage?: number;
  * (`SELECT ... FOR UPDATE`) and by the partial unique indexes, never in memory.
  */
 export class RequestService {
-  constructor(private readonly db: Database, private readonly clock: Clock) {}
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+  ) {}
 
   get(id: string): Promise<RequestDetail> {
     return getRequestDetail(this.db, id);
@@ -83,19 +92,31 @@ export class RequestService {
   async submit(actor: Actor, input: SubmitInput): Promise<RequestView> {
     const now = this.clock.now();
     const id = await this.db.tx(async (tx) => {
-      const requesterRef = { id: input.requesterId ?? (input.requesterUsername ? undefined : actor.id ?? undefined), username: input.requesterUsername };
+      const requesterRef = {
+        id: input.requesterId ?? (input.requesterUsername ? undefined : (actor.id ?? undefined)),
+        username: input.requesterUsername,
+      };
       // requester with groups, application and device in one round trip; checked in the order people expect
       const found = await lookupForSubmit(tx, {
-        applicationId: input.applicationId, identityId: requesterRef.id, username: requesterRef.id ? undefined : requesterRef.username,
-        deviceId: input.deviceId, clientGuid: input.deviceId ? undefined : input.clientGuid,
+        applicationId: input.applicationId,
+        identityId: requesterRef.id,
+        username: requesterRef.id ? undefined : requesterRef.username,
+        deviceId: input.deviceId,
+        clientGuid: input.deviceId ? undefined : input.clientGuid,
       });
       const requester = found.identity;
-      if (!requester) throw new AppError('not_found', `No identity "${requesterRef.username ?? requesterRef.id}" is known; add it under identities first.`, { field: 'username' });
+      if (!requester)
+        throw new AppError(
+          'not_found',
+          `No identity "${requesterRef.username ?? requesterRef.id}" is known; add it under identities first.`,
+          { field: 'username' },
+        );
       // a key bound to one person submits for that person only
       if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(tx, actor, requester.username, 'username');
       const app = found.app;
       // a hidden application the requester may not see is refused exactly as an unknown id is
-      if (!app || !(await maySee(tx, app, requester.id))) throw new AppError('not_found', `No application with id "${input.applicationId}" is in the catalog.`, { field: 'applicationId' });
+      if (!app || !(await maySee(tx, app, requester.id)))
+        throw new AppError('not_found', `No application with id "${input.applicationId}" is in the catalog.`, { field: 'applicationId' });
       const policy = policyOf(app);
       if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: requester.group_names })) {
         throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
@@ -113,20 +134,42 @@ export class RequestService {
                                  deadline_at, stage_started_at, next_reminder_at, escalate_at, created_at, updated_at)
            VALUES ($1,$2,$3,$4,'pending',0,$5,$6,$7,$8,$9,$10,$11,$9,$9)
            RETURNING *, (SELECT id FROM requests a WHERE a.application_id = $1 AND a.requester_id = $2 AND a.device_id IS NOT DISTINCT FROM $3 AND a.status = 'approved' LIMIT 1) AS approved_id`,
-          [app.id, requester.id, device?.id ?? null, input.source ?? (actor.channel === 'api' ? 'api' : actor.channel === 'web' ? 'web' : 'chat'),
-           input.justification?.trim() || null, JSON.stringify(input.answers ?? {}), JSON.stringify(policy),
-           t.deadlineAt, now, t.nextReminderAt, t.escalateAt],
+          [
+            app.id,
+            requester.id,
+            device?.id ?? null,
+            input.source ?? (actor.channel === 'api' ? 'api' : actor.channel === 'web' ? 'web' : 'chat'),
+            input.justification?.trim() || null,
+            JSON.stringify(input.answers ?? {}),
+            JSON.stringify(policy),
+            t.deadlineAt,
+            now,
+            t.nextReminderAt,
+            t.escalateAt,
+          ],
         );
       } catch (e) {
         if (isUniqueViolation(e)) throw await this.duplicateError(app, requester, device);
         throw e;
       }
       if (row.approved_id) {
-        throw new AppError('already_approved', `${app.name} is already approved for ${requester.display_name}${device ? ` on ${device.name}` : ''}.`, { requestId: row.approved_id });
+        throw new AppError(
+          'already_approved',
+          `${app.name} is already approved for ${requester.display_name}${device ? ` on ${device.name}` : ''}.`,
+          { requestId: row.approved_id },
+        );
       }
       delete row.approved_id;
       const snapshot = snapshotOf(row, app, requester, device);
-      await appendAudit(tx, { actor, action: 'request.submitted', subjectType: 'request', subjectId: row.id, after: { status: 'pending', stage: 0 }, details: { justification: row.justification, answers: row.answers }, at: now });
+      await appendAudit(tx, {
+        actor,
+        action: 'request.submitted',
+        subjectType: 'request',
+        subjectId: row.id,
+        after: { status: 'pending', stage: 0 },
+        details: { justification: row.justification, answers: row.answers },
+        at: now,
+      });
       await emit(tx, { type: 'request.submitted', subjectId: row.id, actor, at: now, data: snapshot });
       return row.id;
     });
@@ -135,7 +178,9 @@ export class RequestService {
 
   private checkDevice(input: SubmitInput, requester: IdentityRow, app: ApplicationRow, device: DeviceRow | null): DeviceRow {
     if (!input.deviceId && !input.clientGuid) {
-      throw new AppError('validation_failed', `${app.name} is installed per device: say which device (clientGuid).`, { field: 'clientGuid' });
+      throw new AppError('validation_failed', `${app.name} is installed per device: say which device (clientGuid).`, {
+        field: 'clientGuid',
+      });
     }
     if (!device) throw new AppError('not_found', `No device "${input.clientGuid ?? input.deviceId}" is known.`, { field: 'clientGuid' });
     if (device.primary_user_id && device.primary_user_id !== requester.id) {
@@ -149,7 +194,11 @@ export class RequestService {
       `SELECT id, created_at FROM requests WHERE application_id = $1 AND requester_id IS NOT DISTINCT FROM $2 AND device_id IS NOT DISTINCT FROM $3 AND status = 'pending'`,
       [app.id, requester?.id ?? null, device?.id ?? null],
     );
-    return new AppError('already_pending', `A request for ${app.name}${device ? ` on ${device.name}` : ''} is already pending${existing ? ` (since ${readableUtc(existing.created_at)})` : ''}.`, { requestId: existing?.id, status: 'pending' });
+    return new AppError(
+      'already_pending',
+      `A request for ${app.name}${device ? ` on ${device.name}` : ''} is already pending${existing ? ` (since ${readableUtc(existing.created_at)})` : ''}.`,
+      { requestId: existing?.id, status: 'pending' },
+    );
   }
 
   /**
@@ -157,7 +206,13 @@ export class RequestService {
    * that is no longer pending nothing changes and the caller is told who decided and when (409), so a call that
    * lost a race can never turn into a revoke or a reapproval.
    */
-  async decide(actor: Actor, id: string, decision: 'approve' | 'deny', reason?: string | null, opts: DecideOptions = {}): Promise<DecisionResult> {
+  async decide(
+    actor: Actor,
+    id: string,
+    decision: 'approve' | 'deny',
+    reason?: string | null,
+    opts: DecideOptions = {},
+  ): Promise<DecisionResult> {
     const outcome = await this.db.tx(async (tx) => {
       // a decider known up front (a chat user, a key bound to a person) has their groups read with the row lock
       const known = actor.id && !opts.approverUsername ? actor.id : null;
@@ -208,7 +263,8 @@ export class RequestService {
       try {
         await finishRequest(tx, acting, row, 'reapprove', why, this.clock.now());
       } catch (e) {
-        if (isUniqueViolation(e)) throw new AppError('already_approved', 'Another request for the same application, user and device is already approved.');
+        if (isUniqueViolation(e))
+          throw new AppError('already_approved', 'Another request for the same application, user and device is already approved.');
         throw e;
       }
     });
@@ -224,21 +280,39 @@ export class RequestService {
     return getRequestDetail(this.db, id);
   }
 
-  private async mayReverse(db: Queryable, actor: Actor, row: RequestRow, verb: 'revoke' | 'reapprove', opts: ReverseOptions): Promise<Actor & { id: string }> {
+  private async mayReverse(
+    db: Queryable,
+    actor: Actor,
+    row: RequestRow,
+    verb: 'revoke' | 'reapprove',
+    opts: ReverseOptions,
+  ): Promise<Actor & { id: string }> {
     const acting = await resolveDecider(db, actor, opts.approverUsername, 'approver');
     checkVersion(row, opts.expectedVersion);
     if (verb === 'revoke') {
       if (row.status === 'revoked') throw alreadyDecided(row);
       if (row.status !== 'approved') {
-        throw new AppError('invalid_transition', `A request that is ${row.status} cannot be revoked${row.status === 'pending' ? '; deny it instead' : ''}.`, { status: row.status });
+        throw new AppError(
+          'invalid_transition',
+          `A request that is ${row.status} cannot be revoked${row.status === 'pending' ? '; deny it instead' : ''}.`,
+          { status: row.status },
+        );
       }
       const policy = policyDefinitionSchema.parse(row.policy);
-      await requireMember(db, acting, everyApproverGroup(policy), { subjectId: row.requester_id, selfMessage: 'You cannot revoke your own access; another approver must.', what: 'revoke this approval' });
+      await requireMember(db, acting, everyApproverGroup(policy), {
+        subjectId: row.requester_id,
+        selfMessage: 'You cannot revoke your own access; another approver must.',
+        what: 'revoke this approval',
+      });
       return acting;
     }
     if (row.status === 'approved') throw alreadyDecided(row);
     if (row.status !== 'denied' && row.status !== 'revoked') {
-      throw new AppError('invalid_transition', `A request that is ${row.status} cannot be reapproved${row.status === 'pending' ? '; approve it instead' : ''}.`, { status: row.status });
+      throw new AppError(
+        'invalid_transition',
+        `A request that is ${row.status} cannot be reapproved${row.status === 'pending' ? '; approve it instead' : ''}.`,
+        { status: row.status },
+      );
     }
     await this.authorizeStage(db, acting, row);
     return acting;
@@ -253,12 +327,22 @@ export class RequestService {
   private authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow, actorGroups?: string[]): Promise<void> {
     const policy = policyDefinitionSchema.parse(row.policy);
     return requireMember(tx, actor, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), {
-      subjectId: row.requester_id, selfMessage: 'You cannot decide your own request.', what: `decide this stage (stage ${row.current_stage + 1})`, actorGroups,
+      subjectId: row.requester_id,
+      selfMessage: 'You cannot decide your own request.',
+      what: `decide this stage (stage ${row.current_stage + 1})`,
+      actorGroups,
     });
   }
 
   private async voteLocked(
-    tx: Tx, actor: Actor & { id: string }, row: RequestRow, decision: 'approve' | 'deny', reason: string | null, now: Date, denyNeedsReason: boolean, actorGroups?: string[],
+    tx: Tx,
+    actor: Actor & { id: string },
+    row: RequestRow,
+    decision: 'approve' | 'deny',
+    reason: string | null,
+    now: Date,
+    denyNeedsReason: boolean,
+    actorGroups?: string[],
   ): Promise<DecisionOutcome> {
     await this.authorizeStage(tx, actor, row, actorGroups);
     const policy = policyDefinitionSchema.parse(row.policy);
@@ -283,21 +367,37 @@ export class RequestService {
         [row.id, row.current_stage, actor.id, actor.label, decision, reason?.trim() || null, actor.channel, now],
       );
     } catch (e) {
-      if (isUniqueViolation(e)) throw new AppError('already_decided', `You already decided stage ${row.current_stage + 1} of this request.`);
+      if (isUniqueViolation(e))
+        throw new AppError('already_decided', `You already decided stage ${row.current_stage + 1} of this request.`);
       throw e;
     }
     // written with the transition's own audit row below, in one INSERT
-    const voteAudit: AuditEntry = { actor, action: `request.decision.${decision}`, subjectType: 'request', subjectId: row.id, before: { status: row.status, stage: row.current_stage }, details: { stage: row.current_stage, reason }, at: now };
+    const voteAudit: AuditEntry = {
+      actor,
+      action: `request.decision.${decision}`,
+      subjectType: 'request',
+      subjectId: row.id,
+      before: { status: row.status, stage: row.current_stage },
+      details: { stage: row.current_stage, reason },
+      at: now,
+    };
 
     // only a quorum other than "any" needs to know how many may decide
-    const eligible = stage.quorum === 'any' || votes.some((v) => v.decision === 'deny') ? 1 : (await this.eligibleApprovers(tx, row)).length;
+    const eligible =
+      stage.quorum === 'any' || votes.some((v) => v.decision === 'deny') ? 1 : (await this.eligibleApprovers(tx, row)).length;
     const result = evaluateStage(stage, votes, eligible);
 
     if (result === 'waiting') {
       // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
       await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
       await appendAudit(tx, voteAudit);
-      await emit(tx, { type: 'request.decision_recorded', subjectId: row.id, actor, at: now, data: { requestId: row.id, stage: row.current_stage, decision, reason } });
+      await emit(tx, {
+        type: 'request.decision_recorded',
+        subjectId: row.id,
+        actor,
+        at: now,
+        data: { requestId: row.id, stage: row.current_stage, decision, reason },
+      });
       return 'recorded';
     }
     if (result === 'denied') {
@@ -311,8 +411,25 @@ export class RequestService {
                 version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'pending' AND current_stage = $5`,
         [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
       );
-      await appendAuditAll(tx, [voteAudit, { actor, action: 'request.stage_advanced', subjectType: 'request', subjectId: row.id, before: { stage: row.current_stage }, after: { stage: row.current_stage + 1 }, at: now }]);
-      await emit(tx, { type: 'request.stage_advanced', subjectId: row.id, actor, at: now, data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 } });
+      await appendAuditAll(tx, [
+        voteAudit,
+        {
+          actor,
+          action: 'request.stage_advanced',
+          subjectType: 'request',
+          subjectId: row.id,
+          before: { stage: row.current_stage },
+          after: { stage: row.current_stage + 1 },
+          at: now,
+        },
+      ]);
+      await emit(tx, {
+        type: 'request.stage_advanced',
+        subjectId: row.id,
+        actor,
+        at: now,
+        data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 },
+      });
       return 'stage_approved';
     }
     await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit]);
@@ -324,9 +441,13 @@ export class RequestService {
     await this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       if (actor.id && actor.id !== row.requester_id) throw new AppError('forbidden', 'Only the requester can cancel a request.');
-      if (!actor.id && actor.channel !== 'api' && actor.channel !== 'cli') throw new AppError('identity_not_linked', 'Link your chat account first.');
+      if (!actor.id && actor.channel !== 'api' && actor.channel !== 'cli')
+        throw new AppError('identity_not_linked', 'Link your chat account first.');
       checkVersion(row, opts.expectedVersion);
-      if (row.status !== 'pending') throw row.status === 'cancelled' ? alreadyDecided(row) : new AppError('invalid_transition', `A request that is ${row.status} cannot be cancelled.`, { status: row.status });
+      if (row.status !== 'pending')
+        throw row.status === 'cancelled'
+          ? alreadyDecided(row)
+          : new AppError('invalid_transition', `A request that is ${row.status} cannot be cancelled.`, { status: row.status });
       await finishRequest(tx, actor, row, 'cancel', reason ?? null, now);
     });
     return getRequestView(this.db, id);
@@ -338,7 +459,8 @@ export class RequestService {
     await this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       if (actor.id && actor.id !== row.requester_id) throw new AppError('forbidden', 'Only the requester can ask for the install.');
-      if (row.status !== 'approved') throw new AppError('invalid_transition', `A request that is ${row.status} cannot be installed.`, { status: row.status });
+      if (row.status !== 'approved')
+        throw new AppError('invalid_transition', `A request that is ${row.status} cannot be installed.`, { status: row.status });
       await orderInstall(tx, actor, row, now, 'requested by user');
     });
     return getRequestView(this.db, id);

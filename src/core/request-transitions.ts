@@ -30,21 +30,32 @@ export async function lockRequestWithGroups(tx: Queryable, id: string, identityI
   const found = await tx.maybeOne<RequestRow & { decider_groups: string[] }>(
     `SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
                         WHERE m.identity_id = $2::uuid ORDER BY g.name) AS decider_groups
-       FROM requests r WHERE r.id = $1 FOR UPDATE OF r`, [id, identityId]);
+       FROM requests r WHERE r.id = $1 FOR UPDATE OF r`,
+    [id, identityId],
+  );
   if (!found) throw new AppError('not_found', `No request with id "${id}".`);
   const { decider_groups: groups, ...row } = found;
   return { row: row as RequestRow, groups };
 }
 
 const outcomeOf = (row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decided_at'>) =>
-  row.status === 'pending' ? 'pending' : `${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}`;
+  row.status === 'pending'
+    ? 'pending'
+    : `${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}`;
 
 /** If-Match: the caller decided on what it saw at `expected`; anything since (a vote, a decision, an escalation) is 412. */
 export function checkVersion(row: RequestRow, expected: number | undefined): void {
   if (expected === undefined || row.version === expected) return;
-  throw new AppError('precondition_failed', `This request changed since version ${expected}: it is now version ${row.version} (${outcomeOf(row)}). Read it again before deciding.`, {
-    currentVersion: row.version, status: row.status, decidedBy: row.decided_by_label, decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
-  });
+  throw new AppError(
+    'precondition_failed',
+    `This request changed since version ${expected}: it is now version ${row.version} (${outcomeOf(row)}). Read it again before deciding.`,
+    {
+      currentVersion: row.version,
+      status: row.status,
+      decidedBy: row.decided_by_label,
+      decidedAt: row.decided_at ? new Date(row.decided_at).toISOString() : null,
+    },
+  );
 }
 
 /** The request's application, requester and device, in one round trip. */
@@ -61,7 +72,10 @@ export async function scheduleInstall(tx: Tx, row: RequestRow, app: ApplicationR
     await tx.query('UPDATE requests SET install_due_at = $2 WHERE id = $1', [row.id, opening]);
     return false;
   }
-  await tx.query('UPDATE requests SET install_ordered_at = $2, install_due_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
+  await tx.query(
+    'UPDATE requests SET install_ordered_at = $2, install_due_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1',
+    [row.id, now],
+  );
   return true;
 }
 
@@ -78,7 +92,12 @@ export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: D
  * Approval starts the access timers and orders the install (or schedules it for the install window).
  */
 export async function finishRequest(
-  tx: Tx, actor: Actor, row: RequestRow, action: RequestAction, reason: string | null, now: Date,
+  tx: Tx,
+  actor: Actor,
+  row: RequestRow,
+  action: RequestAction,
+  reason: string | null,
+  now: Date,
   /** audit entries of the same command that come first (the vote that settled it), written in the same INSERT */
   auditFirst: AuditEntry[] = [],
 ): Promise<RequestRow> {
@@ -88,7 +107,8 @@ export async function finishRequest(
   // read before the update: the application, requester and device are not what it changes
   const ctx = await requestContext(tx, row);
   // an approval orders the install now, or at the install window's next opening (scheduleInstall, in the same UPDATE)
-  const opening = to === 'approved' && row.auto_install && ctx.app.install_window ? nextInstallWindowOpening(ctx.app.install_window, now) : null;
+  const opening =
+    to === 'approved' && row.auto_install && ctx.app.install_window ? nextInstallWindowOpening(ctx.app.install_window, now) : null;
   const orderNow = to === 'approved' && row.auto_install && !opening;
   const updated = await tx.maybeOne<RequestRow>(
     `UPDATE requests SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_reason = $6,
@@ -98,14 +118,39 @@ export async function finishRequest(
             install_due_at = CASE WHEN $11 THEN NULL WHEN $12::timestamptz IS NOT NULL THEN $12::timestamptz ELSE install_due_at END,
             version = version + CASE WHEN $11 THEN 2 ELSE 1 END, updated_at = $3
       WHERE id = $1 AND status = $10 RETURNING *`,
-    [row.id, to, now, actor.id, actor.label, reason?.trim() || null, access.accessExpiresAt, access.accessWarnAt, access.nextReviewAt, row.status, orderNow, opening],
+    [
+      row.id,
+      to,
+      now,
+      actor.id,
+      actor.label,
+      reason?.trim() || null,
+      access.accessExpiresAt,
+      access.accessWarnAt,
+      access.nextReviewAt,
+      row.status,
+      orderNow,
+      opening,
+    ],
   );
   if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
-  await appendAuditAll(tx, [...auditFirst, { actor, action: `request.${to}`, subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: reason ? { reason } : null, at: now }]);
+  await appendAuditAll(tx, [
+    ...auditFirst,
+    {
+      actor,
+      action: `request.${to}`,
+      subjectType: 'request',
+      subjectId: row.id,
+      before: { status: row.status },
+      after: { status: to },
+      details: reason ? { reason } : null,
+      at: now,
+    },
+  ]);
   const snapshot = snapshotOf(updated, ctx.app, ctx.requester, ctx.device);
   const previousStatus = row.status;
   if (to === 'approved') {
-    const installReason = orderNow ? reason ?? 'approved' : null;
+    const installReason = orderNow ? (reason ?? 'approved') : null;
     await emit(tx, { type: 'request.approved', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus, installReason } });
   } else if (to === 'denied' || to === 'cancelled' || to === 'expired') {
     await emit(tx, { type: `request.${to}`, subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus } });
@@ -115,12 +160,18 @@ export async function finishRequest(
   return updated;
 }
 
-
 /**
  * Approved → revoked, sending app.uninstall when an install was ordered, and closing an access review still open
  * for this access. Callers check who may do it; this only writes.
  */
-export async function revokeRequest(tx: Tx, actor: Actor, row: RequestRow, reason: string | null, now: Date, why: RevokeWhy): Promise<void> {
+export async function revokeRequest(
+  tx: Tx,
+  actor: Actor,
+  row: RequestRow,
+  reason: string | null,
+  now: Date,
+  why: RevokeWhy,
+): Promise<void> {
   if (row.status !== 'approved') nextRequestStatus(row.status, 'revoke');
   const updated = await tx.maybeOne<RequestRow>(
     `UPDATE requests SET status = 'revoked', decided_at = $2::timestamptz, decided_by = $3, decided_by_label = $4, decision_reason = $5,
@@ -136,15 +187,49 @@ export async function revokeRequest(tx: Tx, actor: Actor, row: RequestRow, reaso
     `UPDATE access_reviews SET status = 'closed', decided_at = $2, reason = $3 WHERE request_id = $1 AND status = 'pending' RETURNING id`,
     [row.id, now, closeReason],
   );
-  await appendAudit(tx, { actor, action: 'request.revoked', subjectType: 'request', subjectId: row.id, before: { status: 'approved' }, after: { status: 'revoked' }, details: { reason, why }, at: now });
+  await appendAudit(tx, {
+    actor,
+    action: 'request.revoked',
+    subjectType: 'request',
+    subjectId: row.id,
+    before: { status: 'approved' },
+    after: { status: 'revoked' },
+    details: { reason, why },
+    at: now,
+  });
   const ctx = await requestContext(tx, updated);
-  const uninstallReason = updated.install_ordered_at ? reason ?? why : null;
-  const events: AnyNewEvent[] = [{ type: 'request.revoked', subjectId: row.id, actor, at: now, data: { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why, uninstallReason } }];
+  const uninstallReason = updated.install_ordered_at ? (reason ?? why) : null;
+  const events: AnyNewEvent[] = [
+    {
+      type: 'request.revoked',
+      subjectId: row.id,
+      actor,
+      at: now,
+      data: { ...snapshotOf(updated, ctx.app, ctx.requester, ctx.device), why, uninstallReason },
+    },
+  ];
   for (const review of closed) {
-    await appendAudit(tx, { actor, action: 'request.review_closed', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: closeReason }, at: now });
+    await appendAudit(tx, {
+      actor,
+      action: 'request.review_closed',
+      subjectType: 'request',
+      subjectId: row.id,
+      details: { reviewId: review.id, reason: closeReason },
+      at: now,
+    });
     events.push({
-      type: 'request.review_decided', subjectId: row.id, actor, at: now,
-      data: { requestId: row.id, reviewId: review.id, outcome: 'closed', reason: closeReason, decidedBy: null, decidedAt: now.toISOString() },
+      type: 'request.review_decided',
+      subjectId: row.id,
+      actor,
+      at: now,
+      data: {
+        requestId: row.id,
+        reviewId: review.id,
+        outcome: 'closed',
+        reason: closeReason,
+        decidedBy: null,
+        decidedAt: now.toISOString(),
+      },
     });
   }
   await emitAll(tx, events);

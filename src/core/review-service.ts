@@ -49,7 +49,11 @@ export interface ReviewServiceOptions {
 export class ReviewService {
   private readonly reviewWindow: string;
 
-  constructor(private readonly db: Database, private readonly clock: Clock, opts: ReviewServiceOptions = {}) {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+    opts: ReviewServiceOptions = {},
+  ) {
     this.reviewWindow = opts.reviewWindow ?? 'P14D';
   }
 
@@ -76,12 +80,27 @@ export class ReviewService {
     // who can answer, named: adapters and webhooks need not resolve the groups again
     const reviewerUsernames = (await eligibleMembers(tx, reviewers, row.requester_id)).map((m) => m.username);
     const approvedAt = row.decided_at ? new Date(row.decided_at).toISOString() : null;
-    await appendAudit(tx, { actor: systemActor, action: 'request.review_started', subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() }, at: now });
+    await appendAudit(tx, {
+      actor: systemActor,
+      action: 'request.review_started',
+      subjectType: 'request',
+      subjectId: row.id,
+      details: { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() },
+      at: now,
+    });
     await emit(tx, {
-      type: 'request.review_started', subjectId: row.id, actor: systemActor, at: now,
+      type: 'request.review_started',
+      subjectId: row.id,
+      actor: systemActor,
+      at: now,
       data: {
-        ...snapshotOf(row, r.app, r.requester, r.device), reviewId: review.id, reviewers, reviewerUsernames,
-        approvedAt, approvedBy: row.decided_by_label, dueAt: dueAt.toISOString(),
+        ...snapshotOf(row, r.app, r.requester, r.device),
+        reviewId: review.id,
+        reviewers,
+        reviewerUsernames,
+        approvedAt,
+        approvedBy: row.decided_by_label,
+        dueAt: dueAt.toISOString(),
       },
     });
   }
@@ -90,21 +109,47 @@ export class ReviewService {
   async remind(tx: Tx, review: ReviewWithRequest, now: Date): Promise<void> {
     const policy = policyDefinitionSchema.parse(review.request_policy);
     const dueAt = new Date(review.due_at);
-    await tx.query(`UPDATE access_reviews SET next_reminder_at = $2 WHERE id = $1`, [review.id, nextReminder(policy, new Date(review.next_reminder_at!), now, dueAt)]);
+    await tx.query(`UPDATE access_reviews SET next_reminder_at = $2 WHERE id = $1`, [
+      review.id,
+      nextReminder(policy, new Date(review.next_reminder_at!), now, dueAt),
+    ]);
     const reviewers = reviewGroups(review, policy);
     const reviewerUsernames = (await eligibleMembers(tx, reviewers, review.request_requester_id)).map((m) => m.username);
     const details = { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() };
-    await appendAudit(tx, { actor: systemActor, action: 'request.review_reminder', subjectType: 'request', subjectId: review.request_id, details, at: now });
-    await emit(tx, { type: 'request.review_reminder', subjectId: review.request_id, actor: systemActor, at: now, data: { requestId: review.request_id, ...details, reviewerUsernames } });
+    await appendAudit(tx, {
+      actor: systemActor,
+      action: 'request.review_reminder',
+      subjectType: 'request',
+      subjectId: review.request_id,
+      details,
+      at: now,
+    });
+    await emit(tx, {
+      type: 'request.review_reminder',
+      subjectId: review.request_id,
+      actor: systemActor,
+      at: now,
+      data: { requestId: review.request_id, ...details, reviewerUsernames },
+    });
   }
 
   /** The timer sweep's `review_lapse` kind: nobody answered in time, so the access is kept. */
   async lapse(tx: Tx, review: ReviewRow, now: Date): Promise<void> {
     const reason = 'nobody answered the review in time; access is kept';
     await tx.query(`UPDATE access_reviews SET status = 'lapsed', decided_at = $2, reason = $3 WHERE id = $1`, [review.id, now, reason]);
-    await appendAudit(tx, { actor: systemActor, action: 'request.review_lapsed', subjectType: 'request', subjectId: review.request_id, details: { reviewId: review.id, reason }, at: now });
+    await appendAudit(tx, {
+      actor: systemActor,
+      action: 'request.review_lapsed',
+      subjectType: 'request',
+      subjectId: review.request_id,
+      details: { reviewId: review.id, reason },
+      at: now,
+    });
     await emit(tx, {
-      type: 'request.review_decided', subjectId: review.request_id, actor: systemActor, at: now,
+      type: 'request.review_decided',
+      subjectId: review.request_id,
+      actor: systemActor,
+      at: now,
       data: { requestId: review.request_id, reviewId: review.id, outcome: 'lapsed', reason, decidedBy: null, decidedAt: now.toISOString() },
     });
   }
@@ -128,13 +173,24 @@ export class ReviewService {
       if (!review) throw new AppError('not_found', `No access review with id "${reviewId}".`);
       if (review.status !== 'pending') throw await reviewAlreadyDecided(tx, review);
       const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1', [review.request_id]);
-      await requireReviewer(tx, await resolveDecider(tx, actor, undefined, 'reviewer'), row.requester_id, reviewGroups(review, policyOf(row)));
+      await requireReviewer(
+        tx,
+        await resolveDecider(tx, actor, undefined, 'reviewer'),
+        row.requester_id,
+        reviewGroups(review, policyOf(row)),
+      );
       return getReviewView(tx, reviewId);
     });
   }
 
   /** A reviewer keeps or removes access; remove revokes the request (and uninstalls when an install was ordered). */
-  async decide(actor: Actor, reviewId: string, decision: 'keep' | 'remove', reason?: string | null, opts: { reviewerUsername?: string } = {}): Promise<ReviewDecisionResult> {
+  async decide(
+    actor: Actor,
+    reviewId: string,
+    decision: 'keep' | 'remove',
+    reason?: string | null,
+    opts: { reviewerUsername?: string } = {},
+  ): Promise<ReviewDecisionResult> {
     if (!isUuid(reviewId)) throw new AppError('not_found', `No access review with id "${reviewId}".`);
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
@@ -149,12 +205,33 @@ export class ReviewService {
       const status = decision === 'keep' ? 'kept' : 'removed';
       const why = reason?.trim() || null;
       // removing someone's access always says why (the requester is told), wherever it is decided
-      if (decision === 'remove' && !why) throw new AppError('validation_failed', 'Say why the access is no longer needed (reason) before removing it.', { field: 'reason' });
-      await tx.query(`UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`, [review.id, status, reviewer.id, reviewer.label, now, why]);
-      await appendAudit(tx, { actor: reviewer, action: `request.review.${decision}`, subjectType: 'request', subjectId: row.id, details: { reviewId: review.id, reason: why }, at: now });
+      if (decision === 'remove' && !why)
+        throw new AppError('validation_failed', 'Say why the access is no longer needed (reason) before removing it.', { field: 'reason' });
+      await tx.query(
+        `UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`,
+        [review.id, status, reviewer.id, reviewer.label, now, why],
+      );
+      await appendAudit(tx, {
+        actor: reviewer,
+        action: `request.review.${decision}`,
+        subjectType: 'request',
+        subjectId: row.id,
+        details: { reviewId: review.id, reason: why },
+        at: now,
+      });
       await emit(tx, {
-        type: 'request.review_decided', subjectId: row.id, actor: reviewer, at: now,
-        data: { requestId: row.id, reviewId: review.id, outcome: status, reason: why, decidedBy: reviewer.label, decidedAt: now.toISOString() },
+        type: 'request.review_decided',
+        subjectId: row.id,
+        actor: reviewer,
+        at: now,
+        data: {
+          requestId: row.id,
+          reviewId: review.id,
+          outcome: status,
+          reason: why,
+          decidedBy: reviewer.label,
+          decidedAt: now.toISOString(),
+        },
       });
       let requestStatus: string = row.status;
       if (decision === 'remove' && row.status === 'approved') {
@@ -163,20 +240,29 @@ export class ReviewService {
       }
       return { reviewId: review.id, status, requestStatus };
     });
-  }}
+  }
+}
 
 const policyOf = (row: RequestRow): PolicyDefinition => policyDefinitionSchema.parse(row.policy);
 
 async function reviewAlreadyDecided(tx: Tx, review: ReviewRow): Promise<AppError> {
   const decidedAt = review.decided_at ? new Date(review.decided_at).toISOString() : null;
-  const who = review.decided_by_label
-    ?? (review.decided_by ? ((await identityById(tx, review.decided_by))?.display_name ?? 'someone') : null);
-  const how = review.status === 'lapsed'
-    ? 'lapsed (nobody answered in time; access was kept)'
-    : review.status === 'closed' ? `closed (${review.reason ?? 'the access ended first'})` : `${review.status} by ${who ?? 'someone'}`;
-  return new AppError('already_decided', `This review was already ${how} at ${review.decided_at ? readableUtc(review.decided_at) : 'an earlier time'}.`, {
-    // a lapse or a closure was Signoff's doing: chat replies name it rather than "someone"
-    status: review.status, decidedBy: who ?? (review.status === 'lapsed' || review.status === 'closed' ? systemActor.label : null), decidedAt,
-  });
+  const who =
+    review.decided_by_label ?? (review.decided_by ? ((await identityById(tx, review.decided_by))?.display_name ?? 'someone') : null);
+  const how =
+    review.status === 'lapsed'
+      ? 'lapsed (nobody answered in time; access was kept)'
+      : review.status === 'closed'
+        ? `closed (${review.reason ?? 'the access ended first'})`
+        : `${review.status} by ${who ?? 'someone'}`;
+  return new AppError(
+    'already_decided',
+    `This review was already ${how} at ${review.decided_at ? readableUtc(review.decided_at) : 'an earlier time'}.`,
+    {
+      // a lapse or a closure was Signoff's doing: chat replies name it rather than "someone"
+      status: review.status,
+      decidedBy: who ?? (review.status === 'lapsed' || review.status === 'closed' ? systemActor.label : null),
+      decidedAt,
+    },
+  );
 }
-

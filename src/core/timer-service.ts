@@ -1,23 +1,29 @@
 import type { Database, Tx } from '../db/database.ts';
-import { requireMember, resolveDecider, reviewerGroups, stageApproverGroups } from './approval-rights.ts';
+import { stageApproverGroups } from './approval-rights.ts';
 import { appendAudit, appendAuditAll, systemActor, type Actor, type AuditEntry } from './audit-log.ts';
-import { readableUtc, type Clock } from './clock.ts';
-import { identityById, membersOfGroups } from './directory.ts';
-import { addDuration, parseDuration } from './durations.ts';
-import { AppError } from './errors.ts';
+import type { Clock } from './clock.ts';
 import { emit, emitAll, type AnyNewEvent } from './outbox.ts';
 import { nextReminder } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
-import { isUuid, type RequestRow } from './request-queries.ts';
-import { getReviewView, listReviews, type ReviewFilter, type ReviewStatus, type ReviewView } from './review-queries.ts';
+import type { RequestRow } from './request-queries.ts';
+import type { ReviewFilter, ReviewView } from './review-queries.ts';
 import { installData, snapshotOf } from './request-events.ts';
-import type { RequestService } from './request-service.ts';
 import { requestContext, revokeRequest } from './request-transitions.ts';
 import { nextRequestStatus } from './request-state.ts';
 import { ReviewService, type ReviewDecisionResult, type ReviewWithRequest } from './review-service.ts';
 
 // order matters: a lapsed review must close before the next one can open; expiry makes reminders moot
-export const timerKinds = ['expiry', 'escalation', 'reminder', 'access_expiry', 'access_warning', 'review_lapse', 'review_reminder', 'review', 'install'] as const;
+export const timerKinds = [
+  'expiry',
+  'escalation',
+  'reminder',
+  'access_expiry',
+  'access_warning',
+  'review_lapse',
+  'review_reminder',
+  'review',
+  'install',
+] as const;
 export type TimerKind = (typeof timerKinds)[number];
 export type SweepResult = Record<TimerKind, number>;
 
@@ -28,7 +34,12 @@ export interface TimerServiceOptions {
   onError?: (kind: TimerKind, id: string, error: unknown) => void;
 }
 
-type RequestTimer = { column: string; status: 'pending' | 'approved'; extra?: string; act: (tx: Tx, row: RequestRow, now: Date) => Promise<void> };
+type RequestTimer = {
+  column: string;
+  status: 'pending' | 'approved';
+  extra?: string;
+  act: (tx: Tx, row: RequestRow, now: Date) => Promise<void>;
+};
 
 /**
  * Timed work lives in Postgres: due-at columns with partial indexes. A sweep claims due rows in batches with
@@ -41,15 +52,25 @@ export class TimerService {
   private readonly reviews: ReviewService;
   private readonly timers: Record<Exclude<TimerKind, 'review_lapse' | 'review_reminder'>, RequestTimer>;
 
-  constructor(private readonly db: Database, private readonly clock: Clock, private readonly requests: RequestService, private readonly opts: TimerServiceOptions = {}) {
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+    private readonly opts: TimerServiceOptions = {},
+  ) {
     this.batchSize = opts.batchSize ?? 100;
     this.reviews = new ReviewService(db, clock, { reviewWindow: opts.reviewWindow });
     this.timers = {
       expiry: { column: 'deadline_at', status: 'pending', act: (tx, r, now) => this.expire(tx, r, now) },
-      escalation: { column: 'escalate_at', status: 'pending', extra: 'AND escalated_at IS NULL', act: (tx, r, now) => this.escalate(tx, r, now) },
+      escalation: {
+        column: 'escalate_at',
+        status: 'pending',
+        extra: 'AND escalated_at IS NULL',
+        act: (tx, r, now) => this.escalate(tx, r, now),
+      },
       reminder: { column: 'next_reminder_at', status: 'pending', act: (tx, r, now) => this.remind(tx, r, now) },
       access_expiry: {
-        column: 'access_expires_at', status: 'approved',
+        column: 'access_expires_at',
+        status: 'approved',
         act: (tx, r, now) => revokeRequest(tx, systemActor, r, 'access expired', now, 'access_expired'),
       },
       access_warning: { column: 'access_warn_at', status: 'approved', act: (tx, r, now) => this.warnAccessExpiry(tx, r, now) },
@@ -84,7 +105,9 @@ export class TimerService {
             WHERE ar.status = 'pending' AND ar.${column} <= $1 ORDER BY ar.${column} LIMIT $2 FOR UPDATE OF ar, r SKIP LOCKED`,
           [now, this.batchSize],
         );
-        return this.each(tx, kind, rows, (r) => (kind === 'review_lapse' ? this.reviews.lapse(tx, r, now) : this.reviews.remind(tx, r, now)));
+        return this.each(tx, kind, rows, (r) =>
+          kind === 'review_lapse' ? this.reviews.lapse(tx, r, now) : this.reviews.remind(tx, r, now),
+        );
       }
       const t = this.timers[kind];
       const rows = await tx.query<RequestRow>(
@@ -126,10 +149,6 @@ export class TimerService {
     return { done, failed };
   }
 
-  private related(tx: Tx, row: RequestRow) {
-    return requestContext(tx, row);
-  }
-
   private async expire(tx: Tx, row: RequestRow, now: Date): Promise<void> {
     const to = nextRequestStatus(row.status, 'expire');
     const reason = 'no decision before the deadline';
@@ -139,19 +158,38 @@ export class TimerService {
         WHERE id = $1 AND status = 'pending' RETURNING *`,
       [row.id, to, now, systemActor.label, reason],
     );
-    await appendAudit(tx, { actor: systemActor, action: 'request.expired', subjectType: 'request', subjectId: row.id, before: { status: row.status }, after: { status: to }, details: { reason, deadline: row.deadline_at }, at: now });
+    await appendAudit(tx, {
+      actor: systemActor,
+      action: 'request.expired',
+      subjectType: 'request',
+      subjectId: row.id,
+      before: { status: row.status },
+      after: { status: to },
+      details: { reason, deadline: row.deadline_at },
+      at: now,
+    });
     const r = await requestContext(tx, updated);
     const snapshot = snapshotOf(updated, r.app, r.requester, r.device);
     await emit(tx, {
-      type: 'request.expired', subjectId: row.id, actor: systemActor, at: now,
+      type: 'request.expired',
+      subjectId: row.id,
+      actor: systemActor,
+      at: now,
       data: { ...snapshot, previousStatus: row.status },
     });
   }
 
   private async escalate(tx: Tx, row: RequestRow, now: Date): Promise<void> {
     const policy = policyOf(row);
-    await tx.query(`UPDATE requests SET escalated_at = $2, escalate_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`, [row.id, now]);
-    const details = { stage: row.current_stage, escalateTo: policy.escalateTo ?? [], approverGroups: policy.stages[row.current_stage]?.approvers ?? [] };
+    await tx.query(`UPDATE requests SET escalated_at = $2, escalate_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`, [
+      row.id,
+      now,
+    ]);
+    const details = {
+      stage: row.current_stage,
+      escalateTo: policy.escalateTo ?? [],
+      approverGroups: policy.stages[row.current_stage]?.approvers ?? [],
+    };
     await appendAudit(tx, { actor: systemActor, action: 'request.escalated', subjectType: 'request', subjectId: row.id, details, at: now });
     await emit(tx, { type: 'request.escalated', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
   }
@@ -160,7 +198,11 @@ export class TimerService {
     const policy = policyOf(row);
     const next = nextReminder(policy, new Date(row.next_reminder_at!), now, row.deadline_at ? new Date(row.deadline_at) : null);
     await tx.query(`UPDATE requests SET next_reminder_at = $2 WHERE id = $1`, [row.id, next]);
-    const details = { stage: row.current_stage, approverGroups: stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null };
+    const details = {
+      stage: row.current_stage,
+      approverGroups: stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)),
+      deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null,
+    };
     await appendAudit(tx, { actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
     await emit(tx, { type: 'request.reminder', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
   }
@@ -173,7 +215,11 @@ export class TimerService {
     for (const row of rows) {
       const policy = policyOf(row);
       next.push(nextReminder(policy, new Date(row.next_reminder_at!), now, row.deadline_at ? new Date(row.deadline_at) : null));
-      const details = { stage: row.current_stage, approverGroups: stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null };
+      const details = {
+        stage: row.current_stage,
+        approverGroups: stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)),
+        deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null,
+      };
       audits.push({ actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
       events.push({ type: 'request.reminder', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
     }
@@ -189,20 +235,43 @@ export class TimerService {
     await tx.query(`UPDATE requests SET access_warn_at = NULL WHERE id = $1`, [row.id]);
     const r = await requestContext(tx, row);
     const accessExpiresAt = row.access_expires_at ? new Date(row.access_expires_at).toISOString() : null;
-    await appendAudit(tx, { actor: systemActor, action: 'request.access_expiring', subjectType: 'request', subjectId: row.id, details: { accessExpiresAt }, at: now });
+    await appendAudit(tx, {
+      actor: systemActor,
+      action: 'request.access_expiring',
+      subjectType: 'request',
+      subjectId: row.id,
+      details: { accessExpiresAt },
+      at: now,
+    });
     await emit(tx, {
-      type: 'request.access_expiring', subjectId: row.id, actor: systemActor, at: now,
+      type: 'request.access_expiring',
+      subjectId: row.id,
+      actor: systemActor,
+      at: now,
       data: { ...snapshotOf(row, r.app, r.requester, r.device), accessExpiresAt },
     });
   }
 
   private async orderWindowedInstall(tx: Tx, row: RequestRow, now: Date): Promise<void> {
     const why = 'install window opened';
-    await tx.query(`UPDATE requests SET install_ordered_at = $2, install_due_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`, [row.id, now]);
+    await tx.query(
+      `UPDATE requests SET install_ordered_at = $2, install_due_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`,
+      [row.id, now],
+    );
     const r = await requestContext(tx, row);
-    await appendAudit(tx, { actor: systemActor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now });
+    await appendAudit(tx, {
+      actor: systemActor,
+      action: 'request.install_ordered',
+      subjectType: 'request',
+      subjectId: row.id,
+      details: { why },
+      at: now,
+    });
     await emit(tx, {
-      type: 'request.install_ordered', subjectId: row.id, actor: systemActor, at: now,
+      type: 'request.install_ordered',
+      subjectId: row.id,
+      actor: systemActor,
+      at: now,
       data: installData(row, r, why),
     });
   }
@@ -223,7 +292,13 @@ export class TimerService {
   }
 
   /** @deprecated use `ctx.reviews.decide` */
-  decideReview(actor: Actor, reviewId: string, decision: 'keep' | 'remove', reason?: string | null, opts: { reviewerUsername?: string } = {}): Promise<ReviewDecisionResult> {
+  decideReview(
+    actor: Actor,
+    reviewId: string,
+    decision: 'keep' | 'remove',
+    reason?: string | null,
+    opts: { reviewerUsername?: string } = {},
+  ): Promise<ReviewDecisionResult> {
     return this.reviews.decide(actor, reviewId, decision, reason, opts);
   }
 }

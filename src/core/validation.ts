@@ -20,5 +20,9 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what 
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const problems = zodProblems(result.error);
-  throw new AppError('validation_failed', `The ${what} is not valid: ${problems.map((p) => `${p.field}: ${p.message.replace(/\.$/, '')}`).join('; ')}.`, { errors: problems });
+  throw new AppError(
+    'validation_failed',
+    `The ${what} is not valid: ${problems.map((p) => `${p.field}: ${p.message.replace(/\.$/, '')}`).join('; ')}.`,
+    { errors: problems },
+  );
 }

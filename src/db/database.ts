@@ -80,7 +80,10 @@ export class Database implements Queryable {
         broken = true;
       });
     } finally {
-      if (broken) await (runner as unknown as { releasePostgresConnection(err: Error): Promise<void> }).releasePostgresConnection(new Error('session discarded'));
+      if (broken)
+        await (runner as unknown as { releasePostgresConnection(err: Error): Promise<void> }).releasePostgresConnection(
+          new Error('session discarded'),
+        );
       else await runner.release();
     }
   }
@@ -109,7 +112,11 @@ export function createDataSource(url: string, opts: PoolOptions = {}): DataSourc
     migrationsTableName: 'schema_migrations',
     synchronize: false,
     logging: false,
-    extra: { max: opts.poolSize ?? 20, connectionTimeoutMillis: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}) },
+    extra: {
+      max: opts.poolSize ?? 20,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}),
+    },
   });
 }
 

@@ -29,7 +29,12 @@ interface Row {
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const toView = (r: Row): DeviceManagerStatusView => ({
-  kind: r.kind, state: r.state, message: r.message, checkedAt: iso(r.checked_at), lastSuccessAt: iso(r.last_success_at), lastFailureAt: iso(r.last_failure_at),
+  kind: r.kind,
+  state: r.state,
+  message: r.message,
+  checkedAt: iso(r.checked_at),
+  lastSuccessAt: iso(r.last_success_at),
+  lastFailureAt: iso(r.last_failure_at),
 });
 
 export async function deviceManagerStatusOf(q: Queryable, applicationId: string): Promise<DeviceManagerStatusView | null> {
@@ -45,7 +50,13 @@ export async function allDeviceManagerStatuses(q: Queryable): Promise<(DeviceMan
 }
 
 /** The result of checking the configuration (when it was saved, or later by a worker). */
-export async function recordDeviceManagerCheck(q: Queryable, applicationId: string, kind: DeviceManagerKind, state: DeviceManagerState, message: string | null): Promise<void> {
+export async function recordDeviceManagerCheck(
+  q: Queryable,
+  applicationId: string,
+  kind: DeviceManagerKind,
+  state: DeviceManagerState,
+  message: string | null,
+): Promise<void> {
   await q.query(
     `INSERT INTO device_manager_status (application_id, kind, state, message, checked_at, updated_at) VALUES ($1, $2, $3, $4, now(), now())
      ON CONFLICT (application_id) DO UPDATE SET kind = EXCLUDED.kind, state = EXCLUDED.state, message = EXCLUDED.message,
@@ -55,7 +66,13 @@ export async function recordDeviceManagerCheck(q: Queryable, applicationId: stri
 }
 
 /** The outcome of a delivery: a success clears the error, a failure names it. */
-export async function recordDeviceManagerOutcome(q: Queryable, applicationId: string, kind: DeviceManagerKind, ok: boolean, message: string | null): Promise<void> {
+export async function recordDeviceManagerOutcome(
+  q: Queryable,
+  applicationId: string,
+  kind: DeviceManagerKind,
+  ok: boolean,
+  message: string | null,
+): Promise<void> {
   await q.query(
     `INSERT INTO device_manager_status (application_id, kind, state, message, last_success_at, last_failure_at, updated_at)
      VALUES ($1, $2, CASE WHEN $3 THEN 'ok' ELSE 'error' END, $4, CASE WHEN $3 THEN now() END, CASE WHEN $3 THEN NULL ELSE now() END, now())

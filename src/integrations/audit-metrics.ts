@@ -6,7 +6,11 @@ import type { Database } from '../db/database.ts';
  * The audit chain's health, read from Postgres at scrape time like the other metrics (so any web process reports
  * it, whichever worker seals): how far sealing lags behind the writes, and when the last checkpoint was signed.
  */
-export function registerAuditMetrics(registry: Registry, db: Database, safe: (what: string, fn: () => Promise<void>) => Promise<void>): void {
+export function registerAuditMetrics(
+  registry: Registry,
+  db: Database,
+  safe: (what: string, fn: () => Promise<void>) => Promise<void>,
+): void {
   // one read per scrape for both unsealed figures
   let scrape: Promise<{ count: number; oldestAgeSeconds: number }> | null = null;
   const unsealed = () => {

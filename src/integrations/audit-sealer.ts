@@ -116,10 +116,19 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
     const at = ctx.clock.now();
     const cp = await inTx(c, async (q) => {
       const signed = signCheckpoint(await chainHead(q), at, key!);
-      await q.query(`INSERT INTO audit_checkpoints (sequence, head_hash, signed_at, key_id, signature) VALUES ($1,$2,$3,$4,$5)`,
-        [signed.sequence, signed.headHash, signed.timestamp, signed.keyId, signed.signature]);
+      await q.query(`INSERT INTO audit_checkpoints (sequence, head_hash, signed_at, key_id, signature) VALUES ($1,$2,$3,$4,$5)`, [
+        signed.sequence,
+        signed.headHash,
+        signed.timestamp,
+        signed.keyId,
+        signed.signature,
+      ]);
       await emit(q, {
-        type: 'audit.checkpoint', subjectId: String(signed.sequence), actor: systemActor, at, data: { ...signed },
+        type: 'audit.checkpoint',
+        subjectId: String(signed.sequence),
+        actor: systemActor,
+        at,
+        data: { ...signed },
       });
       return signed;
     });
@@ -140,9 +149,12 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       await c.query(`LISTEN ${AUDIT_CHANNEL}`);
       const last = await c.query<{ at: Date | null }>('SELECT max(signed_at) AS at FROM audit_checkpoints');
       // one interval after the last one emitted (by whichever process), or after taking over a log that has none yet
-      nextCheckpointAt = key && checkpointMs > 0 ? (last.rows[0]?.at ? new Date(last.rows[0].at).getTime() : Date.now()) + checkpointMs : Infinity;
-      log.info(key && checkpointMs > 0 ? { checkpointIntervalMs: checkpointMs } : {},
-        `this process is the audit sealer${key ? '' : ' (AUDIT_CHECKPOINT_KEY is not set here: no periodic checkpoints)'}`);
+      nextCheckpointAt =
+        key && checkpointMs > 0 ? (last.rows[0]?.at ? new Date(last.rows[0].at).getTime() : Date.now()) + checkpointMs : Infinity;
+      log.info(
+        key && checkpointMs > 0 ? { checkpointIntervalMs: checkpointMs } : {},
+        `this process is the audit sealer${key ? '' : ' (AUDIT_CHECKPOINT_KEY is not set here: no periodic checkpoints)'}`,
+      );
     }
     nudged = false;
     for (;;) {
@@ -159,12 +171,21 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
     nextHeldBackCheck = Date.now() + HELD_BACK_CHECK_MS;
     const waiting = await unsealedRows(queryable(c));
     if (waiting.oldestAgeSeconds * 1000 < HELD_BACK_CHECK_MS) return;
-    const holder = await c.query<{ pid: number; datname: string | null; application_name: string; state: string; xact_age: number; query: string }>(
+    const holder = await c.query<{
+      pid: number;
+      datname: string | null;
+      application_name: string;
+      state: string;
+      xact_age: number;
+      query: string;
+    }>(
       `SELECT pid, datname, application_name, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start)::float8 AS xact_age, left(query, 120) AS query
          FROM pg_stat_activity WHERE backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296 LIMIT 1`,
     );
-    log.warn({ unsealed: waiting.count, oldestAgeSeconds: waiting.oldestAgeSeconds, heldBy: holder.rows[0] ?? null },
-      'audit sealing is held back by a long transaction (rows are kept and sealed once it ends)');
+    log.warn(
+      { unsealed: waiting.count, oldestAgeSeconds: waiting.oldestAgeSeconds, heldBy: holder.rows[0] ?? null },
+      'audit sealing is held back by a long transaction (rows are kept and sealed once it ends)',
+    );
     nextHeldBackCheck = Date.now() + HELD_BACK_REPEAT_MS;
   };
 

@@ -24,7 +24,9 @@ class Locator {
   /** The position of the deepest node on the path that exists (a missing field points at its parent). */
   at(path: (string | number)[], key?: string): { line: number; col: number } | undefined {
     for (let n = path.length; n >= 0; n--) {
-      const node = this.doc.getIn(path.slice(0, n), true) as { range?: [number, number, number]; items?: { key: { value?: unknown; range?: [number, number, number] } }[] } | undefined;
+      const node = this.doc.getIn(path.slice(0, n), true) as
+        | { range?: [number, number, number]; items?: { key: { value?: unknown; range?: [number, number, number] } }[] }
+        | undefined;
       if (!node?.range) continue;
       if (key && n === path.length && isMap(node)) {
         const pair = node.items.find((p) => (p.key as { value?: unknown })?.value === key);
@@ -37,7 +39,11 @@ class Locator {
   }
 }
 
-const toPath = (field: string) => field.split('.').filter(Boolean).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+const toPath = (field: string) =>
+  field
+    .split('.')
+    .filter(Boolean)
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 
 function render(source: string, problems: Located[]): string {
   const lines = problems.map((p) => `${source}${p.line ? `:${p.line}:${p.col}` : ''}: ${p.field}: ${p.message}`);
@@ -50,7 +56,9 @@ function zodLocated(error: z.ZodError, locator: Locator): Located[] {
     const unknownKeys = issue.code === 'unrecognized_keys' ? issue.keys : undefined;
     const pos = locator.at(path, unknownKeys?.[0]);
     const field = path.join('.') || '(document)';
-    const message = unknownKeys ? `unknown field${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+    const message = unknownKeys
+      ? `unknown field${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => `"${k}"`).join(', ')}`
+      : issue.message;
     return { field, message, line: pos?.line, col: pos?.col };
   });
 }

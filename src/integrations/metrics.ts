@@ -41,7 +41,10 @@ type MetricValue = { value: number; labels: Record<string, string | number>; met
  * the delivery counter and histogram: the attempts live in Postgres, so any web process reports all of them,
  * whichever worker process made them.
  */
-function scrapeTimeMetric(registry: Registry, def: { name: string; help: string; type: 'counter' | 'histogram'; values: () => Promise<MetricValue[]> }): void {
+function scrapeTimeMetric(
+  registry: Registry,
+  def: { name: string; help: string; type: 'counter' | 'histogram'; values: () => Promise<MetricValue[]> },
+): void {
   const metric = {
     name: def.name,
     help: def.help,
@@ -84,7 +87,8 @@ export function metricsFor(ctx: AppContext): Metrics {
       await safe('requests', async () => {
         this.reset();
         for (const s of ['pending', 'approved', 'denied', 'cancelled', 'expired', 'revoked']) this.set({ state: s }, 0);
-        for (const r of await db.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM requests GROUP BY status')) this.set({ state: r.status }, Number(r.n));
+        for (const r of await db.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM requests GROUP BY status'))
+          this.set({ state: r.status }, Number(r.n));
       });
     },
   });
@@ -96,7 +100,10 @@ export function metricsFor(ctx: AppContext): Metrics {
     async collect() {
       await safe('decisions', async () => {
         this.reset();
-        for (const r of await db.query<{ decision: string; n: string }>('SELECT decision, count(*) AS n FROM request_decisions GROUP BY decision')) this.inc({ decision: r.decision }, Number(r.n));
+        for (const r of await db.query<{ decision: string; n: string }>(
+          'SELECT decision, count(*) AS n FROM request_decisions GROUP BY decision',
+        ))
+          this.inc({ decision: r.decision }, Number(r.n));
       });
     },
   });
@@ -109,7 +116,10 @@ export function metricsFor(ctx: AppContext): Metrics {
       await safe('deliveries', async () => {
         this.reset();
         for (const s of ['pending', 'succeeded', 'failed']) this.set({ outcome: s }, 0);
-        for (const r of await db.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM webhook_deliveries GROUP BY status')) this.set({ outcome: r.status }, Number(r.n));
+        for (const r of await db.query<{ status: string; n: string }>(
+          'SELECT status, count(*) AS n FROM webhook_deliveries GROUP BY status',
+        ))
+          this.set({ outcome: r.status }, Number(r.n));
       });
     },
   });
@@ -119,7 +129,9 @@ export function metricsFor(ctx: AppContext): Metrics {
     registers: [registry],
     async collect() {
       await safe('outbox lag', async () => {
-        const r = await db.one<{ lag: number | null }>(`SELECT EXTRACT(EPOCH FROM (now() - min(created_at)))::float8 AS lag FROM outbox WHERE status <> 'done'`);
+        const r = await db.one<{ lag: number | null }>(
+          `SELECT EXTRACT(EPOCH FROM (now() - min(created_at)))::float8 AS lag FROM outbox WHERE status <> 'done'`,
+        );
         this.set(Math.max(0, r.lag ?? 0));
       });
     },
@@ -129,7 +141,9 @@ export function metricsFor(ctx: AppContext): Metrics {
     help: 'Outbox events not yet fanned out',
     registers: [registry],
     async collect() {
-      await safe('outbox', async () => this.set(Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'done'`)).n)));
+      await safe('outbox', async () =>
+        this.set(Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'done'`)).n)),
+      );
     },
   });
   new Gauge({
@@ -166,7 +180,9 @@ export function metricsFor(ctx: AppContext): Metrics {
     async collect() {
       await safe('endpoint circuits', async () => {
         this.reset();
-        for (const e of await circuits()) for (const s of ['closed', 'open', 'half_open']) this.set({ endpoint: e.name, state: s }, (e.view?.state ?? 'closed') === s ? 1 : 0);
+        for (const e of await circuits())
+          for (const s of ['closed', 'open', 'half_open'])
+            this.set({ endpoint: e.name, state: s }, (e.view?.state ?? 'closed') === s ? 1 : 0);
       });
     },
   });
@@ -209,7 +225,11 @@ export function metricsFor(ctx: AppContext): Metrics {
     type: 'histogram',
     values: async () =>
       (await attempts()).flatMap((r): MetricValue[] => [
-        ...DELIVERY_LATENCY_BUCKETS.map((le, i) => ({ metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le, outcome: r.outcome }, value: r.buckets[i]! })),
+        ...DELIVERY_LATENCY_BUCKETS.map((le, i) => ({
+          metricName: 'signoff_webhook_delivery_latency_seconds_bucket',
+          labels: { le, outcome: r.outcome },
+          value: r.buckets[i]!,
+        })),
         { metricName: 'signoff_webhook_delivery_latency_seconds_bucket', labels: { le: '+Inf', outcome: r.outcome }, value: r.n },
         { metricName: 'signoff_webhook_delivery_latency_seconds_sum', labels: { outcome: r.outcome }, value: r.sum_ms / 1000 },
         { metricName: 'signoff_webhook_delivery_latency_seconds_count', labels: { outcome: r.outcome }, value: r.n },

@@ -27,18 +27,24 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
     const rows = await tx.query<{ id: string; payload: Omit<DomainEvent, 'id'> }>(
       // an event whose own relay job failed (last_error) is left to that job and the reconciler, so one bad event
       // cannot fail every batch it would be part of
-      `SELECT id, payload FROM outbox WHERE status <> 'done' AND last_error IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
+      `SELECT id, payload FROM outbox WHERE status <> 'done' AND last_error IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [limit],
+    );
     if (rows.length === 0) return { events: 0, deliveries: [], orders: [], effects: [] };
     const ids = rows.map((r) => r.id);
     const hooks: { outboxId: string; type: string; body: string }[] = [];
     for (const r of rows) {
       const event = toDomainEvent(r);
-      for (const h of webhookEmissions(event)) hooks.push({ outboxId: r.id, type: h.type, body: webhookBody(h.type, event.occurredAt, h.data) });
+      for (const h of webhookEmissions(event))
+        hooks.push({ outboxId: r.id, type: h.type, body: webhookBody(h.type, event.occurredAt, h.data) });
       await addDeviceManagerOrders(tx, r.id, event);
     }
-    const deliveries = hooks.length === 0 ? [] : await tx.query<{ id: string; endpoint_id: string }>(
-      // one row per (event, webhook type, subscribed endpoint); 'msg_' || id is messageIdOf(id)
-      `INSERT INTO webhook_deliveries (id, message_id, endpoint_id, outbox_id, event_type, body, status, next_attempt_at)
+    const deliveries =
+      hooks.length === 0
+        ? []
+        : await tx.query<{ id: string; endpoint_id: string }>(
+            // one row per (event, webhook type, subscribed endpoint); 'msg_' || id is messageIdOf(id)
+            `INSERT INTO webhook_deliveries (id, message_id, endpoint_id, outbox_id, event_type, body, status, next_attempt_at)
        SELECT x.id, 'msg_' || x.id, x.endpoint_id, x.outbox_id, x.type, x.body, 'pending', now()
          FROM (SELECT gen_random_uuid() AS id, e.id AS endpoint_id, h.outbox_id, h.type, h.body, h.ord, e.created_at
                  FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS h(outbox_id, type, body, ord)
@@ -46,8 +52,8 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
         ORDER BY x.ord, x.created_at
        ON CONFLICT (outbox_id, endpoint_id, event_type) WHERE outbox_id IS NOT NULL DO NOTHING
        RETURNING id, endpoint_id`,
-      [hooks.map((h) => h.outboxId), hooks.map((h) => h.type), hooks.map((h) => h.body)],
-    );
+            [hooks.map((h) => h.outboxId), hooks.map((h) => h.type), hooks.map((h) => h.body)],
+          );
     if (targets.length) {
       await tx.query(
         `INSERT INTO outbox_effects (outbox_id, target) SELECT o, t FROM unnest($1::uuid[]) o CROSS JOIN unnest($2::text[]) t ON CONFLICT DO NOTHING`,
@@ -71,9 +77,20 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
 /** Adds the fanned-out work in one addBulk per queue; the job ids are new, so nothing finished can shadow them. */
 export async function enqueueBatch(queues: AppQueues, b: BatchFanOut): Promise<void> {
   await Promise.all([
-    b.deliveries.length && queues.webhooks.addBulk(b.deliveries.map((d) => ({ name: 'deliver', data: { deliveryId: d.id, endpointId: d.endpointId }, opts: { jobId: jobIds.delivery(d.id) } }))),
-    b.orders.length && queues.deviceManagers.addBulk(b.orders.map((id) => ({ name: 'order', data: { deliveryId: id }, opts: { jobId: jobIds.delivery(id) } }))),
-    b.effects.length && queues.notify.addBulk(b.effects.map((f) => ({ name: 'notify', data: f, opts: { jobId: jobIds.notify(f.outboxId, f.target) } }))),
+    b.deliveries.length &&
+      queues.webhooks.addBulk(
+        b.deliveries.map((d) => ({
+          name: 'deliver',
+          data: { deliveryId: d.id, endpointId: d.endpointId },
+          opts: { jobId: jobIds.delivery(d.id) },
+        })),
+      ),
+    b.orders.length &&
+      queues.deviceManagers.addBulk(
+        b.orders.map((id) => ({ name: 'order', data: { deliveryId: id }, opts: { jobId: jobIds.delivery(id) } })),
+      ),
+    b.effects.length &&
+      queues.notify.addBulk(b.effects.map((f) => ({ name: 'notify', data: f, opts: { jobId: jobIds.notify(f.outboxId, f.target) } }))),
   ]);
 }
 
@@ -83,7 +100,11 @@ const delayOpts = (jobId: string, delayMs: number): JobsOptions => ({ jobId, del
  * After Redis came back empty: every unfinished thing Postgres holds goes back on its queue at once, in pages
  * with addBulk (a job id that is somehow still there makes BullMQ skip that one). Outbox events are fanned out.
  */
-export async function requeueEverything(ctx: AppContext, queues: AppQueues, page = 1000): Promise<{ outbox: number; deliveries: number; effects: number }> {
+export async function requeueEverything(
+  ctx: AppContext,
+  queues: AppQueues,
+  page = 1000,
+): Promise<{ outbox: number; deliveries: number; effects: number }> {
   let outbox = 0;
   for (;;) {
     const b = await fanOutBatch(ctx);
@@ -92,8 +113,12 @@ export async function requeueEverything(ctx: AppContext, queues: AppQueues, page
     await enqueueBatch(queues, b);
   }
   // events the batch leaves to their own relay job (it failed before) get that job back
-  const failing = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' AND last_error IS NOT NULL ORDER BY seq LIMIT $1`, [page]);
-  if (failing.length) await queues.outbox.addBulk(failing.map((r) => ({ name: 'relay', data: { outboxId: r.id }, opts: { jobId: jobIds.relay(r.id) } })));
+  const failing = await ctx.db.query<{ id: string }>(
+    `SELECT id FROM outbox WHERE status <> 'done' AND last_error IS NOT NULL ORDER BY seq LIMIT $1`,
+    [page],
+  );
+  if (failing.length)
+    await queues.outbox.addBulk(failing.map((r) => ({ name: 'relay', data: { outboxId: r.id }, opts: { jobId: jobIds.relay(r.id) } })));
   outbox += failing.length;
   let deliveries = 0;
   let after = '00000000-0000-0000-0000-000000000000';
@@ -109,19 +134,41 @@ export async function requeueEverything(ctx: AppContext, queues: AppQueues, page
     const hooks = rows.filter((r) => r.endpoint_id);
     const orders = rows.filter((r) => !r.endpoint_id);
     await Promise.all([
-      hooks.length && queues.webhooks.addBulk(hooks.map((r) => ({ name: 'deliver', data: { deliveryId: r.id, endpointId: r.endpoint_id! }, opts: delayOpts(jobIds.delivery(r.id), Number(r.delay_ms) || 0) }))),
-      orders.length && queues.deviceManagers.addBulk(orders.map((r) => ({ name: 'order', data: { deliveryId: r.id }, opts: delayOpts(jobIds.delivery(r.id), Number(r.delay_ms) || 0) }))),
+      hooks.length &&
+        queues.webhooks.addBulk(
+          hooks.map((r) => ({
+            name: 'deliver',
+            data: { deliveryId: r.id, endpointId: r.endpoint_id! },
+            opts: delayOpts(jobIds.delivery(r.id), Number(r.delay_ms) || 0),
+          })),
+        ),
+      orders.length &&
+        queues.deviceManagers.addBulk(
+          orders.map((r) => ({
+            name: 'order',
+            data: { deliveryId: r.id },
+            opts: delayOpts(jobIds.delivery(r.id), Number(r.delay_ms) || 0),
+          })),
+        ),
     ]);
   }
   let effects = 0;
   let afterEffect = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const rows = await ctx.db.query<{ id: string; outbox_id: string; target: string }>(
-      `SELECT id, outbox_id, target FROM outbox_effects WHERE status = 'pending' AND id > $1 ORDER BY id LIMIT $2`, [afterEffect, page]);
+      `SELECT id, outbox_id, target FROM outbox_effects WHERE status = 'pending' AND id > $1 ORDER BY id LIMIT $2`,
+      [afterEffect, page],
+    );
     if (rows.length === 0) break;
     afterEffect = rows[rows.length - 1]!.id;
     effects += rows.length;
-    await queues.notify.addBulk(rows.map((f) => ({ name: 'notify', data: { outboxId: f.outbox_id, target: f.target }, opts: { jobId: jobIds.notify(f.outbox_id, f.target) } })));
+    await queues.notify.addBulk(
+      rows.map((f) => ({
+        name: 'notify',
+        data: { outboxId: f.outbox_id, target: f.target },
+        opts: { jobId: jobIds.notify(f.outbox_id, f.target) },
+      })),
+    );
   }
   return { outbox, deliveries, effects };
 }

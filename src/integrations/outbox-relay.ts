@@ -55,7 +55,9 @@ export async function fanOut(ctx: AppContext, outboxId: string): Promise<FanOut>
     for (const target of targets) {
       await tx.query(`INSERT INTO outbox_effects (outbox_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [outboxId, target]);
     }
-    await tx.query(`UPDATE outbox SET status = 'done', processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`, [outboxId]);
+    await tx.query(`UPDATE outbox SET status = 'done', processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1`, [
+      outboxId,
+    ]);
   });
   // whatever is still pending for this event, including leftovers of an earlier relay that died after commit
   const pending = await ctx.db.query<{ id: string; delay_ms: number; connector: string | null; endpoint_id: string | null }>(
@@ -63,9 +65,16 @@ export async function fanOut(ctx: AppContext, outboxId: string): Promise<FanOut>
        FROM webhook_deliveries WHERE outbox_id = $1 AND status = 'pending'`,
     [outboxId],
   );
-  const effects = await ctx.db.query<{ target: string }>(`SELECT target FROM outbox_effects WHERE outbox_id = $1 AND status = 'pending'`, [outboxId]);
-  const due = (rows: typeof pending) => rows.map((d) => ({ id: d.id, delayMs: Number(d.delay_ms) || 0, endpointId: d.endpoint_id ?? undefined }));
-  return { deliveries: due(pending.filter((d) => !d.connector)), orders: due(pending.filter((d) => d.connector)), effects: effects.map((e) => e.target) };
+  const effects = await ctx.db.query<{ target: string }>(`SELECT target FROM outbox_effects WHERE outbox_id = $1 AND status = 'pending'`, [
+    outboxId,
+  ]);
+  const due = (rows: typeof pending) =>
+    rows.map((d) => ({ id: d.id, delayMs: Number(d.delay_ms) || 0, endpointId: d.endpoint_id ?? undefined }));
+  return {
+    deliveries: due(pending.filter((d) => !d.connector)),
+    orders: due(pending.filter((d) => d.connector)),
+    effects: effects.map((e) => e.target),
+  };
 }
 
 /** The relay job: fan out, then enqueue. An enqueue that fails is picked up by the reconciler. */
@@ -84,7 +93,9 @@ export async function relayOutboxEvent(ctx: AppContext, queues: AppQueues, outbo
  * permanent one, per notifyErrorPolicy, marks the effect failed at once).
  */
 export async function runEffect(
-  ctx: AppContext, outboxId: string, target: string,
+  ctx: AppContext,
+  outboxId: string,
+  target: string,
   /** whether a failure now is the last word (no retry follows): true, false, or decided from the error */
   finalAttempt: boolean | ((error: unknown) => boolean),
 ): Promise<'done' | 'skipped'> {
@@ -97,7 +108,10 @@ export async function runEffect(
     if (!row) return { kind: 'skipped' as const };
     const notifier = ctx.notifiers.find((n) => n.platform === target);
     if (!notifier) {
-      await tx.query(`UPDATE outbox_effects SET status = 'failed', last_error = $2, completed_at = now() WHERE id = $1`, [row.id, `no ${target} notifier is configured on this worker`]);
+      await tx.query(`UPDATE outbox_effects SET status = 'failed', last_error = $2, completed_at = now() WHERE id = $1`, [
+        row.id,
+        `no ${target} notifier is configured on this worker`,
+      ]);
       return { kind: 'skipped' as const };
     }
     try {
@@ -113,7 +127,10 @@ export async function runEffect(
       );
       return { kind: 'error' as const, error: e };
     }
-    await tx.query(`UPDATE outbox_effects SET status = 'done', attempts = attempts + 1, last_error = NULL, completed_at = now() WHERE id = $1`, [row.id]);
+    await tx.query(
+      `UPDATE outbox_effects SET status = 'done', attempts = attempts + 1, last_error = NULL, completed_at = now() WHERE id = $1`,
+      [row.id],
+    );
     return { kind: 'done' as const };
   });
   if (outcome.kind === 'error') throw outcome.error;
@@ -124,7 +141,11 @@ export async function runEffect(
  * Re-enqueues everything Postgres says is unfinished: outbox events not done, deliveries and effects still
  * pending. Harmless when the jobs exist (same ids); essential after Redis lost them.
  */
-export async function reconcileOnce(ctx: AppContext, queues: AppQueues, batch = 1000): Promise<{ outbox: number; deliveries: number; effects: number; orders: number }> {
+export async function reconcileOnce(
+  ctx: AppContext,
+  queues: AppQueues,
+  batch = 1000,
+): Promise<{ outbox: number; deliveries: number; effects: number; orders: number }> {
   const outbox = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [batch]);
   for (const r of outbox) await queues.relay(r.id);
   const deliveries = await ctx.db.query<{ id: string; endpoint_id: string; delay_ms: number }>(
@@ -187,7 +208,9 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
       } catch (e) {
         // one bad event must not hold up the rest: the per-event relay job records its error and retries it
         log.warn({ err: e }, 'batch fan-out failed; relaying event by event');
-        const rows = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [RELAY_BATCH]);
+        const rows = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [
+          RELAY_BATCH,
+        ]);
         for (const r of rows) await queues.relay(r.id).catch(() => undefined);
         return;
       }

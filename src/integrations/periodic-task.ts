@@ -9,7 +9,10 @@ export interface PeriodicTask<T> {
  * Runs `work` every `intervalMs` (measured from the end of one run to the start of the next, so runs never
  * overlap), the first after `firstDelayMs`. A failed run is reported and the loop goes on.
  */
-export function startPeriodicTask<T>(work: () => Promise<T>, opts: { intervalMs: number; firstDelayMs: number; onError: (e: unknown) => void; enabled?: boolean }): PeriodicTask<T> {
+export function startPeriodicTask<T>(
+  work: () => Promise<T>,
+  opts: { intervalMs: number; firstDelayMs: number; onError: (e: unknown) => void; enabled?: boolean },
+): PeriodicTask<T> {
   let stopped = opts.enabled === false;
   let current: Promise<T | null> | null = null;
   let timer: NodeJS.Timeout | null = null;

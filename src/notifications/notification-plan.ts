@@ -40,12 +40,20 @@ export interface RequesterDelivery {
 export type RequesterPlan = Partial<Record<Platform, RequesterDelivery>>;
 
 /** The subject was submitted in a chat platform: that platform answers the requester, the others stay quiet. */
-export const originOf = (history: { action: string; channel: string }[], submitted: 'request.submitted' | 'change.submitted'): string | null =>
-  history.find((h) => h.action === submitted)?.channel ?? null;
+export const originOf = (
+  history: { action: string; channel: string }[],
+  submitted: 'request.submitted' | 'change.submitted',
+): string | null => history.find((h) => h.action === submitted)?.channel ?? null;
 
 const outcomeTypes = new Set<DomainEventType>([
-  'request.approved', 'request.denied', 'request.cancelled', 'request.expired', 'request.revoked',
-  'change.approved', 'change.rejected', 'change.cancelled',
+  'request.approved',
+  'request.denied',
+  'request.cancelled',
+  'request.expired',
+  'request.revoked',
+  'change.approved',
+  'change.rejected',
+  'change.cancelled',
 ]);
 
 /**
@@ -149,13 +157,15 @@ export interface PromptTargets {
 export function promptTargets(platform: 'slack' | 'teams', kind: 'stage' | 'review' | 'change', input: PromptTargetInput): PromptTargets {
   const channels = [...new Set(input.channels.filter(Boolean))];
   const noChannel = channels.length === 0;
-  const dm = platform === 'slack'
-    ? input.direct || noChannel
-    : kind === 'review' ? noChannel : kind === 'stage' && input.direct;
+  const dm = platform === 'slack' ? input.direct || noChannel : kind === 'review' ? noChannel : kind === 'stage' && input.direct;
   const direct = dm ? input.people.filter((p): p is { id: string; address: string } => Boolean(p.address)) : [];
   return { channels, direct };
 }
 
 /** A directory identity as the plan sees it. */
-export const personOf = (row: { id: string; slack_user_id: string | null; teams_aad_id: string | null; email: string | null }): Person =>
-  ({ id: row.id, slack: row.slack_user_id, teams: row.teams_aad_id, email: row.email });
+export const personOf = (row: { id: string; slack_user_id: string | null; teams_aad_id: string | null; email: string | null }): Person => ({
+  id: row.id,
+  slack: row.slack_user_id,
+  teams: row.teams_aad_id,
+  email: row.email,
+});

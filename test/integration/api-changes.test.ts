@@ -11,7 +11,8 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 const script = (id: string, body: string) => ({
-  resourceType: 'script', resourceId: id,
+  resourceType: 'script',
+  resourceId: id,
   before: { name: id, body: 'echo old', runAs: 'system' },
   after: { name: id, body, runAs: 'system' },
   justification: 'Fix the cleanup script',
@@ -19,9 +20,11 @@ const script = (id: string, body: string) => ({
 });
 
 describe('multi-admin approval over HTTP', () => {
-  it('takes the approver\'s notes as notes, reason or comments', async () => {
+  it("takes the approver's notes as notes, reason or comments", async () => {
     const created = await h.as(h.keys.changes).post('/api/v1/changes', script('notes.ps1', 'echo notes'));
-    const rejected = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/reject`, { approver: 'CONTOSO\\cyd', reason: 'wrong account' });
+    const rejected = await h
+      .as(h.keys.changes)
+      .post(`/api/v1/changes/${created.body.id}/reject`, { approver: 'CONTOSO\\cyd', reason: 'wrong account' });
     expect(rejected.body).toMatchObject({ status: 'rejected', decisionNotes: 'wrong account' });
   });
 
@@ -38,14 +41,21 @@ describe('multi-admin approval over HTTP', () => {
     expect(outsider.status).toBe(403);
     expect(outsider.body).toMatchObject({ code: 'not_an_approver', approverGroups: ['it-approvers'] });
 
-    const ok = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', notes: 'looks right' });
+    const ok = await h
+      .as(h.keys.changes)
+      .post(`/api/v1/changes/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', notes: 'looks right' });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ status: 'approved', decidedBy: 'Cyd Approver (api:maa-portal)', decisionNotes: 'looks right' });
     expect(webhookTypes(await h.outbox(created.body.id))).toEqual(['change.submitted', 'change.approved', 'change.apply']);
 
     const late = await h.as(h.keys.changes).post(`/api/v1/changes/${created.body.id}/reject`, { approver: 'CONTOSO\\ada' });
     expect(late.status).toBe(409);
-    expect(late.body).toMatchObject({ code: 'already_decided', currentStatus: 'approved', decidedBy: 'Cyd Approver (api:maa-portal)', decidedAt: expect.any(String) });
+    expect(late.body).toMatchObject({
+      code: 'already_decided',
+      currentStatus: 'approved',
+      decidedBy: 'Cyd Approver (api:maa-portal)',
+      decidedAt: expect.any(String),
+    });
 
     const detail = await h.as(h.keys.changes).get(`/api/v1/changes/${created.body.id}`);
     expect(detail.body.history.map((x: { action: string }) => x.action)).toEqual(['change.submitted', 'change.approved']);
@@ -53,7 +63,9 @@ describe('multi-admin approval over HTTP', () => {
 
   it('rejects with notes, lets the requester cancel, and keeps one pending change per resource', async () => {
     const a = await h.as(h.keys.changes).post('/api/v1/changes', script('a.ps1', 'echo a'));
-    const rejected = await h.as(h.keys.changes).post(`/api/v1/changes/${a.body.id}/reject`, { approver: 'CONTOSO\\cyd', notes: 'use the module instead' });
+    const rejected = await h
+      .as(h.keys.changes)
+      .post(`/api/v1/changes/${a.body.id}/reject`, { approver: 'CONTOSO\\cyd', notes: 'use the module instead' });
     expect(rejected.body).toMatchObject({ status: 'rejected', decisionNotes: 'use the module instead' });
     expect(webhookTypes(await h.outbox(a.body.id))).toEqual(['change.submitted', 'change.rejected']);
 
@@ -76,7 +88,9 @@ describe('multi-admin approval over HTTP', () => {
       expect(nobody.status).toBe(403);
       expect(nobody.body).toMatchObject({ code: 'approver_required', errors: [{ field: 'approver' }] });
     }
-    expect((await h.as(h.keys.changes).post(`/api/v1/changes/${c.body.id}/approve`, { approver: 'CONTOSO\\dan' })).body.code).toBe('not_an_approver');
+    expect((await h.as(h.keys.changes).post(`/api/v1/changes/${c.body.id}/approve`, { approver: 'CONTOSO\\dan' })).body.code).toBe(
+      'not_an_approver',
+    );
     expect((await h.as(h.keys.changes).get(`/api/v1/changes/${c.body.id}`)).body.status).toBe('pending');
     const other = await h.as(h.keys.changes2).post(`/api/v1/changes/${c.body.id}/approve`, { approver: 'CONTOSO\\cyd' });
     expect(other.body).toMatchObject({ status: 'approved', decidedBy: 'Cyd Approver (api:maa-portal-2)' });
@@ -107,20 +121,38 @@ describe('multi-admin approval over HTTP', () => {
     // the same for a request: bob's own key cannot approve his request by naming ada
     const bob = await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\bob'`);
     const bobKey = (await createApiKey(h.t.tdb.db, 'bob-script', ['requests:write', 'requests:read'], bob.id)).key;
-    const r = await h.as(bobKey).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'mine', answers: { usage: 'Other' } });
+    const r = await h.as(bobKey).post('/api/v1/requests', {
+      applicationId: VISIO,
+      username: 'CONTOSO\\bob',
+      clientGuid: BOB_LAPTOP,
+      justification: 'mine',
+      answers: { usage: 'Other' },
+    });
     expect(r.status).toBe(201);
     const selfApproved = await h.as(bobKey).post(`/api/v1/requests/${r.body.id}/approve`, { approver: 'CONTOSO\\ada' });
     expect(selfApproved.status).toBe(403);
     expect((await h.as(bobKey).get(`/api/v1/requests/${r.body.id}`)).body.status).toBe('pending');
     // nor submit for someone else, nor pre-approve for himself with CreateApprovedRequest
-    const forCyd = await h.as(bobKey).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\cyd', clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } });
+    const forCyd = await h.as(bobKey).post('/api/v1/requests', {
+      applicationId: VISIO,
+      username: 'CONTOSO\\cyd',
+      clientGuid: BOB_LAPTOP,
+      justification: 'x',
+      answers: { usage: 'Other' },
+    });
     expect(forCyd.status).toBe(403);
-    const preApproved = await h.as(bobKey).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
+    const preApproved = await h
+      .as(bobKey)
+      .post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
     expect(preApproved.status).toBe(403);
     expect(preApproved.body.code).toBe('self_approval');
-    expect((await h.as(bobKey).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP })).body.code).toBe('not_an_approver');
+    expect((await h.as(bobKey).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP })).body.code).toBe(
+      'not_an_approver',
+    );
     // ada approves Visio, so her key may pre-approve it for bob
-    const byAda = await h.as(adaKey).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
+    const byAda = await h
+      .as(adaKey)
+      .post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
     expect(byAda.body).toMatchObject({ status: 'approved', decidedBy: 'Ada Admin (api:ada-laptop)' });
   });
 
@@ -148,20 +180,32 @@ describe('multi-admin approval over HTTP', () => {
     const filtered = await h.as(h.keys.admin).get(`/api/v1/audit?subjectType=change&subjectId=${subject}`);
     expect(filtered.body.items.every((x: { subjectId: string }) => x.subjectId === subject)).toBe(true);
 
-    const nd = await h.as(h.keys.admin).get('/api/v1/audit?format=ndjson').buffer(true).parse((res, cb) => {
-      let data = '';
-      res.on('data', (c: Buffer) => (data += c.toString()));
-      res.on('end', () => cb(null, data));
-    });
+    const nd = await h
+      .as(h.keys.admin)
+      .get('/api/v1/audit?format=ndjson')
+      .buffer(true)
+      .parse((res, cb) => {
+        let data = '';
+        res.on('data', (c: Buffer) => (data += c.toString()));
+        res.on('end', () => cb(null, data));
+      });
     expect(nd.headers['content-type']).toMatch(/^application\/x-ndjson/);
-    const lines = (nd.body as string).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (nd.body as string)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBe(Number((await h.t.tdb.db.one('SELECT count(*) AS n FROM audit_events')).n));
 
     const future = await h.as(h.keys.admin).get(`/api/v1/audit?since=${encodeURIComponent('2099-01-01T00:00:00Z')}`);
     expect(future.body.items).toEqual([]);
 
     const verify = await h.as(h.keys.admin).get('/api/v1/audit/verify');
-    expect(verify.body).toEqual({ ok: true, checked: lines.length, unsealed: 0, head: { sequence: lines.length, hash: lines.at(-1).hash } });
+    expect(verify.body).toEqual({
+      ok: true,
+      checked: lines.length,
+      unsealed: 0,
+      head: { sequence: lines.length, hash: lines.at(-1).hash },
+    });
     expect(lines.every((l: { sealed: boolean; sequence: number }, i: number) => l.sealed && l.sequence === i + 1)).toBe(true);
   });
 });

@@ -29,7 +29,13 @@ async function call(path: string, body: unknown, headers: Record<string, string>
 async function freshRequest(): Promise<string> {
   // the previous round's request is set aside so the same user, device and app can ask again
   await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-  const r = await call('/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'race', answers: { usage: 'Other' } });
+  const r = await call('/requests', {
+    applicationId: VISIO,
+    username: 'CONTOSO\\bob',
+    clientGuid: BOB_LAPTOP,
+    justification: 'race',
+    answers: { usage: 'Other' },
+  });
   expect(r.status).toBe(201);
   return r.body.id;
 }
@@ -47,16 +53,30 @@ describe('concurrent decisions over HTTP', () => {
   it('50 mixed approve/deny calls with no stage, 30 rounds: one decision, 49 × 409 naming it, at most one install', async () => {
     for (let round = 0; round < 30; round++) {
       const id = await freshRequest();
-      const results = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-        // what a Configuration Manager client sends: no stage, no If-Match, approve and deny from two approvers
-        call(`/requests/${id}/${(i + round) % 2 ? 'deny' : 'approve'}`, { reason: `call ${i}`, approver: approvers[Math.floor(i / 2) % 2] })));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          // what a Configuration Manager client sends: no stage, no If-Match, approve and deny from two approvers
+          call(`/requests/${id}/${(i + round) % 2 ? 'deny' : 'approve'}`, {
+            reason: `call ${i}`,
+            approver: approvers[Math.floor(i / 2) % 2],
+          }),
+        ),
+      );
       const winners = results.filter((r) => r.status === 200);
       expect(winners, `round ${round}`).toHaveLength(1);
       const won = winners[0]!.body.request;
       const losers = results.filter((r) => r.status !== 200);
-      expect(losers.map((r) => r.status), `round ${round}`).toEqual(Array(49).fill(409));
+      expect(
+        losers.map((r) => r.status),
+        `round ${round}`,
+      ).toEqual(Array(49).fill(409));
       for (const loser of losers) {
-        expect(loser.body).toMatchObject({ code: 'already_decided', currentStatus: won.status, decidedBy: won.decidedBy, decidedAt: won.decidedAt });
+        expect(loser.body).toMatchObject({
+          code: 'already_decided',
+          currentStatus: won.status,
+          decidedBy: won.decidedBy,
+          decidedAt: won.decidedAt,
+        });
       }
       const { finals, webhooks } = await outcomesOf(id);
       expect(finals, `round ${round}`).toEqual([`request.${won.status}`]);
@@ -71,14 +91,30 @@ describe('concurrent decisions over HTTP', () => {
     const id = await freshRequest();
     const approved = await call(`/requests/${id}/approve`, { approver: 'CONTOSO\\ada' });
     expect(approved.status).toBe(200);
-    for (const [verb, approver] of [['deny', 'CONTOSO\\cyd'], ['approve', 'CONTOSO\\cyd'], ['deny', 'CONTOSO\\ada']] as const) {
+    for (const [verb, approver] of [
+      ['deny', 'CONTOSO\\cyd'],
+      ['approve', 'CONTOSO\\cyd'],
+      ['deny', 'CONTOSO\\ada'],
+    ] as const) {
       const late = await call(`/requests/${id}/${verb}`, { approver, reason: 'late' });
-      expect(late).toMatchObject({ status: 409, body: { code: 'already_decided', currentStatus: 'approved', decidedBy: approved.body.request.decidedBy } });
+      expect(late).toMatchObject({
+        status: 409,
+        body: { code: 'already_decided', currentStatus: 'approved', decidedBy: approved.body.request.decidedBy },
+      });
     }
-    expect((await call(`/requests/${id}/reapprove`, { approver: 'CONTOSO\\cyd', reason: 'again' })).body).toMatchObject({ code: 'already_decided', currentStatus: 'approved' });
+    expect((await call(`/requests/${id}/reapprove`, { approver: 'CONTOSO\\cyd', reason: 'again' })).body).toMatchObject({
+      code: 'already_decided',
+      currentStatus: 'approved',
+    });
     const revoked = await call(`/requests/${id}/revoke`, { approver: 'CONTOSO\\cyd', reason: 'licence pulled' });
-    expect(revoked).toMatchObject({ status: 200, body: { outcome: 'revoked', status: 'revoked', decidedBy: 'Cyd Approver (api:cm-connector)' } });
-    expect((await call(`/requests/${id}/revoke`, { approver: 'CONTOSO\\ada', reason: 'twice' })).body).toMatchObject({ code: 'already_decided', currentStatus: 'revoked' });
+    expect(revoked).toMatchObject({
+      status: 200,
+      body: { outcome: 'revoked', status: 'revoked', decidedBy: 'Cyd Approver (api:cm-connector)' },
+    });
+    expect((await call(`/requests/${id}/revoke`, { approver: 'CONTOSO\\ada', reason: 'twice' })).body).toMatchObject({
+      code: 'already_decided',
+      currentStatus: 'revoked',
+    });
     const reapproved = await call(`/requests/${id}/reapprove`, { approver: 'CONTOSO\\ada', reason: 'licence back' });
     expect(reapproved).toMatchObject({ status: 200, body: { outcome: 'reapproved', status: 'approved' } });
     const { finals, webhooks } = await outcomesOf(id);
@@ -90,9 +126,17 @@ describe('concurrent decisions over HTTP', () => {
     const id = await freshRequest();
     expect((await call(`/requests/${id}/approve`, { approver: 'CONTOSO\\ada' })).status).toBe(200);
     for (const verb of ['revoke', 'reapprove'] as const) {
-      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => call(`/requests/${id}/${verb}`, { approver: approvers[i % 2], reason: `call ${i}` })));
-      expect(results.filter((r) => r.status === 200), verb).toHaveLength(1);
-      expect(results.filter((r) => r.status === 409 && r.body.code === 'already_decided'), verb).toHaveLength(29);
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => call(`/requests/${id}/${verb}`, { approver: approvers[i % 2], reason: `call ${i}` })),
+      );
+      expect(
+        results.filter((r) => r.status === 200),
+        verb,
+      ).toHaveLength(1);
+      expect(
+        results.filter((r) => r.status === 409 && r.body.code === 'already_decided'),
+        verb,
+      ).toHaveLength(29);
     }
     const { webhooks } = await outcomesOf(id);
     expect(webhooks.filter((w) => w.startsWith('app.'))).toEqual(['app.install', 'app.uninstall', 'app.install']);
@@ -114,13 +158,28 @@ describe('concurrent decisions over HTTP', () => {
     const [win, lose] = a.status === 200 ? [a, b] : [b, a];
     expect(win.status).toBe(200);
     expect(win.etag).not.toBe(etag);
-    expect(lose).toMatchObject({ status: 412, body: { code: 'precondition_failed', currentVersion: win.body.request.version, decidedBy: win.body.request.decidedBy } });
+    expect(lose).toMatchObject({
+      status: 412,
+      body: { code: 'precondition_failed', currentVersion: win.body.request.version, decidedBy: win.body.request.decidedBy },
+    });
     const before = await h.counts();
-    expect((await call(`/requests/${id}/${win.body.request.status === 'approved' ? 'revoke' : 'reapprove'}`, { approver: 'CONTOSO\\cyd', reason: 'x' }, { 'if-match': etag })).status).toBe(412);
+    expect(
+      (
+        await call(
+          `/requests/${id}/${win.body.request.status === 'approved' ? 'revoke' : 'reapprove'}`,
+          { approver: 'CONTOSO\\cyd', reason: 'x' },
+          { 'if-match': etag },
+        )
+      ).status,
+    ).toBe(412);
     expect(await h.counts()).toEqual(before);
     // the current ETag works
     const current = win.etag!;
-    const reversed = await call(`/requests/${id}/${win.body.request.status === 'approved' ? 'revoke' : 'reapprove'}`, { approver: 'CONTOSO\\cyd', reason: 'x' }, { 'if-match': current });
+    const reversed = await call(
+      `/requests/${id}/${win.body.request.status === 'approved' ? 'revoke' : 'reapprove'}`,
+      { approver: 'CONTOSO\\cyd', reason: 'x' },
+      { 'if-match': current },
+    );
     expect(reversed.status).toBe(200);
   });
 });

@@ -17,12 +17,22 @@ beforeAll(async () => {
   const db = h.t.tdb.db;
   await db.query(`UPDATE policies SET definition = definition || '{"accessReviewEvery": "P30D"}'::jsonb`);
   const submit = async (guid: string) => {
-    const r = await h.as(h.keys.write).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: guid, justification: 'x', answers: { usage: 'Other' } });
+    const r = await h.as(h.keys.write).post('/api/v1/requests', {
+      applicationId: VISIO,
+      username: 'CONTOSO\\bob',
+      clientGuid: guid,
+      justification: 'x',
+      answers: { usage: 'Other' },
+    });
     expect(r.status).toBe(201);
     return r.body.id as string;
   };
   for (const [i, name] of ['BOB-2', 'BOB-3'].entries()) {
-    await db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [`GUID:00000000-0000-4000-8000-00000000000${i + 2}`, name, h.s.bob.id]);
+    await db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [
+      `GUID:00000000-0000-4000-8000-00000000000${i + 2}`,
+      name,
+      h.s.bob.id,
+    ]);
   }
   ids.approved = await submit(BOB_LAPTOP);
   expect((await h.as(h.keys.write).post(`/api/v1/requests/${ids.approved}/approve`, { approver: 'CONTOSO\\ada' })).status).toBe(200);
@@ -30,9 +40,18 @@ beforeAll(async () => {
   await h.t.ctx.timers.sweep();
   ids.review = (await h.as(h.keys.read).get(`/api/v1/reviews?requestId=${ids.approved}`)).body.items[0].id;
   ids.denied = await submit('GUID:00000000-0000-4000-8000-000000000002');
-  expect((await h.as(h.keys.write).post(`/api/v1/requests/${ids.denied}/deny`, { approver: 'CONTOSO\\ada', reason: 'no' })).status).toBe(200);
+  expect((await h.as(h.keys.write).post(`/api/v1/requests/${ids.denied}/deny`, { approver: 'CONTOSO\\ada', reason: 'no' })).status).toBe(
+    200,
+  );
   ids.pending = await submit('GUID:00000000-0000-4000-8000-000000000003');
-  const c = await h.as(h.keys.changes).post('/api/v1/changes', { resourceType: 'script', resourceId: 'rights.ps1', before: { a: 1 }, after: { a: 2 }, justification: 'x', requestedBy: 'CONTOSO\\ada' });
+  const c = await h.as(h.keys.changes).post('/api/v1/changes', {
+    resourceType: 'script',
+    resourceId: 'rights.ps1',
+    before: { a: 1 },
+    after: { a: 2 },
+    justification: 'x',
+    requestedBy: 'CONTOSO\\ada',
+  });
   expect(c.status).toBe(201);
   ids.change = c.body.id;
 });
@@ -40,17 +59,66 @@ afterAll(() => h.close());
 
 type Route = { path: () => string; body: Record<string, unknown>; field: 'approver' | 'reviewer'; keys: () => string[]; requester: string };
 const routes: Record<string, Route> = {
-  'POST /requests/:id/approve': { path: () => `/requests/${ids.pending}/approve`, body: {}, field: 'approver', keys: () => [h.keys.write, h.keys.admin], requester: 'CONTOSO\\bob' },
-  'POST /requests/:id/deny': { path: () => `/requests/${ids.pending}/deny`, body: { reason: 'no' }, field: 'approver', keys: () => [h.keys.write, h.keys.admin], requester: 'CONTOSO\\bob' },
-  'POST /requests/:id/revoke': { path: () => `/requests/${ids.approved}/revoke`, body: { reason: 'no' }, field: 'approver', keys: () => [h.keys.write, h.keys.admin], requester: 'CONTOSO\\bob' },
-  'POST /requests/:id/reapprove': { path: () => `/requests/${ids.denied}/reapprove`, body: { reason: 'yes' }, field: 'approver', keys: () => [h.keys.write, h.keys.admin], requester: 'CONTOSO\\bob' },
-  'POST /changes/:id/approve': { path: () => `/changes/${ids.change}/approve`, body: {}, field: 'approver', keys: () => [h.keys.changes, h.keys.admin], requester: 'CONTOSO\\ada' },
-  'POST /changes/:id/reject': { path: () => `/changes/${ids.change}/reject`, body: { notes: 'no' }, field: 'approver', keys: () => [h.keys.changes, h.keys.admin], requester: 'CONTOSO\\ada' },
-  'POST /reviews/:id/keep': { path: () => `/reviews/${ids.review}/keep`, body: {}, field: 'reviewer', keys: () => [h.keys.write, h.keys.admin], requester: 'CONTOSO\\bob' },
-  'POST /reviews/:id/remove': { path: () => `/reviews/${ids.review}/remove`, body: { reason: 'no' }, field: 'reviewer', keys: () => [h.keys.write, h.keys.admin], requester: 'CONTOSO\\bob' },
+  'POST /requests/:id/approve': {
+    path: () => `/requests/${ids.pending}/approve`,
+    body: {},
+    field: 'approver',
+    keys: () => [h.keys.write, h.keys.admin],
+    requester: 'CONTOSO\\bob',
+  },
+  'POST /requests/:id/deny': {
+    path: () => `/requests/${ids.pending}/deny`,
+    body: { reason: 'no' },
+    field: 'approver',
+    keys: () => [h.keys.write, h.keys.admin],
+    requester: 'CONTOSO\\bob',
+  },
+  'POST /requests/:id/revoke': {
+    path: () => `/requests/${ids.approved}/revoke`,
+    body: { reason: 'no' },
+    field: 'approver',
+    keys: () => [h.keys.write, h.keys.admin],
+    requester: 'CONTOSO\\bob',
+  },
+  'POST /requests/:id/reapprove': {
+    path: () => `/requests/${ids.denied}/reapprove`,
+    body: { reason: 'yes' },
+    field: 'approver',
+    keys: () => [h.keys.write, h.keys.admin],
+    requester: 'CONTOSO\\bob',
+  },
+  'POST /changes/:id/approve': {
+    path: () => `/changes/${ids.change}/approve`,
+    body: {},
+    field: 'approver',
+    keys: () => [h.keys.changes, h.keys.admin],
+    requester: 'CONTOSO\\ada',
+  },
+  'POST /changes/:id/reject': {
+    path: () => `/changes/${ids.change}/reject`,
+    body: { notes: 'no' },
+    field: 'approver',
+    keys: () => [h.keys.changes, h.keys.admin],
+    requester: 'CONTOSO\\ada',
+  },
+  'POST /reviews/:id/keep': {
+    path: () => `/reviews/${ids.review}/keep`,
+    body: {},
+    field: 'reviewer',
+    keys: () => [h.keys.write, h.keys.admin],
+    requester: 'CONTOSO\\bob',
+  },
+  'POST /reviews/:id/remove': {
+    path: () => `/reviews/${ids.review}/remove`,
+    body: { reason: 'no' },
+    field: 'reviewer',
+    keys: () => [h.keys.write, h.keys.admin],
+    requester: 'CONTOSO\\bob',
+  },
 };
 
-const snapshot = () => h.t.tdb.db.one(`SELECT
+const snapshot = () =>
+  h.t.tdb.db.one(`SELECT
   (SELECT json_agg(json_build_object('id', id, 's', status, 'v', version) ORDER BY id) FROM requests) AS requests,
   (SELECT json_agg(json_build_object('id', id, 's', status, 'v', version) ORDER BY id) FROM changes) AS changes,
   (SELECT json_agg(json_build_object('id', id, 's', status) ORDER BY id) FROM access_reviews) AS reviews,
@@ -60,7 +128,10 @@ describe('every decision route needs an eligible person', () => {
   it('the table covers every decision route the API has', () => {
     const { registry } = buildApiRouter(h.t.ctx);
     const decisionVerbs = /\/(approve|deny|revoke|reapprove|reject|keep|remove)$/;
-    const declared = registry.routes.filter((r) => r.method === 'post' && decisionVerbs.test(r.path)).map((r) => `POST ${r.path}`).sort();
+    const declared = registry.routes
+      .filter((r) => r.method === 'post' && decisionVerbs.test(r.path))
+      .map((r) => `POST ${r.path}`)
+      .sort();
     expect(declared).toEqual(Object.keys(routes).sort());
   });
 

@@ -8,7 +8,12 @@ let h: ApiHarness;
 let webhookName: string;
 beforeAll(async () => {
   h = await createApiHarness();
-  webhookName = (await h.as(h.keys.admin).post('/api/v1/webhooks', { name: 'dm', url: 'https://dm.example.com/hooks', events: ['app.install'] }).expect(201)).body.name;
+  webhookName = (
+    await h
+      .as(h.keys.admin)
+      .post('/api/v1/webhooks', { name: 'dm', url: 'https://dm.example.com/hooks', events: ['app.install'] })
+      .expect(201)
+  ).body.name;
 });
 afterAll(() => h.close());
 
@@ -16,13 +21,45 @@ const cursorOf = (s: string) => Buffer.from(s).toString('base64url');
 
 describe('inputs the fuzz suite found', () => {
   const cases: [string, () => request.Test, number, string?][] = [
-    ['a NUL in a body string', () => h.as(h.keys.write).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'a\u0000b', answers: { usage: 'Other' } }), 400, 'justification'],
-    ['a NUL in a body key', () => h.as(h.keys.write).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, answers: { 'us\u0000age': 'Other' } }), 400, 'answers.us\\0age'],
+    [
+      'a NUL in a body string',
+      () =>
+        h.as(h.keys.write).post('/api/v1/requests', {
+          applicationId: VISIO,
+          username: 'CONTOSO\\bob',
+          clientGuid: BOB_LAPTOP,
+          justification: 'a\u0000b',
+          answers: { usage: 'Other' },
+        }),
+      400,
+      'justification',
+    ],
+    [
+      'a NUL in a body key',
+      () =>
+        h.as(h.keys.write).post('/api/v1/requests', {
+          applicationId: VISIO,
+          username: 'CONTOSO\\bob',
+          clientGuid: BOB_LAPTOP,
+          answers: { 'us\u0000age': 'Other' },
+        }),
+      400,
+      'answers.us\\0age',
+    ],
     ['a NUL in the query', () => h.as(h.keys.read).get('/api/v1/requests?username=a%00b'), 400, 'username'],
     ['a NUL in the path', () => h.as(h.keys.read).get('/api/v1/requests/a%00b'), 400, '(path)'],
     ['a malformed escape in the path', () => h.as(h.keys.admin).get('/api/v1/identities/%E0%A4%A'), 400, '(path)'],
-    ['a cursor with a date Postgres cannot hold', () => h.as(h.keys.read).get(`/api/v1/requests?cursor=${cursorOf('275760-09-13T00:00:00.000Z|2948b920-aa9e-4c54-934f-dc3d0188526c')}`), 400],
-    ['an unknown body on rotate-secret', () => h.as(h.keys.admin).post(`/api/v1/webhooks/${webhookName}/rotate-secret`, { secret: 'mine' }), 400, 'secret'],
+    [
+      'a cursor with a date Postgres cannot hold',
+      () => h.as(h.keys.read).get(`/api/v1/requests?cursor=${cursorOf('275760-09-13T00:00:00.000Z|2948b920-aa9e-4c54-934f-dc3d0188526c')}`),
+      400,
+    ],
+    [
+      'an unknown body on rotate-secret',
+      () => h.as(h.keys.admin).post(`/api/v1/webhooks/${webhookName}/rotate-secret`, { secret: 'mine' }),
+      400,
+      'secret',
+    ],
   ];
   it.each(cases)('%s is a 400 problem, not a 500, and changes nothing', async (_name, send, status, field) => {
     const before = await h.counts();
@@ -39,10 +76,19 @@ describe('inputs the fuzz suite found', () => {
     const express = (await import('express')).default;
     const app = express();
     createTeamsAdapter({ ...h.t.ctx, config: { ...h.t.ctx.config, TEAMS_EMULATOR: true } }, { minSendIntervalMs: 0 }).mount(app);
-    const res = await request(app).post('/api/messages').send({
-      type: 'invoke', name: 'composeExtension/fuzz', id: 'x1', channelId: 'msteams', serviceUrl: 'http://127.0.0.1:9/', from: { id: '29:x' }, recipient: { id: '28:bot' },
-      conversation: { id: 'a:x', conversationType: 'personal' }, value: {},
-    });
+    const res = await request(app)
+      .post('/api/messages')
+      .send({
+        type: 'invoke',
+        name: 'composeExtension/fuzz',
+        id: 'x1',
+        channelId: 'msteams',
+        serviceUrl: 'http://127.0.0.1:9/',
+        from: { id: '29:x' },
+        recipient: { id: '28:bot' },
+        conversation: { id: 'a:x', conversationType: 'personal' },
+        value: {},
+      });
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain('does not handle the invoke');
   });

@@ -34,7 +34,10 @@ export async function createApiHarness(env: Record<string, string> = {}, opts: {
   };
   const app = createHttpApp(t.ctx);
   return {
-    t, s, app, keys,
+    t,
+    s,
+    app,
+    keys,
     as: (key) => ({
       get: (path) => request(app).get(path).set('Authorization', `Bearer ${key}`),
       post: (path, body, headers = {}) => {
@@ -50,7 +53,8 @@ export async function createApiHarness(env: Record<string, string> = {}, opts: {
       );
       return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v)]));
     },
-    outbox: (subjectId) => db.query<{ type: string; payload: any }>('SELECT type, payload FROM outbox WHERE subject_id = $1 ORDER BY seq', [subjectId]),
+    outbox: (subjectId) =>
+      db.query<{ type: string; payload: any }>('SELECT type, payload FROM outbox WHERE subject_id = $1 ORDER BY seq', [subjectId]),
     close: () => t.close(),
   };
 }

@@ -36,15 +36,33 @@ describe('OpenAPI document', () => {
     const { registry } = buildApiRouter(h.t.ctx);
     const expected = registry.routes.map((r) => `${r.method} /api/v1${r.path.replace(/:(\w+)/g, '{$1}')}`).sort();
     const listed = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
-      .flatMap(([path, item]) => Object.keys(item).filter((m) => methods.includes(m)).map((m) => `${m} ${path}`)).sort();
+      .flatMap(([path, item]) =>
+        Object.keys(item)
+          .filter((m) => methods.includes(m))
+          .map((m) => `${m} ${path}`),
+      )
+      .sort();
     expect(listed).toEqual(expected);
     for (const route of [
-      'post /api/v1/approved-requests', 'post /api/v1/requests', 'get /api/v1/requests', 'get /api/v1/requests/{id}',
-      'post /api/v1/requests/{id}/approve', 'post /api/v1/requests/{id}/deny', 'post /api/v1/requests/{id}/cancel',
-      'post /api/v1/requests/{id}/revoke', 'post /api/v1/requests/{id}/install', 'post /api/v1/changes', 'get /api/v1/changes',
-      'get /api/v1/changes/{id}', 'post /api/v1/changes/{id}/approve', 'post /api/v1/changes/{id}/reject', 'post /api/v1/changes/{id}/cancel',
-      'get /api/v1/audit', 'get /api/v1/audit/verify',
-    ]) expect(listed).toContain(route);
+      'post /api/v1/approved-requests',
+      'post /api/v1/requests',
+      'get /api/v1/requests',
+      'get /api/v1/requests/{id}',
+      'post /api/v1/requests/{id}/approve',
+      'post /api/v1/requests/{id}/deny',
+      'post /api/v1/requests/{id}/cancel',
+      'post /api/v1/requests/{id}/revoke',
+      'post /api/v1/requests/{id}/install',
+      'post /api/v1/changes',
+      'get /api/v1/changes',
+      'get /api/v1/changes/{id}',
+      'post /api/v1/changes/{id}/approve',
+      'post /api/v1/changes/{id}/reject',
+      'post /api/v1/changes/{id}/cancel',
+      'get /api/v1/audit',
+      'get /api/v1/audit/verify',
+    ])
+      expect(listed).toContain(route);
 
     const operationIds = new Set<string>();
     for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
@@ -70,12 +88,19 @@ describe('OpenAPI document', () => {
     }
     for (const ref of refs(doc)) {
       expect(ref.startsWith('#/')).toBe(true);
-      const target = ref.slice(2).split('/').reduce((node: any, key) => node?.[key.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
+      const target = ref
+        .slice(2)
+        .split('/')
+        .reduce((node: any, key) => node?.[key.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
       expect(target, ref).toBeDefined();
     }
     // strict bodies say so, which is how clients learn that unknown fields are refused
     const submit = doc.paths['/api/v1/requests'].post.requestBody.content['application/json'].schema;
-    expect(submit).toMatchObject({ type: 'object', additionalProperties: false, required: expect.arrayContaining(['applicationId', 'username']) });
+    expect(submit).toMatchObject({
+      type: 'object',
+      additionalProperties: false,
+      required: expect.arrayContaining(['applicationId', 'username']),
+    });
     // what the server answers is what the document says: a repeat CreateApprovedRequest is 200, empty fields are null
     expect(Object.keys(doc.paths['/api/v1/approved-requests'].post.responses).sort()).toEqual(['200', '201', 'default']);
     const app = doc.paths['/api/v1/applications/{ref}'].get.responses['200'].content['application/json'].schema;

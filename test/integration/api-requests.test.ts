@@ -11,7 +11,12 @@ afterAll(() => h.close());
 
 const submit = (extra: Record<string, unknown> = {}) =>
   h.as(h.keys.write).post('/api/v1/requests', {
-    applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'Need diagrams', answers: { usage: 'Diagrams' }, ...extra,
+    applicationId: VISIO,
+    username: 'CONTOSO\\bob',
+    clientGuid: BOB_LAPTOP,
+    justification: 'Need diagrams',
+    answers: { usage: 'Diagrams' },
+    ...extra,
   });
 
 describe('Configuration Manager scenarios over HTTP', () => {
@@ -19,52 +24,90 @@ describe('Configuration Manager scenarios over HTTP', () => {
     const created = await submit();
     expect(created.status).toBe(201);
     expect(created.headers.location).toBe(`/api/v1/requests/${created.body.id}`);
-    expect(created.body).toMatchObject({ status: 'pending', justification: 'Need diagrams', requester: { username: 'CONTOSO\\bob' }, device: { name: 'BOB-LAPTOP' } });
+    expect(created.body).toMatchObject({
+      status: 'pending',
+      justification: 'Need diagrams',
+      requester: { username: 'CONTOSO\\bob' },
+      device: { name: 'BOB-LAPTOP' },
+    });
 
-    const approved = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\ada', reason: 'fine' });
+    const approved = await h
+      .as(h.keys.write)
+      .post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\ada', reason: 'fine' });
     expect(approved.status).toBe(200);
     // a trusted key names the approver; both are on the record
-    expect(approved.body).toMatchObject({ outcome: 'approved', request: { status: 'approved', decidedBy: 'Ada Admin (api:cm-connector)', decisionReason: 'fine' } });
+    expect(approved.body).toMatchObject({
+      outcome: 'approved',
+      request: { status: 'approved', decidedBy: 'Ada Admin (api:cm-connector)', decisionReason: 'fine' },
+    });
 
     const rows = await h.outbox(created.body.id);
     expect(rows.map((r) => r.type)).toEqual(['request.submitted', 'request.approved']);
-    expect(webhooksOfRow(rows[1]!)).toContainEqual({ type: 'app.install', data: expect.objectContaining({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', applicationId: VISIO }) });
+    expect(webhooksOfRow(rows[1]!)).toContainEqual({
+      type: 'app.install',
+      data: expect.objectContaining({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', applicationId: VISIO }),
+    });
 
     const detail = await h.as(h.keys.read).get(`/api/v1/requests/${created.body.id}`);
     expect(detail.status).toBe(200);
     expect(detail.body.stages).toHaveLength(1);
     expect(detail.body.stages[0]).toMatchObject({ status: 'approved', approverGroups: ['it-approvers'] });
-    expect(detail.body.decisions).toMatchObject([{ decision: 'approve', approver: { label: 'Ada Admin (api:cm-connector)' }, reason: 'fine', channel: 'api' }]);
-    expect(detail.body.history.map((x: { action: string }) => x.action)).toEqual(['request.submitted', 'request.decision.approve', 'request.approved']);
+    expect(detail.body.decisions).toMatchObject([
+      { decision: 'approve', approver: { label: 'Ada Admin (api:cm-connector)' }, reason: 'fine', channel: 'api' },
+    ]);
+    expect(detail.body.history.map((x: { action: string }) => x.action)).toEqual([
+      'request.submitted',
+      'request.decision.approve',
+      'request.approved',
+    ]);
 
     // a deny after the approval decides nothing: deny is for pending requests only
-    const lateDeny = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/deny`, { approver: 'CONTOSO\\cyd', comments: 'licence pulled' });
+    const lateDeny = await h
+      .as(h.keys.write)
+      .post(`/api/v1/requests/${created.body.id}/deny`, { approver: 'CONTOSO\\cyd', comments: 'licence pulled' });
     expect(lateDeny.status).toBe(409);
     expect(lateDeny.body).toMatchObject({ code: 'already_decided', currentStatus: 'approved', decidedBy: 'Ada Admin (api:cm-connector)' });
 
     // (3a) revoke is its own command, and orders the uninstall
-    const revoked = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/revoke`, { approver: 'CONTOSO\\cyd', comments: 'licence pulled' });
+    const revoked = await h
+      .as(h.keys.write)
+      .post(`/api/v1/requests/${created.body.id}/revoke`, { approver: 'CONTOSO\\cyd', comments: 'licence pulled' });
     expect(revoked.status).toBe(200);
     expect(revoked.body).toMatchObject({ outcome: 'revoked', status: 'revoked', decisionReason: 'licence pulled' });
-    expect(webhookTypes(await h.outbox(created.body.id))).toEqual(['request.submitted', 'request.approved', 'app.install', 'request.revoked', 'app.uninstall']);
+    expect(webhookTypes(await h.outbox(created.body.id))).toEqual([
+      'request.submitted',
+      'request.approved',
+      'app.install',
+      'request.revoked',
+      'app.uninstall',
+    ]);
   });
 
   it('(2) deny with a reason; (3b) a denied request can be reapproved', async () => {
     await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved', 'revoked')`);
     const created = await submit();
     expect(created.status).toBe(201);
-    const denied = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/deny`, { approver: 'CONTOSO\\ada', reason: 'use draw.io' });
+    const denied = await h
+      .as(h.keys.write)
+      .post(`/api/v1/requests/${created.body.id}/deny`, { approver: 'CONTOSO\\ada', reason: 'use draw.io' });
     expect(denied.status).toBe(200);
-    expect(denied.body).toMatchObject({ outcome: 'denied', request: { status: 'denied', decisionReason: 'use draw.io', decidedBy: 'Ada Admin (api:cm-connector)' } });
+    expect(denied.body).toMatchObject({
+      outcome: 'denied',
+      request: { status: 'denied', decisionReason: 'use draw.io', decidedBy: 'Ada Admin (api:cm-connector)' },
+    });
     expect((await h.outbox(created.body.id)).map((r) => r.type)).toEqual(['request.submitted', 'request.denied']);
 
-    const lateApprove = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', reason: 'ok after all' });
+    const lateApprove = await h
+      .as(h.keys.write)
+      .post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\cyd', reason: 'ok after all' });
     expect(lateApprove.status).toBe(409);
     expect(lateApprove.body).toMatchObject({ code: 'already_decided', currentStatus: 'denied' });
     const noReason = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/reapprove`, { approver: 'CONTOSO\\cyd' });
     expect(noReason.status).toBe(400);
     expect(noReason.body.errors).toEqual([{ field: 'reason', message: expect.stringContaining('Say why') }]);
-    const again = await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/reapprove`, { approver: 'CONTOSO\\cyd', reason: 'ok after all' });
+    const again = await h
+      .as(h.keys.write)
+      .post(`/api/v1/requests/${created.body.id}/reapprove`, { approver: 'CONTOSO\\cyd', reason: 'ok after all' });
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ outcome: 'reapproved', status: 'approved', decidedBy: 'Cyd Approver (api:cm-connector)' });
     expect(webhookTypes(await h.outbox(created.body.id)).slice(-2)).toEqual(['request.approved', 'app.install']);
@@ -87,12 +130,17 @@ describe('Configuration Manager scenarios over HTTP', () => {
   });
 
   it('(5) a machine-only CreateApprovedRequest always installs, even when asked not to', async () => {
-    const first = await h.as(h.keys.write).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, autoInstall: false });
+    const first = await h
+      .as(h.keys.write)
+      .post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP, autoInstall: false });
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({ status: 'approved', requester: null, device: { clientGuid: BOB_LAPTOP }, autoInstall: true });
     const rows = await h.outbox(first.body.id);
     expect(webhookTypes(rows)).toContain('app.install');
-    expect(rows.flatMap((r) => webhooksOfRow(r)).find((w: any) => w.type === 'app.install')!.data).toMatchObject({ username: null, clientGuid: BOB_LAPTOP });
+    expect(rows.flatMap((r) => webhooksOfRow(r)).find((w: any) => w.type === 'app.install')!.data).toMatchObject({
+      username: null,
+      clientGuid: BOB_LAPTOP,
+    });
     const again = await h.as(h.keys.write).post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP });
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
@@ -114,7 +162,9 @@ describe('Configuration Manager scenarios over HTTP', () => {
     const install = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/install`);
     expect(install.status).toBe(200);
     expect(webhookTypes(await h.outbox(b.body.id)).filter((x) => x === 'app.install')).toHaveLength(2);
-    const revoke = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/revoke`, { reason: 'left the team', approver: 'CONTOSO\\cyd' });
+    const revoke = await h
+      .as(h.keys.write)
+      .post(`/api/v1/requests/${b.body.id}/revoke`, { reason: 'left the team', approver: 'CONTOSO\\cyd' });
     expect(revoke.body.status).toBe('revoked');
     expect(webhookTypes(await h.outbox(b.body.id)).at(-1)).toBe('app.uninstall');
     const installRevoked = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/install`, {});
@@ -128,7 +178,12 @@ describe('Configuration Manager scenarios over HTTP', () => {
     const b = await submit();
     expect(b.status).toBe(409);
     expect(b.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(b.body).toMatchObject({ code: 'already_pending', requestId: a.body.id, currentStatus: 'pending', type: 'https://signoff.dev/problems/already_pending' });
+    expect(b.body).toMatchObject({
+      code: 'already_pending',
+      requestId: a.body.id,
+      currentStatus: 'pending',
+      type: 'https://signoff.dev/problems/already_pending',
+    });
   });
 
   it('lists with filters and cursors', async () => {
@@ -147,7 +202,9 @@ describe('Configuration Manager scenarios over HTTP', () => {
       cursor = page.body.nextCursor;
     }
     expect(seen.size).toBe(Number((await h.t.tdb.db.one('SELECT count(*) AS n FROM requests')).n));
-    const pending = await h.as(h.keys.read).get(`/api/v1/requests?status=pending&username=${encodeURIComponent('contoso\\BOB')}&clientGuid=${encodeURIComponent(BOB_LAPTOP)}`);
+    const pending = await h
+      .as(h.keys.read)
+      .get(`/api/v1/requests?status=pending&username=${encodeURIComponent('contoso\\BOB')}&clientGuid=${encodeURIComponent(BOB_LAPTOP)}`);
     expect(pending.body.items.length).toBeGreaterThan(0);
     for (const x of pending.body.items) expect(x).toMatchObject({ status: 'pending', requester: { username: 'CONTOSO\\bob' } });
     const machine = await h.as(h.keys.read).get(`/api/v1/requests?applicationId=${encodeURIComponent(VISIO)}&status=approved`);

@@ -20,9 +20,17 @@ afterAll(() => h.close());
 /** An approved request for bob, then 30 days on: the sweeper opens its review. */
 async function reviewedRequest(): Promise<{ requestId: string; reviewId: string }> {
   await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-  const created = await h.as(h.keys.write).post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'Diagrams', answers: { usage: 'Diagrams' } });
+  const created = await h.as(h.keys.write).post('/api/v1/requests', {
+    applicationId: VISIO,
+    username: 'CONTOSO\\bob',
+    clientGuid: BOB_LAPTOP,
+    justification: 'Diagrams',
+    answers: { usage: 'Diagrams' },
+  });
   expect(created.status).toBe(201);
-  expect((await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\ada' })).body.outcome).toBe('approved');
+  expect((await h.as(h.keys.write).post(`/api/v1/requests/${created.body.id}/approve`, { approver: 'CONTOSO\\ada' })).body.outcome).toBe(
+    'approved',
+  );
   h.t.clock.advance(30 * DAY + 60_000);
   await h.t.ctx.timers.sweep();
   const list = await h.as(h.keys.read).get(`/api/v1/reviews?requestId=${created.body.id}&status=pending`);
@@ -44,9 +52,19 @@ describe('access reviews over the REST API', () => {
     const one = await h.as(h.keys.read).get(`/api/v1/reviews/${first.reviewId}`);
     expect(one.status).toBe(200);
     expect(one.body).toMatchObject({
-      id: first.reviewId, requestId: first.requestId, status: 'pending', reviewerGroups: ['it-approvers'], requestStatus: 'approved',
-      application: { id: VISIO, name: 'Visio' }, requester: { username: 'CONTOSO\\bob', displayName: 'Bob User' }, device: { name: 'BOB-LAPTOP', clientGuid: BOB_LAPTOP },
-      approvedBy: 'Ada Admin (api:cm-connector)', approvedAt: expect.any(String), decidedAt: null, decidedBy: null, reason: null,
+      id: first.reviewId,
+      requestId: first.requestId,
+      status: 'pending',
+      reviewerGroups: ['it-approvers'],
+      requestStatus: 'approved',
+      application: { id: VISIO, name: 'Visio' },
+      requester: { username: 'CONTOSO\\bob', displayName: 'Bob User' },
+      device: { name: 'BOB-LAPTOP', clientGuid: BOB_LAPTOP },
+      approvedBy: 'Ada Admin (api:cm-connector)',
+      approvedAt: expect.any(String),
+      decidedAt: null,
+      decidedBy: null,
+      reason: null,
     });
     expectProblem(await h.as(h.keys.read).get('/api/v1/reviews/not-a-uuid'), 404, 'not_found');
     expectProblem(await h.as(h.keys.read).get('/api/v1/reviews?status=maybe'), 400, 'validation_failed');
@@ -56,7 +74,9 @@ describe('access reviews over the REST API', () => {
   it('mails the reviewers (not the requester) the question, pointing at chat and the API', async () => {
     const sent: MailMessage[] = [];
     const notifier = new EmailNotifier(h.t.ctx, { send: async (m) => void sent.push(m) });
-    const row = await h.t.tdb.db.one<any>(`SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.review_started'`, [first.requestId]);
+    const row = await h.t.tdb.db.one<any>(`SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.review_started'`, [
+      first.requestId,
+    ]);
     await notifier.handle(toDomainEvent(row));
     await notifier.handle(toDomainEvent(row));
     expect(sent).toHaveLength(1);
@@ -70,11 +90,20 @@ describe('access reviews over the REST API', () => {
     sent.length = 0;
     h.t.clock.advance(86_400_000 + 60_000);
     expect((await h.t.ctx.timers.sweep()).review_reminder).toBe(1);
-    const reminder = await h.t.tdb.db.one<any>(`SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.review_reminder'`, [first.requestId]);
-    expect(reminder.payload.data).toMatchObject({ reviewId: first.reviewId, reviewers: ['it-approvers'], reviewerUsernames: ['CONTOSO\\ada', 'CONTOSO\\cyd'] });
+    const reminder = await h.t.tdb.db.one<any>(
+      `SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.review_reminder'`,
+      [first.requestId],
+    );
+    expect(reminder.payload.data).toMatchObject({
+      reviewId: first.reviewId,
+      reviewers: ['it-approvers'],
+      reviewerUsernames: ['CONTOSO\\ada', 'CONTOSO\\cyd'],
+    });
     await notifier.handle(toDomainEvent(reminder));
     await notifier.handle(toDomainEvent(reminder));
-    expect(sent.map((m) => [m.subject, m.to.sort()])).toEqual([['Reminder: Access review: does Bob User still need Visio on BOB-LAPTOP?', ['ada@contoso.com', 'cyd@contoso.com']]]);
+    expect(sent.map((m) => [m.subject, m.to.sort()])).toEqual([
+      ['Reminder: Access review: does Bob User still need Visio on BOB-LAPTOP?', ['ada@contoso.com', 'cyd@contoso.com']],
+    ]);
   });
 
   it('refuses the wrong scope, the requester, non-reviewers, unknown people and unknown fields, changing nothing', async () => {
@@ -94,9 +123,17 @@ describe('access reviews over the REST API', () => {
     // removing someone's access says why
     const silent = await h.as(h.keys.write).post(`/api/v1/reviews/${first.reviewId}/remove`, { reviewer: 'CONTOSO\\cyd' });
     expectProblem(silent, 400, 'validation_failed');
-    const removed = await h.as(h.keys.write).post(`/api/v1/reviews/${first.reviewId}/remove`, { reviewer: 'CONTOSO\\cyd', reason: 'Left the project' });
+    const removed = await h
+      .as(h.keys.write)
+      .post(`/api/v1/reviews/${first.reviewId}/remove`, { reviewer: 'CONTOSO\\cyd', reason: 'Left the project' });
     expect(removed.status).toBe(200);
-    expect(removed.body).toMatchObject({ status: 'removed', requestStatus: 'revoked', decidedBy: { label: 'Cyd Approver (api:cm-connector)' }, reason: 'Left the project', decidedAt: expect.any(String) });
+    expect(removed.body).toMatchObject({
+      status: 'removed',
+      requestStatus: 'revoked',
+      decidedBy: { label: 'Cyd Approver (api:cm-connector)' },
+      reason: 'Left the project',
+      decidedAt: expect.any(String),
+    });
     const types = (await h.outbox(first.requestId)).map((r) => r.type);
     expect(types.slice(-2)).toEqual(['request.review_decided', 'request.revoked']);
     expect(webhookTypes(await h.outbox(first.requestId)).slice(-2)).toEqual(['request.revoked', 'app.uninstall']);
@@ -142,10 +179,15 @@ describe('access reviews over the REST API', () => {
     await h.t.ctx.timers.sweep();
     const next = (await h.as(h.keys.read).get(`/api/v1/reviews?requestId=${approved}&status=pending`)).body.items[0];
     expect(next).toBeDefined();
-    expect((await h.as(h.keys.write).post(`/api/v1/requests/${approved}/revoke`, { approver: 'CONTOSO\\ada', reason: 'licence pulled' })).status).toBe(200);
+    expect(
+      (await h.as(h.keys.write).post(`/api/v1/requests/${approved}/revoke`, { approver: 'CONTOSO\\ada', reason: 'licence pulled' })).status,
+    ).toBe(200);
     const closed = await h.as(h.keys.read).get(`/api/v1/reviews/${next.id}`);
     expect(closed.body).toMatchObject({ status: 'closed', requestStatus: 'revoked', reason: 'the access was revoked first' });
-    expect((await h.outbox(approved)).at(-1)).toMatchObject({ type: 'request.review_decided', payload: { data: { reviewId: next.id, outcome: 'closed' } } });
+    expect((await h.outbox(approved)).at(-1)).toMatchObject({
+      type: 'request.review_decided',
+      payload: { data: { reviewId: next.id, outcome: 'closed' } },
+    });
   });
 
   it('pages through reviews newest first with a cursor', async () => {
@@ -167,7 +209,10 @@ describe('access reviews over the REST API', () => {
     for (const d of ['keep', 'remove']) {
       const op = doc.paths[`/api/v1/reviews/{id}/${d}`].post;
       expect(op.security).toEqual([{ bearer: ['requests:write'] }]);
-      expect(op.requestBody.content['application/json'].schema).toMatchObject({ additionalProperties: false, properties: { reason: expect.any(Object), reviewer: expect.any(Object) } });
+      expect(op.requestBody.content['application/json'].schema).toMatchObject({
+        additionalProperties: false,
+        properties: { reason: expect.any(Object), reviewer: expect.any(Object) },
+      });
     }
   });
 });

@@ -33,19 +33,31 @@ describe('periodic checkpoints from the sealer', () => {
     await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
 
     workers = await startWorkers(t.ctx, {
-      backoff: { baseMs: 20, maxMs: 200 }, sweeper: false,
+      backoff: { baseMs: 20, maxMs: 200 },
+      sweeper: false,
       auditSealer: { intervalMs: 50, electionIntervalMs: 50, checkpointIntervalMs: 300 },
     });
     // two or more, one of them after the install's audit rows were sealed
     const received = await waitFor(
-      () => (subscribed.received.filter((r) => r.verified).length >= 2 && subscribed.received.some((r) => r.payload.data.sequence > 0) ? subscribed.received : null),
-      'two checkpoints');
+      () =>
+        subscribed.received.filter((r) => r.verified).length >= 2 && subscribed.received.some((r) => r.payload.data.sequence > 0)
+          ? subscribed.received
+          : null,
+      'two checkpoints',
+    );
     const first = received[0]!.payload;
     expect(first.type).toBe('audit.checkpoint');
     const cp = first.data as Checkpoint;
-    expect(cp).toEqual({ sequence: expect.any(Number), headHash: expect.stringMatching(/^[0-9a-f]{64}$/), timestamp: expect.any(String), keyId: keys.keyId, signature: expect.any(String) });
+    expect(cp).toEqual({
+      sequence: expect.any(Number),
+      headHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      timestamp: expect.any(String),
+      keyId: keys.keyId,
+      signature: expect.any(String),
+    });
     const publicKey = createPublicKey(parsePrivateKey(keys.privateKey));
-    for (const r of received) expect(await verifyAgainstCheckpoint(t.tdb.db, r.payload.data as Checkpoint, publicKey)).toMatchObject({ ok: true });
+    for (const r of received)
+      expect(await verifyAgainstCheckpoint(t.tdb.db, r.payload.data as Checkpoint, publicKey)).toMatchObject({ ok: true });
 
     // the device manager got its install and nothing of the audit log
     await waitFor(() => other.received.length >= 1, 'the install order');

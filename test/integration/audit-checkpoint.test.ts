@@ -22,7 +22,12 @@ afterAll(async () => {
 async function keygen(): Promise<typeof keys> {
   const r = await runCli('postgres://unused@127.0.0.1:1/none', ['audit', 'keygen']);
   expect(r.code).toBe(0);
-  const env = Object.fromEntries(r.stdout.split('\n').filter((l) => /^AUDIT_CHECKPOINT_/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const env = Object.fromEntries(
+    r.stdout
+      .split('\n')
+      .filter((l) => /^AUDIT_CHECKPOINT_/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
   expect(Object.keys(env).sort()).toEqual(['AUDIT_CHECKPOINT_KEY', 'AUDIT_CHECKPOINT_PUBLIC_KEY']);
   return env as typeof keys;
 }
@@ -33,7 +38,12 @@ async function logWithHistory(): Promise<TestContext> {
   contexts.push(t);
   const s = await seedContoso(t.tdb.db);
   for (let i = 0; i < 3; i++) {
-    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: `round ${i}`, answers: { usage: 'Diagrams' } });
+    const r = await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: `round ${i}`,
+      answers: { usage: 'Diagrams' },
+    });
     await t.ctx.requests.decide(s.actor(s.ada), r.id, 'approve', 'ok');
     await t.ctx.requests.revoke(s.actor(s.ada), r.id, 'done');
   }
@@ -52,8 +62,11 @@ async function checkpointOf(t: TestContext): Promise<string> {
 }
 
 /** verify --checkpoint as an auditor would run it: with the public key only. */
-const verify = (t: TestContext, file: string, env: Record<string, string> = { AUDIT_CHECKPOINT_PUBLIC_KEY: keys.AUDIT_CHECKPOINT_PUBLIC_KEY }) =>
-  runCli(t.tdb.url, ['audit', 'verify', '--checkpoint', file], env);
+const verify = (
+  t: TestContext,
+  file: string,
+  env: Record<string, string> = { AUDIT_CHECKPOINT_PUBLIC_KEY: keys.AUDIT_CHECKPOINT_PUBLIC_KEY },
+) => runCli(t.tdb.url, ['audit', 'verify', '--checkpoint', file], env);
 
 /** Changes the log the way someone with the database's owner rights could: triggers off. */
 async function tamper(t: TestContext, sql: (c: pg.Client) => Promise<void>): Promise<void> {
@@ -89,7 +102,13 @@ describe('signed checkpoints of the audit chain', () => {
     const cp = JSON.parse((await import('node:fs')).readFileSync(file, 'utf8'));
     const rows = await sealedCount(t);
     const head = await t.tdb.db.one<{ hash: string }>('SELECT hash FROM audit_chain ORDER BY seq DESC LIMIT 1');
-    expect(cp).toEqual({ sequence: rows, headHash: head.hash, timestamp: expect.any(String), keyId: expect.stringMatching(/^[0-9a-f]{16}$/), signature: expect.any(String) });
+    expect(cp).toEqual({
+      sequence: rows,
+      headHash: head.hash,
+      timestamp: expect.any(String),
+      keyId: expect.stringMatching(/^[0-9a-f]{16}$/),
+      signature: expect.any(String),
+    });
 
     const ok = await verify(t, file);
     expect(ok.stderr).toBe('');
@@ -98,7 +117,10 @@ describe('signed checkpoints of the audit chain', () => {
 
     // the log goes on growing: the old checkpoint is still contained in it
     const s = await t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\bob'`);
-    await t.ctx.requests.submit({ id: s.id, label: 'Bob', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'again', answers: { usage: 'Diagrams' } });
+    await t.ctx.requests.submit(
+      { id: s.id, label: 'Bob', channel: 'api' },
+      { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'again', answers: { usage: 'Diagrams' } },
+    );
     await sealAll(t.tdb.db);
     expect(await sealedCount(t)).toBeGreaterThan(rows);
     const later = await verify(t, file);
@@ -126,7 +148,11 @@ describe('signed checkpoints of the audit chain', () => {
   it('fails naming why when a middle row was edited', async () => {
     const t = await logWithHistory();
     const file = await checkpointOf(t);
-    await tamper(t, (c) => c.query(`UPDATE audit_events SET actor_label = 'mallory' WHERE id = (SELECT event_id FROM audit_chain WHERE seq = 5)`).then(() => undefined));
+    await tamper(t, (c) =>
+      c
+        .query(`UPDATE audit_events SET actor_label = 'mallory' WHERE id = (SELECT event_id FROM audit_chain WHERE seq = 5)`)
+        .then(() => undefined),
+    );
     const r = await verify(t, file);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/broken at sequence 5 .*content does not match its hash \(the row was edited\)/);
@@ -148,9 +174,14 @@ describe('signed checkpoints of the audit chain', () => {
     const t = await logWithHistory();
     const file = await checkpointOf(t);
     await tamper(t, async (c) => {
-      const [a, b] = (await c.query<{ event_id: string }>('SELECT event_id FROM audit_chain WHERE seq IN (4, 6) ORDER BY seq')).rows.map((r) => r.event_id);
+      const [a, b] = (await c.query<{ event_id: string }>('SELECT event_id FROM audit_chain WHERE seq IN (4, 6) ORDER BY seq')).rows.map(
+        (r) => r.event_id,
+      );
       await c.query('UPDATE audit_events SET id = -id WHERE id IN ($1, $2)', [a, b]);
-      await c.query('UPDATE audit_events SET id = CASE id WHEN $1::bigint THEN $2::bigint ELSE $3::bigint END WHERE id IN ($1::bigint, $4::bigint)', [`-${a}`, b, a, `-${b}`]);
+      await c.query(
+        'UPDATE audit_events SET id = CASE id WHEN $1::bigint THEN $2::bigint ELSE $3::bigint END WHERE id IN ($1::bigint, $4::bigint)',
+        [`-${a}`, b, a, `-${b}`],
+      );
     });
     const r = await verify(t, file);
     expect(r.code).toBe(1);
@@ -161,9 +192,14 @@ describe('signed checkpoints of the audit chain', () => {
     const t = await logWithHistory();
     const file = await checkpointOf(t);
     await tamper(t, async (c) => {
-      await c.query(`UPDATE audit_events SET details = '{"reason":"nothing to see"}' WHERE id = (SELECT event_id FROM audit_chain WHERE seq = 3)`);
-      const rows = (await c.query<AuditEventRow & { seq: string; prev_hash: string }>(
-        `SELECT c.seq, c.prev_hash, ${auditEventColumns} FROM audit_chain c JOIN audit_events e ON e.id = c.event_id WHERE c.seq >= 3 ORDER BY c.seq`)).rows;
+      await c.query(
+        `UPDATE audit_events SET details = '{"reason":"nothing to see"}' WHERE id = (SELECT event_id FROM audit_chain WHERE seq = 3)`,
+      );
+      const rows = (
+        await c.query<AuditEventRow & { seq: string; prev_hash: string }>(
+          `SELECT c.seq, c.prev_hash, ${auditEventColumns} FROM audit_chain c JOIN audit_events e ON e.id = c.event_id WHERE c.seq >= 3 ORDER BY c.seq`,
+        )
+      ).rows;
       let prev = rows[0]!.prev_hash;
       for (const row of rows) {
         const hash = chainHash(prev, contentOf(row));
@@ -174,7 +210,9 @@ describe('signed checkpoints of the audit chain', () => {
     expect((await runCli(t.tdb.url, ['audit', 'verify'])).code).toBe(0);
     const r = await verify(t, file);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/the row at sequence \d+ has hash [0-9a-f]{64}, but the checkpoint says [0-9a-f]{64}: the log was rewritten at or before that sequence/);
+    expect(r.stderr).toMatch(
+      /the row at sequence \d+ has hash [0-9a-f]{64}, but the checkpoint says [0-9a-f]{64}: the log was rewritten at or before that sequence/,
+    );
   });
 
   it('outside production, works without keys: a development key is made in the home directory, and says so', async () => {
@@ -182,7 +220,9 @@ describe('signed checkpoints of the audit chain', () => {
     const home = emptyHome();
     const first = await runCli(t.tdb.url, ['audit', 'checkpoint'], { HOME: home });
     expect(first.code).toBe(0);
-    expect(first.stderr).toContain(`signed with the development key ${join(home, '.signoff', 'audit-checkpoint.key')} (created now); set AUDIT_CHECKPOINT_KEY in production`);
+    expect(first.stderr).toContain(
+      `signed with the development key ${join(home, '.signoff', 'audit-checkpoint.key')} (created now); set AUDIT_CHECKPOINT_KEY in production`,
+    );
     expect(statSync(join(home, '.signoff', 'audit-checkpoint.key')).mode & 0o777).toBe(0o600);
     const file = join(dir, 'dev.json');
     writeFileSync(file, first.stdout);
@@ -232,7 +272,10 @@ describe('signed checkpoints of the audit chain', () => {
     expect(badKey.code).toBe(2);
     expect(badKey.stderr).toContain('AUDIT_CHECKPOINT_KEY: must be an Ed25519 private');
     expect(badKey.stderr).not.toContain('not a key!');
-    const mismatched = await runCli(t.tdb.url, ['audit', 'checkpoint'], { AUDIT_CHECKPOINT_KEY: keys.AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_PUBLIC_KEY: otherKeys.AUDIT_CHECKPOINT_PUBLIC_KEY });
+    const mismatched = await runCli(t.tdb.url, ['audit', 'checkpoint'], {
+      AUDIT_CHECKPOINT_KEY: keys.AUDIT_CHECKPOINT_KEY,
+      AUDIT_CHECKPOINT_PUBLIC_KEY: otherKeys.AUDIT_CHECKPOINT_PUBLIC_KEY,
+    });
     expect(mismatched.code).toBe(2);
     expect(mismatched.stderr).toContain('AUDIT_CHECKPOINT_PUBLIC_KEY: is not the public half of AUDIT_CHECKPOINT_KEY');
   });

@@ -26,7 +26,18 @@ async function legacyAppend(action: string): Promise<void> {
     const last = await tx.maybeOne<{ hash: string }>('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1');
     const prev = last?.hash ?? GENESIS;
     const at = new Date();
-    const content = { occurredAt: at.toISOString(), actorId: null, actorLabel: 'Signoff', channel: 'system', action, subjectType: 'test', subjectId: action, before: null, after: null, details: { legacy: true } };
+    const content = {
+      occurredAt: at.toISOString(),
+      actorId: null,
+      actorLabel: 'Signoff',
+      channel: 'system',
+      action,
+      subjectType: 'test',
+      subjectId: action,
+      before: null,
+      after: null,
+      details: { legacy: true },
+    };
     await tx.query(
       `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details, prev_hash, hash)
        VALUES ($1, NULL, 'Signoff', 'system', $2, 'test', $2, 'null', 'null', '{"legacy":true}', $3, $4)`,

@@ -37,7 +37,9 @@ const insert = (c: pg.Client | { query: (sql: string, params: unknown[]) => Prom
   );
 
 const sealedActions = async () =>
-  (await t.tdb.db.query<{ action: string }>('SELECT e.action FROM audit_chain c JOIN audit_events e ON e.id = c.event_id ORDER BY c.seq')).map((r) => r.action);
+  (
+    await t.tdb.db.query<{ action: string }>('SELECT e.action FROM audit_chain c JOIN audit_events e ON e.id = c.event_id ORDER BY c.seq')
+  ).map((r) => r.action);
 
 const until = <T>(fn: () => Promise<T>, what: string) => waitFor(fn, what, { intervalMs: 20 });
 
@@ -47,10 +49,10 @@ describe('sealing the audit chain after commit', () => {
     const first = await connect();
     const second = await connect();
     await first.query('BEGIN');
-    await insert(first, 'late');            // takes the lower transaction id
+    await insert(first, 'late'); // takes the lower transaction id
     await second.query('BEGIN');
     await insert(second, 'early');
-    await second.query('COMMIT');           // commits first, with the higher id
+    await second.query('COMMIT'); // commits first, with the higher id
 
     // while the first transaction is open, the row that committed is not sealed: it would jump the queue
     const sealer = startAuditSealer(t.ctx, { intervalMs: 20, electionIntervalMs: 50, checkpointIntervalMs: 0 });
@@ -107,35 +109,50 @@ describe('sealing the audit chain after commit', () => {
     const WRITERS = 24;
     const TXS = 40;
     let leaderStopped = false;
-    await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
-      for (let i = 0; i < TXS; i++) {
-        await t.ctx.db.tx(async (tx) => {
-          for (let k = 0; k <= (i % 3); k++) {
-            await appendAudit(tx, { actor: systemActor, action: `load.${w}.${i}.${k}`, subjectType: 'test', subjectId: `${w}`, details: { w, i, k }, at: new Date() });
+    await Promise.all(
+      Array.from({ length: WRITERS }, async (_, w) => {
+        for (let i = 0; i < TXS; i++) {
+          await t.ctx.db.tx(async (tx) => {
+            for (let k = 0; k <= i % 3; k++) {
+              await appendAudit(tx, {
+                actor: systemActor,
+                action: `load.${w}.${i}.${k}`,
+                subjectType: 'test',
+                subjectId: `${w}`,
+                details: { w, i, k },
+                at: new Date(),
+              });
+            }
+          });
+          // half way through, the leader goes away: the other one must take over
+          if (w === 0 && i === TXS / 2 && !leaderStopped) {
+            leaderStopped = true;
+            await (a.isLeader() ? a : b).stop();
           }
-        });
-        // half way through, the leader goes away: the other one must take over
-        if (w === 0 && i === TXS / 2 && !leaderStopped) {
-          leaderStopped = true;
-          await (a.isLeader() ? a : b).stop();
         }
-      }
-    }));
+      }),
+    );
     writing = false;
     await sampler;
     const total = Number((await t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM audit_events')).n);
-    await until(async () => (a.isLeader() || b.isLeader()) && (await unsealedRows(t.tdb.db)).count === 0, 'the surviving sealer to seal everything');
+    await until(
+      async () => (a.isLeader() || b.isLeader()) && (await unsealedRows(t.tdb.db)).count === 0,
+      'the surviving sealer to seal everything',
+    );
     const v = await verifyAudit(t.tdb.db);
     expect(v).toMatchObject({ ok: true, unsealed: 0 });
     expect(v.checked).toBe(total);
     expect(total - before).toBe(WRITERS * Array.from({ length: TXS }, (_, i) => (i % 3) + 1).reduce((x, y) => x + y, 0));
     // every event exactly once, at consecutive sequences
     const chain = await t.tdb.db.one<{ n: string; distinct_events: string; max_seq: string }>(
-      'SELECT count(*) AS n, count(DISTINCT event_id) AS distinct_events, max(seq) AS max_seq FROM audit_chain');
+      'SELECT count(*) AS n, count(DISTINCT event_id) AS distinct_events, max(seq) AS max_seq FROM audit_chain',
+    );
     expect(chain).toEqual({ n: String(total), distinct_events: String(total), max_seq: String(total) });
     const sorted = [...lags].sort((x, y) => x - y);
     // measured, not asserted (timing on a shared machine): the README quotes it
-    console.log(`seal lag during ${total - before} appends: samples ${lags.length}, p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(3)} s, p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(3)} s, max ${sorted.at(-1)?.toFixed(3)} s`);
+    console.log(
+      `seal lag during ${total - before} appends: samples ${lags.length}, p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(3)} s, p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(3)} s, max ${sorted.at(-1)?.toFixed(3)} s`,
+    );
   });
 
   it('names the transaction holding sealing back once rows have waited a while', async () => {

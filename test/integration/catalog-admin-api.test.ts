@@ -23,7 +23,11 @@ afterAll(() => t.close());
 
 const as = (key: string) => ({
   get: (p: string) => request(app).get(p).set('Authorization', `Bearer ${key}`),
-  post: (p: string, body?: object) => request(app).post(p).set('Authorization', `Bearer ${key}`).send(body ?? {}),
+  post: (p: string, body?: object) =>
+    request(app)
+      .post(p)
+      .set('Authorization', `Bearer ${key}`)
+      .send(body ?? {}),
   put: (p: string, body: object) => request(app).put(p).set('Authorization', `Bearer ${key}`).send(body),
   delete: (p: string) => request(app).delete(p).set('Authorization', `Bearer ${key}`),
 });
@@ -36,7 +40,12 @@ describe('admin API for the catalog', () => {
   });
 
   it('creates, reads, replaces and deletes identities by id or URL-encoded username', async () => {
-    const ada = await as(admin).post('/api/v1/identities', { username: 'CONTOSO\\ada', displayName: 'Ada Admin', email: 'ada@contoso.com', slack: 'U0ADA' });
+    const ada = await as(admin).post('/api/v1/identities', {
+      username: 'CONTOSO\\ada',
+      displayName: 'Ada Admin',
+      email: 'ada@contoso.com',
+      slack: 'U0ADA',
+    });
     expect(ada.status).toBe(201);
     expect(ada.headers.location).toBe(`/api/v1/identities/${ada.body.id}`);
     expect(ada.body).toMatchObject({ username: 'CONTOSO\\ada', guest: false, teams: null });
@@ -48,10 +57,20 @@ describe('admin API for the catalog', () => {
     expect((await as(admin).get(`/api/v1/identities/${ada.body.id}`)).body.username).toBe('CONTOSO\\ada');
     expect((await as(admin).get(`/api/v1/identities/${enc('CONTOSO\\nobody')}`)).status).toBe(404);
 
-    const put = await as(admin).put(`/api/v1/identities/${ada.body.id}`, { username: 'CONTOSO\\ada', displayName: 'Ada Lovelace', email: 'ada@contoso.com', slack: 'U0ADA' });
+    const put = await as(admin).put(`/api/v1/identities/${ada.body.id}`, {
+      username: 'CONTOSO\\ada',
+      displayName: 'Ada Lovelace',
+      email: 'ada@contoso.com',
+      slack: 'U0ADA',
+    });
     expect(put.status).toBe(200);
     expect(put.headers['signoff-outcome']).toBe('updated');
-    const again = await as(admin).put(`/api/v1/identities/${ada.body.id}`, { username: 'CONTOSO\\ada', displayName: 'Ada Lovelace', email: 'ada@contoso.com', slack: 'U0ADA' });
+    const again = await as(admin).put(`/api/v1/identities/${ada.body.id}`, {
+      username: 'CONTOSO\\ada',
+      displayName: 'Ada Lovelace',
+      email: 'ada@contoso.com',
+      slack: 'U0ADA',
+    });
     expect(again.headers['signoff-outcome']).toBe('unchanged');
 
     const bob = await as(admin).put(`/api/v1/identities/${enc('CONTOSO\\bob')}`, { username: 'CONTOSO\\bob', displayName: 'Bob' });
@@ -64,28 +83,47 @@ describe('admin API for the catalog', () => {
     expect(bad.body.code).toBe('validation_failed');
     expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['colour', 'username']);
 
-    expect((await as(admin).get('/api/v1/identities')).body.items.map((i: { username: string }) => i.username)).toEqual(['CONTOSO\\ada', 'CONTOSO\\bob']);
+    expect((await as(admin).get('/api/v1/identities')).body.items.map((i: { username: string }) => i.username)).toEqual([
+      'CONTOSO\\ada',
+      'CONTOSO\\bob',
+    ]);
   });
 
   it('manages groups, policies and applications with reference checks', async () => {
     const badGroup = await as(admin).post('/api/v1/approver-groups', { name: 'it-approvers', members: ['CONTOSO\\ghost'] });
     expect(badGroup.status).toBe(400);
     expect(badGroup.body.detail).toContain('no identity "CONTOSO\\ghost" exists');
-    const group = await as(admin).post('/api/v1/approver-groups', { name: 'it-approvers', members: ['contoso\\ada'], slackChannel: 'C0APPROVE' });
+    const group = await as(admin).post('/api/v1/approver-groups', {
+      name: 'it-approvers',
+      members: ['contoso\\ada'],
+      slackChannel: 'C0APPROVE',
+    });
     expect(group.status).toBe(201);
     expect(group.body.members).toEqual(['CONTOSO\\ada']);
 
     const noGroup = await as(admin).post('/api/v1/policies', { name: 'standard', stages: [{ approvers: ['nobody'] }] });
     expect(noGroup.status).toBe(400);
-    expect(noGroup.body.errors).toEqual([{ field: 'stages.0.approvers', message: expect.stringContaining('no approver group "nobody" exists') }]);
-    const policy = await as(admin).post('/api/v1/policies', { name: 'standard', stages: [{ approvers: ['it-approvers'] }], accessLifetime: 'P30D' });
+    expect(noGroup.body.errors).toEqual([
+      { field: 'stages.0.approvers', message: expect.stringContaining('no approver group "nobody" exists') },
+    ]);
+    const policy = await as(admin).post('/api/v1/policies', {
+      name: 'standard',
+      stages: [{ approvers: ['it-approvers'] }],
+      accessLifetime: 'P30D',
+    });
     expect(policy.status).toBe(201);
     expect(policy.body).toMatchObject({ name: 'standard', inline: false, justification: 'required', decisionDeadline: 'P14D' });
 
     const created = await as(admin).put(`/api/v1/applications/${enc(VISIO)}`, { id: VISIO, name: 'Visio', policyName: 'standard' });
     expect(created.status).toBe(201);
     expect(created.headers.location).toBe(`/api/v1/applications/${enc(VISIO)}`);
-    expect((await as(admin).get(`/api/v1/applications/${enc(VISIO)}`)).body).toMatchObject({ id: VISIO, policyName: 'standard', policy: null, requestable: true, visibility: 'visible' });
+    expect((await as(admin).get(`/api/v1/applications/${enc(VISIO)}`)).body).toMatchObject({
+      id: VISIO,
+      policyName: 'standard',
+      policy: null,
+      requestable: true,
+      visibility: 'visible',
+    });
 
     // referenced things cannot go
     const delPolicy = await as(admin).delete('/api/v1/policies/standard');
@@ -98,11 +136,21 @@ describe('admin API for the catalog', () => {
     expect(delAda.body.detail).toContain('member of approver group "it-approvers"');
 
     // switching to an inline policy stores it as app:<application id>; switching back removes it
-    const inline = await as(admin).put(`/api/v1/applications/${enc(VISIO)}`, { id: VISIO, name: 'Visio', policy: { stages: [{ approvers: ['it-approvers'] }], justification: 'optional' } });
+    const inline = await as(admin).put(`/api/v1/applications/${enc(VISIO)}`, {
+      id: VISIO,
+      name: 'Visio',
+      policy: { stages: [{ approvers: ['it-approvers'] }], justification: 'optional' },
+    });
     expect(inline.status).toBe(200);
     expect(inline.body).toMatchObject({ policyName: null, policy: { justification: 'optional' } });
-    expect((await as(admin).get('/api/v1/policies')).body.items.map((p: { name: string; inline: boolean }) => [p.name, p.inline])).toEqual([[`app:${VISIO}`, true], ['standard', false]]);
-    const editInline = await as(admin).put(`/api/v1/policies/${enc(`app:${VISIO}`)}`, { name: `app:${VISIO}`, stages: [{ approvers: ['it-approvers'] }] });
+    expect((await as(admin).get('/api/v1/policies')).body.items.map((p: { name: string; inline: boolean }) => [p.name, p.inline])).toEqual([
+      [`app:${VISIO}`, true],
+      ['standard', false],
+    ]);
+    const editInline = await as(admin).put(`/api/v1/policies/${enc(`app:${VISIO}`)}`, {
+      name: `app:${VISIO}`,
+      stages: [{ approvers: ['it-approvers'] }],
+    });
     expect(editInline.status).toBe(400);
     await as(admin).put(`/api/v1/applications/${enc(VISIO)}`, { id: VISIO, name: 'Visio', policyName: 'standard' });
     expect((await as(admin).get('/api/v1/policies')).body.items.map((p: { name: string }) => p.name)).toEqual(['standard']);
@@ -120,7 +168,11 @@ describe('admin API for the catalog', () => {
     expect(dev.status).toBe(201);
     expect(dev.body).toMatchObject({ primaryUser: 'CONTOSO\\bob' });
     expect((await as(admin).get('/api/v1/devices/guid:abc-1')).body.id).toBe(dev.body.id);
-    const noUser = await as(admin).put('/api/v1/devices/GUID:ABC-1', { clientGuid: 'GUID:ABC-1', name: 'BOB-LAPTOP', primaryUser: 'CONTOSO\\zed' });
+    const noUser = await as(admin).put('/api/v1/devices/GUID:ABC-1', {
+      clientGuid: 'GUID:ABC-1',
+      name: 'BOB-LAPTOP',
+      primaryUser: 'CONTOSO\\zed',
+    });
     expect(noUser.status).toBe(400);
     expect((await as(admin).delete(`/api/v1/devices/${dev.body.id}`)).status).toBe(204);
   });
@@ -146,11 +198,18 @@ describe('admin API for the catalog', () => {
     const stored = await t.tdb.db.one<{ secret: string }>('SELECT secret FROM webhook_endpoints WHERE id = $1', [hook.body.id]);
     expect(stored.secret).toBe(rotated.body.secret);
 
-    const unsafe = await as(admin).post('/api/v1/webhooks', { name: 'meta', url: 'http://169.254.169.254/latest', events: ['app.install'] });
+    const unsafe = await as(admin).post('/api/v1/webhooks', {
+      name: 'meta',
+      url: 'http://169.254.169.254/latest',
+      events: ['app.install'],
+    });
     expect(unsafe.status).toBe(422);
     expect(unsafe.body.code).toBe('unsafe_url');
 
-    const audit = await t.tdb.db.query<{ action: string; after: unknown }>('SELECT action, after FROM audit_events WHERE id > $1 ORDER BY id', [before]);
+    const audit = await t.tdb.db.query<{ action: string; after: unknown }>(
+      'SELECT action, after FROM audit_events WHERE id > $1 ORDER BY id',
+      [before],
+    );
     expect(audit.map((a) => a.action)).toEqual(['webhook.created', 'webhook.secret_rotated']);
     expect(JSON.stringify(audit)).not.toContain(hook.body.secret.slice(6, 20));
     expect((await as(admin).delete('/api/v1/webhooks/dm')).status).toBe(204);
@@ -160,7 +219,16 @@ describe('admin API for the catalog', () => {
   it('documents the routes in the OpenAPI document', async () => {
     const doc = await request(app).get('/api/v1/openapi.json');
     const paths = Object.keys(doc.body.paths);
-    for (const p of ['/api/v1/applications', '/api/v1/applications/{ref}', '/api/v1/policies', '/api/v1/approver-groups', '/api/v1/identities', '/api/v1/devices', '/api/v1/webhooks', '/api/v1/webhooks/{ref}/rotate-secret']) {
+    for (const p of [
+      '/api/v1/applications',
+      '/api/v1/applications/{ref}',
+      '/api/v1/policies',
+      '/api/v1/approver-groups',
+      '/api/v1/identities',
+      '/api/v1/devices',
+      '/api/v1/webhooks',
+      '/api/v1/webhooks/{ref}/rotate-secret',
+    ]) {
       expect(paths).toContain(p);
     }
   });

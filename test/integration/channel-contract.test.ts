@@ -38,20 +38,27 @@ describe.each(platforms)('the %s channel', (platform) => {
   };
 
   it('a submitted request prompts the approver channel and each approver directly, once, even when the relay runs every event twice', async () => {
-    const app = await w.newApp({ stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }] });
+    const app = await w.newApp({
+      stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }],
+    });
     const id = await d().submit('bob', app, 'Diagrams for the move');
     await w.relay({ twice: true });
     for (const driver of w.drivers) {
       const copies = await driver.copiesOf(id);
       expect(sorted(promptsOf(copies)), `${driver.name} prompts`).toEqual(['channel:it-approvers', 'dm:ada', 'dm:cyd']);
-      expect(copies.filter((c) => c.kind === 'requester').map((c) => c.where), `${driver.name} requester copies`).toEqual(driver === d() ? ['dm:bob'] : []);
+      expect(
+        copies.filter((c) => c.kind === 'requester').map((c) => c.where),
+        `${driver.name} requester copies`,
+      ).toEqual(driver === d() ? ['dm:bob'] : []);
     }
     // nothing decided yet, so nothing to tell bob beyond his own copy
     expect(about(app, await d().repliesTo('bob'))).toEqual([]);
   });
 
   it('a decision on one copy updates every copy on both platforms in place, with outcome, who and when and no buttons, and tells the requester where he asked', async () => {
-    const app = await w.newApp({ stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }] });
+    const app = await w.newApp({
+      stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }],
+    });
     const id = await d().submit('bob', app, 'Diagrams for the move');
     await w.relay();
     const before = await allCopies(id);
@@ -63,13 +70,18 @@ describe.each(platforms)('the %s channel', (platform) => {
 
     const after = await allCopies(id);
     // updated in place: the same messages, none posted anew
-    expect(after.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort()).toEqual(before.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort());
+    expect(after.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort()).toEqual(
+      before.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort(),
+    );
     for (const c of after) {
       const label = `${c.platform} ${c.kind} copy at ${c.where}`;
       expect(c.updates, label).toBeGreaterThan(0);
       expect(c.text, label).toContain('Approved by Cyd Approver');
       expect(c.text, label).toContain(when);
-      expect(c.buttons.filter((b) => ['approve', 'deny', 'cancel', 'refresh'].includes(b)), label).toEqual([]);
+      expect(
+        c.buttons.filter((b) => ['approve', 'deny', 'cancel', 'refresh'].includes(b)),
+        label,
+      ).toEqual([]);
       if (c.kind === 'prompt') expect(c.buttons, label).toEqual([]);
     }
     const told = about(app, await d().repliesTo('bob'));
@@ -80,7 +92,9 @@ describe.each(platforms)('the %s channel', (platform) => {
   });
 
   it('a click on a copy already decided is told who decided and when, and changes nothing', async () => {
-    const app = await w.newApp({ stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }] });
+    const app = await w.newApp({
+      stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }],
+    });
     const id = await d().submit('bob', app, 'Diagrams for the move');
     await w.relay();
     later();
@@ -102,7 +116,9 @@ describe.each(platforms)('the %s channel', (platform) => {
   });
 
   it('the requester clicking a prompt of his own request is refused', async () => {
-    const app = await w.newApp({ stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }] });
+    const app = await w.newApp({
+      stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }],
+    });
     // cyd approves for it-approvers, and asks for something himself
     const id = await d().submit('cyd', app, 'Needed for audits');
     await w.relay();
@@ -114,7 +130,7 @@ describe.each(platforms)('the %s channel', (platform) => {
     expect(await state(id)).toEqual(pending);
   });
 
-  it('someone outside the stage\'s approver groups is refused', async () => {
+  it("someone outside the stage's approver groups is refused", async () => {
     const app = await w.newApp();
     const id = await d().submit('bob', app, 'Diagrams for the move');
     await w.relay();
@@ -127,7 +143,12 @@ describe.each(platforms)('the %s channel', (platform) => {
 
   it('stage 2 is prompted only once stage 1 approves; a click on a stage 1 copy afterwards is told who settled it', async () => {
     const direct = { quorum: 'any' as const, approverJustification: false, notifyApproversDirectly: true };
-    const app = await w.newApp({ stages: [{ approvers: ['it-approvers'], ...direct }, { approvers: ['security'], ...direct }] });
+    const app = await w.newApp({
+      stages: [
+        { approvers: ['it-approvers'], ...direct },
+        { approvers: ['security'], ...direct },
+      ],
+    });
     const id = await d().submit('bob', app, 'Diagrams for the move');
     await w.relay();
     expect(sorted(promptsOf(await d().copiesOf(id), 0))).toEqual(['channel:it-approvers', 'dm:ada', 'dm:cyd']);
@@ -143,7 +164,8 @@ describe.each(platforms)('the %s channel', (platform) => {
       for (const c of promptsOf(copies, 0)) {
         expect(c.text, `${driver.name} stage 1 copy at ${c.where}`).toContain('Ada Admin');
         // settled for its approvers: nothing left for them to press (Teams' card may still refresh for the requester)
-        for (const who of ['ada', 'cyd'] as const) expect(await driver.buttonsFor(c, who), `${driver.name} stage 1 copy at ${c.where} for ${who}`).toEqual([]);
+        for (const who of ['ada', 'cyd'] as const)
+          expect(await driver.buttonsFor(c, who), `${driver.name} stage 1 copy at ${c.where} for ${who}`).toEqual([]);
       }
     }
 
@@ -157,7 +179,10 @@ describe.each(platforms)('the %s channel', (platform) => {
   });
 
   it('a reminder replies once under each live prompt, mentioning only the approvers who have not voted yet', async () => {
-    const app = await w.newApp({ stages: [{ approvers: ['it-approvers'], quorum: 'all', approverJustification: false, notifyApproversDirectly: true }], reminderEvery: 'P1D' });
+    const app = await w.newApp({
+      stages: [{ approvers: ['it-approvers'], quorum: 'all', approverJustification: false, notifyApproversDirectly: true }],
+      reminderEvery: 'P1D',
+    });
     const id = await d().submit('bob', app, 'Diagrams for the move');
     await w.relay();
     later();
@@ -180,7 +205,7 @@ describe.each(platforms)('the %s channel', (platform) => {
     }
   });
 
-  it('revoke and then reapprove through the channel\'s own command send one uninstall and one install', async () => {
+  it("revoke and then reapprove through the channel's own command send one uninstall and one install", async () => {
     const app = await w.newApp();
     const id = await d().submit('bob', app, 'Diagrams for the move');
     await w.relay();

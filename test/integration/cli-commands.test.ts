@@ -32,7 +32,14 @@ describe('signoff CLI', () => {
   it('--help lists every command', async () => {
     const r = await signoff(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['migrate', 'start [--role web|worker|all]', 'apply <file> [--prune] [--dry-run]', 'apikey create --name NAME --scopes', 'requests list', 'audit verify']) {
+    for (const c of [
+      'migrate',
+      'start [--role web|worker|all]',
+      'apply <file> [--prune] [--dry-run]',
+      'apikey create --name NAME --scopes',
+      'requests list',
+      'audit verify',
+    ]) {
       expect(r.stdout).toContain(c);
     }
   });
@@ -94,8 +101,13 @@ describe('signoff CLI', () => {
     expect((await verifyApiKey(t.tdb.db, lines(bound.stdout).at(-1)!)).identityId).not.toBeNull();
 
     // who made which key is in the audit log; the key itself is not
-    const audit = await t.tdb.db.query<{ actor_label: string; details: any }>(`SELECT actor_label, details FROM audit_events WHERE action = 'apikey.created' ORDER BY id`);
-    expect(audit.map((a) => [a.actor_label, a.details.name, a.details.scopes])).toEqual([['cli', 'cm-connector', ['requests:read', 'requests:write']], ['cli', 'maa', ['changes:write']]]);
+    const audit = await t.tdb.db.query<{ actor_label: string; details: any }>(
+      `SELECT actor_label, details FROM audit_events WHERE action = 'apikey.created' ORDER BY id`,
+    );
+    expect(audit.map((a) => [a.actor_label, a.details.name, a.details.scopes])).toEqual([
+      ['cli', 'cm-connector', ['requests:read', 'requests:write']],
+      ['cli', 'maa', ['changes:write']],
+    ]);
     expect(JSON.stringify(audit)).not.toContain(key);
     // a second key with a name in use is made (scripts re-run) but the output says so; the key stays last
     const again = await signoff(['apikey', 'create', '--name', 'cm-connector', '--scopes', 'requests:read']);
@@ -126,9 +138,15 @@ describe('signoff CLI', () => {
   it('requests list shows requests as a table or JSON', async () => {
     await applied();
     const bob = await t.tdb.db.one<{ id: string }>(`SELECT id FROM identities WHERE username = 'CONTOSO\\bob'`);
-    await t.ctx.requests.submit({ id: bob.id, label: 'Bob User', channel: 'slack' }, {
-      applicationId: VISIO, clientGuid: 'GUID:5D3F1A2B-0000-4000-8000-000000000001', justification: 'diagrams', answers: { usage: 'Diagrams' },
-    });
+    await t.ctx.requests.submit(
+      { id: bob.id, label: 'Bob User', channel: 'slack' },
+      {
+        applicationId: VISIO,
+        clientGuid: 'GUID:5D3F1A2B-0000-4000-8000-000000000001',
+        justification: 'diagrams',
+        answers: { usage: 'Diagrams' },
+      },
+    );
     const tableOut = await signoff(['requests', 'list', '--user', 'CONTOSO\\bob', '--app', 'Visio']);
     expect(tableOut.code).toBe(0);
     expect(lines(tableOut.stdout)[0]).toMatch(/^ID\s+STATUS\s+APPLICATION\s+REQUESTER\s+DEVICE\s+CREATED\s+DECIDED BY$/);
@@ -139,14 +157,17 @@ describe('signoff CLI', () => {
     expect(none.stdout).toBe('no requests match\n');
     const badStatus = await signoff(['requests', 'list', '--status', 'sideways']);
     expect(badStatus.code).not.toBe(0);
-    expect(badStatus.stderr).toContain("Allowed choices are pending, approved");
+    expect(badStatus.stderr).toContain('Allowed choices are pending, approved');
   });
 
   it('audit verify passes on an intact chain and names the first tampered row', async () => {
     await applied();
     // no worker runs here: rows wait for the sealer, and verify says so
     const total = (await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM audit_events')).n;
-    expect(await signoff(['audit', 'verify'])).toMatchObject({ code: 0, stdout: `audit log intact: 0 sealed rows checked, ${total} rows not sealed yet\n` });
+    expect(await signoff(['audit', 'verify'])).toMatchObject({
+      code: 0,
+      stdout: `audit log intact: 0 sealed rows checked, ${total} rows not sealed yet\n`,
+    });
     await sealAll(t.tdb.db);
     const ok = await signoff(['audit', 'verify']);
     expect(ok).toMatchObject({ code: 0, stdout: `audit log intact: ${total} sealed rows checked, 0 rows not sealed yet\n` });
@@ -163,7 +184,9 @@ describe('signoff CLI', () => {
     }
     const broken = await signoff(['audit', 'verify']);
     expect(broken.code).toBe(1);
-    expect(broken.stderr).toBe(`audit log broken at sequence 3 (row ${victim.id}): content does not match its hash (the row was edited) (2 rows before it are intact)\n`);
+    expect(broken.stderr).toBe(
+      `audit log broken at sequence 3 (row ${victim.id}): content does not match its hash (the row was edited) (2 rows before it are intact)\n`,
+    );
   });
 
   it('an unreachable database gives one line, no stack trace, exit 2', async () => {

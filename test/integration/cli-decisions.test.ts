@@ -18,7 +18,12 @@ const lastLine = (x: string) => x.trimEnd().split('\n').at(-1)!;
 
 describe('decisions from the CLI', () => {
   it('approve as an approver; a late deny changes nothing; revoke and reapprove need a reason and a stale version is refused', async () => {
-    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'cli', answers: { usage: 'Other' } });
+    const r = await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'cli',
+      answers: { usage: 'Other' },
+    });
     const [self, approved] = await Promise.all([
       signoff('requests', 'approve', r.id, '--as', 'CONTOSO\\bob'),
       signoff('requests', 'approve', r.id, '--as', 'CONTOSO\\ada', '--reason', 'standard tool'),
@@ -26,7 +31,9 @@ describe('decisions from the CLI', () => {
     expect(self).toMatchObject({ code: 1, stdout: '' });
     expect(self.stderr).toMatch(/^error: You cannot decide your own request\./);
     expect(approved).toMatchObject({ code: 0, stderr: '' });
-    expect(lastLine(approved.stdout)).toMatch(new RegExp(`^approved: Visio for Bob User on BOB-LAPTOP \\(request ${r.id}, version \\d+\\)$`));
+    expect(lastLine(approved.stdout)).toMatch(
+      new RegExp(`^approved: Visio for Bob User on BOB-LAPTOP \\(request ${r.id}, version \\d+\\)$`),
+    );
     const view = await t.ctx.requests.get(r.id);
     expect(view).toMatchObject({ status: 'approved', decidedBy: 'Ada Admin', decisionReason: 'standard tool' });
     expect(view.decisions).toMatchObject([{ channel: 'cli', approver: { id: s.ada.id } }]);
@@ -47,13 +54,22 @@ describe('decisions from the CLI', () => {
     const reapproved = await signoff('requests', 'reapprove', r.id, '--as', 'CONTOSO\\ada', '--reason', 'back on the team');
     expect(reapproved.code).toBe(0);
     expect(lastLine(reapproved.stdout)).toMatch(/^reapproved: Visio/);
-    const hooks = (await t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [r.id]))
-      .flatMap((x) => webhooksOfRow(x).map((w) => w.type)).filter((x) => x.startsWith('app.'));
+    const hooks = (
+      await t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [r.id])
+    )
+      .flatMap((x) => webhooksOfRow(x).map((w) => w.type))
+      .filter((x) => x.startsWith('app.'));
     expect(hooks).toEqual(['app.install', 'app.uninstall', 'app.install']);
   });
 
   it('changes: list, and approve or reject as a second admin, never the author', async () => {
-    const c = await t.ctx.changes.submit(s.actor(s.ada), { resourceType: 'script', resourceId: 'cli.ps1', before: { a: 1 }, after: { a: 2 }, justification: 'tidy' });
+    const c = await t.ctx.changes.submit(s.actor(s.ada), {
+      resourceType: 'script',
+      resourceId: 'cli.ps1',
+      before: { a: 1 },
+      after: { a: 2 },
+      justification: 'tidy',
+    });
     const list = await signoff('changes', 'list', '--status', 'pending');
     expect(list.code).toBe(0);
     expect(list.stdout).toContain(c.id);

@@ -30,14 +30,24 @@ async function drain(): Promise<string[]> {
   return done;
 }
 
-const verbs = (card: unknown) => executeActions(card).map((a) => a.verb).sort();
+const verbs = (card: unknown) =>
+  executeActions(card)
+    .map((a) => a.verb)
+    .sort();
 const slackTo = (method: string, channel: string) => fake.of(method).filter((c) => c.args.channel === channel);
-const slackPromptTs = async (requestId: string) => (await h.t.tdb.db.one<{ message_id: string }>(
-  `SELECT message_id FROM message_refs WHERE platform = 'slack' AND subject_id = $1 AND conversation_id = 'C0APPROVE' AND purpose = 'prompt'`, [requestId])).message_id;
+const slackPromptTs = async (requestId: string) =>
+  (
+    await h.t.tdb.db.one<{ message_id: string }>(
+      `SELECT message_id FROM message_refs WHERE platform = 'slack' AND subject_id = $1 AND conversation_id = 'C0APPROVE' AND purpose = 'prompt'`,
+      [requestId],
+    )
+  ).message_id;
 
 beforeAll(async () => {
   fake = await new FakeSlackApi().start();
-  h = await startTeamsHarness({ env: { SLACK_SIGNING_SECRET: 'cross-platform-secret', SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: fake.url } });
+  h = await startTeamsHarness({
+    env: { SLACK_SIGNING_SECRET: 'cross-platform-secret', SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: fake.url },
+  });
   slack = createSlackAdapter(h.t.ctx);
   await h.post(h.installInChannel());
   await h.post(h.message('bob', 'hi'));
@@ -49,7 +59,12 @@ afterAll(async () => {
 
 describe('one request, two platforms', () => {
   it('requested in Slack, approved in Teams: both prompts show the outcome; bob hears in Slack only', async () => {
-    const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'slack'), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'From Slack', answers: { usage: 'Diagrams' } });
+    const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'slack'), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'From Slack',
+      answers: { usage: 'Diagrams' },
+    });
     expect(await drain()).toEqual(['request.submitted']);
     const slackPrompt = slackTo('chat.postMessage', 'C0APPROVE')[0]!;
     expect(buttonsOf(slackPrompt.args.blocks).map((b) => b.text)).toEqual(['Approve', 'Deny']);
@@ -59,7 +74,9 @@ describe('one request, two platforms', () => {
 
     fake.reset();
     h.connector.reset();
-    const res = await h.post(h.invoke('cyd', 'approve', { kind: 'request', id: r.id, stage: 0, reason: 'Standard tool' }, { conversationId: APPROVERS_CHANNEL }));
+    const res = await h.post(
+      h.invoke('cyd', 'approve', { kind: 'request', id: r.id, stage: 0, reason: 'Standard tool' }, { conversationId: APPROVERS_CHANNEL }),
+    );
     expect(JSON.stringify(res.body.value)).toContain('You approved this request.');
     expect(await drain()).toEqual(['request.approved']);
 
@@ -84,7 +101,14 @@ describe('one request, two platforms', () => {
     h.connector.reset();
     await h.post(h.message('bob', 'request visio'));
     const form = h.connector.posted()[0]!;
-    const submitted = await h.post(h.invoke('bob', 'submitRequest', { kind: 'form', applicationId: VISIO, device: h.s.deviceId, justification: 'From Teams', q_usage: 'Diagrams' }, { replyToId: form.id, conversationId: 'a:personal-bob' }));
+    const submitted = await h.post(
+      h.invoke(
+        'bob',
+        'submitRequest',
+        { kind: 'form', applicationId: VISIO, device: h.s.deviceId, justification: 'From Teams', q_usage: 'Diagrams' },
+        { replyToId: form.id, conversationId: 'a:personal-bob' },
+      ),
+    );
     const id = submitted.body.value.refresh.action.data.id as string;
     expect(await drain()).toEqual(['request.submitted']);
     expect(slackTo('chat.postMessage', 'C0APPROVE')).toHaveLength(1);

@@ -1,4 +1,4 @@
-import express from 'express';
+import type express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackAdapter } from '../../src/bots/slack/index.ts';
 import { ACTION } from '../../src/bots/slack/slack-ids.ts';
@@ -35,10 +35,21 @@ let key: string;
 /** Signoff as npm start runs it, on a database reached through the proxy. */
 async function serve(connectTimeoutMs: number): Promise<{ base: string; ctx: AppContext }> {
   const db = await openDatabase(proxy.url(t.tdb.url), { poolSize: 4, idleTimeoutMs: 1000, connectTimeoutMs });
-  const ctx = buildContext({ config: { ...t.ctx.config, DATABASE_CONNECT_TIMEOUT_MS: connectTimeoutMs }, db, clock: t.clock, logger: createLogger('silent') });
+  const ctx = buildContext({
+    config: { ...t.ctx.config, DATABASE_CONNECT_TIMEOUT_MS: connectTimeoutMs },
+    db,
+    clock: t.clock,
+    logger: createLogger('silent'),
+  });
   const slackAdapter = createSlackAdapter(ctx, { ackBudgetMs: 60_000 });
   const teamsAdapter = createTeamsAdapter(ctx, { minSendIntervalMs: 0 });
-  const app = createHttpApp(ctx, { mount: (a: express.Express) => { slackAdapter.mount(a); teamsAdapter.mount(a); mountLinkRoutes(a, ctx); } });
+  const app = createHttpApp(ctx, {
+    mount: (a: express.Express) => {
+      slackAdapter.mount(a);
+      teamsAdapter.mount(a);
+      mountLinkRoutes(a, ctx);
+    },
+  });
   const server = await startHttpServer(app, 0, { host: '127.0.0.1' });
   opened.push({ db, server });
   return { base: `http://127.0.0.1:${server.port}`, ctx };
@@ -47,7 +58,12 @@ async function serve(connectTimeoutMs: number): Promise<{ base: string; ctx: App
 beforeAll(async () => {
   slack = await new FakeSlackApi().start();
   connector = await new FakeBotConnector().start();
-  t = await createTestContext({ SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-outage', SLACK_API_URL: slack.url, TEAMS_EMULATOR: '1' });
+  t = await createTestContext({
+    SLACK_SIGNING_SECRET: SECRET,
+    SLACK_BOT_TOKEN: 'xoxb-outage',
+    SLACK_API_URL: slack.url,
+    TEAMS_EMULATOR: '1',
+  });
   await seedContoso(t.tdb.db);
   key = (await createApiKey(t.tdb.db, 'portal', ['requests:read', 'requests:write'])).key;
   proxy = await new PgProxy().start();
@@ -63,33 +79,62 @@ afterAll(async () => {
   await t.close();
 });
 
-const api = (base: string, method: 'GET' | 'POST', path: string, body?: unknown) => fetch(`${base}${path}`, {
-  method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-});
+const api = (base: string, method: 'GET' | 'POST', path: string, body?: unknown) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 const slashCommand = (base: string, text: string) => {
   const body = new URLSearchParams({ command: '/signoff', text, user_id: 'U0BOB', channel_id: 'C0OUTAGE', trigger_id: 'T1' }).toString();
   const at = Math.floor(Date.now() / 1000);
   return fetch(`${base}/slack/events`, {
-    method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(at), 'x-slack-signature': signSlackBody(SECRET, at, body) },
+    method: 'POST',
+    body,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-slack-request-timestamp': String(at),
+      'x-slack-signature': signSlackBody(SECRET, at, body),
+    },
   });
 };
 const slackClick = (base: string, channel: string) => {
-  const payload = { type: 'block_actions', user: { id: 'U0ADA' }, channel: { id: channel }, trigger_id: 'T2', actions: [{ action_id: ACTION.approve, value: '00000000-0000-4000-8000-000000000000:0' }] };
+  const payload = {
+    type: 'block_actions',
+    user: { id: 'U0ADA' },
+    channel: { id: channel },
+    trigger_id: 'T2',
+    actions: [{ action_id: ACTION.approve, value: '00000000-0000-4000-8000-000000000000:0' }],
+  };
   const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
   const at = Math.floor(Date.now() / 1000);
   return fetch(`${base}/slack/events`, {
-    method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(at), 'x-slack-signature': signSlackBody(SECRET, at, body) },
+    method: 'POST',
+    body,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-slack-request-timestamp': String(at),
+      'x-slack-signature': signSlackBody(SECRET, at, body),
+    },
   });
 };
 let seq = 0;
-const teamsActivity = (base: string, extra: Record<string, unknown>) => fetch(`${base}/api/messages`, {
-  method: 'POST', headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({
-    channelId: 'msteams', serviceUrl: connector.url, id: `outage-${++seq}`, timestamp: new Date().toISOString(),
-    from: { id: '29:bob', aadObjectId: '6f1c2a4e-0000-4000-8000-00000000b0b0', name: 'bob' }, recipient: { id: '28:signoff-bot', name: 'Signoff' },
-    conversation: { id: 'a:personal-bob', conversationType: 'personal', tenantId: TENANT }, channelData: { tenant: { id: TENANT } }, ...extra,
-  }),
-});
+const teamsActivity = (base: string, extra: Record<string, unknown>) =>
+  fetch(`${base}/api/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      channelId: 'msteams',
+      serviceUrl: connector.url,
+      id: `outage-${++seq}`,
+      timestamp: new Date().toISOString(),
+      from: { id: '29:bob', aadObjectId: '6f1c2a4e-0000-4000-8000-00000000b0b0', name: 'bob' },
+      recipient: { id: '28:signoff-bot', name: 'Signoff' },
+      conversation: { id: 'a:personal-bob', conversationType: 'personal', tenantId: TENANT },
+      channelData: { tenant: { id: TENANT } },
+      ...extra,
+    }),
+  });
 
 async function expectUnavailable(res: Response, what: string) {
   const text = await res.text();
@@ -108,22 +153,42 @@ describe('Postgres unavailable', () => {
       proxy.set(mode);
       try {
         await expectUnavailable(await api(base, 'GET', '/api/v1/requests'), `${mode} GET`);
-        await expectUnavailable(await api(base, 'POST', '/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } }), `${mode} POST`);
+        await expectUnavailable(
+          await api(base, 'POST', '/api/v1/requests', {
+            applicationId: VISIO,
+            username: 'CONTOSO\\bob',
+            clientGuid: BOB_LAPTOP,
+            justification: 'x',
+            answers: { usage: 'Other' },
+          }),
+          `${mode} POST`,
+        );
 
         const command = await slashCommand(base, 'my');
         expect(command.status).toBe(200);
-        expect(await command.json()).toMatchObject({ response_type: 'ephemeral', text: expect.stringMatching(/cannot reach its database right now.*try again in a minute/) });
+        expect(await command.json()).toMatchObject({
+          response_type: 'ephemeral',
+          text: expect.stringMatching(/cannot reach its database right now.*try again in a minute/),
+        });
 
         // a button click is answered after its ack, privately in the channel it came from
         slack.reset();
         expect((await slackClick(base, `C0CLICK${mode}`)).status).toBe(200);
         const [said] = await slack.waitFor('chat.postEphemeral');
-        expect(said!.args).toMatchObject({ channel: `C0CLICK${mode}`, user: 'U0ADA', text: expect.stringMatching(/cannot reach its database right now/) });
+        expect(said!.args).toMatchObject({
+          channel: `C0CLICK${mode}`,
+          user: 'U0ADA',
+          text: expect.stringMatching(/cannot reach its database right now/),
+        });
 
         connector.reset();
         expect((await teamsActivity(base, { type: 'message', text: 'my requests' })).status).toBeLessThan(500);
         expect(JSON.stringify(connector.posted().map((c) => c.body))).toMatch(/cannot reach its database right now/);
-        const invoke = await teamsActivity(base, { type: 'invoke', name: 'adaptiveCard/action', value: { action: { type: 'Action.Execute', verb: 'myRequests', data: {} }, trigger: 'manual' } });
+        const invoke = await teamsActivity(base, {
+          type: 'invoke',
+          name: 'adaptiveCard/action',
+          value: { action: { type: 'Action.Execute', verb: 'myRequests', data: {} }, trigger: 'manual' },
+        });
         expect(JSON.stringify(await invoke.json())).toMatch(/cannot reach its database right now/);
       } finally {
         proxy.set('pass');

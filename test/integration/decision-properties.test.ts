@@ -117,10 +117,19 @@ function agrees(result: ChannelResult, expected: string): boolean {
 }
 
 async function observed(id: string): Promise<Model> {
-  const row = await a.t.tdb.db.one<{ status: Model['status']; current_stage: number }>('SELECT status, current_stage FROM requests WHERE id = $1', [id]);
+  const row = await a.t.tdb.db.one<{ status: Model['status']; current_stage: number }>(
+    'SELECT status, current_stage FROM requests WHERE id = $1',
+    [id],
+  );
   const votes = await a.t.tdb.db.query<{ stage: number; username: string }>(
-    `SELECT d.stage, i.username FROM request_decisions d JOIN identities i ON i.id = d.approver_id WHERE d.request_id = $1 AND d.decision = 'approve' ORDER BY d.created_at, d.id`, [id]);
-  const names = (stage: number) => votes.filter((v) => v.stage === stage).map((v) => v.username.replace('CONTOSO\\', '')).sort();
+    `SELECT d.stage, i.username FROM request_decisions d JOIN identities i ON i.id = d.approver_id WHERE d.request_id = $1 AND d.decision = 'approve' ORDER BY d.created_at, d.id`,
+    [id],
+  );
+  const names = (stage: number) =>
+    votes
+      .filter((v) => v.stage === stage)
+      .map((v) => v.username.replace('CONTOSO\\', ''))
+      .sort();
   return { status: row.status, stage: row.current_stage, votes: [names(0), names(1)] };
 }
 
@@ -130,23 +139,43 @@ const same = (x: Model, y: Model) => JSON.stringify(norm(x)) === JSON.stringify(
 /** Invariants that hold whatever the model says: read straight from what was stored. */
 async function checkInvariants(id: string): Promise<void> {
   const db = a.t.tdb.db;
-  const selfVotes = await db.one<{ n: string }>(`SELECT count(*) AS n FROM request_decisions d JOIN requests r ON r.id = d.request_id WHERE d.request_id = $1 AND d.approver_id = r.requester_id`, [id]);
+  const selfVotes = await db.one<{ n: string }>(
+    `SELECT count(*) AS n FROM request_decisions d JOIN requests r ON r.id = d.request_id WHERE d.request_id = $1 AND d.approver_id = r.requester_id`,
+    [id],
+  );
   expect(Number(selfVotes.n), 'nobody decides their own request').toBe(0);
-  const nameless = await db.one<{ n: string }>(`SELECT count(*) AS n FROM request_decisions WHERE request_id = $1 AND approver_id IS NULL`, [id]);
+  const nameless = await db.one<{ n: string }>(
+    `SELECT count(*) AS n FROM request_decisions WHERE request_id = $1 AND approver_id IS NULL`,
+    [id],
+  );
   expect(Number(nameless.n), 'every decision names a person').toBe(0);
   const outsiders = await db.query<{ stage: number; username: string }>(
     `SELECT d.stage, i.username FROM request_decisions d JOIN identities i ON i.id = d.approver_id
       WHERE d.request_id = $1 AND NOT EXISTS (
         SELECT 1 FROM approver_group_members m JOIN approver_groups g ON g.id = m.group_id
-         WHERE m.identity_id = d.approver_id AND g.name = ANY(ARRAY(SELECT jsonb_array_elements_text(r.policy->'stages'->d.stage->'approvers') FROM requests r WHERE r.id = d.request_id)))`, [id]);
-  expect(outsiders, 'only a stage\'s approvers decide it').toEqual([]);
-  const perStage = await db.query<{ stage: number; denies: string }>(`SELECT stage, count(*) FILTER (WHERE decision = 'deny') AS denies FROM request_decisions WHERE request_id = $1 GROUP BY stage`, [id]);
+         WHERE m.identity_id = d.approver_id AND g.name = ANY(ARRAY(SELECT jsonb_array_elements_text(r.policy->'stages'->d.stage->'approvers') FROM requests r WHERE r.id = d.request_id)))`,
+    [id],
+  );
+  expect(outsiders, "only a stage's approvers decide it").toEqual([]);
+  const perStage = await db.query<{ stage: number; denies: string }>(
+    `SELECT stage, count(*) FILTER (WHERE decision = 'deny') AS denies FROM request_decisions WHERE request_id = $1 GROUP BY stage`,
+    [id],
+  );
   for (const s of perStage) expect(Number(s.denies), `stage ${s.stage} has one outcome`).toBeLessThanOrEqual(1);
   // the status path the outbox recorded follows the state machine
   const events = await db.query<{ type: string; actor_id: string | null; requester_id: string }>(
     `SELECT o.type, o.payload->'actor'->>'id' AS actor_id, r.requester_id FROM outbox o JOIN requests r ON r.id = o.subject_id::uuid
-      WHERE o.subject_id = $1 AND o.type IN ('request.approved','request.denied','request.revoked','request.cancelled','request.expired') ORDER BY o.seq`, [id]);
-  const allowed: Record<string, string[]> = { pending: ['approved', 'denied', 'cancelled', 'expired'], approved: ['revoked'], denied: ['approved'], revoked: ['approved'], cancelled: [], expired: [] };
+      WHERE o.subject_id = $1 AND o.type IN ('request.approved','request.denied','request.revoked','request.cancelled','request.expired') ORDER BY o.seq`,
+    [id],
+  );
+  const allowed: Record<string, string[]> = {
+    pending: ['approved', 'denied', 'cancelled', 'expired'],
+    approved: ['revoked'],
+    denied: ['approved'],
+    revoked: ['approved'],
+    cancelled: [],
+    expired: [],
+  };
   let at = 'pending';
   for (const e of events) {
     const to = e.type.slice('request.'.length);
@@ -156,18 +185,35 @@ async function checkInvariants(id: string): Promise<void> {
     at = to;
   }
   const installs = (await db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id]))
-    .flatMap((r) => webhooksOfRow(r).map((w) => w.type)).filter((t) => t.startsWith('app.'));
+    .flatMap((r) => webhooksOfRow(r).map((w) => w.type))
+    .filter((t) => t.startsWith('app.'));
   installs.forEach((t, i) => expect(t, 'installs and uninstalls alternate').toBe(i % 2 === 0 ? 'app.install' : 'app.uninstall'));
 }
 
 const who = fc.constantFrom<Who>('ada', 'cyd', 'dan', 'bob', 'nobody');
 const reason = fc.constantFrom<string | null>(null, 'because');
 const single: fc.Arbitrary<Exclude<Cmd, { kind: 'pair' }>> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({
-    kind: fc.constant('decide' as const), verb: fc.constantFrom('approve' as const, 'deny' as const), who,
-    channel: fc.constantFrom<DecisionChannel>('api', 'cli', 'slack', 'teams', 'email'), stage: fc.option(fc.constantFrom(0, 1), { nil: undefined }), reason,
-  }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('reverse' as const), verb: fc.constantFrom('revoke' as const, 'reapprove' as const), who, via: fc.constantFrom('api' as const, 'cli' as const), reason }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('decide' as const),
+      verb: fc.constantFrom('approve' as const, 'deny' as const),
+      who,
+      channel: fc.constantFrom<DecisionChannel>('api', 'cli', 'slack', 'teams', 'email'),
+      stage: fc.option(fc.constantFrom(0, 1), { nil: undefined }),
+      reason,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('reverse' as const),
+      verb: fc.constantFrom('revoke' as const, 'reapprove' as const),
+      who,
+      via: fc.constantFrom('api' as const, 'cli' as const),
+      reason,
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), who: fc.constantFrom('bob' as const, 'ada' as const) }) },
 );
 const restOnly = single.map((c) => (c.kind === 'decide' ? { ...c, channel: 'api' as const } : c));
@@ -181,7 +227,9 @@ describe('decision invariants over every channel (fast-check)', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(command, { minLength: 1, maxLength: 12 }), async (cmds) => {
         await a.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-        const id = (await a.t.ctx.requests.submit(a.s.actor(a.s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'property' })).id;
+        const id = (
+          await a.t.ctx.requests.submit(a.s.actor(a.s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'property' })
+        ).id;
         let m: Model = { status: 'pending', stage: 0, votes: [[], []] };
         for (const c of cmds) {
           if (process.env.PROPERTY_TRACE) console.log(JSON.stringify(c));
@@ -201,7 +249,9 @@ describe('decision invariants over every channel (fast-check)', () => {
             const bound = bind(c, m);
             const r = await run(bound, id);
             const expected = step(m, bound, isChat(bound));
-            expect(agrees(r, expected.code), `${JSON.stringify(bound)} gave ${JSON.stringify(r)}, the rules say ${expected.code}`).toBe(true);
+            expect(agrees(r, expected.code), `${JSON.stringify(bound)} gave ${JSON.stringify(r)}, the rules say ${expected.code}`).toBe(
+              true,
+            );
             m = expected.next;
             expect(norm(await observed(id)), `after ${JSON.stringify(bound)}`).toEqual(norm(m));
           }

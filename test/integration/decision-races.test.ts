@@ -22,12 +22,23 @@ describe('one decision across every channel at once', () => {
   it(`50 approve/deny calls over REST, email links, Slack, Teams and the CLI, ${rounds} rounds: one decision, at most one install`, async () => {
     for (let round = 0; round < rounds; round++) {
       await a.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-      const id = (await a.t.ctx.requests.submit(a.s.actor(a.s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'race', answers: { usage: 'Other' } })).id;
-      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => {
-        const verb = (i + round) % 3 === 0 ? 'deny' : 'approve';
-        // REST calls name no stage, as external systems do; prompts and links are bound to the stage they showed
-        return a.decide(channels[i % channels.length]!, approvers[Math.floor(i / 5) % 2]!, verb, id, { reason: verb === 'deny' || i % 2 ? `call ${i}` : null });
-      }));
+      const id = (
+        await a.t.ctx.requests.submit(a.s.actor(a.s.bob), {
+          applicationId: VISIO,
+          clientGuid: BOB_LAPTOP,
+          justification: 'race',
+          answers: { usage: 'Other' },
+        })
+      ).id;
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => {
+          const verb = (i + round) % 3 === 0 ? 'deny' : 'approve';
+          // REST calls name no stage, as external systems do; prompts and links are bound to the stage they showed
+          return a.decide(channels[i % channels.length]!, approvers[Math.floor(i / 5) % 2]!, verb, id, {
+            reason: verb === 'deny' || i % 2 ? `call ${i}` : null,
+          });
+        }),
+      );
       const winners = results.filter((r) => r.ok);
       expect(winners, `round ${round}: ${JSON.stringify(results.map((r) => [r.channel, r.ok, r.code]))}`).toHaveLength(1);
       const req = await a.t.ctx.requests.get(id);
@@ -35,8 +46,9 @@ describe('one decision across every channel at once', () => {
       expect(req.decisions, `round ${round}`).toHaveLength(1);
       expect(req.decisions[0]!.channel).toBe(winners[0]!.channel);
       for (const r of results.filter((x) => !x.ok && x.code)) expect(r.code, `round ${round}`).toBe('already_decided');
-      const rows = (await a.t.tdb.db.query<{ type: string; payload: any }>(`SELECT type, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id]))
-        .map((r) => ({ type: r.type, webhooks: webhooksOfRow(r) }));
+      const rows = (
+        await a.t.tdb.db.query<{ type: string; payload: any }>(`SELECT type, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id])
+      ).map((r) => ({ type: r.type, webhooks: webhooksOfRow(r) }));
       expect(rows.map((r) => r.type).filter((t) => t !== 'request.submitted')).toEqual([`request.${req.status}`]);
       const appHooks = rows.flatMap((r) => r.webhooks.map((w) => w.type)).filter((t) => t.startsWith('app.'));
       expect(appHooks).toEqual(req.status === 'approved' ? ['app.install'] : []);

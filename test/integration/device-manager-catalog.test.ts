@@ -14,7 +14,8 @@ afterAll(async () => {
   await t.close();
 });
 
-const yaml = (deviceManager: string) => parseCatalogYaml(`
+const yaml = (deviceManager: string) =>
+  parseCatalogYaml(`
 applications:
   - id: '${VISIO}'
     name: Visio
@@ -30,7 +31,11 @@ describe('deviceManager in the catalog file', () => {
     expect(first.applications).toMatchObject({ created: 1, updated: 1 });
     const app = await t.ctx.catalog.getApplication(VISIO);
     expect(app.deviceManager).toEqual({ kind: 'intune', groupId: '0b5e8c1a-1111-4000-8000-00000000a001' });
-    expect(app.deviceManagerStatus).toMatchObject({ kind: 'intune', state: 'unchecked', message: expect.stringMatching(/INTUNE_TENANT_ID/) });
+    expect(app.deviceManagerStatus).toMatchObject({
+      kind: 'intune',
+      state: 'unchecked',
+      message: expect.stringMatching(/INTUNE_TENANT_ID/),
+    });
     expect((await t.ctx.catalog.getApplication('visio-web')).deviceManagerStatus).toBeNull();
     // a worker without the connection leaves it unchecked rather than calling it broken
     expect(await checkUncheckedDeviceManagers(t.ctx)).toBe(0);
@@ -49,7 +54,9 @@ applications:
 `).document;
     await expect(t.ctx.catalog.applyDocument(doc)).rejects.toMatchObject({
       code: 'validation_failed',
-      message: expect.stringMatching(/applications\[0\] "visio-web": deviceManager\.modelName: the application id "visio-web" is not a Configuration Manager model name/),
+      message: expect.stringMatching(
+        /applications\[0\] "visio-web": deviceManager\.modelName: the application id "visio-web" is not a Configuration Manager model name/,
+      ),
     });
   });
 

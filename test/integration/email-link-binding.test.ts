@@ -38,9 +38,11 @@ afterAll(async () => {
 
 const deliverOutbox = async (subjectId: string) => {
   const notifier = new EmailNotifier(t.ctx, { send: async (m) => void sent.push(m) });
-  for (const r of await t.tdb.db.query<any>('SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq', [subjectId])) await notifier.handle(toDomainEvent(r));
+  for (const r of await t.tdb.db.query<any>('SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq', [subjectId]))
+    await notifier.handle(toDomainEvent(r));
 };
-const linkOf = (to: string, word: 'Approve' | 'Deny') => new URL(sent.find((m) => m.to.includes(to))!.text.match(new RegExp(`${word}: (\\S+)`))![1]!).pathname;
+const linkOf = (to: string, word: 'Approve' | 'Deny') =>
+  new URL(sent.find((m) => m.to.includes(to))!.text.match(new RegExp(`${word}: (\\S+)`))![1]!).pathname;
 const versionOn = (html: string) => /name="version" value="(\d+)"/.exec(html)?.[1];
 const confirm = (path: string, fields: Record<string, string>) => fetch(base + path, { method: 'POST', body: new URLSearchParams(fields) });
 
@@ -80,7 +82,9 @@ describe('email links bound to stage and version', () => {
     const page = await fetch(base + deny);
     expect(page.status).toBe(409);
     const html = await page.text();
-    expect(html).toMatch(/Stage 1 of this request is already settled \(approved by Ada Admin at \d{4}-\d\d-\d\d \d\d:\d\d UTC\); it is now at stage 2/);
+    expect(html).toMatch(
+      /Stage 1 of this request is already settled \(approved by Ada Admin at \d{4}-\d\d-\d\d \d\d:\d\d UTC\); it is now at stage 2/,
+    );
     expect(html).not.toContain('<form');
     const post = await confirm(deny, { reason: 'too late' });
     expect(post.status).toBe(409);

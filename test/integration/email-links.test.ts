@@ -37,7 +37,12 @@ const linkOf = (m: MailMessage, word: 'Approve' | 'Deny') => new URL(m.text.matc
 
 describe('email approve/deny links', () => {
   it('mails each approver personal one-time links and the shared mailbox none', async () => {
-    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Diagrams for the audit', answers: { usage: 'Diagrams' } });
+    const r = await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'Diagrams for the audit',
+      answers: { usage: 'Diagrams' },
+    });
     await deliverOutbox(r.id);
     await deliverOutbox(r.id); // a retried job sends nothing twice
     const toAda = sent.find((m) => m.to.includes('ada@contoso.com'))!;
@@ -83,7 +88,12 @@ describe('email approve/deny links', () => {
     for (let round = 0; round < 5; round++) {
       await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
       sent.length = 0;
-      const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: `race ${round}`, answers: { usage: 'Diagrams' } });
+      const r = await t.ctx.requests.submit(s.actor(s.bob), {
+        applicationId: VISIO,
+        clientGuid: BOB_LAPTOP,
+        justification: `race ${round}`,
+        answers: { usage: 'Diagrams' },
+      });
       await deliverOutbox(r.id);
       const to = (who: string) => sent.find((m) => m.to.includes(who))!;
       const [a, c] = await Promise.all([
@@ -92,7 +102,9 @@ describe('email approve/deny links', () => {
       ]);
       expect([a.status, c.status].sort()).toEqual([200, 409]);
       const final = await t.tdb.db.query<{ type: string }>(
-        `SELECT payload->>'type' AS type FROM outbox WHERE subject_id = $1 AND payload->>'type' IN ('request.approved', 'request.denied', 'request.revoked', 'request.reapproved')`, [r.id]);
+        `SELECT payload->>'type' AS type FROM outbox WHERE subject_id = $1 AND payload->>'type' IN ('request.approved', 'request.denied', 'request.revoked', 'request.reapproved')`,
+        [r.id],
+      );
       expect(final).toHaveLength(1);
     }
   });
@@ -100,7 +112,12 @@ describe('email approve/deny links', () => {
   it('a link whose request was decided elsewhere says so on the page, with no button to press', async () => {
     await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
     sent.length = 0;
-    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'decided in chat', answers: { usage: 'Diagrams' } });
+    const r = await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'decided in chat',
+      answers: { usage: 'Diagrams' },
+    });
     await deliverOutbox(r.id);
     await t.ctx.requests.decide({ id: s.cyd.id, label: 'Cyd Approver', channel: 'slack' }, r.id, 'approve', null, { stage: 0 });
     const page = await fetch(base + linkOf(sent.find((m) => m.to.includes('ada@contoso.com'))!, 'Deny'));
@@ -113,10 +130,17 @@ describe('email approve/deny links', () => {
   it('a refusal that decided nothing leaves the link usable (an approver briefly out of the group)', async () => {
     await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
     sent.length = 0;
-    const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'group change', answers: { usage: 'Diagrams' } });
+    const r = await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'group change',
+      answers: { usage: 'Diagrams' },
+    });
     await deliverOutbox(r.id);
     const approve = linkOf(sent.find((m) => m.to.includes('cyd@contoso.com'))!, 'Approve');
-    const membership = await t.tdb.db.one<{ group_id: string }>(`SELECT group_id FROM approver_group_members WHERE identity_id = $1`, [s.cyd.id]);
+    const membership = await t.tdb.db.one<{ group_id: string }>(`SELECT group_id FROM approver_group_members WHERE identity_id = $1`, [
+      s.cyd.id,
+    ]);
     await t.tdb.db.query(`DELETE FROM approver_group_members WHERE identity_id = $1`, [s.cyd.id]);
     expect((await fetch(base + approve, { method: 'POST' })).status).toBe(403);
     await t.tdb.db.query(`INSERT INTO approver_group_members VALUES ($1, $2)`, [membership.group_id, s.cyd.id]);

@@ -22,12 +22,20 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const body = (applicationId: string) => ({ applicationId, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'needed', answers: { usage: 'Other' } });
+const body = (applicationId: string) => ({
+  applicationId,
+  username: 'CONTOSO\\bob',
+  clientGuid: BOB_LAPTOP,
+  justification: 'needed',
+  answers: { usage: 'Other' },
+});
 const submit = (applicationId: string) => api.post('/api/v1/requests').set('Authorization', `Bearer ${key}`).send(body(applicationId));
 const requestCount = async () => Number((await h.t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM requests')).n);
 /** the answer with the id it names taken out, so a hidden and an unknown application can be compared */
 const shape = (res: { status: number; body: Record<string, unknown> }, id: string) =>
-  JSON.parse(JSON.stringify({ status: res.status, body: { ...res.body, traceId: undefined } }).replaceAll(JSON.stringify(id).slice(1, -1), 'ID'));
+  JSON.parse(
+    JSON.stringify({ status: res.status, body: { ...res.body, traceId: undefined } }).replaceAll(JSON.stringify(id).slice(1, -1), 'ID'),
+  );
 
 describe('hidden-until-approved applications', () => {
   it('REST refuses a hidden application exactly as an unknown one, and creates nothing', async () => {
@@ -41,7 +49,11 @@ describe('hidden-until-approved applications', () => {
 
   it('the core refuses it whatever the channel: a chat submission gets the same error', async () => {
     for (const channel of ['slack', 'teams'] as const) {
-      const refused = await h.t.ctx.requests.submit({ id: h.s.bob.id, label: 'Bob User', channel }, { applicationId: HIDDEN, requesterId: h.s.bob.id, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } })
+      const refused = await h.t.ctx.requests
+        .submit(
+          { id: h.s.bob.id, label: 'Bob User', channel },
+          { applicationId: HIDDEN, requesterId: h.s.bob.id, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Other' } },
+        )
         .catch((e: Error) => e);
       expect(refused).toMatchObject({ code: 'not_found', message: `No application with id "${HIDDEN}" is in the catalog.` });
     }
@@ -64,7 +76,10 @@ describe('hidden-until-approved applications', () => {
   });
 
   it('once an approver has approved it for bob, it is his to see and the API treats it as any other application', async () => {
-    const created = await api.post('/api/v1/approved-requests').set('Authorization', `Bearer ${key}`).send({ applicationId: HIDDEN, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
+    const created = await api
+      .post('/api/v1/approved-requests')
+      .set('Authorization', `Bearer ${key}`)
+      .send({ applicationId: HIDDEN, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
     expect(created.status).toBe(201);
     const again = await submit(HIDDEN);
     expect(again.status).toBe(409);

@@ -13,9 +13,18 @@ let deliveryId: string;
 beforeAll(async () => {
   t = await createTestContext();
   ops = createOpsRouter(t.ctx);
-  const endpointId = await addEndpoint(t.tdb.db, { name: 'dm', url: 'https://dm.example.com/hooks', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', events: ['app.install'] });
-  deliveryId = (await t.tdb.db.one<{ id: string }>(
-    `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body) VALUES ('msg_1', $1, 'app.install', '{}') RETURNING id`, [endpointId])).id;
+  const endpointId = await addEndpoint(t.tdb.db, {
+    name: 'dm',
+    url: 'https://dm.example.com/hooks',
+    secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    events: ['app.install'],
+  });
+  deliveryId = (
+    await t.tdb.db.one<{ id: string }>(
+      `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body) VALUES ('msg_1', $1, 'app.install', '{}') RETURNING id`,
+      [endpointId],
+    )
+  ).id;
 });
 afterAll(async () => {
   await ops?.close();
@@ -24,10 +33,11 @@ afterAll(async () => {
   await t.close();
 });
 
-const attempt = (status: number, latencyMs: number, ageMinutes: number) => t.tdb.db.query(
-  `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, created_at) VALUES ($1, 1, $2, $3, now() - make_interval(mins => $4))`,
-  [deliveryId, status, latencyMs, ageMinutes],
-);
+const attempt = (status: number, latencyMs: number, ageMinutes: number) =>
+  t.tdb.db.query(
+    `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, created_at) VALUES ($1, 1, $2, $3, now() - make_interval(mins => $4))`,
+    [deliveryId, status, latencyMs, ageMinutes],
+  );
 
 async function scrape(): Promise<Map<string, number>> {
   const text = (await request(express().use(ops)).get('/metrics').expect(200)).text;
@@ -58,7 +68,10 @@ describe('webhook attempt metrics over a long history', () => {
 
     // the old ones now live in the totals; the recent ones are still read live
     const totals = await t.tdb.db.query<{ outcome: string; n: string }>(`SELECT outcome, n FROM webhook_attempt_totals ORDER BY outcome`);
-    expect(totals).toEqual([{ outcome: 'retry', n: '1' }, { outcome: 'succeeded', n: '2' }]);
+    expect(totals).toEqual([
+      { outcome: 'retry', n: '1' },
+      { outcome: 'succeeded', n: '2' },
+    ]);
 
     // scraping again changes nothing; a new attempt adds exactly one
     expect(await scrape()).toEqual(first);
@@ -76,13 +89,20 @@ describe('webhook attempt metrics over a long history', () => {
     const admin = { id: null, label: 'api:ops', channel: 'api' as const };
     const before = await scrape();
     await t.tdb.db.query(`UPDATE webhook_deliveries SET status = 'pending' WHERE id = $1`, [deliveryId]);
-    await expect(t.ctx.catalog.delete('webhooks', 'dm', admin)).rejects.toMatchObject({ code: 'conflict', message: expect.stringMatching(/still being attempted/) });
+    await expect(t.ctx.catalog.delete('webhooks', 'dm', admin)).rejects.toMatchObject({
+      code: 'conflict',
+      message: expect.stringMatching(/still being attempted/),
+    });
     await t.tdb.db.query(`UPDATE webhook_deliveries SET status = 'succeeded', completed_at = now() WHERE id = $1`, [deliveryId]);
     await attempt(200, 7, 0); // recent: not folded yet when the endpoint goes
     await t.ctx.catalog.delete('webhooks', 'dm', admin);
     expect(await t.tdb.db.query(`SELECT 1 FROM webhook_attempts`)).toHaveLength(0);
     const after = await scrape();
-    expect(after.get('signoff_webhook_attempts_total{outcome="succeeded"}')).toBe(before.get('signoff_webhook_attempts_total{outcome="succeeded"}')! + 1);
-    expect(after.get('signoff_webhook_attempts_total{outcome="retry"}')).toBe(before.get('signoff_webhook_attempts_total{outcome="retry"}'));
+    expect(after.get('signoff_webhook_attempts_total{outcome="succeeded"}')).toBe(
+      before.get('signoff_webhook_attempts_total{outcome="succeeded"}')! + 1,
+    );
+    expect(after.get('signoff_webhook_attempts_total{outcome="retry"}')).toBe(
+      before.get('signoff_webhook_attempts_total{outcome="retry"}'),
+    );
   });
 });

@@ -47,7 +47,11 @@ describe('/metrics in a split deployment', () => {
     worker = await startChildWorker(t.ctx.config);
     await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
     await waitFor(() => r.accepted.size === 1, 'the install webhook (second attempt)');
-    await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'succeeded'`)).n) === 1, 'the delivery recorded');
+    await waitFor(
+      async () =>
+        Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'succeeded'`)).n) === 1,
+      'the delivery recorded',
+    );
 
     // this process never ran a worker: everything below comes from what the child wrote to Postgres
     const text = (await request(express().use(ops)).get('/metrics').expect(200)).text;
@@ -66,7 +70,9 @@ describe('/metrics in a split deployment', () => {
       expect(buckets.get(`{le="+Inf",outcome="${outcome}"}`)).toBe(1);
       expect(series(text, 'signoff_webhook_delivery_latency_seconds_count').get(`{outcome="${outcome}"}`)).toBe(1);
     }
-    const [{ latency_ms }] = await t.tdb.db.query<{ latency_ms: number }>(`SELECT latency_ms FROM webhook_attempts WHERE status_code = 200`);
+    const [{ latency_ms }] = await t.tdb.db.query<{ latency_ms: number }>(
+      `SELECT latency_ms FROM webhook_attempts WHERE status_code = 200`,
+    );
     expect(series(text, 'signoff_webhook_delivery_latency_seconds_sum').get('{outcome="succeeded"}')).toBeCloseTo(latency_ms! / 1000, 6);
     // the le="30" bucket holds every attempt a local receiver answered
     expect(buckets.get('{le="30",outcome="succeeded"}')).toBe(1);
@@ -75,7 +81,9 @@ describe('/metrics in a split deployment', () => {
     await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
     await waitFor(() => r.accepted.size === 2, 'the second install webhook');
     await waitFor(
-      async () => series((await request(express().use(ops)).get('/metrics')).text, 'signoff_webhook_attempts_total').get('{outcome="succeeded"}') === 2,
+      async () =>
+        series((await request(express().use(ops)).get('/metrics')).text, 'signoff_webhook_attempts_total').get('{outcome="succeeded"}') ===
+        2,
       'the second success counted',
     );
   });

@@ -23,12 +23,25 @@ describe('migrations on a database with data', () => {
   it('gives access reviews that were open before review reminders existed a first reminder one interval ahead', async () => {
     const migration = new ReviewReminders1763830000000();
     await migration.down(runner());
-    const { request } = await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
-    const open = async (dueIn: string) => (await tdb.db.one<{ id: string }>(
-      `INSERT INTO access_reviews (request_id, status, due_at, reviewer_groups) VALUES ($1, 'pending', now() + $2::interval, '{it-approvers}') RETURNING id`,
-      [request.id, dueIn])).id;
-    const hoursToReminder = async () => Object.fromEntries((await tdb.db.query<{ id: string; hours: number | null }>(
-      `SELECT id, round(EXTRACT(EPOCH FROM next_reminder_at - now()) / 3600)::int AS hours FROM access_reviews`)).map((r) => [r.id, r.hours]));
+    const { request } = await t.ctx.requests.createApproved(
+      { id: null, label: 'api:test', channel: 'api' },
+      { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+    );
+    const open = async (dueIn: string) =>
+      (
+        await tdb.db.one<{ id: string }>(
+          `INSERT INTO access_reviews (request_id, status, due_at, reviewer_groups) VALUES ($1, 'pending', now() + $2::interval, '{it-approvers}') RETURNING id`,
+          [request.id, dueIn],
+        )
+      ).id;
+    const hoursToReminder = async () =>
+      Object.fromEntries(
+        (
+          await tdb.db.query<{ id: string; hours: number | null }>(
+            `SELECT id, round(EXTRACT(EPOCH FROM next_reminder_at - now()) / 3600)::int AS hours FROM access_reviews`,
+          )
+        ).map((r) => [r.id, r.hours]),
+      );
     const decide = (id: string) => tdb.db.query(`UPDATE access_reviews SET status = 'kept', decided_at = now() WHERE id = $1`, [id]);
 
     const decided = await open('7 days');

@@ -8,15 +8,23 @@ beforeAll(async () => {
   h = await createApiHarness();
   const policy = policyDefinitionSchema.parse({
     ...defaultPolicy,
-    questions: [...defaultPolicy.questions!, { id: 'formats', text: 'Which formats?', type: 'multichoice', options: ['vsdx', 'svg', 'pdf'] }],
+    questions: [
+      ...defaultPolicy.questions!,
+      { id: 'formats', text: 'Which formats?', type: 'multichoice', options: ['vsdx', 'svg', 'pdf'] },
+    ],
   });
   await h.t.tdb.db.query('UPDATE policies SET definition = $1 WHERE name = $2', [JSON.stringify(policy), VISIO]);
 });
 afterAll(() => h.close());
 
-const submit = (formats: unknown) => h.as(h.keys.write).post('/api/v1/requests', {
-  applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams', formats },
-});
+const submit = (formats: unknown) =>
+  h.as(h.keys.write).post('/api/v1/requests', {
+    applicationId: VISIO,
+    username: 'CONTOSO\\bob',
+    clientGuid: BOB_LAPTOP,
+    justification: 'diagrams',
+    answers: { usage: 'Diagrams', formats },
+  });
 
 describe('multiple-choice answers over REST', () => {
   it('refuses an option given twice and options that do not exist with a 400 naming the question, storing nothing', async () => {
@@ -24,7 +32,10 @@ describe('multiple-choice answers over REST', () => {
     const twice = await submit(['svg', 'pdf', 'svg']);
     expect(twice.status).toBe(400);
     expect(twice.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(twice.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'answers.formats', message: 'Choose each option once ("svg" is given more than once).' }] });
+    expect(twice.body).toMatchObject({
+      code: 'validation_failed',
+      errors: [{ field: 'answers.formats', message: 'Choose each option once ("svg" is given more than once).' }],
+    });
     expect(twice.body.detail).toContain('answers.formats');
 
     const unknown = await submit(['svg', 'png']);

@@ -20,7 +20,10 @@ let workers: RunningWorkers;
 class FakeNotifier implements ChatNotifier {
   readonly calls: { eventId: string; at: number; threwAt?: number }[] = [];
   readonly done = new Set<string>();
-  constructor(readonly platform: 'slack' | 'teams', private readonly fail: (n: number) => Error | null) {}
+  constructor(
+    readonly platform: 'slack' | 'teams',
+    private readonly fail: (n: number) => Error | null,
+  ) {}
   async handle(event: DomainEvent): Promise<void> {
     const call: { eventId: string; at: number; threwAt?: number } = { eventId: event.id, at: Date.now() };
     this.calls.push(call);
@@ -38,9 +41,14 @@ class FakeNotifier implements ChatNotifier {
 
 // Slack answers the first call(s) of every event with 429 + Retry-After, as SlackApi maps it
 const slackLimit = { calls: 1, retryAfterMs: RETRY_AFTER_MS };
-const slack = new FakeNotifier('slack', (n) => (n <= slackLimit.calls ? new SlackApiError('chat.postMessage', 'ratelimited', true, slackLimit.retryAfterMs) : null));
+const slack = new FakeNotifier('slack', (n) =>
+  n <= slackLimit.calls ? new SlackApiError('chat.postMessage', 'ratelimited', true, slackLimit.retryAfterMs) : null,
+);
 // Teams refuses every call for good (the bot was removed from the team)
-const teams = new FakeNotifier('teams', () => new TeamsSendError('Bot Connector POST /v3/conversations answered 403: BotNotInConversationRoster', 403, false));
+const teams = new FakeNotifier(
+  'teams',
+  () => new TeamsSendError('Bot Connector POST /v3/conversations answered 403: BotNotInConversationRoster', 403, false),
+);
 
 beforeAll(async () => {
   t = await createTestContext({ OUTBOX_RECONCILE_MS: '60000' });
@@ -57,7 +65,12 @@ afterAll(async () => {
 
 describe('notify queue and chat platform errors', () => {
   it('waits out a 429 Retry-After before the next attempt, and fails a permanent error after one attempt', async () => {
-    await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
+    await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'diagrams',
+      answers: { usage: 'Diagrams' },
+    });
     const [event] = await t.tdb.db.query<{ id: string }>('SELECT id FROM outbox ORDER BY seq');
     const id = event!.id;
 
@@ -67,8 +80,16 @@ describe('notify queue and chat platform errors', () => {
     expect(rest).toHaveLength(0);
     expect(first!.threwAt).toBeDefined();
     expect(second!.at - first!.threwAt!).toBeGreaterThanOrEqual(RETRY_AFTER_MS);
-    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== undefined, 'slack effect done');
-    const slackEffect = await t.tdb.db.one<{ attempts: number }>(`SELECT attempts FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack'`, [id]);
+    await waitFor(
+      async () =>
+        (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !==
+        undefined,
+      'slack effect done',
+    );
+    const slackEffect = await t.tdb.db.one<{ attempts: number }>(
+      `SELECT attempts FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack'`,
+      [id],
+    );
     expect(slackEffect.attempts).toBe(2);
 
     // permanent: the job is failed (terminal) after one attempt, with most of its retry budget unused
@@ -81,7 +102,9 @@ describe('notify queue and chat platform errors', () => {
     expect(teamsJob.failedReason).toMatch(/403/);
     expect(teams.callsFor(id)).toHaveLength(1);
     const teamsEffect = await t.tdb.db.one<{ status: string; attempts: number; last_error: string }>(
-      `SELECT status, attempts, last_error FROM outbox_effects WHERE outbox_id = $1 AND target = 'teams'`, [id]);
+      `SELECT status, attempts, last_error FROM outbox_effects WHERE outbox_id = $1 AND target = 'teams'`,
+      [id],
+    );
     expect(teamsEffect).toMatchObject({ status: 'failed', attempts: 1 });
     expect(teamsEffect.last_error).toMatch(/403/);
   });
@@ -91,8 +114,15 @@ describe('notify queue and chat platform errors', () => {
     slackLimit.retryAfterMs = 30;
     const [pending] = await t.tdb.db.query<{ id: string }>(`SELECT id FROM requests WHERE status = 'pending'`);
     await t.ctx.requests.cancel(s.actor(s.bob), pending!.id);
-    await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams again', answers: { usage: 'Diagrams' } });
-    const [event] = await t.tdb.db.query<{ id: string }>(`SELECT id FROM outbox WHERE type = 'request.submitted' ORDER BY seq DESC LIMIT 1`);
+    await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'diagrams again',
+      answers: { usage: 'Diagrams' },
+    });
+    const [event] = await t.tdb.db.query<{ id: string }>(
+      `SELECT id FROM outbox WHERE type = 'request.submitted' ORDER BY seq DESC LIMIT 1`,
+    );
     const id = event!.id;
     await waitFor(() => slack.done.has(id), 'the slack notification to get through after 12 rate limits');
     expect(slack.callsFor(id)).toHaveLength(13);
@@ -105,6 +135,11 @@ describe('notify queue and chat platform errors', () => {
     }, 'the slack job to complete');
     expect(job.attemptsMade).toBeLessThan(job.opts.attempts!);
     expect(job.data.rateLimitWaits).toBe(12);
-    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !== undefined, 'slack effect done');
+    await waitFor(
+      async () =>
+        (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox_effects WHERE outbox_id = $1 AND target = 'slack' AND status = 'done'`, [id])) !==
+        undefined,
+      'slack effect done',
+    );
   });
 });

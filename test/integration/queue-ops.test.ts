@@ -41,7 +41,10 @@ describe('relay latency', () => {
     for (let i = 0; i < 5; i++) {
       const before = r.accepted.size;
       const started = performance.now();
-      await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+      await t.ctx.requests.createApproved(
+        { id: null, label: 'api:test', channel: 'api' },
+        { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+      );
       await waitFor(() => r.accepted.size > before, 'the install webhook', { intervalMs: 2 });
       samples.push(Math.round(performance.now() - started));
     }
@@ -76,7 +79,11 @@ describe('/readyz', () => {
 describe('/metrics', () => {
   it('exposes requests by state, decisions, deliveries, latency, queue depths and outbox lag', async () => {
     // the receiver answering 2xx is not the delivery recorded: the worker commits the attempt and status after
-    await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`)).n) === 0, 'the last delivery to be recorded');
+    await waitFor(
+      async () =>
+        Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`)).n) === 0,
+      'the last delivery to be recorded',
+    );
     const res = await request(app).get('/metrics').expect(200);
     expect(res.headers['content-type']).toMatch(/text\/plain/);
     const text = res.text;

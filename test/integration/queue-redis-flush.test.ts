@@ -41,27 +41,47 @@ describe('Redis loses everything', () => {
     const ids: string[] = [];
     const commit = async (from: number, to: number) => {
       for (let i = from; i < to; i += 10) {
-        const batch = await Promise.all(guids.slice(i, Math.min(i + 10, to)).map((clientGuid) => t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid })));
+        const batch = await Promise.all(
+          guids
+            .slice(i, Math.min(i + 10, to))
+            .map((clientGuid) => t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid })),
+        );
         ids.push(...batch.map((b) => b.request.id));
       }
     };
     // mid-stream: most decisions before the wipe, the rest right after it
     await commit(0, N - 20);
     const atFlush = await t.tdb.db.one<{ outbox: string; deliveries: string }>(
-      `SELECT (SELECT count(*) FROM outbox WHERE status <> 'done') AS outbox, (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS deliveries`);
+      `SELECT (SELECT count(*) FROM outbox WHERE status <> 'done') AS outbox, (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS deliveries`,
+    );
     const inFlight = r.received.length;
     await flushRedis(t.ctx.config.QUEUE_PREFIX);
     await commit(N - 20, N);
     open();
     const started = Date.now();
     await waitFor(() => r.accepted.size === N, `all ${N} install webhooks`).catch(async (e) => {
-      const pending = await t.tdb.db.query<{ id: string; status: string; attempts: number }>(`SELECT id, status, attempts FROM webhook_deliveries WHERE status <> 'succeeded'`);
+      const pending = await t.tdb.db.query<{ id: string; status: string; attempts: number }>(
+        `SELECT id, status, attempts FROM webhook_deliveries WHERE status <> 'succeeded'`,
+      );
       const outbox = await t.tdb.db.query(`SELECT id, status, attempts, last_error FROM outbox WHERE status <> 'done'`);
       const states = await Promise.all(pending.slice(0, 5).map((d) => workers!.queues.webhooks.getJobState(d.id)));
-      console.error('DIAG', JSON.stringify({ accepted: r.accepted.size, received: r.received.length, pending: pending.length, sample: pending.slice(0, 5), states, outbox, counts: await workers!.queues.webhooks.getJobCounts() }));
+      console.error(
+        'DIAG',
+        JSON.stringify({
+          accepted: r.accepted.size,
+          received: r.received.length,
+          pending: pending.length,
+          sample: pending.slice(0, 5),
+          states,
+          outbox,
+          counts: await workers!.queues.webhooks.getJobCounts(),
+        }),
+      );
       throw e;
     });
-    console.info(`[measured] at the flush: ${atFlush.outbox} outbox rows not relayed, ${atFlush.deliveries} deliveries pending, ${inFlight} requests held at the receiver; all ${N} accepted ${Date.now() - started} ms after the flush; receipts ${r.received.length}`);
+    console.info(
+      `[measured] at the flush: ${atFlush.outbox} outbox rows not relayed, ${atFlush.deliveries} deliveries pending, ${inFlight} requests held at the receiver; all ${N} accepted ${Date.now() - started} ms after the flush; receipts ${r.received.length}`,
+    );
     expect(Number(atFlush.outbox) + Number(atFlush.deliveries)).toBeGreaterThan(N / 3);
 
     const requestIds = [...r.accepted.values()].map((m) => m.payload.data.requestId);
@@ -71,7 +91,8 @@ describe('Redis loses everything', () => {
     // and no request got a second delivery under a new id
     expect(new Set(r.received.map((m) => m.id)).size).toBe(N);
     const idsPerRequest = new Map<string, Set<string>>();
-    for (const m of r.received) idsPerRequest.set(m.payload.data.requestId, (idsPerRequest.get(m.payload.data.requestId) ?? new Set()).add(m.id));
+    for (const m of r.received)
+      idsPerRequest.set(m.payload.data.requestId, (idsPerRequest.get(m.payload.data.requestId) ?? new Set()).add(m.id));
     expect([...idsPerRequest.values()].every((s) => s.size === 1)).toBe(true);
     // the receiver's 2xx comes before the worker records it
     const rows = await waitFor(async () => {
@@ -90,7 +111,9 @@ describe('Redis loses everything', () => {
     const guids = Array.from({ length: 50 }, (_, i) => `GUID:LATE-${String(i).padStart(4, '0')}`);
     for (const g of guids) await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [g, `PC-${g.slice(-4)}`]);
     const api = { id: null, label: 'api:test', channel: 'api' as const };
-    const ids = (await Promise.all(guids.map((clientGuid) => t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid })))).map((x) => x.request.id);
+    const ids = (
+      await Promise.all(guids.map((clientGuid) => t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid })))
+    ).map((x) => x.request.id);
     await flushRedis(t.ctx.config.QUEUE_PREFIX);
     workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, lockDurationMs: 2000 });
     await waitFor(() => ids.every((id) => [...r.accepted.values()].some((m) => m.payload.data.requestId === id)), 'the 50 late installs');

@@ -28,7 +28,10 @@ describe('worker crash', () => {
     r.setHandler((_m, n) => (n === 1 ? { status: 200, hold: true } : { status: 200 }));
     const a = await startChildWorker(t.ctx.config, { TEST_LOCK_MS: '1500' });
     children.push(a);
-    const { request } = await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+    const { request } = await t.ctx.requests.createApproved(
+      { id: null, label: 'api:test', channel: 'api' },
+      { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+    );
     await waitFor(() => r.received.length === 1, 'the first attempt to reach the receiver');
     expect(await a.kill('SIGKILL')).toBeNull();
     const killedAt = Date.now();
@@ -36,7 +39,11 @@ describe('worker crash', () => {
     const b = await startChildWorker(t.ctx.config, { TEST_LOCK_MS: '1500' });
     children.push(b);
     const d = await waitFor(
-      () => t.tdb.db.maybeOne<{ id: string; status: string; message_id: string }>(`SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'succeeded'`, [endpointId]),
+      () =>
+        t.tdb.db.maybeOne<{ id: string; status: string; message_id: string }>(
+          `SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'succeeded'`,
+          [endpointId],
+        ),
       'the delivery to complete on the new worker',
     );
     const recoveredMs = Date.now() - killedAt;
@@ -65,7 +72,10 @@ describe('worker crash', () => {
       });
       const w = await startChildWorker(t.ctx.config);
       children.push(w);
-      await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+      await t.ctx.requests.createApproved(
+        { id: null, label: 'api:test', channel: 'api' },
+        { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+      );
       await waitFor(() => r2.received.length === 1, 'the attempt to be in flight');
       const exit = w.kill('SIGTERM');
       // the worker has begun stopping and is still waiting on the in-flight job

@@ -25,12 +25,18 @@ describe('multi-stage approval', () => {
     const { requests } = t.ctx;
     const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP });
     expect((await requests.decide(s.actor(s.ada), r.id, 'approve')).outcome).toBe('recorded');
-    await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({ code: 'already_decided', message: expect.stringContaining('already decided stage 1') });
+    await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({
+      code: 'already_decided',
+      message: expect.stringContaining('already decided stage 1'),
+    });
     await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'not_an_approver' });
     const second = await requests.decide(s.actor(s.cyd), r.id, 'approve');
     expect(second).toMatchObject({ outcome: 'stage_approved', request: { status: 'pending', currentStage: 1 } });
     await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({ code: 'not_an_approver' });
-    await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'validation_failed', details: { field: 'reason' } });
+    await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({
+      code: 'validation_failed',
+      details: { field: 'reason' },
+    });
     const done = await requests.decide(s.actor(s.dan), r.id, 'approve', 'checked licence');
     expect(done).toMatchObject({ outcome: 'approved', request: { status: 'approved', decisionReason: 'checked licence' } });
     const detail = await requests.get(r.id);
@@ -54,12 +60,18 @@ describe('multi-stage approval', () => {
     await requests.decide(s.actor(s.ada), r.id, 'approve');
     await requests.decide(s.actor(s.cyd), r.id, 'approve');
     // security (stage 2) must justify either decision
-    await expect(requests.decide(s.actor(s.dan), r.id, 'deny')).rejects.toMatchObject({ code: 'validation_failed', details: { field: 'reason' } });
+    await expect(requests.decide(s.actor(s.dan), r.id, 'deny')).rejects.toMatchObject({
+      code: 'validation_failed',
+      details: { field: 'reason' },
+    });
     await requests.decide(s.actor(s.dan), r.id, 'deny', 'not on the approved list');
     // stage 1's approvers cannot overrule stage 2
     await expect(requests.reapprove(s.actor(s.ada), r.id, 'I disagree')).rejects.toMatchObject({ code: 'not_an_approver' });
     await expect(requests.reapprove(s.actor(s.dan), r.id, null)).rejects.toMatchObject({ code: 'validation_failed' });
-    expect(await requests.reapprove(s.actor(s.dan), r.id, 'added to the list')).toMatchObject({ outcome: 'reapproved', request: { status: 'approved' } });
+    expect(await requests.reapprove(s.actor(s.dan), r.id, 'added to the list')).toMatchObject({
+      outcome: 'reapproved',
+      request: { status: 'approved' },
+    });
   });
 
   it('only the requester cancels a pending request', async () => {

@@ -13,7 +13,12 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 const change = (resourceType: string, resourceId: string, after = 'echo new') => ({
-  resourceType, resourceId, before: { body: 'echo old' }, after: { body: after }, justification: 'Fix the cleanup script', requestedBy: 'CONTOSO\\ada',
+  resourceType,
+  resourceId,
+  before: { body: 'echo old' },
+  after: { body: after },
+  justification: 'Fix the cleanup script',
+  requestedBy: 'CONTOSO\\ada',
 });
 const lowerGuid = BOB_LAPTOP.toLowerCase();
 
@@ -46,26 +51,51 @@ describe('one resource whatever the letter case', () => {
 
   it('a client GUID in lower case names the same device for requests, approved requests and the device API', async () => {
     const w = h.as(h.keys.write);
-    const submitted = await w.post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: lowerGuid, justification: 'diagrams', answers: { usage: 'Diagrams' } }).expect(201);
+    const submitted = await w
+      .post('/api/v1/requests', {
+        applicationId: VISIO,
+        username: 'CONTOSO\\bob',
+        clientGuid: lowerGuid,
+        justification: 'diagrams',
+        answers: { usage: 'Diagrams' },
+      })
+      .expect(201);
     expect(submitted.body.device).toMatchObject({ id: h.s.deviceId, clientGuid: BOB_LAPTOP });
-    const again = await w.post('/api/v1/requests', { applicationId: VISIO, username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
+    const again = await w.post('/api/v1/requests', {
+      applicationId: VISIO,
+      username: 'CONTOSO\\bob',
+      clientGuid: BOB_LAPTOP,
+      justification: 'diagrams',
+      answers: { usage: 'Diagrams' },
+    });
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({ code: 'already_pending', requestId: submitted.body.id });
 
-    const listed = await h.as(h.keys.read).get(`/api/v1/requests?clientGuid=${encodeURIComponent(lowerGuid)}`).expect(200);
+    const listed = await h
+      .as(h.keys.read)
+      .get(`/api/v1/requests?clientGuid=${encodeURIComponent(lowerGuid)}`)
+      .expect(200);
     expect(listed.body.items.map((x: { id: string }) => x.id)).toEqual([submitted.body.id]);
 
     // CreateApprovedRequest for the user on the lower-case GUID approves that pending request, not a second one
-    const approved = await w.post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: lowerGuid, username: 'CONTOSO\\bob' }).expect(200);
+    const approved = await w
+      .post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: lowerGuid, username: 'CONTOSO\\bob' })
+      .expect(200);
     expect(approved.body).toMatchObject({ id: submitted.body.id, status: 'approved' });
-    const repeat = await w.post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP.toUpperCase(), username: 'CONTOSO\\bob' }).expect(200);
+    const repeat = await w
+      .post('/api/v1/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP.toUpperCase(), username: 'CONTOSO\\bob' })
+      .expect(200);
     expect(repeat.body.id).toBe(submitted.body.id);
     expect((await h.t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM requests')).n).toBe('1');
 
     const a = h.as(h.keys.admin);
     const device = await a.get(`/api/v1/devices/${encodeURIComponent(lowerGuid)}`).expect(200);
     expect(device.body).toMatchObject({ id: h.s.deviceId, clientGuid: BOB_LAPTOP });
-    const put = await request(h, 'put', `/api/v1/devices/${encodeURIComponent(lowerGuid)}`, { clientGuid: BOB_LAPTOP, name: 'BOB-LAPTOP', primaryUser: 'CONTOSO\\bob' });
+    const put = await request(h, 'put', `/api/v1/devices/${encodeURIComponent(lowerGuid)}`, {
+      clientGuid: BOB_LAPTOP,
+      name: 'BOB-LAPTOP',
+      primaryUser: 'CONTOSO\\bob',
+    });
     expect(put.status).toBe(200);
     const created = await a.post('/api/v1/devices', { clientGuid: lowerGuid, name: 'TWIN' });
     expect(created.status, created.text).toBe(409);
@@ -96,5 +126,8 @@ describe('upgrading a database that already holds twins', () => {
 });
 
 function request(harness: ApiHarness, method: 'put', path: string, body: unknown) {
-  return supertest(harness.app)[method](path).set('Authorization', `Bearer ${harness.keys.admin}`).send(body as object);
+  return supertest(harness.app)
+    [method](path)
+    .set('Authorization', `Bearer ${harness.keys.admin}`)
+    .send(body as object);
 }

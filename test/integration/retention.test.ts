@@ -17,7 +17,12 @@ beforeAll(async () => {
   t = await createTestContext();
   await seedContoso(t.tdb.db);
   ops = createOpsRouter(t.ctx);
-  endpointId = await addEndpoint(t.tdb.db, { name: 'dm', url: 'https://dm.example.com/hooks', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', events: ['app.install'] });
+  endpointId = await addEndpoint(t.tdb.db, {
+    name: 'dm',
+    url: 'https://dm.example.com/hooks',
+    secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    events: ['app.install'],
+  });
 });
 afterAll(async () => {
   await ops?.close();
@@ -27,23 +32,34 @@ afterAll(async () => {
 });
 
 /** An outbox event with one delivery of the given status and attempts, all `ageDays` old. */
-async function deliveryAged(status: 'pending' | 'succeeded' | 'failed', ageDays: number, codes: number[]): Promise<{ outboxId: string; deliveryId: string }> {
+async function deliveryAged(
+  status: 'pending' | 'succeeded' | 'failed',
+  ageDays: number,
+  codes: number[],
+): Promise<{ outboxId: string; deliveryId: string }> {
   const age = `now() - make_interval(days => ${ageDays})`;
   const { id: outboxId } = await t.tdb.db.one<{ id: string }>(
-    `INSERT INTO outbox (type, payload, status, created_at, processed_at) VALUES ('request.approved', '{}', 'done', ${age}, ${age}) RETURNING id`);
+    `INSERT INTO outbox (type, payload, status, created_at, processed_at) VALUES ('request.approved', '{}', 'done', ${age}, ${age}) RETURNING id`,
+  );
   const { id: deliveryId } = await t.tdb.db.one<{ id: string }>(
     `INSERT INTO webhook_deliveries (message_id, endpoint_id, outbox_id, event_type, body, status, attempts, created_at, completed_at)
      VALUES ('msg_' || gen_random_uuid(), $1, $2, 'app.install', '{}', $3, $4, ${age}, ${status === 'pending' ? 'NULL' : age}) RETURNING id`,
-    [endpointId, outboxId, status, codes.length]);
+    [endpointId, outboxId, status, codes.length],
+  );
   for (const [i, code] of codes.entries()) {
-    await t.tdb.db.query(`INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, created_at) VALUES ($1, $2, $3, 20, ${age})`, [deliveryId, i + 1, code]);
+    await t.tdb.db.query(
+      `INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, created_at) VALUES ($1, $2, $3, 20, ${age})`,
+      [deliveryId, i + 1, code],
+    );
   }
   return { outboxId, deliveryId };
 }
 
 async function attemptCounters(): Promise<Record<string, number>> {
   const text = (await request(express().use(ops)).get('/metrics').expect(200)).text;
-  return Object.fromEntries([...text.matchAll(/^signoff_webhook_attempts_total\{outcome="(\w+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  return Object.fromEntries(
+    [...text.matchAll(/^signoff_webhook_attempts_total\{outcome="(\w+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]),
+  );
 }
 
 const exists = async (table: string, id: string) => (await t.tdb.db.query(`SELECT 1 FROM ${table} WHERE id = $1`, [id])).length === 1;
@@ -51,7 +67,10 @@ const exists = async (table: string, id: string) => (await t.tdb.db.query(`SELEC
 describe('retention of finished delivery work', () => {
   it('deletes finished deliveries and events older than RETENTION_DAYS, keeps everything else, and keeps the counters counting', async () => {
     // a real request: its events and audit rows are old too, but records stay
-    const { request: approved } = await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+    const { request: approved } = await t.ctx.requests.createApproved(
+      { id: null, label: 'api:test', channel: 'api' },
+      { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+    );
     await t.tdb.db.query(`UPDATE outbox SET status = 'done', processed_at = now(), created_at = now() - interval '120 days'`);
     const requestEvents = (await t.tdb.db.query<{ id: string }>('SELECT id FROM outbox')).map((r) => r.id);
 
@@ -60,9 +79,11 @@ describe('retention of finished delivery work', () => {
     const oldPending = await deliveryAged('pending', 100, [503, 503]); // still being retried: keep
     const recentOk = await deliveryAged('succeeded', 10, [200]);
     const { id: stuckEvent } = await t.tdb.db.one<{ id: string }>(
-      `INSERT INTO outbox (type, payload, status, created_at) VALUES ('request.denied', '{}', 'pending', now() - interval '100 days') RETURNING id`);
+      `INSERT INTO outbox (type, payload, status, created_at) VALUES ('request.denied', '{}', 'pending', now() - interval '100 days') RETURNING id`,
+    );
     const { id: eventWithPendingEffect } = await t.tdb.db.one<{ id: string }>(
-      `INSERT INTO outbox (type, payload, status, created_at) VALUES ('request.denied', '{}', 'done', now() - interval '100 days') RETURNING id`);
+      `INSERT INTO outbox (type, payload, status, created_at) VALUES ('request.denied', '{}', 'done', now() - interval '100 days') RETURNING id`,
+    );
     await t.tdb.db.query(`INSERT INTO outbox_effects (outbox_id, target) VALUES ($1, 'slack')`, [eventWithPendingEffect]);
     const before = await attemptCounters();
     expect(before).toMatchObject({ succeeded: 2, retry: 3, failed: 1 });
@@ -92,7 +113,9 @@ describe('retention of finished delivery work', () => {
   it('keeps a finished delivery whose attempts the metrics have not counted yet', async () => {
     const { deliveryId } = await deliveryAged('succeeded', 100, [200]);
     // an attempt younger than the metrics' settling margin (a redelivery just now) is not folded yet
-    await t.tdb.db.query(`INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms) VALUES ($1, 2, 200, 5)`, [deliveryId]);
+    await t.tdb.db.query(`INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms) VALUES ($1, 2, 200, 5)`, [
+      deliveryId,
+    ]);
     await pruneFinishedWork(t.tdb.db, 90);
     expect(await exists('webhook_deliveries', deliveryId)).toBe(true);
   });

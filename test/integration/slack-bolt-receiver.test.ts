@@ -26,7 +26,13 @@ describe('Slack requests no listener handles', () => {
   });
 
   it('a view_closed payload is acknowledged', async () => {
-    const body = new URLSearchParams({ payload: JSON.stringify({ type: 'view_closed', user: { id: 'U0BOB' }, view: { id: 'V1', type: 'modal', callback_id: 'signoff_request_modal' } }) }).toString();
+    const body = new URLSearchParams({
+      payload: JSON.stringify({
+        type: 'view_closed',
+        user: { id: 'U0BOB' },
+        view: { id: 'V1', type: 'modal', callback_id: 'signoff_request_modal' },
+      }),
+    }).toString();
     expect((await h.post(body, 'application/x-www-form-urlencoded')).status).toBe(200);
   });
 });
@@ -34,8 +40,17 @@ describe('Slack requests no listener handles', () => {
 describe('Slack retries', () => {
   it('a retried event (X-Slack-Retry-Num) is acknowledged and handled: the Home tab is published', async () => {
     h.fake.reset();
-    const body = JSON.stringify({ type: 'event_callback', team_id: 'T0CONTOSO', event_id: 'EvRetry', event: { type: 'app_home_opened', user: 'U0BOB', tab: 'home', channel: 'D0BOB' } });
-    const res = await h.post(body, 'application/json', { ...h.signedHeaders(body), 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_timeout' });
+    const body = JSON.stringify({
+      type: 'event_callback',
+      team_id: 'T0CONTOSO',
+      event_id: 'EvRetry',
+      event: { type: 'app_home_opened', user: 'U0BOB', tab: 'home', channel: 'D0BOB' },
+    });
+    const res = await h.post(body, 'application/json', {
+      ...h.signedHeaders(body),
+      'x-slack-retry-num': '1',
+      'x-slack-retry-reason': 'http_timeout',
+    });
     expect(res.status).toBe(200);
     const [pub] = await h.fake.waitFor('views.publish');
     expect(pub!.args.user_id).toBe('U0BOB');

@@ -29,19 +29,35 @@ describe('multi-admin approval in Slack', () => {
 
   it('shows JSON and missing-field problems inline, and creates nothing', async () => {
     const view = h.fake.last('views.open')!.args.view;
-    const res = await h.submit('U0ADA', view, { resource_type: 'app', resource_id: 'visio', before: '{"a":1}', after: '{not json', change_justification: '' });
+    const res = await h.submit('U0ADA', view, {
+      resource_type: 'app',
+      resource_id: 'visio',
+      before: '{"a":1}',
+      after: '{not json',
+      change_justification: '',
+    });
     expect(res.body.response_action).toBe('errors');
     expect(res.body.errors.after).toMatch(/not valid JSON/);
     expect(res.body.errors.change_justification).toMatch(/justification is required/);
-    const same = await h.submit('U0ADA', view, { resource_type: 'app', resource_id: 'visio', before: '{"a":1}', after: '{"a":1}', change_justification: 'x' });
+    const same = await h.submit('U0ADA', view, {
+      resource_type: 'app',
+      resource_id: 'visio',
+      before: '{"a":1}',
+      after: '{"a":1}',
+      change_justification: 'x',
+    });
     expect(same.body.errors.after).toMatch(/no change to approve/);
     expect(await h.t.tdb.db.query('SELECT 1 FROM changes')).toHaveLength(0);
   });
 
-  it('submits, and the approvers\' channel gets a prompt with the diff', async () => {
+  it("submits, and the approvers' channel gets a prompt with the diff", async () => {
     const view = h.fake.last('views.open')!.args.view;
     const res = await h.submit('U0ADA', view, {
-      resource_type: 'app', resource_id: 'visio', before: JSON.stringify(before), after: JSON.stringify(after), change_justification: 'Two approvers for Visio from now on',
+      resource_type: 'app',
+      resource_id: 'visio',
+      before: JSON.stringify(before),
+      after: JSON.stringify(after),
+      change_justification: 'Two approvers for Visio from now on',
     });
     expect(res.body.response_action).toBe('update');
     changeId = (await h.t.tdb.db.one<{ id: string }>('SELECT id FROM changes')).id;
@@ -53,7 +69,10 @@ describe('multi-admin approval in Slack', () => {
     expect(shown).toContain('~ /policy/stages/0/quorum: "any" → 2');
     expect(shown).toContain('Two approvers for Visio from now on');
     expect(shown).toContain('<@U0ADA>');
-    expect(buttonsOf(prompt.args.blocks).map((b) => [b.text, b.action_id])).toEqual([['Approve', ACTION.changeApprove], ['Reject', ACTION.changeReject]]);
+    expect(buttonsOf(prompt.args.blocks).map((b) => [b.text, b.action_id])).toEqual([
+      ['Approve', ACTION.changeApprove],
+      ['Reject', ACTION.changeReject],
+    ]);
     const mine = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0ADA')!;
     expect(buttonsOf(mine.args.blocks).map((b) => b.text)).toEqual(['Cancel change']);
   });
@@ -71,7 +90,11 @@ describe('multi-admin approval in Slack', () => {
   it('/signoff my shows ada her pending change with Cancel change', async () => {
     const res = await h.command('U0ADA', 'my');
     expect(res.body.text).toMatch(/1 pending change/);
-    expect(buttonsOf(res.body.blocks).filter((b) => b.value === changeId).map((b) => b.text)).toEqual(['Cancel change']);
+    expect(
+      buttonsOf(res.body.blocks)
+        .filter((b) => b.value === changeId)
+        .map((b) => b.text),
+    ).toEqual(['Cancel change']);
   });
 
   it('bob (not an admin) is refused too', async () => {
@@ -81,7 +104,7 @@ describe('multi-admin approval in Slack', () => {
     expect(textOf(eph!.args.blocks)).toMatch(/Only members of it-approvers/);
   });
 
-  it('cyd approves with notes; the prompt and ada\'s copy show it with no buttons; change.apply goes out', async () => {
+  it("cyd approves with notes; the prompt and ada's copy show it with no buttons; change.apply goes out", async () => {
     h.fake.reset();
     await h.action('U0CYD', ACTION.changeApprove, changeId);
     const [open] = await h.fake.waitFor('views.open');
@@ -105,7 +128,13 @@ describe('multi-admin approval in Slack', () => {
   });
 
   it('a change submitted through the API is prompted the same way, and its requester can cancel it from Slack', async () => {
-    const c = await h.t.ctx.changes.submit(s.actor(s.cyd, 'api'), { resourceType: 'script', resourceId: 'cleanup.ps1', before: { body: 'a' }, after: { body: 'b' }, justification: 'fix' });
+    const c = await h.t.ctx.changes.submit(s.actor(s.cyd, 'api'), {
+      resourceType: 'script',
+      resourceId: 'cleanup.ps1',
+      before: { body: 'a' },
+      after: { body: 'b' },
+      justification: 'fix',
+    });
     h.fake.reset();
     await h.drain();
     expect(textOf(h.fake.of('chat.postMessage').find((p) => p.args.channel === 'C0APPROVE')!.args.blocks)).toContain('~ /body: "a" → "b"');

@@ -36,7 +36,10 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
-  await h.t.tdb.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('device-manager', $1, $2, '{app.install,app.uninstall,change.apply}')`, [url, SECRET]);
+  await h.t.tdb.db.query(
+    `INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('device-manager', $1, $2, '{app.install,app.uninstall,change.apply}')`,
+    [url, SECRET],
+  );
 });
 afterAll(async () => {
   await new Promise<void>((r) => receiver.close(() => r()));
@@ -71,10 +74,25 @@ describe('scenario 1 through Slack, the outbox relay and a device manager', () =
     const update = h.fake.of('chat.update').find((u) => u.args.channel === 'C0APPROVE')!;
     expect(textOf(update.args.blocks)).toMatch(/Approved\* by \*Ada Admin\*/);
     expect(buttonsOf(update.args.blocks)).toEqual([]);
-    expect(h.fake.of('chat.postMessage').filter((p) => p.args.channel === 'D0BOB').map((p) => p.args.text)).toEqual([
-      'Your request for Visio: pending', 'Your request for Visio was approved',
+    expect(
+      h.fake
+        .of('chat.postMessage')
+        .filter((p) => p.args.channel === 'D0BOB')
+        .map((p) => p.args.text),
+    ).toEqual(['Your request for Visio: pending', 'Your request for Visio was approved']);
+    expect(received).toEqual([
+      {
+        type: 'app.install',
+        timestamp: expect.any(String),
+        data: expect.objectContaining({
+          applicationId: VISIO,
+          clientGuid: BOB_LAPTOP,
+          deviceName: 'BOB-LAPTOP',
+          username: 'CONTOSO\\bob',
+          requestId: approve.value.split(':')[0],
+        }),
+      },
     ]);
-    expect(received).toEqual([{ type: 'app.install', timestamp: expect.any(String), data: expect.objectContaining({ applicationId: VISIO, clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', requestId: approve.value.split(':')[0] }) }]);
     const effects = await h.t.tdb.db.query<{ status: string }>(`SELECT status FROM outbox_effects WHERE target = 'slack'`);
     expect(effects.every((e) => e.status === 'done')).toBe(true);
   });

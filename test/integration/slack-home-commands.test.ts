@@ -12,12 +12,25 @@ beforeAll(async () => {
   h = await startSlackHarness();
   s = await seedContoso(h.t.tdb.db);
   // a hidden-until-approved app and a per-user app with a text question and no per-device install
-  await h.t.tdb.db.query(`INSERT INTO applications (id, name, visibility, per_device, policy_id) SELECT $1, 'Secret Tool', 'hidden-until-approved', true, policy_id FROM applications WHERE id = $2`, [HIDDEN, VISIO]);
-  const p = await h.t.tdb.db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ('project', $1) RETURNING id`, [JSON.stringify({
-    requestors: { allMembers: true, identities: [], groups: [] }, justification: 'optional', stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: false }],
-    questions: [{ id: 'costCenter', text: 'Cost center', type: 'text', required: true, pattern: '^CC-\\d{4}$' }], decisionDeadline: 'P14D', accessExtendable: false, accessExpiryWarning: 'P7D',
-  })]);
-  await h.t.tdb.db.query(`INSERT INTO applications (id, name, description, per_device, policy_id) VALUES ($1, 'Project', 'Project planning', false, $2)`, [PROJECT, p.id]);
+  await h.t.tdb.db.query(
+    `INSERT INTO applications (id, name, visibility, per_device, policy_id) SELECT $1, 'Secret Tool', 'hidden-until-approved', true, policy_id FROM applications WHERE id = $2`,
+    [HIDDEN, VISIO],
+  );
+  const p = await h.t.tdb.db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ('project', $1) RETURNING id`, [
+    JSON.stringify({
+      requestors: { allMembers: true, identities: [], groups: [] },
+      justification: 'optional',
+      stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: false }],
+      questions: [{ id: 'costCenter', text: 'Cost center', type: 'text', required: true, pattern: '^CC-\\d{4}$' }],
+      decisionDeadline: 'P14D',
+      accessExtendable: false,
+      accessExpiryWarning: 'P7D',
+    }),
+  ]);
+  await h.t.tdb.db.query(
+    `INSERT INTO applications (id, name, description, per_device, policy_id) VALUES ($1, 'Project', 'Project planning', false, $2)`,
+    [PROJECT, p.id],
+  );
 });
 afterAll(() => h.close());
 
@@ -40,10 +53,19 @@ describe('slash command', () => {
     const missing = await h.submit('U0BOB', view, {});
     expect(missing.body.errors.app).toMatch(/Choose an application/);
 
-    const picked = await h.post(new URLSearchParams({ payload: JSON.stringify({
-      type: 'block_actions', user: { id: 'U0BOB' }, trigger_id: 't1', container: { type: 'view', view_id: 'V9' }, view: { id: 'V9', type: 'modal', callback_id: CALLBACK.requestModal },
-      actions: [{ action_id: ACTION.modalApp, block_id: 'app', type: 'external_select', selected_option: { value: PROJECT } }],
-    }) }).toString(), 'application/x-www-form-urlencoded');
+    const picked = await h.post(
+      new URLSearchParams({
+        payload: JSON.stringify({
+          type: 'block_actions',
+          user: { id: 'U0BOB' },
+          trigger_id: 't1',
+          container: { type: 'view', view_id: 'V9' },
+          view: { id: 'V9', type: 'modal', callback_id: CALLBACK.requestModal },
+          actions: [{ action_id: ACTION.modalApp, block_id: 'app', type: 'external_select', selected_option: { value: PROJECT } }],
+        }),
+      }).toString(),
+      'application/x-www-form-urlencoded',
+    );
     expect(picked.status).toBe(200);
     const [upd] = await h.fake.waitFor('views.update');
     expect(upd!.args.view_id).toBe('V9');
@@ -68,7 +90,7 @@ describe('slash command', () => {
     expect(JSON.stringify(open!.args.view)).not.toContain(HIDDEN);
   });
 
-  it('/signoff my lists bob\'s requests with state and Cancel', async () => {
+  it("/signoff my lists bob's requests with state and Cancel", async () => {
     const res = await h.command('U0BOB', 'my');
     expect(res.body.response_type).toBe('ephemeral');
     const shown = textOf(res.body.blocks);
@@ -76,7 +98,7 @@ describe('slash command', () => {
     expect(buttonsOf(res.body.blocks).map((b) => b.text)).toEqual(['Cancel', 'History']);
   });
 
-  it('bob cancels from the list; approvers\' copies show it cancelled', async () => {
+  it("bob cancels from the list; approvers' copies show it cancelled", async () => {
     const id = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests WHERE application_id = $1`, [PROJECT])).id;
     await h.drain();
     h.fake.reset();
@@ -84,11 +106,23 @@ describe('slash command', () => {
     const [eph] = await h.fake.waitFor('chat.postEphemeral');
     expect(textOf(eph!.args.blocks)).toMatch(/Your request for \*Project\* is cancelled/);
     // a reply only bob sees is still a message Signoff sent: it is in the audit log
-    await vi.waitFor(async () => {
-      const sent = await h.t.tdb.db.query<{ details: Record<string, unknown> }>(
-        `SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_type = 'conversation' AND subject_id = 'C0GENERAL'`);
-      expect(sent.map((r) => r.details)).toContainEqual(expect.objectContaining({ platform: 'slack', method: 'chat.postEphemeral', private: true, to: 'U0BOB', text: expect.stringMatching(/Your request for \*Project\* is cancelled/) }));
-    }, { timeout: HANG_LIMIT_MS, interval: 25 }); // vi.waitFor gives up after 1 s by default
+    await vi.waitFor(
+      async () => {
+        const sent = await h.t.tdb.db.query<{ details: Record<string, unknown> }>(
+          `SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_type = 'conversation' AND subject_id = 'C0GENERAL'`,
+        );
+        expect(sent.map((r) => r.details)).toContainEqual(
+          expect.objectContaining({
+            platform: 'slack',
+            method: 'chat.postEphemeral',
+            private: true,
+            to: 'U0BOB',
+            text: expect.stringMatching(/Your request for \*Project\* is cancelled/),
+          }),
+        );
+      },
+      { timeout: HANG_LIMIT_MS, interval: 25 },
+    ); // vi.waitFor gives up after 1 s by default
     await h.drain();
     const copy = h.fake.of('chat.update').find((u) => u.args.channel === 'C0APPROVE')!;
     expect(textOf(copy.args.blocks)).toMatch(/Cancelled\* by \*Bob User\*/);
@@ -97,7 +131,7 @@ describe('slash command', () => {
     expect(h.fake.of('chat.postMessage')).toHaveLength(0);
   });
 
-  it('History opens a modal with the request\'s audit trail', async () => {
+  it("History opens a modal with the request's audit trail", async () => {
     const id = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests WHERE application_id = $1`, [PROJECT])).id;
     h.fake.reset();
     await h.action('U0BOB', ACTION.history, id, { channel: 'D0BOB' });
@@ -110,7 +144,12 @@ describe('slash command', () => {
 
 describe('App Home', () => {
   it('shows bob the catalog he may request (not hidden apps) and his requests', async () => {
-    await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
+    await h.t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'diagrams',
+      answers: { usage: 'Diagrams' },
+    });
     h.fake.reset();
     const res = await h.event({ type: 'app_home_opened', user: 'U0BOB', tab: 'home', channel: 'D0BOB' });
     expect(res.status).toBe(200);
@@ -122,7 +161,12 @@ describe('App Home', () => {
     expect(shown).toContain('*Visio*');
     expect(shown).toContain('*Project*');
     expect(shown).not.toContain('Secret Tool');
-    expect(buttonsOf(view.blocks).filter((b) => b.action_id === ACTION.requestApp).map((b) => b.value).sort()).toEqual([PROJECT, VISIO].sort());
+    expect(
+      buttonsOf(view.blocks)
+        .filter((b) => b.action_id === ACTION.requestApp)
+        .map((b) => b.value)
+        .sort(),
+    ).toEqual([PROJECT, VISIO].sort());
     expect(shown).toMatch(/\*Visio\* on BOB-LAPTOP: :hourglass_flowing_sand: Pending/);
     expect(shown).toMatch(/\*Project\*: :no_entry_sign: Cancelled by Bob User/);
     expect(shown).toMatch(/submitted by Bob User/);
@@ -170,8 +214,17 @@ describe('App Home', () => {
     // 12 devices of bob's, one pending Visio request each
     for (let i = 0; i < 12; i++) {
       const guid = `GUID:00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-      await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [guid, `BOB-PC-${i}`, s.bob.id]);
-      await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: guid, justification: `batch ${i}`, answers: { usage: 'Diagrams' } });
+      await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [
+        guid,
+        `BOB-PC-${i}`,
+        s.bob.id,
+      ]);
+      await h.t.ctx.requests.submit(s.actor(s.bob), {
+        applicationId: VISIO,
+        clientGuid: guid,
+        justification: `batch ${i}`,
+        answers: { usage: 'Diagrams' },
+      });
     }
     const waiting = await h.t.ctx.requests.count({ pendingForApproverId: s.cyd.id });
     expect(waiting).toBeGreaterThanOrEqual(12);
@@ -185,7 +238,10 @@ describe('App Home', () => {
   });
 
   it('shows a hidden-until-approved app once it is approved for the user', async () => {
-    await h.t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: HIDDEN, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' });
+    await h.t.ctx.requests.createApproved(
+      { id: null, label: 'api:test', channel: 'api' },
+      { applicationId: HIDDEN, clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob' },
+    );
     h.fake.reset();
     await h.event({ type: 'app_home_opened', user: 'U0BOB', tab: 'home' });
     const [pub] = await h.fake.waitFor('views.publish');

@@ -12,8 +12,11 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const requestsOfBob = () => h.t.tdb.db.query<{ id: string; status: string; decided_by_label: string | null; decision_reason: string | null }>(
-  'SELECT id, status, decided_by_label, decision_reason FROM requests WHERE requester_id = $1 ORDER BY created_at', [s.bob.id]);
+const requestsOfBob = () =>
+  h.t.tdb.db.query<{ id: string; status: string; decided_by_label: string | null; decision_reason: string | null }>(
+    'SELECT id, status, decided_by_label, decision_reason FROM requests WHERE requester_id = $1 ORDER BY created_at',
+    [s.bob.id],
+  );
 
 describe('Configuration Manager scenario 1 in Slack', () => {
   let requestId: string;
@@ -35,7 +38,10 @@ describe('Configuration Manager scenario 1 in Slack', () => {
   });
 
   it('the application select searches only what bob may request', async () => {
-    await h.t.tdb.db.query(`INSERT INTO applications (id, name, visibility, per_device, policy_id) SELECT 'App_Hidden', 'Secret Tool', 'hidden-until-approved', true, policy_id FROM applications WHERE id = $1`, [VISIO]);
+    await h.t.tdb.db.query(
+      `INSERT INTO applications (id, name, visibility, per_device, policy_id) SELECT 'App_Hidden', 'Secret Tool', 'hidden-until-approved', true, policy_id FROM applications WHERE id = $1`,
+      [VISIO],
+    );
     const all = await h.suggest('U0BOB', ACTION.modalApp, '');
     expect(all.body.options.map((o: any) => o.text.text)).toEqual(['Visio']);
     const none = await h.suggest('U0BOB', ACTION.modalApp, 'secret');
@@ -67,7 +73,11 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(await h.drain()).toEqual(['request.submitted']);
     const posts = h.fake.of('chat.postMessage');
     const prompt = posts.find((p) => p.args.channel === 'C0APPROVE')!;
-    promptTs = (await h.t.tdb.db.one<{ message_id: string }>(`SELECT message_id FROM message_refs WHERE conversation_id = 'C0APPROVE' AND purpose = 'prompt'`)).message_id;
+    promptTs = (
+      await h.t.tdb.db.one<{ message_id: string }>(
+        `SELECT message_id FROM message_refs WHERE conversation_id = 'C0APPROVE' AND purpose = 'prompt'`,
+      )
+    ).message_id;
     const shown = textOf(prompt.args.blocks);
     expect(shown).toContain('Software request: Visio');
     expect(shown).toContain('<@U0BOB>');
@@ -75,20 +85,27 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(shown).toContain('Network diagrams for the migration');
     expect(shown).toMatch(/What will you use it for\?\*\nDiagrams/);
     expect(buttonsOf(prompt.args.blocks).map((b) => [b.text, b.action_id, b.value])).toEqual([
-      ['Approve', ACTION.approve, `${requestId}:0`], ['Deny', ACTION.deny, `${requestId}:0`],
+      ['Approve', ACTION.approve, `${requestId}:0`],
+      ['Deny', ACTION.deny, `${requestId}:0`],
     ]);
     expect(h.fake.last('conversations.open')!.args.users).toBe('U0BOB');
     const dm = posts.find((p) => p.args.channel === 'D0BOB')!;
     expect(textOf(dm.args.blocks)).toMatch(/Your request for \*Visio\* on BOB-LAPTOP was submitted/);
     expect(buttonsOf(dm.args.blocks).map((b) => b.text)).toEqual(['Cancel request', 'History']);
 
-    const audit = await h.t.tdb.db.query<{ details: any }>(`SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_id = $1`, [requestId]);
+    const audit = await h.t.tdb.db.query<{ details: any }>(
+      `SELECT details FROM audit_events WHERE action = 'message.sent' AND subject_id = $1`,
+      [requestId],
+    );
     expect(audit.map((a) => a.details.channel).sort()).toEqual(['C0APPROVE', 'D0BOB']);
   });
 
   it('a retried event does not post again', async () => {
     const before = h.fake.of('chat.postMessage').length;
-    const row = await h.t.tdb.db.one<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.submitted'`, [requestId]);
+    const row = await h.t.tdb.db.one<{ id: string; payload: any }>(
+      `SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.submitted'`,
+      [requestId],
+    );
     await h.adapter.notifier.handle({ id: row.id, ...row.payload });
     expect(h.fake.of('chat.postMessage').length).toBe(before);
   });
@@ -108,7 +125,10 @@ describe('Configuration Manager scenario 1 in Slack', () => {
 
   it('ada and cyd click Approve at the same moment: one decision, the other is told who decided', async () => {
     h.fake.reset();
-    await Promise.all([h.action('U0ADA', ACTION.approve, requestId, { messageTs: promptTs }), h.action('U0CYD', ACTION.approve, requestId, { messageTs: promptTs })]);
+    await Promise.all([
+      h.action('U0ADA', ACTION.approve, requestId, { messageTs: promptTs }),
+      h.action('U0CYD', ACTION.approve, requestId, { messageTs: promptTs }),
+    ]);
     const eph = await h.fake.waitFor('chat.postEphemeral', 2);
     const texts = eph.map((e) => textOf(e.args.blocks));
     expect(texts.filter((t) => /You approved \*Visio\* for \*Bob User\*/.test(t))).toHaveLength(1);
@@ -120,11 +140,17 @@ describe('Configuration Manager scenario 1 in Slack', () => {
   it('updates every copy in place with the outcome and no buttons, tells bob, and orders the install', async () => {
     h.fake.reset();
     expect(await h.drain()).toEqual(['request.approved']);
-    const [approver] = await h.t.tdb.db.query<{ decided_by_label: string }>('SELECT decided_by_label FROM requests WHERE id = $1', [requestId]);
+    const [approver] = await h.t.tdb.db.query<{ decided_by_label: string }>('SELECT decided_by_label FROM requests WHERE id = $1', [
+      requestId,
+    ]);
     const updates = h.fake.of('chat.update');
     expect(updates.map((u) => u.args.channel).sort()).toEqual(['C0APPROVE', 'D0BOB']);
     for (const u of updates) {
-      expect(buttonsOf(u.args.blocks).filter((b) => b.action_id === ACTION.approve || b.action_id === ACTION.deny || b.action_id === ACTION.cancel)).toEqual([]);
+      expect(
+        buttonsOf(u.args.blocks).filter(
+          (b) => b.action_id === ACTION.approve || b.action_id === ACTION.deny || b.action_id === ACTION.cancel,
+        ),
+      ).toEqual([]);
     }
     const channelCopy = updates.find((u) => u.args.channel === 'C0APPROVE')!;
     expect(channelCopy.args.ts).toBe(promptTs);
@@ -132,12 +158,24 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(channelCopy.args.blocks.some((b: any) => b.type === 'actions')).toBe(false);
     const outcome = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0BOB')!;
     // the notification itself says who decided and when, not only the updated copy
-    expect(textOf(outcome.args.blocks)).toMatch(new RegExp(`Approved: your request for \\*Visio\\* on BOB-LAPTOP\\.\\n.*Approved\\* by \\*${approver!.decided_by_label}\\* <!date\\^\\d+[^\\n]*\\nThe installation has been ordered`));
+    expect(textOf(outcome.args.blocks)).toMatch(
+      new RegExp(
+        `Approved: your request for \\*Visio\\* on BOB-LAPTOP\\.\\n.*Approved\\* by \\*${approver!.decided_by_label}\\* <!date\\^\\d+[^\\n]*\\nThe installation has been ordered`,
+      ),
+    );
     expect(buttonsOf(outcome.args.blocks).map((b) => b.text)).toContain('Install now');
 
-    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);
+    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [
+      requestId,
+    ]);
     const install = webhooksOfRow(row).find((w: any) => w.type === 'app.install');
-    expect(install!.data).toMatchObject({ applicationId: VISIO, clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob', requestId });
+    expect(install!.data).toMatchObject({
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      deviceName: 'BOB-LAPTOP',
+      username: 'CONTOSO\\bob',
+      requestId,
+    });
   });
 
   it('bob can ask for the install now from his DM', async () => {
@@ -145,7 +183,10 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     await h.action('U0BOB', ACTION.installNow, requestId, { channel: 'D0BOB' });
     const [eph] = await h.fake.waitFor('chat.postEphemeral');
     expect(textOf(eph!.args.blocks)).toMatch(/installation of \*Visio\* on BOB-LAPTOP has been ordered now/);
-    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.install_ordered'`, [requestId]);
+    const row = await h.t.tdb.db.one<{ payload: any }>(
+      `SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.install_ordered'`,
+      [requestId],
+    );
     expect(webhooksOfRow(row)[0]).toMatchObject({ type: 'app.install', data: { clientGuid: BOB_LAPTOP } });
   });
 });

@@ -14,7 +14,12 @@ afterAll(() => h.close());
 
 async function approvedRequest(): Promise<string> {
   await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-  const r = await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
+  const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+    applicationId: VISIO,
+    clientGuid: BOB_LAPTOP,
+    justification: 'diagrams',
+    answers: { usage: 'Diagrams' },
+  });
   await h.t.ctx.requests.decide(s.actor(s.ada), r.id, 'approve');
   await h.drain();
   return r.id;
@@ -23,12 +28,17 @@ async function approvedRequest(): Promise<string> {
 describe('/signoff revoke and /signoff reapprove', () => {
   it('the decided prompt names the command; revoke by short id asks why, then every copy shows it and bob is told', async () => {
     const id = await approvedRequest();
-    const prompt = h.fake.of('chat.update').filter((u) => u.args.channel === 'C0APPROVE').at(-1)!;
+    const prompt = h.fake
+      .of('chat.update')
+      .filter((u) => u.args.channel === 'C0APPROVE')
+      .at(-1)!;
     expect(textOf(prompt.args.blocks)).toContain(`/signoff revoke ${id.slice(0, 8)}`);
 
     h.fake.reset();
     expect((await h.command('U0BOB', `revoke ${id.slice(0, 8)}`)).body.text).toMatch(/cannot revoke your own access/);
-    expect((await h.command('U0DAN', `revoke ${id.slice(0, 8)}`)).body.text).toMatch(/Only members of it-approvers, security|Only members of it-approvers/);
+    expect((await h.command('U0DAN', `revoke ${id.slice(0, 8)}`)).body.text).toMatch(
+      /Only members of it-approvers, security|Only members of it-approvers/,
+    );
     expect((await h.command('U0CYD', 'revoke')).body.text).toMatch(/Say which request/);
     expect((await h.command('U0CYD', 'revoke zz')).body.text).toMatch(/not a request id/);
     expect(h.fake.of('views.open')).toHaveLength(0);
@@ -47,8 +57,12 @@ describe('/signoff revoke and /signoff reapprove', () => {
     expect(await h.drain()).toEqual(['request.revoked']);
     const copies = h.fake.of('chat.update');
     expect(copies.map((u) => u.args.channel).sort()).toEqual(['C0APPROVE', 'D0BOB']);
-    expect(textOf(copies.find((u) => u.args.channel === 'C0APPROVE')!.args.blocks)).toMatch(/Revoked\* by \*Cyd Approver\*[\s\S]*Left the project[\s\S]*\/signoff reapprove/);
-    const hooks = (await h.t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id])).flatMap((x) => webhooksOfRow(x).map((w) => w.type));
+    expect(textOf(copies.find((u) => u.args.channel === 'C0APPROVE')!.args.blocks)).toMatch(
+      /Revoked\* by \*Cyd Approver\*[\s\S]*Left the project[\s\S]*\/signoff reapprove/,
+    );
+    const hooks = (
+      await h.t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq`, [id])
+    ).flatMap((x) => webhooksOfRow(x).map((w) => w.type));
     expect(hooks.filter((x) => x.startsWith('app.'))).toEqual(['app.install', 'app.uninstall']);
   });
 
@@ -68,7 +82,12 @@ describe('/signoff revoke and /signoff reapprove', () => {
 
   it('reapprove of a denied request by the stage that said no', async () => {
     await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-    const r = await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'again', answers: { usage: 'Other' } });
+    const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'again',
+      answers: { usage: 'Other' },
+    });
     await h.t.ctx.requests.decide(s.actor(s.ada), r.id, 'deny', 'no licence');
     h.fake.reset();
     await h.command('U0CYD', `reapprove ${r.id.slice(0, 8)}`);
@@ -77,6 +96,10 @@ describe('/signoff revoke and /signoff reapprove', () => {
     await h.submit('U0CYD', open!.args.view, { reason: 'licence found' });
     const [said] = await h.fake.waitFor('chat.postEphemeral');
     expect(said!.args.text).toMatch(/You approved \*Visio\* for \*Bob User\* again/);
-    expect(await h.t.ctx.requests.get(r.id)).toMatchObject({ status: 'approved', decidedBy: 'Cyd Approver', decisionReason: 'licence found' });
+    expect(await h.t.ctx.requests.get(r.id)).toMatchObject({
+      status: 'approved',
+      decidedBy: 'Cyd Approver',
+      decisionReason: 'licence found',
+    });
   });
 });

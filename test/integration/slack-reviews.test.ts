@@ -13,19 +13,27 @@ beforeAll(async () => {
   // the policy names two reviewer groups, so the review lands in two channels
   s = await seedContoso(h.t.tdb.db, { ...defaultPolicy, accessReviewEvery: 'P30D', reviewers: ['it-approvers', 'security'] });
   // someone linked in Slack but in no group
-  await h.t.tdb.db.query(`INSERT INTO identities (username, display_name, email, slack_user_id) VALUES ('CONTOSO\\eve', 'Eve Else', 'eve@contoso.com', 'U0EVE')`);
+  await h.t.tdb.db.query(
+    `INSERT INTO identities (username, display_name, email, slack_user_id) VALUES ('CONTOSO\\eve', 'Eve Else', 'eve@contoso.com', 'U0EVE')`,
+  );
 });
 afterAll(() => h.close());
 
-const reviewButtons = (blocks: any[]) => buttonsOf(blocks).filter((b) => b.action_id === ACTION.reviewKeep || b.action_id === ACTION.reviewRemove);
+const reviewButtons = (blocks: any[]) =>
+  buttonsOf(blocks).filter((b) => b.action_id === ACTION.reviewKeep || b.action_id === ACTION.reviewRemove);
 const ephemeralText = async () => textOf((await h.fake.waitFor('chat.postEphemeral'))[0]!.args.blocks);
 
 describe('periodic access reviews in Slack', () => {
   let requestId: string;
   let reviewId: string;
 
-  it('the sweeper starts a review and the reviewers\' channels get the question with Keep / Remove', async () => {
-    const r = await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Diagrams', answers: { usage: 'Diagrams' } });
+  it("the sweeper starts a review and the reviewers' channels get the question with Keep / Remove", async () => {
+    const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'Diagrams',
+      answers: { usage: 'Diagrams' },
+    });
     requestId = r.id;
     await h.t.ctx.requests.decide({ id: s.ada.id, label: 'Ada Admin', channel: 'slack' }, r.id, 'approve', 'fine');
     await h.drain();
@@ -35,7 +43,9 @@ describe('periodic access reviews in Slack', () => {
     const swept = await h.t.ctx.timers.sweep();
     expect(swept.review).toBe(1);
     expect(await h.drain()).toEqual(['request.review_started']);
-    reviewId = (await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM access_reviews WHERE request_id = $1 AND status = 'pending'`, [requestId])).id;
+    reviewId = (
+      await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM access_reviews WHERE request_id = $1 AND status = 'pending'`, [requestId])
+    ).id;
 
     const posts = h.fake.of('chat.postMessage');
     expect(posts.map((p) => p.args.channel).sort()).toEqual(['C0APPROVE', 'C0SECURITY']);
@@ -43,9 +53,15 @@ describe('periodic access reviews in Slack', () => {
       const text = textOf(p.args.blocks);
       expect(text).toMatch(/Does \*Bob User\* still need \*Visio\* on \*BOB-LAPTOP\*\? Approved <!date\^\d+\^[^>]+>, by \*Ada Admin\*\./);
       expect(text).toContain('it-approvers, security');
-      expect(reviewButtons(p.args.blocks).map((b) => [b.text, b.value])).toEqual([['Keep', reviewId], ['Remove', reviewId]]);
+      expect(reviewButtons(p.args.blocks).map((b) => [b.text, b.value])).toEqual([
+        ['Keep', reviewId],
+        ['Remove', reviewId],
+      ]);
     }
-    const refs = await h.t.tdb.db.query(`SELECT conversation_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`, [reviewId]);
+    const refs = await h.t.tdb.db.query(
+      `SELECT conversation_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`,
+      [reviewId],
+    );
     expect(refs).toHaveLength(2);
     // a retried event posts nothing twice
     const row = await h.t.tdb.db.one<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE type = 'request.review_started'`);
@@ -64,18 +80,24 @@ describe('periodic access reviews in Slack', () => {
     expect((await h.t.ctx.reviews.get(reviewId)).status).toBe('pending');
   });
 
-  it('reminds the reviewers in each prompt\'s thread at the policy\'s interval, mentioning who can answer', async () => {
+  it("reminds the reviewers in each prompt's thread at the policy's interval, mentioning who can answer", async () => {
     h.fake.reset();
     h.t.clock.advance(DAY + 60_000);
     expect((await h.t.ctx.timers.sweep()).review_reminder).toBe(1);
     expect(await h.drain()).toEqual(['request.review_reminder']);
     const prompts = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
-      `SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`, [reviewId]);
+      `SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`,
+      [reviewId],
+    );
     const replies = h.fake.of('chat.postMessage');
-    expect(replies.map((r) => [r.args.channel, r.args.thread_ts]).sort()).toEqual(prompts.map((p) => [p.conversation_id, p.message_id]).sort());
+    expect(replies.map((r) => [r.args.channel, r.args.thread_ts]).sort()).toEqual(
+      prompts.map((p) => [p.conversation_id, p.message_id]).sort(),
+    );
     for (const r of replies) {
       const text = textOf(r.args.blocks);
-      expect(text).toMatch(/Reminder: this access review is still open\. <@U0ADA> <@U0CYD> <@U0DAN>, please keep or remove the access before <!date/);
+      expect(text).toMatch(
+        /Reminder: this access review is still open\. <@U0ADA> <@U0CYD> <@U0DAN>, please keep or remove the access before <!date/,
+      );
       expect(text).not.toContain('<@U0BOB>');
     }
     // not again until the next interval
@@ -90,8 +112,13 @@ describe('periodic access reviews in Slack', () => {
       return publish!.args.view.blocks as any[];
     };
     const dan = await homeOf('U0DAN');
-    expect(textOf(dan)).toMatch(/Waiting on you[\s\S]*\*Access review\*: Does \*Bob User\* still need \*Visio\* on \*BOB-LAPTOP\*\?[\s\S]*Answer by <!date/);
-    expect(reviewButtons(dan).map((b) => [b.text, b.value])).toEqual([['Keep', reviewId], ['Remove', reviewId]]);
+    expect(textOf(dan)).toMatch(
+      /Waiting on you[\s\S]*\*Access review\*: Does \*Bob User\* still need \*Visio\* on \*BOB-LAPTOP\*\?[\s\S]*Answer by <!date/,
+    );
+    expect(reviewButtons(dan).map((b) => [b.text, b.value])).toEqual([
+      ['Keep', reviewId],
+      ['Remove', reviewId],
+    ]);
     // whose access it is, and someone in no reviewer group, have nothing to answer
     expect(reviewButtons(await homeOf('U0BOB'))).toEqual([]);
     expect(reviewButtons(await homeOf('U0EVE'))).toEqual([]);
@@ -114,18 +141,32 @@ describe('periodic access reviews in Slack', () => {
 
     h.fake.reset();
     expect(await h.drain()).toEqual(['request.review_decided', 'request.revoked']);
-    const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(`SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1`, [reviewId]);
-    const updates = h.fake.of('chat.update').filter((u) => refs.some((r) => r.conversation_id === u.args.channel && r.message_id === u.args.ts));
+    const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
+      `SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1`,
+      [reviewId],
+    );
+    const updates = h.fake
+      .of('chat.update')
+      .filter((u) => refs.some((r) => r.conversation_id === u.args.channel && r.message_id === u.args.ts));
     expect(updates).toHaveLength(2);
     for (const u of updates) {
       expect(reviewButtons(u.args.blocks)).toEqual([]);
-      expect(textOf(u.args.blocks)).toMatch(/Removed\* by \*Dan Security\* <!date\^\d+[^>]*>\. Access is revoked[^\n]*\n>Moved to another team/);
+      expect(textOf(u.args.blocks)).toMatch(
+        /Removed\* by \*Dan Security\* <!date\^\d+[^>]*>\. Access is revoked[^\n]*\n>Moved to another team/,
+      );
     }
     // the requester is told, and the device manager gets the uninstall
     expect(h.fake.of('chat.postMessage').some((p) => p.args.channel === 'D0BOB' && /revoked/i.test(p.args.text))).toBe(true);
-    const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
+    const revoked = await h.t.tdb.db.one<{ payload: any }>(
+      `SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`,
+      [requestId],
+    );
     expect(webhooksOfRow(revoked).map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
-    expect(webhooksOfRow(revoked)[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, username: 'CONTOSO\\bob', reason: 'Moved to another team' });
+    expect(webhooksOfRow(revoked)[1].data).toMatchObject({
+      clientGuid: BOB_LAPTOP,
+      username: 'CONTOSO\\bob',
+      reason: 'Moved to another team',
+    });
     expect((await h.t.ctx.requests.get(requestId)).status).toBe('revoked');
   });
 
@@ -142,7 +183,12 @@ describe('periodic access reviews in Slack', () => {
   });
 
   it('Keep answers at once, and the copies show who kept it', async () => {
-    const r = await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Back again', answers: { usage: 'Other' } });
+    const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'Back again',
+      answers: { usage: 'Other' },
+    });
     await h.t.ctx.requests.decide(s.actor(s.cyd), r.id, 'approve', null);
     await h.drain();
     h.t.clock.advance(30 * DAY + 60_000);
@@ -165,7 +211,10 @@ describe('periodic access reviews in Slack', () => {
 
   it('warns the requester by DM before their access expires', async () => {
     const [approved] = await h.t.tdb.db.query<{ id: string }>(`SELECT id FROM requests WHERE status = 'approved'`);
-    await h.t.tdb.db.query(`UPDATE requests SET access_warn_at = $2 WHERE id = $1`, [approved!.id, new Date(h.t.clock.now().getTime() - 1000)]);
+    await h.t.tdb.db.query(`UPDATE requests SET access_warn_at = $2 WHERE id = $1`, [
+      approved!.id,
+      new Date(h.t.clock.now().getTime() - 1000),
+    ]);
     await h.t.ctx.timers.sweep();
     h.fake.reset();
     expect(await h.drain()).toEqual(['request.access_expiring']);

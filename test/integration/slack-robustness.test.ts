@@ -16,14 +16,22 @@ afterAll(() => h.close());
 
 async function pendingRequest(): Promise<string> {
   await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-  const r = await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
+  const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+    applicationId: VISIO,
+    clientGuid: BOB_LAPTOP,
+    justification: 'diagrams',
+    answers: { usage: 'Diagrams' },
+  });
   await h.drain();
   h.fake.reset();
   return r.id;
 }
 
 const lastEventOf = async (id: string) => {
-  const row = await h.t.tdb.db.one<{ id: string; payload: any }>('SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq DESC LIMIT 1', [id]);
+  const row = await h.t.tdb.db.one<{ id: string; payload: any }>(
+    'SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq DESC LIMIT 1',
+    [id],
+  );
   return { id: row.id, ...row.payload };
 };
 
@@ -67,14 +75,29 @@ describe('deciding robustly', () => {
     expect(textOf(update.args.blocks)).toMatch(/Denied\* by \*Cyd Approver\* <!date[^\n]*\n>Use draw\.io instead/);
     expect(buttonsOf(update.args.blocks)).toEqual([]);
     const dm = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'D0BOB')!;
-    expect(textOf(dm.args.blocks)).toMatch(/Denied: your request for \*Visio\*.*\n.*Denied\* by \*Cyd Approver\*[^\n]*\n>Use draw\.io instead/);
+    expect(textOf(dm.args.blocks)).toMatch(
+      /Denied: your request for \*Visio\*.*\n.*Denied\* by \*Cyd Approver\*[^\n]*\n>Use draw\.io instead/,
+    );
   });
 
   it('a replayed approval payload (same signed bytes) yields one decision', async () => {
     const id = await pendingRequest();
-    const body = new URLSearchParams({ payload: JSON.stringify({ type: 'block_actions', user: { id: 'U0ADA' }, trigger_id: 't', channel: { id: 'C0APPROVE' }, container: { type: 'message', channel_id: 'C0APPROVE' }, actions: [{ action_id: ACTION.approve, value: id }] }) }).toString();
+    const body = new URLSearchParams({
+      payload: JSON.stringify({
+        type: 'block_actions',
+        user: { id: 'U0ADA' },
+        trigger_id: 't',
+        channel: { id: 'C0APPROVE' },
+        container: { type: 'message', channel_id: 'C0APPROVE' },
+        actions: [{ action_id: ACTION.approve, value: id }],
+      }),
+    }).toString();
     const headers = h.signedHeaders(body);
-    await Promise.all([h.post(body, 'application/x-www-form-urlencoded', headers), h.post(body, 'application/x-www-form-urlencoded', headers), h.post(body, 'application/x-www-form-urlencoded', headers)]);
+    await Promise.all([
+      h.post(body, 'application/x-www-form-urlencoded', headers),
+      h.post(body, 'application/x-www-form-urlencoded', headers),
+      h.post(body, 'application/x-www-form-urlencoded', headers),
+    ]);
     const eph = await h.fake.waitFor('chat.postEphemeral', 3);
     expect(eph.filter((e) => /You approved/.test(textOf(e.args.blocks)))).toHaveLength(1);
     expect(eph.filter((e) => /Already decided/.test(textOf(e.args.blocks)))).toHaveLength(2);
@@ -122,7 +145,10 @@ describe('updating copies when Slack misbehaves', () => {
     const fresh = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'C0APPROVE')!;
     expect(textOf(fresh.args.blocks)).toMatch(/previous message about this request could not be updated/);
     expect(textOf(fresh.args.blocks)).toMatch(/Approved\* by \*CONTOSO\\ada\*/);
-    const refs = await h.t.tdb.db.query<{ message_id: string; data: any }>(`SELECT message_id, data FROM message_refs WHERE subject_id = $1 AND conversation_id = 'C0APPROVE' ORDER BY created_at`, [id]);
+    const refs = await h.t.tdb.db.query<{ message_id: string; data: any }>(
+      `SELECT message_id, data FROM message_refs WHERE subject_id = $1 AND conversation_id = 'C0APPROVE' ORDER BY created_at`,
+      [id],
+    );
     expect(refs).toHaveLength(2);
     const lost = refs.find((r) => r.data.gone)!;
     const replacement = refs.find((r) => !r.data.gone)!;
@@ -171,10 +197,13 @@ describe('updating copies when Slack misbehaves', () => {
 });
 
 describe('an approver channel Signoff cannot post to', () => {
-  it('falls back to DMing the stage\'s approvers, so the request is not left unseen', async () => {
+  it("falls back to DMing the stage's approvers, so the request is not left unseen", async () => {
     h.fake.failNext('chat.postMessage', 'not_in_channel', 1, (a) => a.channel === 'C0APPROVE');
     const id = await pendingRequest();
-    const refs = await h.t.tdb.db.query<{ conversation_id: string }>(`SELECT conversation_id FROM message_refs WHERE subject_id = $1 AND purpose = 'prompt' ORDER BY conversation_id`, [id]);
+    const refs = await h.t.tdb.db.query<{ conversation_id: string }>(
+      `SELECT conversation_id FROM message_refs WHERE subject_id = $1 AND purpose = 'prompt' ORDER BY conversation_id`,
+      [id],
+    );
     expect(refs.map((r) => r.conversation_id)).toEqual(['D0ADA', 'D0CYD']);
   });
 });

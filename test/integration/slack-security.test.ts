@@ -10,7 +10,13 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const commandBody = new URLSearchParams({ command: '/signoff', text: 'request Visio', user_id: 'U0BOB', channel_id: 'C0GENERAL', trigger_id: 'trig-x' }).toString();
+const commandBody = new URLSearchParams({
+  command: '/signoff',
+  text: 'request Visio',
+  user_id: 'U0BOB',
+  channel_id: 'C0GENERAL',
+  trigger_id: 'trig-x',
+}).toString();
 const FORM = 'application/x-www-form-urlencoded';
 const nowSec = () => Math.floor(h.clock.now() / 1000);
 
@@ -19,11 +25,23 @@ describe('request verification', () => {
     ['no headers at all', () => ({})],
     ['no signature', () => ({ 'x-slack-request-timestamp': String(nowSec()) })],
     ['no timestamp', () => ({ 'x-slack-signature': signSlackBody(SIGNING_SECRET, nowSec(), commandBody) })],
-    ['a bad signature', () => ({ 'x-slack-request-timestamp': String(nowSec()), 'x-slack-signature': signSlackBody('wrong-secret', nowSec(), commandBody) })],
-    ['a signature over another body', () => ({ 'x-slack-request-timestamp': String(nowSec()), 'x-slack-signature': signSlackBody(SIGNING_SECRET, nowSec(), `${commandBody}&x=1`) })],
+    [
+      'a bad signature',
+      () => ({ 'x-slack-request-timestamp': String(nowSec()), 'x-slack-signature': signSlackBody('wrong-secret', nowSec(), commandBody) }),
+    ],
+    [
+      'a signature over another body',
+      () => ({
+        'x-slack-request-timestamp': String(nowSec()),
+        'x-slack-signature': signSlackBody(SIGNING_SECRET, nowSec(), `${commandBody}&x=1`),
+      }),
+    ],
     ['a timestamp 6 minutes old', () => h.signedHeaders(commandBody, nowSec() - 360)],
     ['a timestamp 6 minutes in the future', () => h.signedHeaders(commandBody, nowSec() + 360)],
-    ['a non-numeric timestamp', () => ({ 'x-slack-request-timestamp': 'soon', 'x-slack-signature': signSlackBody(SIGNING_SECRET, 'soon', commandBody) })],
+    [
+      'a non-numeric timestamp',
+      () => ({ 'x-slack-request-timestamp': 'soon', 'x-slack-signature': signSlackBody(SIGNING_SECRET, 'soon', commandBody) }),
+    ],
   ];
   for (const [what, headers] of refused) {
     it(`refuses ${what} with 401 and does nothing`, async () => {
@@ -37,7 +55,10 @@ describe('request verification', () => {
 
   it('refuses a url_verification with a bad signature (nothing is parsed first)', async () => {
     const body = JSON.stringify({ type: 'url_verification', challenge: 'abc' });
-    const res = await h.post(body, 'application/json', { 'x-slack-request-timestamp': String(nowSec()), 'x-slack-signature': 'v0=' + '0'.repeat(64) });
+    const res = await h.post(body, 'application/json', {
+      'x-slack-request-timestamp': String(nowSec()),
+      'x-slack-signature': `v0=${'0'.repeat(64)}`,
+    });
     expect(res.status).toBe(401);
   });
 
@@ -53,8 +74,17 @@ describe('request verification', () => {
   it('refuses a forged approval click: no decision is recorded', async () => {
     const [r] = await h.t.tdb.db.query<{ id: string }>('SELECT id FROM requests LIMIT 1');
     expect(r).toBeUndefined();
-    const payload = new URLSearchParams({ payload: JSON.stringify({ type: 'block_actions', user: { id: 'U0ADA' }, actions: [{ action_id: 'signoff_request_approve', value: '00000000-0000-4000-8000-000000000000' }] }) }).toString();
-    const res = await h.post(payload, FORM, { 'x-slack-request-timestamp': String(nowSec()), 'x-slack-signature': signSlackBody(SIGNING_SECRET, nowSec() - 1, payload) });
+    const payload = new URLSearchParams({
+      payload: JSON.stringify({
+        type: 'block_actions',
+        user: { id: 'U0ADA' },
+        actions: [{ action_id: 'signoff_request_approve', value: '00000000-0000-4000-8000-000000000000' }],
+      }),
+    }).toString();
+    const res = await h.post(payload, FORM, {
+      'x-slack-request-timestamp': String(nowSec()),
+      'x-slack-signature': signSlackBody(SIGNING_SECRET, nowSec() - 1, payload),
+    });
     expect(res.status).toBe(401);
     expect(h.fake.calls).toEqual([]);
   });

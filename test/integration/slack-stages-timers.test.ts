@@ -29,11 +29,20 @@ const decisionButtons = (blocks: any[]) => buttonsOf(blocks).filter((b) => b.act
 describe('two stages, approver justification, reminders and escalation in Slack', () => {
   let id: string;
 
-  it('posts stage 1 to C0APPROVE, then on approval updates it and posts stage 2 to C0SECURITY and dan\'s DM', async () => {
-    const r = await h.t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Security diagrams' });
+  it("posts stage 1 to C0APPROVE, then on approval updates it and posts stage 2 to C0SECURITY and dan's DM", async () => {
+    const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'Security diagrams',
+    });
     id = r.id;
     await h.drain();
-    expect(h.fake.of('chat.postMessage').map((p) => p.args.channel).sort()).toEqual(['C0APPROVE', 'D0BOB']);
+    expect(
+      h.fake
+        .of('chat.postMessage')
+        .map((p) => p.args.channel)
+        .sort(),
+    ).toEqual(['C0APPROVE', 'D0BOB']);
 
     h.fake.reset();
     await h.action('U0ADA', ACTION.approve, id);
@@ -52,13 +61,15 @@ describe('two stages, approver justification, reminders and escalation in Slack'
     }
   });
 
-  it('reminds the stage\'s approvers in a thread under each copy, mentioning them', async () => {
+  it("reminds the stage's approvers in a thread under each copy, mentioning them", async () => {
     h.fake.reset();
     h.t.clock.advance(DAY + 60_000);
-    await new TimerService(h.t.tdb.db, h.t.clock, h.t.ctx.requests).sweep();
+    await new TimerService(h.t.tdb.db, h.t.clock).sweep();
     expect(await h.drain()).toEqual(['request.reminder']);
     const replies = h.fake.of('chat.postMessage');
-    const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(`SELECT conversation_id, message_id FROM message_refs WHERE purpose = 'prompt' AND stage = 1 ORDER BY conversation_id`);
+    const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
+      `SELECT conversation_id, message_id FROM message_refs WHERE purpose = 'prompt' AND stage = 1 ORDER BY conversation_id`,
+    );
     expect(replies.map((r) => [r.args.channel, r.args.thread_ts]).sort()).toEqual(refs.map((r) => [r.conversation_id, r.message_id]));
     for (const r of replies) {
       expect(r.args.text).toMatch(/Reminder/);
@@ -70,7 +81,7 @@ describe('two stages, approver justification, reminders and escalation in Slack'
   it('escalation pings the alternates in the threads and gives their channel a prompt', async () => {
     h.fake.reset();
     h.t.clock.advance(3 * DAY);
-    await new TimerService(h.t.tdb.db, h.t.clock, h.t.ctx.requests).sweep();
+    await new TimerService(h.t.tdb.db, h.t.clock).sweep();
     const handled = await h.drain();
     expect(handled).toContain('request.escalated');
     const replies = h.fake.of('chat.postMessage').filter((p) => p.args.thread_ts && /Escalated/.test(p.args.text));
@@ -100,9 +111,13 @@ describe('two stages, approver justification, reminders and escalation in Slack'
   it('after the final decision every copy (both stages, channels and DMs) shows the outcome with no buttons', async () => {
     h.fake.reset();
     await h.drain();
-    const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(`SELECT conversation_id, message_id FROM message_refs WHERE purpose IN ('prompt','requester')`);
+    const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
+      `SELECT conversation_id, message_id FROM message_refs WHERE purpose IN ('prompt','requester')`,
+    );
     const updates = h.fake.of('chat.update');
-    expect(updates.map((u) => `${u.args.channel}/${u.args.ts}`).sort()).toEqual(refs.map((r) => `${r.conversation_id}/${r.message_id}`).sort());
+    expect(updates.map((u) => `${u.args.channel}/${u.args.ts}`).sort()).toEqual(
+      refs.map((r) => `${r.conversation_id}/${r.message_id}`).sort(),
+    );
     for (const u of updates) {
       expect(decisionButtons(u.args.blocks)).toEqual([]);
       expect(textOf(u.args.blocks)).toMatch(/Approved\* by \*Dan Security\*[^\n]*\n>Reviewed the data flows/);

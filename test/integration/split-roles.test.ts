@@ -34,7 +34,12 @@ async function start(role: 'web' | 'worker', env: Record<string, string>) {
   proc.stdout!.on('data', (c) => (out += c));
   proc.stderr!.on('data', (c) => (out += c));
   const p = { proc, out: () => out };
-  await waitForOutput(() => out, `Signoff started (${role})`, `the ${role} process to start`, () => (proc.exitCode !== null ? `exited with ${proc.exitCode}` : null));
+  await waitForOutput(
+    () => out,
+    `Signoff started (${role})`,
+    `the ${role} process to start`,
+    () => (proc.exitCode !== null ? `exited with ${proc.exitCode}` : null),
+  );
   return p;
 }
 
@@ -98,7 +103,10 @@ describe('signoff start --role web + --role worker', () => {
     expect(await workerExit).toBe(0);
     expect(worker.out()).toMatch(/workers stopped/);
 
-    const d = await t.tdb.db.one<{ status: string; attempts: number }>(`SELECT status, attempts FROM webhook_deliveries WHERE endpoint_id = $1`, [endpointId]);
+    const d = await t.tdb.db.one<{ status: string; attempts: number }>(
+      `SELECT status, attempts FROM webhook_deliveries WHERE endpoint_id = $1`,
+      [endpointId],
+    );
     expect(d).toEqual({ status: 'succeeded', attempts: 1 });
     expect(new Set(r.received.map((m) => m.id)).size).toBe(1); // one webhook (a same-id redelivery would be allowed)
     expect(r.received[0]!.verified).toBe(true);

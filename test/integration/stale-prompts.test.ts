@@ -15,7 +15,10 @@ const twoStages: PolicyInput = {
   decisionDeadline: 'P14D',
 };
 const submitAndSettleStage1 = async (t: SlackHarness['t'], s: { bob: { id: string; username: string }; ada: { id: string } }) => {
-  const r = await t.ctx.requests.submit({ id: s.bob.id, label: 'Bob User', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams' });
+  const r = await t.ctx.requests.submit(
+    { id: s.bob.id, label: 'Bob User', channel: 'api' },
+    { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams' },
+  );
   await t.ctx.requests.decide({ id: s.ada.id, label: 'Ada Admin', channel: 'email' }, r.id, 'approve', null, { stage: 0 });
   return r.id;
 };
@@ -34,7 +37,9 @@ describe('stale prompts in Slack', () => {
     h.fake.reset();
     await h.action('U0CYD', ACTION.deny, promptValue(id, 0));
     const [said] = await h.fake.waitFor('chat.postEphemeral');
-    expect(JSON.stringify(said!.args)).toMatch(/Stage 1 of this request is already settled \(approved by Ada Admin at \d{4}-\d\d-\d\d \d\d:\d\d UTC\); it is now at stage 2\. Nothing was changed/);
+    expect(JSON.stringify(said!.args)).toMatch(
+      /Stage 1 of this request is already settled \(approved by Ada Admin at \d{4}-\d\d-\d\d \d\d:\d\d UTC\); it is now at stage 2\. Nothing was changed/,
+    );
     expect(await decisionsOf(h.t, id)).toBe(1);
     expect((await h.t.ctx.requests.get(id)).status).toBe('pending');
   });
@@ -51,7 +56,9 @@ describe('stale cards in Teams', () => {
     const id = await submitAndSettleStage1(h.t, h.s);
     const res = await h.post(h.invoke('cyd', 'approve', { kind: 'request', id, stage: 0 }, { conversationId: APPROVERS_CHANNEL }));
     expect(res.status).toBe(200);
-    expect(JSON.stringify(res.body.value)).toMatch(/Stage 1 of this request is already settled \(approved by Ada Admin at \d{4}-\d\d-\d\d \d\d:\d\d UTC\); it is now at stage 2/);
+    expect(JSON.stringify(res.body.value)).toMatch(
+      /Stage 1 of this request is already settled \(approved by Ada Admin at \d{4}-\d\d-\d\d \d\d:\d\d UTC\); it is now at stage 2/,
+    );
     expect(await decisionsOf(h.t, id)).toBe(1);
   });
 });

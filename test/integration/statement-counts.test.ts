@@ -29,9 +29,15 @@ afterAll(async () => {
 describe('SQL statements per command', () => {
   it('submit, approve and one delivery attempt stay within their round-trip budgets', async () => {
     await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install'] });
-    const submit = await counter.during(() => t.ctx.requests.submit(s.actor(s.bob, 'api'), {
-      applicationId: VISIO, requesterId: s.bob.id, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' },
-    }));
+    const submit = await counter.during(() =>
+      t.ctx.requests.submit(s.actor(s.bob, 'api'), {
+        applicationId: VISIO,
+        requesterId: s.bob.id,
+        clientGuid: BOB_LAPTOP,
+        justification: 'diagrams',
+        answers: { usage: 'Diagrams' },
+      }),
+    );
     const approve = await counter.during(() => t.ctx.requests.decide(s.actor(s.ada, 'api'), submit.result.id, 'approve'));
     expect(approve.result.outcome).toBe('approved');
     const fan = await counter.during(() => fanOutBatch(t.ctx));
@@ -40,7 +46,8 @@ describe('SQL statements per command', () => {
     const attempt = await counter.during(() => attemptDelivery(rt, fan.result.deliveries[0]!.id));
     expect(attempt.result.outcome).toBe('succeeded');
 
-    const show = (name: string, x: { statements: string[] }) => console.info(`[measured] ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
+    const show = (name: string, x: { statements: string[] }) =>
+      console.info(`[measured] ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
     show('submit', submit);
     show('approve', approve);
     show('fan-out (2 events)', fan);
@@ -65,7 +72,13 @@ describe('SQL statements per command', () => {
     for (let i = 0; i < N; i++) {
       const guid = `GUID:SWEEP-${i}`;
       await t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [guid, `PC-${i}`, s.bob.id]);
-      await t.ctx.requests.submit(s.actor(s.bob, 'api'), { applicationId: VISIO, requesterId: s.bob.id, clientGuid: guid, justification: 'sweep', answers: { usage: 'Other' } });
+      await t.ctx.requests.submit(s.actor(s.bob, 'api'), {
+        applicationId: VISIO,
+        requesterId: s.bob.id,
+        clientGuid: guid,
+        justification: 'sweep',
+        answers: { usage: 'Other' },
+      });
     }
     t.clock.advance(24 * 3600_000 + 60_000);
     const sweep = await counter.during(() => t.ctx.timers.sweep());

@@ -11,7 +11,10 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const verbs = (card: unknown) => executeActions(card).map((a) => a.verb).sort();
+const verbs = (card: unknown) =>
+  executeActions(card)
+    .map((a) => a.verb)
+    .sort();
 const text = (card: unknown) => JSON.stringify(card);
 
 describe('multi-admin approval of a change through Teams', () => {
@@ -25,7 +28,14 @@ describe('multi-admin approval of a change through Teams', () => {
     formId = sent.id!;
     expect(verbs(cardOf(sent.body))).toEqual(['submitChange']);
     expect(text(cardOf(sent.body))).toContain('"title":"script"');
-    const res = await h.post(h.invoke('ada', 'submitChange', { kind: 'changeForm', resourceType: 'script', resourceId: 'cleanup.ps1', before: '{"timeout": 30', after: '{"timeout": 60}' }, { replyToId: formId }));
+    const res = await h.post(
+      h.invoke(
+        'ada',
+        'submitChange',
+        { kind: 'changeForm', resourceType: 'script', resourceId: 'cleanup.ps1', before: '{"timeout": 30', after: '{"timeout": 60}' },
+        { replyToId: formId },
+      ),
+    );
     expect(res.body.statusCode).toBe(200);
     expect(text(res.body.value)).toContain('This is not valid JSON');
     expect(text(res.body.value)).toContain('A business justification is required.');
@@ -33,9 +43,21 @@ describe('multi-admin approval of a change through Teams', () => {
   });
 
   it('submits; the change card shows the diff, and the requester sees only Cancel', async () => {
-    const res = await h.post(h.invoke('ada', 'submitChange', {
-      kind: 'changeForm', resourceType: 'script', resourceId: 'cleanup.ps1', before: '{"timeout": 30, "run": "nightly"}', after: '{"timeout": 60, "run": "nightly", "notify": true}', justification: 'Jobs time out on big disks',
-    }, { replyToId: formId }));
+    const res = await h.post(
+      h.invoke(
+        'ada',
+        'submitChange',
+        {
+          kind: 'changeForm',
+          resourceType: 'script',
+          resourceId: 'cleanup.ps1',
+          before: '{"timeout": 30, "run": "nightly"}',
+          after: '{"timeout": 60, "run": "nightly", "notify": true}',
+          justification: 'Jobs time out on big disks',
+        },
+        { replyToId: formId },
+      ),
+    );
     const card = res.body.value;
     expect(text(card)).toContain('Change to script \\"cleanup.ps1\\"');
     expect(text(card)).toContain('"text":"/timeout"');
@@ -63,7 +85,9 @@ describe('multi-admin approval of a change through Teams', () => {
     // ada's own copy, brought up to date in place, keeps saying it was submitted
     const own0 = h.connector.of('update').find((u) => u.activityId === formId)!;
     expect(text(cardOf(own0.body))).toContain('Change submitted for approval by another admin.');
-    const own = await h.post(h.invoke('ada', 'approve', { kind: 'change', id: changeId, notes: 'lgtm' }, { conversationId: APPROVERS_CHANNEL }));
+    const own = await h.post(
+      h.invoke('ada', 'approve', { kind: 'change', id: changeId, notes: 'lgtm' }, { conversationId: APPROVERS_CHANNEL }),
+    );
     expect(own.body.statusCode).toBe(200);
     expect(text(own.body.value)).toContain('You cannot approve or reject your own change; another admin must.');
     expect(verbs(own.body.value)).toEqual(['cancel', 'refresh']);
@@ -71,10 +95,19 @@ describe('multi-admin approval of a change through Teams', () => {
   });
 
   it('cyd sees Approve/Reject with a notes field, approves, and every copy shows the outcome without buttons', async () => {
-    const view = await h.post(h.invoke('cyd', 'refresh', { kind: 'change', id: changeId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }));
+    const view = await h.post(
+      h.invoke('cyd', 'refresh', { kind: 'change', id: changeId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }),
+    );
     expect(verbs(view.body.value)).toEqual(['approve', 'deny', 'refresh']);
     expect(text(view.body.value)).toContain('"id":"notes"');
-    const res = await h.post(h.invoke('cyd', 'approve', { kind: 'change', id: changeId, notes: 'Checked with the storage team' }, { conversationId: APPROVERS_CHANNEL }));
+    const res = await h.post(
+      h.invoke(
+        'cyd',
+        'approve',
+        { kind: 'change', id: changeId, notes: 'Checked with the storage team' },
+        { conversationId: APPROVERS_CHANNEL },
+      ),
+    );
     expect(text(res.body.value)).toContain('You approved this change');
     expect(executeActions(res.body.value)).toEqual([]);
     h.connector.reset();
@@ -87,14 +120,21 @@ describe('multi-admin approval of a change through Teams', () => {
       expect(text(cardOf(u.body))).toContain('Notes: Checked with the storage team');
     }
     expect(text(cardOf(h.connector.of('send').find((s) => s.conversationId === 'a:personal-ada')!.body))).toContain('was approved');
-    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'change.approved'`, [changeId]);
+    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'change.approved'`, [
+      changeId,
+    ]);
     expect(webhooksOfRow(row).map((w: any) => w.type)).toEqual(['change.approved', 'change.apply']);
   });
 });
 
 describe('cross-platform: requested in Slack, approved in Teams', () => {
   it('posts the Teams prompt for a Slack request, decides it from Teams, updates the Teams copy and leaves the requester to Slack', async () => {
-    const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'slack'), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'From Slack', answers: { usage: 'Diagrams' } });
+    const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'slack'), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'From Slack',
+      answers: { usage: 'Diagrams' },
+    });
     h.connector.reset();
     await h.drain();
     expect(h.connector.of('send').map((s) => s.conversationId)).toEqual([APPROVERS_CHANNEL]);

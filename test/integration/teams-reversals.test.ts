@@ -12,15 +12,24 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const lastCardTo = (conversationId: string) => cardOf(h.connector.calls.filter((c) => c.conversationId === conversationId && c.method === 'POST').at(-1)!.body);
+const lastCardTo = (conversationId: string) =>
+  cardOf(h.connector.calls.filter((c) => c.conversationId === conversationId && c.method === 'POST').at(-1)!.body);
 const actionsOf = (card: unknown) => executeActions(card).map((a) => ({ verb: a.verb, data: a.data }));
 
 describe('revoke and reapprove in Teams', () => {
   it('the decided card names the command; "revoke <id>" answers a form; the reason is required; every copy shows the outcome', async () => {
-    const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'teams'), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams', answers: { usage: 'Diagrams' } });
+    const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'teams'), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'diagrams',
+      answers: { usage: 'Diagrams' },
+    });
     await h.t.ctx.requests.decide(h.s.actor(h.s.ada, 'teams'), r.id, 'approve');
     await h.drain();
-    const channelCopy = h.connector.of('update').filter((u) => u.conversationId === APPROVERS_CHANNEL).at(-1)!;
+    const channelCopy = h.connector
+      .of('update')
+      .filter((u) => u.conversationId === APPROVERS_CHANNEL)
+      .at(-1)!;
     expect(actionsOf(cardOf(channelCopy.body))).toEqual([]);
     expect(JSON.stringify(cardOf(channelCopy.body))).toContain(`send \\"revoke ${r.id.slice(0, 8)}\\" to Signoff`);
 
@@ -55,7 +64,9 @@ describe('revoke and reapprove in Teams', () => {
     await h.post(h.message('cyd', `reapprove ${r.id}`));
     const re = lastCardTo('a:personal-cyd');
     const v2 = (await h.t.ctx.requests.get(r.id)).version;
-    const ok = await h.post(h.invoke('cyd', 'reapprove', { kind: 'request', id: r.id, version: actionsOf(re)[0]!.data?.version, reason: 'back' }));
+    const ok = await h.post(
+      h.invoke('cyd', 'reapprove', { kind: 'request', id: r.id, version: actionsOf(re)[0]!.data?.version, reason: 'back' }),
+    );
     expect(JSON.stringify(ok.body.value)).toContain('You approved this request after all');
     expect(await h.t.ctx.requests.get(r.id)).toMatchObject({ status: 'approved', decisionReason: 'back' });
     expect(v2).toBeGreaterThan(version);

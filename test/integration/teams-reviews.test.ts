@@ -6,7 +6,10 @@ import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 
 const SECURITY_CHANNEL = '19:security@thread.tacv2';
 const DAY = 86_400_000;
-const verbs = (card: unknown) => executeActions(card).map((a) => a.verb).sort();
+const verbs = (card: unknown) =>
+  executeActions(card)
+    .map((a) => a.verb)
+    .sort();
 const invokeCard = (res: { body: any }) => res.body.value;
 
 describe('periodic access reviews in Teams', () => {
@@ -23,9 +26,16 @@ describe('periodic access reviews in Teams', () => {
   afterAll(() => h.close());
 
   it('the sweeper starts a review; each reviewer channel gets a card, reviewers see Keep / Remove on refresh', async () => {
-    const r = await h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
-      applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'Diagrams', answers: { usage: 'Diagrams' },
-    });
+    const r = await h.t.ctx.requests.submit(
+      { id: null, label: 'api:cm', channel: 'api' },
+      {
+        applicationId: VISIO,
+        requesterUsername: 'CONTOSO\\bob',
+        clientGuid: BOB_LAPTOP,
+        justification: 'Diagrams',
+        answers: { usage: 'Diagrams' },
+      },
+    );
     requestId = r.id;
     await h.t.ctx.requests.decide({ id: h.s.ada.id, label: 'Ada Admin', channel: 'teams' }, r.id, 'approve', null);
     await h.drain();
@@ -41,27 +51,42 @@ describe('periodic access reviews in Teams', () => {
     for (const p of posts) {
       const card = cardOf(p.body);
       expect(card.version).toBe('1.5');
-      expect(JSON.stringify(card)).toMatch(/Does Bob User still need Visio on BOB-LAPTOP\? Approved on 2026-01-05 09:00 UTC, by Ada Admin\./);
+      expect(JSON.stringify(card)).toMatch(
+        /Does Bob User still need Visio on BOB-LAPTOP\? Approved on 2026-01-05 09:00 UTC, by Ada Admin\./,
+      );
       // the channel copy is read-only; reviewers' clients refresh it into their own view
       expect(verbs(card)).toEqual(['refresh']);
       // by Teams user id where the bot has heard from the reviewer (ada), else the AAD object id (cyd)
       expect(card.refresh.userIds.sort()).toEqual(['29:ada', AAD.cyd].sort());
     }
-    expect(verbs(invokeCard(await h.post(h.invoke('ada', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh', 'reviewKeep', 'reviewRemove']);
-    expect(verbs(invokeCard(await h.post(h.invoke('bob', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh']);
-    expect(verbs(invokeCard(await h.post(h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(['refresh']);
+    expect(verbs(invokeCard(await h.post(h.invoke('ada', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(
+      ['refresh', 'reviewKeep', 'reviewRemove'],
+    );
+    expect(verbs(invokeCard(await h.post(h.invoke('bob', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(
+      ['refresh'],
+    );
+    expect(
+      verbs(invokeCard(await h.post(h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' })))),
+    ).toEqual(['refresh']);
   });
 
-  it('reminds reviewers in the thread of each channel copy at the policy\'s interval', async () => {
+  it("reminds reviewers in the thread of each channel copy at the policy's interval", async () => {
     h.connector.reset();
     h.t.clock.advance(DAY + 60_000);
     expect((await h.t.ctx.timers.sweep()).review_reminder).toBe(1);
     expect(await h.drain()).toEqual(['request.review_reminder']);
     const copies = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
-      `SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`, [reviewId]);
+      `SELECT conversation_id, message_id FROM message_refs WHERE subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`,
+      [reviewId],
+    );
     const replies = h.connector.of('reply');
-    expect(replies.map((r) => [r.conversationId, r.activityId]).sort()).toEqual(copies.map((c) => [c.conversation_id, c.message_id]).sort());
-    for (const r of replies) expect(JSON.stringify(cardOf(r.body))).toMatch(/Reminder: access review still open[\s\S]*Does Bob User still need Visio on BOB-LAPTOP\? Keep or remove it before/);
+    expect(replies.map((r) => [r.conversationId, r.activityId]).sort()).toEqual(
+      copies.map((c) => [c.conversation_id, c.message_id]).sort(),
+    );
+    for (const r of replies)
+      expect(JSON.stringify(cardOf(r.body))).toMatch(
+        /Reminder: access review still open[\s\S]*Does Bob User still need Visio on BOB-LAPTOP\? Keep or remove it before/,
+      );
     // the same event handled again posts nothing new
     const row = await h.t.tdb.db.one<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE type = 'request.review_reminder'`);
     h.connector.reset();
@@ -107,20 +132,32 @@ describe('periodic access reviews in Teams', () => {
 
     h.connector.reset();
     expect(await h.drain()).toEqual(['request.review_decided', 'request.revoked']);
-    const copies = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(`SELECT conversation_id, message_id FROM message_refs WHERE platform = 'teams' AND subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`, [reviewId]);
+    const copies = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
+      `SELECT conversation_id, message_id FROM message_refs WHERE platform = 'teams' AND subject_type = 'review' AND subject_id = $1 AND purpose = 'prompt'`,
+      [reviewId],
+    );
     expect(copies).toHaveLength(2);
-    const updates = h.connector.of('update').filter((u) => copies.some((c) => c.conversation_id === u.conversationId && c.message_id === u.activityId));
+    const updates = h.connector
+      .of('update')
+      .filter((u) => copies.some((c) => c.conversation_id === u.conversationId && c.message_id === u.activityId));
     expect(updates).toHaveLength(2);
     for (const u of updates) {
       const card = cardOf(u.body);
       expect(verbs(card)).toEqual([]);
       expect(card.refresh).toBeUndefined();
-      expect(JSON.stringify(card)).toMatch(/Removed by Cyd Approver on \{\{DATE\(2026-02-05T09:02:00Z, SHORT\)\}\}.*Reason: Contract ended/);
+      expect(JSON.stringify(card)).toMatch(
+        /Removed by Cyd Approver on \{\{DATE\(2026-02-05T09:02:00Z, SHORT\)\}\}.*Reason: Contract ended/,
+      );
     }
-    const revoked = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`, [requestId]);
+    const revoked = await h.t.tdb.db.one<{ payload: any }>(
+      `SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.revoked'`,
+      [requestId],
+    );
     expect(webhooksOfRow(revoked).map((w: any) => w.type)).toEqual(['request.revoked', 'app.uninstall']);
     // the requester's own copy of the request is told too
-    expect(h.connector.posted().some((p) => p.conversationId === 'a:personal-bob' && /access revoked/.test(JSON.stringify(cardOf(p.body))))).toBe(true);
+    expect(
+      h.connector.posted().some((p) => p.conversationId === 'a:personal-bob' && /access revoked/.test(JSON.stringify(cardOf(p.body)))),
+    ).toBe(true);
   });
 
   it('a second answer is told who decided and when', async () => {
@@ -131,7 +168,10 @@ describe('periodic access reviews in Teams', () => {
 
   it('tells the requester in their personal chat that access is expiring, even without a Teams copy of the request', async () => {
     // submitted from Slack: no requester copy in Teams
-    const r = await h.t.ctx.requests.submit({ id: h.s.bob.id, label: 'Bob User', channel: 'slack' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Again', answers: { usage: 'Other' } });
+    const r = await h.t.ctx.requests.submit(
+      { id: h.s.bob.id, label: 'Bob User', channel: 'slack' },
+      { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'Again', answers: { usage: 'Other' } },
+    );
     await h.t.ctx.requests.decide({ id: h.s.ada.id, label: 'Ada Admin', channel: 'teams' }, r.id, 'approve', null);
     await h.drain();
     await h.t.tdb.db.query(`UPDATE requests SET access_warn_at = $2 WHERE id = $1`, [r.id, new Date(h.t.clock.now().getTime() - 1000)]);

@@ -6,7 +6,10 @@ import type { DomainEvent } from '../../src/core/events.ts';
 import { BOB_LAPTOP, defaultPolicy, VISIO } from '../support/fixtures.ts';
 import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
 
-const verbs = (card: unknown) => executeActions(card).map((a) => a.verb).sort();
+const verbs = (card: unknown) =>
+  executeActions(card)
+    .map((a) => a.verb)
+    .sort();
 
 describe('Teams delivery under failure', () => {
   let h: TeamsHarness;
@@ -21,10 +24,21 @@ describe('Teams delivery under failure', () => {
   let devices = 0;
   const submitFromApi = async () => {
     const clientGuid = `GUID:ROBUST-${String(++devices).padStart(4, '0')}`;
-    await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [clientGuid, `BOB-R${devices}`, h.s.bob.id]);
-    return h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
-      applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid, justification: 'API request', answers: { usage: 'Other' },
-    });
+    await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [
+      clientGuid,
+      `BOB-R${devices}`,
+      h.s.bob.id,
+    ]);
+    return h.t.ctx.requests.submit(
+      { id: null, label: 'api:cm', channel: 'api' },
+      {
+        applicationId: VISIO,
+        requesterUsername: 'CONTOSO\\bob',
+        clientGuid,
+        justification: 'API request',
+        answers: { usage: 'Other' },
+      },
+    );
   };
   /** A pending request whose prompts (channel card, approvers' chats, bob's copy) have been posted. */
   const promptedRequest = async () => {
@@ -40,7 +54,10 @@ describe('Teams delivery under failure', () => {
     h.connector.failNext({ kind: 'send', status: 429, retryAfter: '3' });
     const rows = await h.t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1`, [r.id]);
     const event: DomainEvent = { id: rows[0]!.id, ...rows[0]!.payload };
-    const err = await h.adapter.notifier.handle(event).then(() => null, (e) => e);
+    const err = await h.adapter.notifier.handle(event).then(
+      () => null,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(TeamsSendError);
     expect(err).toMatchObject({ retryable: true, status: 429, retryAfterMs: 3000 });
     await h.adapter.notifier.handle(event);
@@ -62,7 +79,15 @@ describe('Teams delivery under failure', () => {
 
   it('a 5xx and a network failure are retryable; a 403 is logged and skipped', async () => {
     const r = await h.t.ctx.requests.get(await promptedRequest());
-    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r.id, actor: { id: null, label: 'Signoff', channel: 'system' }, data: { requestId: r.id, stage: 0, approverGroups: [], deadlineAt: null } };
+    const reminder: DomainEvent = {
+      id: randomUUID(),
+      type: 'request.reminder',
+      occurredAt: new Date().toISOString(),
+      subjectType: 'request',
+      subjectId: r.id,
+      actor: { id: null, label: 'Signoff', channel: 'system' },
+      data: { requestId: r.id, stage: 0, approverGroups: [], deadlineAt: null },
+    };
     h.connector.reset();
     h.connector.failNext({ kind: 'reply', status: 503 });
     await expect(h.adapter.notifier.handle(reminder)).rejects.toMatchObject({ retryable: true, status: 503 });
@@ -70,10 +95,21 @@ describe('Teams delivery under failure', () => {
     await expect(h.adapter.notifier.handle({ ...reminder, id: randomUUID() })).resolves.toBeUndefined();
   });
 
-  it('reminders reply in the channel card\'s thread and follow up in approvers\' chats, once per event', async () => {
+  it("reminders reply in the channel card's thread and follow up in approvers' chats, once per event", async () => {
     const r = await promptedRequest();
-    const prompt = await h.t.tdb.db.one<{ message_id: string }>(`SELECT message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`, [r, APPROVERS_CHANNEL]);
-    const reminder: DomainEvent = { id: randomUUID(), type: 'request.reminder', occurredAt: new Date().toISOString(), subjectType: 'request', subjectId: r, actor: { id: null, label: 'Signoff', channel: 'system' }, data: { requestId: r, stage: 0, approverGroups: [], deadlineAt: null } };
+    const prompt = await h.t.tdb.db.one<{ message_id: string }>(
+      `SELECT message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`,
+      [r, APPROVERS_CHANNEL],
+    );
+    const reminder: DomainEvent = {
+      id: randomUUID(),
+      type: 'request.reminder',
+      occurredAt: new Date().toISOString(),
+      subjectType: 'request',
+      subjectId: r,
+      actor: { id: null, label: 'Signoff', channel: 'system' },
+      data: { requestId: r, stage: 0, approverGroups: [], deadlineAt: null },
+    };
     h.connector.reset();
     await h.adapter.notifier.handle(reminder);
     await h.adapter.notifier.handle(reminder);
@@ -93,7 +129,10 @@ describe('Teams delivery under failure', () => {
 
   it('an update that fails with "activity not found" posts a fresh card and records the new id', async () => {
     const r = await promptedRequest();
-    const before = await h.t.tdb.db.one<{ id: string; message_id: string }>(`SELECT id, message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`, [r, APPROVERS_CHANNEL]);
+    const before = await h.t.tdb.db.one<{ id: string; message_id: string }>(
+      `SELECT id, message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = $2 AND purpose = 'prompt'`,
+      [r, APPROVERS_CHANNEL],
+    );
     const decided = await h.post(h.invoke('cyd', 'deny', { kind: 'request', id: r, reason: 'Use draw.io' }));
     expect(JSON.stringify(decided.body.value)).toContain('You denied this request.');
     h.connector.reset();
@@ -111,11 +150,13 @@ describe('Teams delivery under failure', () => {
     expect(h.connector.of('update').length).toBeGreaterThanOrEqual(2);
   });
 
-  it('spaces sends to one conversation instead of bursting past Teams\' rate', async () => {
+  it("spaces sends to one conversation instead of bursting past Teams' rate", async () => {
     const { BotConnectorClient } = await import('../../src/bots/teams/teams-connector.ts');
     const client = new BotConnectorClient(async () => null, { minIntervalMs: 150 });
     h.connector.reset();
-    await Promise.all(Array.from({ length: 8 }, (_, i) => client.sendToConversation(h.connector.url, 'a:rate', { type: 'message', text: `m${i}` })));
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => client.sendToConversation(h.connector.url, 'a:rate', { type: 'message', text: `m${i}` })),
+    );
     expect(h.connector.of('send')).toHaveLength(8);
     const at = h.connector.calls.map((c) => c.at);
     // 8 sends at ~7/s: the last arrives no sooner than 7 intervals after the first
@@ -132,7 +173,11 @@ describe('Teams input that is not what the bot expects', () => {
 
   it('answers a message with no text (an image or a file alone) with help, not an error', async () => {
     h.connector.reset();
-    const res = await h.post({ ...h.message('bob', ''), text: undefined, attachments: [{ contentType: 'image/png', contentUrl: 'https://example.com/a.png' }] });
+    const res = await h.post({
+      ...h.message('bob', ''),
+      text: undefined,
+      attachments: [{ contentType: 'image/png', contentUrl: 'https://example.com/a.png' }],
+    });
     expect(res.status).toBe(200);
     const card = JSON.stringify(cardOf(h.connector.posted()[0]!.body));
     expect(card).toContain('my requests');
@@ -142,13 +187,24 @@ describe('Teams input that is not what the bot expects', () => {
   it('answers an adaptiveCard/action invoke without an action with a 400 error body', async () => {
     const res = await h.post({ ...h.invoke('bob', 'refresh', {}), value: {} });
     expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ statusCode: 400, type: 'application/vnd.microsoft.error', value: { code: 'BadRequest', message: expect.stringMatching(/no action/) } });
+    expect(res.body).toMatchObject({
+      statusCode: 400,
+      type: 'application/vnd.microsoft.error',
+      value: { code: 'BadRequest', message: expect.stringMatching(/no action/) },
+    });
   });
 
   it('Deny and Reject need a reason on the card, as in Slack; who may not decide hears that first', async () => {
-    const r = await h.t.ctx.requests.submit({ id: null, label: 'api:cm', channel: 'api' }, {
-      applicationId: VISIO, requesterUsername: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP, justification: 'API request', answers: { usage: 'Other' },
-    });
+    const r = await h.t.ctx.requests.submit(
+      { id: null, label: 'api:cm', channel: 'api' },
+      {
+        applicationId: VISIO,
+        requesterUsername: 'CONTOSO\\bob',
+        clientGuid: BOB_LAPTOP,
+        justification: 'API request',
+        answers: { usage: 'Other' },
+      },
+    );
     const deny = (who: keyof typeof AAD, reason: string) => h.post(h.invoke(who, 'deny', { kind: 'request', id: r.id, stage: 0, reason }));
     expect(JSON.stringify((await deny('bob', '')).body.value)).toContain('You cannot decide your own request.');
     const blank = await deny('cyd', '   ');
@@ -158,7 +214,13 @@ describe('Teams input that is not what the bot expects', () => {
     expect(JSON.stringify((await deny('cyd', 'Use draw.io')).body.value)).toContain('You denied this request.');
     expect((await h.t.ctx.requests.get(r.id)).status).toBe('denied');
 
-    const change = await h.t.ctx.changes.submit(h.s.actor(h.s.ada, 'teams'), { resourceType: 'script', resourceId: 'reject-me.ps1', before: { a: 1 }, after: { a: 2 }, justification: 'tidy' });
+    const change = await h.t.ctx.changes.submit(h.s.actor(h.s.ada, 'teams'), {
+      resourceType: 'script',
+      resourceId: 'reject-me.ps1',
+      before: { a: 1 },
+      after: { a: 2 },
+      justification: 'tidy',
+    });
     const reject = await h.post(h.invoke('cyd', 'deny', { kind: 'change', id: change.id, notes: '' }));
     expect(JSON.stringify(reject.body.value)).toContain('Say why (Approver notes) before rejecting');
     expect((await h.t.ctx.changes.get(change.id)).status).toBe('pending');
@@ -166,7 +228,10 @@ describe('Teams input that is not what the bot expects', () => {
 
   it('answers personal commands in a channel with a pointer to the personal chat, not with the list', async () => {
     h.connector.reset();
-    await h.post({ ...h.message('ada', '<at>Signoff</at> my requests'), conversation: { id: APPROVERS_CHANNEL, conversationType: 'channel', isGroup: true } });
+    await h.post({
+      ...h.message('ada', '<at>Signoff</at> my requests'),
+      conversation: { id: APPROVERS_CHANNEL, conversationType: 'channel', isGroup: true },
+    });
     const card = JSON.stringify(cardOf(h.connector.posted()[0]!.body));
     expect(card).toContain('Ask me in our personal chat');
     expect(card).not.toContain('Your requests');
@@ -188,14 +253,18 @@ describe('Teams input that is not what the bot expects', () => {
 describe('Teams authentication', () => {
   let h: TeamsHarness;
   beforeAll(async () => {
-    h = await startTeamsHarness({ env: { MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000b0', MICROSOFT_APP_PASSWORD: 'not-a-real-secret', TEAMS_EMULATOR: '0' } });
+    h = await startTeamsHarness({
+      env: { MICROSOFT_APP_ID: '00000000-0000-4000-8000-0000000000b0', MICROSOFT_APP_PASSWORD: 'not-a-real-secret', TEAMS_EMULATOR: '0' },
+    });
   });
   afterAll(() => h.close());
 
   it('answers 401 to an activity without a token and to one with a forged token, and acts on neither', async () => {
     const none = await h.post(h.message('bob', 'request Visio'));
     expect(none.status).toBe(401);
-    const forged = await h.post(h.invoke('ada', 'approve', { kind: 'request', id: randomUUID() }), { authorization: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJtZSJ9.c2lnbmF0dXJl' });
+    const forged = await h.post(h.invoke('ada', 'approve', { kind: 'request', id: randomUUID() }), {
+      authorization: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJtZSJ9.c2lnbmF0dXJl',
+    });
     expect(forged.status).toBe(401);
     expect(h.connector.calls).toEqual([]);
     expect(await h.t.tdb.db.query(`SELECT 1 FROM conversation_refs`)).toHaveLength(0);

@@ -10,7 +10,10 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const verbs = (card: unknown) => executeActions(card).map((a) => a.verb).sort();
+const verbs = (card: unknown) =>
+  executeActions(card)
+    .map((a) => a.verb)
+    .sort();
 const text = (card: unknown) => JSON.stringify(card);
 
 describe('Configuration Manager scenario 1 through Teams', () => {
@@ -20,8 +23,15 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   it('stores the channel reference when the bot is added to the approvers channel, and says how to route a group there', async () => {
     const res = await h.post(h.installInChannel());
     expect(res.status).toBe(200);
-    const refs = await h.t.tdb.db.query<{ key: string; kind: string; reference: any }>(`SELECT key, kind, reference FROM conversation_refs WHERE platform = 'teams' ORDER BY key`);
-    expect(refs.map((r) => [r.key, r.kind])).toEqual(expect.arrayContaining([[APPROVERS_CHANNEL, 'channel'], ['19:team-it@thread.tacv2', 'team']]));
+    const refs = await h.t.tdb.db.query<{ key: string; kind: string; reference: any }>(
+      `SELECT key, kind, reference FROM conversation_refs WHERE platform = 'teams' ORDER BY key`,
+    );
+    expect(refs.map((r) => [r.key, r.kind])).toEqual(
+      expect.arrayContaining([
+        [APPROVERS_CHANNEL, 'channel'],
+        ['19:team-it@thread.tacv2', 'team'],
+      ]),
+    );
     expect(refs.find((r) => r.key === APPROVERS_CHANNEL)!.reference.serviceUrl).toBe(h.connector.url);
     const welcome = h.connector.posted().find((c) => c.conversationId === APPROVERS_CHANNEL)!;
     expect(text(cardOf(welcome.body))).toContain(APPROVERS_CHANNEL);
@@ -57,7 +67,14 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('returns validation errors on the same card, next to each field, with the values kept', async () => {
-    const res = await h.post(h.invoke('bob', 'submitRequest', { kind: 'form', applicationId: VISIO, device: h.s.deviceId, justification: '  ' }, { replyToId: formMessageId }));
+    const res = await h.post(
+      h.invoke(
+        'bob',
+        'submitRequest',
+        { kind: 'form', applicationId: VISIO, device: h.s.deviceId, justification: '  ' },
+        { replyToId: formMessageId },
+      ),
+    );
     expect(res.status).toBe(200);
     expect(res.body.statusCode).toBe(200);
     expect(res.body.type).toBe('application/vnd.microsoft.card.adaptive');
@@ -69,8 +86,21 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     expect(await h.t.tdb.db.query('SELECT id FROM requests')).toHaveLength(0);
   });
 
-  it('submits and turns the form into bob\'s copy of the request, with Cancel', async () => {
-    const res = await h.post(h.invoke('bob', 'submitRequest', { kind: 'form', applicationId: VISIO, device: h.s.deviceId, justification: 'Network diagrams for the migration', q_usage: 'Diagrams' }, { replyToId: formMessageId }));
+  it("submits and turns the form into bob's copy of the request, with Cancel", async () => {
+    const res = await h.post(
+      h.invoke(
+        'bob',
+        'submitRequest',
+        {
+          kind: 'form',
+          applicationId: VISIO,
+          device: h.s.deviceId,
+          justification: 'Network diagrams for the migration',
+          q_usage: 'Diagrams',
+        },
+        { replyToId: formMessageId },
+      ),
+    );
     expect(res.body.statusCode).toBe(200);
     const card = res.body.value;
     expect(text(card)).toContain('Visio for Bob User');
@@ -80,7 +110,10 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     // known; cyd never has, so only his AAD object id is
     expect(card.refresh.userIds.sort()).toEqual(['29:ada', '29:bob', AAD.cyd].sort());
     requestId = card.refresh.action.data.id;
-    const refs = await h.t.tdb.db.query<{ purpose: string; message_id: string }>(`SELECT purpose, message_id FROM message_refs WHERE subject_id = $1`, [requestId]);
+    const refs = await h.t.tdb.db.query<{ purpose: string; message_id: string }>(
+      `SELECT purpose, message_id FROM message_refs WHERE subject_id = $1`,
+      [requestId],
+    );
     expect(refs).toEqual([{ purpose: 'requester', message_id: formMessageId }]);
   });
 
@@ -106,18 +139,26 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('gives each viewer their own card on refresh: approver buttons, requester Cancel, others read-only', async () => {
-    const asApprover = await h.post(h.invoke('cyd', 'refresh', { kind: 'request', id: requestId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }));
+    const asApprover = await h.post(
+      h.invoke('cyd', 'refresh', { kind: 'request', id: requestId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }),
+    );
     expect(verbs(asApprover.body.value)).toEqual(['approve', 'deny', 'refresh']);
     expect(text(asApprover.body.value)).toContain('"id":"reason"');
-    const asRequester = await h.post(h.invoke('bob', 'refresh', { kind: 'request', id: requestId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }));
+    const asRequester = await h.post(
+      h.invoke('bob', 'refresh', { kind: 'request', id: requestId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }),
+    );
     expect(verbs(asRequester.body.value)).toEqual(['cancel', 'refresh']);
-    const asStranger = await h.post(h.invoke('stranger', 'refresh', { kind: 'request', id: requestId }, { conversationId: APPROVERS_CHANNEL }));
+    const asStranger = await h.post(
+      h.invoke('stranger', 'refresh', { kind: 'request', id: requestId }, { conversationId: APPROVERS_CHANNEL }),
+    );
     expect(verbs(asStranger.body.value)).toEqual(['refresh']);
     expect(text(asStranger.body.value)).not.toContain('"id":"reason"');
   });
 
   it('refuses bob approving his own request on the card', async () => {
-    const res = await h.post(h.invoke('bob', 'approve', { kind: 'request', id: requestId, stage: 0 }, { conversationId: APPROVERS_CHANNEL }));
+    const res = await h.post(
+      h.invoke('bob', 'approve', { kind: 'request', id: requestId, stage: 0 }, { conversationId: APPROVERS_CHANNEL }),
+    );
     expect(res.body.statusCode).toBe(200);
     expect(text(res.body.value)).toContain('You cannot decide your own request.');
     expect((await h.t.ctx.requests.get(requestId)).status).toBe('pending');
@@ -125,7 +166,14 @@ describe('Configuration Manager scenario 1 through Teams', () => {
 
   it('ada and cyd clicking at once give one decision; each sees the outcome inline with no buttons', async () => {
     const [a, c] = await Promise.all([
-      h.post(h.invoke('ada', 'approve', { kind: 'request', id: requestId, stage: 0, reason: 'Standard tool' }, { conversationId: APPROVERS_CHANNEL })),
+      h.post(
+        h.invoke(
+          'ada',
+          'approve',
+          { kind: 'request', id: requestId, stage: 0, reason: 'Standard tool' },
+          { conversationId: APPROVERS_CHANNEL },
+        ),
+      ),
       h.post(h.invoke('cyd', 'approve', { kind: 'request', id: requestId, stage: 0, reason: 'ok' }, { conversationId: APPROVERS_CHANNEL })),
     ]);
     for (const r of [a, c]) {
@@ -156,13 +204,18 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     const told = h.connector.of('send');
     expect(told.map((s) => s.conversationId)).toEqual(['a:personal-bob']);
     expect(text(cardOf(told[0]!.body))).toContain('Visio approved');
-    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);
+    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [
+      requestId,
+    ]);
     expect(webhooksOfRow(row).map((w: any) => w.type)).toEqual(['request.approved', 'app.install']);
     expect(webhooksOfRow(row)[1].data).toMatchObject({ clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', username: 'CONTOSO\\bob' });
   });
 
   it('handling the same event again posts nothing new', async () => {
-    const row = await h.t.tdb.db.one<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`, [requestId]);
+    const row = await h.t.tdb.db.one<{ id: string; payload: any }>(
+      `SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`,
+      [requestId],
+    );
     h.connector.reset();
     await h.adapter.notifier.handle({ id: row.id, ...row.payload });
     expect(h.connector.of('send')).toEqual([]);

@@ -37,10 +37,7 @@ beforeAll(async () => {
   }
   // two sweepers on two connection pools, racing over the same rows with small batches
   db2 = await openDatabase(t.tdb.url, { poolSize: 5 });
-  runners = [
-    new TimerService(t.tdb.db, t.clock, t.ctx.requests, { batchSize: 3 }),
-    new TimerService(db2, t.clock, t.ctx.requests, { batchSize: 3 }),
-  ];
+  runners = [new TimerService(t.tdb.db, t.clock, { batchSize: 3 }), new TimerService(db2, t.clock, { batchSize: 3 })];
 });
 afterAll(async () => {
   await db2?.close();
@@ -55,19 +52,23 @@ const race = async () => {
 /** How many outbox events of each type each of `ids` got. */
 async function eventsPer(ids: string[], type: string): Promise<number[]> {
   const rows = await t.tdb.db.query<{ subject_id: string; n: string }>(
-    `SELECT subject_id, count(*) AS n FROM outbox WHERE type = $1 AND subject_id = ANY($2) GROUP BY subject_id`, [type, ids]);
+    `SELECT subject_id, count(*) AS n FROM outbox WHERE type = $1 AND subject_id = ANY($2) GROUP BY subject_id`,
+    [type, ids],
+  );
   const by = new Map(rows.map((r) => [r.subject_id, Number(r.n)]));
   return ids.map((id) => by.get(id) ?? 0);
 }
 const webhooksOf = async (ids: string[], hook: string) =>
   (await t.tdb.db.query<{ id: string; payload: any }>(`SELECT id, payload FROM outbox WHERE subject_id = ANY($1)`, [ids]))
-    .flatMap((r) => webhooksOfRow(r)).filter((w) => w.type === hook).length;
+    .flatMap((r) => webhooksOfRow(r))
+    .filter((w) => w.type === hook).length;
 
 describe('timers with two sweepers racing', () => {
   it('reminds, escalates and expires undecided requests, each exactly once', async () => {
     t.clock.set('2026-01-05T09:00:00Z');
     const ids: string[] = [];
-    for (const clientGuid of guids.slice(0, 10)) ids.push((await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid })).id);
+    for (const clientGuid of guids.slice(0, 10))
+      ids.push((await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid })).id);
 
     expect((await race()).reminder).toBe(0);
     t.clock.advance(DAY + 60_000);
@@ -110,7 +111,10 @@ describe('timers with two sweepers racing', () => {
     t.clock.set('2026-02-11T09:01:00Z'); // 10 days: first review
     expect((await race()).review).toBe(10);
     expect(await eventsPer(ids, 'request.review_started')).toEqual(Array(10).fill(1));
-    const reviews = await t.tdb.db.query<{ id: string; request_id: string }>(`SELECT id, request_id FROM access_reviews WHERE status = 'pending' AND request_id = ANY($1) ORDER BY request_id`, [ids]);
+    const reviews = await t.tdb.db.query<{ id: string; request_id: string }>(
+      `SELECT id, request_id FROM access_reviews WHERE status = 'pending' AND request_id = ANY($1) ORDER BY request_id`,
+      [ids],
+    );
     expect(reviews).toHaveLength(10);
     const reviewOf = (i: number) => reviews.find((r) => r.request_id === ids[i])!.id;
 
@@ -121,7 +125,10 @@ describe('timers with two sweepers racing', () => {
     expect(await webhooksOf([ids[0]!], 'app.uninstall')).toBe(1);
     expect((await runners[1]!.decideReview(s.actor(s.cyd), reviewOf(1), 'keep')).requestStatus).toBe('approved');
     // two reviewers at once on the same review: one decision
-    const both = await Promise.allSettled([runners[0]!.decideReview(s.actor(s.ada), reviewOf(2), 'keep'), runners[1]!.decideReview(s.actor(s.cyd), reviewOf(2), 'remove', 'not needed')]);
+    const both = await Promise.allSettled([
+      runners[0]!.decideReview(s.actor(s.ada), reviewOf(2), 'keep'),
+      runners[1]!.decideReview(s.actor(s.cyd), reviewOf(2), 'remove', 'not needed'),
+    ]);
     expect(both.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
     expect((both.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason.code).toBe('already_decided');
     const third = (await t.ctx.requests.get(ids[2]!)).status;
@@ -165,7 +172,10 @@ describe('timers with two sweepers racing', () => {
     expect(await eventsPer(ids, 'request.install_ordered')).toEqual(Array(10).fill(1));
     expect(await webhooksOf(ids, 'app.install')).toBe(10);
     expect((await race()).install).toBe(0);
-    const row = await t.tdb.db.one<{ install_ordered_at: Date; install_due_at: Date | null }>('SELECT install_ordered_at, install_due_at FROM requests WHERE id = $1', [ids[0]]);
+    const row = await t.tdb.db.one<{ install_ordered_at: Date; install_due_at: Date | null }>(
+      'SELECT install_ordered_at, install_due_at FROM requests WHERE id = $1',
+      [ids[0]],
+    );
     expect(new Date(row.install_ordered_at).toISOString()).toBe('2026-04-01T22:00:30.000Z');
     expect(row.install_due_at).toBeNull();
   });

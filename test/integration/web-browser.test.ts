@@ -12,7 +12,17 @@ import { FakeSlackApi } from '../support/fake-slack-api.ts';
 import { defaultPolicy, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { runCli } from '../support/run-cli.ts';
 import { createTestDatabase, testQueuePrefix, type TestDatabase } from '../support/test-db.ts';
-import { ARTIFACTS, CHROMIUM, chromiumAvailable, freePort, launchChromium, startOidcProvider, startSignoff, type LocalOidc, type SignoffProcess } from '../support/web-harness.ts';
+import {
+  ARTIFACTS,
+  CHROMIUM,
+  chromiumAvailable,
+  freePort,
+  launchChromium,
+  startOidcProvider,
+  startSignoff,
+  type LocalOidc,
+  type SignoffProcess,
+} from '../support/web-harness.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 import { HANG_LIMIT_MS } from '../support/wait.ts';
 
@@ -21,7 +31,8 @@ import { HANG_LIMIT_MS } from '../support/wait.ts';
  * one process), with a local OpenID provider, the fake Slack Web API and a webhook receiver.
  */
 
-if (!chromiumAvailable) console.warn(`Skipping the web app browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
+if (!chromiumAvailable)
+  console.warn(`Skipping the web app browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
 
 const SLACK_SECRET = 'web-browser-signing-secret';
 const PROJECT = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_0000000a-0000-4000-8000-00000000p001';
@@ -71,9 +82,10 @@ async function newContext(opts: { bypassCSP?: boolean; watchOrigin?: boolean } =
   c.on('console', (m) => {
     if (/Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text());
   });
-  if (opts.watchOrigin) c.on('request', (r) => {
-    if (new URL(r.url()).origin !== new URL(signoff.url).origin) foreignRequests.push(r.url());
-  });
+  if (opts.watchOrigin)
+    c.on('request', (r) => {
+      if (new URL(r.url()).origin !== new URL(signoff.url).origin) foreignRequests.push(r.url());
+    });
   return c;
 }
 
@@ -100,14 +112,33 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/
 async function axeProblems(page: Page): Promise<string[]> {
   await page.addScriptTag({ content: axeSource });
   const result = await page.evaluate(async () => {
-    const r = await (window as unknown as { axe: { run(ctx: Document, o: unknown): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } })
-      .axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) }));
+    const r = await (
+      window as unknown as {
+        axe: {
+          run(
+            ctx: Document,
+            o: unknown,
+          ): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }>;
+        };
+      }
+    ).axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 3),
+    }));
   });
-  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.targets.join(', ')}`);
+  return result
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.targets.join(', ')}`);
 }
 
-const requestRow = (id: string) => tdb.db.one<{ status: string; source: string; current_stage: number }>('SELECT status, source, current_stage FROM requests WHERE id = $1', [id]);
+const requestRow = (id: string) =>
+  tdb.db.one<{ status: string; source: string; current_stage: number }>(
+    'SELECT status, source, current_stage FROM requests WHERE id = $1',
+    [id],
+  );
 
 describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   beforeAll(async () => {
@@ -117,23 +148,51 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     // Bob signs in with the company account whose UPN is linked to him; nobody is matched by name
     await tdb.db.query(`UPDATE identities SET upn = 'bob@contoso.com' WHERE id = $1`, [s.bob.id]);
     const policyId = (await tdb.db.one<{ policy_id: string }>('SELECT policy_id FROM applications WHERE id = $1', [VISIO])).policy_id;
-    await tdb.db.query(`INSERT INTO applications (id, name, per_device, policy_id) VALUES ($1, 'Project', false, $3), ($2, 'Snagit', false, $3)`, [PROJECT, SNAGIT, policyId]);
+    await tdb.db.query(
+      `INSERT INTO applications (id, name, per_device, policy_id) VALUES ($1, 'Project', false, $3), ($2, 'Snagit', false, $3)`,
+      [PROJECT, SNAGIT, policyId],
+    );
     await createApiKey(tdb.db, 'cm-connector', ['requests:read', 'requests:write']);
     slack = await new FakeSlackApi().start();
     receiver = await startReceiver({ path: '/hooks' });
     receiver.setHandler(() => ({ status: 500, body: 'receiver down' }));
-    await tdb.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('device-manager', $1, $2, '{app.install,request.approved}')`, [receiver.url, receiver.secret]);
+    await tdb.db.query(
+      `INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('device-manager', $1, $2, '{app.install,request.approved}')`,
+      [receiver.url, receiver.secret],
+    );
 
     const queuePrefix = testQueuePrefix();
-    ctx = buildContext({ config: loadConfig({ NODE_ENV: 'test', DATABASE_URL: tdb.url, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'silent', WEBHOOK_ALLOW_HOSTS: '127.0.0.1' }), db: tdb.db, logger: createLogger('silent') });
+    ctx = buildContext({
+      config: loadConfig({
+        NODE_ENV: 'test',
+        DATABASE_URL: tdb.url,
+        QUEUE_PREFIX: queuePrefix,
+        LOG_LEVEL: 'silent',
+        WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
+      }),
+      db: tdb.db,
+      logger: createLogger('silent'),
+    });
     // the provider must know Signoff's redirect URI before Signoff starts, so the port is chosen first
     const env = {
-      DATABASE_URL: tdb.url, QUEUE_PREFIX: queuePrefix, SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_BOT_TOKEN: 'xoxb-web', SLACK_API_URL: slack.url,
-      WEBHOOK_ALLOW_HOSTS: '127.0.0.1', WEBHOOK_MAX_ATTEMPTS: '1', OUTBOX_RECONCILE_MS: '1000',
+      DATABASE_URL: tdb.url,
+      QUEUE_PREFIX: queuePrefix,
+      SLACK_SIGNING_SECRET: SLACK_SECRET,
+      SLACK_BOT_TOKEN: 'xoxb-web',
+      SLACK_API_URL: slack.url,
+      WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
+      WEBHOOK_MAX_ATTEMPTS: '1',
+      OUTBOX_RECONCILE_MS: '1000',
     };
     const port = await freePort();
-    oidc = await startOidcProvider(`http://localhost:${port}/app/auth/callback`, { bob: { preferred_username: 'bob@contoso.com', name: 'Bob User' }, mallory: { preferred_username: 'mallory@fabrikam.com' } });
-    signoff = await startSignoff({ ...env, OIDC_ISSUER: oidc.issuer, OIDC_CLIENT_ID: oidc.clientId, OIDC_CLIENT_SECRET: oidc.clientSecret }, port);
+    oidc = await startOidcProvider(`http://localhost:${port}/app/auth/callback`, {
+      bob: { preferred_username: 'bob@contoso.com', name: 'Bob User' },
+      mallory: { preferred_username: 'mallory@fabrikam.com' },
+    });
+    signoff = await startSignoff(
+      { ...env, OIDC_ISSUER: oidc.issuer, OIDC_CLIENT_ID: oidc.clientId, OIDC_CLIENT_SECRET: oidc.clientSecret },
+      port,
+    );
     browser = await launchChromium();
   });
 
@@ -147,7 +206,7 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await tdb?.drop();
   });
 
-  it('signs a requester in through the company\'s OpenID provider; they ask for an app, answering its questions', async () => {
+  it("signs a requester in through the company's OpenID provider; they ask for an app, answering its questions", async () => {
     const c = await newContext();
     bobPage = await c.newPage();
     await bobPage.goto(`${signoff.url}/app/my`);
@@ -161,7 +220,9 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await bobPage.getByRole('button', { name: 'Continue' }).click();
     await bobPage.waitForURL(`${signoff.url}/app/my`);
     await expect.poll(() => bobPage.locator('.who').textContent()).toBe('Bob User');
-    expect(await tdb.db.one<{ signed_in_via: string }>(`SELECT signed_in_via FROM web_sessions WHERE identity_id = $1`, [s.bob.id])).toEqual({ signed_in_via: 'oidc' });
+    expect(
+      await tdb.db.one<{ signed_in_via: string }>(`SELECT signed_in_via FROM web_sessions WHERE identity_id = $1`, [s.bob.id]),
+    ).toEqual({ signed_in_via: 'oidc' });
 
     await bobPage.getByRole('link', { name: 'Request', exact: true }).click();
     await bobPage.getByRole('link', { name: 'Visio' }).click();
@@ -182,7 +243,9 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(await requestRow(visioRequestId)).toMatchObject({ status: 'pending', source: 'web' });
     expect(await bobPage.locator('main').textContent()).toContain('Which project is it for?');
     // the approvers' Slack channel gets the prompt, as for a request made in chat
-    await until('the Slack prompt', async () => slack.of('chat.postMessage').find((m) => m.args.channel === 'C0APPROVE' && String(m.args.text).includes('Visio')));
+    await until('the Slack prompt', async () =>
+      slack.of('chat.postMessage').find((m) => m.args.channel === 'C0APPROVE' && String(m.args.text).includes('Visio')),
+    );
     await shot(bobPage, 'request-pending');
   });
 
@@ -197,10 +260,14 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL(/\/app\/auth\/callback/);
     expect(await page.locator('main').textContent()).toContain('no directory identity is linked to that account');
-    expect(await tdb.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM web_sessions WHERE identity_id IS NOT NULL AND identity_id <> $1`, [s.bob.id])).toEqual({ n: 0 });
+    expect(
+      await tdb.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM web_sessions WHERE identity_id IS NOT NULL AND identity_id <> $1`, [
+        s.bob.id,
+      ]),
+    ).toEqual({ n: 0 });
   });
 
-  it('lets an approver signed in with a one-time link approve on the web; the Slack prompt and the requester\'s open page follow', async () => {
+  it("lets an approver signed in with a one-time link approve on the web; the Slack prompt and the requester's open page follow", async () => {
     const c = await newContext({ watchOrigin: true });
     adaPage = await c.newPage();
     await signInWithLink(adaPage, 'CONTOSO\\ada');
@@ -212,10 +279,14 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await card.getByRole('button', { name: 'Approve' }).click();
     await adaPage.waitForURL(new RegExp(`/app/requests/${visioRequestId}\\?notice=approved$`));
     expect(await requestRow(visioRequestId)).toMatchObject({ status: 'approved' });
-    expect(await tdb.db.one(`SELECT channel, approver_label FROM request_decisions WHERE request_id = $1`, [visioRequestId])).toEqual({ channel: 'web', approver_label: 'Ada Admin' });
+    expect(await tdb.db.one(`SELECT channel, approver_label FROM request_decisions WHERE request_id = $1`, [visioRequestId])).toEqual({
+      channel: 'web',
+      approver_label: 'Ada Admin',
+    });
 
     const update = await until('the Slack prompt updated', async () =>
-      slack.of('chat.update').find((u) => u.args.channel === 'C0APPROVE' && /approved/i.test(String(u.args.text))));
+      slack.of('chat.update').find((u) => u.args.channel === 'C0APPROVE' && /approved/i.test(String(u.args.text))),
+    );
     expect(JSON.stringify(update.args.blocks)).toContain('Ada Admin');
     expect((update.args.blocks as { type: string }[]).some((b) => b.type === 'actions')).toBe(false);
     // Bob's page, open all along, shows the outcome without a reload
@@ -224,8 +295,11 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it('lets an admin redeliver a failed delivery from the Admin pages', async () => {
-    const failed = await until('the app.install delivery to fail', async () => tdb.db.maybeOne<{ id: string; message_id: string }>(
-      `SELECT id, message_id FROM webhook_deliveries WHERE event_type = 'app.install' AND status = 'failed'`));
+    const failed = await until('the app.install delivery to fail', async () =>
+      tdb.db.maybeOne<{ id: string; message_id: string }>(
+        `SELECT id, message_id FROM webhook_deliveries WHERE event_type = 'app.install' AND status = 'failed'`,
+      ),
+    );
     receiver.setHandler(() => ({ status: 204 }));
     await adaPage.goto(`${signoff.url}/app/admin`);
     await adaPage.getByRole('link', { name: 'Deliveries' }).click();
@@ -237,24 +311,48 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(got.verified).toBe(true);
     expect(got.payload.type).toBe('app.install');
     expect(got.payload.data.requestId ?? got.payload.data.request?.id ?? JSON.stringify(got.payload.data)).toContain(visioRequestId);
-    await until('the delivery to succeed', async () => (await tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [failed.id])).status === 'succeeded');
+    await until(
+      'the delivery to succeed',
+      async () =>
+        (await tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [failed.id])).status === 'succeeded',
+    );
     // Bob's request page, still open, learns without a reload that the device manager has the order
     await expect.poll(() => bobPage.locator('main').textContent()).toContain('install order received by device-manager');
-    expect(await tdb.db.one(`SELECT actor_label, channel FROM audit_events WHERE action = 'webhook_delivery.redelivered'`)).toEqual({ actor_label: 'Ada Admin', channel: 'web' });
+    expect(await tdb.db.one(`SELECT actor_label, channel FROM audit_events WHERE action = 'webhook_delivery.redelivered'`)).toEqual({
+      actor_label: 'Ada Admin',
+      channel: 'web',
+    });
   });
 
   it('takes an approver through the approval flow with the keyboard alone', async () => {
     const bob = { id: s.bob.id, label: 'Bob User', channel: 'web' as const };
-    const project = await ctx.requests.submit(bob, { applicationId: PROJECT, requesterId: s.bob.id, justification: 'Plan the move', answers: { usage: 'Other', project: 'DC move' } });
-    const snagit = await ctx.requests.submit(bob, { applicationId: SNAGIT, requesterId: s.bob.id, justification: 'Screenshots', answers: { usage: 'Other', project: 'Docs' } });
+    const project = await ctx.requests.submit(bob, {
+      applicationId: PROJECT,
+      requesterId: s.bob.id,
+      justification: 'Plan the move',
+      answers: { usage: 'Other', project: 'DC move' },
+    });
+    const snagit = await ctx.requests.submit(bob, {
+      applicationId: SNAGIT,
+      requesterId: s.bob.id,
+      justification: 'Screenshots',
+      answers: { usage: 'Other', project: 'Docs' },
+    });
     const c = await newContext({ watchOrigin: true });
     const page = await c.newPage();
     await signInWithLink(page, 'CONTOSO\\ada');
     await page.goto(`${signoff.url}/app/approvals`);
-    const focused = () => page.evaluate(() => {
-      const el = document.activeElement as HTMLElement | null;
-      return { id: el?.id ?? '', tag: el?.tagName ?? '', text: (el?.textContent ?? '').trim(), name: el?.getAttribute('name') ?? '', value: (el as HTMLButtonElement | null)?.value ?? '' };
-    });
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        return {
+          id: el?.id ?? '',
+          tag: el?.tagName ?? '',
+          text: (el?.textContent ?? '').trim(),
+          name: el?.getAttribute('name') ?? '',
+          value: (el as HTMLButtonElement | null)?.value ?? '',
+        };
+      });
     await page.keyboard.press('Tab');
     expect((await focused()).text).toBe('Skip to content');
     await page.keyboard.press('Enter');
@@ -299,13 +397,26 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
 
   it('finds no serious or critical accessibility problem on any page, at 390 and 1280 px; the first page is under 100 KB', async () => {
     const bob = { id: s.bob.id, label: 'Bob User', channel: 'web' as const };
-    const pending = await ctx.requests.submit(bob, { applicationId: SNAGIT, requesterId: s.bob.id, justification: 'Screenshots for the manual', answers: { usage: 'Other', project: 'Docs' } });
-    const change = await ctx.changes.submit({ id: s.cyd.id, label: 'Cyd Approver', channel: 'web' }, {
-      resourceType: 'script', resourceId: 'cleanup.ps1', justification: 'Shorter retention',
-      before: { name: 'cleanup.ps1', schedule: 'daily', retentionDays: 30, targets: ['all'] },
-      after: { name: 'cleanup.ps1', schedule: 'daily', retentionDays: 7, targets: ['all', 'servers'] },
+    const pending = await ctx.requests.submit(bob, {
+      applicationId: SNAGIT,
+      requesterId: s.bob.id,
+      justification: 'Screenshots for the manual',
+      answers: { usage: 'Other', project: 'Docs' },
     });
-    await tdb.db.query(`INSERT INTO access_reviews (request_id, status, due_at, reviewer_groups) VALUES ($1, 'pending', now() + interval '7 days', '{it-approvers}')`, [visioRequestId]);
+    const change = await ctx.changes.submit(
+      { id: s.cyd.id, label: 'Cyd Approver', channel: 'web' },
+      {
+        resourceType: 'script',
+        resourceId: 'cleanup.ps1',
+        justification: 'Shorter retention',
+        before: { name: 'cleanup.ps1', schedule: 'daily', retentionDays: 30, targets: ['all'] },
+        after: { name: 'cleanup.ps1', schedule: 'daily', retentionDays: 7, targets: ['all', 'servers'] },
+      },
+    );
+    await tdb.db.query(
+      `INSERT INTO access_reviews (request_id, status, due_at, reviewer_groups) VALUES ($1, 'pending', now() + interval '7 days', '{it-approvers}')`,
+      [visioRequestId],
+    );
 
     // the first page a person opens, in a browser with nothing cached: everything it loads, headers included
     const signing = await newContext();
@@ -394,12 +505,19 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await page.getByLabel(/Approver notes/).fill('Seven days is enough');
     await page.getByRole('button', { name: 'Approve change' }).click();
     await page.waitForURL(/notice=change_approved$/);
-    expect(await tdb.db.one(`SELECT status, decided_by_label, decision_notes FROM changes WHERE resource_id = 'cleanup.ps1'`)).toEqual({ status: 'approved', decided_by_label: 'Ada Admin', decision_notes: 'Seven days is enough' });
+    expect(await tdb.db.one(`SELECT status, decided_by_label, decision_notes FROM changes WHERE resource_id = 'cleanup.ps1'`)).toEqual({
+      status: 'approved',
+      decided_by_label: 'Ada Admin',
+      decision_notes: 'Seven days is enough',
+    });
 
     await page.goto(`${signoff.url}/app/reviews`);
     await page.getByRole('button', { name: 'Keep access' }).click();
     await page.waitForURL(/notice=kept$/);
-    expect(await tdb.db.one(`SELECT status, decided_by_label FROM access_reviews WHERE request_id = $1`, [visioRequestId])).toEqual({ status: 'kept', decided_by_label: 'Ada Admin' });
+    expect(await tdb.db.one(`SELECT status, decided_by_label FROM access_reviews WHERE request_id = $1`, [visioRequestId])).toEqual({
+      status: 'kept',
+      decided_by_label: 'Ada Admin',
+    });
   });
 
   it('loaded nothing from another origin and broke no Content-Security-Policy rule', () => {

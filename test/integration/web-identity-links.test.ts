@@ -31,7 +31,12 @@ describe('web sign-in links on identities', () => {
     // Ada's Teams link is her Entra object id: the oid claim finds her
     expect((await identityByOidcClaims(t.tdb.db, { oid: '6F1C2A4E-0000-4000-8000-00000000ADA0' }))?.username).toBe('CONTOSO\\ada');
     // an explicit oid wins over someone else's Teams link with the same id
-    await t.ctx.catalog.upsert('identities', { username: 'CONTOSO\\bob', displayName: 'Bob User', oid: '6f1c2a4e-0000-4000-8000-00000000ada0', upn: 'bob@contoso.com' }, { id: null, label: 'test', channel: 'cli' }, { mode: 'upsert', ref: 'CONTOSO\\bob' });
+    await t.ctx.catalog.upsert(
+      'identities',
+      { username: 'CONTOSO\\bob', displayName: 'Bob User', oid: '6f1c2a4e-0000-4000-8000-00000000ada0', upn: 'bob@contoso.com' },
+      { id: null, label: 'test', channel: 'cli' },
+      { mode: 'upsert', ref: 'CONTOSO\\bob' },
+    );
     expect((await identityByOidcClaims(t.tdb.db, { oid: '6f1c2a4e-0000-4000-8000-00000000ada0' }))?.username).toBe('CONTOSO\\bob');
     // no guessing: a display name, an email that is not a linked UPN, or an unknown oid find nobody
     expect(await identityByOidcClaims(t.tdb.db, { upn: 'Ada Admin' })).toBeUndefined();
@@ -40,14 +45,22 @@ describe('web sign-in links on identities', () => {
   });
 
   it('refuses a badly formed link in the catalog with the field named', async () => {
-    await expect(t.ctx.catalog.upsert('identities', { username: 'CONTOSO\\zed', displayName: 'Zed', upn: 'not a upn', oid: 'nope' }, { id: null, label: 'test', channel: 'cli' }, { mode: 'create' }))
-      .rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(
+      t.ctx.catalog.upsert(
+        'identities',
+        { username: 'CONTOSO\\zed', displayName: 'Zed', upn: 'not a upn', oid: 'nope' },
+        { id: null, label: 'test', channel: 'cli' },
+        { mode: 'create' },
+      ),
+    ).rejects.toMatchObject({ code: 'validation_failed' });
   });
 
   it('prints a one-time sign-in URL for a known person, and refuses an unknown one', async () => {
     const ok = await runCli(t.tdb.url, ['signin-link', '--user', 'contoso\\ADA'], { PUBLIC_URL: 'https://signoff.contoso.com' });
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toMatch(/^One-time sign-in link for Ada Admin \(CONTOSO\\ada\), valid until .*Z:\nhttps:\/\/signoff\.contoso\.com\/app\/signin\/link\/[A-Za-z0-9_-]{43}\n$/);
+    expect(ok.stdout).toMatch(
+      /^One-time sign-in link for Ada Admin \(CONTOSO\\ada\), valid until .*Z:\nhttps:\/\/signoff\.contoso\.com\/app\/signin\/link\/[A-Za-z0-9_-]{43}\n$/,
+    );
     const token = ok.stdout.trim().split('/').at(-1)!;
     // only the hash is stored
     expect(await t.tdb.db.query('SELECT 1 FROM web_signin_links WHERE token_hash = $1', [token])).toEqual([]);
@@ -61,7 +74,10 @@ describe('web sign-in links on identities', () => {
     const seeded = await createTestContext();
     try {
       const people = await seedContoso(seeded.tdb.db);
-      const r = await seeded.ctx.requests.submit({ id: people.bob.id, label: 'Bob', channel: 'web' }, { applicationId: VISIO, requesterId: people.bob.id, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Diagrams' } });
+      const r = await seeded.ctx.requests.submit(
+        { id: people.bob.id, label: 'Bob', channel: 'web' },
+        { applicationId: VISIO, requesterId: people.bob.id, clientGuid: BOB_LAPTOP, justification: 'x', answers: { usage: 'Diagrams' } },
+      );
       expect((await seeded.tdb.db.one<{ source: string }>('SELECT source FROM requests WHERE id = $1', [r.id])).source).toBe('web');
       const m = new WebApp1763930000000();
       const db = { query: (sql: string, params?: unknown[]) => seeded.tdb.db.query(sql, params) } as unknown as QueryRunner;

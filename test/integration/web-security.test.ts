@@ -22,9 +22,19 @@ let base: string;
 beforeAll(async () => {
   t = await createTestContext();
   // two stages: IT first, then security; Dan (security) may open these requests but not decide IT's stage
-  s = await seedContoso(t.tdb.db, { ...defaultPolicy, stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false }, { approvers: ['security'], quorum: 'any', approverJustification: false }] });
+  s = await seedContoso(t.tdb.db, {
+    ...defaultPolicy,
+    stages: [
+      { approvers: ['it-approvers'], quorum: 'any', approverJustification: false },
+      { approvers: ['security'], quorum: 'any', approverJustification: false },
+    ],
+  });
   await t.tdb.db.query('UPDATE identities SET is_admin = true WHERE id = $1', [s.ada.id]);
-  const app = createHttpApp(t.ctx, { mount: (a) => { web = mountWebApp(a, t.ctx); } });
+  const app = createHttpApp(t.ctx, {
+    mount: (a) => {
+      web = mountWebApp(a, t.ctx);
+    },
+  });
   server = await startHttpServer(app, 0, { host: '127.0.0.1' });
   base = `http://127.0.0.1:${server.port}`;
 });
@@ -48,11 +58,20 @@ const signedIn = async (who: { id: string }) => {
 };
 
 const submitAsBob = async () =>
-  t.ctx.requests.submit({ id: s.bob.id, label: 'Bob User', channel: 'web' }, {
-    applicationId: VISIO, requesterId: s.bob.id, clientGuid: BOB_LAPTOP, justification: 'diagrams for the audit', answers: { usage: 'Diagrams' }, source: 'web',
-  });
+  t.ctx.requests.submit(
+    { id: s.bob.id, label: 'Bob User', channel: 'web' },
+    {
+      applicationId: VISIO,
+      requesterId: s.bob.id,
+      clientGuid: BOB_LAPTOP,
+      justification: 'diagrams for the audit',
+      answers: { usage: 'Diagrams' },
+      source: 'web',
+    },
+  );
 
-const statusOf = async (id: string) => (await t.tdb.db.one<{ status: string; current_stage: number }>('SELECT status, current_stage FROM requests WHERE id = $1', [id]));
+const statusOf = async (id: string) =>
+  await t.tdb.db.one<{ status: string; current_stage: number }>('SELECT status, current_stage FROM requests WHERE id = $1', [id]);
 
 describe('web app refusals', () => {
   it('sends people who are not signed in to the sign-in page, and refuses their forms', async () => {
@@ -65,7 +84,7 @@ describe('web app refusals', () => {
     expect(mainText(post.text)).toContain('sign in again');
   });
 
-  it('refuses a form without the session\'s CSRF token, or with a wrong or another session\'s token, and changes nothing', async () => {
+  it("refuses a form without the session's CSRF token, or with a wrong or another session's token, and changes nothing", async () => {
     const request = await submitAsBob();
     const bob = await signedIn(s.bob);
     const ada = await signedIn(s.ada);
@@ -101,7 +120,11 @@ describe('web app refusals', () => {
     const again = await attacker.get('/app/my');
     expect(again.status).toBe(303);
     expect(again.location).toMatch(/^\/app\/signin/);
-    expect(await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM web_sessions WHERE token_hash = encode(sha256($1::bytea), \'hex\')', [planted[1]])).toEqual({ n: 0 });
+    expect(
+      await t.tdb.db.one<{ n: number }>("SELECT count(*)::int AS n FROM web_sessions WHERE token_hash = encode(sha256($1::bytea), 'hex')", [
+        planted[1],
+      ]),
+    ).toEqual({ n: 0 });
   });
 
   it('refuses a sign-in link the second time, and an expired one', async () => {
@@ -134,7 +157,9 @@ describe('web app refusals', () => {
   it('does not show a request to someone who is neither its requester, nor its approver, nor an admin', async () => {
     const request = await submitAsBob();
     // Cyd is an IT approver: she may open it; Dan's security group approves the second stage, so he may too
-    const stranger = await t.tdb.db.one<{ id: string }>(`INSERT INTO identities (username, display_name) VALUES ('CONTOSO\\eve', 'Eve Other') RETURNING id`);
+    const stranger = await t.tdb.db.one<{ id: string }>(
+      `INSERT INTO identities (username, display_name) VALUES ('CONTOSO\\eve', 'Eve Other') RETURNING id`,
+    );
     const eve = await signedIn(stranger);
     const r = await eve.get(`/app/requests/${request.id}`);
     expect(r.status).toBe(404);
@@ -151,7 +176,7 @@ describe('web app refusals', () => {
     await t.ctx.requests.cancel({ id: s.bob.id, label: 'Bob User', channel: 'web' }, request.id);
   });
 
-  it('refuses an approver deciding a stage outside their groups; the stage\'s own approvers decide', async () => {
+  it("refuses an approver deciding a stage outside their groups; the stage's own approvers decide", async () => {
     const request = await submitAsBob();
     const dan = await signedIn(s.dan);
     const page = await dan.get(`/app/requests/${request.id}`);
@@ -160,17 +185,25 @@ describe('web app refusals', () => {
     expect(r.status).toBe(403);
     expect(mainText(r.text)).toContain('Only members of it-approvers can decide this stage (stage 1)');
     expect(await statusOf(request.id)).toEqual({ status: 'pending', current_stage: 0 });
-    expect(await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM request_decisions WHERE request_id = $1', [request.id])).toEqual({ n: 0 });
+    expect(
+      await t.tdb.db.one<{ n: number }>('SELECT count(*)::int AS n FROM request_decisions WHERE request_id = $1', [request.id]),
+    ).toEqual({ n: 0 });
 
     const ada = await signedIn(s.ada);
     const adaPage = await ada.get(`/app/requests/${request.id}`);
     const stage1 = await ada.post(`/app/requests/${request.id}/decide`, { _csrf: csrfOf(adaPage.text), decision: 'approve', stage: '0' });
     expect(stage1.status).toBe(303);
     expect(stage1.location).toBe(`/app/requests/${request.id}?notice=stage_approved`);
-    const stage2 = await dan.post(`/app/requests/${request.id}/decide`, { _csrf: csrfOf((await dan.get(`/app/requests/${request.id}`)).text), decision: 'approve', stage: '1' });
+    const stage2 = await dan.post(`/app/requests/${request.id}/decide`, {
+      _csrf: csrfOf((await dan.get(`/app/requests/${request.id}`)).text),
+      decision: 'approve',
+      stage: '1',
+    });
     expect(stage2.status).toBe(303);
     expect((await statusOf(request.id)).status).toBe('approved');
-    const decisions = await t.tdb.db.query<{ channel: string }>('SELECT channel FROM request_decisions WHERE request_id = $1', [request.id]);
+    const decisions = await t.tdb.db.query<{ channel: string }>('SELECT channel FROM request_decisions WHERE request_id = $1', [
+      request.id,
+    ]);
     expect(decisions.map((d) => d.channel)).toEqual(['web', 'web']);
     // Bob sees his request but no Revoke, and the core refuses the form posted anyway
     const bob = await signedIn(s.bob);
@@ -181,9 +214,12 @@ describe('web app refusals', () => {
     expect((await statusOf(request.id)).status).toBe('approved');
   });
 
-  it('shows the catalog as chat does: hidden-until-approved applications and guests\' rules apply, on the list and by URL', async () => {
+  it("shows the catalog as chat does: hidden-until-approved applications and guests' rules apply, on the list and by URL", async () => {
     const policyId = (await t.tdb.db.one<{ policy_id: string }>('SELECT policy_id FROM applications WHERE id = $1', [VISIO])).policy_id;
-    await t.tdb.db.query(`INSERT INTO applications (id, name, per_device, visibility, policy_id) VALUES ('app-secret', 'Secret Tool', false, 'hidden-until-approved', $1)`, [policyId]);
+    await t.tdb.db.query(
+      `INSERT INTO applications (id, name, per_device, visibility, policy_id) VALUES ('app-secret', 'Secret Tool', false, 'hidden-until-approved', $1)`,
+      [policyId],
+    );
     const bob = await signedIn(s.bob);
     const list = mainText((await bob.get('/app')).text);
     expect(list).toContain('Visio');
@@ -191,9 +227,13 @@ describe('web app refusals', () => {
     expect((await bob.get('/app/request/app-secret')).status).toBe(404);
     const token = csrfOf((await bob.get('/app')).text);
     expect((await bob.post('/app/request/app-secret', { _csrf: token, justification: 'x', 'q-usage': 'Other' })).status).toBe(404);
-    expect(await t.tdb.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM requests WHERE application_id = 'app-secret'`)).toEqual({ n: 0 });
+    expect(await t.tdb.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM requests WHERE application_id = 'app-secret'`)).toEqual({
+      n: 0,
+    });
 
-    const guest = await t.tdb.db.one<{ id: string }>(`INSERT INTO identities (username, display_name, is_guest) VALUES ('guest@fabrikam.com', 'Gus Guest', true) RETURNING id`);
+    const guest = await t.tdb.db.one<{ id: string }>(
+      `INSERT INTO identities (username, display_name, is_guest) VALUES ('guest@fabrikam.com', 'Gus Guest', true) RETURNING id`,
+    );
     const gus = await signedIn(guest);
     expect(mainText((await gus.get('/app')).text)).toContain('There is nothing in the catalog you can request yet.');
     expect((await gus.get(`/app/request/${encodeURIComponent(VISIO)}`)).status).toBe(404);
@@ -205,15 +245,18 @@ describe('web app refusals', () => {
     const bob = await signedIn(s.bob);
     const form = await bob.get('/app/request/app-notes');
     const sent = await bob.post('/app/request/app-notes', {
-      _csrf: csrfOf(form.text), justification: '<script>alert(1)</script> & "quotes"', 'q-usage': 'Diagrams',
+      _csrf: csrfOf(form.text),
+      justification: '<script>alert(1)</script> & "quotes"',
+      'q-usage': 'Diagrams',
     });
     expect(sent.status).toBe(303);
     const page = await bob.get(sent.location!);
     expect(page.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;');
     expect(page.text).not.toContain('<script>alert(1)');
     const id = /requests\/([0-9a-f-]{36})/.exec(sent.location!)![1]!;
-    expect((await t.tdb.db.one<{ source: string; justification: string }>('SELECT source, justification FROM requests WHERE id = $1', [id])))
-      .toEqual({ source: 'web', justification: '<script>alert(1)</script> & "quotes"' });
+    expect(
+      await t.tdb.db.one<{ source: string; justification: string }>('SELECT source, justification FROM requests WHERE id = $1', [id]),
+    ).toEqual({ source: 'web', justification: '<script>alert(1)</script> & "quotes"' });
     await t.ctx.requests.cancel({ id: s.bob.id, label: 'Bob User', channel: 'web' }, id);
   });
 
@@ -228,7 +271,15 @@ describe('web app refusals', () => {
     expect(plain).not.toContain('Secure');
     const httpsCtx = { ...t.ctx, config: { ...t.ctx.config, PUBLIC_URL: 'https://signoff.contoso.com' } };
     let httpsWeb: WebApp | undefined;
-    const httpsServer = await startHttpServer(createHttpApp(httpsCtx, { mount: (a) => { httpsWeb = mountWebApp(a, httpsCtx); } }), 0, { host: '127.0.0.1' });
+    const httpsServer = await startHttpServer(
+      createHttpApp(httpsCtx, {
+        mount: (a) => {
+          httpsWeb = mountWebApp(a, httpsCtx);
+        },
+      }),
+      0,
+      { host: '127.0.0.1' },
+    );
     try {
       const secure = await cookieOf(`http://127.0.0.1:${httpsServer.port}`);
       expect(secure).toMatch(/^__Host-signoff_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Expires=[^;]+; Secure$/);
@@ -240,8 +291,21 @@ describe('web app refusals', () => {
 
   it('answers every page with a strict Content-Security-Policy and no-store', async () => {
     const ada = await signedIn(s.ada);
-    for (const path of ['/app', '/app/my', '/app/approvals', '/app/reviews', '/app/admin', '/app/admin/deliveries', '/app/admin/audit', '/app/admin/keys', '/app/signin']) {
-      const res = await fetch(`${base}${path}`, { headers: { cookie: [...ada.cookies].map(([k, v]) => `${k}=${v}`).join('; ') }, redirect: 'manual' });
+    for (const path of [
+      '/app',
+      '/app/my',
+      '/app/approvals',
+      '/app/reviews',
+      '/app/admin',
+      '/app/admin/deliveries',
+      '/app/admin/audit',
+      '/app/admin/keys',
+      '/app/signin',
+    ]) {
+      const res = await fetch(`${base}${path}`, {
+        headers: { cookie: [...ada.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+        redirect: 'manual',
+      });
       expect(res.status, path).toBe(200);
       expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
       expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");

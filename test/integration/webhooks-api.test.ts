@@ -35,11 +35,19 @@ afterAll(async () => {
 
 describe('/api/v1/deliveries', () => {
   it('lists failed deliveries, shows every attempt, and redelivers with the same webhook-id', async () => {
-    const endpointId = await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install', 'request.approved'] });
+    const endpointId = await addEndpoint(t.tdb.db, {
+      name: 'dm',
+      url: r.url,
+      secret: r.secret,
+      events: ['app.install', 'request.approved'],
+    });
     r.setHandler(() => ({ status: 422, body: 'unknown device' }));
     await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
     // one event, two subscribed webhook types: two deliveries to the same endpoint
-    await waitFor(async () => (await t.tdb.db.query(`SELECT 1 FROM webhook_deliveries WHERE status = 'failed'`)).length === 2, 'both deliveries to fail');
+    await waitFor(
+      async () => (await t.tdb.db.query(`SELECT 1 FROM webhook_deliveries WHERE status = 'failed'`)).length === 2,
+      'both deliveries to fail',
+    );
 
     // deliveries carry every payload, change.apply's protected before/after included: admins only
     await request(app).get('/api/v1/deliveries').set('authorization', `Bearer ${reader}`).expect(403);
@@ -48,23 +56,42 @@ describe('/api/v1/deliveries', () => {
     expect(list.body.items.map((d: any) => d.eventType).sort()).toEqual(['app.install', 'request.approved']);
     const page1 = await request(app).get('/api/v1/deliveries?limit=1').set('authorization', `Bearer ${admin}`).expect(200);
     expect(page1.body.items).toHaveLength(1);
-    const page2 = await request(app).get(`/api/v1/deliveries?limit=1&cursor=${page1.body.nextCursor}`).set('authorization', `Bearer ${admin}`).expect(200);
+    const page2 = await request(app)
+      .get(`/api/v1/deliveries?limit=1&cursor=${page1.body.nextCursor}`)
+      .set('authorization', `Bearer ${admin}`)
+      .expect(200);
     expect(page2.body.items).toHaveLength(1);
     expect(page2.body.items[0].id).not.toBe(page1.body.items[0].id);
     expect(page2.body.nextCursor).toBeNull();
-    await request(app).get(`/api/v1/deliveries?endpoint=${endpointId}&status=succeeded`).set('authorization', `Bearer ${admin}`).expect(200)
+    await request(app)
+      .get(`/api/v1/deliveries?endpoint=${endpointId}&status=succeeded`)
+      .set('authorization', `Bearer ${admin}`)
+      .expect(200)
       .then((res) => expect(res.body.items).toHaveLength(0));
 
     const install = list.body.items.find((d: any) => d.eventType === 'app.install');
     const one = await request(app).get(`/api/v1/deliveries/${install.id}`).set('authorization', `Bearer ${admin}`).expect(200);
-    expect(one.body).toMatchObject({ status: 'failed', lastStatusCode: 422, messageId: `msg_${install.id}`, payload: { type: 'app.install', data: { clientGuid: BOB_LAPTOP } } });
+    expect(one.body).toMatchObject({
+      status: 'failed',
+      lastStatusCode: 422,
+      messageId: `msg_${install.id}`,
+      payload: { type: 'app.install', data: { clientGuid: BOB_LAPTOP } },
+    });
     expect(one.body.attemptLog).toEqual([expect.objectContaining({ attempt: 1, statusCode: 422, responseExcerpt: 'unknown device' })]);
 
     await request(app).post(`/api/v1/deliveries/${install.id}/redeliver`).set('authorization', `Bearer ${reader}`).expect(403);
     r.setHandler(() => ({ status: 200 }));
-    const redelivered = await request(app).post(`/api/v1/deliveries/${install.id}/redeliver`).set('authorization', `Bearer ${admin}`).expect(202);
+    const redelivered = await request(app)
+      .post(`/api/v1/deliveries/${install.id}/redeliver`)
+      .set('authorization', `Bearer ${admin}`)
+      .expect(202);
     expect(redelivered.body.id).toBe(install.id);
-    await waitFor(async () => (await t.tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [install.id])).status === 'succeeded', 'the redelivery');
+    await waitFor(
+      async () =>
+        (await t.tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [install.id])).status ===
+        'succeeded',
+      'the redelivery',
+    );
     const sent = r.received.filter((m) => m.payload.type === 'app.install');
     expect(sent).toHaveLength(2);
     expect(new Set(sent.map((m) => m.id))).toEqual(new Set([`msg_${install.id}`]));

@@ -13,7 +13,12 @@ const receivers: Receiver[] = [];
 beforeAll(async () => {
   // a generous per-attempt timeout: a loaded test machine must not turn an answer into a retry (webhooks-timeout.test.ts covers timeouts)
   // the circuit breaker (webhooks-fairness.test.ts) would hold back these retries of one delivery: out of the way here
-  t = await createTestContext({ OUTBOX_RECONCILE_MS: '1000', WEBHOOK_TIMEOUT_MS: '10000', WEBHOOK_MAX_ATTEMPTS: '8', WEBHOOK_BREAKER_FAILURES: '100' });
+  t = await createTestContext({
+    OUTBOX_RECONCILE_MS: '1000',
+    WEBHOOK_TIMEOUT_MS: '10000',
+    WEBHOOK_MAX_ATTEMPTS: '8',
+    WEBHOOK_BREAKER_FAILURES: '100',
+  });
   await seedContoso(t.tdb.db);
   workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, lockDurationMs: 5000 });
 });
@@ -25,7 +30,10 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   // each test listens on its own endpoint, and no event of an earlier test is still being fanned out
-  await waitFor(async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'done'`)).n) === 0, 'earlier events to be relayed');
+  await waitFor(
+    async () => Number((await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'done'`)).n) === 0,
+    'earlier events to be relayed',
+  );
   await t.tdb.db.query('UPDATE webhook_endpoints SET enabled = false');
 });
 
@@ -38,18 +46,32 @@ async function endpoint(events = ['app.install']) {
 
 /** Orders an install (a new app.install event each call); returns the request id and the new event's outbox id. */
 async function orderInstall(): Promise<string> {
-  const { request } = await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+  const { request } = await t.ctx.requests.createApproved(
+    { id: null, label: 'api:test', channel: 'api' },
+    { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+  );
   lastEventId = (await t.tdb.db.one<{ id: string }>('SELECT id FROM outbox ORDER BY seq DESC LIMIT 1')).id;
   return request.id;
 }
 let lastEventId = '';
 
 const delivery = (endpointId: string) =>
-  t.tdb.db.maybeOne<{ id: string; status: string; attempts: number; last_status_code: number | null; last_error: string | null; message_id: string }>(
-    `SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY created_at DESC LIMIT 1`, [endpointId]);
+  t.tdb.db.maybeOne<{
+    id: string;
+    status: string;
+    attempts: number;
+    last_status_code: number | null;
+    last_error: string | null;
+    message_id: string;
+  }>(`SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY created_at DESC LIMIT 1`, [endpointId]);
 const attempts = (deliveryId: string) =>
-  t.tdb.db.query<{ attempt: number; status_code: number | null; latency_ms: number; response_excerpt: string | null; error: string | null }>(
-    'SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [deliveryId]);
+  t.tdb.db.query<{
+    attempt: number;
+    status_code: number | null;
+    latency_ms: number;
+    response_excerpt: string | null;
+    error: string | null;
+  }>('SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [deliveryId]);
 
 describe('signed webhook delivery', () => {
   it('retries 5 failures with the same webhook-id and delivers once, every signature valid', async () => {
@@ -69,7 +91,13 @@ describe('signed webhook delivery', () => {
     expect(r.accepted.size).toBe(1);
     const body = r.received[5]!.payload;
     expect(body.type).toBe('app.install');
-    expect(body.data).toMatchObject({ requestId, applicationId: VISIO, clientGuid: BOB_LAPTOP, deviceName: 'BOB-LAPTOP', reason: expect.any(String) });
+    expect(body.data).toMatchObject({
+      requestId,
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      deviceName: 'BOB-LAPTOP',
+      reason: expect.any(String),
+    });
     expect(new Set(r.received.map((m) => m.body)).size).toBe(1);
     const rows = await attempts(d.id);
     expect(rows.map((a) => a.status_code)).toEqual([503, 503, 503, 503, 503, 200]);
@@ -108,7 +136,12 @@ describe('signed webhook delivery', () => {
     await new Promise<void>((resolve) => hangUp.listen(0, '127.0.0.1', resolve));
     try {
       const url = `http://127.0.0.1:${(hangUp.address() as net.AddressInfo).port}/hooks`;
-      const id = await addEndpoint(t.tdb.db, { name: 'gone-away', url, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', events: ['app.install'] });
+      const id = await addEndpoint(t.tdb.db, {
+        name: 'gone-away',
+        url,
+        secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+        events: ['app.install'],
+      });
       await orderInstall();
       const d = await waitFor(async () => ((await delivery(id))?.status === 'failed' ? delivery(id) : null), 'the delivery to give up');
       expect(d!.attempts).toBe(8);
@@ -127,23 +160,34 @@ describe('signed webhook delivery', () => {
     r.setHandler(() => ({ status: 410 }));
     await orderInstall();
     await waitFor(async () => (await delivery(id))?.status === 'failed', 'the 410 failure');
-    const ep = await t.tdb.db.one<{ enabled: boolean; disabled_reason: string | null }>('SELECT enabled, disabled_reason FROM webhook_endpoints WHERE id = $1', [id]);
+    const ep = await t.tdb.db.one<{ enabled: boolean; disabled_reason: string | null }>(
+      'SELECT enabled, disabled_reason FROM webhook_endpoints WHERE id = $1',
+      [id],
+    );
     expect(ep.enabled).toBe(false);
     expect(ep.disabled_reason).toMatch(/410/);
     expect(r.received).toHaveLength(1);
 
     const before = await t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1', [id]);
     await orderInstall();
-    await waitFor(async () => (await t.tdb.db.maybeOne(`SELECT 1 FROM outbox WHERE id = $1 AND status = 'done'`, [lastEventId])), 'the next event fanned out');
+    await waitFor(
+      async () => await t.tdb.db.maybeOne(`SELECT 1 FROM outbox WHERE id = $1 AND status = 'done'`, [lastEventId]),
+      'the next event fanned out',
+    );
     const after = await t.tdb.db.one<{ n: string }>('SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1', [id]);
     expect(after.n).toBe(before.n);
   });
 
   it('does not follow a 302', async () => {
     const { r, id } = await endpoint();
-    r.setHandler((m) => (m.path === '/hooks' ? { status: 302, headers: { location: r.url.replace('/hooks', '/elsewhere') } } : { status: 200 }));
+    r.setHandler((m) =>
+      m.path === '/hooks' ? { status: 302, headers: { location: r.url.replace('/hooks', '/elsewhere') } } : { status: 200 },
+    );
     await orderInstall();
-    const d = await waitFor(async () => ((await delivery(id))?.status === 'failed' ? delivery(id) : null), 'the redirect to fail the delivery');
+    const d = await waitFor(
+      async () => ((await delivery(id))?.status === 'failed' ? delivery(id) : null),
+      'the redirect to fail the delivery',
+    );
     expect(d!.last_status_code).toBe(302);
     expect(d!.last_error).toMatch(/redirect/);
     expect(d!.attempts).toBe(1);
@@ -151,8 +195,18 @@ describe('signed webhook delivery', () => {
   });
 
   it('refuses a private address at send time even if it got into the table', async () => {
-    const id = await addEndpoint(t.tdb.db, { name: 'sneaky', url: 'http://10.11.12.13:8080/hooks', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', events: ['app.install'] });
-    const meta = await addEndpoint(t.tdb.db, { name: 'metadata', url: 'http://169.254.169.254/latest/meta-data', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', events: ['app.install'] });
+    const id = await addEndpoint(t.tdb.db, {
+      name: 'sneaky',
+      url: 'http://10.11.12.13:8080/hooks',
+      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      events: ['app.install'],
+    });
+    const meta = await addEndpoint(t.tdb.db, {
+      name: 'metadata',
+      url: 'http://169.254.169.254/latest/meta-data',
+      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      events: ['app.install'],
+    });
     await orderInstall();
     for (const ep of [id, meta]) {
       const d = await waitFor(async () => ((await delivery(ep))?.status === 'failed' ? delivery(ep) : null), 'the refusal');

@@ -56,10 +56,12 @@ async function endpoint(name: string) {
 
 /** n install orders (CreateApprovedRequest again orders the install again): one app.install per order. */
 async function orderInstalls(n: number) {
-  for (let i = 0; i < n; i++) await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+  for (let i = 0; i < n; i++)
+    await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
 }
 
-const health = async (ref: string) => (await request(app).get(`/api/v1/webhooks/${ref}/health`).set('Authorization', `Bearer ${admin}`).expect(200)).body;
+const health = async (ref: string) =>
+  (await request(app).get(`/api/v1/webhooks/${ref}/health`).set('Authorization', `Bearer ${admin}`).expect(200)).body;
 
 describe('one slow endpoint cannot starve the others', () => {
   it('the fast endpoint gets every delivery while the slow one holds only its own two slots', async () => {

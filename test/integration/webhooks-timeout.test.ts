@@ -28,10 +28,17 @@ describe('per-attempt timeout', () => {
     r.setHandler((_m, n) => (n === 1 ? { status: 200, hold: true } : { status: 200 }));
     await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
     const d = await waitFor(
-      () => t.tdb.db.maybeOne<{ id: string; message_id: string }>(`SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'succeeded'`, [id]),
+      () =>
+        t.tdb.db.maybeOne<{ id: string; message_id: string }>(
+          `SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'succeeded'`,
+          [id],
+        ),
       'success after a timeout',
     );
-    const rows = await t.tdb.db.query<{ error: string | null; latency_ms: number; status_code: number | null }>('SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [d.id]);
+    const rows = await t.tdb.db.query<{ error: string | null; latency_ms: number; status_code: number | null }>(
+      'SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt',
+      [d.id],
+    );
     expect(rows[0]!.error).toMatch(/timed out after 500 ms/);
     expect(rows[0]!.status_code).toBeNull();
     expect(rows[0]!.latency_ms).toBeGreaterThanOrEqual(450);

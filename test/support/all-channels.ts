@@ -1,4 +1,4 @@
-import express from 'express';
+import type express from 'express';
 import { createSlackAdapter } from '../../src/bots/slack/index.ts';
 import { signSlackBody } from '../../src/bots/slack/slack-verify.ts';
 import { ACTION, CALLBACK, promptValue } from '../../src/bots/slack/slack-ids.ts';
@@ -41,40 +41,74 @@ export interface AllChannels {
   slack: FakeSlackApi;
   connector: FakeBotConnector;
   apiKey: string;
-  decide(channel: DecisionChannel, who: Person | 'nobody', verb: 'approve' | 'deny', requestId: string, opts: { stage?: number; reason?: string | null }): Promise<ChannelResult>;
+  decide(
+    channel: DecisionChannel,
+    who: Person | 'nobody',
+    verb: 'approve' | 'deny',
+    requestId: string,
+    opts: { stage?: number; reason?: string | null },
+  ): Promise<ChannelResult>;
   /** a REST POST with the unbound key */
-  post(path: string, body: Record<string, unknown>, headers?: Record<string, string>): Promise<ChannelResult & { status: number; body: any }>;
+  post(
+    path: string,
+    body: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<ChannelResult & { status: number; body: any }>;
   close(): Promise<void>;
 }
 
 export async function startAllChannels(opts: { policy?: PolicyInput; poolSize?: number } = {}): Promise<AllChannels> {
   const slack = await new FakeSlackApi().start();
   const connector = await new FakeBotConnector().start();
-  const t = await createTestContext({ SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-all', SLACK_API_URL: slack.url, TEAMS_EMULATOR: '1' }, { poolSize: opts.poolSize ?? 20 });
+  const t = await createTestContext(
+    { SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: 'xoxb-all', SLACK_API_URL: slack.url, TEAMS_EMULATOR: '1' },
+    { poolSize: opts.poolSize ?? 20 },
+  );
   const s = await seedContoso(t.tdb.db, opts.policy ?? defaultPolicy);
   const apiKey = (await createApiKey(t.tdb.db, 'cm-connector', ['requests:read', 'requests:write'])).key;
   // a generous ack budget: a view submission's answer then carries the decision's outcome, as it does when Postgres is quick
   const slackAdapter = createSlackAdapter(t.ctx, { ackBudgetMs: 60_000 });
   const teamsAdapter = createTeamsAdapter(t.ctx, { minSendIntervalMs: 0 });
-  const app = createHttpApp(t.ctx, { mount: (a: express.Express) => { slackAdapter.mount(a); teamsAdapter.mount(a); mountLinkRoutes(a, t.ctx); } });
+  const app = createHttpApp(t.ctx, {
+    mount: (a: express.Express) => {
+      slackAdapter.mount(a);
+      teamsAdapter.mount(a);
+      mountLinkRoutes(a, t.ctx);
+    },
+  });
   const server: RunningServer = await startHttpServer(app, 0, { host: '127.0.0.1' });
   const base = `http://127.0.0.1:${server.port}`;
   const people = { ada: s.ada, bob: s.bob, cyd: s.cyd, dan: s.dan };
   const slackIds: Record<Person, string> = { ada: 'U0ADA', bob: 'U0BOB', cyd: 'U0CYD', dan: 'U0DAN' };
   const aad: Partial<Record<Person, string>> = {
-    ada: '6f1c2a4e-0000-4000-8000-00000000ada0', bob: '6f1c2a4e-0000-4000-8000-00000000b0b0', cyd: '6f1c2a4e-0000-4000-8000-00000000c0d0',
+    ada: '6f1c2a4e-0000-4000-8000-00000000ada0',
+    bob: '6f1c2a4e-0000-4000-8000-00000000b0b0',
+    cyd: '6f1c2a4e-0000-4000-8000-00000000c0d0',
   };
   let seq = 0;
 
   const post = async (path: string, body: Record<string, unknown>, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${base}${path}`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
     const json = (await res.json()) as { code?: string };
     return { channel: 'api' as const, ok: res.status === 200, code: res.ok ? undefined : json.code, status: res.status, body: json };
   };
   const rest = (who: Person | 'nobody', verb: string, id: string, o: { stage?: number; reason?: string | null }): Promise<ChannelResult> =>
-    post(`/api/v1/requests/${id}/${verb}`, { ...(who === 'nobody' ? {} : { approver: people[who].username }), ...(o.stage !== undefined ? { stage: o.stage } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+    post(`/api/v1/requests/${id}/${verb}`, {
+      ...(who === 'nobody' ? {} : { approver: people[who].username }),
+      ...(o.stage !== undefined ? { stage: o.stage } : {}),
+      ...(o.reason ? { reason: o.reason } : {}),
+    });
 
-  const cli = async (who: Person, verb: 'approve' | 'deny', id: string, o: { stage?: number; reason?: string | null }): Promise<ChannelResult> => {
+  const cli = async (
+    who: Person,
+    verb: 'approve' | 'deny',
+    id: string,
+    o: { stage?: number; reason?: string | null },
+  ): Promise<ChannelResult> => {
     const actor: Actor = { id: people[who].id, label: who, channel: 'cli' };
     try {
       await t.ctx.requests.decide(actor, id, verb, o.reason ?? null, { stage: o.stage });
@@ -90,8 +124,13 @@ export async function startAllChannels(opts: { policy?: PolicyInput; poolSize?: 
     const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
     const at = Math.floor(Date.now() / 1000);
     return fetch(`${base}/slack/events`, {
-      method: 'POST', body,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(at), 'x-slack-signature': signSlackBody(SECRET, at, body) },
+      method: 'POST',
+      body,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': String(at),
+        'x-slack-signature': signSlackBody(SECRET, at, body),
+      },
     }).then((r) => r.text());
   };
   /**
@@ -99,25 +138,36 @@ export async function startAllChannels(opts: { policy?: PolicyInput; poolSize?: 
    * apart; a modal opened instead (the stage needs a justification) means nothing was decided yet.
    */
   const slackAnswer = async (channel: string, triggerId?: string): Promise<ChannelResult> => {
-    for (const started = Date.now(); Date.now() - started < HANG_LIMIT_MS;) {
+    for (const started = Date.now(); Date.now() - started < HANG_LIMIT_MS; ) {
       const said = slack.of('chat.postEphemeral').find((c) => c.args.channel === channel);
       if (said) return { channel: 'slack', ok: DECIDED.test(String(said.args.text ?? '')) };
       if (triggerId && slack.of('views.open').some((c) => c.args.trigger_id === triggerId)) return { channel: 'slack', ok: false };
       await new Promise((r) => setTimeout(r, 5));
     }
-    throw new Error(`hung: Slack never answered in ${channel} within ${HANG_LIMIT_MS / 1000} s; calls seen: ${slack.calls.map((c) => c.method).join(', ')}`);
+    throw new Error(
+      `hung: Slack never answered in ${channel} within ${HANG_LIMIT_MS / 1000} s; calls seen: ${slack.calls.map((c) => c.method).join(', ')}`,
+    );
   };
 
   /** The reason modal's submission (Deny always, Approve where the stage asks for a justification). */
-  const slackSubmit = async (who: Person, verb: 'approve' | 'deny', id: string, stage: number, reason: string | null): Promise<ChannelResult> => {
+  const slackSubmit = async (
+    who: Person,
+    verb: 'approve' | 'deny',
+    id: string,
+    stage: number,
+    reason: string | null,
+  ): Promise<ChannelResult> => {
     const channel = `C0ALL${++seq}`;
     const view = {
-      id: `V${seq}`, type: 'modal', callback_id: CALLBACK.decisionReason,
+      id: `V${seq}`,
+      type: 'modal',
+      callback_id: CALLBACK.decisionReason,
       private_metadata: JSON.stringify({ kind: 'request', id, decision: verb, channel, stage }),
       state: { values: { reason: { value: { type: 'plain_text_input', value: reason } } } },
     };
     // inline errors keep the modal open; otherwise it closes and the outcome follows as an ephemeral message
-    if ((await slackPost({ type: 'view_submission', user: { id: slackIds[who] }, team: { id: 'T0CONTOSO' }, view })).includes('"errors"')) return { channel: 'slack', ok: false };
+    if ((await slackPost({ type: 'view_submission', user: { id: slackIds[who] }, team: { id: 'T0CONTOSO' }, view })).includes('"errors"'))
+      return { channel: 'slack', ok: false };
     return slackAnswer(channel);
   };
 
@@ -126,43 +176,91 @@ export async function startAllChannels(opts: { policy?: PolicyInput; poolSize?: 
     const channel = `C0ALL${++seq}`;
     const triggerId = `trig-all-${seq}`;
     await slackPost({
-      type: 'block_actions', user: { id: slackIds[who] }, team: { id: 'T0CONTOSO' }, trigger_id: triggerId,
-      channel: { id: channel }, container: { type: 'message', channel_id: channel, message_ts: '1.0' }, response_url: `${slack.origin}/response/all-${seq}`,
+      type: 'block_actions',
+      user: { id: slackIds[who] },
+      team: { id: 'T0CONTOSO' },
+      trigger_id: triggerId,
+      channel: { id: channel },
+      container: { type: 'message', channel_id: channel, message_ts: '1.0' },
+      response_url: `${slack.origin}/response/all-${seq}`,
       actions: [{ type: 'button', action_id: ACTION.approve, value: promptValue(id, stage), block_id: 'b', action_ts: '1' }],
     });
     return slackAnswer(channel, triggerId);
   };
 
-  const teamsInvoke = async (who: Person, verb: 'approve' | 'deny', id: string, stage: number, reason: string | null): Promise<ChannelResult> => {
+  const teamsInvoke = async (
+    who: Person,
+    verb: 'approve' | 'deny',
+    id: string,
+    stage: number,
+    reason: string | null,
+  ): Promise<ChannelResult> => {
     const activity = {
-      type: 'invoke', name: 'adaptiveCard/action', channelId: 'msteams', serviceUrl: connector.url, id: `in-${++seq}`, timestamp: new Date().toISOString(),
-      from: { id: `29:${who}`, aadObjectId: aad[who], name: who }, recipient: { id: '28:signoff-bot', name: 'Signoff' },
-      conversation: { id: '19:approvers@thread.tacv2', conversationType: 'channel', tenantId: TENANT }, channelData: { tenant: { id: TENANT } },
-      value: { action: { type: 'Action.Execute', verb, data: { kind: 'request', id, stage, ...(reason ? { reason } : {}) } }, trigger: 'manual' },
+      type: 'invoke',
+      name: 'adaptiveCard/action',
+      channelId: 'msteams',
+      serviceUrl: connector.url,
+      id: `in-${++seq}`,
+      timestamp: new Date().toISOString(),
+      from: { id: `29:${who}`, aadObjectId: aad[who], name: who },
+      recipient: { id: '28:signoff-bot', name: 'Signoff' },
+      conversation: { id: '19:approvers@thread.tacv2', conversationType: 'channel', tenantId: TENANT },
+      channelData: { tenant: { id: TENANT } },
+      value: {
+        action: { type: 'Action.Execute', verb, data: { kind: 'request', id, stage, ...(reason ? { reason } : {}) } },
+        trigger: 'manual',
+      },
     };
-    const res = await fetch(`${base}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+    const res = await fetch(`${base}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(activity),
+    });
     const text = await res.text();
     return { channel: 'teams', ok: res.status === 200 && /"You (approved|denied)|Your (approval|decision) is recorded/.test(text) };
   };
 
-  const emailLink = async (who: Person, verb: 'approve' | 'deny', id: string, stage: number, reason: string | null): Promise<ChannelResult> => {
-    const token = await createLinkToken(t.tdb.db, { requestId: id, approverId: people[who].id, stage, action: verb, expiresAt: new Date(t.ctx.clock.now().getTime() + 86_400_000) });
-    const res = await fetch(`${base}/links/${token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(reason ? { reason } : {}).toString() });
+  const emailLink = async (
+    who: Person,
+    verb: 'approve' | 'deny',
+    id: string,
+    stage: number,
+    reason: string | null,
+  ): Promise<ChannelResult> => {
+    const token = await createLinkToken(t.tdb.db, {
+      requestId: id,
+      approverId: people[who].id,
+      stage,
+      action: verb,
+      expiresAt: new Date(t.ctx.clock.now().getTime() + 86_400_000),
+    });
+    const res = await fetch(`${base}/links/${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(reason ? { reason } : {}).toString(),
+    });
     await res.text();
     return { channel: 'email', ok: res.status === 200 };
   };
 
-  const currentStage = async (id: string) => (await t.tdb.db.one<{ current_stage: number }>('SELECT current_stage FROM requests WHERE id = $1', [id])).current_stage;
+  const currentStage = async (id: string) =>
+    (await t.tdb.db.one<{ current_stage: number }>('SELECT current_stage FROM requests WHERE id = $1', [id])).current_stage;
 
   return {
-    t, s, slack, connector, apiKey, post,
+    t,
+    s,
+    slack,
+    connector,
+    apiKey,
+    post,
     async decide(channel, who, verb, id, o) {
       // prompts, cards and links are bound to a stage: the one asked for, else the one pending when it was sent
       const stage = o.stage ?? (channel === 'api' || channel === 'cli' ? undefined : await currentStage(id));
       const reason = o.reason ?? null;
       if (who === 'nobody' || channel === 'api') return rest(who, verb, id, { stage, reason });
       if (channel === 'cli') return cli(who, verb, id, { stage, reason });
-      if (channel === 'slack') return verb === 'approve' && !reason ? slackClick(who, id, stage!) : slackSubmit(who, verb, id, stage!, reason);
+      if (channel === 'slack')
+        return verb === 'approve' && !reason ? slackClick(who, id, stage!) : slackSubmit(who, verb, id, stage!, reason);
       if (channel === 'teams' && aad[who]) return teamsInvoke(who, verb, id, stage!, reason);
       if (channel === 'email') return emailLink(who, verb, id, stage!, reason);
       return rest(who, verb, id, { stage, reason });

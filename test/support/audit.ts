@@ -9,9 +9,13 @@ import { waitFor } from './wait.ts';
  */
 export async function sealAll(db: Database): Promise<void> {
   let unsealed: unknown;
-  await waitFor(async () => {
-    await sealNow(db);
-    unsealed = await unsealedRows(db);
-    return (unsealed as { count: number }).count === 0;
-  }, 'every committed audit row to be sealed (an older transaction elsewhere on the server may hold them back)', { intervalMs: 20, state: () => unsealed });
+  await waitFor(
+    async () => {
+      await sealNow(db);
+      unsealed = await unsealedRows(db);
+      return (unsealed as { count: number }).count === 0;
+    },
+    'every committed audit row to be sealed (an older transaction elsewhere on the server may hold them back)',
+    { intervalMs: 20, state: () => unsealed },
+  );
 }

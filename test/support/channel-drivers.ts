@@ -111,16 +111,33 @@ export async function startChannelWorld(): Promise<ChannelWorld> {
   const slackFake = await new FakeSlackApi().start();
   const connector = await new FakeBotConnector().start();
   const receiver = await startReceiver();
-  const t = await createTestContext({ SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-contract', SLACK_API_URL: slackFake.url, TEAMS_EMULATOR: '1' });
+  const t = await createTestContext({
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    SLACK_BOT_TOKEN: 'xoxb-contract',
+    SLACK_API_URL: slackFake.url,
+    TEAMS_EMULATOR: '1',
+  });
   const s = await seedContoso(t.tdb.db, defaultPolicy);
   // dan (security) is linked in Teams too, so each platform has an approver of another group to refuse
   await t.tdb.db.query('UPDATE identities SET teams_aad_id = $1 WHERE id = $2', [TEAMS_AAD.dan, s.dan.id]);
-  await t.tdb.db.query(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('device-manager', $1, $2, '{app.install,app.uninstall}')`, [receiver.url, receiver.secret]);
+  await t.tdb.db.query(
+    `INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('device-manager', $1, $2, '{app.install,app.uninstall}')`,
+    [receiver.url, receiver.secret],
+  );
   // generous budgets: an answer then always carries the outcome, and modals are never the "Loading…" placeholder
   const slack = createSlackAdapter(t.ctx, { ackBudgetMs: 60_000, modalBudgetMs: 60_000 });
   const teams = createTeamsAdapter(t.ctx, { minSendIntervalMs: 0 });
   t.ctx.notifiers.push(slack.notifier, teams.notifier);
-  const server: RunningServer = await startHttpServer(createHttpApp(t.ctx, { mount: (a) => { slack.mount(a); teams.mount(a); } }), 0, { host: '127.0.0.1' });
+  const server: RunningServer = await startHttpServer(
+    createHttpApp(t.ctx, {
+      mount: (a) => {
+        slack.mount(a);
+        teams.mount(a);
+      },
+    }),
+    0,
+    { host: '127.0.0.1' },
+  );
   const base = `http://127.0.0.1:${server.port}`;
   const teamsDriver = new TeamsDriver(base, connector);
   // the bot is added to both approver channels, as an admin does when setting Signoff up
@@ -130,14 +147,23 @@ export async function startChannelWorld(): Promise<ChannelWorld> {
   const rt = { ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff };
 
   return {
-    t, s, receiver,
+    t,
+    s,
+    receiver,
     drivers: [new SlackDriver(base, slackFake), teamsDriver],
     async newApp(policy = {}) {
       const n = ++apps;
       const app = { id: `App_contract_${n}_${Date.now()}`, name: `Contract ${n} Tool` };
       const definition = policyDefinitionSchema.parse({ ...defaultPolicy, ...policy });
-      const p = await t.tdb.db.one<{ id: string }>('INSERT INTO policies (name, definition) VALUES ($1, $2) RETURNING id', [`contract-${app.id}`, JSON.stringify(definition)]);
-      await t.tdb.db.query('INSERT INTO applications (id, name, per_device, policy_id) VALUES ($1, $2, false, $3)', [app.id, app.name, p.id]);
+      const p = await t.tdb.db.one<{ id: string }>('INSERT INTO policies (name, definition) VALUES ($1, $2) RETURNING id', [
+        `contract-${app.id}`,
+        JSON.stringify(definition),
+      ]);
+      await t.tdb.db.query('INSERT INTO applications (id, name, per_device, policy_id) VALUES ($1, $2, false, $3)', [
+        app.id,
+        app.name,
+        p.id,
+      ]);
       return app;
     },
     async relay(opts = {}) {
@@ -167,7 +193,8 @@ export async function startChannelWorld(): Promise<ChannelWorld> {
   };
 }
 
-const groupOfChannel = (id: string) => (id === 'C0APPROVE' || id === APPROVERS_CHANNEL ? 'it-approvers' : id === 'C0SECURITY' || id === SECURITY_CHANNEL ? 'security' : id);
+const groupOfChannel = (id: string) =>
+  id === 'C0APPROVE' || id === APPROVERS_CHANNEL ? 'it-approvers' : id === 'C0SECURITY' || id === SECURITY_CHANNEL ? 'security' : id;
 /** Slack mrkdwn as read: dates normalised, bold markers gone */
 const slackText = (s: string) => normaliseDates(s).replace(/\*/g, '');
 const requestIdIn = (text: string) => /Request `?([0-9a-f]{8}-[0-9a-f-]{27})`?/.exec(text)?.[1];
@@ -175,20 +202,34 @@ const requestIdIn = (text: string) => /Request `?([0-9a-f]{8}-[0-9a-f-]{27})`?/.
 // ---------------------------------------------------------------------------------------------------------- Slack
 
 const SLACK_VERB: Record<string, string> = {
-  [ACTION.approve]: 'approve', [ACTION.deny]: 'deny', [ACTION.cancel]: 'cancel', [ACTION.installNow]: 'installNow', [ACTION.history]: 'history',
+  [ACTION.approve]: 'approve',
+  [ACTION.deny]: 'deny',
+  [ACTION.cancel]: 'cancel',
+  [ACTION.installNow]: 'installNow',
+  [ACTION.history]: 'history',
 };
 // what Slack shows the person who decided; anything else is a refusal
-const SLACK_DECIDED = /^:(white_check_mark|ballot_box_with_check|no_entry|leftwards_arrow_with_hook): You (approved|denied|revoked)|^:ballot_box_with_check: Your approval/;
+const SLACK_DECIDED =
+  /^:(white_check_mark|ballot_box_with_check|no_entry|leftwards_arrow_with_hook): You (approved|denied|revoked)|^:ballot_box_with_check: Your approval/;
 
 class SlackDriver implements ChannelDriver {
   readonly name = 'slack' as const;
   private seq = 0;
-  constructor(private readonly base: string, private readonly fake: FakeSlackApi) {}
+  constructor(
+    private readonly base: string,
+    private readonly fake: FakeSlackApi,
+  ) {}
 
   private async post(body: string, contentType: string): Promise<any> {
     const at = Math.floor(Date.now() / 1000);
     const res = await fetch(`${this.base}/slack/events`, {
-      method: 'POST', body, headers: { 'content-type': contentType, 'x-slack-request-timestamp': String(at), 'x-slack-signature': signSlackBody(SIGNING_SECRET, at, body) },
+      method: 'POST',
+      body,
+      headers: {
+        'content-type': contentType,
+        'x-slack-request-timestamp': String(at),
+        'x-slack-signature': signSlackBody(SIGNING_SECRET, at, body),
+      },
     });
     const raw = await res.text();
     try {
@@ -213,20 +254,32 @@ class SlackDriver implements ChannelDriver {
 
   /** The modal that opened for this trigger, or the words said instead (an ephemeral to `user` after `mark`). */
   private async modalOrWords(mark: number, trigger: string, user: string): Promise<{ view?: any; said?: string }> {
-    return waitFor(() => {
-      const open = this.after(mark, (c) => c.method === 'views.open' && c.args.trigger_id === trigger);
-      if (open) return { view: open.args.view };
-      const said = this.after(mark, (c) => (c.method === 'chat.postEphemeral' && c.args.user === user) || c.method === 'response_url');
-      return said ? { said: String(said.args.text ?? '') } : undefined;
-    }, `Slack to open a modal or answer ${user}`, { state: () => this.fake.calls.slice(mark).map((c) => c.method) });
+    return waitFor(
+      () => {
+        const open = this.after(mark, (c) => c.method === 'views.open' && c.args.trigger_id === trigger);
+        if (open) return { view: open.args.view };
+        const said = this.after(mark, (c) => (c.method === 'chat.postEphemeral' && c.args.user === user) || c.method === 'response_url');
+        return said ? { said: String(said.args.text ?? '') } : undefined;
+      },
+      `Slack to open a modal or answer ${user}`,
+      { state: () => this.fake.calls.slice(mark).map((c) => c.method) },
+    );
   }
 
   /** Submits a reason modal and waits for the ephemeral that says what happened. */
   private async submitReason(view: any, who: Person, reason: string): Promise<Said> {
     const mark = this.fake.calls.length;
-    const res = await this.interaction({ type: 'view_submission', user: { id: SLACK_ID[who] }, team: { id: 'T0CONTOSO' }, view: { ...view, id: `V${++this.seq}`, state: { values: stateFor(view, { reason }) } } });
+    const res = await this.interaction({
+      type: 'view_submission',
+      user: { id: SLACK_ID[who] },
+      team: { id: 'T0CONTOSO' },
+      view: { ...view, id: `V${++this.seq}`, state: { values: stateFor(view, { reason }) } },
+    });
     if (res?.response_action === 'errors') return { decided: false, said: Object.values(res.errors ?? {}).join(' ') };
-    const said = await waitFor(() => this.after(mark, (c) => c.method === 'chat.postEphemeral' && c.args.user === SLACK_ID[who]), `the answer to ${who}'s reason`);
+    const said = await waitFor(
+      () => this.after(mark, (c) => c.method === 'chat.postEphemeral' && c.args.user === SLACK_ID[who]),
+      `the answer to ${who}'s reason`,
+    );
     const text = slackText(String(said.args.text ?? ''));
     return { decided: SLACK_DECIDED.test(text), said: text };
   }
@@ -234,15 +287,31 @@ class SlackDriver implements ChannelDriver {
   async submit(who: Person, app: TestApp, justification: string): Promise<string> {
     const trigger = `trig-contract-${++this.seq}`;
     const mark = this.fake.calls.length;
-    await this.post(new URLSearchParams({
-      team_id: 'T0CONTOSO', channel_id: this.dmOf(who), user_id: SLACK_ID[who], command: '/signoff', text: `request ${app.name}`, trigger_id: trigger,
-      response_url: `${this.fake.origin}/response/cmd-${this.seq}`,
-    }).toString(), 'application/x-www-form-urlencoded');
+    await this.post(
+      new URLSearchParams({
+        team_id: 'T0CONTOSO',
+        channel_id: this.dmOf(who),
+        user_id: SLACK_ID[who],
+        command: '/signoff',
+        text: `request ${app.name}`,
+        trigger_id: trigger,
+        response_url: `${this.fake.origin}/response/cmd-${this.seq}`,
+      }).toString(),
+      'application/x-www-form-urlencoded',
+    );
     const { view } = await this.modalOrWords(mark, trigger, SLACK_ID[who]);
     if (!view) throw new Error(`no request modal for ${app.name}`);
     const res = await this.interaction({
-      type: 'view_submission', user: { id: SLACK_ID[who] }, team: { id: 'T0CONTOSO' },
-      view: { id: `V${++this.seq}`, type: 'modal', callback_id: view.callback_id, private_metadata: view.private_metadata, state: { values: stateFor(view, { justification, q_usage: 'Diagrams' }) } },
+      type: 'view_submission',
+      user: { id: SLACK_ID[who] },
+      team: { id: 'T0CONTOSO' },
+      view: {
+        id: `V${++this.seq}`,
+        type: 'modal',
+        callback_id: view.callback_id,
+        private_metadata: view.private_metadata,
+        state: { values: stateFor(view, { justification, q_usage: 'Diagrams' }) },
+      },
     });
     const id = requestIdIn(textOf(res?.view?.blocks));
     if (!id) throw new Error(`Slack did not confirm the request: ${JSON.stringify(res)}`);
@@ -262,9 +331,14 @@ class SlackDriver implements ChannelDriver {
       const updates = this.fake.of('chat.update').filter((u) => u.args.channel === channel && u.args.ts === ts);
       const now = updates.at(-1)?.args ?? post.args;
       copies.push({
-        platform: 'slack', kind: prompt ? 'prompt' : 'requester', where: this.whereOf(channel), stage: prompt ? Number(prompt.value.split(':')[1]) : 0,
-        text: slackText(textOf(now.blocks)), buttons: buttonsOf(now.blocks).map((b) => SLACK_VERB[b.action_id] ?? b.action_id),
-        updates: updates.length, ref: { conversation: channel, message: ts, requestId },
+        platform: 'slack',
+        kind: prompt ? 'prompt' : 'requester',
+        where: this.whereOf(channel),
+        stage: prompt ? Number(prompt.value.split(':')[1]) : 0,
+        text: slackText(textOf(now.blocks)),
+        buttons: buttonsOf(now.blocks).map((b) => SLACK_VERB[b.action_id] ?? b.action_id),
+        updates: updates.length,
+        ref: { conversation: channel, message: ts, requestId },
       });
     }
     return copies;
@@ -275,10 +349,22 @@ class SlackDriver implements ChannelDriver {
     const mark = this.fake.calls.length;
     // the button as the copy carried it when posted: a click from a client that has not redrawn the message yet
     await this.interaction({
-      type: 'block_actions', user: { id: SLACK_ID[who] }, team: { id: 'T0CONTOSO' }, trigger_id: trigger,
-      channel: { id: copy.ref.conversation }, container: { type: 'message', channel_id: copy.ref.conversation, message_ts: copy.ref.message },
+      type: 'block_actions',
+      user: { id: SLACK_ID[who] },
+      team: { id: 'T0CONTOSO' },
+      trigger_id: trigger,
+      channel: { id: copy.ref.conversation },
+      container: { type: 'message', channel_id: copy.ref.conversation, message_ts: copy.ref.message },
       response_url: `${this.fake.origin}/response/act-${this.seq}`,
-      actions: [{ type: 'button', action_id: verb === 'approve' ? ACTION.approve : ACTION.deny, value: `${copy.ref.requestId}:${copy.stage}`, block_id: 'b', action_ts: '1' }],
+      actions: [
+        {
+          type: 'button',
+          action_id: verb === 'approve' ? ACTION.approve : ACTION.deny,
+          value: `${copy.ref.requestId}:${copy.stage}`,
+          block_id: 'b',
+          action_ts: '1',
+        },
+      ],
     });
     const next = await this.modalOrWords(mark, trigger, SLACK_ID[who]);
     if (next.view) return reason ? this.submitReason(next.view, who, reason) : { decided: false, said: 'asked for a reason' };
@@ -291,30 +377,50 @@ class SlackDriver implements ChannelDriver {
   }
 
   async remindersUnder(copy: Copy): Promise<string[]> {
-    return this.fake.of('chat.postMessage')
+    return this.fake
+      .of('chat.postMessage')
       .filter((p) => p.args.thread_ts === copy.ref.message && String(p.result?.channel ?? p.args.channel) === copy.ref.conversation)
-      .map((p) => slackText(textOf(p.args.blocks)).replace(/<@(U\w+)>/g, (_, id: string) => `@${DISPLAY[PEOPLE.find((x) => SLACK_ID[x] === id)!] ?? id}`));
+      .map((p) =>
+        slackText(textOf(p.args.blocks)).replace(
+          /<@(U\w+)>/g,
+          (_, id: string) => `@${DISPLAY[PEOPLE.find((x) => SLACK_ID[x] === id)!] ?? id}`,
+        ),
+      );
   }
 
   async repliesTo(who: Person): Promise<string[]> {
-    const copies = new Set((await this.allCopyTs()));
-    return this.fake.of('chat.postMessage')
+    const copies = new Set(await this.allCopyTs());
+    return this.fake
+      .of('chat.postMessage')
       .filter((p) => p.result && String(p.result.channel) === this.dmOf(who) && !copies.has(String(p.result.ts)))
       .map((p) => slackText(textOf(p.args.blocks) || String(p.args.text ?? '')));
   }
   private async allCopyTs(): Promise<string[]> {
-    return this.fake.of('chat.postMessage')
-      .filter((p) => buttonsOf(p.args.blocks).some((b) => b.action_id === ACTION.approve || b.action_id === ACTION.deny || b.action_id === ACTION.cancel))
+    return this.fake
+      .of('chat.postMessage')
+      .filter((p) =>
+        buttonsOf(p.args.blocks).some(
+          (b) => b.action_id === ACTION.approve || b.action_id === ACTION.deny || b.action_id === ACTION.cancel,
+        ),
+      )
       .map((p) => String(p.result?.ts));
   }
 
   async command(who: Person, verb: 'revoke' | 'reapprove', requestId: string, reason: string): Promise<Said> {
     const trigger = `trig-contract-${++this.seq}`;
     const mark = this.fake.calls.length;
-    const res = await this.post(new URLSearchParams({
-      team_id: 'T0CONTOSO', channel_id: this.dmOf(who), user_id: SLACK_ID[who], command: '/signoff', text: `${verb} ${requestId.slice(0, 8)}`, trigger_id: trigger,
-      response_url: `${this.fake.origin}/response/cmd-${this.seq}`,
-    }).toString(), 'application/x-www-form-urlencoded');
+    const res = await this.post(
+      new URLSearchParams({
+        team_id: 'T0CONTOSO',
+        channel_id: this.dmOf(who),
+        user_id: SLACK_ID[who],
+        command: '/signoff',
+        text: `${verb} ${requestId.slice(0, 8)}`,
+        trigger_id: trigger,
+        response_url: `${this.fake.origin}/response/cmd-${this.seq}`,
+      }).toString(),
+      'application/x-www-form-urlencoded',
+    );
     // a refusal is the command's own ephemeral answer
     if (res?.text) return { decided: false, said: slackText(String(res.text)) };
     const next = await this.modalOrWords(mark, trigger, SLACK_ID[who]);
@@ -353,31 +459,56 @@ class TeamsDriver implements ChannelDriver {
   private seq = 0;
   /** the form card each request was submitted from: it becomes the requester's copy */
   private readonly requesterCopies = new Map<string, { conversation: string; message: string }>();
-  constructor(private readonly base: string, private readonly connector: FakeBotConnector) {}
+  constructor(
+    private readonly base: string,
+    private readonly connector: FakeBotConnector,
+  ) {}
 
   private activity(who: Person, conversation: string, extra: Record<string, unknown>) {
     return {
-      channelId: 'msteams', serviceUrl: this.connector.url, id: `in-${++this.seq}`, timestamp: new Date().toISOString(),
-      from: { id: `29:${who}`, aadObjectId: TEAMS_AAD[who], name: who }, recipient: { id: '28:signoff-bot', name: 'Signoff' },
+      channelId: 'msteams',
+      serviceUrl: this.connector.url,
+      id: `in-${++this.seq}`,
+      timestamp: new Date().toISOString(),
+      from: { id: `29:${who}`, aadObjectId: TEAMS_AAD[who], name: who },
+      recipient: { id: '28:signoff-bot', name: 'Signoff' },
       conversation: { id: conversation, conversationType: conversation.startsWith('19:') ? 'channel' : 'personal', tenantId: TENANT },
-      channelData: { tenant: { id: TENANT } }, ...extra,
+      channelData: { tenant: { id: TENANT } },
+      ...extra,
     };
   }
   private async send(activity: Record<string, unknown>): Promise<{ status: number; body: any }> {
-    const res = await fetch(`${this.base}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(activity) });
+    const res = await fetch(`${this.base}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(activity),
+    });
     const text = await res.text();
     let body: any = text;
-    try { body = text ? JSON.parse(text) : undefined; } catch { /* plain text */ }
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* plain text */
+    }
     return { status: res.status, body };
   }
   private invoke(who: Person, conversation: string, replyToId: string, verb: string, data: Record<string, unknown>) {
-    return this.send(this.activity(who, conversation, { type: 'invoke', name: 'adaptiveCard/action', replyToId, value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' } }));
+    return this.send(
+      this.activity(who, conversation, {
+        type: 'invoke',
+        name: 'adaptiveCard/action',
+        replyToId,
+        value: { action: { type: 'Action.Execute', verb, data }, trigger: 'manual' },
+      }),
+    );
   }
   /** `who` writes to Signoff in their personal chat; the card Signoff answers with */
   private async say(who: Person, text: string): Promise<RecordedCall> {
     const mark = this.connector.calls.length;
     await this.send(this.activity(who, `a:personal-${who}`, { type: 'message', text }));
-    const reply = this.connector.calls.slice(mark).find((c) => c.status < 300 && (c.kind === 'reply' || c.kind === 'send') && c.conversationId === `a:personal-${who}`);
+    const reply = this.connector.calls
+      .slice(mark)
+      .find((c) => c.status < 300 && (c.kind === 'reply' || c.kind === 'send') && c.conversationId === `a:personal-${who}`);
     if (!reply) throw new Error(`Teams did not answer "${text}"`);
     return reply;
   }
@@ -385,7 +516,12 @@ class TeamsDriver implements ChannelDriver {
   install(channel: string) {
     return this.send({
       ...this.activity('ada', channel, { type: 'conversationUpdate', membersAdded: [{ id: '28:signoff-bot', name: 'Signoff' }] }),
-      channelData: { tenant: { id: TENANT }, team: { id: '19:team-it@thread.tacv2', name: 'IT' }, channel: { id: channel }, eventType: 'teamMemberAdded' },
+      channelData: {
+        tenant: { id: TENANT },
+        team: { id: '19:team-it@thread.tacv2', name: 'IT' },
+        channel: { id: channel },
+        eventType: 'teamMemberAdded',
+      },
     });
   }
 
@@ -413,7 +549,11 @@ class TeamsDriver implements ChannelDriver {
     const form = await this.say(who, `request ${app.name}`);
     const action = executeActions(cardOf(form.body)).find((a) => a.verb === 'submitRequest');
     if (!action) throw new Error(`no request form for ${app.name}: ${cardText(cardOf(form.body))}`);
-    const res = await this.invoke(who, form.conversationId, form.id!, 'submitRequest', { ...action.data, justification, [questionInputId('usage')]: 'Diagrams' });
+    const res = await this.invoke(who, form.conversationId, form.id!, 'submitRequest', {
+      ...action.data,
+      justification,
+      [questionInputId('usage')]: 'Diagrams',
+    });
     const id = res.body?.value?.refresh?.action?.data?.id as string | undefined;
     if (!id) throw new Error(`Teams did not confirm the request: ${JSON.stringify(res.body)}`);
     this.requesterCopies.set(id, { conversation: form.conversationId, message: form.id! });
@@ -439,8 +579,14 @@ class TeamsDriver implements ChannelDriver {
   private copy(kind: Copy['kind'], conversation: string, message: string, posted: any, requestId: string, stage: number): Copy {
     const { card, updates } = this.current(conversation, message, posted);
     return {
-      platform: 'teams', kind, where: this.whereOf(conversation), stage, text: cardText(card), buttons: executeActions(card).map((a) => a.verb),
-      updates, ref: { conversation, message, requestId },
+      platform: 'teams',
+      kind,
+      where: this.whereOf(conversation),
+      stage,
+      text: cardText(card),
+      buttons: executeActions(card).map((a) => a.verb),
+      updates,
+      ref: { conversation, message, requestId },
     };
   }
 
@@ -465,7 +611,9 @@ class TeamsDriver implements ChannelDriver {
     // a channel card gets replies in its thread; a personal chat has no threads, so follow-ups naming the same app
     const replies = this.connector.of('reply').filter((c) => c.conversationId === conversation && c.activityId === message);
     const followUps = this.personOf(conversation)
-      ? this.connector.of('send').filter((c) => c.conversationId === conversation && !copies.has(c.id!) && app && cardText(cardOf(c.body)).includes(app))
+      ? this.connector
+          .of('send')
+          .filter((c) => c.conversationId === conversation && !copies.has(c.id!) && app && cardText(cardOf(c.body)).includes(app))
       : [];
     return [...replies, ...followUps].map((c) => mentions(cardText(cardOf(c.body))));
   }
@@ -487,7 +635,8 @@ class TeamsDriver implements ChannelDriver {
 
   async repliesTo(who: Person): Promise<string[]> {
     const copies = new Set([...this.prompts().map((p) => p.id), ...[...this.requesterCopies.values()].map((c) => c.message)]);
-    return this.connector.posted()
+    return this.connector
+      .posted()
       .filter((c) => this.personOf(c.conversationId) === who && !copies.has(c.id!))
       .map((c) => cardText(cardOf(c.body)));
   }

@@ -34,7 +34,13 @@ export async function startChildWorker(config: Config, env: Record<string, strin
   proc.stdout!.on('data', (c) => (out += c));
   proc.stderr!.on('data', (c) => (out += c));
   try {
-    await waitForOutput(() => out, 'READY', 'the worker process to start', () => (proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it was ready` : null));
+    await waitForOutput(
+      () => out,
+      'READY',
+      'the worker process to start',
+      () =>
+        proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it was ready` : null,
+    );
   } catch (e) {
     await killChild(proc);
     throw e;

@@ -58,8 +58,12 @@ function verifyNtlmV2(type3: Buffer, challenge: Buffer, password: string): { use
   const domain = field(28).toString('utf16le');
   const user = field(36).toString('utf16le');
   const ntHash = Buffer.from(md4.arrayBuffer(Buffer.from(password, 'utf16le')));
-  const ntowf = createHmac('md5', ntHash).update(Buffer.from(user.toUpperCase() + domain, 'utf16le')).digest();
-  const proof = createHmac('md5', ntowf).update(Buffer.concat([challenge, nt.subarray(16)])).digest();
+  const ntowf = createHmac('md5', ntHash)
+    .update(Buffer.from(user.toUpperCase() + domain, 'utf16le'))
+    .digest();
+  const proof = createHmac('md5', ntowf)
+    .update(Buffer.concat([challenge, nt.subarray(16)]))
+    .digest();
   return { user, domain, ok: nt.length > 24 && proof.equals(nt.subarray(0, 16)) };
 }
 
@@ -88,12 +92,20 @@ function type2(challenge: Buffer): string {
  * the password) or Basic, and the WMI routes the connector uses, with CreateApprovedRequest, Approve and Deny
  * behaving as documented: Deny of an approved request uninstalls, Approve of a denied one installs again.
  */
-export async function startFakeAdminService(tls: TestTls, account: { username: string; password: string; auth: 'ntlm' | 'basic' }): Promise<FakeAdminService> {
+export async function startFakeAdminService(
+  tls: TestTls,
+  account: { username: string; password: string; auth: 'ntlm' | 'basic' },
+): Promise<FakeAdminService> {
   const calls: AdminCall[] = [];
   const injections: { match: (c: AdminCall) => boolean; status: number; left: number; headers?: Record<string, string> }[] = [];
   const challenges = new WeakMap<Socket, Buffer>();
   const fake = {
-    calls, clientActions: [], requests: [], machines: new Map(), applications: new Map(), onceOnly: false,
+    calls,
+    clientActions: [],
+    requests: [],
+    machines: new Map(),
+    applications: new Map(),
+    onceOnly: false,
   } as unknown as FakeAdminService;
   const [wantDomain, wantUser] = account.username.split('\\');
 
@@ -102,16 +114,22 @@ export async function startFakeAdminService(tls: TestTls, account: { username: s
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const send = (status: number, body?: unknown, headers: Record<string, string | string[]> = {}) => {
-        res.writeHead(status, { ...(body !== undefined ? { 'content-type': 'application/json; odata.metadata=minimal' } : {}), ...headers });
+        res.writeHead(status, {
+          ...(body !== undefined ? { 'content-type': 'application/json; odata.metadata=minimal' } : {}),
+          ...headers,
+        });
         res.end(body === undefined ? '' : JSON.stringify(body));
       };
-      const challengeAll = () => send(401, undefined, { 'www-authenticate': account.auth === 'basic' ? ['Basic realm="SMSPROV"'] : ['Negotiate', 'NTLM'] });
+      const challengeAll = () =>
+        send(401, undefined, { 'www-authenticate': account.auth === 'basic' ? ['Basic realm="SMSPROV"'] : ['Negotiate', 'NTLM'] });
       const header = req.headers.authorization ?? '';
       const [scheme, token] = header.split(' ');
       let user: string | null = null;
       if (account.auth === 'basic') {
         if (scheme !== 'Basic') return challengeAll();
-        const [u, ...pw] = Buffer.from(token ?? '', 'base64').toString('utf8').split(':');
+        const [u, ...pw] = Buffer.from(token ?? '', 'base64')
+          .toString('utf8')
+          .split(':');
         if (u?.toLowerCase() !== account.username.toLowerCase() || pw.join(':') !== account.password) return challengeAll();
         user = u!;
       } else {
@@ -129,12 +147,19 @@ export async function startFakeAdminService(tls: TestTls, account: { username: s
         if (type !== 3 || !challenge) return challengeAll();
         challenges.delete(req.socket);
         const v = verifyNtlmV2(msg, challenge, account.password);
-        if (!v.ok || v.user.toLowerCase() !== wantUser!.toLowerCase() || v.domain.toLowerCase() !== wantDomain!.toLowerCase()) return challengeAll();
+        if (!v.ok || v.user.toLowerCase() !== wantUser!.toLowerCase() || v.domain.toLowerCase() !== wantDomain!.toLowerCase())
+          return challengeAll();
         user = `${v.domain}\\${v.user}`;
       }
       const raw = Buffer.concat(chunks).toString('utf8');
       const url = new URL(req.url ?? '/', 'https://127.0.0.1');
-      const call: AdminCall = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname + url.search), body: raw ? JSON.parse(raw) : undefined, user, scheme: scheme! };
+      const call: AdminCall = {
+        method: req.method ?? 'GET',
+        path: decodeURIComponent(url.pathname + url.search),
+        body: raw ? JSON.parse(raw) : undefined,
+        user,
+        scheme: scheme!,
+      };
       calls.push(call);
       const injected = injections.find((i) => i.left > 0 && i.match(call));
       if (injected) {
@@ -167,7 +192,10 @@ function route(fake: FakeAdminService, call: AdminCall, url: URL): { status: num
   if (p === '/AdminService/wmi/SMS_Application' && call.method === 'GET') {
     const model = literal('ModelName');
     const name = model ? fake.applications.get(model) : undefined;
-    return { status: 200, body: { value: name ? [{ ModelName: model, LocalizedDisplayName: name, IsExpired: false, IsLatest: true }] : [] } };
+    return {
+      status: 200,
+      body: { value: name ? [{ ModelName: model, LocalizedDisplayName: name, IsExpired: false, IsLatest: true }] : [] },
+    };
   }
   if (p === '/AdminService/wmi/SMS_UserApplicationRequest' && call.method === 'GET') {
     const model = literal('ModelName');
@@ -179,13 +207,25 @@ function route(fake: FakeAdminService, call: AdminCall, url: URL): { status: num
     const userVariant = create[1] === 'SMS_UserApplicationRequest';
     const { ApplicationID, AutoInstall, ClientGUID, Comments, Username } = call.body ?? {};
     const machine = fake.machines.get(String(ClientGUID).toUpperCase());
-    if (!machine || !fake.applications.has(ApplicationID) || typeof AutoInstall !== 'boolean' || (userVariant ? !Username : Username !== undefined)) {
+    if (
+      !machine ||
+      !fake.applications.has(ApplicationID) ||
+      typeof AutoInstall !== 'boolean' ||
+      (userVariant ? !Username : Username !== undefined)
+    ) {
       return odataError(400, 'Invalid parameters for CreateApprovedRequest');
     }
     const user = userVariant ? String(Username) : null;
     const existing = fake.requests.find((r) => r.ModelName === ApplicationID && r.RequestedMachine === machine && r.User === user);
     if (existing && fake.onceOnly) return odataError(500, 'Generic failure (see SMSProv.log)');
-    const request = existing ?? { RequestGuid: randomUUID().toUpperCase(), ModelName: ApplicationID, User: user, RequestedMachine: machine, CurrentState: STATE.approved, Comments: '' };
+    const request = existing ?? {
+      RequestGuid: randomUUID().toUpperCase(),
+      ModelName: ApplicationID,
+      User: user,
+      RequestedMachine: machine,
+      CurrentState: STATE.approved,
+      Comments: '',
+    };
     request.CurrentState = STATE.approved;
     request.Comments = String(Comments ?? '');
     if (!existing) fake.requests.push(request);
@@ -201,8 +241,10 @@ function route(fake: FakeAdminService, call: AdminCall, url: URL): { status: num
     const before = r.CurrentState;
     r.CurrentState = instance[2] === 'Approve' ? STATE.approved : STATE.denied;
     r.Comments = call.body.Comments;
-    if (instance[2] === 'Deny' && before === STATE.approved) fake.clientActions.push({ action: 'uninstall', machine: r.RequestedMachine, user: r.User, model: r.ModelName });
-    if (instance[2] === 'Approve' && before !== STATE.approved) fake.clientActions.push({ action: 'install', machine: r.RequestedMachine, user: r.User, model: r.ModelName });
+    if (instance[2] === 'Deny' && before === STATE.approved)
+      fake.clientActions.push({ action: 'uninstall', machine: r.RequestedMachine, user: r.User, model: r.ModelName });
+    if (instance[2] === 'Approve' && before !== STATE.approved)
+      fake.clientActions.push({ action: 'install', machine: r.RequestedMachine, user: r.User, model: r.ModelName });
     return ok;
   }
   return odataError(404, `No route for ${call.method} ${p}`);

@@ -90,7 +90,16 @@ export class FakeBotConnector {
     }
     const conversationId = parts[2] ?? '';
     const activityId = parts[4];
-    const call: RecordedCall = { method: req.method as 'POST' | 'PUT', kind, conversationId, activityId, body, authorization: req.headers.authorization, status: 200, at: Date.now() };
+    const call: RecordedCall = {
+      method: req.method as 'POST' | 'PUT',
+      kind,
+      conversationId,
+      activityId,
+      body,
+      authorization: req.headers.authorization,
+      status: 200,
+      at: Date.now(),
+    };
     this.calls.push(call);
 
     const failure = this.failures.find((f) => f.times > 0 && (!f.kind || f.kind === kind));
@@ -99,17 +108,25 @@ export class FakeBotConnector {
       call.status = failure.status;
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (failure.retryAfter) headers['retry-after'] = failure.retryAfter;
-      res.writeHead(failure.status, headers).end(JSON.stringify({ error: { code: failure.status === 404 ? 'ActivityNotFoundInConversation' : 'TooManyRequests', message: 'fake failure' } }));
+      res.writeHead(failure.status, headers).end(
+        JSON.stringify({
+          error: { code: failure.status === 404 ? 'ActivityNotFoundInConversation' : 'TooManyRequests', message: 'fake failure' },
+        }),
+      );
       return;
     }
     if (kind === 'update' && this.strictUpdates && !this.known.has(`${conversationId}|${activityId}`)) {
       call.status = 404;
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'ActivityNotFoundInConversation', message: 'activity not found' } }));
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'ActivityNotFoundInConversation', message: 'activity not found' } }));
       return;
     }
     const id = kind === 'update' ? activityId! : kind === 'create' ? `a:conv-${++this.seq}` : `act-${++this.seq}`;
     call.id = id;
     if (kind === 'send' || kind === 'reply') this.known.add(`${conversationId}|${id}`);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(kind === 'create' ? { id, activityId: undefined } : { id }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify(kind === 'create' ? { id, activityId: undefined } : { id }));
   }
 }

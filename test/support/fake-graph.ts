@@ -41,7 +41,10 @@ export interface FakeGraph {
   close(): Promise<void>;
 }
 
-const graphError = (status: number, code: string, message: string): FakeReply => ({ status, body: { error: { code, message, innerError: { 'request-id': 'fake' } } } });
+const graphError = (status: number, code: string, message: string): FakeReply => ({
+  status,
+  body: { error: { code, message, innerError: { 'request-id': 'fake' } } },
+});
 
 /**
  * A local fake of the few Entra ID and Microsoft Graph endpoints the Intune connector uses, served over TLS like the
@@ -60,8 +63,15 @@ export async function startFakeGraph(tls: TestTls): Promise<FakeGraph> {
   let tokenSeq = 0;
   const injections: { match: (c: GraphCall) => boolean; reply: FakeReply; left: number }[] = [];
   const fake = {
-    tenantId, clientId, clientSecret, calls, tokenRequests,
-    groups: new Map(), devices: [], users: [], apps: new Map(),
+    tenantId,
+    clientId,
+    clientSecret,
+    calls,
+    tokenRequests,
+    groups: new Map(),
+    devices: [],
+    users: [],
+    apps: new Map(),
   } as unknown as FakeGraph;
 
   const server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
@@ -77,29 +87,45 @@ export async function startFakeGraph(tls: TestTls): Promise<FakeGraph> {
       // Entra ID: OpenID metadata and the v2.0 token endpoint
       if (url.pathname === `/${tenantId}/v2.0/.well-known/openid-configuration`) {
         const base = `${fake.url}/${tenantId}`;
-        return send({ status: 200, body: {
-          token_endpoint: `${base}/oauth2/v2.0/token`, issuer: `${base}/v2.0`, authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
-          jwks_uri: `${base}/discovery/v2.0/keys`, response_types_supported: ['code'], subject_types_supported: ['pairwise'], id_token_signing_alg_values_supported: ['RS256'],
-        } });
+        return send({
+          status: 200,
+          body: {
+            token_endpoint: `${base}/oauth2/v2.0/token`,
+            issuer: `${base}/v2.0`,
+            authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+            jwks_uri: `${base}/discovery/v2.0/keys`,
+            response_types_supported: ['code'],
+            subject_types_supported: ['pairwise'],
+            id_token_signing_alg_values_supported: ['RS256'],
+          },
+        });
       }
       if (url.pathname === `/${tenantId}/oauth2/v2.0/token` && req.method === 'POST') {
         const form = Object.fromEntries(new URLSearchParams(raw));
         tokenRequests.push(form);
         if (form.grant_type !== 'client_credentials' || form.client_id !== clientId || form.client_secret !== clientSecret) {
-          return send({ status: 401, body: { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' } });
+          return send({
+            status: 401,
+            body: { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' },
+          });
         }
-        if (form.scope !== 'https://graph.microsoft.com/.default') return send({ status: 400, body: { error: 'invalid_scope', error_description: 'AADSTS70011: bad scope' } });
+        if (form.scope !== 'https://graph.microsoft.com/.default')
+          return send({ status: 400, body: { error: 'invalid_scope', error_description: 'AADSTS70011: bad scope' } });
         const token = `fake-token-${++tokenSeq}`;
         live.add(token);
         return send({ status: 200, body: { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token } });
       }
       const call: GraphCall = {
-        method: req.method ?? 'GET', path: decodeURIComponent(url.pathname + url.search), body: raw ? JSON.parse(raw) : undefined,
-        authorization: req.headers.authorization, consistencyLevel: req.headers.consistencylevel as string | undefined,
+        method: req.method ?? 'GET',
+        path: decodeURIComponent(url.pathname + url.search),
+        body: raw ? JSON.parse(raw) : undefined,
+        authorization: req.headers.authorization,
+        consistencyLevel: req.headers.consistencylevel as string | undefined,
       };
       calls.push(call);
       const bearer = /^Bearer (.+)$/.exec(call.authorization ?? '')?.[1];
-      if (!bearer || !live.has(bearer)) return send(graphError(401, 'InvalidAuthenticationToken', 'Lifetime validation failed, the token is expired.'));
+      if (!bearer || !live.has(bearer))
+        return send(graphError(401, 'InvalidAuthenticationToken', 'Lifetime validation failed, the token is expired.'));
       const injected = injections.find((i) => i.left > 0 && i.match(call));
       if (injected) {
         injected.left--;
@@ -128,46 +154,78 @@ function answer(fake: FakeGraph, call: GraphCall, url: URL): FakeReply {
   let m: RegExpExecArray | null;
   if ((m = /^\/v1\.0\/groups\/([^/]+)$/.exec(p)) && call.method === 'GET') {
     const g = fake.groups.get(m[1]!);
-    return g ? { status: 200, body: { id: m[1], displayName: g.displayName, securityEnabled: g.securityEnabled, groupTypes: g.groupTypes } }
-      : graphError(404, 'Request_ResourceNotFound', `Resource '${m[1]}' does not exist or one of its queried reference-property objects are not present.`);
+    return g
+      ? { status: 200, body: { id: m[1], displayName: g.displayName, securityEnabled: g.securityEnabled, groupTypes: g.groupTypes } }
+      : graphError(
+          404,
+          'Request_ResourceNotFound',
+          `Resource '${m[1]}' does not exist or one of its queried reference-property objects are not present.`,
+        );
   }
   if ((m = /^\/v1\.0\/groups\/([^/]+)\/members\/\$ref$/.exec(p)) && call.method === 'POST') {
     const g = fake.groups.get(m[1]!);
     if (!g) return graphError(404, 'Request_ResourceNotFound', `Resource '${m[1]}' does not exist.`);
     const ref = /\/v1\.0\/directoryObjects\/([^/]+)$/.exec(String(call.body?.['@odata.id'] ?? ''))?.[1];
     if (!ref) return graphError(400, 'Request_BadRequest', 'Invalid URL format specified in @odata.id.');
-    if (!fake.devices.some((d) => d.id === ref) && !fake.users.some((u) => u.id === ref)) return graphError(404, 'Request_ResourceNotFound', `Resource '${ref}' does not exist.`);
-    if (g.members.has(ref)) return graphError(400, 'Request_BadRequest', "One or more added object references already exist for the following modified properties: 'members'.");
+    if (!fake.devices.some((d) => d.id === ref) && !fake.users.some((u) => u.id === ref))
+      return graphError(404, 'Request_ResourceNotFound', `Resource '${ref}' does not exist.`);
+    if (g.members.has(ref))
+      return graphError(
+        400,
+        'Request_BadRequest',
+        "One or more added object references already exist for the following modified properties: 'members'.",
+      );
     g.members.add(ref);
     return { status: 204 };
   }
   if ((m = /^\/v1\.0\/groups\/([^/]+)\/members\/([^/]+)\/\$ref$/.exec(p)) && call.method === 'DELETE') {
     const g = fake.groups.get(m[1]!);
-    if (!g || !g.members.delete(m[2]!)) return graphError(404, 'Request_ResourceNotFound', `Resource '${m[2]}' does not exist or one of its queried reference-property objects are not present.`);
+    if (!g?.members.delete(m[2]!))
+      return graphError(
+        404,
+        'Request_ResourceNotFound',
+        `Resource '${m[2]}' does not exist or one of its queried reference-property objects are not present.`,
+      );
     return { status: 204 };
   }
   if (p === '/v1.0/devices' && call.method === 'GET') {
     const name = literal('displayName');
-    return { status: 200, body: { value: fake.devices.filter((d) => d.displayName === name).map((d) => ({ id: d.id, deviceId: d.id, displayName: d.displayName })) } };
+    return {
+      status: 200,
+      body: {
+        value: fake.devices.filter((d) => d.displayName === name).map((d) => ({ id: d.id, deviceId: d.id, displayName: d.displayName })),
+      },
+    };
   }
   if ((m = /^\/v1\.0\/users\/([^/]+)$/.exec(p)) && call.method === 'GET') {
     const upn = decodeURIComponent(m[1]!).toLowerCase();
     const u = fake.users.find((x) => x.userPrincipalName.toLowerCase() === upn || x.id === upn);
-    return u ? { status: 200, body: { id: u.id, userPrincipalName: u.userPrincipalName } } : graphError(404, 'Request_ResourceNotFound', `Resource '${upn}' does not exist.`);
+    return u
+      ? { status: 200, body: { id: u.id, userPrincipalName: u.userPrincipalName } }
+      : graphError(404, 'Request_ResourceNotFound', `Resource '${upn}' does not exist.`);
   }
   if (p === '/v1.0/users' && call.method === 'GET') {
     const sam = literal('onPremisesSamAccountName');
     // filtering on onPremisesSamAccountName is an advanced query: ConsistencyLevel eventual and $count are required
     if (sam !== undefined && (call.consistencyLevel !== 'eventual' || url.searchParams.get('$count') !== 'true')) {
-      return graphError(400, 'Request_UnsupportedQuery', "Unsupported or invalid query filter clause specified for property 'onPremisesSamAccountName' of resource 'User'.");
+      return graphError(
+        400,
+        'Request_UnsupportedQuery',
+        "Unsupported or invalid query filter clause specified for property 'onPremisesSamAccountName' of resource 'User'.",
+      );
     }
     const found = fake.users.filter((u) => u.onPremisesSamAccountName?.toLowerCase() === sam?.toLowerCase());
-    return { status: 200, body: { '@odata.count': found.length, value: found.map((u) => ({ id: u.id, userPrincipalName: u.userPrincipalName })) } };
+    return {
+      status: 200,
+      body: { '@odata.count': found.length, value: found.map((u) => ({ id: u.id, userPrincipalName: u.userPrincipalName })) },
+    };
   }
   if ((m = /^\/v1\.0\/deviceAppManagement\/mobileApps\/([^/]+)(\/assignments)?$/.exec(p)) && call.method === 'GET') {
     const a = fake.apps.get(m[1]!);
     if (!a) return graphError(404, 'ResourceNotFound', `Resource not found for the segment 'mobileApps'.`);
-    return m[2] ? { status: 200, body: { value: a.assignments.map((x, i) => ({ id: `${m![1]}_${i}`, ...x })) } } : { status: 200, body: { id: m[1], displayName: a.displayName } };
+    return m[2]
+      ? { status: 200, body: { value: a.assignments.map((x, i) => ({ id: `${m![1]}_${i}`, ...x })) } }
+      : { status: 200, body: { id: m[1], displayName: a.displayName } };
   }
   return graphError(400, 'BadRequest', `Resource not found for the segment '${p}'.`);
 }

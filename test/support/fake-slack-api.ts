@@ -89,7 +89,11 @@ export class FakeSlackApi {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`hung: waited ${timeoutMs / 1000} s for ${count} × ${method}; got ${this.of(method).length}: ${this.calls.map((c) => c.method).join(', ')}`));
+        reject(
+          new Error(
+            `hung: waited ${timeoutMs / 1000} s for ${count} × ${method}; got ${this.of(method).length}: ${this.calls.map((c) => c.method).join(', ')}`,
+          ),
+        );
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);

@@ -25,7 +25,10 @@ export async function seedContoso(db: Database, policy: PolicyInput = defaultPol
   const bob = await ident('CONTOSO\\bob', 'Bob User', 'bob@contoso.com', 'U0BOB', '6f1c2a4e-0000-4000-8000-00000000b0b0');
   const cyd = await ident('CONTOSO\\cyd', 'Cyd Approver', 'cyd@contoso.com', 'U0CYD', '6f1c2a4e-0000-4000-8000-00000000c0d0');
   const dan = await ident('CONTOSO\\dan', 'Dan Security', 'dan@contoso.com', 'U0DAN', null);
-  const device = await db.one<{ id: string }>(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1,'BOB-LAPTOP',$2) RETURNING id`, [BOB_LAPTOP, bob.id]);
+  const device = await db.one<{ id: string }>(
+    `INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1,'BOB-LAPTOP',$2) RETURNING id`,
+    [BOB_LAPTOP, bob.id],
+  );
   const group = async (name: string, members: string[], slack: string, teams: string) => {
     const g = await db.one<{ id: string }>(
       `INSERT INTO approver_groups (name, slack_channel, teams_channel, emails) VALUES ($1,$2,$3,$4) RETURNING id`,
@@ -35,11 +38,24 @@ export async function seedContoso(db: Database, policy: PolicyInput = defaultPol
   };
   await group('it-approvers', [ada.id, cyd.id], 'C0APPROVE', '19:approvers@thread.tacv2');
   await group('security', [dan.id], 'C0SECURITY', '19:security@thread.tacv2');
-  const p = await db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ($1,$2) RETURNING id`, [VISIO, JSON.stringify(policyDefinitionSchema.parse(policy))]);
-  await db.query(`INSERT INTO applications (id, name, per_device, install_window, policy_id) VALUES ($1,'Visio',true,$2,$3)`, [VISIO, installWindow ? JSON.stringify(installWindow) : null, p.id]);
-  await db.query(`INSERT INTO change_policies (name, resource_types, approvers) VALUES ('protect-scripts', '{script,app}', '{it-approvers}')`);
+  const p = await db.one<{ id: string }>(`INSERT INTO policies (name, definition) VALUES ($1,$2) RETURNING id`, [
+    VISIO,
+    JSON.stringify(policyDefinitionSchema.parse(policy)),
+  ]);
+  await db.query(`INSERT INTO applications (id, name, per_device, install_window, policy_id) VALUES ($1,'Visio',true,$2,$3)`, [
+    VISIO,
+    installWindow ? JSON.stringify(installWindow) : null,
+    p.id,
+  ]);
+  await db.query(
+    `INSERT INTO change_policies (name, resource_types, approvers) VALUES ('protect-scripts', '{script,app}', '{it-approvers}')`,
+  );
   return {
-    ada, bob, cyd, dan, deviceId: device.id,
+    ada,
+    bob,
+    cyd,
+    dan,
+    deviceId: device.id,
     actor: (who, channel = 'slack') => ({ id: who.id, label: who.username, channel }),
   };
 }

@@ -10,9 +10,38 @@ export const wellFormed = (s: string) => Buffer.from(s, 'utf8').toString('utf8')
 const enc = (s: string) => encodeURIComponent(wellFormed(s));
 
 const nasty = fc.constantFrom(
-  '', ' ', NUL, `a${NUL}b`, '%', '%%', '%zz', '%00', '%E0%A4%A', '\\', '\\u0000', '../../etc/passwd', "'; DROP TABLE requests; --",
-  '💥', '\uFEFF', '\uD800', '\u202Eevil', 'ＡＢＣ', '𝕊𝕚𝕘𝕟', 'null', 'undefined', 'NaN', '-1', '1e309', '0x10', 'true', '{}', '[]',
-  '<script>alert(1)</script>', '${jndi:ldap://x}', 'CONTOSO\\ada', 'GUID:5D3F1A2B-0000-4000-8000-000000000001',
+  '',
+  ' ',
+  NUL,
+  `a${NUL}b`,
+  '%',
+  '%%',
+  '%zz',
+  '%00',
+  '%E0%A4%A',
+  '\\',
+  '\\u0000',
+  '../../etc/passwd',
+  "'; DROP TABLE requests; --",
+  '💥',
+  '\uFEFF',
+  '\uD800',
+  '\u202Eevil',
+  'ＡＢＣ',
+  '𝕊𝕚𝕘𝕟',
+  'null',
+  'undefined',
+  'NaN',
+  '-1',
+  '1e309',
+  '0x10',
+  'true',
+  '{}',
+  '[]',
+  '<script>alert(1)</script>',
+  '${jndi:ldap://x}',
+  'CONTOSO\\ada',
+  'GUID:5D3F1A2B-0000-4000-8000-000000000001',
 );
 
 /** Any text, often a nasty one, sometimes huge. */
@@ -41,8 +70,26 @@ export const junkJson: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((ti
 
 /** JSON text that no parser accepts (or, as a bare scalar, a strict body parser refuses). */
 export const brokenJson = fc.constantFrom(
-  '{', '{"a":', '[1,', '{"a":1}}', "{'a':1}", '{"a":01}', '{"a":NaN}', '{"a":undefined}', 'nul', '"just a string"', '42', 'true',
-  '{"a":"\\x41"}', '{"a":"\\u00"}', '\uFEFF{"a":', '{"a":1,}', '{,}', `{"a":"${NUL}"`, '{"__proto__":', '// comment\n{}',
+  '{',
+  '{"a":',
+  '[1,',
+  '{"a":1}}',
+  "{'a':1}",
+  '{"a":01}',
+  '{"a":NaN}',
+  '{"a":undefined}',
+  'nul',
+  '"just a string"',
+  '42',
+  'true',
+  '{"a":"\\x41"}',
+  '{"a":"\\u00"}',
+  '\uFEFF{"a":',
+  '{"a":1,}',
+  '{,}',
+  `{"a":"${NUL}"`,
+  '{"__proto__":',
+  '// comment\n{}',
 );
 
 /** A value of the wrong type for a field of the given JSON-schema type. */
@@ -60,7 +107,22 @@ export function wrongTypeFor(type: string | undefined): fc.Arbitrary<unknown> {
 
 /** Path segments a router must refuse or not find: bad escapes, NUL, junk, ids of nothing. */
 export const badSegment: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('%', '%zz', '%E0%A4%A', '%C0%AF', '%00', 'a%00b', '%FF%FE', '%ED%A0%80', '%u0041', '%%41', '%2', '..%2F..%2Fetc', '%2e%2e', 'x'.repeat(3000)),
+  fc.constantFrom(
+    '%',
+    '%zz',
+    '%E0%A4%A',
+    '%C0%AF',
+    '%00',
+    'a%00b',
+    '%FF%FE',
+    '%ED%A0%80',
+    '%u0041',
+    '%%41',
+    '%2',
+    '..%2F..%2Fetc',
+    '%2e%2e',
+    'x'.repeat(3000),
+  ),
   fc.uuid().map((u) => u),
   fc.string({ minLength: 1, maxLength: 30 }).map((s) => `fuzz-${enc(s)}`),
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }).map((s) => `fuzz-${enc(s)}`),
@@ -72,7 +134,19 @@ export const doctoredCursor: fc.Arbitrary<string> = fc.oneof(
   junkString.map((s) => enc(s)),
   junkString.map((s) => Buffer.from(s).toString('base64url')),
   fc.constantFrom('-1', '0', '99999999999999999999', 'AAAA', '=', 'eyJ9', '%00'),
-  fc.tuple(fc.constantFrom('275760-09-13T00:00:00.000Z', '+275760-09-13T00:00:00.000Z', '0000-00-00', '1970-01-01T00:00:00Z', '2026-13-45', 'yesterday', ''), fc.oneof(fc.uuid(), junkString))
+  fc
+    .tuple(
+      fc.constantFrom(
+        '275760-09-13T00:00:00.000Z',
+        '+275760-09-13T00:00:00.000Z',
+        '0000-00-00',
+        '1970-01-01T00:00:00Z',
+        '2026-13-45',
+        'yesterday',
+        '',
+      ),
+      fc.oneof(fc.uuid(), junkString),
+    )
     .map(([ts, id]) => Buffer.from(`${ts}|${id}`).toString('base64url')),
   fc.integer({ min: -5, max: 1e12 }).map(String),
 );
@@ -84,14 +158,47 @@ export const badIdempotencyKey = fc.oneof(
 );
 
 /** If-Match values that name no single version, or one long gone. */
-export const badIfMatch = fc.constantFrom('"999"', 'W/"998"', 'yesterday', '"abc"', '"1", "2"', 'W/"x"', '""', '"-1"', '"1e3"', '"9999999999"', '1,2', 'W/', '"', 'é');
+export const badIfMatch = fc.constantFrom(
+  '"999"',
+  'W/"998"',
+  'yesterday',
+  '"abc"',
+  '"1", "2"',
+  'W/"x"',
+  '""',
+  '"-1"',
+  '"1e3"',
+  '"9999999999"',
+  '1,2',
+  'W/',
+  '"',
+  'é',
+);
 
 export const wrongContentType = fc.constantFrom(
-  'text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=x', 'application/jsonx', 'json',
-  'application/json; charset=latin1', 'application/json; charset=utf-16', 'image/png', '*/*',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'application/xml',
+  'multipart/form-data; boundary=x',
+  'application/jsonx',
+  'json',
+  'application/json; charset=latin1',
+  'application/json; charset=utf-16',
+  'image/png',
+  '*/*',
 );
 
 export const badAuthorization = fc.oneof(
-  fc.constantFrom(undefined, '', 'Bearer', 'Bearer ', 'Basic YWRhOnNlY3JldA==', 'bearer sk_00000000_nope', 'Bearer sk_00000000_not-a-real-key-at-all', 'Token abc', 'Bearer a b'),
+  fc.constantFrom(
+    undefined,
+    '',
+    'Bearer',
+    'Bearer ',
+    'Basic YWRhOnNlY3JldA==',
+    'bearer sk_00000000_nope',
+    'Bearer sk_00000000_not-a-real-key-at-all',
+    'Token abc',
+    'Bearer a b',
+  ),
   junkString.filter((s) => /^[\x20-\x7e]*$/.test(s)).map((s) => `Bearer ${s}`),
 );

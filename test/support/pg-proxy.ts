@@ -76,7 +76,14 @@ export class PgProxy {
         return;
       case 'starting':
       case 'shutdown':
-        client.once('data', () => client.end(pgErrorMessage('57P03', this.mode === 'starting' ? 'the database system is starting up' : 'the database system is shutting down')));
+        client.once('data', () =>
+          client.end(
+            pgErrorMessage(
+              '57P03',
+              this.mode === 'starting' ? 'the database system is starting up' : 'the database system is shutting down',
+            ),
+          ),
+        );
         return;
       case 'pass': {
         const upstream = net.connect(this.target.port, this.target.host);

@@ -28,9 +28,11 @@ export async function flushRedis(prefix: string, url = 'redis://127.0.0.1:6379')
 }
 
 export async function addEndpoint(db: Database, e: { name: string; url: string; secret: string; events: string[] }): Promise<string> {
-  const row = await db.one<{ id: string }>(
-    `INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ($1,$2,$3,$4) RETURNING id`,
-    [e.name, e.url, e.secret, e.events],
-  );
+  const row = await db.one<{ id: string }>(`INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ($1,$2,$3,$4) RETURNING id`, [
+    e.name,
+    e.url,
+    e.secret,
+    e.events,
+  ]);
   return row.id;
 }

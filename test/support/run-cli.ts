@@ -17,7 +17,15 @@ export function runCli(databaseUrl: string, args: string[], env: Record<string, 
   return new Promise((resolve, reject) => {
     const proc = spawnTracked(process.execPath, ['bin/signoff.mjs', ...args], {
       cwd: ROOT,
-      env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: databaseUrl, DATABASE_CONNECT_TIMEOUT_MS: '60000', WEBHOOK_ALLOW_HOSTS: 'dm.example.com', LOG_LEVEL: 'silent', ...env },
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        DATABASE_URL: databaseUrl,
+        DATABASE_CONNECT_TIMEOUT_MS: '60000',
+        WEBHOOK_ALLOW_HOSTS: 'dm.example.com',
+        LOG_LEVEL: 'silent',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -26,7 +34,11 @@ export function runCli(databaseUrl: string, args: string[], env: Record<string, 
     proc.stderr!.setEncoding('utf8').on('data', (c) => (stderr += c));
     const hung = setTimeout(() => {
       void killChild(proc);
-      reject(new Error(`hung: \`signoff ${args.join(' ')}\` still running after ${HANG_LIMIT_MS / 1000} s\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `hung: \`signoff ${args.join(' ')}\` still running after ${HANG_LIMIT_MS / 1000} s\nstdout: ${stdout}\nstderr: ${stderr}`,
+        ),
+      );
     }, HANG_LIMIT_MS);
     hung.unref();
     proc.once('error', (e) => {

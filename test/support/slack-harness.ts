@@ -20,7 +20,12 @@ export interface SlackHarness {
   post(body: string, contentType: string, headers?: Record<string, string>): Promise<{ status: number; body: any; raw: string }>;
   signedHeaders(body: string, atSeconds?: number): Record<string, string>;
   command(user: string, text: string, opts?: { channel?: string }): Promise<{ status: number; body: any }>;
-  action(user: string, actionId: string, value: string, opts?: { channel?: string; messageTs?: string; view?: { id: string; type: string } }): Promise<{ status: number; body: any }>;
+  action(
+    user: string,
+    actionId: string,
+    value: string,
+    opts?: { channel?: string; messageTs?: string; view?: { id: string; type: string } },
+  ): Promise<{ status: number; body: any }>;
   submit(user: string, view: any, values: Record<string, unknown>): Promise<{ status: number; body: any }>;
   suggest(user: string, actionId: string, value: string): Promise<{ status: number; body: any }>;
   event(event: Record<string, unknown>): Promise<{ status: number; body: any }>;
@@ -38,8 +43,17 @@ let triggerSeq = 0;
 export async function startSlackHarness(opts: { ackBudgetMs?: number; modalBudgetMs?: number } = {}): Promise<SlackHarness> {
   const fake = await new FakeSlackApi().start();
   const t = await createTestContext({ SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: fake.url });
-  const clock = { skewMs: 0, now() { return Date.now() + this.skewMs; } };
-  const adapter = createSlackAdapter(t.ctx, { ackBudgetMs: opts.ackBudgetMs, modalBudgetMs: opts.modalBudgetMs ?? 10_000, now: () => clock.now() });
+  const clock = {
+    skewMs: 0,
+    now() {
+      return Date.now() + this.skewMs;
+    },
+  };
+  const adapter = createSlackAdapter(t.ctx, {
+    ackBudgetMs: opts.ackBudgetMs,
+    modalBudgetMs: opts.modalBudgetMs ?? 10_000,
+    now: () => clock.now(),
+  });
   const app = express();
   adapter.mount(app);
   const server: Server = await new Promise((resolve) => {
@@ -55,7 +69,7 @@ export async function startSlackHarness(opts: { ackBudgetMs?: number; modalBudge
   const post = async (body: string, contentType: string, headers: Record<string, string> = signedHeaders(body)) => {
     const res = await fetch(`${baseUrl}/slack/events`, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
     const raw = await res.text();
-    let parsed: any = undefined;
+    let parsed: any;
     try {
       parsed = raw ? JSON.parse(raw) : undefined;
     } catch {
@@ -67,25 +81,65 @@ export async function startSlackHarness(opts: { ackBudgetMs?: number; modalBudge
   const interaction = (payload: unknown) => post(form({ payload: JSON.stringify(payload) }), 'application/x-www-form-urlencoded');
 
   return {
-    t, fake, adapter, baseUrl, clock, post, signedHeaders,
-    command: (user, text, o = {}) => post(form({
-      token: 'legacy', team_id: 'T0CONTOSO', channel_id: o.channel ?? 'C0GENERAL', user_id: user, command: '/signoff', text,
-      trigger_id: `trig-${++triggerSeq}`, response_url: `${fake.origin}/response/cmd-${triggerSeq}`,
-    }), 'application/x-www-form-urlencoded'),
-    action: (user, actionId, value, o = {}) => interaction({
-      type: 'block_actions', user: { id: user }, team: { id: 'T0CONTOSO' }, trigger_id: `trig-${++triggerSeq}`,
-      ...(o.view
-        ? { container: { type: 'view', view_id: o.view.id }, view: o.view }
-        : { channel: { id: o.channel ?? 'C0APPROVE' }, container: { type: 'message', channel_id: o.channel ?? 'C0APPROVE', message_ts: o.messageTs ?? '1.0' }, response_url: `${fake.origin}/response/act-${triggerSeq}` }),
-      actions: [{ type: 'button', action_id: actionId, value, block_id: 'b', action_ts: '1' }],
-    }),
-    submit: (user, view, values) => interaction({
-      type: 'view_submission', user: { id: user }, team: { id: 'T0CONTOSO' },
-      view: { id: view.id ?? 'V1', type: 'modal', callback_id: view.callback_id, private_metadata: view.private_metadata ?? '', state: { values: stateFor(view, values) } },
-    }),
-    suggest: (user, actionId, value) => interaction({ type: 'block_suggestion', user: { id: user }, action_id: actionId, block_id: 'app', value }),
+    t,
+    fake,
+    adapter,
+    baseUrl,
+    clock,
+    post,
+    signedHeaders,
+    command: (user, text, o = {}) =>
+      post(
+        form({
+          token: 'legacy',
+          team_id: 'T0CONTOSO',
+          channel_id: o.channel ?? 'C0GENERAL',
+          user_id: user,
+          command: '/signoff',
+          text,
+          trigger_id: `trig-${++triggerSeq}`,
+          response_url: `${fake.origin}/response/cmd-${triggerSeq}`,
+        }),
+        'application/x-www-form-urlencoded',
+      ),
+    action: (user, actionId, value, o = {}) =>
+      interaction({
+        type: 'block_actions',
+        user: { id: user },
+        team: { id: 'T0CONTOSO' },
+        trigger_id: `trig-${++triggerSeq}`,
+        ...(o.view
+          ? { container: { type: 'view', view_id: o.view.id }, view: o.view }
+          : {
+              channel: { id: o.channel ?? 'C0APPROVE' },
+              container: { type: 'message', channel_id: o.channel ?? 'C0APPROVE', message_ts: o.messageTs ?? '1.0' },
+              response_url: `${fake.origin}/response/act-${triggerSeq}`,
+            }),
+        actions: [{ type: 'button', action_id: actionId, value, block_id: 'b', action_ts: '1' }],
+      }),
+    submit: (user, view, values) =>
+      interaction({
+        type: 'view_submission',
+        user: { id: user },
+        team: { id: 'T0CONTOSO' },
+        view: {
+          id: view.id ?? 'V1',
+          type: 'modal',
+          callback_id: view.callback_id,
+          private_metadata: view.private_metadata ?? '',
+          state: { values: stateFor(view, values) },
+        },
+      }),
+    suggest: (user, actionId, value) =>
+      interaction({ type: 'block_suggestion', user: { id: user }, action_id: actionId, block_id: 'app', value }),
     event: (event) => {
-      const body = JSON.stringify({ type: 'event_callback', team_id: 'T0CONTOSO', event, event_id: `Ev${++triggerSeq}`, event_time: Math.floor(Date.now() / 1000) });
+      const body = JSON.stringify({
+        type: 'event_callback',
+        team_id: 'T0CONTOSO',
+        event,
+        event_id: `Ev${++triggerSeq}`,
+        event_time: Math.floor(Date.now() / 1000),
+      });
       return post(body, 'application/json');
     },
     async drain() {
@@ -119,7 +173,8 @@ export function stateFor(view: any, values: Record<string, unknown>): Record<str
     const given = values[block.block_id];
     let v: Record<string, unknown>;
     if (el.type === 'plain_text_input') v = { type: el.type, value: given === undefined ? null : String(given) };
-    else if (el.type === 'multi_static_select') v = { type: el.type, selected_options: ((given as string[]) ?? []).map((x) => ({ value: x })) };
+    else if (el.type === 'multi_static_select')
+      v = { type: el.type, selected_options: ((given as string[]) ?? []).map((x) => ({ value: x })) };
     else {
       const value = given === undefined ? el.initial_option?.value : given;
       v = { type: el.type, selected_option: value === undefined || value === null ? null : { value } };
@@ -143,5 +198,13 @@ export function textOf(blocks: any[] | undefined): string {
 }
 
 export const buttonsOf = (blocks: any[] | undefined): { action_id: string; value: string; text: string }[] =>
-  (blocks ?? []).filter((b) => b.type === 'actions').flatMap((b) => b.elements.filter((e: any) => e.type === 'button').map((e: any) => ({ action_id: e.action_id, value: e.value, text: e.text.text })))
-    .concat((blocks ?? []).filter((b) => b.accessory?.type === 'button').map((b) => ({ action_id: b.accessory.action_id, value: b.accessory.value, text: b.accessory.text.text })));
+  (blocks ?? [])
+    .filter((b) => b.type === 'actions')
+    .flatMap((b) =>
+      b.elements.filter((e: any) => e.type === 'button').map((e: any) => ({ action_id: e.action_id, value: e.value, text: e.text.text })),
+    )
+    .concat(
+      (blocks ?? [])
+        .filter((b) => b.accessory?.type === 'button')
+        .map((b) => ({ action_id: b.accessory.action_id, value: b.accessory.value, text: b.accessory.text.text })),
+    );

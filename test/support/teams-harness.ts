@@ -26,7 +26,12 @@ export interface TeamsHarness {
   url: string;
   post(activity: Record<string, unknown>, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
   message(user: keyof typeof AAD, text: string): Record<string, unknown>;
-  invoke(user: keyof typeof AAD, verb: string, data: Record<string, unknown>, opts?: { replyToId?: string; conversationId?: string; trigger?: 'manual' | 'automatic' }): Record<string, unknown>;
+  invoke(
+    user: keyof typeof AAD,
+    verb: string,
+    data: Record<string, unknown>,
+    opts?: { replyToId?: string; conversationId?: string; trigger?: 'manual' | 'automatic' },
+  ): Record<string, unknown>;
   installInChannel(channelId?: string): Record<string, unknown>;
   /** hands every outbox row not handled yet to the Teams notifier, in commit order */
   drain(): Promise<string[]>;
@@ -49,28 +54,64 @@ export async function startTeamsHarness(opts: { env?: Record<string, string>; po
   const from = (user: keyof typeof AAD) => ({ id: `29:${user}`, aadObjectId: AAD[user], name: user });
   const personal = (user: keyof typeof AAD) => ({ id: `a:personal-${user}`, conversationType: 'personal', tenantId: TENANT });
   const base = (user: keyof typeof AAD) => ({
-    channelId: 'msteams', serviceUrl: connector.url, id: `in-${++seq}`, timestamp: new Date().toISOString(),
-    from: from(user), recipient: BOT, conversation: personal(user), channelData: { tenant: { id: TENANT } },
+    channelId: 'msteams',
+    serviceUrl: connector.url,
+    id: `in-${++seq}`,
+    timestamp: new Date().toISOString(),
+    from: from(user),
+    recipient: BOT,
+    conversation: personal(user),
+    channelData: { tenant: { id: TENANT } },
   });
   return {
-    t, s, connector, adapter, url,
+    t,
+    s,
+    connector,
+    adapter,
+    url,
     async post(activity, headers = {}) {
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(activity) });
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(activity),
+      });
       const text = await res.text();
       let body: any = text;
-      try { body = text ? JSON.parse(text) : undefined; } catch { /* plain text */ }
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* plain text */
+      }
       return { status: res.status, body };
     },
     message: (user, text) => ({ ...base(user), type: 'message', text }),
     invoke: (user, verb, data, o = {}) => ({
-      ...base(user), type: 'invoke', name: 'adaptiveCard/action', replyToId: o.replyToId,
-      ...(o.conversationId ? { conversation: { id: o.conversationId, conversationType: o.conversationId.startsWith('19:') ? 'channel' : 'personal', tenantId: TENANT } } : {}),
+      ...base(user),
+      type: 'invoke',
+      name: 'adaptiveCard/action',
+      replyToId: o.replyToId,
+      ...(o.conversationId
+        ? {
+            conversation: {
+              id: o.conversationId,
+              conversationType: o.conversationId.startsWith('19:') ? 'channel' : 'personal',
+              tenantId: TENANT,
+            },
+          }
+        : {}),
       value: { action: { type: 'Action.Execute', verb, data }, trigger: o.trigger ?? 'manual' },
     }),
     installInChannel: (channelId = APPROVERS_CHANNEL) => ({
-      ...base('ada'), type: 'conversationUpdate', membersAdded: [BOT],
+      ...base('ada'),
+      type: 'conversationUpdate',
+      membersAdded: [BOT],
       conversation: { id: channelId, conversationType: 'channel', isGroup: true, tenantId: TENANT },
-      channelData: { tenant: { id: TENANT }, team: { id: '19:team-it@thread.tacv2', name: 'IT' }, channel: { id: channelId }, eventType: 'teamMemberAdded' },
+      channelData: {
+        tenant: { id: TENANT },
+        team: { id: '19:team-it@thread.tacv2', name: 'IT' },
+        channel: { id: channelId },
+        eventType: 'teamMemberAdded',
+      },
     }),
     async drain() {
       const rows = await t.tdb.db.query<{ id: string; payload: any }>('SELECT id, payload FROM outbox ORDER BY seq');

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { Database, openDatabase } from '../../src/db/database.ts';
+import { type Database, openDatabase } from '../../src/db/database.ts';
 import { HANG_LIMIT_MS } from './wait.ts';
 
 /** Tests connect patiently: on a machine busy with other test runs a new connection may take seconds. */
@@ -25,7 +25,7 @@ export async function createTestDatabase(opts: { poolSize?: number } = {}): Prom
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    for (const started = Date.now(); ;) {
+    for (const started = Date.now(); ; ) {
       try {
         await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE ${pg.escapeIdentifier(template)}`);
         break;
@@ -40,7 +40,11 @@ export async function createTestDatabase(opts: { poolSize?: number } = {}): Prom
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const db = await openDatabase(url.toString(), { poolSize: opts.poolSize ?? 20, idleTimeoutMs: 1000, connectTimeoutMs: TEST_CONNECT_TIMEOUT_MS });
+  const db = await openDatabase(url.toString(), {
+    poolSize: opts.poolSize ?? 20,
+    idleTimeoutMs: 1000,
+    connectTimeoutMs: TEST_CONNECT_TIMEOUT_MS,
+  });
   return {
     url: url.toString(),
     db,

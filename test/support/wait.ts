@@ -20,7 +20,7 @@ export class GiveUp extends Error {}
 const show = (v: unknown): string => {
   let s: string;
   try {
-    s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+    s = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
   } catch {
     s = String(v);
   }
@@ -28,7 +28,12 @@ const show = (v: unknown): string => {
 };
 
 /** Polls until `fn` returns a truthy value; fails after HANG_LIMIT_MS naming `what` and the last observed state. */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, options: WaitOptions | number = {}, legacyIntervalMs?: number): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  what: string,
+  options: WaitOptions | number = {},
+  legacyIntervalMs?: number,
+): Promise<NonNullable<T>> {
   // the old (fn, what, timeoutMs, intervalMs) form still compiles, but a number never shortens the hang limit
   const opts: WaitOptions = typeof options === 'number' ? { intervalMs: legacyIntervalMs } : options;
   const started = Date.now();
@@ -52,7 +57,9 @@ export async function waitFor<T>(fn: () => T | Promise<T>, what: string, options
       } catch (e) {
         state = `(state unavailable: ${(e as Error).message})`;
       }
-      throw new Error(`hung: waited ${Math.round((Date.now() - started) / 1000)} s for ${what}; last observed: ${state}${lastError ? `; last error: ${(lastError as Error).message}` : ''}`);
+      throw new Error(
+        `hung: waited ${Math.round((Date.now() - started) / 1000)} s for ${what}; last observed: ${state}${lastError ? `; last error: ${(lastError as Error).message}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
@@ -60,9 +67,13 @@ export async function waitFor<T>(fn: () => T | Promise<T>, what: string, options
 
 /** Resolves when `text()` contains `marker`; rejects at once if `exited()` says the process is gone. */
 export function waitForOutput(text: () => string, marker: string, what: string, exited: () => string | null): Promise<true> {
-  return waitFor(() => {
-    const gone = exited();
-    if (gone !== null) throw new GiveUp(`${what}: ${gone}:\n${text()}`);
-    return text().includes(marker) || null;
-  }, what, { state: () => text().slice(-2000), intervalMs: 50 }) as Promise<true>;
+  return waitFor(
+    () => {
+      const gone = exited();
+      if (gone !== null) throw new GiveUp(`${what}: ${gone}:\n${text()}`);
+      return text().includes(marker) || null;
+    },
+    what,
+    { state: () => text().slice(-2000), intervalMs: 50 },
+  ) as Promise<true>;
 }

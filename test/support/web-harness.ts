@@ -44,13 +44,21 @@ export async function startSignoff(env: Record<string, string>, port?: number): 
   proc.stdout!.on('data', (c) => (out += c));
   proc.stderr!.on('data', (c) => (out += c));
   try {
-    await waitForOutput(() => out, 'Signoff started', 'signoff start to listen', () => (proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it started` : null));
+    await waitForOutput(
+      () => out,
+      'Signoff started',
+      'signoff start to listen',
+      () =>
+        proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it started` : null,
+    );
   } catch (e) {
     await killChild(proc);
     throw e;
   }
   return {
-    url, proc, output: () => out,
+    url,
+    proc,
+    output: () => out,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = once(proc, 'exit');
@@ -74,13 +82,24 @@ export interface LocalOidc {
  * A local OpenID provider (`oidc-provider`, a certified implementation) with its development login form: any
  * login name signs in as the account of that name. Accounts carry the claims Entra ID sends (oid, preferred_username).
  */
-export async function startOidcProvider(redirectUri: string, accounts: Record<string, { oid?: string; preferred_username?: string; name?: string }>): Promise<LocalOidc> {
+export async function startOidcProvider(
+  redirectUri: string,
+  accounts: Record<string, { oid?: string; preferred_username?: string; name?: string }>,
+): Promise<LocalOidc> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const clientId = 'signoff-web';
   const clientSecret = 'local-test-secret-0123456789';
   const provider = new Provider(issuer, {
-    clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], response_types: ['code'], grant_types: ['authorization_code'] }],
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [redirectUri],
+        response_types: ['code'],
+        grant_types: ['authorization_code'],
+      },
+    ],
     claims: { openid: ['sub'], profile: ['name', 'preferred_username', 'oid'] },
     // Entra puts oid and preferred_username in the ID token; so does this provider
     conformIdTokenClaims: false,
@@ -91,15 +110,22 @@ export async function startOidcProvider(redirectUri: string, accounts: Record<st
   const server: Server = provider.listen(port) as unknown as Server;
   await once(server, 'listening').catch(() => undefined);
   return {
-    issuer, clientId, clientSecret,
-    stop: () => new Promise<void>((r) => {
-      server.closeAllConnections?.();
-      server.close(() => r());
-    }),
+    issuer,
+    clientId,
+    clientSecret,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections?.();
+        server.close(() => r());
+      }),
   };
 }
 
 export async function launchChromium(): Promise<Browser> {
   mkdirSync(ARTIFACTS, { recursive: true });
-  return chromium.launch({ executablePath: CHROMIUM, env: markedEnv(), args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    env: markedEnv(),
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
 }

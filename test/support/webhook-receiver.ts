@@ -48,7 +48,11 @@ export async function startReceiver(opts: { secret?: string; path?: string } = {
     req.on('data', (c) => chunks.push(c));
     req.on('end', async () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const headers = { 'webhook-id': String(req.headers['webhook-id'] ?? ''), 'webhook-timestamp': String(req.headers['webhook-timestamp'] ?? ''), 'webhook-signature': String(req.headers['webhook-signature'] ?? '') };
+      const headers = {
+        'webhook-id': String(req.headers['webhook-id'] ?? ''),
+        'webhook-timestamp': String(req.headers['webhook-timestamp'] ?? ''),
+        'webhook-signature': String(req.headers['webhook-signature'] ?? ''),
+      };
       let verified = false;
       let verifyError: string | undefined;
       try {
@@ -63,7 +67,16 @@ export async function startReceiver(opts: { secret?: string; path?: string } = {
       } catch {
         payload = { type: '(unparseable)', timestamp: '', data: {} };
       }
-      const r: Received = { path: req.url ?? '', id: headers['webhook-id'], timestamp: headers['webhook-timestamp'], signature: headers['webhook-signature'], body, payload, verified, verifyError };
+      const r: Received = {
+        path: req.url ?? '',
+        id: headers['webhook-id'],
+        timestamp: headers['webhook-timestamp'],
+        signature: headers['webhook-signature'],
+        body,
+        payload,
+        verified,
+        verifyError,
+      };
       received.push(r);
       const reply = await handler(r, received.filter((x) => x.id === r.id).length);
       if (reply.hold) {

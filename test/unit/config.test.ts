@@ -4,7 +4,12 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 describe('configuration', () => {
   it('serves a local machine with defaults', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ PORT: 3978, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/signoff', REDIS_URL: 'redis://127.0.0.1:6379', PUBLIC_URL: 'http://localhost:3978' });
+    expect(c).toMatchObject({
+      PORT: 3978,
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/signoff',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      PUBLIC_URL: 'http://localhost:3978',
+    });
   });
   it('points links at the port it listens on unless PUBLIC_URL says otherwise', () => {
     expect(loadConfig({ PORT: '4000' }).PUBLIC_URL).toBe('http://localhost:4000');
@@ -24,30 +29,62 @@ describe('configuration', () => {
     }
   });
   it('refuses the unauthenticated Teams emulator in production', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production', TEAMS_EMULATOR: '1' })).toThrow(/TEAMS_EMULATOR: must not be set when NODE_ENV=production/);
+    expect(() => loadConfig({ NODE_ENV: 'production', TEAMS_EMULATOR: '1' })).toThrow(
+      /TEAMS_EMULATOR: must not be set when NODE_ENV=production/,
+    );
   });
   it('refuses a number or duration that is not one, naming the key and what it wants', () => {
-    const numeric = ['PORT', 'MAX_BODY_BYTES', 'DATABASE_CONNECT_TIMEOUT_MS', 'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_MAX_ATTEMPTS', 'OUTBOX_RECONCILE_MS',
-      'SWEEP_INTERVAL_MS', 'DEVICE_MANAGER_TIMEOUT_MS', 'DEVICE_MANAGER_MAX_ATTEMPTS', 'RETENTION_DAYS', 'AUDIT_SEAL_INTERVAL_MS', 'AUDIT_CHECKPOINT_INTERVAL_MS'];
+    const numeric = [
+      'PORT',
+      'MAX_BODY_BYTES',
+      'DATABASE_CONNECT_TIMEOUT_MS',
+      'WEBHOOK_TIMEOUT_MS',
+      'WEBHOOK_MAX_ATTEMPTS',
+      'OUTBOX_RECONCILE_MS',
+      'SWEEP_INTERVAL_MS',
+      'DEVICE_MANAGER_TIMEOUT_MS',
+      'DEVICE_MANAGER_MAX_ATTEMPTS',
+      'RETENTION_DAYS',
+      'AUDIT_SEAL_INTERVAL_MS',
+      'AUDIT_CHECKPOINT_INTERVAL_MS',
+    ];
     for (const key of numeric) {
       for (const bad of ['ten', '1e3', '10.5', '-1', '5s', '0x10', '99999999999999999999']) {
-        expect(() => loadConfig({ [key]: bad }), `${key}=${bad}`).toThrow(new RegExp(`${key}: must be a whole number of \\w[^(]* from \\d+ to \\d+ \\(got "${bad.replace('.', '\\.')}"\\)`));
+        expect(() => loadConfig({ [key]: bad }), `${key}=${bad}`).toThrow(
+          new RegExp(`${key}: must be a whole number of \\w[^(]* from \\d+ to \\d+ \\(got "${bad.replace('.', '\\.')}"\\)`),
+        );
       }
     }
     // a timer longer than setTimeout can hold would fire at once
-    expect(() => loadConfig({ SWEEP_INTERVAL_MS: '2147483648' })).toThrow(/SWEEP_INTERVAL_MS: must be a whole number of milliseconds from 10 to 2147483647/);
-    expect(() => loadConfig({ WEBHOOK_MAX_ATTEMPTS: '51' })).toThrow(/WEBHOOK_MAX_ATTEMPTS: must be a whole number of attempts from 1 to 50/);
+    expect(() => loadConfig({ SWEEP_INTERVAL_MS: '2147483648' })).toThrow(
+      /SWEEP_INTERVAL_MS: must be a whole number of milliseconds from 10 to 2147483647/,
+    );
+    expect(() => loadConfig({ WEBHOOK_MAX_ATTEMPTS: '51' })).toThrow(
+      /WEBHOOK_MAX_ATTEMPTS: must be a whole number of attempts from 1 to 50/,
+    );
     for (const key of ['LINK_TOKEN_TTL', 'SIGNIN_LINK_TTL', 'WEB_SESSION_TTL']) {
       for (const bad of ['forever', '14 days', 'P', 'PT', 'P0D', 'P400D', '-P1D']) {
         expect(() => loadConfig({ [key]: bad }), `${key}=${bad}`).toThrow(new RegExp(`${key}: must be an ISO 8601 duration such as P14D`));
       }
     }
     // all of them at once, each named
-    const all = (() => { try { loadConfig({ PORT: 'x', RETENTION_DAYS: 'x', LINK_TOKEN_TTL: 'x' }); } catch (e) { return (e as Error).message; } return ''; })();
+    const all = (() => {
+      try {
+        loadConfig({ PORT: 'x', RETENTION_DAYS: 'x', LINK_TOKEN_TTL: 'x' });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
     expect(all.match(/^\s+- (PORT|RETENTION_DAYS|LINK_TOKEN_TTL):/gm)).toHaveLength(3);
   });
   it('takes blank numbers as their default and whole numbers as given', () => {
-    expect(loadConfig({ PORT: '', WEBHOOK_TIMEOUT_MS: ' 2500 ', RETENTION_DAYS: '0', LINK_TOKEN_TTL: 'PT12H' })).toMatchObject({ PORT: 3978, WEBHOOK_TIMEOUT_MS: 2500, RETENTION_DAYS: 0, LINK_TOKEN_TTL: 'PT12H' });
+    expect(loadConfig({ PORT: '', WEBHOOK_TIMEOUT_MS: ' 2500 ', RETENTION_DAYS: '0', LINK_TOKEN_TTL: 'PT12H' })).toMatchObject({
+      PORT: 3978,
+      WEBHOOK_TIMEOUT_MS: 2500,
+      RETENTION_DAYS: 0,
+      LINK_TOKEN_TTL: 'PT12H',
+    });
     expect(loadConfig({}).DATABASE_CONNECT_TIMEOUT_MS).toBe(5000);
   });
   it('splits the webhook allow-list', () => {

@@ -8,8 +8,14 @@ const job = (delay: number) => ({ opts: { backoff: { type: NOTIFY_BACKOFF, delay
 
 describe('notify retry policy', () => {
   it('reads permanence and Retry-After from Slack and Teams errors', () => {
-    expect(notifyErrorPolicy(new SlackApiError('chat.postMessage', 'ratelimited', true, 3000))).toEqual({ permanent: false, retryAfterMs: 3000 });
-    expect(notifyErrorPolicy(new SlackApiError('chat.postMessage', 'invalid_auth', false))).toEqual({ permanent: true, retryAfterMs: null });
+    expect(notifyErrorPolicy(new SlackApiError('chat.postMessage', 'ratelimited', true, 3000))).toEqual({
+      permanent: false,
+      retryAfterMs: 3000,
+    });
+    expect(notifyErrorPolicy(new SlackApiError('chat.postMessage', 'invalid_auth', false))).toEqual({
+      permanent: true,
+      retryAfterMs: null,
+    });
     expect(notifyErrorPolicy(new TeamsSendError('429', 429, true, 1500))).toEqual({ permanent: false, retryAfterMs: 1500 });
     expect(notifyErrorPolicy(new TeamsSendError('403', 403, false))).toEqual({ permanent: true, retryAfterMs: null });
     expect(notifyErrorPolicy(new Error('ECONNRESET'))).toEqual({ permanent: false, retryAfterMs: null });
@@ -20,7 +26,9 @@ describe('notify retry policy', () => {
       const plain = await notifyBackoffStrategy(attempt, NOTIFY_BACKOFF, new Error('x'), job(100));
       expect(plain).toBeGreaterThanOrEqual((100 * 2 ** (attempt - 1)) / 2);
       expect(plain).toBeLessThanOrEqual(100 * 2 ** (attempt - 1));
-      expect(await notifyBackoffStrategy(attempt, NOTIFY_BACKOFF, new TeamsSendError('429', 429, true, 60_000), job(100))).toBeGreaterThanOrEqual(60_000);
+      expect(
+        await notifyBackoffStrategy(attempt, NOTIFY_BACKOFF, new TeamsSendError('429', 429, true, 60_000), job(100)),
+      ).toBeGreaterThanOrEqual(60_000);
     }
   });
 });

@@ -13,14 +13,36 @@ describe('user text on Teams cards', () => {
     expect(shown.replace(ZW, '')).toBe(phishing);
   });
 
-  it('the approvers\' card shows a justification, answer and reason as typed, not as markdown', () => {
-    const policy = policyDefinitionSchema.parse({ justification: 'required', questions: [{ id: 'usage', text: 'Why?', type: 'text' }], stages: [{ approvers: ['it-approvers'] }] });
+  it("the approvers' card shows a justification, answer and reason as typed, not as markdown", () => {
+    const policy = policyDefinitionSchema.parse({
+      justification: 'required',
+      questions: [{ id: 'usage', text: 'Why?', type: 'text' }],
+      stages: [{ approvers: ['it-approvers'] }],
+    });
     const request = {
-      id: '6b0c7b1e-0000-4000-8000-000000000001', status: 'denied', source: 'chat', application: { id: 'App/1', name: 'Visio' },
-      requester: { id: 'u', username: 'CONTOSO\\bob', displayName: 'Bob User', email: null }, device: null, justification: phishing,
-      answers: { usage: '[click](https://evil.example)' }, policy, currentStage: 0, stageCount: 1, stages: [], decisions: [], history: [],
-      decidedBy: 'Ada Admin', decidedAt: '2026-11-28T20:00:00Z', decisionReason: '**no** [see](https://evil.example)',
-      createdAt: '2026-11-28T19:00:00Z', updatedAt: '2026-11-28T20:00:00Z', deadlineAt: null, installOrderedAt: null, installDueAt: null, accessExpiresAt: null,
+      id: '6b0c7b1e-0000-4000-8000-000000000001',
+      status: 'denied',
+      source: 'chat',
+      application: { id: 'App/1', name: 'Visio' },
+      requester: { id: 'u', username: 'CONTOSO\\bob', displayName: 'Bob User', email: null },
+      device: null,
+      justification: phishing,
+      answers: { usage: '[click](https://evil.example)' },
+      policy,
+      currentStage: 0,
+      stageCount: 1,
+      stages: [],
+      decisions: [],
+      history: [],
+      decidedBy: 'Ada Admin',
+      decidedAt: '2026-11-28T20:00:00Z',
+      decisionReason: '**no** [see](https://evil.example)',
+      createdAt: '2026-11-28T19:00:00Z',
+      updatedAt: '2026-11-28T20:00:00Z',
+      deadlineAt: null,
+      installOrderedAt: null,
+      installDueAt: null,
+      accessExpiresAt: null,
     } as unknown as RequestDetail;
     const card = JSON.stringify(requestCard({ request, can: { decide: false, cancel: false, installNow: false }, refreshUserIds: [] }));
     expect(card).not.toContain('](https://evil');

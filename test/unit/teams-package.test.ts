@@ -6,7 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { buildTeamsPackage, renderManifest } from '../../scripts/teams-package-lib.ts';
 
 const APP_ID = '11111111-2222-4333-8444-555555555555';
-const pngSize = (b: Buffer) => ({ signature: b.subarray(1, 4).toString('ascii'), width: b.readUInt32BE(16), height: b.readUInt32BE(20), colorType: b[25] });
+const pngSize = (b: Buffer) => ({
+  signature: b.subarray(1, 4).toString('ascii'),
+  width: b.readUInt32BE(16),
+  height: b.readUInt32BE(20),
+  colorType: b[25],
+});
 
 describe('Teams app package', () => {
   it('zips a manifest with the bot id and commands, and icons of the sizes Teams requires', () => {
@@ -15,9 +20,21 @@ describe('Teams app package', () => {
     expect(warnings).toEqual([]);
     expect(execFileSync('unzip', ['-t', path]).toString()).toContain('No errors detected');
     const manifest = JSON.parse(execFileSync('unzip', ['-p', path, 'manifest.json']).toString());
-    expect(manifest).toMatchObject({ id: APP_ID, manifestVersion: '1.17', icons: { color: 'color.png', outline: 'outline.png' }, validDomains: ['signoff.contoso.com'] });
+    expect(manifest).toMatchObject({
+      id: APP_ID,
+      manifestVersion: '1.17',
+      icons: { color: 'color.png', outline: 'outline.png' },
+      validDomains: ['signoff.contoso.com'],
+    });
     expect(manifest.bots[0].botId).toBe(APP_ID);
-    expect(manifest.bots[0].commandLists[0].commands.map((c: { title: string }) => c.title)).toEqual(['request', 'my requests', 'change', 'revoke', 'reapprove', 'help']);
+    expect(manifest.bots[0].commandLists[0].commands.map((c: { title: string }) => c.title)).toEqual([
+      'request',
+      'my requests',
+      'change',
+      'revoke',
+      'reapprove',
+      'help',
+    ]);
     expect(manifest.name.short.length).toBeLessThanOrEqual(30);
     expect(manifest.description.short.length).toBeLessThanOrEqual(80);
     expect(pngSize(execFileSync('unzip', ['-p', path, 'color.png']))).toEqual({ signature: 'PNG', width: 192, height: 192, colorType: 6 });

@@ -29,7 +29,9 @@ describe('Standard Webhooks signing', () => {
 
   it('shapes the body as {type, timestamp, data}', () => {
     expect(JSON.parse(webhookBody('change.apply', '2026-01-05T09:00:00.000Z', { before: 1, after: 2 }))).toEqual({
-      type: 'change.apply', timestamp: '2026-01-05T09:00:00.000Z', data: { before: 1, after: 2 },
+      type: 'change.apply',
+      timestamp: '2026-01-05T09:00:00.000Z',
+      data: { before: 1, after: 2 },
     });
   });
 });

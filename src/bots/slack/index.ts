@@ -35,7 +35,11 @@ export function createSlackAdapter(ctx: AppContext, opts: SlackAdapterOptions = 
   if (SLACK_API_URL) responseOrigins.add(new URL(SLACK_API_URL).origin);
   const deps: SlackDeps = { ctx, api, notifier, responseOrigins, modalBudgetMs: opts.modalBudgetMs ?? 1500 };
   const receiver = new SlackReceiver({
-    signingSecret: SLACK_SIGNING_SECRET, ackBudgetMs: opts.ackBudgetMs ?? 2500, maxBodyBytes: MAX_BODY_BYTES, logger: ctx.logger, now: opts.now,
+    signingSecret: SLACK_SIGNING_SECRET,
+    ackBudgetMs: opts.ackBudgetMs ?? 2500,
+    maxBodyBytes: MAX_BODY_BYTES,
+    logger: ctx.logger,
+    now: opts.now,
   });
   const bolt = new App({
     receiver,

@@ -3,7 +3,14 @@ import type { Logger } from '../../logger.ts';
 import type { OutboundError } from '../../notifications/outbound-error.ts';
 
 /** Errors after which the message is gone for good: post a fresh one instead of retrying the update. */
-export const GONE_ERRORS = new Set(['message_not_found', 'cant_update_message', 'channel_not_found', 'is_archived', 'not_in_channel', 'edit_window_closed']);
+export const GONE_ERRORS = new Set([
+  'message_not_found',
+  'cant_update_message',
+  'channel_not_found',
+  'is_archived',
+  'not_in_channel',
+  'edit_window_closed',
+]);
 
 /**
  * One Slack Web API failure. `transient` failures (429, 5xx, network) are thrown on to the outbox queue,
@@ -140,7 +147,13 @@ export class SlackApi {
 
   /** Replies through a slash command's or action's response_url (works where the bot is not a member). */
   async respond(url: string, body: Record<string, unknown>): Promise<void> {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), redirect: 'error', signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      redirect: 'error',
+      signal: AbortSignal.timeout(10_000),
+    });
     if (!res.ok) throw new SlackApiError('response_url', `http_${res.status}`, res.status >= 500 || res.status === 429);
   }
 }

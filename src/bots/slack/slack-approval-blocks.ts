@@ -1,7 +1,21 @@
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import type { Blocks } from './slack-api.ts';
-import { button, clip, context, esc, fields, formatAnswer, header, jsonInline, mention, plainDates, quote, section, slackDate } from './slack-format.ts';
+import {
+  button,
+  clip,
+  context,
+  esc,
+  fields,
+  formatAnswer,
+  header,
+  jsonInline,
+  mention,
+  plainDates,
+  quote,
+  section,
+  slackDate,
+} from './slack-format.ts';
 import { ACTION, promptValue } from './slack-ids.ts';
 
 /** Pure Block Kit renderers: approval prompts, their decided state, change prompts and requester DMs. */
@@ -32,7 +46,9 @@ export interface RequestPromptInput {
 }
 
 function requestDetails(r: RequestDetail, requesterSlackId: string | null): Blocks {
-  const who = r.requester ? `${mention(requesterSlackId, r.requester.displayName)} (${esc(r.requester.displayName)}, \`${esc(r.requester.username)}\`)` : '_machine pre-approval_';
+  const who = r.requester
+    ? `${mention(requesterSlackId, r.requester.displayName)} (${esc(r.requester.displayName)}, \`${esc(r.requester.username)}\`)`
+    : '_machine pre-approval_';
   const stage = r.stages[r.currentStage];
   const pairs: [string, string][] = [
     ['Requester', who],
@@ -52,7 +68,10 @@ function votesLine(r: RequestDetail, stage: number): string | null {
   const decisions = r.stages[stage]?.decisions ?? [];
   if (!decisions.length) return null;
   return decisions
-    .map((d) => `${d.decision === 'approve' ? ':white_check_mark:' : ':no_entry:'} ${esc(d.approver.label)} ${slackDate(d.at)}${d.reason ? `: “${esc(clip(d.reason, 300))}”` : ''}`)
+    .map(
+      (d) =>
+        `${d.decision === 'approve' ? ':white_check_mark:' : ':no_entry:'} ${esc(d.approver.label)} ${slackDate(d.at)}${d.reason ? `: “${esc(clip(d.reason, 300))}”` : ''}`,
+    )
     .join('\n');
 }
 
@@ -85,13 +104,20 @@ export function renderRequestPrompt(input: RequestPromptInput): Rendered {
     blocks.push({
       type: 'actions',
       block_id: `decide:${r.id}`,
-      elements: [button('Approve', ACTION.approve, promptValue(r.id, stage), 'primary'), button('Deny', ACTION.deny, promptValue(r.id, stage), 'danger')],
+      elements: [
+        button('Approve', ACTION.approve, promptValue(r.id, stage), 'primary'),
+        button('Deny', ACTION.deny, promptValue(r.id, stage), 'danger'),
+      ],
     });
     status = 'waiting for a decision';
   } else if (r.status === 'pending' && r.currentStage > stage) {
     const s = r.stages[stage];
     const approvedBy = s?.decisions.filter((d) => d.decision === 'approve').map((d) => d.approver.label) ?? [];
-    blocks.push(section(`:white_check_mark: *Stage ${stage + 1} approved* by *${esc(approvedBy.join(', ') || 'someone')}* ${slackDate(s?.decisions.at(-1)?.at)}; now waiting for stage ${r.currentStage + 1} (${esc(r.stages[r.currentStage]?.approverGroups.join(', ') ?? '')}).`));
+    blocks.push(
+      section(
+        `:white_check_mark: *Stage ${stage + 1} approved* by *${esc(approvedBy.join(', ') || 'someone')}* ${slackDate(s?.decisions.at(-1)?.at)}; now waiting for stage ${r.currentStage + 1} (${esc(r.stages[r.currentStage]?.approverGroups.join(', ') ?? '')}).`,
+      ),
+    );
     if (votes) blocks.push(context(votes));
     status = `stage ${stage + 1} approved`;
   } else {
@@ -101,7 +127,8 @@ export function renderRequestPrompt(input: RequestPromptInput): Rendered {
     if (reversal) blocks.push(context(reversal));
     status = (outcome[r.status]?.verb ?? r.status).toLowerCase();
   }
-  if (input.replacesLost) blocks.push(context(':information_source: The previous message about this request could not be updated, so this one replaces it.'));
+  if (input.replacesLost)
+    blocks.push(context(':information_source: The previous message about this request could not be updated, so this one replaces it.'));
   blocks.push(context(`Request \`${r.id}\``));
   return { text: `Software request: ${r.application.name} for ${r.requester?.displayName ?? 'a device'}: ${status}`, blocks };
 }
@@ -112,8 +139,16 @@ export function renderRequesterStatus(r: RequestDetail): Rendered {
   const blocks: Blocks = [];
   if (r.status === 'pending') {
     const stage = r.stages[r.currentStage];
-    blocks.push(section(`:inbox_tray: Your request for *${esc(r.application.name)}*${on} was submitted ${slackDate(r.createdAt)}.\nIt is waiting for ${esc(stage?.approverGroups.join(', ') ?? 'the approvers')} (stage ${r.currentStage + 1} of ${r.stageCount}).`));
-    blocks.push({ type: 'actions', block_id: `mine:${r.id}`, elements: [button('Cancel request', ACTION.cancel, r.id, 'danger'), button('History', ACTION.history, r.id)] });
+    blocks.push(
+      section(
+        `:inbox_tray: Your request for *${esc(r.application.name)}*${on} was submitted ${slackDate(r.createdAt)}.\nIt is waiting for ${esc(stage?.approverGroups.join(', ') ?? 'the approvers')} (stage ${r.currentStage + 1} of ${r.stageCount}).`,
+      ),
+    );
+    blocks.push({
+      type: 'actions',
+      block_id: `mine:${r.id}`,
+      elements: [button('Cancel request', ACTION.cancel, r.id, 'danger'), button('History', ACTION.history, r.id)],
+    });
   } else {
     blocks.push(section(`Your request for *${esc(r.application.name)}*${on}:\n${decidedLine(r)}`));
     const elements = [button('History', ACTION.history, r.id)];
@@ -144,29 +179,46 @@ export function renderRequesterOutcome(r: RequestDetail): Rendered {
   // who decided, when and why, as the updated copy says: the notification is what people read
   const decided = r.status === 'pending' ? '' : `\n${decidedLine(r)}`;
   const intro = section(`${statusLabel(r.status)}: your request for *${esc(r.application.name)}*${on}.${decided}${next}`);
-  return { text: `Your request for ${r.application.name} was ${(outcome[r.status]?.verb ?? r.status).toLowerCase()}`, blocks: [intro, ...rendered.blocks.slice(1)] };
+  return {
+    text: `Your request for ${r.application.name} was ${(outcome[r.status]?.verb ?? r.status).toLowerCase()}`,
+    blocks: [intro, ...rendered.blocks.slice(1)],
+  };
 }
 
 export function renderInstallOrdered(r: RequestDetail, why: string): Rendered {
   return {
     text: `Installation of ${r.application.name} ordered`,
-    blocks: [section(`:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered (${esc(why)}).`)],
+    blocks: [
+      section(
+        `:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered (${esc(why)}).`,
+      ),
+    ],
   };
 }
 
 export function renderAccessExpiring(r: RequestDetail): Rendered {
   return {
     text: `Your access to ${r.application.name} expires soon`,
-    blocks: [section(`:alarm_clock: Your access to *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} ends ${slackDate(r.accessExpiresAt)}; it will then be uninstalled. Request it again with \`/signoff request ${esc(r.application.name)}\` if you still need it.`)],
+    blocks: [
+      section(
+        `:alarm_clock: Your access to *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} ends ${slackDate(r.accessExpiresAt)}; it will then be uninstalled. Request it again with \`/signoff request ${esc(r.application.name)}\` if you still need it.`,
+      ),
+    ],
   };
 }
 
 /** Thread reply under a prompt: mentions exactly the people who can act now. */
-export function renderReminder(r: RequestDetail, approverSlackIds: string[], kind: 'reminder' | 'escalation', escalatedTo: string[] = []): Rendered {
+export function renderReminder(
+  r: RequestDetail,
+  approverSlackIds: string[],
+  kind: 'reminder' | 'escalation',
+  escalatedTo: string[] = [],
+): Rendered {
   const who = approverSlackIds.length ? approverSlackIds.map((u) => `<@${u}>`).join(' ') : 'Approvers';
-  const text = kind === 'reminder'
-    ? `:alarm_clock: Reminder: this request has been waiting since ${slackDate(r.createdAt)}. ${who}, please approve or deny it${r.deadlineAt ? ` before ${slackDate(r.deadlineAt)}` : ''}.`
-    : `:warning: Escalated: nobody decided in time, so ${esc(escalatedTo.join(', ') || 'the alternate approvers')} may now decide too. ${who}, please approve or deny it${r.deadlineAt ? ` before ${slackDate(r.deadlineAt)}` : ''}.`;
+  const text =
+    kind === 'reminder'
+      ? `:alarm_clock: Reminder: this request has been waiting since ${slackDate(r.createdAt)}. ${who}, please approve or deny it${r.deadlineAt ? ` before ${slackDate(r.deadlineAt)}` : ''}.`
+      : `:warning: Escalated: nobody decided in time, so ${esc(escalatedTo.join(', ') || 'the alternate approvers')} may now decide too. ${who}, please approve or deny it${r.deadlineAt ? ` before ${slackDate(r.deadlineAt)}` : ''}.`;
   return { text: plainDates(text), blocks: [section(text)] };
 }
 
@@ -178,9 +230,15 @@ export function renderReviewReminder(v: ReviewView, reviewerSlackIds: string[]):
 }
 
 function diffLines(c: ChangeView, maxRows = 40): string {
-  const rows = c.diff.slice(0, maxRows).map((d) =>
-    d.op === 'add' ? `+ ${d.path}: ${jsonInline(d.after)}` : d.op === 'remove' ? `- ${d.path}: ${jsonInline(d.before)}` : `~ ${d.path}: ${jsonInline(d.before)} → ${jsonInline(d.after)}`,
-  );
+  const rows = c.diff
+    .slice(0, maxRows)
+    .map((d) =>
+      d.op === 'add'
+        ? `+ ${d.path}: ${jsonInline(d.after)}`
+        : d.op === 'remove'
+          ? `- ${d.path}: ${jsonInline(d.before)}`
+          : `~ ${d.path}: ${jsonInline(d.before)} → ${jsonInline(d.after)}`,
+    );
   if (c.diff.length > maxRows) rows.push(`… and ${c.diff.length - maxRows} more`);
   // triple backticks inside user data would end the code block early
   // escaped like any user text: Slack still reads <!channel> and <@U…> inside a code block
@@ -208,12 +266,21 @@ export function renderChangePrompt(input: ChangePromptInput): Rendered {
     section(`*Changes* (${c.diff.length})\n\`\`\`${diffLines(c)}\`\`\``),
   ];
   if (c.status === 'pending') {
-    blocks.push({ type: 'actions', block_id: `change:${c.id}`, elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')] });
+    blocks.push({
+      type: 'actions',
+      block_id: `change:${c.id}`,
+      elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')],
+    });
   } else {
     const o = outcome[c.status] ?? { icon: '', verb: c.status };
-    blocks.push(section(`${o.icon} *${o.verb}*${c.decidedBy ? ` by *${esc(c.decidedBy)}*` : ''} ${slackDate(c.decidedAt ?? c.updatedAt)}${c.decisionNotes ? `\n${quote(clip(c.decisionNotes, 1500))}` : ''}`));
+    blocks.push(
+      section(
+        `${o.icon} *${o.verb}*${c.decidedBy ? ` by *${esc(c.decidedBy)}*` : ''} ${slackDate(c.decidedAt ?? c.updatedAt)}${c.decisionNotes ? `\n${quote(clip(c.decisionNotes, 1500))}` : ''}`,
+      ),
+    );
   }
-  if (input.replacesLost) blocks.push(context(':information_source: The previous message about this change could not be updated, so this one replaces it.'));
+  if (input.replacesLost)
+    blocks.push(context(':information_source: The previous message about this change could not be updated, so this one replaces it.'));
   blocks.push(context(`Change \`${c.id}\``));
   return { text: `Change approval: ${c.resourceType} ${c.resourceId}: ${(outcome[c.status]?.verb ?? c.status).toLowerCase()}`, blocks };
 }
@@ -222,11 +289,23 @@ export function renderChangePrompt(input: ChangePromptInput): Rendered {
 export function renderChangeRequesterStatus(c: ChangeView): Rendered {
   const blocks: Blocks = [];
   if (c.status === 'pending') {
-    blocks.push(section(`:inbox_tray: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` (${c.diff.length} change${c.diff.length === 1 ? '' : 's'}) is waiting for another admin in ${esc(c.approverGroups.join(', '))}. You cannot approve it yourself.`));
-    blocks.push({ type: 'actions', block_id: `mychange:${c.id}`, elements: [button('Cancel change', ACTION.changeCancel, c.id, 'danger')] });
+    blocks.push(
+      section(
+        `:inbox_tray: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` (${c.diff.length} change${c.diff.length === 1 ? '' : 's'}) is waiting for another admin in ${esc(c.approverGroups.join(', '))}. You cannot approve it yourself.`,
+      ),
+    );
+    blocks.push({
+      type: 'actions',
+      block_id: `mychange:${c.id}`,
+      elements: [button('Cancel change', ACTION.changeCancel, c.id, 'danger')],
+    });
   } else {
     const o = outcome[c.status] ?? { icon: '', verb: c.status };
-    blocks.push(section(`${o.icon} Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` was *${o.verb.toLowerCase()}*${c.decidedBy ? ` by *${esc(c.decidedBy)}*` : ''} ${slackDate(c.decidedAt ?? c.updatedAt)}.${c.decisionNotes ? `\n${quote(clip(c.decisionNotes, 1500))}` : ''}${c.status === 'approved' ? '\nIt is being applied.' : ''}`));
+    blocks.push(
+      section(
+        `${o.icon} Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` was *${o.verb.toLowerCase()}*${c.decidedBy ? ` by *${esc(c.decidedBy)}*` : ''} ${slackDate(c.decidedAt ?? c.updatedAt)}.${c.decisionNotes ? `\n${quote(clip(c.decisionNotes, 1500))}` : ''}${c.status === 'approved' ? '\nIt is being applied.' : ''}`,
+      ),
+    );
   }
   blocks.push(context(`Change \`${c.id}\``));
   return { text: `Your change to ${c.resourceType} ${c.resourceId}: ${(outcome[c.status]?.verb ?? c.status).toLowerCase()}`, blocks };
@@ -270,7 +349,11 @@ export function renderReviewPrompt(input: ReviewPromptInput): Rendered {
     ]),
   ];
   if (v.status === 'pending') {
-    blocks.push(context('Keep leaves the access as it is. Remove revokes it and uninstalls the application. With no answer by the date above, access is kept.'));
+    blocks.push(
+      context(
+        'Keep leaves the access as it is. Remove revokes it and uninstalls the application. With no answer by the date above, access is kept.',
+      ),
+    );
     blocks.push({
       type: 'actions',
       block_id: `review:${v.id}`,
@@ -288,8 +371,12 @@ export function renderReviewPrompt(input: ReviewPromptInput): Rendered {
     }
     blocks.push(section(line));
   }
-  if (input.replacesLost) blocks.push(context(':information_source: The previous message about this review could not be updated, so this one replaces it.'));
+  if (input.replacesLost)
+    blocks.push(context(':information_source: The previous message about this review could not be updated, so this one replaces it.'));
   blocks.push(context(`Review \`${v.id}\` · request \`${v.requestId}\``));
   const state = (reviewOutcome[v.status]?.verb ?? v.status).toLowerCase();
-  return { text: `Access review: does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? ${v.status === 'pending' ? 'waiting for an answer' : state}`, blocks };
+  return {
+    text: `Access review: does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? ${v.status === 'pending' ? 'waiting for an answer' : state}`,
+    blocks,
+  };
 }

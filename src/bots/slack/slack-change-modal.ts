@@ -6,7 +6,10 @@ import type { ViewState } from './slack-request-modal.ts';
 /** The `/signoff change` modal: a protected resource's before and after, and why. */
 export function changeModal(resourceTypes: string[]): SlackView {
   const json = (block: string, label: string, hint: string) => ({
-    type: 'input', block_id: block, label: plain(label), hint: plain(hint, 150),
+    type: 'input',
+    block_id: block,
+    label: plain(label),
+    hint: plain(hint, 150),
     element: { type: 'plain_text_input', action_id: 'value', multiline: true, max_length: 3000 },
   });
   return {
@@ -16,14 +19,29 @@ export function changeModal(resourceTypes: string[]): SlackView {
     submit: plain('Submit for approval', 24),
     close: plain('Cancel', 24),
     blocks: [
-      section('Changes to protected resources need another admin\'s approval. You cannot approve your own change.'),
+      section("Changes to protected resources need another admin's approval. You cannot approve your own change."),
       resourceTypes.length
-        ? { type: 'input', block_id: BLOCK.changeType, label: plain('Resource type'), element: { type: 'static_select', action_id: 'value', options: resourceTypes.map((t) => ({ text: plain(t), value: t })) } }
+        ? {
+            type: 'input',
+            block_id: BLOCK.changeType,
+            label: plain('Resource type'),
+            element: { type: 'static_select', action_id: 'value', options: resourceTypes.map((t) => ({ text: plain(t), value: t })) },
+          }
         : section(':warning: No change policy protects any resource type yet, so there is nothing to approve.'),
-      { type: 'input', block_id: BLOCK.changeId, label: plain('Resource id'), element: { type: 'plain_text_input', action_id: 'value', max_length: 500 } },
+      {
+        type: 'input',
+        block_id: BLOCK.changeId,
+        label: plain('Resource id'),
+        element: { type: 'plain_text_input', action_id: 'value', max_length: 500 },
+      },
       json(BLOCK.changeBefore, 'Current definition (JSON)', 'The resource as it is now, as JSON.'),
       json(BLOCK.changeAfter, 'Proposed definition (JSON)', 'The resource as it should be, as JSON.'),
-      { type: 'input', block_id: BLOCK.changeJustification, label: plain('Business justification'), element: { type: 'plain_text_input', action_id: 'value', multiline: true, max_length: 2000 } },
+      {
+        type: 'input',
+        block_id: BLOCK.changeJustification,
+        label: plain('Business justification'),
+        element: { type: 'plain_text_input', action_id: 'value', multiline: true, max_length: 2000 },
+      },
     ],
   };
 }
@@ -72,11 +90,17 @@ export function parseChangeSubmission(state: ViewState): { value: ChangeSubmissi
 /** Maps a core error's `details.field` to the block that should show it. */
 export function changeFieldBlock(field: unknown): string {
   switch (field) {
-    case 'resourceType': return BLOCK.changeType;
-    case 'resourceId': return BLOCK.changeId;
-    case 'before': return BLOCK.changeBefore;
-    case 'after': return BLOCK.changeAfter;
-    case 'justification': return BLOCK.changeJustification;
-    default: return BLOCK.changeAfter;
+    case 'resourceType':
+      return BLOCK.changeType;
+    case 'resourceId':
+      return BLOCK.changeId;
+    case 'before':
+      return BLOCK.changeBefore;
+    case 'after':
+      return BLOCK.changeAfter;
+    case 'justification':
+      return BLOCK.changeJustification;
+    default:
+      return BLOCK.changeAfter;
   }
 }

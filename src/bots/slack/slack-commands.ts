@@ -31,10 +31,20 @@ export const HELP = [
 ].join('\n');
 
 /** Opens a modal while the trigger_id is fresh: if loading is slow, a placeholder opens first and is then replaced. */
-export async function openModal(deps: SlackDeps, triggerId: string, build: Promise<SlackView>, budgetMs = deps.modalBudgetMs): Promise<void> {
+export async function openModal(
+  deps: SlackDeps,
+  triggerId: string,
+  build: Promise<SlackView>,
+  budgetMs = deps.modalBudgetMs,
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), budgetMs); });
-  const guarded = build.then((v) => v, (e: unknown) => errorModal(deps, e));
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), budgetMs);
+  });
+  const guarded = build.then(
+    (v) => v,
+    (e: unknown) => errorModal(deps, e),
+  );
   const first = await Promise.race([guarded, late]);
   clearTimeout(timer);
   if (first) {
@@ -80,7 +90,8 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
   };
   const verb = sub.toLowerCase();
   if (verb === '' || verb === 'help') return reply(HELP);
-  if (!['request', 'my', 'mine', 'pending', 'change', 'revoke', 'reapprove'].includes(verb)) return reply(`I don't know \`${esc(sub)}\`.\n${HELP}`);
+  if (!['request', 'my', 'mine', 'pending', 'change', 'revoke', 'reapprove'].includes(verb))
+    return reply(`I don't know \`${esc(sub)}\`.\n${HELP}`);
 
   let who: IdentityRow | undefined;
   try {
@@ -99,7 +110,11 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
       case 'change': {
         await ack();
         const types = deps.ctx.db.query<{ t: string }>('SELECT DISTINCT unnest(resource_types) AS t FROM change_policies ORDER BY 1');
-        return await openModal(deps, cmd.trigger_id, types.then((rows) => changeModal(rows.map((r) => r.t))));
+        return await openModal(
+          deps,
+          cmd.trigger_id,
+          types.then((rows) => changeModal(rows.map((r) => r.t))),
+        );
       }
       case 'my':
       case 'mine':
@@ -120,63 +135,116 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
  * Revoke and reapprove are their own commands (a decided prompt keeps no buttons): refused here before anyone types
  * a reason, then a reason modal bound to the version it was opened on.
  */
-async function openReversal(deps: SlackDeps, cmd: SlashCommand, who: IdentityRow, verb: 'revoke' | 'reapprove', ref: string, reply: (text: string) => Promise<void>, ack: Ack): Promise<void> {
-  if (!ref) return reply(`Say which request: \`/signoff ${verb} <request id>\` (the id is at the bottom of its message, e.g. \`Request 1a2b3c4d\`).`);
+async function openReversal(
+  deps: SlackDeps,
+  cmd: SlashCommand,
+  who: IdentityRow,
+  verb: 'revoke' | 'reapprove',
+  ref: string,
+  reply: (text: string) => Promise<void>,
+  ack: Ack,
+): Promise<void> {
+  if (!ref)
+    return reply(
+      `Say which request: \`/signoff ${verb} <request id>\` (the id is at the bottom of its message, e.g. \`Request 1a2b3c4d\`).`,
+    );
   const id = await deps.ctx.requests.resolveRef(ref);
   const r = await deps.ctx.requests.checkReversal(actorOf(who), id, verb);
   await ack();
   const meta: ReasonMeta = { kind: 'request', id: r.id, decision: verb, channel: cmd.channel_id, version: r.version };
   const what = `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}: ${statusLabel(r.status)}${r.decidedBy ? ` by ${esc(r.decidedBy)} ${slackDate(r.decidedAt)}` : ''}`;
-  const effect = verb === 'revoke'
-    ? (r.installOrderedAt ? 'Revoking takes the access back and uninstalls the application.' : 'Revoking takes the access back.')
-    : 'Reapproving grants the access and orders the install.';
+  const effect =
+    verb === 'revoke'
+      ? r.installOrderedAt
+        ? 'Revoking takes the access back and uninstalls the application.'
+        : 'Revoking takes the access back.'
+      : 'Reapproving grants the access and orders the install.';
   await deps.api.viewsOpen(cmd.trigger_id, reasonModal(meta, `${what}\n${effect}`, true));
 }
 
 async function myRequests(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
-  const [page, changes] = await Promise.all([
-    deps.ctx.requests.list({ requesterId: who.id }, 10),
-    deps.ctx.changes.pendingBy(who.id, 5),
-  ]);
-  if (page.items.length === 0 && changes.length === 0) return ['You have no requests yet. Use `/signoff request` to ask for software.', [section('You have no requests yet. Use `/signoff request` to ask for software.')]];
+  const [page, changes] = await Promise.all([deps.ctx.requests.list({ requesterId: who.id }, 10), deps.ctx.changes.pendingBy(who.id, 5)]);
+  if (page.items.length === 0 && changes.length === 0)
+    return [
+      'You have no requests yet. Use `/signoff request` to ask for software.',
+      [section('You have no requests yet. Use `/signoff request` to ask for software.')],
+    ];
   const blocks: Record<string, unknown>[] = [];
   // changes waiting for another admin come first: the one thing here that can still be cancelled for sure
   for (const c of changes) {
-    blocks.push({ ...section(`*Your change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\`: ${statusLabel('pending')} (waiting for ${esc(c.approverGroups.join(', '))})`), accessory: button('Cancel change', ACTION.changeCancel, c.id, 'danger') });
+    blocks.push({
+      ...section(
+        `*Your change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\`: ${statusLabel('pending')} (waiting for ${esc(c.approverGroups.join(', '))})`,
+      ),
+      accessory: button('Cancel change', ACTION.changeCancel, c.id, 'danger'),
+    });
   }
   if (page.items.length) blocks.push(section('*Your requests* (newest first)'));
   for (const r of page.items) {
     const by = r.status !== 'pending' && r.decidedBy ? ` by ${esc(r.decidedBy)} ${slackDate(r.decidedAt)}` : '';
-    blocks.push(section(`*${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''}: ${statusLabel(r.status)}${by}\nSubmitted ${slackDate(r.createdAt)}`));
+    blocks.push(
+      section(
+        `*${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''}: ${statusLabel(r.status)}${by}\nSubmitted ${slackDate(r.createdAt)}`,
+      ),
+    );
     const elements = [button('History', ACTION.history, r.id)];
     if (r.status === 'pending') elements.unshift(button('Cancel', ACTION.cancel, r.id, 'danger'));
     if (r.status === 'approved' && r.device) elements.unshift(button('Install now', ACTION.installNow, r.id));
     blocks.push({ type: 'actions', block_id: `my:${r.id}`, elements });
   }
   if (page.nextCursor) blocks.push(context('Older requests are in the Home tab history and the API.'));
-  return [`You have ${page.items.length} recent request(s)${changes.length ? ` and ${changes.length} pending change(s)` : ''}.`, blocks.slice(0, 50)];
+  return [
+    `You have ${page.items.length} recent request(s)${changes.length ? ` and ${changes.length} pending change(s)` : ''}.`,
+    blocks.slice(0, 50),
+  ];
 }
 
 async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string, Record<string, unknown>[]]> {
   const [reqs, total, changes, reviews] = await Promise.all([
-    deps.ctx.requests.list({ pendingForApproverId: who.id }, 10), deps.ctx.requests.count({ pendingForApproverId: who.id }), deps.ctx.changes.pendingFor(who.id),
+    deps.ctx.requests.list({ pendingForApproverId: who.id }, 10),
+    deps.ctx.requests.count({ pendingForApproverId: who.id }),
+    deps.ctx.changes.pendingFor(who.id),
     deps.ctx.reviews.list({ reviewerId: who.id }, 50),
   ]);
-  if (!reqs.items.length && !changes.length && !reviews.items.length) return ['Nothing waits on you.', [section(':tada: Nothing waits on your decision.')]];
+  if (!reqs.items.length && !changes.length && !reviews.items.length)
+    return ['Nothing waits on you.', [section(':tada: Nothing waits on your decision.')]];
   const blocks: Record<string, unknown>[] = [section('*Waiting on your decision*')];
   for (const r of reqs.items) {
-    blocks.push(section(`*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, submitted ${slackDate(r.createdAt)}`));
-    blocks.push({ type: 'actions', block_id: `pend:${r.id}`, elements: [button('Approve', ACTION.approve, promptValue(r.id, r.currentStage), 'primary'), button('Deny', ACTION.deny, promptValue(r.id, r.currentStage), 'danger'), button('Details', ACTION.history, r.id)] });
+    blocks.push(
+      section(
+        `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, submitted ${slackDate(r.createdAt)}`,
+      ),
+    );
+    blocks.push({
+      type: 'actions',
+      block_id: `pend:${r.id}`,
+      elements: [
+        button('Approve', ACTION.approve, promptValue(r.id, r.currentStage), 'primary'),
+        button('Deny', ACTION.deny, promptValue(r.id, r.currentStage), 'danger'),
+        button('Details', ACTION.history, r.id),
+      ],
+    });
   }
-  if (total > reqs.items.length) blocks.push(context(`Showing the ${reqs.items.length} newest of ${total} requests waiting on you; decide these and the next ones show here.`));
+  if (total > reqs.items.length)
+    blocks.push(
+      context(`Showing the ${reqs.items.length} newest of ${total} requests waiting on you; decide these and the next ones show here.`),
+    );
   for (const c of changes.slice(0, 5)) {
     blocks.push(section(`*Change* to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` by *${esc(c.requester.label)}*`));
-    blocks.push({ type: 'actions', block_id: `pendc:${c.id}`, elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')] });
+    blocks.push({
+      type: 'actions',
+      block_id: `pendc:${c.id}`,
+      elements: [button('Approve', ACTION.changeApprove, c.id, 'primary'), button('Reject', ACTION.changeReject, c.id, 'danger')],
+    });
   }
   if (changes.length > 5) blocks.push(context(`${changes.length - 5} more changes wait on you.`));
   for (const v of reviews.items.slice(0, 5)) {
     blocks.push(section(`*Access review*: ${reviewQuestion(v)}\nAnswer by ${slackDate(v.dueAt)}`));
-    blocks.push({ type: 'actions', block_id: `pendr:${v.id}`, elements: [button('Keep', ACTION.reviewKeep, v.id, 'primary'), button('Remove', ACTION.reviewRemove, v.id, 'danger')] });
+    blocks.push({
+      type: 'actions',
+      block_id: `pendr:${v.id}`,
+      elements: [button('Keep', ACTION.reviewKeep, v.id, 'primary'), button('Remove', ACTION.reviewRemove, v.id, 'danger')],
+    });
   }
   if (reviews.items.length > 5) blocks.push(context(`${reviews.items.length - 5} more access reviews wait on you.`));
   return [`${total + changes.length + reviews.items.length} item(s) wait on you.`, blocks.slice(0, 50)];

@@ -7,7 +7,10 @@ export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;')
 export function clip(s: string, max: number): string {
   if (s.length <= max) return s;
   // never end inside an escape (&amp;) or a control sequence (<!date^…|…>): Slack would show it broken
-  const cut = s.slice(0, max - 1).replace(/&[a-z]*$/, '').replace(/<[^>]*$/, '');
+  const cut = s
+    .slice(0, max - 1)
+    .replace(/&[a-z]*$/, '')
+    .replace(/<[^>]*$/, '');
   return `${cut}…`;
 }
 
@@ -15,7 +18,10 @@ export function clip(s: string, max: number): string {
 export function slackDate(iso: string | null | undefined): string {
   if (!iso) return 'unknown time';
   const t = Math.floor(new Date(iso).getTime() / 1000);
-  const fallback = new Date(iso).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const fallback = new Date(iso)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
   return `<!date^${t}^{date_short_pretty} at {time}|${fallback}>`;
 }
 
@@ -24,7 +30,11 @@ export const plainDates = (text: string): string => text.replace(/<!date\^\d+\^[
 
 export const mention = (slackId: string | null | undefined, label: string) => (slackId ? `<@${slackId}>` : esc(label));
 
-export const quote = (text: string) => text.split('\n').map((l) => `>${esc(l)}`).join('\n');
+export const quote = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => `>${esc(l)}`)
+    .join('\n');
 
 export const plain = (text: string, max = 75) => ({ type: 'plain_text' as const, text: clip(text, max), emoji: true });
 export const md = (text: string) => ({ type: 'mrkdwn' as const, text: clip(text, 3000) });

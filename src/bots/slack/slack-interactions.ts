@@ -13,9 +13,26 @@ import { publishHome, requestableApplications } from './slack-home.ts';
 import { BLOCK, parsePromptValue } from './slack-ids.ts';
 import type { Ack } from './slack-receiver.ts';
 import {
-  appOption, fieldErrorsToBlocks, infoModal, parseRequestSubmission, readReason, reasonModal, type ReasonMeta, type RequestModalMeta, type ViewState,
+  appOption,
+  fieldErrorsToBlocks,
+  infoModal,
+  parseRequestSubmission,
+  readReason,
+  reasonModal,
+  type ReasonMeta,
+  type RequestModalMeta,
+  type ViewState,
 } from './slack-request-modal.ts';
-import { actorOf, errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type ReplyTarget, type SlackDeps } from './slack-replies.ts';
+import {
+  actorOf,
+  errorText,
+  logUnexpected,
+  notLinkedText,
+  replyPrivately,
+  resolveUser,
+  type ReplyTarget,
+  type SlackDeps,
+} from './slack-replies.ts';
 
 /** The one element a block_actions payload is about (Bolt's `action`). */
 export interface BlockAction {
@@ -126,21 +143,30 @@ export const showHistory: ActionHandler = async ({ deps, p, id }) => {
 };
 
 /** Approve or Deny on a prompt: a reason modal when one is needed, else the decision at once. */
-export const decideRequest = (decision: 'approve' | 'deny'): ActionHandler => async ({ deps, p, id, actor, target, say, fromHome }) => {
-  const prompt = parsePromptValue(id);
-  // refused here (decided, another stage, own request, not an approver) before anyone types a reason; decide() checks again
-  const r = await deps.ctx.requests.checkDecision(actor, prompt.id, { stage: prompt.stage });
-  const stage = prompt.stage ?? r.currentStage;
-  const needsReason = decision === 'deny' || (r.stages[stage]?.approverJustification ?? false);
-  if (needsReason) {
-    const meta: ReasonMeta = { kind: 'request', id: r.id, decision, channel: target.channel ?? undefined, stage, home: fromHome || undefined };
-    await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
-    return 'modal';
-  }
-  const result = await deps.ctx.requests.decide(actor, r.id, 'approve', null, { stage });
-  await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
-  return 'changed';
-};
+export const decideRequest =
+  (decision: 'approve' | 'deny'): ActionHandler =>
+  async ({ deps, p, id, actor, target, say, fromHome }) => {
+    const prompt = parsePromptValue(id);
+    // refused here (decided, another stage, own request, not an approver) before anyone types a reason; decide() checks again
+    const r = await deps.ctx.requests.checkDecision(actor, prompt.id, { stage: prompt.stage });
+    const stage = prompt.stage ?? r.currentStage;
+    const needsReason = decision === 'deny' || (r.stages[stage]?.approverJustification ?? false);
+    if (needsReason) {
+      const meta: ReasonMeta = {
+        kind: 'request',
+        id: r.id,
+        decision,
+        channel: target.channel ?? undefined,
+        stage,
+        home: fromHome || undefined,
+      };
+      await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
+      return 'modal';
+    }
+    const result = await deps.ctx.requests.decide(actor, r.id, 'approve', null, { stage });
+    await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
+    return 'changed';
+  };
 
 export const cancelRequest: ActionHandler = async ({ deps, id, actor, say }) => {
   const r = await deps.ctx.requests.cancel(actor, id, null);
@@ -150,17 +176,28 @@ export const cancelRequest: ActionHandler = async ({ deps, id, actor, say }) => 
 
 export const installNow: ActionHandler = async ({ deps, id, actor, say }) => {
   const r = await deps.ctx.requests.installNow(actor, id);
-  await say(`:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered now.`);
+  await say(
+    `:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered now.`,
+  );
   return 'changed';
 };
 
 /** Approve or Reject on a change: refused here before anyone types notes, then a notes modal. */
-export const decideChange = (decision: 'approve' | 'reject'): ActionHandler => async ({ deps, p, id, actor, target, fromHome }) => {
-  const c = await deps.ctx.changes.checkDecision(actor, id);
-  const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined, home: fromHome || undefined };
-  await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `*${esc(c.resourceType)}* \`${esc(c.resourceId)}\` requested by *${esc(c.requester.label)}*: ${c.diff.length} change(s).\n>${esc(clip(c.justification, 500))}`, decision === 'reject'));
-  return 'modal';
-};
+export const decideChange =
+  (decision: 'approve' | 'reject'): ActionHandler =>
+  async ({ deps, p, id, actor, target, fromHome }) => {
+    const c = await deps.ctx.changes.checkDecision(actor, id);
+    const meta: ReasonMeta = { kind: 'change', id, decision, channel: target.channel ?? undefined, home: fromHome || undefined };
+    await deps.api.viewsOpen(
+      p.trigger_id!,
+      reasonModal(
+        meta,
+        `*${esc(c.resourceType)}* \`${esc(c.resourceId)}\` requested by *${esc(c.requester.label)}*: ${c.diff.length} change(s).\n>${esc(clip(c.justification, 500))}`,
+        decision === 'reject',
+      ),
+    );
+    return 'modal';
+  };
 
 export const cancelChange: ActionHandler = async ({ deps, id, actor, say }) => {
   const c = await deps.ctx.changes.cancel(actor, id, null);
@@ -178,25 +215,37 @@ export const keepAccess: ActionHandler = async ({ deps, id, actor, say }) => {
 export const removeAccess: ActionHandler = async ({ deps, p, id, actor, target, fromHome }) => {
   const v = await deps.ctx.reviews.checkReviewer(actor, id);
   const meta: ReasonMeta = { kind: 'review', id, decision: 'remove', channel: target.channel ?? undefined, home: fromHome || undefined };
-  await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, `${reviewQuestion(v)}\nRemoving revokes the access and uninstalls the application.`, true));
+  await deps.api.viewsOpen(
+    p.trigger_id!,
+    reasonModal(meta, `${reviewQuestion(v)}\nRemoving revokes the access and uninstalls the application.`, true),
+  );
   return 'modal';
 };
 
 function requestSummary(r: RequestDetail): string {
-  return `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}` +
-    `${r.justification ? `\n>${esc(clip(r.justification, 500))}` : ''}`;
+  return (
+    `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}` +
+    `${r.justification ? `\n>${esc(clip(r.justification, 500))}` : ''}`
+  );
 }
 
 function decidedText(outcome: string, app: string, requester?: string): string {
   const forWhom = requester ? ` for *${esc(requester)}*` : '';
   switch (outcome) {
-    case 'recorded': return `:ballot_box_with_check: Your approval of *${esc(app)}*${forWhom} is recorded; more approvals are needed for this stage.`;
-    case 'stage_approved': return `:white_check_mark: You approved this stage of *${esc(app)}*${forWhom}; it moves to the next stage.`;
-    case 'approved': return `:white_check_mark: You approved *${esc(app)}*${forWhom}.`;
-    case 'reapproved': return `:white_check_mark: You approved *${esc(app)}*${forWhom} again; it will be installed.`;
-    case 'denied': return `:no_entry: You denied *${esc(app)}*${forWhom}.`;
-    case 'revoked': return `:leftwards_arrow_with_hook: You revoked *${esc(app)}*${forWhom}; it will be uninstalled.`;
-    default: return `Done: ${esc(outcome)}.`;
+    case 'recorded':
+      return `:ballot_box_with_check: Your approval of *${esc(app)}*${forWhom} is recorded; more approvals are needed for this stage.`;
+    case 'stage_approved':
+      return `:white_check_mark: You approved this stage of *${esc(app)}*${forWhom}; it moves to the next stage.`;
+    case 'approved':
+      return `:white_check_mark: You approved *${esc(app)}*${forWhom}.`;
+    case 'reapproved':
+      return `:white_check_mark: You approved *${esc(app)}*${forWhom} again; it will be installed.`;
+    case 'denied':
+      return `:no_entry: You denied *${esc(app)}*${forWhom}.`;
+    case 'revoked':
+      return `:leftwards_arrow_with_hook: You revoked *${esc(app)}*${forWhom}; it will be uninstalled.`;
+    default:
+      return `Done: ${esc(outcome)}.`;
   }
 }
 
@@ -208,9 +257,13 @@ function reviewDecidedText(v: ReviewView): string {
 }
 
 function historyModal(r: RequestDetail): SlackView {
-  const lines = r.history.map((h) => `• ${slackDate(h.at)} *${esc(h.action.replace(/^request\./, ''))}* by ${esc(h.actor)} (${esc(h.channel)})`);
+  const lines = r.history.map(
+    (h) => `• ${slackDate(h.at)} *${esc(h.action.replace(/^request\./, ''))}* by ${esc(h.actor)} (${esc(h.channel)})`,
+  );
   return infoModal('Request history', [
-    section(`*${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} for ${esc(r.requester?.displayName ?? 'a device')}: ${statusLabel(r.status)}`),
+    section(
+      `*${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} for ${esc(r.requester?.displayName ?? 'a device')}: ${statusLabel(r.status)}`,
+    ),
     section(clip(lines.join('\n') || '_No history._', 3000)),
     context(`Request \`${r.id}\``),
   ]);
@@ -220,16 +273,16 @@ function historyModal(r: RequestDetail): SlackView {
 export async function submitRequest(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
   const state: ViewState = p.view?.state?.values ?? {};
   const who = await resolveUser(deps, p.user.id);
-  if (!who) return void await ack({ response_action: 'errors', errors: { [BLOCK.app]: clip(notLinkedText(p.user.id), 300) } });
+  if (!who) return void (await ack({ response_action: 'errors', errors: { [BLOCK.app]: clip(notLinkedText(p.user.id), 300) } }));
   const meta = parseMeta<RequestModalMeta>(p.view?.private_metadata);
   const firstPass = parseRequestSubmission(state, undefined, meta);
-  if (!firstPass.appId) return void await ack({ response_action: 'errors', errors: { [BLOCK.app]: 'Choose an application.' } });
+  if (!firstPass.appId) return void (await ack({ response_action: 'errors', errors: { [BLOCK.app]: 'Choose an application.' } }));
   const allowed = (await requestableApplications(deps, who)).some((a) => a.id === firstPass.appId);
   const app = allowed ? await applicationById(deps.ctx.db, firstPass.appId) : undefined;
-  if (!app) return void await ack({ response_action: 'errors', errors: { [BLOCK.app]: 'This application is not available to you.' } });
+  if (!app) return void (await ack({ response_action: 'errors', errors: { [BLOCK.app]: 'This application is not available to you.' } }));
   if (meta.appId !== app.id) {
     // the form on screen belongs to another app (the select changed but the redraw has not landed yet)
-    return void await ack({ response_action: 'update', view: await buildRequestModal(deps, who, { appId: app.id }) });
+    return void (await ack({ response_action: 'update', view: await buildRequestModal(deps, who, { appId: app.id }) }));
   }
   const policy = policyOf(app);
   const input = parseRequestSubmission(state, policy, meta);
@@ -237,17 +290,24 @@ export async function submitRequest(deps: SlackDeps, p: InteractionPayload, ack:
   if (app.per_device && !input.deviceId) {
     // the field is there when the user has devices (nothing chosen); without one there is nothing to choose
     if (state[BLOCK.device]) errors[BLOCK.device] = 'Choose the device to install on.';
-    else errors[BLOCK.app] = 'No device of yours is registered, and this application is installed per device. Ask IT to register your device.';
+    else
+      errors[BLOCK.app] = 'No device of yours is registered, and this application is installed per device. Ask IT to register your device.';
   }
-  if (Object.keys(errors).length) return void await ack({ response_action: 'errors', errors });
+  if (Object.keys(errors).length) return void (await ack({ response_action: 'errors', errors }));
 
   try {
     const r = await deps.ctx.requests.submit(actorOf(who), {
-      applicationId: app.id, requesterId: who.id, deviceId: app.per_device ? input.deviceId : undefined,
-      justification: input.justification ?? null, answers: input.answers, source: 'chat',
+      applicationId: app.id,
+      requesterId: who.id,
+      deviceId: app.per_device ? input.deviceId : undefined,
+      justification: input.justification ?? null,
+      answers: input.answers,
+      source: 'chat',
     });
     const done = infoModal('Request submitted', [
-      section(`:inbox_tray: Your request for *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} is submitted and waits for the approvers. I'll message you when it is decided.`),
+      section(
+        `:inbox_tray: Your request for *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} is submitted and waits for the approvers. I'll message you when it is decided.`,
+      ),
       context(`Request \`${r.id}\``),
     ]);
     await ack({ response_action: 'update', view: done });
@@ -278,10 +338,17 @@ export async function submitDecision(deps: SlackDeps, p: InteractionPayload, ack
   const meta = parseMeta<ReasonMeta>(p.view?.private_metadata);
   const reason = readReason(state);
   const required = meta.kind === 'request' || meta.kind === 'review' || meta.decision === 'reject';
-  if (required && !reason) return void await ack({ response_action: 'errors', errors: { [BLOCK.reason]: meta.decision === 'approve' ? 'This stage needs a justification from the approver.' : 'Say why, so the requester knows.' } });
+  if (required && !reason)
+    return void (await ack({
+      response_action: 'errors',
+      errors: {
+        [BLOCK.reason]:
+          meta.decision === 'approve' ? 'This stage needs a justification from the approver.' : 'Say why, so the requester knows.',
+      },
+    }));
   const target: ReplyTarget = { user: p.user.id, channel: meta.channel ?? null };
   const who = await resolveUser(deps, p.user.id);
-  if (!who) return void await ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(notLinkedText(p.user.id), 300) } });
+  if (!who) return void (await ack({ response_action: 'errors', errors: { [BLOCK.reason]: clip(notLinkedText(p.user.id), 300) } }));
   try {
     let text: string;
     if (meta.kind === 'review') {
@@ -289,13 +356,21 @@ export async function submitDecision(deps: SlackDeps, p: InteractionPayload, ack
       text = reviewDecidedText(await deps.ctx.reviews.get(meta.id));
     } else if (meta.kind === 'request' && (meta.decision === 'revoke' || meta.decision === 'reapprove')) {
       const opts = { expectedVersion: meta.version };
-      const result = meta.decision === 'revoke' ? await deps.ctx.requests.revoke(actorOf(who), meta.id, reason, opts) : await deps.ctx.requests.reapprove(actorOf(who), meta.id, reason, opts);
+      const result =
+        meta.decision === 'revoke'
+          ? await deps.ctx.requests.revoke(actorOf(who), meta.id, reason, opts)
+          : await deps.ctx.requests.reapprove(actorOf(who), meta.id, reason, opts);
       text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);
     } else if (meta.kind === 'request') {
-      const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason, { stage: meta.stage ?? -1 });
+      const result = await deps.ctx.requests.decide(actorOf(who), meta.id, meta.decision === 'approve' ? 'approve' : 'deny', reason, {
+        stage: meta.stage ?? -1,
+      });
       text = decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName);
     } else {
-      const c = meta.decision === 'approve' ? await deps.ctx.changes.approve(actorOf(who), meta.id, reason || null) : await deps.ctx.changes.reject(actorOf(who), meta.id, reason || null);
+      const c =
+        meta.decision === 'approve'
+          ? await deps.ctx.changes.approve(actorOf(who), meta.id, reason || null)
+          : await deps.ctx.changes.reject(actorOf(who), meta.id, reason || null);
       text = `${c.status === 'approved' ? ':white_check_mark: You approved' : ':no_entry: You rejected'} the change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\`.`;
     }
     await ack({ response_action: 'clear' });
@@ -314,16 +389,25 @@ export async function submitDecision(deps: SlackDeps, p: InteractionPayload, ack
 export async function submitChange(deps: SlackDeps, p: InteractionPayload, ack: Ack): Promise<void> {
   const state: ViewState = p.view?.state?.values ?? {};
   const { value, errors } = parseChangeSubmission(state);
-  if (Object.keys(errors).length) return void await ack({ response_action: 'errors', errors });
+  if (Object.keys(errors).length) return void (await ack({ response_action: 'errors', errors }));
   const who = await resolveUser(deps, p.user.id);
-  if (!who) return void await ack({ response_action: 'errors', errors: { [BLOCK.changeId]: clip(notLinkedText(p.user.id), 300) } });
+  if (!who) return void (await ack({ response_action: 'errors', errors: { [BLOCK.changeId]: clip(notLinkedText(p.user.id), 300) } }));
   try {
     const c = await deps.ctx.changes.submit(actorOf(who), {
-      resourceType: value.resourceType!, resourceId: value.resourceId!, before: value.before, after: value.after, justification: value.justification!,
+      resourceType: value.resourceType!,
+      resourceId: value.resourceId!,
+      before: value.before,
+      after: value.after,
+      justification: value.justification!,
     });
     await ack({
       response_action: 'update',
-      view: infoModal('Change submitted', [section(`:inbox_tray: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` (${c.diff.length} change(s)) waits for another admin in ${esc(c.approverGroups.join(', '))}.`), context(`Change \`${c.id}\``)]),
+      view: infoModal('Change submitted', [
+        section(
+          `:inbox_tray: Your change to ${esc(c.resourceType)} \`${esc(c.resourceId)}\` (${c.diff.length} change(s)) waits for another admin in ${esc(c.approverGroups.join(', '))}.`,
+        ),
+        context(`Change \`${c.id}\``),
+      ]),
     });
   } catch (e) {
     logUnexpected(deps, e, 'change submission');

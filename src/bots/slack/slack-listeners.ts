@@ -4,9 +4,25 @@ import { handleCommand } from './slack-commands.ts';
 import { publishHome } from './slack-home.ts';
 import { ACTION, CALLBACK } from './slack-ids.ts';
 import {
-  cancelChange, cancelRequest, decideChange, decideRequest, installNow, keepAccess, openRequestModal, redrawRequestModal, removeAccess,
-  requestApp, runAction, showHistory, submitChange, submitDecision, submitRequest, suggestApplications,
-  type ActionHandler, type BlockAction, type InteractionPayload,
+  cancelChange,
+  cancelRequest,
+  decideChange,
+  decideRequest,
+  installNow,
+  keepAccess,
+  openRequestModal,
+  redrawRequestModal,
+  removeAccess,
+  requestApp,
+  runAction,
+  showHistory,
+  submitChange,
+  submitDecision,
+  submitRequest,
+  suggestApplications,
+  type ActionHandler,
+  type BlockAction,
+  type InteractionPayload,
 } from './slack-interactions.ts';
 import { tryAck, type Ack } from './slack-receiver.ts';
 import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type SlackDeps } from './slack-replies.ts';
@@ -16,11 +32,19 @@ import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type Slac
  * longer than Slack's 3 s); modals and slash commands answer through `ack` when they can, else privately.
  */
 export function registerSlackListeners(app: App, deps: SlackDeps): void {
-  const button = (handler: ActionHandler) => async ({ ack, body, action }: { ack: () => Promise<void>; body: BoltBlockAction; action: unknown }) => {
-    await tryAck(ack);
-    await answerUnavailable(deps, body, () => Promise.resolve(false), () => runAction(deps, body as unknown as InteractionPayload, action as BlockAction, handler));
-  };
-  const submission = (submit: (deps: SlackDeps, p: InteractionPayload, ack: Ack) => Promise<void>) =>
+  const button =
+    (handler: ActionHandler) =>
+    async ({ ack, body, action }: { ack: () => Promise<void>; body: BoltBlockAction; action: unknown }) => {
+      await tryAck(ack);
+      await answerUnavailable(
+        deps,
+        body,
+        () => Promise.resolve(false),
+        () => runAction(deps, body as unknown as InteractionPayload, action as BlockAction, handler),
+      );
+    };
+  const submission =
+    (submit: (deps: SlackDeps, p: InteractionPayload, ack: Ack) => Promise<void>) =>
     async ({ ack, body }: { ack: AckFn<any>; body: object }) => {
       const answer: Ack = (a) => tryAck(ack, a);
       await answerUnavailable(deps, body, answer, () => submit(deps, body as unknown as InteractionPayload, answer));
@@ -75,7 +99,8 @@ async function answerUnavailable(deps: SlackDeps, body: object, ack: Ack, run: (
   try {
     await run();
   } catch (e) {
-    if (toAppError(e).code === 'dependency_unavailable') await sayUnavailable(deps, body, ack).catch((err: unknown) => logUnexpected(deps, err, 'slack unavailable reply'));
+    if (toAppError(e).code === 'dependency_unavailable')
+      await sayUnavailable(deps, body, ack).catch((err: unknown) => logUnexpected(deps, err, 'slack unavailable reply'));
     throw e;
   }
 }
@@ -86,8 +111,19 @@ async function sayUnavailable(deps: SlackDeps, body: object, ack: Ack): Promise<
     if (await ack({ response_type: 'ephemeral', text: UNAVAILABLE_TEXT })) return;
     await replyPrivately(deps, { user: b.user_id!, channel: b.channel_id, responseUrl: b.response_url }, UNAVAILABLE_TEXT);
   } else if (b.type === 'block_actions' && b.user) {
-    await replyPrivately(deps, { user: b.user.id, channel: b.channel?.id ?? b.container?.channel_id, responseUrl: b.response_url }, UNAVAILABLE_TEXT);
+    await replyPrivately(
+      deps,
+      { user: b.user.id, channel: b.channel?.id ?? b.container?.channel_id, responseUrl: b.response_url },
+      UNAVAILABLE_TEXT,
+    );
   } else if (b.type === 'view_submission') {
-    await ack({ response_action: 'update', view: { type: 'modal', title: { type: 'plain_text', text: 'Signoff' }, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: UNAVAILABLE_TEXT } }] } });
+    await ack({
+      response_action: 'update',
+      view: {
+        type: 'modal',
+        title: { type: 'plain_text', text: 'Signoff' },
+        blocks: [{ type: 'section', text: { type: 'mrkdwn', text: UNAVAILABLE_TEXT } }],
+      },
+    });
   }
 }

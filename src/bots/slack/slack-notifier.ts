@@ -6,12 +6,20 @@ import type { ChatNotifier } from '../../core/ports.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
 import { originOf, personOf, promptTargets, requesterPlan } from '../../notifications/notification-plan.ts';
 import {
-  renderAccessExpiring, renderChangePrompt, renderChangeRequesterStatus, renderInstallOrdered, renderReminder, renderRequesterOutcome,
-  renderRequesterStatus, renderRequestPrompt, renderReviewPrompt, renderReviewReminder, type Rendered,
+  renderAccessExpiring,
+  renderChangePrompt,
+  renderChangeRequesterStatus,
+  renderInstallOrdered,
+  renderReminder,
+  renderRequesterOutcome,
+  renderRequesterStatus,
+  renderRequestPrompt,
+  renderReviewPrompt,
+  renderReviewReminder,
+  type Rendered,
 } from './slack-approval-blocks.ts';
 import { SlackApiError, type SlackApi } from './slack-api.ts';
 import { liveRefs, markGone, postedFor, recordSent, type Purpose, type SlackRef, type SubjectType } from './slack-refs.ts';
-
 
 interface Target {
   /** a channel id, or a user id to DM */
@@ -28,7 +36,10 @@ interface Target {
 export class SlackNotifier implements ChatNotifier {
   readonly platform = 'slack' as const;
 
-  constructor(private readonly ctx: AppContext, private readonly api: SlackApi) {}
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly api: SlackApi,
+  ) {}
 
   async handle(event: DomainEvent): Promise<void> {
     if (event.subjectType === 'request') return this.handleRequest(event);
@@ -42,7 +53,15 @@ export class SlackNotifier implements ChatNotifier {
     switch (event.type) {
       case 'request.submitted':
         await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'requester', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderRequesterStatus(r));
+        if (tellRequester)
+          await this.postOnce(
+            event,
+            'request',
+            r.id,
+            'requester',
+            { user: requester!.slack_user_id!, recipientId: requester!.id },
+            renderRequesterStatus(r),
+          );
         return;
       case 'request.stage_advanced':
         await this.refreshRequest(r, requester);
@@ -55,10 +74,26 @@ export class SlackNotifier implements ChatNotifier {
       case 'request.escalated':
         return this.threadReplies(event, r, requester);
       case 'request.install_ordered':
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderInstallOrdered(r, event.data.reason));
+        if (tellRequester)
+          await this.postOnce(
+            event,
+            'request',
+            r.id,
+            'notice',
+            { user: requester!.slack_user_id!, recipientId: requester!.id },
+            renderInstallOrdered(r, event.data.reason),
+          );
         return;
       case 'request.access_expiring':
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderAccessExpiring(r));
+        if (tellRequester)
+          await this.postOnce(
+            event,
+            'request',
+            r.id,
+            'notice',
+            { user: requester!.slack_user_id!, recipientId: requester!.id },
+            renderAccessExpiring(r),
+          );
         return;
       case 'request.review_started':
         return this.postReviewPrompts(event, event.data.reviewId);
@@ -74,7 +109,14 @@ export class SlackNotifier implements ChatNotifier {
         await this.refreshRequest(r, requester);
         // someone who cancelled their own request already knows
         if (tellRequester) {
-          await this.postOnce(event, 'request', r.id, 'outcome', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderRequesterOutcome(r));
+          await this.postOnce(
+            event,
+            'request',
+            r.id,
+            'outcome',
+            { user: requester!.slack_user_id!, recipientId: requester!.id },
+            renderRequesterOutcome(r),
+          );
         }
         return;
       default:
@@ -92,7 +134,15 @@ export class SlackNotifier implements ChatNotifier {
         for (const t of await this.approverTargets('change', c.approverGroups, c.requester.id, false)) {
           await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
         }
-        if (tellRequester) await this.postOnce(event, 'change', c.id, 'requester', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderChangeRequesterStatus(c));
+        if (tellRequester)
+          await this.postOnce(
+            event,
+            'change',
+            c.id,
+            'requester',
+            { user: requester!.slack_user_id!, recipientId: requester!.id },
+            renderChangeRequesterStatus(c),
+          );
         return;
       }
       case 'change.approved':
@@ -100,7 +150,14 @@ export class SlackNotifier implements ChatNotifier {
       case 'change.cancelled':
         await this.refreshChange(c, requester);
         if (tellRequester) {
-          await this.postOnce(event, 'change', c.id, 'outcome', { user: requester!.slack_user_id!, recipientId: requester!.id }, renderChangeRequesterStatus(c));
+          await this.postOnce(
+            event,
+            'change',
+            c.id,
+            'outcome',
+            { user: requester!.slack_user_id!, recipientId: requester!.id },
+            renderChangeRequesterStatus(c),
+          );
         }
         return;
       default:
@@ -115,16 +172,30 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** Where a prompt goes, as the notification plan says: each group's channel, plus approvers' DMs. */
-  private async approverTargets(kind: 'stage' | 'review' | 'change', groups: string[], requesterId: string | null, direct: boolean): Promise<Target[]> {
+  private async approverTargets(
+    kind: 'stage' | 'review' | 'change',
+    groups: string[],
+    requesterId: string | null,
+    direct: boolean,
+  ): Promise<Target[]> {
     const rows = await groupsByNames(this.ctx.db, groups);
     const people = (await eligibleMembers(this.ctx.db, groups, requesterId)).map((m) => ({ id: m.id, address: m.slack_user_id }));
     const plan = promptTargets('slack', kind, { channels: rows.map((g) => g.slack_channel ?? ''), people, direct });
-    const targets: Target[] = [...plan.channels.map((channel) => ({ channel })), ...plan.direct.map((p) => ({ user: p.address, recipientId: p.id }))];
+    const targets: Target[] = [
+      ...plan.channels.map((channel) => ({ channel })),
+      ...plan.direct.map((p) => ({ user: p.address, recipientId: p.id })),
+    ];
     if (targets.length === 0) this.ctx.logger.warn({ groups }, 'slack: no channel and no linked member to send the approval prompt to');
     return targets;
   }
 
-  private async postPrompts(event: DomainEvent, r: RequestDetail, stage: number, groups: string[], requester: IdentityRow | undefined): Promise<void> {
+  private async postPrompts(
+    event: DomainEvent,
+    r: RequestDetail,
+    stage: number,
+    groups: string[],
+    requester: IdentityRow | undefined,
+  ): Promise<void> {
     const direct = r.policy.stages[stage]?.notifyApproversDirectly ?? false;
     const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage });
     const targets = await this.approverTargets('stage', groups, r.requester?.id ?? null, direct);
@@ -165,7 +236,10 @@ export class SlackNotifier implements ChatNotifier {
     const review = await this.ctx.reviews.get(reviewId);
     if (review.status !== 'pending') return;
     const people = (await pendingReviewers(this.ctx.db, review)).filter((m) => m.slack_user_id);
-    const msg = renderReviewReminder(review, people.map((p) => p.slack_user_id!));
+    const msg = renderReviewReminder(
+      review,
+      people.map((p) => p.slack_user_id!),
+    );
     for (const p of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
       await this.postOnce(event, 'review', review.id, 'reminder', { channel: p.conversation_id }, msg, { threadTs: p.message_id });
     }
@@ -183,7 +257,15 @@ export class SlackNotifier implements ChatNotifier {
    * Posts unless this event already posted to this target; the marker is written right after Slack accepts it.
    * @returns false when Slack refused for good (the target cannot be reached), true when posted now or before
    */
-  private async postOnce(event: DomainEvent, subjectType: SubjectType, subjectId: string, purpose: Purpose, target: Target, msg: Rendered, opts: { stage?: number; threadTs?: string } = {}): Promise<boolean> {
+  private async postOnce(
+    event: DomainEvent,
+    subjectType: SubjectType,
+    subjectId: string,
+    purpose: Purpose,
+    target: Target,
+    msg: Rendered,
+    opts: { stage?: number; threadTs?: string } = {},
+  ): Promise<boolean> {
     const key = `${target.channel ?? target.user}${opts.threadTs ? `:${opts.threadTs}` : ''}`;
     if (await postedFor(this.ctx.db, event.id, purpose, key)) return true;
     let channel: string;
@@ -199,10 +281,22 @@ export class SlackNotifier implements ChatNotifier {
       }
       throw e;
     }
-    await recordSent(this.ctx.db, {
-      subjectType, subjectId, purpose, stage: opts.stage ?? null, channel, ts, recipientId: target.recipientId ?? null,
-      eventId: event.id, target: key, method: 'chat.postMessage',
-    }, this.ctx.clock.now());
+    await recordSent(
+      this.ctx.db,
+      {
+        subjectType,
+        subjectId,
+        purpose,
+        stage: opts.stage ?? null,
+        channel,
+        ts,
+        recipientId: target.recipientId ?? null,
+        eventId: event.id,
+        target: key,
+        method: 'chat.postMessage',
+      },
+      this.ctx.clock.now(),
+    );
     return true;
   }
 
@@ -211,7 +305,9 @@ export class SlackNotifier implements ChatNotifier {
     const slackId = requester?.slack_user_id ?? null;
     for (const ref of await liveRefs(this.ctx.db, 'request', r.id, ['prompt', 'requester'])) {
       const render = (replacesLost: boolean) =>
-        ref.purpose === 'prompt' ? renderRequestPrompt({ request: r, requesterSlackId: slackId, stage: ref.stage ?? r.currentStage, replacesLost }) : renderRequesterStatus(r);
+        ref.purpose === 'prompt'
+          ? renderRequestPrompt({ request: r, requesterSlackId: slackId, stage: ref.stage ?? r.currentStage, replacesLost })
+          : renderRequesterStatus(r);
       await this.updateOrReplace(ref, render);
     }
   }
@@ -219,7 +315,9 @@ export class SlackNotifier implements ChatNotifier {
   async refreshChange(c: ChangeView, requester?: IdentityRow): Promise<void> {
     for (const ref of await liveRefs(this.ctx.db, 'change', c.id, ['prompt', 'requester'])) {
       const render = (replacesLost: boolean) =>
-        ref.purpose === 'prompt' ? renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null, replacesLost }) : renderChangeRequesterStatus(c);
+        ref.purpose === 'prompt'
+          ? renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null, replacesLost })
+          : renderChangeRequesterStatus(c);
       await this.updateOrReplace(ref, render);
     }
   }
@@ -230,7 +328,19 @@ export class SlackNotifier implements ChatNotifier {
     const now = () => this.ctx.clock.now();
     try {
       await this.api.update({ channel: ref.conversation_id, ts: ref.message_id, text: msg.text, blocks: msg.blocks });
-      await recordSent(this.ctx.db, { subjectType: ref.subject_type, subjectId: ref.subject_id, purpose: ref.purpose, stage: ref.stage, channel: ref.conversation_id, ts: ref.message_id, method: 'chat.update' }, now());
+      await recordSent(
+        this.ctx.db,
+        {
+          subjectType: ref.subject_type,
+          subjectId: ref.subject_id,
+          purpose: ref.purpose,
+          stage: ref.stage,
+          channel: ref.conversation_id,
+          ts: ref.message_id,
+          method: 'chat.update',
+        },
+        now(),
+      );
       return;
     } catch (e) {
       if (!(e instanceof SlackApiError) || e.transient) throw e;
@@ -243,10 +353,23 @@ export class SlackNotifier implements ChatNotifier {
     try {
       const posted = await this.api.postMessage({ channel: ref.conversation_id, text: fresh.text, blocks: fresh.blocks });
       // the replacement becomes the copy future updates go to; the lost one is never tried again
-      await recordSent(this.ctx.db, {
-        subjectType: ref.subject_type, subjectId: ref.subject_id, purpose: ref.purpose, stage: ref.stage, channel: posted.channel, ts: posted.ts,
-        recipientId: ref.recipient_id, method: 'chat.postMessage', replaces: ref.message_id, eventId: `replace:${ref.id}`, target: posted.channel,
-      }, now());
+      await recordSent(
+        this.ctx.db,
+        {
+          subjectType: ref.subject_type,
+          subjectId: ref.subject_id,
+          purpose: ref.purpose,
+          stage: ref.stage,
+          channel: posted.channel,
+          ts: posted.ts,
+          recipientId: ref.recipient_id,
+          method: 'chat.postMessage',
+          replaces: ref.message_id,
+          eventId: `replace:${ref.id}`,
+          target: posted.channel,
+        },
+        now(),
+      );
     } catch (e) {
       if (e instanceof SlackApiError && e.transient) throw e;
       this.ctx.logger.error({ err: (e as Error).message, ref: ref.id }, 'slack: could not replace a lost message');
@@ -260,12 +383,21 @@ export class SlackNotifier implements ChatNotifier {
     const kind = event.type === 'request.escalated' ? 'escalation' : 'reminder';
     const escalatedTo = r.policy.escalateTo ?? [];
     // an escalation pings the alternates; a reminder everyone who can still act
-    const alternates = kind === 'escalation' && escalatedTo.length ? new Set((await membersOfGroups(this.ctx.db, escalatedTo)).map((m) => m.id)) : null;
+    const alternates =
+      kind === 'escalation' && escalatedTo.length ? new Set((await membersOfGroups(this.ctx.db, escalatedTo)).map((m) => m.id)) : null;
     const people = (await pendingApprovers(this.ctx.db, r)).filter((m) => m.slack_user_id && (!alternates || alternates.has(m.id)));
-    const msg = renderReminder(r, people.map((p) => p.slack_user_id!), kind, escalatedTo);
+    const msg = renderReminder(
+      r,
+      people.map((p) => p.slack_user_id!),
+      kind,
+      escalatedTo,
+    );
     const prompts = (await liveRefs(this.ctx.db, 'request', r.id, ['prompt'])).filter((p) => p.stage === r.currentStage);
     for (const p of prompts) {
-      await this.postOnce(event, 'request', r.id, 'reminder', { channel: p.conversation_id }, msg, { threadTs: p.message_id, stage: r.currentStage });
+      await this.postOnce(event, 'request', r.id, 'reminder', { channel: p.conversation_id }, msg, {
+        threadTs: p.message_id,
+        stage: r.currentStage,
+      });
     }
     if (kind === 'escalation') {
       // alternates whose channel has no copy yet get the prompt itself

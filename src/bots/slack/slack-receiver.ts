@@ -1,5 +1,5 @@
 import express, { type Request, type RequestHandler, type Response } from 'express';
-import { LogLevel, ReceiverMultipleAckError, type AckFn, type App, type Logger as BoltLogger, type Receiver } from '@slack/bolt';
+import { type LogLevel, ReceiverMultipleAckError, type AckFn, type App, type Logger as BoltLogger, type Receiver } from '@slack/bolt';
 import { AppError } from '../../core/errors.ts';
 import { sendProblem, toProblem } from '../../integrations/http/problem.ts';
 import type { Logger } from '../../logger.ts';
@@ -55,20 +55,35 @@ export class SlackReceiver implements Receiver {
   private handle(req: Request, res: Response): void {
     const { logger } = this.opts;
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const verdict = verifySlackSignature(this.opts.signingSecret, {
-      timestamp: header(req, 'x-slack-request-timestamp'),
-      signature: header(req, 'x-slack-signature'),
-    }, body, this.now());
+    const verdict = verifySlackSignature(
+      this.opts.signingSecret,
+      {
+        timestamp: header(req, 'x-slack-request-timestamp'),
+        signature: header(req, 'x-slack-signature'),
+      },
+      body,
+      this.now(),
+    );
     if (!verdict.ok) {
       logger.warn({ reason: verdict.reason, ip: req.ip }, 'slack: request refused (signature)');
-      refuse(req, res, new AppError('unauthenticated', 'The Slack request signature is missing, stale or does not match.', { error: 'invalid_signature' }));
+      refuse(
+        req,
+        res,
+        new AppError('unauthenticated', 'The Slack request signature is missing, stale or does not match.', { error: 'invalid_signature' }),
+      );
       return;
     }
     let parsed: Record<string, unknown>;
     try {
       parsed = parseSlackBody(header(req, 'content-type') ?? '', body);
     } catch {
-      refuse(req, res, new AppError('validation_failed', 'The Slack request body could not be read (malformed JSON or form payload).', { error: 'malformed_body' }));
+      refuse(
+        req,
+        res,
+        new AppError('validation_failed', 'The Slack request body could not be read (malformed JSON or form payload).', {
+          error: 'malformed_body',
+        }),
+      );
       return;
     }
     if (parsed.type === 'url_verification' && typeof parsed.challenge === 'string') {
@@ -109,7 +124,9 @@ export class SlackReceiver implements Receiver {
         retryNum: retry && /^\d+$/.test(retry) ? Number(retry) : undefined,
         retryReason: header(req, 'x-slack-retry-reason'),
       })
-      .catch((e: unknown) => logger.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : e }, 'slack: listener failed'))
+      .catch((e: unknown) =>
+        logger.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : e }, 'slack: listener failed'),
+      )
       .finally(() => {
         clearTimeout(timer);
         // nothing listened (an unknown action, a closed view): Slack still gets its 200
@@ -151,19 +168,24 @@ export function parseSlackBody(contentType: string, body: Buffer): Record<string
 export type Ack = (answer?: unknown) => Promise<boolean>;
 
 /** Acknowledges with `answer`; false when the acknowledgement already went out (the budget ran out first). */
-export const tryAck = (ack: AckFn<any>, answer?: unknown): Promise<boolean> => ack(answer).then(() => true, () => false);
+export const tryAck = (ack: AckFn<any>, answer?: unknown): Promise<boolean> =>
+  ack(answer).then(
+    () => true,
+    () => false,
+  );
 
 /** Bolt logs through Signoff's pino logger, at pino's level. */
 export function boltLogger(logger: Logger): BoltLogger {
   const child = logger.child({ component: 'bolt' });
-  const line = (msg: unknown[]) => msg.map((m) => (m instanceof Error ? m.message : typeof m === 'string' ? m : JSON.stringify(m))).join(' ');
+  const line = (msg: unknown[]) =>
+    msg.map((m) => (m instanceof Error ? m.message : typeof m === 'string' ? m : JSON.stringify(m))).join(' ');
   return {
     debug: (...msg) => child.debug(line(msg)),
     info: (...msg) => child.info(line(msg)),
     warn: (...msg) => child.warn(line(msg)),
     error: (...msg) => child.error(line(msg)),
     setLevel: () => undefined,
-    getLevel: () => (child.level as LogLevel),
+    getLevel: () => child.level as LogLevel,
     setName: () => undefined,
   };
 }

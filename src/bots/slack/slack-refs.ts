@@ -60,19 +60,48 @@ export async function recordSent(db: Database, ref: NewRef, at: Date): Promise<v
       await tx.query(
         `INSERT INTO message_refs (subject_type, subject_id, platform, purpose, stage, conversation_id, message_id, recipient_id, data, created_at, updated_at)
          VALUES ($1,$2,'slack',$3,$4,$5,$6,$7,$8,$9,$9) ON CONFLICT (platform, conversation_id, message_id) DO NOTHING`,
-        [ref.subjectType, ref.subjectId, ref.purpose, ref.stage ?? null, ref.channel, ref.ts, ref.recipientId ?? null,
-         JSON.stringify({ eventId: ref.eventId, target: ref.target, replaces: ref.replaces }), at],
+        [
+          ref.subjectType,
+          ref.subjectId,
+          ref.purpose,
+          ref.stage ?? null,
+          ref.channel,
+          ref.ts,
+          ref.recipientId ?? null,
+          JSON.stringify({ eventId: ref.eventId, target: ref.target, replaces: ref.replaces }),
+          at,
+        ],
       );
     } else {
-      await tx.query(`UPDATE message_refs SET updated_at = $3 WHERE platform = 'slack' AND conversation_id = $1 AND message_id = $2`, [ref.channel, ref.ts, at]);
+      await tx.query(`UPDATE message_refs SET updated_at = $3 WHERE platform = 'slack' AND conversation_id = $1 AND message_id = $2`, [
+        ref.channel,
+        ref.ts,
+        at,
+      ]);
     }
     await appendAudit(tx, {
-      actor: slackActor, action: 'message.sent', subjectType: ref.subjectType, subjectId: ref.subjectId, at,
-      details: { platform: 'slack', method: ref.method, purpose: ref.purpose, channel: ref.channel, ts: ref.ts, stage: ref.stage ?? null, eventId: ref.eventId ?? null, replaces: ref.replaces ?? null },
+      actor: slackActor,
+      action: 'message.sent',
+      subjectType: ref.subjectType,
+      subjectId: ref.subjectId,
+      at,
+      details: {
+        platform: 'slack',
+        method: ref.method,
+        purpose: ref.purpose,
+        channel: ref.channel,
+        ts: ref.ts,
+        stage: ref.stage ?? null,
+        eventId: ref.eventId ?? null,
+        replaces: ref.replaces ?? null,
+      },
     });
   });
 }
 
 export async function markGone(db: Database, refId: string, reason: string): Promise<void> {
-  await db.query(`UPDATE message_refs SET data = data || $2::jsonb, updated_at = now() WHERE id = $1`, [refId, JSON.stringify({ gone: true, goneReason: reason })]);
+  await db.query(`UPDATE message_refs SET data = data || $2::jsonb, updated_at = now() WHERE id = $1`, [
+    refId,
+    JSON.stringify({ gone: true, goneReason: reason }),
+  ]);
 }

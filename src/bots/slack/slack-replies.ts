@@ -22,20 +22,25 @@ export const actorOf = (who: IdentityRow): Actor => ({ id: who.id, label: who.di
 export const resolveUser = async (deps: SlackDeps, slackUserId: string) => identityBySlackId(deps.ctx.db, slackUserId);
 
 export function notLinkedText(slackUserId: string): string {
-  return `:link: Your Slack account is not linked to a Signoff identity yet, so Signoff cannot tell who you are in the directory.\n` +
+  return (
+    `:link: Your Slack account is not linked to a Signoff identity yet, so Signoff cannot tell who you are in the directory.\n` +
     `Ask a Signoff admin to add \`slack: ${slackUserId}\` to your entry under \`identities:\` in the Signoff configuration file and apply it ` +
-    `(\`npx signoff apply FILE\`), or to set it through the admin API (\`/api/v1/identities\`). Then try again.`;
+    `(\`npx signoff apply FILE\`), or to set it through the admin API (\`/api/v1/identities\`). Then try again.`
+  );
 }
 
 /**
  * The one place an error becomes words in Slack. AppErrors carry user-safe messages; anything else is
  * logged and shown as a generic failure so internals never leak into a channel.
  */
-export const UNAVAILABLE_TEXT = ':hourglass: Signoff cannot reach its database right now, so it could not do that. Please try again in a minute.';
+export const UNAVAILABLE_TEXT =
+  ':hourglass: Signoff cannot reach its database right now, so it could not do that. Please try again in a minute.';
 
 export function errorText(e: unknown, slackUserId: string): string {
   if (e instanceof SlackApiError) {
-    return e.transient ? ':hourglass: Slack is busy right now; please try again in a moment.' : ':warning: Slack refused the request; please try again.';
+    return e.transient
+      ? ':hourglass: Slack is busy right now; please try again in a moment.'
+      : ':warning: Slack refused the request; please try again.';
   }
   const err = toAppError(e);
   const d = (err.details ?? {}) as { decidedBy?: string | null; decidedAt?: string | null; status?: string };
@@ -81,11 +86,21 @@ export interface ReplyTarget {
 export async function replyPrivately(deps: SlackDeps, to: ReplyTarget, text: string, blocks?: Blocks): Promise<void> {
   const allBlocks = blocks ?? [section(text)];
   const plainText = plainDates(text);
-  if (to.channel && await attempt(deps, 'ephemeral', () => deps.api.postEphemeral({ channel: to.channel!, user: to.user, text: plainText, blocks: allBlocks }))) {
+  if (
+    to.channel &&
+    (await attempt(deps, 'ephemeral', () =>
+      deps.api.postEphemeral({ channel: to.channel!, user: to.user, text: plainText, blocks: allBlocks }),
+    ))
+  ) {
     return auditPrivate(deps, 'chat.postEphemeral', to.channel, to.user, plainText);
   }
-  if (to.responseUrl && isAllowedResponseUrl(deps, to.responseUrl)
-    && await attempt(deps, 'response_url', () => deps.api.respond(to.responseUrl!, { response_type: 'ephemeral', replace_original: false, text: plainText, blocks: allBlocks }))) {
+  if (
+    to.responseUrl &&
+    isAllowedResponseUrl(deps, to.responseUrl) &&
+    (await attempt(deps, 'response_url', () =>
+      deps.api.respond(to.responseUrl!, { response_type: 'ephemeral', replace_original: false, text: plainText, blocks: allBlocks }),
+    ))
+  ) {
     return auditPrivate(deps, 'response_url', to.channel ?? null, to.user, plainText);
   }
   const dm = await deps.api.openDm(to.user);
@@ -105,13 +120,26 @@ async function attempt(deps: SlackDeps, way: string, send: () => Promise<unknown
 }
 
 /** Replies only one person sees are messages Signoff sent too, so they are in the audit log like the rest. */
-async function auditPrivate(deps: SlackDeps, method: string, channel: string | null, user: string, text: string, ts?: string): Promise<void> {
+async function auditPrivate(
+  deps: SlackDeps,
+  method: string,
+  channel: string | null,
+  user: string,
+  text: string,
+  ts?: string,
+): Promise<void> {
   const { db, clock } = deps.ctx;
   try {
-    await db.tx((tx) => appendAudit(tx, {
-      actor: slackActor, action: 'message.sent', subjectType: 'conversation', subjectId: channel ?? user, at: clock.now(),
-      details: { platform: 'slack', method, private: true, channel, to: user, ts: ts ?? null, text: text.slice(0, 500) },
-    }));
+    await db.tx((tx) =>
+      appendAudit(tx, {
+        actor: slackActor,
+        action: 'message.sent',
+        subjectType: 'conversation',
+        subjectId: channel ?? user,
+        at: clock.now(),
+        details: { platform: 'slack', method, private: true, channel, to: user, ts: ts ?? null, text: text.slice(0, 500) },
+      }),
+    );
   } catch (e) {
     // the reply is out (often the one saying the database is away): losing its audit row must not lose the answer
     if (!isDependencyUnavailable(e)) throw e;

@@ -26,16 +26,34 @@ export function appOption(app: { id: string; name: string }) {
 function questionInput(q: Question) {
   const block = { type: 'input', block_id: BLOCK.question(q.id), optional: !q.required, label: plain(q.text, 2000) };
   if (q.type === 'choice') {
-    return { ...block, element: { type: 'static_select', action_id: 'value', placeholder: plain('Choose one'), options: q.options!.map((o) => option(o, o)) } };
+    return {
+      ...block,
+      element: {
+        type: 'static_select',
+        action_id: 'value',
+        placeholder: plain('Choose one'),
+        options: q.options!.map((o) => option(o, o)),
+      },
+    };
   }
   if (q.type === 'multichoice') {
-    return { ...block, element: { type: 'multi_static_select', action_id: 'value', placeholder: plain('Choose one or more'), options: q.options!.map((o) => option(o, o)) } };
+    return {
+      ...block,
+      element: {
+        type: 'multi_static_select',
+        action_id: 'value',
+        placeholder: plain('Choose one or more'),
+        options: q.options!.map((o) => option(o, o)),
+      },
+    };
   }
   const long = (q.maxLength ?? 3000) > 150;
   return {
     ...block,
     element: {
-      type: 'plain_text_input', action_id: 'value', multiline: long,
+      type: 'plain_text_input',
+      action_id: 'value',
+      multiline: long,
       ...(q.minLength ? { min_length: Math.min(q.minLength, 3000) } : {}),
       ...(q.maxLength ? { max_length: Math.min(q.maxLength, 3000) } : {}),
     },
@@ -63,12 +81,21 @@ export function requestModal(input: RequestModalInput): SlackView {
     if (app.description) blocks.push(context(esc(clip(app.description, 500))));
     if (app.per_device) {
       if (input.devices.length === 0) {
-        blocks.push({ ...section(':warning: *Device*\nNo device is registered to you, and this application is installed per device. Ask IT to register your device as yours.'), block_id: BLOCK.device });
+        blocks.push({
+          ...section(
+            ':warning: *Device*\nNo device is registered to you, and this application is installed per device. Ask IT to register your device as yours.',
+          ),
+          block_id: BLOCK.device,
+        });
       } else {
         blocks.push({
-          type: 'input', block_id: BLOCK.device, label: plain('Device'),
+          type: 'input',
+          block_id: BLOCK.device,
+          label: plain('Device'),
           element: {
-            type: 'static_select', action_id: 'value', placeholder: plain('Which device?'),
+            type: 'static_select',
+            action_id: 'value',
+            placeholder: plain('Which device?'),
             options: input.devices.map((d) => option(d.name, d.id)),
             ...(input.devices.length === 1 ? { initial_option: option(input.devices[0]!.name, input.devices[0]!.id) } : {}),
           },
@@ -77,7 +104,10 @@ export function requestModal(input: RequestModalInput): SlackView {
     }
     if (app.policy.justification !== 'none') {
       blocks.push({
-        type: 'input', block_id: BLOCK.justification, optional: app.policy.justification === 'optional', label: plain('Business justification'),
+        type: 'input',
+        block_id: BLOCK.justification,
+        optional: app.policy.justification === 'optional',
+        label: plain('Business justification'),
         hint: plain('Approvers see this. Say what you need it for.', 150),
         element: { type: 'plain_text_input', action_id: 'value', multiline: true, max_length: 2000 },
       });
@@ -157,17 +187,33 @@ export interface ReasonMeta {
   version?: number;
 }
 
-const verbs: Record<ReasonMeta['decision'], string> = { approve: 'Approve', deny: 'Deny', remove: 'Remove', reject: 'Reject', revoke: 'Revoke', reapprove: 'Reapprove' };
+const verbs: Record<ReasonMeta['decision'], string> = {
+  approve: 'Approve',
+  deny: 'Deny',
+  remove: 'Remove',
+  reject: 'Reject',
+  revoke: 'Revoke',
+  reapprove: 'Reapprove',
+};
 const reasonLabels: Partial<Record<ReasonMeta['decision'], string>> = {
-  approve: 'Why do you approve?', deny: 'Why is it denied?', revoke: 'Why is the access revoked?', reapprove: 'Why is it approved after all?',
+  approve: 'Why do you approve?',
+  deny: 'Why is it denied?',
+  revoke: 'Why is the access revoked?',
+  reapprove: 'Why is it approved after all?',
 };
 
 export function reasonModal(meta: ReasonMeta, summary: string, required: boolean): SlackView {
   const verb = verbs[meta.decision];
-  const label = meta.kind === 'change' ? 'Notes for the requester' : meta.kind === 'review' ? 'Why is this access no longer needed?' : reasonLabels[meta.decision]!;
+  const label =
+    meta.kind === 'change'
+      ? 'Notes for the requester'
+      : meta.kind === 'review'
+        ? 'Why is this access no longer needed?'
+        : reasonLabels[meta.decision]!;
   return {
     type: 'modal',
-    callback_id: meta.kind === 'change' ? CALLBACK.changeDecision : meta.kind === 'review' ? CALLBACK.reviewRemove : CALLBACK.decisionReason,
+    callback_id:
+      meta.kind === 'change' ? CALLBACK.changeDecision : meta.kind === 'review' ? CALLBACK.reviewRemove : CALLBACK.decisionReason,
     private_metadata: JSON.stringify(meta),
     title: plain(meta.kind === 'review' ? 'Remove access' : `${verb} ${meta.kind}`, 24),
     submit: plain(verb, 24),
@@ -175,8 +221,14 @@ export function reasonModal(meta: ReasonMeta, summary: string, required: boolean
     blocks: [
       { type: 'section', text: md(summary) },
       {
-        type: 'input', block_id: BLOCK.reason, optional: !required, label: plain(label),
-        hint: plain(required ? 'Required. The requester and the audit log see this.' : 'Optional. The requester and the audit log see this.', 150),
+        type: 'input',
+        block_id: BLOCK.reason,
+        optional: !required,
+        label: plain(label),
+        hint: plain(
+          required ? 'Required. The requester and the audit log see this.' : 'Optional. The requester and the audit log see this.',
+          150,
+        ),
         element: { type: 'plain_text_input', action_id: 'value', multiline: true, max_length: 2000 },
       },
     ],

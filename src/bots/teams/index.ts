@@ -19,7 +19,11 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
   const adapter = createCloudAdapter(ctx.config);
   const views = new TeamsViews(ctx);
   const bot = new SignoffTeamsBot(ctx, new TeamsInvokeHandler(ctx, views), views);
-  const notifier = new TeamsNotifier(ctx, new BotConnectorClient(tokenProviderFor(ctx.config), { minIntervalMs: opts.minSendIntervalMs }), views);
+  const notifier = new TeamsNotifier(
+    ctx,
+    new BotConnectorClient(tokenProviderFor(ctx.config), { minIntervalMs: opts.minSendIntervalMs }),
+    views,
+  );
 
   adapter.onTurnError = async (turn, error) => {
     const unavailable = toAppError(error).code === 'dependency_unavailable';
@@ -27,7 +31,9 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
     else ctx.logger.error({ err: error, type: turn.activity.type }, 'teams: turn failed');
     // an invoke still gets an answer; messages get a short apology rather than silence
     if (turn.activity.type === 'message') {
-      await turn.sendActivity(unavailable ? TEAMS_UNAVAILABLE_TEXT : 'Something went wrong on our side; it has been logged. Please try again.').catch(() => undefined);
+      await turn
+        .sendActivity(unavailable ? TEAMS_UNAVAILABLE_TEXT : 'Something went wrong on our side; it has been logged. Please try again.')
+        .catch(() => undefined);
     }
   };
 
@@ -36,15 +42,25 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
     mount(app: Express) {
       app.post('/api/messages', express.json({ limit: ctx.config.MAX_BODY_BYTES }), async (req: Request, res: Response) => {
         // botbuilder answers anything but a JSON object with an HTML 400 of its own; refuse it here, as problem+json
-        if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'A Bot Framework activity is sent as application/json.');
-        if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new AppError('validation_failed', 'Not a Bot Framework activity: the body must be a JSON object.');
-        if (typeof req.body.type !== 'string' || !req.body.type.trim()) throw new AppError('validation_failed', 'Not a Bot Framework activity: missing activity type.', { field: 'type' });
+        if (!req.is('application/json'))
+          throw new AppError('unsupported_media_type', 'A Bot Framework activity is sent as application/json.');
+        if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))
+          throw new AppError('validation_failed', 'Not a Bot Framework activity: the body must be a JSON object.');
+        if (typeof req.body.type !== 'string' || !req.body.type.trim())
+          throw new AppError('validation_failed', 'Not a Bot Framework activity: missing activity type.', { field: 'type' });
         try {
           await adapter.process(req as never, res as never, (turn) => bot.run(turn));
         } catch (e) {
           // botbuilder throws plain errors for bodies that are not activities; they are the caller's fault
-          if (!res.headersSent && /validateAndFixActivity|activity/i.test((e as Error).message ?? '') && !(e as { statusCode?: number }).statusCode) {
-            throw new AppError('validation_failed', `Not a Bot Framework activity: ${(e as Error).message.replace(/^validateAndFixActivity\(\): /, '')}`);
+          if (
+            !res.headersSent &&
+            /validateAndFixActivity|activity/i.test((e as Error).message ?? '') &&
+            !(e as { statusCode?: number }).statusCode
+          ) {
+            throw new AppError(
+              'validation_failed',
+              `Not a Bot Framework activity: ${(e as Error).message.replace(/^validateAndFixActivity\(\): /, '')}`,
+            );
           }
           throw e;
         }

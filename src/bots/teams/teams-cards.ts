@@ -11,7 +11,16 @@ import type { ReviewView } from '../../core/review-queries.ts';
  * without touching code; these functions only decide what the viewer may see and do.
  */
 export type AdaptiveCard = Record<string, unknown> & { type: 'AdaptiveCard' };
-export type CardName = 'request' | 'change' | 'request-form' | 'app-picker' | 'welcome' | 'my-requests' | 'notice' | 'change-form' | 'review';
+export type CardName =
+  | 'request'
+  | 'change'
+  | 'request-form'
+  | 'app-picker'
+  | 'welcome'
+  | 'my-requests'
+  | 'notice'
+  | 'change-form'
+  | 'review';
 export type Tone = 'info' | 'success' | 'error' | 'warning';
 
 const cardsDir = fileURLToPath(new URL('../../../cards/', import.meta.url));
@@ -89,8 +98,16 @@ export interface RequestCardInput {
 }
 
 const reversals = {
-  revoke: { title: 'Revoke', label: 'Why is the access revoked? (required)', note: 'Revoking takes the access back; the application is uninstalled if it was installed.' },
-  reapprove: { title: 'Reapprove', label: 'Why is it approved after all? (required)', note: 'Reapproving grants the access and orders the install.' },
+  revoke: {
+    title: 'Revoke',
+    label: 'Why is the access revoked? (required)',
+    note: 'Revoking takes the access back; the application is uninstalled if it was installed.',
+  },
+  reapprove: {
+    title: 'Reapprove',
+    label: 'Why is it approved after all? (required)',
+    note: 'Reapproving grants the access and orders the install.',
+  },
 };
 
 /** A decided card keeps no buttons; approvers who change their mind use the commands, named on the card. */
@@ -146,7 +163,13 @@ export function requestCard(input: RequestCardInput): AdaptiveCard {
   if (r.status !== 'pending') {
     const who = r.decidedBy ?? 'Signoff';
     const when = r.decidedAt ? ` on ${localTime(r.decidedAt)}` : '';
-    const verb: Record<string, string> = { approved: 'Approved', denied: 'Denied', cancelled: 'Cancelled', expired: 'Expired', revoked: 'Revoked' };
+    const verb: Record<string, string> = {
+      approved: 'Approved',
+      denied: 'Denied',
+      cancelled: 'Cancelled',
+      expired: 'Expired',
+      revoked: 'Revoked',
+    };
     outcome = {
       text: r.status === 'expired' ? `Expired${when}: no decision before the deadline` : `${verb[r.status] ?? r.status} by ${who}${when}`,
       reason: r.decisionReason ? said(r.decisionReason, 1000) : null,
@@ -187,7 +210,7 @@ const changeStatus: Record<string, { label: string; color: string; header: strin
   cancelled: { label: 'Cancelled', color: 'default', header: 'default', verb: 'Cancelled' },
 };
 
-const shown = (v: unknown) => (v === undefined ? '' : said(typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? 'null', 300));
+const shown = (v: unknown) => (v === undefined ? '' : said(typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? 'null'), 300));
 const opLabel: Record<DiffEntry['op'], { text: string; color: string }> = {
   add: { text: 'added', color: 'good' },
   remove: { text: 'removed', color: 'attention' },
@@ -212,16 +235,22 @@ export function changeCard(input: ChangeCardInput): AdaptiveCard {
     before: d.op === 'add' ? '—' : shown(d.before),
     after: d.op === 'remove' ? '—' : shown(d.after),
   }));
-  if (c.diff.length > MAX_DIFF_ROWS) diff.push({ path: `… ${c.diff.length - MAX_DIFF_ROWS} more`, op: '', color: 'default', before: '', after: '' });
+  if (c.diff.length > MAX_DIFF_ROWS)
+    diff.push({ path: `… ${c.diff.length - MAX_DIFF_ROWS} more`, op: '', color: 'default', before: '', after: '' });
   const facts = [
     { title: 'Resource', value: `${c.resourceType} "${said(c.resourceId, 200)}"` },
     { title: 'Requested by', value: c.requester.label },
     { title: 'Approvers', value: c.approverGroups.join(', ') },
     { title: 'Requested', value: readableUtc(c.createdAt) },
   ];
-  const outcome = c.status === 'pending'
-    ? null
-    : { text: `${st.verb} by ${c.decidedBy ?? 'Signoff'}${c.decidedAt ? ` on ${localTime(c.decidedAt)}` : ''}`, reason: c.decisionNotes ? said(c.decisionNotes, 1000) : null, style: st.header };
+  const outcome =
+    c.status === 'pending'
+      ? null
+      : {
+          text: `${st.verb} by ${c.decidedBy ?? 'Signoff'}${c.decidedAt ? ` on ${localTime(c.decidedAt)}` : ''}`,
+          reason: c.decisionNotes ? said(c.decisionNotes, 1000) : null,
+          style: st.header,
+        };
   return renderTemplate('change', {
     id: c.id,
     shortId: c.id.slice(0, 8),
@@ -328,7 +357,15 @@ export interface ListItem {
   status?: string;
 }
 
-const statusColor: Record<string, string> = { pending: 'accent', approved: 'good', denied: 'attention', revoked: 'attention', rejected: 'attention', expired: 'warning', cancelled: 'default' };
+const statusColor: Record<string, string> = {
+  pending: 'accent',
+  approved: 'good',
+  denied: 'attention',
+  revoked: 'attention',
+  rejected: 'attention',
+  expired: 'warning',
+  cancelled: 'default',
+};
 
 export function myRequestsCard(requests: ListItem[], approvals: ListItem[], approvalsNote: string | null = null): AdaptiveCard {
   return renderTemplate('my-requests', {
@@ -360,7 +397,10 @@ export function noticeCard(n: NoticeInput): AdaptiveCard {
     mentionText: mentions.length ? mentions.map((m) => `<at>${m.name}</at>`).join(' ') : null,
   });
   // a reply in a thread notifies nobody unless it mentions them, as Slack's <@U…> does
-  if (mentions.length) card.msteams = { entities: mentions.map((m) => ({ type: 'mention', text: `<at>${m.name}</at>`, mentioned: { id: m.id, name: m.name } })) };
+  if (mentions.length)
+    card.msteams = {
+      entities: mentions.map((m) => ({ type: 'mention', text: `<at>${m.name}</at>`, mentioned: { id: m.id, name: m.name } })),
+    };
   return card;
 }
 
@@ -380,7 +420,13 @@ export function changeFormCard(input: ChangeFormInput): AdaptiveCard {
     after: input.values.after ?? null,
     justification: input.values.justification ?? null,
     errorSummary: e.summary ?? null,
-    errors: { resourceType: e.resourceType ?? null, resourceId: e.resourceId ?? null, before: e.before ?? null, after: e.after ?? null, justification: e.justification ?? null },
+    errors: {
+      resourceType: e.resourceType ?? null,
+      resourceId: e.resourceId ?? null,
+      before: e.before ?? null,
+      after: e.after ?? null,
+      justification: e.justification ?? null,
+    },
   });
 }
 
@@ -391,7 +437,8 @@ export function executeActions(card: unknown): { verb: string; title?: string; d
     if (Array.isArray(v)) return v.forEach(walk);
     if (v && typeof v === 'object') {
       const o = v as Record<string, unknown>;
-      if (o.type === 'Action.Execute') found.push({ verb: String(o.verb), title: o.title as string | undefined, data: o.data as Record<string, unknown> | undefined });
+      if (o.type === 'Action.Execute')
+        found.push({ verb: String(o.verb), title: o.title as string | undefined, data: o.data as Record<string, unknown> | undefined });
       Object.values(o).forEach(walk);
     }
   };
@@ -431,11 +478,12 @@ export function reviewCard(input: ReviewCardInput): AdaptiveCard {
   let outcome: { text: string; reason: string | null; style: string } | null = null;
   if (v.status !== 'pending') {
     const when = v.decidedAt ? ` on ${localTime(v.decidedAt)}` : '';
-    const text = v.status === 'lapsed'
-      ? `Lapsed${when}: nobody answered in time, so the access is kept`
-      : v.status === 'closed'
-        ? `Closed${when}: ${v.reason ? plainText(v.reason) : 'the access ended before anyone answered'}`
-        : `${v.status === 'kept' ? 'Kept' : 'Removed'} by ${v.decidedBy?.label ?? 'someone'}${when}${v.status === 'removed' ? '; the access is revoked and the application will be uninstalled' : ''}`;
+    const text =
+      v.status === 'lapsed'
+        ? `Lapsed${when}: nobody answered in time, so the access is kept`
+        : v.status === 'closed'
+          ? `Closed${when}: ${v.reason ? plainText(v.reason) : 'the access ended before anyone answered'}`
+          : `${v.status === 'kept' ? 'Kept' : 'Removed'} by ${v.decidedBy?.label ?? 'someone'}${when}${v.status === 'removed' ? '; the access is revoked and the application will be uninstalled' : ''}`;
     outcome = { text, reason: (v.status === 'kept' || v.status === 'removed') && v.reason ? said(v.reason, 1000) : null, style: st.header };
   }
   return renderTemplate('review', {

@@ -53,9 +53,10 @@ export function tokenProviderFor(config: Config): TokenProvider {
     MicrosoftAppType: config.MICROSOFT_APP_TYPE,
     MicrosoftAppTenantId: config.MICROSOFT_APP_TENANT_ID,
   });
-  const loginEndpoint = config.MICROSOFT_APP_TYPE === 'SingleTenant' && config.MICROSOFT_APP_TENANT_ID
-    ? `https://login.microsoftonline.com/${config.MICROSOFT_APP_TENANT_ID}`
-    : 'https://login.microsoftonline.com/botframework.com';
+  const loginEndpoint =
+    config.MICROSOFT_APP_TYPE === 'SingleTenant' && config.MICROSOFT_APP_TENANT_ID
+      ? `https://login.microsoftonline.com/${config.MICROSOFT_APP_TENANT_ID}`
+      : 'https://login.microsoftonline.com/botframework.com';
   let credentials: Promise<{ getToken?: (force?: boolean) => Promise<string> }> | undefined;
   return async () => {
     credentials ??= factory.createCredentials(config.MICROSOFT_APP_ID!, 'https://api.botframework.com', loginEndpoint, true) as never;
@@ -80,7 +81,10 @@ export class BotConnectorClient {
 
   constructor(
     private readonly tokens: TokenProvider,
-    private readonly opts: { timeoutMs?: number; /** spacing between sends to one conversation: Teams allows ~7/s */ minIntervalMs?: number } = {},
+    private readonly opts: {
+      timeoutMs?: number /** spacing between sends to one conversation: Teams allows ~7/s */;
+      minIntervalMs?: number;
+    } = {},
   ) {}
 
   /** Spaces sends per conversation so a burst (many copies, reminders) stays under Teams' limit instead of earning 429s. */
@@ -102,14 +106,25 @@ export class BotConnectorClient {
     if (token) headers.authorization = `Bearer ${token}`;
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body: JSON.stringify(body), redirect: 'manual', signal: AbortSignal.timeout(this.opts.timeoutMs ?? 15_000) });
+      res = await fetch(url, {
+        method,
+        headers,
+        body: JSON.stringify(body),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 15_000),
+      });
     } catch (e) {
       throw new TeamsSendError(`Bot Connector ${method} ${path} failed: ${(e as Error).message}`, null, true);
     }
     const text = await res.text();
     if (!res.ok) {
       const retryable = res.status === 429 || res.status === 408 || res.status >= 500;
-      throw new TeamsSendError(`Bot Connector ${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`, res.status, retryable, retryAfterMs(res.headers.get('retry-after')));
+      throw new TeamsSendError(
+        `Bot Connector ${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`,
+        res.status,
+        retryable,
+        retryAfterMs(res.headers.get('retry-after')),
+      );
     }
     try {
       return (text ? JSON.parse(text) : {}) as T;
@@ -123,14 +138,29 @@ export class BotConnectorClient {
   }
 
   replyToActivity(serviceUrl: string, conversationId: string, activityId: string, activity: Activity): Promise<{ id?: string }> {
-    return this.call('POST', serviceUrl, `/v3/conversations/${encodeURIComponent(conversationId)}/activities/${encodeURIComponent(activityId)}`, { ...activity, replyToId: activityId }, conversationId);
+    return this.call(
+      'POST',
+      serviceUrl,
+      `/v3/conversations/${encodeURIComponent(conversationId)}/activities/${encodeURIComponent(activityId)}`,
+      { ...activity, replyToId: activityId },
+      conversationId,
+    );
   }
 
   updateActivity(serviceUrl: string, conversationId: string, activityId: string, activity: Activity): Promise<{ id?: string }> {
-    return this.call('PUT', serviceUrl, `/v3/conversations/${encodeURIComponent(conversationId)}/activities/${encodeURIComponent(activityId)}`, { ...activity, id: activityId }, conversationId);
+    return this.call(
+      'PUT',
+      serviceUrl,
+      `/v3/conversations/${encodeURIComponent(conversationId)}/activities/${encodeURIComponent(activityId)}`,
+      { ...activity, id: activityId },
+      conversationId,
+    );
   }
 
-  createConversation(serviceUrl: string, params: ConversationParameters): Promise<{ id: string; activityId?: string; serviceUrl?: string }> {
+  createConversation(
+    serviceUrl: string,
+    params: ConversationParameters,
+  ): Promise<{ id: string; activityId?: string; serviceUrl?: string }> {
     return this.call('POST', serviceUrl, '/v3/conversations', params, `create:${params.members?.[0]?.id ?? 'channel'}`);
   }
 }

@@ -7,14 +7,18 @@ import { isUuid } from '../../core/request-queries.ts';
 import { notLinkedText, submittedBanner, type AdaptiveCard, type Banner } from './teams-cards.ts';
 import { changeForm, myRequests, requestForm, appPicker, submitChangeFromCard, submitRequestFromCard } from './teams-forms.ts';
 import { insertMessageRef } from './teams-store.ts';
-import { TeamsViews, type Viewer } from './teams-views.ts';
+import type { TeamsViews, Viewer } from './teams-views.ts';
 
 /**
  * Answers `adaptiveCard/action` invokes (Universal Actions, Action.Execute) inline with the card the clicker
  * should see next. Errors a person can act on come back on the card as a banner; malformed invokes get the
  * Bot Framework error body. All within one database transaction per action, far below Teams' 10 s limit.
  */
-export const cardResponse = (card: AdaptiveCard): AdaptiveCardInvokeResponse => ({ statusCode: 200, type: 'application/vnd.microsoft.card.adaptive', value: card as never });
+export const cardResponse = (card: AdaptiveCard): AdaptiveCardInvokeResponse => ({
+  statusCode: 200,
+  type: 'application/vnd.microsoft.card.adaptive',
+  value: card as never,
+});
 
 export const errorResponse = (statusCode: number, code: string, message: string): AdaptiveCardInvokeResponse => ({
   statusCode,
@@ -22,7 +26,20 @@ export const errorResponse = (statusCode: number, code: string, message: string)
   value: { code, message } as never,
 });
 
-const errorCodeFor = (status: number) => (status === 400 ? 'BadRequest' : status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'NotFound' : status === 409 ? 'Conflict' : status === 429 ? 'TooManyRequests' : 'InternalServerError');
+const errorCodeFor = (status: number) =>
+  status === 400
+    ? 'BadRequest'
+    : status === 401
+      ? 'Unauthorized'
+      : status === 403
+        ? 'Forbidden'
+        : status === 404
+          ? 'NotFound'
+          : status === 409
+            ? 'Conflict'
+            : status === 429
+              ? 'TooManyRequests'
+              : 'InternalServerError';
 
 /** The one place an AppError becomes what a Teams user sees: a banner on the item's card, or an error body. */
 export function bannerFor(e: AppError): Banner {
@@ -44,7 +61,7 @@ export function bannerFor(e: AppError): Banner {
 }
 
 export function appErrorResponse(e: AppError): AdaptiveCardInvokeResponse {
-  return errorResponse(e.status >= 500 ? 500 : e.status, errorCodeFor(e.status), e.message);
+  return errorResponse(Math.min(e.status, 500), errorCodeFor(e.status), e.message);
 }
 
 export const TEAMS_UNAVAILABLE_TEXT = 'Signoff cannot reach its database right now, so it could not do that. Please try again in a minute.';
@@ -81,7 +98,12 @@ export class TeamsInvokeHandler {
     return { id: identity.id, label: identity.display_name, channel: 'teams' };
   }
 
-  private async dispatch(turn: TurnContext, verb: string, data: Data, identity: IdentityRow | undefined): Promise<AdaptiveCardInvokeResponse> {
+  private async dispatch(
+    turn: TurnContext,
+    verb: string,
+    data: Data,
+    identity: IdentityRow | undefined,
+  ): Promise<AdaptiveCardInvokeResponse> {
     switch (verb) {
       case 'refresh':
       case 'open':
@@ -98,7 +120,10 @@ export class TeamsInvokeHandler {
         return cardResponse(await appPicker(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId)));
       case 'chooseApp': {
         const appId = str(data.applicationId);
-        if (!appId) return cardResponse(await appPicker(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId), 'Choose an application first.'));
+        if (!appId)
+          return cardResponse(
+            await appPicker(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId), 'Choose an application first.'),
+          );
         return cardResponse(await requestForm(this.ctx, this.actorOf(identity, turn.activity.from?.aadObjectId), appId));
       }
       case 'submitRequest': {
@@ -123,7 +148,12 @@ export class TeamsInvokeHandler {
   }
 
   /** Acts on a request or change and answers with the clicker's own, fresh view of it. */
-  private async onItem(turn: TurnContext, verb: string, data: Data, identity: IdentityRow | undefined): Promise<AdaptiveCardInvokeResponse> {
+  private async onItem(
+    turn: TurnContext,
+    verb: string,
+    data: Data,
+    identity: IdentityRow | undefined,
+  ): Promise<AdaptiveCardInvokeResponse> {
     const kind = data.kind === 'change' ? 'change' : data.kind === 'request' ? 'request' : data.kind === 'review' ? 'review' : undefined;
     const id = str(data.id);
     if (!kind || !id || !isUuid(id)) return errorResponse(400, 'BadRequest', 'This card does not name a request, change or review.');
@@ -132,7 +162,8 @@ export class TeamsInvokeHandler {
     if (verb !== 'refresh' && verb !== 'open' && reviewVerb !== (kind === 'review')) {
       return errorResponse(400, 'BadRequest', `"${verb}" does not apply to a ${kind}.`);
     }
-    if ((verb === 'revoke' || verb === 'reapprove') && kind !== 'request') return errorResponse(400, 'BadRequest', `"${verb}" applies to requests only.`);
+    if ((verb === 'revoke' || verb === 'reapprove') && kind !== 'request')
+      return errorResponse(400, 'BadRequest', `"${verb}" applies to requests only.`);
     const viewer: Viewer = { kind: 'identity', identity };
     // a missing item is an error body; everything after this is shown on the card itself
     await (kind === 'request' ? this.ctx.requests.get(id) : kind === 'review' ? this.ctx.reviews.get(id) : this.ctx.changes.get(id));
@@ -168,7 +199,10 @@ export class TeamsInvokeHandler {
       if (verb === 'approve' || verb === 'deny') {
         const stage = typeof data.stage === 'number' ? data.stage : Number(data.stage);
         // the card's stage pins the decision to that prompt (cards from before it carried one: the stage pending now)
-        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { stage: Number.isFinite(stage) ? stage : undefined, denyNeedsReason: true });
+        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, {
+          stage: Number.isFinite(stage) ? stage : undefined,
+          denyNeedsReason: true,
+        });
         const messages: Record<string, string> = {
           recorded: 'Your approval is recorded; more approvals are needed for this stage.',
           stage_approved: `You approved stage ${Number.isFinite(stage) ? stage + 1 : request.currentStage}; the next stage's approvers have been asked.`,
@@ -216,7 +250,12 @@ export class TeamsInvokeHandler {
     const conversationId = turn.activity.conversation?.id;
     if (!messageId || !conversationId) return;
     await insertMessageRef(this.ctx.db, {
-      subjectType: kind, subjectId: id, purpose: 'requester', conversationId, messageId, recipientId: identity.id,
+      subjectType: kind,
+      subjectId: id,
+      purpose: 'requester',
+      conversationId,
+      messageId,
+      recipientId: identity.id,
       data: { view: 'requester', key: 'requester', serviceUrl: turn.activity.serviceUrl },
     });
   }

@@ -7,12 +7,24 @@ import { readableUtc } from '../../core/clock.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import { originOf, personOf, promptTargets, requesterPlan, type RequesterDelivery } from '../../notifications/notification-plan.ts';
 import { noticeCard, plainText, submittedBanner, type AdaptiveCard, type Banner, type NoticeInput } from './teams-cards.ts';
-import { BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
+import { type BotConnectorClient, TeamsSendError, type Activity } from './teams-connector.ts';
 import {
-  alreadyDelivered, anyConversationRef, auditSent, cardCopies, conversationRef, insertMessageRef, moveMessageRef, refreshIdsFor, saveConversationRef,
-  touchMessageRef, type CopyView, type MessageRef, type Purpose, type StoredReference,
+  alreadyDelivered,
+  anyConversationRef,
+  auditSent,
+  cardCopies,
+  conversationRef,
+  insertMessageRef,
+  moveMessageRef,
+  refreshIdsFor,
+  saveConversationRef,
+  touchMessageRef,
+  type CopyView,
+  type MessageRef,
+  type Purpose,
+  type StoredReference,
 } from './teams-store.ts';
-import { TeamsViews, type Viewer } from './teams-views.ts';
+import type { TeamsViews, Viewer } from './teams-views.ts';
 
 type Subject = { type: 'request' | 'change' | 'review'; id: string };
 
@@ -64,7 +76,8 @@ export class TeamsNotifier implements ChatNotifier {
         // the submitter's copy already says "submitted" (the invoke answer); the same card again, not a flash without it
         await this.updateCopies(subject, r, submittedBanner.request);
         await this.postPrompts(event, r, r.currentStage);
-        if ((await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))?.where === 'dm') await this.confirmToRequester(event, subject, r);
+        if ((await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))?.where === 'dm')
+          await this.confirmToRequester(event, subject, r);
         return;
       }
       case 'request.decision_recorded':
@@ -74,7 +87,12 @@ export class TeamsNotifier implements ChatNotifier {
         const r = await this.ctx.requests.get(subject.id);
         await this.updateCopies(subject, r);
         await this.postPrompts(event, r, r.currentStage);
-        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted')) await this.tellRequester(event, subject, { title: `${r.application.name}: stage ${r.currentStage} approved`, text: `Your request moved on to stage ${r.currentStage + 1} of ${r.stageCount}.`, tone: 'info' });
+        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))
+          await this.tellRequester(event, subject, {
+            title: `${r.application.name}: stage ${r.currentStage} approved`,
+            text: `Your request moved on to stage ${r.currentStage + 1} of ${r.stageCount}.`,
+            tone: 'info',
+          });
         return;
       }
       case 'request.approved':
@@ -84,7 +102,8 @@ export class TeamsNotifier implements ChatNotifier {
       case 'request.revoked': {
         const r = await this.ctx.requests.get(subject.id);
         await this.updateCopies(subject, r);
-        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted')) await this.tellRequester(event, subject, outcomeNotice(r));
+        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))
+          await this.tellRequester(event, subject, outcomeNotice(r));
         return;
       }
       case 'request.reminder':
@@ -105,12 +124,21 @@ export class TeamsNotifier implements ChatNotifier {
       case 'request.install_ordered': {
         const r = await this.ctx.requests.get(subject.id);
         await this.updateCopies(subject, r);
-        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted')) await this.tellRequester(event, subject, { title: `Installing ${r.application.name}`, text: `The install${r.device ? ` on ${r.device.name}` : ''} has been ordered. It usually starts within a few minutes.`, tone: 'success' });
+        if (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))
+          await this.tellRequester(event, subject, {
+            title: `Installing ${r.application.name}`,
+            text: `The install${r.device ? ` on ${r.device.name}` : ''} has been ordered. It usually starts within a few minutes.`,
+            tone: 'success',
+          });
         return;
       }
       case 'request.access_expiring': {
         const r = await this.ctx.requests.get(subject.id);
-        const notice: NoticeInput = { title: `${r.application.name} access is expiring`, text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${readableUtc(r.accessExpiresAt)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`, tone: 'warning' };
+        const notice: NoticeInput = {
+          title: `${r.application.name} access is expiring`,
+          text: `Your access${r.device ? ` on ${r.device.name}` : ''} ends ${r.accessExpiresAt ? `on ${readableUtc(r.accessExpiresAt)}` : 'soon'}; it will be uninstalled then. Request it again if you still need it.`,
+          tone: 'warning',
+        };
         const where = (await this.plan(event, r.requester?.id ?? null, r.history, 'request.submitted'))?.where;
         if (await this.hasRequesterCopy(subject)) await this.tellRequester(event, subject, notice);
         else if (where === 'copy-else-dm') await this.tellRequesterPersonally(event, subject, r, notice);
@@ -126,13 +154,26 @@ export class TeamsNotifier implements ChatNotifier {
     const told = await this.plan(event, c.requester.id, c.history, 'change.submitted');
     await this.updateCopies(subject, undefined, event.type === 'change.submitted' ? submittedBanner.change : undefined);
     if (event.type === 'change.submitted') {
-      const { channels } = promptTargets('teams', 'change', { channels: (await groupsByNames(this.ctx.db, c.approverGroups)).map((g) => g.teams_channel ?? ''), people: [], direct: false });
+      const { channels } = promptTargets('teams', 'change', {
+        channels: (await groupsByNames(this.ctx.db, c.approverGroups)).map((g) => g.teams_channel ?? ''),
+        people: [],
+        direct: false,
+      });
       for (const channel of channels) {
         await this.deliver(event, subject, `prompt:${channel}`, { kind: 'channel', key: channel }, 'prompt', null, 'base', null);
       }
       const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
       if (requester && told?.where === 'dm' && !(await this.hasRequesterCopy(subject))) {
-        await this.deliver(event, subject, 'requester', { kind: 'personal', identity: requester }, 'requester', null, 'requester', requester.id);
+        await this.deliver(
+          event,
+          subject,
+          'requester',
+          { kind: 'personal', identity: requester },
+          'requester',
+          null,
+          'requester',
+          requester.id,
+        );
       }
       return;
     }
@@ -161,8 +202,18 @@ export class TeamsNotifier implements ChatNotifier {
     });
     for (const channel of targets.channels) {
       // an escalation to a group already prompted in this channel needs no second card there
-      if (existing.some((m) => m.purpose === 'prompt' && m.stage === stageIndex && m.data.key === `prompt:${stageIndex}:${channel}`)) continue;
-      await this.deliver(event, subject, `prompt:${stageIndex}:${channel}`, { kind: 'channel', key: channel }, 'prompt', stageIndex, 'base', null);
+      if (existing.some((m) => m.purpose === 'prompt' && m.stage === stageIndex && m.data.key === `prompt:${stageIndex}:${channel}`))
+        continue;
+      await this.deliver(
+        event,
+        subject,
+        `prompt:${stageIndex}:${channel}`,
+        { kind: 'channel', key: channel },
+        'prompt',
+        stageIndex,
+        'base',
+        null,
+      );
     }
     for (const approver of approvers.filter((a) => targets.direct.some((t) => t.id === a.id))) {
       const key = `prompt:${stageIndex}:dm:${approver.id}`;
@@ -172,10 +223,16 @@ export class TeamsNotifier implements ChatNotifier {
   }
 
   /** What the notification plan tells the requester in Teams for this event; undefined: nothing. */
-  private async plan(event: DomainEvent, requesterId: string | null, history: { action: string; channel: string }[], submitted: 'request.submitted' | 'change.submitted'): Promise<RequesterDelivery | undefined> {
+  private async plan(
+    event: DomainEvent,
+    requesterId: string | null,
+    history: { action: string; channel: string }[],
+    submitted: 'request.submitted' | 'change.submitted',
+  ): Promise<RequesterDelivery | undefined> {
     const requester = requesterId ? await identityById(this.ctx.db, requesterId) : undefined;
     const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
-    return requesterPlan({ event, requester: requester ? personOf(requester) : null, origin: originOf(history, submitted), registered }).teams;
+    return requesterPlan({ event, requester: requester ? personOf(requester) : null, origin: originOf(history, submitted), registered })
+      .teams;
   }
 
   private async hasRequesterCopy(subject: Subject): Promise<boolean> {
@@ -186,19 +243,42 @@ export class TeamsNotifier implements ChatNotifier {
     if (!r.requester || (await this.hasRequesterCopy(subject))) return;
     const requester = await identityById(this.ctx.db, r.requester.id);
     if (!requester?.teams_aad_id) return;
-    await this.deliver(event, subject, 'requester', { kind: 'personal', identity: requester }, 'requester', null, 'requester', requester.id);
+    await this.deliver(
+      event,
+      subject,
+      'requester',
+      { kind: 'personal', identity: requester },
+      'requester',
+      null,
+      'requester',
+      requester.id,
+    );
   }
 
   /** Outcome messages go where the requester already has their copy of the card, so Slack users are not told twice. */
   private async tellRequester(event: DomainEvent, subject: Subject, notice: NoticeInput): Promise<void> {
     const copy = (await cardCopies(this.ctx.db, subject.type, subject.id)).find((m) => m.purpose === 'requester');
-    if (!copy || !copy.recipient_id) return;
+    if (!copy?.recipient_id) return;
     const key = `notice:${event.type}`;
     if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) return;
     const ref = await this.referenceFor({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl });
     if (!ref) return;
-    const sent = await this.send(subject, ref, () => this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, cardActivity(noticeCard(notice), notice.title)), { purpose: 'notice', key });
-    if (sent) await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose: 'notice', conversationId: copy.conversation_id, messageId: sent, recipientId: copy.recipient_id, data: { eventId: event.id, key, serviceUrl: ref.serviceUrl } });
+    const sent = await this.send(
+      subject,
+      ref,
+      () => this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, cardActivity(noticeCard(notice), notice.title)),
+      { purpose: 'notice', key },
+    );
+    if (sent)
+      await insertMessageRef(this.ctx.db, {
+        subjectType: subject.type,
+        subjectId: subject.id,
+        purpose: 'notice',
+        conversationId: copy.conversation_id,
+        messageId: sent,
+        recipientId: copy.recipient_id,
+        data: { eventId: event.id, key, serviceUrl: ref.serviceUrl },
+      });
   }
 
   /**
@@ -212,8 +292,22 @@ export class TeamsNotifier implements ChatNotifier {
     if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) return;
     const conv = await this.personalConversation(requester, subject);
     if (!conv) return;
-    const sent = await this.send(subject, conv.ref, () => this.client.sendToConversation(conv.ref.serviceUrl, conv.id, cardActivity(noticeCard(notice), notice.title)), { purpose: 'notice', key });
-    if (sent) await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose: 'notice', conversationId: conv.id, messageId: sent, recipientId: requester.id, data: { eventId: event.id, key, serviceUrl: conv.ref.serviceUrl } });
+    const sent = await this.send(
+      subject,
+      conv.ref,
+      () => this.client.sendToConversation(conv.ref.serviceUrl, conv.id, cardActivity(noticeCard(notice), notice.title)),
+      { purpose: 'notice', key },
+    );
+    if (sent)
+      await insertMessageRef(this.ctx.db, {
+        subjectType: subject.type,
+        subjectId: subject.id,
+        purpose: 'notice',
+        conversationId: conv.id,
+        messageId: sent,
+        recipientId: requester.id,
+        data: { eventId: event.id, key, serviceUrl: conv.ref.serviceUrl },
+      });
   }
 
   /** A review goes to the reviewer groups' channels; when none has a channel, to each reviewer's personal chat. */
@@ -231,7 +325,16 @@ export class TeamsNotifier implements ChatNotifier {
       await this.deliver(event, subject, `review:${channel}`, { kind: 'channel', key: channel }, 'prompt', null, 'base', null);
     }
     for (const reviewer of reviewers.filter((p) => targets.direct.some((t) => t.id === p.id))) {
-      await this.deliver(event, subject, `review:dm:${reviewer.id}`, { kind: 'personal', identity: reviewer }, 'prompt', null, 'approver', reviewer.id);
+      await this.deliver(
+        event,
+        subject,
+        `review:dm:${reviewer.id}`,
+        { kind: 'personal', identity: reviewer },
+        'prompt',
+        null,
+        'approver',
+        reviewer.id,
+      );
     }
   }
 
@@ -244,17 +347,35 @@ export class TeamsNotifier implements ChatNotifier {
 
   /** Reminders and escalations go into the prompt's thread in channels, and as a follow-up in personal chats. */
   private async replyInThreads(event: DomainEvent, subject: Subject, stageIndex: number | null, notice: NoticeInput): Promise<void> {
-    const prompts = (await cardCopies(this.ctx.db, subject.type, subject.id)).filter((m) => m.purpose === 'prompt' && m.stage === stageIndex);
+    const prompts = (await cardCopies(this.ctx.db, subject.type, subject.id)).filter(
+      (m) => m.purpose === 'prompt' && m.stage === stageIndex,
+    );
     for (const copy of prompts) {
       const key = `reply:${copy.id}`;
       if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) continue;
       const ref = await this.referenceFor({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl });
       if (!ref) continue;
       const activity = cardActivity(noticeCard(notice), notice.title);
-      const sent = await this.send(subject, ref, () => copy.data.view === 'base'
-        ? this.client.replyToActivity(ref.serviceUrl, copy.conversation_id, copy.message_id, activity)
-        : this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, activity), { purpose: 'reply', key });
-      if (sent) await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose: 'reply', stage: stageIndex, conversationId: copy.conversation_id, messageId: sent, recipientId: copy.recipient_id, data: { eventId: event.id, key, serviceUrl: ref.serviceUrl } });
+      const sent = await this.send(
+        subject,
+        ref,
+        () =>
+          copy.data.view === 'base'
+            ? this.client.replyToActivity(ref.serviceUrl, copy.conversation_id, copy.message_id, activity)
+            : this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, activity),
+        { purpose: 'reply', key },
+      );
+      if (sent)
+        await insertMessageRef(this.ctx.db, {
+          subjectType: subject.type,
+          subjectId: subject.id,
+          purpose: 'reply',
+          stage: stageIndex,
+          conversationId: copy.conversation_id,
+          messageId: sent,
+          recipientId: copy.recipient_id,
+          data: { eventId: event.id, key, serviceUrl: ref.serviceUrl },
+        });
     }
   }
 
@@ -265,52 +386,106 @@ export class TeamsNotifier implements ChatNotifier {
   async updateCopies(subject: Subject, detail?: RequestDetail, requesterBanner?: Banner): Promise<void> {
     const copies = await cardCopies(this.ctx.db, subject.type, subject.id);
     if (copies.length === 0) return;
-    const loaded = subject.type === 'request' ? detail ?? (await this.ctx.requests.get(subject.id)) : undefined;
+    const loaded = subject.type === 'request' ? (detail ?? (await this.ctx.requests.get(subject.id))) : undefined;
     for (const copy of copies) {
-      const card = await this.render(subject, copy.data.view ?? 'base', copy.recipient_id, loaded, copy.purpose === 'requester' ? requesterBanner : undefined);
+      const card = await this.render(
+        subject,
+        copy.data.view ?? 'base',
+        copy.recipient_id,
+        loaded,
+        copy.purpose === 'requester' ? requesterBanner : undefined,
+      );
       const ref = await this.referenceFor({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl });
       if (!ref) continue;
       const activity = cardActivity(card);
       try {
         await this.client.updateActivity(ref.serviceUrl, copy.conversation_id, copy.message_id, activity);
         await touchMessageRef(this.ctx.db, copy.id);
-        await auditSent(this.ctx.db, this.ctx.clock.now(), subject, { operation: 'update', conversationId: copy.conversation_id, activityId: copy.message_id, purpose: copy.purpose });
+        await auditSent(this.ctx.db, this.ctx.clock.now(), subject, {
+          operation: 'update',
+          conversationId: copy.conversation_id,
+          activityId: copy.message_id,
+          purpose: copy.purpose,
+        });
       } catch (e) {
         if (!(e instanceof TeamsSendError && e.gone)) {
           this.failure(e, subject);
           continue;
         }
         // deleted by a user or expired by Teams: a fresh card keeps the conversation truthful
-        const fresh = await this.send(subject, ref, () => this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, activity), { purpose: copy.purpose, key: `repost:${copy.id}`, replaced: copy.message_id });
+        const fresh = await this.send(subject, ref, () => this.client.sendToConversation(ref.serviceUrl, copy.conversation_id, activity), {
+          purpose: copy.purpose,
+          key: `repost:${copy.id}`,
+          replaced: copy.message_id,
+        });
         if (fresh) await moveMessageRef(this.ctx.db, copy.id, fresh);
       }
     }
   }
 
-  private async render(subject: Subject, view: CopyView, recipientId: string | null, detail?: RequestDetail, banner?: Banner): Promise<AdaptiveCard> {
-    const viewer: Viewer = view === 'base' || !recipientId ? { kind: 'base' } : { kind: 'identity', identity: await identityById(this.ctx.db, recipientId) };
+  private async render(
+    subject: Subject,
+    view: CopyView,
+    recipientId: string | null,
+    detail?: RequestDetail,
+    banner?: Banner,
+  ): Promise<AdaptiveCard> {
+    const viewer: Viewer =
+      view === 'base' || !recipientId ? { kind: 'base' } : { kind: 'identity', identity: await identityById(this.ctx.db, recipientId) };
     if (subject.type === 'review') return this.views.reviewCardFor(subject.id, viewer);
-    return subject.type === 'request' ? this.views.requestCardFor(detail ?? subject.id, viewer, banner) : this.views.changeCardFor(subject.id, viewer, banner);
+    return subject.type === 'request'
+      ? this.views.requestCardFor(detail ?? subject.id, viewer, banner)
+      : this.views.changeCardFor(subject.id, viewer, banner);
   }
 
   /** Posts one copy of the subject's card unless this event already did, and records it for later updates. */
   private async deliver(
-    event: DomainEvent, subject: Subject, key: string,
+    event: DomainEvent,
+    subject: Subject,
+    key: string,
     target: { kind: 'channel'; key: string } | { kind: 'personal'; identity: IdentityRow },
-    purpose: Purpose, stage: number | null, view: CopyView, recipientId: string | null,
+    purpose: Purpose,
+    stage: number | null,
+    view: CopyView,
+    recipientId: string | null,
   ): Promise<void> {
     if (await alreadyDelivered(this.ctx.db, subject.id, event.id, key)) return;
-    const conv = target.kind === 'channel' ? await this.channelConversation(target.key) : await this.personalConversation(target.identity, subject);
+    const conv =
+      target.kind === 'channel' ? await this.channelConversation(target.key) : await this.personalConversation(target.identity, subject);
     if (!conv) return;
     const card = await this.render(subject, view, recipientId);
     const summary = subject.type === 'request' ? 'Approval needed' : subject.type === 'review' ? 'Access review' : 'Change approval needed';
-    const id = await this.send(subject, conv.ref, () => this.client.sendToConversation(conv.ref.serviceUrl, conv.id, cardActivity(card, purpose === 'requester' ? 'Your request' : summary)), { purpose, key });
+    const id = await this.send(
+      subject,
+      conv.ref,
+      () =>
+        this.client.sendToConversation(
+          conv.ref.serviceUrl,
+          conv.id,
+          cardActivity(card, purpose === 'requester' ? 'Your request' : summary),
+        ),
+      { purpose, key },
+    );
     if (!id) return;
-    await insertMessageRef(this.ctx.db, { subjectType: subject.type, subjectId: subject.id, purpose, stage, conversationId: conv.id, messageId: id, recipientId, data: { eventId: event.id, key, view, serviceUrl: conv.ref.serviceUrl } });
+    await insertMessageRef(this.ctx.db, {
+      subjectType: subject.type,
+      subjectId: subject.id,
+      purpose,
+      stage,
+      conversationId: conv.id,
+      messageId: id,
+      recipientId,
+      data: { eventId: event.id, key, view, serviceUrl: conv.ref.serviceUrl },
+    });
   }
 
   /** Sends once; undefined when Teams refused for good (logged), a thrown TeamsSendError when worth retrying. */
-  private async send(subject: Subject, ref: StoredReference, fn: () => Promise<{ id?: string }>, what: Record<string, string>): Promise<string | undefined> {
+  private async send(
+    subject: Subject,
+    ref: StoredReference,
+    fn: () => Promise<{ id?: string }>,
+    what: Record<string, string>,
+  ): Promise<string | undefined> {
     let res: { id?: string };
     try {
       res = await fn();
@@ -318,7 +493,12 @@ export class TeamsNotifier implements ChatNotifier {
       this.failure(e, subject);
       return undefined;
     }
-    await auditSent(this.ctx.db, this.ctx.clock.now(), subject, { operation: 'post', conversationId: ref.conversation.id, activityId: res.id ?? null, ...what });
+    await auditSent(this.ctx.db, this.ctx.clock.now(), subject, {
+      operation: 'post',
+      conversationId: ref.conversation.id,
+      activityId: res.id ?? null,
+      ...what,
+    });
     return res.id ?? `unknown:${Date.now()}`;
   }
 
@@ -337,7 +517,10 @@ export class TeamsNotifier implements ChatNotifier {
   private async channelConversation(channelId: string): Promise<{ id: string; ref: StoredReference } | undefined> {
     const ref = (await conversationRef(this.ctx.db, channelId)) ?? (await anyConversationRef(this.ctx.db));
     if (!ref) {
-      this.ctx.logger.warn({ channelId }, 'teams: the bot has never been added to Teams, so it cannot post to this channel; add the app to the team');
+      this.ctx.logger.warn(
+        { channelId },
+        'teams: the bot has never been added to Teams, so it cannot post to this channel; add the app to the team',
+      );
       return undefined;
     }
     return { id: channelId, ref };
@@ -363,7 +546,13 @@ export class TeamsNotifier implements ChatNotifier {
       this.failure(e, subject);
       return undefined;
     }
-    const ref: StoredReference = { serviceUrl: created.serviceUrl ?? any.serviceUrl, channelId: 'msteams', conversation: { id: created.id, conversationType: 'personal', tenantId }, bot: any.bot, tenantId };
+    const ref: StoredReference = {
+      serviceUrl: created.serviceUrl ?? any.serviceUrl,
+      channelId: 'msteams',
+      conversation: { id: created.id, conversationType: 'personal', tenantId },
+      bot: any.bot,
+      tenantId,
+    };
     await saveConversationRef(this.ctx.db, identity.teams_aad_id!, 'personal', ref);
     return { id: created.id, ref };
   }
@@ -380,15 +569,28 @@ function outcomeNotice(r: RequestDetail): NoticeInput {
   const why = r.decisionReason ? ` Reason: "${plainText(r.decisionReason)}".` : '';
   switch (r.status) {
     case 'approved': {
-      const install = r.installOrderedAt ? ' The install has been ordered.' : r.installDueAt ? ` It installs in the next maintenance window (${readableUtc(r.installDueAt)}), or now if you ask.` : '';
-      return { title: `${r.application.name} approved`, text: `${by} approved ${what}.${why}${install}`, tone: 'success', installNowId: !r.installOrderedAt && r.installDueAt ? r.id : undefined };
+      const install = r.installOrderedAt
+        ? ' The install has been ordered.'
+        : r.installDueAt
+          ? ` It installs in the next maintenance window (${readableUtc(r.installDueAt)}), or now if you ask.`
+          : '';
+      return {
+        title: `${r.application.name} approved`,
+        text: `${by} approved ${what}.${why}${install}`,
+        tone: 'success',
+        installNowId: !r.installOrderedAt && r.installDueAt ? r.id : undefined,
+      };
     }
     case 'denied':
       return { title: `${r.application.name} denied`, text: `${by} denied ${what}.${why}`, tone: 'error' };
     case 'revoked':
       return { title: `${r.application.name} access revoked`, text: `${by} revoked ${what}; it will be uninstalled.${why}`, tone: 'error' };
     case 'expired':
-      return { title: `${r.application.name} request expired`, text: `Nobody decided on ${what} before the deadline. You can request it again.`, tone: 'warning' };
+      return {
+        title: `${r.application.name} request expired`,
+        text: `Nobody decided on ${what} before the deadline. You can request it again.`,
+        tone: 'warning',
+      };
     default:
       return { title: `${r.application.name} request cancelled`, text: `${by} cancelled the request for ${what}.${why}`, tone: 'info' };
   }

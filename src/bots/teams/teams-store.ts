@@ -26,13 +26,18 @@ export async function saveConversationRef(db: Queryable, key: string, kind: Conv
 }
 
 export async function conversationRef(db: Queryable, key: string): Promise<StoredReference | undefined> {
-  const row = await db.maybeOne<{ reference: StoredReference }>(`SELECT reference FROM conversation_refs WHERE platform = 'teams' AND key = $1`, [key]);
+  const row = await db.maybeOne<{ reference: StoredReference }>(
+    `SELECT reference FROM conversation_refs WHERE platform = 'teams' AND key = $1`,
+    [key],
+  );
   return row?.reference;
 }
 
 /** The latest reference of any kind: its serviceUrl, tenant and bot id let us reach conversations not seen yet. */
 export async function anyConversationRef(db: Queryable): Promise<StoredReference | undefined> {
-  const row = await db.maybeOne<{ reference: StoredReference }>(`SELECT reference FROM conversation_refs WHERE platform = 'teams' ORDER BY updated_at DESC LIMIT 1`);
+  const row = await db.maybeOne<{ reference: StoredReference }>(
+    `SELECT reference FROM conversation_refs WHERE platform = 'teams' ORDER BY updated_at DESC LIMIT 1`,
+  );
   return row?.reference;
 }
 
@@ -92,7 +97,16 @@ export async function insertMessageRef(db: Queryable, m: NewMessageRef): Promise
     await db.query(
       `INSERT INTO message_refs (subject_type, subject_id, platform, purpose, stage, conversation_id, message_id, recipient_id, data)
        VALUES ($1,$2,'teams',$3,$4,$5,$6,$7,$8)`,
-      [m.subjectType, m.subjectId, m.purpose, m.stage ?? null, m.conversationId, m.messageId, m.recipientId ?? null, JSON.stringify(m.data)],
+      [
+        m.subjectType,
+        m.subjectId,
+        m.purpose,
+        m.stage ?? null,
+        m.conversationId,
+        m.messageId,
+        m.recipientId ?? null,
+        JSON.stringify(m.data),
+      ],
     );
   } catch (e) {
     if (!isUniqueViolation(e)) throw e; // the same activity recorded twice (an invoke and a retry): one row is enough
@@ -127,6 +141,21 @@ export async function touchMessageRef(db: Queryable, id: string): Promise<void> 
 export const teamsBotActor: Actor = { id: null, label: 'Signoff', channel: 'teams' };
 
 /** Every message the bot sends or updates is in the audit log. */
-export async function auditSent(db: Database, at: Date, subject: { type: string; id: string }, details: Record<string, unknown>, actor: Actor = teamsBotActor): Promise<void> {
-  await db.tx((tx) => appendAudit(tx, { actor, action: 'message.sent', subjectType: subject.type, subjectId: subject.id, details: { platform: 'teams', ...details }, at }));
+export async function auditSent(
+  db: Database,
+  at: Date,
+  subject: { type: string; id: string },
+  details: Record<string, unknown>,
+  actor: Actor = teamsBotActor,
+): Promise<void> {
+  await db.tx((tx) =>
+    appendAudit(tx, {
+      actor,
+      action: 'message.sent',
+      subjectType: subject.type,
+      subjectId: subject.id,
+      details: { platform: 'teams', ...details },
+      at,
+    }),
+  );
 }

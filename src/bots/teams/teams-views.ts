@@ -17,7 +17,12 @@ export type Viewer = { kind: 'base' } | { kind: 'identity'; identity: IdentityRo
 export class TeamsViews {
   constructor(private readonly ctx: AppContext) {}
 
-  async requestCardFor(idOrDetail: string | RequestDetail, viewer: Viewer, banner?: Banner, reversal?: 'revoke' | 'reapprove'): Promise<AdaptiveCard> {
+  async requestCardFor(
+    idOrDetail: string | RequestDetail,
+    viewer: Viewer,
+    banner?: Banner,
+    reversal?: 'revoke' | 'reapprove',
+  ): Promise<AdaptiveCard> {
     const r = typeof idOrDetail === 'string' ? await this.ctx.requests.get(idOrDetail) : idOrDetail;
     const approvers = await pendingApprovers(this.ctx.db, r);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
@@ -28,7 +33,8 @@ export class TeamsViews {
       cancel: isRequester,
       installNow: isRequester && r.status === 'approved' && !r.installOrderedAt,
     };
-    const refreshUserIds = r.status === 'pending' || can.installNow ? await this.refreshIds([...approvers, ...(requester ? [requester] : [])]) : [];
+    const refreshUserIds =
+      r.status === 'pending' || can.installNow ? await this.refreshIds([...approvers, ...(requester ? [requester] : [])]) : [];
     return requestCard({ request: r, can, refreshUserIds, banner, reversal });
   }
 
@@ -55,7 +61,10 @@ export class TeamsViews {
 
   /** Who gets an automatic refresh into their own view: linked Teams users, by their Teams user id when known. */
   private refreshIds(people: IdentityRow[]): Promise<string[]> {
-    return refreshIdsFor(this.ctx.db, people.map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)));
+    return refreshIdsFor(
+      this.ctx.db,
+      people.map((i) => i.teams_aad_id).filter((x): x is string => Boolean(x)),
+    );
   }
 
   cardFor(kind: 'request' | 'change' | 'review', id: string, viewer: Viewer, banner?: Banner): Promise<AdaptiveCard> {

@@ -28,32 +28,54 @@ export class AdminServiceClient {
   constructor(private readonly config: Config) {
     this.base = new URL(config.CONFIGMGR_ADMINSERVICE_URL!.replace(/\/?$/, '/'));
     this.ca = trustedCas(config.CONFIGMGR_CA_FILE);
-    const [domain, user] = config.CONFIGMGR_USERNAME!.includes('\\') ? config.CONFIGMGR_USERNAME!.split('\\') : ['', config.CONFIGMGR_USERNAME!];
+    const [domain, user] = config.CONFIGMGR_USERNAME!.includes('\\')
+      ? config.CONFIGMGR_USERNAME!.split('\\')
+      : ['', config.CONFIGMGR_USERNAME!];
     this.domain = domain!;
     this.user = user!;
   }
 
   /** JSON in, JSON out; any HTTP failure becomes a ConnectorError saying `what` failed. */
-  async call<T = Record<string, unknown>>(trace: CallTrace, what: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async call<T = Record<string, unknown>>(
+    trace: CallTrace,
+    what: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
     const url = new URL(path, this.base);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) };
     let result: HttpResult;
     try {
-      result = this.config.CONFIGMGR_AUTH === 'basic'
-        ? await httpRequest(url, { method, headers: { ...headers, authorization: `Basic ${Buffer.from(`${this.config.CONFIGMGR_USERNAME}:${this.config.CONFIGMGR_PASSWORD}`).toString('base64')}` }, body: payload, timeoutMs: this.config.DEVICE_MANAGER_TIMEOUT_MS, ca: this.ca })
-        : await this.withNtlm(url, method, headers, payload);
+      result =
+        this.config.CONFIGMGR_AUTH === 'basic'
+          ? await httpRequest(url, {
+              method,
+              headers: {
+                ...headers,
+                authorization: `Basic ${Buffer.from(`${this.config.CONFIGMGR_USERNAME}:${this.config.CONFIGMGR_PASSWORD}`).toString('base64')}`,
+              },
+              body: payload,
+              timeoutMs: this.config.DEVICE_MANAGER_TIMEOUT_MS,
+              ca: this.ca,
+            })
+          : await this.withNtlm(url, method, headers, payload);
     } catch (e) {
       trace.add(method, url.pathname + url.search, 'no answer');
       throw e instanceof ConnectorError ? e : networkFailure(what, e);
     }
     trace.add(method, decodeURIComponent(url.pathname + url.search), result.status);
-    if (result.status < 200 || result.status >= 300) throw httpFailure(what, result.status, errorText(result.body), result.headers['retry-after'] as string | undefined);
+    if (result.status < 200 || result.status >= 300)
+      throw httpFailure(what, result.status, errorText(result.body), result.headers['retry-after'] as string | undefined);
     if (!result.body.trim()) return {} as T;
     try {
       return JSON.parse(result.body) as T;
     } catch {
-      throw new ConnectorError(`${what}: the administration service answered ${result.status} with something that is not JSON`, { retryable: true, statusCode: result.status });
+      throw new ConnectorError(`${what}: the administration service answered ${result.status} with something that is not JSON`, {
+        retryable: true,
+        statusCode: result.status,
+      });
     }
   }
 
@@ -65,19 +87,42 @@ export class AdminServiceClient {
     const workstation = hostname().split('.')[0]!.slice(0, 15);
     try {
       const type1 = createType1Message({ domain: this.domain, workstation }).replace(/^NTLM /, '');
-      const challenge = await httpRequest(url, { method, headers: { ...headers, authorization: `${scheme} ${type1}`, 'content-length': '0' }, timeoutMs, agent });
+      const challenge = await httpRequest(url, {
+        method,
+        headers: { ...headers, authorization: `${scheme} ${type1}`, 'content-length': '0' },
+        timeoutMs,
+        agent,
+      });
       if (challenge.status !== 401) return challenge;
       const offered = [challenge.headers['www-authenticate'] ?? []].flat().join(', ');
       const token = new RegExp(`(?:^|,\\s*)${scheme}\\s+([A-Za-z0-9+/=]+)`).exec(offered)?.[1];
       if (!token) {
-        throw new ConnectorError(`the administration service refused ${scheme} authentication (it offered: ${offered || 'nothing'}); check CONFIGMGR_AUTH`, { retryable: false, statusCode: 401, misconfigured: true });
+        throw new ConnectorError(
+          `the administration service refused ${scheme} authentication (it offered: ${offered || 'nothing'}); check CONFIGMGR_AUTH`,
+          { retryable: false, statusCode: 401, misconfigured: true },
+        );
       }
       const type2 = parseType2Message(`NTLM ${token}`, (e) => {
-        throw new ConnectorError(`the administration service sent an unreadable NTLM challenge: ${e.message}`, { retryable: false, statusCode: 401 });
+        throw new ConnectorError(`the administration service sent an unreadable NTLM challenge: ${e.message}`, {
+          retryable: false,
+          statusCode: 401,
+        });
       });
-      if (!type2) throw new ConnectorError('the administration service sent an unreadable NTLM challenge', { retryable: false, statusCode: 401 });
-      const type3 = createType3Message(type2, { username: this.user, password: this.config.CONFIGMGR_PASSWORD!, domain: this.domain, workstation }).replace(/^NTLM /, '');
-      return await httpRequest(url, { method, headers: { ...headers, authorization: `${scheme} ${type3}` }, body: payload, timeoutMs, agent });
+      if (!type2)
+        throw new ConnectorError('the administration service sent an unreadable NTLM challenge', { retryable: false, statusCode: 401 });
+      const type3 = createType3Message(type2, {
+        username: this.user,
+        password: this.config.CONFIGMGR_PASSWORD!,
+        domain: this.domain,
+        workstation,
+      }).replace(/^NTLM /, '');
+      return await httpRequest(url, {
+        method,
+        headers: { ...headers, authorization: `${scheme} ${type3}` },
+        body: payload,
+        timeoutMs,
+        agent,
+      });
     } finally {
       agent.destroy();
     }

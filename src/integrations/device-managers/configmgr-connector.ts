@@ -1,5 +1,10 @@
 import type { Config } from '../../config.ts';
-import { configMgrModelName, type DeviceManagerApp, type DeviceManagerCheckResult, type DeviceManagerConfig } from '../../core/device-manager.ts';
+import {
+  configMgrModelName,
+  type DeviceManagerApp,
+  type DeviceManagerCheckResult,
+  type DeviceManagerConfig,
+} from '../../core/device-manager.ts';
 import { AdminServiceClient } from './adminservice-client.ts';
 import { CallTrace, ConnectorError } from './connector-outcome.ts';
 import type { ConnectorOrder, DeviceManagerConnector } from './connector-order.ts';
@@ -55,15 +60,23 @@ export class ConfigMgrConnector implements DeviceManagerConnector {
 
   private modelName(config: DeviceManagerConfig, app: DeviceManagerApp): string {
     const model = configMgrModelName(config as ConfigMgrConfig, app.id);
-    if (!model) throw new ConnectorError(`${app.name} has no Configuration Manager model name (deviceManager.modelName)`, { retryable: false, misconfigured: true });
+    if (!model)
+      throw new ConnectorError(`${app.name} has no Configuration Manager model name (deviceManager.modelName)`, {
+        retryable: false,
+        misconfigured: true,
+      });
     return model;
   }
 
   /** The site's request for this machine, application and user (machine-only: the one without a user). */
   private async existing(trace: CallTrace, model: string, order: ConnectorOrder): Promise<SiteRequest | null> {
     const filter = `ModelName eq ${odataString(model)} and RequestedMachine eq ${odataString(order.deviceName!)}`;
-    const found = await this.client.call<{ value?: SiteRequest[] }>(trace, `looking up the site's request for ${order.deviceName}`, 'GET',
-      `wmi/SMS_UserApplicationRequest?$filter=${encodeURIComponent(filter)}`);
+    const found = await this.client.call<{ value?: SiteRequest[] }>(
+      trace,
+      `looking up the site's request for ${order.deviceName}`,
+      'GET',
+      `wmi/SMS_UserApplicationRequest?$filter=${encodeURIComponent(filter)}`,
+    );
     const mine = (found.value ?? []).filter((r) => (order.username ? r.User?.toLowerCase() === order.username.toLowerCase() : !r.User));
     // several (a user asked again after a cancel): the approved or denied one is the one that counts
     return mine.find((r) => r.CurrentState === STATE.approved) ?? mine.find((r) => r.CurrentState === STATE.denied) ?? mine[0] ?? null;
@@ -72,29 +85,48 @@ export class ConfigMgrConnector implements DeviceManagerConnector {
   async perform(order: ConnectorOrder, config: DeviceManagerConfig, app: DeviceManagerApp, trace: CallTrace): Promise<string> {
     const model = this.modelName(config, app);
     if (!order.clientGuid || !order.deviceName) {
-      throw new ConnectorError(`the request names no device; Configuration Manager approves an application for a device (ClientGUID)`, { retryable: false });
+      throw new ConnectorError(`the request names no device; Configuration Manager approves an application for a device (ClientGUID)`, {
+        retryable: false,
+      });
     }
     const who = order.username ? `${order.username} on ${order.deviceName}` : order.deviceName;
     const found = await this.existing(trace, model, order);
-    const instance = (r: SiteRequest, method: string) => `wmi/SMS_UserApplicationRequest(${encodeURIComponent(odataString(r.RequestGuid))})/AdminService.${method}`;
+    const instance = (r: SiteRequest, method: string) =>
+      `wmi/SMS_UserApplicationRequest(${encodeURIComponent(odataString(r.RequestGuid))})/AdminService.${method}`;
 
     if (order.operation === 'revoke') {
       if (!found) return `no request for ${who} on the site: nothing to deny`;
       if (found.CurrentState === STATE.denied) return `request ${found.RequestGuid} for ${who} was already denied`;
-      await this.expectSuccess(trace, `denying request ${found.RequestGuid} for ${who}`, instance(found, 'Deny'), { Comments: clip(order.comments) });
+      await this.expectSuccess(trace, `denying request ${found.RequestGuid} for ${who}`, instance(found, 'Deny'), {
+        Comments: clip(order.comments),
+      });
       return `denied request ${found.RequestGuid} for ${who}; the client uninstalls ${app.name}`;
     }
     if (found && (found.CurrentState === STATE.denied || found.CurrentState === STATE.requested)) {
-      await this.expectSuccess(trace, `approving request ${found.RequestGuid} for ${who}`, instance(found, 'Approve'), { Comments: clip(order.comments) });
+      await this.expectSuccess(trace, `approving request ${found.RequestGuid} for ${who}`, instance(found, 'Approve'), {
+        Comments: clip(order.comments),
+      });
       return `approved the existing request ${found.RequestGuid} for ${who}`;
     }
     if (found?.CurrentState === STATE.approved && order.operation === 'grant' && !order.autoInstall) {
       return `request ${found.RequestGuid} for ${who} is already approved`;
     }
     const create = order.username
-      ? { path: 'wmi/SMS_UserApplicationRequest.CreateApprovedRequest', args: { ApplicationID: model, AutoInstall: order.autoInstall, ClientGUID: order.clientGuid, Comments: clip(order.comments), Username: order.username } }
-      // SMS_ApplicationRequest's variant has no Username: a pre-approval for every user of the device, which always installs
-      : { path: 'wmi/SMS_ApplicationRequest.CreateApprovedRequest', args: { ApplicationID: model, AutoInstall: order.autoInstall, ClientGUID: order.clientGuid, Comments: clip(order.comments) } };
+      ? {
+          path: 'wmi/SMS_UserApplicationRequest.CreateApprovedRequest',
+          args: {
+            ApplicationID: model,
+            AutoInstall: order.autoInstall,
+            ClientGUID: order.clientGuid,
+            Comments: clip(order.comments),
+            Username: order.username,
+          },
+        }
+      : // SMS_ApplicationRequest's variant has no Username: a pre-approval for every user of the device, which always installs
+        {
+          path: 'wmi/SMS_ApplicationRequest.CreateApprovedRequest',
+          args: { ApplicationID: model, AutoInstall: order.autoInstall, ClientGUID: order.clientGuid, Comments: clip(order.comments) },
+        };
     try {
       await this.expectSuccess(trace, `creating the approved request for ${who}`, create.path, create.args);
     } catch (e) {
@@ -111,7 +143,10 @@ export class ConfigMgrConnector implements DeviceManagerConnector {
   private async expectSuccess(trace: CallTrace, what: string, path: string, args: Record<string, unknown>): Promise<void> {
     const result = await this.client.call<{ ReturnValue?: number }>(trace, what, 'POST', path, args);
     if (typeof result.ReturnValue === 'number' && result.ReturnValue !== 0) {
-      throw new ConnectorError(`${what}: the method returned ${result.ReturnValue} (see SMSProv.log on the SMS Provider)`, { retryable: false, statusCode: 200 });
+      throw new ConnectorError(`${what}: the method returned ${result.ReturnValue} (see SMSProv.log on the SMS Provider)`, {
+        retryable: false,
+        statusCode: 200,
+      });
     }
   }
 
@@ -121,11 +156,20 @@ export class ConfigMgrConnector implements DeviceManagerConnector {
     const trace = new CallTrace();
     try {
       const filter = `ModelName eq ${odataString(model)} and IsLatest eq true`;
-      const found = await this.client.call<{ value?: { LocalizedDisplayName?: string; IsExpired?: boolean }[] }>(trace, `looking up application ${model}`, 'GET',
-        `wmi/SMS_Application?$filter=${encodeURIComponent(filter)}&$select=LocalizedDisplayName,ModelName,IsExpired`);
+      const found = await this.client.call<{ value?: { LocalizedDisplayName?: string; IsExpired?: boolean }[] }>(
+        trace,
+        `looking up application ${model}`,
+        'GET',
+        `wmi/SMS_Application?$filter=${encodeURIComponent(filter)}&$select=LocalizedDisplayName,ModelName,IsExpired`,
+      );
       const site = found.value?.[0];
       if (!site) return { outcome: 'rejected', field: 'modelName', message: `the site has no application with model name ${model}` };
-      if (site.IsExpired) return { outcome: 'rejected', field: 'modelName', message: `application "${site.LocalizedDisplayName ?? model}" is retired on the site` };
+      if (site.IsExpired)
+        return {
+          outcome: 'rejected',
+          field: 'modelName',
+          message: `application "${site.LocalizedDisplayName ?? model}" is retired on the site`,
+        };
       return { outcome: 'ok', detail: `site application "${site.LocalizedDisplayName ?? model}" found` };
     } catch (e) {
       return { outcome: 'unverified', message: `could not check with the administration service: ${(e as Error).message}` };

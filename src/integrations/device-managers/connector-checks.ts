@@ -16,7 +16,12 @@ interface AppWithConnector {
 export async function checkNow(db: Queryable, managers: DeviceManagers, app: AppWithConnector): Promise<void> {
   const result = await managers.check(app.device_manager, { id: app.id, name: app.name, perDevice: app.per_device });
   const state = result.outcome === 'ok' ? 'ok' : result.outcome === 'rejected' ? 'error' : 'unchecked';
-  const message = result.outcome === 'ok' ? (result.detail ?? null) : result.outcome === 'rejected' ? `deviceManager.${result.field}: ${result.message}` : result.message;
+  const message =
+    result.outcome === 'ok'
+      ? (result.detail ?? null)
+      : result.outcome === 'rejected'
+        ? `deviceManager.${result.field}: ${result.message}`
+        : result.message;
   await recordDeviceManagerCheck(db, app.id, app.device_manager.kind, state, message);
 }
 

@@ -13,7 +13,9 @@ function orderOf(event: DomainEvent): { operation: OrderOperation; facts: Facts;
     case 'request.approved': {
       const reason = text(event.data.reason);
       return {
-        operation: 'grant', facts: event.data, autoInstall: event.data.installReason !== null,
+        operation: 'grant',
+        facts: event.data,
+        autoInstall: event.data.installReason !== null,
         comments: `Approved in Signoff by ${text(event.data.decidedBy) ?? event.actor.label}${reason ? `: ${reason}` : ''}`,
       };
     }
@@ -21,10 +23,20 @@ function orderOf(event: DomainEvent): { operation: OrderOperation; facts: Facts;
       const reason = text(event.data.reason);
       const why = event.data.why;
       const how = why === 'access_expired' ? 'Access expired' : why === 'review_removed' ? 'Removed in an access review' : 'Revoked';
-      return { operation: 'revoke', facts: event.data, autoInstall: false, comments: `${how} in Signoff by ${text(event.data.decidedBy) ?? event.actor.label}${reason ? `: ${reason}` : ''}` };
+      return {
+        operation: 'revoke',
+        facts: event.data,
+        autoInstall: false,
+        comments: `${how} in Signoff by ${text(event.data.decidedBy) ?? event.actor.label}${reason ? `: ${reason}` : ''}`,
+      };
     }
     case 'request.install_ordered':
-      return { operation: 'install', facts: event.data, autoInstall: true, comments: `Install ordered in Signoff: ${text(event.data.reason) ?? 'requested'}` };
+      return {
+        operation: 'install',
+        facts: event.data,
+        autoInstall: true,
+        comments: `Install ordered in Signoff: ${text(event.data.reason) ?? 'requested'}`,
+      };
     default:
       return null;
   }
@@ -41,10 +53,16 @@ export async function addDeviceManagerOrders(tx: Tx, outboxId: string, event: Do
   if (!o) return;
   const applicationId = text(o.facts.applicationId);
   if (!applicationId) return;
-  const app = await tx.maybeOne<{ device_manager: DeviceManagerConfig | null }>('SELECT device_manager FROM applications WHERE id = $1', [applicationId]);
+  const app = await tx.maybeOne<{ device_manager: DeviceManagerConfig | null }>('SELECT device_manager FROM applications WHERE id = $1', [
+    applicationId,
+  ]);
   if (!app?.device_manager) return;
   const username = text(o.facts.username);
-  const person = username ? await tx.maybeOne<{ teams_aad_id: string | null }>('SELECT teams_aad_id FROM identities WHERE lower(username) = lower($1)', [username]) : undefined;
+  const person = username
+    ? await tx.maybeOne<{ teams_aad_id: string | null }>('SELECT teams_aad_id FROM identities WHERE lower(username) = lower($1)', [
+        username,
+      ])
+    : undefined;
   const order: ConnectorOrder = {
     operation: o.operation,
     requestId: event.subjectId,
@@ -62,7 +80,15 @@ export async function addDeviceManagerOrders(tx: Tx, outboxId: string, event: Do
     `INSERT INTO webhook_deliveries (id, message_id, endpoint_id, outbox_id, event_type, body, status, next_attempt_at, connector, application_id, request_id)
      VALUES ($1, $2, NULL, $3, $4, $5, 'pending', now(), $6, $7, $8)
      ON CONFLICT (outbox_id, event_type) WHERE connector IS NOT NULL AND outbox_id IS NOT NULL DO NOTHING`,
-    [id, messageIdOf(id), outboxId, event.type, JSON.stringify({ type: 'device_manager.order', timestamp: event.occurredAt, data: order }),
-     app.device_manager.kind, applicationId, event.subjectId],
+    [
+      id,
+      messageIdOf(id),
+      outboxId,
+      event.type,
+      JSON.stringify({ type: 'device_manager.order', timestamp: event.occurredAt, data: order }),
+      app.device_manager.kind,
+      applicationId,
+      event.subjectId,
+    ],
   );
 }

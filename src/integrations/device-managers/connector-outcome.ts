@@ -11,7 +11,10 @@ export class ConnectorError extends Error {
   readonly statusCode: number | null;
   /** the application's settings or the connection's rights are at fault: an administrator must act */
   readonly misconfigured: boolean;
-  constructor(message: string, opts: { retryable: boolean; retryAfterMs?: number | null; statusCode?: number | null; misconfigured?: boolean }) {
+  constructor(
+    message: string,
+    opts: { retryable: boolean; retryAfterMs?: number | null; statusCode?: number | null; misconfigured?: boolean },
+  ) {
     super(message);
     this.name = 'ConnectorError';
     this.retryable = opts.retryable;
@@ -26,11 +29,17 @@ export const isRetryableStatus = (status: number) => status === 408 || status ==
 /** An HTTP failure as a ConnectorError; `what` says which call in words ("adding BOB-LAPTOP to group …"). */
 export function httpFailure(what: string, status: number, detail: string, retryAfter: string | null | undefined): ConnectorError {
   const retryable = isRetryableStatus(status);
-  const hint = status === 401 ? ' (check the connection credentials)'
-    : status === 403 ? ' (the connection lacks a permission; see README, device-management connectors)'
-    : '';
+  const hint =
+    status === 401
+      ? ' (check the connection credentials)'
+      : status === 403
+        ? ' (the connection lacks a permission; see README, device-management connectors)'
+        : '';
   return new ConnectorError(`${what}: HTTP ${status}${detail ? ` ${detail}` : ''}${hint}`, {
-    retryable, statusCode: status, retryAfterMs: parseRetryAfter(retryAfter ?? null), misconfigured: status === 401 || status === 403,
+    retryable,
+    statusCode: status,
+    retryAfterMs: parseRetryAfter(retryAfter ?? null),
+    misconfigured: status === 401 || status === 403,
   });
 }
 

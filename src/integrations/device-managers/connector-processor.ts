@@ -58,9 +58,18 @@ export async function attemptOrder(rt: ConnectorRuntime, deliveryId: string): Pr
           AND (created_at, id) > ($3::timestamptz, $2::uuid)`,
       [d.request_id, d.id, d.created_at],
     );
-    const overtaken = later.find((l) => direction((JSON.parse(l.body) as { data: ConnectorOrder }).data.operation) !== direction(order.operation));
+    const overtaken = later.find(
+      (l) => direction((JSON.parse(l.body) as { data: ConnectorOrder }).data.operation) !== direction(order.operation),
+    );
     if (overtaken) {
-      await finish(tx, d.id, d.attempts, 'failed', null, `superseded: a later order for this request ${direction(order.operation) === 'add' ? 'revokes' : 'grants'} it; nothing was sent`);
+      await finish(
+        tx,
+        d.id,
+        d.attempts,
+        'failed',
+        null,
+        `superseded: a later order for this request ${direction(order.operation) === 'add' ? 'revokes' : 'grants'} it; nothing was sent`,
+      );
       return { outcome: 'failed' };
     }
     const earlier = await tx.maybeOne<{ id: string }>(
@@ -71,7 +80,9 @@ export async function attemptOrder(rt: ConnectorRuntime, deliveryId: string): Pr
     if (earlier) return { outcome: 'retry', retryAt: Date.now() + WAIT_FOR_EARLIER_MS };
 
     const app = await tx.maybeOne<{ name: string; per_device: boolean; device_manager: DeviceManagerConfig | null }>(
-      'SELECT name, per_device, device_manager FROM applications WHERE id = $1', [d.application_id]);
+      'SELECT name, per_device, device_manager FROM applications WHERE id = $1',
+      [d.application_id],
+    );
     const attempt = d.attempts + 1;
     const trace = new CallTrace();
     const started = performance.now();
@@ -85,9 +96,17 @@ export async function attemptOrder(rt: ConnectorRuntime, deliveryId: string): Pr
       failure = new ConnectorError(`not sent: ${rt.managers.missing(d.connector)}`, { retryable: true, misconfigured: true });
     } else {
       try {
-        summary = await connector.perform(order, app.device_manager, { id: d.application_id, name: app.name, perDevice: app.per_device }, trace);
+        summary = await connector.perform(
+          order,
+          app.device_manager,
+          { id: d.application_id, name: app.name, perDevice: app.per_device },
+          trace,
+        );
       } catch (e) {
-        failure = e instanceof ConnectorError ? e : new ConnectorError(`unexpected error: ${(e as Error)?.message ?? String(e)}`, { retryable: true });
+        failure =
+          e instanceof ConnectorError
+            ? e
+            : new ConnectorError(`unexpected error: ${(e as Error)?.message ?? String(e)}`, { retryable: true });
       }
     }
     const latency = Math.round(performance.now() - started);

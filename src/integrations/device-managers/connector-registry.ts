@@ -13,8 +13,10 @@ export interface DeviceManagers {
 }
 
 const missingText: Record<DeviceManagerKind, string> = {
-  intune: 'the Intune connection is not configured in this process (INTUNE_TENANT_ID, INTUNE_CLIENT_ID and INTUNE_CLIENT_SECRET or INTUNE_CLIENT_CERTIFICATE_PATH)',
-  configmgr: 'the Configuration Manager connection is not configured in this process (CONFIGMGR_ADMINSERVICE_URL, CONFIGMGR_USERNAME, CONFIGMGR_PASSWORD)',
+  intune:
+    'the Intune connection is not configured in this process (INTUNE_TENANT_ID, INTUNE_CLIENT_ID and INTUNE_CLIENT_SECRET or INTUNE_CLIENT_CERTIFICATE_PATH)',
+  configmgr:
+    'the Configuration Manager connection is not configured in this process (CONFIGMGR_ADMINSERVICE_URL, CONFIGMGR_USERNAME, CONFIGMGR_PASSWORD)',
 };
 
 const perConfig = new WeakMap<Config, DeviceManagers>();
@@ -48,7 +50,8 @@ export function deviceManagersFor(config: Config): DeviceManagers {
     missing: (kind) => missingText[kind],
     check: async (settings, app) => {
       const c = await connector(settings.kind);
-      if (!c) return { outcome: 'unverified', message: `not checked: ${missingText[settings.kind]}; a worker with the connection checks it` };
+      if (!c)
+        return { outcome: 'unverified', message: `not checked: ${missingText[settings.kind]}; a worker with the connection checks it` };
       return c.check(settings, app);
     },
   };

@@ -21,14 +21,18 @@ export function startDeviceManagerWorker(
 ): DeviceManagerWorker {
   const log = ctx.logger.child({ component: 'device-managers' });
   const rt: ConnectorRuntime = { ctx, managers: deviceManagersFor(ctx.config), backoff: opts.backoff };
-  const worker = new Worker<DeliveryJob>(queueNames.deviceManagers, async (job: Job<DeliveryJob>, token?: string) => {
-    const step = await attemptOrder(rt, job.data.deliveryId);
-    if (step.outcome === 'retry') {
-      await job.moveToDelayed(step.retryAt, token);
-      throw new DelayedError();
-    }
-    return step.outcome;
-  }, { ...common, concurrency: opts.concurrency ?? 4 });
+  const worker = new Worker<DeliveryJob>(
+    queueNames.deviceManagers,
+    async (job: Job<DeliveryJob>, token?: string) => {
+      const step = await attemptOrder(rt, job.data.deliveryId);
+      if (step.outcome === 'retry') {
+        await job.moveToDelayed(step.retryAt, token);
+        throw new DelayedError();
+      }
+      return step.outcome;
+    },
+    { ...common, concurrency: opts.concurrency ?? 4 },
+  );
   const checks = startPeriodicTask(() => checkUncheckedDeviceManagers(ctx), {
     intervalMs: opts.checkIntervalMs ?? 10 * 60_000,
     firstDelayMs: Math.min(opts.checkIntervalMs ?? 10 * 60_000, 5_000),

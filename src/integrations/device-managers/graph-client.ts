@@ -29,7 +29,12 @@ export function createGraphCredential(config: Config): TokenCredential {
     ...(httpClient ? { httpClient } : {}),
   };
   return config.INTUNE_CLIENT_CERTIFICATE_PATH
-    ? new ClientCertificateCredential(config.INTUNE_TENANT_ID!, config.INTUNE_CLIENT_ID!, { certificatePath: config.INTUNE_CLIENT_CERTIFICATE_PATH }, options)
+    ? new ClientCertificateCredential(
+        config.INTUNE_TENANT_ID!,
+        config.INTUNE_CLIENT_ID!,
+        { certificatePath: config.INTUNE_CLIENT_CERTIFICATE_PATH },
+        options,
+      )
     : new ClientSecretCredential(config.INTUNE_TENANT_ID!, config.INTUNE_CLIENT_ID!, config.INTUNE_CLIENT_SECRET!, options);
 }
 
@@ -39,13 +44,17 @@ export function createGraphCredential(config: Config): TokenCredential {
  * delivery is retried durably no sooner than Retry-After, instead of sleeping inside a worker for minutes.
  */
 class NodeHttpHandler implements Middleware {
-  constructor(private readonly timeoutMs: number, private readonly ca: string[] | undefined) {}
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly ca: string[] | undefined,
+  ) {}
   async execute(context: Context): Promise<void> {
     const url = new URL(typeof context.request === 'string' ? context.request : context.request.url);
     const options = context.options ?? {};
     const headers: Record<string, string> = {};
     new Headers(options.headers as ConstructorParameters<typeof Headers>[0]).forEach((v, k) => (headers[k] = v));
-    const body = typeof options.body === 'string' || Buffer.isBuffer(options.body) ? options.body : options.body ? String(options.body) : undefined;
+    const body =
+      typeof options.body === 'string' || Buffer.isBuffer(options.body) ? options.body : options.body ? String(options.body) : undefined;
     const r = await httpRequest(url, { method: options.method ?? 'GET', headers, body, timeoutMs: this.timeoutMs, ca: this.ca });
     const responseHeaders = new Headers();
     for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) responseHeaders.set(k, Array.isArray(v) ? v.join(', ') : v);

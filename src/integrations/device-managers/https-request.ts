@@ -21,9 +21,17 @@ export function trustedCas(caFile: string | undefined): string[] | undefined {
 const MAX_BODY = 4 * 1024 * 1024;
 
 /** One request over node:http(s), bounded by `timeoutMs`; redirects are not followed. */
-export function httpRequest(url: URL, opts: {
-  method: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs: number; ca?: string[]; agent?: http.Agent;
-}): Promise<HttpResult> {
+export function httpRequest(
+  url: URL,
+  opts: {
+    method: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    timeoutMs: number;
+    ca?: string[];
+    agent?: http.Agent;
+  },
+): Promise<HttpResult> {
   const client = url.protocol === 'https:' ? https : http;
   const body = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(opts.body);
   return new Promise<HttpResult>((resolve, reject) => {
@@ -33,7 +41,10 @@ export function httpRequest(url: URL, opts: {
       ...(opts.agent ? { agent: opts.agent } : { agent: false }),
       ...(url.protocol === 'https:' && opts.ca && !opts.agent ? { ca: opts.ca } : {}),
     });
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })), opts.timeoutMs);
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      opts.timeoutMs,
+    );
     req.on('error', (e) => {
       clearTimeout(timer);
       reject(e);

@@ -72,7 +72,10 @@ export class IntuneConnector implements DeviceManagerConnector {
             this.client = null;
             continue;
           }
-          throw Object.assign(httpFailure(what, e.statusCode, `${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`, e.headers?.get('retry-after')), { graphCode: e.code });
+          throw Object.assign(
+            httpFailure(what, e.statusCode, `${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`, e.headers?.get('retry-after')),
+            { graphCode: e.code },
+          );
         }
         trace.add(method, path, 'no answer');
         throw this.transportFailure(what, e);
@@ -84,7 +87,10 @@ export class IntuneConnector implements DeviceManagerConnector {
   private transportFailure(what: string, e: unknown): ConnectorError {
     const message = (e as Error)?.message ?? String(e);
     if (/AADSTS(7000215|700016|90002|700027|7000222)|invalid_client|unauthorized_client/.test(message)) {
-      return new ConnectorError(`${what}: Entra ID refused the connection's credentials (INTUNE_TENANT_ID, INTUNE_CLIENT_ID, secret or certificate): ${message.split('\n')[0]}`, { retryable: false, misconfigured: true });
+      return new ConnectorError(
+        `${what}: Entra ID refused the connection's credentials (INTUNE_TENANT_ID, INTUNE_CLIENT_ID, secret or certificate): ${message.split('\n')[0]}`,
+        { retryable: false, misconfigured: true },
+      );
     }
     return networkFailure(what, e);
   }
@@ -96,8 +102,9 @@ export class IntuneConnector implements DeviceManagerConnector {
     const groupPath = `/groups/${c.groupId}/members`;
     if (order.operation === 'revoke') {
       try {
-        await this.call(trace, `removing ${member.label} from group ${c.groupId}`, 'DELETE', `${groupPath}/${member.id}/$ref`,
-          (g) => g.api(`${groupPath}/${member.id}/$ref`).delete());
+        await this.call(trace, `removing ${member.label} from group ${c.groupId}`, 'DELETE', `${groupPath}/${member.id}/$ref`, (g) =>
+          g.api(`${groupPath}/${member.id}/$ref`).delete(),
+        );
         return `removed ${member.label} from group ${c.groupId}`;
       } catch (e) {
         if (e instanceof ConnectorError && e.statusCode === 404) return `${member.label} was not a member of group ${c.groupId}`;
@@ -106,17 +113,24 @@ export class IntuneConnector implements DeviceManagerConnector {
     }
     const base = new URL(this.config.INTUNE_GRAPH_URL).toString().replace(/\/$/, '');
     try {
-      await this.call(trace, `adding ${member.label} to group ${c.groupId}`, 'POST', `${groupPath}/$ref`,
-        (g) => g.api(`${groupPath}/$ref`).post({ '@odata.id': `${base}/v1.0/directoryObjects/${member.id}` }));
+      await this.call(trace, `adding ${member.label} to group ${c.groupId}`, 'POST', `${groupPath}/$ref`, (g) =>
+        g.api(`${groupPath}/$ref`).post({ '@odata.id': `${base}/v1.0/directoryObjects/${member.id}` }),
+      );
       return `added ${member.label} to group ${c.groupId}`;
     } catch (e) {
-      if (e instanceof ConnectorError && e.statusCode === 400 && /already exist/i.test(e.message)) return `${member.label} was already a member of group ${c.groupId}`;
+      if (e instanceof ConnectorError && e.statusCode === 400 && /already exist/i.test(e.message))
+        return `${member.label} was already a member of group ${c.groupId}`;
       throw e;
     }
   }
 
   /** The directory object to put in the group: the device for per-device applications (and machine pre-approvals), else the user. */
-  private async member(order: ConnectorOrder, app: DeviceManagerApp, trace: CallTrace, missingIsFine: boolean): Promise<{ id: string; label: string } | null> {
+  private async member(
+    order: ConnectorOrder,
+    app: DeviceManagerApp,
+    trace: CallTrace,
+    missingIsFine: boolean,
+  ): Promise<{ id: string; label: string } | null> {
     const notFound = (message: string) => {
       if (missingIsFine) return null;
       throw new ConnectorError(message, { retryable: false, misconfigured: false });
@@ -124,18 +138,32 @@ export class IntuneConnector implements DeviceManagerConnector {
     if (app.perDevice || !order.username) {
       if (!order.deviceName) return notFound(`the request names no device, and ${app.name} is assigned per device`);
       const path = `/devices?$filter=displayName eq ${odataString(order.deviceName)}`;
-      const found = await this.call(trace, `finding device ${order.deviceName}`, 'GET', path,
-        (g) => g.api('/devices').filter(`displayName eq ${odataString(order.deviceName!)}`).select('id,deviceId,displayName').get()) as { value: DirectoryObject[] };
-      if (found.value.length === 0) return notFound(`no Entra ID device is named ${order.deviceName}; join or register it (Intune enrolment does) before approving`);
-      if (found.value.length > 1) throw new ConnectorError(`${found.value.length} Entra ID devices are named ${order.deviceName}; remove the stale ones so the device is unambiguous`, { retryable: false });
+      const found = (await this.call(trace, `finding device ${order.deviceName}`, 'GET', path, (g) =>
+        g
+          .api('/devices')
+          .filter(`displayName eq ${odataString(order.deviceName!)}`)
+          .select('id,deviceId,displayName')
+          .get(),
+      )) as { value: DirectoryObject[] };
+      if (found.value.length === 0)
+        return notFound(`no Entra ID device is named ${order.deviceName}; join or register it (Intune enrolment does) before approving`);
+      if (found.value.length > 1)
+        throw new ConnectorError(
+          `${found.value.length} Entra ID devices are named ${order.deviceName}; remove the stale ones so the device is unambiguous`,
+          { retryable: false },
+        );
       return { id: found.value[0]!.id, label: `device ${order.deviceName}` };
     }
     const username = order.username;
     if (order.userObjectId) return { id: order.userObjectId, label: `user ${username}` };
     if (username.includes('@')) {
       try {
-        const user = await this.call(trace, `finding user ${username}`, 'GET', `/users/${username}`,
-          (g) => g.api(`/users/${encodeURIComponent(username)}`).select('id,userPrincipalName').get()) as DirectoryObject;
+        const user = (await this.call(trace, `finding user ${username}`, 'GET', `/users/${username}`, (g) =>
+          g
+            .api(`/users/${encodeURIComponent(username)}`)
+            .select('id,userPrincipalName')
+            .get(),
+        )) as DirectoryObject;
         return { id: user.id, label: `user ${username}` };
       } catch (e) {
         if (e instanceof ConnectorError && e.statusCode === 404) return notFound(`no Entra ID user ${username} exists`);
@@ -143,11 +171,26 @@ export class IntuneConnector implements DeviceManagerConnector {
       }
     }
     const sam = username.split('\\')[1]!;
-    const found = await this.call(trace, `finding user ${username}`, 'GET', `/users?$filter=onPremisesSamAccountName eq ${odataString(sam)}`,
-      (g) => g.api('/users').header('ConsistencyLevel', 'eventual').filter(`onPremisesSamAccountName eq ${odataString(sam)}`).count(true)
-        .select('id,userPrincipalName').get()) as { value: DirectoryObject[] };
-    if (found.value.length === 0) return notFound(`no Entra ID user has onPremisesSamAccountName ${sam} (${username}); sync it with Entra Connect, or use UPNs`);
-    if (found.value.length > 1) throw new ConnectorError(`${found.value.length} Entra ID users have onPremisesSamAccountName ${sam}; use UPNs as usernames`, { retryable: false });
+    const found = (await this.call(
+      trace,
+      `finding user ${username}`,
+      'GET',
+      `/users?$filter=onPremisesSamAccountName eq ${odataString(sam)}`,
+      (g) =>
+        g
+          .api('/users')
+          .header('ConsistencyLevel', 'eventual')
+          .filter(`onPremisesSamAccountName eq ${odataString(sam)}`)
+          .count(true)
+          .select('id,userPrincipalName')
+          .get(),
+    )) as { value: DirectoryObject[] };
+    if (found.value.length === 0)
+      return notFound(`no Entra ID user has onPremisesSamAccountName ${sam} (${username}); sync it with Entra Connect, or use UPNs`);
+    if (found.value.length > 1)
+      throw new ConnectorError(`${found.value.length} Entra ID users have onPremisesSamAccountName ${sam}; use UPNs as usernames`, {
+        retryable: false,
+      });
     return { id: found.value[0]!.id, label: `user ${username}` };
   }
 
@@ -157,8 +200,9 @@ export class IntuneConnector implements DeviceManagerConnector {
     try {
       let group: { id: string; displayName?: string; securityEnabled?: boolean; groupTypes?: string[] };
       try {
-        group = await this.call(trace, `reading group ${c.groupId}`, 'GET', `/groups/${c.groupId}`,
-          (g) => g.api(`/groups/${c.groupId}`).select('id,displayName,securityEnabled,groupTypes').get());
+        group = await this.call(trace, `reading group ${c.groupId}`, 'GET', `/groups/${c.groupId}`, (g) =>
+          g.api(`/groups/${c.groupId}`).select('id,displayName,securityEnabled,groupTypes').get(),
+        );
       } catch (e) {
         if (e instanceof ConnectorError && (e.statusCode === 404 || e.statusCode === 400)) {
           return { outcome: 'rejected', field: 'groupId', message: `no Entra ID group with id ${c.groupId} exists in the tenant` };
@@ -167,31 +211,46 @@ export class IntuneConnector implements DeviceManagerConnector {
       }
       const name = group.displayName ? `"${group.displayName}"` : c.groupId;
       if (group.groupTypes?.includes('DynamicMembership')) {
-        return { outcome: 'rejected', field: 'groupId', message: `group ${name} has dynamic membership, so members cannot be added to it; assign the app to a group with assigned membership` };
+        return {
+          outcome: 'rejected',
+          field: 'groupId',
+          message: `group ${name} has dynamic membership, so members cannot be added to it; assign the app to a group with assigned membership`,
+        };
       }
       if (app.perDevice && group.securityEnabled === false) {
-        return { outcome: 'rejected', field: 'groupId', message: `group ${name} is not a security group, so devices cannot be members; ${app.name} is per device` };
+        return {
+          outcome: 'rejected',
+          field: 'groupId',
+          message: `group ${name} is not a security group, so devices cannot be members; ${app.name} is per device`,
+        };
       }
       let detail = `group ${name} found`;
       if (c.appId) {
         let mobileApp: { displayName?: string };
         try {
-          mobileApp = await this.call(trace, `reading Intune app ${c.appId}`, 'GET', `/deviceAppManagement/mobileApps/${c.appId}`,
-            (g) => g.api(`/deviceAppManagement/mobileApps/${c.appId}`).select('id,displayName').get());
+          mobileApp = await this.call(trace, `reading Intune app ${c.appId}`, 'GET', `/deviceAppManagement/mobileApps/${c.appId}`, (g) =>
+            g.api(`/deviceAppManagement/mobileApps/${c.appId}`).select('id,displayName').get(),
+          );
         } catch (e) {
           if (e instanceof ConnectorError && (e.statusCode === 404 || e.statusCode === 400)) {
             return { outcome: 'rejected', field: 'appId', message: `no Intune app with id ${c.appId} exists` };
           }
           throw e;
         }
-        const assignments = await this.call(trace, `reading the assignments of Intune app ${c.appId}`, 'GET', `/deviceAppManagement/mobileApps/${c.appId}/assignments`,
-          (g) => g.api(`/deviceAppManagement/mobileApps/${c.appId}/assignments`).get()) as { value: { intent?: string; target?: { '@odata.type'?: string; groupId?: string } }[] };
+        const assignments = (await this.call(
+          trace,
+          `reading the assignments of Intune app ${c.appId}`,
+          'GET',
+          `/deviceAppManagement/mobileApps/${c.appId}/assignments`,
+          (g) => g.api(`/deviceAppManagement/mobileApps/${c.appId}/assignments`).get(),
+        )) as { value: { intent?: string; target?: { '@odata.type'?: string; groupId?: string } }[] };
         const toGroup = assignments.value.filter((a) => a.target?.groupId?.toLowerCase() === c.groupId.toLowerCase());
         const included = toGroup.find((a) => !a.target?.['@odata.type']?.includes('exclusion'));
         const appName = mobileApp.displayName ? `"${mobileApp.displayName}"` : c.appId;
         if (!included) {
           return {
-            outcome: 'rejected', field: 'appId',
+            outcome: 'rejected',
+            field: 'appId',
             message: toGroup.length
               ? `Intune app ${appName} excludes group ${name}; members of it would never get the app`
               : `Intune app ${appName} is not assigned to group ${name}; assign it (required or available) in Intune first`,

@@ -56,7 +56,10 @@ function mailKind(event: RequestEvent): MailKind | null {
  */
 export class EmailNotifier implements ChatNotifier {
   readonly platform = 'email' as const;
-  constructor(private readonly ctx: AppContext, private readonly mailer: Mailer) {}
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly mailer: Mailer,
+  ) {}
 
   async handle(event: DomainEvent): Promise<void> {
     if (event.subjectType !== 'request') return;
@@ -70,7 +73,9 @@ export class EmailNotifier implements ChatNotifier {
     const request = await this.ctx.requests.get(event.subjectId);
     const messages = kind.review
       ? await this.reviewMails(kind.review.reviewId, kind.review.reminder)
-      : kind.prompt ? await this.approvalMails(event, request) : this.outcomeMails(event, request);
+      : kind.prompt
+        ? await this.approvalMails(event, request)
+        : this.outcomeMails(event, request);
     for (const m of messages) await this.mailer.send(m);
     if (messages.length) {
       await this.ctx.db.tx((tx) =>
@@ -97,11 +102,20 @@ export class EmailNotifier implements ChatNotifier {
     for (const p of people) {
       const link = async (action: 'approve' | 'deny') =>
         `${base}/links/${await createLinkToken(this.ctx.db, { requestId: request.id, approverId: p.id, stage: request.currentStage, version: request.version, action, expiresAt, createdAt: this.ctx.clock.now() })}`;
-      mails.push(renderApprovalEmail(request, { to: [p.email!], approveUrl: await link('approve'), denyUrl: await link('deny'), reminder: event.type === 'request.reminder', pageUrl: this.pageUrl(request.id) }));
+      mails.push(
+        renderApprovalEmail(request, {
+          to: [p.email!],
+          approveUrl: await link('approve'),
+          denyUrl: await link('deny'),
+          reminder: event.type === 'request.reminder',
+          pageUrl: this.pageUrl(request.id),
+        }),
+      );
     }
     // shared mailboxes cannot vouch for a person, so they get the details without links
     const shared = groups.flatMap((g) => g.emails ?? []);
-    if (shared.length && event.type !== 'request.reminder') mails.push(renderApprovalEmail(request, { to: shared, pageUrl: this.pageUrl(request.id) }));
+    if (shared.length && event.type !== 'request.reminder')
+      mails.push(renderApprovalEmail(request, { to: shared, pageUrl: this.pageUrl(request.id) }));
     return mails;
   }
 

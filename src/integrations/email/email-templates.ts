@@ -13,29 +13,46 @@ function facts(r: RequestDetail): [string, string][] {
     ...(r.device ? [['Device', r.device.name] as [string, string]] : []),
     ['Justification', r.justification ?? '(none)'],
     // each answer under its question's text, as the approver saw it asked
-    ...Object.entries(r.answers).map(([k, v]) => [r.policy.questions.find((q) => q.id === k)?.text ?? k, Array.isArray(v) ? v.join(', ') : String(v)] as [string, string]),
+    ...Object.entries(r.answers).map(
+      ([k, v]) => [r.policy.questions.find((q) => q.id === k)?.text ?? k, Array.isArray(v) ? v.join(', ') : String(v)] as [string, string],
+    ),
     ['Stage', `${r.currentStage + 1} of ${r.stageCount}`],
   ];
 }
 
 /** Approval prompt; the links only open a confirmation page, deciding takes a POST from there. */
-export function renderApprovalEmail(r: RequestDetail, opts: { to: string[]; approveUrl?: string; denyUrl?: string; reminder?: boolean; pageUrl?: string }): MailMessage {
+export function renderApprovalEmail(
+  r: RequestDetail,
+  opts: { to: string[]; approveUrl?: string; denyUrl?: string; reminder?: boolean; pageUrl?: string },
+): MailMessage {
   const subject = `${opts.reminder ? 'Reminder: ' : ''}Approve ${r.application.name} for ${r.requester?.displayName ?? r.device?.name ?? 'a device'}?`;
   const lines = facts(r).map(([k, v]) => `${k}: ${v}`);
   const stale = 'Each link works once, for this stage; if the request is decided first, the link says who decided and when.';
   // the web page is where a decided request is revoked or reapproved later: links decide this stage only
   const page = opts.pageUrl ? [`Open in Signoff (history, and Revoke or Reapprove once decided): ${opts.pageUrl}`] : [];
-  const links = opts.approveUrl ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', stale, ...page] : ['', 'Decide in Slack, Teams, on the web or with your personal email links.', ...page];
-  const rows = facts(r).map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
-  const pageLink = opts.pageUrl ? `<p><a href="${escapeHtml(opts.pageUrl)}">Open in Signoff</a> (history, and Revoke or Reapprove once decided)</p>` : '';
-  const buttons = (opts.approveUrl
-    ? `<p><a href="${escapeHtml(opts.approveUrl)}">Approve</a> &nbsp; <a href="${escapeHtml(opts.denyUrl!)}">Deny</a></p><p>${escapeHtml(stale)}</p>`
-    : '') + pageLink;
+  const links = opts.approveUrl
+    ? ['', `Approve: ${opts.approveUrl}`, `Deny: ${opts.denyUrl}`, '', stale, ...page]
+    : ['', 'Decide in Slack, Teams, on the web or with your personal email links.', ...page];
+  const rows = facts(r)
+    .map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
+    .join('');
+  const pageLink = opts.pageUrl
+    ? `<p><a href="${escapeHtml(opts.pageUrl)}">Open in Signoff</a> (history, and Revoke or Reapprove once decided)</p>`
+    : '';
+  const buttons =
+    (opts.approveUrl
+      ? `<p><a href="${escapeHtml(opts.approveUrl)}">Approve</a> &nbsp; <a href="${escapeHtml(opts.denyUrl!)}">Deny</a></p><p>${escapeHtml(stale)}</p>`
+      : '') + pageLink;
   return { to: opts.to, subject, text: [...lines, ...links].join('\n'), html: `<table>${rows}</table>${buttons}` };
 }
 
 const outcomeWord: Record<string, string> = {
-  approved: 'approved', denied: 'denied', revoked: 'revoked', expired: 'expired without a decision', cancelled: 'cancelled', pending: 'pending',
+  approved: 'approved',
+  denied: 'denied',
+  revoked: 'revoked',
+  expired: 'expired without a decision',
+  cancelled: 'cancelled',
+  pending: 'pending',
 };
 
 export function renderOutcomeEmail(r: RequestDetail, to: string, pageUrl?: string): MailMessage {
@@ -45,7 +62,6 @@ export function renderOutcomeEmail(r: RequestDetail, to: string, pageUrl?: strin
   const text = `Your request for ${r.application.name}${r.device ? ` on ${r.device.name}` : ''} was ${word}${by}.${why}${pageUrl ? `\nDetails: ${pageUrl}` : ''}`;
   return { to: [to], subject: `${r.application.name}: request ${word}`, text, html: `<p>${escapeHtml(text).replace(/\n/g, '<br>')}</p>` };
 }
-
 
 /** Access review question. No links: a review is answered in Slack, Teams or through the API. */
 export function renderReviewEmail(v: ReviewView, to: string[], opts: { reminder?: boolean } = {}): MailMessage {
@@ -67,7 +83,13 @@ export function renderReviewEmail(v: ReviewView, to: string[], opts: { reminder?
   ];
   const question = `Does ${who} still need ${v.application.name}${on}?${approved}`;
   const text = [question, '', ...rows.map(([k, val]) => `${k}: ${val}`), '', ...how].join('\n');
-  const html = `<p>${escapeHtml(question)}</p><table>${rows.map(([k, val]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(val)}</td></tr>`).join('')}</table>` +
+  const html =
+    `<p>${escapeHtml(question)}</p><table>${rows.map(([k, val]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(val)}</td></tr>`).join('')}</table>` +
     `<p>${how.map(escapeHtml).join('<br>')}</p>`;
-  return { to, subject: `${opts.reminder ? 'Reminder: ' : ''}Access review: does ${who} still need ${v.application.name}${on}?`, text, html };
+  return {
+    to,
+    subject: `${opts.reminder ? 'Reminder: ' : ''}Access review: does ${who} still need ${v.application.name}${on}?`,
+    text,
+    html,
+  };
 }

@@ -45,22 +45,79 @@ interface Resource {
 
 /** What an input leaves out, a view shows as null: the documented response types say so. */
 const viewShape = (shape: z.ZodRawShape): z.ZodRawShape =>
-  Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v instanceof z.ZodOptional ? (v.unwrap() as z.ZodType).nullable().optional() : v]));
+  Object.fromEntries(
+    Object.entries(shape).map(([k, v]) => [k, v instanceof z.ZodOptional ? (v.unwrap() as z.ZodType).nullable().optional() : v]),
+  );
 
 const resources: Resource[] = [
-  { kind: 'identities', path: '/identities', tag: 'identities', noun: 'identity', refHint: 'id or username (URL-encoded, e.g. CONTOSO%5Cbob)',
-    body: identityInputSchema, view: z.object({ ...meta, ...viewShape(identityInputSchema.shape) }) },
-  { kind: 'devices', path: '/devices', tag: 'devices', noun: 'device', refHint: 'id or client GUID',
-    body: deviceInputSchema, view: z.object({ ...meta, ...viewShape(deviceInputSchema.shape) }) },
-  { kind: 'approverGroups', path: '/approver-groups', tag: 'approver-groups', noun: 'approver group', refHint: 'id or name',
-    body: approverGroupInputSchema, view: z.object({ ...meta, ...viewShape(approverGroupInputSchema.shape) }) },
-  { kind: 'policies', path: '/policies', tag: 'policies', noun: 'policy', refHint: 'id or name',
-    body: policyInputSchema, view: z.object({ ...meta, inline: z.boolean(), ...viewShape(policyInputSchema.shape) }) },
-  { kind: 'applications', path: '/applications', tag: 'applications', noun: 'application', refHint: 'the model id, URL-encoded (ScopeId_...%2FApplication_...)',
-    body: applicationInputSchema, view: z.object({ ...meta, requestable: z.boolean(), ...viewShape(applicationInputSchema.shape), deviceManagerStatus: deviceManagerStatusView.nullable() }) },
-  { kind: 'changePolicies', path: '/change-policies', tag: 'change-policies', noun: 'change policy', refHint: 'id or name',
-    body: changePolicyInputSchema, view: z.object({ ...meta, ...viewShape(changePolicyInputSchema.shape) }) },
-  { kind: 'webhooks', path: '/webhooks', tag: 'webhooks', noun: 'webhook endpoint', refHint: 'id or name', body: webhookInputSchema, view: webhookView },
+  {
+    kind: 'identities',
+    path: '/identities',
+    tag: 'identities',
+    noun: 'identity',
+    refHint: 'id or username (URL-encoded, e.g. CONTOSO%5Cbob)',
+    body: identityInputSchema,
+    view: z.object({ ...meta, ...viewShape(identityInputSchema.shape) }),
+  },
+  {
+    kind: 'devices',
+    path: '/devices',
+    tag: 'devices',
+    noun: 'device',
+    refHint: 'id or client GUID',
+    body: deviceInputSchema,
+    view: z.object({ ...meta, ...viewShape(deviceInputSchema.shape) }),
+  },
+  {
+    kind: 'approverGroups',
+    path: '/approver-groups',
+    tag: 'approver-groups',
+    noun: 'approver group',
+    refHint: 'id or name',
+    body: approverGroupInputSchema,
+    view: z.object({ ...meta, ...viewShape(approverGroupInputSchema.shape) }),
+  },
+  {
+    kind: 'policies',
+    path: '/policies',
+    tag: 'policies',
+    noun: 'policy',
+    refHint: 'id or name',
+    body: policyInputSchema,
+    view: z.object({ ...meta, inline: z.boolean(), ...viewShape(policyInputSchema.shape) }),
+  },
+  {
+    kind: 'applications',
+    path: '/applications',
+    tag: 'applications',
+    noun: 'application',
+    refHint: 'the model id, URL-encoded (ScopeId_...%2FApplication_...)',
+    body: applicationInputSchema,
+    view: z.object({
+      ...meta,
+      requestable: z.boolean(),
+      ...viewShape(applicationInputSchema.shape),
+      deviceManagerStatus: deviceManagerStatusView.nullable(),
+    }),
+  },
+  {
+    kind: 'changePolicies',
+    path: '/change-policies',
+    tag: 'change-policies',
+    noun: 'change policy',
+    refHint: 'id or name',
+    body: changePolicyInputSchema,
+    view: z.object({ ...meta, ...viewShape(changePolicyInputSchema.shape) }),
+  },
+  {
+    kind: 'webhooks',
+    path: '/webhooks',
+    tag: 'webhooks',
+    noun: 'webhook endpoint',
+    refHint: 'id or name',
+    body: webhookInputSchema,
+    view: webhookView,
+  },
 ];
 
 const locationOf = (r: Resource, item: CatalogView) => `/api/v1${r.path}/${encodeURIComponent(item.id)}`;
@@ -70,19 +127,28 @@ export function registerAdminRoutes(router: Router, registry: RouteRegistry, ctx
   for (const r of resources) {
     const isWebhook = r.kind === 'webhooks';
     registry.add(router, {
-      method: 'get', path: r.path, tag: r.tag, scope: 'admin',
+      method: 'get',
+      path: r.path,
+      tag: r.tag,
+      scope: 'admin',
       summary: `List every ${r.noun}.`,
       response: z.object({ items: z.array(r.view) }),
       handler: async () => ({ items: await catalog.list(r.kind) }),
     });
     registry.add(router, {
-      method: 'get', path: `${r.path}/:ref`, tag: r.tag, scope: 'admin',
+      method: 'get',
+      path: `${r.path}/:ref`,
+      tag: r.tag,
+      scope: 'admin',
       summary: `Get one ${r.noun} by ${r.refHint}.`,
       response: r.view,
       handler: async ({ params }) => catalog.get(r.kind, params.ref!),
     });
     registry.add(router, {
-      method: 'post', path: r.path, tag: r.tag, scope: 'admin',
+      method: 'post',
+      path: r.path,
+      tag: r.tag,
+      scope: 'admin',
       summary: `Create a ${r.noun}; 409 if it already exists.${isWebhook ? ' The signing secret (generated when not given) is returned once.' : ''}`,
       body: r.body,
       response: isWebhook ? withSecret : r.view,
@@ -96,13 +162,18 @@ export function registerAdminRoutes(router: Router, registry: RouteRegistry, ctx
       },
     });
     registry.add(router, {
-      method: 'put', path: `${r.path}/:ref`, tag: r.tag, scope: 'admin',
+      method: 'put',
+      path: `${r.path}/:ref`,
+      tag: r.tag,
+      scope: 'admin',
       summary: `Create or replace a ${r.noun} (${r.refHint}); 201 when created, 200 when replaced or unchanged.`,
       body: r.body,
       response: isWebhook ? withSecret : r.view,
       handler: async ({ body, actor, params }) => {
         const opts = { mode: 'upsert' as const, ref: params.ref! };
-        const result = isWebhook ? await catalog.upsertWebhook(body as never, actor, opts) : await catalog.upsert(r.kind, body, actor, opts);
+        const result = isWebhook
+          ? await catalog.upsertWebhook(body as never, actor, opts)
+          : await catalog.upsert(r.kind, body, actor, opts);
         const out = 'secret' in result && result.secret ? { ...result.item, secret: result.secret } : result.item;
         return result.outcome === 'created'
           ? { status: 201, body: out, headers: { Location: locationOf(r, result.item) } }
@@ -110,7 +181,10 @@ export function registerAdminRoutes(router: Router, registry: RouteRegistry, ctx
       },
     });
     registry.add(router, {
-      method: 'delete', path: `${r.path}/:ref`, tag: r.tag, scope: 'admin',
+      method: 'delete',
+      path: `${r.path}/:ref`,
+      tag: r.tag,
+      scope: 'admin',
       summary: `Delete a ${r.noun}; 409 while anything still refers to it.`,
       successStatus: 204,
       handler: async ({ params, actor }) => {
@@ -121,7 +195,10 @@ export function registerAdminRoutes(router: Router, registry: RouteRegistry, ctx
   }
 
   registry.add(router, {
-    method: 'post', path: '/webhooks/:ref/rotate-secret', tag: 'webhooks', scope: 'admin',
+    method: 'post',
+    path: '/webhooks/:ref/rotate-secret',
+    tag: 'webhooks',
+    scope: 'admin',
     summary: 'Replace the signing secret of a webhook endpoint; the new secret is returned once.',
     response: withSecret,
     handler: async ({ params, actor }) => {

@@ -14,12 +14,22 @@ export function apiKeyAuth(ctx: AppContext) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const header = req.get('authorization');
     if (!header) {
-      reject(req, res, new AppError('unauthenticated', 'Send an API key as `Authorization: Bearer <key>`; create one with `npx signoff apikey create`.'), 'Bearer realm="signoff"');
+      reject(
+        req,
+        res,
+        new AppError('unauthenticated', 'Send an API key as `Authorization: Bearer <key>`; create one with `npx signoff apikey create`.'),
+        'Bearer realm="signoff"',
+      );
       return;
     }
     const m = BEARER.exec(header);
     if (!m) {
-      reject(req, res, new AppError('unauthenticated', 'The Authorization header must be `Bearer <api key>`.'), 'Bearer realm="signoff", error="invalid_request"');
+      reject(
+        req,
+        res,
+        new AppError('unauthenticated', 'The Authorization header must be `Bearer <api key>`.'),
+        'Bearer realm="signoff", error="invalid_request"',
+      );
       return;
     }
     try {

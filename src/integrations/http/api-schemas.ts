@@ -50,18 +50,26 @@ const decisionViewSchema = z.object({
   at: isoDate,
 });
 
-export const historyEntrySchema = z.object({ at: isoDate, action: z.string(), actor: z.string(), channel: z.string(), details: z.unknown() });
+export const historyEntrySchema = z.object({
+  at: isoDate,
+  action: z.string(),
+  actor: z.string(),
+  channel: z.string(),
+  details: z.unknown(),
+});
 
 export const requestDetailSchema = requestViewSchema.extend({
   policy: z.record(z.string(), z.unknown()),
-  stages: z.array(z.object({
-    index: z.number().int(),
-    approverGroups: z.array(z.string()),
-    quorum: z.string(),
-    approverJustification: z.boolean(),
-    status: z.enum(['not_started', 'waiting', 'approved', 'denied', 'skipped']),
-    decisions: z.array(decisionViewSchema),
-  })),
+  stages: z.array(
+    z.object({
+      index: z.number().int(),
+      approverGroups: z.array(z.string()),
+      quorum: z.string(),
+      approverJustification: z.boolean(),
+      status: z.enum(['not_started', 'waiting', 'approved', 'denied', 'skipped']),
+      decisions: z.array(decisionViewSchema),
+    }),
+  ),
   decisions: z.array(decisionViewSchema),
   history: z.array(historyEntrySchema),
 });
@@ -71,7 +79,12 @@ export const decisionResultSchema = z.object({
   request: requestViewSchema,
 });
 
-const diffEntrySchema = z.object({ path: z.string(), op: z.enum(['add', 'remove', 'replace']), before: z.unknown().optional(), after: z.unknown().optional() });
+const diffEntrySchema = z.object({
+  path: z.string(),
+  op: z.enum(['add', 'remove', 'replace']),
+  before: z.unknown().optional(),
+  after: z.unknown().optional(),
+});
 
 export const changeViewSchema = z.object({
   id: z.uuid(),
@@ -106,7 +119,11 @@ export const auditEventSchema = z.object({
   before: z.unknown(),
   after: z.unknown(),
   details: z.unknown(),
-  sealed: z.boolean().describe('false: written but not chained yet (the sealer chains a row shortly after commit, once every transaction that began before it has ended); it has no sequence or hashes yet'),
+  sealed: z
+    .boolean()
+    .describe(
+      'false: written but not chained yet (the sealer chains a row shortly after commit, once every transaction that began before it has ended); it has no sequence or hashes yet',
+    ),
   sequence: z.number().int().nullable().describe('position in the hash chain, from 1'),
   prevHash: z.string().nullable(),
   hash: z.string().nullable(),

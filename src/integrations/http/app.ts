@@ -62,7 +62,16 @@ export function createHttpApp(ctx: AppContext, opts: HttpAppOptions = {}): Expre
     res.json(openApi);
   });
   // who is calling comes before reading what they sent: an unauthenticated client cannot make us parse a body
-  app.use(API_BASE, noStore, apiKeyAuth(ctx), requireJsonBody(), jsonBody(ctx.config.MAX_BODY_BYTES), rejectNulCharacters(), idempotency(ctx), router);
+  app.use(
+    API_BASE,
+    noStore,
+    apiKeyAuth(ctx),
+    requireJsonBody(),
+    jsonBody(ctx.config.MAX_BODY_BYTES),
+    rejectNulCharacters(),
+    idempotency(ctx),
+    router,
+  );
 
   app.use(routeFallback(app));
   app.use(problemErrorHandler(ctx));
@@ -88,13 +97,24 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
     return;
   }
   const code = 'validation_failed';
-  const [status, detail] = err.code === 'HPE_HEADER_OVERFLOW'
-    ? [431, 'The request headers are too large.']
-    : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'The request was not received in time.']
-      : [400, 'The request is not valid HTTP.'];
-  const body = JSON.stringify({ type: `${PROBLEM_BASE}${code}`, title: errorCatalog[code].title, status, detail, instance: '', code, retryable: false });
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const [status, detail] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'The request headers are too large.']
+      : err.code === 'HPE_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'The request was not received in time.']
+        : [400, 'The request is not valid HTTP.'];
+  const body = JSON.stringify({
+    type: `${PROBLEM_BASE}${code}`,
+    title: errorCatalog[code].title,
+    status,
+    detail,
+    instance: '',
+    code,
+    retryable: false,
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 export interface RunningServer {

@@ -8,7 +8,9 @@ import { auditEventSchema, pageOf, pageQuery, text } from './api-schemas.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
 interface ExportRow extends AuditEventRow {
-  seq: string | null; prev_hash: string | null; hash: string | null;
+  seq: string | null;
+  prev_hash: string | null;
+  hash: string | null;
 }
 
 const toEvent = (r: ExportRow) => ({
@@ -66,7 +68,13 @@ function unsealedPage(tx: Tx, filter: Filter, afterId: string, limit: number): P
 }
 
 /** One page from a cursor: sealed rows first, then (with include=all) the unsealed tail. */
-async function exportPage(tx: Tx, filter: Filter, cursor: string | undefined, limit: number, withUnsealed: boolean): Promise<{ rows: ExportRow[]; next: string | null }> {
+async function exportPage(
+  tx: Tx,
+  filter: Filter,
+  cursor: string | undefined,
+  limit: number,
+  withUnsealed: boolean,
+): Promise<{ rows: ExportRow[]; next: string | null }> {
   const inTail = cursor?.startsWith('u') ?? false;
   const sealed = inTail ? [] : await sealedPage(tx, filter, cursor ?? '0', limit + 1);
   if (sealed.length > limit) return { rows: sealed.slice(0, limit), next: sealed[limit - 1]!.seq };
@@ -89,9 +97,12 @@ function snapshot<T>(ctx: AppContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
 
 export function registerAuditRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
-    method: 'get', path: '/audit', tag: 'audit', scope: 'admin',
+    method: 'get',
+    path: '/audit',
+    tag: 'audit',
+    scope: 'admin',
     summary:
-      'Export the audit log in chain order (by sequence), with each row\'s hashes; rows not sealed yet come last, marked `sealed: false`. ' +
+      "Export the audit log in chain order (by sequence), with each row's hashes; rows not sealed yet come last, marked `sealed: false`. " +
       '`include=sealed` leaves them out (an incremental exporter then keeps the last nextCursor). `format=ndjson` streams every matching event, one per line.',
     query: z.strictObject({
       subjectType: text(32).optional(),
@@ -125,8 +136,12 @@ export function registerAuditRoutes(router: Router, registry: RouteRegistry, ctx
   });
 
   registry.add(router, {
-    method: 'get', path: '/audit/verify', tag: 'audit', scope: 'admin',
-    summary: 'Walk the sealed hash chain and report the first row that was removed, reordered or edited, and how many rows are not sealed yet.',
+    method: 'get',
+    path: '/audit/verify',
+    tag: 'audit',
+    scope: 'admin',
+    summary:
+      'Walk the sealed hash chain and report the first row that was removed, reordered or edited, and how many rows are not sealed yet.',
     response: z.object({
       ok: z.boolean(),
       checked: z.number().int(),

@@ -18,7 +18,13 @@ export function requireJsonBody() {
     if (!hasBody(req)) return next();
     const type = (req.get('content-type') ?? '').split(';')[0]!.trim();
     if (!jsonType.test(type)) {
-      return next(new AppError('unsupported_media_type', `Send the body as application/json${type ? ` (got ${type})` : ' (Content-Type is missing)'}.`, { contentType: type || null }));
+      return next(
+        new AppError(
+          'unsupported_media_type',
+          `Send the body as application/json${type ? ` (got ${type})` : ' (Content-Type is missing)'}.`,
+          { contentType: type || null },
+        ),
+      );
     }
     next();
   };
@@ -26,7 +32,11 @@ export function requireJsonBody() {
 
 /** express.json with the configured limit; strict, so a bare `"x"` or `1` is malformed rather than a body. */
 export function jsonBody(limitBytes: number) {
-  return express.json({ limit: limitBytes, strict: true, type: (req) => jsonType.test(((req.headers['content-type'] as string | undefined) ?? '').split(';')[0]!.trim()) });
+  return express.json({
+    limit: limitBytes,
+    strict: true,
+    type: (req) => jsonType.test(((req.headers['content-type'] as string | undefined) ?? '').split(';')[0]!.trim()),
+  });
 }
 
 const NUL = '\u0000';
@@ -58,8 +68,10 @@ export function rejectNulCharacters() {
     nulFields(req.query, '', fields);
     nulFields(req.body, '', fields);
     if (fields.length === 0) return next();
-    next(new AppError('validation_failed', `Text must not contain NUL characters (found in ${fields.join(', ')}).`, {
-      errors: fields.map((field) => ({ field, message: 'must not contain NUL characters' })),
-    }));
+    next(
+      new AppError('validation_failed', `Text must not contain NUL characters (found in ${fields.join(', ')}).`, {
+        errors: fields.map((field) => ({ field, message: 'must not contain NUL characters' })),
+      }),
+    );
   };
 }

@@ -20,13 +20,20 @@ const notesOf = (b: { notes?: string; reason?: string; comments?: string }) => b
 
 const decisionBody = z.strictObject({
   ...noteFields,
-  approver: text(256).optional().describe('username of the admin deciding, who must be in the change policy\'s approver groups and is never the author. Required unless the API key is bound to a person; without it: 403 approver_required'),
+  approver: text(256)
+    .optional()
+    .describe(
+      "username of the admin deciding, who must be in the change policy's approver groups and is never the author. Required unless the API key is bound to a person; without it: 403 approver_required",
+    ),
 });
 
 /** Multi-admin approval (Intune MAA) over REST: every route needs `changes:write`, reads included, since changes carry admin data. */
 export function registerChangeRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
-    method: 'post', path: '/changes', tag: 'changes', scope: 'changes:write',
+    method: 'post',
+    path: '/changes',
+    tag: 'changes',
+    scope: 'changes:write',
     summary: 'Submit a change to a protected resource for approval by another admin; the response carries the diff approvers see.',
     body: z.strictObject({
       resourceType: text(64),
@@ -45,7 +52,10 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
   });
 
   registry.add(router, {
-    method: 'get', path: '/changes', tag: 'changes', scope: 'changes:write',
+    method: 'get',
+    path: '/changes',
+    tag: 'changes',
+    scope: 'changes:write',
     summary: 'List changes, newest first.',
     query: z.strictObject({
       status: changeStatusSchema.optional(),
@@ -61,7 +71,10 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
   });
 
   registry.add(router, {
-    method: 'get', path: '/changes/:id', tag: 'changes', scope: 'changes:write',
+    method: 'get',
+    path: '/changes/:id',
+    tag: 'changes',
+    scope: 'changes:write',
     summary: 'One change with its diff and history. Its version is the ETag (If-None-Match answers 304).',
     response: changeDetailSchema,
     handler: async ({ req }) => {
@@ -72,26 +85,48 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
   });
 
   registry.add(router, {
-    method: 'post', path: '/changes/:id/approve', tag: 'changes', scope: 'changes:write',
-    summary: 'Approve a pending change as a second admin (never your own); emits change.apply.' + ifMatchNote,
+    method: 'post',
+    path: '/changes/:id/approve',
+    tag: 'changes',
+    scope: 'changes:write',
+    summary: `Approve a pending change as a second admin (never your own); emits change.apply.${ifMatchNote}`,
     body: decisionBody,
     response: changeViewSchema,
-    handler: async ({ req, body, actor }) => withEtag(await ctx.changes.approve(actor, idParam(req), notesOf(body), { approverUsername: body.approver, expectedVersion: expectedVersion(req) })),
+    handler: async ({ req, body, actor }) =>
+      withEtag(
+        await ctx.changes.approve(actor, idParam(req), notesOf(body), {
+          approverUsername: body.approver,
+          expectedVersion: expectedVersion(req),
+        }),
+      ),
   });
 
   registry.add(router, {
-    method: 'post', path: '/changes/:id/reject', tag: 'changes', scope: 'changes:write',
-    summary: 'Reject a pending change as a second admin, with notes for the requester.' + ifMatchNote,
+    method: 'post',
+    path: '/changes/:id/reject',
+    tag: 'changes',
+    scope: 'changes:write',
+    summary: `Reject a pending change as a second admin, with notes for the requester.${ifMatchNote}`,
     body: decisionBody,
     response: changeViewSchema,
-    handler: async ({ req, body, actor }) => withEtag(await ctx.changes.reject(actor, idParam(req), notesOf(body), { approverUsername: body.approver, expectedVersion: expectedVersion(req) })),
+    handler: async ({ req, body, actor }) =>
+      withEtag(
+        await ctx.changes.reject(actor, idParam(req), notesOf(body), {
+          approverUsername: body.approver,
+          expectedVersion: expectedVersion(req),
+        }),
+      ),
   });
 
   registry.add(router, {
-    method: 'post', path: '/changes/:id/cancel', tag: 'changes', scope: 'changes:write',
-    summary: 'Cancel a pending change (the requester withdraws it).' + ifMatchNote,
+    method: 'post',
+    path: '/changes/:id/cancel',
+    tag: 'changes',
+    scope: 'changes:write',
+    summary: `Cancel a pending change (the requester withdraws it).${ifMatchNote}`,
     body: z.strictObject(noteFields),
     response: changeViewSchema,
-    handler: async ({ req, body, actor }) => withEtag(await ctx.changes.cancel(actor, idParam(req), notesOf(body), { expectedVersion: expectedVersion(req) })),
+    handler: async ({ req, body, actor }) =>
+      withEtag(await ctx.changes.cancel(actor, idParam(req), notesOf(body), { expectedVersion: expectedVersion(req) })),
   });
 }

@@ -16,7 +16,10 @@ const deliveryView = z.object({
   id: z.string(),
   messageId: z.string().describe('the webhook-id header, the same on every attempt'),
   target: targetSchema.describe('a webhook endpoint, or the device-management connector of an application'),
-  endpoint: z.object({ id: z.string(), name: z.string(), url: z.string(), enabled: z.boolean() }).nullable().describe('null for connector orders'),
+  endpoint: z
+    .object({ id: z.string(), name: z.string(), url: z.string(), enabled: z.boolean() })
+    .nullable()
+    .describe('null for connector orders'),
   applicationId: z.string().nullable().describe('for connector orders: the application whose connector carries them out'),
   outboxId: z.string().nullable(),
   eventType: z.string(),
@@ -39,10 +42,25 @@ const attemptView = z.object({
 const detailView = deliveryView.extend({ payload: z.unknown(), attemptLog: z.array(attemptView) });
 
 interface Row {
-  id: string; message_id: string; endpoint_id: string | null; endpoint_name: string | null; endpoint_url: string | null; endpoint_enabled: boolean | null;
-  connector: 'intune' | 'configmgr' | null; application_id: string | null;
-  outbox_id: string | null; event_type: string; body: string; status: 'pending' | 'succeeded' | 'failed'; attempts: number;
-  next_attempt_at: Date | null; last_status_code: number | null; last_error: string | null; created_at: Date; completed_at: Date | null; cursor_ts: string;
+  id: string;
+  message_id: string;
+  endpoint_id: string | null;
+  endpoint_name: string | null;
+  endpoint_url: string | null;
+  endpoint_enabled: boolean | null;
+  connector: 'intune' | 'configmgr' | null;
+  application_id: string | null;
+  outbox_id: string | null;
+  event_type: string;
+  body: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  attempts: number;
+  next_attempt_at: Date | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Date;
+  completed_at: Date | null;
+  cursor_ts: string;
 }
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
@@ -53,10 +71,20 @@ const select = `
 
 function toView(r: Row): z.infer<typeof deliveryView> {
   return {
-    id: r.id, messageId: r.message_id, target: r.connector ?? 'webhook', applicationId: r.application_id,
+    id: r.id,
+    messageId: r.message_id,
+    target: r.connector ?? 'webhook',
+    applicationId: r.application_id,
     endpoint: r.endpoint_id ? { id: r.endpoint_id, name: r.endpoint_name!, url: r.endpoint_url!, enabled: r.endpoint_enabled! } : null,
-    outboxId: r.outbox_id, eventType: r.event_type, status: r.status, attempts: r.attempts, nextAttemptAt: iso(r.next_attempt_at),
-    lastStatusCode: r.last_status_code, lastError: r.last_error, createdAt: iso(r.created_at)!, completedAt: iso(r.completed_at),
+    outboxId: r.outbox_id,
+    eventType: r.event_type,
+    status: r.status,
+    attempts: r.attempts,
+    nextAttemptAt: iso(r.next_attempt_at),
+    lastStatusCode: r.last_status_code,
+    lastError: r.last_error,
+    createdAt: iso(r.created_at)!,
+    completedAt: iso(r.completed_at),
   };
 }
 
@@ -64,19 +92,33 @@ async function detail(db: Queryable, id: string): Promise<z.infer<typeof detailV
   if (!isUuid(id)) throw new AppError('not_found', `No delivery with id "${id}".`);
   const row = await db.maybeOne<Row>(`${select} WHERE d.id = $1`, [id]);
   if (!row) throw new AppError('not_found', `No delivery with id "${id}".`);
-  const attempts = await db.query<{ attempt: number; status_code: number | null; latency_ms: number; response_excerpt: string | null; error: string | null; created_at: Date }>(
-    'SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [id]);
+  const attempts = await db.query<{
+    attempt: number;
+    status_code: number | null;
+    latency_ms: number;
+    response_excerpt: string | null;
+    error: string | null;
+    created_at: Date;
+  }>('SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [id]);
   return {
     ...toView(row),
     payload: JSON.parse(row.body),
-    attemptLog: attempts.map((a) => ({ attempt: a.attempt, statusCode: a.status_code, latencyMs: a.latency_ms, responseExcerpt: a.response_excerpt, error: a.error, at: iso(a.created_at)! })),
+    attemptLog: attempts.map((a) => ({
+      attempt: a.attempt,
+      statusCode: a.status_code,
+      latencyMs: a.latency_ms,
+      responseExcerpt: a.response_excerpt,
+      error: a.error,
+      at: iso(a.created_at)!,
+    })),
   };
 }
 
 const encodeCursor = (ts: string, id: string) => Buffer.from(`${ts}|${id}`).toString('base64url');
 function decodeCursor(c: string): [string, string] {
   const [ts, id] = Buffer.from(c, 'base64url').toString().split('|');
-  if (!ts || !id || Number.isNaN(Date.parse(ts)) || !isUuid(id)) throw new AppError('validation_failed', 'The cursor is not one this API returned.', { field: 'cursor' });
+  if (!ts || !id || Number.isNaN(Date.parse(ts)) || !isUuid(id))
+    throw new AppError('validation_failed', 'The cursor is not one this API returned.', { field: 'cursor' });
   return [ts, id];
 }
 
@@ -98,7 +140,10 @@ const endpointHealthView = z.object({
 /** Webhook deliveries: what was sent where, every attempt, and redelivery of the ones that failed. */
 export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
-    method: 'get', path: '/webhooks/:ref/health', tag: 'webhooks', scope: 'admin',
+    method: 'get',
+    path: '/webhooks/:ref/health',
+    tag: 'webhooks',
+    scope: 'admin',
     summary: 'Delivery health of one webhook endpoint (id or name): its circuit breaker, attempts in flight and pending deliveries.',
     response: endpointHealthView,
     handler: async ({ params }) => {
@@ -107,20 +152,27 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
         `SELECT e.id, e.name, e.url, e.enabled,
                 (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending') AS pending,
                 (SELECT min(created_at) FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending') AS oldest
-           FROM webhook_endpoints e WHERE ${isUuid(ref) ? 'e.id = $1::uuid' : 'e.name = $1'}`, [ref]);
+           FROM webhook_endpoints e WHERE ${isUuid(ref) ? 'e.id = $1::uuid' : 'e.name = $1'}`,
+        [ref],
+      );
       if (!e) throw new AppError('not_found', `No webhook endpoint "${ref}".`);
       const gate = gateFor(ctx, queuesFor(ctx).connection);
       const c = (await gate.view([e.id])).get(e.id)!;
       return {
         endpoint: { id: e.id, name: e.name, url: e.url, enabled: e.enabled },
         circuit: { ...c, concurrencyLimit: gate.settings.concurrency },
-        pendingDeliveries: Number(e.pending), oldestPendingAt: iso(e.oldest),
+        pendingDeliveries: Number(e.pending),
+        oldestPendingAt: iso(e.oldest),
       };
     },
   });
   registry.add(router, {
-    method: 'get', path: '/deliveries', tag: 'deliveries', scope: 'admin',
-    summary: 'List deliveries (webhooks and device-manager connector orders), newest first; filter by status, target, endpoint (id or name) or application.',
+    method: 'get',
+    path: '/deliveries',
+    tag: 'deliveries',
+    scope: 'admin',
+    summary:
+      'List deliveries (webhooks and device-manager connector orders), newest first; filter by status, target, endpoint (id or name) or application.',
     query: z.strictObject({
       status: statusSchema.optional(),
       target: targetSchema.optional(),
@@ -154,22 +206,31 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
       if (query.cursor) add('(d.created_at, d.id) < (?::timestamptz, ?::uuid)', ...decodeCursor(query.cursor));
       params.push(query.limit + 1);
       const rows = await ctx.db.query<Row>(
-        `${select} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY d.created_at DESC, d.id DESC LIMIT $${params.length}`, params);
+        `${select} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY d.created_at DESC, d.id DESC LIMIT $${params.length}`,
+        params,
+      );
       const last = rows.length > query.limit ? rows[query.limit - 1]! : undefined;
       return { items: rows.slice(0, query.limit).map(toView), nextCursor: last ? encodeCursor(last.cursor_ts, last.id) : null };
     },
   });
 
   registry.add(router, {
-    method: 'get', path: '/deliveries/:id', tag: 'deliveries', scope: 'admin',
+    method: 'get',
+    path: '/deliveries/:id',
+    tag: 'deliveries',
+    scope: 'admin',
     summary: 'One delivery with its payload and every attempt (status, latency, response excerpt).',
     response: detailView,
     handler: async ({ params }) => detail(ctx.db, params.id!),
   });
 
   registry.add(router, {
-    method: 'post', path: '/deliveries/:id/redeliver', tag: 'deliveries', scope: 'admin',
-    summary: 'Send a finished (usually failed) delivery again, with the same webhook-id and body; a connector order runs again with the application\'s current settings.',
+    method: 'post',
+    path: '/deliveries/:id/redeliver',
+    tag: 'deliveries',
+    scope: 'admin',
+    summary:
+      "Send a finished (usually failed) delivery again, with the same webhook-id and body; a connector order runs again with the application's current settings.",
     response: detailView,
     successStatus: 202,
     handler: async ({ params, actor }) => {

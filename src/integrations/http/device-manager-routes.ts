@@ -10,7 +10,9 @@ import type { RouteRegistry } from './route-registry.ts';
 
 export const deviceManagerStatusView = z.object({
   kind: z.enum(deviceManagerKinds),
-  state: z.enum(['ok', 'error', 'unchecked']).describe('ok: the last check or order succeeded; error: it failed (see message); unchecked: not known yet'),
+  state: z
+    .enum(['ok', 'error', 'unchecked'])
+    .describe('ok: the last check or order succeeded; error: it failed (see message); unchecked: not known yet'),
   message: z.string().nullable().describe('what the connector last found, in words an administrator can act on'),
   checkedAt: z.string().nullable(),
   lastSuccessAt: z.string().nullable(),
@@ -20,19 +22,28 @@ export const deviceManagerStatusView = z.object({
 /** Connector health per application, for the admin web app and operators; the same status shows on each application. */
 export function registerDeviceManagerRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
-    method: 'get', path: '/device-managers', tag: 'applications', scope: 'admin',
+    method: 'get',
+    path: '/device-managers',
+    tag: 'applications',
+    scope: 'admin',
     summary: 'The device-manager connector of every application that has one, with its status.',
     response: z.object({ items: z.array(deviceManagerStatusView.extend({ applicationId: z.string() })) }),
     handler: async () => ({ items: await allDeviceManagerStatuses(ctx.db) }),
   });
 
   registry.add(router, {
-    method: 'post', path: '/applications/:ref/device-manager/check', tag: 'applications', scope: 'admin',
-    summary: 'Check the application\'s connector settings against Intune or Configuration Manager now (after fixing them there) and record the result.',
+    method: 'post',
+    path: '/applications/:ref/device-manager/check',
+    tag: 'applications',
+    scope: 'admin',
+    summary:
+      "Check the application's connector settings against Intune or Configuration Manager now (after fixing them there) and record the result.",
     response: deviceManagerStatusView,
     handler: async ({ params }) => {
       const app = await ctx.db.maybeOne<{ id: string; name: string; per_device: boolean; device_manager: DeviceManagerConfig | null }>(
-        'SELECT id, name, per_device, device_manager FROM applications WHERE id = $1', [params.ref]);
+        'SELECT id, name, per_device, device_manager FROM applications WHERE id = $1',
+        [params.ref],
+      );
       if (!app) throw new AppError('not_found', `No application "${params.ref}" exists.`);
       if (!app.device_manager) throw new AppError('invalid_transition', `${app.name} has no deviceManager to check.`);
       await checkNow(ctx.db, deviceManagersFor(ctx.config), { ...app, device_manager: app.device_manager });

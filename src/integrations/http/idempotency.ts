@@ -41,15 +41,22 @@ export function idempotency(ctx: AppContext) {
     const principal = res.locals.principal as ApiKeyPrincipal;
     const now = ctx.clock.now();
     const path = req.originalUrl;
-    const hash = createHash('sha256').update(canonicalJson(req.body ?? null)).digest('hex');
+    const hash = createHash('sha256')
+      .update(canonicalJson(req.body ?? null))
+      .digest('hex');
     const db = ctx.db;
 
     if (now.getTime() - lastSweep > SWEEP_EVERY_MS) {
       lastSweep = now.getTime();
-      void db.query('DELETE FROM idempotency_keys WHERE created_at < $1', [new Date(now.getTime() - IDEMPOTENCY_TTL_MS)])
+      void db
+        .query('DELETE FROM idempotency_keys WHERE created_at < $1', [new Date(now.getTime() - IDEMPOTENCY_TTL_MS)])
         .catch((e) => ctx.logger.warn({ err: e }, 'idempotency key sweep failed'));
     }
-    await db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND created_at < $3', [principal.id, key, new Date(now.getTime() - IDEMPOTENCY_TTL_MS)]);
+    await db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND created_at < $3', [
+      principal.id,
+      key,
+      new Date(now.getTime() - IDEMPOTENCY_TTL_MS),
+    ]);
 
     let claimed = await db.maybeOne(
       `INSERT INTO idempotency_keys (api_key_id, key, method, path, request_hash, created_at) VALUES ($1,$2,$3,$4,$5,$6)
@@ -63,7 +70,11 @@ export function idempotency(ctx: AppContext) {
         throw new AppError('idempotency_in_progress', 'A request with this Idempotency-Key just finished with an error; retry it.');
       }
       if (row.method !== req.method || row.path !== path || row.request_hash !== hash) {
-        throw new AppError('idempotency_key_reused', `This Idempotency-Key was first used for ${row.method} ${row.path} with a different body; use a new key for a new request.`, { firstUsedFor: `${row.method} ${row.path}` });
+        throw new AppError(
+          'idempotency_key_reused',
+          `This Idempotency-Key was first used for ${row.method} ${row.path} with a different body; use a new key for a new request.`,
+          { firstUsedFor: `${row.method} ${row.path}` },
+        );
       }
       if (row.completed_at === null) {
         if (now.getTime() - new Date(row.created_at).getTime() > ABANDONED_AFTER_MS) {
@@ -74,7 +85,10 @@ export function idempotency(ctx: AppContext) {
         }
         if (!claimed) {
           res.setHeader('Retry-After', '1');
-          throw new AppError('idempotency_in_progress', 'The first request with this Idempotency-Key is still being processed; retry shortly.');
+          throw new AppError(
+            'idempotency_in_progress',
+            'The first request with this Idempotency-Key is still being processed; retry shortly.',
+          );
         }
       } else {
         for (const [k, v] of Object.entries(row.response_headers ?? {})) res.setHeader(k, v);
@@ -84,16 +98,20 @@ export function idempotency(ctx: AppContext) {
       }
     }
 
-    captureResponse(res, async (status, headers, body) => {
-      if (status >= 500) {
-        await db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND completed_at IS NULL', [principal.id, key]);
-      } else {
-        await db.query(
-          `UPDATE idempotency_keys SET status_code = $3, response_headers = $4, response_body = $5, completed_at = $6 WHERE api_key_id = $1 AND key = $2`,
-          [principal.id, key, status, JSON.stringify(headers), body, ctx.clock.now()],
-        );
-      }
-    }, (e) => ctx.logger.error({ err: e, key }, 'could not record the Idempotency-Key response'));
+    captureResponse(
+      res,
+      async (status, headers, body) => {
+        if (status >= 500) {
+          await db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND completed_at IS NULL', [principal.id, key]);
+        } else {
+          await db.query(
+            `UPDATE idempotency_keys SET status_code = $3, response_headers = $4, response_body = $5, completed_at = $6 WHERE api_key_id = $1 AND key = $2`,
+            [principal.id, key, status, JSON.stringify(headers), body, ctx.clock.now()],
+          );
+        }
+      },
+      (e) => ctx.logger.error({ err: e, key }, 'could not record the Idempotency-Key response'),
+    );
     next();
   };
 }

@@ -16,15 +16,22 @@ const page = (title: string, body: string) =>
 function sendError(res: Response, e: unknown) {
   const err = toAppError(e);
   // the request moved on while the page was open: nothing was decided and the link still works
-  const again = err.code === 'precondition_failed' ? '<p>Nothing was decided. <a href="">Open the link again</a> to see the request as it is now.</p>' : '';
-  res.status(err.status).type('html').send(page(err.title, `<h1>${escapeHtml(err.title)}</h1><p>${escapeHtml(err.message)}</p>${again}`));
+  const again =
+    err.code === 'precondition_failed'
+      ? '<p>Nothing was decided. <a href="">Open the link again</a> to see the request as it is now.</p>'
+      : '';
+  res
+    .status(err.status)
+    .type('html')
+    .send(page(err.title, `<h1>${escapeHtml(err.title)}</h1><p>${escapeHtml(err.message)}</p>${again}`));
 }
 
 /** What happened to the request since the mail was sent: other approvers' votes on this stage, an escalation. */
 function sinceMailed(link: LinkToken, r: RequestDetail): string {
   if (link.version === null || link.version === r.version) return '';
   const mailed = new Date(link.created_at).getTime();
-  const votes = (r.stages[link.stage]?.decisions ?? []).filter((d) => new Date(d.at).getTime() >= mailed)
+  const votes = (r.stages[link.stage]?.decisions ?? [])
+    .filter((d) => new Date(d.at).getTime() >= mailed)
     .map((d) => `${d.approver.label} ${d.decision === 'approve' ? 'approved' : 'denied'} at ${readableUtc(new Date(d.at))}`);
   const what = [...votes, ...(r.escalated ? ['the request was escalated'] : [])];
   return `<p><strong>Since this email was sent:</strong> ${escapeHtml(what.length ? what.join('; ') : 'the request was updated')}. It is still waiting for this stage.</p>`;
@@ -49,14 +56,24 @@ export function mountLinkRoutes(app: Express, ctx: AppContext): void {
         ['Device', r.device?.name ?? '-'],
         ['Justification', r.justification ?? '-'],
         ['Status', r.status],
-      ].map(([k, v]) => `<tr><th>${escapeHtml(k!)}</th><td>${escapeHtml(v!)}</td></tr>`).join('');
+      ]
+        .map(([k, v]) => `<tr><th>${escapeHtml(k!)}</th><td>${escapeHtml(v!)}</td></tr>`)
+        .join('');
       // a deny always says why; an approval when the stage asks its approvers to justify
       const needed = link.action === 'deny' || Boolean(r.stages[link.stage]?.approverJustification);
       const reason = `<p><label>Reason${needed ? '' : ' (optional)'}<br><textarea name="reason" rows="3" maxlength="2000"${needed ? ' required' : ''}></textarea></label></p>`;
       // the form is bound to the version this page shows: anything that happens before it is sent is told, not overridden
       const version = `<input type="hidden" name="version" value="${r.version}">`;
-      res.type('html').send(page(`${verb} request`, `<h1>${verb} ${escapeHtml(r.application.name)}?</h1><p>Signed in as ${escapeHtml(approver?.display_name ?? '?')} through your email link.</p>` +
-        sinceMailed(link, r) + `<table>${rows}</table><form method="post">${version}${reason}<button type="submit">${verb}</button></form>`));
+      res
+        .type('html')
+        .send(
+          page(
+            `${verb} request`,
+            `<h1>${verb} ${escapeHtml(r.application.name)}?</h1><p>Signed in as ${escapeHtml(approver?.display_name ?? '?')} through your email link.</p>` +
+              sinceMailed(link, r) +
+              `<table>${rows}</table><form method="post">${version}${reason}<button type="submit">${verb}</button></form>`,
+          ),
+        );
     } catch (e) {
       sendError(res, e);
     }
@@ -67,12 +84,16 @@ export function mountLinkRoutes(app: Express, ctx: AppContext): void {
     try {
       const reason = typeof req.body?.reason === 'string' && req.body.reason.trim() ? req.body.reason.trim() : null;
       // a form from before pages carried the version decides on the link's stage alone
-      const version = typeof req.body?.version === 'string' && /^[1-9]\d{0,8}$/.test(req.body.version) ? Number(req.body.version) : undefined;
+      const version =
+        typeof req.body?.version === 'string' && /^[1-9]\d{0,8}$/.test(req.body.version) ? Number(req.body.version) : undefined;
       const result = await useLinkToken(ctx.db, ctx.requests, ctx.clock, String(req.params.token), reason, { expectedVersion: version });
       const r = result.request;
-      const text = result.outcome === 'recorded' ? 'Your approval is recorded; the request waits for more approvers.'
-        : result.outcome === 'stage_approved' ? 'Your approval is recorded; the request moves to the next stage.'
-        : `The request is now ${r.status}.`;
+      const text =
+        result.outcome === 'recorded'
+          ? 'Your approval is recorded; the request waits for more approvers.'
+          : result.outcome === 'stage_approved'
+            ? 'Your approval is recorded; the request moves to the next stage.'
+            : `The request is now ${r.status}.`;
       res.type('html').send(page('Thank you', `<h1>Done</h1><p>${escapeHtml(text)}</p>`));
     } catch (e) {
       if (!isAppError(e)) ctx.logger.error({ err: e }, 'email link decision failed');

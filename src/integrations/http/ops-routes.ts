@@ -21,7 +21,10 @@ export interface OpsRouterOptions {
 export const BULL_BOARD_PATH = '/admin/queues';
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms).unref())]);
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms).unref()),
+  ]);
 
 /**
  * /readyz, /metrics and Bull Board. Readiness demands `maxmemory-policy noeviction`: with eviction Redis may
@@ -60,7 +63,9 @@ export function createOpsRouter(ctx: AppContext, opts: OpsRouterOptions = {}): R
           if (policy === 'noeviction') checks.redis = 'ok';
           else {
             checks.redis = `maxmemory-policy is ${policy ?? 'unknown'}`;
-            problems.push(`Redis maxmemory-policy is ${policy ?? 'unknown'}; BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`);
+            problems.push(
+              `Redis maxmemory-policy is ${policy ?? 'unknown'}; BullMQ needs noeviction (CONFIG SET maxmemory-policy noeviction)`,
+            );
           }
         })
         .catch((e) => {
@@ -87,7 +92,12 @@ export function createOpsRouter(ctx: AppContext, opts: OpsRouterOptions = {}): R
     const serverAdapter = new ExpressAdapter();
     serverAdapter.setBasePath(BULL_BOARD_PATH);
     // @bull-board/express pins its own copy of @bull-board/api, so the adapter types differ by a patch version
-    createBullBoard({ queues: queuesFor(ctx).all().map((q) => new BullMQAdapter(q)), serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'] });
+    createBullBoard({
+      queues: queuesFor(ctx)
+        .all()
+        .map((q) => new BullMQAdapter(q)),
+      serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
+    });
     return serverAdapter.getRouter() as Router;
   };
   router.use(BULL_BOARD_PATH, adminAuth(ctx), (req, res, next) => (board ??= buildBoard())(req, res, next));
@@ -113,11 +123,17 @@ function adminAuth(ctx: AppContext) {
     }
     const deny = (status: number, detail: string) => {
       if (status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="Signoff admin", charset="UTF-8"');
-      res.status(status).type('application/problem+json').json({
-        type: `https://signoff.dev/problems/${status === 401 ? 'unauthenticated' : 'forbidden'}`,
-        title: status === 401 ? 'Authentication is required' : 'Not allowed',
-        status, detail, code: status === 401 ? 'unauthenticated' : 'forbidden', instance: req.originalUrl,
-      });
+      res
+        .status(status)
+        .type('application/problem+json')
+        .json({
+          type: `https://signoff.dev/problems/${status === 401 ? 'unauthenticated' : 'forbidden'}`,
+          title: status === 401 ? 'Authentication is required' : 'Not allowed',
+          status,
+          detail,
+          code: status === 401 ? 'unauthenticated' : 'forbidden',
+          instance: req.originalUrl,
+        });
     };
     if (!key) return deny(401, 'Sign in with an admin API key (as the password, any user name) or send it as a Bearer token.');
     try {

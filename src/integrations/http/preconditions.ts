@@ -14,10 +14,15 @@ const TAG = /^\s*(?:W\/)?"(\d{1,9})"\s*$|^\s*(\d{1,9})\s*$/;
 export function expectedVersion(req: Request): number | undefined {
   const raw = req.get('if-match');
   if (raw === undefined || raw.trim() === '*') return undefined;
-  const tags = raw.split(',').map((t) => t.trim()).filter(Boolean);
+  const tags = raw
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const m = tags.length === 1 ? TAG.exec(tags[0]!) : null;
   if (!m) {
-    throw new AppError('validation_failed', 'If-Match must be one ETag as returned by GET (e.g. "3").', { errors: [{ field: 'If-Match', message: 'must be one ETag such as "3"' }] });
+    throw new AppError('validation_failed', 'If-Match must be one ETag as returned by GET (e.g. "3").', {
+      errors: [{ field: 'If-Match', message: 'must be one ETag such as "3"' }],
+    });
   }
   return Number(m[1] ?? m[2]);
 }

@@ -69,7 +69,10 @@ function fromBodyParser(e: unknown): AppError | undefined {
   const err = e as { type?: string; status?: number; limit?: number; charset?: string };
   switch (err?.type) {
     case 'entity.parse.failed':
-      return new AppError('malformed_json', `The body is not valid JSON: ${(e as Error).message.replace(/^Unexpected token.*?in JSON/, 'unexpected token')}.`);
+      return new AppError(
+        'malformed_json',
+        `The body is not valid JSON: ${(e as Error).message.replace(/^Unexpected token.*?in JSON/, 'unexpected token')}.`,
+      );
     case 'entity.too.large':
       return new AppError('payload_too_large', `The body is larger than ${err.limit} bytes.`, { limit: err.limit });
     case 'encoding.unsupported':
@@ -82,7 +85,9 @@ function fromBodyParser(e: unknown): AppError | undefined {
     default:
       // the router could not decode a path segment (`%E0%A4%A`, `%zz`): the path is malformed, not our failure
       if (e instanceof URIError || (err?.status === 400 && /decode param/i.test((e as Error)?.message ?? ''))) {
-        return new AppError('validation_failed', 'The path has a malformed percent-encoding.', { errors: [{ field: '(path)', message: 'is not valid percent-encoding' }] });
+        return new AppError('validation_failed', 'The path has a malformed percent-encoding.', {
+          errors: [{ field: '(path)', message: 'is not valid percent-encoding' }],
+        });
       }
       return undefined;
   }

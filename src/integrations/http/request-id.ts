@@ -13,7 +13,16 @@ export function requestId(ctx: AppContext) {
     res.setHeader('X-Request-Id', id);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      ctx.logger.debug({ requestId: id, method: req.method, path: req.originalUrl.split('?')[0], status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'http request');
+      ctx.logger.debug(
+        {
+          requestId: id,
+          method: req.method,
+          path: req.originalUrl.split('?')[0],
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'http request',
+      );
     });
     next();
   };

@@ -2,7 +2,14 @@ import type { Request, Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
 import {
-  decisionResultSchema, optionalText, pageOf, pageQuery, requestDetailSchema, requestStatusSchema, requestViewSchema, text,
+  decisionResultSchema,
+  optionalText,
+  pageOf,
+  pageQuery,
+  requestDetailSchema,
+  requestStatusSchema,
+  requestViewSchema,
+  text,
 } from './api-schemas.ts';
 import { etagOf, expectedVersion, notModified } from './preconditions.ts';
 import type { RouteRegistry } from './route-registry.ts';
@@ -13,8 +20,11 @@ const reasonFields = {
   comments: optionalText(2000),
 };
 
-const approverField = text(256).optional()
-  .describe('username of the person deciding, who must be eligible (an approver of the stage, never the requester). Required unless the API key is bound to a person (then it may only name that person); without it: 403 approver_required');
+const approverField = text(256)
+  .optional()
+  .describe(
+    'username of the person deciding, who must be eligible (an approver of the stage, never the requester). Required unless the API key is bound to a person (then it may only name that person); without it: 403 approver_required',
+  );
 
 const oneReason = (b: { reason?: string; comments?: string }) => !(b.reason !== undefined && b.comments !== undefined);
 const oneReasonIssue = { message: 'give reason or comments, not both', path: ['comments'] };
@@ -23,8 +33,15 @@ const decisionBody = z
   .strictObject({
     ...reasonFields,
     approver: approverField,
-    stage: z.number().int().min(0).max(2).optional()
-      .describe('decide only while the request is still pending at this stage (its currentStage); otherwise 409 already_decided. Without it, the stage pending when the request is locked is decided'),
+    stage: z
+      .number()
+      .int()
+      .min(0)
+      .max(2)
+      .optional()
+      .describe(
+        'decide only while the request is still pending at this stage (its currentStage); otherwise 409 already_decided. Without it, the stage pending when the request is locked is decided',
+      ),
   })
   .refine(oneReason, oneReasonIssue);
 
@@ -36,8 +53,12 @@ const idParam = (req: Request) => String(req.params.id);
 
 export function registerRequestRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
-    method: 'post', path: '/approved-requests', tag: 'requests', scope: 'requests:write',
-    summary: 'CreateApprovedRequest: approve an application for a user and device (or a device alone) without a prompt. Called again for the same triple it returns the same request and, with autoInstall, orders the install again.',
+    method: 'post',
+    path: '/approved-requests',
+    tag: 'requests',
+    scope: 'requests:write',
+    summary:
+      'CreateApprovedRequest: approve an application for a user and device (or a device alone) without a prompt. Called again for the same triple it returns the same request and, with autoInstall, orders the install again.',
     body: z.strictObject({
       applicationId: text(512),
       clientGuid: text(256),
@@ -47,7 +68,11 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
     }),
     response: requestViewSchema,
     successStatus: 201,
-    alsoStatus: { status: 200, description: 'Called again for the same client GUID, user and application: the same request (the install ordered again with autoInstall)' },
+    alsoStatus: {
+      status: 200,
+      description:
+        'Called again for the same client GUID, user and application: the same request (the install ordered again with autoInstall)',
+    },
     handler: async ({ body, actor }) => {
       const { request, created } = await ctx.requests.createApproved(actor, body);
       return { status: created ? 201 : 200, body: request, headers: { Location: `/api/v1/requests/${request.id}` } };
@@ -55,7 +80,10 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
   });
 
   registry.add(router, {
-    method: 'post', path: '/requests', tag: 'requests', scope: 'requests:write',
+    method: 'post',
+    path: '/requests',
+    tag: 'requests',
+    scope: 'requests:write',
     summary: 'Submit a request for a user; it is prompted to the approvers of the first stage.',
     body: z.strictObject({
       applicationId: text(512),
@@ -68,15 +96,22 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
     successStatus: 201,
     handler: async ({ body, actor }) => {
       const view = await ctx.requests.submit(actor, {
-        applicationId: body.applicationId, requesterUsername: body.username, clientGuid: body.clientGuid,
-        justification: body.justification, answers: body.answers, source: 'api',
+        applicationId: body.applicationId,
+        requesterUsername: body.username,
+        clientGuid: body.clientGuid,
+        justification: body.justification,
+        answers: body.answers,
+        source: 'api',
       });
       return { status: 201, body: view, headers: { Location: `/api/v1/requests/${view.id}` } };
     },
   });
 
   registry.add(router, {
-    method: 'get', path: '/requests', tag: 'requests', scope: 'requests:read',
+    method: 'get',
+    path: '/requests',
+    tag: 'requests',
+    scope: 'requests:read',
     summary: 'List requests, newest first, filtered by status, application, user and device.',
     query: z.strictObject({
       status: requestStatusSchema.optional(),
@@ -93,7 +128,10 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
   });
 
   registry.add(router, {
-    method: 'get', path: '/requests/:id', tag: 'requests', scope: 'requests:read',
+    method: 'get',
+    path: '/requests/:id',
+    tag: 'requests',
+    scope: 'requests:read',
     summary: 'One request with its stages, decisions and history. Its version is the ETag (If-None-Match answers 304).',
     response: requestDetailSchema,
     handler: async ({ req }) => {
@@ -105,16 +143,23 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
 
   for (const decision of ['approve', 'deny'] as const) {
     registry.add(router, {
-      method: 'post', path: `/requests/:id/${decision}`, tag: 'requests', scope: 'requests:write',
-      summary: (decision === 'approve'
-        ? 'Approve a pending request for its current stage (or the given one), as an eligible approver.'
-        : 'Deny a pending request for its current stage (or the given one), as an eligible approver.')
-        + ' On a request that is no longer pending nothing changes: 409 already_decided says who decided and when (revoke and reapprove are their own routes). Concurrent calls yield one decision.' + ifMatchNote,
+      method: 'post',
+      path: `/requests/:id/${decision}`,
+      tag: 'requests',
+      scope: 'requests:write',
+      summary:
+        (decision === 'approve'
+          ? 'Approve a pending request for its current stage (or the given one), as an eligible approver.'
+          : 'Deny a pending request for its current stage (or the given one), as an eligible approver.') +
+        ' On a request that is no longer pending nothing changes: 409 already_decided says who decided and when (revoke and reapprove are their own routes). Concurrent calls yield one decision.' +
+        ifMatchNote,
       body: decisionBody,
       response: decisionResultSchema,
       handler: async ({ req, body, actor }) => {
         const result = await ctx.requests.decide(actor, idParam(req), decision, body.reason ?? body.comments ?? null, {
-          approverUsername: body.approver, stage: body.stage, expectedVersion: expectedVersion(req),
+          approverUsername: body.approver,
+          stage: body.stage,
+          expectedVersion: expectedVersion(req),
         });
         return { body: result, headers: { ETag: etagOf(result.request.version) } };
       },
@@ -122,36 +167,52 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
   }
 
   registry.add(router, {
-    method: 'post', path: '/requests/:id/cancel', tag: 'requests', scope: 'requests:write',
-    summary: 'Cancel a pending request.' + ifMatchNote,
+    method: 'post',
+    path: '/requests/:id/cancel',
+    tag: 'requests',
+    scope: 'requests:write',
+    summary: `Cancel a pending request.${ifMatchNote}`,
     body: z.strictObject({ ...reasonFields }),
     response: requestViewSchema,
     handler: async ({ req, body, actor }) => {
-      const view = await ctx.requests.cancel(actor, idParam(req), body.reason ?? body.comments ?? null, { expectedVersion: expectedVersion(req) });
+      const view = await ctx.requests.cancel(actor, idParam(req), body.reason ?? body.comments ?? null, {
+        expectedVersion: expectedVersion(req),
+      });
       return { body: view, headers: { ETag: etagOf(view.version) } };
     },
   });
 
   for (const reversal of ['revoke', 'reapprove'] as const) {
     registry.add(router, {
-      method: 'post', path: `/requests/:id/${reversal}`, tag: 'requests', scope: 'requests:write',
-      summary: (reversal === 'revoke'
-        ? 'Revoke an approved request (approved → revoked), with a reason, as one of its policy\'s approvers; orders the uninstall when an install was ordered.'
-        : 'Reapprove a denied or revoked request (→ approved), with a reason, as an approver of the stage that said no (the last stage after a revoke); orders the install.')
-        + ' Answers the request with the outcome.' + ifMatchNote,
+      method: 'post',
+      path: `/requests/:id/${reversal}`,
+      tag: 'requests',
+      scope: 'requests:write',
+      summary:
+        (reversal === 'revoke'
+          ? "Revoke an approved request (approved → revoked), with a reason, as one of its policy's approvers; orders the uninstall when an install was ordered."
+          : 'Reapprove a denied or revoked request (→ approved), with a reason, as an approver of the stage that said no (the last stage after a revoke); orders the install.') +
+        ' Answers the request with the outcome.' +
+        ifMatchNote,
       body: reversalBody,
       response: requestViewSchema.extend({ outcome: z.enum(['revoked', 'reapproved']) }),
       handler: async ({ req, body, actor }) => {
         const reason = body.reason ?? body.comments ?? null;
         const opts = { approverUsername: body.approver, expectedVersion: expectedVersion(req) };
-        const result = reversal === 'revoke' ? await ctx.requests.revoke(actor, idParam(req), reason, opts) : await ctx.requests.reapprove(actor, idParam(req), reason, opts);
+        const result =
+          reversal === 'revoke'
+            ? await ctx.requests.revoke(actor, idParam(req), reason, opts)
+            : await ctx.requests.reapprove(actor, idParam(req), reason, opts);
         return { body: { ...result.request, outcome: result.outcome }, headers: { ETag: etagOf(result.request.version) } };
       },
     });
   }
 
   registry.add(router, {
-    method: 'post', path: '/requests/:id/install', tag: 'requests', scope: 'requests:write',
+    method: 'post',
+    path: '/requests/:id/install',
+    tag: 'requests',
+    scope: 'requests:write',
     summary: 'Order the install of an approved request now, ignoring its install window.',
     body: z.strictObject({}),
     response: requestViewSchema,

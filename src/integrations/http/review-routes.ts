@@ -10,8 +10,14 @@ const isoDate = z.iso.datetime();
 export const reviewViewSchema = z.object({
   id: z.uuid(),
   requestId: z.uuid(),
-  status: z.enum(reviewStatuses).describe('pending until answered; kept/removed by a reviewer; lapsed when nobody answered in time (access kept); closed when the access ended first'),
-  reviewerGroups: z.array(z.string()).describe("approver groups whose members may answer: the policy's reviewers, else its last stage's approvers"),
+  status: z
+    .enum(reviewStatuses)
+    .describe(
+      'pending until answered; kept/removed by a reviewer; lapsed when nobody answered in time (access kept); closed when the access ended first',
+    ),
+  reviewerGroups: z
+    .array(z.string())
+    .describe("approver groups whose members may answer: the policy's reviewers, else its last stage's approvers"),
   application: z.object({ id: z.string(), name: z.string() }),
   requester: z.object({ id: z.uuid(), username: z.string(), displayName: z.string(), email: z.string().nullable() }).nullable(),
   device: z.object({ id: z.uuid(), clientGuid: z.string(), name: z.string() }).nullable(),
@@ -27,7 +33,11 @@ export const reviewViewSchema = z.object({
 
 const decisionBody = z.strictObject({
   reason: optionalText(2000),
-  reviewer: text(256).optional().describe('username of the reviewer answering, who must be in the reviewer groups and is never the requester. Required unless the API key is bound to a person; without it: 403 approver_required'),
+  reviewer: text(256)
+    .optional()
+    .describe(
+      'username of the reviewer answering, who must be in the reviewer groups and is never the requester. Required unless the API key is bound to a person; without it: 403 approver_required',
+    ),
 });
 
 const idParam = (req: Request) => String(req.params.id);
@@ -35,7 +45,10 @@ const idParam = (req: Request) => String(req.params.id);
 /** Periodic access reviews: started by the timer sweeper, answered here or in chat. */
 export function registerReviewRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
   registry.add(router, {
-    method: 'get', path: '/reviews', tag: 'reviews', scope: 'requests:read',
+    method: 'get',
+    path: '/reviews',
+    tag: 'reviews',
+    scope: 'requests:read',
     summary: 'List access reviews, newest first, filtered by status and request.',
     query: z.strictObject({
       status: z.enum(reviewStatuses).optional(),
@@ -50,7 +63,10 @@ export function registerReviewRoutes(router: Router, registry: RouteRegistry, ct
   });
 
   registry.add(router, {
-    method: 'get', path: '/reviews/:id', tag: 'reviews', scope: 'requests:read',
+    method: 'get',
+    path: '/reviews/:id',
+    tag: 'reviews',
+    scope: 'requests:read',
     summary: 'One access review: the access under review, who may answer, and the answer once given.',
     response: reviewViewSchema,
     handler: ({ req }) => ctx.reviews.get(idParam(req)),
@@ -58,10 +74,14 @@ export function registerReviewRoutes(router: Router, registry: RouteRegistry, ct
 
   for (const decision of ['keep', 'remove'] as const) {
     registry.add(router, {
-      method: 'post', path: `/reviews/:id/${decision}`, tag: 'reviews', scope: 'requests:write',
-      summary: decision === 'keep'
-        ? 'Keep the access under review. Only members of the reviewer groups (never the requester) may answer; a second answer is 409 already_decided.'
-        : 'Remove the access under review: the request is revoked and, when an install was ordered, app.uninstall is sent.',
+      method: 'post',
+      path: `/reviews/:id/${decision}`,
+      tag: 'reviews',
+      scope: 'requests:write',
+      summary:
+        decision === 'keep'
+          ? 'Keep the access under review. Only members of the reviewer groups (never the requester) may answer; a second answer is 409 already_decided.'
+          : 'Remove the access under review: the request is revoked and, when an install was ordered, app.uninstall is sent.',
       body: decisionBody,
       response: reviewViewSchema,
       handler: async ({ req, body, actor }) => {

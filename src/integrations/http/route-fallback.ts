@@ -42,7 +42,11 @@ export function routeFallback(app: Express) {
     const allowed = allowedMethods(stack, req.path);
     if (allowed.size > 0 && !allowed.has(req.method)) {
       res.setHeader('Allow', [...allowed].sort().join(', '));
-      return next(new AppError('method_not_allowed', `${req.method} is not supported on ${req.path}; use ${[...allowed].sort().join(' or ')}.`, { allow: [...allowed].sort() }));
+      return next(
+        new AppError('method_not_allowed', `${req.method} is not supported on ${req.path}; use ${[...allowed].sort().join(' or ')}.`, {
+          allow: [...allowed].sort(),
+        }),
+      );
     }
     next(new AppError('not_found', `There is no ${req.method} ${req.path}. The API is described at /api/v1/openapi.json.`));
   };

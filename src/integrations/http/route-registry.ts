@@ -63,9 +63,18 @@ export class RouteRegistry {
       const body = def.body ? parseInput(def.body, req.body ?? {}, 'request body') : undefined;
       const query = def.query ? parseInput(def.query, req.query, 'query string') : undefined;
       // a key bound to a person acts as that person (named with the key, so the audit shows both)
-      const label = principal.identityId && principal.identityLabel ? `${principal.identityLabel} (api:${principal.name})` : `api:${principal.name}`;
+      const label =
+        principal.identityId && principal.identityLabel ? `${principal.identityLabel} (api:${principal.name})` : `api:${principal.name}`;
       const actor: Actor = { id: principal.identityId, label, channel: 'api' };
-      const out = await def.handler({ req, res, body: body as z.infer<B>, query: query as z.infer<Q>, params: req.params as Record<string, string>, principal, actor });
+      const out = await def.handler({
+        req,
+        res,
+        body: body as z.infer<B>,
+        query: query as z.infer<Q>,
+        params: req.params as Record<string, string>,
+        principal,
+        actor,
+      });
       if (res.headersSent) return;
       const result: HandlerResult = isResult(out) ? out : { body: out };
       for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
@@ -81,7 +90,12 @@ export class RouteRegistry {
     const defs: Record<string, unknown> = {};
     for (const r of this.routes) {
       const oaPath = opts.basePath + r.path.replace(/:([A-Za-z_]+)/g, '{$1}');
-      const params = [...r.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+      const params = [...r.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
+        name: m[1],
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      }));
       if (r.query) {
         const js = toJsonSchema(r.query, 'input', defs) as { properties?: Record<string, unknown>; required?: string[] };
         for (const [name, schema] of Object.entries(js.properties ?? {})) {
@@ -95,24 +109,32 @@ export class RouteRegistry {
         security: [{ bearer: [r.scope] }],
         parameters: [
           ...params,
-          ...(r.method === 'post' ? [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } }] : []),
+          ...(r.method === 'post'
+            ? [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } }]
+            : []),
         ],
         responses: {
           [String(r.successStatus ?? 200)]: {
             description: 'Success',
             ...(r.response ? { content: { 'application/json': { schema: toJsonSchema(r.response, 'output', defs) } } } : {}),
           },
-          ...(r.alsoStatus ? {
-            [String(r.alsoStatus.status)]: {
-              description: r.alsoStatus.description,
-              ...(r.response ? { content: { 'application/json': { schema: toJsonSchema(r.response, 'output', defs) } } } : {}),
-            },
-          } : {}),
+          ...(r.alsoStatus
+            ? {
+                [String(r.alsoStatus.status)]: {
+                  description: r.alsoStatus.description,
+                  ...(r.response ? { content: { 'application/json': { schema: toJsonSchema(r.response, 'output', defs) } } } : {}),
+                },
+              }
+            : {}),
           default: { description: 'Error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
         },
       };
       // a body that may be all-optional can be left out entirely (an empty POST parses as {})
-      if (r.body) op.requestBody = { required: !r.body.safeParse({}).success, content: { 'application/json': { schema: toJsonSchema(r.body, 'input', defs) } } };
+      if (r.body)
+        op.requestBody = {
+          required: !r.body.safeParse({}).success,
+          content: { 'application/json': { schema: toJsonSchema(r.body, 'input', defs) } },
+        };
       (paths[oaPath] ??= {})[r.method] = op;
     }
     return {
@@ -162,10 +184,12 @@ function toJsonSchema(schema: z.ZodType, io: 'input' | 'output', components?: Re
     const rewrite = (node: unknown): unknown => {
       if (Array.isArray(node)) return node.map(rewrite);
       if (!node || typeof node !== 'object') return node;
-      return Object.fromEntries(Object.entries(node).map(([k, v]) => {
-        const m = k === '$ref' && typeof v === 'string' ? /^#\/\$defs\/(.+)$/.exec(v) : null;
-        return [k, m && names[m[1]!] ? `#/components/schemas/${names[m[1]!]}` : rewrite(v)];
-      }));
+      return Object.fromEntries(
+        Object.entries(node).map(([k, v]) => {
+          const m = k === '$ref' && typeof v === 'string' ? /^#\/\$defs\/(.+)$/.exec(v) : null;
+          return [k, m && names[m[1]!] ? `#/components/schemas/${names[m[1]!]}` : rewrite(v)];
+        }),
+      );
     };
     for (const [local, def] of Object.entries(defs)) if (components) components[names[local]!] = rewrite(def);
     return rewrite(js);

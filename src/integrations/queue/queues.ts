@@ -45,13 +45,29 @@ export class AppQueues {
   /** connector orders (Intune, Configuration Manager): webhook_deliveries rows with a connector instead of an endpoint */
   readonly deviceManagers: Queue<DeliveryJob>;
 
-  constructor(readonly connection: Redis, readonly prefix: string, tuning: { notifyBackoffMs?: number } = {}) {
+  constructor(
+    readonly connection: Redis,
+    readonly prefix: string,
+    tuning: { notifyBackoffMs?: number } = {},
+  ) {
     const opts = { connection, prefix };
-    this.outbox = new Queue<OutboxJob>(queueNames.outbox, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
-    this.webhooks = new Queue<DeliveryJob>(queueNames.webhooks, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
+    this.outbox = new Queue<OutboxJob>(queueNames.outbox, {
+      ...opts,
+      defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } },
+    });
+    this.webhooks = new Queue<DeliveryJob>(queueNames.webhooks, {
+      ...opts,
+      defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } },
+    });
     // custom backoff (notify-retry.ts): exponential with jitter, never sooner than a platform's Retry-After
-    this.notify = new Queue<NotifyJob>(queueNames.notify, { ...opts, defaultJobOptions: { ...keep, attempts: 8, backoff: { type: NOTIFY_BACKOFF, delay: tuning.notifyBackoffMs ?? 2000 } } });
-    this.deviceManagers = new Queue<DeliveryJob>(queueNames.deviceManagers, { ...opts, defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } } });
+    this.notify = new Queue<NotifyJob>(queueNames.notify, {
+      ...opts,
+      defaultJobOptions: { ...keep, attempts: 8, backoff: { type: NOTIFY_BACKOFF, delay: tuning.notifyBackoffMs ?? 2000 } },
+    });
+    this.deviceManagers = new Queue<DeliveryJob>(queueNames.deviceManagers, {
+      ...opts,
+      defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } },
+    });
   }
 
   all(): Queue[] {
@@ -63,7 +79,13 @@ export class AppQueues {
   }
 
   delivery(deliveryId: string, delayMs = 0, endpointId?: string): Promise<void> {
-    return this.ensure(this.webhooks as Queue, 'deliver', endpointId ? { deliveryId, endpointId } : { deliveryId }, jobIds.delivery(deliveryId), delayMs);
+    return this.ensure(
+      this.webhooks as Queue,
+      'deliver',
+      endpointId ? { deliveryId, endpointId } : { deliveryId },
+      jobIds.delivery(deliveryId),
+      delayMs,
+    );
   }
 
   order(deliveryId: string, delayMs = 0): Promise<void> {

@@ -8,7 +8,7 @@ export type Sweeper = PeriodicTask<SweepResult>;
 /** A TimerService of its own (the context already holds one, `ctx.timers`, which the sweeper uses by default). */
 export function createTimerService(ctx: AppContext): TimerService {
   const log = ctx.logger.child({ component: 'timers' });
-  return new TimerService(ctx.db, ctx.clock, ctx.requests, {
+  return new TimerService(ctx.db, ctx.clock, {
     onError: (kind, id, err) => log.error({ err, kind, id }, 'timer action failed; it stays due and is retried on the next sweep'),
   });
 }
@@ -27,6 +27,10 @@ export function startSweeper(ctx: AppContext, opts: { intervalMs?: number; timer
       if (Object.values(r).some((n) => n > 0)) log.info(r, 'timers fired');
       return r;
     },
-    { intervalMs, firstDelayMs: Math.min(intervalMs, 1000), onError: (e) => log.warn({ err: e }, 'sweep failed; trying again next interval') },
+    {
+      intervalMs,
+      firstDelayMs: Math.min(intervalMs, 1000),
+      onError: (e) => log.warn({ err: e }, 'sweep failed; trying again next interval'),
+    },
   );
 }

@@ -55,7 +55,9 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const prefix = ctx.config.QUEUE_PREFIX;
   // own producer connection: stop() closes it without touching the web role's shared one
   const redisError = (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting');
-  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, { notifyBackoffMs: opts.notifyBackoffMs });
+  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, {
+    notifyBackoffMs: opts.notifyBackoffMs,
+  });
   const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`, redisError);
   const rt: DeliveryRuntime = { ctx, allow: parseAllowList(ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: opts.backoff ?? defaultBackoff };
   const common = {
@@ -68,70 +70,86 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     autorun: false,
   };
 
-  const outboxWorker = new Worker<OutboxJob>(queueNames.outbox, async (job) => {
-    try {
-      await relayOutboxEvent(ctx, queues, job.data.outboxId);
-    } catch (e) {
-      // visible in Postgres (and on the outbox lag metric) even after Redis forgets the failed job
-      await ctx.db
-        .query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1 AND status <> 'done'`, [job.data.outboxId, String((e as Error)?.message ?? e).slice(0, 2000)])
-        .catch(() => undefined);
-      throw e;
-    }
-  }, { ...common, concurrency: 4 });
+  const outboxWorker = new Worker<OutboxJob>(
+    queueNames.outbox,
+    async (job) => {
+      try {
+        await relayOutboxEvent(ctx, queues, job.data.outboxId);
+      } catch (e) {
+        // visible in Postgres (and on the outbox lag metric) even after Redis forgets the failed job
+        await ctx.db
+          .query(`UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1 AND status <> 'done'`, [
+            job.data.outboxId,
+            String((e as Error)?.message ?? e).slice(0, 2000),
+          ])
+          .catch(() => undefined);
+        throw e;
+      }
+    },
+    { ...common, concurrency: 4 },
+  );
 
   const gate = gateFor(ctx, connection, prefix);
-  const webhookWorker = new Worker<DeliveryJob>(queueNames.webhooks, async (job: Job<DeliveryJob>, token?: string) => {
-    const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
-    if (!endpointId) return 'skipped';
-    // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
-    // holds at most its own slots, never every worker slot
-    const gated = await gate.acquireOrWait(endpointId, job.data.deliveryId);
-    if (!gated.ok) {
-      const waits = job.data.gateWaits ?? 0;
-      await job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 });
-      await job.moveToDelayed(Date.now() + gateWaitMs(gated, waits, gate.settings), token);
-      throw new DelayedError();
-    }
-    let step: DeliveryStep | undefined;
-    const started = performance.now();
-    try {
-      step = await attemptDelivery(rt, job.data.deliveryId);
-    } finally {
-      const attempted = step && 'health' in step && step.health ? step.health : undefined;
-      await gate.release(endpointId, job.data.deliveryId, attempted ?? 'neutral', attempted ? Math.round(performance.now() - started) : null)
-        .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'));
-    }
-    if (step.outcome === 'retry') {
-      // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
-      if (job.data.gateWaits) await job.updateData({ ...job.data, gateWaits: 0 });
-      await job.moveToDelayed(step.retryAt, token);
-      throw new DelayedError();
-    }
-    return step.outcome;
-  }, { ...common, concurrency: opts.webhookConcurrency ?? 8 });
-
-  const notifyWorker = new Worker<NotifyJob>(queueNames.notify, async (job: Job<NotifyJob>, token?: string) => {
-    const waits = job.data.rateLimitWaits ?? 0;
-    // being rate limited is not a failure: wait as long as the platform asks without spending an attempt,
-    // so a burst (a big approver group, a busy channel) delays messages instead of dropping them
-    const waitsOut = (e: unknown) => notifyErrorPolicy(e).retryAfterMs !== null && waits < MAX_RATE_LIMIT_WAITS;
-    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    try {
-      return await runEffect(ctx, job.data.outboxId, job.data.target, (e) => lastAttempt && !waitsOut(e));
-    } catch (e) {
-      const policy = notifyErrorPolicy(e);
-      // a permanent refusal (403, invalid_auth, ...) fails the job now instead of burning the retry budget;
-      // runEffect has already marked the effect failed in Postgres
-      if (policy.permanent) throw new UnrecoverableError((e as Error)?.message ?? String(e));
-      if (waitsOut(e)) {
-        await job.updateData({ ...job.data, rateLimitWaits: waits + 1 });
-        await job.moveToDelayed(Date.now() + policy.retryAfterMs! + Math.floor(Math.random() * 250), token);
+  const webhookWorker = new Worker<DeliveryJob>(
+    queueNames.webhooks,
+    async (job: Job<DeliveryJob>, token?: string) => {
+      const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
+      if (!endpointId) return 'skipped';
+      // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
+      // holds at most its own slots, never every worker slot
+      const gated = await gate.acquireOrWait(endpointId, job.data.deliveryId);
+      if (!gated.ok) {
+        const waits = job.data.gateWaits ?? 0;
+        await job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 });
+        await job.moveToDelayed(Date.now() + gateWaitMs(gated, waits, gate.settings), token);
         throw new DelayedError();
       }
-      throw e;
-    }
-  }, { ...common, concurrency: 4, settings: { backoffStrategy: notifyBackoffStrategy } });
+      let step: DeliveryStep | undefined;
+      const started = performance.now();
+      try {
+        step = await attemptDelivery(rt, job.data.deliveryId);
+      } finally {
+        const attempted = step && 'health' in step && step.health ? step.health : undefined;
+        await gate
+          .release(endpointId, job.data.deliveryId, attempted ?? 'neutral', attempted ? Math.round(performance.now() - started) : null)
+          .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'));
+      }
+      if (step.outcome === 'retry') {
+        // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
+        if (job.data.gateWaits) await job.updateData({ ...job.data, gateWaits: 0 });
+        await job.moveToDelayed(step.retryAt, token);
+        throw new DelayedError();
+      }
+      return step.outcome;
+    },
+    { ...common, concurrency: opts.webhookConcurrency ?? 8 },
+  );
+
+  const notifyWorker = new Worker<NotifyJob>(
+    queueNames.notify,
+    async (job: Job<NotifyJob>, token?: string) => {
+      const waits = job.data.rateLimitWaits ?? 0;
+      // being rate limited is not a failure: wait as long as the platform asks without spending an attempt,
+      // so a burst (a big approver group, a busy channel) delays messages instead of dropping them
+      const waitsOut = (e: unknown) => notifyErrorPolicy(e).retryAfterMs !== null && waits < MAX_RATE_LIMIT_WAITS;
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      try {
+        return await runEffect(ctx, job.data.outboxId, job.data.target, (e) => lastAttempt && !waitsOut(e));
+      } catch (e) {
+        const policy = notifyErrorPolicy(e);
+        // a permanent refusal (403, invalid_auth, ...) fails the job now instead of burning the retry budget;
+        // runEffect has already marked the effect failed in Postgres
+        if (policy.permanent) throw new UnrecoverableError((e as Error)?.message ?? String(e));
+        if (waitsOut(e)) {
+          await job.updateData({ ...job.data, rateLimitWaits: waits + 1 });
+          await job.moveToDelayed(Date.now() + policy.retryAfterMs! + Math.floor(Math.random() * 250), token);
+          throw new DelayedError();
+        }
+        throw e;
+      }
+    },
+    { ...common, concurrency: 4, settings: { backoffStrategy: notifyBackoffStrategy } },
+  );
 
   const deviceManagers = startDeviceManagerWorker(ctx, common, { backoff: rt.backoff, checkIntervalMs: opts.deviceManagerCheckIntervalMs });
 

@@ -18,10 +18,14 @@ export function registerAuthRoutes(router: Router, ctx: AppContext, oidc: Oidc |
     const s = await ensureSession(ctx, res);
     const returnTo = safeReturn(req.query.return);
     sendPage(res, {
-      title: 'Sign in', session: s.identity ? s : null, active: 'signin',
-      body: html`${oidc
-        ? html`<p><a class="button primary" href="/app/auth/login?return=${encodeURIComponent(returnTo)}">Sign in with your company account</a></p>`
-        : html`<p>No identity provider is configured (set <code>OIDC_ISSUER</code> and <code>OIDC_CLIENT_ID</code>).</p>`}
+      title: 'Sign in',
+      session: s.identity ? s : null,
+      active: 'signin',
+      body: html`${
+        oidc
+          ? html`<p><a class="button primary" href="/app/auth/login?return=${encodeURIComponent(returnTo)}">Sign in with your company account</a></p>`
+          : html`<p>No identity provider is configured (set <code>OIDC_ISSUER</code> and <code>OIDC_CLIENT_ID</code>).</p>`
+      }
         <p>Without an identity provider, an admin prints a one-time sign-in link for you: <code>npx signoff signin-link --user 'DOMAIN\\user'</code>.</p>`,
     });
   });
@@ -40,7 +44,10 @@ export function registerAuthRoutes(router: Router, ctx: AppContext, oidc: Oidc |
     const pending = sessionOf(res)?.pending;
     if (!pending) throw new AppError('unauthenticated', 'This sign-in was not started in this browser, or it took too long. Start again.');
     if (typeof req.query.error === 'string') {
-      throw new AppError('unauthenticated', `The identity provider refused the sign-in: ${typeof req.query.error_description === 'string' ? req.query.error_description : req.query.error}.`);
+      throw new AppError(
+        'unauthenticated',
+        `The identity provider refused the sign-in: ${typeof req.query.error_description === 'string' ? req.query.error_description : req.query.error}.`,
+      );
     }
     const callback = new URL(req.originalUrl, `${ctx.config.PUBLIC_URL.replace(/\/$/, '')}/`);
     const who = await oidc.finish(callback, pending);
@@ -55,7 +62,9 @@ export function registerAuthRoutes(router: Router, ctx: AppContext, oidc: Oidc |
     const who = await peekSigninLink(ctx.db, token, new Date());
     const s = await ensureSession(ctx, res);
     sendPage(res, {
-      title: 'Sign in', session: null, active: 'signin',
+      title: 'Sign in',
+      session: null,
+      active: 'signin',
       body: html`<p>This one-time link signs you in as <strong>${who.display_name}</strong> (${who.username}).</p>
         <form method="post" action="/app/signin/link/${token}">${csrfField(s)}<button type="submit" class="primary">Sign in as ${who.display_name}</button></form>`,
     });
@@ -75,5 +84,4 @@ export function registerAuthRoutes(router: Router, ctx: AppContext, oidc: Oidc |
     await signOut(ctx, res);
     res.redirect(303, '/app/signin');
   });
-
 }

@@ -38,6 +38,7 @@ export const timeEl = (iso: string | Date | null | undefined): Html =>
   iso ? html`<time datetime="${new Date(iso).toISOString()}">${when_(iso)}</time>` : html`-`;
 
 /** A status as a labelled badge: the word carries the meaning, colour only repeats it. */
-export const badge = (status: string): Html => html`<span class="badge badge-${status.replace(/[^a-z_-]/g, '')}">${status.replace(/_/g, ' ')}</span>`;
+export const badge = (status: string): Html =>
+  html`<span class="badge badge-${status.replace(/[^a-z_-]/g, '')}">${status.replace(/_/g, ' ')}</span>`;
 
 export const shortId = (id: string) => id.slice(0, 8);

@@ -51,7 +51,8 @@ export function mountWebApp(app: Express, ctx: AppContext): WebApp {
   // everything below is for signed-in people, and every form carries the session's CSRF token
   router.use((req, res, next) => {
     if (!sessionOf(res)?.identity) {
-      if (req.method === 'GET' || req.method === 'HEAD') return void res.redirect(303, `/app/signin?return=${encodeURIComponent(req.originalUrl)}`);
+      if (req.method === 'GET' || req.method === 'HEAD')
+        return void res.redirect(303, `/app/signin?return=${encodeURIComponent(req.originalUrl)}`);
       throw new AppError('unauthenticated', 'Your session has ended; sign in again.');
     }
     if (req.method === 'POST') requireCsrf(req, res);
@@ -67,8 +68,12 @@ export function mountWebApp(app: Express, ctx: AppContext): WebApp {
     throw new AppError('not_found', `There is no page ${req.originalUrl}.`);
   });
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = err instanceof AppError ? err : (err as { type?: string }).type === 'entity.too.large'
-      ? new AppError('payload_too_large', 'The form is too large.') : toAppError(err);
+    const e =
+      err instanceof AppError
+        ? err
+        : (err as { type?: string }).type === 'entity.too.large'
+          ? new AppError('payload_too_large', 'The form is too large.')
+          : toAppError(err);
     if (!(err instanceof AppError)) ctx.logger.error({ err, path: req.path }, 'web page failed');
     errorPage(res, sessionOf(res)?.identity ? sessionOf(res) : null, e);
   });

@@ -4,8 +4,16 @@ import { html, type Html } from './html.ts';
 import type { WebSession } from './sessions.ts';
 
 export const CSP = [
-  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "connect-src 'self'", "font-src 'self'",
-  "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'",
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "object-src 'none'",
 ].join('; ');
 
 /** Every /app answer: a strict CSP (no inline code, nothing from other origins), no caching, no referrer. */
@@ -45,12 +53,14 @@ const NAV: { place: Place; href: string; label: string; admin?: boolean }[] = [
 export function renderPage(o: PageOptions): string {
   const who = o.session?.identity;
   const nav = who
-    ? html`<nav aria-label="Main"><ul>${NAV.filter((n) => !n.admin || o.session!.isAdmin).map((n) =>
-        html`<li><a href="${n.href}"${n.place === o.active ? html` aria-current="page"` : ''}>${n.label}</a></li>`)}</ul></nav>
+    ? html`<nav aria-label="Main"><ul>${NAV.filter((n) => !n.admin || o.session!.isAdmin).map(
+        (n) => html`<li><a href="${n.href}"${n.place === o.active ? html` aria-current="page"` : ''}>${n.label}</a></li>`,
+      )}</ul></nav>
       <form method="post" action="/app/signout" class="signout"><input type="hidden" name="_csrf" value="${o.session!.csrf}">
         <span class="who">${who.display_name}</span> <button type="submit" class="link">Sign out</button></form>`
     : '';
-  return `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+  return `<!doctype html>${
+    html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${o.title} · Signoff</title><link rel="stylesheet" href="/app/static/app.css"><script src="/app/static/app.js" defer></script></head>
 <body data-watch="${(o.watch ?? []).join(' ')}"><a class="skip" href="#main">Skip to content</a>
 <header class="top"><a class="brand" href="/app">Signoff</a>${nav}</header>
@@ -58,18 +68,30 @@ export function renderPage(o: PageOptions): string {
 ${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
 ${o.body}</main>
 <div id="live" class="visually-hidden" aria-live="polite"></div>
-</body></html>`.value}`;
+</body></html>`.value
+  }`;
 }
 
 export function sendPage(res: Response, o: PageOptions): void {
-  res.status(o.status ?? 200).type('html').send(renderPage(o));
+  res
+    .status(o.status ?? 200)
+    .type('html')
+    .send(renderPage(o));
 }
 
 /** An error as a page: what happened, in the words every channel uses, and a way on. */
 export function errorPage(res: Response, session: WebSession | null, e: AppError, back?: string): void {
   sendPage(res, {
-    title: e.status === 404 ? 'Not found' : e.status === 403 || e.status === 401 ? 'Not allowed' : e.status === 409 ? 'Nothing changed' : 'Something is not right',
-    session, status: e.status,
+    title:
+      e.status === 404
+        ? 'Not found'
+        : e.status === 403 || e.status === 401
+          ? 'Not allowed'
+          : e.status === 409
+            ? 'Nothing changed'
+            : 'Something is not right',
+    session,
+    status: e.status,
     body: html`<div class="error" role="alert"><p>${e.message}</p></div>${back ? html`<p><a href="${back}">Back</a></p>` : html`<p><a href="/app">Go to the start page</a></p>`}`,
   });
 }

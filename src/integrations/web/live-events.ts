@@ -34,7 +34,8 @@ export function createLiveEvents(ctx: AppContext) {
     c.on('end', again);
     c.on('notification', (msg) => {
       if (msg.channel !== OUTBOX_CHANNEL || !msg.payload) return;
-      ctx.db.maybeOne<{ subject_type: string; subject_id: string }>('SELECT subject_type, subject_id FROM outbox WHERE id = $1', [msg.payload])
+      ctx.db
+        .maybeOne<{ subject_type: string; subject_id: string }>('SELECT subject_type, subject_id FROM outbox WHERE id = $1', [msg.payload])
         .then((row) => row && broadcast(JSON.stringify({ subjectType: row.subject_type, subjectId: row.subject_id })))
         .catch((e) => log.debug({ err: e }, 'could not read an outbox row'));
     });
@@ -57,7 +58,8 @@ export function createLiveEvents(ctx: AppContext) {
   let lastAttempt: string | null | undefined;
   const attempts = setInterval(() => {
     if (clients.size === 0) return;
-    ctx.db.one<{ at: string | null }>('SELECT max(created_at)::text AS at FROM webhook_attempts')
+    ctx.db
+      .one<{ at: string | null }>('SELECT max(created_at)::text AS at FROM webhook_attempts')
       .then(({ at }) => {
         if (lastAttempt !== undefined && at !== lastAttempt) broadcast(JSON.stringify({ subjectType: 'delivery', subjectId: 'delivery' }));
         lastAttempt = at;
@@ -68,7 +70,9 @@ export function createLiveEvents(ctx: AppContext) {
 
   return {
     handler(req: Request, res: Response): void {
-      res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+      res
+        .status(200)
+        .set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
       res.flushHeaders();
       res.write('retry: 3000\n\n');
       clients.add(res);

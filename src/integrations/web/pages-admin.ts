@@ -16,9 +16,13 @@ import { noticeOf, requireAdmin, signedIn, webActor, type SignedIn } from './web
  * webhook endpoints and API keys. Only identities with `admin: true` in the catalog open these pages.
  */
 
-const subnav = (current: string) => html`<nav aria-label="Admin" class="subnav"><ul>${[
-  ['/app/admin', 'Requests'], ['/app/admin/deliveries', 'Deliveries'], ['/app/admin/audit', 'Audit log'], ['/app/admin/keys', 'Endpoints and API keys'],
-].map(([href, label]) => html`<li><a href="${href}"${href === current ? html` aria-current="page"` : ''}>${label}</a></li>`)}</ul></nav>`;
+const subnav = (current: string) =>
+  html`<nav aria-label="Admin" class="subnav"><ul>${[
+    ['/app/admin', 'Requests'],
+    ['/app/admin/deliveries', 'Deliveries'],
+    ['/app/admin/audit', 'Audit log'],
+    ['/app/admin/keys', 'Endpoints and API keys'],
+  ].map(([href, label]) => html`<li><a href="${href}"${href === current ? html` aria-current="page"` : ''}>${label}</a></li>`)}</ul></nav>`;
 
 const q = (req: Request, k: string) => (typeof req.query[k] === 'string' ? (req.query[k] as string).trim() : '');
 
@@ -29,8 +33,17 @@ function admin(res: Parameters<typeof signedIn>[0]): SignedIn {
 }
 
 interface DeliveryRow {
-  id: string; event_type: string; status: string; attempts: number; endpoint: string | null; connector: string | null; last_status_code: number | null;
-  last_error: string | null; created_at: Date; completed_at: Date | null; request_id: string | null;
+  id: string;
+  event_type: string;
+  status: string;
+  attempts: number;
+  endpoint: string | null;
+  connector: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Date;
+  completed_at: Date | null;
+  request_id: string | null;
 }
 
 export function registerAdminPages(router: Router, ctx: AppContext): void {
@@ -42,7 +55,7 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
     const user = q(req, 'user') || undefined;
     const device = q(req, 'device') || undefined;
     let cursor = q(req, 'cursor') || undefined;
-    let page;
+    let page: Awaited<ReturnType<typeof ctx.requests.list>>;
     let problem: AppError | undefined;
     try {
       page = await ctx.requests.list({ status, applicationId, username: user, clientGuid: device }, 50, cursor);
@@ -52,10 +65,19 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
       cursor = undefined;
       page = await ctx.requests.list({ status, applicationId, username: user, clientGuid: device }, 50);
     }
-    const keep = new URLSearchParams(Object.entries({ status: status ?? '', application: applicationId ?? '', user: user ?? '', device: device ?? '' }).filter(([, v]) => v));
+    const keep = new URLSearchParams(
+      Object.entries({ status: status ?? '', application: applicationId ?? '', user: user ?? '', device: device ?? '' }).filter(
+        ([, v]) => v,
+      ),
+    );
     const next = page.nextCursor ? `/app/admin?${new URLSearchParams([...keep, ['cursor', page.nextCursor]])}` : null;
     sendPage(res, {
-      title: 'Admin', session: s, active: 'admin', watch: ['*'], notice: noticeOf(req), status: problem?.status,
+      title: 'Admin',
+      session: s,
+      active: 'admin',
+      watch: ['*'],
+      notice: noticeOf(req),
+      status: problem?.status,
       body: html`${subnav('/app/admin')}${problem ? html`<div class="error" role="alert"><p>${problem.message}</p></div>` : ''}
         <form method="get" action="/app/admin" class="filters" role="search" aria-label="Filter requests">
           <div class="field"><label for="f-status">State</label><select id="f-status" name="status"><option value="">Any</option>${requestStatuses.map((st) => html`<option value="${st}"${st === status ? html` selected` : ''}>${st}</option>`)}</select></div>
@@ -73,15 +95,29 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
     const rows = await ctx.db.query<DeliveryRow>(
       `SELECT d.id, d.event_type, d.status, d.attempts, e.name AS endpoint, d.connector, d.last_status_code, d.last_error, d.created_at, d.completed_at,
               coalesce(d.request_id::text, d.body::jsonb -> 'data' ->> 'requestId') AS request_id
-         FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = $1 ORDER BY d.created_at DESC LIMIT 100`, [status]);
+         FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = $1 ORDER BY d.created_at DESC LIMIT 100`,
+      [status],
+    );
     sendPage(res, {
-      title: 'Deliveries', session: s, active: 'admin', watch: ['delivery'], notice: noticeOf(req),
+      title: 'Deliveries',
+      session: s,
+      active: 'admin',
+      watch: ['delivery'],
+      notice: noticeOf(req),
       body: html`${subnav('/app/admin/deliveries')}
         <p>Show: ${['failed', 'pending', 'succeeded'].map((st, i) => html`${i ? ' · ' : ''}${st === status ? html`<strong>${st}</strong>` : html`<a href="/app/admin/deliveries?status=${st}">${st}</a>`}`)}</p>
-        ${rows.length === 0 ? html`<p>No ${status} deliveries.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Deliveries"><table><caption>${status} deliveries (newest first)</caption><thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>
-        ${rows.map((d) => html`<tr><td>${d.event_type}${d.request_id ? html` <a href="/app/requests/${d.request_id}">request</a>` : ''}</td><td>${d.endpoint ?? d.connector ?? '-'}</td><td>${badge(d.status)}</td><td>${d.attempts}</td>
+        ${
+          rows.length === 0
+            ? html`<p>No ${status} deliveries.</p>`
+            : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Deliveries"><table><caption>${status} deliveries (newest first)</caption><thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>
+        ${rows.map(
+          (
+            d,
+          ) => html`<tr><td>${d.event_type}${d.request_id ? html` <a href="/app/requests/${d.request_id}">request</a>` : ''}</td><td>${d.endpoint ?? d.connector ?? '-'}</td><td>${badge(d.status)}</td><td>${d.attempts}</td>
           <td>${d.last_status_code ?? ''} ${d.last_error ?? ''}</td><td>${timeEl(d.created_at)}</td>
-          <td>${d.status !== 'pending' ? html`<form method="post" action="/app/admin/deliveries/${d.id}/redeliver">${csrfField(s)}<button type="submit">Redeliver<span class="visually-hidden"> ${d.event_type} to ${d.endpoint ?? d.connector ?? ''}</span></button></form>` : ''}</td></tr>`)}</tbody></table></div>`}`,
+          <td>${d.status !== 'pending' ? html`<form method="post" action="/app/admin/deliveries/${d.id}/redeliver">${csrfField(s)}<button type="submit">Redeliver<span class="visually-hidden"> ${d.event_type} to ${d.endpoint ?? d.connector ?? ''}</span></button></form>` : ''}</td></tr>`,
+        )}</tbody></table></div>`
+        }`,
     });
   });
 
@@ -95,33 +131,72 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
     const s = admin(res);
     const verification = await verifyAudit(ctx.db);
     const checkpoint = await latestCheckpoint(ctx);
-    const recent = await ctx.db.query<{ id: string; occurred_at: Date; actor_label: string; channel: string; action: string; subject_type: string; subject_id: string }>(
-      'SELECT id, occurred_at, actor_label, channel, action, subject_type, subject_id FROM audit_events ORDER BY id DESC LIMIT 50');
+    const recent = await ctx.db.query<{
+      id: string;
+      occurred_at: Date;
+      actor_label: string;
+      channel: string;
+      action: string;
+      subject_type: string;
+      subject_id: string;
+    }>('SELECT id, occurred_at, actor_label, channel, action, subject_type, subject_id FROM audit_events ORDER BY id DESC LIMIT 50');
     sendPage(res, {
-      title: 'Audit log', session: s, active: 'admin', notice: noticeOf(req),
+      title: 'Audit log',
+      session: s,
+      active: 'admin',
+      notice: noticeOf(req),
       body: html`${subnav('/app/admin/audit')}
-        <section aria-labelledby="ver-h"><h2 id="ver-h">Verification</h2>${verification.ok
-          ? html`<p class="ok">${badge('intact')} The hash chain is intact: ${verification.checked} sealed events checked${verification.unsealed ? `, ${verification.unsealed} waiting to be sealed` : ''}.</p>`
-          : html`<div class="error" role="alert"><p>${badge('broken')} The chain is broken at event ${verification.firstBroken!.id}: ${verification.firstBroken!.reason}. ${verification.checked} events before it are intact.</p></div>`}
+        <section aria-labelledby="ver-h"><h2 id="ver-h">Verification</h2>${
+          verification.ok
+            ? html`<p class="ok">${badge('intact')} The hash chain is intact: ${verification.checked} sealed events checked${verification.unsealed ? `, ${verification.unsealed} waiting to be sealed` : ''}.</p>`
+            : html`<div class="error" role="alert"><p>${badge('broken')} The chain is broken at event ${verification.firstBroken!.id}: ${verification.firstBroken!.reason}. ${verification.checked} events before it are intact.</p></div>`
+        }
         ${checkpoint}</section>
         <section aria-labelledby="rec-h"><h2 id="rec-h">Latest events</h2><div class="table-wrap" tabindex="0" role="region" aria-label="Latest audit events"><table><thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Action</th><th scope="col">Who</th><th scope="col">Subject</th></tr></thead><tbody>
-          ${recent.map((e) => html`<tr><td>${e.id}</td><td>${timeEl(e.occurred_at)}</td><td>${e.action}</td><td>${e.actor_label} <span class="muted">via ${e.channel}</span></td>
-            <td>${e.subject_type === 'request' ? html`<a href="/app/requests/${e.subject_id}">request ${e.subject_id.slice(0, 8)}</a>` : e.subject_type === 'change' ? html`<a href="/app/changes/${e.subject_id}">change ${e.subject_id.slice(0, 8)}</a>` : `${e.subject_type} ${e.subject_id.slice(0, 8)}`}</td></tr>`)}</tbody></table></div></section>`,
+          ${recent.map(
+            (
+              e,
+            ) => html`<tr><td>${e.id}</td><td>${timeEl(e.occurred_at)}</td><td>${e.action}</td><td>${e.actor_label} <span class="muted">via ${e.channel}</span></td>
+            <td>${e.subject_type === 'request' ? html`<a href="/app/requests/${e.subject_id}">request ${e.subject_id.slice(0, 8)}</a>` : e.subject_type === 'change' ? html`<a href="/app/changes/${e.subject_id}">change ${e.subject_id.slice(0, 8)}</a>` : `${e.subject_type} ${e.subject_id.slice(0, 8)}`}</td></tr>`,
+          )}</tbody></table></div></section>`,
     });
   });
 
   router.get('/admin/keys', async (req, res) => {
     const s = admin(res);
-    const endpoints = (await ctx.catalog.list('webhooks')) as unknown as { id: string; name: string; url: string; events: string[]; enabled: boolean; disabledReason: string | null; secretHint: string }[];
+    const endpoints = (await ctx.catalog.list('webhooks')) as unknown as {
+      id: string;
+      name: string;
+      url: string;
+      events: string[];
+      enabled: boolean;
+      disabledReason: string | null;
+      secretHint: string;
+    }[];
     const keys = await listApiKeys(ctx.db);
     sendPage(res, {
-      title: 'Endpoints and API keys', session: s, active: 'admin', notice: noticeOf(req),
+      title: 'Endpoints and API keys',
+      session: s,
+      active: 'admin',
+      notice: noticeOf(req),
       body: html`${subnav('/app/admin/keys')}
-        <section aria-labelledby="ep-h"><h2 id="ep-h">Webhook endpoints</h2>${endpoints.length === 0 ? html`<p>None. Add them under <code>webhooks:</code> in the catalog file.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Webhook endpoints"><table><thead><tr><th scope="col">Name</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">State</th><th scope="col">Secret</th></tr></thead><tbody>
-          ${endpoints.map((e) => html`<tr><td>${e.name}</td><td><code>${e.url}</code></td><td>${e.events.join(', ')}</td><td>${e.enabled ? badge('enabled') : html`${badge('disabled')} ${e.disabledReason ?? ''}`}</td><td>…${e.secretHint}</td></tr>`)}</tbody></table></div>`}</section>
-        <section aria-labelledby="key-h"><h2 id="key-h">API keys</h2>${keys.length === 0 ? html`<p>None. Create one with <code>npx signoff apikey create</code>.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="API keys"><table><thead><tr><th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Scopes</th><th scope="col">Acts as</th><th scope="col">Last used</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>
-          ${keys.map((k) => html`<tr><td>${k.name}</td><td><code>${k.prefix}</code></td><td>${k.scopes.join(', ')}</td><td>${k.identity ?? '-'}</td><td>${timeEl(k.last_used_at)}</td>
-            <td><form method="post" action="/app/admin/keys/${k.id}/revoke">${csrfField(s)}<button type="submit" class="danger">Revoke<span class="visually-hidden"> key ${k.name} (${k.prefix})</span></button></form></td></tr>`)}</tbody></table></div>`}</section>`,
+        <section aria-labelledby="ep-h"><h2 id="ep-h">Webhook endpoints</h2>${
+          endpoints.length === 0
+            ? html`<p>None. Add them under <code>webhooks:</code> in the catalog file.</p>`
+            : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Webhook endpoints"><table><thead><tr><th scope="col">Name</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">State</th><th scope="col">Secret</th></tr></thead><tbody>
+          ${endpoints.map((e) => html`<tr><td>${e.name}</td><td><code>${e.url}</code></td><td>${e.events.join(', ')}</td><td>${e.enabled ? badge('enabled') : html`${badge('disabled')} ${e.disabledReason ?? ''}`}</td><td>…${e.secretHint}</td></tr>`)}</tbody></table></div>`
+        }</section>
+        <section aria-labelledby="key-h"><h2 id="key-h">API keys</h2>${
+          keys.length === 0
+            ? html`<p>None. Create one with <code>npx signoff apikey create</code>.</p>`
+            : html`<div class="table-wrap" tabindex="0" role="region" aria-label="API keys"><table><thead><tr><th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Scopes</th><th scope="col">Acts as</th><th scope="col">Last used</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead><tbody>
+          ${keys.map(
+            (
+              k,
+            ) => html`<tr><td>${k.name}</td><td><code>${k.prefix}</code></td><td>${k.scopes.join(', ')}</td><td>${k.identity ?? '-'}</td><td>${timeEl(k.last_used_at)}</td>
+            <td><form method="post" action="/app/admin/keys/${k.id}/revoke">${csrfField(s)}<button type="submit" class="danger">Revoke<span class="visually-hidden"> key ${k.name} (${k.prefix})</span></button></form></td></tr>`,
+          )}</tbody></table></div>`
+        }</section>`,
     });
   });
 
@@ -137,6 +212,7 @@ async function latestCheckpoint(ctx: AppContext): Promise<Html> {
   const row = await ctx.db.maybeOne<{ sequence: string; head_hash: string; signed_at: Date; key_id: string }>(
     'SELECT sequence, head_hash, signed_at, key_id FROM audit_checkpoints ORDER BY id DESC LIMIT 1',
   );
-  if (!row) return html`<p class="muted">No checkpoint yet. Set AUDIT_CHECKPOINT_KEY for periodic ones, or print one with <code>npx signoff audit checkpoint</code>, and keep it elsewhere.</p>`;
+  if (!row)
+    return html`<p class="muted">No checkpoint yet. Set AUDIT_CHECKPOINT_KEY for periodic ones, or print one with <code>npx signoff audit checkpoint</code>, and keep it elsewhere.</p>`;
   return html`<p>Latest checkpoint ${timeEl(row.signed_at)} at sequence ${row.sequence}, head <code>${row.head_hash.slice(0, 16)}…</code>, key ${row.key_id}.</p>`;
 }

@@ -16,9 +16,11 @@ const json = (v: unknown) => (v === undefined ? '' : JSON.stringify(v, null, 2))
 export function diffTable(diff: DiffEntry[]): Html {
   if (diff.length === 0) return html`<p>No differences.</p>`;
   return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Changes"><table class="diff"><caption>Changes (${diff.length})</caption><thead><tr><th scope="col">Path</th><th scope="col">Before</th><th scope="col">After</th></tr></thead>
-    <tbody>${diff.map((d) => html`<tr class="op-${d.op}"><th scope="row"><code>${d.path || '(whole object)'}</code> <span class="muted">${d.op}</span></th>
+    <tbody>${diff.map(
+      (d) => html`<tr class="op-${d.op}"><th scope="row"><code>${d.path || '(whole object)'}</code> <span class="muted">${d.op}</span></th>
       <td>${d.op === 'add' ? html`<span class="muted">(none)</span>` : html`<pre>${json(d.before)}</pre>`}</td>
-      <td>${d.op === 'remove' ? html`<span class="muted">(removed)</span>` : html`<pre>${json(d.after)}</pre>`}</td></tr>`)}</tbody></table></div>`;
+      <td>${d.op === 'remove' ? html`<span class="muted">(removed)</span>` : html`<pre>${json(d.after)}</pre>`}</td></tr>`,
+    )}</tbody></table></div>`;
 }
 
 function changeSummary(c: ChangeView): Html {
@@ -37,7 +39,9 @@ async function recentlyDecided(ctx: AppContext, s: SignedIn) {
   const rows = await ctx.db.query<{ id: string }>(
     `SELECT r.id FROM requests r WHERE r.status IN ('approved', 'denied', 'revoked') AND r.requester_id IS DISTINCT FROM $2
         AND EXISTS (SELECT 1 FROM jsonb_array_elements(r.policy->'stages') st WHERE (st->'approvers') ?| $1::text[])
-      ORDER BY r.updated_at DESC LIMIT 20`, [groups, s.identity.id]);
+      ORDER BY r.updated_at DESC LIMIT 20`,
+    [groups, s.identity.id],
+  );
   return Promise.all(rows.map((r) => ctx.requests.get(r.id)));
 }
 
@@ -49,19 +53,35 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
     const changes = await ctx.changes.pendingFor(s.identity.id);
     const decided = await recentlyDecided(ctx, s);
     sendPage(res, {
-      title: 'Approvals', session: s, active: 'approvals', watch: ['*'], notice: noticeOf(req),
+      title: 'Approvals',
+      session: s,
+      active: 'approvals',
+      watch: ['*'],
+      notice: noticeOf(req),
       body: html`<section aria-labelledby="wait-h"><h2 id="wait-h">Requests waiting for you (${details.length})</h2>
-        ${details.length === 0 ? html`<p>Nothing waits for your decision.</p>` : html`<ol class="queue">${details.map((r) => html`<li class="card">
+        ${
+          details.length === 0
+            ? html`<p>Nothing waits for your decision.</p>`
+            : html`<ol class="queue">${details.map(
+                (r) => html`<li class="card">
           <h3><a href="/app/requests/${r.id}">${requestTitle(r)}</a></h3>
           <p>${r.requester?.displayName ?? 'a device'} · requested ${timeEl(r.createdAt)} · stage ${r.currentStage + 1} of ${r.stageCount} · due ${timeEl(r.deadlineAt)}</p>
           ${answersList(r)}
           <form method="post" action="/app/requests/${r.id}/decide" class="stack decide">${csrfField(s)}<input type="hidden" name="version" value="${r.version}"><input type="hidden" name="stage" value="${r.currentStage}">
             <div class="field"><label for="reason-${r.id}">Reason for ${requestTitle(r)} ${r.stages[r.currentStage]?.approverJustification ? html`<span class="req">(required for both)</span>` : html`<span class="opt">(required to deny)</span>`}</label>
             <textarea id="reason-${r.id}" name="reason" rows="2" maxlength="2000"></textarea></div>
-            <div class="actions"><button type="submit" name="decision" value="approve" class="primary">Approve</button> <button type="submit" name="decision" value="deny" class="danger">Deny</button></div></form></li>`)}</ol>`}</section>
+            <div class="actions"><button type="submit" name="decision" value="approve" class="primary">Approve</button> <button type="submit" name="decision" value="deny" class="danger">Deny</button></div></form></li>`,
+              )}</ol>`
+        }</section>
         <section aria-labelledby="chg-h"><h2 id="chg-h">Changes waiting for a second admin (${changes.length})</h2>
-        ${changes.length === 0 ? html`<p>No change waits for you.</p>` : html`<ol class="queue">${changes.map((c) => html`<li class="card"><h3>${changeSummary(c)}</h3>
-          <p>${c.requester.label} · ${timeEl(c.createdAt)}</p><p><strong>Justification:</strong> ${c.justification}</p>${diffTable(c.diff)}${changeForm(s, c)}</li>`)}</ol>`}</section>
+        ${
+          changes.length === 0
+            ? html`<p>No change waits for you.</p>`
+            : html`<ol class="queue">${changes.map(
+                (c) => html`<li class="card"><h3>${changeSummary(c)}</h3>
+          <p>${c.requester.label} · ${timeEl(c.createdAt)}</p><p><strong>Justification:</strong> ${c.justification}</p>${diffTable(c.diff)}${changeForm(s, c)}</li>`,
+              )}</ol>`
+        }</section>
         <section aria-labelledby="dec-h"><h2 id="dec-h">Decided in your groups</h2><p class="muted">Open one to revoke or reapprove it.</p>${requestRows(decided, { requester: true })}</section>`,
     });
   });
@@ -70,7 +90,12 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
     const s = signedIn(res);
     const { change: c, approver } = await requireChangeAccess(ctx, s, String(req.params.id));
     sendPage(res, {
-      title: `Change to ${c.resourceType} ${c.resourceId}`, session: s, active: 'approvals', watch: [c.id], status: error?.status, notice: error ? null : noticeOf(req),
+      title: `Change to ${c.resourceType} ${c.resourceId}`,
+      session: s,
+      active: 'approvals',
+      watch: [c.id],
+      status: error?.status,
+      notice: error ? null : noticeOf(req),
       body: html`${error ? html`<div class="error" role="alert" tabindex="-1" id="problems"><p>${error.message}</p></div>` : ''}
         <p>${badge(c.status)} <span class="muted">Change ${c.id} · version ${c.version}</span></p>
         <dl class="facts"><dt>Requested by</dt><dd>${c.requester.label} ${timeEl(c.createdAt)}</dd><dt>Justification</dt><dd>${c.justification}</dd>
@@ -107,13 +132,22 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
     const s = signedIn(res);
     const reviews = (await ctx.reviews.list({ reviewerId: s.identity.id }, 200)).items.reverse();
     sendPage(res, {
-      title: 'Access reviews', session: s, active: 'reviews', watch: ['*'], notice: noticeOf(req),
-      body: reviews.length === 0 ? html`<p>No access review waits for you.</p>` : html`<ol class="queue">${reviews.map((v) => html`<li class="card">
+      title: 'Access reviews',
+      session: s,
+      active: 'reviews',
+      watch: ['*'],
+      notice: noticeOf(req),
+      body:
+        reviews.length === 0
+          ? html`<p>No access review waits for you.</p>`
+          : html`<ol class="queue">${reviews.map(
+              (v) => html`<li class="card">
         <h3><a href="/app/requests/${v.requestId}">${v.application.name}${v.device ? ` on ${v.device.name}` : ''}</a> for ${v.requester?.displayName ?? 'a device'}</h3>
         <p>Approved ${timeEl(v.approvedAt)} by ${v.approvedBy ?? '-'} · review due ${timeEl(v.dueAt)}</p>
         <form method="post" action="/app/reviews/${v.id}" class="stack">${csrfField(s)}
           <div class="field"><label for="why-${v.id}">Reason <span class="opt">(required to remove)</span></label><textarea id="why-${v.id}" name="reason" rows="2" maxlength="2000"></textarea></div>
-          <div class="actions"><button type="submit" name="decision" value="keep" class="primary">Keep access</button> <button type="submit" name="decision" value="remove" class="danger">Remove access</button></div></form></li>`)}</ol>`,
+          <div class="actions"><button type="submit" name="decision" value="keep" class="primary">Keep access</button> <button type="submit" name="decision" value="remove" class="danger">Remove access</button></div></form></li>`,
+            )}</ol>`,
     });
   });
 
@@ -126,8 +160,13 @@ export function registerApprovalPages(router: Router, ctx: AppContext): void {
       res.redirect(303, `/app/reviews?notice=${r.status}`);
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
-      sendPage(res, { title: 'Access reviews', session: s, active: 'reviews', status: e.status,
-        body: html`<div class="error" role="alert" tabindex="-1" id="problems"><p>${e.message}</p></div><p><a href="/app/reviews">Back to the reviews</a></p>` });
+      sendPage(res, {
+        title: 'Access reviews',
+        session: s,
+        active: 'reviews',
+        status: e.status,
+        body: html`<div class="error" role="alert" tabindex="-1" id="problems"><p>${e.message}</p></div><p><a href="/app/reviews">Back to the reviews</a></p>`,
+      });
     }
   });
 }

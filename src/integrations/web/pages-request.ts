@@ -27,15 +27,22 @@ function questionField(q: Question, value: string | string[] | undefined, error:
     const v = typeof value === 'string' ? value : '';
     const long = (q.maxLength ?? 3000) > 150;
     return html`<div class="field${error ? ' has-error' : ''}"><label for="${qid(q)}">${q.text}${req}</label>${err}
-      ${long
-        ? html`<textarea id="${qid(q)}" name="${qid(q)}" rows="3"${q.required ? html` aria-required="true"` : ''}${described}>${v}</textarea>`
-        : html`<input id="${qid(q)}" name="${qid(q)}" type="text" value="${v}"${q.required ? html` aria-required="true"` : ''}${described}>`}</div>`;
+      ${
+        long
+          ? html`<textarea id="${qid(q)}" name="${qid(q)}" rows="3"${q.required ? html` aria-required="true"` : ''}${described}>${v}</textarea>`
+          : html`<input id="${qid(q)}" name="${qid(q)}" type="text" value="${v}"${q.required ? html` aria-required="true"` : ''}${described}>`
+      }</div>`;
   }
   const chosen = Array.isArray(value) ? value : value ? [value] : [];
   const type = q.type === 'choice' ? 'radio' : 'checkbox';
   return html`<fieldset class="field${error ? ' has-error' : ''}" id="${qid(q)}"${described}><legend>${q.text}${req}</legend>${err}
-    ${q.options!.map((o, i) => html`<div class="choice"><input type="${type}" id="${qid(q)}-${i}" name="${qid(q)}" value="${o}"${chosen.includes(o) ? html` checked` : ''}>
-      <label for="${qid(q)}-${i}">${o}</label></div>`)}</fieldset>`;
+    ${q.options!.map(
+      (
+        o,
+        i,
+      ) => html`<div class="choice"><input type="${type}" id="${qid(q)}-${i}" name="${qid(q)}" value="${o}"${chosen.includes(o) ? html` checked` : ''}>
+      <label for="${qid(q)}-${i}">${o}</label></div>`,
+    )}</fieldset>`;
 }
 
 function requestForm(s: SignedIn, app: ApplicationRow, policy: PolicyDefinition, devices: DeviceRow[], st: FormState): Html {
@@ -50,17 +57,27 @@ function requestForm(s: SignedIn, app: ApplicationRow, policy: PolicyDefinition,
       ? html`<div class="field has-error" id="device"><p class="field-error">${app.name} is installed per device, and no device has you as its primary user. Ask IT to register your device.</p></div>`
       : html`<fieldset class="field${e?.device ? ' has-error' : ''}" id="device"><legend>Device <span class="req">(required)</span></legend>
         ${e?.device ? html`<p class="field-error">${e.device}</p>` : ''}
-        ${devices.map((d, i) => html`<div class="choice"><input type="radio" id="device-${i}" name="deviceId" value="${d.id}"${st.deviceId === d.id || (devices.length === 1 && !st.deviceId) ? html` checked` : ''}>
-          <label for="device-${i}">${d.name} <span class="muted">${d.client_guid}</span></label></div>`)}</fieldset>`
+        ${devices.map(
+          (
+            d,
+            i,
+          ) => html`<div class="choice"><input type="radio" id="device-${i}" name="deviceId" value="${d.id}"${st.deviceId === d.id || (devices.length === 1 && !st.deviceId) ? html` checked` : ''}>
+          <label for="device-${i}">${d.name} <span class="muted">${d.client_guid}</span></label></div>`,
+        )}</fieldset>`
     : '';
-  const just = policy.justification !== 'none'
-    ? html`<div class="field${e?.justification ? ' has-error' : ''}"><label for="justification">Business justification ${policy.justification === 'required' ? html`<span class="req">(required)</span>` : html`<span class="opt">(optional)</span>`}</label>
+  const just =
+    policy.justification !== 'none'
+      ? html`<div class="field${e?.justification ? ' has-error' : ''}"><label for="justification">Business justification ${policy.justification === 'required' ? html`<span class="req">(required)</span>` : html`<span class="opt">(optional)</span>`}</label>
       ${e?.justification ? html`<p class="field-error" id="justification-error">${e.justification}</p>` : ''}
       <textarea id="justification" name="justification" rows="3" maxlength="2000"${policy.justification === 'required' ? html` aria-required="true"` : ''}${e?.justification ? html` aria-describedby="justification-error" aria-invalid="true"` : ''}>${st.justification ?? ''}</textarea></div>`
-    : '';
+      : '';
   return html`
-    ${problems.length || e?.form ? html`<div class="error" role="alert" tabindex="-1" id="problems"><h2>The request was not sent</h2>
-      ${e?.form ? html`<p>${e.form}</p>` : ''}<ul>${problems.map((p) => html`<li><a href="${p.href}">${p.text}</a></li>`)}</ul></div>` : ''}
+    ${
+      problems.length || e?.form
+        ? html`<div class="error" role="alert" tabindex="-1" id="problems"><h2>The request was not sent</h2>
+      ${e?.form ? html`<p>${e.form}</p>` : ''}<ul>${problems.map((p) => html`<li><a href="${p.href}">${p.text}</a></li>`)}</ul></div>`
+        : ''
+    }
     ${app.description ? html`<p>${app.description}</p>` : ''}
     <p class="muted">Approval: ${policy.stages.map((st, i) => html`${i ? ', then ' : ''}${st.approvers.join(' or ')}`)}.${policy.accessLifetime ? html` Access lasts ${policy.accessLifetime.replace(/^P/, '').toLowerCase()}.` : ''}</p>
     <form method="post" action="/app/request/${encodeURIComponent(app.id)}" class="stack" novalidate>${csrfField(s)}
@@ -84,12 +101,18 @@ export function registerRequestPages(router: Router, ctx: AppContext): void {
     const pending = await ctx.requests.list({ requesterId: s.identity.id, status: 'pending' }, 200);
     const pendingApps = new Set(pending.items.map((r) => r.application.id));
     sendPage(res, {
-      title: 'Request software', session: s, active: 'request', notice: noticeOf(req),
-      body: apps.length === 0
-        ? html`<p>There is nothing in the catalog you can request yet.</p>`
-        : html`<ul class="cards">${apps.map((a) => html`<li class="card"><h2><a href="/app/request/${encodeURIComponent(a.id)}">${a.name}</a></h2>
+      title: 'Request software',
+      session: s,
+      active: 'request',
+      notice: noticeOf(req),
+      body:
+        apps.length === 0
+          ? html`<p>There is nothing in the catalog you can request yet.</p>`
+          : html`<ul class="cards">${apps.map(
+              (a) => html`<li class="card"><h2><a href="/app/request/${encodeURIComponent(a.id)}">${a.name}</a></h2>
             ${a.description ? html`<p>${a.description}</p>` : ''}
-            <p class="muted">${a.per_device ? 'Installed per device' : 'For you on every device'}${pendingApps.has(a.id) ? html` · <strong>you have a pending request</strong>` : ''}</p></li>`)}</ul>`,
+            <p class="muted">${a.per_device ? 'Installed per device' : 'For you on every device'}${pendingApps.has(a.id) ? html` · <strong>you have a pending request</strong>` : ''}</p></li>`,
+            )}</ul>`,
     });
   });
 
@@ -97,7 +120,12 @@ export function registerRequestPages(router: Router, ctx: AppContext): void {
     const s = signedIn(res);
     const { app, policy } = await appFor(ctx, s, req.params.appId!);
     const devices = app.per_device ? await devicesOfUser(ctx.db, s.identity.id) : [];
-    sendPage(res, { title: `Request ${app.name}`, session: s, active: 'request', body: requestForm(s, app, policy, devices, { answers: {} }) });
+    sendPage(res, {
+      title: `Request ${app.name}`,
+      session: s,
+      active: 'request',
+      body: requestForm(s, app, policy, devices, { answers: {} }),
+    });
   });
 
   router.post('/request/:appId', async (req, res) => {
@@ -114,13 +142,17 @@ export function registerRequestPages(router: Router, ctx: AppContext): void {
     const st: FormState = { justification: field(req, 'justification'), answers, deviceId: field(req, 'deviceId') };
     try {
       const r = await ctx.requests.submit(webActor(s), {
-        applicationId: app.id, requesterId: s.identity.id, deviceId: app.per_device ? st.deviceId || undefined : undefined,
-        justification: st.justification ?? null, answers, source: 'web',
+        applicationId: app.id,
+        requesterId: s.identity.id,
+        deviceId: app.per_device ? st.deviceId || undefined : undefined,
+        justification: st.justification ?? null,
+        answers,
+        source: 'web',
       });
       res.redirect(303, `/app/requests/${r.id}?notice=submitted`);
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
-      const fieldErrors = (e.details?.fields as FieldErrors | undefined);
+      const fieldErrors = e.details?.fields as FieldErrors | undefined;
       const errors: FormState['errors'] = fieldErrors ? { ...fieldErrors } : { answers: {}, unknown: [] };
       if (e.details?.field === 'clientGuid') {
         errors.device = app.per_device && !st.deviceId ? 'Choose the device to install it on.' : e.message;
@@ -129,7 +161,10 @@ export function registerRequestPages(router: Router, ctx: AppContext): void {
       } else if (!fieldErrors) errors.form = e.message;
       const devices = app.per_device ? await devicesOfUser(ctx.db, s.identity.id) : [];
       const body = requestForm(s, app, policy, devices, { ...st, errors });
-      const existing = typeof e.details?.requestId === 'string' ? html`<p><a href="/app/requests/${e.details.requestId}">Open the existing request</a></p>` : '';
+      const existing =
+        typeof e.details?.requestId === 'string'
+          ? html`<p><a href="/app/requests/${e.details.requestId}">Open the existing request</a></p>`
+          : '';
       sendPage(res, { title: `Request ${app.name}`, session: s, active: 'request', status: e.status, body: html`${body}${existing}` });
     }
   });

@@ -20,9 +20,11 @@ export function installState(r: RequestView): string {
 export function requestRows(rows: RequestView[], opts: { requester?: boolean; cancelAs?: SignedIn } = {}): Html {
   if (rows.length === 0) return html`<p>None.</p>`;
   return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Requests"><table><thead><tr><th scope="col">Application</th>${opts.requester ? html`<th scope="col">Requester</th>` : ''}<th scope="col">Status</th><th scope="col" class="wide">Stage</th><th scope="col">Requested</th><th scope="col" class="wide">Decided by</th><th scope="col" class="wide">Install</th>${opts.cancelAs ? html`<th scope="col"><span class="visually-hidden">Action</span></th>` : ''}</tr></thead>
-    <tbody>${rows.map((r) => html`<tr><td><a href="/app/requests/${r.id}">${requestTitle(r)}</a> <span class="muted">${shortId(r.id)}</span></td>
+    <tbody>${rows.map(
+      (r) => html`<tr><td><a href="/app/requests/${r.id}">${requestTitle(r)}</a> <span class="muted">${shortId(r.id)}</span></td>
       ${opts.requester ? html`<td>${r.requester?.displayName ?? 'a device'}</td>` : ''}
-      <td>${badge(r.status)}</td><td class="wide">${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td class="wide">${r.decidedBy ?? '-'}</td><td class="wide">${installState(r)}</td>${opts.cancelAs ? html`<td>${r.status === 'pending' ? html`<form method="post" action="/app/requests/${r.id}/cancel">${csrfField(opts.cancelAs)}<input type="hidden" name="version" value="${r.version}"><button type="submit">Cancel<span class="visually-hidden"> the request for ${requestTitle(r)}</span></button></form>` : ''}</td>` : ''}</tr>`)}</tbody></table></div>`;
+      <td>${badge(r.status)}</td><td class="wide">${r.currentStage + 1} of ${r.stageCount}</td><td>${timeEl(r.createdAt)}</td><td class="wide">${r.decidedBy ?? '-'}</td><td class="wide">${installState(r)}</td>${opts.cancelAs ? html`<td>${r.status === 'pending' ? html`<form method="post" action="/app/requests/${r.id}/cancel">${csrfField(opts.cancelAs)}<input type="hidden" name="version" value="${r.version}"><button type="submit">Cancel<span class="visually-hidden"> the request for ${requestTitle(r)}</span></button></form>` : ''}</td>` : ''}</tr>`,
+    )}</tbody></table></div>`;
 }
 
 export function answersList(r: RequestDetail): Html {
@@ -35,13 +37,18 @@ export function answersList(r: RequestDetail): Html {
 
 function stagesTable(r: RequestDetail): Html {
   return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Approval stages"><table><caption>Approval stages</caption><thead><tr><th scope="col">Stage</th><th scope="col">Approvers</th><th scope="col">Status</th><th scope="col">Decisions</th></tr></thead>
-    <tbody>${r.stages.map((st) => html`<tr><td>${st.index + 1}</td><td>${st.approverGroups.join(', ')} <span class="muted">(${st.quorum === 'any' ? 'any one' : st.quorum === 'all' ? 'all' : `${st.quorum} of them`})</span></td>
-      <td>${badge(st.status)}</td><td>${st.decisions.length === 0 ? '-' : html`<ul class="plain">${st.decisions.map((d) => html`<li>${d.approver.label}: <strong>${d.decision === 'approve' ? 'approved' : 'denied'}</strong> ${timeEl(d.at)} via ${d.channel}${d.reason ? html` · “${d.reason}”` : ''}</li>`)}</ul>`}</td></tr>`)}</tbody></table></div>`;
+    <tbody>${r.stages.map(
+      (
+        st,
+      ) => html`<tr><td>${st.index + 1}</td><td>${st.approverGroups.join(', ')} <span class="muted">(${st.quorum === 'any' ? 'any one' : st.quorum === 'all' ? 'all' : `${st.quorum} of them`})</span></td>
+      <td>${badge(st.status)}</td><td>${st.decisions.length === 0 ? '-' : html`<ul class="plain">${st.decisions.map((d) => html`<li>${d.approver.label}: <strong>${d.decision === 'approve' ? 'approved' : 'denied'}</strong> ${timeEl(d.at)} via ${d.channel}${d.reason ? html` · “${d.reason}”` : ''}</li>`)}</ul>`}</td></tr>`,
+    )}</tbody></table></div>`;
 }
 
 function historyList(r: RequestDetail): Html {
-  return html`<details><summary>History (${r.history.length} events)</summary><ol class="history">${r.history.map((h) =>
-    html`<li>${timeEl(h.at)} <strong>${h.action}</strong> by ${h.actor} via ${h.channel}</li>`)}</ol></details>`;
+  return html`<details><summary>History (${r.history.length} events)</summary><ol class="history">${r.history.map(
+    (h) => html`<li>${timeEl(h.at)} <strong>${h.action}</strong> by ${h.actor} via ${h.channel}</li>`,
+  )}</ol></details>`;
 }
 
 function actions(s: SignedIn, r: RequestDetail, approver: boolean): Html {
@@ -49,7 +56,9 @@ function actions(s: SignedIn, r: RequestDetail, approver: boolean): Html {
   const version = html`<input type="hidden" name="version" value="${r.version}">`;
   const out: Html[] = [];
   if (r.status === 'pending' && r.requester?.id === s.identity.id) {
-    out.push(html`<form method="post" action="${base}/cancel" class="inline">${csrfField(s)}${version}<button type="submit">Cancel this request</button></form>`);
+    out.push(
+      html`<form method="post" action="${base}/cancel" class="inline">${csrfField(s)}${version}<button type="submit">Cancel this request</button></form>`,
+    );
   }
   if (approver && r.requester?.id !== s.identity.id) {
     const stage = r.stages[r.currentStage];
@@ -73,15 +82,43 @@ function actions(s: SignedIn, r: RequestDetail, approver: boolean): Html {
 }
 
 async function adminSections(ctx: AppContext, r: RequestDetail): Promise<Html> {
-  const messages = await ctx.db.query<{ platform: string; purpose: string; stage: number | null; conversation_id: string; created_at: Date; updated_at: Date }>(
-    'SELECT platform, purpose, stage, conversation_id, created_at, updated_at FROM message_refs WHERE subject_type = $1 AND subject_id = $2 ORDER BY created_at', ['request', r.id]);
-  const deliveries = await ctx.db.query<{ id: string; event_type: string; status: string; attempts: number; endpoint: string | null; connector: string | null; last_error: string | null; created_at: Date }>(
+  const messages = await ctx.db.query<{
+    platform: string;
+    purpose: string;
+    stage: number | null;
+    conversation_id: string;
+    created_at: Date;
+    updated_at: Date;
+  }>(
+    'SELECT platform, purpose, stage, conversation_id, created_at, updated_at FROM message_refs WHERE subject_type = $1 AND subject_id = $2 ORDER BY created_at',
+    ['request', r.id],
+  );
+  const deliveries = await ctx.db.query<{
+    id: string;
+    event_type: string;
+    status: string;
+    attempts: number;
+    endpoint: string | null;
+    connector: string | null;
+    last_error: string | null;
+    created_at: Date;
+  }>(
     `SELECT d.id, d.event_type, d.status, d.attempts, e.name AS endpoint, d.connector, d.last_error, d.created_at FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
-      WHERE d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text ORDER BY d.created_at`, [r.id]);
-  return html`<section aria-labelledby="msg-h"><h2 id="msg-h">Messages sent</h2>${messages.length === 0 ? html`<p>None.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Messages sent"><table><thead><tr><th scope="col">Where</th><th scope="col">What</th><th scope="col">Sent</th><th scope="col">Last updated</th></tr></thead><tbody>
-      ${messages.map((m) => html`<tr><td>${m.platform} ${m.conversation_id}</td><td>${m.purpose}${m.stage !== null ? ` (stage ${m.stage + 1})` : ''}</td><td>${timeEl(m.created_at)}</td><td>${timeEl(m.updated_at)}</td></tr>`)}</tbody></table></div>`}</section>
-    <section aria-labelledby="del-h"><h2 id="del-h">Deliveries</h2>${deliveries.length === 0 ? html`<p>None.</p>` : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Deliveries"><table><thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th></tr></thead><tbody>
-      ${deliveries.map((d) => html`<tr><td>${d.event_type}</td><td>${d.endpoint ?? d.connector ?? '-'}</td><td>${badge(d.status)}${d.last_error ? html` <span class="muted">${d.last_error}</span>` : ''}</td><td>${d.attempts}</td><td>${timeEl(d.created_at)}</td></tr>`)}</tbody></table></div>`}
+      WHERE d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text ORDER BY d.created_at`,
+    [r.id],
+  );
+  return html`<section aria-labelledby="msg-h"><h2 id="msg-h">Messages sent</h2>${
+    messages.length === 0
+      ? html`<p>None.</p>`
+      : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Messages sent"><table><thead><tr><th scope="col">Where</th><th scope="col">What</th><th scope="col">Sent</th><th scope="col">Last updated</th></tr></thead><tbody>
+      ${messages.map((m) => html`<tr><td>${m.platform} ${m.conversation_id}</td><td>${m.purpose}${m.stage !== null ? ` (stage ${m.stage + 1})` : ''}</td><td>${timeEl(m.created_at)}</td><td>${timeEl(m.updated_at)}</td></tr>`)}</tbody></table></div>`
+  }</section>
+    <section aria-labelledby="del-h"><h2 id="del-h">Deliveries</h2>${
+      deliveries.length === 0
+        ? html`<p>None.</p>`
+        : html`<div class="table-wrap" tabindex="0" role="region" aria-label="Deliveries"><table><thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th></tr></thead><tbody>
+      ${deliveries.map((d) => html`<tr><td>${d.event_type}</td><td>${d.endpoint ?? d.connector ?? '-'}</td><td>${badge(d.status)}${d.last_error ? html` <span class="muted">${d.last_error}</span>` : ''}</td><td>${d.attempts}</td><td>${timeEl(d.created_at)}</td></tr>`)}</tbody></table></div>`
+    }
       <p><a href="/app/admin/deliveries">All deliveries</a></p></section>`;
 }
 
@@ -90,7 +127,9 @@ async function orderState(ctx: AppContext, id: string): Promise<string | null> {
   const row = await ctx.db.maybeOne<{ event_type: string; status: string; completed_at: Date | null; to_name: string | null }>(
     `SELECT d.event_type, d.status, d.completed_at, coalesce(e.name, d.connector) AS to_name FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
       WHERE d.event_type IN ('app.install', 'app.uninstall') AND (d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text)
-      ORDER BY d.created_at DESC LIMIT 1`, [id]);
+      ORDER BY d.created_at DESC LIMIT 1`,
+    [id],
+  );
   if (!row) return null;
   const what = row.event_type === 'app.install' ? 'install order' : 'uninstall order';
   if (row.status === 'succeeded') return `${what} received by ${row.to_name ?? 'the device manager'} ${when_(row.completed_at)}`;
@@ -103,7 +142,11 @@ export async function requestPage(ctx: AppContext, req: Request, res: Response, 
   const { request: r, approver } = await requireRequestAccess(ctx, s, String(req.params.id));
   const delivered = r.installOrderedAt ? await orderState(ctx, r.id) : null;
   sendPage(res, {
-    title: requestTitle(r), session: s, active: r.requester?.id === s.identity.id ? 'my' : 'approvals', watch: [r.id, ...(r.installOrderedAt ? ['delivery'] : [])], notice: error ? null : noticeOf(req),
+    title: requestTitle(r),
+    session: s,
+    active: r.requester?.id === s.identity.id ? 'my' : 'approvals',
+    watch: [r.id, ...(r.installOrderedAt ? ['delivery'] : [])],
+    notice: error ? null : noticeOf(req),
     status: error?.status,
     body: html`${error ? html`<div class="error" role="alert" tabindex="-1" id="problems"><p>${error.message}</p></div>` : ''}
       <p>${badge(r.status)} <span class="muted">Request ${r.id} · version ${r.version}</span></p>
@@ -121,13 +164,27 @@ export async function requestPage(ctx: AppContext, req: Request, res: Response, 
   });
 }
 
-const outcomeNotice: Record<string, string> = { recorded: 'recorded', stage_approved: 'stage_approved', approved: 'approved', denied: 'denied', revoked: 'revoked', reapproved: 'reapproved' };
+const outcomeNotice: Record<string, string> = {
+  recorded: 'recorded',
+  stage_approved: 'stage_approved',
+  approved: 'approved',
+  denied: 'denied',
+  revoked: 'revoked',
+  reapproved: 'reapproved',
+};
 
 export function registerRequestDetailPages(router: Router, ctx: AppContext): void {
   router.get('/my', async (req, res) => {
     const s = signedIn(res);
     const page = await ctx.requests.list({ requesterId: s.identity.id }, 100);
-    sendPage(res, { title: 'My requests', session: s, active: 'my', watch: ['*'], notice: noticeOf(req), body: requestRows(page.items, { cancelAs: s }) });
+    sendPage(res, {
+      title: 'My requests',
+      session: s,
+      active: 'my',
+      watch: ['*'],
+      notice: noticeOf(req),
+      body: requestRows(page.items, { cancelAs: s }),
+    });
   });
 
   router.get('/requests/:id', (req, res) => requestPage(ctx, req, res));
@@ -151,25 +208,39 @@ export function registerRequestDetailPages(router: Router, ctx: AppContext): voi
     }
   };
 
-  router.post('/requests/:id/cancel', act(async (s, id, req) => {
-    await ctx.requests.cancel(webActor(s), id, null, { expectedVersion: version(req) });
-    return 'cancelled';
-  }));
-  router.post('/requests/:id/decide', act(async (s, id, req) => {
-    const decision = field(req, 'decision');
-    if (decision !== 'approve' && decision !== 'deny') throw new AppError('validation_failed', 'Choose Approve or Deny.');
-    const stage = Number(field(req, 'stage'));
-    const result = await ctx.requests.decide(webActor(s), id, decision, textField(req, 'reason'), {
-      expectedVersion: version(req), stage: Number.isInteger(stage) && stage >= 0 ? stage : undefined, denyNeedsReason: true,
-    });
-    return outcomeNotice[result.outcome]!;
-  }));
-  router.post('/requests/:id/revoke', act(async (s, id, req) => {
-    await ctx.requests.revoke(webActor(s), id, field(req, 'reason'), { expectedVersion: version(req) });
-    return 'revoked';
-  }));
-  router.post('/requests/:id/reapprove', act(async (s, id, req) => {
-    await ctx.requests.reapprove(webActor(s), id, field(req, 'reason'), { expectedVersion: version(req) });
-    return 'reapproved';
-  }));
+  router.post(
+    '/requests/:id/cancel',
+    act(async (s, id, req) => {
+      await ctx.requests.cancel(webActor(s), id, null, { expectedVersion: version(req) });
+      return 'cancelled';
+    }),
+  );
+  router.post(
+    '/requests/:id/decide',
+    act(async (s, id, req) => {
+      const decision = field(req, 'decision');
+      if (decision !== 'approve' && decision !== 'deny') throw new AppError('validation_failed', 'Choose Approve or Deny.');
+      const stage = Number(field(req, 'stage'));
+      const result = await ctx.requests.decide(webActor(s), id, decision, textField(req, 'reason'), {
+        expectedVersion: version(req),
+        stage: Number.isInteger(stage) && stage >= 0 ? stage : undefined,
+        denyNeedsReason: true,
+      });
+      return outcomeNotice[result.outcome]!;
+    }),
+  );
+  router.post(
+    '/requests/:id/revoke',
+    act(async (s, id, req) => {
+      await ctx.requests.revoke(webActor(s), id, field(req, 'reason'), { expectedVersion: version(req) });
+      return 'revoked';
+    }),
+  );
+  router.post(
+    '/requests/:id/reapprove',
+    act(async (s, id, req) => {
+      await ctx.requests.reapprove(webActor(s), id, field(req, 'reason'), { expectedVersion: version(req) });
+      return 'reapproved';
+    }),
+  );
 }

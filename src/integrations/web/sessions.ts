@@ -28,7 +28,13 @@ export interface WebSession {
 }
 
 interface SessionRow {
-  token_hash: string; identity_id: string | null; csrf_token: string; pending: PendingSignin | null; last_seen_at: Date; expires_at: Date; is_admin: boolean | null;
+  token_hash: string;
+  identity_id: string | null;
+  csrf_token: string;
+  pending: PendingSignin | null;
+  last_seen_at: Date;
+  expires_at: Date;
+  is_admin: boolean | null;
 }
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -63,7 +69,9 @@ function clearCookie(ctx: AppContext, res: Response): void {
 async function load(ctx: AppContext, token: string): Promise<WebSession | null> {
   const tokenHash = hash(token);
   const row = await ctx.db.maybeOne<SessionRow>(
-    `SELECT s.*, i.is_admin FROM web_sessions s LEFT JOIN identities i ON i.id = s.identity_id WHERE s.token_hash = $1 AND s.expires_at > now()`, [tokenHash]);
+    `SELECT s.*, i.is_admin FROM web_sessions s LEFT JOIN identities i ON i.id = s.identity_id WHERE s.token_hash = $1 AND s.expires_at > now()`,
+    [tokenHash],
+  );
   if (!row) return null;
   const identity = row.identity_id ? ((await identityById(ctx.db, row.identity_id)) ?? null) : null;
   if (Date.now() - new Date(row.last_seen_at).getTime() > 60_000) {
@@ -72,19 +80,30 @@ async function load(ctx: AppContext, token: string): Promise<WebSession | null> 
   return { tokenHash, identity, isAdmin: Boolean(row.is_admin), csrf: row.csrf_token, pending: row.pending };
 }
 
-async function create(ctx: AppContext, res: Response, identityId: string | null, via: 'oidc' | 'link' | null, pending: PendingSignin | null): Promise<WebSession> {
+async function create(
+  ctx: AppContext,
+  res: Response,
+  identityId: string | null,
+  via: 'oidc' | 'link' | null,
+  pending: PendingSignin | null,
+): Promise<WebSession> {
   const token = randomBytes(32).toString('base64url');
   const csrf = randomBytes(24).toString('base64url');
   const ttl = identityId ? parseDuration(ctx.config.WEB_SESSION_TTL) : ANONYMOUS_TTL_MS;
   const expires = new Date(Date.now() + ttl);
   await ctx.db.query(
     'INSERT INTO web_sessions (token_hash, identity_id, csrf_token, pending, signed_in_via, expires_at) VALUES ($1,$2,$3,$4,$5,$6)',
-    [hash(token), identityId, csrf, pending ? JSON.stringify(pending) : null, via, expires]);
+    [hash(token), identityId, csrf, pending ? JSON.stringify(pending) : null, via, expires],
+  );
   setCookie(ctx, res, token, expires);
   // expired rows go a few at a time, so no sweeper is needed
-  void ctx.db.query(`DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash FROM web_sessions WHERE expires_at < now() LIMIT 50)`).catch(() => undefined);
+  void ctx.db
+    .query(`DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash FROM web_sessions WHERE expires_at < now() LIMIT 50)`)
+    .catch(() => undefined);
   const identity = identityId ? ((await identityById(ctx.db, identityId)) ?? null) : null;
-  const admin = identityId ? await ctx.db.maybeOne<{ is_admin: boolean }>('SELECT is_admin FROM identities WHERE id = $1', [identityId]) : undefined;
+  const admin = identityId
+    ? await ctx.db.maybeOne<{ is_admin: boolean }>('SELECT is_admin FROM identities WHERE id = $1', [identityId])
+    : undefined;
   return { tokenHash: hash(token), identity, isAdmin: Boolean(admin?.is_admin), csrf, pending };
 }
 
@@ -121,9 +140,16 @@ export async function signIn(ctx: AppContext, res: Response, identity: IdentityR
   if (current) await ctx.db.query('DELETE FROM web_sessions WHERE token_hash = $1', [current.tokenHash]);
   const s = await create(ctx, res, identity.id, via, null);
   res.locals.webSession = s;
-  await ctx.db.tx((tx) => appendAudit(tx, {
-    actor: { id: identity.id, label: identity.display_name, channel: 'web' }, action: 'web.signed_in', subjectType: 'identity', subjectId: identity.id, details: { via }, at: new Date(),
-  }));
+  await ctx.db.tx((tx) =>
+    appendAudit(tx, {
+      actor: { id: identity.id, label: identity.display_name, channel: 'web' },
+      action: 'web.signed_in',
+      subjectType: 'identity',
+      subjectId: identity.id,
+      details: { via },
+      at: new Date(),
+    }),
+  );
   return s;
 }
 
@@ -139,5 +165,10 @@ export function requireCsrf(req: Request, res: Response): void {
   const s = sessionOf(res);
   const sent = typeof req.body?._csrf === 'string' ? req.body._csrf : '';
   const ok = s && sent.length === s.csrf.length && timingSafeEqual(Buffer.from(sent), Buffer.from(s.csrf));
-  if (!ok) throw new AppError('forbidden', 'This form has expired or did not come from this site (CSRF check failed). Reload the page and try again.', { csrf: true });
+  if (!ok)
+    throw new AppError(
+      'forbidden',
+      'This form has expired or did not come from this site (CSRF check failed). Reload the page and try again.',
+      { csrf: true },
+    );
 }

@@ -33,7 +33,11 @@ export function requireAdmin(s: SignedIn): void {
 // one answer for "not yours" and "no such request", so ids cannot be probed
 const notFound = (id: string) => new AppError('not_found', `No request with id "${id}" that you can open.`);
 
-export async function requireRequestAccess(ctx: AppContext, s: SignedIn, id: string): Promise<{ request: RequestDetail; approver: boolean }> {
+export async function requireRequestAccess(
+  ctx: AppContext,
+  s: SignedIn,
+  id: string,
+): Promise<{ request: RequestDetail; approver: boolean }> {
   let request: RequestDetail;
   try {
     request = await ctx.requests.get(id);
@@ -59,7 +63,8 @@ export async function requireChangeAccess(ctx: AppContext, s: SignedIn, id: stri
   }
   const mine = await groupNamesOf(ctx.db, s.identity.id);
   const approver = change.approverGroups.some((g) => mine.includes(g));
-  if (change.requester.id !== s.identity.id && !approver && !s.isAdmin) throw new AppError('not_found', `No change with id "${id}" that you can open.`);
+  if (change.requester.id !== s.identity.id && !approver && !s.isAdmin)
+    throw new AppError('not_found', `No change with id "${id}" that you can open.`);
   return { change, approver };
 }
 

@@ -80,11 +80,15 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
         result.kind === 'response' ? classifyStatus(result.status) : result.kind === 'network' ? 'retry' : 'refused';
       const statusCode = result.kind === 'response' ? result.status : null;
       const error =
-        result.kind === 'network' ? result.error
-        : result.kind === 'refused' ? `refused at send time: ${result.reason}`
-        : verdict === 'succeeded' ? null
-        : statusCode! >= 300 && statusCode! < 400 ? `HTTP ${statusCode} (redirects are not followed)`
-        : `HTTP ${statusCode}`;
+        result.kind === 'network'
+          ? result.error
+          : result.kind === 'refused'
+            ? `refused at send time: ${result.reason}`
+            : verdict === 'succeeded'
+              ? null
+              : statusCode! >= 300 && statusCode! < 400
+                ? `HTTP ${statusCode} (redirects are not followed)`
+                : `HTTP ${statusCode}`;
 
       const health: AttemptHealth = result.kind === 'refused' ? 'neutral' : verdict === 'retry' ? 'fail' : 'ok';
       const seen = d.attempts;
@@ -106,10 +110,19 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
         const reason = `the receiver answered 410 Gone at ${new Date().toISOString()}`;
         await q.query('BEGIN');
         try {
-          await q.query(`UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1`, [d.endpoint_id, reason]);
+          await q.query(`UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1`, [
+            d.endpoint_id,
+            reason,
+          ]);
           await appendAudit(q, {
-            actor: systemActor, action: 'webhook_endpoint.disabled', subjectType: 'webhook_endpoint', subjectId: d.endpoint_id,
-            before: { enabled: true }, after: { enabled: false }, details: { reason, deliveryId: d.id, name: d.endpoint_name }, at: ctx.clock.now(),
+            actor: systemActor,
+            action: 'webhook_endpoint.disabled',
+            subjectType: 'webhook_endpoint',
+            subjectId: d.endpoint_id,
+            before: { enabled: true },
+            after: { enabled: false },
+            details: { reason, deliveryId: d.id, name: d.endpoint_name },
+            at: ctx.clock.now(),
           });
           await record(q, d.id, seen, result, finalError, { status: 'failed', attempt, nextAttemptAt: null }, error);
           await q.query('COMMIT');
@@ -126,7 +139,10 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
       return { outcome: 'failed', health };
     } finally {
       if (held) {
-        const ok = await q.query(`SELECT ${unlock('$1')}`, [d.id]).then(() => true, () => false);
+        const ok = await q.query(`SELECT ${unlock('$1')}`, [d.id]).then(
+          () => true,
+          () => false,
+        );
         // a lock that could not be released must not stay with a pooled connection: drop the connection with it
         if (!ok) discard();
       }
@@ -142,8 +158,13 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
  * created_at.
  */
 async function record(
-  q: Queryable, id: string, seenAttempts: number, result: PostResult, error: string | null,
-  next: { status: 'pending' | 'succeeded' | 'failed'; attempt: number; nextAttemptAt: Date | null }, attemptError: string | null = error,
+  q: Queryable,
+  id: string,
+  seenAttempts: number,
+  result: PostResult,
+  error: string | null,
+  next: { status: 'pending' | 'succeeded' | 'failed'; attempt: number; nextAttemptAt: Date | null },
+  attemptError: string | null = error,
 ): Promise<void> {
   const code = result.kind === 'response' ? result.status : null;
   await q.query(
@@ -157,7 +178,19 @@ async function record(
        INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, response_excerpt, error, created_at)
        SELECT $1, (SELECT count(*) + 1 FROM webhook_attempts WHERE delivery_id = $1), $2::int, $3, $4, $5, clock_timestamp() FROM u)
      SELECT ${unlock('$11')} AS unlocked, set_config('synchronous_commit', 'off', true) AS async_commit`,
-    [id, code, result.latencyMs, excerptOf(result), attemptError, next.status, next.attempt, next.status === 'succeeded' ? null : error, next.nextAttemptAt, seenAttempts, id],
+    [
+      id,
+      code,
+      result.latencyMs,
+      excerptOf(result),
+      attemptError,
+      next.status,
+      next.attempt,
+      next.status === 'succeeded' ? null : error,
+      next.nextAttemptAt,
+      seenAttempts,
+      id,
+    ],
   );
 }
 
@@ -170,7 +203,9 @@ async function finish(tx: Queryable, id: string, status: 'failed', code: number 
 
 /** The endpoint of a webhook delivery (jobs enqueued without it); undefined for a connector order or a deleted row. */
 export async function endpointOf(ctx: AppContext, deliveryId: string): Promise<string | undefined> {
-  const row = await ctx.db.maybeOne<{ endpoint_id: string | null }>('SELECT endpoint_id FROM webhook_deliveries WHERE id = $1', [deliveryId]);
+  const row = await ctx.db.maybeOne<{ endpoint_id: string | null }>('SELECT endpoint_id FROM webhook_deliveries WHERE id = $1', [
+    deliveryId,
+  ]);
   return row?.endpoint_id ?? undefined;
 }
 

@@ -98,7 +98,12 @@ return held
 const KEEP_MS = 24 * 3600_000;
 
 export class EndpointGate {
-  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly clock: Clock, readonly settings: GateSettings) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly clock: Clock,
+    readonly settings: GateSettings,
+  ) {}
 
   private keys(endpointId: string): [string, string] {
     return [`${this.prefix}:endpoint:${endpointId}:slots`, `${this.prefix}:endpoint:${endpointId}:circuit`];
@@ -107,14 +112,42 @@ export class EndpointGate {
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   async acquire(endpointId: string, holder: string): Promise<GateResult> {
     const [slots, circuit] = this.keys(endpointId);
-    const r = (await this.redis.eval(ACQUIRE, 2, slots, circuit, this.clock.now().getTime(), holder, this.settings.concurrency, this.settings.leaseMs, KEEP_MS, Date.now())) as [number, number, string, string?];
+    const r = (await this.redis.eval(
+      ACQUIRE,
+      2,
+      slots,
+      circuit,
+      this.clock.now().getTime(),
+      holder,
+      this.settings.concurrency,
+      this.settings.leaseMs,
+      KEEP_MS,
+      Date.now(),
+    )) as [number, number, string, string?];
     if (r[0] === 1) return { ok: true, probe: r[2] === 'half_open' };
-    return { ok: false, reason: r[2] as 'busy' | 'open' | 'probing', waitMs: Number(r[1]), latencyMs: r[3] !== undefined && r[3] !== '' ? Number(r[3]) : null };
+    return {
+      ok: false,
+      reason: r[2] as 'busy' | 'open' | 'probing',
+      waitMs: Number(r[1]),
+      latencyMs: r[3] !== undefined && r[3] !== '' ? Number(r[3]) : null,
+    };
   }
 
   async release(endpointId: string, holder: string, health: AttemptHealth, latencyMs: number | null = null): Promise<void> {
     const [slots, circuit] = this.keys(endpointId);
-    await this.redis.eval(RELEASE, 2, slots, circuit, this.clock.now().getTime(), holder, health, this.settings.failureThreshold, this.settings.cooldownMs, KEEP_MS, latencyMs ?? '');
+    await this.redis.eval(
+      RELEASE,
+      2,
+      slots,
+      circuit,
+      this.clock.now().getTime(),
+      holder,
+      health,
+      this.settings.failureThreshold,
+      this.settings.cooldownMs,
+      KEEP_MS,
+      latencyMs ?? '',
+    );
     this.released.get(endpointId)?.forEach((wake) => wake());
   }
 
@@ -167,8 +200,11 @@ export class EndpointGate {
       // an open circuit whose cool-down is over lets the next attempt through as a probe
       if (state === 'open' && openUntil !== null && openUntil <= now) state = 'half_open';
       out.set(id, {
-        state, consecutiveFailures: Number(h.failures ?? 0), openUntil: state === 'open' && openUntil ? new Date(openUntil).toISOString() : null,
-        inFlight, timesOpened: Number(h.opened ?? 0),
+        state,
+        consecutiveFailures: Number(h.failures ?? 0),
+        openUntil: state === 'open' && openUntil ? new Date(openUntil).toISOString() : null,
+        inFlight,
+        timesOpened: Number(h.opened ?? 0),
       });
     });
     return out;
@@ -180,7 +216,12 @@ export class EndpointGate {
  * for a busy slow endpoint, about as long as its attempts take, growing per job, so a long queue for a slow
  * endpoint costs little Redis traffic.
  */
-export function gateWaitMs(result: Extract<GateResult, { ok: false }>, waits: number, settings: Pick<GateSettings, 'cooldownMs' | 'concurrency'>, random: () => number = Math.random): number {
+export function gateWaitMs(
+  result: Extract<GateResult, { ok: false }>,
+  waits: number,
+  settings: Pick<GateSettings, 'cooldownMs' | 'concurrency'>,
+  random: () => number = Math.random,
+): number {
   if (result.reason === 'open') return Math.max(50, result.waitMs) + Math.floor(random() * Math.min(5_000, settings.cooldownMs / 10 + 250));
   const cap = result.reason === 'probing' ? settings.cooldownMs : 30_000;
   const base = Math.min(cap, Math.max(100, (result.latencyMs ?? 100) / settings.concurrency) * 2 ** Math.min(waits, 8));

@@ -15,7 +15,11 @@ const EXCERPT_BYTES = 1024;
  * check time cannot be re-pointed at an internal one for the actual connection (DNS rebinding).
  */
 function guardedLookup(allow: AllowList) {
-  return (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+  return (
+    hostname: string,
+    options: LookupOptions,
+    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, '', 0);
       const list = addresses as LookupAddress[];
@@ -36,7 +40,13 @@ function guardedLookup(allow: AllowList) {
  * One POST. Redirects are never followed (node:http does not follow them; a 3xx is just a status), the whole
  * attempt is bounded by `timeoutMs`, and only the first KB of the response is kept.
  */
-export async function postOnce(opts: { url: string; headers: Record<string, string>; body: string; timeoutMs: number; allow: AllowList }): Promise<PostResult> {
+export async function postOnce(opts: {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+  allow: AllowList;
+}): Promise<PostResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const verdict = await assessOutboundUrl(opts.url, opts.allow);

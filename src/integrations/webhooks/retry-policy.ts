@@ -29,7 +29,12 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
  * Exponential backoff with jitter ("equal jitter": half fixed, half random) so a receiver coming back up is
  * not hit by every sender at the same instant. A Retry-After from the receiver wins when it asks for longer.
  */
-export function retryDelayMs(attempt: number, opts: BackoffOptions, retryAfterMs: number | null = null, random: () => number = Math.random): number {
+export function retryDelayMs(
+  attempt: number,
+  opts: BackoffOptions,
+  retryAfterMs: number | null = null,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.max(0, attempt - 1));
   const jittered = exp / 2 + random() * (exp / 2);
   if (retryAfterMs !== null) return Math.min(Math.max(jittered, retryAfterMs), Math.max(opts.maxMs, retryAfterMs));

@@ -18,14 +18,16 @@ for (const [net, bits] of [
   ['198.18.0.0', 15],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
-] as const) blocked.addSubnet(net, bits, 'ipv4');
+] as const)
+  blocked.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
   ['::', 128],
   ['::1', 128],
   ['fc00::', 7], // ULA, includes fd00:ec2::254 metadata
   ['fe80::', 10],
   ['ff00::', 8],
-] as const) blocked.addSubnet(net, bits, 'ipv6');
+] as const)
+  blocked.addSubnet(net, bits, 'ipv6');
 
 /** ::ffff:10.0.0.1 and friends are IPv4 in disguise; judge them as IPv4. */
 function normalize(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
@@ -43,7 +45,10 @@ export function parseAllowList(entries: string[]): AllowList {
   const hosts = new Set<string>();
   const nets = new BlockList();
   for (const raw of entries) {
-    const entry = raw.trim().toLowerCase().replace(/^\[|\]$/g, '');
+    const entry = raw
+      .trim()
+      .toLowerCase()
+      .replace(/^\[|\]$/g, '');
     const cidr = /^(.+)\/(\d{1,3})$/.exec(entry);
     if (cidr && isIP(cidr[1]!)) {
       const n = normalize(cidr[1]!);
@@ -81,7 +86,8 @@ export async function assessOutboundUrl(raw: string, allowHosts: string[] | Allo
   } catch {
     return { ok: false, kind: 'refused', reason: `"${raw}" is not a valid URL` };
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, kind: 'refused', reason: `only http and https URLs are allowed, not ${url.protocol}` };
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    return { ok: false, kind: 'refused', reason: `only http and https URLs are allowed, not ${url.protocol}` };
   if (url.username || url.password) return { ok: false, kind: 'refused', reason: 'URLs with credentials are not allowed' };
   const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
   if (allow.hosts.has(host)) return { ok: true, url, host, allowedByName: true };
@@ -92,7 +98,11 @@ export async function assessOutboundUrl(raw: string, allowHosts: string[] | Allo
     try {
       addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
     } catch (e) {
-      return { ok: false, kind: 'unresolvable', reason: `${host} could not be resolved (${(e as NodeJS.ErrnoException).code ?? 'DNS error'})` };
+      return {
+        ok: false,
+        kind: 'unresolvable',
+        reason: `${host} could not be resolved (${(e as NodeJS.ErrnoException).code ?? 'DNS error'})`,
+      };
     }
   }
   // every address must pass: a name resolving to one public and one private address is still a way in
@@ -111,7 +121,11 @@ export async function assessOutboundUrl(raw: string, allowHosts: string[] | Allo
 export async function checkOutboundUrl(raw: string, allowHosts: string[]): Promise<void> {
   const r = await assessOutboundUrl(raw, allowHosts);
   if (!r.ok && r.kind !== 'unresolvable') {
-    throw new AppError('unsafe_url', `The URL is not allowed: ${r.reason}. List the host or its network in WEBHOOK_ALLOW_HOSTS to allow it.`, { field: 'url', reason: r.reason });
+    throw new AppError(
+      'unsafe_url',
+      `The URL is not allowed: ${r.reason}. List the host or its network in WEBHOOK_ALLOW_HOSTS to allow it.`,
+      { field: 'url', reason: r.reason },
+    );
   }
 }
 

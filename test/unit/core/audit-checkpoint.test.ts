@@ -29,7 +29,9 @@ describe('audit checkpoint keys', () => {
       expect((e as Error).message).toMatch(/AUDIT_CHECKPOINT_KEY: must be an Ed25519 private \(PKCS8\) key.*signoff audit keygen/);
       expect((e as Error).message).not.toContain('BEGIN PRIVATE KEY');
     }
-    expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL_MS: 'hourly' })).toThrow(/AUDIT_CHECKPOINT_INTERVAL_MS: must be a whole number of milliseconds/);
+    expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL_MS: 'hourly' })).toThrow(
+      /AUDIT_CHECKPOINT_INTERVAL_MS: must be a whole number of milliseconds/,
+    );
     expect(loadConfig({}).AUDIT_CHECKPOINT_KEY).toBeUndefined();
   });
 
@@ -37,7 +39,9 @@ describe('audit checkpoint keys', () => {
     const k = generateCheckpointKeys();
     const cp = signCheckpoint({ sequence: 0, hash: GENESIS }, new Date('2026-12-01T10:00:00Z'), parsePrivateKey(k.privateKey));
     expect(cp).toMatchObject({ sequence: 0, headHash: GENESIS, timestamp: '2026-12-01T10:00:00.000Z', keyId: k.keyId });
-    const message = Buffer.from(`signoff audit checkpoint v1\n{"headHash":"${GENESIS}","keyId":"${k.keyId}","sequence":0,"timestamp":"2026-12-01T10:00:00.000Z"}`);
+    const message = Buffer.from(
+      `signoff audit checkpoint v1\n{"headHash":"${GENESIS}","keyId":"${k.keyId}","sequence":0,"timestamp":"2026-12-01T10:00:00.000Z"}`,
+    );
     expect(verify(null, message, parsePublicKey(k.publicKey), Buffer.from(cp.signature, 'base64'))).toBe(true);
   });
 });

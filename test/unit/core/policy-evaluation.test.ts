@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.ts';
 import { parseDuration } from '../../../src/core/durations.ts';
 import {
-  accessTimers, evaluateStage, hasFieldErrors, mayRequest, nextInstallWindowOpening, requiredApprovals, stageTimers, validateSubmission,
+  accessTimers,
+  evaluateStage,
+  hasFieldErrors,
+  mayRequest,
+  nextInstallWindowOpening,
+  requiredApprovals,
+  stageTimers,
+  validateSubmission,
 } from '../../../src/core/policy-evaluation.ts';
 import { policyDefinitionSchema } from '../../../src/core/policy-schema.ts';
 
@@ -13,7 +20,10 @@ const policy = policyDefinitionSchema.parse({
     { id: 'tags', text: 'Tags', type: 'multichoice', options: ['a', 'b'], required: false },
     { id: 'ticket', text: 'Ticket', type: 'text', pattern: '^INC\\d+$', required: false },
   ],
-  stages: [{ approvers: ['it'], quorum: 'any' }, { approvers: ['sec'], quorum: 2, approverJustification: true }],
+  stages: [
+    { approvers: ['it'], quorum: 'any' },
+    { approvers: ['sec'], quorum: 2, approverJustification: true },
+  ],
   decisionDeadline: 'P14D',
   reminderEvery: 'P1D',
   escalateAfter: 'P3D',
@@ -24,11 +34,23 @@ const policy = policyDefinitionSchema.parse({
 
 describe('policy schema', () => {
   it('fills defaults and rejects 0 or 4 stages, escalation without a target and duplicate questions', () => {
-    expect(policyDefinitionSchema.parse({ stages: [{ approvers: ['x'] }] })).toMatchObject({ justification: 'required', decisionDeadline: 'P14D', requestors: { allMembers: true } });
+    expect(policyDefinitionSchema.parse({ stages: [{ approvers: ['x'] }] })).toMatchObject({
+      justification: 'required',
+      decisionDeadline: 'P14D',
+      requestors: { allMembers: true },
+    });
     expect(policyDefinitionSchema.safeParse({ stages: [] }).success).toBe(false);
     expect(policyDefinitionSchema.safeParse({ stages: Array(4).fill({ approvers: ['x'] }) }).success).toBe(false);
     expect(policyDefinitionSchema.safeParse({ stages: [{ approvers: ['x'] }], escalateAfter: 'P1D' }).success).toBe(false);
-    expect(policyDefinitionSchema.safeParse({ stages: [{ approvers: ['x'] }], questions: [{ id: 'a', text: 'a', type: 'text' }, { id: 'a', text: 'b', type: 'text' }] }).success).toBe(false);
+    expect(
+      policyDefinitionSchema.safeParse({
+        stages: [{ approvers: ['x'] }],
+        questions: [
+          { id: 'a', text: 'a', type: 'text' },
+          { id: 'a', text: 'b', type: 'text' },
+        ],
+      }).success,
+    ).toBe(false);
     expect(policyDefinitionSchema.safeParse({ stages: [{ approvers: ['x'] }], decisionDeadline: '14 days' }).success).toBe(false);
   });
 });
@@ -37,7 +59,10 @@ describe('who may request', () => {
   it('lets members but not guests request under allMembers, and named people or groups otherwise', () => {
     expect(mayRequest(policy, { username: 'C\\bob', isGuest: false, groups: [] })).toBe(true);
     expect(mayRequest(policy, { username: 'C\\guest', isGuest: true, groups: [] })).toBe(false);
-    const narrow = policyDefinitionSchema.parse({ stages: [{ approvers: ['x'] }], requestors: { allMembers: false, identities: ['C\\ann'], groups: ['eng'] } });
+    const narrow = policyDefinitionSchema.parse({
+      stages: [{ approvers: ['x'] }],
+      requestors: { allMembers: false, identities: ['C\\ann'], groups: ['eng'] },
+    });
     expect(mayRequest(narrow, { username: 'c\\ANN', isGuest: true, groups: [] })).toBe(true);
     expect(mayRequest(narrow, { username: 'C\\bob', isGuest: false, groups: ['eng'] })).toBe(true);
     expect(mayRequest(narrow, { username: 'C\\bob', isGuest: false, groups: ['sales'] })).toBe(false);
@@ -78,16 +103,52 @@ describe('stage quorum', () => {
     expect(evaluateStage(any, [{ approverId: 'a', decision: 'approve' }], 3)).toBe('approved');
   });
   it('a single deny denies, whatever the quorum', () => {
-    expect(evaluateStage(two, [{ approverId: 'a', decision: 'approve' }, { approverId: 'b', decision: 'deny' }], 5)).toBe('denied');
+    expect(
+      evaluateStage(
+        two,
+        [
+          { approverId: 'a', decision: 'approve' },
+          { approverId: 'b', decision: 'deny' },
+        ],
+        5,
+      ),
+    ).toBe('denied');
   });
   it('N: needs N distinct approvers, capped at the number who can decide', () => {
-    expect(evaluateStage(two, [{ approverId: 'a', decision: 'approve' }, { approverId: 'a', decision: 'approve' }], 5)).toBe('waiting');
-    expect(evaluateStage(two, [{ approverId: 'a', decision: 'approve' }, { approverId: 'b', decision: 'approve' }], 5)).toBe('approved');
+    expect(
+      evaluateStage(
+        two,
+        [
+          { approverId: 'a', decision: 'approve' },
+          { approverId: 'a', decision: 'approve' },
+        ],
+        5,
+      ),
+    ).toBe('waiting');
+    expect(
+      evaluateStage(
+        two,
+        [
+          { approverId: 'a', decision: 'approve' },
+          { approverId: 'b', decision: 'approve' },
+        ],
+        5,
+      ),
+    ).toBe('approved');
     expect(requiredApprovals(two, 1)).toBe(1);
   });
   it('all: every eligible approver', () => {
     expect(evaluateStage(all, [{ approverId: 'a', decision: 'approve' }], 2)).toBe('waiting');
-    expect(evaluateStage(all, [{ approverId: 'a', decision: 'approve' }, { approverId: 'b', decision: 'approve' }], 2)).toBe('approved');
+    expect(
+      evaluateStage(
+        all,
+        [
+          { approverId: 'a', decision: 'approve' },
+          { approverId: 'b', decision: 'approve' },
+        ],
+        2,
+      ),
+    ).toBe('approved');
   });
 });
 
@@ -119,7 +180,7 @@ describe('install window', () => {
     expect(nextInstallWindowOpening(window, new Date('2026-01-05T10:00:00Z'))!.toISOString()).toBe('2026-01-05T21:00:00.000Z');
     expect(nextInstallWindowOpening(window, new Date('2026-07-05T10:00:00Z'))!.toISOString()).toBe('2026-07-05T20:00:00.000Z');
   });
-  it('rolls over to tomorrow when today\'s opening has passed (window closes before it opens)', () => {
+  it("rolls over to tomorrow when today's opening has passed (window closes before it opens)", () => {
     const day = { from: '09:00', to: '10:00', timeZone: 'UTC' };
     expect(nextInstallWindowOpening(day, new Date('2026-01-05T11:00:00Z'))!.toISOString()).toBe('2026-01-06T09:00:00.000Z');
   });

@@ -18,7 +18,9 @@ describe('request state machine', () => {
     for (const from of ['cancelled', 'expired'] as const) {
       for (const action of ['approve', 'deny', 'cancel', 'expire', 'revoke', 'reapprove'] as const) {
         expect(canTransition(from, action)).toBe(false);
-        expect(() => nextRequestStatus(from, action)).toThrowError(expect.objectContaining({ code: 'invalid_transition', message: expect.stringContaining(`is ${from}`) }));
+        expect(() => nextRequestStatus(from, action)).toThrowError(
+          expect.objectContaining({ code: 'invalid_transition', message: expect.stringContaining(`is ${from}`) }),
+        );
       }
     }
   });

@@ -1,38 +1,74 @@
 import { describe, expect, it } from 'vitest';
 import type { DomainEventType } from '../../../src/core/events.ts';
-import { originOf, promptPlan, promptTargets, requesterPlan, type Person, type Platform } from '../../../src/notifications/notification-plan.ts';
+import {
+  originOf,
+  promptPlan,
+  promptTargets,
+  requesterPlan,
+  type Person,
+  type Platform,
+} from '../../../src/notifications/notification-plan.ts';
 
 const all: Platform[] = ['slack', 'teams', 'email'];
 const ada: Person = { id: 'ada', slack: 'U1', teams: 'aad-1', email: 'ada@example.com' };
 const admin = { id: 'admin', channel: 'slack' };
-const plan = (type: DomainEventType, origin: string | null, opts: { requester?: Person | null; actor?: { id: string | null; channel: string }; registered?: Platform[] } = {}) =>
-  requesterPlan({ event: { type, actor: opts.actor ?? admin }, requester: opts.requester === undefined ? ada : opts.requester, origin, registered: opts.registered ?? all });
+const plan = (
+  type: DomainEventType,
+  origin: string | null,
+  opts: { requester?: Person | null; actor?: { id: string | null; channel: string }; registered?: Platform[] } = {},
+) =>
+  requesterPlan({
+    event: { type, actor: opts.actor ?? admin },
+    requester: opts.requester === undefined ? ada : opts.requester,
+    origin,
+    registered: opts.registered ?? all,
+  });
 
 describe('what the requester is told, and where', () => {
   it('a request made in Slack is confirmed in Slack only; Teams stays quiet', () => {
-    expect(plan('request.submitted', 'slack', { actor: { id: 'ada', channel: 'slack' } })).toEqual({ slack: { purpose: 'status', where: 'dm' } });
+    expect(plan('request.submitted', 'slack', { actor: { id: 'ada', channel: 'slack' } })).toEqual({
+      slack: { purpose: 'status', where: 'dm' },
+    });
   });
 
   it('a request made in Teams gets no Slack DMs, at submission or at the outcome', () => {
     expect(plan('request.submitted', 'teams', { actor: { id: 'ada', channel: 'teams' } })).toEqual({});
-    expect(plan('request.approved', 'teams')).toEqual({ teams: { purpose: 'outcome', where: 'copy' }, email: { purpose: 'outcome', where: 'mail' } });
+    expect(plan('request.approved', 'teams')).toEqual({
+      teams: { purpose: 'outcome', where: 'copy' },
+      email: { purpose: 'outcome', where: 'mail' },
+    });
     expect(plan('request.install_ordered', 'teams')).toEqual({ teams: { purpose: 'notice', where: 'copy' } });
   });
 
   it('a request made through the API is confirmed in both chats', () => {
-    expect(plan('request.submitted', 'api', { actor: { id: null, channel: 'api' } })).toEqual({ slack: { purpose: 'status', where: 'dm' }, teams: { purpose: 'status', where: 'dm' } });
-    expect(plan('change.submitted', 'api', { actor: { id: null, channel: 'api' } })).toEqual({ slack: { purpose: 'status', where: 'dm' }, teams: { purpose: 'status', where: 'dm' } });
+    expect(plan('request.submitted', 'api', { actor: { id: null, channel: 'api' } })).toEqual({
+      slack: { purpose: 'status', where: 'dm' },
+      teams: { purpose: 'status', where: 'dm' },
+    });
+    expect(plan('change.submitted', 'api', { actor: { id: null, channel: 'api' } })).toEqual({
+      slack: { purpose: 'status', where: 'dm' },
+      teams: { purpose: 'status', where: 'dm' },
+    });
   });
 
   it('each outcome reaches the requester in chat and by email; their own cancel is not echoed in chat', () => {
     for (const type of ['request.approved', 'request.denied', 'request.expired', 'request.revoked', 'request.cancelled'] as const) {
-      expect(plan(type, 'slack')).toEqual({ slack: { purpose: 'outcome', where: 'dm' }, teams: { purpose: 'outcome', where: 'copy' }, email: { purpose: 'outcome', where: 'mail' } });
+      expect(plan(type, 'slack')).toEqual({
+        slack: { purpose: 'outcome', where: 'dm' },
+        teams: { purpose: 'outcome', where: 'copy' },
+        email: { purpose: 'outcome', where: 'mail' },
+      });
     }
-    expect(plan('request.cancelled', 'slack', { actor: { id: 'ada', channel: 'slack' } })).toEqual({ email: { purpose: 'outcome', where: 'mail' } });
+    expect(plan('request.cancelled', 'slack', { actor: { id: 'ada', channel: 'slack' } })).toEqual({
+      email: { purpose: 'outcome', where: 'mail' },
+    });
   });
 
   it('change outcomes go to chat only, never email', () => {
-    expect(plan('change.rejected', 'api')).toEqual({ slack: { purpose: 'outcome', where: 'dm' }, teams: { purpose: 'outcome', where: 'copy' } });
+    expect(plan('change.rejected', 'api')).toEqual({
+      slack: { purpose: 'outcome', where: 'dm' },
+      teams: { purpose: 'outcome', where: 'copy' },
+    });
     expect(plan('change.cancelled', 'api', { actor: { id: 'ada', channel: 'api' } })).toEqual({});
   });
 
@@ -42,9 +78,16 @@ describe('what the requester is told, and where', () => {
   });
 
   it('an expiry notice reaches Teams personally only when Slack does not deliver it', () => {
-    expect(plan('request.access_expiring', 'api')).toEqual({ slack: { purpose: 'notice', where: 'dm' }, teams: { purpose: 'notice', where: 'copy' } });
-    expect(plan('request.access_expiring', 'api', { registered: ['teams', 'email'] })).toEqual({ teams: { purpose: 'notice', where: 'copy-else-dm' } });
-    expect(plan('request.access_expiring', 'api', { requester: { id: 'bo', teams: 'aad-2' } })).toEqual({ teams: { purpose: 'notice', where: 'copy-else-dm' } });
+    expect(plan('request.access_expiring', 'api')).toEqual({
+      slack: { purpose: 'notice', where: 'dm' },
+      teams: { purpose: 'notice', where: 'copy' },
+    });
+    expect(plan('request.access_expiring', 'api', { registered: ['teams', 'email'] })).toEqual({
+      teams: { purpose: 'notice', where: 'copy-else-dm' },
+    });
+    expect(plan('request.access_expiring', 'api', { requester: { id: 'bo', teams: 'aad-2' } })).toEqual({
+      teams: { purpose: 'notice', where: 'copy-else-dm' },
+    });
   });
 
   it('unlinked platforms, unregistered platforms and machine requests are told nothing', () => {
@@ -54,13 +97,29 @@ describe('what the requester is told, and where', () => {
   });
 
   it('decisions, reminders and reviews say nothing to the requester', () => {
-    for (const type of ['request.decision_recorded', 'request.reminder', 'request.escalated', 'request.review_started', 'request.review_reminder', 'request.review_decided', 'audit.checkpoint'] as const) {
+    for (const type of [
+      'request.decision_recorded',
+      'request.reminder',
+      'request.escalated',
+      'request.review_started',
+      'request.review_reminder',
+      'request.review_decided',
+      'audit.checkpoint',
+    ] as const) {
       expect(plan(type, 'api')).toEqual({});
     }
   });
 
   it('the origin is where the subject was submitted', () => {
-    expect(originOf([{ action: 'request.submitted', channel: 'teams' }, { action: 'request.approved', channel: 'slack' }], 'request.submitted')).toBe('teams');
+    expect(
+      originOf(
+        [
+          { action: 'request.submitted', channel: 'teams' },
+          { action: 'request.approved', channel: 'slack' },
+        ],
+        'request.submitted',
+      ),
+    ).toBe('teams');
     expect(originOf([], 'change.submitted')).toBeNull();
   });
 });
@@ -77,11 +136,17 @@ describe('what approvers get', () => {
     expect(promptPlan('request.approved')).toEqual({ post: null, reply: null, update: 'subject' });
   });
 
-  const people = [{ id: 'a', address: 'X1' }, { id: 'b', address: null }];
+  const people = [
+    { id: 'a', address: 'X1' },
+    { id: 'b', address: null },
+  ];
 
   it('Slack prompts the channels, and DMs linked approvers when asked or when no group has a channel', () => {
     expect(promptTargets('slack', 'stage', { channels: ['C1', 'C1'], people, direct: false })).toEqual({ channels: ['C1'], direct: [] });
-    expect(promptTargets('slack', 'stage', { channels: ['C1'], people, direct: true })).toEqual({ channels: ['C1'], direct: [{ id: 'a', address: 'X1' }] });
+    expect(promptTargets('slack', 'stage', { channels: ['C1'], people, direct: true })).toEqual({
+      channels: ['C1'],
+      direct: [{ id: 'a', address: 'X1' }],
+    });
     for (const kind of ['stage', 'review', 'change'] as const) {
       expect(promptTargets('slack', kind, { channels: [], people, direct: false }).direct).toEqual([{ id: 'a', address: 'X1' }]);
     }
