@@ -159,8 +159,9 @@ describe('Teams delivery under failure', () => {
     );
     expect(h.connector.of('send')).toHaveLength(8);
     const at = h.connector.calls.map((c) => c.at);
-    // 8 sends at ~7/s: the last arrives no sooner than 7 intervals after the first
-    expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual(7 * 150 - 20);
+    // 8 sends at ~7/s start 7 intervals apart; arrival times carry the first request's connection set-up and the
+    // machine's jitter, so allow one interval of slack (a burst would arrive within a few ms)
+    expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual(6 * 150);
   });
 });
 
