@@ -33,6 +33,9 @@ interface Target {
  * per event: posts are guarded by a per-event marker in message_refs, updates are naturally idempotent, and
  * transient Slack failures are thrown so the queue retries the event.
  */
+/** The requester's own DM (the plan only tells a requester who has a Slack link). */
+const requesterTarget = (requester: IdentityRow): Target => ({ user: requester.slack_user_id!, recipientId: requester.id });
+
 export class SlackNotifier implements ChatNotifier {
   readonly platform = 'slack' as const;
 
@@ -53,15 +56,7 @@ export class SlackNotifier implements ChatNotifier {
     switch (event.type) {
       case 'request.submitted':
         await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
-        if (tellRequester)
-          await this.postOnce(
-            event,
-            'request',
-            r.id,
-            'requester',
-            { user: requester!.slack_user_id!, recipientId: requester!.id },
-            renderRequesterStatus(r),
-          );
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'requester', requesterTarget(requester!), renderRequesterStatus(r));
         return;
       case 'request.stage_advanced':
         await this.refreshRequest(r, requester);
@@ -75,25 +70,10 @@ export class SlackNotifier implements ChatNotifier {
         return this.threadReplies(event, r, requester);
       case 'request.install_ordered':
         if (tellRequester)
-          await this.postOnce(
-            event,
-            'request',
-            r.id,
-            'notice',
-            { user: requester!.slack_user_id!, recipientId: requester!.id },
-            renderInstallOrdered(r, event.data.reason),
-          );
+          await this.postOnce(event, 'request', r.id, 'notice', requesterTarget(requester!), renderInstallOrdered(r, event.data.reason));
         return;
       case 'request.access_expiring':
-        if (tellRequester)
-          await this.postOnce(
-            event,
-            'request',
-            r.id,
-            'notice',
-            { user: requester!.slack_user_id!, recipientId: requester!.id },
-            renderAccessExpiring(r),
-          );
+        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', requesterTarget(requester!), renderAccessExpiring(r));
         return;
       case 'request.review_started':
         return this.postReviewPrompts(event, event.data.reviewId);
@@ -109,14 +89,7 @@ export class SlackNotifier implements ChatNotifier {
         await this.refreshRequest(r, requester);
         // someone who cancelled their own request already knows
         if (tellRequester) {
-          await this.postOnce(
-            event,
-            'request',
-            r.id,
-            'outcome',
-            { user: requester!.slack_user_id!, recipientId: requester!.id },
-            renderRequesterOutcome(r),
-          );
+          await this.postOnce(event, 'request', r.id, 'outcome', requesterTarget(requester!), renderRequesterOutcome(r));
         }
         return;
       default:
@@ -135,14 +108,7 @@ export class SlackNotifier implements ChatNotifier {
           await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
         }
         if (tellRequester)
-          await this.postOnce(
-            event,
-            'change',
-            c.id,
-            'requester',
-            { user: requester!.slack_user_id!, recipientId: requester!.id },
-            renderChangeRequesterStatus(c),
-          );
+          await this.postOnce(event, 'change', c.id, 'requester', requesterTarget(requester!), renderChangeRequesterStatus(c));
         return;
       }
       case 'change.approved':
@@ -150,14 +116,7 @@ export class SlackNotifier implements ChatNotifier {
       case 'change.cancelled':
         await this.refreshChange(c, requester);
         if (tellRequester) {
-          await this.postOnce(
-            event,
-            'change',
-            c.id,
-            'outcome',
-            { user: requester!.slack_user_id!, recipientId: requester!.id },
-            renderChangeRequesterStatus(c),
-          );
+          await this.postOnce(event, 'change', c.id, 'outcome', requesterTarget(requester!), renderChangeRequesterStatus(c));
         }
         return;
       default:

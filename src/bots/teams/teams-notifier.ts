@@ -164,16 +164,7 @@ export class TeamsNotifier implements ChatNotifier {
       }
       const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
       if (requester && told?.where === 'dm' && !(await this.hasRequesterCopy(subject))) {
-        await this.deliver(
-          event,
-          subject,
-          'requester',
-          { kind: 'personal', identity: requester },
-          'requester',
-          null,
-          'requester',
-          requester.id,
-        );
+        await this.postRequesterCopy(event, subject, requester);
       }
       return;
     }
@@ -243,7 +234,12 @@ export class TeamsNotifier implements ChatNotifier {
     if (!r.requester || (await this.hasRequesterCopy(subject))) return;
     const requester = await identityById(this.ctx.db, r.requester.id);
     if (!requester?.teams_aad_id) return;
-    await this.deliver(
+    await this.postRequesterCopy(event, subject, requester);
+  }
+
+  /** The requester's own card in their personal chat. */
+  private postRequesterCopy(event: DomainEvent, subject: Subject, requester: IdentityRow): Promise<void> {
+    return this.deliver(
       event,
       subject,
       'requester',
