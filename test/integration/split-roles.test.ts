@@ -5,9 +5,9 @@ import { createApiKey } from '../../src/core/api-keys.ts';
 import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
 import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
-import { killAllChildren, spawnTracked } from '../support/children.ts';
+import { awaitStarted, killAllChildren, spawnTracked } from '../support/children.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
-import { waitFor, waitForOutput } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * `signoff start --role web` and `--role worker` as two real processes (bin/signoff.mjs, as an operator runs
@@ -30,17 +30,8 @@ async function start(role: 'web' | 'worker', env: Record<string, string>) {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  proc.stderr!.on('data', (c) => (out += c));
-  const p = { proc, out: () => out };
-  await waitForOutput(
-    () => out,
-    `Signoff started (${role})`,
-    `the ${role} process to start`,
-    () => (proc.exitCode !== null ? `exited with ${proc.exitCode}` : null),
-  );
-  return p;
+  const out = await awaitStarted(proc, `Signoff started (${role})`, `the ${role} process to start`);
+  return { proc, out };
 }
 
 async function terminate(p: { proc: ChildProcess }): Promise<number | null> {

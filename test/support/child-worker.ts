@@ -1,8 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Config } from '../../src/config.ts';
-import { killChild, spawnTracked } from './children.ts';
-import { waitForOutput } from './wait.ts';
+import { awaitStarted, spawnTracked } from './children.ts';
 
 export interface ChildWorker {
   proc: ChildProcess;
@@ -30,24 +29,10 @@ export async function startChildWorker(config: Config, env: Record<string, strin
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  proc.stderr!.on('data', (c) => (out += c));
-  try {
-    await waitForOutput(
-      () => out,
-      'READY',
-      'the worker process to start',
-      () =>
-        proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it was ready` : null,
-    );
-  } catch (e) {
-    await killChild(proc);
-    throw e;
-  }
+  const output = await awaitStarted(proc, 'READY', 'the worker process to start');
   return {
     proc,
-    output: () => out,
+    output,
     async kill(signal) {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       const exited = once(proc, 'exit');

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { onTestFinished } from 'vitest';
+import { waitForOutput } from './wait.ts';
 
 /**
  * Every process a test starts (workers, `signoff start`, CLI runs) goes through here, so none outlives a failure:
@@ -53,3 +54,26 @@ process.once('exit', () => {
     }
   }
 });
+
+/**
+ * Collects a started child's stdout and stderr and waits for `marker` in them; a child that exits first, or never
+ * says it, is killed and the wait fails with what it printed. Returns the collected output.
+ */
+export async function awaitStarted(proc: ChildProcess, marker: string, what: string): Promise<() => string> {
+  let out = '';
+  proc.stdout!.on('data', (c) => (out += c));
+  proc.stderr!.on('data', (c) => (out += c));
+  try {
+    await waitForOutput(
+      () => out,
+      marker,
+      what,
+      () =>
+        proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it started` : null,
+    );
+  } catch (e) {
+    await killChild(proc);
+    throw e;
+  }
+  return () => out;
+}

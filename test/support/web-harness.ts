@@ -5,8 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import { chromium, type Browser } from 'playwright-core';
-import { killChild, markedEnv, spawnTracked } from './children.ts';
-import { waitForOutput } from './wait.ts';
+import { awaitStarted, markedEnv, spawnTracked } from './children.ts';
 
 /** What the browser tests need: Signoff started as `npm start` starts it, a local OpenID provider, Chromium. */
 
@@ -40,25 +39,11 @@ export async function startSignoff(env: Record<string, string>, port?: number): 
     env: { ...process.env, NODE_ENV: 'test', PORT: String(port), PUBLIC_URL: url, ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  proc.stderr!.on('data', (c) => (out += c));
-  try {
-    await waitForOutput(
-      () => out,
-      'Signoff started',
-      'signoff start to listen',
-      () =>
-        proc.exitCode !== null || proc.signalCode !== null ? `exited with ${proc.exitCode ?? proc.signalCode} before it started` : null,
-    );
-  } catch (e) {
-    await killChild(proc);
-    throw e;
-  }
+  const output = await awaitStarted(proc, 'Signoff started', 'signoff start to listen');
   return {
     url,
     proc,
-    output: () => out,
+    output,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = once(proc, 'exit');
