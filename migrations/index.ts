@@ -10,6 +10,7 @@ import { AuditSealing1763900000000 } from './1763900000000-audit-sealing.ts';
 import { CaseInsensitiveResources1763910000000 } from './1763910000000-case-insensitive-resources.ts';
 import { LinkTokenVersions1763910000001 } from './1763910000001-link-token-versions.ts';
 import { WebApp1763930000000 } from './1763930000000-web-app.ts';
+import { MessageDeliveries1763940000000 } from './1763940000000-message-deliveries.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
 export const migrations = [
@@ -25,4 +26,5 @@ export const migrations = [
   CaseInsensitiveResources1763910000000,
   LinkTokenVersions1763910000001,
   WebApp1763930000000,
+  MessageDeliveries1763940000000,
 ];

@@ -21,6 +21,8 @@ export interface MailMessage {
   subject: string;
   text: string;
   html?: string;
+  /** the Message-ID header, as recorded in the message store */
+  messageId?: string;
 }
 
 export interface Mailer {

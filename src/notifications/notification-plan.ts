@@ -1,4 +1,4 @@
-import type { DomainEventType } from '../core/events.ts';
+import { type DomainEventType, exhaustive } from '../core/events.ts';
 
 /**
  * Who is told what, and where, for one domain event: decided here, once, for every platform. Pure (no database,
@@ -127,10 +127,24 @@ export function promptPlan(type: DomainEventType): PromptPlan {
       return { post: null, reply: null, update: 'review' };
     case 'change.submitted':
       return { post: 'change', reply: null, update: 'subject' };
+    case 'request.access_expiring':
     case 'audit.checkpoint':
       return { post: null, reply: null, update: null };
-    default:
+    case 'request.decision_recorded':
+    case 'request.approved':
+    case 'request.denied':
+    case 'request.cancelled':
+    case 'request.expired':
+    case 'request.revoked':
+    case 'request.install_ordered':
+    case 'change.approved':
+    case 'change.rejected':
+    case 'change.cancelled':
       return { post: null, reply: null, update: 'subject' };
+    default:
+      // a new event type must say here what it does to prompts
+      exhaustive(type);
+      return { post: null, reply: null, update: null };
   }
 }
 

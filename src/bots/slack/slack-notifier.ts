@@ -1,10 +1,17 @@
 import type { AppContext } from '../../app-context.ts';
 import { eligibleMembers, pendingApprovers, pendingReviewers } from '../../core/approval-rights.ts';
 import { groupsByNames, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
-import { exhaustive, type ChangeEvent, type DomainEvent, type RequestEvent } from '../../core/events.ts';
+import type { ChangeEvent, DomainEvent, RequestEvent } from '../../core/events.ts';
 import type { ChatNotifier } from '../../core/ports.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
-import { originOf, personOf, promptTargets, requesterPlan } from '../../notifications/notification-plan.ts';
+import {
+  originOf,
+  personOf,
+  promptPlan,
+  promptTargets,
+  requesterPlan,
+  type RequesterDelivery,
+} from '../../notifications/notification-plan.ts';
 import {
   renderAccessExpiring,
   renderChangePrompt,
@@ -19,7 +26,7 @@ import {
   type Rendered,
 } from './slack-approval-blocks.ts';
 import { SlackApiError, type SlackApi } from './slack-api.ts';
-import { liveRefs, markGone, postedFor, recordSent, type Purpose, type SlackRef, type SubjectType } from './slack-refs.ts';
+import { MessageStore, notifierActor, type MessageRef, type Purpose, type SubjectType } from '../../notifications/message-store.ts';
 
 interface Target {
   /** a channel id, or a user id to DM */
@@ -36,98 +43,81 @@ interface Target {
 /** The requester's own DM (the plan only tells a requester who has a Slack link). */
 const requesterTarget = (requester: IdentityRow): Target => ({ user: requester.slack_user_id!, recipientId: requester.id });
 
+/** What Slack adds to a message's audit entry: the Web API method and Slack's own names for where it is. */
+const slackAudit = (method: 'chat.postMessage' | 'chat.update', channel: string, ts: string) => ({ method, channel, ts });
+
 export class SlackNotifier implements ChatNotifier {
   readonly platform = 'slack' as const;
+  private readonly store: MessageStore;
 
   constructor(
     private readonly ctx: AppContext,
     private readonly api: SlackApi,
-  ) {}
+  ) {
+    this.store = new MessageStore(ctx.db, 'slack', notifierActor('slack'), ctx.clock);
+  }
 
   async handle(event: DomainEvent): Promise<void> {
     if (event.subjectType === 'request') return this.handleRequest(event);
     if (event.subjectType === 'change') return this.handleChange(event);
   }
 
+  /** Follows the plans: copies redrawn first, then thread replies, then new prompts, then what the requester hears. */
   private async handleRequest(event: RequestEvent): Promise<void> {
+    const plan = promptPlan(event.type);
+    if (plan.post === 'review' || plan.reply === 'review_reminder' || plan.update === 'review') {
+      const { reviewId } = event.data as { reviewId: string };
+      if (plan.post === 'review') await this.postReviewPrompts(event, reviewId);
+      if (plan.reply === 'review_reminder') await this.remindReviewers(event, reviewId);
+      if (plan.update === 'review') await this.refreshReview(reviewId);
+      return;
+    }
     const r = await this.ctx.requests.get(event.subjectId);
     const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
-    const tellRequester = this.tells(event, requester, originOf(r.history, 'request.submitted'));
-    switch (event.type) {
-      case 'request.submitted':
-        await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'requester', requesterTarget(requester!), renderRequesterStatus(r));
-        return;
-      case 'request.stage_advanced':
-        await this.refreshRequest(r, requester);
-        await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
-        return;
-      case 'request.decision_recorded':
-        await this.refreshRequest(r, requester);
-        return;
-      case 'request.reminder':
-      case 'request.escalated':
-        return this.threadReplies(event, r, requester);
-      case 'request.install_ordered':
-        if (tellRequester)
-          await this.postOnce(event, 'request', r.id, 'notice', requesterTarget(requester!), renderInstallOrdered(r, event.data.reason));
-        return;
-      case 'request.access_expiring':
-        if (tellRequester) await this.postOnce(event, 'request', r.id, 'notice', requesterTarget(requester!), renderAccessExpiring(r));
-        return;
-      case 'request.review_started':
-        return this.postReviewPrompts(event, event.data.reviewId);
-      case 'request.review_reminder':
-        return this.remindReviewers(event, event.data.reviewId);
-      case 'request.review_decided':
-        return this.refreshReview(event.data.reviewId);
-      case 'request.approved':
-      case 'request.denied':
-      case 'request.cancelled':
-      case 'request.expired':
-      case 'request.revoked':
-        await this.refreshRequest(r, requester);
-        // someone who cancelled their own request already knows
-        if (tellRequester) {
-          await this.postOnce(event, 'request', r.id, 'outcome', requesterTarget(requester!), renderRequesterOutcome(r));
-        }
-        return;
-      default:
-        exhaustive(event);
-    }
+    if (plan.update === 'subject') await this.refreshRequest(r, requester);
+    if (plan.reply && r.status === 'pending') await this.threadReplies(event, r, plan.reply);
+    if (plan.post === 'stage') await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
+    if (plan.post === 'escalation' && r.status === 'pending') await this.postToAlternates(event, r, requester);
+    const told = this.told(event, requester, originOf(r.history, 'request.submitted'));
+    if (!told || !requester) return;
+    const msg =
+      told.purpose === 'status'
+        ? renderRequesterStatus(r)
+        : event.type === 'request.install_ordered'
+          ? renderInstallOrdered(r, event.data.reason)
+          : event.type === 'request.access_expiring'
+            ? renderAccessExpiring(r)
+            : renderRequesterOutcome(r);
+    await this.postOnce(event, 'request', r.id, told.purpose === 'status' ? 'requester' : told.purpose, requesterTarget(requester), msg);
   }
 
   private async handleChange(event: ChangeEvent): Promise<void> {
     const c = await this.ctx.changes.get(event.subjectId);
     const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
-    const tellRequester = this.tells(event, requester, originOf(c.history, 'change.submitted'));
-    switch (event.type) {
-      case 'change.submitted': {
-        const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
-        for (const t of await this.approverTargets('change', c.approverGroups, c.requester.id, false)) {
-          await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
-        }
-        if (tellRequester)
-          await this.postOnce(event, 'change', c.id, 'requester', requesterTarget(requester!), renderChangeRequesterStatus(c));
-        return;
+    const plan = promptPlan(event.type);
+    if (plan.update === 'subject') await this.refreshChange(c, requester);
+    if (plan.post === 'change') {
+      const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
+      for (const t of await this.approverTargets('change', c.approverGroups, c.requester.id, false)) {
+        await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
       }
-      case 'change.approved':
-      case 'change.rejected':
-      case 'change.cancelled':
-        await this.refreshChange(c, requester);
-        if (tellRequester) {
-          await this.postOnce(event, 'change', c.id, 'outcome', requesterTarget(requester!), renderChangeRequesterStatus(c));
-        }
-        return;
-      default:
-        exhaustive(event);
     }
+    const told = this.told(event, requester, originOf(c.history, 'change.submitted'));
+    if (!told || !requester) return;
+    await this.postOnce(
+      event,
+      'change',
+      c.id,
+      told.purpose === 'status' ? 'requester' : 'outcome',
+      requesterTarget(requester),
+      renderChangeRequesterStatus(c),
+    );
   }
 
-  /** Whether the notification plan tells the requester anything in Slack for this event. */
-  private tells(event: DomainEvent, requester: IdentityRow | undefined, origin: string | null): boolean {
+  /** What the notification plan tells the requester in Slack for this event; undefined: nothing. */
+  private told(event: DomainEvent, requester: IdentityRow | undefined, origin: string | null): RequesterDelivery | undefined {
     const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
-    return Boolean(requesterPlan({ event, requester: requester ? personOf(requester) : null, origin, registered }).slack);
+    return requesterPlan({ event, requester: requester ? personOf(requester) : null, origin, registered }).slack;
   }
 
   /** Where a prompt goes, as the notification plan says: each group's channel, plus approvers' DMs. */
@@ -199,7 +189,7 @@ export class SlackNotifier implements ChatNotifier {
       review,
       people.map((p) => p.slack_user_id!),
     );
-    for (const p of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
+    for (const p of await this.store.live('review', review.id, ['prompt'])) {
       await this.postOnce(event, 'review', review.id, 'reminder', { channel: p.conversation_id }, msg, { threadTs: p.message_id });
     }
   }
@@ -207,16 +197,16 @@ export class SlackNotifier implements ChatNotifier {
   /** Redraws every copy of a review prompt: the outcome, who and when, no buttons once it is answered. */
   async refreshReview(reviewId: string): Promise<void> {
     const review = await this.ctx.reviews.get(reviewId);
-    for (const ref of await liveRefs(this.ctx.db, 'review', review.id, ['prompt'])) {
+    for (const ref of await this.store.live('review', review.id, ['prompt'])) {
       await this.updateOrReplace(ref, (replacesLost) => renderReviewPrompt({ review, replacesLost }));
     }
   }
 
   /**
-   * Posts unless this event already posted to this target; the marker is written right after Slack accepts it.
+   * Posts unless this event already posted this to this target; the delivery is recorded right after Slack accepts it.
    * @returns false when Slack refused for good (the target cannot be reached), true when posted now or before
    */
-  private async postOnce(
+  private postOnce(
     event: DomainEvent,
     subjectType: SubjectType,
     subjectId: string,
@@ -225,44 +215,30 @@ export class SlackNotifier implements ChatNotifier {
     msg: Rendered,
     opts: { stage?: number; threadTs?: string } = {},
   ): Promise<boolean> {
-    const key = `${target.channel ?? target.user}${opts.threadTs ? `:${opts.threadTs}` : ''}`;
-    if (await postedFor(this.ctx.db, event.id, purpose, key)) return true;
-    let channel: string;
-    let ts: string;
-    try {
-      channel = target.channel ?? (await this.api.openDm(target.user!));
-      ({ channel, ts } = await this.api.postMessage({ channel, text: msg.text, blocks: msg.blocks, thread_ts: opts.threadTs }));
-    } catch (e) {
-      if (e instanceof SlackApiError && !e.transient) {
-        // a missing channel or a bot not invited will not fix itself by retrying; say so in the logs
-        this.ctx.logger.error({ err: e.message, target: key, subjectId, purpose }, 'slack: could not post');
-        return false;
+    const where = `${target.channel ?? target.user}${opts.threadTs ? `:${opts.threadTs}` : ''}`;
+    return this.store.once({ eventId: event.id, key: `${purpose}:${where}` }, async () => {
+      let channel: string;
+      let ts: string;
+      try {
+        channel = target.channel ?? (await this.api.openDm(target.user!));
+        ({ channel, ts } = await this.api.postMessage({ channel, text: msg.text, blocks: msg.blocks, thread_ts: opts.threadTs }));
+      } catch (e) {
+        if (e instanceof SlackApiError && !e.transient) {
+          // a missing channel or a bot not invited will not fix itself by retrying; say so in the logs
+          this.ctx.logger.error({ err: e.message, target: where, subjectId, purpose }, 'slack: could not post');
+          return undefined;
+        }
+        throw e;
       }
-      throw e;
-    }
-    await recordSent(
-      this.ctx.db,
-      {
-        subjectType,
-        subjectId,
-        purpose,
-        stage: opts.stage ?? null,
-        channel,
-        ts,
-        recipientId: target.recipientId ?? null,
-        eventId: event.id,
-        target: key,
-        method: 'chat.postMessage',
-      },
-      this.ctx.clock.now(),
-    );
-    return true;
+      const message = { subjectType, subjectId, purpose, stage: opts.stage ?? null, conversationId: channel, messageId: ts };
+      return { message: { ...message, recipientId: target.recipientId ?? null }, audit: slackAudit('chat.postMessage', channel, ts) };
+    });
   }
 
   /** Redraws every copy of a request's prompt and the requester's status message from the current state. */
   async refreshRequest(r: RequestDetail, requester?: IdentityRow): Promise<void> {
     const slackId = requester?.slack_user_id ?? null;
-    for (const ref of await liveRefs(this.ctx.db, 'request', r.id, ['prompt', 'requester'])) {
+    for (const ref of await this.store.live('request', r.id, ['prompt', 'requester'])) {
       const render = (replacesLost: boolean) =>
         ref.purpose === 'prompt'
           ? renderRequestPrompt({ request: r, requesterSlackId: slackId, stage: ref.stage ?? r.currentStage, replacesLost })
@@ -272,7 +248,7 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   async refreshChange(c: ChangeView, requester?: IdentityRow): Promise<void> {
-    for (const ref of await liveRefs(this.ctx.db, 'change', c.id, ['prompt', 'requester'])) {
+    for (const ref of await this.store.live('change', c.id, ['prompt', 'requester'])) {
       const render = (replacesLost: boolean) =>
         ref.purpose === 'prompt'
           ? renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null, replacesLost })
@@ -282,24 +258,11 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** chat.update in place; a message that no longer exists is replaced by a fresh one that says so. */
-  private async updateOrReplace(ref: SlackRef, render: (replacesLost: boolean) => Rendered): Promise<void> {
+  private async updateOrReplace(ref: MessageRef, render: (replacesLost: boolean) => Rendered): Promise<void> {
     const msg = render(false);
-    const now = () => this.ctx.clock.now();
     try {
       await this.api.update({ channel: ref.conversation_id, ts: ref.message_id, text: msg.text, blocks: msg.blocks });
-      await recordSent(
-        this.ctx.db,
-        {
-          subjectType: ref.subject_type,
-          subjectId: ref.subject_id,
-          purpose: ref.purpose,
-          stage: ref.stage,
-          channel: ref.conversation_id,
-          ts: ref.message_id,
-          method: 'chat.update',
-        },
-        now(),
-      );
+      await this.store.updated(ref, slackAudit('chat.update', ref.conversation_id, ref.message_id));
       return;
     } catch (e) {
       if (!(e instanceof SlackApiError) || e.transient) throw e;
@@ -312,34 +275,31 @@ export class SlackNotifier implements ChatNotifier {
     try {
       const posted = await this.api.postMessage({ channel: ref.conversation_id, text: fresh.text, blocks: fresh.blocks });
       // the replacement becomes the copy future updates go to; the lost one is never tried again
-      await recordSent(
-        this.ctx.db,
+      await this.store.record(
         {
           subjectType: ref.subject_type,
           subjectId: ref.subject_id,
           purpose: ref.purpose,
           stage: ref.stage,
-          channel: posted.channel,
-          ts: posted.ts,
+          conversationId: posted.channel,
+          messageId: posted.ts,
           recipientId: ref.recipient_id,
-          method: 'chat.postMessage',
-          replaces: ref.message_id,
-          eventId: `replace:${ref.id}`,
-          target: posted.channel,
+          data: { replaces: ref.message_id },
         },
-        now(),
+        {
+          delivery: { eventId: `replace:${ref.id}`, key: `${ref.purpose}:${posted.channel}` },
+          audit: { ...slackAudit('chat.postMessage', posted.channel, posted.ts), replaces: ref.message_id },
+        },
       );
     } catch (e) {
       if (e instanceof SlackApiError && e.transient) throw e;
       this.ctx.logger.error({ err: (e as Error).message, ref: ref.id }, 'slack: could not replace a lost message');
     }
-    await markGone(this.ctx.db, ref.id, 'update failed: message no longer available');
+    await this.store.gone(ref, 'update failed: message no longer available');
   }
 
   /** Reminders and escalations: a thread reply under each live prompt of the current stage, mentioning who can act. */
-  private async threadReplies(event: DomainEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
-    if (r.status !== 'pending') return;
-    const kind = event.type === 'request.escalated' ? 'escalation' : 'reminder';
+  private async threadReplies(event: DomainEvent, r: RequestDetail, kind: 'reminder' | 'escalation'): Promise<void> {
     const escalatedTo = r.policy.escalateTo ?? [];
     // an escalation pings the alternates; a reminder everyone who can still act
     const alternates =
@@ -351,22 +311,25 @@ export class SlackNotifier implements ChatNotifier {
       kind,
       escalatedTo,
     );
-    const prompts = (await liveRefs(this.ctx.db, 'request', r.id, ['prompt'])).filter((p) => p.stage === r.currentStage);
-    for (const p of prompts) {
+    for (const p of await this.stagePrompts(r)) {
       await this.postOnce(event, 'request', r.id, 'reminder', { channel: p.conversation_id }, msg, {
         threadTs: p.message_id,
         stage: r.currentStage,
       });
     }
-    if (kind === 'escalation') {
-      // alternates whose channel has no copy yet get the prompt itself
-      const have = new Set(prompts.map((p) => p.conversation_id));
-      const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage: r.currentStage });
-      for (const t of await this.approverTargets('stage', escalatedTo, r.requester?.id ?? null, false)) {
-        if (t.channel && have.has(t.channel)) continue;
-        await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage: r.currentStage });
-      }
-      await this.refreshRequest(r, requester);
+  }
+
+  /** An escalation's alternates whose channel has no copy of the prompt yet get the prompt itself. */
+  private async postToAlternates(event: DomainEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
+    const have = new Set((await this.stagePrompts(r)).map((p) => p.conversation_id));
+    const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage: r.currentStage });
+    for (const t of await this.approverTargets('stage', r.policy.escalateTo ?? [], r.requester?.id ?? null, false)) {
+      if (t.channel && have.has(t.channel)) continue;
+      await this.postOnce(event, 'request', r.id, 'prompt', t, prompt, { stage: r.currentStage });
     }
+  }
+
+  private async stagePrompts(r: RequestDetail): Promise<MessageRef[]> {
+    return (await this.store.live('request', r.id, ['prompt'])).filter((p) => p.stage === r.currentStage);
   }
 }

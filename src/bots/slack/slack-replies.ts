@@ -5,7 +5,7 @@ import { isAppError, isDependencyUnavailable, toAppError } from '../../core/erro
 import { SlackApiError, type Blocks, type SlackApi } from './slack-api.ts';
 import { esc, plainDates, section, slackDate } from './slack-format.ts';
 import type { SlackNotifier } from './slack-notifier.ts';
-import { slackActor } from './slack-refs.ts';
+import { notifierActor } from '../../notifications/message-store.ts';
 
 /** What every Slack handler is given. */
 export interface SlackDeps {
@@ -132,7 +132,7 @@ async function auditPrivate(
   try {
     await db.tx((tx) =>
       appendAudit(tx, {
-        actor: slackActor,
+        actor: notifierActor('slack'),
         action: 'message.sent',
         subjectType: 'conversation',
         subjectId: channel ?? user,

@@ -4,9 +4,9 @@ import type { Actor } from '../../core/audit-log.ts';
 import { identityByTeamsId, type IdentityRow } from '../../core/directory.ts';
 import { AppError, toAppError } from '../../core/errors.ts';
 import { isUuid } from '../../core/request-queries.ts';
+import { MessageStore, notifierActor } from '../../notifications/message-store.ts';
 import { notLinkedText, submittedBanner, type AdaptiveCard, type Banner } from './teams-cards.ts';
 import { changeForm, myRequests, requestForm, appPicker, submitChangeFromCard, submitRequestFromCard } from './teams-forms.ts';
-import { insertMessageRef } from './teams-store.ts';
 import type { TeamsViews, Viewer } from './teams-views.ts';
 
 /**
@@ -249,14 +249,18 @@ export class TeamsInvokeHandler {
     const messageId = turn.activity.replyToId;
     const conversationId = turn.activity.conversation?.id;
     if (!messageId || !conversationId) return;
-    await insertMessageRef(this.ctx.db, {
-      subjectType: kind,
-      subjectId: id,
-      purpose: 'requester',
-      conversationId,
-      messageId,
-      recipientId: identity.id,
-      data: { view: 'requester', key: 'requester', serviceUrl: turn.activity.serviceUrl },
-    });
+    // the invoke answer already drew it: recorded to be updated later, not audited as a message sent
+    await new MessageStore(this.ctx.db, 'teams', notifierActor('teams'), this.ctx.clock).record(
+      {
+        subjectType: kind,
+        subjectId: id,
+        purpose: 'requester',
+        conversationId,
+        messageId,
+        recipientId: identity.id,
+        data: { view: 'requester', serviceUrl: turn.activity.serviceUrl },
+      },
+      { key: 'requester', audit: false },
+    );
   }
 }

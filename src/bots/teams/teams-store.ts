@@ -1,10 +1,10 @@
 import type { Database, Queryable } from '../../db/database.ts';
 import { appendAudit, type Actor } from '../../core/audit-log.ts';
-import { isUniqueViolation } from '../../core/errors.ts';
+import { notifierActor } from '../../notifications/message-store.ts';
 
 /**
  * Where the Teams adapter keeps what it needs between turns: conversation references (to post proactively)
- * and message references (one row per posted copy of a card, to update it in place later).
+ * and the Teams user ids cards are refreshed for. Posted copies live in the message store (src/notifications).
  */
 export interface StoredReference {
   serviceUrl: string;
@@ -66,87 +66,13 @@ export async function refreshIdsFor(db: Queryable, aadObjectIds: string[]): Prom
   return [...new Set(wanted.map((aad) => known.get(aad.toLowerCase()) ?? aad))];
 }
 
-export type CopyView = 'base' | 'approver' | 'requester';
-export type Purpose = 'prompt' | 'requester' | 'notice' | 'reply';
-
-export interface MessageRef {
-  id: string;
-  subject_type: 'request' | 'change' | 'review';
-  subject_id: string;
-  purpose: Purpose;
-  stage: number | null;
-  conversation_id: string;
-  message_id: string;
-  recipient_id: string | null;
-  data: { eventId?: string; key?: string; view?: CopyView; serviceUrl?: string };
-}
-
-export interface NewMessageRef {
-  subjectType: 'request' | 'change' | 'review';
-  subjectId: string;
-  purpose: Purpose;
-  stage?: number | null;
-  conversationId: string;
-  messageId: string;
-  recipientId?: string | null;
-  data: MessageRef['data'];
-}
-
-export async function insertMessageRef(db: Queryable, m: NewMessageRef): Promise<void> {
-  try {
-    await db.query(
-      `INSERT INTO message_refs (subject_type, subject_id, platform, purpose, stage, conversation_id, message_id, recipient_id, data)
-       VALUES ($1,$2,'teams',$3,$4,$5,$6,$7,$8)`,
-      [
-        m.subjectType,
-        m.subjectId,
-        m.purpose,
-        m.stage ?? null,
-        m.conversationId,
-        m.messageId,
-        m.recipientId ?? null,
-        JSON.stringify(m.data),
-      ],
-    );
-  } catch (e) {
-    if (!isUniqueViolation(e)) throw e; // the same activity recorded twice (an invoke and a retry): one row is enough
-  }
-}
-
-/** Copies of a subject's card that are updated in place (prompts and the requester's copy). */
-export const cardCopies = (db: Queryable, subjectType: string, subjectId: string) =>
-  db.query<MessageRef>(
-    `SELECT id, subject_type, subject_id, purpose, stage, conversation_id, message_id, recipient_id, data FROM message_refs
-      WHERE platform = 'teams' AND subject_type = $1 AND subject_id = $2 AND purpose IN ('prompt', 'requester') ORDER BY created_at, id`,
-    [subjectType, subjectId],
-  );
-
-/** True when this event already produced the delivery named by `key`: a queue retry must not post it again. */
-export async function alreadyDelivered(db: Queryable, subjectId: string, eventId: string, key: string): Promise<boolean> {
-  const row = await db.maybeOne(
-    `SELECT 1 FROM message_refs WHERE platform = 'teams' AND subject_id = $1 AND data->>'eventId' = $2 AND data->>'key' = $3 LIMIT 1`,
-    [subjectId, eventId, key],
-  );
-  return Boolean(row);
-}
-
-export async function moveMessageRef(db: Queryable, id: string, messageId: string): Promise<void> {
-  await db.query(`UPDATE message_refs SET message_id = $2, updated_at = now() WHERE id = $1`, [id, messageId]);
-}
-
-export async function touchMessageRef(db: Queryable, id: string): Promise<void> {
-  await db.query(`UPDATE message_refs SET updated_at = now() WHERE id = $1`, [id]);
-}
-
-export const teamsBotActor: Actor = { id: null, label: 'Signoff', channel: 'teams' };
-
 /** Every message the bot sends or updates is in the audit log. */
 export async function auditSent(
   db: Database,
   at: Date,
   subject: { type: string; id: string },
   details: Record<string, unknown>,
-  actor: Actor = teamsBotActor,
+  actor: Actor = notifierActor('teams'),
 ): Promise<void> {
   await db.tx((tx) =>
     appendAudit(tx, {

@@ -134,6 +134,9 @@ describe('what approvers get', () => {
     expect(promptPlan('request.review_decided').update).toBe('review');
     expect(promptPlan('change.submitted').post).toBe('change');
     expect(promptPlan('request.approved')).toEqual({ post: null, reply: null, update: 'subject' });
+    // the copies show when an install was ordered; an expiry notice changes nothing on them
+    expect(promptPlan('request.install_ordered')).toEqual({ post: null, reply: null, update: 'subject' });
+    expect(promptPlan('request.access_expiring')).toEqual({ post: null, reply: null, update: null });
   });
 
   const people = [
