@@ -55,41 +55,53 @@ describe.each(platforms)('the %s channel', (platform) => {
     expect(about(app, await d().repliesTo('bob'))).toEqual([]);
   });
 
-  it('a decision on one copy updates every copy on both platforms in place, with outcome, who and when and no buttons, and tells the requester where he asked', async () => {
-    const app = await w.newApp({
-      stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }],
-    });
-    const id = await d().submit('bob', app, 'Diagrams for the move');
-    await w.relay();
-    const before = await allCopies(id);
-    later();
-    const clicked = await d().click(await copyAt(id, 'channel:it-approvers'), 'approve', 'cyd');
-    expect(clicked).toMatchObject({ decided: true });
-    await w.relay();
-    const when = readableUtc((await w.t.ctx.requests.get(id)).decidedAt!);
-
-    const after = await allCopies(id);
-    // updated in place: the same messages, none posted anew
-    expect(after.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort()).toEqual(
-      before.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort(),
-    );
-    for (const c of after) {
-      const label = `${c.platform} ${c.kind} copy at ${c.where}`;
-      expect(c.updates, label).toBeGreaterThan(0);
-      expect(c.text, label).toContain('Approved by Cyd Approver');
-      expect(c.text, label).toContain(when);
+  // a redelivered job hands the notifiers the same event again: still one prompt per place and one outcome notice
+  it.each([
+    { delivered: 'once', twice: false },
+    { delivered: 'twice', twice: true },
+  ])(
+    'a decision on one copy updates every copy on both platforms in place, with outcome, who and when and no buttons, and tells the requester where he asked (each event delivered $delivered)',
+    async ({ twice }) => {
+      const app = await w.newApp({
+        stages: [{ approvers: ['it-approvers'], quorum: 'any', approverJustification: false, notifyApproversDirectly: true }],
+      });
+      const id = await d().submit('bob', app, 'Diagrams for the move');
+      await w.relay({ twice });
+      const before = await allCopies(id);
       expect(
-        c.buttons.filter((b) => ['approve', 'deny', 'cancel', 'refresh'].includes(b)),
-        label,
-      ).toEqual([]);
-      if (c.kind === 'prompt') expect(c.buttons, label).toEqual([]);
-    }
-    const told = about(app, await d().repliesTo('bob'));
-    expect(told).toHaveLength(1);
-    expect(told[0]).toMatch(/approved/i);
-    // he asked on this platform: the other one stays quiet
-    expect(about(app, await other().repliesTo('bob'))).toEqual([]);
-  });
+        promptsOf(before)
+          .map((c) => `${c.platform} ${c.where}`)
+          .sort(),
+      ).toEqual(['channel:it-approvers', 'dm:ada', 'dm:cyd'].flatMap((where) => [`slack ${where}`, `teams ${where}`]).sort());
+      later();
+      const clicked = await d().click(await copyAt(id, 'channel:it-approvers'), 'approve', 'cyd');
+      expect(clicked).toMatchObject({ decided: true });
+      await w.relay({ twice });
+      const when = readableUtc((await w.t.ctx.requests.get(id)).decidedAt!);
+
+      const after = await allCopies(id);
+      // updated in place: the same messages, none posted anew
+      expect(after.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort()).toEqual(
+        before.map((c) => `${c.platform} ${c.kind} ${c.where}`).sort(),
+      );
+      for (const c of after) {
+        const label = `${c.platform} ${c.kind} copy at ${c.where}`;
+        expect(c.updates, label).toBeGreaterThan(0);
+        expect(c.text, label).toContain('Approved by Cyd Approver');
+        expect(c.text, label).toContain(when);
+        expect(
+          c.buttons.filter((b) => ['approve', 'deny', 'cancel', 'refresh'].includes(b)),
+          label,
+        ).toEqual([]);
+        if (c.kind === 'prompt') expect(c.buttons, label).toEqual([]);
+      }
+      const told = about(app, await d().repliesTo('bob'));
+      expect(told).toHaveLength(1);
+      expect(told[0]).toMatch(/approved/i);
+      // he asked on this platform: the other one stays quiet
+      expect(about(app, await other().repliesTo('bob'))).toEqual([]);
+    },
+  );
 
   it('a click on a copy already decided is told who decided and when, and changes nothing', async () => {
     const app = await w.newApp({

@@ -1,213 +1,45 @@
-/// <reference lib="dom" />
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../../src/app-context.ts';
-import { buildContext } from '../../src/build-context.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createApiKey } from '../../src/core/api-keys.ts';
-import { createLogger } from '../../src/logger.ts';
-import { FakeSlackApi } from '../support/fake-slack-api.ts';
-import { defaultPolicy, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
-import { runCli } from '../support/run-cli.ts';
-import { createTestDatabase, testQueuePrefix, type TestDatabase } from '../support/test-db.ts';
-import {
-  ARTIFACTS,
-  CHROMIUM,
-  chromiumAvailable,
-  freePort,
-  launchChromium,
-  startOidcProvider,
-  startSignoff,
-  type LocalOidc,
-  type SignoffProcess,
-} from '../support/web-harness.ts';
-import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
-import { HANG_LIMIT_MS } from '../support/wait.ts';
+import type { FakeSlackApi } from '../support/fake-slack-api.ts';
+import { VISIO, type Seeded } from '../support/fixtures.ts';
+import type { TestDatabase } from '../support/test-db.ts';
+import { axeProblems, PROJECT, SNAGIT, shot, startWebBrowserWorld, type WebBrowserWorld } from '../support/web-browser-helpers.ts';
+import { CHROMIUM, chromiumAvailable, type SignoffProcess } from '../support/web-harness.ts';
+import type { Receiver } from '../support/webhook-receiver.ts';
 
 /**
  * The web app in Debian's headless Chromium against Signoff started as `npm start` starts it (web and workers in
- * one process), with a local OpenID provider, the fake Slack Web API and a webhook receiver.
+ * one process), with a local OpenID provider, the fake Slack Web API and a webhook receiver
+ * (test/support/web-browser-helpers.ts starts them and has the sign-in, screenshot and axe helpers).
  */
 
 if (!chromiumAvailable)
   console.warn(`Skipping the web app browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
 
-const SLACK_SECRET = 'web-browser-signing-secret';
-const PROJECT = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_0000000a-0000-4000-8000-00000000p001';
-const SNAGIT = 'ScopeId_2E4DAE44-C9A0-4694-8B7A-474424C080D4/Application_0000000a-0000-4000-8000-00000000s001';
-const policy = {
-  ...defaultPolicy,
-  questions: [
-    { id: 'usage', text: 'What will you use it for?', type: 'choice' as const, options: ['Diagrams', 'Other'] },
-    { id: 'project', text: 'Which project is it for?', type: 'text' as const, minLength: 3 },
-  ],
-};
-
+let w: WebBrowserWorld;
 let tdb: TestDatabase;
 let s: Seeded;
 let ctx: AppContext;
 let slack: FakeSlackApi;
 let receiver: Receiver;
-let oidc: LocalOidc;
 let signoff: SignoffProcess;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
-const cspErrors: string[] = [];
-const foreignRequests: string[] = [];
 let bobPage: Page;
 let adaPage: Page;
 let visioRequestId: string;
 
-/** Waits for a condition, polling: the server, its workers and Slack meet through Postgres and Redis. */
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = HANG_LIMIT_MS): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - started > timeoutMs) {
-      const calls = slack?.calls.map((c) => `${c.method} ${c.args.channel ?? ''} ${String(c.args.text ?? '').slice(0, 120)}`).join('\n');
-      throw new Error(`hung: waited ${timeoutMs / 1000} s for ${what}\nSlack calls:\n${calls}\n${signoff?.output().slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function newContext(opts: { bypassCSP?: boolean; watchOrigin?: boolean } = {}): Promise<BrowserContext> {
-  const c = await browser.newContext({ bypassCSP: opts.bypassCSP ?? false, viewport: { width: 1280, height: 800 } });
-  contexts.push(c);
-  // Playwright's 30 s action and navigation defaults would be speed assertions on a busy machine
-  c.setDefaultTimeout(HANG_LIMIT_MS);
-  c.on('console', (m) => {
-    if (/Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text());
-  });
-  if (opts.watchOrigin)
-    c.on('request', (r) => {
-      if (new URL(r.url()).origin !== new URL(signoff.url).origin) foreignRequests.push(r.url());
-    });
-  return c;
-}
-
-async function signInWithLink(page: Page, username: string): Promise<void> {
-  const r = await runCli(tdb.url, ['signin-link', '--user', username], { PUBLIC_URL: signoff.url });
-  expect(r.code, r.stderr).toBe(0);
-  const url = r.stdout.trim().split('\n').at(-1)!;
-  expect(url).toMatch(new RegExp(`^${signoff.url}/app/signin/link/[A-Za-z0-9_-]{40,}$`));
-  await page.goto(url);
-  await page.getByRole('button', { name: /^Sign in as / }).click();
-  await page.waitForURL(/\/app\?notice=signed_in$/);
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  for (const width of [390, 1280]) {
-    await page.setViewportSize({ width, height: width === 390 ? 844 : 800 });
-    await page.screenshot({ path: `${ARTIFACTS}/web-${name}-${width}.png`, fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 800 });
-}
-
-const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-async function axeProblems(page: Page): Promise<string[]> {
-  await page.addScriptTag({ content: axeSource });
-  const result = await page.evaluate(async () => {
-    const r = await (
-      window as unknown as {
-        axe: {
-          run(
-            ctx: Document,
-            o: unknown,
-          ): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }>;
-        };
-      }
-    ).axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
-    return r.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 3),
-    }));
-  });
-  return result
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.targets.join(', ')}`);
-}
-
-const requestRow = (id: string) =>
-  tdb.db.one<{ status: string; source: string; current_stage: number }>(
-    'SELECT status, source, current_stage FROM requests WHERE id = $1',
-    [id],
-  );
-
 describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   beforeAll(async () => {
-    tdb = await createTestDatabase({ poolSize: 5 });
-    s = await seedContoso(tdb.db, policy);
-    await tdb.db.query(`UPDATE identities SET is_admin = true WHERE id = $1`, [s.ada.id]);
-    // Bob signs in with the company account whose UPN is linked to him; nobody is matched by name
-    await tdb.db.query(`UPDATE identities SET upn = 'bob@contoso.com' WHERE id = $1`, [s.bob.id]);
-    const policyId = (await tdb.db.one<{ policy_id: string }>('SELECT policy_id FROM applications WHERE id = $1', [VISIO])).policy_id;
-    await tdb.db.query(
-      `INSERT INTO applications (id, name, per_device, policy_id) VALUES ($1, 'Project', false, $3), ($2, 'Snagit', false, $3)`,
-      [PROJECT, SNAGIT, policyId],
-    );
-    await createApiKey(tdb.db, 'cm-connector', ['requests:read', 'requests:write']);
-    slack = await new FakeSlackApi().start();
-    receiver = await startReceiver({ path: '/hooks' });
-    receiver.setHandler(() => ({ status: 500, body: 'receiver down' }));
-    await tdb.db.query(
-      `INSERT INTO webhook_endpoints (name, url, secret, events) VALUES ('device-manager', $1, $2, '{app.install,request.approved}')`,
-      [receiver.url, receiver.secret],
-    );
-
-    const queuePrefix = testQueuePrefix();
-    ctx = buildContext({
-      config: loadConfig({
-        NODE_ENV: 'test',
-        DATABASE_URL: tdb.url,
-        QUEUE_PREFIX: queuePrefix,
-        LOG_LEVEL: 'silent',
-        WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
-      }),
-      db: tdb.db,
-      logger: createLogger('silent'),
-    });
-    // the provider must know Signoff's redirect URI before Signoff starts, so the port is chosen first
-    const env = {
-      DATABASE_URL: tdb.url,
-      QUEUE_PREFIX: queuePrefix,
-      SLACK_SIGNING_SECRET: SLACK_SECRET,
-      SLACK_BOT_TOKEN: 'xoxb-web',
-      SLACK_API_URL: slack.url,
-      WEBHOOK_ALLOW_HOSTS: '127.0.0.1',
-      WEBHOOK_MAX_ATTEMPTS: '1',
-      OUTBOX_RECONCILE_MS: '1000',
-    };
-    const port = await freePort();
-    oidc = await startOidcProvider(`http://localhost:${port}/app/auth/callback`, {
-      bob: { preferred_username: 'bob@contoso.com', name: 'Bob User' },
-      mallory: { preferred_username: 'mallory@fabrikam.com' },
-    });
-    signoff = await startSignoff(
-      { ...env, OIDC_ISSUER: oidc.issuer, OIDC_CLIENT_ID: oidc.clientId, OIDC_CLIENT_SECRET: oidc.clientSecret },
-      port,
-    );
-    browser = await launchChromium();
+    w = await startWebBrowserWorld();
+    ({ tdb, s, ctx, slack, receiver, signoff } = w);
   });
 
   afterAll(async () => {
-    for (const c of contexts) await c.close().catch(() => undefined);
-    await browser?.close();
-    await signoff?.stop();
-    await oidc?.stop();
-    await slack?.stop();
-    await receiver?.close();
-    await tdb?.drop();
+    await w?.close();
   });
 
   it("signs a requester in through the company's OpenID provider; they ask for an app, answering its questions", async () => {
-    const c = await newContext();
+    const c = await w.newContext();
     bobPage = await c.newPage();
     await bobPage.goto(`${signoff.url}/app/my`);
     await bobPage.waitForURL(/\/app\/signin\?return=%2Fapp%2Fmy$/);
@@ -240,17 +72,17 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await bobPage.getByRole('button', { name: 'Send request' }).click();
     await bobPage.waitForURL(/\/app\/requests\/[0-9a-f-]{36}\?notice=submitted$/);
     visioRequestId = /requests\/([0-9a-f-]{36})/.exec(bobPage.url())![1]!;
-    expect(await requestRow(visioRequestId)).toMatchObject({ status: 'pending', source: 'web' });
+    expect(await w.requestRow(visioRequestId)).toMatchObject({ status: 'pending', source: 'web' });
     expect(await bobPage.locator('main').textContent()).toContain('Which project is it for?');
     // the approvers' Slack channel gets the prompt, as for a request made in chat
-    await until('the Slack prompt', async () =>
+    await w.until('the Slack prompt', async () =>
       slack.of('chat.postMessage').find((m) => m.args.channel === 'C0APPROVE' && String(m.args.text).includes('Visio')),
     );
     await shot(bobPage, 'request-pending');
   });
 
   it('refuses an OpenID account that no identity is linked to', async () => {
-    const c = await newContext();
+    const c = await w.newContext();
     const page = await c.newPage();
     await page.goto(`${signoff.url}/app/signin`);
     await page.getByRole('link', { name: 'Sign in with your company account' }).click();
@@ -268,9 +100,9 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it("lets an approver signed in with a one-time link approve on the web; the Slack prompt and the requester's open page follow", async () => {
-    const c = await newContext({ watchOrigin: true });
+    const c = await w.newContext({ watchOrigin: true });
     adaPage = await c.newPage();
-    await signInWithLink(adaPage, 'CONTOSO\\ada');
+    await w.signInWithLink(adaPage, 'CONTOSO\\ada');
     await adaPage.getByRole('link', { name: 'Approvals' }).click();
     const card = adaPage.locator('.queue li', { hasText: 'Visio on BOB-LAPTOP' });
     expect(await card.textContent()).toContain('Network diagrams for the datacenter move');
@@ -278,13 +110,13 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await shot(adaPage, 'approvals');
     await card.getByRole('button', { name: 'Approve' }).click();
     await adaPage.waitForURL(new RegExp(`/app/requests/${visioRequestId}\\?notice=approved$`));
-    expect(await requestRow(visioRequestId)).toMatchObject({ status: 'approved' });
+    expect(await w.requestRow(visioRequestId)).toMatchObject({ status: 'approved' });
     expect(await tdb.db.one(`SELECT channel, approver_label FROM request_decisions WHERE request_id = $1`, [visioRequestId])).toEqual({
       channel: 'web',
       approver_label: 'Ada Admin',
     });
 
-    const update = await until('the Slack prompt updated', async () =>
+    const update = await w.until('the Slack prompt updated', async () =>
       slack.of('chat.update').find((u) => u.args.channel === 'C0APPROVE' && /approved/i.test(String(u.args.text))),
     );
     expect(JSON.stringify(update.args.blocks)).toContain('Ada Admin');
@@ -295,7 +127,7 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it('lets an admin redeliver a failed delivery from the Admin pages', async () => {
-    const failed = await until('the app.install delivery to fail', async () =>
+    const failed = await w.until('the app.install delivery to fail', async () =>
       tdb.db.maybeOne<{ id: string; message_id: string }>(
         `SELECT id, message_id FROM webhook_deliveries WHERE event_type = 'app.install' AND status = 'failed'`,
       ),
@@ -307,11 +139,11 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await adaPage.getByRole('button', { name: /^Redeliver app\.install to device-manager/ }).click();
     await adaPage.waitForURL(/notice=redelivered$/);
     expect(await adaPage.locator('.notice').textContent()).toContain('being sent again');
-    const got = await until('the redelivered webhook', async () => receiver.accepted.get(failed.message_id));
+    const got = await w.until('the redelivered webhook', async () => receiver.accepted.get(failed.message_id));
     expect(got.verified).toBe(true);
     expect(got.payload.type).toBe('app.install');
     expect(got.payload.data.requestId ?? got.payload.data.request?.id ?? JSON.stringify(got.payload.data)).toContain(visioRequestId);
-    await until(
+    await w.until(
       'the delivery to succeed',
       async () =>
         (await tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [failed.id])).status === 'succeeded',
@@ -338,9 +170,9 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
       justification: 'Screenshots',
       answers: { usage: 'Other', project: 'Docs' },
     });
-    const c = await newContext({ watchOrigin: true });
+    const c = await w.newContext({ watchOrigin: true });
     const page = await c.newPage();
-    await signInWithLink(page, 'CONTOSO\\ada');
+    await w.signInWithLink(page, 'CONTOSO\\ada');
     await page.goto(`${signoff.url}/app/approvals`);
     const focused = () =>
       page.evaluate(() => {
@@ -379,7 +211,7 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
     await page.waitForURL(/notice=denied$/);
-    expect(await requestRow(snagit.id)).toMatchObject({ status: 'denied' });
+    expect(await w.requestRow(snagit.id)).toMatchObject({ status: 'denied' });
 
     await page.goto(`${signoff.url}/app/approvals`);
     await page.keyboard.press('Tab');
@@ -388,7 +220,7 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(await focused()).toMatchObject({ tag: 'BUTTON', value: 'approve' });
     await page.keyboard.press('Enter');
     await page.waitForURL(/notice=approved$/);
-    expect(await requestRow(project.id)).toMatchObject({ status: 'approved' });
+    expect(await w.requestRow(project.id)).toMatchObject({ status: 'approved' });
     // the focus ring is visible on a focused control
     await page.keyboard.press('Tab');
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
@@ -419,9 +251,9 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     );
 
     // the first page a person opens, in a browser with nothing cached: everything it loads, headers included
-    const signing = await newContext();
-    await signInWithLink(await signing.newPage(), 'CONTOSO\\bob');
-    const fresh = await newContext();
+    const signing = await w.newContext();
+    await w.signInWithLink(await signing.newPage(), 'CONTOSO\\bob');
+    const fresh = await w.newContext();
     await fresh.addCookies(await signing.cookies());
     const first = await fresh.newPage();
     let bytes = 0;
@@ -438,13 +270,13 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     expect(bytes).toBeGreaterThan(1000);
     expect(bytes).toBeLessThan(100 * 1024);
 
-    const axeCtx = await newContext({ bypassCSP: true });
+    const axeCtx = await w.newContext({ bypassCSP: true });
     const bobAxe = await axeCtx.newPage();
-    await signInWithLink(bobAxe, 'CONTOSO\\bob');
-    const adaCtx = await newContext({ bypassCSP: true });
+    await w.signInWithLink(bobAxe, 'CONTOSO\\bob');
+    const adaCtx = await w.newContext({ bypassCSP: true });
     const adaAxe = await adaCtx.newPage();
-    await signInWithLink(adaAxe, 'CONTOSO\\ada');
-    const anonCtx = await newContext({ bypassCSP: true });
+    await w.signInWithLink(adaAxe, 'CONTOSO\\ada');
+    const anonCtx = await w.newContext({ bypassCSP: true });
     const anon = await anonCtx.newPage();
 
     const pages: [Page, string, string][] = [
@@ -490,9 +322,9 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it('shows a multi-admin change side by side and decides it with notes; an access review is kept', async () => {
-    const c = await newContext({ watchOrigin: true });
+    const c = await w.newContext({ watchOrigin: true });
     const page = await c.newPage();
-    await signInWithLink(page, 'CONTOSO\\ada');
+    await w.signInWithLink(page, 'CONTOSO\\ada');
     await page.goto(`${signoff.url}/app/approvals`);
     const card = page.locator('.queue li', { hasText: 'script cleanup.ps1' });
     const diff = await card.locator('table.diff').textContent();
@@ -521,7 +353,7 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it('loaded nothing from another origin and broke no Content-Security-Policy rule', () => {
-    expect(foreignRequests).toEqual([]);
-    expect(cspErrors).toEqual([]);
+    expect(w.foreignRequests).toEqual([]);
+    expect(w.cspErrors).toEqual([]);
   });
 });
