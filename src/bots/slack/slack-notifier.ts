@@ -1,17 +1,10 @@
 import type { AppContext } from '../../app-context.ts';
 import { eligibleMembers, pendingApprovers, pendingReviewers } from '../../core/approval-rights.ts';
-import { groupsByNames, identityById, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
+import { groupsByNames, membersOfGroups, type IdentityRow } from '../../core/directory.ts';
 import type { ChangeEvent, DomainEvent, RequestEvent } from '../../core/events.ts';
-import type { ChatNotifier } from '../../core/ports.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, RequestDetail } from '../../core/views.ts';
-import {
-  originOf,
-  personOf,
-  promptPlan,
-  promptTargets,
-  requesterPlan,
-  type RequesterDelivery,
-} from '../../notifications/notification-plan.ts';
+import { promptTargets } from '../../notifications/notification-plan.ts';
 import {
   renderAccessExpiring,
   renderChangePrompt,
@@ -26,7 +19,8 @@ import {
   type Rendered,
 } from './slack-approval-blocks.ts';
 import { SlackApiError, type SlackApi } from './slack-api.ts';
-import { MessageStore, notifierActor, type MessageRef, type Purpose, type SubjectType } from '../../notifications/message-store.ts';
+import type { MessageRef, Purpose, SubjectType } from '../../notifications/message-store.ts';
+import { PlannedNotifier, type RequesterTold, type Told } from '../../notifications/planned-notifier.ts';
 
 interface Target {
   /** a channel id, or a user id to DM */
@@ -46,40 +40,41 @@ const requesterTarget = (requester: IdentityRow): Target => ({ user: requester.s
 /** What Slack adds to a message's audit entry: the Web API method and Slack's own names for where it is. */
 const slackAudit = (method: 'chat.postMessage' | 'chat.update', channel: string, ts: string) => ({ method, channel, ts });
 
-export class SlackNotifier implements ChatNotifier {
-  readonly platform = 'slack' as const;
-  private readonly store: MessageStore;
-
+export class SlackNotifier extends PlannedNotifier {
   constructor(
-    private readonly ctx: AppContext,
+    ctx: AppContext,
     private readonly api: SlackApi,
   ) {
-    this.store = new MessageStore(ctx.db, 'slack', notifierActor('slack'), ctx.clock);
+    super(ctx, 'slack');
   }
 
-  async handle(event: DomainEvent): Promise<void> {
-    if (event.subjectType === 'request') return this.handleRequest(event);
-    if (event.subjectType === 'change') return this.handleChange(event);
+  protected redrawRequest(_event: RequestEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
+    return this.refreshRequest(r, requester);
   }
 
-  /** Follows the plans: copies redrawn first, then thread replies, then new prompts, then what the requester hears. */
-  private async handleRequest(event: RequestEvent): Promise<void> {
-    const plan = promptPlan(event.type);
-    if (plan.post === 'review' || plan.reply === 'review_reminder' || plan.update === 'review') {
-      const { reviewId } = event.data as { reviewId: string };
-      if (plan.post === 'review') await this.postReviewPrompts(event, reviewId);
-      if (plan.reply === 'review_reminder') await this.remindReviewers(event, reviewId);
-      if (plan.update === 'review') await this.refreshReview(reviewId);
-      return;
+  protected redrawChange(_event: ChangeEvent, c: ChangeView, requester: IdentityRow | undefined): Promise<void> {
+    return this.refreshChange(c, requester);
+  }
+
+  protected postStage(event: RequestEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
+    return this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
+  }
+
+  protected async postChange(event: ChangeEvent, c: ChangeView, requester: IdentityRow | undefined): Promise<void> {
+    const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
+    for (const t of await this.approverTargets('change', c.approverGroups, c.requester.id, false)) {
+      await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
     }
-    const r = await this.ctx.requests.get(event.subjectId);
-    const requester = r.requester ? await identityById(this.ctx.db, r.requester.id) : undefined;
-    if (plan.update === 'subject') await this.refreshRequest(r, requester);
-    if (plan.reply && r.status === 'pending') await this.threadReplies(event, r, plan.reply);
-    if (plan.post === 'stage') await this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
-    if (plan.post === 'escalation' && r.status === 'pending') await this.postToAlternates(event, r, requester);
-    const told = this.told(event, requester, originOf(r.history, 'request.submitted'));
-    if (!told || !requester) return;
+  }
+
+  /** The requester's DM: their status message, an outcome or a notice. */
+  protected async tellRequester(event: DomainEvent, subject: Told, told: RequesterTold): Promise<void> {
+    const purpose = told.purpose === 'status' ? 'requester' : told.purpose;
+    const to = requesterTarget(told.requester);
+    if (subject.kind === 'change') {
+      return void (await this.postOnce(event, 'change', subject.change.id, purpose, to, renderChangeRequesterStatus(subject.change)));
+    }
+    const r = subject.request;
     const msg =
       told.purpose === 'status'
         ? renderRequesterStatus(r)
@@ -88,36 +83,7 @@ export class SlackNotifier implements ChatNotifier {
           : event.type === 'request.access_expiring'
             ? renderAccessExpiring(r)
             : renderRequesterOutcome(r);
-    await this.postOnce(event, 'request', r.id, told.purpose === 'status' ? 'requester' : told.purpose, requesterTarget(requester), msg);
-  }
-
-  private async handleChange(event: ChangeEvent): Promise<void> {
-    const c = await this.ctx.changes.get(event.subjectId);
-    const requester = c.requester.id ? await identityById(this.ctx.db, c.requester.id) : undefined;
-    const plan = promptPlan(event.type);
-    if (plan.update === 'subject') await this.refreshChange(c, requester);
-    if (plan.post === 'change') {
-      const prompt = renderChangePrompt({ change: c, requesterSlackId: requester?.slack_user_id ?? null });
-      for (const t of await this.approverTargets('change', c.approverGroups, c.requester.id, false)) {
-        await this.postOnce(event, 'change', c.id, 'prompt', t, prompt);
-      }
-    }
-    const told = this.told(event, requester, originOf(c.history, 'change.submitted'));
-    if (!told || !requester) return;
-    await this.postOnce(
-      event,
-      'change',
-      c.id,
-      told.purpose === 'status' ? 'requester' : 'outcome',
-      requesterTarget(requester),
-      renderChangeRequesterStatus(c),
-    );
-  }
-
-  /** What the notification plan tells the requester in Slack for this event; undefined: nothing. */
-  private told(event: DomainEvent, requester: IdentityRow | undefined, origin: string | null): RequesterDelivery | undefined {
-    const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
-    return requesterPlan({ event, requester: requester ? personOf(requester) : null, origin, registered }).slack;
+    await this.postOnce(event, 'request', r.id, purpose, to, msg);
   }
 
   /** Where a prompt goes, as the notification plan says: each group's channel, plus approvers' DMs. */
@@ -162,10 +128,7 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** The review question goes where the reviewers' groups get prompts: their channels, else each reviewer's DM. */
-  private async postReviewPrompts(event: DomainEvent, reviewId: string): Promise<void> {
-    const review = await this.ctx.reviews.get(reviewId);
-    // handled late, after it was already answered: a prompt with nothing left to do would only confuse
-    if (review.status !== 'pending') return;
+  protected async postReview(event: DomainEvent, review: ReviewView): Promise<void> {
     const prompt = renderReviewPrompt({ review });
     const targets = await this.approverTargets('review', review.reviewerGroups, review.requester?.id ?? null, false);
     let undelivered = false;
@@ -181,9 +144,7 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** A thread reply under each live copy of an open review's prompt, mentioning everyone who can still answer it. */
-  private async remindReviewers(event: DomainEvent, reviewId: string): Promise<void> {
-    const review = await this.ctx.reviews.get(reviewId);
-    if (review.status !== 'pending') return;
+  protected async remindReviewers(event: DomainEvent, review: ReviewView): Promise<void> {
     const people = (await pendingReviewers(this.ctx.db, review)).filter((m) => m.slack_user_id);
     const msg = renderReviewReminder(
       review,
@@ -195,7 +156,7 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** Redraws every copy of a review prompt: the outcome, who and when, no buttons once it is answered. */
-  async refreshReview(reviewId: string): Promise<void> {
+  async redrawReview(reviewId: string): Promise<void> {
     const review = await this.ctx.reviews.get(reviewId);
     for (const ref of await this.store.live('review', review.id, ['prompt'])) {
       await this.updateOrReplace(ref, (replacesLost) => renderReviewPrompt({ review, replacesLost }));
@@ -299,7 +260,7 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** Reminders and escalations: a thread reply under each live prompt of the current stage, mentioning who can act. */
-  private async threadReplies(event: DomainEvent, r: RequestDetail, kind: 'reminder' | 'escalation'): Promise<void> {
+  protected async remindApprovers(event: DomainEvent, r: RequestDetail, kind: 'reminder' | 'escalation'): Promise<void> {
     const escalatedTo = r.policy.escalateTo ?? [];
     // an escalation pings the alternates; a reminder everyone who can still act
     const alternates =
@@ -320,7 +281,7 @@ export class SlackNotifier implements ChatNotifier {
   }
 
   /** An escalation's alternates whose channel has no copy of the prompt yet get the prompt itself. */
-  private async postToAlternates(event: DomainEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
+  protected async postEscalation(event: DomainEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
     const have = new Set((await this.stagePrompts(r)).map((p) => p.conversation_id));
     const prompt = renderRequestPrompt({ request: r, requesterSlackId: requester?.slack_user_id ?? null, stage: r.currentStage });
     for (const t of await this.approverTargets('stage', r.policy.escalateTo ?? [], r.requester?.id ?? null, false)) {

@@ -2,17 +2,11 @@ import type { AppContext } from '../../app-context.ts';
 import { pendingApprovers, pendingReviewers } from '../../core/approval-rights.ts';
 import { groupsByNames, identityById, type IdentityRow } from '../../core/directory.ts';
 import type { ChangeEvent, DomainEvent, RequestEvent } from '../../core/events.ts';
-import type { ChatNotifier } from '../../core/ports.ts';
-import type { RequestDetail } from '../../core/views.ts';
-import { type CopyView, MessageStore, notifierActor } from '../../notifications/message-store.ts';
-import {
-  originOf,
-  personOf,
-  promptPlan,
-  promptTargets,
-  requesterPlan,
-  type RequesterDelivery,
-} from '../../notifications/notification-plan.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
+import type { ChangeView, RequestDetail } from '../../core/views.ts';
+import type { CopyView } from '../../notifications/message-store.ts';
+import { PlannedNotifier, type RequesterTold, type Told } from '../../notifications/planned-notifier.ts';
+import { promptTargets } from '../../notifications/notification-plan.ts';
 import { type AdaptiveCard, type Banner, type NoticeInput, noticeCard, submittedBanner } from './teams-cards.ts';
 import type { BotConnectorClient } from './teams-connector.ts';
 import { cardActivity, type Subject, TeamsMessenger } from './teams-messenger.ts';
@@ -36,100 +30,90 @@ export { cardActivity } from './teams-messenger.ts';
  * chats when the stage says so), and what the requester is told on their own copy. Each delivery is recorded once
  * per event (the message store's rule); transient failures throw TeamsSendError for the queue to retry the event.
  */
-export class TeamsNotifier implements ChatNotifier {
-  readonly platform = 'teams' as const;
+export class TeamsNotifier extends PlannedNotifier {
   private readonly messenger: TeamsMessenger;
-  private readonly store: MessageStore;
 
   constructor(
-    private readonly ctx: AppContext,
+    ctx: AppContext,
     client: BotConnectorClient,
     private readonly views: TeamsViews,
   ) {
-    this.store = new MessageStore(ctx.db, 'teams', notifierActor('teams'), ctx.clock);
+    super(ctx, 'teams');
     this.messenger = new TeamsMessenger(ctx, client, this.store);
   }
 
-  async handle(event: DomainEvent): Promise<void> {
-    if (event.subjectType === 'request') return this.handleRequest(event);
-    if (event.subjectType === 'change') return this.handleChange(event);
+  // the submitter's copy already says "submitted" (the invoke answer); the same card again, not a flash without it
+  protected redrawRequest(event: RequestEvent, r: RequestDetail): Promise<void> {
+    return this.updateCopies({ type: 'request', id: r.id }, r, event.type === 'request.submitted' ? submittedBanner.request : undefined);
   }
 
-  private async handleRequest(event: RequestEvent): Promise<void> {
-    const plan = promptPlan(event.type);
-    if (plan.post === 'review' || plan.reply === 'review_reminder' || plan.update === 'review') {
-      const { reviewId } = event.data as { reviewId: string };
-      const subject: Subject = { type: 'review', id: reviewId };
-      // every copy, in each channel and each personal chat, shows the outcome with no buttons left
-      if (plan.update === 'review') return this.updateCopies(subject);
-      const v = await this.ctx.reviews.get(reviewId);
-      if (v.status !== 'pending') return;
-      if (plan.post === 'review') return this.postReviewPrompts(event, subject, v.reviewerGroups, await pendingReviewers(this.ctx.db, v));
-      return this.replyInThreads(
-        event,
-        subject,
-        null,
-        reviewReminderNotice(v, await this.mentionsOf(await pendingReviewers(this.ctx.db, v))),
-      );
-    }
-    const subject: Subject = { type: 'request', id: event.subjectId };
-    const r = await this.ctx.requests.get(subject.id);
-    // the submitter's copy already says "submitted" (the invoke answer); the same card again, not a flash without it
-    if (plan.update === 'subject')
-      await this.updateCopies(subject, r, event.type === 'request.submitted' ? submittedBanner.request : undefined);
-    if (plan.reply && r.status === 'pending') {
-      const mentions = await this.mentionsOf(await pendingApprovers(this.ctx.db, r));
-      await this.replyInThreads(event, subject, r.currentStage, reminderNotice(r, plan.reply === 'escalation', mentions));
-    }
-    if (plan.post === 'stage' || (plan.post === 'escalation' && r.status === 'pending')) await this.postPrompts(event, r, r.currentStage);
-    const told = await this.told(event, r.requester?.id ?? null, r.history, 'request.submitted');
-    if (!told) return;
-    if (told.purpose === 'status') return this.postRequesterCopy(event, subject, told);
-    const notice =
-      event.type === 'request.stage_advanced'
-        ? stageAdvancedNotice(r)
-        : event.type === 'request.install_ordered'
-          ? installOrderedNotice(r)
-          : event.type === 'request.access_expiring'
-            ? accessExpiringNotice(r)
-            : outcomeNotice(r);
-    await this.tellRequester(event, subject, notice, told);
+  protected redrawChange(event: ChangeEvent, c: ChangeView): Promise<void> {
+    return this.updateCopies(
+      { type: 'change', id: c.id },
+      undefined,
+      event.type === 'change.submitted' ? submittedBanner.change : undefined,
+    );
   }
 
-  private async handleChange(event: ChangeEvent): Promise<void> {
-    const subject: Subject = { type: 'change', id: event.subjectId };
-    const c = await this.ctx.changes.get(subject.id);
-    const plan = promptPlan(event.type);
-    if (plan.update === 'subject')
-      await this.updateCopies(subject, undefined, event.type === 'change.submitted' ? submittedBanner.change : undefined);
-    if (plan.post === 'change') {
-      const { channels } = promptTargets('teams', 'change', {
-        channels: await this.channelsOf(c.approverGroups),
-        people: [],
-        direct: false,
+  // every copy, in each channel and each personal chat, shows the outcome with no buttons left
+  protected redrawReview(reviewId: string): Promise<void> {
+    return this.updateCopies({ type: 'review', id: reviewId });
+  }
+
+  protected postStage(event: RequestEvent, r: RequestDetail): Promise<void> {
+    return this.postPrompts(event, r, r.currentStage);
+  }
+
+  // the stage's groups now include those escalated to; channels that already have the card get none
+  protected postEscalation(event: RequestEvent, r: RequestDetail): Promise<void> {
+    return this.postPrompts(event, r, r.currentStage);
+  }
+
+  protected async postChange(event: ChangeEvent, c: ChangeView): Promise<void> {
+    const { channels } = promptTargets('teams', 'change', { channels: await this.channelsOf(c.approverGroups), people: [], direct: false });
+    for (const channel of channels) {
+      await this.postCopy(event, { type: 'change', id: c.id }, `prompt:${channel}`, { kind: 'channel', id: channel }, 'base', {
+        purpose: 'prompt',
       });
-      for (const channel of channels) {
-        await this.postCopy(event, subject, `prompt:${channel}`, { kind: 'channel', id: channel }, 'base', { purpose: 'prompt' });
-      }
     }
-    const told = await this.told(event, c.requester.id, c.history, 'change.submitted');
-    if (!told) return;
-    if (told.purpose === 'status') return this.postRequesterCopy(event, subject, told);
-    await this.tellRequester(event, subject, changeOutcomeNotice(c), told);
   }
 
-  /** What the notification plan tells the requester in Teams for this event, with who they are; undefined: nothing. */
-  private async told(
-    event: DomainEvent,
-    requesterId: string | null,
-    history: { action: string; channel: string }[],
-    submitted: 'request.submitted' | 'change.submitted',
-  ): Promise<(RequesterDelivery & { requester: IdentityRow }) | undefined> {
-    const requester = requesterId ? await identityById(this.ctx.db, requesterId) : undefined;
-    if (!requester) return undefined;
-    const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
-    const plan = requesterPlan({ event, requester: personOf(requester), origin: originOf(history, submitted), registered }).teams;
-    return plan && { ...plan, requester };
+  protected async remindApprovers(event: RequestEvent, r: RequestDetail, kind: 'reminder' | 'escalation'): Promise<void> {
+    const mentions = await this.mentionsOf(await pendingApprovers(this.ctx.db, r));
+    await this.replyInThreads(event, { type: 'request', id: r.id }, r.currentStage, reminderNotice(r, kind === 'escalation', mentions));
+  }
+
+  protected async remindReviewers(event: RequestEvent, v: ReviewView): Promise<void> {
+    const mentions = await this.mentionsOf(await pendingReviewers(this.ctx.db, v));
+    await this.replyInThreads(event, { type: 'review', id: v.id }, null, reviewReminderNotice(v, mentions));
+  }
+
+  protected async postReview(event: RequestEvent, v: ReviewView): Promise<void> {
+    await this.postReviewPrompts(event, { type: 'review', id: v.id }, v.reviewerGroups, await pendingReviewers(this.ctx.db, v));
+  }
+
+  /**
+   * The requester's own card in their personal chat (unless their form already became it), or a notice where they
+   * have their copy, so someone told in Slack is not told twice; `copy-else-dm` opens their personal chat instead.
+   */
+  protected async tellRequester(event: DomainEvent, told: Told, how: RequesterTold): Promise<void> {
+    const subject: Subject = told.kind === 'request' ? { type: 'request', id: told.request.id } : { type: 'change', id: told.change.id };
+    if (how.purpose === 'status') return this.postRequesterCopy(event, subject, how.requester);
+    const notice = told.kind === 'change' ? changeOutcomeNotice(told.change) : requestNotice(event, told.request);
+    const copy = await this.requesterCopy(subject);
+    const to = copy
+      ? ({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl } as const)
+      : how.where === 'copy-else-dm' && how.requester.teams_aad_id
+        ? ({ kind: 'personal', identity: how.requester } as const)
+        : undefined;
+    if (!to) return;
+    await this.messenger.post(
+      { eventId: event.id, key: `notice:${event.type}` },
+      to,
+      subject,
+      async () => cardActivity(noticeCard(notice), notice.title),
+      { purpose: 'notice', recipientId: copy?.recipient_id ?? how.requester.id },
+    );
   }
 
   private channelsOf = async (groups: string[]) => (await groupsByNames(this.ctx.db, groups)).map((g) => g.teams_channel ?? '');
@@ -176,43 +160,16 @@ export class TeamsNotifier implements ChatNotifier {
     }
   }
 
-  /** The requester's own card in their personal chat, unless they already have one (their form became it). */
-  private async postRequesterCopy(event: DomainEvent, subject: Subject, told: { requester: IdentityRow }): Promise<void> {
-    if (!told.requester.teams_aad_id || (await this.requesterCopy(subject))) return;
-    await this.postCopy(event, subject, 'requester', { kind: 'personal', identity: told.requester }, 'requester', {
+  private async postRequesterCopy(event: DomainEvent, subject: Subject, requester: IdentityRow): Promise<void> {
+    if (!requester.teams_aad_id || (await this.requesterCopy(subject))) return;
+    await this.postCopy(event, subject, 'requester', { kind: 'personal', identity: requester }, 'requester', {
       purpose: 'requester',
-      recipientId: told.requester.id,
+      recipientId: requester.id,
     });
   }
 
   private async requesterCopy(subject: Subject) {
     return (await this.store.live(subject.type, subject.id, ['requester']))[0];
-  }
-
-  /**
-   * Outcomes and notices go where the requester already has their copy of the card, so someone told in Slack is
-   * not told twice; `copy-else-dm` opens their personal chat when they have no copy.
-   */
-  private async tellRequester(
-    event: DomainEvent,
-    subject: Subject,
-    notice: NoticeInput,
-    told: RequesterDelivery & { requester: IdentityRow },
-  ) {
-    const copy = await this.requesterCopy(subject);
-    const to = copy
-      ? ({ kind: 'conversation', id: copy.conversation_id, serviceUrl: copy.data.serviceUrl } as const)
-      : told.where === 'copy-else-dm' && told.requester.teams_aad_id
-        ? ({ kind: 'personal', identity: told.requester } as const)
-        : undefined;
-    if (!to) return;
-    await this.messenger.post(
-      { eventId: event.id, key: `notice:${event.type}` },
-      to,
-      subject,
-      async () => cardActivity(noticeCard(notice), notice.title),
-      { purpose: 'notice', recipientId: copy?.recipient_id ?? told.requester.id },
-    );
   }
 
   /** The people to @mention in a thread reply, by the id Teams knows them by. */
@@ -290,4 +247,11 @@ export class TeamsNotifier implements ChatNotifier {
       ? this.views.requestCardFor(detail ?? subject.id, viewer, banner)
       : this.views.changeCardFor(subject.id, viewer, banner);
   }
+}
+
+function requestNotice(event: DomainEvent, r: RequestDetail): NoticeInput {
+  if (event.type === 'request.stage_advanced') return stageAdvancedNotice(r);
+  if (event.type === 'request.install_ordered') return installOrderedNotice(r);
+  if (event.type === 'request.access_expiring') return accessExpiringNotice(r);
+  return outcomeNotice(r);
 }

@@ -4,12 +4,12 @@ import type { AppContext } from '../../app-context.ts';
 import { pendingApprovers, pendingReviewers } from '../../core/approval-rights.ts';
 import { groupsByNames } from '../../core/directory.ts';
 import { addDuration } from '../../core/durations.ts';
-import { exhaustive, type DomainEvent, type RequestEvent } from '../../core/events.ts';
+import type { DomainEvent, RequestEvent } from '../../core/events.ts';
 import { createLinkToken } from '../../core/link-tokens.ts';
-import type { ChatNotifier, MailMessage, Mailer } from '../../core/ports.ts';
+import type { MailMessage, Mailer } from '../../core/ports.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
 import type { RequestDetail } from '../../core/views.ts';
-import { MessageStore, notifierActor } from '../../notifications/message-store.ts';
-import { originOf, requesterPlan } from '../../notifications/notification-plan.ts';
+import { PlannedNotifier, type RequesterTold, type Told } from '../../notifications/planned-notifier.ts';
 import { renderApprovalEmail, renderOutcomeEmail, renderReviewEmail } from './email-templates.ts';
 
 export function createSmtpMailer(smtpUrl: string, from: string): Mailer {
@@ -30,61 +30,62 @@ interface Mail {
   build: () => Promise<MailMessage>;
 }
 
-type MailKind = { prompt: true; review?: undefined } | { prompt: false; review?: { reviewId: string; reminder: boolean } };
-
-/** Which mail an event means: approval links for approvers, the outcome for the requester, a review question; or none. */
-function mailKind(event: RequestEvent): MailKind | null {
-  switch (event.type) {
-    case 'request.submitted':
-    case 'request.stage_advanced':
-    case 'request.escalated':
-    case 'request.reminder':
-      return { prompt: true };
-    case 'request.approved':
-    case 'request.denied':
-    case 'request.revoked':
-    case 'request.expired':
-    case 'request.cancelled':
-      return { prompt: false };
-    case 'request.review_started':
-    case 'request.review_reminder':
-      return { prompt: false, review: { reviewId: event.data.reviewId, reminder: event.type === 'request.review_reminder' } };
-    case 'request.decision_recorded':
-    case 'request.install_ordered':
-    case 'request.access_expiring':
-    case 'request.review_decided':
-      return null;
-    default:
-      exhaustive(event);
-      return null;
-  }
-}
-
 /**
  * Email as a third notification channel: approvers get one-time approve/deny links, requesters get the outcome.
  * Idempotent per event and recipients: a mail already recorded in the message store for this event is not sent again.
  */
-export class EmailNotifier implements ChatNotifier {
-  readonly platform = 'email' as const;
-  private readonly store: MessageStore;
-
+export class EmailNotifier extends PlannedNotifier {
   constructor(
-    private readonly ctx: AppContext,
+    ctx: AppContext,
     private readonly mailer: Mailer,
   ) {
-    this.store = new MessageStore(ctx.db, 'email', notifierActor('email'), ctx.clock);
+    super(ctx, 'email');
   }
 
-  async handle(event: DomainEvent): Promise<void> {
-    if (event.subjectType !== 'request') return;
-    const kind = mailKind(event);
-    if (!kind) return;
-    const mails = kind.review
-      ? await this.reviewMails(kind.review.reviewId, kind.review.reminder)
-      : kind.prompt
-        ? await this.approvalMails(event, await this.ctx.requests.get(event.subjectId))
-        : this.outcomeMails(event, await this.ctx.requests.get(event.subjectId));
-    // one delivery per mail: a retry after a failed send resends only what was not sent
+  // a mail once sent cannot be redrawn, and changes are decided by admins in chat
+  protected async redrawRequest(): Promise<void> {}
+  protected async redrawChange(): Promise<void> {}
+  protected async redrawReview(): Promise<void> {}
+  protected async postChange(): Promise<void> {}
+
+  protected async postStage(event: RequestEvent, r: RequestDetail): Promise<void> {
+    await this.send(event, await this.approvalMails(event, r));
+  }
+
+  protected async postEscalation(event: RequestEvent, r: RequestDetail): Promise<void> {
+    await this.send(event, await this.approvalMails(event, r));
+  }
+
+  // an escalation already mails the whole prompt (postEscalation); a reminder mails fresh links
+  protected async remindApprovers(event: RequestEvent, r: RequestDetail, kind: 'reminder' | 'escalation'): Promise<void> {
+    if (kind === 'reminder') await this.send(event, await this.approvalMails(event, r));
+  }
+
+  protected async postReview(event: RequestEvent, review: ReviewView): Promise<void> {
+    await this.send(event, await this.reviewMails(review, false));
+  }
+
+  protected async remindReviewers(event: RequestEvent, review: ReviewView): Promise<void> {
+    await this.send(event, await this.reviewMails(review, true));
+  }
+
+  /** The outcome of a request; the plan tells a requester by email about nothing else. */
+  protected async tellRequester(event: DomainEvent, told: Told, how: RequesterTold): Promise<void> {
+    if (told.kind !== 'request' || !how.requester.email) return;
+    const r = told.request;
+    const message = renderOutcomeEmail(r, how.requester.email, this.pageUrl(r.id));
+    const mail: Mail = {
+      subject: { type: 'request', id: r.id },
+      purpose: 'outcome',
+      to: [how.requester.email],
+      recipientId: how.requester.id,
+      build: async () => message,
+    };
+    await this.send(event, [mail]);
+  }
+
+  /** One delivery per mail: a retry after a failed send resends only what was not sent. */
+  private async send(event: DomainEvent, mails: Mail[]): Promise<void> {
     for (const m of mails) {
       const to = m.to.join(',');
       await this.store.once({ eventId: event.id, key: `mail:${m.purpose}:${to}` }, async () => {
@@ -136,34 +137,13 @@ export class EmailNotifier implements ChatNotifier {
    * Reviewers with an email address, and the groups' shared mailboxes, get the question; they answer in chat or the
    * API. Reminders, like request reminders, go to the people only.
    */
-  private async reviewMails(reviewId: string, reminder: boolean): Promise<Mail[]> {
-    const v = await this.ctx.reviews.get(reviewId);
-    if (v.status !== 'pending') return [];
+  private async reviewMails(v: ReviewView, reminder: boolean): Promise<Mail[]> {
     const people = (await pendingReviewers(this.ctx.db, v)).filter((p) => p.email).map((p) => p.email!);
     const shared = reminder ? [] : (await groupsByNames(this.ctx.db, v.reviewerGroups)).flatMap((g) => g.emails ?? []);
     const to = [...new Set([...people, ...shared])];
     if (!to.length) return [];
     const message = renderReviewEmail(v, to, { reminder });
     return [{ subject: { type: 'review', id: v.id }, purpose: reminder ? 'reminder' : 'prompt', to, build: async () => message }];
-  }
-
-  /** The outcome goes to the requester when the notification plan says they hear it by email. */
-  private outcomeMails(event: DomainEvent, request: RequestDetail): Mail[] {
-    const requester = request.requester ? { id: request.requester.id, email: request.requester.email } : null;
-    const registered = [...new Set([...this.ctx.notifiers.map((n) => n.platform), this.platform])];
-    const told = requesterPlan({ event, requester, origin: originOf(request.history, 'request.submitted'), registered }).email;
-    const to = request.requester?.email;
-    if (!told || !to) return [];
-    const message = renderOutcomeEmail(request, to, this.pageUrl(request.id));
-    return [
-      {
-        subject: { type: 'request', id: request.id },
-        purpose: 'outcome',
-        to: [to],
-        recipientId: request.requester!.id,
-        build: async () => message,
-      },
-    ];
   }
 
   /** The request's page in the web app (/app), where Revoke and Reapprove are buttons of their own. */
