@@ -8,6 +8,7 @@ import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { cleanupRedis } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { GiveUp } from '../support/wait.ts';
 import { waitFor } from '../support/webhook-receiver.ts';
 
 const RETRY_AFTER_MS = 900;
@@ -92,9 +93,9 @@ describe('notify queue and chat platform errors', () => {
     );
     expect(slackEffect.attempts).toBe(2);
 
-    // permanent: the effect is failed (terminal) after one attempt, with most of its retry budget unused. Postgres is
-    // the record: a relay that read the effect as pending just before it failed may enqueue the job again, and that
-    // run finds the effect settled and does nothing (so the BullMQ job can end 'completed' instead of 'failed')
+    // permanent: the effect is failed (terminal) after one attempt, with most of its retry budget unused. A relay
+    // that read the effect as pending just before it failed does not enqueue it again (the queue asks Postgres
+    // first), so the job stays failed
     const teamsEffect = await waitFor(
       () =>
         t.tdb.db.maybeOne<{ status: string; attempts: number; last_error: string }>(
@@ -107,10 +108,12 @@ describe('notify queue and chat platform errors', () => {
     const teamsJob = await waitFor(async () => {
       const job = await workers.queues.notify.getJob(jobIds.notify(id, 'teams'));
       const state = await job?.getState();
-      return job && (state === 'failed' || state === 'completed') ? job : null;
-    }, 'the teams job to finish');
+      if (state === 'completed') throw new GiveUp('the teams job ran again and completed');
+      return job && state === 'failed' ? job : null;
+    }, 'the teams job to fail');
     expect(teamsJob.opts.attempts).toBeGreaterThan(1);
-    expect(teamsJob.attemptsMade).toBeLessThanOrEqual(1);
+    expect(teamsJob.attemptsMade).toBe(1);
+    expect(teamsJob.failedReason).toMatch(/403/);
     expect(teams.callsFor(id)).toHaveLength(1);
     expect(teamsEffect.last_error).toMatch(/403/);
   });

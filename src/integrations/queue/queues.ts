@@ -1,6 +1,8 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppContext } from '../../app-context.ts';
+import type { Queryable } from '../../db/database.ts';
+import { stillPending } from '../../db/pending-work.ts';
 import { createRedis } from './connection.ts';
 import { NOTIFY_BACKOFF } from './notify-retry.ts';
 
@@ -48,6 +50,8 @@ export class AppQueues {
   constructor(
     readonly connection: Redis,
     readonly prefix: string,
+    /** where ensure() checks that work a finished job stands for is still pending */
+    private readonly db: Queryable,
     tuning: { notifyBackoffMs?: number } = {},
   ) {
     const opts = { connection, prefix };
@@ -75,7 +79,7 @@ export class AppQueues {
   }
 
   relay(outboxId: string): Promise<void> {
-    return this.ensure(this.outbox as Queue, 'relay', { outboxId }, jobIds.relay(outboxId));
+    return this.ensure(this.outbox as Queue, 'relay', { outboxId }, jobIds.relay(outboxId), () => stillPending.relay(this.db, outboxId));
   }
 
   delivery(deliveryId: string, delayMs = 0, endpointId?: string): Promise<void> {
@@ -84,26 +88,47 @@ export class AppQueues {
       'deliver',
       endpointId ? { deliveryId, endpointId } : { deliveryId },
       jobIds.delivery(deliveryId),
+      () => stillPending.delivery(this.db, deliveryId),
       delayMs,
     );
   }
 
   order(deliveryId: string, delayMs = 0): Promise<void> {
-    return this.ensure(this.deviceManagers as Queue, 'order', { deliveryId }, jobIds.delivery(deliveryId), delayMs);
+    return this.ensure(
+      this.deviceManagers as Queue,
+      'order',
+      { deliveryId },
+      jobIds.delivery(deliveryId),
+      () => stillPending.order(this.db, deliveryId),
+      delayMs,
+    );
   }
 
   notification(outboxId: string, target: string): Promise<void> {
-    return this.ensure(this.notify as Queue, 'notify', { outboxId, target }, jobIds.notify(outboxId, target));
+    return this.ensure(this.notify as Queue, 'notify', { outboxId, target }, jobIds.notify(outboxId, target), () =>
+      stillPending.notification(this.db, outboxId, target),
+    );
   }
 
   /**
    * Adds the job unless one with this id is already waiting, delayed or running. A finished copy (kept for
-   * Bull Board) would make BullMQ ignore the add, so it is removed first: Postgres said the work is not done.
-   * A job that turns active in between is locked, so remove() fails and add() is then a harmless duplicate.
+   * Bull Board) would make BullMQ ignore the add, so it is removed first, but only once Postgres confirms the
+   * work is still pending: callers read Postgres before calling, and the job may have finished and settled the
+   * work since (processors commit before their job finishes, so a finished job's work is settled by now unless
+   * something reset it). A job that turns active in between is locked, so remove() fails and add() is then a
+   * harmless duplicate.
    */
-  private async ensure(queue: Queue, name: string, data: object, jobId: string, delayMs = 0): Promise<void> {
+  private async ensure(
+    queue: Queue,
+    name: string,
+    data: object,
+    jobId: string,
+    pending: () => Promise<boolean>,
+    delayMs = 0,
+  ): Promise<void> {
     const state = await queue.getJobState(jobId);
     if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+    if (state !== 'unknown' && !(await pending())) return;
     // 'unknown' may still leave a job hash behind without any list pointing at it (a partial wipe, a crash
     // between Redis writes); BullMQ would treat it as a duplicate and never run it, so clear it first
     await queue.remove(jobId).catch(() => undefined);
@@ -122,7 +147,11 @@ const perContext = new WeakMap<AppContext, AppQueues>();
 export function queuesFor(ctx: AppContext): AppQueues {
   let q = perContext.get(ctx);
   if (!q) {
-    q = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${ctx.config.QUEUE_PREFIX}:producer`), ctx.config.QUEUE_PREFIX);
+    q = new AppQueues(
+      createRedis(ctx.config.REDIS_URL, 'producer', `${ctx.config.QUEUE_PREFIX}:producer`),
+      ctx.config.QUEUE_PREFIX,
+      ctx.db,
+    );
     perContext.set(ctx, q);
   }
   return q;

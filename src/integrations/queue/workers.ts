@@ -55,7 +55,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const prefix = ctx.config.QUEUE_PREFIX;
   // own producer connection: stop() closes it without touching the web role's shared one
   const redisError = (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting');
-  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, {
+  const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, ctx.db, {
     notifyBackoffMs: opts.notifyBackoffMs,
   });
   const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`, redisError);
