@@ -93,10 +93,11 @@ export class MessageStore {
   async record(m: NewMessage, opts: { delivery?: Delivery; key?: string; audit?: Record<string, unknown> | false } = {}): Promise<void> {
     const key = opts.delivery?.key ?? opts.key ?? null;
     await this.db.tx(async (tx) => {
-      // a second run of the same delivery, or a message already known, keeps the row there is
+      // a second run of the same delivery, or a message already known, keeps the row there is; created_at is the
+      // database's time, not the injected clock, so copies keep the order they were posted in
       await tx.query(
-        `INSERT INTO message_refs (subject_type, subject_id, platform, purpose, stage, conversation_id, message_id, recipient_id, event_id, delivery_key, data, created_at, updated_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) ON CONFLICT DO NOTHING`,
+        `INSERT INTO message_refs (subject_type, subject_id, platform, purpose, stage, conversation_id, message_id, recipient_id, event_id, delivery_key, data)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT DO NOTHING`,
         [
           m.subjectType,
           m.subjectId,
@@ -109,7 +110,6 @@ export class MessageStore {
           opts.delivery?.eventId ?? null,
           key,
           JSON.stringify(m.data ?? {}),
-          this.clock.now(),
         ],
       );
       if (opts.audit !== false) {
