@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.ts';
-import { apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
+import { activeKeysNamed, apiScopes, issueApiKey, listApiKeys, revokeApiKey } from '../core/api-keys.ts';
 import { cliActor } from '../core/catalog-service.ts';
 import { utcMinute } from '../core/clock.ts';
 import { applicationByIdOrName, requireIdentity } from '../core/directory.ts';
@@ -8,7 +8,7 @@ import { parseDuration } from '../core/durations.ts';
 import { AppError } from '../core/errors.ts';
 import { createSigninLink } from '../core/signin-links.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
-import { openDatabase, redactUrl } from '../db/database.ts';
+import { appliedMigrations, openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerChangeCommands, registerRequestDecisionCommands } from './decision-commands.ts';
@@ -55,7 +55,7 @@ program
         poolSize: 2,
         connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
       });
-      const rows = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
+      const rows = await appliedMigrations(db);
       await db.close();
       out.line(
         `database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`,
@@ -108,9 +108,7 @@ apikey
           .filter(Boolean);
         const identity = opts.identity ? await requireIdentity(db, { username: opts.identity }, 'identity') : undefined;
         const { id, key } = await issueApiKey(db, cliActor, new Date(), { name: opts.name, scopes, identityId: identity?.id ?? null });
-        const sameName = Number(
-          (await db.one<{ n: string }>('SELECT count(*) AS n FROM api_keys WHERE name = $1 AND revoked_at IS NULL', [opts.name.trim()])).n,
-        );
+        const sameName = await activeKeysNamed(db, opts.name.trim());
         out.line(
           `Created API key "${opts.name.trim()}" (id ${id}) with scopes ${[...new Set(scopes)].join(', ')}${identity ? ` acting as ${identity.username}` : ''}.`,
         );

@@ -84,6 +84,11 @@ export function listApiKeys(db: Queryable, includeRevoked = false): Promise<ApiK
   );
 }
 
+/** How many keys not revoked carry this name (names need not be unique; ids tell keys apart). */
+export async function activeKeysNamed(db: Queryable, name: string): Promise<number> {
+  return Number((await db.one<{ n: string }>('SELECT count(*) AS n FROM api_keys WHERE name = $1 AND revoked_at IS NULL', [name])).n);
+}
+
 /**
  * Revokes by id, by key prefix (sk_xxxxxxxx, printed with the key), or by name when exactly one active key has
  * it; the key stops working at once. Audited.

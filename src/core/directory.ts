@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/database.ts';
 import type { Actor } from './audit-log.ts';
+import type { DeviceManagerConfig } from './device-manager.ts';
 import { AppError } from './errors.ts';
 import { mayRequest } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type InstallWindow, type PolicyDefinition } from './policy-schema.ts';
@@ -148,6 +149,13 @@ export const applicationByIdOrName = (db: Queryable, idOrName: string) =>
   db.maybeOne<ApplicationRow>(
     `SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1 OR lower(a.name) = lower($1) LIMIT 1`,
     [idOrName],
+  );
+
+/** An application's connector settings, for checking them against Intune or Configuration Manager. */
+export const applicationConnector = (db: Queryable, id: string) =>
+  db.maybeOne<{ id: string; name: string; per_device: boolean; device_manager: DeviceManagerConfig | null }>(
+    'SELECT id, name, per_device, device_manager FROM applications WHERE id = $1',
+    [id],
   );
 
 export const listApplications = (db: Queryable) =>

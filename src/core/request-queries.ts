@@ -237,3 +237,14 @@ export async function requestIdFromRef(db: Queryable, ref: string): Promise<stri
 }
 
 export const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+
+/** Ids of the 20 requests most recently approved, denied or revoked whose policy names one of these groups as approvers, not the identity's own. */
+export async function recentlyDecidedIds(db: Queryable, approverGroups: string[], identityId: string): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT r.id FROM requests r WHERE r.status IN ('approved', 'denied', 'revoked') AND r.requester_id IS DISTINCT FROM $2
+        AND EXISTS (SELECT 1 FROM jsonb_array_elements(r.policy->'stages') st WHERE (st->'approvers') ?| $1::text[])
+      ORDER BY r.updated_at DESC LIMIT 20`,
+    [approverGroups, identityId],
+  );
+  return rows.map((r) => r.id);
+}

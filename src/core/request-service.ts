@@ -1,13 +1,23 @@
-import type { Database, Queryable, Tx } from '../db/database.ts';
-import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
+import type { Database, Tx } from '../db/database.ts';
+import { resolveDecider } from './approval-rights.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
-import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
+import { appendAudit, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import { emit } from './outbox.ts';
-import { describeFieldErrors, evaluateStage, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
-import { policyDefinitionSchema } from './policy-schema.ts';
+import { describeFieldErrors, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
+import {
+  authorizeStage,
+  decidable,
+  eligibleApprovers,
+  mayReverse,
+  requireReason,
+  voteLocked,
+  type DecideOptions,
+  type DecisionResult,
+  type ReverseOptions,
+} from './request-decisions.ts';
 import {
   countRequests,
   getRequestDetail,
@@ -17,11 +27,12 @@ import {
   type RequestFilter,
   type RequestRow,
 } from './request-queries.ts';
-import { alreadyDecided, notThisStage, snapshotOf } from './request-events.ts';
+import { alreadyDecided, snapshotOf } from './request-events.ts';
 import { checkVersion, finishRequest, lockRequest, lockRequestWithGroups, orderInstall, revokeRequest } from './request-transitions.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
 export type { CreateApprovedInput } from './approved-requests.ts';
+export type { DecideOptions, DecisionOutcome, DecisionResult, ReverseOptions } from './request-decisions.ts';
 
 export interface SubmitInput {
   applicationId: string;
@@ -32,34 +43,6 @@ export interface SubmitInput {
   justification?: string | null;
   answers?: Record<string, unknown>;
   source?: 'chat' | 'api' | 'web';
-}
-
-export type DecisionOutcome = 'recorded' | 'stage_approved' | 'approved' | 'denied' | 'revoked' | 'reapproved';
-
-export interface DecisionResult {
-  outcome: DecisionOutcome;
-  request: RequestView;
-}
-
-export interface ReverseOptions {
-  /** the person a trusted caller decides for (REST `approver`) */
-  approverUsername?: string;
-  /** If-Match: the version the caller saw */
-  expectedVersion?: number;
-}
-
-export interface DecideOptions extends ReverseOptions {
-  /** decide only while this stage is the pending one: a prompt, link or caller bound to a stage */
-  stage?: number;
-  /** chat denials always say why (checked after who may decide, so others hear that first) */
-  denyNeedsReason?: boolean;
-}
-
-/** A pending request at the caller's stage and version; anything else is refused before rights are looked at. */
-async function decidable(db: Queryable, row: RequestRow, opts: { stage?: number; expectedVersion?: number }): Promise<void> {
-  checkVersion(row, opts.expectedVersion);
-  if (row.status !== 'pending') throw alreadyDecided(row);
-  if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(db, opts.stage, row);
 }
 
 /**
@@ -223,7 +206,7 @@ export class RequestService {
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
       await decidable(tx, row, opts);
-      return this.voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups);
+      return voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups);
     });
     return { outcome, request: await getRequestView(this.db, id) };
   }
@@ -237,7 +220,7 @@ export class RequestService {
     const acting = await resolveDecider(this.db, actor, opts.approverUsername, 'approver');
     if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
     await decidable(this.db, row, opts);
-    await this.authorizeStage(this.db, acting, row);
+    await authorizeStage(this.db, acting, row);
     return getRequestDetail(this.db, id);
   }
 
@@ -245,7 +228,7 @@ export class RequestService {
   async revoke(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
     await this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
-      const acting = await this.mayReverse(tx, actor, row, 'revoke', opts);
+      const acting = await mayReverse(tx, actor, row, 'revoke', opts);
       await revokeRequest(tx, acting, row, requireReason(reason, 'revoking'), this.clock.now(), 'revoke');
     });
     return { outcome: 'revoked', request: await getRequestView(this.db, id) };
@@ -258,7 +241,7 @@ export class RequestService {
   async reapprove(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
     await this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
-      const acting = await this.mayReverse(tx, actor, row, 'reapprove', opts);
+      const acting = await mayReverse(tx, actor, row, 'reapprove', opts);
       const why = requireReason(reason, 'reapproving');
       try {
         await finishRequest(tx, acting, row, 'reapprove', why, this.clock.now());
@@ -276,164 +259,13 @@ export class RequestService {
    * can say so before anyone types a reason. revoke() and reapprove() check again under the row lock.
    */
   async checkReversal(actor: Actor, id: string, verb: 'revoke' | 'reapprove', opts: ReverseOptions = {}): Promise<RequestDetail> {
-    await this.mayReverse(this.db, actor, await lockRequest(this.db, id, false), verb, opts);
+    await mayReverse(this.db, actor, await lockRequest(this.db, id, false), verb, opts);
     return getRequestDetail(this.db, id);
-  }
-
-  private async mayReverse(
-    db: Queryable,
-    actor: Actor,
-    row: RequestRow,
-    verb: 'revoke' | 'reapprove',
-    opts: ReverseOptions,
-  ): Promise<Actor & { id: string }> {
-    const acting = await resolveDecider(db, actor, opts.approverUsername, 'approver');
-    checkVersion(row, opts.expectedVersion);
-    if (verb === 'revoke') {
-      if (row.status === 'revoked') throw alreadyDecided(row);
-      if (row.status !== 'approved') {
-        throw new AppError(
-          'invalid_transition',
-          `A request that is ${row.status} cannot be revoked${row.status === 'pending' ? '; deny it instead' : ''}.`,
-          { status: row.status },
-        );
-      }
-      const policy = policyDefinitionSchema.parse(row.policy);
-      await requireMember(db, acting, everyApproverGroup(policy), {
-        subjectId: row.requester_id,
-        selfMessage: 'You cannot revoke your own access; another approver must.',
-        what: 'revoke this approval',
-      });
-      return acting;
-    }
-    if (row.status === 'approved') throw alreadyDecided(row);
-    if (row.status !== 'denied' && row.status !== 'revoked') {
-      throw new AppError(
-        'invalid_transition',
-        `A request that is ${row.status} cannot be reapproved${row.status === 'pending' ? '; approve it instead' : ''}.`,
-        { status: row.status },
-      );
-    }
-    await this.authorizeStage(db, acting, row);
-    return acting;
   }
 
   /** Identities allowed to decide the current stage (the stage's groups, plus escalation groups once escalated). */
   eligibleApprovers(tx: Tx, row: RequestRow): Promise<IdentityRow[]> {
-    const policy = policyDefinitionSchema.parse(row.policy);
-    return eligibleMembers(tx, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), row.requester_id);
-  }
-
-  private authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow, actorGroups?: string[]): Promise<void> {
-    const policy = policyDefinitionSchema.parse(row.policy);
-    return requireMember(tx, actor, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), {
-      subjectId: row.requester_id,
-      selfMessage: 'You cannot decide your own request.',
-      what: `decide this stage (stage ${row.current_stage + 1})`,
-      actorGroups,
-    });
-  }
-
-  private async voteLocked(
-    tx: Tx,
-    actor: Actor & { id: string },
-    row: RequestRow,
-    decision: 'approve' | 'deny',
-    reason: string | null,
-    now: Date,
-    denyNeedsReason: boolean,
-    actorGroups?: string[],
-  ): Promise<DecisionOutcome> {
-    await this.authorizeStage(tx, actor, row, actorGroups);
-    const policy = policyDefinitionSchema.parse(row.policy);
-    const stage = policy.stages[row.current_stage]!;
-    if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {
-      throw new AppError('validation_failed', 'Say why (Reason) before denying, so the requester knows.', { field: 'reason' });
-    }
-    // Entra's approver justification: asked for either decision, whatever the channel
-    if (stage.approverJustification && !reason?.trim()) {
-      throw new AppError('validation_failed', 'This stage needs a justification from the approver.', { field: 'reason' });
-    }
-    let votes: { approverId: string; decision: 'approve' | 'deny' }[];
-    try {
-      // the vote and the stage's votes so far in one statement (the CTE's row is not visible to the outer SELECT)
-      votes = await tx.query<{ approverId: string; decision: 'approve' | 'deny' }>(
-        `WITH vote AS (
-           INSERT INTO request_decisions (request_id, stage, approver_id, approver_label, decision, reason, channel, created_at)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING approver_id, decision)
-         SELECT approver_id AS "approverId", decision FROM vote
-         UNION ALL
-         SELECT approver_id, decision FROM request_decisions WHERE request_id = $1 AND stage = $2 AND approver_id IS NOT NULL`,
-        [row.id, row.current_stage, actor.id, actor.label, decision, reason?.trim() || null, actor.channel, now],
-      );
-    } catch (e) {
-      if (isUniqueViolation(e))
-        throw new AppError('already_decided', `You already decided stage ${row.current_stage + 1} of this request.`);
-      throw e;
-    }
-    // written with the transition's own audit row below, in one INSERT
-    const voteAudit: AuditEntry = {
-      actor,
-      action: `request.decision.${decision}`,
-      subjectType: 'request',
-      subjectId: row.id,
-      before: { status: row.status, stage: row.current_stage },
-      details: { stage: row.current_stage, reason },
-      at: now,
-    };
-
-    // only a quorum other than "any" needs to know how many may decide
-    const eligible =
-      stage.quorum === 'any' || votes.some((v) => v.decision === 'deny') ? 1 : (await this.eligibleApprovers(tx, row)).length;
-    const result = evaluateStage(stage, votes, eligible);
-
-    if (result === 'waiting') {
-      // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
-      await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
-      await appendAudit(tx, voteAudit);
-      await emit(tx, {
-        type: 'request.decision_recorded',
-        subjectId: row.id,
-        actor,
-        at: now,
-        data: { requestId: row.id, stage: row.current_stage, decision, reason },
-      });
-      return 'recorded';
-    }
-    if (result === 'denied') {
-      await finishRequest(tx, actor, row, 'deny', reason, now, [voteAudit]);
-      return 'denied';
-    }
-    if (row.current_stage + 1 < policy.stages.length) {
-      const t = stageTimers(policy, row.created_at, now);
-      await tx.query(
-        `UPDATE requests SET current_stage = current_stage + 1, stage_started_at = $2, next_reminder_at = $3, escalate_at = $4, escalated_at = NULL,
-                version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'pending' AND current_stage = $5`,
-        [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
-      );
-      await appendAuditAll(tx, [
-        voteAudit,
-        {
-          actor,
-          action: 'request.stage_advanced',
-          subjectType: 'request',
-          subjectId: row.id,
-          before: { stage: row.current_stage },
-          after: { stage: row.current_stage + 1 },
-          at: now,
-        },
-      ]);
-      await emit(tx, {
-        type: 'request.stage_advanced',
-        subjectId: row.id,
-        actor,
-        at: now,
-        data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 },
-      });
-      return 'stage_approved';
-    }
-    await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit]);
-    return 'approved';
+    return eligibleApprovers(tx, row);
   }
 
   async cancel(actor: Actor, id: string, reason?: string | null, opts: { expectedVersion?: number } = {}): Promise<RequestView> {
@@ -471,11 +303,5 @@ export class RequestService {
     return createApprovedRequest(this.db, this.clock, actor, input);
   }
 }
-
-const requireReason = (reason: string | null | undefined, doing: string): string => {
-  const why = reason?.trim();
-  if (!why) throw new AppError('validation_failed', `Say why (reason) before ${doing}: the requester is told.`, { field: 'reason' });
-  return why;
-};
 
 export { snapshotOf } from './request-events.ts';

@@ -191,3 +191,9 @@ export async function openDatabase(url: string, opts: PoolOptions & { migrate?: 
   }
   return new Database(ds);
 }
+
+/** The migrations applied so far, in the order they ran. */
+export const appliedMigrations = (q: Queryable) => q.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY id');
+
+/** One trivial round trip: the readiness probe's "is PostgreSQL answering". */
+export const pingDatabase = (q: Queryable) => q.query('SELECT 1');

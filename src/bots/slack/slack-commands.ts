@@ -1,3 +1,4 @@
+import { protectedResourceTypes } from '../../core/change-queries.ts';
 import { applicationById, devicesOfUser, policyOf, type ApplicationRow, type IdentityRow } from '../../core/directory.ts';
 import type { SlackView } from './slack-api.ts';
 import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
@@ -109,12 +110,7 @@ export async function handleCommand(deps: SlackDeps, cmd: SlashCommand, ack: Ack
         return await openModal(deps, cmd.trigger_id, buildRequestModal(deps, who, { query: arg }));
       case 'change': {
         await ack();
-        const types = deps.ctx.db.query<{ t: string }>('SELECT DISTINCT unnest(resource_types) AS t FROM change_policies ORDER BY 1');
-        return await openModal(
-          deps,
-          cmd.trigger_id,
-          types.then((rows) => changeModal(rows.map((r) => r.t))),
-        );
+        return await openModal(deps, cmd.trigger_id, protectedResourceTypes(deps.ctx.db).then(changeModal));
       }
       case 'my':
       case 'mine':

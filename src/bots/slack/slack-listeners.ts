@@ -16,15 +16,13 @@ import {
   requestApp,
   runAction,
   showHistory,
-  submitChange,
-  submitDecision,
-  submitRequest,
   suggestApplications,
   type ActionHandler,
   type BlockAction,
   type InteractionPayload,
 } from './slack-interactions.ts';
 import { tryAck, type Ack } from './slack-receiver.ts';
+import { submitChange, submitDecision, submitRequest } from './slack-submissions.ts';
 import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type SlackDeps } from './slack-replies.ts';
 
 /**

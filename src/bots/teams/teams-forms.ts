@@ -1,5 +1,6 @@
 import type { AppContext } from '../../app-context.ts';
 import type { Actor } from '../../core/audit-log.ts';
+import { protectedResourceTypes } from '../../core/change-queries.ts';
 import { readableUtc } from '../../core/clock.ts';
 import { applicationByIdOrName, devicesOfUser, policyOf, visibleApplications } from '../../core/directory.ts';
 import { AppError, isAppError } from '../../core/errors.ts';
@@ -192,17 +193,12 @@ export async function myRequests(ctx: AppContext, actor: Actor): Promise<Adaptiv
   return myRequestsCard(requests, approvals, more);
 }
 
-async function protectedTypes(ctx: AppContext): Promise<string[]> {
-  const rows = await ctx.db.query<{ t: string }>('SELECT DISTINCT unnest(resource_types) AS t FROM change_policies ORDER BY 1');
-  return rows.map((r) => r.t);
-}
-
 export async function changeForm(
   ctx: AppContext,
   values: ChangeFormInput['values'],
   errors?: ChangeFormInput['errors'],
 ): Promise<AdaptiveCard> {
-  return changeFormCard({ resourceTypes: await protectedTypes(ctx), values, errors });
+  return changeFormCard({ resourceTypes: await protectedResourceTypes(ctx.db), values, errors });
 }
 
 function parseJson(text: string | undefined, field: 'before' | 'after', errors: NonNullable<ChangeFormInput['errors']>): unknown {
@@ -227,7 +223,7 @@ export async function submitChangeFromCard(ctx: AppContext, actor: Actor, data: 
     justification: str(data.justification),
   };
   const errors: NonNullable<ChangeFormInput['errors']> = {};
-  const types = await protectedTypes(ctx);
+  const types = await protectedResourceTypes(ctx.db);
   if (!values.resourceType || !types.includes(values.resourceType)) errors.resourceType = 'Choose one of the protected resource types.';
   if (!values.resourceId?.trim()) errors.resourceId = 'Name the resource.';
   if (!values.justification?.trim()) errors.justification = 'A business justification is required.';

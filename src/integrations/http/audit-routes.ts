@@ -2,18 +2,18 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
 import { verifyAudit } from '../../core/audit-chain.ts';
-import { auditEventColumns, type AuditEventRow } from '../../core/audit-log.ts';
+import {
+  inReadSnapshot,
+  sealedAuditPage,
+  unsealedAuditPage,
+  type AuditExportFilter,
+  type AuditExportRow,
+} from '../../core/audit-queries.ts';
 import type { Tx } from '../../db/database.ts';
 import { auditEventSchema, pageOf, pageQuery, text } from './api-schemas.ts';
 import type { RouteRegistry } from './route-registry.ts';
 
-interface ExportRow extends AuditEventRow {
-  seq: string | null;
-  prev_hash: string | null;
-  hash: string | null;
-}
-
-const toEvent = (r: ExportRow) => ({
+const toEvent = (r: AuditExportRow) => ({
   id: String(r.id),
   occurredAt: new Date(r.occurred_at).toISOString(),
   actor: { id: r.actor_id, label: r.actor_label, channel: r.channel },
@@ -34,65 +34,24 @@ const toEvent = (r: ExportRow) => ({
 const cursorSchema = z.string().regex(/^u?\d{1,18}$/, 'must be the nextCursor of a previous page');
 const NDJSON_PAGE = 1000;
 
-type Filter = { subjectType?: string; subjectId?: string; since?: string };
-
-function where(filter: Filter, params: unknown[]): string {
-  const w: string[] = [];
-  if (filter.subjectType) w.push(`e.subject_type = $${params.push(filter.subjectType)}`);
-  if (filter.subjectId) w.push(`e.subject_id = $${params.push(filter.subjectId)}`);
-  if (filter.since) w.push(`e.occurred_at >= $${params.push(filter.since)}::timestamptz`);
-  return w.map((x) => ` AND ${x}`).join('');
-}
-
-function sealedPage(tx: Tx, filter: Filter, afterSeq: string, limit: number): Promise<ExportRow[]> {
-  const params: unknown[] = [afterSeq];
-  const w = where(filter, params);
-  return tx.query<ExportRow>(
-    `SELECT c.seq, c.prev_hash, c.hash, ${auditEventColumns} FROM audit_chain c JOIN audit_events e ON e.id = c.event_id
-      WHERE c.seq > $1${w} ORDER BY c.seq LIMIT $${params.push(limit)}`,
-    params,
-  );
-}
-
-/** Rows past the sealer's cursor, by id. */
-function unsealedPage(tx: Tx, filter: Filter, afterId: string, limit: number): Promise<ExportRow[]> {
-  const params: unknown[] = [afterId];
-  const w = where(filter, params);
-  return tx.query<ExportRow>(
-    `WITH h AS (SELECT event_xid, event_id FROM audit_chain WHERE event_xid IS NOT NULL ORDER BY seq DESC LIMIT 1)
-     SELECT NULL AS seq, NULL AS prev_hash, NULL AS hash, ${auditEventColumns} FROM audit_events e
-      WHERE (e.xid, e.id) > (coalesce((SELECT event_xid FROM h), '0'::xid8), coalesce((SELECT event_id FROM h), 0))
-        AND e.id > $1${w} ORDER BY e.id LIMIT $${params.push(limit)}`,
-    params,
-  );
-}
-
 /** One page from a cursor: sealed rows first, then (with include=all) the unsealed tail. */
 async function exportPage(
   tx: Tx,
-  filter: Filter,
+  filter: AuditExportFilter,
   cursor: string | undefined,
   limit: number,
   withUnsealed: boolean,
-): Promise<{ rows: ExportRow[]; next: string | null }> {
+): Promise<{ rows: AuditExportRow[]; next: string | null }> {
   const inTail = cursor?.startsWith('u') ?? false;
-  const sealed = inTail ? [] : await sealedPage(tx, filter, cursor ?? '0', limit + 1);
+  const sealed = inTail ? [] : await sealedAuditPage(tx, filter, cursor ?? '0', limit + 1);
   if (sealed.length > limit) return { rows: sealed.slice(0, limit), next: sealed[limit - 1]!.seq };
   if (!withUnsealed) return { rows: sealed, next: null };
-  const tail = await unsealedPage(tx, filter, inTail ? cursor!.slice(1) : '0', limit - sealed.length + 1);
+  const tail = await unsealedAuditPage(tx, filter, inTail ? cursor!.slice(1) : '0', limit - sealed.length + 1);
   const rows = [...sealed, ...tail].slice(0, limit);
   if (sealed.length + tail.length <= limit) return { rows, next: null };
   const last = rows.at(-1);
   // no room for the tail on this page: come back after the last sealed row
   return { rows, next: !last ? null : last.seq !== null ? last.seq : `u${last.id}` };
-}
-
-/** A consistent view across the pages' statements: a row sealed meanwhile is neither lost nor shown twice. */
-function snapshot<T>(ctx: AppContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return ctx.db.tx(async (tx) => {
-    await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-    return fn(tx);
-  });
 }
 
 export function registerAuditRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
@@ -117,7 +76,7 @@ export function registerAuditRoutes(router: Router, registry: RouteRegistry, ctx
     handler: async ({ query, res }) => {
       const { format, limit, cursor, include, ...filter } = query;
       if (format === 'ndjson') {
-        await snapshot(ctx, async (tx) => {
+        await inReadSnapshot(ctx.db, async (tx) => {
           res.status(200).type('application/x-ndjson');
           let at = cursor;
           for (;;) {
@@ -130,7 +89,7 @@ export function registerAuditRoutes(router: Router, registry: RouteRegistry, ctx
         res.end();
         return undefined;
       }
-      const page = await snapshot(ctx, (tx) => exportPage(tx, filter, cursor, limit, include === 'all'));
+      const page = await inReadSnapshot(ctx.db, (tx) => exportPage(tx, filter, cursor, limit, include === 'all'));
       return { items: page.rows.map(toEvent), nextCursor: page.next };
     },
   });

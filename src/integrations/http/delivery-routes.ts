@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
 import { AppError } from '../../core/errors.ts';
+import { deliveryAttempts, deliveryById, endpointBacklog, listDeliveries, type DeliveryRow } from '../../core/delivery-queries.ts';
 import { isUuid } from '../../core/request-queries.ts';
 import type { Queryable } from '../../db/database.ts';
 import { queuesFor } from '../queue/queues.ts';
@@ -41,35 +42,9 @@ const attemptView = z.object({
 });
 const detailView = deliveryView.extend({ payload: z.unknown(), attemptLog: z.array(attemptView) });
 
-interface Row {
-  id: string;
-  message_id: string;
-  endpoint_id: string | null;
-  endpoint_name: string | null;
-  endpoint_url: string | null;
-  endpoint_enabled: boolean | null;
-  connector: 'intune' | 'configmgr' | null;
-  application_id: string | null;
-  outbox_id: string | null;
-  event_type: string;
-  body: string;
-  status: 'pending' | 'succeeded' | 'failed';
-  attempts: number;
-  next_attempt_at: Date | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: Date;
-  completed_at: Date | null;
-  cursor_ts: string;
-}
-
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-const select = `
-  SELECT d.*, e.name AS endpoint_name, e.url AS endpoint_url, e.enabled AS endpoint_enabled,
-         to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_ts
-    FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id`;
 
-function toView(r: Row): z.infer<typeof deliveryView> {
+function toView(r: DeliveryRow): z.infer<typeof deliveryView> {
   return {
     id: r.id,
     messageId: r.message_id,
@@ -90,16 +65,9 @@ function toView(r: Row): z.infer<typeof deliveryView> {
 
 async function detail(db: Queryable, id: string): Promise<z.infer<typeof detailView>> {
   if (!isUuid(id)) throw new AppError('not_found', `No delivery with id "${id}".`);
-  const row = await db.maybeOne<Row>(`${select} WHERE d.id = $1`, [id]);
+  const row = await deliveryById(db, id);
   if (!row) throw new AppError('not_found', `No delivery with id "${id}".`);
-  const attempts = await db.query<{
-    attempt: number;
-    status_code: number | null;
-    latency_ms: number;
-    response_excerpt: string | null;
-    error: string | null;
-    created_at: Date;
-  }>('SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt', [id]);
+  const attempts = await deliveryAttempts(db, id);
   return {
     ...toView(row),
     payload: JSON.parse(row.body),
@@ -148,13 +116,7 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
     response: endpointHealthView,
     handler: async ({ params }) => {
       const ref = params.ref!;
-      const e = await ctx.db.maybeOne<{ id: string; name: string; url: string; enabled: boolean; pending: string; oldest: Date | null }>(
-        `SELECT e.id, e.name, e.url, e.enabled,
-                (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending') AS pending,
-                (SELECT min(created_at) FROM webhook_deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending') AS oldest
-           FROM webhook_endpoints e WHERE ${isUuid(ref) ? 'e.id = $1::uuid' : 'e.name = $1'}`,
-        [ref],
-      );
+      const e = await endpointBacklog(ctx.db, ref);
       if (!e) throw new AppError('not_found', `No webhook endpoint "${ref}".`);
       const gate = gateFor(ctx, queuesFor(ctx).connection);
       const c = (await gate.view([e.id])).get(e.id)!;
@@ -184,33 +146,10 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
     }),
     response: z.object({ items: z.array(deliveryView), nextCursor: z.string().nullable() }),
     handler: async ({ query }) => {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      const add = (sql: string, ...v: unknown[]) => {
-        let s = sql;
-        for (const x of v) {
-          params.push(x);
-          s = s.replace('?', `$${params.length}`);
-        }
-        where.push(s);
-      };
-      if (query.status) add('d.status = ?', query.status);
-      if (query.eventType) add('d.event_type = ?', query.eventType);
-      if (query.target === 'webhook') add('d.connector IS NULL');
-      else if (query.target) add('d.connector = ?', query.target);
-      if (query.applicationId) add('d.application_id = ?', query.applicationId);
-      if (query.endpoint) {
-        if (isUuid(query.endpoint)) add('(e.id = ?::uuid OR e.name = ?)', query.endpoint, query.endpoint);
-        else add('e.name = ?', query.endpoint);
-      }
-      if (query.cursor) add('(d.created_at, d.id) < (?::timestamptz, ?::uuid)', ...decodeCursor(query.cursor));
-      params.push(query.limit + 1);
-      const rows = await ctx.db.query<Row>(
-        `${select} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY d.created_at DESC, d.id DESC LIMIT $${params.length}`,
-        params,
-      );
-      const last = rows.length > query.limit ? rows[query.limit - 1]! : undefined;
-      return { items: rows.slice(0, query.limit).map(toView), nextCursor: last ? encodeCursor(last.cursor_ts, last.id) : null };
+      const { limit, cursor, ...filter } = query;
+      const rows = await listDeliveries(ctx.db, { ...filter, before: cursor ? decodeCursor(cursor) : undefined }, limit + 1);
+      const last = rows.length > limit ? rows[limit - 1]! : undefined;
+      return { items: rows.slice(0, limit).map(toView), nextCursor: last ? encodeCursor(last.cursor_ts, last.id) : null };
     },
   });
 

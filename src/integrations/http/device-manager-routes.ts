@@ -1,7 +1,8 @@
 import type { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
-import { deviceManagerKinds, type DeviceManagerConfig } from '../../core/device-manager.ts';
+import { deviceManagerKinds } from '../../core/device-manager.ts';
+import { applicationConnector } from '../../core/directory.ts';
 import { AppError } from '../../core/errors.ts';
 import { allDeviceManagerStatuses, deviceManagerStatusOf } from '../../db/device-manager-status.ts';
 import { checkNow } from '../device-managers/connector-checks.ts';
@@ -40,10 +41,7 @@ export function registerDeviceManagerRoutes(router: Router, registry: RouteRegis
       "Check the application's connector settings against Intune or Configuration Manager now (after fixing them there) and record the result.",
     response: deviceManagerStatusView,
     handler: async ({ params }) => {
-      const app = await ctx.db.maybeOne<{ id: string; name: string; per_device: boolean; device_manager: DeviceManagerConfig | null }>(
-        'SELECT id, name, per_device, device_manager FROM applications WHERE id = $1',
-        [params.ref],
-      );
+      const app = await applicationConnector(ctx.db, params.ref!);
       if (!app) throw new AppError('not_found', `No application "${params.ref}" exists.`);
       if (!app.device_manager) throw new AppError('invalid_transition', `${app.name} has no deviceManager to check.`);
       await checkNow(ctx.db, deviceManagersFor(ctx.config), { ...app, device_manager: app.device_manager });

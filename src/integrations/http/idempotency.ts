@@ -4,6 +4,7 @@ import type { AppContext } from '../../app-context.ts';
 import type { ApiKeyPrincipal } from '../../core/api-keys.ts';
 import { canonicalJson } from '../../core/canonical-json.ts';
 import { AppError } from '../../core/errors.ts';
+import { claimKey, completeKey, deleteExpiredKey, deleteKeysBefore, keyRow, reclaimKey, releaseKey } from './idempotency-queries.ts';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 // a claim this old without a response belongs to a process that died mid-request
@@ -11,17 +12,6 @@ const ABANDONED_AFTER_MS = 5 * 60 * 1000;
 const SWEEP_EVERY_MS = 10 * 60 * 1000;
 const replayedHeaders = ['content-type', 'location', 'etag'];
 const validKey = /^[\x21-\x7e]{1,255}$/;
-
-interface KeyRow {
-  method: string;
-  path: string;
-  request_hash: string;
-  status_code: number | null;
-  response_headers: Record<string, string> | null;
-  response_body: string | null;
-  created_at: Date;
-  completed_at: Date | null;
-}
 
 /**
  * Idempotency-Key on POST (draft-ietf-httpapi-idempotency-key-header). The claim is a row inserted with
@@ -48,23 +38,15 @@ export function idempotency(ctx: AppContext) {
 
     if (now.getTime() - lastSweep > SWEEP_EVERY_MS) {
       lastSweep = now.getTime();
-      void db
-        .query('DELETE FROM idempotency_keys WHERE created_at < $1', [new Date(now.getTime() - IDEMPOTENCY_TTL_MS)])
-        .catch((e) => ctx.logger.warn({ err: e }, 'idempotency key sweep failed'));
+      void deleteKeysBefore(db, new Date(now.getTime() - IDEMPOTENCY_TTL_MS)).catch((e) =>
+        ctx.logger.warn({ err: e }, 'idempotency key sweep failed'),
+      );
     }
-    await db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND created_at < $3', [
-      principal.id,
-      key,
-      new Date(now.getTime() - IDEMPOTENCY_TTL_MS),
-    ]);
+    await deleteExpiredKey(db, principal.id, key, new Date(now.getTime() - IDEMPOTENCY_TTL_MS));
 
-    let claimed = await db.maybeOne(
-      `INSERT INTO idempotency_keys (api_key_id, key, method, path, request_hash, created_at) VALUES ($1,$2,$3,$4,$5,$6)
-       ON CONFLICT (api_key_id, key) DO NOTHING RETURNING key`,
-      [principal.id, key, req.method, path, hash, now],
-    );
+    let claimed = await claimKey(db, { apiKeyId: principal.id, key, method: req.method, path, requestHash: hash, at: now });
     if (!claimed) {
-      const row = await db.maybeOne<KeyRow>('SELECT * FROM idempotency_keys WHERE api_key_id = $1 AND key = $2', [principal.id, key]);
+      const row = await keyRow(db, principal.id, key);
       if (!row) {
         // released by a failed first attempt between our insert and select: the caller may simply retry
         throw new AppError('idempotency_in_progress', 'A request with this Idempotency-Key just finished with an error; retry it.');
@@ -78,10 +60,7 @@ export function idempotency(ctx: AppContext) {
       }
       if (row.completed_at === null) {
         if (now.getTime() - new Date(row.created_at).getTime() > ABANDONED_AFTER_MS) {
-          claimed = await db.maybeOne(
-            `UPDATE idempotency_keys SET created_at = $3 WHERE api_key_id = $1 AND key = $2 AND completed_at IS NULL AND created_at = $4 RETURNING key`,
-            [principal.id, key, now, row.created_at],
-          );
+          claimed = await reclaimKey(db, principal.id, key, now, row.created_at);
         }
         if (!claimed) {
           res.setHeader('Retry-After', '1');
@@ -102,12 +81,9 @@ export function idempotency(ctx: AppContext) {
       res,
       async (status, headers, body) => {
         if (status >= 500) {
-          await db.query('DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND completed_at IS NULL', [principal.id, key]);
+          await releaseKey(db, principal.id, key);
         } else {
-          await db.query(
-            `UPDATE idempotency_keys SET status_code = $3, response_headers = $4, response_body = $5, completed_at = $6 WHERE api_key_id = $1 AND key = $2`,
-            [principal.id, key, status, JSON.stringify(headers), body, ctx.clock.now()],
-          );
+          await completeKey(db, principal.id, key, { status, headers, body, at: ctx.clock.now() });
         }
       },
       (e) => ctx.logger.error({ err: e, key }, 'could not record the Idempotency-Key response'),

@@ -4,6 +4,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { verifyApiKey } from '../../core/api-keys.ts';
+import { pingDatabase } from '../../db/database.ts';
 import { createRedis } from '../queue/connection.ts';
 import { queuesFor } from '../queue/queues.ts';
 import { metricsFor } from '../metrics.ts';
@@ -51,7 +52,7 @@ export function createOpsRouter(ctx: AppContext, opts: OpsRouterOptions = {}): R
     const checks: Record<string, string> = {};
     const problems: string[] = [];
     await Promise.all([
-      withTimeout(ctx.db.query('SELECT 1'), timeoutMs, 'PostgreSQL')
+      withTimeout(pingDatabase(ctx.db), timeoutMs, 'PostgreSQL')
         .then(() => (checks.postgres = 'ok'))
         .catch((e) => {
           checks.postgres = 'unreachable';

@@ -1,7 +1,9 @@
 import pg from 'pg';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
+import { latestAttemptAt } from '../../core/delivery-queries.ts';
 import { OUTBOX_CHANNEL } from '../outbox-relay.ts';
+import { outboxSubject } from './web-queries.ts';
 
 /**
  * Server-sent events for the pages: every committed domain event (a submission, a vote, a decision on any channel,
@@ -34,8 +36,7 @@ export function createLiveEvents(ctx: AppContext) {
     c.on('end', again);
     c.on('notification', (msg) => {
       if (msg.channel !== OUTBOX_CHANNEL || !msg.payload) return;
-      ctx.db
-        .maybeOne<{ subject_type: string; subject_id: string }>('SELECT subject_type, subject_id FROM outbox WHERE id = $1', [msg.payload])
+      outboxSubject(ctx.db, msg.payload)
         .then((row) => row && broadcast(JSON.stringify({ subjectType: row.subject_type, subjectId: row.subject_id })))
         .catch((e) => log.debug({ err: e }, 'could not read an outbox row'));
     });
@@ -58,9 +59,8 @@ export function createLiveEvents(ctx: AppContext) {
   let lastAttempt: string | null | undefined;
   const attempts = setInterval(() => {
     if (clients.size === 0) return;
-    ctx.db
-      .one<{ at: string | null }>('SELECT max(created_at)::text AS at FROM webhook_attempts')
-      .then(({ at }) => {
+    latestAttemptAt(ctx.db)
+      .then((at) => {
         if (lastAttempt !== undefined && at !== lastAttempt) broadcast(JSON.stringify({ subjectType: 'delivery', subjectId: 'delivery' }));
         lastAttempt = at;
       })

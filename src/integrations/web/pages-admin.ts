@@ -2,6 +2,8 @@ import type { Request, Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { listApiKeys, revokeApiKey } from '../../core/api-keys.ts';
 import { verifyAudit } from '../../core/audit-chain.ts';
+import { latestCheckpoint, recentAuditEvents } from '../../core/audit-queries.ts';
+import { deliveriesWithStatus } from '../../core/delivery-queries.ts';
 import { listApplications } from '../../core/directory.ts';
 import { AppError } from '../../core/errors.ts';
 import { requestStatuses, type RequestStatus } from '../../core/request-state.ts';
@@ -30,20 +32,6 @@ function admin(res: Parameters<typeof signedIn>[0]): SignedIn {
   const s = signedIn(res);
   requireAdmin(s);
   return s;
-}
-
-interface DeliveryRow {
-  id: string;
-  event_type: string;
-  status: string;
-  attempts: number;
-  endpoint: string | null;
-  connector: string | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: Date;
-  completed_at: Date | null;
-  request_id: string | null;
 }
 
 export function registerAdminPages(router: Router, ctx: AppContext): void {
@@ -92,12 +80,7 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
   router.get('/admin/deliveries', async (req, res) => {
     const s = admin(res);
     const status = ['failed', 'pending', 'succeeded'].includes(q(req, 'status')) ? q(req, 'status') : 'failed';
-    const rows = await ctx.db.query<DeliveryRow>(
-      `SELECT d.id, d.event_type, d.status, d.attempts, e.name AS endpoint, d.connector, d.last_status_code, d.last_error, d.created_at, d.completed_at,
-              coalesce(d.request_id::text, d.body::jsonb -> 'data' ->> 'requestId') AS request_id
-         FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = $1 ORDER BY d.created_at DESC LIMIT 100`,
-      [status],
-    );
+    const rows = await deliveriesWithStatus(ctx.db, status);
     sendPage(res, {
       title: 'Deliveries',
       session: s,
@@ -130,16 +113,8 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
   router.get('/admin/audit', async (req, res) => {
     const s = admin(res);
     const verification = await verifyAudit(ctx.db);
-    const checkpoint = await latestCheckpoint(ctx);
-    const recent = await ctx.db.query<{
-      id: string;
-      occurred_at: Date;
-      actor_label: string;
-      channel: string;
-      action: string;
-      subject_type: string;
-      subject_id: string;
-    }>('SELECT id, occurred_at, actor_label, channel, action, subject_type, subject_id FROM audit_events ORDER BY id DESC LIMIT 50');
+    const checkpoint = await checkpointLine(ctx);
+    const recent = await recentAuditEvents(ctx.db);
     sendPage(res, {
       title: 'Audit log',
       session: s,
@@ -208,10 +183,8 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
 }
 
 /** The latest signed checkpoint the sealer emitted (audit_checkpoints); operators keep copies elsewhere. */
-async function latestCheckpoint(ctx: AppContext): Promise<Html> {
-  const row = await ctx.db.maybeOne<{ sequence: string; head_hash: string; signed_at: Date; key_id: string }>(
-    'SELECT sequence, head_hash, signed_at, key_id FROM audit_checkpoints ORDER BY id DESC LIMIT 1',
-  );
+async function checkpointLine(ctx: AppContext): Promise<Html> {
+  const row = await latestCheckpoint(ctx.db);
   if (!row)
     return html`<p class="muted">No checkpoint yet. Set AUDIT_CHECKPOINT_KEY for periodic ones, or print one with <code>npx signoff audit checkpoint</code>, and keep it elsewhere.</p>`;
   return html`<p>Latest checkpoint ${timeEl(row.signed_at)} at sequence ${row.sequence}, head <code>${row.head_hash.slice(0, 16)}…</code>, key ${row.key_id}.</p>`;

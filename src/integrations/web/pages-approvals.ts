@@ -2,6 +2,7 @@ import type { Request, Response, Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { groupNamesOf } from '../../core/directory.ts';
 import { AppError } from '../../core/errors.ts';
+import { recentlyDecidedIds } from '../../core/request-queries.ts';
 import type { ChangeDetail, ChangeView, DiffEntry } from '../../core/views.ts';
 import { badge, html, shortId, timeEl, type Html } from './html.ts';
 import { csrfField, sendPage } from './layout.ts';
@@ -36,13 +37,8 @@ function changeForm(s: SignedIn, c: ChangeView): Html {
 async function recentlyDecided(ctx: AppContext, s: SignedIn) {
   const groups = await groupNamesOf(ctx.db, s.identity.id);
   if (groups.length === 0) return [];
-  const rows = await ctx.db.query<{ id: string }>(
-    `SELECT r.id FROM requests r WHERE r.status IN ('approved', 'denied', 'revoked') AND r.requester_id IS DISTINCT FROM $2
-        AND EXISTS (SELECT 1 FROM jsonb_array_elements(r.policy->'stages') st WHERE (st->'approvers') ?| $1::text[])
-      ORDER BY r.updated_at DESC LIMIT 20`,
-    [groups, s.identity.id],
-  );
-  return Promise.all(rows.map((r) => ctx.requests.get(r.id)));
+  const ids = await recentlyDecidedIds(ctx.db, groups, s.identity.id);
+  return Promise.all(ids.map((id) => ctx.requests.get(id)));
 }
 
 export function registerApprovalPages(router: Router, ctx: AppContext): void {

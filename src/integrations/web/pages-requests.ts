@@ -1,9 +1,11 @@
 import type { Request, Response, Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
+import { latestOrderDelivery, requestDeliveries } from '../../core/delivery-queries.ts';
 import { AppError } from '../../core/errors.ts';
 import type { RequestDetail, RequestView } from '../../core/views.ts';
 import { badge, html, shortId, timeEl, when_, type Html } from './html.ts';
 import { csrfField, sendPage } from './layout.ts';
+import { messagesSentFor } from './web-queries.ts';
 import { field, noticeOf, textField, requireRequestAccess, signedIn, webActor, type SignedIn } from './web-access.ts';
 
 /** My requests, one request's page (state, stages, decisions, install state) and every action on a request. */
@@ -82,31 +84,8 @@ function actions(s: SignedIn, r: RequestDetail, approver: boolean): Html {
 }
 
 async function adminSections(ctx: AppContext, r: RequestDetail): Promise<Html> {
-  const messages = await ctx.db.query<{
-    platform: string;
-    purpose: string;
-    stage: number | null;
-    conversation_id: string;
-    created_at: Date;
-    updated_at: Date;
-  }>(
-    'SELECT platform, purpose, stage, conversation_id, created_at, updated_at FROM message_refs WHERE subject_type = $1 AND subject_id = $2 ORDER BY created_at',
-    ['request', r.id],
-  );
-  const deliveries = await ctx.db.query<{
-    id: string;
-    event_type: string;
-    status: string;
-    attempts: number;
-    endpoint: string | null;
-    connector: string | null;
-    last_error: string | null;
-    created_at: Date;
-  }>(
-    `SELECT d.id, d.event_type, d.status, d.attempts, e.name AS endpoint, d.connector, d.last_error, d.created_at FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
-      WHERE d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text ORDER BY d.created_at`,
-    [r.id],
-  );
+  const messages = await messagesSentFor(ctx.db, 'request', r.id);
+  const deliveries = await requestDeliveries(ctx.db, r.id);
   return html`<section aria-labelledby="msg-h"><h2 id="msg-h">Messages sent</h2>${
     messages.length === 0
       ? html`<p>None.</p>`
@@ -124,12 +103,7 @@ async function adminSections(ctx: AppContext, r: RequestDetail): Promise<Html> {
 
 /** What the device manager was told, once its webhook or connector answered: the latest install/uninstall order. */
 async function orderState(ctx: AppContext, id: string): Promise<string | null> {
-  const row = await ctx.db.maybeOne<{ event_type: string; status: string; completed_at: Date | null; to_name: string | null }>(
-    `SELECT d.event_type, d.status, d.completed_at, coalesce(e.name, d.connector) AS to_name FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
-      WHERE d.event_type IN ('app.install', 'app.uninstall') AND (d.request_id = $1 OR (d.body::jsonb -> 'data' ->> 'requestId') = $1::text)
-      ORDER BY d.created_at DESC LIMIT 1`,
-    [id],
-  );
+  const row = await latestOrderDelivery(ctx.db, id);
   if (!row) return null;
   const what = row.event_type === 'app.install' ? 'install order' : 'uninstall order';
   if (row.status === 'succeeded') return `${what} received by ${row.to_name ?? 'the device manager'} ${when_(row.completed_at)}`;

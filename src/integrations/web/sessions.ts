@@ -5,6 +5,7 @@ import { appendAudit } from '../../core/audit-log.ts';
 import { identityById, type IdentityRow } from '../../core/directory.ts';
 import { parseDuration } from '../../core/durations.ts';
 import { AppError } from '../../core/errors.ts';
+import { deleteExpiredSessions, deleteSession, identityIsAdmin, insertSession, liveSession, touchSession } from './session-queries.ts';
 
 /**
  * Web sessions in Postgres. The cookie holds a random token; only its SHA-256 is stored. A session exists before
@@ -25,16 +26,6 @@ export interface WebSession {
   isAdmin: boolean;
   csrf: string;
   pending: PendingSignin | null;
-}
-
-interface SessionRow {
-  token_hash: string;
-  identity_id: string | null;
-  csrf_token: string;
-  pending: PendingSignin | null;
-  last_seen_at: Date;
-  expires_at: Date;
-  is_admin: boolean | null;
 }
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -68,14 +59,11 @@ function clearCookie(ctx: AppContext, res: Response): void {
 
 async function load(ctx: AppContext, token: string): Promise<WebSession | null> {
   const tokenHash = hash(token);
-  const row = await ctx.db.maybeOne<SessionRow>(
-    `SELECT s.*, i.is_admin FROM web_sessions s LEFT JOIN identities i ON i.id = s.identity_id WHERE s.token_hash = $1 AND s.expires_at > now()`,
-    [tokenHash],
-  );
+  const row = await liveSession<PendingSignin>(ctx.db, tokenHash);
   if (!row) return null;
   const identity = row.identity_id ? ((await identityById(ctx.db, row.identity_id)) ?? null) : null;
   if (Date.now() - new Date(row.last_seen_at).getTime() > 60_000) {
-    void ctx.db.query('UPDATE web_sessions SET last_seen_at = now() WHERE token_hash = $1', [tokenHash]).catch(() => undefined);
+    void touchSession(ctx.db, tokenHash).catch(() => undefined);
   }
   return { tokenHash, identity, isAdmin: Boolean(row.is_admin), csrf: row.csrf_token, pending: row.pending };
 }
@@ -91,20 +79,13 @@ async function create(
   const csrf = randomBytes(24).toString('base64url');
   const ttl = identityId ? parseDuration(ctx.config.WEB_SESSION_TTL) : ANONYMOUS_TTL_MS;
   const expires = new Date(Date.now() + ttl);
-  await ctx.db.query(
-    'INSERT INTO web_sessions (token_hash, identity_id, csrf_token, pending, signed_in_via, expires_at) VALUES ($1,$2,$3,$4,$5,$6)',
-    [hash(token), identityId, csrf, pending ? JSON.stringify(pending) : null, via, expires],
-  );
+  await insertSession(ctx.db, { tokenHash: hash(token), identityId, csrf, pending, via, expires });
   setCookie(ctx, res, token, expires);
   // expired rows go a few at a time, so no sweeper is needed
-  void ctx.db
-    .query(`DELETE FROM web_sessions WHERE token_hash IN (SELECT token_hash FROM web_sessions WHERE expires_at < now() LIMIT 50)`)
-    .catch(() => undefined);
+  void deleteExpiredSessions(ctx.db).catch(() => undefined);
   const identity = identityId ? ((await identityById(ctx.db, identityId)) ?? null) : null;
-  const admin = identityId
-    ? await ctx.db.maybeOne<{ is_admin: boolean }>('SELECT is_admin FROM identities WHERE id = $1', [identityId])
-    : undefined;
-  return { tokenHash: hash(token), identity, isAdmin: Boolean(admin?.is_admin), csrf, pending };
+  const isAdmin = identityId ? await identityIsAdmin(ctx.db, identityId) : false;
+  return { tokenHash: hash(token), identity, isAdmin, csrf, pending };
 }
 
 export const sessionOf = (res: Response): WebSession | null => (res.locals.webSession as WebSession | undefined) ?? null;
@@ -130,14 +111,14 @@ export async function ensureSession(ctx: AppContext, res: Response): Promise<Web
 /** Starts an OpenID Connect sign-in: a fresh pre-sign-in session holding the flow's secrets. */
 export async function startPendingSignin(ctx: AppContext, res: Response, pending: PendingSignin): Promise<void> {
   const current = sessionOf(res);
-  if (current) await ctx.db.query('DELETE FROM web_sessions WHERE token_hash = $1', [current.tokenHash]);
+  if (current) await deleteSession(ctx.db, current.tokenHash);
   res.locals.webSession = await create(ctx, res, null, null, pending);
 }
 
 /** Signs in: the old session (and its token) is deleted and a new one issued. */
 export async function signIn(ctx: AppContext, res: Response, identity: IdentityRow, via: 'oidc' | 'link'): Promise<WebSession> {
   const current = sessionOf(res);
-  if (current) await ctx.db.query('DELETE FROM web_sessions WHERE token_hash = $1', [current.tokenHash]);
+  if (current) await deleteSession(ctx.db, current.tokenHash);
   const s = await create(ctx, res, identity.id, via, null);
   res.locals.webSession = s;
   await ctx.db.tx((tx) =>
@@ -155,7 +136,7 @@ export async function signIn(ctx: AppContext, res: Response, identity: IdentityR
 
 export async function signOut(ctx: AppContext, res: Response): Promise<void> {
   const current = sessionOf(res);
-  if (current) await ctx.db.query('DELETE FROM web_sessions WHERE token_hash = $1', [current.tokenHash]);
+  if (current) await deleteSession(ctx.db, current.tokenHash);
   clearCookie(ctx, res);
   res.locals.webSession = null;
 }
