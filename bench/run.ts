@@ -1,26 +1,40 @@
 import { spawn } from 'node:child_process';
-import { decideHttpScenario } from './decide-http.ts';
-import { decisionsScenario } from './decisions.ts';
-import { dispatchScenario } from './dispatch.ts';
-import { fairnessScenario } from './fairness.ts';
-import { sweepScenario } from './sweep.ts';
 
 /**
  * One JSON line per scenario, each carrying the reference figure measured in the same run. Every scenario runs in
- * a child process of its own, so its peak RSS is its own. `--quick` runs CI-sized versions; naming scenarios
- * (`npm run bench -- dispatch fairness`) runs only those.
+ * a child process of its own, which loads only that scenario's modules, so its peak RSS is its own. `--quick` runs
+ * CI-sized versions; naming scenarios (`npm run bench -- dispatch fairness`) runs only those.
  */
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const n = (full: number, small: number, env?: string) => Number((env && process.env[env]) || (quick ? small : full));
 
 const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
-  'decide-http': () => decideHttpScenario({ requests: n(6000, 600, 'BENCH_DECIDE_REQUESTS'), clients: 32, pgbenchSeconds: quick ? 3 : 10 }),
-  'submit-and-approve': () =>
-    decisionsScenario({ requests: n(2000, 300, 'BENCH_REQUESTS'), concurrency: 8, pgbenchSeconds: quick ? 3 : 10 }),
-  dispatch: () => dispatchScenario({ approvals: n(20_000, 1000, 'BENCH_DISPATCH'), concurrency: 16, commitConcurrency: 16 }),
-  fairness: () => fairnessScenario({ deliveries: n(3000, 400, 'BENCH_FAIRNESS'), slowMs: 20_000, concurrency: 16 }),
-  sweep: () => sweepScenario({ sizes: quick ? [10_000, 100_000] : [100_000, 1_000_000], due: n(10_000, 2000, 'BENCH_SWEEP_DUE') }),
+  'decide-http': async () =>
+    (await import('./decide-http.ts')).decideHttpScenario({
+      requests: n(6000, 600, 'BENCH_DECIDE_REQUESTS'),
+      clients: 32,
+      pgbenchSeconds: quick ? 3 : 10,
+    }),
+  'submit-and-approve': async () =>
+    (await import('./decisions.ts')).decisionsScenario({
+      requests: n(2000, 300, 'BENCH_REQUESTS'),
+      concurrency: 8,
+      pgbenchSeconds: quick ? 3 : 10,
+    }),
+  dispatch: async () =>
+    (await import('./dispatch.ts')).dispatchScenario({
+      approvals: n(20_000, 1000, 'BENCH_DISPATCH'),
+      concurrency: 16,
+      commitConcurrency: 16,
+    }),
+  fairness: async () =>
+    (await import('./fairness.ts')).fairnessScenario({ deliveries: n(3000, 400, 'BENCH_FAIRNESS'), slowMs: 20_000, concurrency: 16 }),
+  sweep: async () =>
+    (await import('./sweep.ts')).sweepScenario({
+      sizes: quick ? [10_000, 100_000] : [100_000, 1_000_000],
+      due: n(10_000, 2000, 'BENCH_SWEEP_DUE'),
+    }),
 };
 
 const child = args.indexOf('--child');

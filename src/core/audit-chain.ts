@@ -4,8 +4,8 @@ import { auditEventColumns, chainHash, contentOf, GENESIS, type AuditEventRow } 
 /**
  * The sealed audit chain (audit_chain): sequence n links event row e with prev_hash = hash of n-1 and
  * hash = sha256(prev_hash, content of e). Rows are sealed in (xid, id) order, and only rows whose transaction id is
- * below the snapshot horizon (pg_snapshot_xmin: every transaction with a lower id has ended), so no row can appear
- * later behind the sealed head: the last sealed (xid, id) is a safe cursor, as in Postgres event stores.
+ * below the sealing horizon (sealHorizon: every transaction with a lower id that could write here has ended), so no
+ * row can appear later behind the sealed head: the last sealed (xid, id) is a safe cursor, as in Postgres event stores.
  */
 
 /** Session advisory lock held by the one sealer (any worker process may hold it). */
@@ -35,17 +35,48 @@ export async function chainHead(db: Queryable): Promise<ChainHead> {
 }
 
 /**
+ * The least transaction id that may still write audit rows here: the least one in progress in this statement's
+ * snapshot, leaving out those proven to belong to another database (a pg_stat_activity backend of another datid
+ * holds it as backend_xid; a backend never changes database and an xid is never reused), else the snapshot's xmax.
+ * What is not proven foreign stays in (prepared transactions, subtransaction ids, backends without a database).
+ * Plain pg_snapshot_xmin would let a long transaction in any database of the server hold sealing back.
+ *
+ * Why it is safe to read rows below it in a later statement (READ COMMITTED takes a new snapshot per statement):
+ * every id below the snapshot's xmax was assigned before the snapshot, so each of ours below the horizon had
+ * ended then, and any later snapshot sees exactly the same committed rows below it.
+ * pg_stat_activity is read once per transaction and pairs a backend's database with the xid in its process slot
+ * at read time, not atomically (the slot may pass to a new backend in between). Clearing that cache first makes
+ * the read come after the snapshot, so a mis-paired xid was assigned after the snapshot and is not among its
+ * in-progress ids.
+ */
+export async function sealHorizon(db: Queryable): Promise<string> {
+  await db.query('SELECT pg_stat_clear_snapshot()');
+  const r = await db.one<{ horizon: string }>(
+    `WITH s AS (SELECT pg_current_snapshot() AS snap),
+          foreign_xid AS (
+            SELECT backend_xid::text::bigint AS low FROM pg_stat_activity
+             WHERE backend_xid IS NOT NULL AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
+     SELECT coalesce(
+              (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x
+                WHERE (x::text::numeric % 4294967296)::bigint NOT IN (SELECT low FROM foreign_xid)),
+              (SELECT pg_snapshot_xmax(snap) FROM s))::text AS horizon`,
+  );
+  return r.horizon;
+}
+
+/**
  * Chains up to `limit` rows past the head, inside the caller's transaction, which must hold SEAL_LOCK (a second
  * sealer would fail on the unique sequence anyway). Returns how many rows it sealed and the new head.
  */
 export async function sealPending(tx: Tx, limit = 2000): Promise<{ sealed: number; head: ChainHead }> {
   const h = await headRow(tx);
+  const horizon = await sealHorizon(tx);
   // rows chained before sealing existed have no xid; every newer row sorts after them
   const rows = await tx.query<AuditEventRow & { xid: string }>(
     `SELECT ${auditEventColumns}, e.xid::text AS xid FROM audit_events e
-      WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot()) AND (e.xid, e.id) > ($1::xid8, $2::bigint)
+      WHERE e.xid < $4::xid8 AND (e.xid, e.id) > ($1::xid8, $2::bigint)
       ORDER BY e.xid, e.id LIMIT $3`,
-    [h?.event_xid ?? '0', h?.event_xid ? h.event_id : '0', limit],
+    [h?.event_xid ?? '0', h?.event_xid ? h.event_id : '0', limit, horizon],
   );
   let seq = h ? Number(h.seq) : 0;
   let prev = h?.hash ?? GENESIS;

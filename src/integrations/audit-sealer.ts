@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { KeyObject } from 'node:crypto';
 import type { AppContext } from '../app-context.ts';
-import { chainHead, SEAL_LOCK, sealPending, unsealedRows } from '../core/audit-chain.ts';
+import { chainHead, SEAL_LOCK, sealHorizon, sealPending, unsealedRows } from '../core/audit-chain.ts';
 import { parsePrivateKey, signCheckpoint, type Checkpoint } from '../core/audit-checkpoint.ts';
 import { systemActor } from '../core/audit-log.ts';
 import { emit } from '../core/outbox.ts';
@@ -165,12 +165,14 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
     if (Date.now() >= nextHeldBackCheck) await reportHeldBack(c);
   };
 
-  // rows wait for every transaction with a lower id, on the whole server: name the one holding them back
+  // rows wait for every transaction with a lower id not proven to be another database's: name the one holding them back
   let nextHeldBackCheck = 0;
   const reportHeldBack = async (c: pg.Client) => {
     nextHeldBackCheck = Date.now() + HELD_BACK_CHECK_MS;
-    const waiting = await unsealedRows(queryable(c));
+    const q = queryable(c);
+    const waiting = await unsealedRows(q);
     if (waiting.oldestAgeSeconds * 1000 < HELD_BACK_CHECK_MS) return;
+    const horizon = await sealHorizon(q);
     const holder = await c.query<{
       pid: number;
       datname: string | null;
@@ -180,7 +182,8 @@ export function startAuditSealer(ctx: AppContext, opts: SealerOptions = {}): Aud
       query: string;
     }>(
       `SELECT pid, datname, application_name, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start)::float8 AS xact_age, left(query, 120) AS query
-         FROM pg_stat_activity WHERE backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296 LIMIT 1`,
+         FROM pg_stat_activity WHERE backend_xid::text::bigint = $1::numeric % 4294967296 LIMIT 1`,
+      [horizon],
     );
     log.warn(
       { unsealed: waiting.count, oldestAgeSeconds: waiting.oldestAgeSeconds, heldBy: holder.rows[0] ?? null },

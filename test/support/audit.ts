@@ -4,8 +4,8 @@ import { waitFor } from './wait.ts';
 
 /**
  * Seals every audit row committed so far, as the worker's sealer would. A row becomes sealable once every
- * transaction with a lower id has ended, anywhere on the server (other test files included), so this waits for
- * that condition rather than a fixed time.
+ * transaction with a lower id that may write here has ended (other databases' do not count, prepared ones do), so
+ * this waits for that condition rather than a fixed time.
  */
 export async function sealAll(db: Database): Promise<void> {
   let unsealed: unknown;
@@ -15,7 +15,7 @@ export async function sealAll(db: Database): Promise<void> {
       unsealed = await unsealedRows(db);
       return (unsealed as { count: number }).count === 0;
     },
-    'every committed audit row to be sealed (an older transaction elsewhere on the server may hold them back)',
+    'every committed audit row to be sealed (an older transaction may hold them back)',
     { intervalMs: 20, state: () => unsealed },
   );
 }
