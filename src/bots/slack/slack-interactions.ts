@@ -1,5 +1,7 @@
 import type { Actor } from '../../core/audit-log.ts';
+import { previewDecision, type DecisionPreview } from '../../core/decision-preview.ts';
 import type { IdentityRow } from '../../core/directory.ts';
+import { isAppError } from '../../core/errors.ts';
 import type { RequestDetail } from '../../core/views.ts';
 import type { SlackView } from './slack-api.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
@@ -123,31 +125,41 @@ export const showHistory: ActionHandler = async ({ deps, p, id }) => {
   return 'modal';
 };
 
-/** Approve or Deny on a prompt: a reason modal when one is needed, else the decision at once. */
+/**
+ * Approve or Deny on a prompt. An approval is decided at once: the core refuses under the row lock what may not be
+ * decided (decided, another stage, own request, not an approver), and a stage that wants the approver's
+ * justification refuses it too, which is when the reason modal opens. A denial always asks why.
+ */
 export const decideRequest =
   (decision: 'approve' | 'deny'): ActionHandler =>
   async ({ deps, p, id, actor, target, say, fromHome }) => {
     const prompt = parsePromptValue(id);
-    // refused here (decided, another stage, own request, not an approver) before anyone types a reason; decide() checks again
-    const r = await deps.ctx.requests.checkDecision(actor, prompt.id, { stage: prompt.stage });
-    const stage = prompt.stage ?? r.currentStage;
-    const needsReason = decision === 'deny' || (r.stages[stage]?.approverJustification ?? false);
-    if (needsReason) {
-      const meta: ReasonMeta = {
-        kind: 'request',
-        id: r.id,
-        decision,
-        channel: target.channel ?? undefined,
-        stage,
-        home: fromHome || undefined,
-      };
-      await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
-      return 'modal';
+    if (decision === 'approve') {
+      try {
+        const result = await deps.ctx.requests.decide(actor, prompt.id, 'approve', null, { stage: prompt.stage });
+        await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
+        return 'changed';
+      } catch (e) {
+        if (!asksForReason(e)) throw e;
+      }
     }
-    const result = await deps.ctx.requests.decide(actor, r.id, 'approve', null, { stage });
-    await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
-    return 'changed';
+    // refused here before anyone types a reason, in one read; decide() checks again when the modal is submitted
+    const r = await previewDecision(deps.ctx.db, actor, prompt.id, { stage: prompt.stage });
+    const meta: ReasonMeta = {
+      kind: 'request',
+      id: r.id,
+      decision,
+      channel: target.channel ?? undefined,
+      stage: r.stage,
+      home: fromHome || undefined,
+    };
+    await deps.api.viewsOpen(p.trigger_id!, reasonModal(meta, requestSummary(r), true));
+    return 'modal';
   };
+
+/** The core's refusal of an approval without the justification its stage asks for. */
+const asksForReason = (e: unknown): boolean =>
+  isAppError(e) && e.code === 'validation_failed' && (e.details as { field?: string } | undefined)?.field === 'reason';
 
 export const cancelRequest: ActionHandler = async ({ deps, id, actor, say }) => {
   const r = await deps.ctx.requests.cancel(actor, id, null);
@@ -203,9 +215,9 @@ export const removeAccess: ActionHandler = async ({ deps, p, id, actor, target, 
   return 'modal';
 };
 
-function requestSummary(r: RequestDetail): string {
+function requestSummary(r: DecisionPreview): string {
   return (
-    `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}` +
+    `*${esc(r.applicationName)}* for *${esc(r.requesterName ?? 'a device')}*${r.deviceName ? ` on ${esc(r.deviceName)}` : ''}` +
     `${r.justification ? `\n>${esc(clip(r.justification, 500))}` : ''}`
   );
 }

@@ -130,16 +130,15 @@ async function auditPrivate(
 ): Promise<void> {
   const { db, clock } = deps.ctx;
   try {
-    await db.tx((tx) =>
-      appendAudit(tx, {
-        actor: notifierActor('slack'),
-        action: 'message.sent',
-        subjectType: 'conversation',
-        subjectId: channel ?? user,
-        at: clock.now(),
-        details: { platform: 'slack', method, private: true, channel, to: user, ts: ts ?? null, text: text.slice(0, 500) },
-      }),
-    );
+    // one INSERT commits by itself: no transaction around it
+    await appendAudit(db, {
+      actor: notifierActor('slack'),
+      action: 'message.sent',
+      subjectType: 'conversation',
+      subjectId: channel ?? user,
+      at: clock.now(),
+      details: { platform: 'slack', method, private: true, channel, to: user, ts: ts ?? null, text: text.slice(0, 500) },
+    });
   } catch (e) {
     // the reply is out (often the one saying the database is away): losing its audit row must not lose the answer
     if (!isDependencyUnavailable(e)) throw e;
