@@ -1,12 +1,18 @@
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACTION, promptValue } from '../../src/bots/slack/slack-ids.ts';
+import { createApiKey } from '../../src/core/api-keys.ts';
+import { createHttpApp } from '../../src/integrations/http/app.ts';
 import { attemptDelivery } from '../../src/integrations/webhooks/delivery-processor.ts';
 import { fanOutBatch } from '../../src/integrations/outbox-batch.ts';
 import { defaultBackoff } from '../../src/integrations/webhooks/retry-policy.ts';
 import { parseAllowList } from '../../src/integrations/webhooks/url-safety.ts';
 import { seedContoso, VISIO, BOB_LAPTOP, type Seeded } from '../support/fixtures.ts';
 import { addEndpoint } from '../support/queue-harness.ts';
+import { startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
 import { countStatements } from '../support/statement-counter.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { waitFor } from '../support/wait.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
 let t: TestContext;
@@ -89,5 +95,82 @@ describe('SQL statements per command', () => {
     const audited = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM audit_events WHERE action = 'request.reminder'`);
     const events = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE type = 'request.reminder'`);
     expect([Number(audited.n), Number(events.n)]).toEqual([N, N]);
+  });
+});
+
+// What an approver's click or call costs end to end, the edge's own reads and writes included.
+describe('SQL statements per decision over HTTP', () => {
+  let h: SlackHarness;
+  let hs: Seeded;
+  beforeAll(async () => {
+    h = await startSlackHarness();
+    hs = await seedContoso(h.t.tdb.db);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const pending = async (guid: string) => {
+    await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, $2, $3)`, [guid, guid, hs.bob.id]);
+    const r = await h.t.ctx.requests.submit(hs.actor(hs.bob, 'api'), {
+      applicationId: VISIO,
+      requesterId: hs.bob.id,
+      clientGuid: guid,
+      justification: 'diagrams',
+      answers: { usage: 'Diagrams' },
+    });
+    return r.id;
+  };
+  // the test's own polling, tagged so it is not counted
+  const POLL = '/* statement-counts poll */';
+  const ours = (statements: string[]) => statements.filter((q) => !q.startsWith(POLL));
+  const show = (name: string, statements: string[]) =>
+    console.info(`[measured] ${name}: ${statements.length} statements\n  ${statements.join('\n  ')}`);
+
+  it('a Slack approve click, a Slack deny up to its modal and a REST approve stay within their round-trip budgets', async () => {
+    const viaSlack = await pending('GUID:COUNT-SLACK');
+    const viaRest = await pending('GUID:COUNT-REST');
+    const sentBefore = async () =>
+      Number((await h.t.tdb.db.one<{ n: string }>(`${POLL} SELECT count(*) AS n FROM audit_events WHERE action = 'message.sent'`)).n);
+    const before = await sentBefore();
+
+    // the click, acknowledged at once; done once the approver's private reply is sent and audited
+    const click = await counter.during(async () => {
+      const res = await h.action('U0ADA', ACTION.approve, promptValue(viaSlack, 0));
+      expect(res.status).toBe(200);
+      await h.fake.waitFor('chat.postEphemeral');
+      await waitFor(async () => (await sentBefore()) > before, 'the private reply audited');
+    });
+    expect(textOf(h.fake.last('chat.postEphemeral')!.args.blocks)).toMatch(/You approved \*Visio\* for \*Bob User\*/);
+    const slack = ours(click.statements);
+
+    // a denial asks why first: the checks and what the modal shows in one read, nothing decided yet
+    const toDeny = await pending('GUID:COUNT-DENY');
+    const deny = await counter.during(async () => {
+      await h.action('U0ADA', ACTION.deny, promptValue(toDeny, 0));
+      return (await h.fake.waitFor('views.open'))[0]!;
+    });
+    expect(textOf(deny.result.args.view.blocks)).toMatch(/\*Visio\* for \*Bob User\* on GUID:COUNT-DENY/);
+
+    const key = (await createApiKey(h.t.tdb.db, 'count', ['requests:read', 'requests:write'], hs.ada.id)).key;
+    const app = createHttpApp(h.t.ctx);
+    const auth = { Authorization: `Bearer ${key}` };
+    // a key's first use in a minute also stamps last_used_at; a busy key does not
+    await request(app).get(`/api/v1/requests/${viaRest}`).set(auth).expect(200);
+    const call = await counter.during(() => request(app).post(`/api/v1/requests/${viaRest}/approve`).set(auth).send({}));
+    expect(call.result.status).toBe(200);
+    expect(call.result.body.outcome).toBe('approved');
+
+    show('Slack approve click (identity, decision, view, private reply audited)', slack);
+    show('Slack deny click up to the reason modal', deny.statements);
+    show('REST approve over HTTP (key, decision, view)', call.statements);
+    // Slack: the clicker by Slack id, then the core's decision transaction (it refuses a stale click, a non-approver,
+    // the requester, under the row lock), the view it returns, and the private reply's audit row in one INSERT
+    expect(slack.length).toBeLessThanOrEqual(12);
+    expect(slack.filter((q) => q === 'START TRANSACTION')).toHaveLength(1);
+    // the clicker, then one read for the refusals and the modal's summary
+    expect(deny.statements.length).toBeLessThanOrEqual(2);
+    // REST: the key, the decision transaction, the view
+    expect(call.statements.length).toBeLessThanOrEqual(11);
   });
 });
