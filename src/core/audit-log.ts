@@ -106,12 +106,19 @@ export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
 /** appendAudit for many entries in one INSERT, in array order (a batch of timers fired together). */
 export async function appendAuditAll(tx: Tx, entries: AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
+  const insert = auditInsert(entries, 1);
+  await tx.query(insert.sql, insert.params);
+}
+
+/** The INSERT of many audit entries, its parameters numbered from `first` (so it can share a statement). */
+export function auditInsert(entries: AuditEntry[], first: number): { sql: string; params: unknown[] } {
   const col = <T>(f: (e: AuditEntry) => T) => entries.map(f);
   const json = (v: unknown) => JSON.stringify(v ?? null);
-  await tx.query(
-    `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
-     SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[])`,
-    [
+  const types = ['timestamptz', 'uuid', 'text', 'text', 'text', 'text', 'text', 'jsonb', 'jsonb', 'jsonb'];
+  return {
+    sql: `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
+     SELECT * FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(', ')})`,
+    params: [
       col((e) => e.at.toISOString()),
       col((e) => e.actor.id),
       col((e) => e.actor.label),
@@ -123,5 +130,5 @@ export async function appendAuditAll(tx: Tx, entries: AuditEntry[]): Promise<voi
       col((e) => json(e.after)),
       col((e) => json(e.details)),
     ],
-  );
+  };
 }

@@ -214,6 +214,18 @@ export async function visibleApplications(db: Queryable, identityId: string): Pr
 
 const asJson = (select: string) => `(SELECT to_jsonb(x) FROM (${select}) x)`;
 
+/** The select list of `lookupTogether` for ids given as SQL expressions, to read them within another statement. */
+export const togetherColumns = (appId: string, identityId: string, deviceId: string) =>
+  `${asJson(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = ${appId}`)} AS app,
+   ${asJson(`SELECT ${identityCols} FROM identities WHERE id = ${identityId}`)} AS identity,
+   ${asJson(`SELECT id, client_guid, name, primary_user_id FROM devices WHERE id = ${deviceId}`)} AS device`;
+
+export interface Together {
+  app: ApplicationRow | null;
+  identity: IdentityRow | null;
+  device: DeviceRow | null;
+}
+
 /** An application, an identity and a device by id, in one round trip (null where absent or not asked for). */
 export async function lookupTogether(
   db: Queryable,
@@ -223,12 +235,11 @@ export async function lookupTogether(
   identity: IdentityRow | null;
   device: DeviceRow | null;
 }> {
-  const row = await db.one<{ app: ApplicationRow | null; identity: IdentityRow | null; device: DeviceRow | null }>(
-    `SELECT ${asJson(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1::text`)} AS app,
-            ${asJson(`SELECT ${identityCols} FROM identities WHERE id = $2::uuid`)} AS identity,
-            ${asJson('SELECT id, client_guid, name, primary_user_id FROM devices WHERE id = $3::uuid')} AS device`,
-    [ids.applicationId, ids.identityId, ids.deviceId],
-  );
+  const row = await db.one<Together>(`SELECT ${togetherColumns('$1::text', '$2::uuid', '$3::uuid')}`, [
+    ids.applicationId,
+    ids.identityId,
+    ids.deviceId,
+  ]);
   return { app: row.app, identity: row.identity, device: row.device };
 }
 

@@ -24,20 +24,27 @@ export async function emit<K extends DomainEventType>(tx: Tx, e: NewEvent<K>): P
 /** Every event of a command in one INSERT, in order (their seq follows the array). */
 export async function emitAll(tx: Tx, events: AnyNewEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
-  const rows = await tx.query<{ id: string }>(
-    `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at)
+  const insert = outboxInsert(events, 1);
+  const rows = await tx.query<{ id: string }>(insert.sql, insert.params);
+  return rows.map((r) => r.id);
+}
+
+/** The INSERT of a command's events returning their ids, its parameters numbered from `first`. */
+export function outboxInsert(events: AnyNewEvent[], first: number): { sql: string; params: unknown[] } {
+  const [a, b, c, d, e] = [0, 1, 2, 3, 4].map((i) => `$${first + i}`);
+  return {
+    sql: `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at)
      SELECT type, subject_type, subject_id, payload, at, at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[]) WITH ORDINALITY AS e(type, subject_type, subject_id, payload, at, n)
+       FROM unnest(${a}::text[], ${b}::text[], ${c}::text[], ${d}::jsonb[], ${e}::timestamptz[]) WITH ORDINALITY AS e(type, subject_type, subject_id, payload, at, n)
       ORDER BY n RETURNING id`,
-    [
+    params: [
       events.map((e) => e.type),
       events.map((e) => subjectTypeOf(e.type)),
       events.map((e) => e.subjectId),
       events.map((e) => JSON.stringify(payloadOf(e))),
       events.map((e) => e.at.toISOString()),
     ],
-  );
-  return rows.map((r) => r.id);
+  };
 }
 
 function payloadOf(e: AnyNewEvent): StoredEvent {

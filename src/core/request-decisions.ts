@@ -1,14 +1,14 @@
 import type { Queryable, Tx } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
-import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
+import type { Actor, AuditEntry } from './audit-log.ts';
+import { recordCommand } from './command-record.ts';
 import type { IdentityRow } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
-import { emit } from './outbox.ts';
 import { evaluateStage, stageTimers } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import type { RequestRow } from './request-queries.ts';
 import { alreadyDecided, notThisStage } from './request-events.ts';
-import { checkVersion, finishRequest } from './request-transitions.ts';
+import { checkVersion, finishRequest, type RequestContext } from './request-transitions.ts';
 import type { RequestView } from './views.ts';
 
 export type DecisionOutcome = 'recorded' | 'stage_approved' | 'approved' | 'denied' | 'revoked' | 'reapproved';
@@ -104,6 +104,7 @@ export async function voteLocked(
   now: Date,
   denyNeedsReason: boolean,
   actorGroups?: string[],
+  context?: RequestContext,
 ): Promise<DecisionOutcome> {
   await authorizeStage(tx, actor, row, actorGroups);
   const policy = policyDefinitionSchema.parse(row.policy);
@@ -149,18 +150,23 @@ export async function voteLocked(
   if (result === 'waiting') {
     // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
     await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
-    await appendAudit(tx, voteAudit);
-    await emit(tx, {
-      type: 'request.decision_recorded',
-      subjectId: row.id,
-      actor,
-      at: now,
-      data: { requestId: row.id, stage: row.current_stage, decision, reason },
-    });
+    await recordCommand(
+      tx,
+      [voteAudit],
+      [
+        {
+          type: 'request.decision_recorded',
+          subjectId: row.id,
+          actor,
+          at: now,
+          data: { requestId: row.id, stage: row.current_stage, decision, reason },
+        },
+      ],
+    );
     return 'recorded';
   }
   if (result === 'denied') {
-    await finishRequest(tx, actor, row, 'deny', reason, now, [voteAudit]);
+    await finishRequest(tx, actor, row, 'deny', reason, now, [voteAudit], context);
     return 'denied';
   }
   if (row.current_stage + 1 < policy.stages.length) {
@@ -170,28 +176,31 @@ export async function voteLocked(
               version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'pending' AND current_stage = $5`,
       [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
     );
-    await appendAuditAll(tx, [
-      voteAudit,
-      {
-        actor,
-        action: 'request.stage_advanced',
-        subjectType: 'request',
-        subjectId: row.id,
-        before: { stage: row.current_stage },
-        after: { stage: row.current_stage + 1 },
-        at: now,
-      },
-    ]);
-    await emit(tx, {
-      type: 'request.stage_advanced',
-      subjectId: row.id,
+    const advanced: AuditEntry = {
       actor,
+      action: 'request.stage_advanced',
+      subjectType: 'request',
+      subjectId: row.id,
+      before: { stage: row.current_stage },
+      after: { stage: row.current_stage + 1 },
       at: now,
-      data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 },
-    });
+    };
+    await recordCommand(
+      tx,
+      [voteAudit, advanced],
+      [
+        {
+          type: 'request.stage_advanced',
+          subjectId: row.id,
+          actor,
+          at: now,
+          data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 },
+        },
+      ],
+    );
     return 'stage_approved';
   }
-  await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit]);
+  await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit], context);
   return 'approved';
 }
 

@@ -1,11 +1,11 @@
 import type { Database, Tx } from '../db/database.ts';
+import { recordCommand } from './command-record.ts';
 import { resolveDecider } from './approval-rights.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
-import { appendAudit, type Actor } from './audit-log.ts';
+import type { Actor, AuditEntry } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
-import { emit } from './outbox.ts';
 import { describeFieldErrors, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import {
   authorizeStage,
@@ -144,7 +144,7 @@ export class RequestService {
       }
       delete row.approved_id;
       const snapshot = snapshotOf(row, app, requester, device);
-      await appendAudit(tx, {
+      const audit: AuditEntry = {
         actor,
         action: 'request.submitted',
         subjectType: 'request',
@@ -152,8 +152,8 @@ export class RequestService {
         after: { status: 'pending', stage: 0 },
         details: { justification: row.justification, answers: row.answers },
         at: now,
-      });
-      await emit(tx, { type: 'request.submitted', subjectId: row.id, actor, at: now, data: snapshot });
+      };
+      await recordCommand(tx, [audit], [{ type: 'request.submitted', subjectId: row.id, actor, at: now, data: snapshot }]);
       return row.id;
     });
     return getRequestView(this.db, id);
@@ -199,14 +199,16 @@ export class RequestService {
     const outcome = await this.db.tx(async (tx) => {
       // a decider known up front (a chat user, a key bound to a person) has their groups read with the row lock
       const known = actor.id && !opts.approverUsername ? actor.id : null;
-      const { row, groups } = known ? await lockRequestWithGroups(tx, id, known) : { row: await lockRequest(tx, id), groups: undefined };
+      const { row, groups, context } = known
+        ? await lockRequestWithGroups(tx, id, known)
+        : { row: await lockRequest(tx, id), groups: undefined, context: undefined };
       const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
       // whatever the state, a requester is told they may never decide their own request (not who beat them to it)
       if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
       await decidable(tx, row, opts);
-      return voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups);
+      return voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups, context);
     });
     return { outcome, request: await getRequestView(this.db, id) };
   }

@@ -1,10 +1,11 @@
 import type { Queryable, Tx } from '../db/database.ts';
-import { appendAudit, appendAuditAll, type Actor, type AuditEntry } from './audit-log.ts';
+import { appendAudit, type Actor, type AuditEntry } from './audit-log.ts';
 import { readableUtc } from './clock.ts';
-import { lookupTogether, type ApplicationRow } from './directory.ts';
+import { type ApplicationRow, type DeviceRow, type IdentityRow, lookupTogether, type Together, togetherColumns } from './directory.ts';
 import { AppError } from './errors.ts';
 import type { RevokeWhy } from './events.ts';
-import { emit, emitAll, type AnyNewEvent } from './outbox.ts';
+import { recordCommand } from './command-record.ts';
+import { emitAll, type AnyNewEvent } from './outbox.ts';
 import { accessTimers, nextInstallWindowOpening } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
@@ -25,17 +26,26 @@ export async function lockRequest(tx: Queryable, id: string, lock = true): Promi
 }
 
 /** lockRequest, with the group names of the person about to decide read in the same statement. */
-export async function lockRequestWithGroups(tx: Queryable, id: string, identityId: string): Promise<{ row: RequestRow; groups: string[] }> {
+/**
+ * The row lock for a decision, with what deciding needs in the same round trip: the decider's groups, and the
+ * application, requester and device a finished request's event describes.
+ */
+export async function lockRequestWithGroups(
+  tx: Queryable,
+  id: string,
+  identityId: string,
+): Promise<{ row: RequestRow; groups: string[]; context: RequestContext }> {
   if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
-  const found = await tx.maybeOne<RequestRow & { decider_groups: string[] }>(
+  const found = await tx.maybeOne<RequestRow & { decider_groups: string[] } & Together>(
     `SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
-                        WHERE m.identity_id = $2::uuid ORDER BY g.name) AS decider_groups
+                        WHERE m.identity_id = $2::uuid ORDER BY g.name) AS decider_groups,
+            ${togetherColumns('r.application_id', 'r.requester_id', 'r.device_id')}
        FROM requests r WHERE r.id = $1 FOR UPDATE OF r`,
     [id, identityId],
   );
   if (!found) throw new AppError('not_found', `No request with id "${id}".`);
-  const { decider_groups: groups, ...row } = found;
-  return { row: row as RequestRow, groups };
+  const { decider_groups: groups, app, identity, device, ...row } = found;
+  return { row: row as RequestRow, groups, context: { app: app!, requester: identity, device } };
 }
 
 const outcomeOf = (row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decided_at'>) =>
@@ -59,7 +69,16 @@ export function checkVersion(row: RequestRow, expected: number | undefined): voi
 }
 
 /** The request's application, requester and device, in one round trip. */
-export async function requestContext(tx: Tx, row: Pick<RequestRow, 'application_id' | 'requester_id' | 'device_id'>) {
+export interface RequestContext {
+  app: ApplicationRow;
+  requester: IdentityRow | null;
+  device: DeviceRow | null;
+}
+
+export async function requestContext(
+  tx: Tx,
+  row: Pick<RequestRow, 'application_id' | 'requester_id' | 'device_id'>,
+): Promise<RequestContext> {
   const found = await lookupTogether(tx, { applicationId: row.application_id, identityId: row.requester_id, deviceId: row.device_id });
   return { app: found.app!, requester: found.identity, device: found.device };
 }
@@ -83,8 +102,11 @@ export async function scheduleInstall(tx: Tx, row: RequestRow, app: ApplicationR
 export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: Date, why: string): Promise<void> {
   const ctx = await requestContext(tx, row);
   await scheduleInstall(tx, row, ctx.app, now, true);
-  await appendAudit(tx, { actor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now });
-  await emit(tx, { type: 'request.install_ordered', subjectId: row.id, actor, at: now, data: installData(row, ctx, why) });
+  await recordCommand(
+    tx,
+    [{ actor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now }],
+    [{ type: 'request.install_ordered', subjectId: row.id, actor, at: now, data: installData(row, ctx, why) }],
+  );
 }
 
 /**
@@ -100,12 +122,14 @@ export async function finishRequest(
   now: Date,
   /** audit entries of the same command that come first (the vote that settled it), written in the same INSERT */
   auditFirst: AuditEntry[] = [],
+  /** the application, requester and device when the caller read them with the row lock */
+  known?: RequestContext,
 ): Promise<RequestRow> {
   const to = nextRequestStatus(row.status, action);
   const policy = policyDefinitionSchema.parse(row.policy);
   const access = to === 'approved' ? accessTimers(policy, now) : { accessExpiresAt: null, accessWarnAt: null, nextReviewAt: null };
   // read before the update: the application, requester and device are not what it changes
-  const ctx = await requestContext(tx, row);
+  const ctx = known ?? (await requestContext(tx, row));
   // an approval orders the install now, or at the install window's next opening (scheduleInstall, in the same UPDATE)
   const opening =
     to === 'approved' && row.auto_install && ctx.app.install_window ? nextInstallWindowOpening(ctx.app.install_window, now) : null;
@@ -134,29 +158,28 @@ export async function finishRequest(
     ],
   );
   if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
-  await appendAuditAll(tx, [
-    ...auditFirst,
-    {
-      actor,
-      action: `request.${to}`,
-      subjectType: 'request',
-      subjectId: row.id,
-      before: { status: row.status },
-      after: { status: to },
-      details: reason ? { reason } : null,
-      at: now,
-    },
-  ]);
+  const audit: AuditEntry = {
+    actor,
+    action: `request.${to}`,
+    subjectType: 'request',
+    subjectId: row.id,
+    before: { status: row.status },
+    after: { status: to },
+    details: reason ? { reason } : null,
+    at: now,
+  };
   const snapshot = snapshotOf(updated, ctx.app, ctx.requester, ctx.device);
   const previousStatus = row.status;
+  let event: AnyNewEvent;
   if (to === 'approved') {
     const installReason = orderNow ? (reason ?? 'approved') : null;
-    await emit(tx, { type: 'request.approved', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus, installReason } });
+    event = { type: 'request.approved', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus, installReason } };
   } else if (to === 'denied' || to === 'cancelled' || to === 'expired') {
-    await emit(tx, { type: `request.${to}`, subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus } });
+    event = { type: `request.${to}`, subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus } };
   } else {
     throw new AppError('invalid_transition', `A request cannot be finished as ${to}; revocation has its own path.`);
   }
+  await recordCommand(tx, [...auditFirst, audit], [event]);
   return updated;
 }
 

@@ -1,8 +1,9 @@
 import type { Database, Tx } from '../db/database.ts';
+import { recordCommand } from './command-record.ts';
 import { stageApproverGroups } from './approval-rights.ts';
-import { appendAudit, appendAuditAll, systemActor, type Actor, type AuditEntry } from './audit-log.ts';
+import { appendAudit, systemActor, type Actor, type AuditEntry } from './audit-log.ts';
 import type { Clock } from './clock.ts';
-import { emit, emitAll, type AnyNewEvent } from './outbox.ts';
+import { emit, type AnyNewEvent } from './outbox.ts';
 import { nextReminder } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import type { RequestRow } from './request-queries.ts';
@@ -190,8 +191,11 @@ export class TimerService {
       escalateTo: policy.escalateTo ?? [],
       approverGroups: policy.stages[row.current_stage]?.approvers ?? [],
     };
-    await appendAudit(tx, { actor: systemActor, action: 'request.escalated', subjectType: 'request', subjectId: row.id, details, at: now });
-    await emit(tx, { type: 'request.escalated', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+    await recordCommand(
+      tx,
+      [{ actor: systemActor, action: 'request.escalated', subjectType: 'request', subjectId: row.id, details, at: now }],
+      [{ type: 'request.escalated', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } }],
+    );
   }
 
   private async remind(tx: Tx, row: RequestRow, now: Date): Promise<void> {
@@ -203,8 +207,11 @@ export class TimerService {
       approverGroups: stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)),
       deadlineAt: row.deadline_at ? new Date(row.deadline_at).toISOString() : null,
     };
-    await appendAudit(tx, { actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now });
-    await emit(tx, { type: 'request.reminder', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } });
+    await recordCommand(
+      tx,
+      [{ actor: systemActor, action: 'request.reminder', subjectType: 'request', subjectId: row.id, details, at: now }],
+      [{ type: 'request.reminder', subjectId: row.id, actor: systemActor, at: now, data: { requestId: row.id, ...details } }],
+    );
   }
 
   /** remind() for a batch of rows: the same rows, audit entries and events, in fewer statements. */
@@ -227,8 +234,7 @@ export class TimerService {
       `UPDATE requests r SET next_reminder_at = v.next FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, next) WHERE r.id = v.id`,
       [rows.map((r) => r.id), next.map((d) => d?.toISOString() ?? null)],
     );
-    await appendAuditAll(tx, audits);
-    await emitAll(tx, events);
+    await recordCommand(tx, audits, events);
   }
 
   private async warnAccessExpiry(tx: Tx, row: RequestRow, now: Date): Promise<void> {

@@ -59,14 +59,14 @@ describe('SQL statements per command', () => {
     show('fan-out (2 events)', fan);
     show('delivery attempt', attempt);
     // submit: BEGIN, one lookup (application, requester with groups, device), INSERT ... RETURNING with the
-    // already-approved check, the audit INSERT, one outbox INSERT, COMMIT, and the view read after commit
-    expect(submit.statements.length).toBeLessThanOrEqual(8);
-    // approve: BEGIN, the row lock with the approver's groups, the vote with the stage's votes (one CTE), the request
-    // context in one read, the status change that also orders the install, one audit INSERT for the vote and the
-    // approval, one outbox INSERT, COMMIT, the view
-    expect(approve.statements.length).toBeLessThanOrEqual(10);
-    expect(approve.statements.filter((q) => q.startsWith('INSERT INTO audit_events'))).toHaveLength(1);
-    expect(approve.statements.filter((q) => q.startsWith('INSERT INTO outbox'))).toHaveLength(1);
+    // already-approved check, the audit and outbox INSERTs in one statement, COMMIT, and the view read after commit
+    expect(submit.statements.length).toBeLessThanOrEqual(7);
+    // approve: BEGIN, the row lock with the approver's groups and the request's application, requester and device,
+    // the vote with the stage's votes (one CTE), the status change that also orders the install, the audit rows of
+    // the vote and the approval with the outbox event in one statement, COMMIT, the view
+    expect(approve.statements.length).toBeLessThanOrEqual(8);
+    expect(approve.statements.filter((q) => q.startsWith('WITH audit AS (INSERT INTO audit_events'))).toHaveLength(1);
+    expect(approve.statements.filter((q) => q.startsWith('INSERT INTO'))).toEqual([]);
     // fan-out of a batch: claim, connector check, one INSERT for every delivery, done + connector orders in one CTE
     expect(fan.statements.length).toBeLessThanOrEqual(6);
     // attempt: the claim (with the endpoint and its lock), then attempt row + delivery state + unlock in one statement
