@@ -166,11 +166,11 @@ describe('SQL statements per decision over HTTP', () => {
     show('REST approve over HTTP (key, decision, view)', call.statements);
     // Slack: the clicker by Slack id, then the core's decision transaction (it refuses a stale click, a non-approver,
     // the requester, under the row lock), the view it returns, and the private reply's audit row in one INSERT
-    expect(slack.length).toBeLessThanOrEqual(12);
+    expect(slack.length).toBeLessThanOrEqual(10);
     expect(slack.filter((q) => q === 'START TRANSACTION')).toHaveLength(1);
     // the clicker, then one read for the refusals and the modal's summary
     expect(deny.statements.length).toBeLessThanOrEqual(2);
     // REST: the key, the decision transaction, the view
-    expect(call.statements.length).toBeLessThanOrEqual(11);
+    expect(call.statements.length).toBeLessThanOrEqual(9);
   });
 });
