@@ -8,7 +8,6 @@ import { actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type
 import { AppError, isUniqueViolation } from './errors.ts';
 import { describeFieldErrors, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import {
-  authorizeStage,
   decidable,
   eligibleApprovers,
   mayReverse,
@@ -211,19 +210,6 @@ export class RequestService {
       return voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups, context);
     });
     return { outcome, request: await getRequestView(this.db, id) };
-  }
-
-  /**
-   * Refuses, changing nothing, an approve or deny that could not be made now (state, stage, version, rights), so chat
-   * can say so before anyone types a reason. decide() checks again under the row lock.
-   */
-  async checkDecision(actor: Actor, id: string, opts: Omit<DecideOptions, 'denyNeedsReason'> = {}): Promise<RequestDetail> {
-    const row = await lockRequest(this.db, id, false);
-    const acting = await resolveDecider(this.db, actor, opts.approverUsername, 'approver');
-    if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
-    await decidable(this.db, row, opts);
-    await authorizeStage(this.db, acting, row);
-    return getRequestDetail(this.db, id);
   }
 
   /** Approved → revoked by one of the policy's approvers, with a reason; orders the uninstall when an install was ordered. */
