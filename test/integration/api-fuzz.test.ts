@@ -14,6 +14,7 @@ import { FakeSlackApi } from '../support/fake-slack-api.ts';
 import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
 import { tableSnapshot } from '../support/table-snapshot.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * Thousands of generated bad inputs across every route of the OpenAPI document, the email-link pages, the Slack
@@ -37,11 +38,9 @@ let t: TestContext;
 let slack: FakeSlackApi;
 let connector: FakeBotConnector;
 let server: RunningServer;
-let before: Record<string, string>;
 let openApi: { paths: Record<string, Record<string, unknown>> };
 const keys: FuzzFixtures['keys'] = {};
 const real: FuzzFixtures['real'] = {};
-const sent = { count: 0 };
 
 interface Got {
   status: number;
@@ -50,7 +49,6 @@ interface Got {
 }
 
 function send(c: Sent): Promise<Got> {
-  sent.count++;
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: '127.0.0.1', port: server.port, method: c.method, path: c.path, headers: c.headers, agent: false },
@@ -75,6 +73,16 @@ function send(c: Sent): Promise<Got> {
 
 /** Every table's rows, hashed; api_keys without last_used_at (bookkeeping of each call, not content). */
 const snapshot = () => tableSnapshot(t.tdb.db, { api_keys: ['last_used_at'] });
+
+/**
+ * What closing the server waited for when the last test closed it, with the server left up for the other tests:
+ * every connection has ended. (Neither waits for work a Slack listener does after its ack; src/ has no hook for it.)
+ */
+const connectionsEnded = () =>
+  waitFor(
+    () => new Promise<boolean>((done, fail) => server.server.getConnections((e, n) => (e ? fail(e) : done(n === 0)))),
+    "the fuzz requests' connections to end",
+  );
 
 beforeAll(async () => {
   slack = await new FakeSlackApi().start();
@@ -142,7 +150,6 @@ beforeAll(async () => {
   });
   server = await startHttpServer(app, 0, { host: '127.0.0.1' });
   openApi = JSON.parse((await send({ method: 'GET', path: `${API_BASE}/openapi.json`, headers: {} })).text);
-  before = await snapshot();
 });
 afterAll(async () => {
   await server?.close();
@@ -153,40 +160,55 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------- the properties
 
-const failures: string[] = [];
-const statuses = new Map<number, number>();
+/** What one test's requests met; each test keeps its own, so none depends on another having run. */
+interface Tally {
+  sent: number;
+  failures: string[];
+  statuses: Map<number, number>;
+}
+const newTally = (): Tally => ({ sent: 0, failures: [], statuses: new Map() });
+/** every test's failures, for FUZZ_FAILURES_FILE */
+const allFailures: string[] = [];
 
 /** Teams reads an invoke's refusal in the Bot Framework's own error shape; that is the protocol's problem body. */
 const botFrameworkError = (res: Got) => /^application\/json/.test(res.type) && /"type":"application\/vnd\.microsoft\.error"/.test(res.text);
 
-function check(b: Built, res: Got, html: boolean): void {
+/** Tallies the answer's status; says what is wrong with the answer, if anything. */
+function check(b: Built, res: Got, html: boolean, statuses: Tally['statuses']): string | undefined {
   statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
   const what = `${b.c.method} ${b.c.path.slice(0, 200)} [${b.defects.join(',')}] ${JSON.stringify(b.c.headers).slice(0, 200)} body=${String(b.c.body ?? '').slice(0, 200)} -> ${res.status} ${res.type} ${res.text.slice(0, 300)}`;
-  if (res.status >= 500) failures.push(`5xx: ${what}`);
-  else if (b.definite && (res.status < 400 || res.status >= 500)) failures.push(`accepted: ${what}`);
-  else if (
+  if (res.status >= 500) return `5xx: ${what}`;
+  if (b.definite && (res.status < 400 || res.status >= 500)) return `accepted: ${what}`;
+  if (
     res.status >= 400 &&
     !/^application\/problem\+json/.test(res.type) &&
     !(html && /^text\/html/.test(res.type)) &&
     !(b.c.path === '/api/messages' && botFrameworkError(res))
   ) {
-    failures.push(`not problem+json: ${what}`);
-  } else if (/^application\/problem\+json/.test(res.type)) {
+    return `not problem+json: ${what}`;
+  }
+  if (/^application\/problem\+json/.test(res.type)) {
     const p = JSON.parse(res.text) as { status?: number; code?: string; type?: string; title?: string };
     if (p.status !== res.status || typeof p.code !== 'string' || typeof p.title !== 'string' || !p.type?.endsWith(p.code))
-      failures.push(`malformed problem: ${what}`);
+      return `malformed problem: ${what}`;
   }
+  return undefined;
 }
 
 afterAll(async () => {
-  if (failures.length && process.env.FUZZ_FAILURES_FILE)
-    (await import('node:fs')).writeFileSync(process.env.FUZZ_FAILURES_FILE, failures.join('\n\n'));
+  if (allFailures.length && process.env.FUZZ_FAILURES_FILE)
+    (await import('node:fs')).writeFileSync(process.env.FUZZ_FAILURES_FILE, allFailures.join('\n\n'));
 });
 
-async function run(arb: fc.Arbitrary<Built>, numRuns: number, html = false): Promise<void> {
+async function run(arb: fc.Arbitrary<Built>, numRuns: number, tally: Tally, html = false): Promise<void> {
   await fc.assert(
     fc.asyncProperty(arb, async (b) => {
-      check(b, await send(b.c), html);
+      tally.sent++;
+      const failure = check(b, await send(b.c), html, tally.statuses);
+      if (failure) {
+        tally.failures.push(failure);
+        allFailures.push(failure);
+      }
     }),
     { numRuns, endOnFailure: true, ...(SEED !== undefined ? { seed: SEED } : {}) },
   );
@@ -198,31 +220,34 @@ describe('fuzzing every route with bad input', () => {
     expect(routes.length).toBeGreaterThan(40);
   });
 
-  it('REST routes: every bad request is a 4xx problem, never a 5xx', async () => {
+  it('REST routes: every bad request is a 4xx problem, never a 5xx, and leaves every table exactly as it was', async () => {
+    const before = await snapshot();
+    const tally = newTally();
     const routes = apiRoutes(t.ctx, openApi);
     const perRoute = Math.max(10, Math.floor((TOTAL_RUNS * 0.8) / routes.length));
-    for (const route of routes) await run(apiCase(route, { keys, real }), perRoute);
-    expect(failures.slice(0, 40).join('\n\n')).toBe('');
-  });
-
-  it('email links, Slack, Teams and stray paths: never a 5xx, refusals as problem+json (link pages: HTML for people)', async () => {
-    const each = Math.max(20, Math.floor((TOTAL_RUNS * 0.2) / 4));
-    await run(linkCase(), each, true);
-    await run(slackCase(SECRET), each);
-    await run(teamsCase(TENANT), each);
-    await run(strayCase(keys.admin!.key), each);
-    expect(failures.slice(0, 40).join('\n\n')).toBe('');
-  });
-
-  it('leaves every table exactly as it was', async () => {
-    // the server first finishes what it acknowledged early (Slack work after its ack)
-    await server.close();
+    for (const route of routes) await run(apiCase(route, { keys, real }), perRoute, tally);
+    expect(tally.failures.slice(0, 40).join('\n\n')).toBe('');
+    await connectionsEnded();
     expect(await snapshot()).toEqual(before);
-    expect(sent.count).toBeGreaterThanOrEqual(TOTAL_RUNS * 0.9);
+    expect(tally.sent).toBeGreaterThanOrEqual(TOTAL_RUNS * 0.8 * 0.9);
     // the defects reached every layer: authentication, scopes, parsing, validation, lookup, methods, preconditions
     expect(
-      [400, 401, 403, 404, 405, 412, 413, 415].filter((status) => !statuses.has(status)),
-      JSON.stringify([...statuses]),
+      [400, 401, 403, 404, 405, 412, 413, 415].filter((status) => !tally.statuses.has(status)),
+      JSON.stringify([...tally.statuses]),
     ).toEqual([]);
+  });
+
+  it('email links, Slack, Teams and stray paths: never a 5xx, refusals as problem+json (link pages: HTML for people); every table is left as it was', async () => {
+    const before = await snapshot();
+    const tally = newTally();
+    const each = Math.max(20, Math.floor((TOTAL_RUNS * 0.2) / 4));
+    await run(linkCase(), each, tally, true);
+    await run(slackCase(SECRET), each, tally);
+    await run(teamsCase(TENANT), each, tally);
+    await run(strayCase(keys.admin!.key), each, tally);
+    expect(tally.failures.slice(0, 40).join('\n\n')).toBe('');
+    await connectionsEnded();
+    expect(await snapshot()).toEqual(before);
+    expect(tally.sent).toBeGreaterThanOrEqual(TOTAL_RUNS * 0.2 * 0.9);
   });
 });

@@ -17,7 +17,6 @@ let t: TestContext;
 let s: Seeded;
 let server: Server;
 let base: string;
-const sent: MailMessage[] = [];
 
 beforeAll(async () => {
   t = await createTestContext({ PUBLIC_URL: 'http://links.test' });
@@ -36,24 +35,24 @@ afterAll(async () => {
   await t.close();
 });
 
+/** Mails a request's events as the email notifier does; returns the mails. */
 const deliverOutbox = async (subjectId: string) => {
+  const sent: MailMessage[] = [];
   const notifier = new EmailNotifier(t.ctx, { send: async (m) => void sent.push(m) });
   for (const r of await t.tdb.db.query<any>('SELECT id, payload FROM outbox WHERE subject_id = $1 ORDER BY seq', [subjectId]))
     await notifier.handle(toDomainEvent(r));
+  return sent;
 };
-const linkOf = (to: string, word: 'Approve' | 'Deny') =>
+const linkOf = (sent: MailMessage[], to: string, word: 'Approve' | 'Deny') =>
   new URL(sent.find((m) => m.to.includes(to))!.text.match(new RegExp(`${word}: (\\S+)`))![1]!).pathname;
 const versionOn = (html: string) => /name="version" value="(\d+)"/.exec(html)?.[1];
 const confirm = (path: string, fields: Record<string, string>) => fetch(base + path, { method: 'POST', body: new URLSearchParams(fields) });
 
 describe('email links bound to stage and version', () => {
-  let id: string;
-
   it('a page opened before another approver voted refuses to decide, says what changed, and the link still works', async () => {
     const r = await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP, justification: 'diagrams' });
-    id = r.id;
-    await deliverOutbox(id);
-    const approve = linkOf('ada@contoso.com', 'Approve');
+    const id = r.id;
+    const approve = linkOf(await deliverOutbox(id), 'ada@contoso.com', 'Approve');
     const opened = await (await fetch(base + approve)).text();
     expect(versionOn(opened)).toBe(String(r.version));
     expect(opened).not.toContain('Since this email was sent');
@@ -78,7 +77,18 @@ describe('email links bound to stage and version', () => {
   });
 
   it('a stage 1 link once stage 1 is settled says who settled it and when, offers no button and decides nothing', async () => {
-    const deny = linkOf('cyd@contoso.com', 'Deny');
+    // a request of its own (on another of Bob's devices) whose first stage cyd, then ada settle after the mails went out
+    await t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ('GUID:BOB-DESKTOP', 'BOB-DESKTOP', $1)`, [
+      s.bob.id,
+    ]);
+    const { id } = await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: 'GUID:BOB-DESKTOP',
+      justification: 'diagrams',
+    });
+    const deny = linkOf(await deliverOutbox(id), 'cyd@contoso.com', 'Deny');
+    await t.ctx.requests.decide({ id: s.cyd.id, label: 'Cyd Approver', channel: 'slack' }, id, 'approve', null, { stage: 0 });
+    await t.ctx.requests.decide({ id: s.ada.id, label: 'Ada Admin', channel: 'email' }, id, 'approve', null, { stage: 0 });
     const page = await fetch(base + deny);
     expect(page.status).toBe(409);
     const html = await page.text();

@@ -1,10 +1,18 @@
-import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../../src/app-context.ts';
 import type { FakeSlackApi } from '../support/fake-slack-api.ts';
-import { VISIO, type Seeded } from '../support/fixtures.ts';
+import type { Seeded } from '../support/fixtures.ts';
 import type { TestDatabase } from '../support/test-db.ts';
-import { axeProblems, PROJECT, SNAGIT, shot, startWebBrowserWorld, type WebBrowserWorld } from '../support/web-browser-helpers.ts';
+import {
+  appPages,
+  axeProblems,
+  keyboardFocus,
+  PROJECT,
+  SNAGIT,
+  shot,
+  startWebBrowserWorld,
+  type WebBrowserWorld,
+} from '../support/web-browser-helpers.ts';
 import { CHROMIUM, chromiumAvailable, type SignoffProcess } from '../support/web-harness.ts';
 import type { Receiver } from '../support/webhook-receiver.ts';
 
@@ -12,6 +20,8 @@ import type { Receiver } from '../support/webhook-receiver.ts';
  * The web app in Debian's headless Chromium against Signoff started as `npm start` starts it (web and workers in
  * one process), with a local OpenID provider, the fake Slack Web API and a webhook receiver
  * (test/support/web-browser-helpers.ts starts them and has the sign-in, screenshot and axe helpers).
+ * The world is shared; each test opens its own browser contexts and makes its own requests, changes and reviews
+ * (Visio on a device of its own), so one test failing or timing out leaves the next unaffected.
  */
 
 if (!chromiumAvailable)
@@ -24,9 +34,6 @@ let ctx: AppContext;
 let slack: FakeSlackApi;
 let receiver: Receiver;
 let signoff: SignoffProcess;
-let bobPage: Page;
-let adaPage: Page;
-let visioRequestId: string;
 
 describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   beforeAll(async () => {
@@ -38,9 +45,16 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await w?.close();
   });
 
+  // each test's own pages, closed as it ends: nothing loaded from another origin, no Content-Security-Policy complaint
+  afterEach(async () => {
+    const logs = await w?.closeContexts();
+    if (logs) expect(logs).toEqual({ cspErrors: [], foreignRequests: [] });
+  });
+
   it("signs a requester in through the company's OpenID provider; they ask for an app, answering its questions", async () => {
+    const sessionsBefore = await w.sessionTokens();
     const c = await w.newContext();
-    bobPage = await c.newPage();
+    const bobPage = await c.newPage();
     await bobPage.goto(`${signoff.url}/app/my`);
     await bobPage.waitForURL(/\/app\/signin\?return=%2Fapp%2Fmy$/);
     await shot(bobPage, 'signin');
@@ -53,7 +67,10 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await bobPage.waitForURL(`${signoff.url}/app/my`);
     await expect.poll(() => bobPage.locator('.who').textContent()).toBe('Bob User');
     expect(
-      await tdb.db.one<{ signed_in_via: string }>(`SELECT signed_in_via FROM web_sessions WHERE identity_id = $1`, [s.bob.id]),
+      await tdb.db.one<{ signed_in_via: string }>(
+        `SELECT signed_in_via FROM web_sessions WHERE identity_id = $1 AND NOT token_hash = ANY($2)`,
+        [s.bob.id, sessionsBefore],
+      ),
     ).toEqual({ signed_in_via: 'oidc' });
 
     await bobPage.getByRole('link', { name: 'Request', exact: true }).click();
@@ -71,17 +88,16 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await bobPage.getByLabel('Which project is it for?').fill('DC move');
     await bobPage.getByRole('button', { name: 'Send request' }).click();
     await bobPage.waitForURL(/\/app\/requests\/[0-9a-f-]{36}\?notice=submitted$/);
-    visioRequestId = /requests\/([0-9a-f-]{36})/.exec(bobPage.url())![1]!;
+    const visioRequestId = /requests\/([0-9a-f-]{36})/.exec(bobPage.url())![1]!;
     expect(await w.requestRow(visioRequestId)).toMatchObject({ status: 'pending', source: 'web' });
     expect(await bobPage.locator('main').textContent()).toContain('Which project is it for?');
     // the approvers' Slack channel gets the prompt, as for a request made in chat
-    await w.until('the Slack prompt', async () =>
-      slack.of('chat.postMessage').find((m) => m.args.channel === 'C0APPROVE' && String(m.args.text).includes('Visio')),
-    );
+    expect((await w.slackPrompt(visioRequestId)).args.text).toContain('Visio');
     await shot(bobPage, 'request-pending');
   });
 
   it('refuses an OpenID account that no identity is linked to', async () => {
+    const sessionsBefore = await w.sessionTokens();
     const c = await w.newContext();
     const page = await c.newPage();
     await page.goto(`${signoff.url}/app/signin`);
@@ -93,18 +109,30 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     await page.waitForURL(/\/app\/auth\/callback/);
     expect(await page.locator('main').textContent()).toContain('no directory identity is linked to that account');
     expect(
-      await tdb.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM web_sessions WHERE identity_id IS NOT NULL AND identity_id <> $1`, [
-        s.bob.id,
-      ]),
+      await tdb.db.one<{ n: number }>(
+        `SELECT count(*)::int AS n FROM web_sessions WHERE identity_id IS NOT NULL AND NOT token_hash = ANY($1)`,
+        [sessionsBefore],
+      ),
     ).toEqual({ n: 0 });
   });
 
   it("lets an approver signed in with a one-time link approve on the web; the Slack prompt and the requester's open page follow", async () => {
+    const { id: visioRequestId } = await w.visioRequest('KIOSK-APPROVE', {
+      justification: 'Network diagrams for the datacenter move',
+      answers: { usage: 'Diagrams', project: 'DC move' },
+    });
+    const prompt = await w.slackPrompt(visioRequestId);
+    // Bob's page is open on his request all along
+    const bobPage = await (await w.newContext({ watchOrigin: true })).newPage();
+    await w.signInWithLink(bobPage, 'CONTOSO\\bob');
+    await bobPage.goto(`${signoff.url}/app/requests/${visioRequestId}`);
+    expect(await bobPage.locator('main .badge').first().textContent()).toBe('pending');
+
     const c = await w.newContext({ watchOrigin: true });
-    adaPage = await c.newPage();
+    const adaPage = await c.newPage();
     await w.signInWithLink(adaPage, 'CONTOSO\\ada');
     await adaPage.getByRole('link', { name: 'Approvals' }).click();
-    const card = adaPage.locator('.queue li', { hasText: 'Visio on BOB-LAPTOP' });
+    const card = adaPage.locator('.queue li', { hasText: 'Visio on KIOSK-APPROVE' });
     expect(await card.textContent()).toContain('Network diagrams for the datacenter move');
     expect(await card.textContent()).toContain('DC move');
     await shot(adaPage, 'approvals');
@@ -117,7 +145,9 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     });
 
     const update = await w.until('the Slack prompt updated', async () =>
-      slack.of('chat.update').find((u) => u.args.channel === 'C0APPROVE' && /approved/i.test(String(u.args.text))),
+      slack
+        .of('chat.update')
+        .find((u) => u.args.channel === 'C0APPROVE' && u.args.ts === prompt.result?.ts && /approved/i.test(String(u.args.text))),
     );
     expect(JSON.stringify(update.args.blocks)).toContain('Ada Admin');
     expect((update.args.blocks as { type: string }[]).some((b) => b.type === 'actions')).toBe(false);
@@ -127,22 +157,33 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it('lets an admin redeliver a failed delivery from the Admin pages', async () => {
+    // the device manager is down when the request is approved
+    receiver.setHandler(() => ({ status: 500, body: 'receiver down' }));
+    const { id: requestId } = await w.visioRequest('KIOSK-REDELIVER');
+    await w.approve(requestId);
     const failed = await w.until('the app.install delivery to fail', async () =>
       tdb.db.maybeOne<{ id: string; message_id: string }>(
-        `SELECT id, message_id FROM webhook_deliveries WHERE event_type = 'app.install' AND status = 'failed'`,
+        `SELECT id, message_id FROM webhook_deliveries WHERE event_type = 'app.install' AND status = 'failed' AND strpos(body, $1) > 0`,
+        [requestId],
       ),
     );
     receiver.setHandler(() => ({ status: 204 }));
+    const bobPage = await (await w.newContext({ watchOrigin: true })).newPage();
+    await w.signInWithLink(bobPage, 'CONTOSO\\bob');
+    await bobPage.goto(`${signoff.url}/app/requests/${requestId}`);
+    const adaPage = await (await w.newContext({ watchOrigin: true })).newPage();
+    await w.signInWithLink(adaPage, 'CONTOSO\\ada');
     await adaPage.goto(`${signoff.url}/app/admin`);
     await adaPage.getByRole('link', { name: 'Deliveries' }).click();
     await shot(adaPage, 'admin-deliveries');
-    await adaPage.getByRole('button', { name: /^Redeliver app\.install to device-manager/ }).click();
+    const row = adaPage.locator('tr', { hasText: 'app.install', has: adaPage.locator(`a[href="/app/requests/${requestId}"]`) });
+    await row.getByRole('button', { name: /^Redeliver app\.install to device-manager/ }).click();
     await adaPage.waitForURL(/notice=redelivered$/);
     expect(await adaPage.locator('.notice').textContent()).toContain('being sent again');
     const got = await w.until('the redelivered webhook', async () => receiver.accepted.get(failed.message_id));
     expect(got.verified).toBe(true);
     expect(got.payload.type).toBe('app.install');
-    expect(got.payload.data.requestId ?? got.payload.data.request?.id ?? JSON.stringify(got.payload.data)).toContain(visioRequestId);
+    expect(got.payload.data.requestId ?? got.payload.data.request?.id ?? JSON.stringify(got.payload.data)).toContain(requestId);
     await w.until(
       'the delivery to succeed',
       async () =>
@@ -150,10 +191,8 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     );
     // Bob's request page, still open, learns without a reload that the device manager has the order
     await expect.poll(() => bobPage.locator('main').textContent()).toContain('install order received by device-manager');
-    expect(await tdb.db.one(`SELECT actor_label, channel FROM audit_events WHERE action = 'webhook_delivery.redelivered'`)).toEqual({
-      actor_label: 'Ada Admin',
-      channel: 'web',
-    });
+    const audit = `SELECT actor_label, channel FROM audit_events WHERE action = 'webhook_delivery.redelivered' AND subject_id = $1`;
+    expect(await tdb.db.one(audit, [failed.id])).toEqual({ actor_label: 'Ada Admin', channel: 'web' });
   });
 
   it('takes an approver through the approval flow with the keyboard alone', async () => {
@@ -174,28 +213,11 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     const page = await c.newPage();
     await w.signInWithLink(page, 'CONTOSO\\ada');
     await page.goto(`${signoff.url}/app/approvals`);
-    const focused = () =>
-      page.evaluate(() => {
-        const el = document.activeElement as HTMLElement | null;
-        return {
-          id: el?.id ?? '',
-          tag: el?.tagName ?? '',
-          text: (el?.textContent ?? '').trim(),
-          name: el?.getAttribute('name') ?? '',
-          value: (el as HTMLButtonElement | null)?.value ?? '',
-        };
-      });
+    const { focused, tabTo } = keyboardFocus(page);
     await page.keyboard.press('Tab');
     expect((await focused()).text).toBe('Skip to content');
     await page.keyboard.press('Enter');
     expect((await focused()).id).toBe('main');
-    const tabTo = async (match: (f: Awaited<ReturnType<typeof focused>>) => boolean, what: string) => {
-      for (let i = 0; i < 80; i++) {
-        await page.keyboard.press('Tab');
-        if (match(await focused())) return;
-      }
-      throw new Error(`Tab never reached ${what}`);
-    };
     // oldest first: Project, then Snagit; Deny without a reason is refused and focus goes to the message
     await tabTo((f) => f.id === `reason-${snagit.id}`, 'the reason for Snagit');
     await page.keyboard.press('Tab');
@@ -228,26 +250,21 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it('finds no serious or critical accessibility problem on any page, at 390 and 1280 px; the first page is under 100 KB', async () => {
-    const bob = { id: s.bob.id, label: 'Bob User', channel: 'web' as const };
-    const pending = await ctx.requests.submit(bob, {
-      applicationId: SNAGIT,
-      requesterId: s.bob.id,
-      justification: 'Screenshots for the manual',
-      answers: { usage: 'Other', project: 'Docs' },
+    const pending = await w.visioRequest('KIOSK-AXE-PENDING', { justification: 'Screenshots for the manual' });
+    const change = await w.scriptChange('cleanup.ps1');
+    // an approved request whose install order reached the device manager, with an access review
+    receiver.setHandler(() => ({ status: 204 }));
+    const { id: approved } = await w.visioRequest('KIOSK-AXE-APPROVED', {
+      justification: 'Network diagrams for the datacenter move',
+      answers: { usage: 'Diagrams', project: 'DC move' },
     });
-    const change = await ctx.changes.submit(
-      { id: s.cyd.id, label: 'Cyd Approver', channel: 'web' },
-      {
-        resourceType: 'script',
-        resourceId: 'cleanup.ps1',
-        justification: 'Shorter retention',
-        before: { name: 'cleanup.ps1', schedule: 'daily', retentionDays: 30, targets: ['all'] },
-        after: { name: 'cleanup.ps1', schedule: 'daily', retentionDays: 7, targets: ['all', 'servers'] },
-      },
-    );
-    await tdb.db.query(
-      `INSERT INTO access_reviews (request_id, status, due_at, reviewer_groups) VALUES ($1, 'pending', now() + interval '7 days', '{it-approvers}')`,
-      [visioRequestId],
+    await w.approve(approved);
+    await w.pendingReview(approved);
+    await w.until('the install order to reach the device manager', async () =>
+      tdb.db.maybeOne(
+        `SELECT 1 FROM webhook_deliveries WHERE event_type = 'app.install' AND status = 'succeeded' AND strpos(body, $1) > 0`,
+        [approved],
+      ),
     );
 
     // the first page a person opens, in a browser with nothing cached: everything it loads, headers included
@@ -279,22 +296,8 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
     const anonCtx = await w.newContext({ bypassCSP: true });
     const anon = await anonCtx.newPage();
 
-    const pages: [Page, string, string][] = [
-      [anon, 'signin', '/app/signin'],
-      [bobAxe, 'request', '/app'],
-      [bobAxe, 'request-form', `/app/request/${encodeURIComponent(VISIO)}`],
-      [bobAxe, 'my-requests', '/app/my'],
-      [bobAxe, 'request-detail', `/app/requests/${visioRequestId}`],
-      [adaAxe, 'approvals', '/app/approvals'],
-      [adaAxe, 'change', `/app/changes/${change.id}`],
-      [adaAxe, 'reviews', '/app/reviews'],
-      [adaAxe, 'request-detail-admin', `/app/requests/${visioRequestId}`],
-      [adaAxe, 'request-pending-approver', `/app/requests/${pending.id}`],
-      [adaAxe, 'admin', '/app/admin'],
-      [adaAxe, 'admin-deliveries', '/app/admin/deliveries?status=succeeded'],
-      [adaAxe, 'admin-audit', '/app/admin/audit'],
-      [adaAxe, 'admin-keys', '/app/admin/keys'],
-    ];
+    const as = { anon, bob: bobAxe, ada: adaAxe };
+    const pages = appPages({ approved, pending: pending.id, change: change.id }).map(([who, name, path]) => [as[who], name, path] as const);
     const problems: string[] = [];
     for (const [page, name, path] of pages) {
       await page.goto(`${signoff.url}${path}`);
@@ -322,38 +325,72 @@ describe.skipIf(!chromiumAvailable)('the web app in Chromium', () => {
   });
 
   it('shows a multi-admin change side by side and decides it with notes; an access review is kept', async () => {
+    const change = await w.scriptChange('purge-temp.ps1');
+    const { id: reviewed } = await w.visioRequest('KIOSK-REVIEW');
+    await w.approve(reviewed);
+    await w.pendingReview(reviewed);
     const c = await w.newContext({ watchOrigin: true });
     const page = await c.newPage();
     await w.signInWithLink(page, 'CONTOSO\\ada');
     await page.goto(`${signoff.url}/app/approvals`);
-    const card = page.locator('.queue li', { hasText: 'script cleanup.ps1' });
+    const card = page.locator('.queue li', { hasText: 'script purge-temp.ps1' });
     const diff = await card.locator('table.diff').textContent();
     expect(diff).toContain('retentionDays');
     expect(diff).toContain('30');
     expect(diff).toContain('7');
-    await card.getByRole('link', { name: /script cleanup\.ps1/ }).click();
+    await card.getByRole('link', { name: /script purge-temp\.ps1/ }).click();
     expect(await page.getByRole('heading', { name: 'Before' }).isVisible()).toBe(true);
     expect(await page.getByRole('heading', { name: 'After' }).isVisible()).toBe(true);
     await page.getByLabel(/Approver notes/).fill('Seven days is enough');
     await page.getByRole('button', { name: 'Approve change' }).click();
     await page.waitForURL(/notice=change_approved$/);
-    expect(await tdb.db.one(`SELECT status, decided_by_label, decision_notes FROM changes WHERE resource_id = 'cleanup.ps1'`)).toEqual({
+    expect(await tdb.db.one(`SELECT status, decided_by_label, decision_notes FROM changes WHERE id = $1`, [change.id])).toEqual({
       status: 'approved',
       decided_by_label: 'Ada Admin',
       decision_notes: 'Seven days is enough',
     });
 
     await page.goto(`${signoff.url}/app/reviews`);
-    await page.getByRole('button', { name: 'Keep access' }).click();
+    await page.locator('.queue li', { hasText: 'Visio on KIOSK-REVIEW' }).getByRole('button', { name: 'Keep access' }).click();
     await page.waitForURL(/notice=kept$/);
-    expect(await tdb.db.one(`SELECT status, decided_by_label FROM access_reviews WHERE request_id = $1`, [visioRequestId])).toEqual({
+    expect(await tdb.db.one(`SELECT status, decided_by_label FROM access_reviews WHERE request_id = $1`, [reviewed])).toEqual({
       status: 'kept',
       decided_by_label: 'Ada Admin',
     });
   });
 
-  it('loaded nothing from another origin and broke no Content-Security-Policy rule', () => {
-    expect(w.foreignRequests).toEqual([]);
-    expect(w.cspErrors).toEqual([]);
+  it('loaded nothing from another origin and broke no Content-Security-Policy rule', async () => {
+    const pending = await w.visioRequest('KIOSK-CSP-PENDING');
+    const change = await w.scriptChange('csp-check.ps1');
+    const { id: approved } = await w.visioRequest('KIOSK-CSP-APPROVED');
+    await w.approve(approved);
+    await w.pendingReview(approved);
+    // every page, as CSP applies it (no bypass), in contexts that watch what they load
+    const anon = await (await w.newContext({ watchOrigin: true })).newPage();
+    const bob = await (await w.newContext({ watchOrigin: true })).newPage();
+    await w.signInWithLink(bob, 'CONTOSO\\bob');
+    const ada = await (await w.newContext({ watchOrigin: true })).newPage();
+    await w.signInWithLink(ada, 'CONTOSO\\ada');
+    const as = { anon, bob, ada };
+    for (const [who, name, path] of appPages({ approved, pending: pending.id, change: change.id })) {
+      const page = as[who];
+      await page.goto(`${signoff.url}${path}`);
+      await page.waitForLoadState('load');
+      expect(page.url(), name).toContain(path.split('?')[0]);
+      if (name === 'request-form') {
+        await page.getByRole('button', { name: 'Send request' }).click();
+        await page.waitForURL(/\/app\/request\//);
+      }
+    }
+    // Bob's open request page follows Ada's decision without a reload
+    await bob.goto(`${signoff.url}/app/requests/${pending.id}`);
+    await ada.goto(`${signoff.url}/app/requests/${pending.id}`);
+    await ada.getByRole('button', { name: 'Approve' }).click();
+    await ada.waitForURL(/notice=approved$/);
+    await expect.poll(() => bob.locator('main .badge').first().textContent()).toBe('approved');
+
+    const logs = await w.closeContexts();
+    expect(logs.foreignRequests).toEqual([]);
+    expect(logs.cspErrors).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -7,8 +8,9 @@ import type { AppContext } from '../../src/app-context.ts';
 import { buildContext } from '../../src/build-context.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createApiKey } from '../../src/core/api-keys.ts';
+import type { ChangeView, RequestView } from '../../src/core/views.ts';
 import { createLogger } from '../../src/logger.ts';
-import { FakeSlackApi } from './fake-slack-api.ts';
+import { FakeSlackApi, type SlackCall } from './fake-slack-api.ts';
 import { defaultPolicy, seedContoso, VISIO, type Seeded } from './fixtures.ts';
 import { runCli } from './run-cli.ts';
 import { createTestDatabase, testQueuePrefix, type TestDatabase } from './test-db.ts';
@@ -19,7 +21,8 @@ import { startReceiver, type Receiver } from './webhook-receiver.ts';
 /**
  * What web-browser.test.ts drives the web app with: Signoff started as `npm start` starts it (web and workers in one
  * process) with a local OpenID provider, the fake Slack Web API, a webhook receiver and headless Chromium; signing in
- * with a one-time link; screenshots at phone and desktop width; axe-core's serious and critical findings.
+ * with a one-time link; screenshots at phone and desktop width; axe-core's serious and critical findings; what each
+ * test needs of its own (a request on a device no other test uses, an approval, a change, an access review).
  */
 
 const SLACK_SECRET = 'web-browser-signing-secret';
@@ -39,20 +42,37 @@ export interface WebBrowserWorld {
   /** Signoff's services on the same database and queues, to set up requests and changes directly */
   ctx: AppContext;
   slack: FakeSlackApi;
-  /** answers 500 until a test says otherwise, so the first deliveries fail */
+  /** answers 500 at first; a test that needs its deliveries to fail or to succeed sets the handler itself */
   receiver: Receiver;
   signoff: SignoffProcess;
-  /** Content-Security-Policy complaints from any page's console */
-  cspErrors: string[];
-  /** what a context opened with `watchOrigin` loaded from another origin */
-  foreignRequests: string[];
   /** Waits for a condition, polling: the server, its workers and Slack meet through Postgres and Redis. */
   until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs?: number): Promise<T>;
   newContext(opts?: { bypassCSP?: boolean; watchOrigin?: boolean }): Promise<BrowserContext>;
+  /** Closes every context opened since the last call and says what their pages logged (each test checks its own). */
+  closeContexts(): Promise<PageLogs>;
   /** a one-time sign-in link from the CLI, followed and confirmed on `page` */
   signInWithLink(page: Page, username: string): Promise<void>;
   requestRow(id: string): Promise<{ status: string; source: string; current_stage: number }>;
+  /** the approvers' Slack prompt for a request, once posted */
+  slackPrompt(requestId: string): Promise<SlackCall>;
+  /** the web sessions that exist now, so a test can tell the one its own sign-in made */
+  sessionTokens(): Promise<string[]>;
+  /** Bob asks for Visio on a new device of that name (nobody's primary device, so Bob's own form still offers only his laptop). */
+  visioRequest(device: string, fields?: { justification?: string; answers?: Record<string, unknown> }): Promise<RequestView>;
+  /** Ada approves a request, through the service as the web app would. */
+  approve(requestId: string): Promise<void>;
+  /** Cyd asks to shorten a script's retention from 30 to 7 days and add a target. */
+  scriptChange(resourceId: string): Promise<ChangeView>;
+  /** An access review of an approved request, due in a week, for it-approvers. */
+  pendingReview(requestId: string): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface PageLogs {
+  /** Content-Security-Policy complaints from the pages' consoles */
+  cspErrors: string[];
+  /** what a context opened with `watchOrigin` loaded from another origin */
+  foreignRequests: string[];
 }
 
 export async function startWebBrowserWorld(): Promise<WebBrowserWorld> {
@@ -120,12 +140,30 @@ export async function startWebBrowserWorld(): Promise<WebBrowserWorld> {
     stops.push(() => signoff.stop());
     const browser: Browser = await launchChromium();
     stops.push(() => browser.close());
-    const contexts: BrowserContext[] = [];
-    stops.push(async () => {
-      for (const c of contexts) await c.close().catch(() => undefined);
-    });
-    const cspErrors: string[] = [];
-    const foreignRequests: string[] = [];
+    let contexts: { c: BrowserContext; logs: PageLogs }[] = [];
+    const closeContexts = async (): Promise<PageLogs> => {
+      const closing = contexts;
+      contexts = [];
+      for (const { c } of closing) await c.close().catch(() => undefined);
+      return {
+        cspErrors: closing.flatMap(({ logs }) => logs.cspErrors),
+        foreignRequests: closing.flatMap(({ logs }) => logs.foreignRequests),
+      };
+    };
+    stops.push(closeContexts);
+    const until: WebBrowserWorld['until'] = async (what, fn, timeoutMs = HANG_LIMIT_MS) => {
+      const started = Date.now();
+      for (;;) {
+        const v = await fn();
+        if (v) return v;
+        if (Date.now() - started > timeoutMs) {
+          const calls = slack.calls.map((c) => `${c.method} ${c.args.channel ?? ''} ${String(c.args.text ?? '').slice(0, 120)}`).join('\n');
+          throw new Error(`hung: waited ${timeoutMs / 1000} s for ${what}\nSlack calls:\n${calls}\n${signoff.output().slice(-3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const web = (who: { id: string }, label: string) => ({ id: who.id, label, channel: 'web' as const });
 
     return {
       tdb,
@@ -134,25 +172,12 @@ export async function startWebBrowserWorld(): Promise<WebBrowserWorld> {
       slack,
       receiver,
       signoff,
-      cspErrors,
-      foreignRequests,
-      async until(what, fn, timeoutMs = HANG_LIMIT_MS) {
-        const started = Date.now();
-        for (;;) {
-          const v = await fn();
-          if (v) return v;
-          if (Date.now() - started > timeoutMs) {
-            const calls = slack.calls
-              .map((c) => `${c.method} ${c.args.channel ?? ''} ${String(c.args.text ?? '').slice(0, 120)}`)
-              .join('\n');
-            throw new Error(`hung: waited ${timeoutMs / 1000} s for ${what}\nSlack calls:\n${calls}\n${signoff.output().slice(-3000)}`);
-          }
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      },
+      until,
       async newContext(opts = {}) {
         const c = await browser.newContext({ bypassCSP: opts.bypassCSP ?? false, viewport: { width: 1280, height: 800 } });
-        contexts.push(c);
+        const logs: PageLogs = { cspErrors: [], foreignRequests: [] };
+        const { cspErrors, foreignRequests } = logs;
+        contexts.push({ c, logs });
         // Playwright's 30 s action and navigation defaults would be speed assertions on a busy machine
         c.setDefaultTimeout(HANG_LIMIT_MS);
         c.on('console', (m) => {
@@ -164,6 +189,7 @@ export async function startWebBrowserWorld(): Promise<WebBrowserWorld> {
           });
         return c;
       },
+      closeContexts,
       async signInWithLink(page, username) {
         const r = await runCli(tdb.url, ['signin-link', '--user', username], { PUBLIC_URL: signoff.url });
         expect(r.code, r.stderr).toBe(0);
@@ -178,6 +204,42 @@ export async function startWebBrowserWorld(): Promise<WebBrowserWorld> {
           'SELECT status, source, current_stage FROM requests WHERE id = $1',
           [id],
         ),
+      slackPrompt: (requestId) =>
+        until('the Slack prompt', async () =>
+          slack
+            .of('chat.postMessage')
+            .find((m) => m.args.channel === 'C0APPROVE' && JSON.stringify(m.args.blocks).includes(requestId) && m.result?.ts),
+        ),
+      sessionTokens: async () =>
+        (await tdb.db.query<{ token_hash: string }>('SELECT token_hash FROM web_sessions')).map((r) => r.token_hash),
+      async visioRequest(device, fields = {}) {
+        const clientGuid = `GUID:${randomUUID().toUpperCase()}`;
+        await tdb.db.query('INSERT INTO devices (client_guid, name) VALUES ($1, $2)', [clientGuid, device]);
+        return ctx.requests.submit(web(s.bob, 'Bob User'), {
+          applicationId: VISIO,
+          requesterId: s.bob.id,
+          clientGuid,
+          justification: fields.justification ?? 'Diagrams',
+          answers: fields.answers ?? { usage: 'Other', project: 'Docs' },
+        });
+      },
+      async approve(requestId) {
+        await ctx.requests.decide(web(s.ada, 'Ada Admin'), requestId, 'approve');
+      },
+      scriptChange: (resourceId) =>
+        ctx.changes.submit(web(s.cyd, 'Cyd Approver'), {
+          resourceType: 'script',
+          resourceId,
+          justification: 'Shorter retention',
+          before: { name: resourceId, schedule: 'daily', retentionDays: 30, targets: ['all'] },
+          after: { name: resourceId, schedule: 'daily', retentionDays: 7, targets: ['all', 'servers'] },
+        }),
+      async pendingReview(requestId) {
+        await tdb.db.query(
+          `INSERT INTO access_reviews (request_id, status, due_at, reviewer_groups) VALUES ($1, 'pending', now() + interval '7 days', '{it-approvers}')`,
+          [requestId],
+        );
+      },
       close,
     };
   } catch (e) {
@@ -221,4 +283,47 @@ export async function axeProblems(page: Page): Promise<string[]> {
   return result
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.targets.join(', ')}`);
+}
+
+/** Every page of the web app as [who is signed in, screenshot name, path], for the accessibility and CSP sweeps. */
+export function appPages(ids: { approved: string; pending: string; change: string }): ['anon' | 'bob' | 'ada', string, string][] {
+  return [
+    ['anon', 'signin', '/app/signin'],
+    ['bob', 'request', '/app'],
+    ['bob', 'request-form', `/app/request/${encodeURIComponent(VISIO)}`],
+    ['bob', 'my-requests', '/app/my'],
+    ['bob', 'request-detail', `/app/requests/${ids.approved}`],
+    ['ada', 'approvals', '/app/approvals'],
+    ['ada', 'change', `/app/changes/${ids.change}`],
+    ['ada', 'reviews', '/app/reviews'],
+    ['ada', 'request-detail-admin', `/app/requests/${ids.approved}`],
+    ['ada', 'request-pending-approver', `/app/requests/${ids.pending}`],
+    ['ada', 'admin', '/app/admin'],
+    ['ada', 'admin-deliveries', '/app/admin/deliveries?status=succeeded'],
+    ['ada', 'admin-audit', '/app/admin/audit'],
+    ['ada', 'admin-keys', '/app/admin/keys'],
+  ];
+}
+
+/** What has the keyboard focus on `page`, and Tab pressed until something matching has it. */
+export function keyboardFocus(page: Page) {
+  const focused = () =>
+    page.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      return {
+        id: el?.id ?? '',
+        tag: el?.tagName ?? '',
+        text: (el?.textContent ?? '').trim(),
+        name: el?.getAttribute('name') ?? '',
+        value: (el as HTMLButtonElement | null)?.value ?? '',
+      };
+    });
+  const tabTo = async (match: (f: Awaited<ReturnType<typeof focused>>) => boolean, what: string) => {
+    for (let i = 0; i < 80; i++) {
+      await page.keyboard.press('Tab');
+      if (match(await focused())) return;
+    }
+    throw new Error(`Tab never reached ${what}`);
+  };
+  return { focused, tabTo };
 }
