@@ -10,7 +10,7 @@ import {
   type TestApp,
 } from './channel-driver.ts';
 import type { FakeBotConnector, RecordedCall } from './fake-bot-connector.ts';
-import { AAD, cardOf, TENANT } from './teams-harness.ts';
+import { AAD, cardOf, postActivity, TENANT } from './teams-harness.ts';
 
 /**
  * The contract suite's Teams driver: people act through Bot Framework activities (messages, Action.Execute
@@ -64,20 +64,8 @@ export class TeamsDriver implements ChannelDriver {
       ...extra,
     };
   }
-  private async send(activity: Record<string, unknown>): Promise<{ status: number; body: any }> {
-    const res = await fetch(`${this.base}/api/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(activity),
-    });
-    const text = await res.text();
-    let body: any = text;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      /* plain text */
-    }
-    return { status: res.status, body };
+  private send(activity: Record<string, unknown>): Promise<{ status: number; body: any }> {
+    return postActivity(`${this.base}/api/messages`, activity);
   }
   private invoke(who: Person, conversation: string, replyToId: string, verb: string, data: Record<string, unknown>) {
     return this.send(

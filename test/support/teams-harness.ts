@@ -69,21 +69,7 @@ export async function startTeamsHarness(opts: { env?: Record<string, string>; po
     connector,
     adapter,
     url,
-    async post(activity, headers = {}) {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: JSON.stringify(activity),
-      });
-      const text = await res.text();
-      let body: any = text;
-      try {
-        body = text ? JSON.parse(text) : undefined;
-      } catch {
-        /* plain text */
-      }
-      return { status: res.status, body };
-    },
+    post: (activity, headers = {}) => postActivity(url, activity, headers),
     message: (user, text) => ({ ...base(user), type: 'message', text }),
     invoke: (user, verb, data, o = {}) => ({
       ...base(user),
@@ -134,3 +120,24 @@ export async function startTeamsHarness(opts: { env?: Record<string, string>; po
 
 /** The adaptive card in a posted/updated activity body. */
 export const cardOf = (body: any) => body?.attachments?.[0]?.content;
+
+/** POSTs an activity to the bot's endpoint; the body comes back parsed when it is JSON. */
+export async function postActivity(
+  url: string,
+  activity: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(activity),
+  });
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* plain text */
+  }
+  return { status: res.status, body };
+}
