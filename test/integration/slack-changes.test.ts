@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { seedContoso, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
@@ -11,24 +11,53 @@ beforeAll(async () => {
   s = await seedContoso(h.t.tdb.db);
 });
 afterAll(() => h.close());
+// what an earlier `it` left undelivered is delivered (and forgotten) first, so each `it` sees only its own calls
+beforeEach(async () => {
+  await h.drain();
+  h.fake.reset();
+});
 
 const before = { name: 'Visio', policy: { stages: [{ approvers: ['it-approvers'], quorum: 'any' }] } };
 const after = { name: 'Visio', policy: { stages: [{ approvers: ['it-approvers'], quorum: 2 }] } };
 
-describe('multi-admin approval in Slack', () => {
-  let changeId: string;
+/** Opens the change form with /signoff change and returns the view Slack was asked to show. */
+async function openChangeForm(user: string): Promise<any> {
+  const seen = h.fake.of('views.open').length;
+  await h.command(user, 'change');
+  return (await h.fake.waitFor('views.open', seen + 1))[seen]!.args.view;
+}
 
+let resourceSeq = 0;
+/**
+ * A change ada submitted through the Slack form and whose prompts went out. Each gets its own resource id: only
+ * one change per resource may be pending.
+ */
+async function submittedChange(): Promise<string> {
+  const resourceId = `visio-${++resourceSeq}`;
+  const res = await h.submit('U0ADA', await openChangeForm('U0ADA'), {
+    resource_type: 'app',
+    resource_id: resourceId,
+    before: JSON.stringify(before),
+    after: JSON.stringify(after),
+    change_justification: 'Two approvers for Visio from now on',
+  });
+  expect(res.body.response_action).toBe('update');
+  await h.drain();
+  return (await h.t.tdb.db.one<{ id: string }>('SELECT id FROM changes WHERE resource_id = $1', [resourceId])).id;
+}
+
+describe('multi-admin approval in Slack', () => {
   it('/signoff change opens a form with the protected resource types', async () => {
-    await h.command('U0ADA', 'change');
-    const [open] = await h.fake.waitFor('views.open');
-    const view = open!.args.view;
+    const view = await openChangeForm('U0ADA');
     expect(view.callback_id).toBe(CALLBACK.changeModal);
     const types = view.blocks.find((b: any) => b.block_id === 'resource_type').element.options.map((o: any) => o.value);
     expect(types).toEqual(['app', 'script']);
   });
 
   it('shows JSON and missing-field problems inline, and creates nothing', async () => {
-    const view = h.fake.last('views.open')!.args.view;
+    const changes = async () => (await h.t.tdb.db.query('SELECT 1 FROM changes')).length;
+    const existing = await changes();
+    const view = await openChangeForm('U0ADA');
     const res = await h.submit('U0ADA', view, {
       resource_type: 'app',
       resource_id: 'visio',
@@ -47,11 +76,11 @@ describe('multi-admin approval in Slack', () => {
       change_justification: 'x',
     });
     expect(same.body.errors.after).toMatch(/no change to approve/);
-    expect(await h.t.tdb.db.query('SELECT 1 FROM changes')).toHaveLength(0);
+    expect(await changes()).toBe(existing);
   });
 
   it("submits, and the approvers' channel gets a prompt with the diff", async () => {
-    const view = h.fake.last('views.open')!.args.view;
+    const view = await openChangeForm('U0ADA');
     const res = await h.submit('U0ADA', view, {
       resource_type: 'app',
       resource_id: 'visio',
@@ -60,7 +89,7 @@ describe('multi-admin approval in Slack', () => {
       change_justification: 'Two approvers for Visio from now on',
     });
     expect(res.body.response_action).toBe('update');
-    changeId = (await h.t.tdb.db.one<{ id: string }>('SELECT id FROM changes')).id;
+    expect(await h.t.tdb.db.query(`SELECT id FROM changes WHERE resource_id = 'visio' AND status = 'pending'`)).toHaveLength(1);
     h.fake.reset();
     expect(await h.drain()).toEqual(['change.submitted']);
     const prompt = h.fake.of('chat.postMessage').find((p) => p.args.channel === 'C0APPROVE')!;
@@ -78,6 +107,7 @@ describe('multi-admin approval in Slack', () => {
   });
 
   it('refuses self-approval with an ephemeral message and changes nothing', async () => {
+    const changeId = await submittedChange();
     h.fake.reset();
     await h.action('U0ADA', ACTION.changeApprove, changeId);
     const [eph] = await h.fake.waitFor('chat.postEphemeral');
@@ -88,8 +118,14 @@ describe('multi-admin approval in Slack', () => {
   });
 
   it('/signoff my shows ada her pending change with Cancel change', async () => {
+    const changeId = await submittedChange();
+    // other `it`s may have left ada pending changes too: the count is hers, whatever else is pending
+    const { n } = await h.t.tdb.db.one<{ n: number }>(
+      `SELECT count(*)::int AS n FROM changes WHERE requester_id = $1 AND status = 'pending'`,
+      [s.ada.id],
+    );
     const res = await h.command('U0ADA', 'my');
-    expect(res.body.text).toMatch(/1 pending change/);
+    expect(res.body.text).toMatch(new RegExp(` ${n} pending change`));
     expect(
       buttonsOf(res.body.blocks)
         .filter((b) => b.value === changeId)
@@ -98,6 +134,7 @@ describe('multi-admin approval in Slack', () => {
   });
 
   it('bob (not an admin) is refused too', async () => {
+    const changeId = await submittedChange();
     h.fake.reset();
     await h.action('U0BOB', ACTION.changeReject, changeId);
     const [eph] = await h.fake.waitFor('chat.postEphemeral');
@@ -105,6 +142,7 @@ describe('multi-admin approval in Slack', () => {
   });
 
   it("cyd approves with notes; the prompt and ada's copy show it with no buttons; change.apply goes out", async () => {
+    const changeId = await submittedChange();
     h.fake.reset();
     await h.action('U0CYD', ACTION.changeApprove, changeId);
     const [open] = await h.fake.waitFor('views.open');
@@ -112,7 +150,9 @@ describe('multi-admin approval in Slack', () => {
     const res = await h.submit('U0CYD', open!.args.view, { reason: 'Agreed with the security team' });
     expect(res.body).toEqual({ response_action: 'clear' });
     expect((await h.t.ctx.changes.get(changeId)).status).toBe('approved');
-    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE type = 'change.approved'`);
+    const row = await h.t.tdb.db.one<{ payload: any }>(`SELECT payload FROM outbox WHERE subject_id = $1 AND type = 'change.approved'`, [
+      changeId,
+    ]);
     expect(webhooksOfRow(row).map((w: any) => w.type)).toEqual(['change.approved', 'change.apply']);
     expect(webhooksOfRow(row)[1].data.after).toEqual(after);
 

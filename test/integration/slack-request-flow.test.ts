@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
+import { closeOpenRequests } from '../support/close-open-requests.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
 import { webhooksOfRow } from '../support/outbox-webhooks.ts';
@@ -11,22 +12,52 @@ beforeAll(async () => {
   s = await seedContoso(h.t.tdb.db);
 });
 afterAll(() => h.close());
+beforeEach(() => closeOpenRequests(h, s));
 
 const requestsOfBob = () =>
   h.t.tdb.db.query<{ id: string; status: string; decided_by_label: string | null; decision_reason: string | null }>(
     'SELECT id, status, decided_by_label, decision_reason FROM requests WHERE requester_id = $1 ORDER BY created_at',
     [s.bob.id],
   );
+const statusOf = async (id: string) => (await h.t.ctx.requests.get(id)).status;
+
+/** Opens the request modal with /signoff request Visio and returns the view Slack was asked to show. */
+async function openRequestModal(): Promise<any> {
+  const seen = h.fake.of('views.open').length;
+  const res = await h.command('U0BOB', 'request Visio');
+  expect(res.status).toBe(200);
+  return (await h.fake.waitFor('views.open', seen + 1))[seen]!.args.view;
+}
+
+/** A request bob submitted for Visio whose prompts went out; promptTs is its copy in the approvers' channel. */
+async function submittedRequest(): Promise<{ requestId: string; promptTs: string }> {
+  const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+    applicationId: VISIO,
+    clientGuid: BOB_LAPTOP,
+    justification: 'Network diagrams for the migration',
+    answers: { usage: 'Diagrams' },
+  });
+  await h.drain();
+  const ref = await h.t.tdb.db.one<{ message_id: string }>(
+    `SELECT message_id FROM message_refs WHERE subject_id = $1 AND conversation_id = 'C0APPROVE' AND purpose = 'prompt'`,
+    [r.id],
+  );
+  return { requestId: r.id, promptTs: ref.message_id };
+}
+
+/** submittedRequest, then ada clicks Approve on the channel prompt (the outcome is not delivered yet). */
+async function approvedRequest(): Promise<{ requestId: string; promptTs: string }> {
+  const submitted = await submittedRequest();
+  const seen = h.fake.of('chat.postEphemeral').length;
+  await h.action('U0ADA', ACTION.approve, submitted.requestId, { messageTs: submitted.promptTs });
+  await h.fake.waitFor('chat.postEphemeral', seen + 1);
+  expect(await statusOf(submitted.requestId)).toBe('approved');
+  return submitted;
+}
 
 describe('Configuration Manager scenario 1 in Slack', () => {
-  let requestId: string;
-  let promptTs: string;
-
   it('bob opens the request modal with /signoff request Visio and sees the policy fields', async () => {
-    const res = await h.command('U0BOB', 'request Visio');
-    expect(res.status).toBe(200);
-    const [open] = await h.fake.waitFor('views.open');
-    const view = open!.args.view;
+    const view = await openRequestModal();
     expect(view.callback_id).toBe(CALLBACK.requestModal);
     const byId = Object.fromEntries(view.blocks.filter((b: any) => b.block_id).map((b: any) => [b.block_id, b]));
     expect(byId.app.element.type).toBe('external_select');
@@ -49,7 +80,8 @@ describe('Configuration Manager scenario 1 in Slack', () => {
   });
 
   it('shows validation errors inline and creates nothing', async () => {
-    const view = h.fake.last('views.open')!.args.view;
+    const before = (await requestsOfBob()).length;
+    const view = await openRequestModal();
     const res = await h.submit('U0BOB', view, { justification: '   ', q_usage: 'Games' });
     expect(res.status).toBe(200);
     expect(res.body.response_action).toBe('errors');
@@ -58,26 +90,29 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     // a device select left empty asks for a choice (bob has a device: nothing says he has none)
     const noDevice = await h.submit('U0BOB', view, { device: null, justification: 'diagrams', q_usage: 'Diagrams' });
     expect(noDevice.body.errors).toEqual({ device: 'Choose the device to install on.' });
-    expect(await requestsOfBob()).toHaveLength(0);
+    expect(await requestsOfBob()).toHaveLength(before);
   });
 
   it('submits, confirms in the modal, prompts C0APPROVE and DMs bob', async () => {
-    const view = h.fake.last('views.open')!.args.view;
+    const earlier = new Set((await requestsOfBob()).map((r) => r.id));
+    const view = await openRequestModal();
     const res = await h.submit('U0BOB', view, { justification: 'Network diagrams for the migration', q_usage: 'Diagrams' });
     expect(res.body.response_action).toBe('update');
     expect(textOf(res.body.view.blocks)).toMatch(/Your request for \*Visio\* on BOB-LAPTOP is submitted/);
-    const [r] = await requestsOfBob();
+    const mine = (await requestsOfBob()).filter((r) => !earlier.has(r.id));
+    expect(mine).toHaveLength(1);
+    const [r] = mine;
     expect(r!.status).toBe('pending');
-    requestId = r!.id;
+    const requestId = r!.id;
 
     expect(await h.drain()).toEqual(['request.submitted']);
     const posts = h.fake.of('chat.postMessage');
     const prompt = posts.find((p) => p.args.channel === 'C0APPROVE')!;
-    promptTs = (
-      await h.t.tdb.db.one<{ message_id: string }>(
-        `SELECT message_id FROM message_refs WHERE conversation_id = 'C0APPROVE' AND purpose = 'prompt'`,
-      )
-    ).message_id;
+    expect(
+      await h.t.tdb.db.query(`SELECT 1 FROM message_refs WHERE subject_id = $1 AND conversation_id = 'C0APPROVE' AND purpose = 'prompt'`, [
+        requestId,
+      ]),
+    ).toHaveLength(1);
     const shown = textOf(prompt.args.blocks);
     expect(shown).toContain('Software request: Visio');
     expect(shown).toContain('<@U0BOB>');
@@ -101,6 +136,7 @@ describe('Configuration Manager scenario 1 in Slack', () => {
   });
 
   it('a retried event does not post again', async () => {
+    const { requestId } = await submittedRequest();
     const before = h.fake.of('chat.postMessage').length;
     const row = await h.t.tdb.db.one<{ id: string; payload: any }>(
       `SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.submitted'`,
@@ -111,6 +147,8 @@ describe('Configuration Manager scenario 1 in Slack', () => {
   });
 
   it('refuses bob (self-approval) and dan (not an approver) with ephemeral messages', async () => {
+    const { requestId, promptTs } = await submittedRequest();
+    h.fake.reset();
     await h.action('U0BOB', ACTION.approve, requestId, { messageTs: promptTs });
     await h.action('U0DAN', ACTION.approve, requestId, { messageTs: promptTs });
     const eph = await h.fake.waitFor('chat.postEphemeral', 2);
@@ -119,11 +157,12 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(bobSaw.args.channel).toBe('C0APPROVE');
     expect(textOf(bobSaw.args.blocks)).toMatch(/cannot decide your own request/);
     expect(textOf(danSaw.args.blocks)).toMatch(/Only members of it-approvers/);
-    expect((await requestsOfBob())[0]!.status).toBe('pending');
-    expect(await h.t.tdb.db.query('SELECT 1 FROM request_decisions')).toHaveLength(0);
+    expect(await statusOf(requestId)).toBe('pending');
+    expect(await h.t.tdb.db.query('SELECT 1 FROM request_decisions WHERE request_id = $1', [requestId])).toHaveLength(0);
   });
 
   it('ada and cyd click Approve at the same moment: one decision, the other is told who decided', async () => {
+    const { requestId, promptTs } = await submittedRequest();
     h.fake.reset();
     await Promise.all([
       h.action('U0ADA', ACTION.approve, requestId, { messageTs: promptTs }),
@@ -133,11 +172,12 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     const texts = eph.map((e) => textOf(e.args.blocks));
     expect(texts.filter((t) => /You approved \*Visio\* for \*Bob User\*/.test(t))).toHaveLength(1);
     expect(texts.filter((t) => /Already decided: this was \*approved\* by \*(Ada Admin|Cyd Approver)\* <!date\^/.test(t))).toHaveLength(1);
-    expect(await h.t.tdb.db.query('SELECT 1 FROM request_decisions')).toHaveLength(1);
-    expect((await requestsOfBob())[0]!.status).toBe('approved');
+    expect(await h.t.tdb.db.query('SELECT 1 FROM request_decisions WHERE request_id = $1', [requestId])).toHaveLength(1);
+    expect(await statusOf(requestId)).toBe('approved');
   });
 
   it('updates every copy in place with the outcome and no buttons, tells bob, and orders the install', async () => {
+    const { requestId, promptTs } = await approvedRequest();
     h.fake.reset();
     expect(await h.drain()).toEqual(['request.approved']);
     const [approver] = await h.t.tdb.db.query<{ decided_by_label: string }>('SELECT decided_by_label FROM requests WHERE id = $1', [
@@ -179,6 +219,8 @@ describe('Configuration Manager scenario 1 in Slack', () => {
   });
 
   it('bob can ask for the install now from his DM', async () => {
+    const { requestId } = await approvedRequest();
+    await h.drain();
     h.fake.reset();
     await h.action('U0BOB', ACTION.installNow, requestId, { channel: 'D0BOB' });
     const [eph] = await h.fake.waitFor('chat.postEphemeral');

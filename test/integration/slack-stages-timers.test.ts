@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACTION, CALLBACK } from '../../src/bots/slack/slack-ids.ts';
 import { TimerService } from '../../src/core/timer-service.ts';
+import { closeOpenRequests } from '../support/close-open-requests.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
 import { buttonsOf, startSlackHarness, textOf, type SlackHarness } from '../support/slack-harness.ts';
 
@@ -23,19 +24,44 @@ beforeAll(async () => {
   });
 });
 afterAll(() => h.close());
+beforeEach(() => closeOpenRequests(h, s));
 
 const decisionButtons = (blocks: any[]) => buttonsOf(blocks).filter((b) => b.action_id === ACTION.approve || b.action_id === ACTION.deny);
 
-describe('two stages, approver justification, reminders and escalation in Slack', () => {
-  let id: string;
+/** A request of bob's that ada approved at stage 1 from Slack; stage 2's prompts have gone out. */
+async function atStage2(): Promise<string> {
+  const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
+    applicationId: VISIO,
+    clientGuid: BOB_LAPTOP,
+    justification: 'Security diagrams',
+  });
+  await h.drain();
+  const told = h.fake.of('chat.postEphemeral').length;
+  await h.action('U0ADA', ACTION.approve, r.id);
+  await h.fake.waitFor('chat.postEphemeral', told + 1);
+  expect(await h.drain()).toEqual(['request.stage_advanced']);
+  return r.id;
+}
 
+/** dan approves stage 2 from C0SECURITY, giving the justification the stage asks for (the outcome is not delivered yet). */
+async function approvedByDan(id: string): Promise<void> {
+  const opened = h.fake.of('views.open').length;
+  const told = h.fake.of('chat.postEphemeral').length;
+  await h.action('U0DAN', ACTION.approve, id, { channel: 'C0SECURITY' });
+  const view = (await h.fake.waitFor('views.open', opened + 1))[opened]!.args.view;
+  expect((await h.submit('U0DAN', view, { reason: 'Reviewed the data flows' })).body).toEqual({ response_action: 'clear' });
+  await h.fake.waitFor('chat.postEphemeral', told + 1);
+  expect((await h.t.ctx.requests.get(id)).status).toBe('approved');
+}
+
+describe('two stages, approver justification, reminders and escalation in Slack', () => {
   it("posts stage 1 to C0APPROVE, then on approval updates it and posts stage 2 to C0SECURITY and dan's DM", async () => {
     const r = await h.t.ctx.requests.submit(s.actor(s.bob), {
       applicationId: VISIO,
       clientGuid: BOB_LAPTOP,
       justification: 'Security diagrams',
     });
-    id = r.id;
+    const id = r.id;
     await h.drain();
     expect(
       h.fake
@@ -62,13 +88,15 @@ describe('two stages, approver justification, reminders and escalation in Slack'
   });
 
   it("reminds the stage's approvers in a thread under each copy, mentioning them", async () => {
+    const id = await atStage2();
     h.fake.reset();
     h.t.clock.advance(DAY + 60_000);
     await new TimerService(h.t.tdb.db, h.t.clock).sweep();
     expect(await h.drain()).toEqual(['request.reminder']);
     const replies = h.fake.of('chat.postMessage');
     const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
-      `SELECT conversation_id, message_id FROM message_refs WHERE purpose = 'prompt' AND stage = 1 ORDER BY conversation_id`,
+      `SELECT conversation_id, message_id FROM message_refs WHERE subject_id = $1 AND purpose = 'prompt' AND stage = 1 ORDER BY conversation_id`,
+      [id],
     );
     expect(replies.map((r) => [r.args.channel, r.args.thread_ts]).sort()).toEqual(refs.map((r) => [r.conversation_id, r.message_id]));
     for (const r of replies) {
@@ -79,8 +107,10 @@ describe('two stages, approver justification, reminders and escalation in Slack'
   });
 
   it('escalation pings the alternates in the threads and gives their channel a prompt', async () => {
+    await atStage2();
     h.fake.reset();
-    h.t.clock.advance(3 * DAY);
+    // stage 2 escalates 3 days after it started
+    h.t.clock.advance(3 * DAY + 60_000);
     await new TimerService(h.t.tdb.db, h.t.clock).sweep();
     const handled = await h.drain();
     expect(handled).toContain('request.escalated');
@@ -93,6 +123,7 @@ describe('two stages, approver justification, reminders and escalation in Slack'
   });
 
   it('approving stage 2 asks for a justification in a modal and refuses an empty one inline', async () => {
+    const id = await atStage2();
     h.fake.reset();
     await h.action('U0DAN', ACTION.approve, id, { channel: 'C0SECURITY' });
     const [open] = await h.fake.waitFor('views.open');
@@ -109,10 +140,13 @@ describe('two stages, approver justification, reminders and escalation in Slack'
   });
 
   it('after the final decision every copy (both stages, channels and DMs) shows the outcome with no buttons', async () => {
+    const id = await atStage2();
+    await approvedByDan(id);
     h.fake.reset();
     await h.drain();
     const refs = await h.t.tdb.db.query<{ conversation_id: string; message_id: string }>(
-      `SELECT conversation_id, message_id FROM message_refs WHERE purpose IN ('prompt','requester')`,
+      `SELECT conversation_id, message_id FROM message_refs WHERE subject_id = $1 AND purpose IN ('prompt','requester')`,
+      [id],
     );
     const updates = h.fake.of('chat.update');
     expect(updates.map((u) => `${u.args.channel}/${u.args.ts}`).sort()).toEqual(
