@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AppContext } from '../../app-context.ts';
 import type { Clock } from '../../core/clock.ts';
@@ -6,7 +7,7 @@ import type { Clock } from '../../core/clock.ts';
  * Per-endpoint fairness, shared by every worker through Redis: a concurrency limit (a sorted set of leases, so
  * a dead worker's slot frees itself) and a circuit breaker (closed → open after N consecutive failures → one
  * half-open probe after the cool-down → closed on success, open again on failure). One script call per gate
- * and per release. When Redis loses the keys the endpoint starts closed with free slots: harmless.
+ * and per release (EVALSHA). When Redis loses the keys the endpoint starts closed with free slots: harmless.
  */
 
 export type CircuitState = 'closed' | 'open' | 'half_open';
@@ -94,6 +95,19 @@ redis.call('PEXPIRE', KEYS[2], ARGV[6])
 return held
 `;
 
+const sha = (script: string) => createHash('sha1').update(script).digest('hex');
+const SCRIPTS = { acquire: { text: ACQUIRE, sha: sha(ACQUIRE) }, release: { text: RELEASE, sha: sha(RELEASE) } };
+
+/** EVALSHA (the script's text crosses the wire only when Redis does not have it cached yet, e.g. after a restart). */
+async function runScript(redis: Redis, script: { text: string; sha: string }, args: (string | number)[]): Promise<unknown> {
+  try {
+    return await redis.evalsha(script.sha, 2, ...args);
+  } catch (e) {
+    if (!String((e as Error)?.message).startsWith('NOSCRIPT')) throw e;
+    return redis.eval(script.text, 2, ...args);
+  }
+}
+
 // breaker state is kept a while after the last attempt, then forgotten (a quiet endpoint starts closed)
 const KEEP_MS = 24 * 3600_000;
 
@@ -112,9 +126,7 @@ export class EndpointGate {
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   async acquire(endpointId: string, holder: string): Promise<GateResult> {
     const [slots, circuit] = this.keys(endpointId);
-    const r = (await this.redis.eval(
-      ACQUIRE,
-      2,
+    const r = (await runScript(this.redis, SCRIPTS.acquire, [
       slots,
       circuit,
       this.clock.now().getTime(),
@@ -123,7 +135,7 @@ export class EndpointGate {
       this.settings.leaseMs,
       KEEP_MS,
       Date.now(),
-    )) as [number, number, string, string?];
+    ])) as [number, number, string, string?];
     if (r[0] === 1) return { ok: true, probe: r[2] === 'half_open' };
     return {
       ok: false,
@@ -135,9 +147,7 @@ export class EndpointGate {
 
   async release(endpointId: string, holder: string, health: AttemptHealth, latencyMs: number | null = null): Promise<void> {
     const [slots, circuit] = this.keys(endpointId);
-    await this.redis.eval(
-      RELEASE,
-      2,
+    await runScript(this.redis, SCRIPTS.release, [
       slots,
       circuit,
       this.clock.now().getTime(),
@@ -147,7 +157,7 @@ export class EndpointGate {
       this.settings.cooldownMs,
       KEEP_MS,
       latencyMs ?? '',
-    );
+    ]);
     this.released.get(endpointId)?.forEach((wake) => wake());
   }
 
