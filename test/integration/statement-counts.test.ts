@@ -61,7 +61,8 @@ describe('SQL statements per command', () => {
     expect(approve.statements.length).toBeLessThanOrEqual(8);
     expect(approve.statements.filter((q) => q.startsWith('WITH audit AS (INSERT INTO audit_events'))).toHaveLength(1);
     expect(approve.statements.filter((q) => q.startsWith('INSERT INTO'))).toEqual([]);
-    // fan-out of a batch: claim, connector check, one INSERT for every delivery, done + connector orders in one CTE
+    // fan-out of a batch: claim, the device managers of its applications, one INSERT for every delivery, done + connector
+    // orders in one CTE
     expect(fan.statements.length).toBeLessThanOrEqual(6);
     // attempt: the claim (the lease, with the endpoint), then attempt row + delivery state + lease release in one statement
     expect(attempt.statements.length).toBeLessThanOrEqual(2);
@@ -135,5 +136,18 @@ describe('SQL statements per command', () => {
     const audited = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM audit_events WHERE action = 'request.reminder'`);
     const events = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE type = 'request.reminder'`);
     expect([Number(audited.n), Number(events.n)]).toEqual([N, N]);
+  });
+
+  it('a fan-out batch reads the device managers of its events once, not once per event', async () => {
+    for (let i = 0; i < 10; i++)
+      await t.ctx.requests.createApproved(
+        { id: null, label: 'api:test', channel: 'api' },
+        { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+      );
+    const fan = await counter.during(() => fanOutBatch(t.ctx));
+    expect(fan.result.events).toBeGreaterThanOrEqual(10);
+    console.info(`[measured] fan-out (${fan.result.events} events): ${fan.statements.length} statements`);
+    expect(fan.statements.filter((q) => q.includes('FROM applications'))).toHaveLength(1);
+    expect(fan.statements.length).toBeLessThanOrEqual(7);
   });
 });
