@@ -96,4 +96,14 @@ describe('delivery leases', () => {
     expect(posts(d.messageId)).toBe(0);
     expect(await state(d.id)).toMatchObject({ status: 'pending', attempts: 1, lease_token: null });
   });
+
+  it('a connector order is never claimed as a webhook delivery', async () => {
+    await t.tdb.db.query(`INSERT INTO applications (id, name) VALUES ('lease-app', 'Lease app') ON CONFLICT DO NOTHING`);
+    const row = await t.tdb.db.one<{ id: string }>(
+      `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body, connector, application_id)
+       VALUES ('msg_lease_order', NULL, 'request.approved', '{}', 'intune', 'lease-app') RETURNING id`,
+    );
+    expect((await attemptDelivery(rt, row.id)).outcome).toBe('skipped');
+    expect(await state(row.id)).toMatchObject({ status: 'pending', attempts: 0, lease_token: null });
+  });
 });

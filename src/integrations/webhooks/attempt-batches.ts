@@ -26,7 +26,7 @@ export type Claim =
   | { kind: 'leased'; delivery: ClaimedDelivery }
   /** an early duplicate of a scheduled retry: not leased, it waits for its turn */
   | { kind: 'early'; due: number }
-  /** finished, gone, or leased by another run */
+  /** finished, gone, a connector order, or leased by another run */
   | { kind: 'none' };
 
 export interface AttemptRecord {
@@ -63,7 +63,7 @@ export async function claimDeliveries(q: Queryable, ids: string[], leaseMs: numb
   const rows = await q.query<Partial<ClaimedDelivery> & { id: string; due: Date | null }>(
     `WITH l AS (
        SELECT id, next_attempt_at, (lease_until IS NULL OR lease_until < now()) AS free
-         FROM webhook_deliveries WHERE id = ANY($1::uuid[]) AND status = 'pending' ORDER BY id FOR UPDATE),
+         FROM webhook_deliveries WHERE id = ANY($1::uuid[]) AND status = 'pending' AND endpoint_id IS NOT NULL ORDER BY id FOR UPDATE),
      c AS (
        UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2::float8 / 1000), lease_token = gen_random_uuid()
          FROM l WHERE d.id = l.id AND l.free AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= $3::timestamptz)
