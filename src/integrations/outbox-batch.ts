@@ -2,7 +2,7 @@ import type { JobsOptions } from 'bullmq';
 import type { AppContext } from '../app-context.ts';
 import { webhookEmissions, type DomainEvent } from '../core/events.ts';
 import { toDomainEvent } from '../core/outbox.ts';
-import { addDeviceManagerOrders } from './device-managers/connector-fanout.ts';
+import { addDeviceManagerOrders, deviceManagersFor } from './device-managers/connector-fanout.ts';
 import { jobIds, type AppQueues } from './queue/queues.ts';
 import { webhookBody } from './webhooks/signing.ts';
 
@@ -19,7 +19,8 @@ export interface BatchFanOut {
 /**
  * Fans out up to `limit` outbox events in one transaction: the events are claimed with SKIP LOCKED (relays on
  * other workers take the next ones), every webhook delivery of the batch is one INSERT ... SELECT, every notifier
- * effect one INSERT, and the events are marked done in one UPDATE. Connector orders keep their own per-event logic.
+ * effect one INSERT, and the events are marked done in one UPDATE. Connector orders keep their own per-event logic
+ * (the applications' device managers read once per batch).
  */
 export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise<BatchFanOut> {
   const targets = [...new Set(ctx.notifiers.map((n) => n.platform))];
@@ -33,11 +34,13 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
     if (rows.length === 0) return { events: 0, deliveries: [], orders: [], effects: [] };
     const ids = rows.map((r) => r.id);
     const hooks: { outboxId: string; type: string; body: string }[] = [];
-    for (const r of rows) {
-      const event = toDomainEvent(r);
+    const events = rows.map((r) => toDomainEvent(r));
+    const managers = await deviceManagersFor(tx, events);
+    for (const [i, event] of events.entries()) {
+      const id = rows[i]!.id;
       for (const h of webhookEmissions(event))
-        hooks.push({ outboxId: r.id, type: h.type, body: webhookBody(h.type, event.occurredAt, h.data) });
-      await addDeviceManagerOrders(tx, r.id, event);
+        hooks.push({ outboxId: id, type: h.type, body: webhookBody(h.type, event.occurredAt, h.data) });
+      await addDeviceManagerOrders(tx, id, event, managers);
     }
     const deliveries =
       hooks.length === 0

@@ -10,7 +10,8 @@ let r: Receiver;
 const children: ChildWorker[] = [];
 
 beforeAll(async () => {
-  t = await createTestContext({ OUTBOX_RECONCILE_MS: '1000', WEBHOOK_TIMEOUT_MS: '20000' });
+  // the killed run's delivery lease lasts the HTTP timeout plus a margin: a shorter timeout, a quicker takeover
+  t = await createTestContext({ OUTBOX_RECONCILE_MS: '1000', WEBHOOK_TIMEOUT_MS: '5000' });
   await seedContoso(t.tdb.db);
   r = await startReceiver();
 });

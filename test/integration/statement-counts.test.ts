@@ -67,10 +67,57 @@ describe('SQL statements per command', () => {
     expect(approve.statements.length).toBeLessThanOrEqual(8);
     expect(approve.statements.filter((q) => q.startsWith('WITH audit AS (INSERT INTO audit_events'))).toHaveLength(1);
     expect(approve.statements.filter((q) => q.startsWith('INSERT INTO'))).toEqual([]);
-    // fan-out of a batch: claim, connector check, one INSERT for every delivery, done + connector orders in one CTE
+    // fan-out of a batch: claim, the device managers of its applications, one INSERT for every delivery, done + connector
+    // orders in one CTE
     expect(fan.statements.length).toBeLessThanOrEqual(6);
-    // attempt: the claim (with the endpoint and its lock), then attempt row + delivery state + unlock in one statement
+    // attempt: the claim (the lease, with the endpoint), then attempt row + delivery state + lease release in one statement
     expect(attempt.statements.length).toBeLessThanOrEqual(2);
+  });
+
+  it('delivery attempts running together share their claim and record statements', async () => {
+    const endpointId = await addEndpoint(t.tdb.db, { name: 'many', url: r.url, secret: r.secret, events: ['app.install'] });
+    const N = 20;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const row = await t.tdb.db.one<{ id: string }>(
+        `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body) VALUES ($1, $2, 'app.install', '{"type":"app.install"}') RETURNING id`,
+        [`msg_many_${i}`, endpointId],
+      );
+      ids.push(row.id);
+    }
+    const rt = { ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff };
+    // the receiver answers the first 16 together and then the last 4 together: attempts that finish together
+    let arrived = 0;
+    const opens: (() => void)[] = [];
+    const waves = [0, 1].map(() => new Promise<void>((res) => opens.push(res)));
+    r.setHandler(async () => {
+      const wave = ++arrived <= 16 ? 0 : 1;
+      if (arrived === 16 || arrived === N) opens[wave]!();
+      await waves[wave];
+      return { status: 200 };
+    });
+    // like a worker with concurrency 16: a new attempt starts as soon as one finishes
+    const queue = [...ids];
+    const run = async () => {
+      const outcomes: string[] = [];
+      for (let id = queue.shift(); id; id = queue.shift()) outcomes.push((await attemptDelivery(rt, id)).outcome);
+      return outcomes;
+    };
+    const many = await counter
+      .during(() => Promise.all(Array.from({ length: 16 }, run)))
+      .finally(() => r.setHandler(() => ({ status: 200 })));
+    expect(many.result.flat()).toEqual(Array(N).fill('succeeded'));
+    console.info(
+      `[measured] ${N} delivery attempts, 16 at a time: ${many.statements.length} statements\n  ${many.statements.map((q) => q.slice(0, 40)).join('\n  ')}`,
+    );
+    // two per attempt when alone; together they share: at most about one statement per four attempts
+    expect(many.statements.length).toBeLessThanOrEqual(N / 4);
+    const done = await t.tdb.db.one<{ n: string }>(
+      `SELECT count(*) AS n FROM webhook_deliveries d WHERE endpoint_id = $1 AND status = 'succeeded' AND attempts = 1
+          AND (SELECT count(*) FROM webhook_attempts WHERE delivery_id = d.id) = 1`,
+      [endpointId],
+    );
+    expect(Number(done.n)).toBe(N);
   });
 
   it('a sweep fires a batch of due reminders in a fixed number of statements, not a few per reminder', async () => {
@@ -95,6 +142,19 @@ describe('SQL statements per command', () => {
     const audited = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM audit_events WHERE action = 'request.reminder'`);
     const events = await t.tdb.db.one<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE type = 'request.reminder'`);
     expect([Number(audited.n), Number(events.n)]).toEqual([N, N]);
+  });
+
+  it('a fan-out batch reads the device managers of its events once, not once per event', async () => {
+    for (let i = 0; i < 10; i++)
+      await t.ctx.requests.createApproved(
+        { id: null, label: 'api:test', channel: 'api' },
+        { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+      );
+    const fan = await counter.during(() => fanOutBatch(t.ctx));
+    expect(fan.result.events).toBeGreaterThanOrEqual(10);
+    console.info(`[measured] fan-out (${fan.result.events} events): ${fan.statements.length} statements`);
+    expect(fan.statements.filter((q) => q.includes('FROM applications'))).toHaveLength(1);
+    expect(fan.statements.length).toBeLessThanOrEqual(7);
   });
 });
 

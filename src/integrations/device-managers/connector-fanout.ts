@@ -42,21 +42,46 @@ function orderOf(event: DomainEvent): { operation: OrderOperation; facts: Facts;
   }
 }
 
+const orderedApplication = (event: DomainEvent): string | null => {
+  if (event.subjectType !== 'request') return null;
+  const o = orderOf(event);
+  return o ? text(o.facts.applicationId) : null;
+};
+
+/** The device managers of the applications a batch of events may order from, in one statement (absent: none). */
+export async function deviceManagersFor(tx: Tx, events: DomainEvent[]): Promise<Map<string, DeviceManagerConfig>> {
+  const ids = [...new Set(events.map(orderedApplication).filter((id): id is string => id !== null))];
+  if (ids.length === 0) return new Map();
+  const rows = await tx.query<{ id: string; device_manager: DeviceManagerConfig }>(
+    'SELECT id, device_manager FROM applications WHERE id = ANY($1::text[]) AND device_manager IS NOT NULL',
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r.device_manager]));
+}
+
 /**
  * Part of the outbox fan-out, in its transaction: an approval, revocation or install order of a request whose
  * application names a device manager becomes one delivery row for that connector. The unique index on
- * (outbox_id, event_type) makes a second relay of the same event add nothing.
+ * (outbox_id, event_type) makes a second relay of the same event add nothing. `managers` (deviceManagersFor, read
+ * in the same transaction) spares a batch one lookup per event.
  */
-export async function addDeviceManagerOrders(tx: Tx, outboxId: string, event: DomainEvent): Promise<void> {
-  if (event.subjectType !== 'request') return;
-  const o = orderOf(event);
-  if (!o) return;
-  const applicationId = text(o.facts.applicationId);
+export async function addDeviceManagerOrders(
+  tx: Tx,
+  outboxId: string,
+  event: DomainEvent,
+  managers?: Map<string, DeviceManagerConfig>,
+): Promise<void> {
+  const applicationId = orderedApplication(event);
   if (!applicationId) return;
-  const app = await tx.maybeOne<{ device_manager: DeviceManagerConfig | null }>('SELECT device_manager FROM applications WHERE id = $1', [
-    applicationId,
-  ]);
-  if (!app?.device_manager) return;
+  const o = orderOf(event)!;
+  const manager = managers
+    ? managers.get(applicationId)
+    : (
+        await tx.maybeOne<{ device_manager: DeviceManagerConfig | null }>('SELECT device_manager FROM applications WHERE id = $1', [
+          applicationId,
+        ])
+      )?.device_manager;
+  if (!manager) return;
   const username = text(o.facts.username);
   const person = username
     ? await tx.maybeOne<{ teams_aad_id: string | null }>('SELECT teams_aad_id FROM identities WHERE lower(username) = lower($1)', [
@@ -86,7 +111,7 @@ export async function addDeviceManagerOrders(tx: Tx, outboxId: string, event: Do
       outboxId,
       event.type,
       JSON.stringify({ type: 'device_manager.order', timestamp: event.occurredAt, data: order }),
-      app.device_manager.kind,
+      manager.kind,
       applicationId,
       event.subjectId,
     ],

@@ -89,7 +89,10 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     { ...common, concurrency: 4 },
   );
 
-  const gate = gateFor(ctx, connection, prefix);
+  // gate calls made in the same tick (the releases of a record batch's jobs) go to Redis in one write
+  const gateRedis = connection.duplicate({ enableAutoPipelining: true, connectionName: `${prefix}:worker-gate` });
+  gateRedis.on('error', redisError);
+  const gate = gateFor(ctx, gateRedis, prefix);
   const webhookWorker = new Worker<DeliveryJob>(
     queueNames.webhooks,
     async (job: Job<DeliveryJob>, token?: string) => {
@@ -185,6 +188,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
         // close() waits for the jobs in flight to finish
         await Promise.allSettled(workers.map((w) => w.close()));
         await queues.close();
+        gateRedis.disconnect();
         connection.disconnect();
         log.info('workers stopped');
       })();
