@@ -91,7 +91,7 @@ async function slackRequest(): Promise<string> {
 describe('multi-admin approval of a change through Teams', () => {
   it('"change" shows the form; bad JSON and a missing justification come back on the card', async () => {
     await clearPendingChanges();
-    const changesBefore = await h.t.tdb.db.query('SELECT id FROM changes');
+    const changesBefore = await h.t.tdb.db.query('SELECT id FROM changes ORDER BY id');
     await h.post(h.message('ada', 'change'));
     const sent = h.connector.posted()[0]!;
     const formId = sent.id!;
@@ -108,7 +108,7 @@ describe('multi-admin approval of a change through Teams', () => {
     expect(res.body.statusCode).toBe(200);
     expect(text(res.body.value)).toContain('This is not valid JSON');
     expect(text(res.body.value)).toContain('A business justification is required.');
-    expect(await h.t.tdb.db.query('SELECT id FROM changes')).toEqual(changesBefore);
+    expect(await h.t.tdb.db.query('SELECT id FROM changes ORDER BY id')).toEqual(changesBefore);
   });
 
   it('submits; the change card shows the diff, and the requester sees only Cancel', async () => {
