@@ -17,15 +17,84 @@ const verbs = (card: unknown) =>
     .sort();
 const text = (card: unknown) => JSON.stringify(card);
 
-describe('multi-admin approval of a change through Teams', () => {
-  let changeId: string;
-  let formId: string;
+/** One pending change per object: cancels what is pending and hands its events on, so an `it` starts from a clear slate. */
+async function clearPendingChanges(): Promise<void> {
+  for (const c of await h.t.tdb.db.query<{ id: string }>(`SELECT id FROM changes WHERE status = 'pending'`))
+    await h.t.ctx.changes.cancel({ id: null, label: 'test:cleanup', channel: 'api' }, c.id);
+  await h.drain();
+  h.connector.reset();
+}
 
+/** One pending or approved request per user, device and application: bob's Visio is cancelled or revoked first. */
+async function clearBobsVisio(): Promise<void> {
+  for (const r of await h.t.tdb.db.query<{ id: string; status: string }>(
+    `SELECT id, status FROM requests WHERE status IN ('pending', 'approved')`,
+  )) {
+    if (r.status === 'pending') await h.t.ctx.requests.cancel({ id: null, label: 'test:cleanup', channel: 'api' }, r.id);
+    else await h.t.ctx.requests.revoke(h.s.actor(h.s.ada, 'slack'), r.id, 'Clearing the way for the next test');
+  }
+  await h.drain();
+  h.connector.reset();
+}
+
+/** ada types "change": the id of the form card she is sent. */
+async function changeForm(): Promise<string> {
+  await clearPendingChanges();
+  await h.post(h.message('ada', 'change'));
+  return h.connector.posted().at(-1)!.id!;
+}
+
+const submitChange = (formId: string) =>
+  h.post(
+    h.invoke(
+      'ada',
+      'submitChange',
+      {
+        kind: 'changeForm',
+        resourceType: 'script',
+        resourceId: 'cleanup.ps1',
+        before: '{"timeout": 30, "run": "nightly"}',
+        after: '{"timeout": 60, "run": "nightly", "notify": true}',
+        justification: 'Jobs time out on big disks',
+      },
+      { replyToId: formId },
+    ),
+  );
+
+/** ada's change submitted from the form, its events not yet handed to Teams. */
+async function submittedChange(): Promise<{ formId: string; changeId: string }> {
+  const formId = await changeForm();
+  const res = await submitChange(formId);
+  return { formId, changeId: res.body.value.refresh.action.data.id };
+}
+
+/** ada's change submitted and posted to the approvers channel. */
+async function postedChange(): Promise<{ formId: string; changeId: string }> {
+  const change = await submittedChange();
+  await h.drain();
+  h.connector.reset();
+  return change;
+}
+
+/** bob's Visio request submitted from Slack and posted to the Teams approvers channel. */
+async function slackRequest(): Promise<string> {
+  await clearBobsVisio();
+  const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'slack'), {
+    applicationId: VISIO,
+    clientGuid: BOB_LAPTOP,
+    justification: 'From Slack',
+    answers: { usage: 'Diagrams' },
+  });
+  return r.id;
+}
+
+describe('multi-admin approval of a change through Teams', () => {
   it('"change" shows the form; bad JSON and a missing justification come back on the card', async () => {
-    h.connector.reset();
+    await clearPendingChanges();
+    const changesBefore = await h.t.tdb.db.query('SELECT id FROM changes ORDER BY id');
     await h.post(h.message('ada', 'change'));
     const sent = h.connector.posted()[0]!;
-    formId = sent.id!;
+    const formId = sent.id!;
     expect(verbs(cardOf(sent.body))).toEqual(['submitChange']);
     expect(text(cardOf(sent.body))).toContain('"title":"script"');
     const res = await h.post(
@@ -39,25 +108,11 @@ describe('multi-admin approval of a change through Teams', () => {
     expect(res.body.statusCode).toBe(200);
     expect(text(res.body.value)).toContain('This is not valid JSON');
     expect(text(res.body.value)).toContain('A business justification is required.');
-    expect(await h.t.tdb.db.query('SELECT id FROM changes')).toHaveLength(0);
+    expect(await h.t.tdb.db.query('SELECT id FROM changes ORDER BY id')).toEqual(changesBefore);
   });
 
   it('submits; the change card shows the diff, and the requester sees only Cancel', async () => {
-    const res = await h.post(
-      h.invoke(
-        'ada',
-        'submitChange',
-        {
-          kind: 'changeForm',
-          resourceType: 'script',
-          resourceId: 'cleanup.ps1',
-          before: '{"timeout": 30, "run": "nightly"}',
-          after: '{"timeout": 60, "run": "nightly", "notify": true}',
-          justification: 'Jobs time out on big disks',
-        },
-        { replyToId: formId },
-      ),
-    );
+    const res = await submitChange(await changeForm());
     const card = res.body.value;
     expect(text(card)).toContain('Change to script \\"cleanup.ps1\\"');
     expect(text(card)).toContain('"text":"/timeout"');
@@ -65,10 +120,11 @@ describe('multi-admin approval of a change through Teams', () => {
     expect(text(card)).toContain('"text":"60"');
     expect(text(card)).toContain('"text":"/notify"');
     expect(verbs(card)).toEqual(['cancel', 'refresh']);
-    changeId = card.refresh.action.data.id;
+    expect((await h.t.ctx.changes.get(card.refresh.action.data.id)).status).toBe('pending');
   });
 
   it('ada finds her pending change under my requests, and opening it offers Cancel', async () => {
+    const { changeId } = await submittedChange();
     h.connector.reset();
     await h.post(h.message('ada', 'my requests'));
     const list = JSON.stringify(cardOf(h.connector.posted()[0]!.body));
@@ -78,6 +134,7 @@ describe('multi-admin approval of a change through Teams', () => {
   });
 
   it('posts the change to the approvers channel and refuses ada approving her own change on the card', async () => {
+    const { formId, changeId } = await submittedChange();
     h.connector.reset();
     expect(await h.drain()).toEqual(['change.submitted']);
     const prompt = h.connector.of('send').find((s) => s.conversationId === APPROVERS_CHANNEL)!;
@@ -95,6 +152,7 @@ describe('multi-admin approval of a change through Teams', () => {
   });
 
   it('cyd sees Approve/Reject with a notes field, approves, and every copy shows the outcome without buttons', async () => {
+    const { changeId } = await postedChange();
     const view = await h.post(
       h.invoke('cyd', 'refresh', { kind: 'change', id: changeId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }),
     );
@@ -129,18 +187,13 @@ describe('multi-admin approval of a change through Teams', () => {
 
 describe('cross-platform: requested in Slack, approved in Teams', () => {
   it('posts the Teams prompt for a Slack request, decides it from Teams, updates the Teams copy and leaves the requester to Slack', async () => {
-    const r = await h.t.ctx.requests.submit(h.s.actor(h.s.bob, 'slack'), {
-      applicationId: VISIO,
-      clientGuid: BOB_LAPTOP,
-      justification: 'From Slack',
-      answers: { usage: 'Diagrams' },
-    });
+    const id = await slackRequest();
     h.connector.reset();
     await h.drain();
     expect(h.connector.of('send').map((s) => s.conversationId)).toEqual([APPROVERS_CHANNEL]);
-    const res = await h.post(h.invoke('cyd', 'approve', { kind: 'request', id: r.id }, { conversationId: APPROVERS_CHANNEL }));
+    const res = await h.post(h.invoke('cyd', 'approve', { kind: 'request', id }, { conversationId: APPROVERS_CHANNEL }));
     expect(text(res.body.value)).toContain('You approved this request.');
-    const detail = await h.t.ctx.requests.get(r.id);
+    const detail = await h.t.ctx.requests.get(id);
     expect(detail.decisions[0]).toMatchObject({ channel: 'teams', approver: { label: 'Cyd Approver' } });
     h.connector.reset();
     await h.drain();
@@ -151,7 +204,11 @@ describe('cross-platform: requested in Slack, approved in Teams', () => {
   });
 
   it('updates the Teams copies when the decision is made elsewhere (a revoke in Slack)', async () => {
-    const { id } = await h.t.tdb.db.one<{ id: string }>(`SELECT id FROM requests WHERE status = 'approved'`);
+    // requested in Slack, approved from the Teams prompt
+    const id = await slackRequest();
+    await h.drain();
+    await h.post(h.invoke('cyd', 'approve', { kind: 'request', id }, { conversationId: APPROVERS_CHANNEL }));
+    await h.drain();
     await h.t.ctx.requests.revoke(h.s.actor(h.s.ada, 'slack'), id, 'Licence moved to another team');
     h.connector.reset();
     await h.drain();

@@ -7,6 +7,7 @@ import { webhooksOfRow } from '../support/outbox-webhooks.ts';
 let h: TeamsHarness;
 beforeAll(async () => {
   h = await startTeamsHarness();
+  await h.post(h.installInChannel());
 });
 afterAll(() => h.close());
 
@@ -16,11 +17,80 @@ const verbs = (card: unknown) =>
     .sort();
 const text = (card: unknown) => JSON.stringify(card);
 
-describe('Configuration Manager scenario 1 through Teams', () => {
-  let requestId: string;
-  let formMessageId: string;
+const forgetTeamsRefs = (...keys: string[]) =>
+  h.t.tdb.db.query(`DELETE FROM conversation_refs WHERE platform = 'teams' AND key = ANY($1::text[])`, [keys]);
+/** as if cyd had never written to the bot: cards can then name him only by his AAD object id */
+const forgetCyd = () => h.t.tdb.db.query(`DELETE FROM teams_users WHERE aad_object_id = lower($1)`, [AAD.cyd]);
 
+/** One pending or approved request per user, device and application: bob's open Visio is cancelled or revoked first. */
+async function clearBobsVisio(): Promise<void> {
+  for (const r of await h.t.tdb.db.query<{ id: string; status: string }>(
+    `SELECT id, status FROM requests WHERE status IN ('pending', 'approved')`,
+  )) {
+    if (r.status === 'pending') await h.t.ctx.requests.cancel({ id: null, label: 'test:cleanup', channel: 'api' }, r.id);
+    else await h.t.ctx.requests.revoke(h.s.actor(h.s.ada, 'teams'), r.id, 'Clearing the way for the next test');
+  }
+  await h.drain();
+  h.connector.reset();
+}
+
+/** bob types "request visio": the id of the form card he is sent. */
+async function requestForm(): Promise<string> {
+  await clearBobsVisio();
+  await h.post(h.message('bob', 'request visio'));
+  return h.connector.posted().at(-1)!.id!;
+}
+
+const submitForm = (formMessageId: string) =>
+  h.post(
+    h.invoke(
+      'bob',
+      'submitRequest',
+      {
+        kind: 'form',
+        applicationId: VISIO,
+        device: h.s.deviceId,
+        justification: 'Network diagrams for the migration',
+        q_usage: 'Diagrams',
+      },
+      { replyToId: formMessageId },
+    ),
+  );
+
+/** bob's request submitted from the form, its events not yet handed to Teams. */
+async function submitted(): Promise<{ requestId: string; formMessageId: string }> {
+  const formMessageId = await requestForm();
+  const res = await submitForm(formMessageId);
+  return { requestId: res.body.value.refresh.action.data.id, formMessageId };
+}
+
+/** bob's request submitted from the form and posted to the approvers channel. */
+async function submittedFromCard(): Promise<{ requestId: string; formMessageId: string }> {
+  const r = await submitted();
+  await h.drain();
+  h.connector.reset();
+  return r;
+}
+
+/** bob's request approved by ada on the channel card, the approval not yet handed to Teams. */
+async function approvedOnCard(): Promise<{ requestId: string; formMessageId: string }> {
+  const r = await submittedFromCard();
+  const res = await h.post(
+    h.invoke(
+      'ada',
+      'approve',
+      { kind: 'request', id: r.requestId, stage: 0, reason: 'Standard tool' },
+      { conversationId: APPROVERS_CHANNEL },
+    ),
+  );
+  expect(text(res.body.value)).toContain('You approved this request.');
+  return r;
+}
+
+describe('Configuration Manager scenario 1 through Teams', () => {
   it('stores the channel reference when the bot is added to the approvers channel, and says how to route a group there', async () => {
+    await forgetTeamsRefs(APPROVERS_CHANNEL, '19:team-it@thread.tacv2');
+    h.connector.reset();
     const res = await h.post(h.installInChannel());
     expect(res.status).toBe(200);
     const refs = await h.t.tdb.db.query<{ key: string; kind: string; reference: any }>(
@@ -38,6 +108,7 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('welcomes bob in his personal chat and answers help', async () => {
+    await forgetTeamsRefs(AAD.bob);
     h.connector.reset();
     await h.post({ ...h.message('bob', ''), type: 'conversationUpdate', text: undefined, membersAdded: [{ id: '28:signoff-bot' }] });
     const welcome = cardOf(h.connector.posted()[0]!.body);
@@ -51,10 +122,9 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('"request visio" shows the form with his device, a justification and the policy question', async () => {
-    h.connector.reset();
+    await clearBobsVisio();
     await h.post(h.message('bob', 'request visio'));
     const sent = h.connector.posted()[0]!;
-    formMessageId = sent.id!;
     const form = cardOf(sent.body);
     const inputs = JSON.stringify(form);
     expect(form.version).toBe('1.5');
@@ -67,6 +137,8 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('returns validation errors on the same card, next to each field, with the values kept', async () => {
+    const formMessageId = await requestForm();
+    const requestsBefore = await h.t.tdb.db.query('SELECT id FROM requests ORDER BY id');
     const res = await h.post(
       h.invoke(
         'bob',
@@ -83,24 +155,13 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     expect(card).toContain('A business justification is required.');
     expect(card).toContain('Please answer this question.');
     expect(card).toContain(`"value":"${h.s.deviceId}"`);
-    expect(await h.t.tdb.db.query('SELECT id FROM requests')).toHaveLength(0);
+    expect(await h.t.tdb.db.query('SELECT id FROM requests ORDER BY id')).toEqual(requestsBefore);
   });
 
   it("submits and turns the form into bob's copy of the request, with Cancel", async () => {
-    const res = await h.post(
-      h.invoke(
-        'bob',
-        'submitRequest',
-        {
-          kind: 'form',
-          applicationId: VISIO,
-          device: h.s.deviceId,
-          justification: 'Network diagrams for the migration',
-          q_usage: 'Diagrams',
-        },
-        { replyToId: formMessageId },
-      ),
-    );
+    await forgetCyd();
+    const formMessageId = await requestForm();
+    const res = await submitForm(formMessageId);
     expect(res.body.statusCode).toBe(200);
     const card = res.body.value;
     expect(text(card)).toContain('Visio for Bob User');
@@ -109,7 +170,7 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     // Teams refreshes by Teams user id: ada (who added the bot) and bob have written to it, so theirs are
     // known; cyd never has, so only his AAD object id is
     expect(card.refresh.userIds.sort()).toEqual(['29:ada', '29:bob', AAD.cyd].sort());
-    requestId = card.refresh.action.data.id;
+    const requestId = card.refresh.action.data.id;
     const refs = await h.t.tdb.db.query<{ purpose: string; message_id: string }>(
       `SELECT purpose, message_id FROM message_refs WHERE subject_id = $1`,
       [requestId],
@@ -118,6 +179,8 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('posts the prompt to the approvers channel: read-only for everyone, refreshed per viewer', async () => {
+    await forgetCyd();
+    const { requestId, formMessageId } = await submitted();
     h.connector.reset();
     expect(await h.drain()).toEqual(['request.submitted']);
     const posts = h.connector.of('send');
@@ -139,6 +202,7 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('gives each viewer their own card on refresh: approver buttons, requester Cancel, others read-only', async () => {
+    const { requestId } = await submittedFromCard();
     const asApprover = await h.post(
       h.invoke('cyd', 'refresh', { kind: 'request', id: requestId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }),
     );
@@ -156,6 +220,7 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('refuses bob approving his own request on the card', async () => {
+    const { requestId } = await submittedFromCard();
     const res = await h.post(
       h.invoke('bob', 'approve', { kind: 'request', id: requestId, stage: 0 }, { conversationId: APPROVERS_CHANNEL }),
     );
@@ -165,6 +230,7 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('ada and cyd clicking at once give one decision; each sees the outcome inline with no buttons', async () => {
+    const { requestId } = await submittedFromCard();
     const [a, c] = await Promise.all([
       h.post(
         h.invoke(
@@ -189,6 +255,7 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('updates every copy in place with outcome, who, when and why and no buttons; tells bob; orders the install', async () => {
+    const { requestId } = await approvedOnCard();
     h.connector.reset();
     expect(await h.drain()).toEqual(['request.approved']);
     const decider = (await h.t.ctx.requests.get(requestId)).decidedBy!;
@@ -212,6 +279,8 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('handling the same event again posts nothing new', async () => {
+    const { requestId } = await approvedOnCard();
+    await h.drain();
     const row = await h.t.tdb.db.one<{ id: string; payload: any }>(
       `SELECT id, payload FROM outbox WHERE subject_id = $1 AND type = 'request.approved'`,
       [requestId],
@@ -223,6 +292,8 @@ describe('Configuration Manager scenario 1 through Teams', () => {
   });
 
   it('"my requests" lists the approved request', async () => {
+    await approvedOnCard();
+    await h.drain();
     h.connector.reset();
     await h.post(h.message('bob', 'my requests'));
     const card = cardOf(h.connector.posted()[0]!.body);
