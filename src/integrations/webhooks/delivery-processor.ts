@@ -19,6 +19,9 @@ export type DeliveryStep =
   | { outcome: 'succeeded' | 'failed'; health: AttemptHealth }
   | { outcome: 'retry'; retryAt: number; health?: AttemptHealth };
 
+/** How long a send counts as about to finish (a fast receiver answers well within it). */
+const FRESH_SEND_MS = 50;
+
 const excerptOf = (r: PostResult) => (r.kind === 'response' ? r.excerpt : null);
 
 /**
@@ -39,13 +42,17 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
   if (claim.kind === 'early') return { outcome: 'retry', retryAt: claim.due };
   const d = claim.delivery;
   let held = true;
-  // counted while sending: records finishing meanwhile wait a moment for this one to join their batch
+  // counted while sending, for a moment only: records finishing meanwhile wait briefly for this one to join their
+  // batch, but an attempt stuck on a slow endpoint must not make every other endpoint's attempts wait
   batches.sending++;
   let sending = true;
   const sent = () => {
+    clearTimeout(stale);
     if (sending) batches.sending--;
     sending = false;
   };
+  const stale = setTimeout(sent, FRESH_SEND_MS);
+  stale.unref();
   try {
     if (!d.enabled) {
       sent();

@@ -2,13 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AppContext } from '../../app-context.ts';
 import type { Clock } from '../../core/clock.ts';
-import { GroupCommit } from './group-commit.ts';
 
 /**
  * Per-endpoint fairness, shared by every worker through Redis: a concurrency limit (a sorted set of leases, so
  * a dead worker's slot frees itself) and a circuit breaker (closed → open after N consecutive failures → one
  * half-open probe after the cool-down → closed on success, open again on failure). One script call per gate
- * and per release (EVALSHA); the acquires of jobs starting together share one pipeline. When Redis loses the keys the endpoint starts closed with free slots: harmless.
+ * and per release (EVALSHA). When Redis loses the keys the endpoint starts closed with free slots: harmless.
  */
 
 export type CircuitState = 'closed' | 'open' | 'half_open';
@@ -124,39 +123,10 @@ export class EndpointGate {
     return [`${this.prefix}:endpoint:${endpointId}:slots`, `${this.prefix}:endpoint:${endpointId}:circuit`];
   }
 
-  /** slots this gate object took and has not released yet: while it holds any, more acquires are coming */
-  private holding = 0;
-
-  // acquires of jobs starting together go to Redis as one pipeline (each script still runs on its own, atomically)
-  private readonly acquires = new GroupCommit<(string | number)[], { value?: unknown; error?: unknown }>(
-    (calls) => this.runAcquires(calls),
-    { maxWaitMs: 2, expectMore: () => this.holding > 0 },
-  );
-
-  private async runAcquires(calls: (string | number)[][]): Promise<{ value?: unknown; error?: unknown }[]> {
-    const one = (args: (string | number)[]) =>
-      runScript(this.redis, SCRIPTS.acquire, args).then(
-        (value) => ({ value }),
-        (error: unknown) => ({ error }),
-      );
-    if (calls.length === 1) return [await one(calls[0]!)];
-    const p = this.redis.pipeline();
-    for (const args of calls) p.evalsha(SCRIPTS.acquire.sha, 2, ...args);
-    const res = (await p.exec()) ?? [];
-    return Promise.all(
-      calls.map((args, i) => {
-        const [error, value] = res[i] ?? [new Error('no reply')];
-        // not cached in Redis yet (a restart): this one again with the script's text
-        if (error && String((error as Error).message).startsWith('NOSCRIPT')) return one(args);
-        return error ? { error } : { value };
-      }),
-    );
-  }
-
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   async acquire(endpointId: string, holder: string): Promise<GateResult> {
     const [slots, circuit] = this.keys(endpointId);
-    const reply = await this.acquires.submit([
+    const r = (await runScript(this.redis, SCRIPTS.acquire, [
       slots,
       circuit,
       this.clock.now().getTime(),
@@ -165,13 +135,8 @@ export class EndpointGate {
       this.settings.leaseMs,
       KEEP_MS,
       Date.now(),
-    ]);
-    if (reply.error) throw reply.error;
-    const r = reply.value as [number, number, string, string?];
-    if (r[0] === 1) {
-      this.holding++;
-      return { ok: true, probe: r[2] === 'half_open' };
-    }
+    ])) as [number, number, string, string?];
+    if (r[0] === 1) return { ok: true, probe: r[2] === 'half_open' };
     return {
       ok: false,
       reason: r[2] as 'busy' | 'open' | 'probing',
@@ -181,7 +146,6 @@ export class EndpointGate {
   }
 
   async release(endpointId: string, holder: string, health: AttemptHealth, latencyMs: number | null = null): Promise<void> {
-    this.holding = Math.max(0, this.holding - 1);
     const [slots, circuit] = this.keys(endpointId);
     await runScript(this.redis, SCRIPTS.release, [
       slots,
