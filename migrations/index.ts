@@ -11,6 +11,7 @@ import { CaseInsensitiveResources1763910000000 } from './1763910000000-case-inse
 import { LinkTokenVersions1763910000001 } from './1763910000001-link-token-versions.ts';
 import { WebApp1763930000000 } from './1763930000000-web-app.ts';
 import { MessageDeliveries1763940000000 } from './1763940000000-message-deliveries.ts';
+import { DecisionOrder1763960000000 } from './1763960000000-decision-order.ts';
 import { DeliveryLeases1763950000000 } from './1763950000000-delivery-leases.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
@@ -29,4 +30,5 @@ export const migrations = [
   WebApp1763930000000,
   MessageDeliveries1763940000000,
   DeliveryLeases1763950000000,
+  DecisionOrder1763960000000,
 ];

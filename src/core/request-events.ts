@@ -33,7 +33,7 @@ export async function notThisStage(
     );
   }
   const last = await db.maybeOne<{ approver_label: string; decision: 'approve' | 'deny'; created_at: Date }>(
-    'SELECT approver_label, decision, created_at FROM request_decisions WHERE request_id = $1 AND stage = $2 ORDER BY created_at DESC, id DESC LIMIT 1',
+    'SELECT approver_label, decision, created_at FROM request_decisions WHERE request_id = $1 AND stage = $2 ORDER BY created_at DESC, seq DESC LIMIT 1',
     [row.id, stage],
   );
   const how = last

@@ -100,7 +100,7 @@ export async function decisionsOf(db: Queryable, requestId: string): Promise<Dec
     channel: string;
     created_at: Date;
   }>(
-    'SELECT stage, approver_id, approver_label, decision, reason, channel, created_at FROM request_decisions WHERE request_id = $1 ORDER BY created_at, id',
+    'SELECT stage, approver_id, approver_label, decision, reason, channel, created_at FROM request_decisions WHERE request_id = $1 ORDER BY created_at, seq',
     [requestId],
   );
   return rows.map((d) => ({
