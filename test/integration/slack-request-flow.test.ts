@@ -12,7 +12,7 @@ beforeAll(async () => {
   s = await seedContoso(h.t.tdb.db);
 });
 afterAll(() => h.close());
-beforeEach(() => closeOpenRequests(h, s));
+beforeEach(() => closeOpenRequests(h, s, () => h.fake.reset()));
 
 const requestsOfBob = () =>
   h.t.tdb.db.query<{ id: string; status: string; decided_by_label: string | null; decision_reason: string | null }>(

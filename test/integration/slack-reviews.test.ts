@@ -19,7 +19,7 @@ beforeAll(async () => {
   );
 });
 afterAll(() => h.close());
-beforeEach(() => closeOpenRequests(h, s));
+beforeEach(() => closeOpenRequests(h, s, () => h.fake.reset()));
 
 const reviewButtons = (blocks: any[]) =>
   buttonsOf(blocks).filter((b) => b.action_id === ACTION.reviewKeep || b.action_id === ACTION.reviewRemove);

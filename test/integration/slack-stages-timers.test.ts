@@ -24,7 +24,7 @@ beforeAll(async () => {
   });
 });
 afterAll(() => h.close());
-beforeEach(() => closeOpenRequests(h, s));
+beforeEach(() => closeOpenRequests(h, s, () => h.fake.reset()));
 
 const decisionButtons = (blocks: any[]) => buttonsOf(blocks).filter((b) => b.action_id === ACTION.approve || b.action_id === ACTION.deny);
 

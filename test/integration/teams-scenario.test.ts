@@ -3,6 +3,7 @@ import { executeActions } from '../../src/bots/teams/teams-cards.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { AAD, APPROVERS_CHANNEL, cardOf, startTeamsHarness, type TeamsHarness } from '../support/teams-harness.ts';
 import { webhooksOfRow } from '../support/outbox-webhooks.ts';
+import { closeOpenRequests } from '../support/close-open-requests.ts';
 
 let h: TeamsHarness;
 beforeAll(async () => {
@@ -22,17 +23,8 @@ const forgetTeamsRefs = (...keys: string[]) =>
 /** as if cyd had never written to the bot: cards can then name him only by his AAD object id */
 const forgetCyd = () => h.t.tdb.db.query(`DELETE FROM teams_users WHERE aad_object_id = lower($1)`, [AAD.cyd]);
 
-/** One pending or approved request per user, device and application: bob's open Visio is cancelled or revoked first. */
-async function clearBobsVisio(): Promise<void> {
-  for (const r of await h.t.tdb.db.query<{ id: string; status: string }>(
-    `SELECT id, status FROM requests WHERE status IN ('pending', 'approved')`,
-  )) {
-    if (r.status === 'pending') await h.t.ctx.requests.cancel({ id: null, label: 'test:cleanup', channel: 'api' }, r.id);
-    else await h.t.ctx.requests.revoke(h.s.actor(h.s.ada, 'teams'), r.id, 'Clearing the way for the next test');
-  }
-  await h.drain();
-  h.connector.reset();
-}
+/** One pending or approved request per user, device and application: bob's open Visio is closed first. */
+const clearBobsVisio = () => closeOpenRequests(h, h.s, () => h.connector.reset(), 'teams');
 
 /** bob types "request visio": the id of the form card he is sent. */
 async function requestForm(): Promise<string> {
