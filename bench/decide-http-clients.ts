@@ -2,32 +2,67 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { ACTION, promptValue } from '../src/bots/slack/slack-ids.ts';
 import { signSlackBody } from '../src/bots/slack/slack-verify.ts';
+import { FakeSlackApi } from '../test/support/fake-slack-api.ts';
 import { pool } from './support.ts';
 
 interface ClientJob {
   base: string;
   key: string;
   secret: string;
-  responseOrigin: string;
   ids: string[];
   clients: number;
 }
 
-/** Runs the decide-http load in a child process (this file is its entry) and returns every ack latency, sorted. */
-export function runClients(job: ClientJob): Promise<{ acks: number[]; failures: number }> {
+export interface ClientsProcess {
+  /** the fake Slack Web API the clients' process serves (Slack is not in Signoff's process either) */
+  slack: { url: string; origin: string };
+  /** runs the load and returns every ack latency, sorted */
+  run(job: ClientJob): Promise<{ acks: number[]; failures: number }>;
+  /** ends the process if it is still there (the scenario failed before or during the run) */
+  stop(): void;
+}
+
+/**
+ * Starts the decide-http clients in a process of their own (this file is its entry), with the fake Slack Web API
+ * that response_url posts go to, so neither shares the measured server's event loop or memory.
+ */
+export function startClients(): Promise<ClientsProcess> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [...process.execArgv, 'bin/run-ts.mjs', 'bench/decide-http-clients.ts'], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, SIGNOFF_BENCH_CLIENTS: '1' },
     });
     let out = '';
-    p.stdout.on('data', (c) => (out += c));
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`decide-http clients exited with ${code}`))));
-    p.stdin.end(JSON.stringify(job));
+    let done: ((r: { acks: number[]; failures: number }) => void) | null = null;
+    let started = false;
+    p.stdout.on('data', (c) => {
+      out += c;
+      const nl = out.indexOf('\n');
+      if (!started && nl >= 0) {
+        started = true;
+        const slack = JSON.parse(out.slice(0, nl)) as { url: string; origin: string };
+        out = out.slice(nl + 1);
+        resolve({
+          slack,
+          run: (job) =>
+            new Promise((res) => {
+              done = res;
+              p.stdin.end(JSON.stringify(job));
+            }),
+          stop: () => {
+            if (p.exitCode === null) p.kill();
+          },
+        });
+      }
+    });
+    p.on('exit', (code) => {
+      if (code === 0 && done) done(JSON.parse(out));
+      else reject(new Error(`decide-http clients exited with ${code}`));
+    });
   });
 }
 
-async function main(job: ClientJob) {
+async function main(job: ClientJob, responseOrigin: string) {
   const slackClick = (id: string, n: number) => {
     const payload = {
       type: 'block_actions',
@@ -36,7 +71,7 @@ async function main(job: ClientJob) {
       trigger_id: `trig-${n}`,
       channel: { id: 'C0APPROVE' },
       container: { type: 'message', channel_id: 'C0APPROVE', message_ts: `${n}.0` },
-      response_url: `${job.responseOrigin}/response/act-${n}`,
+      response_url: `${responseOrigin}/response/act-${n}`,
       actions: [{ type: 'button', action_id: ACTION.approve, value: promptValue(id, 0), block_id: 'b', action_ts: '1' }],
     };
     const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
@@ -76,17 +111,20 @@ async function main(job: ClientJob) {
 }
 
 if (process.env.SIGNOFF_BENCH_CLIENTS === '1') {
+  const fake = await new FakeSlackApi().start();
+  process.stdout.write(`${JSON.stringify({ url: fake.url, origin: fake.origin })}\n`);
   let input = '';
   process.stdin.on('data', (c) => (input += c));
-  process.stdin.on(
-    'end',
-    () =>
-      void main(JSON.parse(input)).then(
-        () => process.exit(0),
-        (e) => {
-          console.error(e);
-          process.exit(1);
-        },
-      ),
-  );
+  process.stdin.on('end', () => {
+    main(JSON.parse(input), fake.origin).then(
+      async () => {
+        await fake.stop();
+        process.exit(0);
+      },
+      (e) => {
+        console.error(e);
+        process.exit(1);
+      },
+    );
+  });
 }

@@ -7,8 +7,7 @@ import { createApiKey } from '../src/core/api-keys.ts';
 import { createHttpApp } from '../src/integrations/http/app.ts';
 import { closeQueues } from '../src/integrations/queue/queues.ts';
 import { createLogger } from '../src/logger.ts';
-import { FakeSlackApi } from '../test/support/fake-slack-api.ts';
-import { runClients } from './decide-http-clients.ts';
+import { startClients } from './decide-http-clients.ts';
 import { percentile, pgbenchTps, round, scratchDatabase, seedPending, waitUntil } from './support.ts';
 
 const SIGNING_SECRET = 'bench-signing-secret-0123456789';
@@ -21,7 +20,7 @@ const SIGNING_SECRET = 'bench-signing-secret-0123456789';
  */
 export async function decideHttpScenario(opts: { requests: number; clients: number; pgbenchSeconds: number }) {
   const scratch = await scratchDatabase('decide-http', opts.clients + 4);
-  const fake = await new FakeSlackApi().start();
+  const clients = await startClients();
   const { db } = scratch;
   let server: import('node:http').Server | undefined;
   const config = loadConfig({
@@ -31,7 +30,7 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
     QUEUE_PREFIX: `signoff_bench_${Date.now()}`,
     SLACK_SIGNING_SECRET: SIGNING_SECRET,
     SLACK_BOT_TOKEN: 'xoxb-bench',
-    SLACK_API_URL: fake.url,
+    SLACK_API_URL: clients.slack.url,
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
   try {
@@ -44,16 +43,9 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
     });
     const base = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
 
-    // the clients run in a process of their own, as pgbench's do, so they do not share the server's event loop
+    // the clients run in a process of their own, as pgbench's do, with the fake Slack API their clicks' replies go to
     const started = performance.now();
-    const { acks, failures } = await runClients({
-      base,
-      key,
-      secret: SIGNING_SECRET,
-      responseOrigin: fake.origin,
-      ids: requestIds,
-      clients: opts.clients,
-    });
+    const { acks, failures } = await clients.run({ base, key, secret: SIGNING_SECRET, ids: requestIds, clients: opts.clients });
     const ackedIn = (performance.now() - started) / 1000;
     // Slack clicks are decided after their ack: the clock stops when the last decision is committed
     await waitUntil(
@@ -92,8 +84,8 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
   } finally {
     server?.closeAllConnections();
     server?.close();
+    clients.stop();
     await closeQueues(ctx).catch(() => undefined);
-    await fake.stop();
     await scratch.drop();
   }
 }
