@@ -1,17 +1,16 @@
 import type { Database, Tx } from '../db/database.ts';
 import { recordCommand } from './command-record.ts';
 import { stageApproverGroups } from './approval-rights.ts';
-import { appendAudit, systemActor, type Actor, type AuditEntry } from './audit-log.ts';
+import { appendAudit, systemActor, type AuditEntry } from './audit-log.ts';
 import type { Clock } from './clock.ts';
 import { emit, type AnyNewEvent } from './outbox.ts';
 import { nextReminder } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import type { RequestRow } from './request-queries.ts';
-import type { ReviewFilter, ReviewView } from './review-queries.ts';
 import { installData, snapshotOf } from './request-events.ts';
 import { requestContext, revokeRequest } from './request-transitions.ts';
 import { nextRequestStatus } from './request-state.ts';
-import { ReviewService, type ReviewDecisionResult, type ReviewWithRequest } from './review-service.ts';
+import { ReviewService, type ReviewWithRequest } from './review-service.ts';
 
 // order matters: a lapsed review must close before the next one can open; expiry makes reminders moot
 export const timerKinds = [
@@ -280,32 +279,6 @@ export class TimerService {
       at: now,
       data: installData(row, r, why),
     });
-  }
-
-  /** @deprecated reviews are their own service: use `ctx.reviews.get` */
-  getReview(id: string): Promise<ReviewView> {
-    return this.reviews.get(id);
-  }
-
-  /** @deprecated use `ctx.reviews.list` */
-  listReviews(filter: ReviewFilter, limit?: number, cursor?: string) {
-    return this.reviews.list(filter, limit, cursor);
-  }
-
-  /** @deprecated use `ctx.reviews.checkReviewer` */
-  checkReviewer(actor: Actor, reviewId: string): Promise<ReviewView> {
-    return this.reviews.checkReviewer(actor, reviewId);
-  }
-
-  /** @deprecated use `ctx.reviews.decide` */
-  decideReview(
-    actor: Actor,
-    reviewId: string,
-    decision: 'keep' | 'remove',
-    reason?: string | null,
-    opts: { reviewerUsername?: string } = {},
-  ): Promise<ReviewDecisionResult> {
-    return this.reviews.decide(actor, reviewId, decision, reason, opts);
   }
 }
 

@@ -66,28 +66,6 @@ export class Database implements Queryable {
     }
   }
 
-  /**
-   * One connection without a transaction (each statement commits by itself), for work that holds a session-level
-   * advisory lock across a slow call. `discard()` drops the connection instead of returning it to the pool (what to
-   * do when a session lock could not be released).
-   */
-  async session<T>(fn: (q: Queryable, discard: () => void) => Promise<T>): Promise<T> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    let broken = false;
-    try {
-      return await fn(new RunnerQueryable(runner), () => {
-        broken = true;
-      });
-    } finally {
-      if (broken)
-        await (runner as unknown as { releasePostgresConnection(err: Error): Promise<void> }).releasePostgresConnection(
-          new Error('session discarded'),
-        );
-      else await runner.release();
-    }
-  }
-
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }

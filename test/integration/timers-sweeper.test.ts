@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReviewService } from '../../src/core/review-service.ts';
 import { TimerService } from '../../src/core/timer-service.ts';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
@@ -11,6 +12,8 @@ let t: TestContext;
 let s: Seeded;
 let db2: Database;
 let runners: TimerService[];
+/** reviews decided on the two connections the sweepers use, so two reviewers race as two workers would */
+let reviewers: ReviewService[];
 const guids: string[] = [];
 
 beforeAll(async () => {
@@ -38,6 +41,7 @@ beforeAll(async () => {
   // two sweepers on two connection pools, racing over the same rows with small batches
   db2 = await openDatabase(t.tdb.url, { poolSize: 5 });
   runners = [new TimerService(t.tdb.db, t.clock, { batchSize: 3 }), new TimerService(db2, t.clock, { batchSize: 3 })];
+  reviewers = [new ReviewService(t.tdb.db, t.clock), new ReviewService(db2, t.clock)];
 });
 afterAll(async () => {
   await db2?.close();
@@ -118,16 +122,16 @@ describe('timers with two sweepers racing', () => {
     expect(reviews).toHaveLength(10);
     const reviewOf = (i: number) => reviews.find((r) => r.request_id === ids[i])!.id;
 
-    await expect(runners[0]!.decideReview(s.actor(s.bob), reviewOf(0), 'keep')).rejects.toMatchObject({ code: 'self_approval' });
-    await expect(runners[0]!.decideReview(s.actor(s.dan), reviewOf(0), 'keep')).rejects.toMatchObject({ code: 'not_an_approver' });
-    const removed = await runners[0]!.decideReview(s.actor(s.ada), reviewOf(0), 'remove', 'left the team');
+    await expect(reviewers[0]!.decide(s.actor(s.bob), reviewOf(0), 'keep')).rejects.toMatchObject({ code: 'self_approval' });
+    await expect(reviewers[0]!.decide(s.actor(s.dan), reviewOf(0), 'keep')).rejects.toMatchObject({ code: 'not_an_approver' });
+    const removed = await reviewers[0]!.decide(s.actor(s.ada), reviewOf(0), 'remove', 'left the team');
     expect(removed).toMatchObject({ status: 'removed', requestStatus: 'revoked' });
     expect(await webhooksOf([ids[0]!], 'app.uninstall')).toBe(1);
-    expect((await runners[1]!.decideReview(s.actor(s.cyd), reviewOf(1), 'keep')).requestStatus).toBe('approved');
+    expect((await reviewers[1]!.decide(s.actor(s.cyd), reviewOf(1), 'keep')).requestStatus).toBe('approved');
     // two reviewers at once on the same review: one decision
     const both = await Promise.allSettled([
-      runners[0]!.decideReview(s.actor(s.ada), reviewOf(2), 'keep'),
-      runners[1]!.decideReview(s.actor(s.cyd), reviewOf(2), 'remove', 'not needed'),
+      reviewers[0]!.decide(s.actor(s.ada), reviewOf(2), 'keep'),
+      reviewers[1]!.decide(s.actor(s.cyd), reviewOf(2), 'remove', 'not needed'),
     ]);
     expect(both.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
     expect((both.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason.code).toBe('already_decided');
