@@ -1,12 +1,12 @@
+import { recordCommand } from './command-record.ts';
 import type { Database, Queryable } from '../db/database.ts';
-import { appendAudit, type Actor } from './audit-log.ts';
+import type { Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { requireMember, resolveDecider } from './approval-rights.ts';
 import { actingFor, groupNamesOf } from './directory.ts';
 import { diffJson } from './diff.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import type { ChangeSnapshot } from './events.ts';
-import { emit } from './outbox.ts';
 import { historyOf, isUuid, encodeCursor, decodeCursor } from './request-queries.ts';
 import { nextChangeStatus, type ChangeAction, type ChangeStatus } from './request-state.ts';
 import type { ChangeDetail, ChangeView, DiffEntry, Page } from './views.ts';
@@ -188,17 +188,21 @@ export class ChangeService {
         }
         throw e;
       }
-      await appendAudit(tx, {
-        actor: by,
-        action: 'change.submitted',
-        subjectType: 'change',
-        subjectId: row.id,
-        after: { status: 'pending' },
-        details: { resourceType: row.resource_type, resourceId: row.resource_id, diff, justification: row.justification },
-        at: now,
-      });
-      const data = changeData(row);
-      await emit(tx, { type: 'change.submitted', subjectId: row.id, actor: by, at: now, data });
+      await recordCommand(
+        tx,
+        [
+          {
+            actor: by,
+            action: 'change.submitted',
+            subjectType: 'change',
+            subjectId: row.id,
+            after: { status: 'pending' },
+            details: { resourceType: row.resource_type, resourceId: row.resource_id, diff, justification: row.justification },
+            at: now,
+          },
+        ],
+        [{ type: 'change.submitted', subjectId: row.id, actor: by, at: now, data: changeData(row) }],
+      );
       return row.id;
     });
     return toView(await this.find(this.db, id));
@@ -241,20 +245,24 @@ export class ChangeService {
         [row.id, to, now, acting.id, acting.label, notes?.trim() || null],
       );
       if (!updated) throw new AppError('already_decided', 'This change was decided a moment ago.');
-      await appendAudit(tx, {
-        actor: acting,
-        action: `change.${to}`,
-        subjectType: 'change',
-        subjectId: row.id,
-        before: { status: 'pending' },
-        after: { status: to },
-        details: notes ? { notes } : null,
-        at: now,
-      });
-      const data = changeData(updated);
       if (to !== 'approved' && to !== 'rejected' && to !== 'cancelled')
         throw new AppError('invalid_transition', `A change cannot be decided as ${to}.`);
-      await emit(tx, { type: `change.${to}`, subjectId: row.id, actor: acting, at: now, data });
+      await recordCommand(
+        tx,
+        [
+          {
+            actor: acting,
+            action: `change.${to}`,
+            subjectType: 'change',
+            subjectId: row.id,
+            before: { status: 'pending' },
+            after: { status: to },
+            details: notes ? { notes } : null,
+            at: now,
+          },
+        ],
+        [{ type: `change.${to}`, subjectId: row.id, actor: acting, at: now, data: changeData(updated) }],
+      );
     });
     return toView(await this.find(this.db, id));
   }

@@ -1,11 +1,11 @@
 import type { Queryable, Tx } from '../db/database.ts';
-import { appendAudit, type Actor, type AuditEntry } from './audit-log.ts';
+import type { Actor, AuditEntry } from './audit-log.ts';
 import { readableUtc } from './clock.ts';
 import { type ApplicationRow, type DeviceRow, type IdentityRow, lookupTogether, type Together, togetherColumns } from './directory.ts';
 import { AppError } from './errors.ts';
 import type { RevokeWhy } from './events.ts';
 import { recordCommand } from './command-record.ts';
-import { emitAll, type AnyNewEvent } from './outbox.ts';
+import type { AnyNewEvent } from './outbox.ts';
 import { accessTimers, nextInstallWindowOpening } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
@@ -210,16 +210,18 @@ export async function revokeRequest(
     `UPDATE access_reviews SET status = 'closed', decided_at = $2, reason = $3 WHERE request_id = $1 AND status = 'pending' RETURNING id`,
     [row.id, now, closeReason],
   );
-  await appendAudit(tx, {
-    actor,
-    action: 'request.revoked',
-    subjectType: 'request',
-    subjectId: row.id,
-    before: { status: 'approved' },
-    after: { status: 'revoked' },
-    details: { reason, why },
-    at: now,
-  });
+  const audits: AuditEntry[] = [
+    {
+      actor,
+      action: 'request.revoked',
+      subjectType: 'request',
+      subjectId: row.id,
+      before: { status: 'approved' },
+      after: { status: 'revoked' },
+      details: { reason, why },
+      at: now,
+    },
+  ];
   const ctx = await requestContext(tx, updated);
   const uninstallReason = updated.install_ordered_at ? (reason ?? why) : null;
   const events: AnyNewEvent[] = [
@@ -232,7 +234,7 @@ export async function revokeRequest(
     },
   ];
   for (const review of closed) {
-    await appendAudit(tx, {
+    audits.push({
       actor,
       action: 'request.review_closed',
       subjectType: 'request',
@@ -255,5 +257,5 @@ export async function revokeRequest(
       },
     });
   }
-  await emitAll(tx, events);
+  await recordCommand(tx, audits, events);
 }

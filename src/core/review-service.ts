@@ -1,11 +1,11 @@
+import { recordCommand } from './command-record.ts';
 import type { Database, Tx } from '../db/database.ts';
 import { eligibleMembers, requireReviewer, resolveDecider, reviewerGroups, reviewGroups } from './approval-rights.ts';
-import { appendAudit, systemActor, type Actor } from './audit-log.ts';
+import { systemActor, type Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { identityById } from './directory.ts';
 import { addDuration, parseDuration } from './durations.ts';
 import { AppError } from './errors.ts';
-import { emit } from './outbox.ts';
 import { nextReminder } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
@@ -80,29 +80,36 @@ export class ReviewService {
     // who can answer, named: adapters and webhooks need not resolve the groups again
     const reviewerUsernames = (await eligibleMembers(tx, reviewers, row.requester_id)).map((m) => m.username);
     const approvedAt = row.decided_at ? new Date(row.decided_at).toISOString() : null;
-    await appendAudit(tx, {
-      actor: systemActor,
-      action: 'request.review_started',
-      subjectType: 'request',
-      subjectId: row.id,
-      details: { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() },
-      at: now,
-    });
-    await emit(tx, {
-      type: 'request.review_started',
-      subjectId: row.id,
-      actor: systemActor,
-      at: now,
-      data: {
-        ...snapshotOf(row, r.app, r.requester, r.device),
-        reviewId: review.id,
-        reviewers,
-        reviewerUsernames,
-        approvedAt,
-        approvedBy: row.decided_by_label,
-        dueAt: dueAt.toISOString(),
-      },
-    });
+    await recordCommand(
+      tx,
+      [
+        {
+          actor: systemActor,
+          action: 'request.review_started',
+          subjectType: 'request',
+          subjectId: row.id,
+          details: { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() },
+          at: now,
+        },
+      ],
+      [
+        {
+          type: 'request.review_started',
+          subjectId: row.id,
+          actor: systemActor,
+          at: now,
+          data: {
+            ...snapshotOf(row, r.app, r.requester, r.device),
+            reviewId: review.id,
+            reviewers,
+            reviewerUsernames,
+            approvedAt,
+            approvedBy: row.decided_by_label,
+            dueAt: dueAt.toISOString(),
+          },
+        },
+      ],
+    );
   }
 
   /** An open review nobody has answered yet: its reviewers are reminded, in the prompt's thread where there is one. */
@@ -116,42 +123,63 @@ export class ReviewService {
     const reviewers = reviewGroups(review, policy);
     const reviewerUsernames = (await eligibleMembers(tx, reviewers, review.request_requester_id)).map((m) => m.username);
     const details = { reviewId: review.id, reviewers, dueAt: dueAt.toISOString() };
-    await appendAudit(tx, {
-      actor: systemActor,
-      action: 'request.review_reminder',
-      subjectType: 'request',
-      subjectId: review.request_id,
-      details,
-      at: now,
-    });
-    await emit(tx, {
-      type: 'request.review_reminder',
-      subjectId: review.request_id,
-      actor: systemActor,
-      at: now,
-      data: { requestId: review.request_id, ...details, reviewerUsernames },
-    });
+    await recordCommand(
+      tx,
+      [
+        {
+          actor: systemActor,
+          action: 'request.review_reminder',
+          subjectType: 'request',
+          subjectId: review.request_id,
+          details,
+          at: now,
+        },
+      ],
+      [
+        {
+          type: 'request.review_reminder',
+          subjectId: review.request_id,
+          actor: systemActor,
+          at: now,
+          data: { requestId: review.request_id, ...details, reviewerUsernames },
+        },
+      ],
+    );
   }
 
   /** The timer sweep's `review_lapse` kind: nobody answered in time, so the access is kept. */
   async lapse(tx: Tx, review: ReviewRow, now: Date): Promise<void> {
     const reason = 'nobody answered the review in time; access is kept';
     await tx.query(`UPDATE access_reviews SET status = 'lapsed', decided_at = $2, reason = $3 WHERE id = $1`, [review.id, now, reason]);
-    await appendAudit(tx, {
-      actor: systemActor,
-      action: 'request.review_lapsed',
-      subjectType: 'request',
-      subjectId: review.request_id,
-      details: { reviewId: review.id, reason },
-      at: now,
-    });
-    await emit(tx, {
-      type: 'request.review_decided',
-      subjectId: review.request_id,
-      actor: systemActor,
-      at: now,
-      data: { requestId: review.request_id, reviewId: review.id, outcome: 'lapsed', reason, decidedBy: null, decidedAt: now.toISOString() },
-    });
+    await recordCommand(
+      tx,
+      [
+        {
+          actor: systemActor,
+          action: 'request.review_lapsed',
+          subjectType: 'request',
+          subjectId: review.request_id,
+          details: { reviewId: review.id, reason },
+          at: now,
+        },
+      ],
+      [
+        {
+          type: 'request.review_decided',
+          subjectId: review.request_id,
+          actor: systemActor,
+          at: now,
+          data: {
+            requestId: review.request_id,
+            reviewId: review.id,
+            outcome: 'lapsed',
+            reason,
+            decidedBy: null,
+            decidedAt: now.toISOString(),
+          },
+        },
+      ],
+    );
   }
 
   get(id: string): Promise<ReviewView> {
@@ -211,28 +239,35 @@ export class ReviewService {
         `UPDATE access_reviews SET status = $2, decided_by = $3, decided_by_label = $4, decided_at = $5, reason = $6 WHERE id = $1`,
         [review.id, status, reviewer.id, reviewer.label, now, why],
       );
-      await appendAudit(tx, {
-        actor: reviewer,
-        action: `request.review.${decision}`,
-        subjectType: 'request',
-        subjectId: row.id,
-        details: { reviewId: review.id, reason: why },
-        at: now,
-      });
-      await emit(tx, {
-        type: 'request.review_decided',
-        subjectId: row.id,
-        actor: reviewer,
-        at: now,
-        data: {
-          requestId: row.id,
-          reviewId: review.id,
-          outcome: status,
-          reason: why,
-          decidedBy: reviewer.label,
-          decidedAt: now.toISOString(),
-        },
-      });
+      await recordCommand(
+        tx,
+        [
+          {
+            actor: reviewer,
+            action: `request.review.${decision}`,
+            subjectType: 'request',
+            subjectId: row.id,
+            details: { reviewId: review.id, reason: why },
+            at: now,
+          },
+        ],
+        [
+          {
+            type: 'request.review_decided',
+            subjectId: row.id,
+            actor: reviewer,
+            at: now,
+            data: {
+              requestId: row.id,
+              reviewId: review.id,
+              outcome: status,
+              reason: why,
+              decidedBy: reviewer.label,
+              decidedAt: now.toISOString(),
+            },
+          },
+        ],
+      );
       let requestStatus: string = row.status;
       if (decision === 'remove' && row.status === 'approved') {
         await revokeRequest(tx, reviewer, row, why ?? 'removed in access review', now, 'review_removed');

@@ -1,9 +1,9 @@
 import type { Database, Tx } from '../db/database.ts';
 import { recordCommand } from './command-record.ts';
 import { stageApproverGroups } from './approval-rights.ts';
-import { appendAudit, systemActor, type AuditEntry } from './audit-log.ts';
+import { systemActor, type AuditEntry } from './audit-log.ts';
 import type { Clock } from './clock.ts';
-import { emit, type AnyNewEvent } from './outbox.ts';
+import type { AnyNewEvent } from './outbox.ts';
 import { nextReminder } from './policy-evaluation.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import type { RequestRow } from './request-queries.ts';
@@ -158,25 +158,31 @@ export class TimerService {
         WHERE id = $1 AND status = 'pending' RETURNING *`,
       [row.id, to, now, systemActor.label, reason],
     );
-    await appendAudit(tx, {
-      actor: systemActor,
-      action: 'request.expired',
-      subjectType: 'request',
-      subjectId: row.id,
-      before: { status: row.status },
-      after: { status: to },
-      details: { reason, deadline: row.deadline_at },
-      at: now,
-    });
     const r = await requestContext(tx, updated);
-    const snapshot = snapshotOf(updated, r.app, r.requester, r.device);
-    await emit(tx, {
-      type: 'request.expired',
-      subjectId: row.id,
-      actor: systemActor,
-      at: now,
-      data: { ...snapshot, previousStatus: row.status },
-    });
+    await recordCommand(
+      tx,
+      [
+        {
+          actor: systemActor,
+          action: 'request.expired',
+          subjectType: 'request',
+          subjectId: row.id,
+          before: { status: row.status },
+          after: { status: to },
+          details: { reason, deadline: row.deadline_at },
+          at: now,
+        },
+      ],
+      [
+        {
+          type: 'request.expired',
+          subjectId: row.id,
+          actor: systemActor,
+          at: now,
+          data: { ...snapshotOf(updated, r.app, r.requester, r.device), previousStatus: row.status },
+        },
+      ],
+    );
   }
 
   private async escalate(tx: Tx, row: RequestRow, now: Date): Promise<void> {
@@ -240,21 +246,28 @@ export class TimerService {
     await tx.query(`UPDATE requests SET access_warn_at = NULL WHERE id = $1`, [row.id]);
     const r = await requestContext(tx, row);
     const accessExpiresAt = row.access_expires_at ? new Date(row.access_expires_at).toISOString() : null;
-    await appendAudit(tx, {
-      actor: systemActor,
-      action: 'request.access_expiring',
-      subjectType: 'request',
-      subjectId: row.id,
-      details: { accessExpiresAt },
-      at: now,
-    });
-    await emit(tx, {
-      type: 'request.access_expiring',
-      subjectId: row.id,
-      actor: systemActor,
-      at: now,
-      data: { ...snapshotOf(row, r.app, r.requester, r.device), accessExpiresAt },
-    });
+    await recordCommand(
+      tx,
+      [
+        {
+          actor: systemActor,
+          action: 'request.access_expiring',
+          subjectType: 'request',
+          subjectId: row.id,
+          details: { accessExpiresAt },
+          at: now,
+        },
+      ],
+      [
+        {
+          type: 'request.access_expiring',
+          subjectId: row.id,
+          actor: systemActor,
+          at: now,
+          data: { ...snapshotOf(row, r.app, r.requester, r.device), accessExpiresAt },
+        },
+      ],
+    );
   }
 
   private async orderWindowedInstall(tx: Tx, row: RequestRow, now: Date): Promise<void> {
@@ -264,21 +277,28 @@ export class TimerService {
       [row.id, now],
     );
     const r = await requestContext(tx, row);
-    await appendAudit(tx, {
-      actor: systemActor,
-      action: 'request.install_ordered',
-      subjectType: 'request',
-      subjectId: row.id,
-      details: { why },
-      at: now,
-    });
-    await emit(tx, {
-      type: 'request.install_ordered',
-      subjectId: row.id,
-      actor: systemActor,
-      at: now,
-      data: installData(row, r, why),
-    });
+    await recordCommand(
+      tx,
+      [
+        {
+          actor: systemActor,
+          action: 'request.install_ordered',
+          subjectType: 'request',
+          subjectId: row.id,
+          details: { why },
+          at: now,
+        },
+      ],
+      [
+        {
+          type: 'request.install_ordered',
+          subjectId: row.id,
+          actor: systemActor,
+          at: now,
+          data: installData(row, r, why),
+        },
+      ],
+    );
   }
 }
 
