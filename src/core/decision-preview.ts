@@ -1,6 +1,5 @@
 import type { Queryable } from '../db/database.ts';
-import { authorizeStage, decidable, type DecideOptions } from './request-decisions.ts';
-import { resolveDecider } from './approval-rights.ts';
+import { authorizeStage, deciderFor, type DecideOptions } from './request-decisions.ts';
 import type { Actor } from './audit-log.ts';
 import { AppError } from './errors.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
@@ -43,9 +42,7 @@ export async function previewDecision(
   if (!found) throw new AppError('not_found', `No request with id "${id}".`);
   const { app_name, requester_name, device_name, decider_groups, ...row } = found;
   // the same refusals, in the same order, as decide()
-  const acting = await resolveDecider(db, actor, opts.approverUsername, 'approver');
-  if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
-  await decidable(db, row, opts);
+  const acting = await deciderFor(db, actor, row, opts);
   await authorizeStage(db, acting, row, acting.id === actor.id ? decider_groups : undefined);
   return {
     id: row.id,

@@ -39,6 +39,22 @@ export async function decidable(db: Queryable, row: RequestRow, opts: { stage?: 
   if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(db, opts.stage, row);
 }
 
+/**
+ * Who decides an approve or deny, refused before anything changes: their own request whatever its state (a requester
+ * is never told who beat them to it), then the state, stage and version. decide() and previewDecision() share it.
+ */
+export async function deciderFor(
+  db: Queryable,
+  actor: Actor,
+  row: RequestRow,
+  opts: { approverUsername?: string; stage?: number; expectedVersion?: number },
+): Promise<Actor & { id: string }> {
+  const acting = await resolveDecider(db, actor, opts.approverUsername, 'approver');
+  if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
+  await decidable(db, row, opts);
+  return acting;
+}
+
 /** Who may revoke (any of the policy's approvers) or reapprove (the current stage's); the state is checked first. */
 export async function mayReverse(
   db: Queryable,

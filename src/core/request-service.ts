@@ -1,6 +1,5 @@
 import type { Database, Tx } from '../db/database.ts';
 import { recordCommand } from './command-record.ts';
-import { resolveDecider } from './approval-rights.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
@@ -8,7 +7,7 @@ import { actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type
 import { AppError, isUniqueViolation } from './errors.ts';
 import { describeFieldErrors, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import {
-  decidable,
+  deciderFor,
   eligibleApprovers,
   mayReverse,
   requireReason,
@@ -201,12 +200,9 @@ export class RequestService {
       const { row, groups, context } = known
         ? await lockRequestWithGroups(tx, id, known)
         : { row: await lockRequest(tx, id), groups: undefined, context: undefined };
-      const acting = await resolveDecider(tx, actor, opts.approverUsername, 'approver');
-      // whatever the state, a requester is told they may never decide their own request (not who beat them to it)
-      if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');
+      const acting = await deciderFor(tx, actor, row, opts);
       // read once the row is ours, so decisions that queued on it are stamped in the order they happened
       const now = this.clock.now();
-      await decidable(tx, row, opts);
       return voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups, context);
     });
     return { outcome, request: await getRequestView(this.db, id) };
