@@ -104,10 +104,7 @@ export function renderRequestPrompt(input: RequestPromptInput): Rendered {
     blocks.push({
       type: 'actions',
       block_id: `decide:${r.id}`,
-      elements: [
-        button('Approve', ACTION.approve, promptValue(r.id, stage), 'primary'),
-        button('Deny', ACTION.deny, promptValue(r.id, stage), 'danger'),
-      ],
+      elements: decisionButtons(r.id, stage),
     });
     status = 'waiting for a decision';
   } else if (r.status === 'pending' && r.currentStage > stage) {
@@ -380,3 +377,16 @@ export function renderReviewPrompt(input: ReviewPromptInput): Rendered {
     blocks,
   };
 }
+
+/** Approve and Deny bound to a request's stage (a click on a later stage's prompt is told it is stale). */
+export const decisionButtons = (requestId: string, stage: number) => [
+  button('Approve', ACTION.approve, promptValue(requestId, stage), 'primary'),
+  button('Deny', ACTION.deny, promptValue(requestId, stage), 'danger'),
+];
+
+/** A pending request in a list (App Home, `/signoff pending`): decide it there, or open its details. */
+export const pendingRequestActions = (blockId: string, r: { id: string; currentStage: number }) => ({
+  type: 'actions',
+  block_id: blockId,
+  elements: [...decisionButtons(r.id, r.currentStage), button('Details', ACTION.history, r.id)],
+});

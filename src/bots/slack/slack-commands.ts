@@ -1,11 +1,11 @@
 import { protectedResourceTypes } from '../../core/change-queries.ts';
 import { applicationById, devicesOfUser, policyOf, type ApplicationRow, type IdentityRow } from '../../core/directory.ts';
 import type { SlackView } from './slack-api.ts';
-import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
+import { pendingRequestActions, reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
 import { changeModal } from './slack-change-modal.ts';
 import { button, context, esc, section, slackDate } from './slack-format.ts';
 import { requestableApplications } from './slack-home.ts';
-import { ACTION, promptValue } from './slack-ids.ts';
+import { ACTION } from './slack-ids.ts';
 import { infoModal, loadingModal, reasonModal, requestModal, type ReasonMeta } from './slack-request-modal.ts';
 import { actorOf, errorText, logUnexpected, notLinkedText, replyPrivately, resolveUser, type SlackDeps } from './slack-replies.ts';
 import type { Ack } from './slack-receiver.ts';
@@ -211,15 +211,7 @@ async function pendingForMe(deps: SlackDeps, who: IdentityRow): Promise<[string,
         `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, submitted ${slackDate(r.createdAt)}`,
       ),
     );
-    blocks.push({
-      type: 'actions',
-      block_id: `pend:${r.id}`,
-      elements: [
-        button('Approve', ACTION.approve, promptValue(r.id, r.currentStage), 'primary'),
-        button('Deny', ACTION.deny, promptValue(r.id, r.currentStage), 'danger'),
-        button('Details', ACTION.history, r.id),
-      ],
-    });
+    blocks.push(pendingRequestActions(`pend:${r.id}`, r));
   }
   if (total > reqs.items.length)
     blocks.push(

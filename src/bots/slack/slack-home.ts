@@ -3,9 +3,9 @@ import { historyOf } from '../../core/request-queries.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
 import type { ChangeView, HistoryEntry, RequestView } from '../../core/views.ts';
 import type { Blocks, SlackView } from './slack-api.ts';
-import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
+import { pendingRequestActions, reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
 import { button, clip, context, divider, esc, header, section, slackDate } from './slack-format.ts';
-import { ACTION, promptValue } from './slack-ids.ts';
+import { ACTION } from './slack-ids.ts';
 import { notLinkedText, type SlackDeps } from './slack-replies.ts';
 
 /** What the Home tab shows one person, loaded by loadHome. */
@@ -95,15 +95,7 @@ export function homeView(input: HomeInput): SlackView {
           `*${esc(r.application.name)}* for *${esc(r.requester?.displayName ?? 'a device')}*${r.device ? ` on ${esc(r.device.name)}` : ''}, stage ${r.currentStage + 1} of ${r.stageCount}${r.deadlineAt ? `, decide by ${slackDate(r.deadlineAt)}` : ''}${r.justification ? `\n>${esc(clip(r.justification, 300))}` : ''}`,
         ),
       );
-      blocks.push({
-        type: 'actions',
-        block_id: `home_wait:${r.id}`,
-        elements: [
-          button('Approve', ACTION.approve, promptValue(r.id, r.currentStage), 'primary'),
-          button('Deny', ACTION.deny, promptValue(r.id, r.currentStage), 'danger'),
-          button('Details', ACTION.history, r.id),
-        ],
-      });
+      blocks.push(pendingRequestActions(`home_wait:${r.id}`, r));
     }
     const waitingTotal = input.waitingTotal ?? input.waiting.length;
     if (waitingTotal > LIMITS.waiting)
