@@ -4,7 +4,7 @@ import type { Actor } from '../core/audit-log.ts';
 import { requireIdentity } from '../core/directory.ts';
 import { changeStatuses, type ChangeStatus } from '../core/request-state.ts';
 import type { ChangeView, RequestView } from '../core/views.ts';
-import { out, runCommand, table, withContext } from './run.ts';
+import { out, positiveInt, runCommand, table, withContext } from './run.ts';
 
 /**
  * Decisions from a terminal, by a named person: `--as` is the directory identity deciding, with the same rights
@@ -88,16 +88,7 @@ export function registerChangeCommands(program: Command): void {
     .command('list')
     .description('list changes, newest first')
     .addOption(new Option('--status <status>', 'only this status').choices([...changeStatuses]))
-    .option(
-      '--limit <n>',
-      'at most this many (1-200)',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1 || n > 200) throw new InvalidArgumentError('must be a whole number from 1 to 200');
-        return n;
-      },
-      50,
-    )
+    .option('--limit <n>', 'at most this many (1-200)', positiveInt(200), 50)
     .option('--json', 'print JSON instead of a table', false)
     .action((opts: { status?: ChangeStatus; limit: number; json: boolean }) =>
       runCommand(() =>

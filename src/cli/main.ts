@@ -12,13 +12,7 @@ import { appliedMigrations, openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerChangeCommands, registerRequestDecisionCommands } from './decision-commands.ts';
-import { out, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
-
-const positiveInt = (max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`must be a whole number from 1 to ${max}`);
-  return n;
-};
+import { out, positiveInt, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
 
 const program = new Command('signoff')
   .description('Signoff: chat-ops approval service for IT (admin CLI)')

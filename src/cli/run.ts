@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from 'commander';
 import type { AppContext } from '../app-context.ts';
 import { buildContext } from '../build-context.ts';
 import { ConfigError, loadConfig } from '../config.ts';
@@ -85,3 +86,10 @@ export function table(header: string[], rows: string[][]): string {
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+/** An option's parser for a whole number from 1 to `max`. */
+export const positiveInt = (max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`must be a whole number from 1 to ${max}`);
+  return n;
+};
