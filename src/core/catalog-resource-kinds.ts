@@ -170,18 +170,7 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     return tx.one(
       `INSERT INTO applications (id, name, description, version, visibility, per_device, install_window, policy_id, device_manager, created_at, updated_at)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$10,$9,$9) RETURNING *`,
-      [
-        d.id,
-        d.name,
-        d.description,
-        d.version,
-        d.visibility,
-        d.perDevice,
-        d.installWindow ? JSON.stringify(d.installWindow) : null,
-        policyId,
-        now,
-        d.deviceManager ? JSON.stringify(d.deviceManager) : null,
-      ],
+      [d.id, ...applicationValues(d, policyId, now)],
     );
   },
   update: async (tx, r, d, now) => {
@@ -189,18 +178,7 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     await tx.query(
       `UPDATE applications SET name=$2, description=$3, version=$4, visibility=$5, per_device=$6, install_window=$7, policy_id=$8, updated_at=$9,
               device_manager=$10 WHERE id=$1`,
-      [
-        r.id,
-        d.name,
-        d.description,
-        d.version,
-        d.visibility,
-        d.perDevice,
-        d.installWindow ? JSON.stringify(d.installWindow) : null,
-        policyId,
-        now,
-        d.deviceManager ? JSON.stringify(d.deviceManager) : null,
-      ],
+      [r.id, ...applicationValues(d, policyId, now)],
     );
     // an inline policy the application no longer uses would otherwise linger under its id
     if (!d.policy)
@@ -232,6 +210,19 @@ export const applicationKind: KindOps<ApplicationInput, ApplicationDbRow, Applic
     };
   },
 };
+
+/** An application's columns after its id, in the order the INSERT and the UPDATE both bind them ($2..$10). */
+const applicationValues = (d: ApplicationState, policyId: string | null, now: Date) => [
+  d.name,
+  d.description,
+  d.version,
+  d.visibility,
+  d.perDevice,
+  d.installWindow ? JSON.stringify(d.installWindow) : null,
+  policyId,
+  now,
+  d.deviceManager ? JSON.stringify(d.deviceManager) : null,
+];
 
 async function policyIdFor(tx: Tx, d: ApplicationState, now: Date): Promise<string | null> {
   if (d.policyName) return (await tx.one<{ id: string }>('SELECT id FROM policies WHERE name = $1', [d.policyName])).id;
