@@ -48,14 +48,6 @@ export class SlackNotifier extends PlannedNotifier {
     super(ctx, 'slack');
   }
 
-  protected redrawRequest(_event: RequestEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
-    return this.refreshRequest(r, requester);
-  }
-
-  protected redrawChange(_event: ChangeEvent, c: ChangeView, requester: IdentityRow | undefined): Promise<void> {
-    return this.refreshChange(c, requester);
-  }
-
   protected postStage(event: RequestEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
     return this.postPrompts(event, r, r.currentStage, r.stages[r.currentStage]?.approverGroups ?? [], requester);
   }
@@ -197,7 +189,7 @@ export class SlackNotifier extends PlannedNotifier {
   }
 
   /** Redraws every copy of a request's prompt and the requester's status message from the current state. */
-  async refreshRequest(r: RequestDetail, requester?: IdentityRow): Promise<void> {
+  protected async redrawRequest(_event: RequestEvent, r: RequestDetail, requester: IdentityRow | undefined): Promise<void> {
     const slackId = requester?.slack_user_id ?? null;
     for (const ref of await this.store.live('request', r.id, ['prompt', 'requester'])) {
       const render = (replacesLost: boolean) =>
@@ -208,7 +200,7 @@ export class SlackNotifier extends PlannedNotifier {
     }
   }
 
-  async refreshChange(c: ChangeView, requester?: IdentityRow): Promise<void> {
+  protected async redrawChange(_event: ChangeEvent, c: ChangeView, requester: IdentityRow | undefined): Promise<void> {
     for (const ref of await this.store.live('change', c.id, ['prompt', 'requester'])) {
       const render = (replacesLost: boolean) =>
         ref.purpose === 'prompt'
