@@ -12,6 +12,7 @@ import { LinkTokenVersions1763910000001 } from './1763910000001-link-token-versi
 import { WebApp1763930000000 } from './1763930000000-web-app.ts';
 import { MessageDeliveries1763940000000 } from './1763940000000-message-deliveries.ts';
 import { DecisionOrder1763960000000 } from './1763960000000-decision-order.ts';
+import { DeferredWakeups1763970000000 } from './1763970000000-deferred-wakeups.ts';
 import { DeliveryLeases1763950000000 } from './1763950000000-delivery-leases.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
@@ -31,4 +32,5 @@ export const migrations = [
   MessageDeliveries1763940000000,
   DeliveryLeases1763950000000,
   DecisionOrder1763960000000,
+  DeferredWakeups1763970000000,
 ];

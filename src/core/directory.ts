@@ -263,10 +263,11 @@ export async function lookupForSubmit(
     `SELECT ${asJson(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id WHERE a.id = $1::text`)} AS app,
             ${asJson(`SELECT ${identityCols}, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
                                                    WHERE m.identity_id = i.id ORDER BY g.name) AS group_names
-                        FROM identities i WHERE CASE WHEN $2::uuid IS NOT NULL THEN id = $2::uuid ELSE lower(username) = lower($3::text) END`)} AS identity,
+                        FROM identities i WHERE ${ref.identityId ? 'id = $2::uuid' : 'lower(username) = lower($2::text)'}`)} AS identity,
             ${asJson(`SELECT id, client_guid, name, primary_user_id FROM devices
-                       WHERE CASE WHEN $4::uuid IS NOT NULL THEN id = $4::uuid ELSE upper(client_guid) = upper($5::text) END LIMIT 1`)} AS device`,
-    [ref.applicationId, ref.identityId ?? null, ref.username ?? null, ref.deviceId ?? null, ref.clientGuid ?? null],
+                       WHERE ${ref.deviceId ? 'id = $3::uuid' : 'upper(client_guid) = upper($3::text)'} LIMIT 1`)} AS device`,
+    // the text names the column each reference is looked up by, so a prepared plan uses that column's index
+    [ref.applicationId, ref.identityId ?? ref.username ?? null, ref.deviceId ?? ref.clientGuid ?? null],
   );
   return row;
 }

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import pg from 'pg';
-import { DataSource, type QueryRunner } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { migrations } from '../../migrations/index.ts';
 
 export interface Queryable {
@@ -10,11 +10,81 @@ export interface Queryable {
   maybeOne<T = Record<string, any>>(sql: string, params?: unknown[]): Promise<T | undefined>;
 }
 
-class RunnerQueryable implements Queryable {
-  constructor(private readonly runner: QueryRunner) {}
-  async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const result = await this.runner.query(sql, params, true);
-    return (result.records ?? []) as T[];
+/**
+ * Statements worth preparing: a text seen again is sent as a named statement, so Postgres parses and plans it once
+ * per connection instead of on every call (planning was 40% of a decision's time in Postgres). Texts are bounded so
+ * generated SQL of many shapes cannot fill every backend with plans.
+ */
+class StatementNames {
+  private readonly seen = new Map<string, string | null>();
+  private readonly never = new Set<string>();
+  private named = 0;
+  constructor(private readonly limit = 400) {}
+
+  nameOf(text: string): string | undefined {
+    const known = this.seen.get(text);
+    if (known) return known;
+    if (known === undefined) {
+      // the first sighting only counts: a statement run once is not worth a plan held on every connection
+      if (this.seen.size < this.limit * 4) this.seen.set(text, null);
+      return undefined;
+    }
+    if (this.named >= this.limit || this.never.has(text)) return undefined;
+    const name = `s${++this.named}`;
+    this.seen.set(text, name);
+    return name;
+  }
+
+  /** the schema changed under a prepared `SELECT *` (a migration while running): plan it afresh from now on */
+  forget(text: string): void {
+    this.never.add(text);
+    this.seen.set(text, null);
+  }
+}
+
+const staleCachedPlan = (e: unknown) =>
+  (e as { code?: string }).code === '0A000' && /cached plan must not change result type/.test(String((e as Error).message));
+
+type Client = pg.PoolClient;
+
+/** The LISTEN channels committed writes are announced on. */
+export const WAKE_CHANNELS = { outbox: 'signoff_outbox', audit: 'signoff_audit' } as const;
+/** Marks the announcement, which belongs to no command (the statement counters of the tests leave it out). */
+export const WAKE_TAG = '/* signoff wake */';
+
+/** What a committed write should wake: the outbox relay (and live pages), the audit sealer. */
+interface Wakes {
+  outbox: boolean;
+  audit: boolean;
+}
+const writesOutbox = /\bINSERT INTO outbox\b/;
+const writesAudit = /\bINSERT INTO audit_events\b/;
+
+async function run<T>(client: Client, names: StatementNames, text: string, params: unknown[], wakes: Wakes): Promise<T[]> {
+  if (!wakes.outbox && writesOutbox.test(text)) wakes.outbox = true;
+  if (!wakes.audit && writesAudit.test(text)) wakes.audit = true;
+  // a text without parameters goes by the simple protocol, which also runs several statements in one text
+  const name = params.length ? names.nameOf(text) : undefined;
+  let result: pg.QueryResult | pg.QueryResult[];
+  try {
+    result = (await client.query(name ? { name, text, values: params } : { text, values: params })) as pg.QueryResult | pg.QueryResult[];
+  } catch (e) {
+    if (!name || !staleCachedPlan(e)) throw e;
+    names.forget(text);
+    throw e;
+  }
+  // several statements in one text (no parameters) answer with one result each: the last one's rows
+  return ((Array.isArray(result) ? result.at(-1)?.rows : result.rows) ?? []) as T[];
+}
+
+class ClientQueryable implements Queryable {
+  readonly wakes: Wakes = { outbox: false, audit: false };
+  constructor(
+    private readonly client: Client,
+    private readonly names: StatementNames,
+  ) {}
+  query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return run<T>(this.client, this.names, sql, params, this.wakes);
   }
   async one<T>(sql: string, params: unknown[] = []): Promise<T> {
     const rows = await this.query<T>(sql, params);
@@ -28,16 +98,60 @@ class RunnerQueryable implements Queryable {
 
 export type Tx = Queryable;
 
-/** The product's handle on Postgres: plain SQL where races are settled, TypeORM for connections and migrations. */
+/**
+ * The product's handle on Postgres: plain SQL where races are settled, on the pg pool TypeORM opened (TypeORM runs
+ * the migrations; its query runner cost about 85 µs a statement, so commands go to the pool directly).
+ */
 export class Database implements Queryable {
+  private readonly names = new StatementNames();
+  private readonly pendingWakes: Wakes = { outbox: false, audit: false };
+  private waking: Promise<void> | null = null;
   constructor(readonly dataSource: DataSource) {}
 
+  /**
+   * Announces committed outbox and audit rows to the relay, live pages and the sealer (LISTEN), instead of the
+   * triggers doing it inside each transaction (`signoff.wake = deferred`, migration 1763970000000). One
+   * notification at a time per process: commits that land while one is on its way share the next.
+   */
+  private wake(w: Wakes): void {
+    this.pendingWakes.outbox ||= w.outbox;
+    this.pendingWakes.audit ||= w.audit;
+    if (this.waking || (!this.pendingWakes.outbox && !this.pendingWakes.audit)) return;
+    this.waking = this.sendWakes().finally(() => {
+      this.waking = null;
+      this.wake({ outbox: false, audit: false });
+    });
+  }
+
+  private async sendWakes(): Promise<void> {
+    // let the commits finishing in this turn of the event loop join
+    await new Promise((r) => setImmediate(r));
+    const channels: string[] = [];
+    if (this.pendingWakes.outbox) channels.push(WAKE_CHANNELS.outbox);
+    if (this.pendingWakes.audit) channels.push(WAKE_CHANNELS.audit);
+    this.pendingWakes.outbox = this.pendingWakes.audit = false;
+    if (!this.dataSource.isInitialized) return;
+    // a lost notification is covered by the relay's reconciler and the sealer's poll
+    await this.pool.query(`${WAKE_TAG} SELECT pg_notify(c, '*') FROM unnest($1::text[]) c`, [channels]).catch(() => undefined);
+  }
+
+  private get pool(): pg.Pool {
+    return (this.dataSource.driver as unknown as { master: pg.Pool }).master;
+  }
+
+  // pg's pool drops a client whose connection broke when it is released; a statement Postgres refused leaves it usable
   async query<T = Record<string, any>>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const runner = this.dataSource.createQueryRunner();
+    const client = await this.pool.connect();
+    const wakes: Wakes = { outbox: false, audit: false };
     try {
-      return await new RunnerQueryable(runner).query<T>(sql, params);
+      const rows = await run<T>(client, this.names, sql, params, wakes).catch((e) => {
+        if (staleCachedPlan(e)) return run<T>(client, this.names, sql, params, wakes);
+        throw e;
+      });
+      this.wake(wakes);
+      return rows;
     } finally {
-      await runner.release();
+      client.release();
     }
   }
   async one<T = Record<string, any>>(sql: string, params: unknown[] = []): Promise<T> {
@@ -51,22 +165,28 @@ export class Database implements Queryable {
 
   /** One command, one transaction (READ COMMITTED; row locks settle races). */
   async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    await runner.startTransaction();
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
     try {
-      const result = await fn(new RunnerQueryable(runner));
-      await runner.commitTransaction();
+      await client.query('START TRANSACTION');
+      const q = new ClientQueryable(client, this.names);
+      const result = await fn(q);
+      await client.query('COMMIT');
+      this.wake(q.wakes);
       return result;
     } catch (e) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      // a connection that cannot even roll back is closed rather than handed out again mid-transaction
+      await client.query('ROLLBACK').catch((r) => {
+        broken = r as Error;
+      });
       throw e;
     } finally {
-      await runner.release();
+      client.release(broken);
     }
   }
 
   async close(): Promise<void> {
+    await this.waking;
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
 }
@@ -92,6 +212,8 @@ export function createDataSource(url: string, opts: PoolOptions = {}): DataSourc
     logging: false,
     extra: {
       max: opts.poolSize ?? 20,
+      // the outbox and audit triggers leave announcing to Database.wake (migration 1763970000000)
+      options: '-c signoff.wake=deferred',
       connectionTimeoutMillis: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMillis: opts.idleTimeoutMs } : {}),
     },

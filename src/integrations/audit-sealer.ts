@@ -5,9 +5,9 @@ import { chainHead, SEAL_LOCK, sealHorizon, sealPending, unsealedRows } from '..
 import { parsePrivateKey, signCheckpoint, type Checkpoint } from '../core/audit-checkpoint.ts';
 import { systemActor } from '../core/audit-log.ts';
 import { emit } from '../core/outbox.ts';
-import type { Queryable } from '../db/database.ts';
+import { type Queryable, WAKE_CHANNELS } from '../db/database.ts';
 
-export const AUDIT_CHANNEL = 'signoff_audit';
+export const AUDIT_CHANNEL = WAKE_CHANNELS.audit;
 const BATCH = 2000;
 const NUDGE_COALESCE_MS = 20;
 const HELD_BACK_CHECK_MS = 5_000;

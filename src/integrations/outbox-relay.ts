@@ -5,11 +5,12 @@ import { webhookEmissions } from '../core/events.ts';
 import { toDomainEvent, type StoredEvent } from '../core/outbox.ts';
 import { notifyErrorPolicy } from './queue/notify-retry.ts';
 import type { AppQueues } from './queue/queues.ts';
+import { WAKE_CHANNELS } from '../db/database.ts';
 import { addDeviceManagerOrders } from './device-managers/connector-fanout.ts';
 import { messageIdOf, webhookBody } from './webhooks/signing.ts';
 import { enqueueBatch, fanOutBatch, RELAY_BATCH, requeueEverything, type BatchFanOut } from './outbox-batch.ts';
 
-export const OUTBOX_CHANNEL = 'signoff_outbox';
+export const OUTBOX_CHANNEL = WAKE_CHANNELS.outbox;
 
 interface OutboxRow {
   id: string;

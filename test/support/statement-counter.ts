@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { WAKE_TAG } from '../../src/db/database.ts';
 
 /**
  * Counts the SQL statements every pg client of this process sends (TypeORM's pool included: it uses the same
@@ -11,7 +12,8 @@ export function countStatements() {
   proto.query = function (this: unknown, ...args: unknown[]) {
     const q = args[0];
     const text = typeof q === 'string' ? q : (q as { text?: string } | null)?.text;
-    if (statements && text) statements.push(text.replace(/\s+/g, ' ').trim().slice(0, 120));
+    // the after-commit announcement is shared by every command committing at that moment, not one command's round trip
+    if (statements && text && !text.startsWith(WAKE_TAG)) statements.push(text.replace(/\s+/g, ' ').trim().slice(0, 120));
     return original.apply(this, args);
   };
   return {

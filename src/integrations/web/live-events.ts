@@ -3,12 +3,13 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { latestAttemptAt } from '../../core/delivery-queries.ts';
 import { OUTBOX_CHANNEL } from '../outbox-relay.ts';
-import { outboxSubject } from './web-queries.ts';
+import { latestOutboxSeq, outboxSubjectsSince } from './web-queries.ts';
 
 /**
- * Server-sent events for the pages: every committed domain event (a submission, a vote, a decision on any channel,
- * a review, a change) is announced by Postgres on the outbox channel; each web process LISTENs once and tells its
- * open pages which request or change moved. Pages fetch themselves again; the event carries no content, so it
+ * Server-sent events for the pages: committed domain events (a submission, a vote, a decision on any channel, a
+ * review, a change) are announced on the outbox channel, several commits to a notification; each web process
+ * LISTENs once, reads the events that arrived since it last looked, and tells its open pages which request or change
+ * moved. Pages fetch themselves again; the event carries no content, so it
  * reveals nothing a person could not open anyway. Pages showing deliveries also hear when a delivery attempt was made.
  */
 export function createLiveEvents(ctx: AppContext) {
@@ -35,18 +36,56 @@ export function createLiveEvents(ctx: AppContext) {
     c.on('error', again);
     c.on('end', again);
     c.on('notification', (msg) => {
-      if (msg.channel !== OUTBOX_CHANNEL || !msg.payload) return;
-      outboxSubject(ctx.db, msg.payload)
-        .then((row) => row && broadcast(JSON.stringify({ subjectType: row.subject_type, subjectId: row.subject_id })))
-        .catch((e) => log.debug({ err: e }, 'could not read an outbox row'));
+      if (msg.channel === OUTBOX_CHANNEL) void scan();
     });
     try {
       await c.connect();
       await c.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      high ??= BigInt(await latestOutboxSeq(ctx.db));
     } catch (e) {
       log.warn({ err: e }, 'could not LISTEN for live page updates; retrying');
       again();
     }
+  };
+
+  // Events are read by position. A transaction that took its position earlier may commit after a later one was read,
+  // so each read looks back LOOKBACK positions and skips the ones already told.
+  const LOOKBACK = 256n;
+  let high: bigint | undefined;
+  const told = new Set<bigint>();
+  let scanning: Promise<void> | null = null;
+  let scanAgain = false;
+  const scanOnce = async () => {
+    if (high === undefined) return;
+    const from = high > LOOKBACK ? high - LOOKBACK : 0n;
+    const rows = await outboxSubjectsSince(ctx.db, from.toString(), 1000);
+    const subjects = new Set<string>();
+    for (const r of rows) {
+      const seq = BigInt(r.seq);
+      if (told.has(seq)) continue;
+      told.add(seq);
+      if (seq > high) high = seq;
+      if (r.subject_type && r.subject_id) subjects.add(JSON.stringify({ subjectType: r.subject_type, subjectId: r.subject_id }));
+    }
+    for (const seq of told) if (seq <= high - LOOKBACK) told.delete(seq);
+    for (const s of subjects) broadcast(s);
+    // a burst larger than one read: read on without waiting for the next notification
+    if (rows.length === 1000) scanAgain = true;
+  };
+  const scan = (): Promise<void> => {
+    if (scanning) {
+      scanAgain = true;
+      return scanning;
+    }
+    scanning = (async () => {
+      do {
+        scanAgain = false;
+        await scanOnce().catch((e) => log.debug({ err: e }, 'could not read new domain events'));
+      } while (scanAgain && !stopped);
+    })().finally(() => {
+      scanning = null;
+    });
+    return scanning;
   };
 
   // idle connections through proxies are cut; a comment line every 25 s keeps the stream open

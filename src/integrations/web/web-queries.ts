@@ -19,7 +19,16 @@ export function messagesSentFor(db: Queryable, subjectType: string, subjectId: s
   );
 }
 
-/** What an outbox row (a domain event) is about, for the live pages. */
-export function outboxSubject(db: Queryable, outboxId: string): Promise<{ subject_type: string; subject_id: string } | undefined> {
-  return db.maybeOne<{ subject_type: string; subject_id: string }>('SELECT subject_type, subject_id FROM outbox WHERE id = $1', [outboxId]);
+/** Domain events from `afterSeq` on, with what each is about, for the live pages (outbox_seq_idx). */
+export function outboxSubjectsSince(
+  db: Queryable,
+  afterSeq: string,
+  limit: number,
+): Promise<{ seq: string; subject_type: string | null; subject_id: string | null }[]> {
+  return db.query('SELECT seq, subject_type, subject_id FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit]);
+}
+
+/** The newest domain event's position, where the live pages start listening from. */
+export async function latestOutboxSeq(db: Queryable): Promise<string> {
+  return (await db.one<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM outbox')).seq;
 }
