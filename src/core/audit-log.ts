@@ -110,14 +110,17 @@ export async function appendAuditAll(tx: Tx, entries: AuditEntry[]): Promise<voi
   await tx.query(insert.sql, insert.params);
 }
 
-/** The INSERT of many audit entries, its parameters numbered from `first` (so it can share a statement). */
-export function auditInsert(entries: AuditEntry[], first: number): { sql: string; params: unknown[] } {
+/**
+ * The INSERT of many audit entries, its parameters numbered from `first` (so it can share a statement); `where`
+ * writes them only when it holds, for a guarded write that may change nothing.
+ */
+export function auditInsert(entries: AuditEntry[], first: number, where = ''): { sql: string; params: unknown[] } {
   const col = <T>(f: (e: AuditEntry) => T) => entries.map(f);
   const json = (v: unknown) => JSON.stringify(v ?? null);
   const types = ['timestamptz', 'uuid', 'text', 'text', 'text', 'text', 'text', 'jsonb', 'jsonb', 'jsonb'];
   return {
     sql: `INSERT INTO audit_events (occurred_at, actor_id, actor_label, channel, action, subject_type, subject_id, before, after, details)
-     SELECT * FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(', ')})`,
+     SELECT * FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(', ')})${where ? ` WHERE ${where}` : ''}`,
     params: [
       col((e) => e.at.toISOString()),
       col((e) => e.actor.id),

@@ -15,6 +15,7 @@ export const errorCatalog = {
   not_found: { status: 404, title: 'Not found', retryable: false },
   method_not_allowed: { status: 405, title: 'Method not allowed', retryable: false },
   conflict: { status: 409, title: 'Conflict', retryable: false },
+  contended: { status: 409, title: 'The item changed while this was being decided; try again', retryable: true },
   already_decided: { status: 409, title: 'Already decided', retryable: false },
   already_pending: { status: 409, title: 'A pending item already exists', retryable: false },
   already_approved: { status: 409, title: 'Already approved', retryable: false },

@@ -29,13 +29,13 @@ export async function emitAll(tx: Tx, events: AnyNewEvent[]): Promise<string[]> 
   return rows.map((r) => r.id);
 }
 
-/** The INSERT of a command's events returning their ids, its parameters numbered from `first`. */
-export function outboxInsert(events: AnyNewEvent[], first: number): { sql: string; params: unknown[] } {
+/** The INSERT of a command's events returning their ids, its parameters numbered from `first`; `where` as auditInsert's. */
+export function outboxInsert(events: AnyNewEvent[], first: number, where = ''): { sql: string; params: unknown[] } {
   const [a, b, c, d, e] = [0, 1, 2, 3, 4].map((i) => `$${first + i}`);
   return {
     sql: `INSERT INTO outbox (type, subject_type, subject_id, payload, created_at, available_at)
      SELECT type, subject_type, subject_id, payload, at, at
-       FROM unnest(${a}::text[], ${b}::text[], ${c}::text[], ${d}::jsonb[], ${e}::timestamptz[]) WITH ORDINALITY AS e(type, subject_type, subject_id, payload, at, n)
+       FROM unnest(${a}::text[], ${b}::text[], ${c}::text[], ${d}::jsonb[], ${e}::timestamptz[]) WITH ORDINALITY AS e(type, subject_type, subject_id, payload, at, n)${where ? ` WHERE ${where}` : ''}
       ORDER BY n RETURNING id`,
     params: [
       events.map((e) => e.type),

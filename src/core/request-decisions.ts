@@ -1,14 +1,14 @@
-import type { Queryable, Tx } from '../db/database.ts';
+import type { Queryable } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
-import { recordCommand } from './command-record.ts';
 import type { IdentityRow } from './directory.ts';
-import { AppError, isUniqueViolation } from './errors.ts';
+import { AppError } from './errors.ts';
 import { evaluateStage, stageTimers } from './policy-evaluation.ts';
 import { policyDefinitionSchema } from './policy-schema.ts';
 import type { RequestRow } from './request-queries.ts';
 import { alreadyDecided, notThisStage } from './request-events.ts';
-import { checkVersion, finishRequest, type RequestContext } from './request-transitions.ts';
+import { checkVersion, type DecisionRead, planFinish } from './request-transitions.ts';
+import type { Transition, VoteRecord } from './request-write.ts';
 import type { RequestView } from './views.ts';
 
 export type DecisionOutcome = 'recorded' | 'stage_approved' | 'approved' | 'denied' | 'revoked' | 'reapproved';
@@ -95,7 +95,7 @@ export async function mayReverse(
 }
 
 /** Identities allowed to decide the current stage (the stage's groups, plus escalation groups once escalated). */
-export function eligibleApprovers(tx: Tx, row: RequestRow): Promise<IdentityRow[]> {
+export function eligibleApprovers(tx: Queryable, row: RequestRow): Promise<IdentityRow[]> {
   const policy = policyDefinitionSchema.parse(row.policy);
   return eligibleMembers(tx, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), row.requester_id);
 }
@@ -110,19 +110,21 @@ export function authorizeStage(tx: Queryable, actor: Actor & { id: string }, row
   });
 }
 
-/** One approver's vote on the locked request's current stage, and what it settles: the stage, the request, or nothing yet. */
-export async function voteLocked(
-  tx: Tx,
+/**
+ * One approver's vote on the request's current stage as read, and what it settles: the stage, the request, or
+ * nothing yet. Returns the transition to write (writeTransition, guarded by the version read); nothing is written here.
+ */
+export async function planDecision(
+  q: Queryable,
   actor: Actor & { id: string },
-  row: RequestRow,
+  read: DecisionRead,
   decision: 'approve' | 'deny',
   reason: string | null,
   now: Date,
   denyNeedsReason: boolean,
-  actorGroups?: string[],
-  context?: RequestContext,
-): Promise<DecisionOutcome> {
-  await authorizeStage(tx, actor, row, actorGroups);
+): Promise<{ outcome: DecisionOutcome; transition: Transition }> {
+  const { row, context } = read;
+  await authorizeStage(q, actor, row, read.groups);
   const policy = policyDefinitionSchema.parse(row.policy);
   const stage = policy.stages[row.current_stage]!;
   if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {
@@ -132,23 +134,19 @@ export async function voteLocked(
   if (stage.approverJustification && !reason?.trim()) {
     throw new AppError('validation_failed', 'This stage needs a justification from the approver.', { field: 'reason' });
   }
-  let votes: { approverId: string; decision: 'approve' | 'deny' }[];
-  try {
-    // the vote and the stage's votes so far in one statement (the CTE's row is not visible to the outer SELECT)
-    votes = await tx.query<{ approverId: string; decision: 'approve' | 'deny' }>(
-      `WITH vote AS (
-         INSERT INTO request_decisions (request_id, stage, approver_id, approver_label, decision, reason, channel, created_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING approver_id, decision)
-       SELECT approver_id AS "approverId", decision FROM vote
-       UNION ALL
-       SELECT approver_id, decision FROM request_decisions WHERE request_id = $1 AND stage = $2 AND approver_id IS NOT NULL`,
-      [row.id, row.current_stage, actor.id, actor.label, decision, reason?.trim() || null, actor.channel, now],
-    );
-  } catch (e) {
-    if (isUniqueViolation(e)) throw new AppError('already_decided', `You already decided stage ${row.current_stage + 1} of this request.`);
-    throw e;
+  if (read.stageVotes.some((v) => v.approverId === actor.id)) {
+    throw new AppError('already_decided', `You already decided stage ${row.current_stage + 1} of this request.`);
   }
-  // written with the transition's own audit row below, in one INSERT
+  const votes = [...read.stageVotes, { approverId: actor.id, decision }];
+  const vote: VoteRecord = {
+    stage: row.current_stage,
+    approverId: actor.id,
+    approverLabel: actor.label,
+    decision,
+    reason: reason?.trim() || null,
+    channel: actor.channel,
+    at: now,
+  };
   const voteAudit: AuditEntry = {
     actor,
     action: `request.decision.${decision}`,
@@ -160,38 +158,34 @@ export async function voteLocked(
   };
 
   // only a quorum other than "any" needs to know how many may decide
-  const eligible = stage.quorum === 'any' || votes.some((v) => v.decision === 'deny') ? 1 : (await eligibleApprovers(tx, row)).length;
+  const eligible = stage.quorum === 'any' || votes.some((v) => v.decision === 'deny') ? 1 : (await eligibleApprovers(q, row)).length;
   const result = evaluateStage(stage, votes, eligible);
 
   if (result === 'waiting') {
     // a recorded vote changes what the request shows (its stage's decisions): If-Match holders must see it
-    await tx.query('UPDATE requests SET version = version + 1, updated_at = $2 WHERE id = $1', [row.id, now]);
-    await recordCommand(
-      tx,
-      [voteAudit],
-      [
-        {
-          type: 'request.decision_recorded',
-          subjectId: row.id,
-          actor,
-          at: now,
-          data: { requestId: row.id, stage: row.current_stage, decision, reason },
-        },
-      ],
-    );
-    return 'recorded';
+    return {
+      outcome: 'recorded',
+      transition: {
+        changes: { updated_at: now },
+        versionStep: 1,
+        vote,
+        audit: [voteAudit],
+        events: [
+          {
+            type: 'request.decision_recorded',
+            subjectId: row.id,
+            actor,
+            at: now,
+            data: { requestId: row.id, stage: row.current_stage, decision, reason },
+          },
+        ],
+      },
+    };
   }
-  if (result === 'denied') {
-    await finishRequest(tx, actor, row, 'deny', reason, now, [voteAudit], context);
-    return 'denied';
-  }
+  if (result === 'denied')
+    return { outcome: 'denied', transition: planFinish(actor, row, 'deny', reason, now, context, [voteAudit], vote) };
   if (row.current_stage + 1 < policy.stages.length) {
     const t = stageTimers(policy, row.created_at, now);
-    await tx.query(
-      `UPDATE requests SET current_stage = current_stage + 1, stage_started_at = $2, next_reminder_at = $3, escalate_at = $4, escalated_at = NULL,
-              version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'pending' AND current_stage = $5`,
-      [row.id, now, t.nextReminderAt, t.escalateAt, row.current_stage],
-    );
     const advanced: AuditEntry = {
       actor,
       action: 'request.stage_advanced',
@@ -201,23 +195,33 @@ export async function voteLocked(
       after: { stage: row.current_stage + 1 },
       at: now,
     };
-    await recordCommand(
-      tx,
-      [voteAudit, advanced],
-      [
-        {
-          type: 'request.stage_advanced',
-          subjectId: row.id,
-          actor,
-          at: now,
-          data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 },
+    return {
+      outcome: 'stage_approved',
+      transition: {
+        changes: {
+          current_stage: row.current_stage + 1,
+          stage_started_at: now,
+          next_reminder_at: t.nextReminderAt,
+          escalate_at: t.escalateAt,
+          escalated_at: null,
+          updated_at: now,
         },
-      ],
-    );
-    return 'stage_approved';
+        versionStep: 1,
+        vote,
+        audit: [voteAudit, advanced],
+        events: [
+          {
+            type: 'request.stage_advanced',
+            subjectId: row.id,
+            actor,
+            at: now,
+            data: { requestId: row.id, completedStage: row.current_stage, stage: row.current_stage + 1 },
+          },
+        ],
+      },
+    };
   }
-  await finishRequest(tx, actor, row, 'approve', reason, now, [voteAudit], context);
-  return 'approved';
+  return { outcome: 'approved', transition: planFinish(actor, row, 'approve', reason, now, context, [voteAudit], vote) };
 }
 
 export const requireReason = (reason: string | null | undefined, doing: string): string => {

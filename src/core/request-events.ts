@@ -51,7 +51,18 @@ export async function notThisStage(
   );
 }
 
-export function snapshotOf(row: RequestRow, app: ApplicationRow, requester: IdentityRow | null, device: DeviceRow | null): RequestSnapshot {
+/** What every request event carries; only the fields a snapshot shows are needed (a submission has no row yet). */
+export type SnapshotFields = Pick<
+  RequestRow,
+  'id' | 'status' | 'justification' | 'answers' | 'current_stage' | 'decided_by_label' | 'decided_at' | 'decision_reason'
+>;
+
+export function snapshotOf(
+  row: SnapshotFields,
+  app: ApplicationRow,
+  requester: IdentityRow | null,
+  device: DeviceRow | null,
+): RequestSnapshot {
   return {
     requestId: row.id,
     status: row.status,

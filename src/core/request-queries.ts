@@ -83,6 +83,25 @@ function toView(r: JoinedRow): RequestView {
   };
 }
 
+/** The view of a row the caller already holds with its application, requester and device: no read. */
+export const requestViewOf = (
+  row: RequestRow,
+  ctx: {
+    app: { name: string };
+    requester: { username: string; display_name: string; email: string | null } | null;
+    device: { client_guid: string; name: string } | null;
+  },
+): RequestView =>
+  toView({
+    ...row,
+    app_name: ctx.app.name,
+    r_username: ctx.requester?.username ?? null,
+    r_display_name: ctx.requester?.display_name ?? null,
+    r_email: ctx.requester?.email ?? null,
+    d_client_guid: ctx.device?.client_guid ?? null,
+    d_name: ctx.device?.name ?? null,
+  });
+
 export async function getRequestView(db: Queryable, id: string): Promise<RequestView> {
   if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
   const row = await db.maybeOne<JoinedRow>(`${joined} WHERE r.id = $1`, [id]);

@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { Database, Tx } from '../db/database.ts';
-import { recordCommand } from './command-record.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
+import type { AnyNewEvent } from './outbox.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow } from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
@@ -11,7 +12,7 @@ import {
   eligibleApprovers,
   mayReverse,
   requireReason,
-  voteLocked,
+  planDecision,
   type DecideOptions,
   type DecisionResult,
   type ReverseOptions,
@@ -20,13 +21,15 @@ import {
   countRequests,
   getRequestDetail,
   getRequestView,
+  requestViewOf,
   listRequests,
   requestIdFromRef,
   type RequestFilter,
   type RequestRow,
 } from './request-queries.ts';
 import { alreadyDecided, snapshotOf } from './request-events.ts';
-import { checkVersion, finishRequest, lockRequest, lockRequestWithGroups, orderInstall, revokeRequest } from './request-transitions.ts';
+import { checkVersion, finishRequest, lockRequest, orderInstall, readForDecision, revokeRequest } from './request-transitions.ts';
+import { insertRequest, writeTransition } from './request-write.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
 export type { CreateApprovedInput } from './approved-requests.ts';
@@ -43,9 +46,14 @@ export interface SubmitInput {
   source?: 'chat' | 'api' | 'web';
 }
 
+/** Each failed attempt means another decision on the request was written: a bound, not a wait. */
+const MAX_DECISION_ATTEMPTS = 50;
+
 /**
- * Runs each request command in one transaction. Concurrency is settled by locking the request row
- * (`SELECT ... FOR UPDATE`) and by the partial unique indexes, never in memory.
+ * Runs each request command atomically. Concurrency is settled in Postgres, never in memory: approve and deny read
+ * without a lock and write in one statement guarded by the version they read (a loser reads again); the other
+ * commands lock the request row (`SELECT ... FOR UPDATE`); the partial unique indexes keep one pending and one
+ * approved request per application, person and device.
  */
 export class RequestService {
   constructor(
@@ -72,89 +80,108 @@ export class RequestService {
 
   async submit(actor: Actor, input: SubmitInput): Promise<RequestView> {
     const now = this.clock.now();
-    const id = await this.db.tx(async (tx) => {
-      const requesterRef = {
-        id: input.requesterId ?? (input.requesterUsername ? undefined : (actor.id ?? undefined)),
-        username: input.requesterUsername,
-      };
-      // requester with groups, application and device in one round trip; checked in the order people expect
-      const found = await lookupForSubmit(tx, {
-        applicationId: input.applicationId,
-        identityId: requesterRef.id,
-        username: requesterRef.id ? undefined : requesterRef.username,
-        deviceId: input.deviceId,
-        clientGuid: input.deviceId ? undefined : input.clientGuid,
-      });
-      const requester = found.identity;
-      if (!requester)
-        throw new AppError(
-          'not_found',
-          `No identity "${requesterRef.username ?? requesterRef.id}" is known; add it under identities first.`,
-          { field: 'username' },
-        );
-      // a key bound to one person submits for that person only
-      if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(tx, actor, requester.username, 'username');
-      const app = found.app;
-      // a hidden application the requester may not see is refused exactly as an unknown id is
-      if (!app || !(await maySee(tx, app, requester.id)))
-        throw new AppError('not_found', `No application with id "${input.applicationId}" is in the catalog.`, { field: 'applicationId' });
-      const policy = policyOf(app);
-      if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: requester.group_names })) {
-        throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
-      }
-      const device = app.per_device ? this.checkDevice(input, requester, app, found.device) : null;
-      const problems = validateSubmission(policy, { justification: input.justification, answers: input.answers });
-      if (hasFieldErrors(problems)) {
-        throw new AppError('validation_failed', `The request is incomplete: ${describeFieldErrors(problems)}.`, { fields: problems });
-      }
-      const t = stageTimers(policy, now, now);
-      let row: RequestRow & { approved_id?: string | null };
-      try {
-        row = await tx.one<RequestRow & { approved_id: string | null }>(
-          `INSERT INTO requests (application_id, requester_id, device_id, source, status, current_stage, justification, answers, policy,
-                                 deadline_at, stage_started_at, next_reminder_at, escalate_at, created_at, updated_at)
-           VALUES ($1,$2,$3,$4,'pending',0,$5,$6,$7,$8,$9,$10,$11,$9,$9)
-           RETURNING *, (SELECT id FROM requests a WHERE a.application_id = $1 AND a.requester_id = $2 AND a.device_id IS NOT DISTINCT FROM $3 AND a.status = 'approved' LIMIT 1) AS approved_id`,
-          [
-            app.id,
-            requester.id,
-            device?.id ?? null,
-            input.source ?? (actor.channel === 'api' ? 'api' : actor.channel === 'web' ? 'web' : 'chat'),
-            input.justification?.trim() || null,
-            JSON.stringify(input.answers ?? {}),
-            JSON.stringify(policy),
-            t.deadlineAt,
-            now,
-            t.nextReminderAt,
-            t.escalateAt,
-          ],
-        );
-      } catch (e) {
-        if (isUniqueViolation(e)) throw await this.duplicateError(app, requester, device);
-        throw e;
-      }
-      if (row.approved_id) {
-        throw new AppError(
-          'already_approved',
-          `${app.name} is already approved for ${requester.display_name}${device ? ` on ${device.name}` : ''}.`,
-          { requestId: row.approved_id },
-        );
-      }
-      delete row.approved_id;
-      const snapshot = snapshotOf(row, app, requester, device);
-      const audit: AuditEntry = {
-        actor,
-        action: 'request.submitted',
-        subjectType: 'request',
-        subjectId: row.id,
-        after: { status: 'pending', stage: 0 },
-        details: { justification: row.justification, answers: row.answers },
-        at: now,
-      };
-      await recordCommand(tx, [audit], [{ type: 'request.submitted', subjectId: row.id, actor, at: now, data: snapshot }]);
-      return row.id;
+    // reads, then one statement that writes the request with its audit row and event (insertRequest): no transaction
+    const requesterRef = {
+      id: input.requesterId ?? (input.requesterUsername ? undefined : (actor.id ?? undefined)),
+      username: input.requesterUsername,
+    };
+    // requester with groups, application and device in one round trip; checked in the order people expect
+    const found = await lookupForSubmit(this.db, {
+      applicationId: input.applicationId,
+      identityId: requesterRef.id,
+      username: requesterRef.id ? undefined : requesterRef.username,
+      deviceId: input.deviceId,
+      clientGuid: input.deviceId ? undefined : input.clientGuid,
     });
-    return getRequestView(this.db, id);
+    const requester = found.identity;
+    if (!requester)
+      throw new AppError(
+        'not_found',
+        `No identity "${requesterRef.username ?? requesterRef.id}" is known; add it under identities first.`,
+        { field: 'username' },
+      );
+    // a key bound to one person submits for that person only
+    if (actor.channel === 'api' && actor.id && requester.id !== actor.id) await actingFor(this.db, actor, requester.username, 'username');
+    const app = found.app;
+    // a hidden application the requester may not see is refused exactly as an unknown id is
+    if (!app || !(await maySee(this.db, app, requester.id)))
+      throw new AppError('not_found', `No application with id "${input.applicationId}" is in the catalog.`, { field: 'applicationId' });
+    const policy = policyOf(app);
+    if (!mayRequest(policy, { username: requester.username, isGuest: requester.is_guest, groups: requester.group_names })) {
+      throw new AppError('not_requestable', `${requester.display_name} is not allowed to request ${app.name}.`);
+    }
+    const device = app.per_device ? this.checkDevice(input, requester, app, found.device) : null;
+    const problems = validateSubmission(policy, { justification: input.justification, answers: input.answers });
+    if (hasFieldErrors(problems)) {
+      throw new AppError('validation_failed', `The request is incomplete: ${describeFieldErrors(problems)}.`, { fields: problems });
+    }
+    const t = stageTimers(policy, now, now);
+    const id = randomUUID();
+    const justification = input.justification?.trim() || null;
+    const answers = input.answers ?? {};
+    const pendingRow = {
+      id,
+      status: 'pending' as const,
+      current_stage: 0,
+      justification,
+      answers,
+      decided_by_label: null,
+      decided_at: null,
+      decision_reason: null,
+    };
+    const audit: AuditEntry = {
+      actor,
+      action: 'request.submitted',
+      subjectType: 'request',
+      subjectId: id,
+      after: { status: 'pending', stage: 0 },
+      details: { justification, answers },
+      at: now,
+    };
+    const event: AnyNewEvent = {
+      type: 'request.submitted',
+      subjectId: id,
+      actor,
+      at: now,
+      data: snapshotOf(pendingRow, app, requester, device),
+    };
+    let row: RequestRow | undefined;
+    try {
+      row = await insertRequest(
+        this.db,
+        {
+          id,
+          applicationId: app.id,
+          requesterId: requester.id,
+          deviceId: device?.id ?? null,
+          source: input.source ?? (actor.channel === 'api' ? 'api' : actor.channel === 'web' ? 'web' : 'chat'),
+          justification,
+          answers,
+          policy,
+          deadlineAt: t.deadlineAt,
+          now,
+          nextReminderAt: t.nextReminderAt,
+          escalateAt: t.escalateAt,
+        },
+        [audit],
+        [event],
+      );
+    } catch (e) {
+      if (isUniqueViolation(e)) throw await this.duplicateError(app, requester, device);
+      throw e;
+    }
+    if (!row) {
+      const approved = await this.db.maybeOne<{ id: string }>(
+        `SELECT id FROM requests WHERE application_id = $1 AND requester_id = $2 AND device_id IS NOT DISTINCT FROM $3 AND status = 'approved' LIMIT 1`,
+        [app.id, requester.id, device?.id ?? null],
+      );
+      throw new AppError(
+        'already_approved',
+        `${app.name} is already approved for ${requester.display_name}${device ? ` on ${device.name}` : ''}.`,
+        { requestId: approved?.id },
+      );
+    }
+    return requestViewOf(row, { app, requester, device });
   }
 
   private checkDevice(input: SubmitInput, requester: IdentityRow, app: ApplicationRow, device: DeviceRow | null): DeviceRow {
@@ -194,18 +221,35 @@ export class RequestService {
     reason?: string | null,
     opts: DecideOptions = {},
   ): Promise<DecisionResult> {
-    const outcome = await this.db.tx(async (tx) => {
-      // a decider known up front (a chat user, a key bound to a person) has their groups read with the row lock
-      const known = actor.id && !opts.approverUsername ? actor.id : null;
-      const { row, groups, context } = known
-        ? await lockRequestWithGroups(tx, id, known)
-        : { row: await lockRequest(tx, id), groups: undefined, context: undefined };
-      const acting = await deciderFor(tx, actor, row, opts);
-      // read once the row is ours, so decisions that queued on it are stamped in the order they happened
+    // a decider known up front (a chat user, a key bound to a person) has their groups read with the request
+    const known = actor.id && !opts.approverUsername ? actor.id : null;
+    for (let attempt = 1; ; attempt++) {
+      const read = await readForDecision(this.db, id, known);
+      const acting = await deciderFor(this.db, actor, read.row, opts);
       const now = this.clock.now();
-      return voteLocked(tx, acting, row, decision, reason ?? null, now, opts.denyNeedsReason ?? false, groups, context);
-    });
-    return { outcome, request: await getRequestView(this.db, id) };
+      const { outcome, transition } = await planDecision(
+        this.db,
+        acting,
+        read,
+        decision,
+        reason ?? null,
+        now,
+        opts.denyNeedsReason ?? false,
+      );
+      let updated: RequestRow | undefined;
+      try {
+        updated = await writeTransition(this.db, read.row, transition);
+      } catch (e) {
+        if (isUniqueViolation(e))
+          throw new AppError('already_decided', `You already decided stage ${read.row.current_stage + 1} of this request.`);
+        throw e;
+      }
+      if (updated) return { outcome, request: requestViewOf(updated, read.context) };
+      // another decision moved the request since it was read: read it again, and the checks above say what follows
+      if (attempt >= MAX_DECISION_ATTEMPTS) {
+        throw new AppError('contended', 'This request is changing too fast to decide right now; try again.');
+      }
+    }
   }
 
   /** Approved → revoked by one of the policy's approvers, with a reason; orders the uninstall when an install was ordered. */

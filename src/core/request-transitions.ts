@@ -11,6 +11,7 @@ import { policyDefinitionSchema } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
 import { installData, snapshotOf } from './request-events.ts';
 import { nextRequestStatus, type RequestAction } from './request-state.ts';
+import { afterTransition, type RequestChanges, type Transition, type VoteRecord, writeTransition } from './request-write.ts';
 
 /**
  * The writes behind every request transition, on a row the caller's transaction already holds (`lockRequest`).
@@ -25,27 +26,44 @@ export async function lockRequest(tx: Queryable, id: string, lock = true): Promi
   return row;
 }
 
-/** lockRequest, with the group names of the person about to decide read in the same statement. */
+/** A vote already cast on the request's current stage. */
+export interface StageVote {
+  approverId: string;
+  decision: 'approve' | 'deny';
+}
+
+export interface DecisionRead {
+  row: RequestRow;
+  /** the decider's groups, when the decider was known before reading */
+  groups: string[] | undefined;
+  context: RequestContext;
+  stageVotes: StageVote[];
+}
+
 /**
- * The row lock for a decision, with what deciding needs in the same round trip: the decider's groups, and the
- * application, requester and device a finished request's event describes.
+ * What deciding needs, in one round trip and one snapshot, without a lock: the request, its current stage's votes,
+ * the decider's groups, and the application, requester and device its events describe. The decision is written
+ * with writeTransition, guarded by the version read here.
  */
-export async function lockRequestWithGroups(
-  tx: Queryable,
-  id: string,
-  identityId: string,
-): Promise<{ row: RequestRow; groups: string[]; context: RequestContext }> {
+export async function readForDecision(q: Queryable, id: string, identityId: string | null): Promise<DecisionRead> {
   if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
-  const found = await tx.maybeOne<RequestRow & { decider_groups: string[] } & Together>(
+  const found = await q.maybeOne<RequestRow & { decider_groups: string[]; stage_votes: StageVote[] } & Together>(
     `SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
                         WHERE m.identity_id = $2::uuid ORDER BY g.name) AS decider_groups,
+            (SELECT coalesce(json_agg(json_build_object('approverId', d.approver_id, 'decision', d.decision)), '[]'::json)
+               FROM request_decisions d WHERE d.request_id = r.id AND d.stage = r.current_stage AND d.approver_id IS NOT NULL) AS stage_votes,
             ${togetherColumns('r.application_id', 'r.requester_id', 'r.device_id')}
-       FROM requests r WHERE r.id = $1 FOR UPDATE OF r`,
+       FROM requests r WHERE r.id = $1`,
     [id, identityId],
   );
   if (!found) throw new AppError('not_found', `No request with id "${id}".`);
-  const { decider_groups: groups, app, identity, device, ...row } = found;
-  return { row: row as RequestRow, groups, context: { app: app!, requester: identity, device } };
+  const { decider_groups, stage_votes, app, identity, device, ...row } = found;
+  return {
+    row: row as RequestRow,
+    groups: identityId ? decider_groups : undefined,
+    context: { app: app!, requester: identity, device },
+    stageVotes: stage_votes,
+  };
 }
 
 const outcomeOf = (row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decided_at'>) =>
@@ -110,54 +128,46 @@ export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: D
 }
 
 /**
- * Moves a request to its next state, guarded by its current status so only one transaction can ever do it.
- * Approval starts the access timers and orders the install (or schedules it for the install window).
+ * The transition that finishes a request (approve, deny, cancel, expire, reapprove), planned from the row it was
+ * decided on. Approval starts the access timers and orders the install, or schedules it for the install window.
  */
-export async function finishRequest(
-  tx: Tx,
+export function planFinish(
   actor: Actor,
   row: RequestRow,
   action: RequestAction,
   reason: string | null,
   now: Date,
+  ctx: RequestContext,
   /** audit entries of the same command that come first (the vote that settled it), written in the same INSERT */
   auditFirst: AuditEntry[] = [],
-  /** the application, requester and device when the caller read them with the row lock */
-  known?: RequestContext,
-): Promise<RequestRow> {
+  vote?: VoteRecord,
+): Transition {
   const to = nextRequestStatus(row.status, action);
+  if (to !== 'approved' && to !== 'denied' && to !== 'cancelled' && to !== 'expired') {
+    throw new AppError('invalid_transition', `A request cannot be finished as ${to}; revocation has its own path.`);
+  }
   const policy = policyDefinitionSchema.parse(row.policy);
   const access = to === 'approved' ? accessTimers(policy, now) : { accessExpiresAt: null, accessWarnAt: null, nextReviewAt: null };
-  // read before the update: the application, requester and device are not what it changes
-  const ctx = known ?? (await requestContext(tx, row));
-  // an approval orders the install now, or at the install window's next opening (scheduleInstall, in the same UPDATE)
   const opening =
     to === 'approved' && row.auto_install && ctx.app.install_window ? nextInstallWindowOpening(ctx.app.install_window, now) : null;
   const orderNow = to === 'approved' && row.auto_install && !opening;
-  const updated = await tx.maybeOne<RequestRow>(
-    `UPDATE requests SET status = $2, decided_at = $3, decided_by = $4, decided_by_label = $5, decision_reason = $6,
-            next_reminder_at = NULL, escalate_at = NULL, deadline_at = CASE WHEN $2 = 'pending' THEN deadline_at ELSE NULL END,
-            access_expires_at = $7, access_warn_at = $8, next_review_at = $9,
-            install_ordered_at = CASE WHEN $11 THEN $3 ELSE install_ordered_at END,
-            install_due_at = CASE WHEN $11 THEN NULL WHEN $12::timestamptz IS NOT NULL THEN $12::timestamptz ELSE install_due_at END,
-            version = version + CASE WHEN $11 THEN 2 ELSE 1 END, updated_at = $3
-      WHERE id = $1 AND status = $10 RETURNING *`,
-    [
-      row.id,
-      to,
-      now,
-      actor.id,
-      actor.label,
-      reason?.trim() || null,
-      access.accessExpiresAt,
-      access.accessWarnAt,
-      access.nextReviewAt,
-      row.status,
-      orderNow,
-      opening,
-    ],
-  );
-  if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
+  const changes: RequestChanges = {
+    status: to,
+    decided_at: now,
+    decided_by: actor.id,
+    decided_by_label: actor.label,
+    decision_reason: reason?.trim() || null,
+    next_reminder_at: null,
+    escalate_at: null,
+    deadline_at: null,
+    access_expires_at: access.accessExpiresAt,
+    access_warn_at: access.accessWarnAt,
+    next_review_at: access.nextReviewAt,
+    ...(orderNow ? { install_ordered_at: now, install_due_at: null } : opening ? { install_due_at: opening } : {}),
+    updated_at: now,
+  };
+  // ordering the install is a change of its own that If-Match holders see
+  const versionStep = orderNow ? 2 : 1;
   const audit: AuditEntry = {
     actor,
     action: `request.${to}`,
@@ -168,18 +178,36 @@ export async function finishRequest(
     details: reason ? { reason } : null,
     at: now,
   };
-  const snapshot = snapshotOf(updated, ctx.app, ctx.requester, ctx.device);
-  const previousStatus = row.status;
-  let event: AnyNewEvent;
-  if (to === 'approved') {
-    const installReason = orderNow ? (reason ?? 'approved') : null;
-    event = { type: 'request.approved', subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus, installReason } };
-  } else if (to === 'denied' || to === 'cancelled' || to === 'expired') {
-    event = { type: `request.${to}`, subjectId: row.id, actor, at: now, data: { ...snapshot, previousStatus } };
-  } else {
-    throw new AppError('invalid_transition', `A request cannot be finished as ${to}; revocation has its own path.`);
-  }
-  await recordCommand(tx, [...auditFirst, audit], [event]);
+  const data = {
+    ...snapshotOf(afterTransition(row, { changes, versionStep }), ctx.app, ctx.requester, ctx.device),
+    previousStatus: row.status,
+  };
+  const event: AnyNewEvent =
+    to === 'approved'
+      ? {
+          type: 'request.approved',
+          subjectId: row.id,
+          actor,
+          at: now,
+          data: { ...data, installReason: orderNow ? (reason ?? 'approved') : null },
+        }
+      : { type: `request.${to}`, subjectId: row.id, actor, at: now, data };
+  return { changes, versionStep, vote, audit: [...auditFirst, audit], events: [event] };
+}
+
+/** planFinish written on a row the caller's transaction holds (`lockRequest`), so only one transaction can ever do it. */
+export async function finishRequest(
+  tx: Tx,
+  actor: Actor,
+  row: RequestRow,
+  action: RequestAction,
+  reason: string | null,
+  now: Date,
+  auditFirst: AuditEntry[] = [],
+): Promise<RequestRow> {
+  const ctx = await requestContext(tx, row);
+  const updated = await writeTransition(tx, row, planFinish(actor, row, action, reason, now, ctx, auditFirst));
+  if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
   return updated;
 }
 

@@ -44,6 +44,34 @@ describe('multi-stage approval', () => {
     expect(detail.decisions).toHaveLength(3);
   });
 
+  it('every it-approver voting at once, each twice: both votes count, the stage advances once, repeats change nothing', async () => {
+    // a repeat that lost the race to the other approver finds stage 2 pending, which is not theirs to decide
+    const { requests } = t.ctx;
+    for (let round = 0; round < 10; round++) {
+      await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status IN ('approved','pending')`);
+      const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+      const calls = [s.ada, s.cyd, s.ada, s.cyd].map((who) =>
+        requests.decide(s.actor(who), r.id, 'approve').then(
+          (x) => x.outcome,
+          (e) => (e as { code: string }).code,
+        ),
+      );
+      const outcomes = await Promise.all(calls);
+      expect(outcomes.filter((o) => o === 'recorded' || o === 'stage_approved').sort(), `round ${round}`).toEqual([
+        'recorded',
+        'stage_approved',
+      ]);
+      for (const o of outcomes.filter((x) => x !== 'recorded' && x !== 'stage_approved'))
+        expect(['already_decided', 'not_an_approver']).toContain(o);
+      const detail = await requests.get(r.id);
+      expect(detail).toMatchObject({ status: 'pending', currentStage: 1 });
+      expect(detail.decisions.map((d) => d.approver.id).sort()).toEqual([s.ada.id, s.cyd.id].sort());
+      const events = await t.tdb.db.query<{ type: string }>(`SELECT type FROM outbox WHERE subject_id = $1 ORDER BY seq`, [r.id]);
+      expect(events.map((e) => e.type)).toEqual(['request.submitted', 'request.decision_recorded', 'request.stage_advanced']);
+    }
+    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status = 'pending'`);
+  });
+
   it('a deny at any stage ends the request and the requester can no longer cancel', async () => {
     const { requests } = t.ctx;
     await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status = 'approved'`);

@@ -58,14 +58,16 @@ describe('SQL statements per command', () => {
     show('approve', approve);
     show('fan-out (2 events)', fan);
     show('delivery attempt', attempt);
-    // submit: BEGIN, one lookup (application, requester with groups, device), INSERT ... RETURNING with the
-    // already-approved check, the audit and outbox INSERTs in one statement, COMMIT, and the view read after commit
-    expect(submit.statements.length).toBeLessThanOrEqual(7);
-    // approve: BEGIN, the row lock with the approver's groups and the request's application, requester and device,
-    // the vote with the stage's votes (one CTE), the status change that also orders the install, the audit rows of
-    // the vote and the approval with the outbox event in one statement, COMMIT, the view
-    expect(approve.statements.length).toBeLessThanOrEqual(8);
-    expect(approve.statements.filter((q) => q.startsWith('WITH audit AS (INSERT INTO audit_events'))).toHaveLength(1);
+    // submit: one lookup (application, requester with groups, device), then one statement that inserts the request
+    // unless it is already approved, with its audit row and event; no transaction, the view is what the insert returned
+    expect(submit.statements.length).toBeLessThanOrEqual(3);
+    expect(submit.statements.filter((q) => q === 'START TRANSACTION')).toEqual([]);
+    // approve: one read without a lock (the request, its stage's votes, the approver's groups, its application,
+    // requester and device) and one write guarded by the version read (the update, the vote, the audit rows and the
+    // outbox event as CTEs); no transaction, and the view comes from what the write returned
+    expect(approve.statements.length).toBeLessThanOrEqual(3);
+    expect(approve.statements.filter((q) => q === 'START TRANSACTION')).toEqual([]);
+    expect(approve.statements.filter((q) => q.startsWith('WITH moved AS (UPDATE requests'))).toHaveLength(1);
     expect(approve.statements.filter((q) => q.startsWith('INSERT INTO'))).toEqual([]);
     // fan-out of a batch: claim, the device managers of its applications, one INSERT for every delivery, done + connector
     // orders in one CTE
@@ -221,16 +223,16 @@ describe('SQL statements per decision over HTTP', () => {
     expect(call.result.status).toBe(200);
     expect(call.result.body.outcome).toBe('approved');
 
-    show('Slack approve click (identity, decision, view, private reply audited)', slack);
+    show('Slack approve click (identity, decision read and write, private reply audited)', slack);
     show('Slack deny click up to the reason modal', deny.statements);
-    show('REST approve over HTTP (key, decision, view)', call.statements);
-    // Slack: the clicker by Slack id, then the core's decision transaction (it refuses a stale click, a non-approver,
-    // the requester, under the row lock), the view it returns, and the private reply's audit row in one INSERT
-    expect(slack.length).toBeLessThanOrEqual(10);
-    expect(slack.filter((q) => q === 'START TRANSACTION')).toHaveLength(1);
+    show('REST approve over HTTP (key, decision read and write)', call.statements);
+    // Slack: the clicker by Slack id, the core's read and guarded write (it refuses a stale click, a non-approver,
+    // the requester), and the private reply's audit row in one INSERT
+    expect(slack.length).toBeLessThanOrEqual(5);
+    expect(slack.filter((q) => q === 'START TRANSACTION')).toEqual([]);
     // the clicker, then one read for the refusals and the modal's summary
     expect(deny.statements.length).toBeLessThanOrEqual(2);
-    // REST: the key, the decision transaction, the view
-    expect(call.statements.length).toBeLessThanOrEqual(9);
+    // REST: the key, the decision's read and write
+    expect(call.statements.length).toBeLessThanOrEqual(4);
   });
 });

@@ -1,0 +1,140 @@
+import type { Queryable } from '../db/database.ts';
+import { type AuditEntry, auditInsert } from './audit-log.ts';
+import { type AnyNewEvent, outboxInsert } from './outbox.ts';
+import type { RequestRow } from './request-queries.ts';
+
+/** What a transition may change on a request row; the version is stepped by writeTransition, never set. */
+export type RequestChanges = Partial<
+  Omit<RequestRow, 'id' | 'version' | 'application_id' | 'requester_id' | 'device_id' | 'policy' | 'answers' | 'created_at' | 'source'>
+>;
+
+export interface VoteRecord {
+  stage: number;
+  approverId: string;
+  approverLabel: string;
+  decision: 'approve' | 'deny';
+  reason: string | null;
+  channel: string;
+  at: Date;
+}
+
+export interface Transition {
+  changes: RequestChanges;
+  /** how far the version moves (an approval that also orders the install moves it twice, as two changes) */
+  versionStep: number;
+  /** the vote that caused it, written only if the row moves */
+  vote?: VoteRecord;
+  audit: AuditEntry[];
+  events: AnyNewEvent[];
+}
+
+/** The row as the transition leaves it: what events describe before the statement runs. */
+export const afterTransition = (row: RequestRow, t: Pick<Transition, 'changes' | 'versionStep'>): RequestRow => ({
+  ...row,
+  ...t.changes,
+  version: row.version + t.versionStep,
+});
+
+/**
+ * A request transition in one statement: the row update guarded by the version (and status) it was decided on, the
+ * vote, the audit rows and the outbox events as data-modifying CTEs that write only when the update did. A decision
+ * reads without a lock and writes with this, so a race is settled by Postgres' row lock on the UPDATE: the loser
+ * changes nothing, gets undefined back and reads again. A caller holding the row lock always wins.
+ */
+export async function writeTransition(q: Queryable, row: RequestRow, t: Transition): Promise<RequestRow | undefined> {
+  const params: unknown[] = [row.id, row.version, row.status, row.version + t.versionStep];
+  const set = Object.entries(t.changes).map(([column, value]) => `${column} = $${params.push(value)}`);
+  const parts = [
+    `moved AS (UPDATE requests SET version = $4${set.map((s) => `, ${s}`).join('')}
+                WHERE id = $1 AND version = $2 AND status = $3 RETURNING *)`,
+  ];
+  if (t.vote) {
+    const v = t.vote;
+    const [stage, approver, label, decision, reason, channel, at] = [
+      v.stage,
+      v.approverId,
+      v.approverLabel,
+      v.decision,
+      v.reason,
+      v.channel,
+      v.at,
+    ].map((value) => `$${params.push(value)}`);
+    parts.push(
+      `vote AS (INSERT INTO request_decisions (request_id, stage, approver_id, approver_label, decision, reason, channel, created_at)
+                SELECT id, ${stage}::int, ${approver}::uuid, ${label}::text, ${decision}::text, ${reason}::text, ${channel}::text, ${at}::timestamptz FROM moved)`,
+    );
+  }
+  const moved = 'EXISTS (SELECT 1 FROM moved)';
+  if (t.audit.length) {
+    const a = auditInsert(t.audit, params.length + 1, moved);
+    params.push(...a.params);
+    parts.push(`audit AS (${a.sql})`);
+  }
+  if (t.events.length) {
+    const e = outboxInsert(t.events, params.length + 1, moved);
+    params.push(...e.params);
+    parts.push(`events AS (${e.sql})`);
+  }
+  return q.maybeOne<RequestRow>(`WITH ${parts.join(',\n')} SELECT * FROM moved`, params);
+}
+
+export interface NewRequest {
+  id: string;
+  applicationId: string;
+  requesterId: string;
+  deviceId: string | null;
+  source: RequestRow['source'];
+  justification: string | null;
+  answers: Record<string, unknown>;
+  policy: unknown;
+  deadlineAt: Date;
+  now: Date;
+  nextReminderAt: Date | null;
+  escalateAt: Date | null;
+}
+
+/**
+ * A submission in one statement: the pending request, unless the same application is already approved for the
+ * person and device, with its audit row and event written only if it was. Undefined when an approved one exists;
+ * a pending duplicate is refused by requests_one_pending_uq.
+ */
+export async function insertRequest(
+  q: Queryable,
+  r: NewRequest,
+  audit: AuditEntry[],
+  events: AnyNewEvent[],
+): Promise<RequestRow | undefined> {
+  const params: unknown[] = [
+    r.id,
+    r.applicationId,
+    r.requesterId,
+    r.deviceId,
+    r.source,
+    r.justification,
+    JSON.stringify(r.answers),
+    JSON.stringify(r.policy),
+    r.deadlineAt,
+    r.now,
+    r.nextReminderAt,
+    r.escalateAt,
+  ];
+  const inserted = 'EXISTS (SELECT 1 FROM req)';
+  const a = auditInsert(audit, params.length + 1, inserted);
+  params.push(...a.params);
+  const e = outboxInsert(events, params.length + 1, inserted);
+  params.push(...e.params);
+  return q.maybeOne<RequestRow>(
+    `WITH req AS (
+       INSERT INTO requests (id, application_id, requester_id, device_id, source, status, current_stage, justification, answers, policy,
+                             deadline_at, stage_started_at, next_reminder_at, escalate_at, created_at, updated_at)
+       SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::text, 'pending', 0, $6::text, $7::jsonb, $8::jsonb,
+              $9::timestamptz, $10::timestamptz, $11::timestamptz, $12::timestamptz, $10::timestamptz, $10::timestamptz
+        WHERE NOT EXISTS (SELECT 1 FROM requests a WHERE a.application_id = $2::text AND a.requester_id = $3::uuid
+                             AND a.device_id IS NOT DISTINCT FROM $4::uuid AND a.status = 'approved')
+       RETURNING *),
+     audit AS (${a.sql}),
+     events AS (${e.sql})
+     SELECT * FROM req`,
+    params,
+  );
+}
