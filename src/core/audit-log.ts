@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Tx } from '../db/database.ts';
+import type { Database, Tx } from '../db/database.ts';
+import { GroupCommit } from '../db/group-commit.ts';
 import { canonicalJson } from './canonical-json.ts';
 
 export type Channel = 'slack' | 'teams' | 'api' | 'email' | 'cli' | 'web' | 'system';
@@ -102,6 +103,23 @@ export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
     ],
   );
 }
+
+/**
+ * An audit row that belongs to no command transaction (a private chat reply that was sent): rows arriving together
+ * share one INSERT, which is one commit instead of one each. Resolves once the row is committed.
+ */
+export function appendAuditAlone(db: Database, entry: AuditEntry): Promise<void> {
+  let batches = aloneBatches.get(db);
+  if (!batches) {
+    batches = new GroupCommit<AuditEntry, void>(async (entries) => {
+      await appendAuditAll(db, entries);
+      return entries.map(() => undefined);
+    });
+    aloneBatches.set(db, batches);
+  }
+  return batches.submit(entry);
+}
+const aloneBatches = new WeakMap<Database, GroupCommit<AuditEntry, void>>();
 
 /** appendAudit for many entries in one INSERT, in array order (a batch of timers fired together). */
 export async function appendAuditAll(tx: Tx, entries: AuditEntry[]): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../src/integrations/webhooks/group-commit.ts';
+import { GroupCommit } from '../../src/db/group-commit.ts';
 
 describe('GroupCommit', () => {
   it('calls made together share one flush, each gets its own result', async () => {

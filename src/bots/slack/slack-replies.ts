@@ -1,5 +1,5 @@
 import type { AppContext } from '../../app-context.ts';
-import { appendAudit, type Actor } from '../../core/audit-log.ts';
+import { appendAuditAlone, type Actor } from '../../core/audit-log.ts';
 import { identityBySlackId, type IdentityRow } from '../../core/directory.ts';
 import { isAppError, isDependencyUnavailable, toAppError } from '../../core/errors.ts';
 import { SlackApiError, type Blocks, type SlackApi } from './slack-api.ts';
@@ -130,8 +130,8 @@ async function auditPrivate(
 ): Promise<void> {
   const { db, clock } = deps.ctx;
   try {
-    // one INSERT commits by itself: no transaction around it
-    await appendAudit(db, {
+    // commits by itself, in one INSERT with the other replies sent at the same moment
+    await appendAuditAlone(db, {
       actor: notifierActor('slack'),
       action: 'message.sent',
       subjectType: 'conversation',

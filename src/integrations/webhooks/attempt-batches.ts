@@ -1,7 +1,7 @@
 import type { AppContext } from '../../app-context.ts';
 import type { Database, Queryable } from '../../db/database.ts';
 import { isUuid } from '../../core/request-queries.ts';
-import { GroupCommit } from './group-commit.ts';
+import { GroupCommit } from '../../db/group-commit.ts';
 
 /**
  * The two statements of webhook delivery attempts, each shared by the attempts running at the same time (group
