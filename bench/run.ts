@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { tuneServerHeap } from '../src/process-tuning.ts';
 
 /**
  * One JSON line per scenario, each carrying the reference figure measured in the same run. Every scenario runs in
@@ -40,6 +41,8 @@ const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
 const child = args.indexOf('--child');
 if (child >= 0) {
   const name = args[child + 1]!;
+  // the scenario's process stands in for `signoff start`, which sets this too
+  tuneServerHeap();
   try {
     const out = await scenarios[name]!();
     const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
