@@ -5,7 +5,7 @@ import { systemClock } from '../src/core/clock.ts';
 import { percentile, pgbenchTps, pool, round, scratchDatabase } from './support.ts';
 
 /**
- * Submit + approve through the core (two transactions each, with audit chain and outbox rows),
+ * Submit + approve through the core (two commands, each committing once, with audit and outbox rows),
  * compared with pgbench's TPC-B-like rate at the same concurrency on the same server.
  */
 export async function decisionsScenario(opts: { requests: number; concurrency: number; pgbenchSeconds?: number }) {
@@ -51,7 +51,7 @@ export async function decisionsScenario(opts: { requests: number; concurrency: n
       p50Ms: round(percentile(latencies, 50)),
       p95Ms: round(percentile(latencies, 95)),
       reference: { tool: 'pgbench tpcb-like', clients: opts.concurrency, tps: round(reference) },
-      // each request is two of our transactions; pgbench's is one five-statement transaction
+      // each request is two of our commits; pgbench's is one five-statement transaction
       ratioToPgbench: round((perSecond * 2) / reference, 3),
       targets: { ratioToPgbench: 0.5 },
     };
