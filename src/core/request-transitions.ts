@@ -14,8 +14,9 @@ import { nextRequestStatus, type RequestAction } from './request-state.ts';
 import { afterTransition, type RequestChanges, type Transition, type VoteRecord, writeTransition } from './request-write.ts';
 
 /**
- * The writes behind every request transition, on a row the caller's transaction already holds (`lockRequest`).
- * Shared by the request service, CreateApprovedRequest and the timers, so each transition is written once.
+ * The transitions of a request, planned once (planFinish) and written by writeTransition: on a row the caller's
+ * transaction holds (`lockRequest`: cancel, expiry, CreateApprovedRequest, the timers), or guarded by the version a
+ * decision read (`readForDecision`). Shared by every caller, so each transition is written once.
  */
 
 /** The request row, locked for the caller's transaction (`lock = false` only reads it, for checks that decide nothing). */
