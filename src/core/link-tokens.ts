@@ -103,8 +103,8 @@ export async function useLinkToken(
   const approver = await identityById(db, row.approver_id);
   if (!approver) throw new AppError('not_found', 'The approver of this link no longer exists.');
   try {
-    // a prompt's link decides that prompt only, checked under the row lock: a request decided meanwhile (by
-    // another link, a click or the API) is never revoked or reapproved by a link sent before
+    // a prompt's link decides that prompt only, checked in the read its write is guarded by: a request decided
+    // meanwhile (by another link, a click or the API) is never revoked or reapproved by a link sent before
     return await requests.decide({ id: approver.id, label: approver.display_name, channel: 'email' }, row.request_id, row.action, reason, {
       stage: row.stage,
       denyNeedsReason: true,

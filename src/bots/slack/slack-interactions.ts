@@ -126,9 +126,9 @@ export const showHistory: ActionHandler = async ({ deps, p, id }) => {
 };
 
 /**
- * Approve or Deny on a prompt. An approval is decided at once: the core refuses under the row lock what may not be
- * decided (decided, another stage, own request, not an approver), and a stage that wants the approver's
- * justification refuses it too, which is when the reason modal opens. A denial always asks why.
+ * Approve or Deny on a prompt. An approval is decided at once: the core refuses, in the read its write is guarded
+ * by, what may not be decided (decided, another stage, own request, not an approver), and a stage that wants the
+ * approver's justification refuses it too, which is when the reason modal opens. A denial always asks why.
  */
 export const decideRequest =
   (decision: 'approve' | 'deny'): ActionHandler =>
