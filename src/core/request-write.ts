@@ -64,17 +64,7 @@ export async function writeTransition(q: Queryable, row: RequestRow, t: Transiti
                 SELECT id, ${stage}::int, ${approver}::uuid, ${label}::text, ${decision}::text, ${reason}::text, ${channel}::text, ${at}::timestamptz FROM moved)`,
     );
   }
-  const moved = 'EXISTS (SELECT 1 FROM moved)';
-  if (t.audit.length) {
-    const a = auditInsert(t.audit, params.length + 1, moved);
-    params.push(...a.params);
-    parts.push(`audit AS (${a.sql})`);
-  }
-  if (t.events.length) {
-    const e = outboxInsert(t.events, params.length + 1, moved);
-    params.push(...e.params);
-    parts.push(`events AS (${e.sql})`);
-  }
+  parts.push(...recordWhen('EXISTS (SELECT 1 FROM moved)', params, t.audit, t.events));
   return q.maybeOne<RequestRow>(`WITH ${parts.join(',\n')} SELECT * FROM moved`, params);
 }
 
@@ -118,11 +108,7 @@ export async function insertRequest(
     r.nextReminderAt,
     r.escalateAt,
   ];
-  const inserted = 'EXISTS (SELECT 1 FROM req)';
-  const a = auditInsert(audit, params.length + 1, inserted);
-  params.push(...a.params);
-  const e = outboxInsert(events, params.length + 1, inserted);
-  params.push(...e.params);
+  const record = recordWhen('EXISTS (SELECT 1 FROM req)', params, audit, events);
   return q.maybeOne<RequestRow>(
     `WITH req AS (
        INSERT INTO requests (id, application_id, requester_id, device_id, source, status, current_stage, justification, answers, policy,
@@ -132,9 +118,27 @@ export async function insertRequest(
         WHERE NOT EXISTS (SELECT 1 FROM requests a WHERE a.application_id = $2::text AND a.requester_id = $3::uuid
                              AND a.device_id IS NOT DISTINCT FROM $4::uuid AND a.status = 'approved')
        RETURNING *),
-     audit AS (${a.sql}),
-     events AS (${e.sql})
+     ${record.join(',\n')}
      SELECT * FROM req`,
     params,
   );
+}
+
+/**
+ * A guarded write's audit rows and events as data-modifying CTEs (`audit`, `events`) that write only when `guard`
+ * holds; their parameters are appended to `params`.
+ */
+function recordWhen(guard: string, params: unknown[], audit: AuditEntry[], events: AnyNewEvent[]): string[] {
+  const parts: string[] = [];
+  if (audit.length) {
+    const a = auditInsert(audit, params.length + 1, guard);
+    params.push(...a.params);
+    parts.push(`audit AS (${a.sql})`);
+  }
+  if (events.length) {
+    const e = outboxInsert(events, params.length + 1, guard);
+    params.push(...e.params);
+    parts.push(`events AS (${e.sql})`);
+  }
+  return parts;
 }
