@@ -240,7 +240,8 @@ export class RequestService {
       try {
         updated = await writeTransition(this.db, read.row, transition);
       } catch (e) {
-        if (isUniqueViolation(e))
+        // only the vote's own index: another unique violation (an approved twin) is not "you already decided"
+        if (isUniqueViolation(e, 'request_decisions_one_per_approver'))
           throw new AppError('already_decided', `You already decided stage ${read.row.current_stage + 1} of this request.`);
         throw e;
       }
