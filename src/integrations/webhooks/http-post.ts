@@ -11,6 +11,16 @@ export type PostResult =
 const EXCERPT_BYTES = 1024;
 
 /**
+ * Connections to a receiver are kept open between deliveries (a TLS handshake per webhook costs the receiver and
+ * us more than the POST). Each new connection still goes through the guarded lookup. An idle one closes after 4 s,
+ * before most servers' own keep-alive timeout (Node's is 5 s), so a reused socket is rarely one the server is
+ * closing; LIFO reuse lets the spare ones of a burst go idle and close.
+ */
+const keepAlive = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const, timeout: 4_000 };
+const httpAgent = new http.Agent(keepAlive);
+const httpsAgent = new https.Agent(keepAlive);
+
+/**
  * The check runs again inside the socket's own DNS lookup, so a name that resolved to a public address at
  * check time cannot be re-pointed at an internal one for the actual connection (DNS rebinding).
  */
@@ -40,13 +50,7 @@ function guardedLookup(allow: AllowList) {
  * One POST. Redirects are never followed (node:http does not follow them; a 3xx is just a status), the whole
  * attempt is bounded by `timeoutMs`, and only the first KB of the response is kept.
  */
-export async function postOnce(opts: {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  timeoutMs: number;
-  allow: AllowList;
-}): Promise<PostResult> {
+export async function postOnce(opts: PostOptions): Promise<PostResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const verdict = await assessOutboundUrl(opts.url, opts.allow);
@@ -55,11 +59,36 @@ export async function postOnce(opts: {
       ? { kind: 'refused', reason: verdict.reason, latencyMs: elapsed() }
       : { kind: 'network', error: verdict.reason, latencyMs: elapsed() };
   }
-  const url = verdict.url;
+  const first = await send(verdict.url, verdict.allowedByName, opts, started);
+  if (first !== STALE_SOCKET) return first;
+  // the server closed a kept-alive connection as it was reused, before answering: send again on a new one (at
+  // worst a second copy under the same webhook-id, as any retry), within what is left of the timeout
+  const left = { ...opts, timeoutMs: Math.max(1, opts.timeoutMs - elapsed()) };
+  return (await send(verdict.url, verdict.allowedByName, left, started, false)) as PostResult;
+}
+
+interface PostOptions {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+  allow: AllowList;
+}
+
+const STALE_SOCKET = Symbol('stale socket');
+
+function send(
+  url: URL,
+  allowedByName: boolean,
+  opts: PostOptions,
+  started: number,
+  reuse = true,
+): Promise<PostResult | typeof STALE_SOCKET> {
+  const elapsed = () => Math.round(performance.now() - started);
   const client = url.protocol === 'https:' ? https : http;
-  return new Promise<PostResult>((resolve) => {
+  return new Promise<PostResult | typeof STALE_SOCKET>((resolve) => {
     let settled = false;
-    const finish = (r: PostResult) => {
+    const finish = (r: PostResult | typeof STALE_SOCKET) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -68,17 +97,20 @@ export async function postOnce(opts: {
     const req = client.request(url, {
       method: 'POST',
       headers: { ...opts.headers, 'content-length': Buffer.byteLength(opts.body) },
-      lookup: verdict.allowedByName ? undefined : (guardedLookup(opts.allow) as never),
-      agent: false,
+      lookup: allowedByName ? undefined : (guardedLookup(opts.allow) as never),
+      agent: !reuse ? false : url.protocol === 'https:' ? httpsAgent : httpAgent,
     });
     const timer = setTimeout(() => {
       req.destroy(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, opts.timeoutMs);
     req.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EREFUSEDADDR') finish({ kind: 'refused', reason: e.message, latencyMs: elapsed() });
+      if (req.reusedSocket && !gotResponse && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) finish(STALE_SOCKET);
+      else if (e.code === 'EREFUSEDADDR') finish({ kind: 'refused', reason: e.message, latencyMs: elapsed() });
       else finish({ kind: 'network', error: `${e.code ?? 'error'}: ${e.message}`, latencyMs: elapsed() });
     });
+    let gotResponse = false;
     req.on('response', (res) => {
+      gotResponse = true;
       const chunks: Buffer[] = [];
       let size = 0;
       const done = () =>
