@@ -2,7 +2,8 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../../app-context.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
 import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
-import { gateFor, gateWaitMs, type EndpointGate } from '../webhooks/endpoint-gate.ts';
+import { attemptBatches } from '../webhooks/attempt-batches.ts';
+import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate } from '../webhooks/endpoint-gate.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
@@ -93,6 +94,26 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const gateRedis = connection.duplicate({ enableAutoPipelining: true, connectionName: `${prefix}:worker-gate` });
   gateRedis.on('error', redisError);
   const gate = gateFor(ctx, gateRedis, prefix);
+  const releasing = new Set<Promise<void>>();
+  /**
+   * Sends the job back to the delayed set until `at`. When Redis lost the job while it ran (a wipe, a restart
+   * without persistence), a new one with the same id is added instead, so the retry does not wait for the reconciler.
+   */
+  const delay = async (
+    job: Job<DeliveryJob>,
+    token: string | undefined,
+    at: number,
+    update: () => Promise<void> | undefined,
+  ): Promise<never> => {
+    try {
+      await update();
+      await job.moveToDelayed(at, token);
+    } catch (e) {
+      await queues.delivery(job.data.deliveryId, at - Date.now(), job.data.endpointId);
+      throw e;
+    }
+    throw new DelayedError();
+  };
   const webhookWorker = new Worker<DeliveryJob>(
     queueNames.webhooks,
     async (job: Job<DeliveryJob>, token?: string) => {
@@ -103,25 +124,30 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
       const gated = await gate.acquireOrWait(endpointId, job.data.deliveryId);
       if (!gated.ok) {
         const waits = job.data.gateWaits ?? 0;
-        await job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 });
-        await job.moveToDelayed(Date.now() + gateWaitMs(gated, waits, gate.settings), token);
-        throw new DelayedError();
+        const at = Date.now() + gateWaitMs(gated, waits, gate.settings);
+        return delay(job, token, at, () => job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 }));
       }
-      let step: DeliveryStep | undefined;
-      const started = performance.now();
+      // the slot goes back as soon as the endpoint has answered (the record is Postgres' business, not the
+      // endpoint's); not awaited: later calls on this connection queue behind it, and stop() waits for it
+      let released = false;
+      const release = (health: AttemptHealth, latencyMs: number | null) => {
+        if (released) return;
+        released = true;
+        const done = gate
+          .release(endpointId, job.data.deliveryId, health, latencyMs)
+          .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'))
+          .finally(() => releasing.delete(done));
+        releasing.add(done);
+      };
+      let step: DeliveryStep;
       try {
-        step = await attemptDelivery(rt, job.data.deliveryId);
+        step = await attemptDelivery(rt, job.data.deliveryId, { answered: release, recordSuccessLater: true });
       } finally {
-        const attempted = step && 'health' in step && step.health ? step.health : undefined;
-        await gate
-          .release(endpointId, job.data.deliveryId, attempted ?? 'neutral', attempted ? Math.round(performance.now() - started) : null)
-          .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'));
+        release('neutral', null);
       }
       if (step.outcome === 'retry') {
         // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
-        if (job.data.gateWaits) await job.updateData({ ...job.data, gateWaits: 0 });
-        await job.moveToDelayed(step.retryAt, token);
-        throw new DelayedError();
+        return delay(job, token, step.retryAt, () => (job.data.gateWaits ? job.updateData({ ...job.data, gateWaits: 0 }) : undefined));
       }
       return step.outcome;
     },
@@ -187,6 +213,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
         await deviceManagers.checks.stop();
         // close() waits for the jobs in flight to finish
         await Promise.allSettled(workers.map((w) => w.close()));
+        await Promise.allSettled([...releasing, attemptBatches(ctx).settled()]);
         await queues.close();
         gateRedis.disconnect();
         connection.disconnect();

@@ -52,54 +52,34 @@ const LEASE_MARGIN_MS = 10_000;
 export const leaseMsFor = (ctx: AppContext) => ctx.config.WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS;
 
 /**
- * Leases the deliveries that are pending, due and not leased by a live run, and returns each with its endpoint.
- * Rows are locked in id order first, so claims and records of overlapping batches never deadlock; a run that
- * finds a row leased (another run is sending it) gets `none`.
+ * One statement for the attempts of a moment: it records the attempts that finished (the attempt rows, the
+ * deliveries' new state, the end of their leases) and leases the deliveries about to be sent, returning each with
+ * its endpoint. Every row either side touches is locked in id order first, so overlapping batches of other
+ * processes never deadlock.
+ *
+ * - A record applies only while its delivery is pending with the attempt count its claim saw and still holds its
+ *   lease, so a duplicate that took over an expired lease never records twice.
+ * - A claim leases a delivery that is pending, due and not leased by a live run; one that finds it leased (another
+ *   run is sending it, or recording it in this very batch) gets `none`, an early duplicate of a scheduled retry
+ *   gets `early`.
+ * - The commit does not wait for the WAL flush (synchronous_commit off, this statement only): a lease or an attempt
+ *   record lost in a crash costs a resend with the same webhook-id, never a decision.
+ * - clock_timestamp(): the metrics rollup folds attempts by created_at.
  */
-export async function claimDeliveries(q: Queryable, ids: string[], leaseMs: number): Promise<Claim[]> {
-  // one malformed id must not fail the others' claim
-  const valid = ids.filter(isUuid);
-  if (valid.length === 0) return ids.map(() => ({ kind: 'none' }));
-  const rows = await q.query<Partial<ClaimedDelivery> & { id: string; due: Date | null }>(
-    `WITH l AS (
-       SELECT id, next_attempt_at, (lease_until IS NULL OR lease_until < now()) AS free
-         FROM webhook_deliveries WHERE id = ANY($1::uuid[]) AND status = 'pending' AND endpoint_id IS NOT NULL ORDER BY id FOR UPDATE),
-     c AS (
-       UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2::float8 / 1000), lease_token = gen_random_uuid()
-         FROM l WHERE d.id = l.id AND l.free AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= $3::timestamptz)
-       RETURNING d.id, d.message_id, d.endpoint_id, d.event_type, d.body, d.attempts, d.lease_token)
-     SELECT l.id, l.next_attempt_at AS due, c.message_id, c.endpoint_id, c.event_type, c.body, c.attempts, c.lease_token,
-            e.url, e.secret, e.enabled, e.name AS endpoint_name
-       FROM l LEFT JOIN c ON c.id = l.id LEFT JOIN webhook_endpoints e ON e.id = c.endpoint_id
-      WHERE l.free`,
-    [valid, leaseMs, new Date(Date.now() + EARLY_SLACK_MS).toISOString()],
-  );
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  return ids.map((id): Claim => {
-    const r = byId.get(id);
-    // the same delivery twice in one batch: only the first run gets it
-    byId.delete(id);
-    if (!r) return { kind: 'none' };
-    if (!r.lease_token) return { kind: 'early', due: new Date(r.due!).getTime() };
-    return { kind: 'leased', delivery: r as ClaimedDelivery };
-  });
-}
-
-/**
- * The attempt rows, the deliveries' new state and the end of their leases, in one statement (it commits by
- * itself). A record applies only while its delivery is pending with the attempt count its claim saw and still
- * holds its lease, so a duplicate that took over an expired lease never records twice. Its commit does not wait for
- * the WAL flush (synchronous_commit off, this statement only): an attempt record lost in a crash costs a resend
- * with the same webhook-id, never a decision. clock_timestamp(): the metrics rollup folds attempts by created_at.
- */
-export async function recordAttempts(q: Queryable, recs: AttemptRecord[]): Promise<void> {
+export async function writeAttempts(q: Queryable, recs: AttemptRecord[], claimIds: string[], leaseMs: number): Promise<Claim[]> {
   const col = <K extends keyof AttemptRecord>(k: K) => recs.map((r) => r[k]);
-  await q.query(
+  // one malformed id must not fail the others' claim
+  const valid = claimIds.filter(isUuid);
+  const rows = await q.query<Partial<ClaimedDelivery> & { id: string | null; due: Date | null }>(
     `WITH v AS (
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[],
                             $10::text[], $11::timestamptz[])
          AS v(id, token, seen, code, latency, excerpt, attempt_error, status, attempt, last_error, next_at)),
-     l AS (SELECT id FROM webhook_deliveries WHERE id IN (SELECT id FROM v) ORDER BY id FOR UPDATE),
+     k AS (SELECT DISTINCT unnest($12::uuid[]) AS id),
+     l AS (
+       SELECT d.id, d.status, d.endpoint_id, d.next_attempt_at, (d.lease_until IS NULL OR d.lease_until < now()) AS free,
+              d.id IN (SELECT id FROM v) AS recording
+         FROM webhook_deliveries d WHERE d.id IN (SELECT id FROM v UNION ALL SELECT id FROM k) ORDER BY d.id FOR UPDATE),
      u AS (
        UPDATE webhook_deliveries d SET status = v.status, attempts = v.attempt,
               last_status_code = CASE WHEN v.status = 'failed' THEN coalesce(v.code, d.last_status_code) ELSE v.code END,
@@ -112,8 +92,19 @@ export async function recordAttempts(q: Queryable, recs: AttemptRecord[]): Promi
        INSERT INTO webhook_attempts (delivery_id, attempt, status_code, latency_ms, response_excerpt, error, created_at)
        SELECT v.id, (SELECT count(*) + 1 FROM webhook_attempts w WHERE w.delivery_id = v.id), v.code, v.latency, v.excerpt, v.attempt_error,
               clock_timestamp()
-         FROM v JOIN u ON u.id = v.id AND u.token = v.token)
-     SELECT set_config('synchronous_commit', 'off', true) AS async_commit`,
+         FROM v JOIN u ON u.id = v.id AND u.token = v.token),
+     c AS (
+       UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $13::float8 / 1000), lease_token = gen_random_uuid()
+         FROM l WHERE d.id = l.id AND l.id IN (SELECT id FROM k) AND NOT l.recording AND l.status = 'pending' AND l.endpoint_id IS NOT NULL
+          AND l.free AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= $14::timestamptz)
+       RETURNING d.id, d.message_id, d.endpoint_id, d.event_type, d.body, d.attempts, d.lease_token)
+     SELECT x.*, e.url, e.secret, e.enabled, e.name AS endpoint_name
+       FROM (SELECT set_config('synchronous_commit', 'off', true) AS async_commit) s
+       LEFT JOIN LATERAL (
+         SELECT l.id, l.next_attempt_at AS due, c.message_id, c.endpoint_id, c.event_type, c.body, c.attempts, c.lease_token
+           FROM l JOIN k ON k.id = l.id LEFT JOIN c ON c.id = l.id
+          WHERE l.free AND NOT l.recording AND l.status = 'pending' AND l.endpoint_id IS NOT NULL) x ON true
+       LEFT JOIN webhook_endpoints e ON e.id = x.endpoint_id`,
     [
       col('id'),
       col('leaseToken'),
@@ -126,8 +117,25 @@ export async function recordAttempts(q: Queryable, recs: AttemptRecord[]): Promi
       col('attempt'),
       col('lastError'),
       recs.map((r) => r.nextAttemptAt?.toISOString() ?? null),
+      valid,
+      leaseMs,
+      new Date(Date.now() + EARLY_SLACK_MS).toISOString(),
     ],
   );
+  const byId = new Map(rows.filter((r) => r.id).map((r) => [r.id!, r]));
+  return claimIds.map((id): Claim => {
+    const r = byId.get(id);
+    // the same delivery twice in one batch: only the first run gets it
+    byId.delete(id);
+    if (!r) return { kind: 'none' };
+    if (!r.lease_token) return { kind: 'early', due: new Date(r.due!).getTime() };
+    return { kind: 'leased', delivery: r as ClaimedDelivery };
+  });
+}
+
+/** Records attempts alone (inside a transaction of the caller's, e.g. with the endpoint's 410 Gone). */
+export async function recordAttempts(q: Queryable, recs: AttemptRecord[]): Promise<void> {
+  await writeAttempts(q, recs, [], 0);
 }
 
 /** Ends a lease without recording (the attempt did not happen, or its record failed: the next run may go ahead). */
@@ -138,10 +146,21 @@ export async function releaseLease(q: Queryable, id: string, leaseToken: string)
   ]);
 }
 
+type AttemptOp = { claim: string } | { record: AttemptRecord };
+
 interface Batches {
-  claims: GroupCommit<string, Claim>;
-  records: GroupCommit<AttemptRecord, null>;
-  /** attempts of this process between their claim and their record (the record batch waits for them a little) */
+  /** claims and records of this process share one statement per flush (writeAttempts) */
+  writes: GroupCommit<AttemptOp, Claim | null>;
+  claim(id: string): Promise<Claim>;
+  record(rec: AttemptRecord): Promise<void>;
+  /**
+   * Records without waiting (a success: the job may finish now). The lease keeps a duplicate from sending meanwhile;
+   * a record that fails leaves the lease to expire and the reconciler to resend, under the same webhook-id.
+   */
+  recordLater(rec: AttemptRecord): void;
+  /** resolves once every record handed to recordLater has been written (or has failed) */
+  settled(): Promise<void>;
+  /** attempts of this process between their claim and their record (the batch waits for them a little) */
   sending: number;
 }
 
@@ -150,26 +169,43 @@ const GROUP_WAIT_MS = 2;
 
 const batchesOf = new WeakMap<Database, Batches>();
 
-/** The claim and record batches of a database handle (one of each per process and database). */
+/** The attempt batches of a database handle (one per process and database). */
 export function attemptBatches(ctx: AppContext): Batches {
   const known = batchesOf.get(ctx.db);
   if (known) return known;
   const db = ctx.db;
   const leaseMs = leaseMsFor(ctx);
+  const later = new Set<Promise<void>>();
+  const writes = new GroupCommit<AttemptOp, Claim | null>(
+    async (ops) => {
+      const recs: AttemptRecord[] = [];
+      const ids: string[] = [];
+      for (const op of ops) 'claim' in op ? ids.push(op.claim) : recs.push(op.record);
+      const claims = await writeAttempts(db, recs, ids, leaseMs);
+      let next = 0;
+      return ops.map((op) => ('claim' in op ? claims[next++]! : null));
+    },
+    // a batch waits only while this process is busy sending: then other attempts are about to finish or start
+    { maxWaitMs: GROUP_WAIT_MS, expectMore: () => b.sending > 0 },
+  );
   const b: Batches = {
     sending: 0,
-    // a claim waits only while this process is busy sending: then other jobs are about to start too
-    claims: new GroupCommit<string, Claim>((ids) => claimDeliveries(db, ids, leaseMs), {
-      maxWaitMs: GROUP_WAIT_MS,
-      expectMore: () => b.sending > 0,
-    }),
-    records: new GroupCommit<AttemptRecord, null>(
-      async (recs) => {
-        await recordAttempts(db, recs);
-        return recs.map(() => null);
-      },
-      { maxWaitMs: GROUP_WAIT_MS, expectMore: () => b.sending > 0 },
-    ),
+    writes,
+    claim: async (id) => (await writes.submit({ claim: id }))!,
+    record: async (rec) => {
+      await writes.submit({ record: rec });
+    },
+    recordLater: (rec) => {
+      const p: Promise<void> = writes
+        .submit({ record: rec })
+        .then(() => undefined)
+        .catch(() => releaseLease(db, rec.id, rec.leaseToken).catch(() => undefined))
+        .finally(() => later.delete(p));
+      later.add(p);
+    },
+    settled: async () => {
+      await Promise.allSettled([...later]);
+    },
   };
   batchesOf.set(db, b);
   return b;

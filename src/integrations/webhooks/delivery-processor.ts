@@ -14,6 +14,20 @@ export interface DeliveryRuntime {
   backoff: BackoffOptions;
 }
 
+export interface AttemptOptions {
+  /**
+   * The endpoint answered (or the send failed): called before the attempt is recorded, so the endpoint's slot is
+   * free while Postgres records it. Not called when no request was sent.
+   */
+  answered?(health: AttemptHealth, latencyMs: number): void;
+  /**
+   * Return from a success before its record is written (the queue worker: its job may finish and the next one
+   * start). The lease keeps a duplicate from sending until the record is in; `attemptBatches(ctx).settled()` waits
+   * for such records.
+   */
+  recordSuccessLater?: boolean;
+}
+
 export type DeliveryStep =
   | { outcome: 'skipped' }
   | { outcome: 'succeeded' | 'failed'; health: AttemptHealth }
@@ -25,18 +39,18 @@ const FRESH_SEND_MS = 50;
 const excerptOf = (r: PostResult) => (r.kind === 'response' ? r.excerpt : null);
 
 /**
- * One attempt of one delivery, in two statements, each shared with the attempts running at the same time (group
- * commit, attempt-batches.ts). The claim leases the delivery in its row for longer than the HTTP call may take, so
+ * One attempt of one delivery: a claim and a record, each a share of the statement written for the attempts of the
+ * same moment (group commit, attempt-batches.ts). The claim leases the delivery in its row for longer than the HTTP call may take, so
  * a duplicate job (after a Redis flush or a stalled-job recovery) finds it leased and does nothing, and a killed
  * worker's lease expires and the next job resumes. No connection and no transaction is held meanwhile (nothing for
  * the audit sealer to wait on). The record writes the attempt and the delivery's new state together and ends the
  * lease; it applies only if the delivery is still where the claim found it, so a duplicate that slipped in
  * between (at-least-once, same webhook-id) never records twice.
  */
-export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): Promise<DeliveryStep> {
+export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, opts: AttemptOptions = {}): Promise<DeliveryStep> {
   const { ctx } = rt;
   const batches = attemptBatches(ctx);
-  const claim = await batches.claims.submit(deliveryId);
+  const claim = await batches.claim(deliveryId);
   if (claim.kind === 'none') return { outcome: 'skipped' };
   // an early duplicate of a scheduled retry waits for its turn instead of sending ahead of the backoff
   if (claim.kind === 'early') return { outcome: 'retry', retryAt: claim.due };
@@ -85,6 +99,7 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
 
     sent();
     const health: AttemptHealth = result.kind === 'refused' ? 'neutral' : verdict === 'retry' ? 'fail' : 'ok';
+    opts.answered?.(health, result.latencyMs);
     const base = {
       id: d.id,
       leaseToken: d.lease_token,
@@ -96,14 +111,16 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
       attempt,
     };
     if (verdict === 'succeeded') {
-      await batches.records.submit({ ...base, status: 'succeeded', lastError: null, nextAttemptAt: null });
+      const success: AttemptRecord = { ...base, status: 'succeeded', lastError: null, nextAttemptAt: null };
+      if (opts.recordSuccessLater) batches.recordLater(success);
+      else await batches.record(success);
       held = false;
       return { outcome: 'succeeded', health };
     }
     if (verdict === 'retry' && attempt < ctx.config.WEBHOOK_MAX_ATTEMPTS) {
       const retryAfter = result.kind === 'response' ? parseRetryAfter(result.retryAfter) : null;
       const retryAt = Date.now() + retryDelayMs(attempt, rt.backoff, retryAfter);
-      await batches.records.submit({ ...base, status: 'pending', lastError: error, nextAttemptAt: new Date(retryAt) });
+      await batches.record({ ...base, status: 'pending', lastError: error, nextAttemptAt: new Date(retryAt) });
       held = false;
       return { outcome: 'retry', retryAt, health };
     }
@@ -132,7 +149,7 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string): 
       held = false;
       return { outcome: 'failed', health };
     }
-    await batches.records.submit(failed);
+    await batches.record(failed);
     held = false;
     return { outcome: 'failed', health };
   } finally {
