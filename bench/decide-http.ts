@@ -16,11 +16,15 @@ const SIGNING_SECRET = 'bench-signing-secret-0123456789';
  * Decisions over HTTP: N pending requests, `clients` concurrent clients, half of them signed Slack approve clicks
  * to /slack/events (acknowledged at once, decided right after the ack), half REST approvals to
  * /api/v1/requests/{id}/approve with a key bound to the approver. Committed decisions per second (until the last
- * one is in Postgres) and ack latency, against pgbench's TPC-B-like rate at the same number of clients.
+ * one is in Postgres) and ack latency, against pgbench's TPC-B-like rate at the same number of clients. Then a paced
+ * phase, one client deciding one request at a time: the ack latency when the server is not saturated (with 32
+ * closed-loop clients at saturation, the ack mostly measures the queue: 32 / rate).
  */
-export async function decideHttpScenario(opts: { requests: number; clients: number; pgbenchSeconds: number }) {
+export async function decideHttpScenario(opts: { requests: number; paced: number; clients: number; pgbenchSeconds: number }) {
   const scratch = await scratchDatabase('decide-http', opts.clients + 4);
   const clients = await startClients();
+  // the paced phase's clients: one decision at a time, after the saturated run
+  const pacedClients = await startClients();
   const { db } = scratch;
   let server: import('node:http').Server | undefined;
   const config = loadConfig({
@@ -34,7 +38,10 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
   try {
-    const { approverId, requestIds } = await seedPending(db, opts.requests, { approverSlackId: 'U0APPROVER' });
+    const seeded = await seedPending(db, opts.requests + opts.paced, { approverSlackId: 'U0APPROVER' });
+    const { approverId } = seeded;
+    const requestIds = seeded.requestIds.slice(0, opts.requests);
+    const pacedIds = seeded.requestIds.slice(opts.requests);
     const key = (await createApiKey(db, 'bench', ['requests:read', 'requests:write'], approverId)).key;
     const slack = createSlackAdapter(ctx);
     const app = createHttpApp(ctx, { mount: (a) => slack.mount(a) });
@@ -57,6 +64,8 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
     );
     const seconds = (performance.now() - started) / 1000;
     acks.sort((a, b) => a - b);
+    // not saturated: one client, the next decision sent when the last one is acknowledged
+    const paced = await pacedClients.run({ base, key, secret: SIGNING_SECRET, ids: pacedIds, clients: 1 });
     server!.closeAllConnections();
     await new Promise<void>((r) => server!.close(() => r()));
     server = undefined;
@@ -77,6 +86,10 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
       ackedPerSecond: round(opts.requests / ackedIn),
       ackP50Ms: round(percentile(acks, 50)),
       ackP99Ms: round(percentile(acks, 99)),
+      pacedDecisions: pacedIds.length,
+      pacedFailures: paced.failures,
+      pacedAckP50Ms: round(percentile(paced.acks, 50)),
+      pacedAckP99Ms: round(percentile(paced.acks, 99)),
       reference: { tool: 'pgbench tpcb-like', clients: opts.clients, tps: round(reference) },
       ratioToPgbench: round(perSecond / reference, 3),
       targets: { ratioToPgbench: 0.5, ackP99Ms: 50 },
@@ -85,6 +98,7 @@ export async function decideHttpScenario(opts: { requests: number; clients: numb
     server?.closeAllConnections();
     server?.close();
     clients.stop();
+    pacedClients.stop();
     await closeQueues(ctx).catch(() => undefined);
     await scratch.drop();
   }
