@@ -1,6 +1,7 @@
 import { webApi } from '@slack/bolt';
 import type { Logger } from '../../logger.ts';
 import type { OutboundError } from '../../notifications/outbound-error.ts';
+import { slackFetch } from './slack-http.ts';
 
 /** Errors after which the message is gone for good: post a fresh one instead of retrying the update. */
 export const GONE_ERRORS = new Set([
@@ -72,6 +73,7 @@ export class SlackApi {
       rejectRateLimitedCalls: true,
       timeout: opts.timeoutMs ?? 10_000,
       logLevel: webApi.LogLevel.ERROR,
+      fetch: slackFetch as unknown as typeof fetch,
     });
   }
 
@@ -147,11 +149,10 @@ export class SlackApi {
 
   /** Replies through a slash command's or action's response_url (works where the bot is not a member). */
   async respond(url: string, body: Record<string, unknown>): Promise<void> {
-    const res = await fetch(url, {
+    const res = await slackFetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      redirect: 'error',
       signal: AbortSignal.timeout(10_000),
     });
     if (!res.ok) throw new SlackApiError('response_url', `http_${res.status}`, res.status >= 500 || res.status === 429);
