@@ -150,7 +150,6 @@ type AttemptOp = { claim: string } | { record: AttemptRecord };
 
 interface Batches {
   /** claims and records of this process share one statement per flush (writeAttempts) */
-  writes: GroupCommit<AttemptOp, Claim | null>;
   claim(id: string): Promise<Claim>;
   record(rec: AttemptRecord): Promise<void>;
   /**
@@ -180,7 +179,10 @@ export function attemptBatches(ctx: AppContext): Batches {
     async (ops) => {
       const recs: AttemptRecord[] = [];
       const ids: string[] = [];
-      for (const op of ops) 'claim' in op ? ids.push(op.claim) : recs.push(op.record);
+      for (const op of ops) {
+        if ('claim' in op) ids.push(op.claim);
+        else recs.push(op.record);
+      }
       const claims = await writeAttempts(db, recs, ids, leaseMs);
       let next = 0;
       return ops.map((op) => ('claim' in op ? claims[next++]! : null));
@@ -190,7 +192,6 @@ export function attemptBatches(ctx: AppContext): Batches {
   );
   const b: Batches = {
     sending: 0,
-    writes,
     claim: async (id) => (await writes.submit({ claim: id }))!,
     record: async (rec) => {
       await writes.submit({ record: rec });

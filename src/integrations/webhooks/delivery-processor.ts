@@ -40,12 +40,12 @@ const excerptOf = (r: PostResult) => (r.kind === 'response' ? r.excerpt : null);
 
 /**
  * One attempt of one delivery: a claim and a record, each a share of the statement written for the attempts of the
- * same moment (group commit, attempt-batches.ts). The claim leases the delivery in its row for longer than the HTTP call may take, so
- * a duplicate job (after a Redis flush or a stalled-job recovery) finds it leased and does nothing, and a killed
- * worker's lease expires and the next job resumes. No connection and no transaction is held meanwhile (nothing for
- * the audit sealer to wait on). The record writes the attempt and the delivery's new state together and ends the
- * lease; it applies only if the delivery is still where the claim found it, so a duplicate that slipped in
- * between (at-least-once, same webhook-id) never records twice.
+ * same moment (group commit, attempt-batches.ts). The claim leases the delivery in its row for longer than the HTTP
+ * call may take, so a duplicate job (after a Redis flush or a stalled-job recovery) finds it leased and does
+ * nothing, and a killed worker's lease expires and the next job resumes. No connection and no transaction is held
+ * meanwhile (nothing for the audit sealer to wait on). The record writes the attempt and the delivery's new state
+ * together and ends the lease; it applies only if the delivery is still where the claim found it, so a duplicate
+ * that slipped in between (at-least-once, same webhook-id) never records twice.
  */
 export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, opts: AttemptOptions = {}): Promise<DeliveryStep> {
   const { ctx } = rt;
