@@ -11,6 +11,11 @@ export interface Actor {
   /** what the audit log and the chat cards show: a display name, `api:<key name>`, `system` */
   label: string;
   channel: Channel;
+  /**
+   * A Slack user not yet looked up in the directory (`id` null): a decision reads who it is together with the
+   * request, saving a round trip per click. Nothing is written under such an actor before it is resolved.
+   */
+  slackUserId?: string;
 }
 
 export const systemActor: Actor = { id: null, label: 'Signoff', channel: 'system' };

@@ -28,7 +28,15 @@ import {
   type RequestRow,
 } from './request-queries.ts';
 import { alreadyDecided, snapshotOf } from './request-events.ts';
-import { checkVersion, finishRequest, lockRequest, orderInstall, readForDecision, revokeRequest } from './request-transitions.ts';
+import {
+  checkVersion,
+  finishRequest,
+  lockRequest,
+  orderInstall,
+  readForDecision,
+  revokeRequest,
+  type DecisionRead,
+} from './request-transitions.ts';
 import { insertRequest, writeTransition } from './request-write.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
@@ -48,6 +56,12 @@ export interface SubmitInput {
 
 /** Each failed attempt means another decision on the request was written: a bound, not a wait. */
 const MAX_DECISION_ATTEMPTS = 50;
+
+/** The Slack user a decision was read with, as the person acting; refused when no identity is linked to them. */
+function slackDecider(actor: Actor, read: DecisionRead): Actor {
+  if (!read.slackDecider) throw new AppError('identity_not_linked', 'Link your chat account to a directory identity before deciding.');
+  return { id: read.slackDecider.id, label: read.slackDecider.display_name, channel: actor.channel };
+}
 
 /**
  * Runs each request command atomically. Concurrency is settled in Postgres, never in memory: approve and deny read
@@ -221,11 +235,13 @@ export class RequestService {
     reason?: string | null,
     opts: DecideOptions = {},
   ): Promise<DecisionResult> {
-    // a decider known up front (a chat user, a key bound to a person) has their groups read with the request
+    // a decider known up front (a chat user, a key bound to a person) has their groups read with the request, and a
+    // Slack user not looked up yet is looked up there too
     const known = actor.id && !opts.approverUsername ? actor.id : null;
+    const slackUser = !actor.id && actor.slackUserId && !opts.approverUsername ? actor.slackUserId : null;
     for (let attempt = 1; ; attempt++) {
-      const read = await readForDecision(this.db, id, known);
-      const acting = await deciderFor(this.db, actor, read.row, opts);
+      const read = await readForDecision(this.db, id, known, slackUser);
+      const acting = await deciderFor(this.db, slackUser ? slackDecider(actor, read) : actor, read.row, opts);
       const now = this.clock.now();
       const { outcome, transition } = await planDecision(
         this.db,

@@ -35,10 +35,12 @@ export interface StageVote {
 
 export interface DecisionRead {
   row: RequestRow;
-  /** the decider's groups, when the decider was known before reading */
+  /** the decider's groups, when the decider was known before reading or looked up with the request */
   groups: string[] | undefined;
   context: RequestContext;
   stageVotes: StageVote[];
+  /** the identity linked to the Slack user looked up with the request (null: none is), when one was asked for */
+  slackDecider?: { id: string; display_name: string } | null;
 }
 
 /**
@@ -46,24 +48,35 @@ export interface DecisionRead {
  * the decider's groups, and the application, requester and device its events describe. The decision is written
  * with writeTransition, guarded by the version read here.
  */
-export async function readForDecision(q: Queryable, id: string, identityId: string | null): Promise<DecisionRead> {
+export async function readForDecision(
+  q: Queryable,
+  id: string,
+  identityId: string | null,
+  slackUserId: string | null = null,
+): Promise<DecisionRead> {
   if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
-  const found = await q.maybeOne<RequestRow & { decider_groups: string[]; stage_votes: StageVote[] } & Together>(
+  // the SQL text names which decider it looks up, so each form keeps a plan of its own
+  const who = slackUserId ? '(SELECT id FROM identities WHERE slack_user_id = $2)' : '$2::uuid';
+  const found = await q.maybeOne<
+    RequestRow & { decider_groups: string[]; stage_votes: StageVote[]; slack_decider: DecisionRead['slackDecider'] } & Together
+  >(
     `SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
-                        WHERE m.identity_id = $2::uuid ORDER BY g.name) AS decider_groups,
+                        WHERE m.identity_id = ${who} ORDER BY g.name) AS decider_groups,
             (SELECT coalesce(json_agg(json_build_object('approverId', d.approver_id, 'decision', d.decision)), '[]'::json)
                FROM request_decisions d WHERE d.request_id = r.id AND d.stage = r.current_stage AND d.approver_id IS NOT NULL) AS stage_votes,
+            ${slackUserId ? `(SELECT json_build_object('id', i.id, 'display_name', i.display_name) FROM identities i WHERE i.slack_user_id = $2)` : 'NULL::json'} AS slack_decider,
             ${togetherColumns('r.application_id', 'r.requester_id', 'r.device_id')}
        FROM requests r WHERE r.id = $1`,
-    [id, identityId],
+    [id, slackUserId ?? identityId],
   );
   if (!found) throw new AppError('not_found', `No request with id "${id}".`);
-  const { decider_groups, stage_votes, app, identity, device, ...row } = found;
+  const { decider_groups, stage_votes, slack_decider, app, identity, device, ...row } = found;
   return {
     row: row as RequestRow,
-    groups: identityId ? decider_groups : undefined,
+    groups: identityId || slack_decider ? decider_groups : undefined,
     context: { app: app!, requester: identity, device },
     stageVotes: stage_votes,
+    slackDecider: slackUserId ? (slack_decider ?? null) : undefined,
   };
 }
 

@@ -146,17 +146,20 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(h.fake.of('chat.postMessage').length).toBe(before);
   });
 
-  it('refuses bob (self-approval) and dan (not an approver) with ephemeral messages', async () => {
+  it('refuses bob (self-approval), dan (not an approver) and an unlinked Slack user with ephemeral messages', async () => {
     const { requestId, promptTs } = await submittedRequest();
     h.fake.reset();
     await h.action('U0BOB', ACTION.approve, requestId, { messageTs: promptTs });
     await h.action('U0DAN', ACTION.approve, requestId, { messageTs: promptTs });
-    const eph = await h.fake.waitFor('chat.postEphemeral', 2);
+    await h.action('U0NOBODY', ACTION.approve, requestId, { messageTs: promptTs });
+    const eph = await h.fake.waitFor('chat.postEphemeral', 3);
     const bobSaw = eph.find((e) => e.args.user === 'U0BOB')!;
     const danSaw = eph.find((e) => e.args.user === 'U0DAN')!;
+    const nobodySaw = eph.find((e) => e.args.user === 'U0NOBODY')!;
     expect(bobSaw.args.channel).toBe('C0APPROVE');
     expect(textOf(bobSaw.args.blocks)).toMatch(/cannot decide your own request/);
     expect(textOf(danSaw.args.blocks)).toMatch(/Only members of it-approvers/);
+    expect(textOf(nobodySaw.args.blocks)).toContain('`slack: U0NOBODY`');
     expect(await statusOf(requestId)).toBe('pending');
     expect(await h.t.tdb.db.query('SELECT 1 FROM request_decisions WHERE request_id = $1', [requestId])).toHaveLength(0);
   });

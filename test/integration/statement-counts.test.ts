@@ -223,16 +223,16 @@ describe('SQL statements per decision over HTTP', () => {
     expect(call.result.status).toBe(200);
     expect(call.result.body.outcome).toBe('approved');
 
-    show('Slack approve click (identity, decision read and write, private reply audited)', slack);
+    show('Slack approve click (decision read with the clicker, write, private reply audited)', slack);
     show('Slack deny click up to the reason modal', deny.statements);
     show('REST approve over HTTP (key, decision read and write)', call.statements);
-    // Slack: the clicker by Slack id, the core's read and guarded write (it refuses a stale click, a non-approver,
-    // the requester), and the private reply's audit row in one INSERT
-    expect(slack.length).toBeLessThanOrEqual(5);
+    // Slack: the core's read, which looks up the clicker by Slack id with the request, its guarded write (it refuses
+    // a stale click, a non-approver, the requester), and the private reply's audit row in one INSERT
+    expect(slack.length).toBeLessThanOrEqual(3);
     expect(slack.filter((q) => q === 'START TRANSACTION')).toEqual([]);
     // the clicker, then one read for the refusals and the modal's summary
     expect(deny.statements.length).toBeLessThanOrEqual(2);
     // REST: the key, the decision's read and write
-    expect(call.statements.length).toBeLessThanOrEqual(4);
+    expect(call.statements.length).toBeLessThanOrEqual(3);
   });
 });

@@ -132,17 +132,46 @@ export const showHistory: ActionHandler = async ({ deps, p, id }) => {
  */
 export const decideRequest =
   (decision: 'approve' | 'deny'): ActionHandler =>
-  async ({ deps, p, id, actor, target, say, fromHome }) => {
-    const prompt = parsePromptValue(id);
+  async (c) => {
     if (decision === 'approve') {
       try {
-        const result = await deps.ctx.requests.decide(actor, prompt.id, 'approve', null, { stage: prompt.stage });
-        await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
-        return 'changed';
+        return await approveNow(c.deps, c.actor, c.id, c.say);
       } catch (e) {
         if (!asksForReason(e)) throw e;
       }
     }
+    return askReason(decision)(c);
+  };
+
+async function approveNow(deps: SlackDeps, actor: Actor, value: string, say: (text: string) => Promise<void>): Promise<'changed'> {
+  const prompt = parsePromptValue(value);
+  const result = await deps.ctx.requests.decide(actor, prompt.id, 'approve', null, { stage: prompt.stage });
+  await say(decidedText(result.outcome, result.request.application.name, result.request.requester?.displayName));
+  return 'changed';
+}
+
+/**
+ * Approve on a prompt in a channel or DM, in the fewest round trips: who clicked is looked up with the request in
+ * decide()'s read rather than first. A click on the Home tab (redrawn for the clicker after) and an approval whose
+ * stage wants a justification (a modal, opened for the clicker) look the person up first, as every other button.
+ */
+export async function runApprove(deps: SlackDeps, p: InteractionPayload, action: BlockAction): Promise<void> {
+  if (p.view?.type === 'home') return runAction(deps, p, action, decideRequest('approve'));
+  const say = (text: string) => replyPrivately(deps, replyTarget(p), text).catch((e) => logUnexpected(deps, e, 'ephemeral reply'));
+  try {
+    await approveNow(deps, { id: null, label: `slack:${p.user.id}`, channel: 'slack', slackUserId: p.user.id }, action.value ?? '', say);
+  } catch (e) {
+    if (asksForReason(e)) return runAction(deps, p, action, askReason('approve'));
+    logUnexpected(deps, e, `action ${action.action_id}`);
+    await say(errorText(e, p.user.id));
+  }
+}
+
+/** Opens the reason modal for a decision, once the core has said the clicker may make it. */
+const askReason =
+  (decision: 'approve' | 'deny'): ActionHandler =>
+  async ({ deps, p, id, actor, target, fromHome }) => {
+    const prompt = parsePromptValue(id);
     // refused here before anyone types a reason, in one read; decide() checks again when the modal is submitted
     const r = await previewDecision(deps.ctx.db, actor, prompt.id, { stage: prompt.stage });
     const meta: ReasonMeta = {

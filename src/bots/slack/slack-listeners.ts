@@ -15,6 +15,7 @@ import {
   removeAccess,
   requestApp,
   runAction,
+  runApprove,
   showHistory,
   suggestApplications,
   type ActionHandler,
@@ -30,17 +31,18 @@ import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type Slac
  * longer than Slack's 3 s); modals and slash commands answer through `ack` when they can, else privately.
  */
 export function registerSlackListeners(app: App, deps: SlackDeps): void {
-  const button =
-    (handler: ActionHandler) =>
+  const clicked =
+    (run: (p: InteractionPayload, action: BlockAction) => Promise<void>) =>
     async ({ ack, body, action }: { ack: () => Promise<void>; body: BoltBlockAction; action: unknown }) => {
       await tryAck(ack);
       await answerUnavailable(
         deps,
         body,
         () => Promise.resolve(false),
-        () => runAction(deps, body as unknown as InteractionPayload, action as BlockAction, handler),
+        () => run(body as unknown as InteractionPayload, action as BlockAction),
       );
     };
+  const button = (handler: ActionHandler) => clicked((p, action) => runAction(deps, p, action, handler));
   const submission =
     (submit: (deps: SlackDeps, p: InteractionPayload, ack: Ack) => Promise<void>) =>
     async ({ ack, body }: { ack: AckFn<any>; body: object }) => {
@@ -52,7 +54,10 @@ export function registerSlackListeners(app: App, deps: SlackDeps): void {
   app.action<BoltBlockAction>(ACTION.openRequestModal, button(openRequestModal));
   app.action<BoltBlockAction>(ACTION.requestApp, button(requestApp));
   app.action<BoltBlockAction>(ACTION.history, button(showHistory));
-  app.action<BoltBlockAction>(ACTION.approve, button(decideRequest('approve')));
+  app.action<BoltBlockAction>(
+    ACTION.approve,
+    clicked((p, action) => runApprove(deps, p, action)),
+  );
   app.action<BoltBlockAction>(ACTION.deny, button(decideRequest('deny')));
   app.action<BoltBlockAction>(ACTION.cancel, button(cancelRequest));
   app.action<BoltBlockAction>(ACTION.installNow, button(installNow));
