@@ -106,4 +106,17 @@ describe('delivery leases', () => {
     expect((await attemptDelivery(rt, row.id)).outcome).toBe('skipped');
     expect(await state(row.id)).toMatchObject({ status: 'pending', attempts: 0, lease_token: null });
   });
+  it('a delivery the endpoint gate refuses while it is claimed is not sent, and its lease goes back for the next run', async () => {
+    const d = await newDelivery();
+    const busy = { ok: false as const, reason: 'busy' as const, waitMs: 0, latencyMs: 20_000 };
+    const step = await attemptDelivery(rt, d.id, { admit: async () => busy });
+    expect(step).toEqual({ outcome: 'gated', gate: busy });
+    expect(posts(d.messageId)).toBe(0);
+    expect(await state(d.id)).toMatchObject({ status: 'pending', attempts: 0, lease_token: null, n: '0' });
+    // the gate unreachable: the same, and the error goes on to the job
+    await expect(attemptDelivery(rt, d.id, { admit: () => Promise.reject(new Error('redis down')) })).rejects.toThrow('redis down');
+    expect(await state(d.id)).toMatchObject({ status: 'pending', attempts: 0, lease_token: null });
+    expect((await attemptDelivery(rt, d.id, { admit: async () => ({ ok: true, probe: false }) })).outcome).toBe('succeeded');
+    expect(posts(d.messageId)).toBe(1);
+  });
 });

@@ -3,7 +3,7 @@ import type { AppContext } from '../../app-context.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
 import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
 import { attemptBatches } from '../webhooks/attempt-batches.ts';
-import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate } from '../webhooks/endpoint-gate.ts';
+import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
@@ -119,20 +119,31 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     async (job: Job<DeliveryJob>, token?: string) => {
       const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
       if (!endpointId) return 'skipped';
+      const waits = job.data.gateWaits ?? 0;
       // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
       // holds at most its own slots, never every worker slot
-      const gated = await gate.acquireOrWait(endpointId, job.data.deliveryId);
-      if (!gated.ok) {
-        const waits = job.data.gateWaits ?? 0;
-        const at = Date.now() + gateWaitMs(gated, waits, gate.settings);
-        return delay(job, token, at, () => job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 }));
+      const gated = (refused: Extract<GateResult, { ok: false }>) =>
+        delay(job, token, Date.now() + gateWaitMs(refused, waits, gate.settings), () =>
+          job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 }),
+        );
+      // an endpoint that let the last attempts through is asked while the delivery is claimed; one that refused
+      // lately is asked first, so its queue costs Redis calls only, no claims given back
+      const askFirst = gate.refusedLately(endpointId);
+      let admitted = false;
+      const admit = async () => {
+        const r = await gate.acquireOrWait(endpointId, job.data.deliveryId);
+        admitted = r.ok;
+        return r;
+      };
+      if (askFirst) {
+        const r = await admit();
+        if (!r.ok) return gated(r);
       }
       // the slot goes back as soon as the endpoint has answered (the record is Postgres' business, not the
       // endpoint's); not awaited: later calls on this connection queue behind it, and stop() waits for it
-      let released = false;
       const release = (health: AttemptHealth, latencyMs: number | null) => {
-        if (released) return;
-        released = true;
+        if (!admitted) return;
+        admitted = false;
         const done = gate
           .release(endpointId, job.data.deliveryId, health, latencyMs)
           .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'))
@@ -141,10 +152,15 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
       };
       let step: DeliveryStep;
       try {
-        step = await attemptDelivery(rt, job.data.deliveryId, { answered: release, recordSuccessLater: true });
+        step = await attemptDelivery(rt, job.data.deliveryId, {
+          answered: release,
+          recordSuccessLater: true,
+          admit: askFirst ? undefined : admit,
+        });
       } finally {
         release('neutral', null);
       }
+      if (step.outcome === 'gated') return gated(step.gate);
       if (step.outcome === 'retry') {
         // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
         return delay(job, token, step.retryAt, () => (job.data.gateWaits ? job.updateData({ ...job.data, gateWaits: 0 }) : undefined));

@@ -110,6 +110,8 @@ async function runScript(redis: Redis, script: { text: string; sha: string }, ar
 
 // breaker state is kept a while after the last attempt, then forgotten (a quiet endpoint starts closed)
 const KEEP_MS = 24 * 3600_000;
+// how long a refusal makes this process ask the gate before claiming a delivery, rather than while claiming it
+const REFUSAL_MEMORY_MS = 1000;
 
 export class EndpointGate {
   constructor(
@@ -121,6 +123,18 @@ export class EndpointGate {
 
   private keys(endpointId: string): [string, string] {
     return [`${this.prefix}:endpoint:${endpointId}:slots`, `${this.prefix}:endpoint:${endpointId}:circuit`];
+  }
+
+  /** when this process was last refused a slot, per endpoint */
+  private readonly refusals = new Map<string, number>();
+
+  /** Whether this process was refused one of the endpoint's slots within the last second. */
+  refusedLately(endpointId: string): boolean {
+    const at = this.refusals.get(endpointId);
+    if (at === undefined) return false;
+    if (Date.now() - at < REFUSAL_MEMORY_MS) return true;
+    this.refusals.delete(endpointId);
+    return false;
   }
 
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
@@ -137,6 +151,7 @@ export class EndpointGate {
       Date.now(),
     ])) as [number, number, string, string?];
     if (r[0] === 1) return { ok: true, probe: r[2] === 'half_open' };
+    this.refusals.set(endpointId, Date.now());
     return {
       ok: false,
       reason: r[2] as 'busy' | 'open' | 'probing',
