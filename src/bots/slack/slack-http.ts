@@ -40,8 +40,23 @@ export async function slackFetch(input: string | URL, init: RequestInit = {}): P
   if (payload !== undefined) headers['content-length'] = Buffer.byteLength(payload);
   const signal = init.signal ?? undefined;
   signal?.throwIfAborted();
+  const send = (reuse: boolean) => request(url, { method: init.method ?? 'GET', agent: reuse ? agent : false, headers }, payload, signal);
+  // a kept-alive connection the server closed as it was reused, before answering: nothing was read, send on a new one
+  return send(true).catch((e: unknown) => (e === STALE ? send(false) : Promise.reject(e)));
+}
+
+const STALE = Symbol('stale connection');
+
+function request(
+  url: URL,
+  options: http.RequestOptions,
+  payload: string | Buffer | undefined,
+  signal: AbortSignal | undefined,
+): Promise<SlackHttpResponse> {
   return new Promise((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? https : http).request(url, { method: init.method ?? 'GET', agent, headers }, (res) => {
+    let answered = false;
+    const req = (url.protocol === 'https:' ? https : http).request(url, options, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -65,9 +80,9 @@ export async function slackFetch(input: string | URL, init: RequestInit = {}): P
     });
     const abort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     signal?.addEventListener('abort', abort, { once: true });
-    req.on('error', (e) => {
+    req.on('error', (e: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', abort);
-      reject(e);
+      reject(req.reusedSocket && !answered && !signal?.aborted && (e.code === 'ECONNRESET' || e.code === 'EPIPE') ? STALE : e);
     });
     req.end(payload);
   });
