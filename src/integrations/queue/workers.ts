@@ -1,12 +1,19 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../../app-context.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
-import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
+import {
+  attemptDelivery,
+  endpointOf,
+  type AttemptOptions,
+  type DeliveryRuntime,
+  type DeliveryStep,
+} from '../webhooks/delivery-processor.ts';
 import { attemptBatches } from '../webhooks/attempt-batches.ts';
 import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
+import { Permits } from './permits.ts';
 import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
 import { startDeviceManagerWorker } from '../device-managers/connector-worker.ts';
@@ -114,61 +121,87 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     }
     throw new DelayedError();
   };
+  // `webhookConcurrency` deliveries are worked on at once; a send waiting long for a slow endpoint steps aside
+  // from its slot (up to as many again), so such an endpoint's requests in flight cannot starve the others
+  const webhookConcurrency = opts.webhookConcurrency ?? 8;
+  const workSlots = new Permits(webhookConcurrency);
   const webhookWorker = new Worker<DeliveryJob>(
     queueNames.webhooks,
     async (job: Job<DeliveryJob>, token?: string) => {
-      const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
-      if (!endpointId) return 'skipped';
-      const waits = job.data.gateWaits ?? 0;
-      // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
-      // holds at most its own slots, never every worker slot
-      const gated = (refused: Extract<GateResult, { ok: false }>) =>
-        delay(job, token, Date.now() + gateWaitMs(refused, waits, gate.settings), () =>
-          job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 }),
-        );
-      // an endpoint that let the last attempts through is asked while the delivery is claimed; one that refused
-      // lately is asked first, so its queue costs Redis calls only, no claims given back
-      const askFirst = gate.refusedLately(endpointId);
-      let admitted = false;
-      const admit = async () => {
-        const r = await gate.acquireOrWait(endpointId, job.data.deliveryId);
-        admitted = r.ok;
-        return r;
+      await workSlots.take();
+      let holding = true;
+      const slow = {
+        stepAside: () => {
+          if (!holding) return;
+          holding = false;
+          workSlots.give();
+        },
+        stepBack: async () => {
+          if (holding) return;
+          await workSlots.take();
+          holding = true;
+        },
       };
-      if (askFirst) {
-        const r = await admit();
-        if (!r.ok) return gated(r);
-      }
-      // the slot goes back as soon as the endpoint has answered (the record is Postgres' business, not the
-      // endpoint's); not awaited: later calls on this connection queue behind it, and stop() waits for it
-      const release = (health: AttemptHealth, latencyMs: number | null) => {
-        if (!admitted) return;
-        admitted = false;
-        const done = gate
-          .release(endpointId, job.data.deliveryId, health, latencyMs)
-          .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'))
-          .finally(() => releasing.delete(done));
-        releasing.add(done);
-      };
-      let step: DeliveryStep;
       try {
-        step = await attemptDelivery(rt, job.data.deliveryId, {
-          answered: release,
-          recordSuccessLater: true,
-          admit: askFirst ? undefined : admit,
-        });
+        return await deliver(job, token, slow);
       } finally {
-        release('neutral', null);
+        slow.stepAside();
       }
-      if (step.outcome === 'gated') return gated(step.gate);
-      if (step.outcome === 'retry') {
-        // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
-        return delay(job, token, step.retryAt, () => (job.data.gateWaits ? job.updateData({ ...job.data, gateWaits: 0 }) : undefined));
-      }
-      return step.outcome;
     },
-    { ...common, concurrency: opts.webhookConcurrency ?? 8 },
+    { ...common, concurrency: webhookConcurrency * 2 },
   );
+  async function deliver(job: Job<DeliveryJob>, token: string | undefined, slow: AttemptOptions['slow']) {
+    const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
+    if (!endpointId) return 'skipped';
+    const waits = job.data.gateWaits ?? 0;
+    // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
+    // holds at most its own slots, never every worker slot
+    const gated = (refused: Extract<GateResult, { ok: false }>) =>
+      delay(job, token, Date.now() + gateWaitMs(refused, waits, gate.settings), () =>
+        job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 }),
+      );
+    // an endpoint that let the last attempts through is asked while the delivery is claimed; one that refused
+    // lately is asked first, so its queue costs Redis calls only, no claims given back
+    const askFirst = gate.refusedLately(endpointId);
+    let admitted = false;
+    const admit = async () => {
+      const r = await gate.acquireOrWait(endpointId, job.data.deliveryId);
+      admitted = r.ok;
+      return r;
+    };
+    if (askFirst) {
+      const r = await admit();
+      if (!r.ok) return gated(r);
+    }
+    // the slot goes back as soon as the endpoint has answered (the record is Postgres' business, not the
+    // endpoint's); not awaited: later calls on this connection queue behind it, and stop() waits for it
+    const release = (health: AttemptHealth, latencyMs: number | null) => {
+      if (!admitted) return;
+      admitted = false;
+      const done = gate
+        .release(endpointId, job.data.deliveryId, health, latencyMs)
+        .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'))
+        .finally(() => releasing.delete(done));
+      releasing.add(done);
+    };
+    let step: DeliveryStep;
+    try {
+      step = await attemptDelivery(rt, job.data.deliveryId, {
+        answered: release,
+        recordSuccessLater: true,
+        admit: askFirst ? undefined : admit,
+        slow,
+      });
+    } finally {
+      release('neutral', null);
+    }
+    if (step.outcome === 'gated') return gated(step.gate);
+    if (step.outcome === 'retry') {
+      // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
+      return delay(job, token, step.retryAt, () => (job.data.gateWaits ? job.updateData({ ...job.data, gateWaits: 0 }) : undefined));
+    }
+    return step.outcome;
+  }
 
   const notifyWorker = new Worker<NotifyJob>(
     queueNames.notify,

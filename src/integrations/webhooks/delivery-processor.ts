@@ -31,6 +31,8 @@ export interface AttemptOptions {
    * refusal ends the attempt as `gated`, with the claim's lease given back.
    */
   admit?: () => Promise<GateResult>;
+  /** the worker slot: given up while a send waits long for its answer, taken again before the attempt is recorded */
+  slow?: { stepAside(): void; stepBack(): Promise<void> };
 }
 
 export type DeliveryStep =
@@ -41,6 +43,8 @@ export type DeliveryStep =
 
 /** How long a send counts as about to finish (a fast receiver answers well within it). */
 const FRESH_SEND_MS = 50;
+/** How long a send may wait for its answer before it gives up its worker slot. */
+const SLOW_SEND_MS = 200;
 
 const excerptOf = (r: PostResult) => (r.kind === 'response' ? r.excerpt : null);
 
@@ -90,13 +94,22 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
     }
 
     const attempt = d.attempts + 1;
-    const result = await postOnce({
-      url: d.url,
-      headers: signedHeaders(d.secret, d.message_id, d.body),
-      body: d.body,
-      timeoutMs: ctx.config.WEBHOOK_TIMEOUT_MS,
-      allow: rt.allow,
-    });
+    // a send still waiting for its answer after a moment steps aside (opts.slow), so a slow endpoint's requests in
+    // flight do not hold the worker slots other endpoints' deliveries need
+    const slowTimer = opts.slow ? setTimeout(opts.slow.stepAside, SLOW_SEND_MS) : undefined;
+    let result: PostResult;
+    try {
+      result = await postOnce({
+        url: d.url,
+        headers: signedHeaders(d.secret, d.message_id, d.body),
+        body: d.body,
+        timeoutMs: ctx.config.WEBHOOK_TIMEOUT_MS,
+        allow: rt.allow,
+      });
+    } finally {
+      clearTimeout(slowTimer);
+    }
+    await opts.slow?.stepBack();
     const verdict: AttemptVerdict | 'refused' =
       result.kind === 'response' ? classifyStatus(result.status) : result.kind === 'network' ? 'retry' : 'refused';
     const statusCode = result.kind === 'response' ? result.status : null;

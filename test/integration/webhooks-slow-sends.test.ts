@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
+import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
+import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+
+let t: TestContext;
+let workers: RunningWorkers | undefined;
+const receivers: Receiver[] = [];
+let release!: () => void;
+
+beforeAll(async () => {
+  // the slow endpoint may hold as many requests in flight as the worker has slots
+  t = await createTestContext({ WEBHOOK_TIMEOUT_MS: '120000', WEBHOOK_ENDPOINT_CONCURRENCY: '2' });
+  await seedContoso(t.tdb.db);
+  workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, webhookConcurrency: 2 });
+});
+afterAll(async () => {
+  release?.();
+  await workers?.stop();
+  for (const r of receivers) await r.close();
+  await cleanupRedis(t.ctx.config.QUEUE_PREFIX);
+  await t.close();
+});
+
+it('requests waiting on a slow endpoint give up their worker slots, so another endpoint is still delivered to', async () => {
+  const slow = await startReceiver();
+  const fast = await startReceiver();
+  receivers.push(slow, fast);
+  await addEndpoint(t.tdb.db, { name: 'slow', url: slow.url, secret: slow.secret, events: ['app.install'] });
+  await addEndpoint(t.tdb.db, { name: 'fast', url: fast.url, secret: fast.secret, events: ['app.install'] });
+  const answer = new Promise<void>((res) => (release = res));
+  slow.setHandler(async () => {
+    await answer;
+    return { status: 200 };
+  });
+
+  const N = 10;
+  for (let i = 0; i < N; i++)
+    await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+  // two sends to the slow endpoint would otherwise hold both worker slots until it answers; the fast one gets everything
+  await waitFor(() => fast.accepted.size === N, `all ${N} deliveries to the fast endpoint`);
+  expect(slow.received.length).toBe(2);
+  expect(slow.accepted.size).toBe(0);
+
+  release();
+  await waitFor(() => slow.accepted.size === N, `all ${N} deliveries to the slow endpoint`);
+  expect(new Set(slow.received.map((m) => m.id)).size).toBe(N);
+});
