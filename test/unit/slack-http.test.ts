@@ -1,21 +1,9 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { slackFetch } from '../../src/bots/slack/slack-http.ts';
+import { dropsReusedConnections, useLocalServer } from '../support/local-http.ts';
 
-let server: http.Server | undefined;
-
-afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-  server = undefined;
-});
-
-async function listen(handler: http.RequestListener): Promise<string> {
-  server = http.createServer(handler);
-  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/chat.postMessage`;
-}
+const PATH = '/api/chat.postMessage';
+const listen = useLocalServer();
 
 describe('slackFetch', () => {
   it('posts the body with its headers and gives back status, headers and JSON as fetch would', async () => {
@@ -27,7 +15,7 @@ describe('slackFetch', () => {
         seen = { method: req.method, auth: req.headers.authorization, type: req.headers['content-type'], body };
         res.writeHead(429, { 'retry-after': '7', 'content-type': 'application/json' }).end('{"ok":false,"error":"ratelimited"}');
       });
-    });
+    }, PATH);
     const res = await slackFetch(url, {
       method: 'POST',
       headers: { Authorization: 'Bearer xoxb-test', 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -47,26 +35,15 @@ describe('slackFetch', () => {
   });
 
   it('sends again on a new connection when the server drops a kept-alive one as it is reused', async () => {
-    const served = new WeakMap<object, number>();
-    let answered = 0;
-    const url = await listen((req, res) => {
-      const n = (served.get(req.socket) ?? 0) + 1;
-      served.set(req.socket, n);
-      if (n > 1) {
-        req.socket.destroy();
-        return;
-      }
-      req.resume().on('end', () => {
-        answered++;
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-      });
-    });
+    const server = dropsReusedConnections((res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    const url = await listen(server.handler, PATH);
     for (let i = 0; i < 3; i++) expect((await slackFetch(url, { method: 'POST', body: '{}' })).status).toBe(200);
-    expect(answered).toBe(3);
+    expect(server.counts.answered).toBe(3);
+    expect(server.counts.dropped).toBeGreaterThan(0);
   });
 
   it('gives up when its signal times out', async () => {
-    const url = await listen(() => undefined);
+    const url = await listen(() => undefined, PATH);
     await expect(slackFetch(url, { method: 'POST', body: '{}', signal: AbortSignal.timeout(50) })).rejects.toThrow();
   });
 });
