@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { openDatabase } from '../../src/db/database.ts';
@@ -29,7 +30,25 @@ export default async function setup() {
       await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(datname)} WITH (FORCE)`);
     }
     await admin.end();
+    await dropRedisKeys(run);
   };
+}
+
+/** Backstop for the files' own cleanupRedis: every key under this run's queue prefixes (test-db.ts names them). */
+async function dropRedisKeys(run: string): Promise<void> {
+  const redis = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `signoff-test-${run}-*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } catch (e) {
+    console.warn(`[global-setup] could not remove this run's Redis keys: ${(e as Error).message}`);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** Backstop for test/support/children.ts: kills every process of this run still marked as a test's child. */
