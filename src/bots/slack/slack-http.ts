@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { agentFor, droppedOnReuse, keptAliveAgents } from '../../integrations/http/kept-alive.ts';
 
 /**
  * The fetch Signoff's Slack calls go through (the Web API client's and response_url replies): node:http on
@@ -8,11 +9,7 @@ import https from 'node:https';
  * status, as with `redirect: 'error'`), and the answer's body is read whole: Slack's answers are small.
  */
 
-// idle connections close before most servers' own keep-alive timeout, so a reused one is rarely being closed
-const agents = {
-  'http:': new http.Agent({ keepAlive: true, timeout: 4_000 }),
-  'https:': new https.Agent({ keepAlive: true, timeout: 4_000 }),
-};
+const agents = keptAliveAgents();
 
 /** What Signoff and the Slack Web API client read of a response. */
 export interface SlackHttpResponse {
@@ -34,14 +31,14 @@ export async function slackFetch(input: string | URL, init: RequestInit = {}): P
     return (await fetch(input, init)) as unknown as SlackHttpResponse;
   }
   const url = new URL(String(input));
-  const agent = agents[url.protocol as keyof typeof agents];
+  const agent = agentFor(agents, url);
   if (!agent) throw new TypeError(`unsupported protocol ${url.protocol}`);
   const headers: Record<string, string | number> = Object.fromEntries(new Headers(init.headers));
   if (payload !== undefined) headers['content-length'] = Buffer.byteLength(payload);
   const signal = init.signal ?? undefined;
   signal?.throwIfAborted();
   const send = (reuse: boolean) => request(url, { method: init.method ?? 'GET', agent: reuse ? agent : false, headers }, payload, signal);
-  // a kept-alive connection the server closed as it was reused, before answering: nothing was read, send on a new one
+  // dropped on reuse: send again on a new connection
   return send(true).catch((e: unknown) => (e === STALE ? send(false) : Promise.reject(e)));
 }
 
@@ -82,7 +79,7 @@ function request(
     signal?.addEventListener('abort', abort, { once: true });
     req.on('error', (e: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', abort);
-      reject(req.reusedSocket && !answered && !signal?.aborted && (e.code === 'ECONNRESET' || e.code === 'EPIPE') ? STALE : e);
+      reject(!signal?.aborted && droppedOnReuse(req, answered, e) ? STALE : e);
     });
     req.end(payload);
   });

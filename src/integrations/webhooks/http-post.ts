@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
+import { agentFor, droppedOnReuse, keptAliveAgents } from '../http/kept-alive.ts';
 import { addressRefusal, assessOutboundUrl, type AllowList } from './url-safety.ts';
 
 export type PostResult =
@@ -12,13 +13,10 @@ const EXCERPT_BYTES = 1024;
 
 /**
  * Connections to a receiver are kept open between deliveries (a TLS handshake per webhook costs the receiver and
- * us more than the POST). Each new connection still goes through the guarded lookup. An idle one closes after 4 s,
- * before most servers' own keep-alive timeout (Node's is 5 s), so a reused socket is rarely one the server is
- * closing; LIFO reuse lets the spare ones of a burst go idle and close.
+ * us more than the POST). Each new connection still goes through the guarded lookup; LIFO reuse lets the spare
+ * ones of a burst go idle and close.
  */
-const keepAlive = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const, timeout: 4_000 };
-const httpAgent = new http.Agent(keepAlive);
-const httpsAgent = new https.Agent(keepAlive);
+const agents = keptAliveAgents({ maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
 
 /**
  * The check runs again inside the socket's own DNS lookup, so a name that resolved to a public address at
@@ -61,8 +59,8 @@ export async function postOnce(opts: PostOptions): Promise<PostResult> {
   }
   const first = await send(verdict.url, verdict.allowedByName, opts, started);
   if (first !== STALE_SOCKET) return first;
-  // the server closed a kept-alive connection as it was reused, before answering: send again on a new one (at
-  // worst a second copy under the same webhook-id, as any retry), within what is left of the timeout
+  // dropped on reuse: send again on a new connection (a second copy at worst, under the same webhook-id), within
+  // what is left of the timeout
   const left = { ...opts, timeoutMs: Math.max(1, opts.timeoutMs - elapsed()) };
   return (await send(verdict.url, verdict.allowedByName, left, started, false)) as PostResult;
 }
@@ -98,13 +96,13 @@ function send(
       method: 'POST',
       headers: { ...opts.headers, 'content-length': Buffer.byteLength(opts.body) },
       lookup: allowedByName ? undefined : (guardedLookup(opts.allow) as never),
-      agent: !reuse ? false : url.protocol === 'https:' ? httpsAgent : httpAgent,
+      agent: reuse ? agentFor(agents, url) : false,
     });
     const timer = setTimeout(() => {
       req.destroy(Object.assign(new Error(`timed out after ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, opts.timeoutMs);
     req.on('error', (e: NodeJS.ErrnoException) => {
-      if (req.reusedSocket && !gotResponse && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) finish(STALE_SOCKET);
+      if (droppedOnReuse(req, gotResponse, e)) finish(STALE_SOCKET);
       else if (e.code === 'EREFUSEDADDR') finish({ kind: 'refused', reason: e.message, latencyMs: elapsed() });
       else finish({ kind: 'network', error: `${e.code ?? 'error'}: ${e.message}`, latencyMs: elapsed() });
     });
