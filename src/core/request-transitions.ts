@@ -55,16 +55,19 @@ export async function readForDecision(
   slackUserId: string | null = null,
 ): Promise<DecisionRead> {
   if (!isUuid(id)) throw new AppError('not_found', `No request with id "${id}".`);
-  // the SQL text names which decider it looks up, so each form keeps a plan of its own
-  const who = slackUserId ? '(SELECT id FROM identities WHERE slack_user_id = $2)' : '$2::uuid';
+  // the SQL text names which decider it looks up, so each form keeps a plan of its own; a Slack user is looked up once
+  const [who, decider] = slackUserId
+    ? ['(SELECT id FROM w)', `(SELECT json_build_object('id', w.id, 'display_name', w.display_name) FROM w)`]
+    : ['$2::uuid', 'NULL::json'];
   const found = await q.maybeOne<
     RequestRow & { decider_groups: string[]; stage_votes: StageVote[]; slack_decider: DecisionRead['slackDecider'] } & Together
   >(
-    `SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
+    `${slackUserId ? 'WITH w AS (SELECT id, display_name FROM identities WHERE slack_user_id = $2) ' : ''}
+     SELECT r.*, ARRAY(SELECT g.name FROM approver_groups g JOIN approver_group_members m ON m.group_id = g.id
                         WHERE m.identity_id = ${who} ORDER BY g.name) AS decider_groups,
             (SELECT coalesce(json_agg(json_build_object('approverId', d.approver_id, 'decision', d.decision)), '[]'::json)
                FROM request_decisions d WHERE d.request_id = r.id AND d.stage = r.current_stage AND d.approver_id IS NOT NULL) AS stage_votes,
-            ${slackUserId ? `(SELECT json_build_object('id', i.id, 'display_name', i.display_name) FROM identities i WHERE i.slack_user_id = $2)` : 'NULL::json'} AS slack_decider,
+            ${decider} AS slack_decider,
             ${togetherColumns('r.application_id', 'r.requester_id', 'r.device_id')}
        FROM requests r WHERE r.id = $1`,
     [id, slackUserId ?? identityId],
