@@ -1,19 +1,13 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../../app-context.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
-import {
-  attemptDelivery,
-  endpointOf,
-  type AttemptOptions,
-  type DeliveryRuntime,
-  type DeliveryStep,
-} from '../webhooks/delivery-processor.ts';
+import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
 import { attemptBatches } from '../webhooks/attempt-batches.ts';
 import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
-import { Permits } from './permits.ts';
+import { Permits, type HeldPermit } from './permits.ts';
 import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
 import { startDeviceManagerWorker } from '../device-managers/connector-worker.ts';
@@ -128,29 +122,17 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const webhookWorker = new Worker<DeliveryJob>(
     queueNames.webhooks,
     async (job: Job<DeliveryJob>, token?: string) => {
-      await workSlots.take();
-      let holding = true;
-      const slow = {
-        stepAside: () => {
-          if (!holding) return;
-          holding = false;
-          workSlots.give();
-        },
-        stepBack: async () => {
-          if (holding) return;
-          await workSlots.take();
-          holding = true;
-        },
-      };
+      const slot = await workSlots.hold();
       try {
-        return await deliver(job, token, slow);
+        return await deliver(job, token, slot);
       } finally {
-        slow.stepAside();
+        // the job's slot goes back (unless it stepped aside and is gone already)
+        slot.stepAside();
       }
     },
     { ...common, concurrency: webhookConcurrency * 2 },
   );
-  async function deliver(job: Job<DeliveryJob>, token: string | undefined, slow: AttemptOptions['slow']) {
+  async function deliver(job: Job<DeliveryJob>, token: string | undefined, slow: HeldPermit) {
     const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
     if (!endpointId) return 'skipped';
     const waits = job.data.gateWaits ?? 0;
