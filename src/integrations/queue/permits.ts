@@ -1,9 +1,7 @@
-/** A permit held by one holder, which may give it up for a while and take it back. */
+/** A permit held by one holder until it gives it back. */
 export interface HeldPermit {
-  /** gives the permit back (again: a no-op) */
-  stepAside(): void;
-  /** takes a permit again, waiting in line, unless still holding it */
-  stepBack(): Promise<void>;
+  /** gives the permit back (again: a no-op, so an early give-back and a final one may both run) */
+  giveBack(): void;
 }
 
 /** A counting semaphore: at most `size` holders at once, the others wait in arrival order. */
@@ -26,20 +24,15 @@ export class Permits {
     else this.free++;
   }
 
-  /** Takes a permit, as a handle that can step aside from it and back. */
+  /** Takes a permit, as a handle whose give-back is idempotent. */
   async hold(): Promise<HeldPermit> {
     await this.take();
     let holding = true;
     return {
-      stepAside: () => {
+      giveBack: () => {
         if (!holding) return;
         holding = false;
         this.give();
-      },
-      stepBack: async () => {
-        if (holding) return;
-        await this.take();
-        holding = true;
       },
     };
   }

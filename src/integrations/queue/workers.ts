@@ -7,7 +7,7 @@ import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateRe
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
-import { Permits, type HeldPermit } from './permits.ts';
+import { Permits } from './permits.ts';
 import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
 import { startDeviceManagerWorker } from '../device-managers/connector-worker.ts';
@@ -115,24 +115,16 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     }
     throw new DelayedError();
   };
-  // `webhookConcurrency` deliveries are worked on at once; a send waiting long for a slow endpoint steps aside
-  // from its slot (up to as many again), so such an endpoint's requests in flight cannot starve the others
+  // `webhookConcurrency` requests are sent at once. Twice as many jobs run, so the next deliveries are claimed
+  // while these are sent, and a send waiting long for a slow endpoint gives its slot up (the job keeps running),
+  // so such an endpoint's requests in flight cannot starve the others
   const webhookConcurrency = opts.webhookConcurrency ?? 8;
-  const workSlots = new Permits(webhookConcurrency);
-  const webhookWorker = new Worker<DeliveryJob>(
-    queueNames.webhooks,
-    async (job: Job<DeliveryJob>, token?: string) => {
-      const slot = await workSlots.hold();
-      try {
-        return await deliver(job, token, slot);
-      } finally {
-        // the job's slot goes back (unless it stepped aside and is gone already)
-        slot.stepAside();
-      }
-    },
-    { ...common, concurrency: webhookConcurrency * 2 },
-  );
-  async function deliver(job: Job<DeliveryJob>, token: string | undefined, slow: HeldPermit) {
+  const sendSlots = new Permits(webhookConcurrency);
+  const webhookWorker = new Worker<DeliveryJob>(queueNames.webhooks, (job: Job<DeliveryJob>, token?: string) => deliver(job, token), {
+    ...common,
+    concurrency: webhookConcurrency * 2,
+  });
+  async function deliver(job: Job<DeliveryJob>, token: string | undefined) {
     const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
     if (!endpointId) return 'skipped';
     const waits = job.data.gateWaits ?? 0;
@@ -172,7 +164,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
         answered: release,
         recordSuccessLater: true,
         admit: askFirst ? undefined : admit,
-        slow,
+        sendSlots,
       });
     } finally {
       release('neutral', null);

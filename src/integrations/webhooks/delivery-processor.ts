@@ -27,12 +27,16 @@ export interface AttemptOptions {
    */
   recordSuccessLater?: boolean;
   /**
-   * The endpoint's gate, asked while the delivery is claimed rather than before (one wait instead of two). A
-   * refusal ends the attempt as `gated`, with the claim's lease given back.
+   * The endpoint's gate, asked once the delivery is claimed, just before the send. A refusal ends the attempt as
+   * `gated`, with the claim's lease given back.
    */
   admit?: () => Promise<GateResult>;
-  /** the worker slot: given up while a send waits long for its answer, taken again before the attempt is recorded */
-  slow?: { stepAside(): void; stepBack(): Promise<void> };
+  /**
+   * The process's send slots: one is held from just before the request until its answer, or until the send has
+   * waited long (a slow endpoint's requests in flight must not hold the slots other endpoints need). The claim and
+   * the record hold none, so the next deliveries are claimed while these are sent.
+   */
+  sendSlots?: { hold(): Promise<{ giveBack(): void }> };
 }
 
 export type DeliveryStep =
@@ -60,20 +64,28 @@ const excerptOf = (r: PostResult) => (r.kind === 'response' ? r.excerpt : null);
 export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, opts: AttemptOptions = {}): Promise<DeliveryStep> {
   const { ctx } = rt;
   const batches = attemptBatches(ctx);
-  const [claimed, admission] = await Promise.allSettled([batches.claim(deliveryId), opts.admit?.()]);
-  if (claimed.status === 'rejected') throw claimed.reason;
-  const claim = claimed.value;
-  if (admission.status === 'rejected' || admission.value?.ok === false) {
-    // refused (or the gate unreachable): the lease goes back, so the job's next run is not taken for a duplicate
-    if (claim.kind === 'leased') await releaseLease(ctx.db, claim.delivery.id, claim.delivery.lease_token);
-    if (admission.status === 'rejected') throw admission.reason;
-    return { outcome: 'gated', gate: admission.value as Extract<GateResult, { ok: false }> };
-  }
+  const claim = await batches.claim(deliveryId);
   if (claim.kind === 'none') return { outcome: 'skipped' };
   // an early duplicate of a scheduled retry waits for its turn instead of sending ahead of the backoff
   if (claim.kind === 'early') return { outcome: 'retry', retryAt: claim.due };
   const d = claim.delivery;
   let held = true;
+  // a send slot of this process, then the endpoint's: each held only for the send
+  let slot: { giveBack(): void } | undefined;
+  try {
+    slot = await opts.sendSlots?.hold();
+    const admission = await opts.admit?.();
+    if (admission?.ok === false) {
+      // refused: the lease goes back, so the job's next run is not taken for a duplicate
+      slot?.giveBack();
+      await releaseLease(ctx.db, d.id, d.lease_token);
+      return { outcome: 'gated', gate: admission };
+    }
+  } catch (e) {
+    slot?.giveBack();
+    await releaseLease(ctx.db, d.id, d.lease_token).catch(() => undefined);
+    throw e;
+  }
   // counted while sending, for a moment only: records finishing meanwhile wait briefly for this one to join their
   // batch, but an attempt stuck on a slow endpoint must not make every other endpoint's attempts wait
   batches.sending++;
@@ -94,9 +106,9 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
     }
 
     const attempt = d.attempts + 1;
-    // a send still waiting for its answer after a moment steps aside (opts.slow), so a slow endpoint's requests in
-    // flight do not hold the worker slots other endpoints' deliveries need
-    const slowTimer = opts.slow ? setTimeout(opts.slow.stepAside, SLOW_SEND_MS) : undefined;
+    // a send still waiting for its answer after a moment gives its slot up, so a slow endpoint's requests in
+    // flight do not hold the send slots other endpoints' deliveries need
+    const slowTimer = slot ? setTimeout(slot.giveBack, SLOW_SEND_MS) : undefined;
     let result: PostResult;
     try {
       result = await postOnce({
@@ -109,7 +121,6 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
     } finally {
       clearTimeout(slowTimer);
     }
-    await opts.slow?.stepBack();
     const verdict: AttemptVerdict | 'refused' =
       result.kind === 'response' ? classifyStatus(result.status) : result.kind === 'network' ? 'retry' : 'refused';
     const statusCode = result.kind === 'response' ? result.status : null;
@@ -126,7 +137,9 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
 
     sent();
     const health: AttemptHealth = result.kind === 'refused' ? 'neutral' : verdict === 'retry' ? 'fail' : 'ok';
+    // the endpoint's slot first: the send slot's next holder asks for one at once
     opts.answered?.(health, result.latencyMs);
+    slot?.giveBack();
     const base = {
       id: d.id,
       leaseToken: d.lease_token,
@@ -181,6 +194,7 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
     return { outcome: 'failed', health };
   } finally {
     sent();
+    slot?.giveBack();
     // the attempt was not recorded: end the lease so the job's retry may go ahead (else it expires by itself)
     if (held) await releaseLease(ctx.db, d.id, d.lease_token).catch(() => undefined);
   }

@@ -128,7 +128,7 @@ export class EndpointGate {
   /** when this process was last refused a slot, per endpoint */
   private readonly refusals = new Map<string, number>();
 
-  /** Whether this process was refused one of the endpoint's slots within the last second. */
+  /** Whether this process sent a delivery of the endpoint away to wait for a slot within the last second. */
   refusedLately(endpointId: string): boolean {
     const at = this.refusals.get(endpointId);
     if (at === undefined) return false;
@@ -151,7 +151,6 @@ export class EndpointGate {
       Date.now(),
     ])) as [number, number, string, string?];
     if (r[0] === 1) return { ok: true, probe: r[2] === 'half_open' };
-    this.refusals.set(endpointId, Date.now());
     return {
       ok: false,
       reason: r[2] as 'busy' | 'open' | 'probing',
@@ -189,7 +188,13 @@ export class EndpointGate {
     const deadline = Date.now() + (opts.maxWaitMs ?? 1000);
     for (;;) {
       const r = await this.acquire(endpointId, holder);
-      if (r.ok || r.reason !== 'busy' || (r.latencyMs ?? 0) >= fastMs || Date.now() >= deadline) return r;
+      if (r.ok) return r;
+      if (r.reason !== 'busy' || (r.latencyMs ?? 0) >= fastMs || Date.now() >= deadline) {
+        // sent away to wait: this endpoint's next deliveries ask before they are claimed. A fast endpoint merely
+        // busy for a moment is not remembered, or every delivery would ask while none holds a send slot
+        this.refusals.set(endpointId, Date.now());
+        return r;
+      }
       await new Promise<void>((resolve) => {
         let waiters = this.released.get(endpointId);
         if (!waiters) this.released.set(endpointId, (waiters = new Set()));
