@@ -188,7 +188,7 @@ export function metricsFor(ctx: AppContext): Metrics {
   });
   new Gauge({
     name: 'signoff_webhook_endpoint_in_flight',
-    help: 'Webhook attempts in flight per endpoint, over all workers',
+    help: 'Webhook endpoint slots held, over all workers: attempts in flight, and slots a worker leased for its next attempts',
     labelNames: ['endpoint'],
     registers: [registry],
     async collect() {

@@ -94,7 +94,12 @@ const circuitView = z.object({
   state: z.enum(['closed', 'open', 'half_open']).describe('open: attempts wait until openUntil; half_open: one probe decides'),
   consecutiveFailures: z.number().int(),
   openUntil: z.string().nullable(),
-  inFlight: z.number().int().describe('attempts running now, over all workers'),
+  inFlight: z
+    .number()
+    .int()
+    .describe(
+      'slots held now, over all workers: attempts running, and slots a worker has leased for its next attempts (given back within half a second when unused)',
+    ),
   concurrencyLimit: z.number().int(),
   timesOpened: z.number().int(),
 });

@@ -237,6 +237,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
         // close() waits for the jobs in flight to finish
         await Promise.allSettled(workers.map((w) => w.close()));
         await Promise.allSettled([...releasing, attemptBatches(ctx).settled()]);
+        await gate.close().catch(() => undefined);
         await queues.close();
         gateRedis.disconnect();
         connection.disconnect();

@@ -1,13 +1,19 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AppContext } from '../../app-context.ts';
 import type { Clock } from '../../core/clock.ts';
+import { runScript, SCRIPTS } from './endpoint-gate-scripts.ts';
 
 /**
  * Per-endpoint fairness, shared by every worker through Redis: a concurrency limit (a sorted set of leases, so
  * a dead worker's slot frees itself) and a circuit breaker (closed → open after N consecutive failures → one
- * half-open probe after the cool-down → closed on success, open again on failure). One script call per gate
- * and per release (EVALSHA). When Redis loses the keys the endpoint starts closed with free slots: harmless.
+ * half-open probe after the cool-down → closed on success, open again on failure). When Redis loses the keys the
+ * endpoint starts closed with free slots: harmless.
+ *
+ * While an endpoint's circuit is closed, a process leases a few of its slots at a time and hands them out to its
+ * own attempts: a healthy endpoint costs no Redis call per attempt. A failure is reported at once (it may open the
+ * circuit); successes, latency and lease renewals go in a tick every quarter second, which also gives back slots
+ * the process has not used since the last tick, or every free one when another process was refused.
  */
 
 export type CircuitState = 'closed' | 'open' | 'half_open';
@@ -38,78 +44,25 @@ export interface CircuitView {
   timesOpened: number;
 }
 
-// KEYS[1] slots zset, KEYS[2] breaker hash; ARGV now (the breaker's clock), holder, limit, leaseMs, keepMs, wall
-// (slot leases and latencies run on the wall clock, like BullMQ's locks; the breaker on the injected Clock)
-const ACQUIRE = `
-local now = tonumber(ARGV[1])
-local wall = tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', wall)
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  redis.call('ZADD', KEYS[1], wall + tonumber(ARGV[4]), ARGV[2])
-  return {1, 0, redis.call('HGET', KEYS[2], 'state') or 'closed'}
-end
-local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
-if state == 'open' then
-  local openUntil = tonumber(redis.call('HGET', KEYS[2], 'openUntil') or '0')
-  if now < openUntil then return {0, openUntil - now, 'open', redis.call('HGET', KEYS[2], 'latency') or ''} end
-  state = 'half_open'
-  redis.call('HSET', KEYS[2], 'state', 'half_open')
-end
-local held = redis.call('ZCARD', KEYS[1])
-if state == 'half_open' then
-  if held > 0 then return {0, 0, 'probing', redis.call('HGET', KEYS[2], 'latency') or ''} end
-elseif held >= tonumber(ARGV[3]) then
-  -- how slow it is: its recent attempts, or the attempt in flight the longest when that is longer
-  local latency = tonumber(redis.call('HGET', KEYS[2], 'latency') or '0')
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if oldest[2] then latency = math.max(latency, wall - (tonumber(oldest[2]) - tonumber(ARGV[4]))) end
-  return {0, 0, 'busy', latency}
-end
-redis.call('ZADD', KEYS[1], wall + tonumber(ARGV[4]), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {1, 0, state}
-`;
-
-// KEYS as above; ARGV now, holder, health, threshold, cooldownMs, keepMs, latencyMs ('' when no attempt was made)
-const RELEASE = `
-local now = tonumber(ARGV[1])
-local held = redis.call('ZREM', KEYS[1], ARGV[2])
-if ARGV[7] ~= '' then
-  local prev = tonumber(redis.call('HGET', KEYS[2], 'latency') or ARGV[7])
-  redis.call('HSET', KEYS[2], 'latency', math.floor(prev * 0.8 + tonumber(ARGV[7]) * 0.2))
-end
-local state = redis.call('HGET', KEYS[2], 'state') or 'closed'
-if ARGV[3] == 'ok' then
-  if state ~= 'closed' or redis.call('HGET', KEYS[2], 'failures') ~= '0' then
-    redis.call('HSET', KEYS[2], 'state', 'closed', 'failures', 0)
-    redis.call('HDEL', KEYS[2], 'openUntil')
-  end
-elseif ARGV[3] == 'fail' then
-  local failures = redis.call('HINCRBY', KEYS[2], 'failures', 1)
-  if state == 'half_open' or (state == 'closed' and failures >= tonumber(ARGV[4])) then
-    redis.call('HSET', KEYS[2], 'state', 'open', 'openUntil', now + tonumber(ARGV[5]))
-    redis.call('HINCRBY', KEYS[2], 'opened', 1)
-  end
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-return held
-`;
-
-const sha = (script: string) => createHash('sha1').update(script).digest('hex');
-const SCRIPTS = { acquire: { text: ACQUIRE, sha: sha(ACQUIRE) }, release: { text: RELEASE, sha: sha(RELEASE) } };
-
-/** EVALSHA (the script's text crosses the wire only when Redis does not have it cached yet, e.g. after a restart). */
-async function runScript(redis: Redis, script: { text: string; sha: string }, args: (string | number)[]): Promise<unknown> {
-  try {
-    return await redis.evalsha(script.sha, 2, ...args);
-  } catch (e) {
-    if (!String((e as Error)?.message).startsWith('NOSCRIPT')) throw e;
-    return redis.eval(script.text, 2, ...args);
-  }
-}
-
 // breaker state is kept a while after the last attempt, then forgotten (a quiet endpoint starts closed)
 const KEEP_MS = 24 * 3600_000;
+// slots a process takes from a closed endpoint per Redis call
+const LEASE_CHUNK = 4;
+// how often a process renews its share of an endpoint's slots and gives back what it did not use
+const TICK_MS = 250;
+
+interface SlotPool {
+  /** the members of the endpoint's slot set this process holds, in use or not */
+  members: Set<string>;
+  free: string[];
+  usedSinceTick: boolean;
+  okSinceTick: boolean;
+  /** the last attempt reported a failure to the breaker: the next success is reported too (it resets the count) */
+  failing: boolean;
+  latencyMs: number | null;
+  latencyChanged: boolean;
+  timer: NodeJS.Timeout;
+}
 // how long a refusal makes this process ask the gate before claiming a delivery, rather than while claiming it
 const REFUSAL_MEMORY_MS = 1000;
 
@@ -138,19 +91,57 @@ export class EndpointGate {
   }
 
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
+  /** this process's share of each endpoint's slots (closed circuits only) */
+  private readonly pools = new Map<string, SlotPool>();
+  /** the slot each attempt holds: its holder (the delivery) → the endpoint's pool member, or a probe's own */
+  private readonly holding = new Map<string, { endpointId: string; member: string; pooled: boolean; since: number }>();
+  private readonly processId = randomBytes(6).toString('hex');
+  private acquisitions = 0;
+
+  /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   async acquire(endpointId: string, holder: string): Promise<GateResult> {
+    // a duplicate run of the same delivery in this process shares its slot
+    if (this.holding.has(`${endpointId} ${holder}`)) return { ok: true, probe: false };
+    const pool = this.pools.get(endpointId);
+    const free = pool?.free.pop();
+    if (pool && free !== undefined) {
+      pool.usedSinceTick = true;
+      this.holding.set(`${endpointId} ${holder}`, { endpointId, member: free, pooled: true, since: Date.now() });
+      return { ok: true, probe: false };
+    }
+    // every slot the limit allows is this process's and in use: busy, without asking
+    if (pool && pool.members.size >= this.settings.concurrency) {
+      // how slow it is: its recent attempts, or the attempt in flight the longest when that is longer
+      let oldest = Date.now();
+      for (const h of this.holding.values()) if (h.endpointId === endpointId) oldest = Math.min(oldest, h.since);
+      return { ok: false, reason: 'busy', waitMs: 0, latencyMs: Math.max(pool.latencyMs ?? 0, Date.now() - oldest) };
+    }
+    const base = `${this.processId}.${++this.acquisitions}`;
     const [slots, circuit] = this.keys(endpointId);
     const r = (await runScript(this.redis, SCRIPTS.acquire, [
       slots,
       circuit,
       this.clock.now().getTime(),
-      holder,
+      base,
       this.settings.concurrency,
       this.settings.leaseMs,
       KEEP_MS,
       Date.now(),
+      LEASE_CHUNK,
     ])) as [number, number, string, string?];
-    if (r[0] === 1) return { ok: true, probe: r[2] === 'half_open' };
+    const granted = Number(r[0]);
+    if (granted > 0) {
+      const probe = r[2] === 'half_open';
+      const members = Array.from({ length: granted }, (_, i) => `${base}/${i + 1}`);
+      this.holding.set(`${endpointId} ${holder}`, { endpointId, member: members[0]!, pooled: !probe, since: Date.now() });
+      if (!probe) {
+        const p = this.pools.get(endpointId) ?? this.openPool(endpointId);
+        for (const m of members) p.members.add(m);
+        p.free.push(...members.slice(1));
+        p.usedSinceTick = true;
+      }
+      return { ok: true, probe };
+    }
     return {
       ok: false,
       reason: r[2] as 'busy' | 'open' | 'probing',
@@ -159,19 +150,127 @@ export class EndpointGate {
     };
   }
 
+  /**
+   * Gives the attempt's slot back with what it said about the endpoint. A pooled slot goes back to this process's
+   * share unless the attempt failed, or succeeded after failures (both reported to the breaker at once).
+   */
   async release(endpointId: string, holder: string, health: AttemptHealth, latencyMs: number | null = null): Promise<void> {
+    const key = `${endpointId} ${holder}`;
+    const held = this.holding.get(key);
+    if (!held) return;
+    this.holding.delete(key);
+    const pool = held.pooled ? this.pools.get(endpointId) : undefined;
+    if (pool && latencyMs !== null) {
+      pool.latencyMs = Math.floor(pool.latencyMs === null ? latencyMs : pool.latencyMs * 0.8 + latencyMs * 0.2);
+      pool.latencyChanged = true;
+    }
+    if (pool?.members.has(held.member) && (health === 'neutral' || (health === 'ok' && !pool.failing))) {
+      if (health === 'ok') pool.okSinceTick = true;
+      pool.free.push(held.member);
+      this.wake(endpointId);
+      return;
+    }
+    pool?.members.delete(held.member);
+    if (pool) pool.failing = health === 'fail';
     const [slots, circuit] = this.keys(endpointId);
-    await runScript(this.redis, SCRIPTS.release, [
+    try {
+      const state = (await runScript(this.redis, SCRIPTS.release, [
+        slots,
+        circuit,
+        this.clock.now().getTime(),
+        held.member,
+        health,
+        this.settings.failureThreshold,
+        this.settings.cooldownMs,
+        KEEP_MS,
+        latencyMs ?? '',
+      ])) as CircuitState;
+      // the circuit opened: this process's idle slots go back, and its attempts ask Redis again
+      if (state !== 'closed' && pool) await this.closePool(endpointId);
+    } finally {
+      this.wake(endpointId);
+    }
+  }
+
+  private openPool(endpointId: string): SlotPool {
+    const pool: SlotPool = {
+      members: new Set(),
+      free: [],
+      usedSinceTick: false,
+      okSinceTick: false,
+      failing: false,
+      latencyMs: null,
+      latencyChanged: false,
+      timer: setInterval(() => void this.tick(endpointId).catch(() => undefined), TICK_MS),
+    };
+    pool.timer.unref();
+    this.pools.set(endpointId, pool);
+    return pool;
+  }
+
+  /** Renews the share's leases, reports successes and latency, and gives back what this process has not needed. */
+  private async tick(endpointId: string): Promise<void> {
+    const pool = this.pools.get(endpointId);
+    if (!pool) return;
+    const idle = pool.usedSinceTick ? [] : pool.free.splice(0);
+    for (const m of idle) pool.members.delete(m);
+    const kept = [...pool.members];
+    const ok = pool.okSinceTick;
+    pool.usedSinceTick = false;
+    pool.okSinceTick = false;
+    const latency = pool.latencyChanged ? (pool.latencyMs ?? '') : '';
+    pool.latencyChanged = false;
+    if (kept.length === 0) {
+      clearInterval(pool.timer);
+      this.pools.delete(endpointId);
+    }
+    const [slots, circuit] = this.keys(endpointId);
+    const wall = Date.now();
+    const [state, wanted, lost] = (await runScript(this.redis, SCRIPTS.tick, [
       slots,
       circuit,
-      this.clock.now().getTime(),
-      holder,
-      health,
-      this.settings.failureThreshold,
-      this.settings.cooldownMs,
+      wall,
+      this.settings.leaseMs,
       KEEP_MS,
-      latencyMs ?? '',
-    ]);
+      latency,
+      ok ? '1' : '0',
+      idle.length,
+      ...idle,
+      ...kept,
+    ])) as [CircuitState, string, string[]];
+    for (const m of lost) {
+      pool.members.delete(m);
+      const i = pool.free.indexOf(m);
+      if (i >= 0) pool.free.splice(i, 1);
+    }
+    // another process was refused lately: this one's free slots go back now
+    if (state !== 'closed') await this.closePool(endpointId);
+    else if (wall - Number(wanted) < TICK_MS * 2 && pool.free.length > 0) await this.giveBack(endpointId, pool.free.splice(0));
+  }
+
+  private async giveBack(endpointId: string, members: string[]): Promise<void> {
+    const pool = this.pools.get(endpointId);
+    for (const m of members) pool?.members.delete(m);
+    if (members.length > 0) await this.redis.zrem(this.keys(endpointId)[0], ...members);
+  }
+
+  /** Ends the endpoint's share: its free slots go back at once, the ones in use when their attempts end. */
+  private async closePool(endpointId: string): Promise<void> {
+    const pool = this.pools.get(endpointId);
+    if (!pool) return;
+    clearInterval(pool.timer);
+    this.pools.delete(endpointId);
+    for (const h of this.holding.values()) if (h.endpointId === endpointId) h.pooled = false;
+    const free = pool.free.splice(0);
+    if (free.length > 0) await this.redis.zrem(this.keys(endpointId)[0], ...free);
+  }
+
+  /** Gives every slot this process holds and does not use back (stopping workers). */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.pools.keys()].map((id) => this.closePool(id)));
+  }
+
+  private wake(endpointId: string): void {
     this.released.get(endpointId)?.forEach((wake) => wake());
   }
 
