@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
  * the injected Clock; latency; opened; wanted).
  */
 
-// KEYS[1] slots, KEYS[2] breaker; ARGV now, holder, limit, leaseMs, keepMs, wall, want.
+// KEYS[1] slots, KEYS[2] breaker; ARGV now, holder, limit, leaseMs, keepMs, wall, want, process.
 // A closed endpoint grants up to `want` slots, named holder/1..holder/n (a process's share, handed out locally);
 // a half-open one grants one probe, named holder/1. A refusal while busy marks the endpoint wanted, so processes
 // holding idle slots give them back at their next tick.
@@ -28,7 +28,7 @@ if state == 'half_open' then
   if held > 0 then return {0, 0, 'probing', redis.call('HGET', KEYS[2], 'latency') or ''} end
   grant = 1
 elseif grant < 1 then
-  redis.call('HSET', KEYS[2], 'wanted', wall)
+  redis.call('HSET', KEYS[2], 'wanted', wall, 'wantedBy', ARGV[8])
   -- how slow it is: its recent attempts, or the attempt in flight the longest when that is longer
   local latency = tonumber(redis.call('HGET', KEYS[2], 'latency') or '0')
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -69,14 +69,14 @@ return state
 `;
 
 // KEYS as above; ARGV wall, leaseMs, keepMs, latency ('' when unchanged), ok ('1' when attempts succeeded since the
-// last tick), n, then n members given back, then the members kept (renewed). Returns the breaker's state, when the
-// endpoint was last wanted by a refused process, and the kept members Redis no longer has (a wipe, an expiry).
+// last tick), n, then n members given back, then the members kept (renewed), then the process. Returns the
+// breaker's state, when another process was last refused, and the kept members Redis no longer has (a wipe).
 const TICK = `
 local wall = tonumber(ARGV[1])
 local n = tonumber(ARGV[6])
 for i = 7, 6 + n do redis.call('ZREM', KEYS[1], ARGV[i]) end
 local lost = {}
-for i = 7 + n, #ARGV do
+for i = 7 + n, #ARGV - 1 do
   if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
     redis.call('ZADD', KEYS[1], wall + tonumber(ARGV[2]), ARGV[i])
   else
@@ -90,7 +90,9 @@ if ARGV[5] == '1' and state == 'closed' and (redis.call('HGET', KEYS[2], 'failur
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return {state, redis.call('HGET', KEYS[2], 'wanted') or '0', lost}
+local wanted = '0'
+if redis.call('HGET', KEYS[2], 'wantedBy') ~= ARGV[#ARGV] then wanted = redis.call('HGET', KEYS[2], 'wanted') or '0' end
+return {state, wanted, lost}
 `;
 
 const sha = (script: string) => createHash('sha1').update(script).digest('hex');

@@ -90,7 +90,6 @@ export class EndpointGate {
     return false;
   }
 
-  /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   /** this process's share of each endpoint's slots (closed circuits only) */
   private readonly pools = new Map<string, SlotPool>();
   /** the slot each attempt holds: its holder (the delivery) → the endpoint's pool member, or a probe's own */
@@ -111,10 +110,14 @@ export class EndpointGate {
     }
     // every slot the limit allows is this process's and in use: busy, without asking
     if (pool && pool.members.size >= this.settings.concurrency) {
-      // how slow it is: its recent attempts, or the attempt in flight the longest when that is longer
-      let oldest = Date.now();
-      for (const h of this.holding.values()) if (h.endpointId === endpointId) oldest = Math.min(oldest, h.since);
-      return { ok: false, reason: 'busy', waitMs: 0, latencyMs: Math.max(pool.latencyMs ?? 0, Date.now() - oldest) };
+      // how slow it is: its recent attempts, or how long its attempts in flight have taken so far when that is
+      // longer (the median: one attempt stalled on a busy machine does not make a fast endpoint slow)
+      const now = Date.now();
+      const ages: number[] = [];
+      for (const h of this.holding.values()) if (h.endpointId === endpointId) ages.push(now - h.since);
+      ages.sort((x, y) => x - y);
+      const age = ages[Math.floor(ages.length / 2)] ?? 0;
+      return { ok: false, reason: 'busy', waitMs: 0, latencyMs: Math.max(pool.latencyMs ?? 0, age) };
     }
     const base = `${this.processId}.${++this.acquisitions}`;
     const [slots, circuit] = this.keys(endpointId);
@@ -128,6 +131,7 @@ export class EndpointGate {
       KEEP_MS,
       Date.now(),
       LEASE_CHUNK,
+      this.processId,
     ])) as [number, number, string, string?];
     const granted = Number(r[0]);
     if (granted > 0) {
@@ -237,6 +241,7 @@ export class EndpointGate {
       idle.length,
       ...idle,
       ...kept,
+      this.processId,
     ])) as [CircuitState, string, string[]];
     for (const m of lost) {
       pool.members.delete(m);
