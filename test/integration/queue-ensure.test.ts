@@ -86,7 +86,16 @@ async function settledWork(device: string) {
   const settled = {
     slack: await settledAs(q.notify as Queue, jobIds.notify(outboxId, 'slack'), 'completed'),
     teams: await settledAs(q.notify as Queue, jobIds.notify(outboxId, 'teams'), 'failed'),
-    delivery: await settledAs(q.webhooks as Queue, jobIds.delivery(deliveryId), 'completed'),
+    delivery: await settledAs(q.webhooks as Queue, jobIds.delivery(deliveryId), 'completed').then(async (job) => {
+      // a success's record may follow its job by a moment (recordSuccessLater): settled means Postgres says so
+      await waitFor(
+        async () =>
+          (await t.tdb.db.one<{ status: string }>('SELECT status FROM webhook_deliveries WHERE id = $1', [deliveryId])).status ===
+          'succeeded',
+        'the delivery to be recorded as succeeded',
+      );
+      return job;
+    }),
     relay: await (async () => {
       await q.relay(outboxId);
       return settledAs(q.outbox as Queue, jobIds.relay(outboxId), 'completed');

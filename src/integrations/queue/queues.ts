@@ -115,8 +115,9 @@ export class AppQueues {
    * Bull Board) would make BullMQ ignore the add, so it is removed first, but only once Postgres confirms the
    * work is still pending: callers read Postgres before calling, and the job may have finished and settled the
    * work since (processors commit before their job finishes, so a finished job's work is settled by now unless
-   * something reset it). A job that turns active in between is locked, so remove() fails and add() is then a
-   * harmless duplicate.
+   * something reset it; a webhook success is the exception, its record may follow its job by a moment, and the
+   * job added then finds the delivery leased and sends nothing). A job that turns active in between is locked, so
+   * remove() fails and add() is then a harmless duplicate.
    */
   private async ensure(
     queue: Queue,
