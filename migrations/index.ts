@@ -14,6 +14,7 @@ import { MessageDeliveries1763940000000 } from './1763940000000-message-deliveri
 import { DecisionOrder1763960000000 } from './1763960000000-decision-order.ts';
 import { DeferredWakeups1763970000000 } from './1763970000000-deferred-wakeups.ts';
 import { DeliveryLeases1763950000000 } from './1763950000000-delivery-leases.ts';
+import { ReminderTimers1763980000000 } from './1763980000000-reminder-timers.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
 export const migrations = [
@@ -33,4 +34,5 @@ export const migrations = [
   DeliveryLeases1763950000000,
   DecisionOrder1763960000000,
   DeferredWakeups1763970000000,
+  ReminderTimers1763980000000,
 ];

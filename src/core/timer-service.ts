@@ -42,9 +42,10 @@ type RequestTimer = {
 };
 
 /**
- * Timed work lives in Postgres: due-at columns with partial indexes. A sweep claims due rows in batches with
- * FOR UPDATE SKIP LOCKED and acts in the same transaction (moving or clearing the due-at column), so any number
- * of sweepers can race and each effect still happens exactly once. Nothing costs anything until it is due.
+ * Timed work lives in Postgres: due-at columns with partial indexes (reminders, the mass timer, found through a narrow
+ * table of their own). A sweep claims due rows in batches with FOR UPDATE SKIP LOCKED and acts in the same
+ * transaction (moving or clearing the due-at column), so any number of sweepers can race and each effect still
+ * happens exactly once. Nothing costs anything until it is due.
  */
 export class TimerService {
   private readonly batchSize: number;
@@ -111,8 +112,13 @@ export class TimerService {
       }
       const t = this.timers[kind];
       const rows = await tx.query<RequestRow>(
-        `SELECT * FROM requests WHERE status = '${t.status}' AND ${t.column} <= $1 ${t.extra ?? ''}
-          ORDER BY ${t.column} LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        kind === 'reminder'
+          ? // due reminders are found in their own narrow table (kept by a trigger), so moving one stays a HOT update
+            `SELECT r.* FROM request_reminders t JOIN requests r ON r.id = t.request_id
+              WHERE t.due_at <= $1 AND r.status = 'pending' AND r.next_reminder_at <= $1
+              ORDER BY t.due_at LIMIT $2 FOR UPDATE OF r SKIP LOCKED`
+          : `SELECT * FROM requests WHERE status = '${t.status}' AND ${t.column} <= $1 ${t.extra ?? ''}
+              ORDER BY ${t.column} LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [now, this.batchSize],
       );
       if (kind === 'reminder' && rows.length > 1) {

@@ -67,6 +67,23 @@ const webhooksOf = async (ids: string[], hook: string) =>
     .flatMap((r) => webhooksOfRow(r))
     .filter((w) => w.type === hook).length;
 
+/** The due reminders the sweep looks in (kept by a trigger) against what requests say, for `ids`. */
+async function reminders(ids: string[]) {
+  const [kept, truth] = await Promise.all([
+    t.tdb.db.query<{ id: string; due: Date }>(
+      `SELECT request_id AS id, due_at AS due FROM request_reminders WHERE request_id = ANY($1) ORDER BY 1`,
+      [ids],
+    ),
+    t.tdb.db.query<{ id: string; due: Date }>(
+      `SELECT id, next_reminder_at AS due FROM requests
+        WHERE id = ANY($1) AND status = 'pending' AND next_reminder_at IS NOT NULL ORDER BY 1`,
+      [ids],
+    ),
+  ]);
+  expect(kept).toEqual(truth);
+  return kept.length;
+}
+
 describe('timers with two sweepers racing', () => {
   it('reminds, escalates and expires undecided requests, each exactly once', async () => {
     t.clock.set('2026-01-05T09:00:00Z');
@@ -75,8 +92,11 @@ describe('timers with two sweepers racing', () => {
       ids.push((await t.ctx.requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid })).id);
 
     expect((await race()).reminder).toBe(0);
+    expect(await reminders(ids)).toBe(10);
     t.clock.advance(DAY + 60_000);
     expect((await race()).reminder).toBe(10);
+    // each fired reminder moved to its next time, in requests and in the sweep's table alike
+    expect(await reminders(ids)).toBe(10);
     expect(await eventsPer(ids, 'request.reminder')).toEqual(Array(10).fill(1));
     expect((await race()).reminder).toBe(0);
 
@@ -90,6 +110,8 @@ describe('timers with two sweepers racing', () => {
     expect(escalated.escalated).toBe(true);
     // the escalation group may now decide
     await t.ctx.requests.decide(s.actor(s.dan), ids[9]!, 'approve');
+    // a decided request has no reminder left to find
+    expect(await reminders(ids)).toBe(9);
 
     t.clock.set('2026-01-19T09:01:00Z'); // past the 14-day deadline
     const r3 = await race();
@@ -102,6 +124,7 @@ describe('timers with two sweepers racing', () => {
     expect(Object.values(await race()).every((n) => n === 0)).toBe(true);
     // expired requests are not reminded any more
     expect(await eventsPer(ids.slice(0, 9), 'request.reminder')).toEqual(Array(9).fill(2));
+    expect(await reminders(ids)).toBe(0);
   });
 
   it('warns before access expiry, revokes with an uninstall at expiry, runs periodic reviews', async () => {
