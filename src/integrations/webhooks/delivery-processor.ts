@@ -42,8 +42,8 @@ export interface AttemptOptions {
 export type DeliveryStep =
   | { outcome: 'skipped' }
   | { outcome: 'gated'; gate: Extract<GateResult, { ok: false }> }
-  | { outcome: 'succeeded' | 'failed'; health: AttemptHealth }
-  | { outcome: 'retry'; retryAt: number; health?: AttemptHealth };
+  | { outcome: 'succeeded' | 'failed' }
+  | { outcome: 'retry'; retryAt: number };
 
 /** How long a send counts as about to finish (a fast receiver answers well within it). */
 const FRESH_SEND_MS = 50;
@@ -69,6 +69,14 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
   // an early duplicate of a scheduled retry waits for its turn instead of sending ahead of the backoff
   if (claim.kind === 'early') return { outcome: 'retry', retryAt: claim.due };
   const d = claim.delivery;
+  // nothing is sent to a disabled endpoint: no send slot and no slot of its gate
+  if (!d.enabled) {
+    await finish(ctx.db, d.id, d.lease_token, 'endpoint is disabled').catch(async (e) => {
+      await releaseLease(ctx.db, d.id, d.lease_token).catch(() => undefined);
+      throw e;
+    });
+    return { outcome: 'failed' };
+  }
   let held = true;
   // a send slot of this process, then the endpoint's: each held only for the send
   let slot: { giveBack(): void } | undefined;
@@ -98,13 +106,6 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
   const stale = setTimeout(sent, FRESH_SEND_MS);
   stale.unref();
   try {
-    if (!d.enabled) {
-      sent();
-      await finish(ctx.db, d.id, d.lease_token, 'endpoint is disabled');
-      held = false;
-      return { outcome: 'failed', health: 'neutral' };
-    }
-
     const attempt = d.attempts + 1;
     // a send still waiting for its answer after a moment gives its slot up, so a slow endpoint's requests in
     // flight do not hold the send slots other endpoints' deliveries need
@@ -155,14 +156,14 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
       if (opts.recordSuccessLater) batches.recordLater(success);
       else await batches.record(success);
       held = false;
-      return { outcome: 'succeeded', health };
+      return { outcome: 'succeeded' };
     }
     if (verdict === 'retry' && attempt < ctx.config.WEBHOOK_MAX_ATTEMPTS) {
       const retryAfter = result.kind === 'response' ? parseRetryAfter(result.retryAfter) : null;
       const retryAt = Date.now() + retryDelayMs(attempt, rt.backoff, retryAfter);
       await batches.record({ ...base, status: 'pending', lastError: error, nextAttemptAt: new Date(retryAt) });
       held = false;
-      return { outcome: 'retry', retryAt, health };
+      return { outcome: 'retry', retryAt };
     }
     const finalError = verdict === 'retry' ? `${error} (gave up after ${attempt} attempts)` : error;
     const failed: AttemptRecord = { ...base, status: 'failed', lastError: finalError, nextAttemptAt: null };
@@ -187,11 +188,11 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
         await recordAttempts(tx, [failed]);
       });
       held = false;
-      return { outcome: 'failed', health };
+      return { outcome: 'failed' };
     }
     await batches.record(failed);
     held = false;
-    return { outcome: 'failed', health };
+    return { outcome: 'failed' };
   } finally {
     sent();
     slot?.giveBack();
