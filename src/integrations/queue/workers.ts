@@ -134,8 +134,8 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
       delay(job, token, Date.now() + gateWaitMs(refused, waits, gate.settings), () =>
         job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 }),
       );
-    // an endpoint that let the last attempts through is asked while the delivery is claimed; one that refused
-    // lately is asked first, so its queue costs Redis calls only, no claims given back
+    // an endpoint that let the last attempts through is asked once the delivery is claimed, just before the send;
+    // one that sent deliveries away lately is asked first, so its queue costs no claims given back
     const askFirst = gate.refusedLately(endpointId);
     let admitted = false;
     const admit = async () => {

@@ -50,6 +50,8 @@ const KEEP_MS = 24 * 3600_000;
 const LEASE_CHUNK = 4;
 // how often a process renews its share of an endpoint's slots and gives back what it did not use
 const TICK_MS = 250;
+// how long sending a delivery away to wait makes this process ask the gate before claiming the endpoint's next ones
+const REFUSAL_MEMORY_MS = 1000;
 
 interface SlotPool {
   /** the members of the endpoint's slot set this process holds, in use or not */
@@ -63,8 +65,6 @@ interface SlotPool {
   latencyChanged: boolean;
   timer: NodeJS.Timeout;
 }
-// how long a refusal makes this process ask the gate before claiming a delivery, rather than while claiming it
-const REFUSAL_MEMORY_MS = 1000;
 
 export class EndpointGate {
   constructor(
@@ -78,7 +78,7 @@ export class EndpointGate {
     return [`${this.prefix}:endpoint:${endpointId}:slots`, `${this.prefix}:endpoint:${endpointId}:circuit`];
   }
 
-  /** when this process was last refused a slot, per endpoint */
+  /** when this process last sent a delivery away to wait for a slot, per endpoint */
   private readonly refusals = new Map<string, number>();
 
   /** Whether this process sent a delivery of the endpoint away to wait for a slot within the last second. */
@@ -99,13 +99,14 @@ export class EndpointGate {
 
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   async acquire(endpointId: string, holder: string): Promise<GateResult> {
+    const key = `${endpointId} ${holder}`;
     // a duplicate run of the same delivery in this process shares its slot
-    if (this.holding.has(`${endpointId} ${holder}`)) return { ok: true, probe: false };
+    if (this.holding.has(key)) return { ok: true, probe: false };
     const pool = this.pools.get(endpointId);
     const free = pool?.free.pop();
     if (pool && free !== undefined) {
       pool.usedSinceTick = true;
-      this.holding.set(`${endpointId} ${holder}`, { endpointId, member: free, pooled: true, since: Date.now() });
+      this.holding.set(key, { endpointId, member: free, pooled: true, since: Date.now() });
       return { ok: true, probe: false };
     }
     // every slot the limit allows is this process's and in use: busy, without asking
@@ -137,7 +138,7 @@ export class EndpointGate {
     if (granted > 0) {
       const probe = r[2] === 'half_open';
       const members = Array.from({ length: granted }, (_, i) => `${base}/${i + 1}`);
-      this.holding.set(`${endpointId} ${holder}`, { endpointId, member: members[0]!, pooled: !probe, since: Date.now() });
+      this.holding.set(key, { endpointId, member: members[0]!, pooled: !probe, since: Date.now() });
       if (!probe) {
         const p = this.pools.get(endpointId) ?? this.openPool(endpointId);
         for (const m of members) p.members.add(m);
