@@ -38,6 +38,8 @@ type RequestTimer = {
   column: string;
   status: 'pending' | 'approved';
   extra?: string;
+  /** the SELECT of a batch of due rows ($1 now, $2 the batch size), when not the one built from column and status */
+  due?: string;
   act: (tx: Tx, row: RequestRow, now: Date) => Promise<void>;
 };
 
@@ -68,7 +70,15 @@ export class TimerService {
         extra: 'AND escalated_at IS NULL',
         act: (tx, r, now) => this.escalate(tx, r, now),
       },
-      reminder: { column: 'next_reminder_at', status: 'pending', act: (tx, r, now) => this.remind(tx, r, now) },
+      reminder: {
+        column: 'next_reminder_at',
+        status: 'pending',
+        // found through their own narrow table (kept by a trigger), so moving one stays a HOT update
+        due: `SELECT r.* FROM request_reminders t JOIN requests r ON r.id = t.request_id
+               WHERE t.due_at <= $1 AND r.status = 'pending' AND r.next_reminder_at <= $1
+               ORDER BY t.due_at LIMIT $2 FOR UPDATE OF r SKIP LOCKED`,
+        act: (tx, r, now) => this.remind(tx, r, now),
+      },
       access_expiry: {
         column: 'access_expires_at',
         status: 'approved',
@@ -112,13 +122,9 @@ export class TimerService {
       }
       const t = this.timers[kind];
       const rows = await tx.query<RequestRow>(
-        kind === 'reminder'
-          ? // due reminders are found in their own narrow table (kept by a trigger), so moving one stays a HOT update
-            `SELECT r.* FROM request_reminders t JOIN requests r ON r.id = t.request_id
-              WHERE t.due_at <= $1 AND r.status = 'pending' AND r.next_reminder_at <= $1
-              ORDER BY t.due_at LIMIT $2 FOR UPDATE OF r SKIP LOCKED`
-          : `SELECT * FROM requests WHERE status = '${t.status}' AND ${t.column} <= $1 ${t.extra ?? ''}
-              ORDER BY ${t.column} LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        t.due ??
+          `SELECT * FROM requests WHERE status = '${t.status}' AND ${t.column} <= $1 ${t.extra ?? ''}
+            ORDER BY ${t.column} LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [now, this.batchSize],
       );
       if (kind === 'reminder' && rows.length > 1) {
