@@ -3,7 +3,7 @@ import type { AppContext } from '../app-context.ts';
 import { webhookEmissions, type DomainEvent } from '../core/events.ts';
 import { toDomainEvent } from '../core/outbox.ts';
 import { addDeviceManagerOrders, deviceManagersFor } from './device-managers/connector-fanout.ts';
-import { jobIds, type AppQueues } from './queue/queues.ts';
+import { deliveryBundles, jobIds, type AppQueues } from './queue/queues.ts';
 import { webhookBody } from './webhooks/signing.ts';
 
 /** Outbox events fanned out per transaction (and per addBulk). */
@@ -80,14 +80,7 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
 /** Adds the fanned-out work in one addBulk per queue; the job ids are new, so nothing finished can shadow them. */
 export async function enqueueBatch(queues: AppQueues, b: BatchFanOut): Promise<void> {
   await Promise.all([
-    b.deliveries.length &&
-      queues.webhooks.addBulk(
-        b.deliveries.map((d) => ({
-          name: 'deliver',
-          data: { deliveryId: d.id, endpointId: d.endpointId },
-          opts: { jobId: jobIds.delivery(d.id) },
-        })),
-      ),
+    b.deliveries.length && queues.webhooks.addBulk(deliveryBundles(b.deliveries)),
     b.orders.length &&
       queues.deviceManagers.addBulk(
         b.orders.map((id) => ({ name: 'order', data: { deliveryId: id }, opts: { jobId: jobIds.delivery(id) } })),
@@ -134,9 +127,12 @@ export async function requeueEverything(
     if (rows.length === 0) break;
     after = rows[rows.length - 1]!.id;
     deliveries += rows.length;
-    const hooks = rows.filter((r) => r.endpoint_id);
+    // the due ones in bundles (as the relay adds them), the ones waiting for a retry on their own
+    const hooks = rows.filter((r) => r.endpoint_id && Number(r.delay_ms) > 0);
+    const due = rows.filter((r) => r.endpoint_id && !(Number(r.delay_ms) > 0));
     const orders = rows.filter((r) => !r.endpoint_id);
     await Promise.all([
+      due.length && queues.webhooks.addBulk(deliveryBundles(due.map((r) => ({ id: r.id, endpointId: r.endpoint_id! })))),
       hooks.length &&
         queues.webhooks.addBulk(
           hooks.map((r) => ({

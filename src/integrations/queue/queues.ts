@@ -17,6 +17,31 @@ export interface DeliveryJob {
   endpointId?: string;
   /** how often the endpoint's gate has sent this job back to wait (its pauses grow) */
   gateWaits?: number;
+  /** a bundle (webhook-worker.ts): further fresh deliveries to the same endpoint carried by this job */
+  more?: string[];
+}
+
+/** Fresh deliveries to one endpoint per webhook job: a backlog costs a queue round trip per bundle, not per delivery. */
+export const DELIVERY_BUNDLE = 8;
+
+/** The webhook jobs for fresh deliveries: one per bundle of up to DELIVERY_BUNDLE deliveries to the same endpoint. */
+export function deliveryBundles(deliveries: { id: string; endpointId: string }[], size = DELIVERY_BUNDLE) {
+  const byEndpoint = new Map<string, string[]>();
+  for (const d of deliveries) {
+    const ids = byEndpoint.get(d.endpointId) ?? [];
+    byEndpoint.set(d.endpointId, ids);
+    ids.push(d.id);
+  }
+  return [...byEndpoint].flatMap(([endpointId, ids]) =>
+    Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => {
+      const [deliveryId, ...more] = ids.slice(i * size, (i + 1) * size) as [string, ...string[]];
+      return {
+        name: 'deliver',
+        data: (more.length ? { deliveryId, endpointId, more } : { deliveryId, endpointId }) satisfies DeliveryJob,
+        opts: { jobId: more.length ? jobIds.bundle(deliveryId) : jobIds.delivery(deliveryId) },
+      };
+    }),
+  );
 }
 export interface NotifyJob {
   outboxId: string;
@@ -29,6 +54,8 @@ export interface NotifyJob {
 export const jobIds = {
   relay: (outboxId: string) => outboxId,
   delivery: (deliveryId: string) => deliveryId,
+  // a bundle of fresh deliveries (named by its first): its deliveries' own ids stay free for their retries
+  bundle: (firstDeliveryId: string) => `bundle-${firstDeliveryId}`,
   // BullMQ refuses ids with a single ':' (reserved for its repeatable jobs), hence '-'
   notify: (outboxId: string, target: string) => `${outboxId}-${target}`,
 };
@@ -82,11 +109,11 @@ export class AppQueues {
     return this.ensure(this.outbox as Queue, 'relay', { outboxId }, jobIds.relay(outboxId), () => stillPending.relay(this.db, outboxId));
   }
 
-  delivery(deliveryId: string, delayMs = 0, endpointId?: string): Promise<void> {
+  delivery(deliveryId: string, delayMs = 0, endpointId?: string, gateWaits = 0): Promise<void> {
     return this.ensure(
       this.webhooks as Queue,
       'deliver',
-      endpointId ? { deliveryId, endpointId } : { deliveryId },
+      { deliveryId, ...(endpointId ? { endpointId } : {}), ...(gateWaits ? { gateWaits } : {}) },
       jobIds.delivery(deliveryId),
       () => stillPending.delivery(this.db, deliveryId),
       delayMs,

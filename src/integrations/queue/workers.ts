@@ -1,15 +1,15 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { AppContext } from '../../app-context.ts';
 import { relayOutboxEvent, runEffect, startOutboxRelay, type OutboxRelay } from '../outbox-relay.ts';
-import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
+import type { DeliveryRuntime } from '../webhooks/delivery-processor.ts';
 import { attemptBatches } from '../webhooks/attempt-batches.ts';
-import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
+import type { EndpointGate } from '../webhooks/endpoint-gate.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
 import { createRedis } from './connection.ts';
-import { Permits } from './permits.ts';
 import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
-import { AppQueues, queueNames, type DeliveryJob, type NotifyJob, type OutboxJob } from './queues.ts';
+import { AppQueues, queueNames, type NotifyJob, type OutboxJob } from './queues.ts';
+import { startWebhookWorker } from './webhook-worker.ts';
 import { startDeviceManagerWorker } from '../device-managers/connector-worker.ts';
 import { startRetention, type Retention } from '../retention.ts';
 import { startSweeper, type Sweeper } from './sweeper.ts';
@@ -91,91 +91,8 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
     { ...common, concurrency: 4 },
   );
 
-  // gate calls made in the same tick (the releases of a record batch's jobs) go to Redis in one write
-  const gateRedis = connection.duplicate({ enableAutoPipelining: true, connectionName: `${prefix}:worker-gate` });
-  gateRedis.on('error', redisError);
-  const gate = gateFor(ctx, gateRedis, prefix);
-  const releasing = new Set<Promise<void>>();
-  /**
-   * Sends the job back to the delayed set until `at`. When Redis lost the job while it ran (a wipe, a restart
-   * without persistence), a new one with the same id is added instead, so the retry does not wait for the reconciler.
-   */
-  const delay = async (
-    job: Job<DeliveryJob>,
-    token: string | undefined,
-    at: number,
-    update: () => Promise<void> | undefined,
-  ): Promise<never> => {
-    try {
-      await update();
-      await job.moveToDelayed(at, token);
-    } catch (e) {
-      await queues.delivery(job.data.deliveryId, at - Date.now(), job.data.endpointId);
-      throw e;
-    }
-    throw new DelayedError();
-  };
-  // `webhookConcurrency` requests are sent at once. Twice as many jobs run, so the next deliveries are claimed
-  // while these are sent, and a send waiting long for a slow endpoint gives its slot up (the job keeps running),
-  // so such an endpoint's requests in flight cannot starve the others
-  const webhookConcurrency = opts.webhookConcurrency ?? 8;
-  const sendSlots = new Permits(webhookConcurrency);
-  const webhookWorker = new Worker<DeliveryJob>(queueNames.webhooks, (job: Job<DeliveryJob>, token?: string) => deliver(job, token), {
-    ...common,
-    concurrency: webhookConcurrency * 2,
-  });
-  async function deliver(job: Job<DeliveryJob>, token: string | undefined) {
-    const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
-    if (!endpointId) return 'skipped';
-    const waits = job.data.gateWaits ?? 0;
-    // a slot of this endpoint, or back to the delayed set without spending an attempt: a slow or failing endpoint
-    // holds at most its own slots, never every worker slot
-    const gated = (refused: Extract<GateResult, { ok: false }>) =>
-      delay(job, token, Date.now() + gateWaitMs(refused, waits, gate.settings), () =>
-        job.updateData({ ...job.data, endpointId, gateWaits: waits + 1 }),
-      );
-    // an endpoint that let the last attempts through is asked once the delivery is claimed, just before the send;
-    // one that sent deliveries away lately is asked first, so its queue costs no claims given back
-    const askFirst = gate.refusedLately(endpointId);
-    let admitted = false;
-    const admit = async () => {
-      const r = await gate.acquireOrWait(endpointId, job.data.deliveryId);
-      admitted = r.ok;
-      return r;
-    };
-    if (askFirst) {
-      const r = await admit();
-      if (!r.ok) return gated(r);
-    }
-    // the slot goes back as soon as the endpoint has answered (the record is Postgres' business, not the
-    // endpoint's); not awaited: later calls on this connection queue behind it, and stop() waits for it
-    const release = (health: AttemptHealth, latencyMs: number | null) => {
-      if (!admitted) return;
-      admitted = false;
-      const done = gate
-        .release(endpointId, job.data.deliveryId, health, latencyMs)
-        .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'))
-        .finally(() => releasing.delete(done));
-      releasing.add(done);
-    };
-    let step: DeliveryStep;
-    try {
-      step = await attemptDelivery(rt, job.data.deliveryId, {
-        answered: release,
-        recordSuccessLater: true,
-        admit: askFirst ? undefined : admit,
-        sendSlots,
-      });
-    } finally {
-      release('neutral', null);
-    }
-    if (step.outcome === 'gated') return gated(step.gate);
-    if (step.outcome === 'retry') {
-      // the same job (same id) waits in the delayed set; Postgres holds the attempt count and next_attempt_at
-      return delay(job, token, step.retryAt, () => (job.data.gateWaits ? job.updateData({ ...job.data, gateWaits: 0 }) : undefined));
-    }
-    return step.outcome;
-  }
+  const webhooks = startWebhookWorker(ctx, queues, rt, common, { concurrency: opts.webhookConcurrency ?? 8 });
+  const webhookWorker = webhooks.worker;
 
   const notifyWorker = new Worker<NotifyJob>(
     queueNames.notify,
@@ -222,7 +139,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   let stopping: Promise<void> | null = null;
   return {
     queues,
-    gate,
+    gate: webhooks.gate,
     relay,
     sweeper,
     retention,
@@ -236,10 +153,9 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
         await deviceManagers.checks.stop();
         // close() waits for the jobs in flight to finish
         await Promise.allSettled(workers.map((w) => w.close()));
-        await Promise.allSettled([...releasing, attemptBatches(ctx).settled()]);
-        await gate.close().catch(() => undefined);
+        await Promise.allSettled([webhooks.released(), attemptBatches(ctx).settled()]);
+        await webhooks.close();
         await queues.close();
-        gateRedis.disconnect();
         connection.disconnect();
         log.info('workers stopped');
       })();

@@ -1,0 +1,161 @@
+import { DelayedError, Worker, type Job, type WorkerOptions as BullWorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { AppContext } from '../../app-context.ts';
+import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
+import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
+import { Permits } from './permits.ts';
+import { queueNames, type AppQueues, type DeliveryJob } from './queues.ts';
+
+export interface WebhookWorker {
+  worker: Worker<DeliveryJob>;
+  gate: EndpointGate;
+  /** resolves once the endpoint slots given back by finished attempts have reached Redis */
+  released(): Promise<void>;
+  /** the gate's connection: closed after the worker */
+  close(): Promise<void>;
+}
+
+/** What became of one delivery of a job: finished for now, or to be tried again at `at`. */
+type Outcome = { done: 'succeeded' | 'failed' | 'skipped' } | { at: number; gateWaits: number };
+
+/**
+ * The webhook worker. A job carries one delivery, or a bundle of one endpoint's fresh deliveries (added by the
+ * relay): a bundle's deliveries are claimed together and sent side by side, so a backlog costs one queue round trip
+ * per bundle instead of one per delivery. Whatever must wait (a retry, a gate's refusal) goes back to the queue as a
+ * job of its own under its delivery's id.
+ */
+export function startWebhookWorker(
+  ctx: AppContext,
+  queues: AppQueues,
+  rt: DeliveryRuntime,
+  common: Pick<BullWorkerOptions, 'prefix' | 'lockDuration' | 'stalledInterval' | 'maxStalledCount' | 'autorun'> & { connection: Redis },
+  opts: { concurrency: number },
+): WebhookWorker {
+  const log = ctx.logger.child({ component: 'webhook-worker' });
+  // gate calls made in the same tick (the releases of a record batch's jobs) go to Redis in one write
+  const gateRedis = common.connection.duplicate({ enableAutoPipelining: true, connectionName: `${common.prefix}:worker-gate` });
+  gateRedis.on('error', (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting'));
+  const gate = gateFor(ctx, gateRedis, common.prefix!);
+  const releasing = new Set<Promise<void>>();
+  // `concurrency` requests are sent at once. Twice as many jobs run, so the next deliveries are claimed while
+  // these are sent, and a send waiting long for a slow endpoint gives its slot up (the job keeps running), so such
+  // an endpoint's requests in flight cannot starve the others
+  const sendSlots = new Permits(opts.concurrency);
+  // deliveries between their claim and their outcome, whichever job carries them: a bundle's deliveries wait here
+  // unclaimed, as separate jobs would wait in the queue, instead of all being claimed and then sent away by a busy
+  // endpoint's gate to wait ever longer
+  const attemptSlots = new Permits(opts.concurrency * 2);
+
+  async function deliverOne(deliveryId: string, endpointId: string, waits: number): Promise<Outcome> {
+    const slot = await attemptSlots.hold();
+    try {
+      return await attemptOne(deliveryId, endpointId, waits);
+    } finally {
+      slot.giveBack();
+    }
+  }
+
+  async function attemptOne(deliveryId: string, endpointId: string, waits: number): Promise<Outcome> {
+    // a slot of this endpoint, or back to the queue without spending an attempt: a slow or failing endpoint holds
+    // at most its own slots, never every worker slot
+    const gated = (refused: Extract<GateResult, { ok: false }>): Outcome => ({
+      at: Date.now() + gateWaitMs(refused, waits, gate.settings),
+      gateWaits: waits + 1,
+    });
+    // an endpoint that let the last attempts through is asked once the delivery is claimed, just before the send;
+    // one that sent deliveries away lately is asked first, so its queue costs no claims given back
+    const askFirst = gate.refusedLately(endpointId);
+    let admitted = false;
+    const admit = async () => {
+      const r = await gate.acquireOrWait(endpointId, deliveryId);
+      admitted = r.ok;
+      return r;
+    };
+    if (askFirst) {
+      const r = await admit();
+      if (!r.ok) return gated(r);
+    }
+    // the slot goes back as soon as the endpoint has answered (the record is Postgres' business, not the
+    // endpoint's); not awaited: later calls on this connection queue behind it, and close() waits for it
+    const release = (health: AttemptHealth, latencyMs: number | null) => {
+      if (!admitted) return;
+      admitted = false;
+      const done = gate
+        .release(endpointId, deliveryId, health, latencyMs)
+        .catch((e) => log.warn({ err: e, endpointId }, 'could not release the endpoint slot; its lease frees it'))
+        .finally(() => releasing.delete(done));
+      releasing.add(done);
+    };
+    let step: DeliveryStep;
+    try {
+      step = await attemptDelivery(rt, deliveryId, {
+        answered: release,
+        recordSuccessLater: true,
+        admit: askFirst ? undefined : admit,
+        sendSlots,
+      });
+    } finally {
+      release('neutral', null);
+    }
+    if (step.outcome === 'gated') return gated(step.gate);
+    // Postgres holds the attempt count and next_attempt_at; the gate's pauses start again
+    if (step.outcome === 'retry') return { at: step.retryAt, gateWaits: 0 };
+    return { done: step.outcome };
+  }
+
+  /**
+   * Sends the job back to the delayed set until `at`. When Redis lost the job while it ran (a wipe, a restart
+   * without persistence), a new one with the same id is added instead, so the retry does not wait for the reconciler.
+   */
+  async function delay(job: Job<DeliveryJob>, token: string | undefined, endpointId: string, wait: Extract<Outcome, { at: number }>) {
+    const { deliveryId } = job.data;
+    const data: DeliveryJob = wait.gateWaits ? { deliveryId, endpointId, gateWaits: wait.gateWaits } : { deliveryId, endpointId };
+    const same = job.data.endpointId === endpointId && (job.data.gateWaits ?? 0) === wait.gateWaits;
+    try {
+      if (!same) await job.updateData(data);
+      await job.moveToDelayed(wait.at, token);
+    } catch (e) {
+      await queues.delivery(deliveryId, wait.at - Date.now(), endpointId, wait.gateWaits);
+      throw e;
+    }
+    throw new DelayedError();
+  }
+
+  async function deliver(job: Job<DeliveryJob>, token: string | undefined) {
+    const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
+    if (!endpointId) return 'skipped';
+    if (job.data.more) return deliverBundle([job.data.deliveryId, ...job.data.more], endpointId);
+    const outcome = await deliverOne(job.data.deliveryId, endpointId, job.data.gateWaits ?? 0);
+    return 'at' in outcome ? delay(job, token, endpointId, outcome) : outcome.done;
+  }
+
+  /**
+   * A bundle's job only ever finishes: a delivery that must wait gets a job of its own, under its delivery's id.
+   * (Were the bundle's job moved or its data changed instead, a run that lost its job in a Redis wipe could change
+   * the bundle re-added under the same id, dropping its other deliveries.) Should adding one fail, the bundle runs
+   * again, and its claims find the others done, leased or not yet due.
+   */
+  async function deliverBundle(ids: string[], endpointId: string) {
+    const outcomes = await Promise.all(ids.map((id) => deliverOne(id, endpointId, 0)));
+    await Promise.all(
+      outcomes.flatMap((o, i) => ('at' in o ? [queues.delivery(ids[i]!, o.at - Date.now(), endpointId, o.gateWaits)] : [])),
+    );
+    return outcomes.map((o) => ('at' in o ? 'waiting' : o.done)).join(',');
+  }
+
+  const worker = new Worker<DeliveryJob>(queueNames.webhooks, (job, token) => deliver(job, token), {
+    ...common,
+    concurrency: opts.concurrency * 2,
+  });
+  return {
+    worker,
+    gate,
+    released: async () => {
+      await Promise.allSettled([...releasing]);
+    },
+    close: async () => {
+      await gate.close().catch(() => undefined);
+      gateRedis.disconnect();
+    },
+  };
+}
