@@ -137,15 +137,24 @@ export function startWebhookWorker(
   /**
    * A bundle's job only ever finishes: a delivery that must wait gets a job of its own, under its delivery's id.
    * (Were the bundle's job moved or its data changed instead, a run that lost its job in a Redis wipe could change
-   * the bundle re-added under the same id, dropping its other deliveries.) Should adding one fail, the bundle runs
-   * again, and its claims find the others done, leased or not yet due.
+   * the bundle re-added under the same id, dropping its other deliveries.) Every attempt is seen to its end before
+   * the job settles; should one have failed, or adding a job, the bundle runs again, and its claims find the others
+   * done, leased or not yet due.
    */
   async function deliverBundle(ids: string[], endpointId: string) {
-    const outcomes = await Promise.all(ids.map((id) => deliverOne(id, endpointId, 0)));
+    const settled = await Promise.allSettled(ids.map((id) => deliverOne(id, endpointId, 0)));
     await Promise.all(
-      outcomes.flatMap((o, i) => ('at' in o ? [queues.delivery(ids[i]!, o.at - Date.now(), endpointId, o.gateWaits)] : [])),
+      settled.flatMap((s, i) =>
+        s.status === 'fulfilled' && 'at' in s.value
+          ? [queues.delivery(ids[i]!, s.value.at - Date.now(), endpointId, s.value.gateWaits)]
+          : [],
+      ),
     );
-    return outcomes.map((o) => ('at' in o ? 'waiting' : o.done)).join(',');
+    const outcomes = settled.map((s) => {
+      if (s.status === 'rejected') throw s.reason;
+      return 'at' in s.value ? 'waiting' : s.value.done;
+    });
+    return outcomes.join(',');
   }
 
   const worker = new Worker<DeliveryJob>(queueNames.webhooks, (job, token) => deliver(job, token), {
