@@ -22,8 +22,11 @@ describe('deliveryBundles', () => {
 
   it('gives a bundle an id of its own and a lone delivery its delivery’s id, so retries and re-enqueues keep theirs', () => {
     const [bundle, lone] = deliveryBundles([d(1, 'a'), d(2, 'a'), d(3, 'b')]);
-    expect(bundle!.opts.jobId).toBe(jobIds.bundle(d(1, 'a').id));
+    expect(bundle!.opts.jobId).toBe(jobIds.bundle([d(1, 'a').id, d(2, 'a').id]));
     expect(bundle!.opts.jobId).not.toBe(jobIds.delivery(d(1, 'a').id));
+    // the same bundle again is the same job; another grouping with the same first delivery is another job
+    expect(deliveryBundles([d(1, 'a'), d(2, 'a')])[0]!.opts.jobId).toBe(bundle!.opts.jobId);
+    expect(deliveryBundles([d(1, 'a'), d(4, 'a')])[0]!.opts.jobId).not.toBe(bundle!.opts.jobId);
     expect(lone!.opts.jobId).toBe(jobIds.delivery(d(3, 'b').id));
     expect(lone!.data).toEqual({ deliveryId: d(3, 'b').id, endpointId: 'b' });
   });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppContext } from '../../app-context.ts';
@@ -38,7 +39,7 @@ export function deliveryBundles(deliveries: { id: string; endpointId: string }[]
       return {
         name: 'deliver',
         data: (more.length ? { deliveryId, endpointId, more } : { deliveryId, endpointId }) satisfies DeliveryJob,
-        opts: { jobId: more.length ? jobIds.bundle(deliveryId) : jobIds.delivery(deliveryId) },
+        opts: { jobId: more.length ? jobIds.bundle([deliveryId, ...more]) : jobIds.delivery(deliveryId) },
       };
     }),
   );
@@ -54,8 +55,12 @@ export interface NotifyJob {
 export const jobIds = {
   relay: (outboxId: string) => outboxId,
   delivery: (deliveryId: string) => deliveryId,
-  // a bundle of fresh deliveries (named by its first): its deliveries' own ids stay free for their retries
-  bundle: (firstDeliveryId: string) => `bundle-${firstDeliveryId}`,
+  // a bundle of fresh deliveries, named by all of them: adding the same bundle twice is a no-op, while bundles that
+  // merely share a first delivery (the relay's and a wipe recovery's, grouped differently) never shadow each other,
+  // as a finished job kept under the same id would make BullMQ drop the other silently; the deliveries' own ids
+  // stay free for their retries
+  bundle: (deliveryIds: readonly string[]) =>
+    `bundle-${deliveryIds[0]}-${createHash('sha256').update(deliveryIds.join(',')).digest('hex').slice(0, 16)}`,
   // BullMQ refuses ids with a single ':' (reserved for its repeatable jobs), hence '-'
   notify: (outboxId: string, target: string) => `${outboxId}-${target}`,
 };
