@@ -148,7 +148,7 @@ export function metricsFor(ctx: AppContext): Metrics {
   });
   new Gauge({
     name: 'signoff_queue_jobs',
-    help: 'BullMQ jobs by queue and state',
+    help: 'BullMQ jobs by queue and state (a webhook job may carry a bundle of up to 8 fresh deliveries; signoff_webhook_deliveries counts deliveries)',
     labelNames: ['queue', 'state'],
     registers: [registry],
     async collect() {
