@@ -4,7 +4,7 @@ import { aggregateAttemptsSql, DELIVERY_LATENCY_BUCKETS, foldSettledAttempts, ty
 import type { Database } from '../db/database.ts';
 import { registerAuditMetrics } from './audit-metrics.ts';
 import { registerDeviceManagerMetrics } from './device-managers/connector-metrics.ts';
-import { queuesFor } from './queue/queues.ts';
+import { DELIVERY_BUNDLE, queuesFor } from './queue/queues.ts';
 import { gateFor, type CircuitView } from './webhooks/endpoint-gate.ts';
 
 export interface Metrics {
@@ -148,7 +148,7 @@ export function metricsFor(ctx: AppContext): Metrics {
   });
   new Gauge({
     name: 'signoff_queue_jobs',
-    help: 'BullMQ jobs by queue and state (a webhook job may carry a bundle of up to 8 fresh deliveries; signoff_webhook_deliveries counts deliveries)',
+    help: `BullMQ jobs by queue and state (a webhook job may carry a bundle of up to ${DELIVERY_BUNDLE} fresh deliveries; signoff_webhook_deliveries counts deliveries)`,
     labelNames: ['queue', 'state'],
     registers: [registry],
     async collect() {

@@ -128,17 +128,18 @@ export async function requeueEverything(
     after = rows[rows.length - 1]!.id;
     deliveries += rows.length;
     // the due ones in bundles (as the relay adds them), the ones waiting for a retry on their own
-    const hooks = rows.filter((r) => r.endpoint_id && Number(r.delay_ms) > 0);
-    const due = rows.filter((r) => r.endpoint_id && !(Number(r.delay_ms) > 0));
+    const due: typeof rows = [];
+    const waiting: typeof rows = [];
+    for (const r of rows) if (r.endpoint_id) (Number(r.delay_ms) > 0 ? waiting : due).push(r);
     const orders = rows.filter((r) => !r.endpoint_id);
     await Promise.all([
       due.length && queues.webhooks.addBulk(deliveryBundles(due.map((r) => ({ id: r.id, endpointId: r.endpoint_id! })))),
-      hooks.length &&
+      waiting.length &&
         queues.webhooks.addBulk(
-          hooks.map((r) => ({
+          waiting.map((r) => ({
             name: 'deliver',
             data: { deliveryId: r.id, endpointId: r.endpoint_id! },
-            opts: delayOpts(jobIds.delivery(r.id), Number(r.delay_ms) || 0),
+            opts: delayOpts(jobIds.delivery(r.id), Number(r.delay_ms)),
           })),
         ),
       orders.length &&
