@@ -56,7 +56,8 @@ export function startClients(): Promise<ClientsProcess> {
         });
       }
     });
-    p.on('exit', (code) => {
+    // 'close', not 'exit': the process can exit before its stdout has all been read (a loaded machine truncated the acks)
+    p.on('close', (code) => {
       if (code === 0 && done) done(JSON.parse(out));
       else reject(new Error(`decide-http clients exited with ${code}`));
     });

@@ -52,6 +52,7 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
 
     // the clients run in a process of their own, as pgbench's do, with the fake Slack API their clicks' replies go to
     const started = performance.now();
+    const cpu0 = process.cpuUsage();
     const { acks, failures } = await clients.run({ base, key, secret: SIGNING_SECRET, ids: requestIds, clients: opts.clients });
     const ackedIn = (performance.now() - started) / 1000;
     // Slack clicks are decided after their ack: the clock stops when the last decision is committed
@@ -63,6 +64,8 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
       10,
     );
     const seconds = (performance.now() - started) / 1000;
+    // the server's own CPU per decision: steadier than the rate on a shared, noisy machine, and what bounds it there
+    const cpu = process.cpuUsage(cpu0);
     acks.sort((a, b) => a - b);
     // not saturated: one client, the next decision sent when the last one is acknowledged
     const paced = await pacedClients.run({ base, key, secret: SIGNING_SECRET, ids: pacedIds, clients: 1 });
@@ -86,6 +89,8 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
       ackedPerSecond: round(opts.requests / ackedIn),
       ackP50Ms: round(percentile(acks, 50)),
       ackP99Ms: round(percentile(acks, 99)),
+      serverCpuMsPerDecision: round((cpu.user + cpu.system) / 1000 / opts.requests, 3),
+      serverCoresBusy: round((cpu.user + cpu.system) / 1e6 / seconds),
       pacedDecisions: pacedIds.length,
       pacedFailures: paced.failures,
       pacedAckP50Ms: round(percentile(paced.acks, 50)),
