@@ -50,33 +50,38 @@ export function registerSlackListeners(app: App, deps: SlackDeps): void {
       await answerUnavailable(deps, body, answer, () => submit(deps, body as unknown as InteractionPayload, answer));
     };
 
-  app.action<BoltBlockAction>(ACTION.modalApp, button(redrawRequestModal));
-  app.action<BoltBlockAction>(ACTION.openRequestModal, button(openRequestModal));
-  app.action<BoltBlockAction>(ACTION.requestApp, button(requestApp));
-  app.action<BoltBlockAction>(ACTION.history, button(showHistory));
-  app.action<BoltBlockAction>(
-    ACTION.approve,
-    clicked((p, action) => runApprove(deps, p, action)),
-  );
-  app.action<BoltBlockAction>(ACTION.deny, button(decideRequest('deny')));
-  app.action<BoltBlockAction>(ACTION.cancel, button(cancelRequest));
-  app.action<BoltBlockAction>(ACTION.installNow, button(installNow));
-  app.action<BoltBlockAction>(ACTION.changeApprove, button(decideChange('approve')));
-  app.action<BoltBlockAction>(ACTION.changeReject, button(decideChange('reject')));
-  app.action<BoltBlockAction>(ACTION.changeCancel, button(cancelChange));
-  app.action<BoltBlockAction>(ACTION.reviewKeep, button(keepAccess));
-  app.action<BoltBlockAction>(ACTION.reviewRemove, button(removeAccess));
+  // One Bolt listener per kind, dispatching on the id: Bolt runs every registered listener's middleware (copying its
+  // arguments each time) for every event, which cost a Slack click about a tenth of the server's CPU with one each.
+  const actions = new Map<string, ReturnType<typeof clicked>>([
+    [ACTION.modalApp, button(redrawRequestModal)],
+    [ACTION.openRequestModal, button(openRequestModal)],
+    [ACTION.requestApp, button(requestApp)],
+    [ACTION.history, button(showHistory)],
+    [ACTION.approve, clicked((p, action) => runApprove(deps, p, action))],
+    [ACTION.deny, button(decideRequest('deny'))],
+    [ACTION.cancel, button(cancelRequest)],
+    [ACTION.installNow, button(installNow)],
+    [ACTION.changeApprove, button(decideChange('approve'))],
+    [ACTION.changeReject, button(decideChange('reject'))],
+    [ACTION.changeCancel, button(cancelChange)],
+    [ACTION.reviewKeep, button(keepAccess)],
+    [ACTION.reviewRemove, button(removeAccess)],
+  ]);
+  app.action<BoltBlockAction>(oneOf(actions.keys()), (args) => actions.get((args.action as { action_id: string }).action_id)!(args));
 
   // the request modal's searchable application select
   app.options(ACTION.modalApp, async ({ ack, body }) => {
     await suggestApplications(deps, body as unknown as InteractionPayload, (answer) => tryAck(ack, answer));
   });
 
-  app.view(CALLBACK.requestModal, submission(submitRequest));
-  app.view(CALLBACK.decisionReason, submission(submitDecision));
-  app.view(CALLBACK.changeDecision, submission(submitDecision));
-  app.view(CALLBACK.reviewRemove, submission(submitDecision));
-  app.view(CALLBACK.changeModal, submission(submitChange));
+  const views = new Map<string, ReturnType<typeof submission>>([
+    [CALLBACK.requestModal, submission(submitRequest)],
+    [CALLBACK.decisionReason, submission(submitDecision)],
+    [CALLBACK.changeDecision, submission(submitDecision)],
+    [CALLBACK.reviewRemove, submission(submitDecision)],
+    [CALLBACK.changeModal, submission(submitChange)],
+  ]);
+  app.view(oneOf(views.keys()), (args) => views.get(args.view.callback_id)!(args));
 
   app.command('/signoff', async ({ ack, command }) => {
     const answer: Ack = (a) => tryAck(ack, a);
@@ -92,6 +97,11 @@ export function registerSlackListeners(app: App, deps: SlackDeps): void {
   app.error(async (e) => {
     logUnexpected(deps, (e as { original?: unknown }).original ?? e, 'slack listener');
   });
+}
+
+/** Matches exactly one of the ids (Bolt tests a RegExp constraint against the action_id or callback_id). */
+function oneOf(ids: Iterable<string>): RegExp {
+  return new RegExp(`^(?:${[...ids].map((id) => id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);
 }
 
 /**
