@@ -14,11 +14,19 @@ interface ClientJob {
   clients: number;
 }
 
+/** Ack latencies in ms, sorted: all of them, and each channel's */
+export interface ClientResults {
+  acks: number[];
+  slackAcks: number[];
+  restAcks: number[];
+  failures: number;
+}
+
 export interface ClientsProcess {
   /** the fake Slack Web API the clients' process serves (Slack is not in Signoff's process either) */
   slack: { url: string; origin: string };
   /** runs the load and returns every ack latency, sorted */
-  run(job: ClientJob): Promise<{ acks: number[]; failures: number }>;
+  run(job: ClientJob): Promise<ClientResults>;
   /** ends the process if it is still there (the scenario failed before or during the run) */
   stop(): void;
 }
@@ -34,7 +42,7 @@ export function startClients(): Promise<ClientsProcess> {
       env: { ...process.env, SIGNOFF_BENCH_CLIENTS: '1' },
     });
     let out = '';
-    let done: ((r: { acks: number[]; failures: number }) => void) | null = null;
+    let done: ((r: ClientResults) => void) | null = null;
     let started = false;
     p.stdout.on('data', (c) => {
       out += c;
@@ -56,7 +64,7 @@ export function startClients(): Promise<ClientsProcess> {
         });
       }
     });
-    // 'close', not 'exit': the process can exit before its stdout has all been read (a loaded machine truncated the acks)
+    // 'close', not 'exit': the process can exit before its stdout has all been read
     p.on('close', (code) => {
       if (code === 0 && done) done(JSON.parse(out));
       else reject(new Error(`decide-http clients exited with ${code}`));
@@ -106,7 +114,8 @@ async function main(job: ClientJob, responseOrigin: string) {
       'content-type': 'application/json',
       authorization: `Bearer ${job.key}`,
     });
-  const acks: number[] = [];
+  const slackAcks: number[] = [];
+  const restAcks: number[] = [];
   let failures = 0;
   await pool(
     job.ids.map((id, i) => ({ id, i })),
@@ -115,13 +124,20 @@ async function main(job: ClientJob, responseOrigin: string) {
       const t0 = performance.now();
       const slack = process.env.BENCH_DECIDE_MIX === 'rest' ? false : process.env.BENCH_DECIDE_MIX === 'slack' ? true : i % 2 === 0;
       const status = await (slack ? slackClick(id, i) : restApprove(id));
-      acks.push(performance.now() - t0);
+      (slack ? slackAcks : restAcks).push(performance.now() - t0);
       if (status !== 200) failures++;
     },
   );
   agent.destroy();
-  acks.sort((a, b) => a - b);
-  process.stdout.write(JSON.stringify({ acks, failures }));
+  const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+  const results: ClientResults = {
+    acks: sorted([...slackAcks, ...restAcks]),
+    slackAcks: sorted(slackAcks),
+    restAcks: sorted(restAcks),
+    failures,
+  };
+  // a pipe to the parent takes a large write in pieces: exit only once all of it is out (it truncated the acks)
+  await new Promise<void>((resolve, reject) => process.stdout.write(JSON.stringify(results), (e) => (e ? reject(e) : resolve())));
 }
 
 if (process.env.SIGNOFF_BENCH_CLIENTS === '1') {

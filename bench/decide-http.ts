@@ -21,7 +21,8 @@ const SIGNING_SECRET = 'bench-signing-secret-0123456789';
  * closed-loop clients at saturation, the ack mostly measures the queue: 32 / rate).
  */
 export async function decideHttpScenario(opts: { requests: number; paced: number; clients: number; pgbenchSeconds: number }) {
-  const scratch = await scratchDatabase('decide-http', opts.clients + 4);
+  // the pool `signoff start` opens (DATABASE_POOL_SIZE): one connection per client was slower on 2 cores
+  const scratch = await scratchDatabase('decide-http', loadConfig({ DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE }).DATABASE_POOL_SIZE);
   const clients = await startClients();
   // the paced phase's clients: one decision at a time, after the saturated run
   const pacedClients = await startClients();
@@ -53,7 +54,13 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
     // the clients run in a process of their own, as pgbench's do, with the fake Slack API their clicks' replies go to
     const started = performance.now();
     const cpu0 = process.cpuUsage();
-    const { acks, failures } = await clients.run({ base, key, secret: SIGNING_SECRET, ids: requestIds, clients: opts.clients });
+    const { acks, slackAcks, restAcks, failures } = await clients.run({
+      base,
+      key,
+      secret: SIGNING_SECRET,
+      ids: requestIds,
+      clients: opts.clients,
+    });
     const ackedIn = (performance.now() - started) / 1000;
     // Slack clicks are decided after their ack: the clock stops when the last decision is committed
     await waitUntil(
@@ -66,7 +73,6 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
     const seconds = (performance.now() - started) / 1000;
     // the server's own CPU per decision: steadier than the rate on a shared, noisy machine, and what bounds it there
     const cpu = process.cpuUsage(cpu0);
-    acks.sort((a, b) => a - b);
     // not saturated: one client, the next decision sent when the last one is acknowledged
     const paced = await pacedClients.run({ base, key, secret: SIGNING_SECRET, ids: pacedIds, clients: 1 });
     server!.closeAllConnections();
@@ -89,6 +95,11 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
       ackedPerSecond: round(opts.requests / ackedIn),
       ackP50Ms: round(percentile(acks, 50)),
       ackP99Ms: round(percentile(acks, 99)),
+      // a click is acknowledged before it is decided, a REST approval after its commit
+      slackAckP50Ms: round(percentile(slackAcks, 50)),
+      slackAckP99Ms: round(percentile(slackAcks, 99)),
+      restAckP50Ms: round(percentile(restAcks, 50)),
+      restAckP99Ms: round(percentile(restAcks, 99)),
       serverCpuMsPerDecision: round((cpu.user + cpu.system) / 1000 / opts.requests, 3),
       serverCoresBusy: round((cpu.user + cpu.system) / 1e6 / seconds),
       pacedDecisions: pacedIds.length,

@@ -98,6 +98,8 @@ export const configSchema = z
     MAX_BODY_BYTES: wholeNumber('bytes', 256 * 1024, 1024, 64 * 1024 * 1024),
     // how long opening a Postgres connection may take before a call fails as unavailable (503)
     DATABASE_CONNECT_TIMEOUT_MS: milliseconds(5000),
+    // connections this process keeps to Postgres; more than a few per core of the database only adds contention
+    DATABASE_POOL_SIZE: wholeNumber('connections', 20, 1, 1000),
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,

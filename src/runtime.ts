@@ -23,7 +23,11 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
   tuneServerHeap();
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
-  const db = await openDatabase(config.DATABASE_URL, { migrate: true, connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS });
+  const db = await openDatabase(config.DATABASE_URL, {
+    migrate: true,
+    poolSize: config.DATABASE_POOL_SIZE,
+    connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+  });
   const ctx = buildContext({ config, db, logger, urlGuard: createUrlGuard(config) });
 
   const slack = slackEnabled(config) ? createSlackAdapter(ctx) : undefined;
