@@ -38,6 +38,7 @@ describe('configuration', () => {
       'PORT',
       'MAX_BODY_BYTES',
       'DATABASE_CONNECT_TIMEOUT_MS',
+      'DATABASE_POOL_SIZE',
       'WEBHOOK_TIMEOUT_MS',
       'WEBHOOK_MAX_ATTEMPTS',
       'OUTBOX_RECONCILE_MS',
@@ -86,6 +87,8 @@ describe('configuration', () => {
       LINK_TOKEN_TTL: 'PT12H',
     });
     expect(loadConfig({}).DATABASE_CONNECT_TIMEOUT_MS).toBe(5000);
+    expect(loadConfig({}).DATABASE_POOL_SIZE).toBe(20);
+    expect(() => loadConfig({ DATABASE_POOL_SIZE: '0' })).toThrow(/DATABASE_POOL_SIZE: must be a whole number of connections from 1 to 1000/);
   });
   it('splits the webhook allow-list', () => {
     expect(loadConfig({ WEBHOOK_ALLOW_HOSTS: '127.0.0.1, 10.0.0.0/8,' }).WEBHOOK_ALLOW_HOSTS).toEqual(['127.0.0.1', '10.0.0.0/8']);
