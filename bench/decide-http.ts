@@ -22,7 +22,10 @@ const SIGNING_SECRET = 'bench-signing-secret-0123456789';
  */
 export async function decideHttpScenario(opts: { requests: number; paced: number; clients: number; pgbenchSeconds: number }) {
   // the pool `signoff start` opens (DATABASE_POOL_SIZE): one connection per client was slower on 2 cores
-  const scratch = await scratchDatabase('decide-http', loadConfig({ DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE }).DATABASE_POOL_SIZE);
+  const scratch = await scratchDatabase(
+    'decide-http',
+    loadConfig({ DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE }).DATABASE_POOL_SIZE,
+  );
   const clients = await startClients();
   // the paced phase's clients: one decision at a time, after the saturated run
   const pacedClients = await startClients();

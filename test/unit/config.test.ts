@@ -88,7 +88,9 @@ describe('configuration', () => {
     });
     expect(loadConfig({}).DATABASE_CONNECT_TIMEOUT_MS).toBe(5000);
     expect(loadConfig({}).DATABASE_POOL_SIZE).toBe(20);
-    expect(() => loadConfig({ DATABASE_POOL_SIZE: '0' })).toThrow(/DATABASE_POOL_SIZE: must be a whole number of connections from 1 to 1000/);
+    expect(() => loadConfig({ DATABASE_POOL_SIZE: '0' })).toThrow(
+      /DATABASE_POOL_SIZE: must be a whole number of connections from 1 to 1000/,
+    );
   });
   it('splits the webhook allow-list', () => {
     expect(loadConfig({ WEBHOOK_ALLOW_HOSTS: '127.0.0.1, 10.0.0.0/8,' }).WEBHOOK_ALLOW_HOSTS).toEqual(['127.0.0.1', '10.0.0.0/8']);
