@@ -15,6 +15,7 @@ import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import { getRequestView, type RequestRow } from './request-queries.ts';
 import { finishRequest, orderInstall } from './request-transitions.ts';
+import { sameSubject } from './request-write.ts';
 import type { RequestView } from './views.ts';
 
 export interface CreateApprovedInput {
@@ -49,6 +50,16 @@ async function mayPreApprove(tx: Tx, actor: Actor, app: ApplicationRow, user: Id
   }
 }
 
+const subject = sameSubject('r', '$1::text', '$2::uuid', '$3::uuid');
+/**
+ * The approved request for an application, requester ($2, may be null) and device, else the pending one, locked;
+ * each looked up in its unique index. (With `status IN ('approved', 'pending')` a generic plan scanned every
+ * request of the application: a deployment wave of approvals for one application slowed with each one.)
+ */
+export const SUBJECT_REQUEST_SQL = `WITH approved AS (SELECT * FROM requests r WHERE ${subject} AND r.status = 'approved' FOR UPDATE),
+      pending AS (SELECT * FROM requests r WHERE ${subject} AND r.status = 'pending' AND NOT EXISTS (SELECT 1 FROM approved) FOR UPDATE)
+ SELECT * FROM approved UNION ALL SELECT * FROM pending LIMIT 1`;
+
 /**
  * Configuration Manager's CreateApprovedRequest: approve (or pre-approve, for a device alone) without a prompt.
  * Calling again for the same triple returns the same request and, with autoInstall, orders the install again.
@@ -69,11 +80,7 @@ export async function createApprovedRequest(
     // a machine-only pre-approval always installs
     const autoInstall = user ? input.autoInstall !== false : true;
     await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`approved:${app.id}:${user?.id ?? ''}:${device.id}`]);
-    const existing = await tx.maybeOne<RequestRow>(
-      `SELECT * FROM requests WHERE application_id = $1 AND requester_id IS NOT DISTINCT FROM $2 AND device_id = $3 AND status IN ('approved', 'pending')
-        ORDER BY (status = 'approved') DESC LIMIT 1 FOR UPDATE`,
-      [app.id, user?.id ?? null, device.id],
-    );
+    const existing = await tx.maybeOne<RequestRow>(SUBJECT_REQUEST_SQL, [app.id, user?.id ?? null, device.id]);
     if (existing?.status === 'approved') {
       if (autoInstall) await orderInstall(tx, actor, existing, now, input.comments ?? 'approved request created again');
       return { id: existing.id, created: false };

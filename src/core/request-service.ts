@@ -37,7 +37,7 @@ import {
   revokeRequest,
   type DecisionRead,
 } from './request-transitions.ts';
-import { insertRequest, writeTransition } from './request-write.ts';
+import { insertRequest, sameSubject, writeTransition } from './request-write.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 
 export type { CreateApprovedInput } from './approved-requests.ts';
@@ -186,7 +186,7 @@ export class RequestService {
     }
     if (!row) {
       const approved = await this.db.maybeOne<{ id: string }>(
-        `SELECT id FROM requests WHERE application_id = $1 AND requester_id = $2 AND device_id IS NOT DISTINCT FROM $3 AND status = 'approved' LIMIT 1`,
+        `SELECT id FROM requests r WHERE ${sameSubject('r', '$1::text', '$2::uuid', '$3::uuid')} AND status = 'approved' LIMIT 1`,
         [app.id, requester.id, device?.id ?? null],
       );
       throw new AppError(
@@ -213,7 +213,7 @@ export class RequestService {
 
   private async duplicateError(app: ApplicationRow, requester: IdentityRow | null, device: DeviceRow | null): Promise<AppError> {
     const existing = await this.db.maybeOne<{ id: string; created_at: Date }>(
-      `SELECT id, created_at FROM requests WHERE application_id = $1 AND requester_id IS NOT DISTINCT FROM $2 AND device_id IS NOT DISTINCT FROM $3 AND status = 'pending'`,
+      `SELECT id, created_at FROM requests r WHERE ${sameSubject('r', '$1::text', '$2::uuid', '$3::uuid')} AND status = 'pending'`,
       [app.id, requester?.id ?? null, device?.id ?? null],
     );
     return new AppError(

@@ -115,12 +115,27 @@ export async function insertRequest(
                              deadline_at, stage_started_at, next_reminder_at, escalate_at, created_at, updated_at)
        SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::text, 'pending', 0, $6::text, $7::jsonb, $8::jsonb,
               $9::timestamptz, $10::timestamptz, $11::timestamptz, $12::timestamptz, $10::timestamptz, $10::timestamptz
-        WHERE NOT EXISTS (SELECT 1 FROM requests a WHERE a.application_id = $2::text AND a.requester_id = $3::uuid
-                             AND a.device_id IS NOT DISTINCT FROM $4::uuid AND a.status = 'approved')
+        WHERE NOT EXISTS (SELECT 1 FROM requests a WHERE ${sameSubject('a', '$2::text', '$3::uuid', '$4::uuid')} AND a.status = 'approved')
        RETURNING *),
      ${record.join(',\n')}
      SELECT * FROM req`,
     params,
+  );
+}
+
+const NIL_UUID = `'00000000-0000-0000-0000-000000000000'::uuid`;
+
+/**
+ * Rows of `alias` for the same application, requester and device, in the expressions the one-pending and
+ * one-approved unique indexes are keyed on (an absent requester or device is the nil UUID there), so that a prepared
+ * statement's generic plan looks all three up in the index. Written as `requester_id = $n`, the generic plan looked
+ * up the application alone and filtered every approved request of it: 8000 approvals of one application took a
+ * submit from 7 to 20 ms.
+ */
+export function sameSubject(alias: string, application: string, requester: string, device: string): string {
+  return (
+    `${alias}.application_id = ${application} AND coalesce(${alias}.requester_id, ${NIL_UUID}) = coalesce(${requester}, ${NIL_UUID})` +
+    ` AND coalesce(${alias}.device_id, ${NIL_UUID}) = coalesce(${device}, ${NIL_UUID})`
   );
 }
 
