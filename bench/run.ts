@@ -20,7 +20,8 @@ const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
     }),
   'submit-and-approve': async () =>
     (await import('./decisions.ts')).decisionsScenario({
-      requests: n(2000, 300, 'BENCH_REQUESTS'),
+      // about as long as pgbench's 10 s: a 4-second run was mostly the JIT warming up (its first second ran at 3/4 speed)
+      requests: n(6000, 300, 'BENCH_REQUESTS'),
       concurrency: 8,
       pgbenchSeconds: quick ? 3 : 10,
     }),
