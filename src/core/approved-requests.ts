@@ -53,8 +53,9 @@ async function mayPreApprove(tx: Tx, actor: Actor, app: ApplicationRow, user: Id
 const subject = sameSubject('r', '$1::text', '$2::uuid', '$3::uuid');
 /**
  * The approved request for an application, requester ($2, may be null) and device, else the pending one, locked;
- * each looked up in its unique index. (With `status IN ('approved', 'pending')` a generic plan scanned every
- * request of the application: a deployment wave of approvals for one application slowed with each one.)
+ * each looked up in its unique index. (With `status IN ('approved', 'pending')`, a generic plan made while the table
+ * was small scanned every request of the application: a deployment wave for one application slowed with each approval
+ * until autovacuum's next ANALYZE.)
  */
 export const SUBJECT_REQUEST_SQL = `WITH approved AS (SELECT * FROM requests r WHERE ${subject} AND r.status = 'approved' FOR UPDATE),
       pending AS (SELECT * FROM requests r WHERE ${subject} AND r.status = 'pending' AND NOT EXISTS (SELECT 1 FROM approved) FOR UPDATE)

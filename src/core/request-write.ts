@@ -128,9 +128,10 @@ const NIL_UUID = `'00000000-0000-0000-0000-000000000000'::uuid`;
 /**
  * Rows of `alias` for the same application, requester and device, in the expressions the one-pending and
  * one-approved unique indexes are keyed on (an absent requester or device is the nil UUID there), so that a prepared
- * statement's generic plan looks all three up in the index. Written as `requester_id = $n`, the generic plan looked
- * up the application alone and filtered every approved request of it: 8000 approvals of one application took a
- * submit from 7 to 20 ms.
+ * statement's generic plan looks all three up in the index whatever the table's statistics. Written as
+ * `requester_id = $n`, a generic plan made while the table was small (a new installation; until autovacuum's next
+ * ANALYZE) looked up the application alone and filtered every request of it: 8000 approvals of one application took
+ * a submit from 7 to 20 ms.
  */
 export function sameSubject(alias: string, application: string, requester: string, device: string): string {
   return (

@@ -33,9 +33,10 @@ afterAll(async () => {
 
 /**
  * Commands are prepared statements, and after a few runs Postgres may keep one generic plan for every parameter
- * value. Such a plan for "is this application already approved or pending for this requester and device" once looked
- * the application up alone and filtered all its requests, so each submit grew slower with every approval of a popular
- * application. The plan must find the requester and device in the unique index itself, whatever the parameters.
+ * value. Such a plan for "is this application already approved or pending for this requester and device", made while
+ * the table was small, looked the application up alone and filtered all its requests, so each submit grew slower with
+ * every approval of the application until the next ANALYZE. The plan must find the requester and device in the
+ * unique index itself, whatever the parameters and statistics (here: an almost empty table).
  */
 it('finds the same application, requester and device through the unique indexes in a generic plan', async () => {
   const device = await t.tdb.db.one<{ id: string }>('SELECT id FROM devices WHERE client_guid = $1', [BOB_LAPTOP]);
