@@ -42,7 +42,7 @@ export function startClients(): Promise<ClientsProcess> {
       env: { ...process.env, SIGNOFF_BENCH_CLIENTS: '1' },
     });
     let out = '';
-    let done: ((r: ClientResults) => void) | null = null;
+    let run: { resolve: (r: ClientResults) => void; reject: (e: Error) => void } | null = null;
     let started = false;
     p.stdout.on('data', (c) => {
       out += c;
@@ -54,8 +54,8 @@ export function startClients(): Promise<ClientsProcess> {
         resolve({
           slack,
           run: (job) =>
-            new Promise((res) => {
-              done = res;
+            new Promise((res, rej) => {
+              run = { resolve: res, reject: rej };
               p.stdin.end(JSON.stringify(job));
             }),
           stop: () => {
@@ -65,9 +65,15 @@ export function startClients(): Promise<ClientsProcess> {
       }
     });
     // 'close', not 'exit': the process can exit before its stdout has all been read
+    // a failure rejects the run waiting on it (or the start), so the scenario's clean-up still drops its database
     p.on('close', (code) => {
-      if (code === 0 && done) done(JSON.parse(out));
-      else reject(new Error(`decide-http clients exited with ${code}`));
+      const failed = (e: Error) => (run ? run.reject(e) : reject(e));
+      if (code !== 0 || !run) return failed(new Error(`decide-http clients exited with ${code}`));
+      try {
+        run.resolve(JSON.parse(out) as ClientResults);
+      } catch (e) {
+        failed(new Error(`decide-http clients wrote no readable results: ${(e as Error).message}`));
+      }
     });
   });
 }
