@@ -21,7 +21,7 @@ const SIGNING_SECRET = 'bench-signing-secret-0123456789';
  * closed-loop clients at saturation, the ack mostly measures the queue: 32 / rate).
  */
 export async function decideHttpScenario(opts: { requests: number; paced: number; clients: number; pgbenchSeconds: number }) {
-  // the pool `signoff start` opens (DATABASE_POOL_SIZE): one connection per client was slower on 2 cores
+  // the pool `signoff start` opens (DATABASE_POOL_SIZE), as the product runs, rather than one connection per client
   const scratch = await scratchDatabase(
     'decide-http',
     loadConfig({ DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE }).DATABASE_POOL_SIZE,
