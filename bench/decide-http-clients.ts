@@ -8,6 +8,8 @@ import { pool } from './support.ts';
 
 interface ClientJob {
   base: string;
+  /** several servers (web processes behind a load balancer): requests go to them in turn */
+  bases?: string[];
   key: string;
   secret: string;
   ids: string[];
@@ -96,6 +98,9 @@ function post(agent: http.Agent, url: string, body: string, headers: Record<stri
 
 async function main(job: ClientJob, responseOrigin: string) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: job.clients });
+  const bases = job.bases?.length ? job.bases : [job.base];
+  // requests i and i+1 (a click and a REST approval in the mixed run) go to the same server, the next pair to the next
+  const baseOf = (i: number) => bases[(i >> 1) % bases.length]!;
   const slackClick = (id: string, n: number) => {
     const payload = {
       type: 'block_actions',
@@ -109,14 +114,14 @@ async function main(job: ClientJob, responseOrigin: string) {
     };
     const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
     const ts = Math.floor(Date.now() / 1000);
-    return post(agent, `${job.base}/slack/events`, body, {
+    return post(agent, `${baseOf(n)}/slack/events`, body, {
       'content-type': 'application/x-www-form-urlencoded',
       'x-slack-request-timestamp': String(ts),
       'x-slack-signature': signSlackBody(job.secret, ts, body),
     });
   };
-  const restApprove = (id: string) =>
-    post(agent, `${job.base}/api/v1/requests/${id}/approve`, '{}', {
+  const restApprove = (id: string, i: number) =>
+    post(agent, `${baseOf(i)}/api/v1/requests/${id}/approve`, '{}', {
       'content-type': 'application/json',
       authorization: `Bearer ${job.key}`,
     });
@@ -129,7 +134,7 @@ async function main(job: ClientJob, responseOrigin: string) {
     async ({ id, i }) => {
       const t0 = performance.now();
       const slack = process.env.BENCH_DECIDE_MIX === 'rest' ? false : process.env.BENCH_DECIDE_MIX === 'slack' ? true : i % 2 === 0;
-      const status = await (slack ? slackClick(id, i) : restApprove(id));
+      const status = await (slack ? slackClick(id, i) : restApprove(id, i));
       (slack ? slackAcks : restAcks).push(performance.now() - t0);
       if (status !== 200) failures++;
     },

@@ -9,6 +9,7 @@ import { closeQueues } from '../src/integrations/queue/queues.ts';
 import { createLogger } from '../src/logger.ts';
 import { startClients } from './decide-http-clients.ts';
 import { percentile, pgbenchTps, round, scratchDatabase, seedPending, waitUntil } from './support.ts';
+import { startWebProcesses, type WebProcesses } from './web-processes.ts';
 
 const SIGNING_SECRET = 'bench-signing-secret-0123456789';
 
@@ -18,19 +19,29 @@ const SIGNING_SECRET = 'bench-signing-secret-0123456789';
  * /api/v1/requests/{id}/approve with a key bound to the approver. Committed decisions per second (until the last
  * one is in Postgres) and ack latency, against pgbench's TPC-B-like rate at the same number of clients. Then a paced
  * phase, one client deciding one request at a time: the ack latency when the server is not saturated (with 32
- * closed-loop clients at saturation, the ack mostly measures the queue: 32 / rate).
+ * closed-loop clients at saturation, the ack mostly measures the queue: 32 / rate). The server of these phases is
+ * the HTTP app and the Slack adapter in this process; then, with `webProcesses`, the same saturated load on that many
+ * `signoff start --role web` processes (`webProcesses` in the output).
  */
-export async function decideHttpScenario(opts: { requests: number; paced: number; clients: number; pgbenchSeconds: number }) {
+export async function decideHttpScenario(opts: {
+  requests: number;
+  paced: number;
+  clients: number;
+  pgbenchSeconds: number;
+  /** then the same load on this many `signoff start --role web` processes (0: none) */
+  webProcesses?: number;
+}) {
+  const poolSize = loadConfig({ DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE }).DATABASE_POOL_SIZE;
+  const webProcesses = opts.webProcesses ?? 0;
   // the pool `signoff start` opens (DATABASE_POOL_SIZE), as the product runs, rather than one connection per client
-  const scratch = await scratchDatabase(
-    'decide-http',
-    loadConfig({ DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE }).DATABASE_POOL_SIZE,
-  );
+  const scratch = await scratchDatabase('decide-http', poolSize);
   const clients = await startClients();
   // the paced phase's clients: one decision at a time, after the saturated run
   const pacedClients = await startClients();
+  const replicaClients = webProcesses >= 1 ? await startClients() : undefined;
   const { db } = scratch;
   let server: import('node:http').Server | undefined;
+  let web: WebProcesses | undefined;
   const config = loadConfig({
     NODE_ENV: 'test',
     DATABASE_URL: scratch.url,
@@ -42,10 +53,11 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
   try {
-    const seeded = await seedPending(db, opts.requests + opts.paced, { approverSlackId: 'U0APPROVER' });
+    const seeded = await seedPending(db, opts.requests * (replicaClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
     const { approverId } = seeded;
     const requestIds = seeded.requestIds.slice(0, opts.requests);
-    const pacedIds = seeded.requestIds.slice(opts.requests);
+    const pacedIds = seeded.requestIds.slice(opts.requests, opts.requests + opts.paced);
+    const replicaIds = seeded.requestIds.slice(opts.requests + opts.paced);
     const key = (await createApiKey(db, 'bench', ['requests:read', 'requests:write'], approverId)).key;
     const slack = createSlackAdapter(ctx);
     const app = createHttpApp(ctx, { mount: (a) => slack.mount(a) });
@@ -81,6 +93,55 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
     server!.closeAllConnections();
     await new Promise<void>((r) => server!.close(() => r()));
     server = undefined;
+
+    // the same load on the product as it runs (`signoff start --role web`, with everything it mounts), or on several
+    // such processes as a deployment behind a load balancer runs them, each with its share of the Postgres connections
+    let replicas: Record<string, unknown> | undefined;
+    if (replicaClients) {
+      web = await startWebProcesses(webProcesses, {
+        DATABASE_URL: scratch.url,
+        DATABASE_POOL_SIZE: String(Math.max(1, Math.round(poolSize / webProcesses))),
+        QUEUE_PREFIX: config.QUEUE_PREFIX,
+        LOG_LEVEL: 'silent',
+        SLACK_SIGNING_SECRET: SIGNING_SECRET,
+        SLACK_BOT_TOKEN: 'xoxb-bench',
+        SLACK_API_URL: replicaClients.slack.url,
+      });
+      const t0 = performance.now();
+      const cpuBefore = web.cpuSeconds();
+      const r = await replicaClients.run({
+        base: web.bases[0]!,
+        bases: web.bases,
+        key,
+        secret: SIGNING_SECRET,
+        ids: replicaIds,
+        clients: opts.clients,
+      });
+      await waitUntil(
+        async () =>
+          Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >=
+          opts.requests + pacedIds.length + opts.requests - failures - paced.failures - r.failures,
+        'every decision on the web processes',
+        300_000,
+        10,
+      );
+      const secs = (performance.now() - t0) / 1000;
+      const cpuSecs = web.cpuSeconds() - cpuBefore;
+      replicas = {
+        webProcesses,
+        decisionsPerSecond: round((opts.requests - r.failures) / secs),
+        failures: r.failures,
+        ackP50Ms: round(percentile(r.acks, 50)),
+        ackP99Ms: round(percentile(r.acks, 99)),
+        slackAckP99Ms: round(percentile(r.slackAcks, 99)),
+        restAckP99Ms: round(percentile(r.restAcks, 99)),
+        serverCpuMsPerDecision: round((cpuSecs * 1000) / opts.requests, 3),
+        serverCoresBusy: round(cpuSecs / secs),
+        peakRssMbPerProcess: web.peakRssMb(),
+      };
+      await web.stop();
+      web = undefined;
+    }
     const reference = await pgbenchTps(opts.clients, opts.pgbenchSeconds);
     const perSecond = (opts.requests - failures) / seconds;
     return {
@@ -111,6 +172,7 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
       pacedAckP99Ms: round(percentile(paced.acks, 99)),
       reference: { tool: 'pgbench tpcb-like', clients: opts.clients, tps: round(reference) },
       ratioToPgbench: round(perSecond / reference, 3),
+      ...(replicas ? { webProcesses: { ...replicas, ratioToPgbench: round((replicas.decisionsPerSecond as number) / reference, 3) } } : {}),
       targets: { ratioToPgbench: 0.5, ackP99Ms: 50 },
     };
   } finally {
@@ -118,6 +180,8 @@ export async function decideHttpScenario(opts: { requests: number; paced: number
     server?.close();
     clients.stop();
     pacedClients.stop();
+    replicaClients?.stop();
+    await web?.stop();
     await closeQueues(ctx).catch(() => undefined);
     await scratch.drop();
   }

@@ -17,6 +17,8 @@ const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
       paced: n(300, 50),
       clients: 32,
       pgbenchSeconds: quick ? 3 : 10,
+      // then the same load on `signoff start --role web` as it runs (BENCH_WEB_PROCESSES: how many; 0: none)
+      webProcesses: Number(process.env.BENCH_WEB_PROCESSES ?? 1),
     }),
   'submit-and-approve': async () =>
     (await import('./decisions.ts')).decisionsScenario({
