@@ -139,9 +139,27 @@ export class Database implements Queryable {
     return (this.dataSource.driver as unknown as { master: pg.Pool }).master;
   }
 
+  /**
+   * A connection from the pool, listened to while it is out: when its socket dies under a statement (a failover, a
+   * network reset), pg fails the statement and also emits 'error' on the connection, which with no listener ended
+   * the process. The statement's failure is what the caller sees; the pool drops the dead connection on release.
+   */
+  private async checkout(): Promise<{ client: Client; release: (broken?: Error) => void }> {
+    const client = await this.pool.connect();
+    const lost = () => undefined;
+    client.on('error', lost);
+    return {
+      client,
+      release: (broken) => {
+        client.removeListener('error', lost);
+        client.release(broken);
+      },
+    };
+  }
+
   // pg's pool drops a client whose connection broke when it is released; a statement Postgres refused leaves it usable
   async query<T = Record<string, any>>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     const wakes: Wakes = { outbox: false, audit: false };
     try {
       const rows = await run<T>(client, this.names, sql, params, wakes).catch((e) => {
@@ -151,7 +169,7 @@ export class Database implements Queryable {
       this.wake(wakes);
       return rows;
     } finally {
-      client.release();
+      release();
     }
   }
   async one<T = Record<string, any>>(sql: string, params: unknown[] = []): Promise<T> {
@@ -165,7 +183,7 @@ export class Database implements Queryable {
 
   /** One command, one transaction (READ COMMITTED; row locks settle races). */
   async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     let broken: Error | undefined;
     try {
       await client.query('START TRANSACTION');
@@ -181,7 +199,7 @@ export class Database implements Queryable {
       });
       throw e;
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../../src/db/database.ts';
+import { PgProxy } from '../support/pg-proxy.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { waitFor } from '../support/wait.ts';
+
+let t: TestContext;
+let proxy: PgProxy;
+let db: Database;
+
+beforeAll(async () => {
+  t = await createTestContext();
+  proxy = await new PgProxy().start();
+  db = await openDatabase(proxy.url(t.tdb.url), { poolSize: 2, connectTimeoutMs: 2000 });
+});
+afterAll(async () => {
+  proxy?.set('pass');
+  await db?.close();
+  await proxy?.stop();
+  await t?.close();
+});
+
+/**
+ * A connection that dies under a statement (a failover, a network reset: the socket closes with no word from
+ * Postgres) fails that statement. pg also emits 'error' on the connection, and with nobody listening while it is
+ * checked out of the pool, that ended the process: every request in flight lost to one reset socket.
+ */
+it('a connection lost mid-statement fails that statement, and the process and the pool carry on', async () => {
+  for (const [name, run] of [
+    ['query', () => db.query('SELECT pg_sleep(30)')],
+    ['transaction', () => db.tx((q) => q.query('SELECT pg_sleep(30)'))],
+  ] as const) {
+    const running = run().then(
+      () => 'finished',
+      (e: Error) => e.message,
+    );
+    await waitFor(
+      async () =>
+        Number(
+          (
+            await t.tdb.db.one<{ n: string }>(
+              `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
+            )
+          ).n,
+        ) === 1,
+      `the ${name}'s statement running`,
+    );
+    proxy.set('drop');
+    expect(await running, name).toMatch(/Connection terminated|connection/i);
+    proxy.set('pass');
+    // the pool replaced the dead connection
+    expect(await db.one<{ ok: number }>('SELECT 1 AS ok'), name).toEqual({ ok: 1 });
+  }
+});
