@@ -267,6 +267,8 @@ export async function ensureDatabaseExists(url: string, connectTimeoutMs = DEFAU
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: connectTimeoutMs });
+  // a socket lost mid-statement fails the statement awaited below; unheard, pg's 'error' event would end the process
+  client.on('error', () => undefined);
   try {
     await client.connect();
   } catch (e) {
