@@ -38,7 +38,7 @@ export async function decideHttpScenario(opts: {
   const clients = await startClients();
   // the paced phase's clients: one decision at a time, after the saturated run
   const pacedClients = await startClients();
-  const replicaClients = webProcesses >= 1 ? await startClients() : undefined;
+  const webClients = webProcesses >= 1 ? await startClients() : undefined;
   const { db } = scratch;
   let server: import('node:http').Server | undefined;
   let web: WebProcesses | undefined;
@@ -53,11 +53,11 @@ export async function decideHttpScenario(opts: {
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
   try {
-    const seeded = await seedPending(db, opts.requests * (replicaClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
+    const seeded = await seedPending(db, opts.requests * (webClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
     const { approverId } = seeded;
     const requestIds = seeded.requestIds.slice(0, opts.requests);
     const pacedIds = seeded.requestIds.slice(opts.requests, opts.requests + opts.paced);
-    const replicaIds = seeded.requestIds.slice(opts.requests + opts.paced);
+    const webIds = seeded.requestIds.slice(opts.requests + opts.paced);
     const key = (await createApiKey(db, 'bench', ['requests:read', 'requests:write'], approverId)).key;
     const slack = createSlackAdapter(ctx);
     const app = createHttpApp(ctx, { mount: (a) => slack.mount(a) });
@@ -96,8 +96,8 @@ export async function decideHttpScenario(opts: {
 
     // the same load on the product as it runs (`signoff start --role web`, with everything it mounts), or on several
     // such processes as a deployment behind a load balancer runs them, each with its share of the Postgres connections
-    let replicas: Record<string, unknown> | undefined;
-    if (replicaClients) {
+    let onWeb: Record<string, unknown> | undefined;
+    if (webClients) {
       web = await startWebProcesses(webProcesses, {
         DATABASE_URL: scratch.url,
         DATABASE_POOL_SIZE: String(Math.max(1, Math.round(poolSize / webProcesses))),
@@ -105,16 +105,16 @@ export async function decideHttpScenario(opts: {
         LOG_LEVEL: 'silent',
         SLACK_SIGNING_SECRET: SIGNING_SECRET,
         SLACK_BOT_TOKEN: 'xoxb-bench',
-        SLACK_API_URL: replicaClients.slack.url,
+        SLACK_API_URL: webClients.slack.url,
       });
       const t0 = performance.now();
       const cpuBefore = web.cpuSeconds();
-      const r = await replicaClients.run({
+      const r = await webClients.run({
         base: web.bases[0]!,
         bases: web.bases,
         key,
         secret: SIGNING_SECRET,
-        ids: replicaIds,
+        ids: webIds,
         clients: opts.clients,
       });
       await waitUntil(
@@ -127,7 +127,7 @@ export async function decideHttpScenario(opts: {
       );
       const secs = (performance.now() - t0) / 1000;
       const cpuSecs = web.cpuSeconds() - cpuBefore;
-      replicas = {
+      onWeb = {
         webProcesses,
         decisionsPerSecond: round((opts.requests - r.failures) / secs),
         failures: r.failures,
@@ -172,7 +172,7 @@ export async function decideHttpScenario(opts: {
       pacedAckP99Ms: round(percentile(paced.acks, 99)),
       reference: { tool: 'pgbench tpcb-like', clients: opts.clients, tps: round(reference) },
       ratioToPgbench: round(perSecond / reference, 3),
-      ...(replicas ? { webProcesses: { ...replicas, ratioToPgbench: round((replicas.decisionsPerSecond as number) / reference, 3) } } : {}),
+      ...(onWeb ? { webProcesses: { ...onWeb, ratioToPgbench: round((onWeb.decisionsPerSecond as number) / reference, 3) } } : {}),
       targets: { ratioToPgbench: 0.5, ackP99Ms: 50 },
     };
   } finally {
@@ -180,7 +180,7 @@ export async function decideHttpScenario(opts: {
     server?.close();
     clients.stop();
     pacedClients.stop();
-    replicaClients?.stop();
+    webClients?.stop();
     await web?.stop();
     await closeQueues(ctx).catch(() => undefined);
     await scratch.drop();
