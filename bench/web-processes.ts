@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../test/support/ports.ts';
 import { waitUntil } from './support.ts';
 
 export interface WebProcesses {
@@ -12,16 +12,6 @@ export interface WebProcesses {
   peakRssMb(): number;
   stop(): Promise<void>;
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 
 const TICKS_PER_SECOND = 100;
 function cpuOf(pid: number): number {

@@ -15,7 +15,8 @@ import { defaultPolicy, seedContoso, VISIO, type Seeded } from './fixtures.ts';
 import { runCli } from './run-cli.ts';
 import { createTestDatabase, testQueuePrefix, type TestDatabase } from './test-db.ts';
 import { HANG_LIMIT_MS } from './wait.ts';
-import { ARTIFACTS, freePort, launchChromium, startOidcProvider, startSignoff, type SignoffProcess } from './web-harness.ts';
+import { freePort } from './ports.ts';
+import { ARTIFACTS, launchChromium, startOidcProvider, startSignoff, type SignoffProcess } from './web-harness.ts';
 import { startReceiver, type Receiver } from './webhook-receiver.ts';
 
 /**

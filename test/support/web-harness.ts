@@ -1,11 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import Provider from 'oidc-provider';
 import { chromium, type Browser } from 'playwright-core';
 import { awaitStarted, markedEnv, spawnTracked } from './children.ts';
+import { freePort } from './ports.ts';
 
 /** What the browser tests need: Signoff started as `npm start` starts it, a local OpenID provider, Chromium. */
 
@@ -13,14 +13,6 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const chromiumAvailable = existsSync(CHROMIUM);
 export const ARTIFACTS = `${ROOT}test-artifacts`;
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 export interface SignoffProcess {
   url: string;
