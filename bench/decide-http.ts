@@ -52,6 +52,14 @@ export async function decideHttpScenario(opts: {
     SLACK_API_URL: clients.slack.url,
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
+  // Slack clicks are decided after their ack: a phase ends when its last decision is committed
+  const approvedReach = (n: number, what: string) =>
+    waitUntil(
+      async () => Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >= n,
+      what,
+      300_000,
+      10,
+    );
   try {
     const seeded = await seedPending(db, opts.requests * (webClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
     const { approverId } = seeded;
@@ -77,14 +85,7 @@ export async function decideHttpScenario(opts: {
       clients: opts.clients,
     });
     const ackedIn = (performance.now() - started) / 1000;
-    // Slack clicks are decided after their ack: the clock stops when the last decision is committed
-    await waitUntil(
-      async () =>
-        Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >= opts.requests - failures,
-      'every decision',
-      300_000,
-      10,
-    );
+    await approvedReach(opts.requests - failures, 'every decision');
     const seconds = (performance.now() - started) / 1000;
     // the server's own CPU per decision: steadier than the rate on a shared, noisy machine, and what bounds it there
     const cpu = process.cpuUsage(cpu0);
@@ -117,13 +118,9 @@ export async function decideHttpScenario(opts: {
         ids: webIds,
         clients: opts.clients,
       });
-      await waitUntil(
-        async () =>
-          Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >=
-          opts.requests + pacedIds.length + opts.requests - failures - paced.failures - r.failures,
+      await approvedReach(
+        opts.requests + pacedIds.length + opts.requests - failures - paced.failures - r.failures,
         'every decision on the web processes',
-        300_000,
-        10,
       );
       const secs = (performance.now() - t0) / 1000;
       const cpuSecs = web.cpuSeconds() - cpuBefore;

@@ -37,7 +37,14 @@ export async function sweepScenario(opts: { sizes: number[]; due: number; rounds
   try {
     for (const size of opts.sizes) {
       const b = await benchContext('sweep');
-      const sized: Sized = { size, b, workers: await startWorkers(b.ctx, { sweeper: false }), rounds: [], fired: 0 };
+      const sized: Sized = {
+        size,
+        b,
+        workers: await startWorkers(b.ctx, { sweeper: false }),
+        timers: new TimerService(b.db, systemClock, { batchSize: 500 }),
+        rounds: [],
+        fired: 0,
+      };
       sizes.push(sized);
       const seedStart = performance.now();
       const first = Math.min(size, 100_000);
@@ -91,6 +98,7 @@ interface Sized {
   size: number;
   b: Awaited<ReturnType<typeof benchContext>>;
   workers: Awaited<ReturnType<typeof startWorkers>>;
+  timers: TimerService;
   rounds: number[];
   fired: number;
   seedSeconds?: number;
@@ -105,9 +113,8 @@ async function sweepRound(sized: Sized, due: number): Promise<void> {
       WHERE id IN (SELECT id FROM requests WHERE status = 'pending' AND next_reminder_at > now() ORDER BY random() LIMIT $1)`,
     [due],
   );
-  const timers = new TimerService(db, systemClock, { batchSize: 500 });
   const started = performance.now();
-  const fired = await timers.sweep();
+  const fired = await sized.timers.sweep();
   sized.rounds.push((performance.now() - started) / 1000);
   sized.fired = fired.reminder;
 }
