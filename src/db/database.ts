@@ -139,6 +139,11 @@ export class Database implements Queryable {
     return (this.dataSource.driver as unknown as { master: pg.Pool }).master;
   }
 
+  /** The most connections the pool opens (DATABASE_POOL_SIZE in a running product). */
+  get maxConnections(): number {
+    return this.pool.options.max;
+  }
+
   /**
    * A connection from the pool, listened to while it is out: when its socket dies under a statement (a failover, a
    * network reset), pg fails the statement and also emits 'error' on the connection, which with no listener ended

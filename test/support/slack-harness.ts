@@ -40,9 +40,14 @@ let triggerSeq = 0;
  * `modalBudgetMs` is generous by default: tests read the modal views.open carries, which on a loaded machine
  * would otherwise sometimes be the "Loading…" placeholder (slack-robustness covers that path on purpose).
  */
-export async function startSlackHarness(opts: { ackBudgetMs?: number; modalBudgetMs?: number } = {}): Promise<SlackHarness> {
+export async function startSlackHarness(
+  opts: { ackBudgetMs?: number; modalBudgetMs?: number; pool?: { poolSize?: number; connectTimeoutMs?: number } } = {},
+): Promise<SlackHarness> {
   const fake = await new FakeSlackApi().start();
-  const t = await createTestContext({ SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: fake.url });
+  const t = await createTestContext(
+    { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_BOT_TOKEN: 'xoxb-test-token', SLACK_API_URL: fake.url },
+    opts.pool,
+  );
   const clock = {
     skewMs: 0,
     now() {

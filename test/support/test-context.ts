@@ -13,7 +13,10 @@ export interface TestContext {
 }
 
 /** A context on a database of its own, with a manual clock and quiet logs. `env` overrides configuration. */
-export async function createTestContext(env: Record<string, string> = {}, opts: { poolSize?: number } = {}): Promise<TestContext> {
+export async function createTestContext(
+  env: Record<string, string> = {},
+  opts: { poolSize?: number; connectTimeoutMs?: number } = {},
+): Promise<TestContext> {
   const tdb = await createTestDatabase(opts);
   const clock = new ManualClock();
   const config = loadConfig({

@@ -17,7 +17,7 @@ export interface TestDatabase {
  * against a server allowing 100 connections, so pools are small and let idle connections go quickly; a file
  * that needs more at once (the 50-call race) asks for it.
  */
-export async function createTestDatabase(opts: { poolSize?: number } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(opts: { poolSize?: number; connectTimeoutMs?: number } = {}): Promise<TestDatabase> {
   const adminUrl = process.env.TEST_PG_ADMIN_URL!;
   const run = process.env.SIGNOFF_TEST_RUN!;
   const template = process.env.SIGNOFF_TEST_TEMPLATE!;
@@ -43,7 +43,7 @@ export async function createTestDatabase(opts: { poolSize?: number } = {}): Prom
   const db = await openDatabase(url.toString(), {
     poolSize: opts.poolSize ?? 20,
     idleTimeoutMs: 1000,
-    connectTimeoutMs: TEST_CONNECT_TIMEOUT_MS,
+    connectTimeoutMs: opts.connectTimeoutMs ?? TEST_CONNECT_TIMEOUT_MS,
   });
   return {
     url: url.toString(),
