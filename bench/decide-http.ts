@@ -53,13 +53,12 @@ export async function decideHttpScenario(opts: {
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
   // Slack clicks are decided after their ack: a phase ends when its last decision is committed
+  const approved = async () => Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n);
   const approvedReach = (n: number, what: string) =>
-    waitUntil(
-      async () => Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n) >= n,
-      what,
-      300_000,
-      10,
-    );
+    waitUntil(async () => (await approved()) >= n, what, 300_000, 10).catch(async (e: Error) => {
+      // a click acknowledged and then not decided (its clicker was told why in Slack) is not an HTTP failure
+      throw new Error(`${e.message}: ${await approved()} of ${n} approved`);
+    });
   try {
     const seeded = await seedPending(db, opts.requests * (webClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
     const { approverId } = seeded;
