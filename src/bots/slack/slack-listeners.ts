@@ -27,19 +27,18 @@ import { tryAck, type Ack } from './slack-receiver.ts';
 import { submitChange, submitDecision, submitRequest } from './slack-submissions.ts';
 import { logUnexpected, replyPrivately, resolveUser, UNAVAILABLE_TEXT, type SlackDeps } from './slack-replies.ts';
 
-/** Clicks being decided at once, per connection of the process's pool. */
-const CLICKS_PER_CONNECTION = 4;
-
 /**
- * Every way into Signoff from Slack, one Bolt listener each. Buttons are acknowledged at once (the work may take
- * longer than Slack's 3 s); modals and slash commands answer through `ack` when they can, else privately.
+ * Every way into Signoff from Slack, one Bolt listener each. Buttons are acknowledged before their work (which may
+ * take longer than Slack's 3 s); modals and slash commands answer through `ack` when they can, else privately.
  */
 export function registerSlackListeners(app: App, deps: SlackDeps): void {
-  // Clicks are decided after their ack, so nothing but this bounds how many wait for a database connection: a burst
-  // beyond what Postgres takes waits here for its ack (Slack shows the button's spinner; the receiver still acks
+  // Clicks are decided after their ack, so nothing else bounds how many wait for a database connection: a burst
+  // beyond what the pool serves waits here for its ack (Slack shows the button's spinner; the receiver still acks
   // within its budget) instead of piling up behind the pool until its wait times out and the clicker is told the
-  // database is away (measured: half of 6000 back-to-back approve clicks, at 250 decisions/s).
-  const clicks = new Permits(deps.ctx.db.maxConnections * CLICKS_PER_CONNECTION);
+  // database is away (half of 6000 back-to-back approve clicks were, at 250 decisions/s). One click per connection:
+  // with more, REST calls queue behind the clicks for the same connections (their p99 240–290 ms with one per
+  // connection, 300–1000 ms with two or four, `npm run bench -- decide-http`).
+  const clicks = new Permits(deps.ctx.db.maxConnections);
   const clicked =
     (run: (p: InteractionPayload, action: BlockAction) => Promise<void>) =>
     async ({ ack, body, action }: { ack: () => Promise<void>; body: BoltBlockAction; action: unknown }) => {
