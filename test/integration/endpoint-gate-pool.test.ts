@@ -62,6 +62,19 @@ describe('a process leases a share of an endpoint’s slots', () => {
     expect(view.inFlight).toBeLessThanOrEqual(4);
   });
 
+  it('a duplicate run of a delivery shares its slot without freeing it when the duplicate ends first', async () => {
+    const g = gate({ concurrency: 1 });
+    const id = endpoint();
+    expect((await g.acquire(id, 'delivery-1')).ok).toBe(true);
+    // the same delivery run again (a duplicate job): admitted on the same slot, finds the delivery leased, ends
+    expect((await g.acquire(id, 'delivery-1')).ok).toBe(true);
+    await g.release(id, 'delivery-1', 'neutral');
+    // the first run is still sending: the endpoint's one slot is still taken
+    expect(await g.acquire(id, 'delivery-2')).toMatchObject({ ok: false, reason: 'busy' });
+    await g.release(id, 'delivery-1', 'ok', 5);
+    expect((await g.acquire(id, 'delivery-2')).ok).toBe(true);
+  });
+
   it('slots one process holds but no longer uses go to the process that was refused', async () => {
     const [a, b] = [gate(), gate()];
     const id = endpoint();

@@ -31,7 +31,14 @@ export interface GateSettings {
 export type GateResult =
   | { ok: true; probe: boolean }
   /** latencyMs: the endpoint's recent attempt latency (moving average), null before its first attempt */
-  | { ok: false; reason: 'busy' | 'open' | 'probing'; waitMs: number; latencyMs: number | null };
+  | {
+      ok: false;
+      reason: 'busy' | 'open' | 'probing';
+      waitMs: number;
+      latencyMs: number | null;
+      /** deliveries of the endpoint this process sent away to wait lately, this one included: its line is at least this long */
+      queued?: number;
+    };
 
 /** What an attempt says about the endpoint's health: an answer other than the retryable ones means it is up. */
 export type AttemptHealth = 'ok' | 'fail' | 'neutral';
@@ -78,14 +85,14 @@ export class EndpointGate {
     return [`${this.prefix}:endpoint:${endpointId}:slots`, `${this.prefix}:endpoint:${endpointId}:circuit`];
   }
 
-  /** when this process last sent a delivery away to wait for a slot, per endpoint */
-  private readonly refusals = new Map<string, number>();
+  /** when this process last sent a delivery away to wait for a slot, per endpoint, and how many since it last had none to send away for a second */
+  private readonly refusals = new Map<string, { at: number; queued: number }>();
 
   /** Whether this process sent a delivery of the endpoint away to wait for a slot within the last second. */
   refusedLately(endpointId: string): boolean {
-    const at = this.refusals.get(endpointId);
-    if (at === undefined) return false;
-    if (Date.now() - at < REFUSAL_MEMORY_MS) return true;
+    const r = this.refusals.get(endpointId);
+    if (r === undefined) return false;
+    if (Date.now() - r.at < REFUSAL_MEMORY_MS) return true;
     this.refusals.delete(endpointId);
     return false;
   }
@@ -93,20 +100,25 @@ export class EndpointGate {
   /** this process's share of each endpoint's slots (closed circuits only) */
   private readonly pools = new Map<string, SlotPool>();
   /** the slot each attempt holds: its holder (the delivery) → the endpoint's pool member, or a probe's own */
-  private readonly holding = new Map<string, { endpointId: string; member: string; pooled: boolean; since: number }>();
+  private readonly holding = new Map<string, { endpointId: string; member: string; pooled: boolean; since: number; runs: number }>();
   private readonly processId = randomBytes(6).toString('hex');
   private acquisitions = 0;
 
   /** Takes one of the endpoint's slots for this delivery, or says how long to wait. */
   async acquire(endpointId: string, holder: string): Promise<GateResult> {
     const key = `${endpointId} ${holder}`;
-    // a duplicate run of the same delivery in this process shares its slot
-    if (this.holding.has(key)) return { ok: true, probe: false };
+    // a duplicate run of the same delivery in this process shares its slot (its claim then finds the delivery
+    // leased); the slot goes back when the last run sharing it is done, not when the duplicate is
+    const shared = this.holding.get(key);
+    if (shared) {
+      shared.runs++;
+      return { ok: true, probe: false };
+    }
     const pool = this.pools.get(endpointId);
     const free = pool?.free.pop();
     if (pool && free !== undefined) {
       pool.usedSinceTick = true;
-      this.holding.set(key, { endpointId, member: free, pooled: true, since: Date.now() });
+      this.holding.set(key, { endpointId, member: free, pooled: true, since: Date.now(), runs: 1 });
       return { ok: true, probe: false };
     }
     // every slot the limit allows is this process's and in use: busy, without asking
@@ -138,7 +150,7 @@ export class EndpointGate {
     if (granted > 0) {
       const probe = r[2] === 'half_open';
       const members = Array.from({ length: granted }, (_, i) => `${base}/${i + 1}`);
-      this.holding.set(key, { endpointId, member: members[0]!, pooled: !probe, since: Date.now() });
+      this.holding.set(key, { endpointId, member: members[0]!, pooled: !probe, since: Date.now(), runs: 1 });
       if (!probe) {
         const p = this.pools.get(endpointId) ?? this.openPool(endpointId);
         for (const m of members) p.members.add(m);
@@ -162,7 +174,7 @@ export class EndpointGate {
   async release(endpointId: string, holder: string, health: AttemptHealth, latencyMs: number | null = null): Promise<void> {
     const key = `${endpointId} ${holder}`;
     const held = this.holding.get(key);
-    if (!held) return;
+    if (!held || --held.runs > 0) return;
     this.holding.delete(key);
     const pool = held.pooled ? this.pools.get(endpointId) : undefined;
     if (pool && latencyMs !== null) {
@@ -297,8 +309,9 @@ export class EndpointGate {
       if (r.reason !== 'busy' || (r.latencyMs ?? 0) >= fastMs || Date.now() >= deadline) {
         // sent away to wait: this endpoint's next deliveries ask before they are claimed. A fast endpoint merely
         // busy for a moment is not remembered, or every delivery would ask while none holds a send slot
-        this.refusals.set(endpointId, Date.now());
-        return r;
+        const queued = this.refusedLately(endpointId) ? this.refusals.get(endpointId)!.queued + 1 : 1;
+        this.refusals.set(endpointId, { at: Date.now(), queued });
+        return { ...r, queued };
       }
       await new Promise<void>((resolve) => {
         let waiters = this.released.get(endpointId);
@@ -348,8 +361,10 @@ export class EndpointGate {
 
 /**
  * How long a blocked delivery sits in the delayed set: until the circuit's cool-down ends (spread a little), or,
- * for a busy slow endpoint, about as long as its attempts take, growing per job, so a long queue for a slow
- * endpoint costs little Redis traffic.
+ * for a busy slow endpoint, about as long as its attempts take, growing per job, and at least as long as the line
+ * sent away before it needs to get through the endpoint's slots, so a long queue for a slow endpoint costs little
+ * Redis traffic (3000 deliveries for an endpoint answering after 20 s came back every 0.1–2 s while its first
+ * attempts were in flight, each time a worker's turn the other endpoints' deliveries waited for).
  */
 export function gateWaitMs(
   result: Extract<GateResult, { ok: false }>,
@@ -359,7 +374,8 @@ export function gateWaitMs(
 ): number {
   if (result.reason === 'open') return Math.max(50, result.waitMs) + Math.floor(random() * Math.min(5_000, settings.cooldownMs / 10 + 250));
   const cap = result.reason === 'probing' ? settings.cooldownMs : 30_000;
-  const base = Math.min(cap, Math.max(100, (result.latencyMs ?? 100) / settings.concurrency) * 2 ** Math.min(waits, 8));
+  const perSlot = (result.latencyMs ?? 100) / settings.concurrency;
+  const base = Math.min(cap, Math.max(Math.max(100, perSlot) * 2 ** Math.min(waits, 8), perSlot * (result.queued ?? 0)));
   return Math.round(base / 2 + random() * base);
 }
 
