@@ -12,6 +12,9 @@ export const stillPending = {
   /** attemptDelivery: only a pending delivery is attempted */
   delivery: (q: Queryable, deliveryId: string) =>
     exists(q, `SELECT 1 FROM webhook_deliveries WHERE id = $1 AND status = 'pending' AND connector IS NULL`, [deliveryId]),
+  /** a bundle's job: any of its deliveries still pending */
+  anyDelivery: (q: Queryable, deliveryIds: readonly string[]) =>
+    exists(q, `SELECT 1 FROM webhook_deliveries WHERE id = ANY($1::uuid[]) AND status = 'pending' AND connector IS NULL`, [deliveryIds]),
   /** attemptOrder: only a pending connector order is attempted */
   order: (q: Queryable, deliveryId: string) =>
     exists(q, `SELECT 1 FROM webhook_deliveries WHERE id = $1 AND status = 'pending' AND connector IS NOT NULL`, [deliveryId]),

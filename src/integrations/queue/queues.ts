@@ -59,8 +59,13 @@ export const jobIds = {
   // merely share a first delivery (the relay's and a wipe recovery's, grouped differently) never shadow each other,
   // as a finished job kept under the same id would make BullMQ drop the other silently; the deliveries' own ids
   // stay free for their retries
-  bundle: (deliveryIds: readonly string[]) =>
-    `bundle-${deliveryIds[0]}-${createHash('sha256').update(deliveryIds.join(',')).digest('hex').slice(0, 16)}`,
+  // a bundle sent back by its endpoint's gate is a new job, named also by how often it has waited: never the id of
+  // the run that sends it back (BullMQ would drop the add while that job is active)
+  bundle: (deliveryIds: readonly string[], gateWaits = 0) =>
+    `bundle-${deliveryIds[0]}-${createHash('sha256')
+      .update(deliveryIds.join(',') + (gateWaits ? `#${gateWaits}` : ''))
+      .digest('hex')
+      .slice(0, 16)}`,
   // BullMQ refuses ids with a single ':' (reserved for its repeatable jobs), hence '-'
   notify: (outboxId: string, target: string) => `${outboxId}-${target}`,
 };
@@ -121,6 +126,20 @@ export class AppQueues {
       { deliveryId, ...(endpointId ? { endpointId } : {}), ...(gateWaits ? { gateWaits } : {}) },
       jobIds.delivery(deliveryId),
       () => stillPending.delivery(this.db, deliveryId),
+      delayMs,
+    );
+  }
+
+  /** Deliveries to one endpoint its gate sent back to wait, as one job: a slow endpoint's queue then moves through Redis a bundle at a time. */
+  waitingBundle(deliveryIds: readonly [string, ...string[]], endpointId: string, gateWaits: number, delayMs: number): Promise<void> {
+    const [deliveryId, ...more] = deliveryIds;
+    if (!more.length) return this.delivery(deliveryId, delayMs, endpointId, gateWaits);
+    return this.ensure(
+      this.webhooks as Queue,
+      'deliver',
+      { deliveryId, endpointId, gateWaits, more } satisfies DeliveryJob,
+      jobIds.bundle(deliveryIds, gateWaits),
+      () => stillPending.anyDelivery(this.db, deliveryIds),
       delayMs,
     );
   }

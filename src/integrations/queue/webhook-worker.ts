@@ -129,27 +129,40 @@ export function startWebhookWorker(
   async function deliver(job: Job<DeliveryJob>, token: string | undefined) {
     const endpointId = job.data.endpointId ?? (await endpointOf(ctx, job.data.deliveryId));
     if (!endpointId) return 'skipped';
-    if (job.data.more) return deliverBundle([job.data.deliveryId, ...job.data.more], endpointId);
+    if (job.data.more) return deliverBundle([job.data.deliveryId, ...job.data.more], endpointId, job.data.gateWaits ?? 0);
     const outcome = await deliverOne(job.data.deliveryId, endpointId, job.data.gateWaits ?? 0);
     return 'at' in outcome ? delay(job, token, endpointId, outcome) : outcome.done;
   }
 
   /**
-   * A bundle's job only ever finishes: a delivery that must wait gets a job of its own, under its delivery's id.
-   * (Were the bundle's job moved or its data changed instead, a run that lost its job in a Redis wipe could change
-   * the bundle re-added under the same id, dropping its other deliveries.) Every attempt is seen to its end before
-   * the job settles; should one have failed, or adding a job, the bundle runs again, and its claims find the others
-   * done, leased or not yet due.
+   * A bundle's job only ever finishes: what must wait goes back to the queue as new jobs. A retry gets a job of its
+   * own, under its delivery's id; the deliveries its endpoint's gate sent away go back together, as one bundle job
+   * named also by its wait count (a slow endpoint's thousands of queued deliveries would otherwise each bounce through
+   * Redis, costing the other endpoints' deliveries their worker time). (Were the bundle's job moved or its data changed
+   * instead, a run that lost its job in a Redis wipe could change the bundle re-added under the same id, dropping its
+   * other deliveries.) Every attempt is seen to its end before the job settles; should one have failed, or adding a
+   * job, the bundle runs again, and its claims find the others done, leased or not yet due.
    */
-  async function deliverBundle(ids: string[], endpointId: string) {
-    const settled = await Promise.allSettled(ids.map((id) => deliverOne(id, endpointId, 0)));
-    await Promise.all(
-      settled.flatMap((s, i) =>
-        s.status === 'fulfilled' && 'at' in s.value
-          ? [queues.delivery(ids[i]!, s.value.at - Date.now(), endpointId, s.value.gateWaits)]
-          : [],
-      ),
-    );
+  async function deliverBundle(ids: string[], endpointId: string, waits: number) {
+    const settled = await Promise.allSettled(ids.map((id) => deliverOne(id, endpointId, waits)));
+    const gated: { id: string; at: number; gateWaits: number }[] = [];
+    const adds: Promise<void>[] = [];
+    settled.forEach((s, i) => {
+      if (s.status !== 'fulfilled' || !('at' in s.value)) return;
+      if (s.value.gateWaits) gated.push({ id: ids[i]!, ...s.value });
+      else adds.push(queues.delivery(ids[i]!, s.value.at - Date.now(), endpointId));
+    });
+    if (gated.length) {
+      adds.push(
+        queues.waitingBundle(
+          gated.map((g) => g.id) as [string, ...string[]],
+          endpointId,
+          Math.max(...gated.map((g) => g.gateWaits)),
+          Math.min(...gated.map((g) => g.at)) - Date.now(),
+        ),
+      );
+    }
+    await Promise.all(adds);
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
       return 'at' in s.value ? 'waiting' : s.value.done;
