@@ -24,9 +24,13 @@ export async function startReceiver(secret: string, opts: { delayMs?: number } =
   const wh = new Webhook(secret);
   let rejected = 0;
   let duplicates = 0;
+  let open = 0;
+  let maxOpen = 0;
   const receipts = new Map<string, number>();
   const ids = new Set<string>();
   const server = http.createServer((req, res) => {
+    maxOpen = Math.max(maxOpen, ++open);
+    res.on('close', () => open--);
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -61,6 +65,8 @@ export async function startReceiver(secret: string, opts: { delayMs?: number } =
     rejected: () => rejected,
     /** the same webhook-id twice: a retry (at-least-once), never a second delivery under a new id */
     duplicates: () => duplicates,
+    /** the most requests it held open at once */
+    maxInFlight: () => maxOpen,
     close: () => {
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));

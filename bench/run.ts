@@ -34,7 +34,12 @@ const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
       commitConcurrency: 16,
     }),
   fairness: async () =>
-    (await import('./fairness.ts')).fairnessScenario({ deliveries: n(3000, 400, 'BENCH_FAIRNESS'), slowMs: 20_000, concurrency: 16 }),
+    (await import('./fairness.ts')).fairnessScenario({
+      deliveries: n(3000, 400, 'BENCH_FAIRNESS'),
+      slowMs: 20_000,
+      concurrency: 16,
+      rounds: n(3, 1),
+    }),
   sweep: async () =>
     (await import('./sweep.ts')).sweepScenario({
       sizes: quick ? [10_000, 100_000] : [100_000, 1_000_000],
