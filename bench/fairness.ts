@@ -14,7 +14,7 @@ import { round, waitUntil } from './support.ts';
  */
 export async function fairnessScenario(opts: { deliveries: number; slowMs: number; concurrency: number; rounds: number }) {
   // a smaller pair first, not counted: the first drain of a process runs while the JIT warms up, which made the
-  // first pair's "alone" the slower of its two and its ratio 1.03–1.26 where the pairs after it gave 0.74–0.88
+  // first pair's "alone" the slower of its two and its ratio 0.95–1.26 where the pairs after it gave 0.61–1.00
   await onePair({ ...opts, deliveries: Math.ceil(opts.deliveries / 3) });
   const rounds: Awaited<ReturnType<typeof onePair>>[] = [];
   for (let i = 0; i < opts.rounds; i++) rounds.push(await onePair(opts));
