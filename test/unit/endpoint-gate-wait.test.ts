@@ -18,14 +18,6 @@ describe('how long a delivery blocked by its endpoint waits', () => {
     expect(slow(20)).toBeLessThanOrEqual(30_000 * 1.5);
   });
 
-  it('waits behind the line sent away before it: the hundredth delivery refused by a busy endpoint comes back later than the first', () => {
-    // 400 ms per attempt, 4 slots: 100 ms per place in the line
-    const nth = (queued: number) => gateWaitMs({ ok: false, reason: 'busy', waitMs: 0, latencyMs: 400, queued }, 0, settings, mid);
-    expect(nth(1)).toBe(100);
-    expect(nth(100)).toBe(10_000);
-    expect(nth(100_000)).toBe(30_000);
-  });
-
   it('never waits longer than the cool-down for a probe in flight', () => {
     const w = gateWaitMs({ ok: false, reason: 'probing', waitMs: 0, latencyMs: 60_000 }, 10, settings, () => 1);
     expect(w).toBeLessThanOrEqual(settings.cooldownMs * 1.5);
