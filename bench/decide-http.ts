@@ -7,7 +7,7 @@ import { createApiKey } from '../src/core/api-keys.ts';
 import { createHttpApp } from '../src/integrations/http/app.ts';
 import { closeQueues } from '../src/integrations/queue/queues.ts';
 import { createLogger } from '../src/logger.ts';
-import { startClients } from './decide-http-clients.ts';
+import { startClients, type ClientResults } from './decide-http-clients.ts';
 import { percentile, pgbenchTps, round, scratchDatabase, seedPending, waitUntil } from './support.ts';
 import { startWebProcesses, type WebProcesses } from './web-processes.ts';
 
@@ -76,17 +76,17 @@ export async function decideHttpScenario(opts: {
     // the clients run in a process of their own, as pgbench's do, with the fake Slack API their clicks' replies go to
     const started = performance.now();
     const cpu0 = process.cpuUsage();
-    const { acks, slackAcks, restAcks, failures } = await clients.run({
+    const saturated = await clients.run({
       base,
       key,
       secret: SIGNING_SECRET,
       ids: requestIds,
       clients: opts.clients,
     });
+    const { failures } = saturated;
     const ackedIn = (performance.now() - started) / 1000;
     await approvedReach(opts.requests - failures, 'every decision');
     const seconds = (performance.now() - started) / 1000;
-    // the server's own CPU per decision: steadier than the rate on a shared, noisy machine, and what bounds it there
     const cpu = process.cpuUsage(cpu0);
     // not saturated: one client, the next decision sent when the last one is acknowledged
     const paced = await pacedClients.run({ base, key, secret: SIGNING_SECRET, ids: pacedIds, clients: 1 });
@@ -96,7 +96,7 @@ export async function decideHttpScenario(opts: {
 
     // the same load on the product as it runs (`signoff start --role web`, with everything it mounts), or on several
     // such processes as a deployment behind a load balancer runs them, each with its share of the Postgres connections
-    let onWeb: Record<string, unknown> | undefined;
+    let onWeb: ({ webProcesses: number; failures: number; peakRssMbPerProcess: number } & ReturnType<typeof phaseFigures>) | undefined;
     if (webClients) {
       web = await startWebProcesses(webProcesses, {
         DATABASE_URL: scratch.url,
@@ -121,25 +121,13 @@ export async function decideHttpScenario(opts: {
         opts.requests + pacedIds.length + opts.requests - failures - paced.failures - r.failures,
         'every decision on the web processes',
       );
-      const secs = (performance.now() - t0) / 1000;
-      const cpuSecs = web.cpuSeconds() - cpuBefore;
-      onWeb = {
-        webProcesses,
-        decisionsPerSecond: round((opts.requests - r.failures) / secs),
-        failures: r.failures,
-        ackP50Ms: round(percentile(r.acks, 50)),
-        ackP99Ms: round(percentile(r.acks, 99)),
-        slackAckP99Ms: round(percentile(r.slackAcks, 99)),
-        restAckP99Ms: round(percentile(r.restAcks, 99)),
-        serverCpuMsPerDecision: round((cpuSecs * 1000) / opts.requests, 3),
-        serverCoresBusy: round(cpuSecs / secs),
-        peakRssMbPerProcess: web.peakRssMb(),
-      };
+      const figures = phaseFigures(r, opts.requests, (performance.now() - t0) / 1000, web.cpuSeconds() - cpuBefore);
+      onWeb = { webProcesses, failures: r.failures, ...figures, peakRssMbPerProcess: web.peakRssMb() };
       await web.stop();
       web = undefined;
     }
     const reference = await pgbenchTps(opts.clients, opts.pgbenchSeconds);
-    const perSecond = (opts.requests - failures) / seconds;
+    const figures = phaseFigures(saturated, opts.requests, seconds, (cpu.user + cpu.system) / 1e6);
     return {
       scenario: 'decide-http',
       decisions: opts.requests,
@@ -151,24 +139,15 @@ export async function decideHttpScenario(opts: {
             ? 'Slack approve clicks only'
             : 'half Slack approve clicks, half REST approvals',
       failures,
-      decisionsPerSecond: round(perSecond),
+      ...figures,
       ackedPerSecond: round(opts.requests / ackedIn),
-      ackP50Ms: round(percentile(acks, 50)),
-      ackP99Ms: round(percentile(acks, 99)),
-      // a click is acknowledged before it is decided, a REST approval after its commit
-      slackAckP50Ms: round(percentile(slackAcks, 50)),
-      slackAckP99Ms: round(percentile(slackAcks, 99)),
-      restAckP50Ms: round(percentile(restAcks, 50)),
-      restAckP99Ms: round(percentile(restAcks, 99)),
-      serverCpuMsPerDecision: round((cpu.user + cpu.system) / 1000 / opts.requests, 3),
-      serverCoresBusy: round((cpu.user + cpu.system) / 1e6 / seconds),
       pacedDecisions: pacedIds.length,
       pacedFailures: paced.failures,
       pacedAckP50Ms: round(percentile(paced.acks, 50)),
       pacedAckP99Ms: round(percentile(paced.acks, 99)),
       reference: { tool: 'pgbench tpcb-like', clients: opts.clients, tps: round(reference) },
-      ratioToPgbench: round(perSecond / reference, 3),
-      ...(onWeb ? { webProcesses: { ...onWeb, ratioToPgbench: round((onWeb.decisionsPerSecond as number) / reference, 3) } } : {}),
+      ratioToPgbench: round(figures.decisionsPerSecond / reference, 3),
+      ...(onWeb ? { webProcesses: { ...onWeb, ratioToPgbench: round(onWeb.decisionsPerSecond / reference, 3) } } : {}),
       targets: { ratioToPgbench: 0.5, ackP99Ms: 50 },
     };
   } finally {
@@ -181,4 +160,23 @@ export async function decideHttpScenario(opts: {
     await closeQueues(ctx).catch(() => undefined);
     await scratch.drop();
   }
+}
+
+/**
+ * One saturated phase's figures: its committed decisions per second, its acks (a click is acknowledged before it is
+ * decided, a REST approval after its commit) and the server's CPU per decision (steadier than the rate on a shared,
+ * noisy machine, and what bounds it there).
+ */
+function phaseFigures(r: ClientResults, decisions: number, seconds: number, cpuSeconds: number) {
+  return {
+    decisionsPerSecond: round((decisions - r.failures) / seconds),
+    ackP50Ms: round(percentile(r.acks, 50)),
+    ackP99Ms: round(percentile(r.acks, 99)),
+    slackAckP50Ms: round(percentile(r.slackAcks, 50)),
+    slackAckP99Ms: round(percentile(r.slackAcks, 99)),
+    restAckP50Ms: round(percentile(r.restAcks, 50)),
+    restAckP99Ms: round(percentile(r.restAcks, 99)),
+    serverCpuMsPerDecision: round((cpuSeconds * 1000) / decisions, 3),
+    serverCoresBusy: round(cpuSeconds / seconds),
+  };
 }
