@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { AppContext } from '../../app-context.ts';
 import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
 import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
+import { GroupCommit } from '../../db/group-commit.ts';
 import { Permits } from './permits.ts';
 import { queueNames, type AppQueues, type DeliveryJob } from './queues.ts';
 
@@ -17,6 +18,26 @@ export interface WebhookWorker {
 
 /** Deliveries a process carries between claim and outcome, per send slot. */
 const ATTEMPTS_PER_SEND = 8;
+
+/**
+ * Deliveries per job sent back to wait for their endpoint: a slow endpoint's queue goes through Redis in a few jobs
+ * (with bundles of eight, each of its 3000 queued deliveries cost about as much worker time as a delivery made).
+ */
+const WAITING_BUNDLE = 256;
+
+/**
+ * Lines of one endpoint come due together, on a grid, so their jobs run side by side and go back as one; the first
+ * to go back waits a moment for the others.
+ */
+const WAITING_GRID_MS = 100;
+const WAITING_WINDOW = { maxWaitMs: 5, expectMore: () => true };
+
+interface Waiting {
+  ids: string[];
+  endpointId: string;
+  gateWaits: number;
+  at: number;
+}
 
 /** What became of one delivery of a job: finished for now, or to be tried again at `at`. */
 type Outcome = { done: 'succeeded' | 'failed' | 'skipped' } | { at: number; gateWaits: number };
@@ -50,6 +71,29 @@ export function startWebhookWorker(
   // their statements, and a drain keeps the event loop busy instead of waiting for Postgres (an 8000-delivery drain:
   // 1031–1114/s with two per send, 1329–1610/s with four, 1676–1755/s with eight)
   const attemptSlots = new Permits(opts.concurrency * ATTEMPTS_PER_SEND);
+  // the deliveries gates sent back while one add is on its way to Redis join the next: per endpoint, one job
+  const waitingLines = new GroupCommit<Waiting, void>(async (lines) => {
+    const byEndpoint = new Map<string, Waiting>();
+    for (const w of lines) {
+      const known = byEndpoint.get(w.endpointId);
+      if (!known) byEndpoint.set(w.endpointId, { ...w, ids: [...w.ids] });
+      else {
+        known.ids.push(...w.ids);
+        known.gateWaits = Math.max(known.gateWaits, w.gateWaits);
+        known.at = Math.min(known.at, w.at);
+      }
+    }
+    const adds: Promise<void>[] = [];
+    for (const w of byEndpoint.values()) {
+      const ids = [...new Set(w.ids)];
+      for (let i = 0; i < ids.length; i += WAITING_BUNDLE) {
+        const chunk = ids.slice(i, i + WAITING_BUNDLE) as [string, ...string[]];
+        adds.push(queues.waitingBundle(chunk, w.endpointId, w.gateWaits, w.at - Date.now()));
+      }
+    }
+    await Promise.all(adds);
+    return lines.map(() => undefined);
+  }, WAITING_WINDOW);
 
   async function deliverOne(deliveryId: string, endpointId: string, waits: number): Promise<Outcome> {
     const slot = await attemptSlots.hold();
@@ -68,8 +112,8 @@ export function startWebhookWorker(
       gateWaits: waits + 1,
     });
     // an endpoint that let the last attempts through is asked once the delivery is claimed, just before the send;
-    // one that sent deliveries away lately is asked first, so its queue costs no claims given back
-    const askFirst = gate.refusedLately(endpointId);
+    // one that sent deliveries away lately, or this one before, is asked first, so its queue costs no claims given back
+    const askFirst = waits > 0 || gate.refusedLately(endpointId);
     let admitted = false;
     const admit = async () => {
       const r = await gate.acquireOrWait(endpointId, deliveryId);
@@ -136,30 +180,36 @@ export function startWebhookWorker(
 
   /**
    * A bundle's job only ever finishes: what must wait goes back to the queue as new jobs. A retry gets a job of its
-   * own, under its delivery's id; the deliveries its endpoint's gate sent away go back together, as one bundle job
-   * named also by its wait count (a slow endpoint's thousands of queued deliveries would otherwise each bounce through
-   * Redis, costing the other endpoints' deliveries their worker time). (Were the bundle's job moved or its data changed
+   * own, under its delivery's id; the deliveries its endpoint's gate sent away go back together with those of the
+   * endpoint's other bundles going back at the same moment, as one line (a bundle job named also by its wait count):
+   * a slow endpoint's thousands of queued deliveries would otherwise bounce through Redis a few at a time, costing
+   * the other endpoints' deliveries their worker time. (Were the bundle's job moved or its data changed
    * instead, a run that lost its job in a Redis wipe could change the bundle re-added under the same id, dropping its
    * other deliveries.) Every attempt is seen to its end before the job settles; should one have failed, or adding a
    * job, the bundle runs again, and its claims find the others done, leased or not yet due.
    */
   async function deliverBundle(ids: string[], endpointId: string, waits: number) {
     const settled = await Promise.allSettled(ids.map((id) => deliverOne(id, endpointId, waits)));
-    const gated: { id: string; at: number; gateWaits: number }[] = [];
+    const gated: { id: string; at: number }[] = [];
     const adds: Promise<void>[] = [];
     settled.forEach((s, i) => {
       if (s.status !== 'fulfilled' || !('at' in s.value)) return;
-      if (s.value.gateWaits) gated.push({ id: ids[i]!, ...s.value });
+      if (s.value.gateWaits) gated.push({ id: ids[i]!, at: s.value.at });
       else adds.push(queues.delivery(ids[i]!, s.value.at - Date.now(), endpointId));
     });
     if (gated.length) {
+      // the pauses grow only while the endpoint lets none through; one that takes some (a slow endpoint freeing
+      // its slots) is visited about as often as its slots free, which a merged line's growing pause would not be
+      const progressed = settled.some(
+        (s) => s.status === 'fulfilled' && ('done' in s.value ? s.value.done !== 'skipped' : s.value.gateWaits === 0),
+      );
       adds.push(
-        queues.waitingBundle(
-          gated.map((g) => g.id) as [string, ...string[]],
+        waitingLines.submit({
+          ids: gated.map((g) => g.id),
           endpointId,
-          Math.max(...gated.map((g) => g.gateWaits)),
-          Math.min(...gated.map((g) => g.at)) - Date.now(),
-        ),
+          gateWaits: progressed ? Math.max(1, waits - 1) : waits + 1,
+          at: Math.ceil(Math.min(...gated.map((g) => g.at)) / WAITING_GRID_MS) * WAITING_GRID_MS,
+        }),
       );
     }
     await Promise.all(adds);
