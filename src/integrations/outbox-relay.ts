@@ -140,19 +140,24 @@ export async function runEffect(
 
 /**
  * Re-enqueues everything Postgres says is unfinished: outbox events not done, deliveries and effects still
- * pending. Harmless when the jobs exist (same ids); essential after Redis lost them.
+ * pending. Harmless when the jobs exist (same ids); essential after Redis lost them. A delivery not tried yet is
+ * left for a reconcile interval: it went out in a bundle, whose job id is not its own, so at once it would get a
+ * second job (at each worker start, every delivery of a backlog did).
  */
 export async function reconcileOnce(
   ctx: AppContext,
   queues: AppQueues,
   batch = 1000,
+  untriedGraceMs = ctx.config.OUTBOX_RECONCILE_MS,
 ): Promise<{ outbox: number; deliveries: number; effects: number; orders: number }> {
   const outbox = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [batch]);
   for (const r of outbox) await queues.relay(r.id);
   const deliveries = await ctx.db.query<{ id: string; endpoint_id: string; delay_ms: number }>(
     `SELECT id, endpoint_id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
-       FROM webhook_deliveries WHERE status = 'pending' AND connector IS NULL ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
-    [batch],
+       FROM webhook_deliveries
+      WHERE status = 'pending' AND connector IS NULL AND (attempts > 0 OR created_at < now() - make_interval(secs => $2::float8 / 1000))
+      ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
+    [batch, untriedGraceMs],
   );
   for (const d of deliveries) await queues.delivery(d.id, Number(d.delay_ms) || 0, d.endpoint_id);
   const orders = await ctx.db.query<{ id: string; delay_ms: number }>(
@@ -236,7 +241,10 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
 
   const reconcile = (): Promise<void> => {
     if (stopped) return Promise.resolve();
-    reconciling ??= drain()
+    // after a re-enqueue in progress (a first start): read meanwhile, the events it holds locked look unrelayed,
+    // and each got a relay job whose deliveries then went out a second time, one job each
+    reconciling ??= (checking ?? Promise.resolve())
+      .then(() => drain())
       .then(() => reconcileOnce(ctx, queues))
       .then((n) => {
         if (n.outbox || n.deliveries || n.effects || n.orders) log.debug(n, 'reconciled');
