@@ -148,7 +148,6 @@ export async function reconcileOnce(
   ctx: AppContext,
   queues: AppQueues,
   batch = 1000,
-  untriedGraceMs = ctx.config.OUTBOX_RECONCILE_MS,
 ): Promise<{ outbox: number; deliveries: number; effects: number; orders: number }> {
   const outbox = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [batch]);
   for (const r of outbox) await queues.relay(r.id);
@@ -157,7 +156,7 @@ export async function reconcileOnce(
        FROM webhook_deliveries
       WHERE status = 'pending' AND connector IS NULL AND (attempts > 0 OR created_at < now() - make_interval(secs => $2::float8 / 1000))
       ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
-    [batch, untriedGraceMs],
+    [batch, ctx.config.OUTBOX_RECONCILE_MS],
   );
   for (const d of deliveries) await queues.delivery(d.id, Number(d.delay_ms) || 0, d.endpoint_id);
   const orders = await ctx.db.query<{ id: string; delay_ms: number }>(
