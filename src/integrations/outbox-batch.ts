@@ -36,11 +36,13 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
     const hooks: { outboxId: string; type: string; body: string }[] = [];
     const events = rows.map((r) => toDomainEvent(r));
     const managers = await deviceManagersFor(tx, events);
+    const orders: string[] = [];
     for (const [i, event] of events.entries()) {
       const id = rows[i]!.id;
       for (const h of webhookEmissions(event))
         hooks.push({ outboxId: id, type: h.type, body: webhookBody(h.type, event.occurredAt, h.data) });
-      await addDeviceManagerOrders(tx, id, event, managers);
+      const order = await addDeviceManagerOrders(tx, id, event, managers);
+      if (order) orders.push(order);
     }
     const deliveries =
       hooks.length === 0
@@ -63,15 +65,14 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
         [ids, targets],
       );
     }
-    const orders = await tx.query<{ id: string }>(
-      `WITH done AS (UPDATE outbox SET status = 'done', processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::uuid[]))
-       SELECT id FROM webhook_deliveries WHERE outbox_id = ANY($1::uuid[]) AND connector IS NOT NULL AND status = 'pending'`,
+    await tx.query(
+      `UPDATE outbox SET status = 'done', processed_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY($1::uuid[])`,
       [ids],
     );
     return {
       events: rows.length,
       deliveries: deliveries.map((d) => ({ id: d.id, endpointId: d.endpoint_id })),
-      orders: orders.map((o) => o.id),
+      orders,
       effects: ids.flatMap((outboxId) => targets.map((target) => ({ outboxId, target }))),
     };
   });

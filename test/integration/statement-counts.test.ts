@@ -69,9 +69,10 @@ describe('SQL statements per command', () => {
     expect(approve.statements.filter((q) => q === 'START TRANSACTION')).toEqual([]);
     expect(approve.statements.filter((q) => q.startsWith('WITH moved AS (UPDATE requests'))).toHaveLength(1);
     expect(approve.statements.filter((q) => q.startsWith('INSERT INTO'))).toEqual([]);
-    // fan-out of a batch: claim, the device managers of its applications, one INSERT for every delivery, done + connector
-    // orders in one CTE
+    // fan-out of a batch: claim, the device managers of its applications, one INSERT for every delivery, done; no
+    // search for connector orders when no application of the batch has a device manager
     expect(fan.statements.length).toBeLessThanOrEqual(6);
+    expect(fan.statements.filter((q) => /^(SELECT|WITH)[\s\S]*FROM webhook_deliveries/.test(q))).toEqual([]);
     // attempt: the claim (the lease, with the endpoint), then attempt row + delivery state + lease release in one statement
     expect(attempt.statements.length).toBeLessThanOrEqual(2);
   });
@@ -157,6 +158,32 @@ describe('SQL statements per command', () => {
     console.info(`[measured] fan-out (${fan.result.events} events): ${fan.statements.length} statements`);
     expect(fan.statements.filter((q) => q.includes('FROM applications'))).toHaveLength(1);
     expect(fan.statements.length).toBeLessThanOrEqual(7);
+  });
+
+  it('a connector order survives a second relay of its event as the same single order', async () => {
+    await t.tdb.db.query(`UPDATE applications SET device_manager = '{"kind":"intune"}' WHERE id = $1`, [VISIO]);
+    try {
+      await t.ctx.requests.createApproved(
+        { id: null, label: 'api:test', channel: 'api' },
+        { applicationId: VISIO, clientGuid: BOB_LAPTOP },
+      );
+      const first = await fanOutBatch(t.ctx);
+      expect(first.orders).toHaveLength(1);
+      // as if the event had been claimed again after its order was written
+      await t.tdb.db.query(`UPDATE outbox SET status = 'pending' WHERE id = (SELECT outbox_id FROM webhook_deliveries WHERE id = $1)`, [
+        first.orders[0],
+      ]);
+      const again = await fanOutBatch(t.ctx);
+      expect(again.orders).toEqual(first.orders);
+      const rows = await t.tdb.db.query(
+        `SELECT count(*)::int AS n FROM webhook_deliveries WHERE outbox_id = (SELECT outbox_id FROM webhook_deliveries WHERE id = $1)
+            AND connector IS NOT NULL`,
+        [first.orders[0]],
+      );
+      expect(rows[0]!.n).toBe(1);
+    } finally {
+      await t.tdb.db.query(`UPDATE applications SET device_manager = NULL WHERE id = $1`, [VISIO]);
+    }
   });
 });
 

@@ -63,16 +63,18 @@ export async function deviceManagersFor(tx: Tx, events: DomainEvent[]): Promise<
  * Part of the outbox fan-out, in its transaction: an approval, revocation or install order of a request whose
  * application names a device manager becomes one delivery row for that connector. The unique index on
  * (outbox_id, event_type) makes a second relay of the same event add nothing. `managers` (deviceManagersFor, read
- * in the same transaction) spares a batch one lookup per event.
+ * in the same transaction) spares a batch one lookup per event. Returns the event's order still pending (the new one,
+ * or one an earlier relay left), or null: the batch asks only about events that can have one, since a lookup by
+ * status read every pending delivery once a slow endpoint's backlog made that the cheaper-looking plan.
  */
 export async function addDeviceManagerOrders(
   tx: Tx,
   outboxId: string,
   event: DomainEvent,
   managers?: Map<string, DeviceManagerConfig>,
-): Promise<void> {
+): Promise<string | null> {
   const applicationId = orderedApplication(event);
-  if (!applicationId) return;
+  if (!applicationId) return null;
   const o = orderOf(event)!;
   const manager = managers
     ? managers.get(applicationId)
@@ -81,7 +83,7 @@ export async function addDeviceManagerOrders(
           applicationId,
         ])
       )?.device_manager;
-  if (!manager) return;
+  if (!manager) return null;
   const username = text(o.facts.username);
   const person = username
     ? await tx.maybeOne<{ teams_aad_id: string | null }>('SELECT teams_aad_id FROM identities WHERE lower(username) = lower($1)', [
@@ -101,10 +103,14 @@ export async function addDeviceManagerOrders(
     comments: o.comments,
   };
   const id = randomUUID();
-  await tx.query(
-    `INSERT INTO webhook_deliveries (id, message_id, endpoint_id, outbox_id, event_type, body, status, next_attempt_at, connector, application_id, request_id)
+  const row = await tx.maybeOne<{ id: string }>(
+    `WITH ins AS (INSERT INTO webhook_deliveries (id, message_id, endpoint_id, outbox_id, event_type, body, status, next_attempt_at, connector, application_id, request_id)
      VALUES ($1, $2, NULL, $3, $4, $5, 'pending', now(), $6, $7, $8)
-     ON CONFLICT (outbox_id, event_type) WHERE connector IS NOT NULL AND outbox_id IS NOT NULL DO NOTHING`,
+     ON CONFLICT (outbox_id, event_type) WHERE connector IS NOT NULL AND outbox_id IS NOT NULL DO NOTHING RETURNING id)
+     SELECT id FROM ins
+     UNION ALL
+     SELECT id FROM webhook_deliveries
+      WHERE outbox_id = $3 AND event_type = $4 AND connector IS NOT NULL AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM ins)`,
     [
       id,
       messageIdOf(id),
@@ -116,4 +122,5 @@ export async function addDeviceManagerOrders(
       event.subjectId,
     ],
   );
+  return row?.id ?? null;
 }
