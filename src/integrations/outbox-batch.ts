@@ -95,28 +95,15 @@ const delayOpts = (jobId: string, delayMs: number): JobsOptions => ({ jobId, del
 
 /**
  * After Redis came back empty: every unfinished thing Postgres holds goes back on its queue at once, in pages
- * with addBulk (a job id that is somehow still there makes BullMQ skip that one). Outbox events are fanned out.
+ * with addBulk (a job id that is somehow still there makes BullMQ skip that one). Outbox events are fanned out
+ * after the pending deliveries are re-added: the other way round, every delivery the fan-out had just queued in a
+ * bundle (whose job id is not its own) was queued a second time.
  */
 export async function requeueEverything(
   ctx: AppContext,
   queues: AppQueues,
   page = 1000,
 ): Promise<{ outbox: number; deliveries: number; effects: number }> {
-  let outbox = 0;
-  for (;;) {
-    const b = await fanOutBatch(ctx);
-    if (b.events === 0) break;
-    outbox += b.events;
-    await enqueueBatch(queues, b);
-  }
-  // events the batch leaves to their own relay job (it failed before) get that job back
-  const failing = await ctx.db.query<{ id: string }>(
-    `SELECT id FROM outbox WHERE status <> 'done' AND last_error IS NOT NULL ORDER BY seq LIMIT $1`,
-    [page],
-  );
-  if (failing.length)
-    await queues.outbox.addBulk(failing.map((r) => ({ name: 'relay', data: { outboxId: r.id }, opts: { jobId: jobIds.relay(r.id) } })));
-  outbox += failing.length;
   let deliveries = 0;
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
@@ -153,6 +140,21 @@ export async function requeueEverything(
         ),
     ]);
   }
+  let outbox = 0;
+  for (;;) {
+    const b = await fanOutBatch(ctx);
+    if (b.events === 0) break;
+    outbox += b.events;
+    await enqueueBatch(queues, b);
+  }
+  // events the batch leaves to their own relay job (it failed before) get that job back
+  const failing = await ctx.db.query<{ id: string }>(
+    `SELECT id FROM outbox WHERE status <> 'done' AND last_error IS NOT NULL ORDER BY seq LIMIT $1`,
+    [page],
+  );
+  if (failing.length)
+    await queues.outbox.addBulk(failing.map((r) => ({ name: 'relay', data: { outboxId: r.id }, opts: { jobId: jobIds.relay(r.id) } })));
+  outbox += failing.length;
   let effects = 0;
   let afterEffect = '00000000-0000-0000-0000-000000000000';
   for (;;) {

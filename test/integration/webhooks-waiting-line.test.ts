@@ -51,8 +51,8 @@ it("a busy endpoint's queue waits in lines the gate sent back and is delivered o
   const queue = workers.queues.webhooks as Queue<DeliveryJob>;
 
   // two requests are held open (the endpoint's limit); the other 38 deliveries wait in the lines the gate sent back,
-  // which merge the relay's bundles (fewer jobs; how few depends on when each came due, so not counted here).
-  // (The startup recovery's single-delivery jobs, duplicates that find their delivery leased or done, wait too.)
+  // which merge the relay's bundles (fewer jobs; how few depends on when each came due, so not counted here) —
+  // including the ones bundled with the two held open, which go to their line without waiting for those answers
   const lines = async () =>
     (await queue.getJobs(['delayed', 'waiting', 'prioritized'])).filter((j) => j.id?.startsWith('bundle-') && (j.data.gateWaits ?? 0) > 0);
   await waitFor(

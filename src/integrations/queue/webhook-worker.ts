@@ -95,16 +95,16 @@ export function startWebhookWorker(
     return lines.map(() => undefined);
   }, WAITING_WINDOW);
 
-  async function deliverOne(deliveryId: string, endpointId: string, waits: number): Promise<Outcome> {
+  async function deliverOne(deliveryId: string, endpointId: string, waits: number, admitted?: () => void): Promise<Outcome> {
     const slot = await attemptSlots.hold();
     try {
-      return await attemptOne(deliveryId, endpointId, waits);
+      return await attemptOne(deliveryId, endpointId, waits, admitted);
     } finally {
       slot.giveBack();
     }
   }
 
-  async function attemptOne(deliveryId: string, endpointId: string, waits: number): Promise<Outcome> {
+  async function attemptOne(deliveryId: string, endpointId: string, waits: number, onAdmitted?: () => void): Promise<Outcome> {
     // a slot of this endpoint, or back to the queue without spending an attempt: a slow or failing endpoint holds
     // at most its own slots, never every worker slot
     const gated = (refused: Extract<GateResult, { ok: false }>): Outcome => ({
@@ -118,6 +118,7 @@ export function startWebhookWorker(
     const admit = async () => {
       const r = await gate.acquireOrWait(endpointId, deliveryId);
       admitted = r.ok;
+      if (r.ok) onAdmitted?.();
       return r;
     };
     if (askFirst) {
@@ -189,20 +190,35 @@ export function startWebhookWorker(
    * job, the bundle runs again, and its claims find the others done, leased or not yet due.
    */
   async function deliverBundle(ids: string[], endpointId: string, waits: number) {
-    const settled = await Promise.allSettled(ids.map((id) => deliverOne(id, endpointId, waits)));
     const gated: { id: string; at: number }[] = [];
     const adds: Promise<void>[] = [];
-    settled.forEach((s, i) => {
-      if (s.status !== 'fulfilled' || !('at' in s.value)) return;
-      if (s.value.gateWaits) gated.push({ id: ids[i]!, at: s.value.at });
-      else adds.push(queues.delivery(ids[i]!, s.value.at - Date.now(), endpointId));
+    // the endpoint took some (a slow endpoint freeing its slots): such an endpoint is visited about as often as its
+    // slots free, which a merged line's growing pause would not be
+    let progressed = false;
+    const decided: Promise<void>[] = [];
+    const runs = ids.map((id) => {
+      let decide!: () => void;
+      decided.push(new Promise<void>((resolve) => (decide = resolve)));
+      const admitted = () => {
+        progressed = true;
+        decide();
+      };
+      return deliverOne(id, endpointId, waits, admitted)
+        .then((o) => {
+          if (!('at' in o)) progressed ||= o.done !== 'skipped';
+          else if (o.gateWaits) gated.push({ id, at: o.at });
+          else {
+            progressed = true;
+            adds.push(queues.delivery(id, o.at - Date.now(), endpointId));
+          }
+          return o;
+        })
+        .finally(decide);
     });
+    // every delivery sent away, or on its way to the endpoint: the ones the gate sent away join their line now, not
+    // once the others have their answers (a slow endpoint holds those for as long as it takes to answer)
+    await Promise.all(decided);
     if (gated.length) {
-      // the pauses grow only while the endpoint lets none through; one that takes some (a slow endpoint freeing
-      // its slots) is visited about as often as its slots free, which a merged line's growing pause would not be
-      const progressed = settled.some(
-        (s) => s.status === 'fulfilled' && ('done' in s.value ? s.value.done !== 'skipped' : s.value.gateWaits === 0),
-      );
       adds.push(
         waitingLines.submit({
           ids: gated.map((g) => g.id),
@@ -212,6 +228,7 @@ export function startWebhookWorker(
         }),
       );
     }
+    const settled = await Promise.allSettled(runs);
     await Promise.all(adds);
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
