@@ -51,6 +51,8 @@ export interface NotifyJob {
   rateLimitWaits?: number;
 }
 
+const carriedKey = (prefix: string, endpointId: string) => `${prefix}:${queueNames.webhooks}:carried:${endpointId}`;
+
 /** Job ids are the Postgres ids, so enqueueing the same thing twice is a no-op while the first is queued. */
 export const jobIds = {
   relay: (outboxId: string) => outboxId,
@@ -109,6 +111,27 @@ export class AppQueues {
       ...opts,
       defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } },
     });
+  }
+
+  /**
+   * Lines (a gated endpoint's deliveries waiting together, webhook-worker.ts) carry deliveries under job ids that are
+   * not their own, so the reconciler cannot tell from a job id that such a delivery has a job. Adding or running a
+   * line marks its endpoint for `ttlMs`; the reconciler leaves the untried deliveries of a marked endpoint alone
+   * (each would get a second job: a slow endpoint's whole queue, 1000 per pass). One lost meanwhile (a failed
+   * enqueue) is re-added once the endpoint's lines are gone; a retry has a job under its own id and is not affected.
+   */
+  async markCarried(endpointId: string, ttlMs: number): Promise<void> {
+    const key = carriedKey(this.prefix, endpointId);
+    const ms = Math.max(1, Math.round(ttlMs));
+    // a mark is only ever lengthened: a line due later keeps its endpoint marked past a shorter mark
+    await this.connection.multi().set(key, '1', 'PX', ms, 'NX').pexpire(key, ms, 'GT').exec();
+  }
+
+  /** The endpoints (of those given) with deliveries waiting in lines lately. */
+  async carriedOf(endpointIds: string[]): Promise<Set<string>> {
+    if (endpointIds.length === 0) return new Set();
+    const marks = await this.connection.mget(...endpointIds.map((id) => carriedKey(this.prefix, id)));
+    return new Set(endpointIds.filter((_, i) => marks[i] !== null));
   }
 
   all(): Queue[] {

@@ -1,0 +1,71 @@
+import type { Queue } from 'bullmq';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { reconcileOnce } from '../../src/integrations/outbox-relay.ts';
+import type { DeliveryJob } from '../../src/integrations/queue/queues.ts';
+import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
+import { seedContoso, VISIO } from '../support/fixtures.ts';
+import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
+import { createTestContext, type TestContext } from '../support/test-context.ts';
+import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+
+let t: TestContext;
+let workers: RunningWorkers | undefined;
+let held: Receiver | undefined;
+let release: () => void = () => undefined;
+const N = 20;
+
+beforeAll(async () => {
+  t = await createTestContext({
+    // a delivery not tried yet becomes the reconciler's after a second (and it runs every second)
+    OUTBOX_RECONCILE_MS: '1000',
+    WEBHOOK_TIMEOUT_MS: '120000',
+    WEBHOOK_ENDPOINT_CONCURRENCY: '2',
+  });
+  await seedContoso(t.tdb.db);
+});
+afterAll(async () => {
+  release();
+  await workers?.stop();
+  await held?.close();
+  await cleanupRedis(t.ctx.config.QUEUE_PREFIX);
+  await t.close();
+});
+
+it('the reconciler leaves a busy endpoint’s queue in its lines: no delivery gets a second job, each arrives once', async () => {
+  held = await startReceiver();
+  const answer = new Promise<void>((res) => (release = res));
+  held.setHandler(async () => {
+    await answer;
+    return { status: 200 };
+  });
+  await addEndpoint(t.tdb.db, { name: 'held', url: held.url, secret: held.secret, events: ['app.install'] });
+  const api = { id: null, label: 'api:test', channel: 'api' as const };
+  for (let i = 0; i < N; i++) {
+    const guid = `GUID:RECON-${String(i).padStart(3, '0')}`;
+    await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [guid, `PC-R${i}`]);
+    await t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid: guid });
+  }
+  workers = await startWorkers(t.ctx, { sweeper: false, webhookConcurrency: 4 });
+  const queue = workers.queues.webhooks as Queue<DeliveryJob>;
+  await waitFor(() => held!.received.length === 2, 'the endpoint holding its two slots', { state: () => held!.received.length });
+
+  // every delivery is now old enough for the reconciler, none tried: its passes (and two run here) find them all
+  await waitFor(
+    async () =>
+      (
+        await t.tdb.db.one<{ n: number }>(
+          `SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at < now() - interval '1.5 seconds'`,
+        )
+      ).n === N,
+    'every delivery past the reconciler’s grace',
+  );
+  await reconcileOnce(t.ctx, workers.queues);
+  await reconcileOnce(t.ctx, workers.queues);
+  const ids = await t.tdb.db.query<{ id: string }>(`SELECT id FROM webhook_deliveries`);
+  const ownJobs = await Promise.all(ids.map((d) => queue.getJob(d.id)));
+  expect(ownJobs.filter(Boolean).map((j) => j!.id)).toEqual([]);
+
+  release();
+  await waitFor(() => held!.accepted.size === N, `all ${N} deliveries accepted`, { state: () => held!.accepted.size });
+  expect(new Set(held.received.map((m) => m.id)).size).toBe(N);
+});
