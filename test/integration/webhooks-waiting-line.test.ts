@@ -2,10 +2,10 @@ import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DeliveryJob } from '../../src/integrations/queue/queues.ts';
 import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
-import { seedContoso, VISIO } from '../support/fixtures.ts';
-import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
+import { seedContoso } from '../support/fixtures.ts';
+import { cleanupRedis, heldEndpointBacklog } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
-import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+import { waitFor, type Receiver } from '../support/webhook-receiver.ts';
 
 let t: TestContext;
 let workers: RunningWorkers | undefined;
@@ -32,21 +32,10 @@ afterAll(async () => {
 });
 
 it("a busy endpoint's queue waits in lines the gate sent back and is delivered once it answers, each webhook-id once", async () => {
-  held = await startReceiver();
-  const answer = new Promise<void>((res) => (release = res));
-  held.setHandler(async () => {
-    await answer;
-    return { status: 200 };
-  });
-  await addEndpoint(t.tdb.db, { name: 'held', url: held.url, secret: held.secret, events: ['app.install'] });
-
   // committed while no worker runs: the relay fans the backlog out at once, in bundles of eight
-  const api = { id: null, label: 'api:test', channel: 'api' as const };
-  for (let i = 0; i < N; i++) {
-    const guid = `GUID:LINE-${String(i).padStart(3, '0')}`;
-    await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [guid, `PC-L${i}`]);
-    await t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid: guid });
-  }
+  const backlog = await heldEndpointBacklog(t, N, 'LINE');
+  held = backlog.held;
+  release = backlog.release;
   workers = await startWorkers(t.ctx, { sweeper: false, webhookConcurrency: 4 });
   const queue = workers.queues.webhooks as Queue<DeliveryJob>;
 

@@ -1,6 +1,9 @@
 import { Redis } from 'ioredis';
 import type { Database } from '../../src/db/database.ts';
 import { deleteKeysWithPrefix } from '../../src/integrations/queue/connection.ts';
+import { VISIO } from './fixtures.ts';
+import type { TestContext } from './test-context.ts';
+import { startReceiver, type Receiver } from './webhook-receiver.ts';
 
 /** Removes every Redis key this test file's queue prefix created. */
 export async function cleanupRedis(prefix: string, url = 'redis://127.0.0.1:6379'): Promise<number> {
@@ -51,4 +54,26 @@ export async function addEndpoint(db: Database, e: { name: string; url: string; 
     e.events,
   ]);
   return row.id;
+}
+
+/**
+ * An endpoint that holds every request open until `release()`, and `n` approvals of VISIO (one device each, named by
+ * `tag`) committed while no worker runs: the backlog a busy endpoint's gate sends back to wait. Seed Contoso first.
+ */
+export async function heldEndpointBacklog(t: TestContext, n: number, tag: string): Promise<{ held: Receiver; release(): void }> {
+  const held = await startReceiver();
+  let release!: () => void;
+  const answer = new Promise<void>((res) => (release = res));
+  held.setHandler(async () => {
+    await answer;
+    return { status: 200 };
+  });
+  await addEndpoint(t.tdb.db, { name: 'held', url: held.url, secret: held.secret, events: ['app.install'] });
+  const api = { id: null, label: 'api:test', channel: 'api' as const };
+  for (let i = 0; i < n; i++) {
+    const guid = `GUID:${tag}-${String(i).padStart(3, '0')}`;
+    await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [guid, `PC-${tag}${i}`]);
+    await t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid: guid });
+  }
+  return { held, release };
 }

@@ -98,8 +98,12 @@ export function startWebhookWorker(
     }
     const adds: Promise<void>[] = [];
     for (const w of byEndpoint.values()) {
-      // the endpoint stays marked until well after its line comes due
-      adds.push(queues.markCarried(w.endpointId, w.at - Date.now() + carriedTtl));
+      // the endpoint stays marked until well after its line comes due (unmarked, the reconciler adds duplicates only)
+      adds.push(
+        queues
+          .markCarried(w.endpointId, w.at - Date.now() + carriedTtl)
+          .catch((e) => log.debug({ err: e, endpointId: w.endpointId }, 'could not mark the endpoint as waiting in lines')),
+      );
       const ids = [...new Set(w.ids)];
       for (let i = 0; i < ids.length; i += WAITING_BUNDLE) {
         const chunk = ids.slice(i, i + WAITING_BUNDLE) as [string, ...string[]];
