@@ -3,7 +3,7 @@ import type { AppContext } from '../app-context.ts';
 import { webhookEmissions, type DomainEvent } from '../core/events.ts';
 import { toDomainEvent } from '../core/outbox.ts';
 import { addDeviceManagerOrders, deviceManagersFor } from './device-managers/connector-fanout.ts';
-import { deliveryBundles, jobIds, type AppQueues } from './queue/queues.ts';
+import { deliveryBundles, jobIds, onWaitingGrid, type AppQueues } from './queue/queues.ts';
 import { webhookBody } from './webhooks/signing.ts';
 
 /** Outbox events fanned out per transaction (and per addBulk). */
@@ -78,10 +78,36 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
   });
 }
 
-/** Adds the fanned-out work in one addBulk per queue; the job ids are new, so nothing finished can shadow them. */
-export async function enqueueBatch(queues: AppQueues, b: BatchFanOut): Promise<void> {
+/**
+ * Adds the fanned-out work in one addBulk per queue; the job ids are new, so nothing finished can shadow them. The
+ * deliveries of an endpoint whose deliveries wait in lines in this process (`waiting`) go straight into a line of
+ * their own, due a moment later: as bundles of eight, each would cost a job's round trip through Redis and the
+ * worker only to join such a line.
+ */
+export async function enqueueBatch(queues: AppQueues, b: BatchFanOut, waiting?: (endpointId: string) => boolean): Promise<void> {
+  const lines = new Map<string, string[]>();
+  let bundled = b.deliveries;
+  if (waiting && b.deliveries.length) {
+    const asked = new Map<string, boolean>();
+    const waits = (endpointId: string) => {
+      let w = asked.get(endpointId);
+      if (w === undefined) asked.set(endpointId, (w = waiting(endpointId)));
+      return w;
+    };
+    bundled = [];
+    for (const d of b.deliveries) {
+      if (!waits(d.endpointId)) bundled.push(d);
+      else {
+        const ids = lines.get(d.endpointId) ?? [];
+        lines.set(d.endpointId, ids);
+        ids.push(d.id);
+      }
+    }
+  }
+  const due = onWaitingGrid(Date.now() + 1);
   await Promise.all([
-    b.deliveries.length && queues.webhooks.addBulk(deliveryBundles(b.deliveries)),
+    ...[...lines].map(([endpointId, ids]) => queues.waitingLine(ids, endpointId, 1, due)),
+    bundled.length && queues.webhooks.addBulk(deliveryBundles(bundled)),
     b.orders.length &&
       queues.deviceManagers.addBulk(
         b.orders.map((id) => ({ name: 'order', data: { deliveryId: id }, opts: { jobId: jobIds.delivery(id) } })),

@@ -142,8 +142,8 @@ export async function runEffect(
  * Re-enqueues everything Postgres says is unfinished: outbox events not done, deliveries and effects still
  * pending. Harmless when the jobs exist (same ids); essential after Redis lost them. A delivery not tried yet is
  * left for a reconcile interval: it went out in a bundle, whose job id is not its own, so at once it would get a
- * second job (at each worker start, every delivery of a backlog did). Neither does an untried delivery of an endpoint
- * whose deliveries wait in lines (AppQueues.markCarried).
+ * second job (at each worker start, every delivery of a backlog did). Neither does a delivery of an endpoint whose
+ * deliveries wait in lines (AppQueues.markCarried).
  */
 export async function reconcileOnce(
   ctx: AppContext,
@@ -152,17 +152,15 @@ export async function reconcileOnce(
 ): Promise<{ outbox: number; deliveries: number; effects: number; orders: number }> {
   const outbox = await ctx.db.query<{ id: string }>(`SELECT id FROM outbox WHERE status <> 'done' ORDER BY seq LIMIT $1`, [batch]);
   for (const r of outbox) await queues.relay(r.id);
-  const deliveries = await ctx.db.query<{ id: string; endpoint_id: string; attempts: number; delay_ms: number }>(
-    `SELECT id, endpoint_id, attempts, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
+  const deliveries = await ctx.db.query<{ id: string; endpoint_id: string; delay_ms: number }>(
+    `SELECT id, endpoint_id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
        FROM webhook_deliveries
       WHERE status = 'pending' AND connector IS NULL AND (attempts > 0 OR created_at < now() - make_interval(secs => $2::float8 / 1000))
       ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
     [batch, ctx.config.OUTBOX_RECONCILE_MS],
   );
-  const untried = deliveries.filter((d) => d.attempts === 0);
-  const inLines = await queues.carriedOf([...new Set(untried.map((d) => d.endpoint_id))]);
-  for (const d of deliveries)
-    if (d.attempts > 0 || !inLines.has(d.endpoint_id)) await queues.delivery(d.id, Number(d.delay_ms) || 0, d.endpoint_id);
+  const inLines = await queues.carriedOf([...new Set(deliveries.map((d) => d.endpoint_id))]);
+  for (const d of deliveries) if (!inLines.has(d.endpoint_id)) await queues.delivery(d.id, Number(d.delay_ms) || 0, d.endpoint_id);
   const orders = await ctx.db.query<{ id: string; delay_ms: number }>(
     `SELECT id, GREATEST(0, EXTRACT(EPOCH FROM (coalesce(next_attempt_at, now()) - now())) * 1000)::float8 AS delay_ms
        FROM webhook_deliveries WHERE status = 'pending' AND connector IS NOT NULL ORDER BY next_attempt_at NULLS FIRST LIMIT $1`,
@@ -196,7 +194,11 @@ const MARKER_CHECK_MS = 1000;
  * OUTBOX_RECONCILE_MS covers missed notifications. A marker key in Redis, checked every second and on every
  * reconnect, tells when Redis came back empty: then everything unfinished is re-enqueued at once.
  */
-export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRelay {
+export function startOutboxRelay(
+  ctx: AppContext,
+  queues: AppQueues,
+  opts: { /** the endpoint's deliveries wait in lines now (enqueueBatch) */ waiting?: (endpointId: string) => boolean } = {},
+): OutboxRelay {
   const log = ctx.logger.child({ component: 'outbox-relay' });
   let stopped = false;
   let client: pg.Client | null = null;
@@ -223,7 +225,7 @@ export function startOutboxRelay(ctx: AppContext, queues: AppQueues): OutboxRela
         for (const r of rows) await queues.relay(r.id).catch(() => undefined);
         return;
       }
-      await enqueueBatch(queues, batch).catch((e) => log.warn({ err: e }, 'could not enqueue; recovered when Redis is back'));
+      await enqueueBatch(queues, batch, opts.waiting).catch((e) => log.warn({ err: e }, 'could not enqueue; recovered when Redis is back'));
       if (batch.events < RELAY_BATCH && !drainAgain) return;
     }
   };

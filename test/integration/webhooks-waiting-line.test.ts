@@ -4,7 +4,7 @@ import { reconcileOnce } from '../../src/integrations/outbox-relay.ts';
 import type { DeliveryJob } from '../../src/integrations/queue/queues.ts';
 import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/workers.ts';
 import { seedContoso } from '../support/fixtures.ts';
-import { cleanupRedis, heldEndpointBacklog } from '../support/queue-harness.ts';
+import { approveDevices, cleanupRedis, heldEndpointBacklog } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 import { waitFor, type Receiver } from '../support/webhook-receiver.ts';
 
@@ -72,7 +72,21 @@ describe('a busy endpoint', () => {
       { state: async () => (await lines()).map((j) => `${j.id?.slice(0, 12)} w${j.data.gateWaits} n${1 + (j.data.more?.length ?? 0)}`) },
     );
     expect(s.held.received).toHaveLength(2);
-    await allArriveOnce(s, N);
+
+    // approvals committed meanwhile, one by one: the relay puts their deliveries straight into a line, never in a
+    // fresh bundle or a job of their own
+    const M = 10;
+    await approveDevices(s.t, 'LINE', N, N + M);
+    await waitFor(
+      async () => (await s.t.tdb.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_deliveries`)).n === N + M,
+      'the new approvals fanned out',
+    );
+    const fresh = await s.t.tdb.db.query<{ id: string }>(`SELECT id FROM webhook_deliveries ORDER BY created_at DESC LIMIT $1`, [M]);
+    const jobs = await s.queue.getJobs(['delayed', 'waiting', 'prioritized', 'active', 'completed']);
+    const carriers = (id: string) => jobs.filter((j) => j.data.deliveryId === id || j.data.more?.includes(id));
+    expect(fresh.flatMap((d) => carriers(d.id)).filter((j) => !j.data.gateWaits || !j.id?.startsWith('bundle-'))).toEqual([]);
+    expect(fresh.every((d) => carriers(d.id).length > 0)).toBe(true);
+    await allArriveOnce(s, N + M);
   });
 });
 

@@ -69,11 +69,16 @@ export async function heldEndpointBacklog(t: TestContext, n: number, tag: string
     return { status: 200 };
   });
   await addEndpoint(t.tdb.db, { name: 'held', url: held.url, secret: held.secret, events: ['app.install'] });
+  await approveDevices(t, tag, 0, n);
+  return { held, release };
+}
+
+/** Approves VISIO for devices `from` to `to` - 1 (named by `tag`, added here), one CreateApprovedRequest each. */
+export async function approveDevices(t: TestContext, tag: string, from: number, to: number): Promise<void> {
   const api = { id: null, label: 'api:test', channel: 'api' as const };
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < to; i++) {
     const guid = `GUID:${tag}-${String(i).padStart(3, '0')}`;
     await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [guid, `PC-${tag}${i}`]);
     await t.ctx.requests.createApproved(api, { applicationId: VISIO, clientGuid: guid });
   }
-  return { held, release };
 }

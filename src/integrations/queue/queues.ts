@@ -25,6 +25,16 @@ export interface DeliveryJob {
 /** Fresh deliveries to one endpoint per webhook job: a backlog costs a queue round trip per bundle, not per delivery. */
 export const DELIVERY_BUNDLE = 8;
 
+/**
+ * Deliveries per job sent back to wait for their endpoint (a line): a slow endpoint's queue goes through Redis in a
+ * few jobs (with bundles of eight, each of its 3000 queued deliveries cost about as much worker time as a delivery
+ * made).
+ */
+export const WAITING_BUNDLE = 256;
+
+/** Lines of one endpoint come due together, on a grid, so their jobs run side by side and go back as one. */
+export const onWaitingGrid = (at: number) => Math.ceil(at / 100) * 100;
+
 /** The webhook jobs for fresh deliveries: one per bundle of up to DELIVERY_BUNDLE deliveries to the same endpoint. */
 export function deliveryBundles(deliveries: { id: string; endpointId: string }[], size = DELIVERY_BUNDLE) {
   const byEndpoint = new Map<string, string[]>();
@@ -116,9 +126,9 @@ export class AppQueues {
   /**
    * Lines (a gated endpoint's deliveries waiting together, webhook-worker.ts) carry deliveries under job ids that are
    * not their own, so the reconciler cannot tell from a job id that such a delivery has a job. Adding or running a
-   * line marks its endpoint for `ttlMs`; the reconciler leaves the untried deliveries of a marked endpoint alone
-   * (each would get a second job: a slow endpoint's whole queue, 1000 per pass). One lost meanwhile (a failed
-   * enqueue) is re-added once the endpoint's lines are gone; a retry has a job under its own id and is not affected.
+   * line marks its endpoint for `ttlMs`; the reconciler leaves the deliveries of a marked endpoint to its lines
+   * (each would get a second job: a slow endpoint's whole queue, 1000 per pass). One whose job was lost meanwhile (a
+   * failed enqueue) is re-added once the endpoint's lines are gone.
    */
   async markCarried(endpointId: string, ttlMs: number): Promise<void> {
     const key = carriedKey(this.prefix, endpointId);
@@ -153,10 +163,12 @@ export class AppQueues {
     );
   }
 
-  /** Deliveries to one endpoint its gate sent back to wait, as one job: a slow endpoint's queue then moves through Redis a bundle at a time. */
+  /**
+   * Deliveries to one endpoint its gate sent back to wait, as one job (a line, of one delivery or more): a slow
+   * endpoint's queue then moves through Redis a bundle at a time.
+   */
   waitingBundle(deliveryIds: readonly [string, ...string[]], endpointId: string, gateWaits: number, delayMs: number): Promise<void> {
     const [deliveryId, ...more] = deliveryIds;
-    if (!more.length) return this.delivery(deliveryId, delayMs, endpointId, gateWaits);
     return this.ensure(
       this.webhooks as Queue,
       'deliver',
@@ -165,6 +177,15 @@ export class AppQueues {
       () => stillPending.anyDelivery(this.db, deliveryIds),
       delayMs,
     );
+  }
+
+  /** One endpoint's deliveries waiting for it, in lines of up to WAITING_BUNDLE, due at `at` (epoch ms). */
+  async waitingLine(deliveryIds: string[], endpointId: string, gateWaits: number, at: number): Promise<void> {
+    const ids = [...new Set(deliveryIds)];
+    const adds: Promise<void>[] = [];
+    for (let i = 0; i < ids.length; i += WAITING_BUNDLE)
+      adds.push(this.waitingBundle(ids.slice(i, i + WAITING_BUNDLE) as [string, ...string[]], endpointId, gateWaits, at - Date.now()));
+    await Promise.all(adds);
   }
 
   order(deliveryId: string, delayMs = 0): Promise<void> {

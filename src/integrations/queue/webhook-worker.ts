@@ -5,11 +5,16 @@ import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } 
 import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
 import { GroupCommit } from '../../db/group-commit.ts';
 import { Permits } from './permits.ts';
-import { queueNames, type AppQueues, type DeliveryJob } from './queues.ts';
+import { onWaitingGrid, queueNames, type AppQueues, type DeliveryJob } from './queues.ts';
 
 export interface WebhookWorker {
   worker: Worker<DeliveryJob>;
   gate: EndpointGate;
+  /**
+   * The endpoint's deliveries wait in lines now (its gate sent deliveries away lately, or a line of it is not long
+   * past due): the relay puts its new ones straight into a line (enqueueBatch).
+   */
+  waiting(endpointId: string): boolean;
   /** resolves once the endpoint slots given back by finished attempts have reached Redis */
   released(): Promise<void>;
   /** the gate's connection: closed after the worker */
@@ -19,17 +24,10 @@ export interface WebhookWorker {
 /** Deliveries a process carries between claim and outcome, per send slot. */
 const ATTEMPTS_PER_SEND = 8;
 
-/**
- * Deliveries per job sent back to wait for their endpoint: a slow endpoint's queue goes through Redis in a few jobs
- * (with bundles of eight, each of its 3000 queued deliveries cost about as much worker time as a delivery made).
- */
-const WAITING_BUNDLE = 256;
-
-/**
- * Lines of one endpoint come due together, on a grid, so their jobs run side by side and go back as one; the first
- * to go back waits a moment for the others.
- */
-const WAITING_GRID_MS = 100;
+// how long after its latest line came due an endpoint still counts as waiting in lines (the line runs, and goes
+// back as a new line if the endpoint still takes none)
+const LINE_GRACE_MS = 1000;
+// the first line to go back waits a moment for the others due with it (onWaitingGrid)
 const WAITING_WINDOW = { maxWaitMs: 5, expectMore: () => true };
 
 interface Waiting {
@@ -84,6 +82,8 @@ export function startWebhookWorker(
       log.debug({ err: e, endpointId }, 'could not mark the endpoint as waiting in lines');
     });
   };
+  // per endpoint, when its latest line comes due: a line going back is added again before this is long past
+  const linedUntil = new Map<string, number>();
   // the deliveries gates sent back while one add is on its way to Redis join the next: per endpoint, one job
   const waitingLines = new GroupCommit<Waiting, void>(async (lines) => {
     const byEndpoint = new Map<string, Waiting>();
@@ -98,17 +98,14 @@ export function startWebhookWorker(
     }
     const adds: Promise<void>[] = [];
     for (const w of byEndpoint.values()) {
+      linedUntil.set(w.endpointId, Math.max(linedUntil.get(w.endpointId) ?? 0, w.at));
       // the endpoint stays marked until well after its line comes due (unmarked, the reconciler adds duplicates only)
       adds.push(
         queues
           .markCarried(w.endpointId, w.at - Date.now() + carriedTtl)
           .catch((e) => log.debug({ err: e, endpointId: w.endpointId }, 'could not mark the endpoint as waiting in lines')),
       );
-      const ids = [...new Set(w.ids)];
-      for (let i = 0; i < ids.length; i += WAITING_BUNDLE) {
-        const chunk = ids.slice(i, i + WAITING_BUNDLE) as [string, ...string[]];
-        adds.push(queues.waitingBundle(chunk, w.endpointId, w.gateWaits, w.at - Date.now()));
-      }
+      adds.push(queues.waitingLine(w.ids, w.endpointId, w.gateWaits, w.at));
     }
     await Promise.all(adds);
     return lines.map(() => undefined);
@@ -195,7 +192,14 @@ export function startWebhookWorker(
     if (!endpointId) return 'skipped';
     if (job.data.more) return deliverBundle([job.data.deliveryId, ...job.data.more], endpointId, job.data.gateWaits ?? 0);
     const outcome = await deliverOne(job.data.deliveryId, endpointId, job.data.gateWaits ?? 0);
-    return 'at' in outcome ? delay(job, token, endpointId, outcome) : outcome.done;
+    if (!('at' in outcome)) return outcome.done;
+    // sent away by its endpoint's gate: it waits in the endpoint's line with the others, not as a job of its own
+    // (one event at a time, as approvals come, each delivery to a slow endpoint bounced through Redis on its own)
+    if (outcome.gateWaits) {
+      await waitingLines.submit({ ids: [job.data.deliveryId], endpointId, gateWaits: outcome.gateWaits, at: onWaitingGrid(outcome.at) });
+      return 'waiting';
+    }
+    return delay(job, token, endpointId, outcome);
   }
 
   /**
@@ -244,7 +248,7 @@ export function startWebhookWorker(
           ids: gated.map((g) => g.id),
           endpointId,
           gateWaits: progressed ? Math.max(1, waits - 1) : waits + 1,
-          at: Math.ceil(Math.min(...gated.map((g) => g.at)) / WAITING_GRID_MS) * WAITING_GRID_MS,
+          at: onWaitingGrid(Math.min(...gated.map((g) => g.at))),
         }),
       );
     }
@@ -264,6 +268,14 @@ export function startWebhookWorker(
   return {
     worker,
     gate,
+    waiting: (endpointId) => {
+      if (gate.refusedLately(endpointId)) return true;
+      const until = linedUntil.get(endpointId);
+      if (until === undefined) return false;
+      if (Date.now() < until + LINE_GRACE_MS) return true;
+      linedUntil.delete(endpointId);
+      return false;
+    },
     released: async () => {
       await Promise.allSettled([...releasing]);
     },

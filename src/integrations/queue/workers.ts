@@ -130,7 +130,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   for (const w of workers) void w.run();
 
-  const relay = startOutboxRelay(ctx, queues);
+  const relay = startOutboxRelay(ctx, queues, { waiting: webhooks.waiting });
   const sweeper = opts.sweeper === false ? null : startSweeper(ctx, { intervalMs: opts.sweepIntervalMs });
   const retention = startRetention(ctx);
   const auditSealer = opts.auditSealer === false ? null : startAuditSealer(ctx, opts.auditSealer === true ? {} : opts.auditSealer);
