@@ -43,8 +43,9 @@ type Outcome = { done: 'succeeded' | 'failed' | 'skipped' } | { at: number; gate
 /**
  * The webhook worker. A job carries one delivery, or a bundle of one endpoint's fresh deliveries (added by the
  * relay): a bundle's deliveries are claimed together and sent side by side, so a backlog costs one queue round trip
- * per bundle instead of one per delivery. Whatever must wait (a retry, a gate's refusal) goes back to the queue as a
- * job of its own under its delivery's id.
+ * per bundle instead of one per delivery. A retry goes back to the queue as a job of its own under its delivery's
+ * id; what an endpoint's gate sends away waits in that endpoint's line (a bundle job named by its deliveries and how
+ * often they have waited), with the endpoint's other waiting deliveries.
  */
 export function startWebhookWorker(
   ctx: AppContext,
