@@ -86,23 +86,11 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
  */
 export async function enqueueBatch(queues: AppQueues, b: BatchFanOut, waiting?: (endpointId: string) => boolean): Promise<void> {
   const lines = new Map<string, string[]>();
-  let bundled = b.deliveries;
-  if (waiting && b.deliveries.length) {
-    const asked = new Map<string, boolean>();
-    const waits = (endpointId: string) => {
-      let w = asked.get(endpointId);
-      if (w === undefined) asked.set(endpointId, (w = waiting(endpointId)));
-      return w;
-    };
-    bundled = [];
-    for (const d of b.deliveries) {
-      if (!waits(d.endpointId)) bundled.push(d);
-      else {
-        const ids = lines.get(d.endpointId) ?? [];
-        lines.set(d.endpointId, ids);
-        ids.push(d.id);
-      }
-    }
+  const bundled: BatchFanOut['deliveries'] = [];
+  for (const d of b.deliveries) {
+    if (!waiting?.(d.endpointId)) bundled.push(d);
+    else if (lines.has(d.endpointId)) lines.get(d.endpointId)!.push(d.id);
+    else lines.set(d.endpointId, [d.id]);
   }
   const due = onWaitingGrid(Date.now() + 1);
   await Promise.all([

@@ -143,7 +143,7 @@ export async function runEffect(
  * pending. Harmless when the jobs exist (same ids); essential after Redis lost them. A delivery not tried yet is
  * left for a reconcile interval: it went out in a bundle, whose job id is not its own, so at once it would get a
  * second job (at each worker start, every delivery of a backlog did). Neither does a delivery of an endpoint whose
- * deliveries wait in lines (AppQueues.markCarried).
+ * deliveries wait in lines (AppQueues.waitingLine marks such endpoints).
  */
 export async function reconcileOnce(
   ctx: AppContext,

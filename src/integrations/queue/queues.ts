@@ -95,14 +95,19 @@ export class AppQueues {
   readonly notify: Queue<NotifyJob>;
   /** connector orders (Intune, Configuration Manager): webhook_deliveries rows with a connector instead of an endpoint */
   readonly deviceManagers: Queue<DeliveryJob>;
+  private readonly lineMarkMs: number;
 
   constructor(
     readonly connection: Redis,
     readonly prefix: string,
     /** where ensure() checks that work a finished job stands for is still pending */
     private readonly db: Queryable,
-    tuning: { notifyBackoffMs?: number } = {},
+    tuning: {
+      notifyBackoffMs?: number /** the reconciler's interval: lines mark their endpoint for twice it */;
+      reconcileMs?: number;
+    } = {},
   ) {
+    this.lineMarkMs = 2 * (tuning.reconcileMs ?? 30_000);
     const opts = { connection, prefix };
     this.outbox = new Queue<OutboxJob>(queueNames.outbox, {
       ...opts,
@@ -125,12 +130,13 @@ export class AppQueues {
 
   /**
    * Lines (a gated endpoint's deliveries waiting together, webhook-worker.ts) carry deliveries under job ids that are
-   * not their own, so the reconciler cannot tell from a job id that such a delivery has a job. Adding or running a
-   * line marks its endpoint for `ttlMs`; the reconciler leaves the deliveries of a marked endpoint to its lines
-   * (each would get a second job: a slow endpoint's whole queue, 1000 per pass). One whose job was lost meanwhile (a
-   * failed enqueue) is re-added once the endpoint's lines are gone.
+   * not their own, so the reconciler cannot tell from a job id that such a delivery has a job. Adding a line
+   * (waitingLine) marks its endpoint until two reconcile intervals past the line's due time (a line that goes back is
+   * added again); the reconciler leaves the deliveries of a marked endpoint to its lines (each would get a second
+   * job: a slow endpoint's whole queue, 1000 per pass). One whose job was lost meanwhile (a failed enqueue) is
+   * re-added once the endpoint's lines are gone.
    */
-  async markCarried(endpointId: string, ttlMs: number): Promise<void> {
+  private async markCarried(endpointId: string, ttlMs: number): Promise<void> {
     const key = carriedKey(this.prefix, endpointId);
     const ms = Math.max(1, Math.round(ttlMs));
     // a mark is only ever lengthened: a line due later keeps its endpoint marked past a shorter mark
@@ -167,7 +173,12 @@ export class AppQueues {
    * Deliveries to one endpoint its gate sent back to wait, as one job (a line, of one delivery or more): a slow
    * endpoint's queue then moves through Redis a bundle at a time.
    */
-  waitingBundle(deliveryIds: readonly [string, ...string[]], endpointId: string, gateWaits: number, delayMs: number): Promise<void> {
+  private waitingBundle(
+    deliveryIds: readonly [string, ...string[]],
+    endpointId: string,
+    gateWaits: number,
+    delayMs: number,
+  ): Promise<void> {
     const [deliveryId, ...more] = deliveryIds;
     return this.ensure(
       this.webhooks as Queue,
@@ -179,10 +190,13 @@ export class AppQueues {
     );
   }
 
-  /** One endpoint's deliveries waiting for it, in lines of up to WAITING_BUNDLE, due at `at` (epoch ms). */
+  /**
+   * One endpoint's deliveries waiting for it, in lines of up to WAITING_BUNDLE, due at `at` (epoch ms), with the
+   * endpoint marked for the reconciler (unmarked when Redis refuses the mark: the reconciler then adds duplicates).
+   */
   async waitingLine(deliveryIds: string[], endpointId: string, gateWaits: number, at: number): Promise<void> {
     const ids = [...new Set(deliveryIds)];
-    const adds: Promise<void>[] = [];
+    const adds: Promise<void>[] = [this.markCarried(endpointId, at - Date.now() + this.lineMarkMs).catch(() => undefined)];
     for (let i = 0; i < ids.length; i += WAITING_BUNDLE)
       adds.push(this.waitingBundle(ids.slice(i, i + WAITING_BUNDLE) as [string, ...string[]], endpointId, gateWaits, at - Date.now()));
     await Promise.all(adds);

@@ -70,19 +70,6 @@ export function startWebhookWorker(
   // their statements, and a drain keeps the event loop busy instead of waiting for Postgres (an 8000-delivery drain:
   // 1031–1114/s with two per send, 1329–1610/s with four, 1676–1755/s with eight)
   const attemptSlots = new Permits(opts.concurrency * ATTEMPTS_PER_SEND);
-  // an endpoint with deliveries waiting in lines is marked for the reconciler (AppQueues.markCarried) while its lines
-  // run, for two reconcile intervals, renewed at most every quarter of one
-  const carriedTtl = ctx.config.OUTBOX_RECONCILE_MS * 2;
-  const markedAt = new Map<string, number>();
-  const markCarried = (endpointId: string) => {
-    const now = Date.now();
-    if (now - (markedAt.get(endpointId) ?? 0) < ctx.config.OUTBOX_RECONCILE_MS / 4) return;
-    markedAt.set(endpointId, now);
-    queues.markCarried(endpointId, carriedTtl).catch((e) => {
-      markedAt.delete(endpointId);
-      log.debug({ err: e, endpointId }, 'could not mark the endpoint as waiting in lines');
-    });
-  };
   // per endpoint, when its latest line comes due: a line going back is added again before this is long past
   const linedUntil = new Map<string, number>();
   // the deliveries gates sent back while one add is on its way to Redis join the next: per endpoint, one job
@@ -100,12 +87,6 @@ export function startWebhookWorker(
     const adds: Promise<void>[] = [];
     for (const w of byEndpoint.values()) {
       linedUntil.set(w.endpointId, Math.max(linedUntil.get(w.endpointId) ?? 0, w.at));
-      // the endpoint stays marked until well after its line comes due (unmarked, the reconciler adds duplicates only)
-      adds.push(
-        queues
-          .markCarried(w.endpointId, w.at - Date.now() + carriedTtl)
-          .catch((e) => log.debug({ err: e, endpointId: w.endpointId }, 'could not mark the endpoint as waiting in lines')),
-      );
       adds.push(queues.waitingLine(w.ids, w.endpointId, w.gateWaits, w.at));
     }
     await Promise.all(adds);
@@ -214,7 +195,6 @@ export function startWebhookWorker(
    * job, the bundle runs again, and its claims find the others done, leased or not yet due.
    */
   async function deliverBundle(ids: string[], endpointId: string, waits: number) {
-    if (waits > 0) markCarried(endpointId);
     const gated: { id: string; at: number }[] = [];
     const adds: Promise<void>[] = [];
     // the endpoint took some (a slow endpoint freeing its slots): such an endpoint is visited about as often as its

@@ -59,6 +59,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const redisError = (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting');
   const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, ctx.db, {
     notifyBackoffMs: opts.notifyBackoffMs,
+    reconcileMs: ctx.config.OUTBOX_RECONCILE_MS,
   });
   const connection = createRedis(ctx.config.REDIS_URL, 'worker', `${prefix}:worker`, redisError);
   const rt: DeliveryRuntime = { ctx, allow: parseAllowList(ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: opts.backoff ?? defaultBackoff };
