@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/core/clock.ts';
 import { EndpointGate, type GateSettings } from '../../src/integrations/webhooks/endpoint-gate.ts';
 import { cleanupRedis } from '../support/queue-harness.ts';
@@ -73,6 +73,35 @@ describe('a process leases a share of an endpoint’s slots', () => {
     expect(await g.acquire(id, 'delivery-2')).toMatchObject({ ok: false, reason: 'busy' });
     await g.release(id, 'delivery-1', 'ok', 5);
     expect((await g.acquire(id, 'delivery-2')).ok).toBe(true);
+  });
+
+  it('a slot given back goes to the longest waiter alone: the others are not woken to ask again', async () => {
+    const g = gate({ concurrency: 1 });
+    const id = endpoint();
+    expect((await g.acquire(id, 'w-0')).ok).toBe(true);
+    // only releases may wake the waiters here (their polling timers never fire), so every ask is counted
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const asks = vi.spyOn(g, 'acquire');
+      const order: number[] = [];
+      const waiters = Array.from({ length: 20 }, (_, i) =>
+        g.acquireOrWait(id, `w-${i + 1}`, { maxWaitMs: 600_000 }).then((r) => {
+          expect(r.ok).toBe(true);
+          order.push(i + 1);
+        }),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      for (let i = 0; i < 20; i++) {
+        await g.release(id, `w-${i}`, 'ok', 1);
+        await waiters[i];
+      }
+      expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      // each waiter asked once on arrival; woken all at once, they asked 210 times
+      expect(asks).toHaveBeenCalledTimes(20);
+      await g.release(id, 'w-20', 'ok', 1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('slots one process holds but no longer uses go to the process that was refused', async () => {

@@ -176,8 +176,10 @@ export class EndpointGate {
     }
     if (pool?.members.has(held.member) && (health === 'neutral' || (health === 'ok' && !pool.failing))) {
       if (health === 'ok') pool.okSinceTick = true;
-      pool.free.push(held.member);
-      this.wake(endpointId);
+      // straight to the longest waiter: woken to race for it, every waiter would ask again on every release
+      const next = this.released.get(endpointId)?.shift();
+      if (next) next(held.member);
+      else pool.free.push(held.member);
       return;
     }
     pool?.members.delete(held.member);
@@ -281,17 +283,22 @@ export class EndpointGate {
     await Promise.allSettled([...this.pools.keys()].map((id) => this.closePool(id)));
   }
 
+  /** Wakes every waiter of the endpoint to ask again (a slot went back to Redis, or the circuit changed). */
   private wake(endpointId: string): void {
-    this.released.get(endpointId)?.forEach((wake) => wake());
+    const waiters = this.released.get(endpointId);
+    if (!waiters) return;
+    this.released.delete(endpointId);
+    for (const w of waiters) w(undefined);
   }
 
-  private readonly released = new Map<string, Set<() => void>>();
+  /** per endpoint, the attempts waiting for a slot, longest first: each called with a pooled slot, or to ask again */
+  private readonly released = new Map<string, ((member: string | undefined) => void)[]>();
 
   /**
    * Takes a slot, waiting here while a fast endpoint is merely busy: its slots free within milliseconds, and a job
-   * sent to the delayed set would wait far longer than that. A release in this process wakes the waiters at once,
-   * other workers' releases are seen by polling. A slow, open or probing endpoint is not waited for (the caller
-   * delays the job and frees its worker slot).
+   * sent to the delayed set would wait far longer than that. A slot this process gives back goes straight to its
+   * longest waiter; other workers' releases are seen by polling. A slow, open or probing endpoint is not waited for
+   * (the caller delays the job and frees its worker slot).
    */
   async acquireOrWait(endpointId: string, holder: string, opts: { fastMs?: number; maxWaitMs?: number } = {}): Promise<GateResult> {
     const fastMs = opts.fastMs ?? 200;
@@ -305,19 +312,39 @@ export class EndpointGate {
         this.refusals.set(endpointId, Date.now());
         return r;
       }
-      await new Promise<void>((resolve) => {
+      // holding every slot of the endpoint, this process frees them itself and hands them over: the timer only
+      // looks again at how long its attempts in flight have taken; otherwise it polls for other workers' releases
+      const pool = this.pools.get(endpointId);
+      const ownsAll = pool !== undefined && pool.members.size >= this.settings.concurrency;
+      const pollMs = ownsAll ? Math.max(5, Math.min(50, fastMs - (r.latencyMs ?? 0))) : Math.max(5, Math.min(50, r.latencyMs ?? 20));
+      const handed = await new Promise<string | undefined>((resolve) => {
         let waiters = this.released.get(endpointId);
-        if (!waiters) this.released.set(endpointId, (waiters = new Set()));
-        const done = () => {
+        if (!waiters) this.released.set(endpointId, (waiters = []));
+        const done = (member: string | undefined) => {
           clearTimeout(timer);
-          waiters!.delete(done);
-          if (waiters!.size === 0) this.released.delete(endpointId);
-          resolve();
+          const list = this.released.get(endpointId);
+          const i = list ? list.indexOf(done) : -1;
+          if (i >= 0) list!.splice(i, 1);
+          if (list?.length === 0) this.released.delete(endpointId);
+          resolve(member);
         };
-        const timer = setTimeout(done, Math.max(5, Math.min(50, r.latencyMs ?? 20)));
-        waiters.add(done);
+        const timer = setTimeout(() => done(undefined), pollMs);
+        waiters.push(done);
+        // a slot given back between the refusal and now went to no waiter
+        const free = this.pools.get(endpointId)?.free.pop();
+        if (free !== undefined) done(free);
       });
+      if (handed !== undefined) return this.take(endpointId, holder, handed);
     }
+  }
+
+  /** A pooled slot handed over by a release becomes this holder's (or goes back, should the pool have closed meanwhile). */
+  private take(endpointId: string, holder: string, member: string): GateResult {
+    const pool = this.pools.get(endpointId);
+    const pooled = pool?.members.has(member) ?? false;
+    if (pool) pool.usedSinceTick = true;
+    this.holding.set(`${endpointId} ${holder}`, { endpointId, member, pooled, since: Date.now(), runs: 1 });
+    return { ok: true, probe: false };
   }
 
   /** The breaker and slot use of each endpoint, for the API and the metrics (one pipeline). */
