@@ -123,6 +123,33 @@ describe('SQL statements per command', () => {
     expect(Number(done.n)).toBe(N);
   });
 
+  it('deliveries their gate sends away after the claim give their leases back together, not one statement each', async () => {
+    const endpointId = await addEndpoint(t.tdb.db, { name: 'refusing', url: r.url, secret: r.secret, events: ['app.install'] });
+    const N = 20;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const row = await t.tdb.db.one<{ id: string }>(
+        `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body) VALUES ($1, $2, 'app.install', '{"type":"app.install"}') RETURNING id`,
+        [`msg_refused_${i}`, endpointId],
+      );
+      ids.push(row.id);
+    }
+    const rt = { ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff };
+    // a new endpoint found slow once its deliveries were claimed: every one is sent away to wait
+    const admit = async () => ({ ok: false as const, reason: 'busy' as const, waitMs: 0, latencyMs: 20_000 });
+    const refused = await counter.during(() => Promise.all(ids.map((id) => attemptDelivery(rt, id, { admit }))));
+    expect(refused.result.map((x) => x.outcome)).toEqual(Array(N).fill('gated'));
+    console.info(`[measured] ${N} claims sent away by the gate: ${refused.statements.length} statements`);
+    // the claims share a statement, and so do the leases given back (they were one UPDATE per delivery)
+    expect(refused.statements.length).toBeLessThanOrEqual(4);
+    // nothing was sent and every lease is free: the line's next run of these deliveries is not taken for a duplicate
+    const leased = await t.tdb.db.one<{ n: string }>(
+      `SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = $1 AND (lease_token IS NOT NULL OR attempts > 0)`,
+      [endpointId],
+    );
+    expect(Number(leased.n)).toBe(0);
+  });
+
   it('a sweep fires a batch of due reminders in a fixed number of statements, not a few per reminder', async () => {
     const N = 20;
     for (let i = 0; i < N; i++) {

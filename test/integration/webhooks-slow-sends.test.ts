@@ -48,3 +48,40 @@ it('requests waiting on a slow endpoint give up their worker slots, so another e
   await waitFor(() => slow.accepted.size === N, `all ${N} deliveries to the slow endpoint`);
   expect(new Set(slow.received.map((m) => m.id)).size).toBe(N);
 });
+
+it('a new endpoint that does not answer has only a few of its deliveries claimed while it is not yet known to be slow', async () => {
+  const stalled = await startReceiver();
+  receivers.push(stalled);
+  await addEndpoint(t.tdb.db, { name: 'stalled', url: stalled.url, secret: stalled.secret, events: ['app.install'] });
+  let answer!: () => void;
+  const answered = new Promise<void>((res) => (answer = res));
+  stalled.setHandler(async () => {
+    await answered;
+    return { status: 200 };
+  });
+  const leased = async () =>
+    Number(
+      (
+        await t.tdb.db.one<{ n: string }>(
+          `SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+            WHERE e.name = 'stalled' AND d.lease_until > now()`,
+        )
+      ).n,
+    );
+  // a backlog, as after a deployment wave or a restart: the relay hands the endpoint its deliveries in one bundle
+  await workers?.stop();
+  const N = 20;
+  for (let i = 0; i < N; i++)
+    await t.ctx.requests.createApproved({ id: null, label: 'api:test', channel: 'api' }, { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+  workers = await startWorkers(t.ctx, { backoff: { baseMs: 20, maxMs: 200 }, sweeper: false, webhookConcurrency: 2 });
+  // its first two attempts in flight, and at most twice its limit more claimed to wait at its gate: the rest of the
+  // backlog stays unclaimed (all of it was claimed, each delivery to wait at the gate and then be given back)
+  let most = 0;
+  await waitFor(async () => {
+    most = Math.max(most, await leased());
+    return stalled.received.length === 2 && (await leased()) === 2;
+  }, 'only the attempts in flight leased');
+  expect(most).toBeLessThanOrEqual(2 + 4);
+  answer();
+  await waitFor(() => stalled.accepted.size === N, `all ${N} deliveries to the stalled endpoint once it answers`);
+});

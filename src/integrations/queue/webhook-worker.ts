@@ -93,12 +93,28 @@ export function startWebhookWorker(
     return lines.map(() => undefined);
   }, WAITING_WINDOW);
 
+  // per endpoint, its deliveries between their claim and their admission by its gate: a few slots' worth, so a
+  // new endpoint not yet known to be slow cannot fill the attempt slots with deliveries waiting at its gate (they
+  // held all of them for the 200 ms it takes to tell, and the other endpoints' deliveries went unclaimed)
+  const admissions = new Map<string, { turns: Permits; users: number }>();
+  const turnsPerEndpoint = gate.settings.concurrency * 2;
+
   async function deliverOne(deliveryId: string, endpointId: string, waits: number, admitted?: () => void): Promise<Outcome> {
-    const slot = await attemptSlots.hold();
+    let a = admissions.get(endpointId);
+    if (!a) admissions.set(endpointId, (a = { turns: new Permits(turnsPerEndpoint), users: 0 }));
+    a.users++;
+    let slot: { giveBack(): void } | undefined;
+    const turn = await a.turns.hold();
     try {
-      return await attemptOne(deliveryId, endpointId, waits, admitted);
+      slot = await attemptSlots.hold();
+      return await attemptOne(deliveryId, endpointId, waits, () => {
+        turn.giveBack();
+        admitted?.();
+      });
     } finally {
-      slot.giveBack();
+      turn.giveBack();
+      slot?.giveBack();
+      if (--a.users === 0) admissions.delete(endpointId);
     }
   }
 

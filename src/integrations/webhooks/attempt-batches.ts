@@ -53,9 +53,9 @@ export const leaseMsFor = (ctx: AppContext) => ctx.config.WEBHOOK_TIMEOUT_MS + L
 
 /**
  * One statement for the attempts of a moment: it records the attempts that finished (the attempt rows, the
- * deliveries' new state, the end of their leases) and leases the deliveries about to be sent, returning each with
- * its endpoint. Every row either side touches is locked in id order first, so overlapping batches of other
- * processes never deadlock.
+ * deliveries' new state, the end of their leases), gives back the leases of deliveries sent away unsent, and leases
+ * the deliveries about to be sent, returning each with its endpoint. Every row any side touches is locked in id order
+ * first, so overlapping batches of other processes never deadlock.
  *
  * - A record applies only while its delivery is pending with the attempt count its claim saw and still holds its
  *   lease, so a duplicate that took over an expired lease never records twice. It tests the row `l` locked (the
@@ -63,6 +63,8 @@ export const leaseMsFor = (ctx: AppContext) => ctx.config.WEBHOOK_TIMEOUT_MS + L
  *   the pending index per batch (1430 rows for a batch of 56 during a 3000-delivery drain). The rows are found by
  *   an array of ids, not a subquery over the CTEs: the generic plan estimated those at ten rows and hash-joined them
  *   against a sequential scan of the whole table (4000 rows read for 48 locked).
+ * - A release ends the lease of a delivery its endpoint's gate sent away after its claim (no attempt made); a claim
+ *   of the same delivery in the same batch gets `none`.
  * - A claim leases a delivery that is pending, due and not leased by a live run; one that finds it leased (another
  *   run is sending it, or recording it in this very batch) gets `none`, an early duplicate of a scheduled retry
  *   gets `early`.
@@ -70,7 +72,13 @@ export const leaseMsFor = (ctx: AppContext) => ctx.config.WEBHOOK_TIMEOUT_MS + L
  *   record lost in a crash costs a resend with the same webhook-id, never a decision.
  * - clock_timestamp(): the metrics rollup folds attempts by created_at.
  */
-export async function writeAttempts(q: Queryable, recs: AttemptRecord[], claimIds: string[], leaseMs: number): Promise<Claim[]> {
+export async function writeAttempts(
+  q: Queryable,
+  recs: AttemptRecord[],
+  claimIds: string[],
+  leaseMs: number,
+  releases: LeaseRelease[] = [],
+): Promise<Claim[]> {
   const col = <K extends keyof AttemptRecord>(k: K) => recs.map((r) => r[k]);
   // one malformed id must not fail the others' claim
   const valid = claimIds.filter(isUuid);
@@ -82,7 +90,8 @@ export async function writeAttempts(q: Queryable, recs: AttemptRecord[], claimId
      k AS (SELECT DISTINCT unnest($12::uuid[]) AS id),
      l AS (
        SELECT d.id, d.status, d.attempts, d.lease_token, d.endpoint_id, d.next_attempt_at,
-              (d.lease_until IS NULL OR d.lease_until < now()) AS free, d.id = ANY($1::uuid[]) AS recording
+              (d.lease_until IS NULL OR d.lease_until < now()) AS free, d.id = ANY($1::uuid[]) AS recording,
+              d.id = ANY($16::uuid[]) AS releasing
          FROM webhook_deliveries d WHERE d.id = ANY($15::uuid[]) ORDER BY d.id FOR UPDATE),
      u AS (
        UPDATE webhook_deliveries d SET status = v.status, attempts = v.attempt,
@@ -97,9 +106,13 @@ export async function writeAttempts(q: Queryable, recs: AttemptRecord[], claimId
        SELECT v.id, (SELECT count(*) + 1 FROM webhook_attempts w WHERE w.delivery_id = v.id), v.code, v.latency, v.excerpt, v.attempt_error,
               clock_timestamp()
          FROM v JOIN u ON u.id = v.id AND u.token = v.token),
+     r AS (
+       UPDATE webhook_deliveries d SET lease_until = NULL, lease_token = NULL
+         FROM unnest($16::uuid[], $17::uuid[]) AS r(id, token) JOIN l ON l.id = r.id
+        WHERE d.id = l.id AND l.lease_token = r.token AND NOT l.recording),
      c AS (
        UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $13::float8 / 1000), lease_token = gen_random_uuid()
-         FROM l WHERE d.id = l.id AND l.id IN (SELECT id FROM k) AND NOT l.recording AND l.status = 'pending' AND l.endpoint_id IS NOT NULL
+         FROM l WHERE d.id = l.id AND l.id IN (SELECT id FROM k) AND NOT l.recording AND NOT l.releasing AND l.status = 'pending' AND l.endpoint_id IS NOT NULL
           AND l.free AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= $14::timestamptz)
        RETURNING d.id, d.message_id, d.endpoint_id, d.event_type, d.body, d.attempts, d.lease_token)
      SELECT x.*, e.url, e.secret, e.enabled, e.name AS endpoint_name
@@ -107,7 +120,7 @@ export async function writeAttempts(q: Queryable, recs: AttemptRecord[], claimId
        LEFT JOIN LATERAL (
          SELECT l.id, l.next_attempt_at AS due, c.message_id, c.endpoint_id, c.event_type, c.body, c.attempts, c.lease_token
            FROM l JOIN k ON k.id = l.id LEFT JOIN c ON c.id = l.id
-          WHERE l.free AND NOT l.recording AND l.status = 'pending' AND l.endpoint_id IS NOT NULL) x ON true
+          WHERE l.free AND NOT l.recording AND NOT l.releasing AND l.status = 'pending' AND l.endpoint_id IS NOT NULL) x ON true
        LEFT JOIN webhook_endpoints e ON e.id = x.endpoint_id`,
     [
       col('id'),
@@ -124,7 +137,9 @@ export async function writeAttempts(q: Queryable, recs: AttemptRecord[], claimId
       valid,
       leaseMs,
       new Date(Date.now() + EARLY_SLACK_MS).toISOString(),
-      [...recs.map((r) => r.id), ...valid],
+      [...recs.map((r) => r.id), ...valid, ...releases.map((r) => r.id)],
+      releases.map((r) => r.id),
+      releases.map((r) => r.leaseToken),
     ],
   );
   const byId = new Map(rows.filter((r) => r.id).map((r) => [r.id!, r]));
@@ -151,7 +166,13 @@ export async function releaseLease(q: Queryable, id: string, leaseToken: string)
   ]);
 }
 
-type AttemptOp = { claim: string } | { record: AttemptRecord };
+/** A lease ended without an attempt (the endpoint's gate sent the delivery away after its claim). */
+export interface LeaseRelease {
+  id: string;
+  leaseToken: string;
+}
+
+type AttemptOp = { claim: string } | { record: AttemptRecord } | { release: LeaseRelease };
 
 interface Batches {
   /** claims and records of this process share one statement per flush (writeAttempts) */
@@ -162,6 +183,8 @@ interface Batches {
    * a record that fails leaves the lease to expire and the reconciler to resend, under the same webhook-id.
    */
   recordLater(rec: AttemptRecord): void;
+  /** ends a lease without an attempt, in the next batch (the gate's refusals of a moment: one statement, not one each) */
+  release(id: string, leaseToken: string): Promise<void>;
   /** resolves once every record handed to recordLater has been written (or has failed) */
   settled(): Promise<void>;
   /** attempts of this process between their claim and their record (the batch waits for them a little) */
@@ -184,11 +207,13 @@ export function attemptBatches(ctx: AppContext): Batches {
     async (ops) => {
       const recs: AttemptRecord[] = [];
       const ids: string[] = [];
+      const releases: LeaseRelease[] = [];
       for (const op of ops) {
         if ('claim' in op) ids.push(op.claim);
-        else recs.push(op.record);
+        else if ('record' in op) recs.push(op.record);
+        else releases.push(op.release);
       }
-      const claims = await writeAttempts(db, recs, ids, leaseMs);
+      const claims = await writeAttempts(db, recs, ids, leaseMs, releases);
       let next = 0;
       return ops.map((op) => ('claim' in op ? claims[next++]! : null));
     },
@@ -200,6 +225,9 @@ export function attemptBatches(ctx: AppContext): Batches {
     claim: async (id) => (await writes.submit({ claim: id }))!,
     record: async (rec) => {
       await writes.submit({ record: rec });
+    },
+    release: async (id, leaseToken) => {
+      await writes.submit({ release: { id, leaseToken } });
     },
     recordLater: (rec) => {
       const p: Promise<void> = writes

@@ -32,7 +32,7 @@ export interface AttemptOptions {
    */
   admit?: () => Promise<GateResult>;
   /**
-   * The process's send slots: one is held from just before the request until its answer, or until the send has
+   * The process's send slots: one is held from the endpoint's admission until the request's answer, or until the send has
    * waited long (a slow endpoint's requests in flight must not hold the slots other endpoints need). The claim and
    * the record hold none, so the next deliveries are claimed while these are sent.
    */
@@ -78,17 +78,17 @@ export async function attemptDelivery(rt: DeliveryRuntime, deliveryId: string, o
     return { outcome: 'failed' };
   }
   let held = true;
-  // a send slot of this process, then the endpoint's: each held only for the send
+  // the endpoint's slot, then a send slot of this process: waiting for a busy endpoint holds no send slot (a new
+  // endpoint's attempts waited at its gate holding every send slot until it was known to be slow)
   let slot: { giveBack(): void } | undefined;
   try {
-    slot = await opts.sendSlots?.hold();
     const admission = await opts.admit?.();
     if (admission?.ok === false) {
       // refused: the lease goes back, so the job's next run is not taken for a duplicate
-      slot?.giveBack();
-      await releaseLease(ctx.db, d.id, d.lease_token);
+      await batches.release(d.id, d.lease_token);
       return { outcome: 'gated', gate: admission };
     }
+    slot = await opts.sendSlots?.hold();
   } catch (e) {
     slot?.giveBack();
     await releaseLease(ctx.db, d.id, d.lease_token).catch(() => undefined);
