@@ -52,6 +52,8 @@ const LEASE_CHUNK = 4;
 const TICK_MS = 250;
 // how long sending a delivery away to wait makes this process ask the gate before claiming the endpoint's next ones
 const REFUSAL_MEMORY_MS = 1000;
+// an endpoint whose attempts take longer than this is slow: its deliveries are not waited for at its gate
+const FAST_MS = 200;
 
 interface SlotPool {
   /** the members of the endpoint's slot set this process holds, in use or not */
@@ -88,6 +90,12 @@ export class EndpointGate {
     if (Date.now() - at < REFUSAL_MEMORY_MS) return true;
     this.refusals.delete(endpointId);
     return false;
+  }
+
+  /** Whether the endpoint's recent attempts from this process were answered quickly. */
+  answersFast(endpointId: string): boolean {
+    const latency = this.pools.get(endpointId)?.latencyMs;
+    return latency != null && latency < FAST_MS;
   }
 
   /** this process's share of each endpoint's slots (closed circuits only) */
@@ -301,7 +309,7 @@ export class EndpointGate {
    * (the caller delays the job and frees its worker slot).
    */
   async acquireOrWait(endpointId: string, holder: string, opts: { fastMs?: number; maxWaitMs?: number } = {}): Promise<GateResult> {
-    const fastMs = opts.fastMs ?? 200;
+    const fastMs = opts.fastMs ?? FAST_MS;
     const deadline = Date.now() + (opts.maxWaitMs ?? 1000);
     for (;;) {
       const r = await this.acquire(endpointId, holder);
