@@ -23,7 +23,7 @@ export interface DeliveryJob {
 }
 
 /** Fresh deliveries to one endpoint per webhook job: a backlog costs a queue round trip per bundle, not per delivery. */
-export const DELIVERY_BUNDLE = 8;
+export const DELIVERY_BUNDLE = 32;
 
 /**
  * Deliveries per job sent back to wait for their endpoint (a line): a slow endpoint's queue goes through Redis in a
