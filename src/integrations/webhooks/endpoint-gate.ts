@@ -185,7 +185,8 @@ export class EndpointGate {
     if (pool?.members.has(held.member) && (health === 'neutral' || (health === 'ok' && !pool.failing))) {
       if (health === 'ok') pool.okSinceTick = true;
       // straight to the longest waiter: woken to race for it, every waiter would ask again on every release
-      const next = this.released.get(endpointId)?.shift();
+      const waiters = this.released.get(endpointId);
+      const next = waiters?.values().next().value;
       if (next) next(held.member);
       else pool.free.push(held.member);
       return;
@@ -300,7 +301,7 @@ export class EndpointGate {
   }
 
   /** per endpoint, the attempts waiting for a slot, longest first: each called with a pooled slot, or to ask again */
-  private readonly released = new Map<string, ((member: string | undefined) => void)[]>();
+  private readonly released = new Map<string, Set<(member: string | undefined) => void>>();
 
   /**
    * Takes a slot, waiting here while a fast endpoint is merely busy: its slots free within milliseconds, and a job
@@ -321,23 +322,22 @@ export class EndpointGate {
         return r;
       }
       // holding every slot of the endpoint, this process frees them itself and hands them over: the timer only
-      // looks again at how long its attempts in flight have taken; otherwise it polls for other workers' releases
+      // looks again once its attempts in flight would have turned slow; otherwise it polls for other workers' releases
       const pool = this.pools.get(endpointId);
       const ownsAll = pool !== undefined && pool.members.size >= this.settings.concurrency;
-      const pollMs = ownsAll ? Math.max(5, Math.min(50, fastMs - (r.latencyMs ?? 0))) : Math.max(5, Math.min(50, r.latencyMs ?? 20));
+      const pollMs = ownsAll ? Math.max(5, fastMs - (r.latencyMs ?? 0)) : Math.max(5, Math.min(50, r.latencyMs ?? 20));
       const handed = await new Promise<string | undefined>((resolve) => {
         let waiters = this.released.get(endpointId);
-        if (!waiters) this.released.set(endpointId, (waiters = []));
+        if (!waiters) this.released.set(endpointId, (waiters = new Set()));
         const done = (member: string | undefined) => {
           clearTimeout(timer);
           const list = this.released.get(endpointId);
-          const i = list ? list.indexOf(done) : -1;
-          if (i >= 0) list!.splice(i, 1);
-          if (list?.length === 0) this.released.delete(endpointId);
+          list?.delete(done);
+          if (list?.size === 0) this.released.delete(endpointId);
           resolve(member);
         };
         const timer = setTimeout(() => done(undefined), pollMs);
-        waiters.push(done);
+        waiters.add(done);
         // a slot given back between the refusal and now went to no waiter
         const free = this.pools.get(endpointId)?.free.pop();
         if (free !== undefined) done(free);
