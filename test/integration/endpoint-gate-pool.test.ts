@@ -104,6 +104,24 @@ describe('a process leases a share of an endpoint’s slots', () => {
     }
   });
 
+  it('two runs of one delivery waiting for slots share the first handed to them, and the second goes on', async () => {
+    const g = gate({ concurrency: 2 });
+    const id = endpoint();
+    expect((await g.acquire(id, 'h-0')).ok).toBe(true);
+    expect((await g.acquire(id, 'h-1')).ok).toBe(true);
+    // a duplicate job of the same delivery (after a Redis wipe) waits beside the first
+    const runs = [g.acquireOrWait(id, 'dup', { maxWaitMs: 60_000 }), g.acquireOrWait(id, 'dup', { maxWaitMs: 60_000 })];
+    await new Promise((resolve) => setImmediate(resolve));
+    await g.release(id, 'h-0', 'ok', 1);
+    await g.release(id, 'h-1', 'ok', 1);
+    for (const r of await Promise.all(runs)) expect(r.ok).toBe(true);
+    await g.release(id, 'dup', 'ok', 1);
+    await g.release(id, 'dup', 'ok', 1);
+    // both slots are free again: none was lost to the duplicate
+    expect((await g.acquire(id, 'a')).ok).toBe(true);
+    expect((await g.acquire(id, 'b')).ok).toBe(true);
+  });
+
   it('slots one process holds but no longer uses go to the process that was refused', async () => {
     const [a, b] = [gate(), gate()];
     const id = endpoint();

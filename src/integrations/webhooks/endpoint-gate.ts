@@ -184,11 +184,7 @@ export class EndpointGate {
     }
     if (pool?.members.has(held.member) && (health === 'neutral' || (health === 'ok' && !pool.failing))) {
       if (health === 'ok') pool.okSinceTick = true;
-      // straight to the longest waiter: woken to race for it, every waiter would ask again on every release
-      const waiters = this.released.get(endpointId);
-      const next = waiters?.values().next().value;
-      if (next) next(held.member);
-      else pool.free.push(held.member);
+      this.handOn(endpointId, held.member);
       return;
     }
     pool?.members.delete(held.member);
@@ -346,13 +342,38 @@ export class EndpointGate {
     }
   }
 
-  /** A pooled slot handed over by a release becomes this holder's (or goes back, should the pool have closed meanwhile). */
+  /**
+   * A pooled slot handed over by a release becomes this holder's (not pooled, should the pool have closed
+   * meanwhile). A duplicate run of a delivery that already holds a slot shares it and hands this one on.
+   */
   private take(endpointId: string, holder: string, member: string): GateResult {
+    const key = `${endpointId} ${holder}`;
+    const shared = this.holding.get(key);
+    if (shared) {
+      shared.runs++;
+      this.handOn(endpointId, member);
+      return { ok: true, probe: false };
+    }
     const pool = this.pools.get(endpointId);
     const pooled = pool?.members.has(member) ?? false;
     if (pool) pool.usedSinceTick = true;
-    this.holding.set(`${endpointId} ${holder}`, { endpointId, member, pooled, since: Date.now(), runs: 1 });
+    this.holding.set(key, { endpointId, member, pooled, since: Date.now(), runs: 1 });
     return { ok: true, probe: false };
+  }
+
+  /**
+   * A pooled slot no attempt holds now goes straight to the endpoint's longest waiter (woken to race for it, every
+   * waiter asked again on every release), else back to the pool; a slot of a pool since closed goes back to Redis.
+   */
+  private handOn(endpointId: string, member: string): void {
+    const pool = this.pools.get(endpointId);
+    if (!pool?.members.has(member)) {
+      void this.redis.zrem(this.keys(endpointId)[0], member).catch(() => undefined);
+      return;
+    }
+    const next = this.released.get(endpointId)?.values().next().value;
+    if (next) next(member);
+    else pool.free.push(member);
   }
 
   /** The breaker and slot use of each endpoint, for the API and the metrics (one pipeline). */
