@@ -3,7 +3,7 @@ import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/
 import { seedContoso, VISIO } from '../support/fixtures.ts';
 import { addEndpoint, cleanupRedis, flushRedis } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
-import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+import { holdAnswers, startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
 
 let t: TestContext;
 let r: Receiver;
@@ -28,12 +28,7 @@ describe('Redis loses everything', () => {
   it(`after ${N} committed decisions, all ${N} install webhooks still arrive, each once`, async () => {
     await addEndpoint(t.tdb.db, { name: 'dm', url: r.url, secret: r.secret, events: ['app.install'] });
     // the receiver holds every answer until Redis has been wiped, so the wipe hits work in flight and queued
-    let open!: () => void;
-    const gate = new Promise<void>((res) => (open = res));
-    r.setHandler(async () => {
-      await gate;
-      return { status: 200 };
-    });
+    const open = holdAnswers(r);
     const guids = Array.from({ length: N }, (_, i) => `GUID:FLUSH-${String(i).padStart(4, '0')}`);
     for (const g of guids) await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, $2)`, [g, `PC-${g.slice(-4)}`]);
 

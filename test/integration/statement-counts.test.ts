@@ -31,6 +31,18 @@ afterAll(async () => {
   await t?.close();
 });
 
+/** A new endpoint with n pending deliveries, inserted directly (no fan-out). */
+async function pendingDeliveries(name: string, n: number) {
+  const endpointId = await addEndpoint(t.tdb.db, { name, url: r.url, secret: r.secret, events: ['app.install'] });
+  const rows = await t.tdb.db.query<{ id: string }>(
+    `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body)
+     SELECT 'msg_' || $1 || '_' || g, $2, 'app.install', '{"type":"app.install"}' FROM generate_series(1, $3) g RETURNING id`,
+    [name, endpointId, n],
+  );
+  return { endpointId, ids: rows.map((x) => x.id) };
+}
+const rt = () => ({ ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff });
+
 // Upper bounds with a small margin over what the commands send today: a regression shows, an improvement passes.
 describe('SQL statements per command', () => {
   it('submit, approve and one delivery attempt stay within their round-trip budgets', async () => {
@@ -48,8 +60,7 @@ describe('SQL statements per command', () => {
     expect(approve.result.outcome).toBe('approved');
     const fan = await counter.during(() => fanOutBatch(t.ctx));
     expect(fan.result.deliveries).toHaveLength(1);
-    const rt = { ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff };
-    const attempt = await counter.during(() => attemptDelivery(rt, fan.result.deliveries[0]!.id));
+    const attempt = await counter.during(() => attemptDelivery(rt(), fan.result.deliveries[0]!.id));
     expect(attempt.result.outcome).toBe('succeeded');
 
     const show = (name: string, x: { statements: string[] }) =>
@@ -78,17 +89,8 @@ describe('SQL statements per command', () => {
   });
 
   it('delivery attempts running together share their claim and record statements', async () => {
-    const endpointId = await addEndpoint(t.tdb.db, { name: 'many', url: r.url, secret: r.secret, events: ['app.install'] });
     const N = 20;
-    const ids: string[] = [];
-    for (let i = 0; i < N; i++) {
-      const row = await t.tdb.db.one<{ id: string }>(
-        `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body) VALUES ($1, $2, 'app.install', '{"type":"app.install"}') RETURNING id`,
-        [`msg_many_${i}`, endpointId],
-      );
-      ids.push(row.id);
-    }
-    const rt = { ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff };
+    const { endpointId, ids } = await pendingDeliveries('many', N);
     // the receiver answers the first 16 together and then the last 4 together: attempts that finish together
     let arrived = 0;
     const opens: (() => void)[] = [];
@@ -103,7 +105,7 @@ describe('SQL statements per command', () => {
     const queue = [...ids];
     const run = async () => {
       const outcomes: string[] = [];
-      for (let id = queue.shift(); id; id = queue.shift()) outcomes.push((await attemptDelivery(rt, id)).outcome);
+      for (let id = queue.shift(); id; id = queue.shift()) outcomes.push((await attemptDelivery(rt(), id)).outcome);
       return outcomes;
     };
     const many = await counter
@@ -124,20 +126,11 @@ describe('SQL statements per command', () => {
   });
 
   it('deliveries their gate sends away after the claim give their leases back together, not one statement each', async () => {
-    const endpointId = await addEndpoint(t.tdb.db, { name: 'refusing', url: r.url, secret: r.secret, events: ['app.install'] });
     const N = 20;
-    const ids: string[] = [];
-    for (let i = 0; i < N; i++) {
-      const row = await t.tdb.db.one<{ id: string }>(
-        `INSERT INTO webhook_deliveries (message_id, endpoint_id, event_type, body) VALUES ($1, $2, 'app.install', '{"type":"app.install"}') RETURNING id`,
-        [`msg_refused_${i}`, endpointId],
-      );
-      ids.push(row.id);
-    }
-    const rt = { ctx: t.ctx, allow: parseAllowList(t.ctx.config.WEBHOOK_ALLOW_HOSTS), backoff: defaultBackoff };
+    const { endpointId, ids } = await pendingDeliveries('refusing', N);
     // a new endpoint found slow once its deliveries were claimed: every one is sent away to wait
     const admit = async () => ({ ok: false as const, reason: 'busy' as const, waitMs: 0, latencyMs: 20_000 });
-    const refused = await counter.during(() => Promise.all(ids.map((id) => attemptDelivery(rt, id, { admit }))));
+    const refused = await counter.during(() => Promise.all(ids.map((id) => attemptDelivery(rt(), id, { admit }))));
     expect(refused.result.map((x) => x.outcome)).toEqual(Array(N).fill('gated'));
     console.info(`[measured] ${N} claims sent away by the gate: ${refused.statements.length} statements`);
     // the claims share a statement, and so do the leases given back (they were one UPDATE per delivery)

@@ -9,7 +9,7 @@ import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/
 import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
 import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
-import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+import { holdAnswers, startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
 
 let t: TestContext;
 let workers: RunningWorkers | undefined;
@@ -68,13 +68,8 @@ describe('one slow endpoint cannot starve the others', () => {
     await t.tdb.db.query('UPDATE webhook_endpoints SET enabled = false');
     const slow = await endpoint('slow');
     const fast = await endpoint('fast');
-    let release!: () => void;
-    const answer = new Promise<void>((res) => (release = res));
+    const release = holdAnswers(slow.r);
     releases.push(release);
-    slow.r.setHandler(async () => {
-      await answer;
-      return { status: 200 };
-    });
 
     const N = 20;
     await orderInstalls(N);

@@ -3,7 +3,7 @@ import { startWorkers, type RunningWorkers } from '../../src/integrations/queue/
 import { BOB_LAPTOP, seedContoso, VISIO } from '../support/fixtures.ts';
 import { addEndpoint, cleanupRedis } from '../support/queue-harness.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
-import { startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
+import { holdAnswers, startReceiver, waitFor, type Receiver } from '../support/webhook-receiver.ts';
 
 let t: TestContext;
 let workers: RunningWorkers | undefined;
@@ -30,11 +30,7 @@ it('requests waiting on a slow endpoint give up their worker slots, so another e
   receivers.push(slow, fast);
   await addEndpoint(t.tdb.db, { name: 'slow', url: slow.url, secret: slow.secret, events: ['app.install'] });
   await addEndpoint(t.tdb.db, { name: 'fast', url: fast.url, secret: fast.secret, events: ['app.install'] });
-  const answer = new Promise<void>((res) => (release = res));
-  slow.setHandler(async () => {
-    await answer;
-    return { status: 200 };
-  });
+  release = holdAnswers(slow);
 
   const N = 10;
   for (let i = 0; i < N; i++)
@@ -53,12 +49,7 @@ it('a new endpoint that does not answer has only a few of its deliveries claimed
   const stalled = await startReceiver();
   receivers.push(stalled);
   await addEndpoint(t.tdb.db, { name: 'stalled', url: stalled.url, secret: stalled.secret, events: ['app.install'] });
-  let answer!: () => void;
-  const answered = new Promise<void>((res) => (answer = res));
-  stalled.setHandler(async () => {
-    await answered;
-    return { status: 200 };
-  });
+  const answer = holdAnswers(stalled);
   const leased = async () =>
     Number(
       (

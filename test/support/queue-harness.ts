@@ -3,7 +3,7 @@ import type { Database } from '../../src/db/database.ts';
 import { deleteKeysWithPrefix } from '../../src/integrations/queue/connection.ts';
 import { VISIO } from './fixtures.ts';
 import type { TestContext } from './test-context.ts';
-import { startReceiver, type Receiver } from './webhook-receiver.ts';
+import { holdAnswers, startReceiver, type Receiver } from './webhook-receiver.ts';
 
 /** Removes every Redis key this test file's queue prefix created. */
 export async function cleanupRedis(prefix: string, url = 'redis://127.0.0.1:6379'): Promise<number> {
@@ -62,12 +62,7 @@ export async function addEndpoint(db: Database, e: { name: string; url: string; 
  */
 export async function heldEndpointBacklog(t: TestContext, n: number, tag: string): Promise<{ held: Receiver; release(): void }> {
   const held = await startReceiver();
-  let release!: () => void;
-  const answer = new Promise<void>((res) => (release = res));
-  held.setHandler(async () => {
-    await answer;
-    return { status: 200 };
-  });
+  const release = holdAnswers(held);
   await addEndpoint(t.tdb.db, { name: 'held', url: held.url, secret: held.secret, events: ['app.install'] });
   await approveDevices(t, tag, 0, n);
   return { held, release };

@@ -107,4 +107,15 @@ export async function startReceiver(opts: { secret?: string; path?: string } = {
 }
 
 // the one wait helper, kept importable from here where most tests already take it
+/** Holds every request to the receiver open until the returned function is called; then each is answered 200. */
+export function holdAnswers(r: Receiver): () => void {
+  let release!: () => void;
+  const released = new Promise<void>((res) => (release = res));
+  r.setHandler(async () => {
+    await released;
+    return { status: 200 };
+  });
+  return release;
+}
+
 export { waitFor } from './wait.ts';
