@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/core/clock.ts';
 import { EndpointGate, type GateSettings } from '../../src/integrations/webhooks/endpoint-gate.ts';
 import { cleanupRedis } from '../support/queue-harness.ts';
@@ -26,6 +26,10 @@ const gate = (settings: Partial<GateSettings> = {}) => {
 let endpoints = 0;
 const endpoint = () => `ep-${++endpoints}`;
 
+// a test on fake timers that fails by timing out must not leave them to the cleanup
+afterEach(() => {
+  vi.useRealTimers();
+});
 afterAll(async () => {
   await Promise.allSettled(gates.map((g) => g.close()));
   for (const c of connections) c.disconnect();
