@@ -32,9 +32,10 @@ export interface AttemptOptions {
    */
   admit?: () => Promise<GateResult>;
   /**
-   * The process's send slots: one is held from the endpoint's admission until the request's answer, or until the send has
-   * waited long (a slow endpoint's requests in flight must not hold the slots other endpoints need). The claim and
-   * the record hold none, so the next deliveries are claimed while these are sent.
+   * The process's send slots: one is held from the endpoint's admission until the request's answer, or until the
+   * send has waited long (a slow endpoint's requests in flight must not hold the slots other endpoints need). The
+   * claim, the wait at the endpoint's gate and the record hold none, so the next deliveries are claimed while these
+   * are sent.
    */
   sendSlots?: { hold(): Promise<{ giveBack(): void }> };
 }

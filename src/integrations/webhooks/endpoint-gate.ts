@@ -280,6 +280,8 @@ export class EndpointGate {
     this.pools.delete(endpointId);
     for (const h of this.holding.values()) if (h.endpointId === endpointId) h.pooled = false;
     const free = pool.free.splice(0);
+    // its waiters ask Redis now (the circuit opened, or another process wants slots) instead of at their next poll
+    this.wake(endpointId);
     if (free.length > 0) await this.redis.zrem(this.keys(endpointId)[0], ...free);
   }
 
