@@ -158,11 +158,11 @@ export class AppQueues {
     return this.ensure(this.outbox as Queue, 'relay', { outboxId }, jobIds.relay(outboxId), () => stillPending.relay(this.db, outboxId));
   }
 
-  delivery(deliveryId: string, delayMs = 0, endpointId?: string, gateWaits = 0): Promise<void> {
+  delivery(deliveryId: string, delayMs = 0, endpointId?: string): Promise<void> {
     return this.ensure(
       this.webhooks as Queue,
       'deliver',
-      { deliveryId, ...(endpointId ? { endpointId } : {}), ...(gateWaits ? { gateWaits } : {}) },
+      { deliveryId, ...(endpointId ? { endpointId } : {}) },
       jobIds.delivery(deliveryId),
       () => stillPending.delivery(this.db, deliveryId),
       delayMs,

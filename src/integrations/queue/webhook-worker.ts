@@ -169,18 +169,19 @@ export function startWebhookWorker(
   }
 
   /**
-   * Sends the job back to the delayed set until `at`. When Redis lost the job while it ran (a wipe, a restart
-   * without persistence), a new one with the same id is added instead, so the retry does not wait for the reconciler.
+   * Sends a retry's job back to the delayed set until `at` (what a gate sends away waits in a line instead). When
+   * Redis lost the job while it ran (a wipe, a restart without persistence), a new one with the same id is added
+   * instead, so the retry does not wait for the reconciler.
    */
-  async function delay(job: Job<DeliveryJob>, token: string | undefined, endpointId: string, wait: Extract<Outcome, { at: number }>) {
+  async function delay(job: Job<DeliveryJob>, token: string | undefined, endpointId: string, at: number) {
     const { deliveryId } = job.data;
-    const data: DeliveryJob = wait.gateWaits ? { deliveryId, endpointId, gateWaits: wait.gateWaits } : { deliveryId, endpointId };
-    const same = job.data.endpointId === endpointId && (job.data.gateWaits ?? 0) === wait.gateWaits;
+    // a retry's pauses start again: a wait count left from an older job goes
+    const same = job.data.endpointId === endpointId && !job.data.gateWaits;
     try {
-      if (!same) await job.updateData(data);
-      await job.moveToDelayed(wait.at, token);
+      if (!same) await job.updateData({ deliveryId, endpointId });
+      await job.moveToDelayed(at, token);
     } catch (e) {
-      await queues.delivery(deliveryId, wait.at - Date.now(), endpointId, wait.gateWaits);
+      await queues.delivery(deliveryId, at - Date.now(), endpointId);
       throw e;
     }
     throw new DelayedError();
@@ -198,7 +199,7 @@ export function startWebhookWorker(
       await waitingLines.submit({ ids: [job.data.deliveryId], endpointId, gateWaits: outcome.gateWaits, at: onWaitingGrid(outcome.at) });
       return 'waiting';
     }
-    return delay(job, token, endpointId, outcome);
+    return delay(job, token, endpointId, outcome.at);
   }
 
   /**
