@@ -81,7 +81,7 @@ export async function fanOutBatch(ctx: AppContext, limit = RELAY_BATCH): Promise
 /**
  * Adds the fanned-out work in one addBulk per queue; the job ids are new, so nothing finished can shadow them. The
  * deliveries of an endpoint whose deliveries wait in lines in this process (`waiting`) go straight into a line of
- * their own, due a moment later: as bundles of eight, each would cost a job's round trip through Redis and the
+ * their own, due a moment later: in fresh bundles, each would cost a job's round trip through Redis and the
  * worker only to join such a line.
  */
 export async function enqueueBatch(queues: AppQueues, b: BatchFanOut, waiting?: (endpointId: string) => boolean): Promise<void> {

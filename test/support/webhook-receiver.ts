@@ -106,7 +106,6 @@ export async function startReceiver(opts: { secret?: string; path?: string } = {
   };
 }
 
-// the one wait helper, kept importable from here where most tests already take it
 /** Holds every request to the receiver open until the returned function is called; then each is answered 200. */
 export function holdAnswers(r: Receiver): () => void {
   let release!: () => void;
@@ -118,4 +117,5 @@ export function holdAnswers(r: Receiver): () => void {
   return release;
 }
 
+// the one wait helper, kept importable from here where most tests already take it
 export { waitFor } from './wait.ts';

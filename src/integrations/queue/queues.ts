@@ -103,7 +103,8 @@ export class AppQueues {
     /** where ensure() checks that work a finished job stands for is still pending */
     private readonly db: Queryable,
     tuning: {
-      notifyBackoffMs?: number /** the reconciler's interval: lines mark their endpoint for twice it */;
+      notifyBackoffMs?: number;
+      /** the reconciler's interval: lines mark their endpoint for twice it */
       reconcileMs?: number;
     } = {},
   ) {
