@@ -264,8 +264,14 @@ describe('SQL statements per decision over HTTP', () => {
     const key = (await createApiKey(h.t.tdb.db, 'count', ['requests:read', 'requests:write'], hs.ada.id)).key;
     const app = createHttpApp(h.t.ctx);
     const auth = { Authorization: `Bearer ${key}` };
-    // a key's first use in a minute also stamps last_used_at; a busy key does not
+    // a key's first use in a minute also stamps last_used_at; a busy key does not. The stamp is not awaited by the
+    // request: under load the approval's key lookup ran before it had landed, and stamped (and was counted) again
     await request(app).get(`/api/v1/requests/${viaRest}`).set(auth).expect(200);
+    await waitFor(
+      async () =>
+        (await h.t.tdb.db.one<{ used: boolean }>(`SELECT last_used_at IS NOT NULL AS used FROM api_keys WHERE name = 'count'`)).used,
+      'the key’s first use stamped',
+    );
     const call = await counter.during(() => request(app).post(`/api/v1/requests/${viaRest}/approve`).set(auth).send({}));
     expect(call.result.status).toBe(200);
     expect(call.result.body.outcome).toBe('approved');
