@@ -15,6 +15,7 @@ import { DecisionOrder1763960000000 } from './1763960000000-decision-order.ts';
 import { DeferredWakeups1763970000000 } from './1763970000000-deferred-wakeups.ts';
 import { DeliveryLeases1763950000000 } from './1763950000000-delivery-leases.ts';
 import { ReminderTimers1763980000000 } from './1763980000000-reminder-timers.ts';
+import { OutboxIndexes1763990000000 } from './1763990000000-outbox-indexes.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
 export const migrations = [
@@ -35,4 +36,5 @@ export const migrations = [
   DecisionOrder1763960000000,
   DeferredWakeups1763970000000,
   ReminderTimers1763980000000,
+  OutboxIndexes1763990000000,
 ];
