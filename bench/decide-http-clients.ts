@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { ACTION, promptValue } from '../src/bots/slack/slack-ids.ts';
 import { signSlackBody } from '../src/bots/slack/slack-verify.ts';
-import { FakeSlackApi } from '../test/support/fake-slack-api.ts';
+import { RawConnection, startSlackStandIn } from './raw-http.ts';
 import { pool } from './support.ts';
 
 interface ClientJob {
@@ -22,6 +21,8 @@ export interface ClientResults {
   slackAcks: number[];
   restAcks: number[];
   failures: number;
+  /** the clients' own CPU (with the Slack stand-in's) per request sent, in ms */
+  cpuMsPerRequest: number;
 }
 
 export interface ClientsProcess {
@@ -80,25 +81,19 @@ export function startClients(): Promise<ClientsProcess> {
   });
 }
 
-/**
- * One POST on a kept-alive connection. node:http rather than fetch: fetch's web streams cost the load generator about
- * half a core on this 2-core machine, taken from the server and Postgres it measures (pgbench's client is C).
- */
-function post(agent: http.Agent, url: string, body: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function main(job: ClientJob, responseOrigin: string) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: job.clients });
+  const cpu0 = process.cpuUsage();
   const bases = job.bases?.length ? job.bases : [job.base];
+  // per server, the connections free now: each client sends one request at a time, as with node:http's agent
+  const idle = new Map(bases.map((b) => [b, [] as RawConnection[]]));
+  const open = new Set<RawConnection>();
+  const post = async (base: string, path: string, body: string, headers: Record<string, string>) => {
+    const conn = idle.get(base)!.pop() ?? new RawConnection(new URL(base));
+    open.add(conn);
+    const status = await conn.post(path, headers, body);
+    idle.get(base)!.push(conn);
+    return status;
+  };
   // requests i and i+1 (a click and a REST approval in the mixed run) go to the same server, the next pair to the next
   const baseOf = (i: number) => bases[(i >> 1) % bases.length]!;
   const slackClick = (id: string, n: number) => {
@@ -114,14 +109,14 @@ async function main(job: ClientJob, responseOrigin: string) {
     };
     const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
     const ts = Math.floor(Date.now() / 1000);
-    return post(agent, `${baseOf(n)}/slack/events`, body, {
+    return post(baseOf(n), '/slack/events', body, {
       'content-type': 'application/x-www-form-urlencoded',
       'x-slack-request-timestamp': String(ts),
       'x-slack-signature': signSlackBody(job.secret, ts, body),
     });
   };
   const restApprove = (id: string, i: number) =>
-    post(agent, `${baseOf(i)}/api/v1/requests/${id}/approve`, '{}', {
+    post(baseOf(i), `/api/v1/requests/${id}/approve`, '{}', {
       'content-type': 'application/json',
       authorization: `Bearer ${job.key}`,
     });
@@ -139,20 +134,22 @@ async function main(job: ClientJob, responseOrigin: string) {
       if (status !== 200) failures++;
     },
   );
-  agent.destroy();
+  for (const c of open) c.close();
+  const cpu = process.cpuUsage(cpu0);
   const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
   const results: ClientResults = {
     acks: sorted([...slackAcks, ...restAcks]),
     slackAcks: sorted(slackAcks),
     restAcks: sorted(restAcks),
     failures,
+    cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / Math.max(1, job.ids.length),
   };
   // a pipe to the parent takes a large write in pieces: exit only once all of it is out (it truncated the acks)
   await new Promise<void>((resolve, reject) => process.stdout.write(JSON.stringify(results), (e) => (e ? reject(e) : resolve())));
 }
 
 if (process.env.SIGNOFF_BENCH_CLIENTS === '1') {
-  const fake = await new FakeSlackApi().start();
+  const fake = await startSlackStandIn();
   process.stdout.write(`${JSON.stringify({ url: fake.url, origin: fake.origin })}\n`);
   let input = '';
   process.stdin.on('data', (c) => (input += c));

@@ -178,5 +178,7 @@ function phaseFigures(r: ClientResults, decisions: number, seconds: number, cpuS
     restAckP99Ms: round(percentile(r.restAcks, 99)),
     serverCpuMsPerDecision: round((cpuSeconds * 1000) / decisions, 3),
     serverCoresBusy: round(cpuSeconds / seconds),
+    // the load generator's own share of the machine (it runs beside the server, as pgbench's clients do)
+    clientCpuMsPerDecision: round(r.cpuMsPerRequest, 3),
   };
 }
