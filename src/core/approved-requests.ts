@@ -1,21 +1,21 @@
 import type { Database, Tx } from '../db/database.ts';
 import { everyApproverGroup } from './approval-rights.ts';
-import { appendAudit, type Actor } from './audit-log.ts';
+import type { Actor, AuditEntry } from './audit-log.ts';
 import type { Clock } from './clock.ts';
 import {
-  deviceByGuid,
   groupNamesOf,
+  lookupForSubmit,
   policyOf,
-  requireApplication,
-  requireIdentity,
+  unknownApplication,
+  unknownIdentity,
   type ApplicationRow,
   type IdentityRow,
 } from './directory.ts';
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
-import { getRequestView, type RequestRow } from './request-queries.ts';
-import { finishRequest, orderInstall } from './request-transitions.ts';
-import { sameSubject } from './request-write.ts';
+import { requestViewOf, type RequestRow } from './request-queries.ts';
+import { finishRequest, orderInstall, planFinish } from './request-transitions.ts';
+import { sameSubject, writeTransition } from './request-write.ts';
 import type { RequestView } from './views.ts';
 
 export interface CreateApprovedInput {
@@ -64,6 +64,8 @@ export const SUBJECT_REQUEST_SQL = `WITH approved AS (SELECT * FROM requests r W
 /**
  * Configuration Manager's CreateApprovedRequest: approve (or pre-approve, for a device alone) without a prompt.
  * Calling again for the same triple returns the same request and, with autoInstall, orders the install again.
+ * A deployment wave sends thousands of these: the application, the person and the device are read in one
+ * statement, the approval and its audit rows in another, and the view is built from what was read and written.
  */
 export async function createApprovedRequest(
   db: Database,
@@ -72,41 +74,46 @@ export async function createApprovedRequest(
   input: CreateApprovedInput,
 ): Promise<{ request: RequestView; created: boolean }> {
   const now = clock.now();
-  const result = await db.tx(async (tx) => {
-    const app = await requireApplication(tx, input.applicationId);
-    const device = await deviceByGuid(tx, input.clientGuid);
+  const comments = input.comments ?? null;
+  return db.tx(async (tx) => {
+    const found = await lookupForSubmit(tx, { applicationId: input.applicationId, username: input.username, clientGuid: input.clientGuid });
+    const { app, device } = found;
+    if (!app) throw unknownApplication(input.applicationId);
     if (!device) throw new AppError('not_found', `No device "${input.clientGuid}" is known.`, { field: 'clientGuid' });
-    const user = input.username ? await requireIdentity(tx, { username: input.username }) : null;
+    if (input.username && !found.identity) throw unknownIdentity(input.username);
+    const user = found.identity;
     if (actor.id) await mayPreApprove(tx, actor, app, user);
     // a machine-only pre-approval always installs
     const autoInstall = user ? input.autoInstall !== false : true;
     await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`approved:${app.id}:${user?.id ?? ''}:${device.id}`]);
     const existing = await tx.maybeOne<RequestRow>(SUBJECT_REQUEST_SQL, [app.id, user?.id ?? null, device.id]);
+    // the request found (or made) is for this application, person and device: its context is what was read
+    const ctx = { app, requester: user, device };
     if (existing?.status === 'approved') {
-      if (autoInstall) await orderInstall(tx, actor, existing, now, input.comments ?? 'approved request created again');
-      return { id: existing.id, created: false };
+      const row = autoInstall ? await orderInstall(tx, actor, existing, now, comments ?? 'approved request created again', ctx) : existing;
+      return { request: requestViewOf(row, ctx), created: false };
     }
     if (existing) {
-      await tx.query('UPDATE requests SET auto_install = $2 WHERE id = $1', [existing.id, autoInstall]);
-      await finishRequest(tx, actor, { ...existing, auto_install: autoInstall }, 'approve', input.comments ?? null, now);
-      return { id: existing.id, created: false };
+      const planned = planFinish(actor, { ...existing, auto_install: autoInstall }, 'approve', comments, now, ctx);
+      const row = await writeTransition(tx, existing, { ...planned, changes: { auto_install: autoInstall, ...planned.changes } });
+      if (!row) throw new AppError('already_decided', 'This request was decided a moment ago.');
+      return { request: requestViewOf(row, ctx), created: false };
     }
     const policy = app.policy_definition ? policyOf(app) : preApprovalPolicy;
     const row = await tx.one<RequestRow>(
       `INSERT INTO requests (application_id, requester_id, device_id, source, status, justification, policy, auto_install, created_at, updated_at)
        VALUES ($1,$2,$3,'approved-request','pending',$4,$5,$6,$7,$7) RETURNING *`,
-      [app.id, user?.id ?? null, device.id, input.comments ?? null, JSON.stringify(policy), autoInstall, now],
+      [app.id, user?.id ?? null, device.id, comments, JSON.stringify(policy), autoInstall, now],
     );
-    await appendAudit(tx, {
+    const createdAudit: AuditEntry = {
       actor,
       action: 'request.created_approved',
       subjectType: 'request',
       subjectId: row.id,
-      details: { comments: input.comments ?? null, autoInstall, machineOnly: !user },
+      details: { comments, autoInstall, machineOnly: !user },
       at: now,
-    });
-    await finishRequest(tx, actor, row, 'approve', input.comments ?? null, now);
-    return { id: row.id, created: true };
+    };
+    const approved = await finishRequest(tx, actor, row, 'approve', comments, now, [createdAudit], ctx);
+    return { request: requestViewOf(approved, ctx), created: true };
   });
-  return { request: await getRequestView(db, result.id), created: result.created };
 }

@@ -81,11 +81,12 @@ export async function isAdminIdentity(db: Queryable, id: string): Promise<boolea
 
 export async function requireIdentity(db: Queryable, ref: { id?: string; username?: string }, field = 'username'): Promise<IdentityRow> {
   const found = ref.id ? await identityById(db, ref.id) : ref.username ? await identityByUsername(db, ref.username) : undefined;
-  if (!found) {
-    throw new AppError('not_found', `No identity "${ref.username ?? ref.id}" is known; add it under identities first.`, { field });
-  }
+  if (!found) throw unknownIdentity(ref.username ?? ref.id, field);
   return found;
 }
+
+export const unknownIdentity = (ref: string | undefined, field = 'username') =>
+  new AppError('not_found', `No identity "${ref}" is known; add it under identities first.`, { field });
 
 /**
  * Who an API caller acts as when it names someone (`approver`, `reviewer`, `requestedBy`): that person, with
@@ -161,7 +162,7 @@ export const applicationConnector = (db: Queryable, id: string) =>
 export const listApplications = (db: Queryable) =>
   db.query<ApplicationRow>(`SELECT ${appCols} FROM applications a LEFT JOIN policies p ON p.id = a.policy_id ORDER BY a.name`);
 
-const unknownApplication = (id: string) =>
+export const unknownApplication = (id: string) =>
   new AppError('not_found', `No application with id "${id}" is in the catalog.`, { field: 'applicationId' });
 
 export async function requireApplication(db: Queryable, id: string): Promise<ApplicationRow> {

@@ -118,30 +118,27 @@ export async function requestContext(
   return { app: found.app!, requester: found.identity, device: found.device };
 }
 
-/** Install now unless the application has an install window that is closed; then at its next opening. */
-export async function scheduleInstall(tx: Tx, row: RequestRow, app: ApplicationRow, now: Date, force = false): Promise<boolean> {
-  if (!row.auto_install && !force) return false;
-  const opening = !force && app.install_window ? nextInstallWindowOpening(app.install_window, now) : null;
-  if (opening) {
-    await tx.query('UPDATE requests SET install_due_at = $2 WHERE id = $1', [row.id, opening]);
-    return false;
-  }
-  await tx.query(
-    'UPDATE requests SET install_ordered_at = $2, install_due_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1',
-    [row.id, now],
-  );
-  return true;
-}
-
-/** Orders the install of an approved request now (Install now, a repeated CreateApprovedRequest). */
-export async function orderInstall(tx: Tx, actor: Actor, row: RequestRow, now: Date, why: string): Promise<void> {
-  const ctx = await requestContext(tx, row);
-  await scheduleInstall(tx, row, ctx.app, now, true);
-  await recordCommand(
-    tx,
-    [{ actor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now }],
-    [{ type: 'request.install_ordered', subjectId: row.id, actor, at: now, data: installData(row, ctx, why) }],
-  );
+/**
+ * Orders the install of an approved request now (Install now, a repeated CreateApprovedRequest): the row, its audit
+ * row and its event in one statement. The caller holds the row's lock, and passes its context when it has read it.
+ */
+export async function orderInstall(
+  tx: Tx,
+  actor: Actor,
+  row: RequestRow,
+  now: Date,
+  why: string,
+  known?: RequestContext,
+): Promise<RequestRow> {
+  const ctx = known ?? (await requestContext(tx, row));
+  const updated = await writeTransition(tx, row, {
+    changes: { install_ordered_at: now, install_due_at: null, updated_at: now },
+    versionStep: 1,
+    audit: [{ actor, action: 'request.install_ordered', subjectType: 'request', subjectId: row.id, details: { why }, at: now }],
+    events: [{ type: 'request.install_ordered', subjectId: row.id, actor, at: now, data: installData(row, ctx, why) }],
+  });
+  if (!updated) throw new AppError('already_decided', 'This request changed a moment ago.');
+  return updated;
 }
 
 /**
@@ -221,8 +218,9 @@ export async function finishRequest(
   reason: string | null,
   now: Date,
   auditFirst: AuditEntry[] = [],
+  known?: RequestContext,
 ): Promise<RequestRow> {
-  const ctx = await requestContext(tx, row);
+  const ctx = known ?? (await requestContext(tx, row));
   const updated = await writeTransition(tx, row, planFinish(actor, row, action, reason, now, ctx, auditFirst));
   if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
   return updated;

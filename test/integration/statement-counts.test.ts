@@ -2,6 +2,9 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, promptValue } from '../../src/bots/slack/slack-ids.ts';
 import { createApiKey } from '../../src/core/api-keys.ts';
+import type { CreateApprovedInput } from '../../src/core/approved-requests.ts';
+import type { Actor } from '../../src/core/audit-log.ts';
+import { getRequestView } from '../../src/core/request-queries.ts';
 import { createHttpApp } from '../../src/integrations/http/app.ts';
 import { attemptDelivery } from '../../src/integrations/webhooks/delivery-processor.ts';
 import { fanOutBatch } from '../../src/integrations/outbox-batch.ts';
@@ -204,6 +207,40 @@ describe('SQL statements per command', () => {
     } finally {
       await t.tdb.db.query(`UPDATE applications SET device_manager = NULL WHERE id = $1`, [VISIO]);
     }
+  });
+
+  it('CreateApprovedRequest reads once, writes once, and returns the view a read would', async () => {
+    const guid = 'GUID:WAVE-0001';
+    await t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ($1, 'WAVE-0001')`, [guid]);
+    const system = { id: null, label: 'api:cm', channel: 'api' as const };
+    // each call's view is compared with a read right after it
+    const call = async (actor: Actor, input: CreateApprovedInput) => {
+      const x = await counter.during(() => t.ctx.requests.createApproved(actor, input));
+      expect(x.result.request).toEqual(await getRequestView(t.tdb.db, x.result.request.id));
+      return x;
+    };
+    const created = await call(system, { applicationId: VISIO, clientGuid: guid });
+    const again = await call(system, { applicationId: VISIO, clientGuid: guid });
+    const bound = await call(s.actor(s.ada, 'api'), { applicationId: VISIO, clientGuid: guid, username: s.bob.username });
+    for (const [name, x] of [
+      ['new, system key', created],
+      ['again (the install ordered again)', again],
+      ['new, key bound to an approver', bound],
+    ] as const)
+      console.info(`[measured] CreateApprovedRequest ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
+    expect([created.result.created, again.result.created, bound.result.created]).toEqual([true, false, true]);
+    // the transaction, one read of the application, person and device, the subject's lock and its request, the
+    // insert, one write of the approval with both audit rows and the event; no read of what it already holds
+    expect(created.statements.length).toBeLessThanOrEqual(7);
+    expect(again.statements.length).toBeLessThanOrEqual(6);
+    // and the approver's groups, for a key bound to a person
+    expect(bound.statements.length).toBeLessThanOrEqual(8);
+    expect(again.result.request.version).toBe(created.result.request.version + 1);
+    const actions = await t.tdb.db.query<{ action: string }>(`SELECT action FROM audit_events WHERE subject_id = $1 ORDER BY id`, [
+      created.result.request.id,
+    ]);
+    expect(actions.map((a) => a.action)).toEqual(['request.created_approved', 'request.approved', 'request.install_ordered']);
+    while ((await fanOutBatch(t.ctx)).events > 0);
   });
 });
 
