@@ -20,7 +20,6 @@ import {
 import {
   countRequests,
   getRequestDetail,
-  getRequestView,
   requestViewOf,
   listRequests,
   requestIdFromRef,
@@ -34,6 +33,7 @@ import {
   lockRequest,
   orderInstall,
   readForDecision,
+  requestContext,
   revokeRequest,
   type DecisionRead,
 } from './request-transitions.ts';
@@ -271,12 +271,13 @@ export class RequestService {
 
   /** Approved → revoked by one of the policy's approvers, with a reason; orders the uninstall when an install was ordered. */
   async revoke(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
-    await this.db.tx(async (tx) => {
+    // the view is built from what the command read and wrote, not read again after the commit
+    return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       const acting = await mayReverse(tx, actor, row, 'revoke', opts);
-      await revokeRequest(tx, acting, row, requireReason(reason, 'revoking'), this.clock.now(), 'revoke');
+      const revoked = await revokeRequest(tx, acting, row, requireReason(reason, 'revoking'), this.clock.now(), 'revoke');
+      return { outcome: 'revoked', request: requestViewOf(revoked.row, revoked.ctx) };
     });
-    return { outcome: 'revoked', request: await getRequestView(this.db, id) };
   }
 
   /**
@@ -284,19 +285,20 @@ export class RequestService {
    * reason; an earlier stage's approvers cannot overrule a later one.
    */
   async reapprove(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
-    await this.db.tx(async (tx) => {
+    return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       const acting = await mayReverse(tx, actor, row, 'reapprove', opts);
       const why = requireReason(reason, 'reapproving');
+      const ctx = await requestContext(tx, row);
       try {
-        await finishRequest(tx, acting, row, 'reapprove', why, this.clock.now());
+        const updated = await finishRequest(tx, acting, row, 'reapprove', why, this.clock.now(), [], ctx);
+        return { outcome: 'reapproved', request: requestViewOf(updated, ctx) };
       } catch (e) {
         if (isUniqueViolation(e))
           throw new AppError('already_approved', 'Another request for the same application, user and device is already approved.');
         throw e;
       }
     });
-    return { outcome: 'reapproved', request: await getRequestView(this.db, id) };
   }
 
   /**
@@ -315,7 +317,7 @@ export class RequestService {
 
   async cancel(actor: Actor, id: string, reason?: string | null, opts: { expectedVersion?: number } = {}): Promise<RequestView> {
     const now = this.clock.now();
-    await this.db.tx(async (tx) => {
+    return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       if (actor.id && actor.id !== row.requester_id) throw new AppError('forbidden', 'Only the requester can cancel a request.');
       if (!actor.id && actor.channel !== 'api' && actor.channel !== 'cli')
@@ -325,22 +327,22 @@ export class RequestService {
         throw row.status === 'cancelled'
           ? alreadyDecided(row)
           : new AppError('invalid_transition', `A request that is ${row.status} cannot be cancelled.`, { status: row.status });
-      await finishRequest(tx, actor, row, 'cancel', reason ?? null, now);
+      const ctx = await requestContext(tx, row);
+      return requestViewOf(await finishRequest(tx, actor, row, 'cancel', reason ?? null, now, [], ctx), ctx);
     });
-    return getRequestView(this.db, id);
   }
 
   /** The requester (or an API caller) asks for the install of an approved request now, ignoring the window. */
   async installNow(actor: Actor, id: string): Promise<RequestView> {
     const now = this.clock.now();
-    await this.db.tx(async (tx) => {
+    return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       if (actor.id && actor.id !== row.requester_id) throw new AppError('forbidden', 'Only the requester can ask for the install.');
       if (row.status !== 'approved')
         throw new AppError('invalid_transition', `A request that is ${row.status} cannot be installed.`, { status: row.status });
-      await orderInstall(tx, actor, row, now, 'requested by user');
+      const ctx = await requestContext(tx, row);
+      return requestViewOf(await orderInstall(tx, actor, row, now, 'requested by user', ctx), ctx);
     });
-    return getRequestView(this.db, id);
   }
 
   /** Configuration Manager's CreateApprovedRequest (see approved-requests.ts). */

@@ -237,7 +237,7 @@ export async function revokeRequest(
   reason: string | null,
   now: Date,
   why: RevokeWhy,
-): Promise<void> {
+): Promise<{ row: RequestRow; ctx: RequestContext }> {
   if (row.status !== 'approved') nextRequestStatus(row.status, 'revoke');
   const updated = await tx.maybeOne<RequestRow>(
     `UPDATE requests SET status = 'revoked', decided_at = $2::timestamptz, decided_by = $3, decided_by_label = $4, decision_reason = $5,
@@ -301,4 +301,5 @@ export async function revokeRequest(
     });
   }
   await recordCommand(tx, audits, events);
+  return { row: updated, ctx };
 }

@@ -82,7 +82,9 @@ export class TimerService {
       access_expiry: {
         column: 'access_expires_at',
         status: 'approved',
-        act: (tx, r, now) => revokeRequest(tx, systemActor, r, 'access expired', now, 'access_expired'),
+        act: async (tx, r, now) => {
+          await revokeRequest(tx, systemActor, r, 'access expired', now, 'access_expired');
+        },
       },
       access_warning: { column: 'access_warn_at', status: 'approved', act: (tx, r, now) => this.warnAccessExpiry(tx, r, now) },
       review: { column: 'next_review_at', status: 'approved', act: (tx, r, now) => this.reviews.start(tx, r, now) },

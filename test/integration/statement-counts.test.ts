@@ -242,6 +242,43 @@ describe('SQL statements per command', () => {
     expect(actions.map((a) => a.action)).toEqual(['request.created_approved', 'request.approved', 'request.install_ordered']);
     while ((await fanOutBatch(t.ctx)).events > 0);
   });
+
+  it('revoke, reapprove, Install now and cancel return the view a read would, without reading it again', async () => {
+    const guid = 'GUID:REVERSE-0001';
+    await t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ($1, 'REVERSE-0001', $2)`, [guid, s.bob.id]);
+    const submit = (clientGuid: string) =>
+      t.ctx.requests.submit(s.actor(s.bob, 'api'), {
+        applicationId: VISIO,
+        requesterId: s.bob.id,
+        clientGuid,
+        justification: 'reversals',
+        answers: { usage: 'Diagrams' },
+      });
+    const ada = s.actor(s.ada, 'api');
+    const id = (await submit(guid)).id;
+    await t.ctx.requests.decide(ada, id, 'approve');
+    // each: the transaction, the row locked, its rights and context, the write(s); no read of the view after commit
+    const steps = [
+      ['Install now', 5, () => t.ctx.requests.installNow(s.actor(s.bob, 'api'), id)],
+      ['revoke', 8, async () => (await t.ctx.requests.revoke(ada, id, 'no longer needed')).request],
+      ['reapprove', 6, async () => (await t.ctx.requests.reapprove(ada, id, 'needed after all')).request],
+    ] as const;
+    for (const [name, budget, step] of steps) {
+      const x = await counter.during(step);
+      console.info(`[measured] ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
+      expect(x.result).toEqual(await getRequestView(t.tdb.db, id));
+      expect(x.statements.filter((q) => q.startsWith('SELECT r.*, a.name AS app_name'))).toEqual([]);
+      expect(x.statements.length).toBeLessThanOrEqual(budget);
+    }
+    await t.tdb.db.query(`INSERT INTO devices (client_guid, name, primary_user_id) VALUES ('GUID:REVERSE-0002', 'REVERSE-0002', $1)`, [
+      s.bob.id,
+    ]);
+    const pending = (await submit('GUID:REVERSE-0002')).id;
+    const cancel = await counter.during(() => t.ctx.requests.cancel(s.actor(s.bob, 'api'), pending, 'not needed'));
+    expect(cancel.result).toEqual(await getRequestView(t.tdb.db, pending));
+    expect(cancel.result.status).toBe('cancelled');
+    while ((await fanOutBatch(t.ctx)).events > 0);
+  });
 });
 
 // What an approver's click or call costs end to end, the edge's own reads and writes included.
