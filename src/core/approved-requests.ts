@@ -7,6 +7,7 @@ import {
   lookupForSubmit,
   policyOf,
   unknownApplication,
+  unknownDevice,
   unknownIdentity,
   type ApplicationRow,
   type IdentityRow,
@@ -14,8 +15,8 @@ import {
 import { AppError } from './errors.ts';
 import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
 import { requestViewOf, type RequestRow } from './request-queries.ts';
-import { finishRequest, orderInstall, planFinish } from './request-transitions.ts';
-import { sameSubject, writeTransition } from './request-write.ts';
+import { finishRequest, orderInstall } from './request-transitions.ts';
+import { sameSubject } from './request-write.ts';
 import type { RequestView } from './views.ts';
 
 export interface CreateApprovedInput {
@@ -79,7 +80,7 @@ export async function createApprovedRequest(
     const found = await lookupForSubmit(tx, { applicationId: input.applicationId, username: input.username, clientGuid: input.clientGuid });
     const { app, device } = found;
     if (!app) throw unknownApplication(input.applicationId);
-    if (!device) throw new AppError('not_found', `No device "${input.clientGuid}" is known.`, { field: 'clientGuid' });
+    if (!device) throw unknownDevice(input.clientGuid);
     if (input.username && !found.identity) throw unknownIdentity(input.username);
     const user = found.identity;
     if (actor.id) await mayPreApprove(tx, actor, app, user);
@@ -94,9 +95,8 @@ export async function createApprovedRequest(
       return { request: requestViewOf(row, ctx), created: false };
     }
     if (existing) {
-      const planned = planFinish(actor, { ...existing, auto_install: autoInstall }, 'approve', comments, now, ctx);
-      const row = await writeTransition(tx, existing, { ...planned, changes: { auto_install: autoInstall, ...planned.changes } });
-      if (!row) throw new AppError('already_decided', 'This request was decided a moment ago.');
+      const pending = { ...existing, auto_install: autoInstall };
+      const row = await finishRequest(tx, actor, pending, 'approve', comments, now, ctx, { changes: { auto_install: autoInstall } });
       return { request: requestViewOf(row, ctx), created: false };
     }
     const policy = app.policy_definition ? policyOf(app) : preApprovalPolicy;
@@ -113,7 +113,7 @@ export async function createApprovedRequest(
       details: { comments, autoInstall, machineOnly: !user },
       at: now,
     };
-    const approved = await finishRequest(tx, actor, row, 'approve', comments, now, [createdAudit], ctx);
+    const approved = await finishRequest(tx, actor, row, 'approve', comments, now, ctx, { auditFirst: [createdAudit] });
     return { request: requestViewOf(approved, ctx), created: true };
   });
 }

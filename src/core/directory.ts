@@ -88,6 +88,9 @@ export async function requireIdentity(db: Queryable, ref: { id?: string; usernam
 export const unknownIdentity = (ref: string | undefined, field = 'username') =>
   new AppError('not_found', `No identity "${ref}" is known; add it under identities first.`, { field });
 
+export const unknownDevice = (ref: string | undefined) =>
+  new AppError('not_found', `No device "${ref}" is known.`, { field: 'clientGuid' });
+
 /**
  * Who an API caller acts as when it names someone (`approver`, `reviewer`, `requestedBy`): that person, with
  * their rights. A key bound to one identity acts as that identity only, so naming another cannot get around

@@ -4,7 +4,16 @@ import { createApprovedRequest, type CreateApprovedInput } from './approved-requ
 import type { Actor, AuditEntry } from './audit-log.ts';
 import type { AnyNewEvent } from './outbox.ts';
 import { readableUtc, type Clock } from './clock.ts';
-import { actingFor, lookupForSubmit, maySee, policyOf, type ApplicationRow, type DeviceRow, type IdentityRow } from './directory.ts';
+import {
+  actingFor,
+  lookupForSubmit,
+  maySee,
+  policyOf,
+  unknownDevice,
+  type ApplicationRow,
+  type DeviceRow,
+  type IdentityRow,
+} from './directory.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import { describeFieldErrors, hasFieldErrors, mayRequest, stageTimers, validateSubmission } from './policy-evaluation.ts';
 import {
@@ -204,7 +213,7 @@ export class RequestService {
         field: 'clientGuid',
       });
     }
-    if (!device) throw new AppError('not_found', `No device "${input.clientGuid ?? input.deviceId}" is known.`, { field: 'clientGuid' });
+    if (!device) throw unknownDevice(input.clientGuid ?? input.deviceId);
     if (device.primary_user_id && device.primary_user_id !== requester.id) {
       throw new AppError('forbidden', `${device.name} is not ${requester.display_name}'s device.`, { field: 'clientGuid' });
     }
@@ -291,7 +300,7 @@ export class RequestService {
       const why = requireReason(reason, 'reapproving');
       const ctx = await requestContext(tx, row);
       try {
-        const updated = await finishRequest(tx, acting, row, 'reapprove', why, this.clock.now(), [], ctx);
+        const updated = await finishRequest(tx, acting, row, 'reapprove', why, this.clock.now(), ctx);
         return { outcome: 'reapproved', request: requestViewOf(updated, ctx) };
       } catch (e) {
         if (isUniqueViolation(e))
@@ -328,7 +337,7 @@ export class RequestService {
           ? alreadyDecided(row)
           : new AppError('invalid_transition', `A request that is ${row.status} cannot be cancelled.`, { status: row.status });
       const ctx = await requestContext(tx, row);
-      return requestViewOf(await finishRequest(tx, actor, row, 'cancel', reason ?? null, now, [], ctx), ctx);
+      return requestViewOf(await finishRequest(tx, actor, row, 'cancel', reason ?? null, now, ctx), ctx);
     });
   }
 

@@ -120,7 +120,7 @@ export async function requestContext(
 
 /**
  * Orders the install of an approved request now (Install now, a repeated CreateApprovedRequest): the row, its audit
- * row and its event in one statement. The caller holds the row's lock, and passes its context when it has read it.
+ * row and its event in one statement. The caller holds the row's lock and has read its context.
  */
 export async function orderInstall(
   tx: Tx,
@@ -128,9 +128,8 @@ export async function orderInstall(
   row: RequestRow,
   now: Date,
   why: string,
-  known?: RequestContext,
+  ctx: RequestContext,
 ): Promise<RequestRow> {
-  const ctx = known ?? (await requestContext(tx, row));
   const updated = await writeTransition(tx, row, {
     changes: { install_ordered_at: now, install_due_at: null, updated_at: now },
     versionStep: 1,
@@ -209,7 +208,10 @@ export function planFinish(
   return { changes, versionStep, vote, audit: [...auditFirst, audit], events: [event] };
 }
 
-/** planFinish written on a row the caller's transaction holds (`lockRequest`), so only one transaction can ever do it. */
+/**
+ * planFinish written on a row the caller's transaction holds (`lockRequest`), so only one transaction can ever do it;
+ * `also` adds audit entries written first and columns the same update sets.
+ */
 export async function finishRequest(
   tx: Tx,
   actor: Actor,
@@ -217,11 +219,11 @@ export async function finishRequest(
   action: RequestAction,
   reason: string | null,
   now: Date,
-  auditFirst: AuditEntry[] = [],
-  known?: RequestContext,
+  ctx: RequestContext,
+  also: { auditFirst?: AuditEntry[]; changes?: RequestChanges } = {},
 ): Promise<RequestRow> {
-  const ctx = known ?? (await requestContext(tx, row));
-  const updated = await writeTransition(tx, row, planFinish(actor, row, action, reason, now, ctx, auditFirst));
+  const planned = planFinish(actor, row, action, reason, now, ctx, also.auditFirst);
+  const updated = await writeTransition(tx, row, { ...planned, changes: { ...also.changes, ...planned.changes } });
   if (!updated) throw new AppError('already_decided', 'This request was decided a moment ago.');
   return updated;
 }

@@ -22,6 +22,8 @@ let t: TestContext;
 let s: Seeded;
 let r: Receiver;
 const counter = countStatements();
+const show = (name: string, statements: string[]) =>
+  console.info(`[measured] ${name}: ${statements.length} statements\n  ${statements.join('\n  ')}`);
 
 beforeAll(async () => {
   t = await createTestContext();
@@ -66,12 +68,10 @@ describe('SQL statements per command', () => {
     const attempt = await counter.during(() => attemptDelivery(rt(), fan.result.deliveries[0]!.id));
     expect(attempt.result.outcome).toBe('succeeded');
 
-    const show = (name: string, x: { statements: string[] }) =>
-      console.info(`[measured] ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
-    show('submit', submit);
-    show('approve', approve);
-    show('fan-out (2 events)', fan);
-    show('delivery attempt', attempt);
+    show('submit', submit.statements);
+    show('approve', approve.statements);
+    show('fan-out (2 events)', fan.statements);
+    show('delivery attempt', attempt.statements);
     // submit: one lookup (application, requester with groups, device), then one statement that inserts the request
     // unless it is already approved, with its audit row and event; no transaction, the view is what the insert returned
     expect(submit.statements.length).toBeLessThanOrEqual(3);
@@ -227,7 +227,7 @@ describe('SQL statements per command', () => {
       ['again (the install ordered again)', again],
       ['new, key bound to an approver', bound],
     ] as const)
-      console.info(`[measured] CreateApprovedRequest ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
+      show(`CreateApprovedRequest ${name}`, x.statements);
     expect([created.result.created, again.result.created, bound.result.created]).toEqual([true, false, true]);
     // the transaction, one read of the application, person and device, the subject's lock and its request, the
     // insert, one write of the approval with both audit rows and the event; no read of what it already holds
@@ -265,7 +265,7 @@ describe('SQL statements per command', () => {
     ] as const;
     for (const [name, budget, step] of steps) {
       const x = await counter.during(step);
-      console.info(`[measured] ${name}: ${x.statements.length} statements\n  ${x.statements.join('\n  ')}`);
+      show(name, x.statements);
       expect(x.result).toEqual(await getRequestView(t.tdb.db, id));
       expect(x.statements.filter((q) => q.startsWith('SELECT r.*, a.name AS app_name'))).toEqual([]);
       expect(x.statements.length).toBeLessThanOrEqual(budget);
@@ -307,9 +307,6 @@ describe('SQL statements per decision over HTTP', () => {
   // the test's own polling, tagged so it is not counted
   const POLL = '/* statement-counts poll */';
   const ours = (statements: string[]) => statements.filter((q) => !q.startsWith(POLL));
-  const show = (name: string, statements: string[]) =>
-    console.info(`[measured] ${name}: ${statements.length} statements\n  ${statements.join('\n  ')}`);
-
   it('a Slack approve click, a Slack deny up to its modal and a REST approve stay within their round-trip budgets', async () => {
     const viaSlack = await pending('GUID:COUNT-SLACK');
     const viaRest = await pending('GUID:COUNT-REST');
