@@ -219,7 +219,7 @@ export async function dispatchScenario(opts: { approvals: number; concurrency: n
 
     // 3. backlog: committed with no worker running, then drained from worker start. The reference runs right
     // before and right after the drain and the two are averaged: across runs on this shared machine it ranged from
-    // 2,700 to 3,900 jobs/s while the drain ranged from 2,000 to 2,300 deliveries/s
+    // 2,400 to 3,900 jobs/s while the drain ranged from 1,900 to 2,700 deliveries/s
     await approveAll(ctx, devices, opts.commitConcurrency);
     const referenceBefore = await rawBullmq(b.prefix, receiver, secret, opts.approvals, opts.concurrency);
     receiver.reset();

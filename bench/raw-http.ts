@@ -80,13 +80,11 @@ export class RawConnection {
  * What stands in for Slack's Web API and response_url endpoints in the benchmark: an answer like Slack's to each
  * call, nothing recorded (the tests' FakeSlackApi keeps every call for its assertions).
  */
-export async function startSlackStandIn(): Promise<{ url: string; origin: string; calls(): number; stop(): Promise<void> }> {
-  let calls = 0;
+export async function startSlackStandIn(): Promise<{ url: string; origin: string; stop(): Promise<void> }> {
   let seq = 0;
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      calls++;
       const method = req.url?.startsWith('/api/') ? req.url.slice(5) : 'response_url';
       const body =
         method === 'chat.postEphemeral'
@@ -104,7 +102,6 @@ export async function startSlackStandIn(): Promise<{ url: string; origin: string
   return {
     url: `${origin}/api/`,
     origin,
-    calls: () => calls,
     stop: () => {
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));

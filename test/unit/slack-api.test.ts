@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { SlackApi, SlackApiError } from '../../src/bots/slack/slack-api.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -6,7 +7,7 @@ import { useLocalServer } from '../support/local-http.ts';
 const listen = useLocalServer();
 
 /** A Web API stand-in that records the raw request and answers with `answer`. */
-async function slackAt(answer: (res: import('node:http').ServerResponse) => void, now?: () => number) {
+async function slackAt(answer: (res: ServerResponse) => void, now?: () => number) {
   const seen: { path?: string; headers?: Record<string, unknown>; body: string }[] = [];
   const url = await listen((req, res) => {
     let body = '';
@@ -21,7 +22,7 @@ async function slackAt(answer: (res: import('node:http').ServerResponse) => void
 }
 const json =
   (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  (res: import('node:http').ServerResponse) =>
+  (res: ServerResponse) =>
     res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 
 describe('SlackApi', () => {
@@ -46,7 +47,7 @@ describe('SlackApi', () => {
   });
 
   it('maps what Slack answers: a platform error, a 429 with or without Retry-After, a 5xx, a body that is not JSON', async () => {
-    const cases: [(res: import('node:http').ServerResponse) => void, Partial<SlackApiError>][] = [
+    const cases: [(res: ServerResponse) => void, Partial<SlackApiError>][] = [
       [json(200, { ok: false, error: 'channel_not_found' }), { slackError: 'channel_not_found', transient: false, gone: true }],
       [json(200, { ok: false, error: 'internal_error' }), { slackError: 'internal_error', transient: true }],
       [
