@@ -30,7 +30,7 @@ export interface ClientsProcess {
   slack: { url: string; origin: string };
   /** runs the load and returns every ack latency, sorted */
   run(job: ClientJob): Promise<ClientResults>;
-  /** ends the process if it is still there (the scenario failed before or during the run) */
+  /** ends the process and its Slack stand-in (which outlives the run: replies to decisions made after their ack go there) */
   stop(): void;
 }
 
@@ -47,8 +47,18 @@ export function startClients(): Promise<ClientsProcess> {
     let out = '';
     let run: { resolve: (r: ClientResults) => void; reject: (e: Error) => void } | null = null;
     let started = false;
+    let answered = false;
     p.stdout.on('data', (c) => {
       out += c;
+      if (started && run && !answered && out.endsWith('\n')) {
+        answered = true;
+        try {
+          run.resolve(JSON.parse(out) as ClientResults);
+        } catch (e) {
+          run.reject(new Error(`decide-http clients wrote no readable results: ${(e as Error).message}`));
+        }
+        return;
+      }
       const nl = out.indexOf('\n');
       if (!started && nl >= 0) {
         started = true;
@@ -70,13 +80,10 @@ export function startClients(): Promise<ClientsProcess> {
     // 'close', not 'exit': the process can exit before its stdout has all been read
     // a failure rejects the run waiting on it (or the start), so the scenario's clean-up still drops its database
     p.on('close', (code) => {
-      const failed = (e: Error) => (run ? run.reject(e) : reject(e));
-      if (code !== 0 || !run) return failed(new Error(`decide-http clients exited with ${code}`));
-      try {
-        run.resolve(JSON.parse(out) as ClientResults);
-      } catch (e) {
-        failed(new Error(`decide-http clients wrote no readable results: ${(e as Error).message}`));
-      }
+      if (answered) return;
+      const e = new Error(`decide-http clients exited with ${code} before their results`);
+      if (run) run.reject(e);
+      else reject(e);
     });
   });
 }
@@ -145,7 +152,7 @@ async function main(job: ClientJob, responseOrigin: string) {
     cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / Math.max(1, job.ids.length),
   };
   // a pipe to the parent takes a large write in pieces: exit only once all of it is out (it truncated the acks)
-  await new Promise<void>((resolve, reject) => process.stdout.write(JSON.stringify(results), (e) => (e ? reject(e) : resolve())));
+  await new Promise<void>((resolve, reject) => process.stdout.write(`${JSON.stringify(results)}\n`, (e) => (e ? reject(e) : resolve())));
 }
 
 if (process.env.SIGNOFF_BENCH_CLIENTS === '1') {
@@ -154,11 +161,10 @@ if (process.env.SIGNOFF_BENCH_CLIENTS === '1') {
   let input = '';
   process.stdin.on('data', (c) => (input += c));
   process.stdin.on('end', () => {
+    // the stand-in stays up after the results: decisions acknowledged before they were decided, and the next phase's
+    // (its server posts to this stand-in), still send their replies here; the scenario stops the process at its end
     main(JSON.parse(input), fake.origin).then(
-      async () => {
-        await fake.stop();
-        process.exit(0);
-      },
+      () => undefined,
       (e) => {
         console.error(e);
         process.exit(1);

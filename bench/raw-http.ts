@@ -80,7 +80,7 @@ export class RawConnection {
  * What stands in for Slack's Web API and response_url endpoints in the benchmark: an answer like Slack's to each
  * call, nothing recorded (the tests' FakeSlackApi keeps every call for its assertions).
  */
-export async function startSlackStandIn(): Promise<{ url: string; origin: string; stop(): Promise<void> }> {
+export async function startSlackStandIn(): Promise<{ url: string; origin: string }> {
   let seq = 0;
   const server = http.createServer((req, res) => {
     req.resume();
@@ -99,12 +99,5 @@ export async function startSlackStandIn(): Promise<{ url: string; origin: string
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url: `${origin}/api/`,
-    origin,
-    stop: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { url: `${origin}/api/`, origin };
 }
