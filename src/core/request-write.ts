@@ -28,25 +28,33 @@ export interface Transition {
   events: AnyNewEvent[];
 }
 
-/** The row as the transition leaves it: what events describe before the statement runs. */
-export const afterTransition = (row: RequestRow, t: Pick<Transition, 'changes' | 'versionStep'>): RequestRow => ({
-  ...row,
-  ...t.changes,
-  version: row.version + t.versionStep,
-});
+/**
+ * The row as the transition leaves it: what events describe before the statement runs, and what writeTransition
+ * returns (a change left undefined is written as NULL, as pg sends it).
+ */
+export const afterTransition = (row: RequestRow, t: Pick<Transition, 'changes' | 'versionStep'>): RequestRow => {
+  const after = { ...row, version: row.version + t.versionStep };
+  for (const [column, value] of Object.entries(t.changes)) (after as Record<string, unknown>)[column] = value ?? null;
+  return after;
+};
 
 /**
  * A request transition in one statement: the row update guarded by the version (and status) it was decided on, the
  * vote, the audit rows and the outbox events as data-modifying CTEs that write only when the update did. A decision
  * reads without a lock and writes with this, so a race is settled by Postgres' row lock on the UPDATE: the loser
  * changes nothing, gets undefined back and reads again. A caller holding the row lock always wins.
+ *
+ * The winner gets the row back as the transition leaves it, built here rather than returned by Postgres: every
+ * column a command shows moves only with the version the update is guarded by (the reminder, review and warning
+ * timers, which do not, are shown nowhere), and a whole row out of Postgres, its policy and answers printed as JSON
+ * and parsed again, cost both processes more than the rest of the answer.
  */
 export async function writeTransition(q: Queryable, row: RequestRow, t: Transition): Promise<RequestRow | undefined> {
   const params: unknown[] = [row.id, row.version, row.status, row.version + t.versionStep];
   const set = Object.entries(t.changes).map(([column, value]) => `${column} = $${params.push(value)}`);
   const parts = [
     `moved AS (UPDATE requests SET version = $4${set.map((s) => `, ${s}`).join('')}
-                WHERE id = $1 AND version = $2 AND status = $3 RETURNING *)`,
+                WHERE id = $1 AND version = $2 AND status = $3 RETURNING id, version)`,
   ];
   if (t.vote) {
     const v = t.vote;
@@ -65,7 +73,8 @@ export async function writeTransition(q: Queryable, row: RequestRow, t: Transiti
     );
   }
   parts.push(...recordWhen('EXISTS (SELECT 1 FROM moved)', params, t.audit, t.events));
-  return q.maybeOne<RequestRow>(`WITH ${parts.join(',\n')} SELECT * FROM moved`, params);
+  const moved = await q.maybeOne(`WITH ${parts.join(',\n')} SELECT version FROM moved`, params);
+  return moved ? afterTransition(row, t) : undefined;
 }
 
 export interface NewRequest {

@@ -63,6 +63,8 @@ describe('SQL statements per command', () => {
     );
     const approve = await counter.during(() => t.ctx.requests.decide(s.actor(s.ada, 'api'), submit.result.id, 'approve'));
     expect(approve.result.outcome).toBe('approved');
+    // built from what was read and written, it is what a read after the commit shows
+    expect(approve.result.request).toEqual(await getRequestView(t.tdb.db, submit.result.id));
     const fan = await counter.during(() => fanOutBatch(t.ctx));
     expect(fan.result.deliveries).toHaveLength(1);
     const attempt = await counter.during(() => attemptDelivery(rt(), fan.result.deliveries[0]!.id));
