@@ -25,6 +25,8 @@ const SIGNING_SECRET = 'bench-signing-secret-0123456789';
  */
 export async function decideHttpScenario(opts: {
   requests: number;
+  /** decisions sent before each saturated phase and not counted: a server just started runs its JIT's first code */
+  warmup: number;
   paced: number;
   clients: number;
   pgbenchSeconds: number;
@@ -36,9 +38,11 @@ export async function decideHttpScenario(opts: {
   // the pool `signoff start` opens (DATABASE_POOL_SIZE), as the product runs, rather than one connection per client
   const scratch = await scratchDatabase('decide-http', poolSize);
   const clients = await startClients();
+  const warmClients = await startClients();
   // the paced phase's clients: one decision at a time, after the saturated run
   const pacedClients = await startClients();
   const webClients = webProcesses >= 1 ? await startClients() : undefined;
+  const webWarmClients = webProcesses >= 1 ? await startClients() : undefined;
   const { db } = scratch;
   let server: import('node:http').Server | undefined;
   let web: WebProcesses | undefined;
@@ -59,12 +63,23 @@ export async function decideHttpScenario(opts: {
       // a click acknowledged and then not decided (its clicker was told why in Slack) is not an HTTP failure
       throw new Error(`${e.message}: ${await approved()} of ${n} approved`);
     });
+  // approvals the phases so far have committed, or will once their acknowledged clicks are decided
+  let expected = 0;
   try {
-    const seeded = await seedPending(db, opts.requests * (webClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
+    const perServer = opts.warmup + opts.requests;
+    const seeded = await seedPending(db, perServer * (webClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
     const { approverId } = seeded;
-    const requestIds = seeded.requestIds.slice(0, opts.requests);
-    const pacedIds = seeded.requestIds.slice(opts.requests, opts.requests + opts.paced);
-    const webIds = seeded.requestIds.slice(opts.requests + opts.paced);
+    const ids = seeded.requestIds;
+    const [warmIds, requestIds] = [ids.slice(0, opts.warmup), ids.slice(opts.warmup, perServer)];
+    const pacedIds = ids.slice(perServer, perServer + opts.paced);
+    const [webWarmIds, webIds] = [
+      ids.slice(perServer + opts.paced, perServer * 2 + opts.paced - opts.requests),
+      ids.slice(perServer * 2 + opts.paced - opts.requests),
+    ];
+    const decided = (sent: number, r: ClientResults) => {
+      expected += sent - r.failures;
+      return expected;
+    };
     const key = (await createApiKey(db, 'bench', ['requests:read', 'requests:write'], approverId)).key;
     const slack = createSlackAdapter(ctx);
     const app = createHttpApp(ctx, { mount: (a) => slack.mount(a) });
@@ -74,6 +89,8 @@ export async function decideHttpScenario(opts: {
     const base = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
 
     // the clients run in a process of their own, as pgbench's do, with the fake Slack API their clicks' replies go to
+    const warm = await warmClients.run({ base, key, secret: SIGNING_SECRET, ids: warmIds, clients: opts.clients });
+    await approvedReach(decided(warmIds.length, warm), 'the warm-up');
     const started = performance.now();
     const cpu0 = process.cpuUsage();
     const saturated = await clients.run({
@@ -85,11 +102,12 @@ export async function decideHttpScenario(opts: {
     });
     const { failures } = saturated;
     const ackedIn = (performance.now() - started) / 1000;
-    await approvedReach(opts.requests - failures, 'every decision');
+    await approvedReach(decided(requestIds.length, saturated), 'every decision');
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpu0);
     // not saturated: one client, the next decision sent when the last one is acknowledged
     const paced = await pacedClients.run({ base, key, secret: SIGNING_SECRET, ids: pacedIds, clients: 1 });
+    await approvedReach(decided(pacedIds.length, paced), 'the paced decisions');
     server!.closeAllConnections();
     await new Promise<void>((r) => server!.close(() => r()));
     server = undefined;
@@ -107,6 +125,15 @@ export async function decideHttpScenario(opts: {
         SLACK_BOT_TOKEN: 'xoxb-bench',
         SLACK_API_URL: webClients.slack.url,
       });
+      const webWarm = await webWarmClients!.run({
+        base: web.bases[0]!,
+        bases: web.bases,
+        key,
+        secret: SIGNING_SECRET,
+        ids: webWarmIds,
+        clients: opts.clients,
+      });
+      await approvedReach(decided(webWarmIds.length, webWarm), 'the warm-up on the web processes');
       const t0 = performance.now();
       const cpuBefore = web.cpuSeconds();
       const r = await webClients.run({
@@ -117,10 +144,7 @@ export async function decideHttpScenario(opts: {
         ids: webIds,
         clients: opts.clients,
       });
-      await approvedReach(
-        opts.requests + pacedIds.length + opts.requests - failures - paced.failures - r.failures,
-        'every decision on the web processes',
-      );
+      await approvedReach(decided(webIds.length, r), 'every decision on the web processes');
       const figures = phaseFigures(r, opts.requests, (performance.now() - t0) / 1000, web.cpuSeconds() - cpuBefore);
       onWeb = { webProcesses, failures: r.failures, ...figures, peakRssMbPerProcess: web.peakRssMb() };
       await web.stop();
@@ -131,6 +155,7 @@ export async function decideHttpScenario(opts: {
     return {
       scenario: 'decide-http',
       decisions: opts.requests,
+      warmupDecisions: opts.warmup,
       clients: opts.clients,
       mix:
         process.env.BENCH_DECIDE_MIX === 'rest'
@@ -155,6 +180,8 @@ export async function decideHttpScenario(opts: {
     server?.close();
     clients.stop();
     pacedClients.stop();
+    warmClients.stop();
+    webWarmClients?.stop();
     webClients?.stop();
     await web?.stop();
     await closeQueues(ctx).catch(() => undefined);

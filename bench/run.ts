@@ -14,6 +14,7 @@ const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
   'decide-http': async () =>
     (await import('./decide-http.ts')).decideHttpScenario({
       requests: n(6000, 600, 'BENCH_DECIDE_REQUESTS'),
+      warmup: n(1500, 100, 'BENCH_DECIDE_WARMUP'),
       paced: n(300, 50),
       clients: 32,
       pgbenchSeconds: quick ? 3 : 10,
