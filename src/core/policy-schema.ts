@@ -76,6 +76,24 @@ export const policyDefinitionSchema = z
   });
 
 export type PolicyDefinition = z.infer<typeof policyDefinitionSchema>;
+
+const parsedPolicies = new WeakMap<object, PolicyDefinition>();
+
+/**
+ * A request's policy snapshot, validated (and given the defaults of fields added since it was stored) once per row
+ * read rather than at each use: an approval parsed it three times, about 10 µs each (3% of the server's samples in a
+ * decide-http profile). Keyed by the object the read produced, so a row read again is validated again.
+ */
+export function requestPolicy(row: { policy: unknown }): PolicyDefinition {
+  const raw = row.policy;
+  if (raw === null || typeof raw !== 'object') return policyDefinitionSchema.parse(raw);
+  let parsed = parsedPolicies.get(raw);
+  if (!parsed) {
+    parsed = policyDefinitionSchema.parse(raw);
+    parsedPolicies.set(raw, parsed);
+  }
+  return parsed;
+}
 export type PolicyInput = z.input<typeof policyDefinitionSchema>;
 export type Question = z.infer<typeof questionSchema>;
 export type Stage = z.infer<typeof stageSchema>;

@@ -4,7 +4,7 @@ import type { Actor, AuditEntry } from './audit-log.ts';
 import type { IdentityRow } from './directory.ts';
 import { AppError } from './errors.ts';
 import { evaluateStage, stageTimers } from './policy-evaluation.ts';
-import { policyDefinitionSchema } from './policy-schema.ts';
+import { requestPolicy } from './policy-schema.ts';
 import type { RequestRow } from './request-queries.ts';
 import { alreadyDecided, notThisStage } from './request-events.ts';
 import { checkVersion, type DecisionRead, planFinish } from './request-transitions.ts';
@@ -74,7 +74,7 @@ export async function mayReverse(
         { status: row.status },
       );
     }
-    const policy = policyDefinitionSchema.parse(row.policy);
+    const policy = requestPolicy(row);
     await requireMember(db, acting, everyApproverGroup(policy), {
       subjectId: row.requester_id,
       selfMessage: 'You cannot revoke your own access; another approver must.',
@@ -96,12 +96,12 @@ export async function mayReverse(
 
 /** Identities allowed to decide the current stage (the stage's groups, plus escalation groups once escalated). */
 export function eligibleApprovers(tx: Queryable, row: RequestRow): Promise<IdentityRow[]> {
-  const policy = policyDefinitionSchema.parse(row.policy);
+  const policy = requestPolicy(row);
   return eligibleMembers(tx, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), row.requester_id);
 }
 
 export function authorizeStage(tx: Queryable, actor: Actor & { id: string }, row: RequestRow, actorGroups?: string[]): Promise<void> {
-  const policy = policyDefinitionSchema.parse(row.policy);
+  const policy = requestPolicy(row);
   return requireMember(tx, actor, stageApproverGroups(policy, row.current_stage, Boolean(row.escalated_at)), {
     subjectId: row.requester_id,
     selfMessage: 'You cannot decide your own request.',
@@ -125,7 +125,7 @@ export async function planDecision(
 ): Promise<{ outcome: DecisionOutcome; transition: Transition }> {
   const { row, context } = read;
   await authorizeStage(q, actor, row, read.groups);
-  const policy = policyDefinitionSchema.parse(row.policy);
+  const policy = requestPolicy(row);
   const stage = policy.stages[row.current_stage]!;
   if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {
     throw new AppError('validation_failed', 'Say why (Reason) before denying, so the requester knows.', { field: 'reason' });

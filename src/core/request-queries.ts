@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.ts';
 import { AppError } from './errors.ts';
-import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
+import { requestPolicy, type PolicyDefinition } from './policy-schema.ts';
 import type { RequestStatus } from './request-state.ts';
 import type { DecisionView, HistoryEntry, Page, RequestDetail, RequestView, StageView } from './views.ts';
 
@@ -56,7 +56,7 @@ const joined = `
     LEFT JOIN devices d ON d.id = r.device_id`;
 
 function toView(r: JoinedRow): RequestView {
-  const policy = policyDefinitionSchema.parse(r.policy);
+  const policy = requestPolicy(r);
   return {
     id: r.id,
     status: r.status,
@@ -143,7 +143,7 @@ export async function historyOf(db: Queryable, subjectType: string, subjectId: s
 export async function getRequestDetail(db: Queryable, id: string): Promise<RequestDetail> {
   const view = await getRequestView(db, id);
   const row = await db.one<{ policy: unknown; escalated_at: Date | null }>('SELECT policy, escalated_at FROM requests WHERE id = $1', [id]);
-  const policy = policyDefinitionSchema.parse(row.policy);
+  const policy = requestPolicy(row);
   const decisions = await decisionsOf(db, id);
   const stages: StageView[] = policy.stages.map((s, index) => {
     const mine = decisions.filter((d) => d.stage === index);

@@ -7,7 +7,7 @@ import type { RevokeWhy } from './events.ts';
 import { recordCommand } from './command-record.ts';
 import type { AnyNewEvent } from './outbox.ts';
 import { accessTimers, nextInstallWindowOpening } from './policy-evaluation.ts';
-import { policyDefinitionSchema } from './policy-schema.ts';
+import { requestPolicy } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
 import { installData, snapshotOf } from './request-events.ts';
 import { nextRequestStatus, type RequestAction } from './request-state.ts';
@@ -159,7 +159,7 @@ export function planFinish(
   if (to !== 'approved' && to !== 'denied' && to !== 'cancelled' && to !== 'expired') {
     throw new AppError('invalid_transition', `A request cannot be finished as ${to}; revocation has its own path.`);
   }
-  const policy = policyDefinitionSchema.parse(row.policy);
+  const policy = requestPolicy(row);
   const access = to === 'approved' ? accessTimers(policy, now) : { accessExpiresAt: null, accessWarnAt: null, nextReviewAt: null };
   const opening =
     to === 'approved' && row.auto_install && ctx.app.install_window ? nextInstallWindowOpening(ctx.app.install_window, now) : null;

@@ -7,7 +7,7 @@ import { identityById } from './directory.ts';
 import { addDuration, parseDuration } from './durations.ts';
 import { AppError } from './errors.ts';
 import { nextReminder } from './policy-evaluation.ts';
-import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
+import { policyDefinitionSchema, requestPolicy, type PolicyDefinition } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
 import { snapshotOf } from './request-events.ts';
 import { requestContext, revokeRequest } from './request-transitions.ts';
@@ -278,7 +278,7 @@ export class ReviewService {
   }
 }
 
-const policyOf = (row: RequestRow): PolicyDefinition => policyDefinitionSchema.parse(row.policy);
+const policyOf = (row: RequestRow): PolicyDefinition => requestPolicy(row);
 
 async function reviewAlreadyDecided(tx: Tx, review: ReviewRow): Promise<AppError> {
   const decidedAt = review.decided_at ? new Date(review.decided_at).toISOString() : null;
