@@ -46,4 +46,13 @@ describe('slackFetch', () => {
     const url = await listen(() => undefined, PATH);
     await expect(slackFetch(url, { method: 'POST', body: '{}', signal: AbortSignal.timeout(50) })).rejects.toThrow();
   });
+
+  it('gives up when its deadline passes, without sending again on a new connection', async () => {
+    let received = 0;
+    const url = await listen(() => {
+      received++;
+    }, PATH);
+    await expect(slackFetch(url, { method: 'POST', body: '{}', timeoutMs: 50 })).rejects.toThrow(/timeout/);
+    expect(received).toBe(1);
+  });
 });

@@ -110,7 +110,7 @@ export class SlackApi {
           'user-agent': USER_AGENT,
         },
         body: formOf(args),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        timeoutMs: this.timeoutMs,
       });
       text = await res.text();
     } catch (e) {
@@ -183,7 +183,7 @@ export class SlackApi {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
+      timeoutMs: 10_000,
     });
     if (!res.ok) throw new SlackApiError('response_url', `http_${res.status}`, res.status >= 500 || res.status === 429);
   }

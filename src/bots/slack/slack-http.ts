@@ -23,7 +23,10 @@ export interface SlackHttpResponse {
   arrayBuffer(): Promise<ArrayBuffer>;
 }
 
-export async function slackFetch(input: string | URL, init: RequestInit = {}): Promise<SlackHttpResponse> {
+/** fetch's options, and a deadline for the whole exchange (as `AbortSignal.timeout`, with one plain timer instead) */
+export type SlackFetchInit = RequestInit & { timeoutMs?: number };
+
+export async function slackFetch(input: string | URL, init: SlackFetchInit = {}): Promise<SlackHttpResponse> {
   const body = init.body;
   const payload = body == null ? undefined : body instanceof URLSearchParams ? body.toString() : body;
   // multipart uploads and streams: left to fetch (Signoff sends neither today)
@@ -33,13 +36,36 @@ export async function slackFetch(input: string | URL, init: RequestInit = {}): P
   const url = new URL(String(input));
   const agent = agentFor(agents, url);
   if (!agent) throw new TypeError(`unsupported protocol ${url.protocol}`);
-  const headers: Record<string, string | number> = Object.fromEntries(new Headers(init.headers));
+  const headers = headersOf(init.headers);
   if (payload !== undefined) headers['content-length'] = Buffer.byteLength(payload);
   const signal = init.signal ?? undefined;
   signal?.throwIfAborted();
-  const send = (reuse: boolean) => request(url, { method: init.method ?? 'GET', agent: reuse ? agent : false, headers }, payload, signal);
+  const deadline = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
+  const send = (reuse: boolean) =>
+    request(url, { method: init.method ?? 'GET', agent: reuse ? agent : false, headers }, payload, signal, deadline);
   // dropped on reuse: send again on a new connection
   return send(true).catch((e: unknown) => (e === STALE ? send(false) : Promise.reject(e)));
+}
+
+/** A plain object's headers are copied as they are (lower-cased); building a WHATWG Headers for them cost more. */
+function headersOf(given: HeadersInit | undefined): Record<string, string | number> {
+  if (given === undefined) return {};
+  if (given instanceof Headers || Array.isArray(given)) return Object.fromEntries(new Headers(given));
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(given)) out[k.toLowerCase()] = String(v);
+  return out;
+}
+
+/** Response headers as a WHATWG Headers, built only when read (only a rate limit's Retry-After is). */
+function lazyHeaders(raw: http.IncomingHttpHeaders): () => Headers {
+  let built: Headers | undefined;
+  return () => {
+    if (!built) {
+      built = new Headers();
+      for (const [k, v] of Object.entries(raw)) for (const one of [v ?? []].flat()) built.append(k, one);
+    }
+    return built;
+  };
 }
 
 const STALE = Symbol('stale connection');
@@ -49,37 +75,57 @@ function request(
   options: http.RequestOptions,
   payload: string | Buffer | undefined,
   signal: AbortSignal | undefined,
+  deadline: number | undefined,
 ): Promise<SlackHttpResponse> {
   return new Promise((resolve, reject) => {
     let answered = false;
+    let timer: NodeJS.Timeout | undefined;
+    const done = () => {
+      signal?.removeEventListener('abort', abort);
+      if (timer) clearTimeout(timer);
+    };
     const req = (url.protocol === 'https:' ? https : http).request(url, options, (res) => {
       answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
+      res.on('error', (e) => {
+        done();
+        reject(e);
+      });
       res.on('end', () => {
-        signal?.removeEventListener('abort', abort);
+        done();
         const buf = Buffer.concat(chunks);
-        const h = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) for (const one of [v ?? []].flat()) h.append(k, one);
+        const headers = lazyHeaders(res.headers);
         const status = res.statusCode ?? 0;
         resolve({
           url: url.href,
           ok: status >= 200 && status < 300,
           status,
           statusText: res.statusMessage ?? '',
-          headers: h,
+          get headers() {
+            return headers();
+          },
           text: async () => buf.toString('utf8'),
           json: async () => JSON.parse(buf.toString('utf8')),
           arrayBuffer: async () => buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
         });
       });
     });
+    let timedOut = false;
     const abort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     signal?.addEventListener('abort', abort, { once: true });
+    if (deadline !== undefined) {
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          req.destroy(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+        },
+        Math.max(0, deadline - Date.now()),
+      ).unref();
+    }
     req.on('error', (e: NodeJS.ErrnoException) => {
-      signal?.removeEventListener('abort', abort);
-      reject(!signal?.aborted && droppedOnReuse(req, answered, e) ? STALE : e);
+      done();
+      reject(!signal?.aborted && !timedOut && droppedOnReuse(req, answered, e) ? STALE : e);
     });
     req.end(payload);
   });
