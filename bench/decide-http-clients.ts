@@ -162,7 +162,10 @@ if (process.env.SIGNOFF_BENCH_CLIENTS === '1') {
   process.stdin.on('data', (c) => (input += c));
   process.stdin.on('end', () => {
     // the stand-in stays up after the results: decisions acknowledged before they were decided, and the next phase's
-    // (its server posts to this stand-in), still send their replies here; the scenario stops the process at its end
+    // (its server posts to this stand-in), still send their replies here; the scenario stops the process at its end,
+    // and a scenario that died without stopping it leaves it an orphan, which ends itself
+    const parent = process.ppid;
+    setInterval(() => process.ppid !== parent && process.exit(0), 1000).unref();
     main(JSON.parse(input), fake.origin).then(
       () => undefined,
       (e) => {
