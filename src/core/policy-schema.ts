@@ -76,6 +76,10 @@ export const policyDefinitionSchema = z
   });
 
 export type PolicyDefinition = z.infer<typeof policyDefinitionSchema>;
+export type PolicyInput = z.input<typeof policyDefinitionSchema>;
+export type Question = z.infer<typeof questionSchema>;
+export type Stage = z.infer<typeof stageSchema>;
+export type Quorum = z.infer<typeof quorumSchema>;
 
 const parsedPolicies = new WeakMap<object, PolicyDefinition>();
 
@@ -94,10 +98,6 @@ export function requestPolicy(row: { policy: unknown }): PolicyDefinition {
   }
   return parsed;
 }
-export type PolicyInput = z.input<typeof policyDefinitionSchema>;
-export type Question = z.infer<typeof questionSchema>;
-export type Stage = z.infer<typeof stageSchema>;
-export type Quorum = z.infer<typeof quorumSchema>;
 
 export const installWindowSchema = z.strictObject({
   from: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM'),

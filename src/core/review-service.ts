@@ -7,7 +7,7 @@ import { identityById } from './directory.ts';
 import { addDuration, parseDuration } from './durations.ts';
 import { AppError } from './errors.ts';
 import { nextReminder } from './policy-evaluation.ts';
-import { policyDefinitionSchema, requestPolicy, type PolicyDefinition } from './policy-schema.ts';
+import { policyDefinitionSchema, requestPolicy } from './policy-schema.ts';
 import { isUuid, type RequestRow } from './request-queries.ts';
 import { snapshotOf } from './request-events.ts';
 import { requestContext, revokeRequest } from './request-transitions.ts';
@@ -59,7 +59,7 @@ export class ReviewService {
 
   /** The timer sweep's `review` kind: opens the periodic review of an approved request (one open review at a time). */
   async start(tx: Tx, row: RequestRow, now: Date): Promise<void> {
-    const policy = policyOf(row);
+    const policy = requestPolicy(row);
     if (!policy.accessReviewEvery) {
       await tx.query(`UPDATE requests SET next_review_at = NULL WHERE id = $1`, [row.id]);
       return;
@@ -205,7 +205,7 @@ export class ReviewService {
         tx,
         await resolveDecider(tx, actor, undefined, 'reviewer'),
         row.requester_id,
-        reviewGroups(review, policyOf(row)),
+        reviewGroups(review, requestPolicy(row)),
       );
       return getReviewView(tx, reviewId);
     });
@@ -229,7 +229,7 @@ export class ReviewService {
       const row = await tx.one<RequestRow>('SELECT * FROM requests WHERE id = $1 FOR UPDATE', [target.request_id]);
       const review = await tx.one<ReviewRow>('SELECT * FROM access_reviews WHERE id = $1 FOR UPDATE', [reviewId]);
       if (review.status !== 'pending') throw await reviewAlreadyDecided(tx, review);
-      await requireReviewer(tx, reviewer, row.requester_id, reviewGroups(review, policyOf(row)));
+      await requireReviewer(tx, reviewer, row.requester_id, reviewGroups(review, requestPolicy(row)));
       const status = decision === 'keep' ? 'kept' : 'removed';
       const why = reason?.trim() || null;
       // removing someone's access always says why (the requester is told), wherever it is decided
@@ -277,8 +277,6 @@ export class ReviewService {
     });
   }
 }
-
-const policyOf = (row: RequestRow): PolicyDefinition => requestPolicy(row);
 
 async function reviewAlreadyDecided(tx: Tx, review: ReviewRow): Promise<AppError> {
   const decidedAt = review.decided_at ? new Date(review.decided_at).toISOString() : null;

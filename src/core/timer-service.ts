@@ -5,7 +5,7 @@ import { systemActor, type AuditEntry } from './audit-log.ts';
 import type { Clock } from './clock.ts';
 import type { AnyNewEvent } from './outbox.ts';
 import { nextReminder } from './policy-evaluation.ts';
-import { policyDefinitionSchema, type PolicyDefinition } from './policy-schema.ts';
+import { requestPolicy } from './policy-schema.ts';
 import type { RequestRow } from './request-queries.ts';
 import { installData, snapshotOf } from './request-events.ts';
 import { requestContext, revokeRequest } from './request-transitions.ts';
@@ -200,7 +200,7 @@ export class TimerService {
   }
 
   private async escalate(tx: Tx, row: RequestRow, now: Date): Promise<void> {
-    const policy = policyOf(row);
+    const policy = requestPolicy(row);
     await tx.query(`UPDATE requests SET escalated_at = $2, escalate_at = NULL, version = version + 1, updated_at = $2 WHERE id = $1`, [
       row.id,
       now,
@@ -218,7 +218,7 @@ export class TimerService {
   }
 
   private async remind(tx: Tx, row: RequestRow, now: Date): Promise<void> {
-    const policy = policyOf(row);
+    const policy = requestPolicy(row);
     const next = nextReminder(policy, new Date(row.next_reminder_at!), now, row.deadline_at ? new Date(row.deadline_at) : null);
     await tx.query(`UPDATE requests SET next_reminder_at = $2 WHERE id = $1`, [row.id, next]);
     const details = {
@@ -239,7 +239,7 @@ export class TimerService {
     const audits: AuditEntry[] = [];
     const next: (Date | null)[] = [];
     for (const row of rows) {
-      const policy = policyOf(row);
+      const policy = requestPolicy(row);
       next.push(nextReminder(policy, new Date(row.next_reminder_at!), now, row.deadline_at ? new Date(row.deadline_at) : null));
       const details = {
         stage: row.current_stage,
@@ -315,5 +315,3 @@ export class TimerService {
     );
   }
 }
-
-const policyOf = (row: RequestRow): PolicyDefinition => policyDefinitionSchema.parse(row.policy);
