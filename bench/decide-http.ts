@@ -70,12 +70,11 @@ export async function decideHttpScenario(opts: {
     const seeded = await seedPending(db, perServer * (webClients ? 2 : 1) + opts.paced, { approverSlackId: 'U0APPROVER' });
     const { approverId } = seeded;
     const ids = seeded.requestIds;
-    const [warmIds, requestIds] = [ids.slice(0, opts.warmup), ids.slice(opts.warmup, perServer)];
+    // each server's share: its warm-up, then its measured decisions
+    const warmAndMeasured = (share: string[]) => [share.slice(0, opts.warmup), share.slice(opts.warmup)] as const;
+    const [warmIds, requestIds] = warmAndMeasured(ids.slice(0, perServer));
     const pacedIds = ids.slice(perServer, perServer + opts.paced);
-    const [webWarmIds, webIds] = [
-      ids.slice(perServer + opts.paced, perServer * 2 + opts.paced - opts.requests),
-      ids.slice(perServer * 2 + opts.paced - opts.requests),
-    ];
+    const [webWarmIds, webIds] = warmAndMeasured(ids.slice(perServer + opts.paced));
     const decided = (sent: number, r: ClientResults) => {
       expected += sent - r.failures;
       return expected;
