@@ -4,6 +4,7 @@ import { createSlackAdapter } from '../src/bots/slack/index.ts';
 import { buildContext } from '../src/build-context.ts';
 import { loadConfig } from '../src/config.ts';
 import { createApiKey } from '../src/core/api-keys.ts';
+import { ApiKeyCache } from '../src/integrations/http/api-key-cache.ts';
 import { createHttpApp } from '../src/integrations/http/app.ts';
 import { closeQueues } from '../src/integrations/queue/queues.ts';
 import { createLogger } from '../src/logger.ts';
@@ -56,6 +57,10 @@ export async function decideHttpScenario(opts: {
     SLACK_API_URL: clients.slack.url,
   });
   const ctx = buildContext({ config, db, logger: createLogger('silent') });
+  // as `signoff start` does: the keys this process resolved are kept while it hears their changes
+  const apiKeys = new ApiKeyCache(db);
+  const keyChanges = apiKeys.listen(scratch.url, ctx.logger);
+  ctx.apiKeys = apiKeys;
   // Slack clicks are decided after their ack: a phase ends when its last decision is committed
   const approved = async () => Number((await db.one<{ n: string }>(`SELECT count(*) AS n FROM requests WHERE status = 'approved'`)).n);
   const approvedReach = (n: number, what: string) =>
@@ -183,6 +188,7 @@ export async function decideHttpScenario(opts: {
     webWarmClients?.stop();
     webClients?.stop();
     await web?.stop();
+    await keyChanges.stop();
     await closeQueues(ctx).catch(() => undefined);
     await scratch.drop();
   }

@@ -16,6 +16,7 @@ import { DeferredWakeups1763970000000 } from './1763970000000-deferred-wakeups.t
 import { DeliveryLeases1763950000000 } from './1763950000000-delivery-leases.ts';
 import { ReminderTimers1763980000000 } from './1763980000000-reminder-timers.ts';
 import { OutboxIndexes1763990000000 } from './1763990000000-outbox-indexes.ts';
+import { ApiKeyChanges1764000000000 } from './1764000000000-api-key-changes.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
 export const migrations = [
@@ -37,4 +38,5 @@ export const migrations = [
   DeferredWakeups1763970000000,
   ReminderTimers1763980000000,
   OutboxIndexes1763990000000,
+  ApiKeyChanges1764000000000,
 ];

@@ -1,4 +1,5 @@
 import type { Config } from './config.ts';
+import type { ApiKeyVerifier } from './core/api-keys.ts';
 import type { Clock } from './core/clock.ts';
 import type { ChatNotifier, Mailer } from './core/ports.ts';
 import type { RequestService } from './core/request-service.ts';
@@ -25,4 +26,6 @@ export interface AppContext {
   /** chat platforms register here when enabled; the outbox relay hands them every domain event */
   notifiers: ChatNotifier[];
   mailer?: Mailer;
+  /** the REST API's keys as a web process keeps them; without it every call reads its key */
+  apiKeys?: ApiKeyVerifier;
 }

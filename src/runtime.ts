@@ -5,6 +5,7 @@ import { buildContext } from './build-context.ts';
 import { loadConfig, slackEnabled, teamsEnabled } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { createEmailNotifier } from './integrations/email/email-notifier.ts';
+import { ApiKeyCache } from './integrations/http/api-key-cache.ts';
 import { createHttpApp, startHttpServer } from './integrations/http/app.ts';
 import { mountLinkRoutes } from './integrations/http/link-routes.ts';
 import { mountWebApp, type WebApp } from './integrations/web/index.ts';
@@ -43,6 +44,10 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
   let listeningOn: number | undefined;
   if (opts.role !== 'worker') {
     let web: WebApp | undefined;
+    const apiKeys = new ApiKeyCache(db);
+    const listening = apiKeys.listen(config.DATABASE_URL, logger);
+    ctx.apiKeys = apiKeys;
+    stops.push(() => listening.stop());
     const app = createHttpApp(ctx, {
       mount: (a: Express) => {
         slack?.mount(a);

@@ -125,7 +125,20 @@ export async function revokeApiKey(db: Database, actor: Actor, at: Date, ref: st
 
 /** Resolves a presented key; unknown or revoked keys are one and the same 401. */
 export async function verifyApiKey(db: Queryable, presented: string): Promise<ApiKeyPrincipal> {
-  const digest = hash(presented);
+  const found = await findApiKey(db, apiKeyDigest(presented));
+  // last use to the minute: a busy key does not pay a write (and its commit) on every call
+  if (found.staleUse) stampApiKeyUse(db, found.principal.id);
+  return found.principal;
+}
+
+/** What is stored of a presented key: its SHA-256, in hex. */
+export const apiKeyDigest = hash;
+
+/**
+ * The key with this digest, and whether its last use was stamped over a minute ago; unknown or revoked keys are
+ * one and the same 401.
+ */
+export async function findApiKey(db: Queryable, digest: string): Promise<{ principal: ApiKeyPrincipal; staleUse: boolean }> {
   const row = await db.maybeOne<{
     id: string;
     name: string;
@@ -144,13 +157,26 @@ export async function verifyApiKey(db: Queryable, presented: string): Promise<Ap
   if (!row || row.revoked_at || !timingSafeEqual(Buffer.from(row.key_hash), Buffer.from(digest))) {
     throw new AppError('unauthenticated', 'The API key is not valid; create one with `npx signoff apikey create`.');
   }
-  // last use to the minute: a busy key does not pay a write (and its commit) on every call
-  if (row.stale_use) void db.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [row.id]).catch(() => undefined);
-  return { id: row.id, name: row.name, scopes: row.scopes, identityId: row.identity_id, identityLabel: row.identity_label };
+  return {
+    principal: { id: row.id, name: row.name, scopes: row.scopes, identityId: row.identity_id, identityLabel: row.identity_label },
+    staleUse: row.stale_use,
+  };
+}
+
+/** Stamps a key's last use; not awaited by the call it serves, and a failure only leaves the stamp older. */
+export function stampApiKeyUse(db: Queryable, id: string): void {
+  void db.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [id]).catch(() => undefined);
 }
 
 export function requireScope(p: ApiKeyPrincipal, scope: ApiScope): void {
   if (!p.scopes.includes(scope) && !p.scopes.includes('admin')) {
     throw new AppError('forbidden', `This API key lacks the "${scope}" scope.`, { requiredScope: scope });
   }
+}
+
+/** Resolves presented keys for the REST API; a process may keep what it resolved (see api-key-cache.ts). */
+export interface ApiKeyVerifier {
+  verify(presented: string): Promise<ApiKeyPrincipal>;
+  /** forgets every key this process keeps: a key was revoked here, so the next call must read it again */
+  forgetAll(): void;
 }

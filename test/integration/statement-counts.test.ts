@@ -5,6 +5,7 @@ import { createApiKey } from '../../src/core/api-keys.ts';
 import type { CreateApprovedInput } from '../../src/core/approved-requests.ts';
 import type { Actor } from '../../src/core/audit-log.ts';
 import { getRequestView } from '../../src/core/request-queries.ts';
+import { ApiKeyCache } from '../../src/integrations/http/api-key-cache.ts';
 import { createHttpApp } from '../../src/integrations/http/app.ts';
 import { attemptDelivery } from '../../src/integrations/webhooks/delivery-processor.ts';
 import { fanOutBatch } from '../../src/integrations/outbox-batch.ts';
@@ -349,6 +350,16 @@ describe('SQL statements per decision over HTTP', () => {
     expect(call.result.status).toBe(200);
     expect(call.result.body.outcome).toBe('approved');
 
+    // a web process keeps the keys it read (api-key-cache.ts): its next approval is the decision's read and write
+    const viaKept = await pending('GUID:COUNT-KEPT');
+    const kept = new ApiKeyCache(h.t.tdb.db);
+    kept.resume();
+    h.t.ctx.apiKeys = kept;
+    await request(app).get(`/api/v1/requests/${viaKept}`).set(auth).expect(200);
+    const keptCall = await counter.during(() => request(app).post(`/api/v1/requests/${viaKept}/approve`).set(auth).send({}));
+    h.t.ctx.apiKeys = undefined;
+    expect(keptCall.result.body.outcome).toBe('approved');
+
     show('Slack approve click (decision read with the clicker, write, private reply audited)', slack);
     show('Slack deny click up to the reason modal', deny.statements);
     show('REST approve over HTTP (key, decision read and write)', call.statements);
@@ -360,5 +371,7 @@ describe('SQL statements per decision over HTTP', () => {
     expect(deny.statements.length).toBeLessThanOrEqual(2);
     // REST: the key, the decision's read and write
     expect(call.statements.length).toBeLessThanOrEqual(3);
+    show('REST approve over HTTP with the key kept', keptCall.statements);
+    expect(keptCall.statements.length).toBeLessThanOrEqual(2);
   });
 });

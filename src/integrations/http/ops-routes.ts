@@ -3,8 +3,8 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { verifyApiKey } from '../../core/api-keys.ts';
 import { pingDatabase } from '../../db/database.ts';
+import { resolveApiKey } from './api-auth.ts';
 import { createRedis } from '../queue/connection.ts';
 import { queuesFor } from '../queue/queues.ts';
 import { metricsFor } from '../metrics.ts';
@@ -138,7 +138,7 @@ function adminAuth(ctx: AppContext) {
     };
     if (!key) return deny(401, 'Sign in with an admin API key (as the password, any user name) or send it as a Bearer token.');
     try {
-      const principal = await verifyApiKey(ctx.db, key);
+      const principal = await resolveApiKey(ctx, key);
       if (!principal.scopes.includes('admin')) return deny(403, 'The queue dashboard needs an API key with the "admin" scope.');
       res.locals.principal = principal;
       next();

@@ -178,6 +178,8 @@ export function registerAdminPages(router: Router, ctx: AppContext): void {
   router.post('/admin/keys/:id/revoke', async (req, res) => {
     const s = admin(res);
     await revokeApiKey(ctx.db, webActor(s), ctx.clock.now(), String(req.params.id));
+    // this process stops accepting it now, not when the announcement arrives
+    ctx.apiKeys?.forgetAll();
     res.redirect(303, '/app/admin/keys?notice=key_revoked');
   });
 }
