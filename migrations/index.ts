@@ -17,6 +17,7 @@ import { DeliveryLeases1763950000000 } from './1763950000000-delivery-leases.ts'
 import { ReminderTimers1763980000000 } from './1763980000000-reminder-timers.ts';
 import { OutboxIndexes1763990000000 } from './1763990000000-outbox-indexes.ts';
 import { ApiKeyChanges1764000000000 } from './1764000000000-api-key-changes.ts';
+import { DecisionIndexes1764010000000 } from './1764010000000-decision-indexes.ts';
 
 /** Every migration, in order. Listed explicitly so the ESM runtime needs no glob loading. */
 export const migrations = [
@@ -39,4 +40,5 @@ export const migrations = [
   ReminderTimers1763980000000,
   OutboxIndexes1763990000000,
   ApiKeyChanges1764000000000,
+  DecisionIndexes1764010000000,
 ];
