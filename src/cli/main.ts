@@ -10,6 +10,7 @@ import { createSigninLink } from '../core/signin-links.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
 import { appliedMigrations, openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
+import { tuneServerHeap } from '../process-tuning.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerChangeCommands, registerRequestDecisionCommands } from './decision-commands.ts';
 import { out, positiveInt, reportError, runCommand, table, withContext, withDatabase } from './run.ts';
@@ -63,6 +64,8 @@ program
   .addOption(new Option('--role <role>', 'what this process runs').choices(['web', 'worker', 'all']).default('all'))
   .action(async (opts: { role: 'web' | 'worker' | 'all' }) => {
     try {
+      // before the server's modules load: a collection while they do sets the next limit with the setting it finds
+      tuneServerHeap();
       // loaded on demand: the runtime pulls in the chat SDKs, which no other command needs
       const { runSignoff } = await import('../runtime.ts');
       await runSignoff({ role: opts.role });
