@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as ACData from 'adaptivecards-templating';
+import { PROJECT_ROOT } from '../../paths.ts';
 
 /**
  * Pure renderers: view data in, Adaptive Card JSON out. Layout lives in cards/*.json so an admin can restyle
@@ -19,7 +20,7 @@ export type CardName =
   | 'review';
 export type Tone = 'info' | 'success' | 'error' | 'warning';
 
-const cardsDir = fileURLToPath(new URL('../../../cards/', import.meta.url));
+const cardsDir = `${join(PROJECT_ROOT, 'cards')}/`;
 const templates = new Map<CardName, unknown>();
 
 function template(name: CardName): unknown {

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { oidcEnabled } from '../../config.ts';
+import { PROJECT_ROOT } from '../../paths.ts';
 import { AppError, toAppError } from '../../core/errors.ts';
 import { registerAuthRoutes } from './auth-routes.ts';
 import { errorPage, securityHeaders } from './layout.ts';
@@ -21,7 +23,7 @@ import { loadSession, requireCsrf, sessionOf } from './sessions.ts';
  */
 
 function asset(file: string, type: string) {
-  const body = readFileSync(new URL(`./static/${file}`, import.meta.url));
+  const body = readFileSync(join(PROJECT_ROOT, 'src/integrations/web/static', file));
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"`;
   return (req: Request, res: Response) => {
     res.setHeader('Cache-Control', 'public, max-age=300, must-revalidate');
