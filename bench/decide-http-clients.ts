@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { ACTION, promptValue } from '../src/bots/slack/slack-ids.ts';
 import { signSlackBody } from '../src/bots/slack/slack-verify.ts';
+import { SERVER_NODE_OPTIONS } from '../src/process-tuning.ts';
 import { RawConnection, startSlackStandIn } from './raw-http.ts';
 import { pool } from './support.ts';
 
@@ -40,7 +41,9 @@ export interface ClientsProcess {
  */
 export function startClients(): Promise<ClientsProcess> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, 'bin/run-ts.mjs', 'bench/decide-http-clients.ts'], {
+    // the load generator runs as Node's defaults have it, whatever options the server's process was given
+    const clientArgv = process.execArgv.filter((a) => !SERVER_NODE_OPTIONS.includes(a));
+    const p = spawn(process.execPath, [...clientArgv, 'bin/run-ts.mjs', 'bench/decide-http-clients.ts'], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, SIGNOFF_BENCH_CLIENTS: '1' },
     });

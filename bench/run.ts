@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { tuneServerHeap } from '../src/process-tuning.ts';
+import { SERVER_NODE_OPTIONS, tuneServerHeap } from '../src/process-tuning.ts';
 
 /**
  * One JSON line per scenario, each carrying the reference figure measured in the same run. Every scenario runs in
@@ -70,7 +70,8 @@ for (const name of Object.keys(scenarios)) {
   const code = await new Promise<number>((resolve) => {
     const p = spawn(
       process.execPath,
-      [...process.execArgv, 'bin/run-ts.mjs', 'bench/run.ts', '--child', name, ...(quick ? ['--quick'] : [])],
+      // the scenario's process stands in for `npm start`: the same Node options
+      [...process.execArgv, ...SERVER_NODE_OPTIONS, 'bin/run-ts.mjs', 'bench/run.ts', '--child', name, ...(quick ? ['--quick'] : [])],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     p.on('exit', (c) => resolve(c ?? 1));

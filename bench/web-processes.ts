@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { freePort } from '../test/support/ports.ts';
+import { SERVER_NODE_OPTIONS } from '../src/process-tuning.ts';
 import { waitUntil } from './support.ts';
 
 export interface WebProcesses {
@@ -48,7 +49,8 @@ export async function startWebProcesses(n: number, env: Record<string, string>):
   try {
     for (let i = 0; i < n; i++) {
       const port = await freePort();
-      const child = spawn(process.execPath, ['bin/signoff.mjs', 'start', '--role', 'web'], {
+      // as `npm start` runs it
+      const child = spawn(process.execPath, [...SERVER_NODE_OPTIONS, 'bin/signoff.mjs', 'start', '--role', 'web'], {
         env: { ...process.env, ...env, PORT: String(port) },
         stdio: ['ignore', 'ignore', 'inherit'],
       });
