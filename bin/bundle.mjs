@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -38,7 +38,7 @@ export async function bundleEntry(root) {
   const dir = join(dist, `build-${stamp}`);
   const entry = join(dir, 'main.js');
   try {
-    if (readFileSync(join(dist, 'current'), 'utf8') === stamp) return entry;
+    if (readFileSync(join(dist, 'current'), 'utf8') === stamp && existsSync(entry)) return entry;
   } catch {}
   const esbuild = await import('esbuild');
   // a build of its own, renamed into place whole: processes starting meanwhile never see half of one
