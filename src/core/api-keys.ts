@@ -124,21 +124,15 @@ export async function revokeApiKey(db: Database, actor: Actor, at: Date, ref: st
 }
 
 /** Resolves a presented key; unknown or revoked keys are one and the same 401. */
-export async function verifyApiKey(db: Queryable, presented: string): Promise<ApiKeyPrincipal> {
-  const found = await findApiKey(db, apiKeyDigest(presented));
-  // last use to the minute: a busy key does not pay a write (and its commit) on every call
-  if (found.staleUse) stampApiKeyUse(db, found.principal.id);
-  return found.principal;
+export function verifyApiKey(db: Queryable, presented: string): Promise<ApiKeyPrincipal> {
+  return verifyApiKeyDigest(db, apiKeyDigest(presented));
 }
 
 /** What is stored of a presented key: its SHA-256, in hex. */
 export const apiKeyDigest = hash;
 
-/**
- * The key with this digest, and whether its last use was stamped over a minute ago; unknown or revoked keys are
- * one and the same 401.
- */
-export async function findApiKey(db: Queryable, digest: string): Promise<{ principal: ApiKeyPrincipal; staleUse: boolean }> {
+/** verifyApiKey for a key already digested (apiKeyDigest). */
+export async function verifyApiKeyDigest(db: Queryable, digest: string): Promise<ApiKeyPrincipal> {
   const row = await db.maybeOne<{
     id: string;
     name: string;
@@ -157,10 +151,9 @@ export async function findApiKey(db: Queryable, digest: string): Promise<{ princ
   if (!row || row.revoked_at || !timingSafeEqual(Buffer.from(row.key_hash), Buffer.from(digest))) {
     throw new AppError('unauthenticated', 'The API key is not valid; create one with `npx signoff apikey create`.');
   }
-  return {
-    principal: { id: row.id, name: row.name, scopes: row.scopes, identityId: row.identity_id, identityLabel: row.identity_label },
-    staleUse: row.stale_use,
-  };
+  // last use to the minute: a busy key does not pay a write (and its commit) on every call
+  if (row.stale_use) stampApiKeyUse(db, row.id);
+  return { id: row.id, name: row.name, scopes: row.scopes, identityId: row.identity_id, identityLabel: row.identity_label };
 }
 
 /** Stamps a key's last use; not awaited by the call it serves, and a failure only leaves the stamp older. */

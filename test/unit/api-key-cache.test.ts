@@ -3,7 +3,7 @@ import { apiKeyDigest } from '../../src/core/api-keys.ts';
 import type { Queryable } from '../../src/db/database.ts';
 import { ApiKeyCache } from '../../src/integrations/http/api-key-cache.ts';
 
-/** api_keys as findApiKey reads it: counts reads and last-use stamps, and can hold a read until released. */
+/** api_keys as verifyApiKeyDigest reads it: counts reads and last-use stamps, and can hold a read until released. */
 class FakeKeys implements Queryable {
   reads = 0;
   stamps = 0;

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { apiKeyDigest, findApiKey, stampApiKeyUse, type ApiKeyPrincipal, type ApiKeyVerifier } from '../../core/api-keys.ts';
+import { apiKeyDigest, stampApiKeyUse, verifyApiKeyDigest, type ApiKeyPrincipal, type ApiKeyVerifier } from '../../core/api-keys.ts';
 import type { Queryable } from '../../db/database.ts';
 import type { Logger } from '../../logger.ts';
 
@@ -57,10 +57,10 @@ export class ApiKeyCache implements ApiKeyVerifier {
       return kept.principal;
     }
     const generation = this.generation;
-    const found = await findApiKey(this.db, digest);
-    if (found.staleUse) stampApiKeyUse(this.db, found.principal.id);
-    if (this.live && generation === this.generation) this.keep(digest, { principal: found.principal, readAt: now, stampedAt: now });
-    return found.principal;
+    // stamps the key's last use when that is over a minute old: either way it is fresh as of now
+    const principal = await verifyApiKeyDigest(this.db, digest);
+    if (this.live && generation === this.generation) this.keep(digest, { principal, readAt: now, stampedAt: now });
+    return principal;
   }
 
   forgetAll(): void {
