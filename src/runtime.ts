@@ -12,7 +12,6 @@ import { mountWebApp, type WebApp } from './integrations/web/index.ts';
 import { startWorkers } from './integrations/queue/workers.ts';
 import { createUrlGuard } from './integrations/webhooks/url-safety.ts';
 import { createLogger } from './logger.ts';
-import { tuneServerHeap } from './process-tuning.ts';
 
 export type Role = 'web' | 'worker' | 'all';
 
@@ -21,7 +20,6 @@ export type Role = 'web' | 'worker' | 'all';
  * run against one Postgres and Redis; SIGTERM lets in-flight jobs and requests finish before exiting.
  */
 export async function runSignoff(opts: { role: Role }): Promise<void> {
-  tuneServerHeap();
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
   const db = await openDatabase(config.DATABASE_URL, {
