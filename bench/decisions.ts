@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { policyDefinitionSchema } from '../src/core/policy-schema.ts';
 import { RequestService } from '../src/core/request-service.ts';
 import { systemClock } from '../src/core/clock.ts';
-import { percentile, pgbenchTps, pool, round, scratchDatabase } from './support.ts';
+import { percentile, pgbenchReference, pool, round, scratchDatabase } from './support.ts';
 
 /**
  * Submit + approve through the core (two commands, each committing once, with audit and outbox rows),
@@ -41,7 +41,7 @@ export async function decisionsScenario(opts: { requests: number; concurrency: n
     });
     const seconds = (performance.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
-    const reference = await pgbenchTps(opts.concurrency, opts.pgbenchSeconds ?? 5);
+    const reference = await pgbenchReference(opts.concurrency, opts.pgbenchSeconds ?? 5);
     const perSecond = opts.requests / seconds;
     return {
       scenario: 'submit-and-approve',
@@ -50,9 +50,9 @@ export async function decisionsScenario(opts: { requests: number; concurrency: n
       requestsPerSecond: round(perSecond),
       p50Ms: round(percentile(latencies, 50)),
       p95Ms: round(percentile(latencies, 95)),
-      reference: { tool: 'pgbench tpcb-like', clients: opts.concurrency, tps: round(reference) },
+      reference: { tool: 'pgbench tpcb-like', clients: opts.concurrency, ...reference },
       // each request is two of our commits; pgbench's is one five-statement transaction
-      ratioToPgbench: round((perSecond * 2) / reference, 3),
+      ratioToPgbench: round((perSecond * 2) / reference.tps, 3),
       targets: { ratioToPgbench: 0.5 },
     };
   } finally {

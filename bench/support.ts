@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { policyDefinitionSchema } from '../src/core/policy-schema.ts';
@@ -27,9 +30,21 @@ export async function scratchDatabase(tag: string, poolSize = 20): Promise<{ url
   };
 }
 
-/** pgbench's TPC-B-like transaction rate on the same server, as the in-run reference for database-bound work. */
-export async function pgbenchTps(clients: number, seconds: number): Promise<number> {
+export interface PgbenchReference {
+  tps: number;
+  /** each transaction's latency as pgbench's clients saw it (`--log`): the reference for an ack's at the same concurrency */
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+}
+
+/**
+ * pgbench's TPC-B-like transaction rate on the same server, as the in-run reference for database-bound work, with
+ * its transactions' latency percentiles: at 32 closed-loop clients a latency is mostly the wait for the others
+ * (clients / rate), which the machine sets for pgbench as it does for us.
+ */
+export async function pgbenchReference(clients: number, seconds: number): Promise<PgbenchReference> {
   const name = `signoff_bench_pgbench_${randomBytes(3).toString('hex')}`;
+  const logs = await mkdtemp(join(tmpdir(), 'signoff-pgbench-'));
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
@@ -37,13 +52,29 @@ export async function pgbenchTps(clients: number, seconds: number): Promise<numb
     const u = new URL(ADMIN_URL);
     const args = ['-h', u.hostname, '-p', u.port || '5432', '-U', u.username || 'postgres'];
     await run('pgbench', [...args, '-i', '-s', '1', '-q', name]);
-    const { stdout } = await run('pgbench', [...args, '-c', String(clients), '-j', '2', '-T', String(seconds), '-n', name]);
+    const { stdout } = await run('pgbench', [
+      ...args,
+      ...['-c', String(clients), '-j', '2', '-T', String(seconds), '-n'],
+      ...['--log', `--log-prefix=${join(logs, 'tx')}`],
+      name,
+    ]);
     const m = /tps = ([\d.]+)/.exec(stdout);
     if (!m) throw new Error(`pgbench printed no tps: ${stdout}`);
-    return Number(m[1]);
+    // one line per transaction, one file per thread: client, transaction, latency in µs, script, epoch s, µs
+    const latencies: number[] = [];
+    for (const file of await readdir(logs)) {
+      for (const line of (await readFile(join(logs, file), 'utf8')).split('\n')) {
+        const us = Number(line.split(' ')[2]);
+        if (line && Number.isFinite(us)) latencies.push(us / 1000);
+      }
+    }
+    if (latencies.length === 0) throw new Error('pgbench logged no transactions');
+    latencies.sort((a, b) => a - b);
+    return { tps: round(Number(m[1])), latencyP50Ms: round(percentile(latencies, 50)), latencyP99Ms: round(percentile(latencies, 99)) };
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
     await admin.end();
+    await rm(logs, { recursive: true, force: true });
   }
 }
 
