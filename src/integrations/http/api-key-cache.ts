@@ -1,6 +1,6 @@
-import pg from 'pg';
 import { apiKeyDigest, stampApiKeyUse, verifyApiKeyDigest, type ApiKeyPrincipal, type ApiKeyVerifier } from '../../core/api-keys.ts';
 import type { Queryable } from '../../db/database.ts';
+import { listenForNotifications } from '../../db/pg-listener.ts';
 import type { Logger } from '../../logger.ts';
 
 /** Announced at commit when a key is revoked or changed, or a person a key is bound to is renamed (migration 1764000000000). */
@@ -93,44 +93,21 @@ export class ApiKeyCache implements ApiKeyVerifier {
 
   /** LISTENs on a connection of its own, coming back after a lost connection; the cache works only while it listens. */
   listen(databaseUrl: string, logger: Logger): { stop(): Promise<void> } {
-    const log = logger.child({ component: 'api-key-cache' });
-    let client: pg.Client | null = null;
-    let stopped = false;
-    let retry: NodeJS.Timeout | null = null;
-    const connect = async () => {
-      if (stopped) return;
-      const c = new pg.Client({ connectionString: databaseUrl, application_name: 'signoff-api-keys' });
-      client = c;
-      const lost = () => {
-        if (client !== c) return;
-        client = null;
-        this.suspend();
-        c.end().catch(() => undefined);
-        if (!stopped) retry = setTimeout(() => void connect(), 2000);
-      };
-      c.on('error', lost);
-      c.on('end', lost);
-      c.on('notification', (msg) => {
-        if (msg.channel === API_KEYS_CHANNEL) this.forgetAll();
-      });
-      try {
-        await c.connect();
-        await c.query(`LISTEN ${API_KEYS_CHANNEL}`);
-        if (client === c) this.resume();
-      } catch (e) {
-        if (!stopped) log.warn({ err: e }, 'could not LISTEN for API key changes; every call reads its key until it can');
-        lost();
-      }
-    };
-    void connect();
+    const listener = listenForNotifications(
+      {
+        databaseUrl,
+        channel: API_KEYS_CHANNEL,
+        applicationName: 'signoff-api-keys',
+        logger: logger.child({ component: 'api-key-cache' }),
+        failure: 'could not LISTEN for API key changes; every call reads its key until it can',
+      },
+      { listening: () => this.resume(), lost: () => this.suspend(), notified: () => this.forgetAll() },
+    );
+    listener.ensure();
     return {
       stop: async () => {
-        stopped = true;
-        if (retry) clearTimeout(retry);
+        await listener.stop();
         this.suspend();
-        const c = client;
-        client = null;
-        await c?.end().catch(() => undefined);
       },
     };
   }

@@ -1,7 +1,7 @@
-import pg from 'pg';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
 import { latestAttemptAt } from '../../core/delivery-queries.ts';
+import { listenForNotifications } from '../../db/pg-listener.ts';
 import { OUTBOX_CHANNEL } from '../outbox-relay.ts';
 import { latestOutboxSeq, outboxSubjectsSince } from './web-queries.ts';
 
@@ -15,37 +15,9 @@ import { latestOutboxSeq, outboxSubjectsSince } from './web-queries.ts';
 export function createLiveEvents(ctx: AppContext) {
   const clients = new Set<Response>();
   const log = ctx.logger.child({ component: 'web-live' });
-  let client: pg.Client | null = null;
   let stopped = false;
-  let retry: NodeJS.Timeout | null = null;
-
   const broadcast = (data: string) => {
     for (const res of clients) res.write(`event: change\ndata: ${data}\n\n`);
-  };
-
-  const connect = async () => {
-    if (stopped || clients.size === 0 || client) return;
-    const c = new pg.Client({ connectionString: ctx.config.DATABASE_URL, application_name: 'signoff-web-live' });
-    client = c;
-    const again = () => {
-      if (client !== c) return;
-      client = null;
-      c.end().catch(() => undefined);
-      if (!stopped) retry = setTimeout(() => void connect(), 2000);
-    };
-    c.on('error', again);
-    c.on('end', again);
-    c.on('notification', (msg) => {
-      if (msg.channel === OUTBOX_CHANNEL) void scan();
-    });
-    try {
-      await c.connect();
-      await c.query(`LISTEN ${OUTBOX_CHANNEL}`);
-      high ??= BigInt(await latestOutboxSeq(ctx.db));
-    } catch (e) {
-      log.warn({ err: e }, 'could not LISTEN for live page updates; retrying');
-      again();
-    }
   };
 
   // Events are read by position. A transaction that took its position earlier may commit after a later one was read,
@@ -88,6 +60,24 @@ export function createLiveEvents(ctx: AppContext) {
     return scanning;
   };
 
+  // connected for the first open page; once it listens, events are read from the head of the outbox on
+  const listener = listenForNotifications(
+    {
+      databaseUrl: ctx.config.DATABASE_URL,
+      channel: OUTBOX_CHANNEL,
+      applicationName: 'signoff-web-live',
+      logger: log,
+      failure: 'could not LISTEN for live page updates; retrying',
+    },
+    {
+      wanted: () => clients.size > 0,
+      listening: async () => {
+        high ??= BigInt(await latestOutboxSeq(ctx.db));
+      },
+      notified: () => void scan(),
+    },
+  );
+
   // idle connections through proxies are cut; a comment line every 25 s keeps the stream open
   const heartbeat = setInterval(() => {
     for (const res of clients) res.write(': keep-alive\n\n');
@@ -115,7 +105,7 @@ export function createLiveEvents(ctx: AppContext) {
       res.flushHeaders();
       res.write('retry: 3000\n\n');
       clients.add(res);
-      void connect();
+      listener.ensure();
       req.on('close', () => {
         clients.delete(res);
       });
@@ -124,12 +114,9 @@ export function createLiveEvents(ctx: AppContext) {
       stopped = true;
       clearInterval(heartbeat);
       clearInterval(attempts);
-      if (retry) clearTimeout(retry);
       for (const res of clients) res.end();
       clients.clear();
-      const c = client;
-      client = null;
-      await c?.end().catch(() => undefined);
+      await listener.stop();
     },
   };
 }
