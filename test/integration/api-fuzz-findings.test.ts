@@ -46,6 +46,33 @@ describe('inputs the fuzz suite found', () => {
       400,
       'answers.us\\0age',
     ],
+    [
+      'half a surrogate pair in a change’s justification (kept, it would have become U+FFFD)',
+      () =>
+        h.as(h.keys.changes).post('/api/v1/changes', {
+          resourceType: 'script',
+          resourceId: 'scripts/surrogate.ps1',
+          before: null,
+          after: { body: 'x' },
+          justification: 'abc\ud800',
+        }),
+      400,
+      'justification',
+    ],
+    [
+      'a body nested 3000 levels deep (the check walked it recursively and overflowed the stack)',
+      () =>
+        h
+          .as(h.keys.write)
+          .post('/api/v1/requests', `{"applicationId":${'['.repeat(3000)}${']'.repeat(3000)}}`, { 'Content-Type': 'application/json' }),
+      400,
+    ],
+    [
+      'a body that is not what its Content-Encoding says',
+      () => h.as(h.keys.write).post('/api/v1/requests', '{}', { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }),
+      400,
+      '(body)',
+    ],
     ['a NUL in the query', () => h.as(h.keys.read).get('/api/v1/requests?username=a%00b'), 400, 'username'],
     ['a NUL in the path', () => h.as(h.keys.read).get('/api/v1/requests/a%00b'), 400, '(path)'],
     ['a malformed escape in the path', () => h.as(h.keys.admin).get('/api/v1/identities/%E0%A4%A'), 400, '(path)'],

@@ -6,7 +6,7 @@ import type { AppContext } from '../../app-context.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { apiKeyAuth } from './api-auth.ts';
 import { registerAuditRoutes } from './audit-routes.ts';
-import { jsonBody, rejectNulCharacters, requireJsonBody } from './body-parsing.ts';
+import { jsonBody, rejectUnstorableText, requireJsonBody } from './body-parsing.ts';
 import { registerChangeRoutes } from './change-routes.ts';
 import { registerDeliveryRoutes } from './delivery-routes.ts';
 import { registerDeviceManagerRoutes } from './device-manager-routes.ts';
@@ -68,7 +68,7 @@ export function createHttpApp(ctx: AppContext, opts: HttpAppOptions = {}): Expre
     apiKeyAuth(ctx),
     requireJsonBody(),
     jsonBody(ctx.config.MAX_BODY_BYTES),
-    rejectNulCharacters(),
+    rejectUnstorableText(),
     idempotency(ctx),
     router,
   );

@@ -83,6 +83,12 @@ function fromBodyParser(e: unknown): AppError | undefined {
     case 'stream.encoding.set':
       return new AppError('validation_failed', 'The body could not be read completely.');
     default:
+      // a body its Content-Encoding (gzip, deflate, br) does not describe: zlib refused it while it was read
+      if (/^(?:Z_|ERR__ERROR_)/.test(String((e as { code?: unknown })?.code ?? ''))) {
+        return new AppError('validation_failed', 'The body could not be decompressed as its Content-Encoding says.', {
+          errors: [{ field: '(body)', message: 'is not what its Content-Encoding says' }],
+        });
+      }
       // the router could not decode a path segment (`%E0%A4%A`, `%zz`): the path is malformed, not our failure
       if (e instanceof URIError || (err?.status === 400 && /decode param/i.test((e as Error)?.message ?? ''))) {
         return new AppError('validation_failed', 'The path has a malformed percent-encoding.', {
