@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { deviceManagerSchema } from './device-manager.ts';
 import { webhookEventTypes } from './events.ts';
-import { changePolicySchema, installWindowSchema, policyDefinitionSchema } from './policy-schema.ts';
+import { changePolicySchema, installWindowSchema, questionWriteIssues, policyDefinitionSchema } from './policy-schema.ts';
 
 /**
  * Input shapes of the catalog and directory, shared by `signoff apply` and the admin API. Every object is
@@ -84,6 +84,7 @@ export const policyInputSchema = z.strictObject({ name, ...policyDefinitionSchem
     for (const issue of result.error.issues)
       if (issue.code === 'custom') ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
   }
+  for (const issue of questionWriteIssues(p.questions)) ctx.addIssue({ code: 'custom', ...issue });
 });
 export type PolicyInputNamed = z.infer<typeof policyInputSchema>;
 
@@ -117,6 +118,8 @@ export const applicationInputSchema = z
   .superRefine((a, ctx) => {
     if (a.policy && a.policyName)
       ctx.addIssue({ code: 'custom', path: ['policyName'], message: 'give either policy (inline) or policyName, not both' });
+    for (const issue of questionWriteIssues(a.policy?.questions ?? []))
+      ctx.addIssue({ code: 'custom', ...issue, path: ['policy', ...issue.path] });
   });
 export type ApplicationInput = z.infer<typeof applicationInputSchema>;
 

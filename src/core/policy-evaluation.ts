@@ -1,5 +1,5 @@
 import { addDuration } from './durations.ts';
-import type { InstallWindow, PolicyDefinition, Question, Stage } from './policy-schema.ts';
+import { answerMatches, type InstallWindow, type PolicyDefinition, type Question, type Stage } from './policy-schema.ts';
 
 export interface RequesterFacts {
   username: string;
@@ -46,7 +46,7 @@ function checkAnswer(q: Question, value: unknown): string | undefined {
   if (q.type === 'choice') return q.options!.includes(value) ? undefined : `"${value}" is not one of the options.`;
   if (q.minLength !== undefined && value.trim().length < q.minLength) return `Write at least ${q.minLength} characters.`;
   if (q.maxLength !== undefined && value.length > q.maxLength) return `Write at most ${q.maxLength} characters.`;
-  if (q.pattern && !new RegExp(q.pattern).test(value)) return 'The answer is not in the expected format.';
+  if (q.pattern && !answerMatches(q.pattern, value)) return 'The answer is not in the expected format.';
   return undefined;
 }
 

@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { durationSchema } from './durations.ts';
 
@@ -78,6 +79,53 @@ export const policyDefinitionSchema = z
 export type PolicyDefinition = z.infer<typeof policyDefinitionSchema>;
 export type PolicyInput = z.input<typeof policyDefinitionSchema>;
 export type Question = z.infer<typeof questionSchema>;
+
+const compiledPatterns = new Map<string, { test(value: string): boolean }>();
+
+/** A pattern RE2 can run, or why not: an answer is matched in time linear in its length, never backtracking. */
+function linearPattern(pattern: string): { test(value: string): boolean } | string {
+  try {
+    const re = RE2JS.compile(pattern);
+    return { test: (value) => re.matcher(value).find() };
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * What a policy being saved may not have, though one read back may (checked on every write of a policy: the API,
+ * the YAML file, the web app; a policy saved before these rules still loads): a question whose length bounds no
+ * answer fits, or whose pattern could backtrack. A pattern saved before is matched by JavaScript's engine.
+ */
+export function questionWriteIssues(
+  questions: readonly Pick<Question, 'pattern' | 'minLength' | 'maxLength'>[],
+): { path: (string | number)[]; message: string }[] {
+  return questions.flatMap((q, i) => {
+    const issues: { path: (string | number)[]; message: string }[] = [];
+    if (q.minLength !== undefined && q.maxLength !== undefined && q.minLength > q.maxLength)
+      issues.push({ path: ['questions', i, 'maxLength'], message: `must be at least minLength (${q.minLength}): no answer could fit` });
+    const compiled = q.pattern ? linearPattern(q.pattern) : undefined;
+    if (typeof compiled === 'string') {
+      issues.push({
+        path: ['questions', i, 'pattern'],
+        message: `must be a regular expression without backreferences or lookaround (RE2 syntax), matched in linear time: ${compiled}`,
+      });
+    }
+    return issues;
+  });
+}
+
+/** Whether an answer matches a question's pattern; a backtracking pattern typed by an admin cannot stall the process. */
+export function answerMatches(pattern: string, value: string): boolean {
+  let compiled = compiledPatterns.get(pattern);
+  if (!compiled) {
+    const linear = linearPattern(pattern);
+    compiled = typeof linear === 'string' ? new RegExp(pattern) : linear;
+    if (compiledPatterns.size >= 500) compiledPatterns.clear();
+    compiledPatterns.set(pattern, compiled);
+  }
+  return compiled.test(value);
+}
 export type Stage = z.infer<typeof stageSchema>;
 export type Quorum = z.infer<typeof quorumSchema>;
 

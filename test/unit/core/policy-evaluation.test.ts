@@ -11,7 +11,8 @@ import {
   stageTimers,
   validateSubmission,
 } from '../../../src/core/policy-evaluation.ts';
-import { policyDefinitionSchema } from '../../../src/core/policy-schema.ts';
+import { policyInputSchema } from '../../../src/core/catalog-schemas.ts';
+import { answerMatches, policyDefinitionSchema } from '../../../src/core/policy-schema.ts';
 
 const policy = policyDefinitionSchema.parse({
   justification: 'required',
@@ -52,6 +53,40 @@ describe('policy schema', () => {
       }).success,
     ).toBe(false);
     expect(policyDefinitionSchema.safeParse({ stages: [{ approvers: ['x'] }], decisionDeadline: '14 days' }).success).toBe(false);
+  });
+});
+
+describe('question rules when a policy is saved', () => {
+  const saved = (question: Record<string, unknown>) =>
+    policyInputSchema.safeParse({
+      name: 'p',
+      stages: [{ approvers: ['x'] }],
+      questions: [{ id: 'q', text: 'q', type: 'text', ...question }],
+    });
+  const problems = (question: Record<string, unknown>) => {
+    const r = saved(question);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  it('refuses a pattern only a backtracking engine runs (lookaround, backreferences) and length bounds no answer fits, naming the field; a nested quantifier is fine', () => {
+    expect(problems({ pattern: '(a+)+$' })).toEqual([]);
+    expect(problems({ pattern: '^(?=INC)\\w+$' })).toEqual([expect.stringMatching(/^questions\.0\.pattern: .*lookaround/)]);
+    expect(problems({ pattern: '(a)\\1' })).toEqual([expect.stringMatching(/^questions\.0\.pattern: /)]);
+    expect(problems({ minLength: 10, maxLength: 2 })).toEqual([expect.stringMatching(/^questions\.0\.maxLength: .*no answer could fit/)]);
+    expect(problems({ minLength: 2, maxLength: 2, pattern: '^INC\\d+$' })).toEqual([]);
+  });
+  it('still reads a policy saved before those rules', () => {
+    expect(
+      policyDefinitionSchema.safeParse({
+        stages: [{ approvers: ['x'] }],
+        questions: [{ id: 'q', text: 'q', type: 'text', pattern: '^(?=I)\\w+$' }],
+      }).success,
+    ).toBe(true);
+    expect(answerMatches('^(?=I)\\w+$', 'INC1')).toBe(true);
+  });
+  it('matches a nested quantifier on a long non-matching answer without backtracking (JavaScript would take years)', () => {
+    expect(answerMatches('(a+)+$', `${'a'.repeat(5000)}!`)).toBe(false);
+    expect(answerMatches('^INC\\d+$', 'INC42')).toBe(true);
+    expect(answerMatches('^INC\\d+$', 'INC42 ')).toBe(false);
   });
 });
 
