@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
-import type { IdentityRow } from './directory.ts';
+import { groupNamesOf, type IdentityRow } from './directory.ts';
 import { AppError } from './errors.ts';
 import { evaluateStage, stageTimers } from './policy-evaluation.ts';
 import { requestPolicy } from './policy-schema.ts';
@@ -110,6 +110,17 @@ export function authorizeStage(tx: Queryable, actor: Actor & { id: string }, row
   });
 }
 
+/** The latest stage before the current one whose approvers include the actor, if any. */
+async function earlierStageOf(q: Queryable, actor: Actor & { id: string }, row: RequestRow, actorGroups?: string[]) {
+  if (row.current_stage === 0) return undefined;
+  const policy = requestPolicy(row);
+  const mine = actorGroups ?? (await groupNamesOf(q, actor.id));
+  for (let stage = row.current_stage - 1; stage >= 0; stage--) {
+    if (stageApproverGroups(policy, stage, Boolean(row.escalated_at)).some((g) => mine.includes(g))) return stage;
+  }
+  return undefined;
+}
+
 /**
  * One approver's vote on the request's current stage as read, and what it settles: the stage, the request, or
  * nothing yet. Returns the transition to write (writeTransition, guarded by the version read); nothing is written here.
@@ -124,7 +135,14 @@ export async function planDecision(
   denyNeedsReason: boolean,
 ): Promise<{ outcome: DecisionOutcome; transition: Transition }> {
   const { row, context } = read;
-  await authorizeStage(q, actor, row, read.groups);
+  try {
+    await authorizeStage(q, actor, row, read.groups);
+  } catch (e) {
+    // an approver of a stage already settled (their click or call came after it moved on) hears who settled it
+    // and when, not that they may not decide
+    const earlier = e instanceof AppError && e.code === 'not_an_approver' ? await earlierStageOf(q, actor, row, read.groups) : undefined;
+    throw earlier === undefined ? e : await notThisStage(q, earlier, row);
+  }
   const policy = requestPolicy(row);
   const stage = policy.stages[row.current_stage]!;
   if (decision === 'deny' && denyNeedsReason && !reason?.trim()) {

@@ -248,9 +248,10 @@ export class RequestService {
     // Slack user not looked up yet is looked up there too
     const known = actor.id && !opts.approverUsername ? actor.id : null;
     const slackUser = !actor.id && actor.slackUserId && !opts.approverUsername ? actor.slackUserId : null;
+    let pinned = opts;
     for (let attempt = 1; ; attempt++) {
       const read = await readForDecision(this.db, id, known, slackUser);
-      const acting = await deciderFor(this.db, slackUser ? slackDecider(actor, read) : actor, read.row, opts);
+      const acting = await deciderFor(this.db, slackUser ? slackDecider(actor, read) : actor, read.row, pinned);
       const now = this.clock.now();
       const { outcome, transition } = await planDecision(
         this.db,
@@ -271,7 +272,11 @@ export class RequestService {
         throw e;
       }
       if (updated) return { outcome, request: requestViewOf(updated, read.context) };
-      // another decision moved the request since it was read: read it again, and the checks above say what follows
+      // another decision moved the request since it was read: read it again, and the checks above say what follows.
+      // The decision stays one on the stage it was made on: a caller that lost stage 1 to another approver is told
+      // so, rather than having their vote land on stage 2, which they never saw (a burst of API calls that named no
+      // stage approved both stages of a request)
+      pinned = { ...pinned, stage: pinned.stage ?? read.row.current_stage };
       if (attempt >= MAX_DECISION_ATTEMPTS) {
         throw new AppError('contended', 'This request is changing too fast to decide right now; try again.');
       }

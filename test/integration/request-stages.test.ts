@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { verifyAudit } from '../../src/core/audit-chain.ts';
+import { RequestService } from '../../src/core/request-service.ts';
 import { sealAll } from '../support/audit.ts';
 import { createTestContext, type TestContext } from '../support/test-context.ts';
 import { BOB_LAPTOP, seedContoso, VISIO, type Seeded } from '../support/fixtures.ts';
@@ -32,7 +33,12 @@ describe('multi-stage approval', () => {
     await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({ code: 'not_an_approver' });
     const second = await requests.decide(s.actor(s.cyd), r.id, 'approve');
     expect(second).toMatchObject({ outcome: 'stage_approved', request: { status: 'pending', currentStage: 1 } });
-    await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({ code: 'not_an_approver' });
+    // stage 1's approver, too late for it, hears who settled it and when rather than that they are no approver
+    await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({
+      code: 'already_decided',
+      message: expect.stringMatching(/^Stage 1 of this request is already settled \(approved by CONTOSO\\cyd at .*\); it is now at stage 2\.$/),
+      details: { decidedBy: 'CONTOSO\\cyd' },
+    });
     await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({
       code: 'validation_failed',
       details: { field: 'reason' },
@@ -45,7 +51,7 @@ describe('multi-stage approval', () => {
   });
 
   it('every it-approver voting at once, each twice: both votes count, the stage advances once, repeats change nothing', async () => {
-    // a repeat that lost the race to the other approver finds stage 2 pending, which is not theirs to decide
+    // a repeat that lost the race to the other approver is told stage 1 is settled, by whom and when
     const { requests } = t.ctx;
     for (let round = 0; round < 10; round++) {
       await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status IN ('approved','pending')`);
@@ -61,8 +67,7 @@ describe('multi-stage approval', () => {
         'recorded',
         'stage_approved',
       ]);
-      for (const o of outcomes.filter((x) => x !== 'recorded' && x !== 'stage_approved'))
-        expect(['already_decided', 'not_an_approver']).toContain(o);
+      for (const o of outcomes.filter((x) => x !== 'recorded' && x !== 'stage_approved')) expect(o).toBe('already_decided');
       const detail = await requests.get(r.id);
       expect(detail).toMatchObject({ status: 'pending', currentStage: 1 });
       expect(detail.decisions.map((d) => d.approver.id).sort()).toEqual([s.ada.id, s.cyd.id].sort());
@@ -70,6 +75,60 @@ describe('multi-stage approval', () => {
       expect(events.map((e) => e.type)).toEqual(['request.submitted', 'request.decision_recorded', 'request.stage_advanced']);
     }
     await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status = 'pending'`);
+  });
+
+  it('calls naming no stage that all read stage 1 decide stage 1 only, even from people who also approve stage 2', async () => {
+    // as external systems call: no stage, no If-Match. Ada is in both stages' groups for this test. Every call reads
+    // the request before any writes (a gate holds the first writes until all six are there); a call of hers that
+    // lost stage 1 was read again and counted on stage 2, so one burst approved the whole request
+    const security = (await t.tdb.db.one<{ id: string }>(`SELECT id FROM approver_groups WHERE name = 'security'`)).id;
+    await t.tdb.db.query('INSERT INTO approver_group_members VALUES ($1, $2)', [security, s.ada.id]);
+    const callers = [s.ada, s.cyd, s.ada, s.cyd, s.ada, s.ada];
+    let held: (() => void)[] = [];
+    const gated = new Proxy(t.tdb.db, {
+      get(target, prop) {
+        if (prop === 'maybeOne') {
+          return async (sql: string, params?: unknown[]) => {
+            if (sql.startsWith('WITH moved AS (UPDATE requests') && held.length < callers.length) {
+              await new Promise<void>((open) => {
+                held.push(open);
+                if (held.length === callers.length) for (const go of held) go();
+              });
+            }
+            return target.maybeOne(sql, params);
+          };
+        }
+        const v = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const requests = new RequestService(gated, t.ctx.clock);
+    try {
+      for (let round = 0; round < 5; round++) {
+        held = [];
+        await t.tdb.db.query(`UPDATE requests SET status = 'revoked' WHERE status IN ('approved','pending')`);
+        const r = await requests.submit(s.actor(s.bob), { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+        const outcomes = await Promise.all(
+          callers.map((who, i) =>
+            requests.decide(s.actor(who), r.id, 'approve', `call ${i}`).then(
+              (x) => x.outcome,
+              (e) => (e as { code: string }).code,
+            ),
+          ),
+        );
+        expect(outcomes.filter((o) => o === 'recorded' || o === 'stage_approved').sort(), `round ${round}: ${outcomes}`).toEqual([
+          'recorded',
+          'stage_approved',
+        ]);
+        expect(outcomes.filter((o) => o !== 'recorded' && o !== 'stage_approved')).toEqual(Array(4).fill('already_decided'));
+        const detail = await requests.get(r.id);
+        expect(detail, `round ${round}`).toMatchObject({ status: 'pending', currentStage: 1 });
+        expect(detail.decisions.map((d) => d.stage)).toEqual([0, 0]);
+      }
+    } finally {
+      await t.tdb.db.query('DELETE FROM approver_group_members WHERE group_id = $1 AND identity_id = $2', [security, s.ada.id]);
+      await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status = 'pending'`);
+    }
   });
 
   it('a deny at any stage ends the request and the requester can no longer cancel', async () => {
