@@ -182,4 +182,32 @@ describe('concurrent decisions over HTTP', () => {
     );
     expect(reversed.status).toBe(200);
   });
+
+  it('a create answers with the version as its ETag, which If-Match then takes', async () => {
+    await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+    const submitted = await call('/requests', {
+      applicationId: VISIO,
+      username: 'CONTOSO\\bob',
+      clientGuid: BOB_LAPTOP,
+      justification: 'etag',
+      answers: { usage: 'Other' },
+    });
+    expect(submitted).toMatchObject({ status: 201, etag: `"${submitted.body.version}"` });
+    expect(
+      (await call(`/requests/${submitted.body.id}/approve`, { approver: 'CONTOSO\\ada' }, { 'if-match': submitted.etag! })).status,
+    ).toBe(200);
+    const preApproved = await call('/approved-requests', { applicationId: VISIO, clientGuid: BOB_LAPTOP });
+    expect(preApproved).toMatchObject({ status: 201, etag: `"${preApproved.body.version}"` });
+    const change = await h
+      .as(h.keys.changes)
+      .post('/api/v1/changes', {
+        resourceType: 'script',
+        resourceId: 'scripts/etag.ps1',
+        before: null,
+        after: { body: 'x' },
+        justification: 'etag',
+      })
+      .expect(201);
+    expect(change.headers.etag).toBe(`"${change.body.version}"`);
+  });
 });

@@ -47,7 +47,7 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
     successStatus: 201,
     handler: async ({ body, actor }) => {
       const view = await ctx.changes.submit(actor, body);
-      return { status: 201, body: view, headers: { Location: `/api/v1/changes/${view.id}` } };
+      return { status: 201, body: view, headers: { Location: `/api/v1/changes/${view.id}`, ETag: etagOf(view.version) } };
     },
   });
 

@@ -75,7 +75,11 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
     },
     handler: async ({ body, actor }) => {
       const { request, created } = await ctx.requests.createApproved(actor, body);
-      return { status: created ? 201 : 200, body: request, headers: { Location: `/api/v1/requests/${request.id}` } };
+      return {
+        status: created ? 201 : 200,
+        body: request,
+        headers: { Location: `/api/v1/requests/${request.id}`, ETag: etagOf(request.version) },
+      };
     },
   });
 
@@ -103,7 +107,7 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
         answers: body.answers,
         source: 'api',
       });
-      return { status: 201, body: view, headers: { Location: `/api/v1/requests/${view.id}` } };
+      return { status: 201, body: view, headers: { Location: `/api/v1/requests/${view.id}`, ETag: etagOf(view.version) } };
     },
   });
 
