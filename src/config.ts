@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parsePrivateKey, parsePublicKey } from './core/audit-checkpoint.ts';
 import { parseDuration } from './core/durations.ts';
@@ -20,6 +21,49 @@ const url = (what: string) =>
       return false;
     }
   }, `must be a ${what} URL`);
+
+const parsedUrl = (v: string) => {
+  try {
+    return new URL(v);
+  } catch {
+    return undefined;
+  }
+};
+
+/** A Postgres URL that names its database: without one, pg connects to the user's own (`postgres`, shared). */
+const postgresUrl = z.string().superRefine((v, c) => {
+  const u = parsedUrl(v);
+  if (!u || !/^postgres(?:ql)?:$/.test(u.protocol)) c.addIssue({ code: 'custom', message: 'must be a postgres:// URL' });
+  else if (!decodeURIComponent(u.pathname.replace(/^\//, ''))) {
+    c.addIssue({ code: 'custom', message: 'must name a database, e.g. postgres://postgres@127.0.0.1:5432/signoff' });
+  }
+});
+
+const smtpUrl = optionalString.superRefine((v, c) => {
+  if (v === undefined) return;
+  const u = parsedUrl(v);
+  if (!u || !/^smtps?:$/.test(u.protocol) || !u.hostname) {
+    c.addIssue({ code: 'custom', message: 'must be an smtp:// or smtps:// URL with a host, e.g. smtp://user:pass@mail.example.com:587' });
+  }
+});
+
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
+
+/** Why one WEBHOOK_ALLOW_HOSTS entry is no host name, address or network, or undefined when it is one. */
+function allowEntryProblem(raw: string): string | undefined {
+  const entry = raw.toLowerCase().replace(/^\[|\]$/g, '');
+  const cidr = /^(.+)\/(\d{1,3})$/.exec(entry);
+  if (cidr) {
+    const family = isIP(cidr[1]!);
+    if (!family) return `"${raw}": ${cidr[1]} is not an IP address`;
+    const max = family === 4 ? 32 : 128;
+    return Number(cidr[2]) <= max ? undefined : `"${raw}": an IPv${family} prefix is at most /${max}`;
+  }
+  if (isIP(entry)) return undefined;
+  // all digits and dots but no address (999.1.1.1) is a mistyped address, not a name
+  if (/^[\d.]+$/.test(entry) || !HOSTNAME.test(entry)) return `"${raw}" is not a host name, IP address or CIDR network`;
+  return undefined;
+}
 
 const ed25519Key = (parse: (text: string) => unknown, what: string) =>
   optionalString.superRefine((v, c) => {
@@ -89,7 +133,7 @@ export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     PORT: wholeNumber('a port number', 3978, 0, 65535).describe('0 picks a free port'),
-    DATABASE_URL: url('postgres://').default('postgres://postgres@127.0.0.1:5432/signoff'),
+    DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/signoff'),
     REDIS_URL: url('redis://').default('redis://127.0.0.1:6379'),
     // unset: this machine on PORT (http://localhost:3978 with the default port), so links match where it listens
     PUBLIC_URL: url('http(s)://').optional(),
@@ -111,7 +155,7 @@ export const configSchema = z
     MICROSOFT_APP_TYPE: z.enum(['MultiTenant', 'SingleTenant', 'UserAssignedMSI']).default('MultiTenant'),
     TEAMS_EMULATOR: bool.default(false),
 
-    SMTP_URL: optionalString,
+    SMTP_URL: smtpUrl,
     SMTP_FROM: z.string().default('Signoff <signoff@localhost>'),
 
     WEBHOOK_ALLOW_HOSTS: z
@@ -122,7 +166,10 @@ export const configSchema = z
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean),
-      ),
+      )
+      .superRefine((entries, c) => {
+        for (const problem of entries.map(allowEntryProblem)) if (problem) c.addIssue({ code: 'custom', message: problem });
+      }),
     WEBHOOK_TIMEOUT_MS: milliseconds(10_000),
     WEBHOOK_MAX_ATTEMPTS: wholeNumber('attempts', 8, 1, 50),
     // fairness: attempts in flight per endpoint over all workers, and its circuit breaker

@@ -92,7 +92,30 @@ describe('configuration', () => {
       /DATABASE_POOL_SIZE: must be a whole number of connections from 1 to 1000/,
     );
   });
-  it('splits the webhook allow-list', () => {
-    expect(loadConfig({ WEBHOOK_ALLOW_HOSTS: '127.0.0.1, 10.0.0.0/8,' }).WEBHOOK_ALLOW_HOSTS).toEqual(['127.0.0.1', '10.0.0.0/8']);
+  it('splits the webhook allow-list, and refuses an entry that is no host, address or network', () => {
+    expect(
+      loadConfig({ WEBHOOK_ALLOW_HOSTS: '127.0.0.1, 10.0.0.0/8,[::1],fd00::/8, dm.example.com,localhost' }).WEBHOOK_ALLOW_HOSTS,
+    ).toEqual(['127.0.0.1', '10.0.0.0/8', '[::1]', 'fd00::/8', 'dm.example.com', 'localhost']);
+    expect(() => loadConfig({ WEBHOOK_ALLOW_HOSTS: '10.0.0.0/99' })).toThrow(
+      /WEBHOOK_ALLOW_HOSTS: "10.0.0.0\/99": an IPv4 prefix is at most \/32/,
+    );
+    expect(() => loadConfig({ WEBHOOK_ALLOW_HOSTS: 'foo bar' })).toThrow(/WEBHOOK_ALLOW_HOSTS: "foo bar" is not a host name/);
+    expect(() => loadConfig({ WEBHOOK_ALLOW_HOSTS: '999.1.1.1/8' })).toThrow(
+      /WEBHOOK_ALLOW_HOSTS: "999.1.1.1\/8": 999.1.1.1 is not an IP address/,
+    );
+    expect(() => loadConfig({ WEBHOOK_ALLOW_HOSTS: '999.1.1.1' })).toThrow(/WEBHOOK_ALLOW_HOSTS: "999.1.1.1" is not a host name/);
+  });
+  it('refuses an SMTP URL that is not one, and a database URL that names no database', () => {
+    expect(loadConfig({ SMTP_URL: 'smtps://u:p@mail.contoso.com:465' }).SMTP_URL).toBe('smtps://u:p@mail.contoso.com:465');
+    for (const bad of ['garbage', 'http://x', 'smtp://'])
+      expect(() => loadConfig({ SMTP_URL: bad })).toThrow(/SMTP_URL: must be an smtp:\/\//);
+    // pg would connect to the user's own database (postgres, shared) and migrate it
+    for (const bad of ['postgres://postgres@127.0.0.1:5432/', 'postgres://postgres@127.0.0.1:5432']) {
+      expect(() => loadConfig({ DATABASE_URL: bad })).toThrow(/DATABASE_URL: must name a database/);
+    }
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://x/y' })).toThrow(/DATABASE_URL: must be a postgres:\/\/ URL/);
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u@db.contoso.com/signoff' }).DATABASE_URL).toBe(
+      'postgresql://u@db.contoso.com/signoff',
+    );
   });
 });
