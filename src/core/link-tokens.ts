@@ -111,6 +111,19 @@ export async function useLinkToken(
       expectedVersion: opts.expectedVersion,
     });
   } catch (e) {
+    // the page's version is the link's own bookkeeping, not an If-Match its user sent: a request decided since
+    // the page was shown is "already decided", by whom and when, like any late link
+    const d =
+      isAppError(e) && e.code === 'precondition_failed'
+        ? (e.details as { status?: string; decidedBy?: string | null; decidedAt?: string | null })
+        : undefined;
+    if (d?.status && d.status !== 'pending') {
+      throw alreadyDecided({
+        status: d.status as RequestRow['status'],
+        decided_by_label: d.decidedBy ?? null,
+        decided_at: d.decidedAt ? new Date(d.decidedAt) : null,
+      });
+    }
     // refused but nothing decided (a missing reason, not in the group right now): the pair stays usable
     if (isAppError(e) && STILL_USABLE.has(e.code)) {
       await db.query('UPDATE link_tokens SET used_at = NULL WHERE request_id = $1 AND approver_id = $2 AND stage = $3 AND used_at = $4', [

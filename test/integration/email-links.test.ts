@@ -127,6 +127,28 @@ describe('email approve/deny links', () => {
     expect(html).not.toContain('<form');
   });
 
+  it('a page opened before the request was decided elsewhere, then sent, says who decided and when (not that a version moved)', async () => {
+    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+    sent.length = 0;
+    const r = await t.ctx.requests.submit(s.actor(s.bob), {
+      applicationId: VISIO,
+      clientGuid: BOB_LAPTOP,
+      justification: 'decided while the page was open',
+      answers: { usage: 'Diagrams' },
+    });
+    await deliverOutbox(r.id);
+    const deny = linkOf(sent.find((m) => m.to.includes('ada@contoso.com'))!, 'Deny');
+    const form = await (await fetch(base + deny)).text();
+    const version = form.match(/name="version" value="(\d+)"/)![1]!;
+    await t.ctx.requests.decide({ id: s.cyd.id, label: 'Cyd Approver', channel: 'slack' }, r.id, 'approve', null, { stage: 0 });
+    const sentForm = await fetch(base + deny, { method: 'POST', body: new URLSearchParams({ version, reason: 'too late' }) });
+    expect(sentForm.status).toBe(409);
+    const html = await sentForm.text();
+    expect(html).toContain('already approved by Cyd Approver at');
+    expect(html).not.toContain('If-Match');
+    expect((await t.ctx.requests.get(r.id)).decisions).toHaveLength(1);
+  });
+
   it('a refusal that decided nothing leaves the link usable (an approver briefly out of the group)', async () => {
     await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
     sent.length = 0;
