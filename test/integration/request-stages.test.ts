@@ -36,7 +36,9 @@ describe('multi-stage approval', () => {
     // stage 1's approver, too late for it, hears who settled it and when rather than that they are no approver
     await expect(requests.decide(s.actor(s.ada), r.id, 'approve')).rejects.toMatchObject({
       code: 'already_decided',
-      message: expect.stringMatching(/^Stage 1 of this request is already settled \(approved by CONTOSO\\cyd at .*\); it is now at stage 2\.$/),
+      message: expect.stringMatching(
+        /^Stage 1 of this request is already settled \(approved by CONTOSO\\cyd at .*\); it is now at stage 2\.$/,
+      ),
       details: { decidedBy: 'CONTOSO\\cyd' },
     });
     await expect(requests.decide(s.actor(s.dan), r.id, 'approve')).rejects.toMatchObject({
