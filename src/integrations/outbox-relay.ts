@@ -268,7 +268,9 @@ export function startOutboxRelay(
       const set = await queues.connection.set(marker, String(Date.now()), 'NX');
       if (set !== 'OK') return false;
       const n = await requeueEverything(ctx, queues);
-      log.warn(n, 'Redis came back without its data; re-enqueued what Postgres holds');
+      // no marker is also a first start on a new Redis: an alarm only when there was work to put back
+      if (n.outbox || n.deliveries || n.effects) log.warn(n, 'Redis came back without its data; re-enqueued what Postgres holds');
+      else log.info('Redis holds no queue marker (a first start, or it lost its data); Postgres has no unfinished work to re-enqueue');
       return true;
     })()
       .catch((e) => {

@@ -1,4 +1,43 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../../logger.ts';
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+const REPORT_EVERY_MS = 30_000;
+const reported = new Map<string, number>();
+
+/** Whether an error only says Redis cannot be reached now (ioredis reconnects by itself). */
+export function isRedisConnectionError(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown };
+  return (
+    CONNECTION_CODES.has(String(err?.code)) || /^Connection is closed|^connect ETIMEDOUT|Reached the max retries/.test(String(err?.message))
+  );
+}
+
+/**
+ * One line when Redis cannot be reached, then at most one every 30 s while the outage is the same: every queue,
+ * worker and connection of the process reports it on each reconnect attempt, several a second. Other errors are
+ * logged each time.
+ */
+export function reportRedisError(log: Logger, e: Error, context: Record<string, unknown> = {}): void {
+  if (!isRedisConnectionError(e)) {
+    log.warn({ err: e, ...context }, 'Redis error');
+    return;
+  }
+  const now = Date.now();
+  const last = reported.get(e.message);
+  if (last !== undefined && now - last < REPORT_EVERY_MS) return;
+  reported.set(e.message, now);
+  log.warn({ err: e.message }, 'Redis cannot be reached; retrying (is it running, and is REDIS_URL right?)');
+}
 
 /**
  * Workers need `maxRetriesPerRequest: null` (their blocking reads must survive reconnects). Producers fail

@@ -127,6 +127,8 @@ export class AppQueues {
       ...opts,
       defaultJobOptions: { ...keep, attempts: 10, backoff: { type: 'exponential', delay: 1000 } },
     });
+    // the connection's own listener reports an outage; without one here BullMQ prints each error's stack to stderr
+    for (const q of this.all()) q.on('error', () => undefined);
   }
 
   /**

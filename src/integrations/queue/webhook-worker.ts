@@ -4,6 +4,7 @@ import type { AppContext } from '../../app-context.ts';
 import { attemptDelivery, endpointOf, type DeliveryRuntime, type DeliveryStep } from '../webhooks/delivery-processor.ts';
 import { gateFor, gateWaitMs, type AttemptHealth, type EndpointGate, type GateResult } from '../webhooks/endpoint-gate.ts';
 import { GroupCommit } from '../../db/group-commit.ts';
+import { reportRedisError } from './connection.ts';
 import { Permits } from './permits.ts';
 import { onWaitingGrid, queueNames, type AppQueues, type DeliveryJob } from './queues.ts';
 
@@ -57,7 +58,7 @@ export function startWebhookWorker(
   const log = ctx.logger.child({ component: 'webhook-worker' });
   // gate calls made in the same tick (the releases of a record batch's jobs) go to Redis in one write
   const gateRedis = common.connection.duplicate({ enableAutoPipelining: true, connectionName: `${common.prefix}:worker-gate` });
-  gateRedis.on('error', (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting'));
+  gateRedis.on('error', (e: Error) => reportRedisError(log, e));
   const gate = gateFor(ctx, gateRedis, common.prefix!);
   const releasing = new Set<Promise<void>>();
   // `concurrency` requests are sent at once. Twice as many jobs run, so the next deliveries are claimed while

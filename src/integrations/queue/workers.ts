@@ -6,7 +6,7 @@ import { attemptBatches } from '../webhooks/attempt-batches.ts';
 import type { EndpointGate } from '../webhooks/endpoint-gate.ts';
 import { defaultBackoff, type BackoffOptions } from '../webhooks/retry-policy.ts';
 import { parseAllowList } from '../webhooks/url-safety.ts';
-import { createRedis } from './connection.ts';
+import { createRedis, reportRedisError } from './connection.ts';
 import { notifyBackoffStrategy, notifyErrorPolicy } from './notify-retry.ts';
 import { AppQueues, queueNames, type NotifyJob, type OutboxJob } from './queues.ts';
 import { startWebhookWorker } from './webhook-worker.ts';
@@ -56,7 +56,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const log = ctx.logger.child({ component: 'workers' });
   const prefix = ctx.config.QUEUE_PREFIX;
   // own producer connection: stop() closes it without touching the web role's shared one
-  const redisError = (e: Error) => log.warn({ err: e.message }, 'Redis connection error; reconnecting');
+  const redisError = (e: Error) => reportRedisError(log, e);
   const queues = new AppQueues(createRedis(ctx.config.REDIS_URL, 'producer', `${prefix}:worker-producer`, redisError), prefix, ctx.db, {
     notifyBackoffMs: opts.notifyBackoffMs,
     reconcileMs: ctx.config.OUTBOX_RECONCILE_MS,
@@ -126,7 +126,7 @@ export async function startWorkers(ctx: AppContext, opts: WorkerOptions = {}): P
   const workers = [outboxWorker, webhookWorker, notifyWorker, deviceManagers.worker];
   for (const w of workers) {
     w.on('failed', (job, err) => log.warn({ err, queue: w.name, jobId: job?.id }, 'job failed'));
-    w.on('error', (err) => log.warn({ err, queue: w.name }, 'worker error'));
+    w.on('error', (err) => reportRedisError(log, err, { queue: w.name }));
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   for (const w of workers) void w.run();
