@@ -25,7 +25,12 @@ const deliveryView = z.object({
   outboxId: z.string().nullable(),
   eventType: z.string(),
   status: statusSchema,
-  attempts: z.number().int(),
+  attempts: z
+    .number()
+    .int()
+    .describe(
+      "attempts since it was last queued: a redelivery starts counting again, with a fresh retry budget (the detail's attemptLog holds every attempt ever made)",
+    ),
   nextAttemptAt: z.string().nullable(),
   lastStatusCode: z.number().int().nullable(),
   lastError: z.string().nullable(),
