@@ -8,7 +8,7 @@ import { parseDuration } from '../core/durations.ts';
 import { AppError } from '../core/errors.ts';
 import { createSigninLink } from '../core/signin-links.ts';
 import { requestStatuses, type RequestStatus } from '../core/request-state.ts';
-import { appliedMigrations, openDatabase, redactUrl } from '../db/database.ts';
+import { appliedMigrations, type MigrationReport, openDatabase, redactUrl } from '../db/database.ts';
 import { applyCatalogFile, formatSummary } from '../integrations/catalog-yaml.ts';
 import { tuneServerHeap } from '../process-tuning.ts';
 import { registerAuditCommands } from './audit-commands.ts';
@@ -45,15 +45,23 @@ program
   .action(() =>
     runCommand(async () => {
       const config = loadConfig();
+      let report: MigrationReport = { created: false, applied: [] };
       const db = await openDatabase(config.DATABASE_URL, {
         migrate: true,
         poolSize: 2,
         connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+        report: (r) => {
+          report = r;
+        },
       });
       const rows = await appliedMigrations(db);
       await db.close();
+      const plural = (n: number) => `${n} migration${n === 1 ? '' : 's'}`;
+      const did = [report.created ? 'created' : '', report.applied.length ? `applied ${plural(report.applied.length)} to` : ''].filter(
+        Boolean,
+      );
       out.line(
-        `database ${redactUrl(config.DATABASE_URL)} is up to date (${rows.length} migration${rows.length === 1 ? '' : 's'}, latest ${rows.at(-1)?.name ?? 'none'})`,
+        `${did.length ? `${did.join(', ')} database` : 'database'} ${redactUrl(config.DATABASE_URL)}; it is up to date (${plural(rows.length)}, latest ${rows.at(-1)?.name ?? 'none'})`,
       );
     }),
   );

@@ -299,7 +299,7 @@ function decidable(row: ChangeRow, expectedVersion: number | undefined): void {
   if (expectedVersion !== undefined && row.version !== expectedVersion) {
     throw new AppError(
       'precondition_failed',
-      `This change changed since version ${expectedVersion}: it is now version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`,
+      `${expectedVersion < row.version ? `This change changed since version ${expectedVersion}: it is now` : `This change was never at version ${expectedVersion}: it is at`} version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`,
       {
         currentVersion: row.version,
         status: row.status,

@@ -93,7 +93,7 @@ export function checkVersion(row: RequestRow, expected: number | undefined): voi
   if (expected === undefined || row.version === expected) return;
   throw new AppError(
     'precondition_failed',
-    `This request changed since version ${expected}: it is now version ${row.version} (${outcomeOf(row)}). Read it again before deciding.`,
+    `${expected < row.version ? `This request changed since version ${expected}: it is now` : `This request was never at version ${expected}: it is at`} version ${row.version} (${outcomeOf(row)}). Read it again before deciding.`,
     {
       currentVersion: row.version,
       status: row.status,

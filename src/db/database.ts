@@ -265,8 +265,8 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Creates the database named in the URL when it does not exist yet. */
-export async function ensureDatabaseExists(url: string, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<void> {
+/** Creates the database named in the URL when it does not exist yet; true when this call created it. */
+export async function ensureDatabaseExists(url: string, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<boolean> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.replace(/^\//, '')) || 'postgres';
   const admin = new URL(url);
@@ -284,18 +284,29 @@ export async function ensureDatabaseExists(url: string, connectTimeoutMs = DEFAU
     if (found.rowCount === 0) {
       try {
         await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+        return true;
       } catch (e) {
         if ((e as { code?: string }).code !== '42P04') throw e; // created concurrently by another process
       }
     }
+    return false;
   } finally {
     await client.end();
   }
 }
 
+/** What opening a database with `migrate` did: created it, and which migrations it applied (none: up to date). */
+export interface MigrationReport {
+  created: boolean;
+  applied: string[];
+}
+
 /** Connects, creating the database if needed, and optionally runs pending migrations. */
-export async function openDatabase(url: string, opts: PoolOptions & { migrate?: boolean } = {}): Promise<Database> {
-  await ensureDatabaseExists(url, opts.connectTimeoutMs);
+export async function openDatabase(
+  url: string,
+  opts: PoolOptions & { migrate?: boolean; report?: (r: MigrationReport) => void } = {},
+): Promise<Database> {
+  const created = await ensureDatabaseExists(url, opts.connectTimeoutMs);
   const ds = createDataSource(url, opts);
   try {
     await ds.initialize();
@@ -308,7 +319,8 @@ export async function openDatabase(url: string, opts: PoolOptions & { migrate?: 
     await lock.connect();
     await lock.query('SELECT pg_advisory_lock(7461626)');
     try {
-      await ds.runMigrations({ transaction: 'each' });
+      const applied = await ds.runMigrations({ transaction: 'each' });
+      opts.report?.({ created, applied: applied.map((m) => m.name) });
     } finally {
       await lock.query('SELECT pg_advisory_unlock(7461626)').catch(() => undefined);
       await lock.release();

@@ -44,10 +44,20 @@ describe('signoff CLI', () => {
     }
   });
 
-  it('migrate reports the database up to date', async () => {
+  it('migrate says what it did: created and migrated a new database, then found it up to date', async () => {
     const r = await signoff(['migrate']);
     expect(r).toMatchObject({ code: 0, stderr: '' });
-    expect(r.stdout).toMatch(/is up to date \(\d+ migrations?, latest /);
+    expect(r.stdout).toMatch(/^database .*; it is up to date \(\d+ migrations?, latest /m);
+    const fresh = new URL(t.tdb.url);
+    fresh.pathname = `${fresh.pathname}_new`;
+    try {
+      const first = await runCli(fresh.toString(), ['migrate']);
+      expect(first).toMatchObject({ code: 0, stderr: '' });
+      expect(first.stdout).toMatch(/^created, applied (\d+) migrations to database .*_new; it is up to date \(\1 migrations, latest /m);
+      expect((await runCli(fresh.toString(), ['migrate'])).stdout).toMatch(/^database .*_new; it is up to date/m);
+    } finally {
+      await t.tdb.db.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(fresh.pathname.slice(1))} WITH (FORCE)`);
+    }
   });
 
   it('apply creates the example, then reports no changes; --dry-run writes nothing', async () => {

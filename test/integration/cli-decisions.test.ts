@@ -48,6 +48,9 @@ describe('decisions from the CLI', () => {
     const stale = await signoff('requests', 'revoke', r.id, '--as', 'CONTOSO\\cyd', '--reason', 'left', '--if-version', '1');
     expect(stale.code).toBe(1);
     expect(stale.stderr).toMatch(/changed since version 1/);
+    const future = await signoff('requests', 'revoke', r.id, '--as', 'CONTOSO\\cyd', '--reason', 'left', '--if-version', '7');
+    expect(future.code).toBe(1);
+    expect(future.stderr).toMatch(/was never at version 7: it is at version \d+ \(approved by Ada Admin/);
     const revoked = await signoff('requests', 'revoke', r.id, '--as', 'CONTOSO\\cyd', '--reason', 'left the team', '--json');
     expect(revoked.code).toBe(0);
     expect(JSON.parse(revoked.stdout)).toMatchObject({ outcome: 'revoked', request: { status: 'revoked', decidedBy: 'Cyd Approver' } });
