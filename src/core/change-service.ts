@@ -1,3 +1,4 @@
+import { type ExpectedVersion, staleVersion, versionMatches } from './versions.ts';
 import { recordCommand } from './command-record.ts';
 import type { Database, Queryable } from '../db/database.ts';
 import type { Actor } from './audit-log.ts';
@@ -71,7 +72,7 @@ export interface ChangeDecisionOptions {
   /** the admin a trusted caller decides for (REST `approver`) */
   approverUsername?: string;
   /** If-Match: the version the caller saw */
-  expectedVersion?: number;
+  expectedVersion?: ExpectedVersion;
   /** chat rejections always say why (checked after who may decide, so others hear that first) */
   notesRequired?: boolean;
 }
@@ -216,7 +217,7 @@ export class ChangeService {
     return this.decide(actor, id, 'reject', notes ?? null, opts);
   }
 
-  async cancel(actor: Actor, id: string, notes?: string | null, opts: { expectedVersion?: number } = {}): Promise<ChangeView> {
+  async cancel(actor: Actor, id: string, notes?: string | null, opts: { expectedVersion?: ExpectedVersion } = {}): Promise<ChangeView> {
     return this.decide(actor, id, 'cancel', notes ?? null, opts);
   }
 
@@ -295,11 +296,11 @@ export class ChangeService {
 }
 
 /** A pending change at the caller's version; anything else is refused before rights are looked at. */
-function decidable(row: ChangeRow, expectedVersion: number | undefined): void {
-  if (expectedVersion !== undefined && row.version !== expectedVersion) {
+function decidable(row: ChangeRow, expectedVersion: ExpectedVersion | undefined): void {
+  if (!versionMatches(row.version, expectedVersion)) {
     throw new AppError(
       'precondition_failed',
-      `${expectedVersion < row.version ? `This change changed since version ${expectedVersion}: it is now` : `This change was never at version ${expectedVersion}: it is at`} version ${row.version} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`,
+      `${staleVersion('change', expectedVersion!, row.version)} (${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}). Read it again before deciding.`,
       {
         currentVersion: row.version,
         status: row.status,

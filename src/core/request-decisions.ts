@@ -1,3 +1,4 @@
+import type { ExpectedVersion } from './versions.ts';
 import type { Queryable } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
@@ -22,7 +23,7 @@ export interface ReverseOptions {
   /** the person a trusted caller decides for (REST `approver`) */
   approverUsername?: string;
   /** If-Match: the version the caller saw */
-  expectedVersion?: number;
+  expectedVersion?: ExpectedVersion;
 }
 
 export interface DecideOptions extends ReverseOptions {
@@ -33,7 +34,11 @@ export interface DecideOptions extends ReverseOptions {
 }
 
 /** A pending request at the caller's stage and version; anything else is refused before rights are looked at. */
-export async function decidable(db: Queryable, row: RequestRow, opts: { stage?: number; expectedVersion?: number }): Promise<void> {
+export async function decidable(
+  db: Queryable,
+  row: RequestRow,
+  opts: { stage?: number; expectedVersion?: ExpectedVersion },
+): Promise<void> {
   checkVersion(row, opts.expectedVersion);
   if (row.status !== 'pending') throw alreadyDecided(row);
   if (opts.stage !== undefined && row.current_stage !== opts.stage) throw await notThisStage(db, opts.stage, row);
@@ -47,7 +52,7 @@ export async function deciderFor(
   db: Queryable,
   actor: Actor,
   row: RequestRow,
-  opts: { approverUsername?: string; stage?: number; expectedVersion?: number },
+  opts: { approverUsername?: string; stage?: number; expectedVersion?: ExpectedVersion },
 ): Promise<Actor & { id: string }> {
   const acting = await resolveDecider(db, actor, opts.approverUsername, 'approver');
   if (acting.id === row.requester_id) throw new AppError('self_approval', 'You cannot decide your own request.');

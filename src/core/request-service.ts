@@ -1,3 +1,4 @@
+import type { ExpectedVersion } from './versions.ts';
 import { randomUUID } from 'node:crypto';
 import type { Database, Tx } from '../db/database.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
@@ -329,7 +330,7 @@ export class RequestService {
     return eligibleApprovers(tx, row);
   }
 
-  async cancel(actor: Actor, id: string, reason?: string | null, opts: { expectedVersion?: number } = {}): Promise<RequestView> {
+  async cancel(actor: Actor, id: string, reason?: string | null, opts: { expectedVersion?: ExpectedVersion } = {}): Promise<RequestView> {
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);

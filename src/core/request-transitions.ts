@@ -1,3 +1,4 @@
+import { type ExpectedVersion, staleVersion, versionMatches } from './versions.ts';
 import type { Queryable, Tx } from '../db/database.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
 import { readableUtc } from './clock.ts';
@@ -89,11 +90,11 @@ const outcomeOf = (row: Pick<RequestRow, 'status' | 'decided_by_label' | 'decide
     : `${row.status}${row.decided_by_label ? ` by ${row.decided_by_label}` : ''}${row.decided_at ? ` at ${readableUtc(row.decided_at)}` : ''}`;
 
 /** If-Match: the caller decided on what it saw at `expected`; anything since (a vote, a decision, an escalation) is 412. */
-export function checkVersion(row: RequestRow, expected: number | undefined): void {
-  if (expected === undefined || row.version === expected) return;
+export function checkVersion(row: RequestRow, expected: ExpectedVersion | undefined): void {
+  if (expected === undefined || versionMatches(row.version, expected)) return;
   throw new AppError(
     'precondition_failed',
-    `${expected < row.version ? `This request changed since version ${expected}: it is now` : `This request was never at version ${expected}: it is at`} version ${row.version} (${outcomeOf(row)}). Read it again before deciding.`,
+    `${staleVersion('request', expected, row.version)} (${outcomeOf(row)}). Read it again before deciding.`,
     {
       currentVersion: row.version,
       status: row.status,

@@ -210,4 +210,18 @@ describe('concurrent decisions over HTTP', () => {
       .expect(201);
     expect(change.headers.etag).toBe(`"${change.body.version}"`);
   });
+
+  it('If-Match compares strongly: a weak tag never matches, any tag of a list will do, garbage is a 400', async () => {
+    const id = await freshRequest();
+    const before = await h.counts();
+    const weak = await call(`/requests/${id}/deny`, { approver: 'CONTOSO\\ada', reason: 'no' }, { 'if-match': 'W/"1"' });
+    expect(weak).toMatchObject({ status: 412, body: { code: 'precondition_failed', detail: expect.stringMatching(/only weak ETags/) } });
+    const foreign = await call(`/requests/${id}/deny`, { approver: 'CONTOSO\\ada', reason: 'no' }, { 'if-match': 'W/"2da-Ub1f", "x"' });
+    expect(foreign.status).toBe(412);
+    const garbage = await call(`/requests/${id}/deny`, { approver: 'CONTOSO\\ada', reason: 'no' }, { 'if-match': 'version 1' });
+    expect(garbage).toMatchObject({ status: 400, body: { code: 'validation_failed' } });
+    expect(await h.counts()).toEqual(before);
+    const listed = await call(`/requests/${id}/approve`, { approver: 'CONTOSO\\ada' }, { 'if-match': '"7", W/"1", "1"' });
+    expect(listed).toMatchObject({ status: 200, body: { outcome: 'approved' } });
+  });
 });

@@ -1,30 +1,34 @@
 import type { Request } from 'express';
 import { AppError } from '../../core/errors.ts';
+import type { ExpectedVersion } from '../../core/versions.ts';
 
 /** Requests and changes carry a version; it is their ETag. Strong: it names the state, not a byte encoding. */
 export const etagOf = (version: number) => `"${version}"`;
 
 const TAG = /^\s*(?:W\/)?"(\d{1,9})"\s*$|^\s*(\d{1,9})\s*$/;
+// entity-tag = [ W/ ] DQUOTE *etagc DQUOTE (RFC 9110 8.8.3), as a comma-separated list
+const TAG_LIST = /^\s*(?:(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"\s*(?:,\s*|$))+$/;
+const EACH_TAG = /(W\/)?"([^"]*)"/g;
 
 /**
- * If-Match as the version the caller decided on. `*` (any current version) and no header give undefined. A weak
- * tag names the same version here (we issue only strong ones, and a careless client copying W/ should not decide
- * blind), and several tags are refused: a decision is made on one version the caller saw.
+ * If-Match as the versions the caller decides on. `*` (any current version) and no header give undefined. It is
+ * compared strongly (RFC 9110 13.1.1): a weak tag matches nothing, and of a list any one tag will do; a tag that is
+ * none of ours (another server's, a body hash) matches nothing either. A bare number is taken as its tag, for
+ * careless clients; anything else is malformed.
  */
-export function expectedVersion(req: Request): number | undefined {
+export function expectedVersion(req: Request): ExpectedVersion | undefined {
   const raw = req.get('if-match');
   if (raw === undefined || raw.trim() === '*') return undefined;
-  const tags = raw
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
-  const m = tags.length === 1 ? TAG.exec(tags[0]!) : null;
-  if (!m) {
-    throw new AppError('validation_failed', 'If-Match must be one ETag as returned by GET (e.g. "3").', {
-      errors: [{ field: 'If-Match', message: 'must be one ETag such as "3"' }],
+  const bare = /^\s*(\d{1,9})\s*$/.exec(raw);
+  if (bare) return Number(bare[1]);
+  if (!TAG_LIST.test(raw)) {
+    throw new AppError('validation_failed', 'If-Match must be ETags as returned by GET (e.g. "3"), or *.', {
+      errors: [{ field: 'If-Match', message: 'must be one or more ETags such as "3", or *' }],
     });
   }
-  return Number(m[1] ?? m[2]);
+  const versions = [...raw.matchAll(EACH_TAG)].filter((m) => !m[1] && /^\d{1,9}$/.test(m[2]!)).map((m) => Number(m[2]));
+  const tags = [...raw.matchAll(EACH_TAG)].length;
+  return versions.length === 1 && tags === 1 ? versions[0]! : versions;
 }
 
 /** If-None-Match on a GET: the caller already has this version. */
