@@ -1,4 +1,3 @@
-import { type ExpectedVersion, staleVersion, versionMatches } from './versions.ts';
 import { recordCommand } from './command-record.ts';
 import type { Database, Queryable } from '../db/database.ts';
 import type { Actor } from './audit-log.ts';
@@ -11,6 +10,7 @@ import type { ChangeSnapshot } from './events.ts';
 import { historyOf, isUuid, encodeCursor, decodeCursor } from './request-queries.ts';
 import { nextChangeStatus, type ChangeAction, type ChangeStatus } from './request-state.ts';
 import type { ChangeDetail, ChangeView, DiffEntry, Page } from './views.ts';
+import { type ExpectedVersion, staleVersion, versionMatches } from './versions.ts';
 
 export interface ChangeInput {
   resourceType: string;

@@ -95,7 +95,8 @@ function linearPattern(pattern: string): { test(value: string): boolean } | stri
 /**
  * What a policy being saved may not have, though one read back may (checked on every write of a policy: the API,
  * the YAML file, the web app; a policy saved before these rules still loads): a question whose length bounds no
- * answer fits, or whose pattern could backtrack. A pattern saved before is matched by JavaScript's engine.
+ * answer fits, or whose pattern needs a backtracking engine (lookaround, backreferences). A pattern saved before is
+ * matched by JavaScript's engine.
  */
 export function questionWriteIssues(
   questions: readonly Pick<Question, 'pattern' | 'minLength' | 'maxLength'>[],

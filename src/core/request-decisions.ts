@@ -1,4 +1,3 @@
-import type { ExpectedVersion } from './versions.ts';
 import type { Queryable } from '../db/database.ts';
 import { eligibleMembers, everyApproverGroup, requireMember, resolveDecider, stageApproverGroups } from './approval-rights.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
@@ -11,6 +10,7 @@ import { alreadyDecided, notThisStage } from './request-events.ts';
 import { checkVersion, type DecisionRead, planFinish } from './request-transitions.ts';
 import type { Transition, VoteRecord } from './request-write.ts';
 import type { RequestView } from './views.ts';
+import type { ExpectedVersion } from './versions.ts';
 
 export type DecisionOutcome = 'recorded' | 'stage_approved' | 'approved' | 'denied' | 'revoked' | 'reapproved';
 

@@ -1,4 +1,3 @@
-import type { ExpectedVersion } from './versions.ts';
 import { randomUUID } from 'node:crypto';
 import type { Database, Tx } from '../db/database.ts';
 import { createApprovedRequest, type CreateApprovedInput } from './approved-requests.ts';
@@ -49,6 +48,7 @@ import {
 } from './request-transitions.ts';
 import { insertRequest, sameSubject, writeTransition } from './request-write.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
+import type { ExpectedVersion } from './versions.ts';
 
 export type { CreateApprovedInput } from './approved-requests.ts';
 export type { DecideOptions, DecisionOutcome, DecisionResult, ReverseOptions } from './request-decisions.ts';

@@ -1,4 +1,3 @@
-import { type ExpectedVersion, staleVersion, versionMatches } from './versions.ts';
 import type { Queryable, Tx } from '../db/database.ts';
 import type { Actor, AuditEntry } from './audit-log.ts';
 import { readableUtc } from './clock.ts';
@@ -13,6 +12,7 @@ import { isUuid, type RequestRow } from './request-queries.ts';
 import { installData, snapshotOf } from './request-events.ts';
 import { nextRequestStatus, type RequestAction } from './request-state.ts';
 import { afterTransition, type RequestChanges, type Transition, type VoteRecord, writeTransition } from './request-write.ts';
+import { type ExpectedVersion, staleVersion, versionMatches } from './versions.ts';
 
 /**
  * The transitions of a request, planned once (planFinish) and written by writeTransition: on a row the caller's

@@ -28,6 +28,6 @@ describe('Redis errors in the log', () => {
     const script = new Error('ERR Error running script: @user_script:1: wrong number of arguments');
     reportRedisError(log, script, { queue: 'webhooks' });
     reportRedisError(log, script, { queue: 'webhooks' });
-    expect(lines).toEqual(Array(2).fill({ obj: { err: script, queue: 'webhooks' }, msg: 'Redis error' }));
+    expect(lines).toEqual(Array(2).fill({ obj: { err: script, queue: 'webhooks' }, msg: 'queue error' }));
   });
 });

@@ -29,7 +29,7 @@ export function isRedisConnectionError(e: unknown): boolean {
  */
 export function reportRedisError(log: Logger, e: Error, context: Record<string, unknown> = {}): void {
   if (!isRedisConnectionError(e)) {
-    log.warn({ err: e, ...context }, 'Redis error');
+    log.warn({ err: e, ...context }, 'queue error');
     return;
   }
   const now = Date.now();
