@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { problemErrorHandler } from '../../src/integrations/http/problem.ts';
 import { BOB_LAPTOP, VISIO } from '../support/fixtures.ts';
 import { createApiHarness, type ApiHarness } from './api-harness.ts';
 
@@ -118,5 +119,30 @@ describe('inputs the fuzz suite found', () => {
       });
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain('does not handle the invoke');
+  });
+
+  it.each([
+    ['a message whose text is a number', { type: 'message', text: 123 }, 'text'],
+    ['members added that are no list', { type: 'conversationUpdate', membersAdded: 'x' }, 'membersAdded'],
+    ['no sender', { type: 'message', text: 'help', from: null }, 'from'],
+  ])('a Teams activity with %s is a 400 naming the field, not a failed turn', async (_name, fields, field) => {
+    const { createTeamsAdapter } = await import('../../src/bots/teams/index.ts');
+    const express = (await import('express')).default;
+    const app = express();
+    createTeamsAdapter({ ...h.t.ctx, config: { ...h.t.ctx.config, TEAMS_EMULATOR: true } }, { minSendIntervalMs: 0 }).mount(app);
+    app.use(problemErrorHandler(h.t.ctx));
+    const res = await request(app)
+      .post('/api/messages')
+      .send({
+        id: 'x2',
+        channelId: 'msteams',
+        serviceUrl: 'http://127.0.0.1:9/',
+        from: { id: '29:x' },
+        recipient: { id: '28:bot' },
+        conversation: { id: 'a:x', conversationType: 'personal' },
+        ...fields,
+      });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'validation_failed', errors: [expect.objectContaining({ field })] });
   });
 });

@@ -101,9 +101,19 @@ describe('periodic access reviews in Teams', () => {
     expect(verbs(invokeCard(await h.post(h.invoke('bob', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }))))).toEqual(
       ['refresh'],
     );
+    // someone in a channel the card was posted to sees it read-only; asked from their own chat, it is not theirs to see
     expect(
-      verbs(invokeCard(await h.post(h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' })))),
+      verbs(
+        invokeCard(
+          await h.post(
+            h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic', conversationId: APPROVERS_CHANNEL }),
+          ),
+        ),
+      ),
     ).toEqual(['refresh']);
+    const crafted = await h.post(h.invoke('stranger', 'refresh', { kind: 'review', id: reviewId }, { trigger: 'automatic' }));
+    expect(crafted.body).toMatchObject({ statusCode: 403, type: 'application/vnd.microsoft.error' });
+    expect(JSON.stringify(crafted.body)).not.toContain('Visio');
   });
 
   it("reminds reviewers in the thread of each channel copy at the policy's interval", async () => {

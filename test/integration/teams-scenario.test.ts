@@ -211,6 +211,26 @@ describe('Configuration Manager scenario 1 through Teams', () => {
     expect(text(asStranger.body.value)).not.toContain('"id":"reason"');
   });
 
+  it("a refresh crafted in one's own chat shows nothing of a request that is not theirs; a card with a bad stage decides nothing", async () => {
+    const { requestId } = await submittedFromCard();
+    // Dan is linked but in none of the policy's groups; asked from his own chat, the request is not his to see
+    await h.t.tdb.db.query(`UPDATE identities SET teams_aad_id = $1 WHERE username = 'CONTOSO\\dan'`, [AAD.stranger]);
+    try {
+      const asDan = await h.post(h.invoke('stranger', 'refresh', { kind: 'request', id: requestId }, { trigger: 'automatic' }));
+      expect(asDan.body).toMatchObject({ statusCode: 404, type: 'application/vnd.microsoft.error' });
+      expect(JSON.stringify(asDan.body)).not.toMatch(/Visio|Network diagrams|Bob/);
+    } finally {
+      await h.t.tdb.db.query(`UPDATE identities SET teams_aad_id = NULL WHERE username = 'CONTOSO\\dan'`);
+    }
+    for (const stage of ['not-a-stage', -1, 1.5, 5]) {
+      const bad = await h.post(
+        h.invoke('ada', 'approve', { kind: 'request', id: requestId, stage }, { conversationId: APPROVERS_CHANNEL }),
+      );
+      expect(bad.body, String(stage)).toMatchObject({ statusCode: 400, type: 'application/vnd.microsoft.error' });
+    }
+    expect((await h.t.ctx.requests.get(requestId)).status).toBe('pending');
+  });
+
   it('refuses bob approving his own request on the card', async () => {
     const { requestId } = await submittedFromCard();
     const res = await h.post(

@@ -48,6 +48,9 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
           throw new AppError('validation_failed', 'Not a Bot Framework activity: the body must be a JSON object.');
         if (typeof req.body.type !== 'string' || !req.body.type.trim())
           throw new AppError('validation_failed', 'Not a Bot Framework activity: missing activity type.', { field: 'type' });
+        const shapeProblem = activityShapeProblem(req.body);
+        if (shapeProblem)
+          throw new AppError('validation_failed', `Not a Bot Framework activity: ${shapeProblem.message}`, { field: shapeProblem.field });
         try {
           await adapter.process(req as never, res as never, (turn) => bot.run(turn));
         } catch (e) {
@@ -67,4 +70,25 @@ export function createTeamsAdapter(ctx: AppContext, opts: { minSendIntervalMs?: 
       });
     },
   };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The fields a turn reads, in the types the Bot Framework schema gives them: a sender with an id, a conversation
+ * with an id, text as a string, members as lists. A body otherwise shaped failed inside the turn as our error.
+ */
+function activityShapeProblem(a: Record<string, unknown>): { field: string; message: string } | undefined {
+  if (!isObject(a.from) || typeof a.from.id !== 'string') return { field: 'from', message: 'from must name the sender (from.id).' };
+  if (!isObject(a.conversation) || typeof a.conversation.id !== 'string')
+    return { field: 'conversation', message: 'conversation must name the conversation (conversation.id).' };
+  if (a.recipient !== undefined && !isObject(a.recipient)) return { field: 'recipient', message: 'recipient must be an object.' };
+  for (const field of ['text', 'serviceUrl', 'channelId', 'name', 'replyToId'] as const) {
+    if (a[field] !== undefined && a[field] !== null && typeof a[field] !== 'string')
+      return { field, message: `${field} must be a string.` };
+  }
+  for (const field of ['membersAdded', 'membersRemoved', 'entities', 'attachments'] as const) {
+    if (a[field] !== undefined && a[field] !== null && !Array.isArray(a[field])) return { field, message: `${field} must be a list.` };
+  }
+  return undefined;
 }

@@ -4,9 +4,13 @@ import type { Actor } from '../../core/audit-log.ts';
 import { identityByTeamsId, type IdentityRow } from '../../core/directory.ts';
 import { AppError, toAppError } from '../../core/errors.ts';
 import { isUuid } from '../../core/request-queries.ts';
+import type { ReviewView } from '../../core/review-queries.ts';
+import type { ChangeDetail, RequestDetail } from '../../core/views.ts';
+import { changeVisibility, requestVisibility, reviewVisibility } from '../../core/visibility.ts';
 import { MessageStore, notifierActor } from '../../notifications/message-store.ts';
 import { notLinkedText, submittedBanner, type AdaptiveCard, type Banner } from './teams-cards.ts';
 import { changeForm, myRequests, requestForm, appPicker, submitChangeFromCard, submitRequestFromCard } from './teams-forms.ts';
+import { postedIn } from './teams-store.ts';
 import type { TeamsViews, Viewer } from './teams-views.ts';
 
 /**
@@ -165,8 +169,31 @@ export class TeamsInvokeHandler {
     if ((verb === 'revoke' || verb === 'reapprove') && kind !== 'request')
       return errorResponse(400, 'BadRequest', `"${verb}" applies to requests only.`);
     const viewer: Viewer = { kind: 'identity', identity };
-    // a missing item is an error body; everything after this is shown on the card itself
-    await (kind === 'request' ? this.ctx.requests.get(id) : kind === 'review' ? this.ctx.reviews.get(id) : this.ctx.changes.get(id));
+    // a card's stage pins a decision to that prompt: one that names no stage there is refused, never read as "any"
+    const stage = data.stage === undefined || data.stage === null || data.stage === '' ? undefined : Number(data.stage);
+    if (stage !== undefined && !(Number.isInteger(stage) && stage >= 0 && stage < 3)) {
+      return errorResponse(400, 'BadRequest', 'This card names no approval stage (1 to 3); open the request again.');
+    }
+    // a missing item, or one the clicker may not see, is an error body: the web's rule, unless a copy of the card was
+    // posted in this conversation, whose members see it anyway (they get it read-only). A crafted invoke in one's own
+    // chat reads nothing. Everything after this is shown on the card itself
+    const item = await (kind === 'request'
+      ? this.ctx.requests.get(id)
+      : kind === 'review'
+        ? this.ctx.reviews.get(id)
+        : this.ctx.changes.get(id));
+    const visible =
+      identity &&
+      (kind === 'request'
+        ? await requestVisibility(this.ctx.db, identity.id, item as RequestDetail)
+        : kind === 'review'
+          ? await reviewVisibility(this.ctx.db, identity.id, item as ReviewView)
+          : await changeVisibility(this.ctx.db, identity.id, item as ChangeDetail)
+      ).allowed;
+    if (!visible && !(await postedIn(this.ctx.db, kind, id, turn.activity.conversation?.id))) {
+      if (!identity) return errorResponse(403, 'Forbidden', notLinkedText(turn.activity.from?.aadObjectId));
+      return errorResponse(404, 'NotFound', `No ${kind} with id "${id}" that you can open.`);
+    }
     if (verb === 'refresh' || verb === 'open') return cardResponse(await this.views.cardFor(kind, id, viewer));
     let banner: Banner;
     const reversal = kind === 'request' && (verb === 'revoke' || verb === 'reapprove') ? verb : undefined;
@@ -197,15 +224,13 @@ export class TeamsInvokeHandler {
     }
     if (kind === 'request') {
       if (verb === 'approve' || verb === 'deny') {
-        const stage = typeof data.stage === 'number' ? data.stage : Number(data.stage);
-        // the card's stage pins the decision to that prompt (cards from before it carried one: the stage pending now)
-        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, {
-          stage: Number.isFinite(stage) ? stage : undefined,
-          denyNeedsReason: true,
-        });
+        // the card's stage (checked in onItem) pins the decision to that prompt (cards from before it carried one:
+        // the stage pending now)
+        const stage = data.stage === undefined || data.stage === null || data.stage === '' ? undefined : Number(data.stage);
+        const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { stage, denyNeedsReason: true });
         const messages: Record<string, string> = {
           recorded: 'Your approval is recorded; more approvals are needed for this stage.',
-          stage_approved: `You approved stage ${Number.isFinite(stage) ? stage + 1 : request.currentStage}; the next stage's approvers have been asked.`,
+          stage_approved: `You approved stage ${stage !== undefined ? stage + 1 : request.currentStage}; the next stage's approvers have been asked.`,
           approved: 'You approved this request.',
           denied: 'You denied this request.',
         };

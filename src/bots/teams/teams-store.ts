@@ -85,3 +85,18 @@ export async function auditSent(
     }),
   );
 }
+
+/** Whether a copy of the item was posted in the conversation: its members see that card there already. */
+export async function postedIn(
+  db: Queryable,
+  kind: 'request' | 'change' | 'review',
+  id: string,
+  conversationId: string | undefined,
+): Promise<boolean> {
+  if (!conversationId) return false;
+  const found = await db.maybeOne(
+    `SELECT 1 FROM message_refs WHERE platform = 'teams' AND subject_type = $1 AND subject_id = $2 AND conversation_id = $3 LIMIT 1`,
+    [kind, id, conversationId],
+  );
+  return found !== undefined;
+}

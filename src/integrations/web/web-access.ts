@@ -1,16 +1,15 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app-context.ts';
-import { everyApproverGroup, reviewerGroups } from '../../core/approval-rights.ts';
 import type { Actor } from '../../core/audit-log.ts';
-import { groupNamesOf, type IdentityRow } from '../../core/directory.ts';
+import type { IdentityRow } from '../../core/directory.ts';
 import { AppError } from '../../core/errors.ts';
 import type { ChangeDetail, RequestDetail } from '../../core/views.ts';
+import { changeVisibility, requestVisibility } from '../../core/visibility.ts';
 import { sessionOf, type WebSession } from './sessions.ts';
 
 /**
- * Who may open what on the web. Deciding is the core's business (the same rules as every channel); this only
- * keeps people out of pages that are not theirs: a request is shown to its requester, to members of any approver
- * or reviewer group of its policy, and to admins (identities with `admin: true` in the catalog).
+ * Who may open what on the web: the core's visibility rule (core/visibility.ts), the same in Teams; deciding is the
+ * services' business. Admins are identities with `admin: true` in the catalog.
  */
 
 export interface SignedIn extends WebSession {
@@ -45,11 +44,9 @@ export async function requireRequestAccess(
     if (e instanceof AppError && e.code === 'not_found') throw notFound(id);
     throw e;
   }
-  const mine = await groupNamesOf(ctx.db, s.identity.id);
-  const approver = everyApproverGroup(request.policy).some((g) => mine.includes(g));
   // reviewers of its access (the policy's reviewers) open it from the Reviews page too
-  const reviewer = reviewerGroups(request.policy).some((g) => mine.includes(g));
-  if (request.requester?.id !== s.identity.id && !approver && !reviewer && !s.isAdmin) throw notFound(id);
+  const { allowed, approver } = await requestVisibility(ctx.db, s.identity.id, request, s.isAdmin);
+  if (!allowed) throw notFound(id);
   return { request, approver };
 }
 
@@ -61,10 +58,8 @@ export async function requireChangeAccess(ctx: AppContext, s: SignedIn, id: stri
     if (e instanceof AppError && e.code === 'not_found') throw new AppError('not_found', `No change with id "${id}" that you can open.`);
     throw e;
   }
-  const mine = await groupNamesOf(ctx.db, s.identity.id);
-  const approver = change.approverGroups.some((g) => mine.includes(g));
-  if (change.requester.id !== s.identity.id && !approver && !s.isAdmin)
-    throw new AppError('not_found', `No change with id "${id}" that you can open.`);
+  const { allowed, approver } = await changeVisibility(ctx.db, s.identity.id, change, s.isAdmin);
+  if (!allowed) throw new AppError('not_found', `No change with id "${id}" that you can open.`);
   return { change, approver };
 }
 
