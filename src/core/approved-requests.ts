@@ -86,10 +86,13 @@ export async function createApprovedRequest(
     if (actor.id) await mayPreApprove(tx, actor, app, user);
     // a machine-only pre-approval always installs
     const autoInstall = user ? input.autoInstall !== false : true;
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`approved:${app.id}:${user?.id ?? ''}:${device.id}`]);
-    const existing = await tx.maybeOne<RequestRow>(SUBJECT_REQUEST_SQL, [app.id, user?.id ?? null, device.id]);
+    // an application requested per person (perDevice: false) is approved for the person, as a submit would be,
+    // whichever device the call names: one approval per person, not one per device alongside theirs
+    const onDevice = user && !app.per_device ? null : device;
+    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`approved:${app.id}:${user?.id ?? ''}:${onDevice?.id ?? ''}`]);
+    const existing = await tx.maybeOne<RequestRow>(SUBJECT_REQUEST_SQL, [app.id, user?.id ?? null, onDevice?.id ?? null]);
     // the request found (or made) is for this application, person and device: its context is what was read
-    const ctx = { app, requester: user, device };
+    const ctx = { app, requester: user, device: onDevice };
     if (existing?.status === 'approved') {
       const row = autoInstall ? await orderInstall(tx, actor, existing, now, comments ?? 'approved request created again', ctx) : existing;
       return { request: requestViewOf(row, ctx), created: false };
@@ -103,7 +106,7 @@ export async function createApprovedRequest(
     const row = await tx.one<RequestRow>(
       `INSERT INTO requests (application_id, requester_id, device_id, source, status, justification, policy, auto_install, created_at, updated_at)
        VALUES ($1,$2,$3,'approved-request','pending',$4,$5,$6,$7,$7) RETURNING *`,
-      [app.id, user?.id ?? null, device.id, comments, JSON.stringify(policy), autoInstall, now],
+      [app.id, user?.id ?? null, onDevice?.id ?? null, comments, JSON.stringify(policy), autoInstall, now],
     );
     const createdAudit: AuditEntry = {
       actor,

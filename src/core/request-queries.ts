@@ -153,6 +153,8 @@ export async function getRequestDetail(db: Queryable, id: string): Promise<Reque
     else if (view.status === 'pending') status = 'waiting';
     else if (view.status === 'approved' || view.status === 'revoked') status = 'approved';
     else if (view.status === 'denied') status = 'denied';
+    // the stage was waiting when the request ended: it expired, or its requester withdrew it
+    else if (view.status === 'expired' || view.status === 'cancelled') status = view.status;
     else status = 'skipped';
     const groups =
       index === view.currentStage && row.escalated_at && policy.escalateTo

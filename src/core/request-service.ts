@@ -356,7 +356,9 @@ export class RequestService {
       if (row.status !== 'approved')
         throw new AppError('invalid_transition', `A request that is ${row.status} cannot be installed.`, { status: row.status });
       const ctx = await requestContext(tx, row);
-      return requestViewOf(await orderInstall(tx, actor, row, now, 'requested by user', ctx), ctx);
+      // the reason names who asked: the requester, or the system whose key made the call
+      const why = actor.id ? 'requested by user' : `install now requested by ${actor.label}`;
+      return requestViewOf(await orderInstall(tx, actor, row, now, why, ctx), ctx);
     });
   }
 

@@ -29,7 +29,8 @@ export interface StageView {
   approverGroups: string[];
   quorum: Quorum;
   approverJustification: boolean;
-  status: 'not_started' | 'waiting' | 'approved' | 'denied' | 'skipped';
+  /** skipped: a later stage the request never reached; expired or cancelled: the stage waiting when it ended so */
+  status: 'not_started' | 'waiting' | 'approved' | 'denied' | 'skipped' | 'expired' | 'cancelled';
   decisions: DecisionView[];
 }
 

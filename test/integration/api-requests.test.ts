@@ -129,6 +129,29 @@ describe('Configuration Manager scenarios over HTTP', () => {
     expect(webhookTypes(await h.outbox(first.body.id)).filter((x) => x === 'app.install')).toHaveLength(2);
   });
 
+  it('(4b) CreateApprovedRequest for an application requested per person settles their request, whichever device it names', async () => {
+    await h
+      .as(h.keys.admin)
+      .post('/api/v1/applications', {
+        id: 'App_per_person',
+        name: 'PerPerson',
+        perDevice: false,
+        policy: { justification: 'optional', stages: [{ approvers: ['it-approvers'] }] },
+      })
+      .expect(201);
+    await h.t.tdb.db.query(`INSERT INTO devices (client_guid, name) VALUES ('GUID:KIOSK-01', 'KIOSK-01')`);
+    const pending = await h.as(h.keys.write).post('/api/v1/requests', { applicationId: 'App_per_person', username: 'CONTOSO\\bob' });
+    expect(pending.body).toMatchObject({ status: 'pending', device: null });
+    const body = { applicationId: 'App_per_person', username: 'CONTOSO\\bob', clientGuid: BOB_LAPTOP };
+    const approved = await h.as(h.keys.write).post('/api/v1/approved-requests', body);
+    expect(approved.status).toBe(200);
+    expect(approved.body).toMatchObject({ id: pending.body.id, status: 'approved', device: null });
+    const elsewhere = await h.as(h.keys.write).post('/api/v1/approved-requests', { ...body, clientGuid: 'GUID:KIOSK-01' });
+    expect(elsewhere.body.id).toBe(pending.body.id);
+    const rows = await h.t.tdb.db.query(`SELECT status FROM requests WHERE application_id = 'App_per_person'`);
+    expect(rows).toEqual([{ status: 'approved' }]);
+  });
+
   it('(5) a machine-only CreateApprovedRequest always installs, even when asked not to', async () => {
     const first = await h
       .as(h.keys.write)
@@ -153,6 +176,9 @@ describe('Configuration Manager scenarios over HTTP', () => {
     const cancelled = await h.as(h.keys.write).post(`/api/v1/requests/${a.body.id}/cancel`, { reason: 'not needed' });
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.status).toBe('cancelled');
+    // the stage that was waiting shows why it ended, not that it was skipped
+    const detail = await h.as(h.keys.read).get(`/api/v1/requests/${a.body.id}`).expect(200);
+    expect(detail.body.stages.map((st: { status: string }) => st.status)).toEqual(['cancelled']);
     const twice = await h.as(h.keys.write).post(`/api/v1/requests/${a.body.id}/cancel`, {});
     expect(twice.status).toBe(409);
     expect(twice.body).toMatchObject({ code: 'already_decided', currentStatus: 'cancelled' });
@@ -162,6 +188,9 @@ describe('Configuration Manager scenarios over HTTP', () => {
     const install = await h.as(h.keys.write).post(`/api/v1/requests/${b.body.id}/install`);
     expect(install.status).toBe(200);
     expect(webhookTypes(await h.outbox(b.body.id)).filter((x) => x === 'app.install')).toHaveLength(2);
+    // the system that asked is named, not a user who did nothing
+    const ordered = (await h.outbox(b.body.id)).flatMap((r) => webhooksOfRow(r)).filter((w: any) => w.type === 'app.install');
+    expect(ordered.at(-1)!.data.reason).toMatch(/^install now requested by api:/);
     const revoke = await h
       .as(h.keys.write)
       .post(`/api/v1/requests/${b.body.id}/revoke`, { reason: 'left the team', approver: 'CONTOSO\\cyd' });

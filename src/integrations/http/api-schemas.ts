@@ -66,7 +66,7 @@ export const requestDetailSchema = requestViewSchema.extend({
       approverGroups: z.array(z.string()),
       quorum: z.string(),
       approverJustification: z.boolean(),
-      status: z.enum(['not_started', 'waiting', 'approved', 'denied', 'skipped']),
+      status: z.enum(['not_started', 'waiting', 'approved', 'denied', 'skipped', 'expired', 'cancelled']),
       decisions: z.array(decisionViewSchema),
     }),
   ),
