@@ -90,13 +90,19 @@ export class ChangeService {
   }
 
   async list(
-    filter: { status?: ChangeStatus; resourceType?: string; resourceId?: string },
+    filter: { status?: ChangeStatus; resourceType?: string; resourceId?: string; visibleToId?: string },
     limit = 50,
     cursor?: string,
   ): Promise<Page<ChangeView>> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.status) where.push(`status = $${params.push(filter.status)}`);
+    if (filter.visibleToId) {
+      // what this person may see (core/visibility.ts): their own, their groups' to approve, or any as an admin
+      const me = `$${params.push(filter.visibleToId)}::uuid`;
+      where.push(`(requester_id = ${me} OR EXISTS (SELECT 1 FROM identities a WHERE a.id = ${me} AND a.is_admin)
+        OR approvers && ARRAY(SELECT g.name FROM approver_group_members m JOIN approver_groups g ON g.id = m.group_id WHERE m.identity_id = ${me}))`);
+    }
     // resource ids and types name the same resource in any letter case (paths on Windows, GUIDs)
     if (filter.resourceType) where.push(`lower(resource_type) = lower($${params.push(filter.resourceType)})`);
     if (filter.resourceId) where.push(`lower(resource_id) = lower($${params.push(filter.resourceId)})`);

@@ -173,6 +173,8 @@ export interface RequestFilter {
   clientGuid?: string;
   /** requests waiting on this identity's decision */
   pendingForApproverId?: string;
+  /** only what this person may see (core/visibility.ts): a key bound to them reads as they would */
+  visibleToId?: string;
 }
 
 /** How many requests match, for "10 of 94" when a chat list shows only the first page. */
@@ -208,6 +210,17 @@ function whereOf(filter: RequestFilter): { where: string[]; params: unknown[] } 
       filter.pendingForApproverId,
     );
     // every placeholder above is the one parameter add() pushed; an extra unused one makes Postgres fail (42P18)
+  }
+  if (filter.visibleToId) {
+    const me = `$${params.length + 1}::uuid`;
+    add(
+      `(r.requester_id = ?::uuid OR EXISTS (SELECT 1 FROM identities a WHERE a.id = ${me} AND a.is_admin) OR EXISTS (
+         SELECT 1 FROM approver_group_members m JOIN approver_groups g ON g.id = m.group_id
+          WHERE m.identity_id = ${me} AND (
+            EXISTS (SELECT 1 FROM jsonb_array_elements(r.policy->'stages') st WHERE (st->'approvers') ? g.name)
+            OR (r.policy->'escalateTo') ? g.name OR (r.policy->'reviewers') ? g.name)))`,
+      filter.visibleToId,
+    );
   }
   return { where, params };
 }

@@ -1,6 +1,8 @@
 import type { Request, Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
+import { AppError } from '../../core/errors.ts';
+import { changeVisibility } from '../../core/visibility.ts';
 import { changeDetailSchema, changeStatusSchema, changeViewSchema, optionalText, pageOf, pageQuery, text } from './api-schemas.ts';
 import type { ChangeView } from '../../core/views.ts';
 import { etagOf, expectedVersion, notModified } from './preconditions.ts';
@@ -64,9 +66,10 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
       ...pageQuery,
     }),
     response: pageOf(changeViewSchema),
-    handler: ({ query }) => {
+    handler: ({ query, actor }) => {
       const { limit, cursor, ...filter } = query;
-      return ctx.changes.list(filter, limit, cursor);
+      // a key bound to a person lists what that person may see; a system key, everything
+      return ctx.changes.list({ ...filter, visibleToId: actor.id ?? undefined }, limit, cursor);
     },
   });
 
@@ -77,8 +80,11 @@ export function registerChangeRoutes(router: Router, registry: RouteRegistry, ct
     scope: 'changes:write',
     summary: 'One change with its diff and history. Its version is the ETag (If-None-Match answers 304).',
     response: changeDetailSchema,
-    handler: async ({ req }) => {
+    handler: async ({ req, actor }) => {
       const change = await ctx.changes.get(idParam(req));
+      if (actor.id && !(await changeVisibility(ctx.db, actor.id, change)).allowed) {
+        throw new AppError('not_found', `No change with id "${change.id}" that this key's person can open.`);
+      }
       const headers = { ETag: etagOf(change.version) };
       return notModified(req, change.version) ? { status: 304, headers, body: undefined } : { body: change, headers };
     },

@@ -1,6 +1,8 @@
 import type { Request, Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../../app-context.ts';
+import { AppError } from '../../core/errors.ts';
+import { requestVisibility } from '../../core/visibility.ts';
 import {
   decisionResultSchema,
   optionalText,
@@ -125,9 +127,10 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
       ...pageQuery,
     }),
     response: pageOf(requestViewSchema),
-    handler: async ({ query }) => {
+    handler: async ({ query, actor }) => {
       const { limit, cursor, ...filter } = query;
-      return ctx.requests.list(filter, limit, cursor);
+      // a key bound to a person lists what that person may see; a system key, everything
+      return ctx.requests.list({ ...filter, visibleToId: actor.id ?? undefined }, limit, cursor);
     },
   });
 
@@ -138,8 +141,11 @@ export function registerRequestRoutes(router: Router, registry: RouteRegistry, c
     scope: 'requests:read',
     summary: 'One request with its stages, decisions and history. Its version is the ETag (If-None-Match answers 304).',
     response: requestDetailSchema,
-    handler: async ({ req }) => {
+    handler: async ({ req, actor }) => {
       const detail = await ctx.requests.get(idParam(req));
+      if (actor.id && !(await requestVisibility(ctx.db, actor.id, detail)).allowed) {
+        throw new AppError('not_found', `No request with id "${detail.id}" that this key's person can open.`);
+      }
       const headers = { ETag: etagOf(detail.version) };
       return notModified(req, detail.version) ? { status: 304, headers, body: undefined } : { body: detail, headers };
     },
