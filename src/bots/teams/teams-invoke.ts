@@ -73,6 +73,10 @@ export const TEAMS_UNAVAILABLE_TEXT = 'Signoff cannot reach its database right n
 type Data = Record<string, unknown>;
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
+/** The stage a card names (a number as cards send it, or text from older ones); undefined when it names none. */
+const cardStage = (data: Data): number | undefined =>
+  data.stage === undefined || data.stage === null || data.stage === '' ? undefined : Number(data.stage);
+
 export class TeamsInvokeHandler {
   constructor(
     private readonly ctx: AppContext,
@@ -170,7 +174,7 @@ export class TeamsInvokeHandler {
       return errorResponse(400, 'BadRequest', `"${verb}" applies to requests only.`);
     const viewer: Viewer = { kind: 'identity', identity };
     // a card's stage pins a decision to that prompt: one that names no stage there is refused, never read as "any"
-    const stage = data.stage === undefined || data.stage === null || data.stage === '' ? undefined : Number(data.stage);
+    const stage = cardStage(data);
     if (stage !== undefined && !(Number.isInteger(stage) && stage >= 0 && stage < 3)) {
       return errorResponse(400, 'BadRequest', 'This card names no approval stage (1 to 3); open the request again.');
     }
@@ -226,7 +230,7 @@ export class TeamsInvokeHandler {
       if (verb === 'approve' || verb === 'deny') {
         // the card's stage (checked in onItem) pins the decision to that prompt (cards from before it carried one:
         // the stage pending now)
-        const stage = data.stage === undefined || data.stage === null || data.stage === '' ? undefined : Number(data.stage);
+        const stage = cardStage(data);
         const { outcome, request } = await this.ctx.requests.decide(actor, id, verb, reason, { stage, denyNeedsReason: true });
         const messages: Record<string, string> = {
           recorded: 'Your approval is recorded; more approvals are needed for this stage.',
