@@ -26,16 +26,20 @@ async function call(path: string, body: unknown, headers: Record<string, string>
   return { status: res.status, body: (await res.json()) as any, etag: res.headers.get('etag') };
 }
 
-async function freshRequest(): Promise<string> {
-  // the previous round's request is set aside so the same user, device and app can ask again
+/** bob's request submitted over REST; the previous round's is set aside so the same user, device and app can ask again */
+async function freshSubmit() {
   await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-  const r = await call('/requests', {
+  return call('/requests', {
     applicationId: VISIO,
     username: 'CONTOSO\\bob',
     clientGuid: BOB_LAPTOP,
     justification: 'race',
     answers: { usage: 'Other' },
   });
+}
+
+async function freshRequest(): Promise<string> {
+  const r = await freshSubmit();
   expect(r.status).toBe(201);
   return r.body.id;
 }
@@ -184,14 +188,7 @@ describe('concurrent decisions over HTTP', () => {
   });
 
   it('a create answers with the version as its ETag, which If-Match then takes', async () => {
-    await h.t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-    const submitted = await call('/requests', {
-      applicationId: VISIO,
-      username: 'CONTOSO\\bob',
-      clientGuid: BOB_LAPTOP,
-      justification: 'etag',
-      answers: { usage: 'Other' },
-    });
+    const submitted = await freshSubmit();
     expect(submitted).toMatchObject({ status: 201, etag: `"${submitted.body.version}"` });
     expect(
       (await call(`/requests/${submitted.body.id}/approve`, { approver: 'CONTOSO\\ada' }, { 'if-match': submitted.etag! })).status,

@@ -99,24 +99,28 @@ describe('inputs the fuzz suite found', () => {
     expect(await h.counts()).toEqual(before);
   });
 
-  it('an unknown invoke name in Teams is a 400, not a 501', async () => {
+  /** The Teams endpoint with the emulator's unauthenticated traffic allowed, and an activity envelope for it. */
+  const teams = async (activity: Record<string, unknown>) => {
     const { createTeamsAdapter } = await import('../../src/bots/teams/index.ts');
     const express = (await import('express')).default;
     const app = express();
     createTeamsAdapter({ ...h.t.ctx, config: { ...h.t.ctx.config, TEAMS_EMULATOR: true } }, { minSendIntervalMs: 0 }).mount(app);
-    const res = await request(app)
+    app.use(problemErrorHandler(h.t.ctx));
+    return request(app)
       .post('/api/messages')
       .send({
-        type: 'invoke',
-        name: 'composeExtension/fuzz',
         id: 'x1',
         channelId: 'msteams',
         serviceUrl: 'http://127.0.0.1:9/',
         from: { id: '29:x' },
         recipient: { id: '28:bot' },
         conversation: { id: 'a:x', conversationType: 'personal' },
-        value: {},
+        ...activity,
       });
+  };
+
+  it('an unknown invoke name in Teams is a 400, not a 501', async () => {
+    const res = await teams({ type: 'invoke', name: 'composeExtension/fuzz', value: {} });
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain('does not handle the invoke');
   });
@@ -126,22 +130,7 @@ describe('inputs the fuzz suite found', () => {
     ['members added that are no list', { type: 'conversationUpdate', membersAdded: 'x' }, 'membersAdded'],
     ['no sender', { type: 'message', text: 'help', from: null }, 'from'],
   ])('a Teams activity with %s is a 400 naming the field, not a failed turn', async (_name, fields, field) => {
-    const { createTeamsAdapter } = await import('../../src/bots/teams/index.ts');
-    const express = (await import('express')).default;
-    const app = express();
-    createTeamsAdapter({ ...h.t.ctx, config: { ...h.t.ctx.config, TEAMS_EMULATOR: true } }, { minSendIntervalMs: 0 }).mount(app);
-    app.use(problemErrorHandler(h.t.ctx));
-    const res = await request(app)
-      .post('/api/messages')
-      .send({
-        id: 'x2',
-        channelId: 'msteams',
-        serviceUrl: 'http://127.0.0.1:9/',
-        from: { id: '29:x' },
-        recipient: { id: '28:bot' },
-        conversation: { id: 'a:x', conversationType: 'personal' },
-        ...fields,
-      });
+    const res = await teams(fields);
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'validation_failed', errors: [expect.objectContaining({ field })] });
   });

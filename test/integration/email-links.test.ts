@@ -35,6 +35,20 @@ const deliverOutbox = async (subjectId: string) => {
 };
 const linkOf = (m: MailMessage, word: 'Approve' | 'Deny') => new URL(m.text.match(new RegExp(`${word}: (\\S+)`))![1]!).pathname;
 
+/** bob's Visio request (his open one set aside first), its approvers mailed; the mail sent is in `sent` alone. */
+async function mailedRequest(justification: string): Promise<{ id: string }> {
+  await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
+  sent.length = 0;
+  const r = await t.ctx.requests.submit(s.actor(s.bob), {
+    applicationId: VISIO,
+    clientGuid: BOB_LAPTOP,
+    justification,
+    answers: { usage: 'Diagrams' },
+  });
+  await deliverOutbox(r.id);
+  return r;
+}
+
 describe('email approve/deny links', () => {
   it('mails each approver personal one-time links and the shared mailbox none', async () => {
     const r = await t.ctx.requests.submit(s.actor(s.bob), {
@@ -86,15 +100,7 @@ describe('email approve/deny links', () => {
 
   it('approve and deny links clicked at the same moment give one decision, never an approval then a revoke', async () => {
     for (let round = 0; round < 5; round++) {
-      await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-      sent.length = 0;
-      const r = await t.ctx.requests.submit(s.actor(s.bob), {
-        applicationId: VISIO,
-        clientGuid: BOB_LAPTOP,
-        justification: `race ${round}`,
-        answers: { usage: 'Diagrams' },
-      });
-      await deliverOutbox(r.id);
+      const r = await mailedRequest(`race ${round}`);
       const to = (who: string) => sent.find((m) => m.to.includes(who))!;
       const [a, c] = await Promise.all([
         fetch(base + linkOf(to('ada@contoso.com'), 'Approve'), { method: 'POST', body: new URLSearchParams({ reason: 'ok' }) }),
@@ -110,15 +116,7 @@ describe('email approve/deny links', () => {
   });
 
   it('a link whose request was decided elsewhere says so on the page, with no button to press', async () => {
-    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-    sent.length = 0;
-    const r = await t.ctx.requests.submit(s.actor(s.bob), {
-      applicationId: VISIO,
-      clientGuid: BOB_LAPTOP,
-      justification: 'decided in chat',
-      answers: { usage: 'Diagrams' },
-    });
-    await deliverOutbox(r.id);
+    const r = await mailedRequest('decided in chat');
     await t.ctx.requests.decide({ id: s.cyd.id, label: 'Cyd Approver', channel: 'slack' }, r.id, 'approve', null, { stage: 0 });
     const page = await fetch(base + linkOf(sent.find((m) => m.to.includes('ada@contoso.com'))!, 'Deny'));
     expect(page.status).toBe(409);
@@ -128,15 +126,7 @@ describe('email approve/deny links', () => {
   });
 
   it('a page opened before the request was decided elsewhere, then sent, says who decided and when (not that a version moved)', async () => {
-    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-    sent.length = 0;
-    const r = await t.ctx.requests.submit(s.actor(s.bob), {
-      applicationId: VISIO,
-      clientGuid: BOB_LAPTOP,
-      justification: 'decided while the page was open',
-      answers: { usage: 'Diagrams' },
-    });
-    await deliverOutbox(r.id);
+    const r = await mailedRequest('decided while the page was open');
     const deny = linkOf(sent.find((m) => m.to.includes('ada@contoso.com'))!, 'Deny');
     const form = await (await fetch(base + deny)).text();
     const version = form.match(/name="version" value="(\d+)"/)![1]!;
@@ -150,15 +140,7 @@ describe('email approve/deny links', () => {
   });
 
   it('a refusal that decided nothing leaves the link usable (an approver briefly out of the group)', async () => {
-    await t.tdb.db.query(`UPDATE requests SET status = 'cancelled' WHERE status IN ('pending', 'approved')`);
-    sent.length = 0;
-    const r = await t.ctx.requests.submit(s.actor(s.bob), {
-      applicationId: VISIO,
-      clientGuid: BOB_LAPTOP,
-      justification: 'group change',
-      answers: { usage: 'Diagrams' },
-    });
-    await deliverOutbox(r.id);
+    const r = await mailedRequest('group change');
     const approve = linkOf(sent.find((m) => m.to.includes('cyd@contoso.com'))!, 'Approve');
     const membership = await t.tdb.db.one<{ group_id: string }>(`SELECT group_id FROM approver_group_members WHERE identity_id = $1`, [
       s.cyd.id,
