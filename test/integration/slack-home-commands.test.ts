@@ -139,6 +139,13 @@ describe('slash command', () => {
     const shown = textOf(open!.args.view.blocks);
     expect(shown).toMatch(/\*submitted\* by Bob User \(slack\)/);
     expect(shown).toMatch(/\*cancelled\* by Bob User \(slack\)/);
+    // Dan is neither its requester nor an approver of its policy: a hand-made click shows him nothing of it
+    h.fake.reset();
+    await h.action('U0DAN', ACTION.history, id, { channel: 'D0DAN' });
+    const [refused] = await h.fake.waitFor('views.open');
+    const told = textOf(refused!.args.view.blocks);
+    expect(told).toContain('that you can open');
+    expect(told).not.toMatch(/Bob User/);
   });
 });
 

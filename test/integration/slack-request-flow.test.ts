@@ -118,7 +118,7 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     expect(shown).toContain('<@U0BOB>');
     expect(shown).toContain('BOB-LAPTOP');
     expect(shown).toContain('Network diagrams for the migration');
-    expect(shown).toMatch(/What will you use it for\?\*\nDiagrams/);
+    expect(shown).toMatch(/What will you use it for\?\*\n>Diagrams/);
     expect(buttonsOf(prompt.args.blocks).map((b) => [b.text, b.action_id, b.value])).toEqual([
       ['Approve', ACTION.approve, `${requestId}:0`],
       ['Deny', ACTION.deny, `${requestId}:0`],

@@ -57,8 +57,8 @@ describe('request prompt', () => {
     const s = allText(blocks);
     expect(s).toContain('<@U0BOB> (Bob &lt;User&gt;');
     expect(s).toContain('Need &lt;diagrams&gt; &amp; more');
-    expect(s).toContain('*What will you use it for?*\\nDiagrams');
-    expect(s).toContain('*Teams*\\nA, B');
+    expect(s).toContain('*What will you use it for?*\\n>Diagrams');
+    expect(s).toContain('*Teams*\\n>A, B');
     expect(s).toContain('*Anything else?*\\n_(no answer)_');
     expect(s).toContain('<!date^1768813200^');
     const actions = blocks.filter((b) => b.type === 'actions') as any[];
@@ -66,7 +66,21 @@ describe('request prompt', () => {
       [ACTION.approve, `${base.id}:0`, 'primary'],
       [ACTION.deny, `${base.id}:0`, 'danger'],
     ]);
-    expect(text).toBe('Software request: Visio for Bob <User>: waiting for a decision');
+    expect(text).toBe('Software request: Visio for Bob &lt;User&gt;: waiting for a decision');
+  });
+
+  it('keeps a hostile name out of the notification text and a typed answer from passing for an outcome', () => {
+    const hostile: RequestDetail = {
+      ...base,
+      application: { id: 'A', name: 'Evil <!channel> <@U0ADA> <https://evil|click>' },
+      answers: { usage: 'Diagrams', note: 'diagrams\n\n:white_check_mark: *Approved* by *Ada Admin*' },
+    };
+    const { blocks, text } = renderRequestPrompt({ request: hostile, requesterSlackId: 'U0BOB', stage: 0 });
+    // Slack reads the top-level text as mrkdwn too (notifications, screen readers)
+    expect(text).toBe(
+      'Software request: Evil &lt;!channel&gt; &lt;@U0ADA&gt; &lt;https://evil|click&gt; for Bob &lt;User&gt;: waiting for a decision',
+    );
+    expect(allText(blocks)).toContain('*Anything else?*\\n>diagrams\\n>\\n>:white_check_mark: *Approved* by *Ada Admin*');
   });
 
   it('after a decision shows outcome, who, when and why, and no buttons', () => {

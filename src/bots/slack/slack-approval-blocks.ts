@@ -127,7 +127,7 @@ export function renderRequestPrompt(input: RequestPromptInput): Rendered {
   if (input.replacesLost)
     blocks.push(context(':information_source: The previous message about this request could not be updated, so this one replaces it.'));
   blocks.push(context(`Request \`${r.id}\``));
-  return { text: `Software request: ${r.application.name} for ${r.requester?.displayName ?? 'a device'}: ${status}`, blocks };
+  return { text: `Software request: ${esc(r.application.name)} for ${esc(r.requester?.displayName ?? 'a device')}: ${status}`, blocks };
 }
 
 /** The requester's own copy: what they asked for, where it stands, and what they can do now. */
@@ -153,7 +153,7 @@ export function renderRequesterStatus(r: RequestDetail): Rendered {
     blocks.push({ type: 'actions', block_id: `mine:${r.id}`, elements });
   }
   blocks.push(context(`Request \`${r.id}\``));
-  return { text: `Your request for ${r.application.name}: ${(outcome[r.status]?.verb ?? r.status).toLowerCase()}`, blocks };
+  return { text: `Your request for ${esc(r.application.name)}: ${(outcome[r.status]?.verb ?? r.status).toLowerCase()}`, blocks };
 }
 
 /** A fresh DM telling the requester the outcome (the notification; the status copy is updated separately). */
@@ -177,14 +177,14 @@ export function renderRequesterOutcome(r: RequestDetail): Rendered {
   const decided = r.status === 'pending' ? '' : `\n${decidedLine(r)}`;
   const intro = section(`${statusLabel(r.status)}: your request for *${esc(r.application.name)}*${on}.${decided}${next}`);
   return {
-    text: `Your request for ${r.application.name} was ${(outcome[r.status]?.verb ?? r.status).toLowerCase()}`,
+    text: `Your request for ${esc(r.application.name)} was ${(outcome[r.status]?.verb ?? r.status).toLowerCase()}`,
     blocks: [intro, ...rendered.blocks.slice(1)],
   };
 }
 
 export function renderInstallOrdered(r: RequestDetail, why: string): Rendered {
   return {
-    text: `Installation of ${r.application.name} ordered`,
+    text: `Installation of ${esc(r.application.name)} ordered`,
     blocks: [
       section(
         `:package: The installation of *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} has been ordered (${esc(why)}).`,
@@ -195,7 +195,7 @@ export function renderInstallOrdered(r: RequestDetail, why: string): Rendered {
 
 export function renderAccessExpiring(r: RequestDetail): Rendered {
   return {
-    text: `Your access to ${r.application.name} expires soon`,
+    text: `Your access to ${esc(r.application.name)} expires soon`,
     blocks: [
       section(
         `:alarm_clock: Your access to *${esc(r.application.name)}*${r.device ? ` on ${esc(r.device.name)}` : ''} ends ${slackDate(r.accessExpiresAt)}; it will then be uninstalled. Request it again with \`/signoff request ${esc(r.application.name)}\` if you still need it.`,
@@ -279,7 +279,10 @@ export function renderChangePrompt(input: ChangePromptInput): Rendered {
   if (input.replacesLost)
     blocks.push(context(':information_source: The previous message about this change could not be updated, so this one replaces it.'));
   blocks.push(context(`Change \`${c.id}\``));
-  return { text: `Change approval: ${c.resourceType} ${c.resourceId}: ${(outcome[c.status]?.verb ?? c.status).toLowerCase()}`, blocks };
+  return {
+    text: `Change approval: ${esc(c.resourceType)} ${esc(c.resourceId)}: ${(outcome[c.status]?.verb ?? c.status).toLowerCase()}`,
+    blocks,
+  };
 }
 
 /** The change requester's copy: status, and Cancel while it is pending. */
@@ -305,7 +308,10 @@ export function renderChangeRequesterStatus(c: ChangeView): Rendered {
     );
   }
   blocks.push(context(`Change \`${c.id}\``));
-  return { text: `Your change to ${c.resourceType} ${c.resourceId}: ${(outcome[c.status]?.verb ?? c.status).toLowerCase()}`, blocks };
+  return {
+    text: `Your change to ${esc(c.resourceType)} ${esc(c.resourceId)}: ${(outcome[c.status]?.verb ?? c.status).toLowerCase()}`,
+    blocks,
+  };
 }
 
 export interface ReviewPromptInput {
@@ -373,7 +379,7 @@ export function renderReviewPrompt(input: ReviewPromptInput): Rendered {
   blocks.push(context(`Review \`${v.id}\` · request \`${v.requestId}\``));
   const state = (reviewOutcome[v.status]?.verb ?? v.status).toLowerCase();
   return {
-    text: `Access review: does ${v.requester?.displayName ?? 'this device'} still need ${v.application.name}${v.device ? ` on ${v.device.name}` : ''}? ${v.status === 'pending' ? 'waiting for an answer' : state}`,
+    text: `Access review: does ${esc(v.requester?.displayName ?? 'this device')} still need ${esc(v.application.name)}${v.device ? ` on ${esc(v.device.name)}` : ''}? ${v.status === 'pending' ? 'waiting for an answer' : state}`,
     blocks,
   };
 }

@@ -52,10 +52,11 @@ export function fields(pairs: [string, string][]) {
   return { type: 'section', fields: pairs.slice(0, 10).map(([k, v]) => md(clip(`*${k}*\n${v}`, 2000))) };
 }
 
+/** An answer as the requester typed it: quoted like the justification, so no formatting of theirs passes for ours. */
 export function formatAnswer(value: unknown): string {
   if (value === undefined || value === null || value === '') return '_(no answer)_';
-  if (Array.isArray(value)) return value.map((v) => esc(String(v))).join(', ');
-  return esc(String(value));
+  if (Array.isArray(value)) return quote(value.map((v) => String(v)).join(', '));
+  return quote(clip(String(value), 1500));
 }
 
 /** A JSON value on one line, short enough for a diff row. */

@@ -1,8 +1,9 @@
 import type { Actor } from '../../core/audit-log.ts';
 import { previewDecision, type DecisionPreview } from '../../core/decision-preview.ts';
 import type { IdentityRow } from '../../core/directory.ts';
-import { isAppError } from '../../core/errors.ts';
+import { AppError, isAppError } from '../../core/errors.ts';
 import type { RequestDetail } from '../../core/views.ts';
+import { requestVisibility } from '../../core/visibility.ts';
 import type { SlackView } from './slack-api.ts';
 import type { ReviewView } from '../../core/review-queries.ts';
 import { reviewQuestion, statusLabel } from './slack-approval-blocks.ts';
@@ -120,8 +121,15 @@ export const requestApp: ActionHandler = async ({ deps, p, who, id }) => {
   return 'modal';
 };
 
-export const showHistory: ActionHandler = async ({ deps, p, id }) => {
-  await openModal(deps, p.trigger_id!, deps.ctx.requests.get(id).then(historyModal));
+export const showHistory: ActionHandler = async ({ deps, p, id, who }) => {
+  const build = deps.ctx.requests.get(id).then(async (request) => {
+    // the same rule as the web app and Teams: a hand-made click shows nothing of another's request
+    if (!(await requestVisibility(deps.ctx.db, who.id, request)).allowed) {
+      throw new AppError('not_found', `No request with id "${id}" that you can open.`);
+    }
+    return historyModal(request);
+  });
+  await openModal(deps, p.trigger_id!, build);
   return 'modal';
 };
 
