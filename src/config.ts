@@ -12,15 +12,18 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-const url = (what: string) =>
-  z.string().refine((v) => {
+/** A URL of the schemes `what` names ('redis://' also takes rediss://, 'http(s)://' either), with a host. */
+const url = (what: 'redis://' | 'http(s)://' | 'https://') => {
+  const schemes = { 'redis://': ['redis:', 'rediss:'], 'http(s)://': ['http:', 'https:'], 'https://': ['https:'] }[what];
+  return z.string().refine((v) => {
     try {
-      new URL(v);
-      return true;
+      const u = new URL(v);
+      return schemes.includes(u.protocol) && u.hostname !== '';
     } catch {
       return false;
     }
   }, `must be a ${what} URL`);
+};
 
 const parsedUrl = (v: string) => {
   try {
@@ -34,7 +37,7 @@ const parsedUrl = (v: string) => {
 const postgresUrl = z.string().superRefine((v, c) => {
   const u = parsedUrl(v);
   if (!u || !/^postgres(?:ql)?:$/.test(u.protocol)) c.addIssue({ code: 'custom', message: 'must be a postgres:// URL' });
-  else if (!decodeURIComponent(u.pathname.replace(/^\//, ''))) {
+  else if (!decodeURIComponent(u.pathname.replace(/^\//, '')).trim()) {
     c.addIssue({ code: 'custom', message: 'must name a database, e.g. postgres://postgres@127.0.0.1:5432/signoff' });
   }
 });
@@ -292,7 +295,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(result.error?.issues ?? []).map((i) => {
         const key = i.path.join('.') || '(environment)';
         const value = typeof i.path[0] === 'string' ? env[i.path[0]] : undefined;
-        return `${key}: ${i.message}${value !== undefined && !/SECRET|PASSWORD|TOKEN|_KEY$/.test(key) ? ` (got "${value}")` : ''}`;
+        // what was given, but never a secret, nor the password a URL carries
+        const shown = value?.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1***@');
+        return `${key}: ${i.message}${shown !== undefined && !/SECRET|PASSWORD|TOKEN|_KEY$/.test(key) ? ` (got "${shown}")` : ''}`;
       }),
       ...cross,
     ]);

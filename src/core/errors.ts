@@ -20,7 +20,7 @@ export const errorCatalog = {
   already_pending: { status: 409, title: 'A pending item already exists', retryable: false },
   already_approved: { status: 409, title: 'Already approved', retryable: false },
   invalid_transition: { status: 409, title: 'This action is not possible in the current state', retryable: false },
-  precondition_failed: { status: 412, title: 'The item changed since the version given in If-Match', retryable: false },
+  precondition_failed: { status: 412, title: 'The item is not at the version given in If-Match', retryable: false },
   idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused with a different request', retryable: false },
   idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still being processed', retryable: true },
   payload_too_large: { status: 413, title: 'The body is too large', retryable: false },

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cliActor } from '../../src/core/catalog-service.ts';
 import { identityById } from '../../src/core/directory.ts';
 import { createSigninLink } from '../../src/core/signin-links.ts';
@@ -82,6 +82,25 @@ describe('web app refusals', () => {
     const post = await c.post('/app/requests/00000000-0000-4000-8000-000000000000/cancel', { _csrf: 'x' });
     expect(post.status).toBe(401);
     expect(mainText(post.text)).toContain('sign in again');
+  });
+
+  it('answers a form body that is not what its Content-Encoding says with a 400 page, not a failure of ours', async () => {
+    const errors: unknown[] = [];
+    const spy = vi.spyOn(t.ctx.logger, 'error').mockImplementation((...args: unknown[]) => void errors.push(args));
+    try {
+      for (const encoding of ['gzip', 'deflate']) {
+        const res = await fetch(`${base}/app/signin/link/abc`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': encoding },
+          body: 'a=b',
+        });
+        expect(res.status, encoding).toBe(400);
+        expect(mainText(await res.text())).toContain('Content-Encoding');
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    expect(errors).toEqual([]);
   });
 
   it("refuses a form without the session's CSRF token, or with a wrong or another session's token, and changes nothing", async () => {

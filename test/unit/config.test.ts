@@ -114,8 +114,24 @@ describe('configuration', () => {
       expect(() => loadConfig({ DATABASE_URL: bad })).toThrow(/DATABASE_URL: must name a database/);
     }
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x/y' })).toThrow(/DATABASE_URL: must be a postgres:\/\/ URL/);
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/%20' })).toThrow(/DATABASE_URL: must name a database/);
     expect(loadConfig({ DATABASE_URL: 'postgresql://u@db.contoso.com/signoff' }).DATABASE_URL).toBe(
       'postgresql://u@db.contoso.com/signoff',
     );
+  });
+  it('takes URLs of the scheme each key names only, and never prints the password one carries', () => {
+    expect(loadConfig({ REDIS_URL: 'rediss://:pw@cache.contoso.com:6380' }).REDIS_URL).toBe('rediss://:pw@cache.contoso.com:6380');
+    // ioredis read an http URL as a unix socket path
+    expect(() => loadConfig({ REDIS_URL: 'http://:redispw@h' })).toThrow(
+      /REDIS_URL: must be a redis:\/\/ URL \(got "http:\/\/:\*\*\*@h"\)/,
+    );
+    expect(() => loadConfig({ PUBLIC_URL: 'javascript:alert(1)' })).toThrow(/PUBLIC_URL: must be a http\(s\):\/\/ URL/);
+    try {
+      loadConfig({ DATABASE_URL: 'postgres://postgres:s3cretpw@127.0.0.1:5432/' });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).message).toContain('postgres://postgres:***@127.0.0.1:5432/');
+      expect((e as Error).message).not.toContain('s3cretpw');
+    }
   });
 });

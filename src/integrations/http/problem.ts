@@ -65,7 +65,7 @@ export function sendProblem(res: Response, problem: Problem, headers: Record<str
 }
 
 /** body-parser's errors carry a `type`; map them into the taxonomy rather than leaking its wording. */
-function fromBodyParser(e: unknown): AppError | undefined {
+export function fromBodyParser(e: unknown): AppError | undefined {
   const err = e as { type?: string; status?: number; limit?: number; charset?: string };
   switch (err?.type) {
     case 'entity.parse.failed':

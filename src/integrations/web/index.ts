@@ -6,6 +6,7 @@ import type { AppContext } from '../../app-context.ts';
 import { oidcEnabled } from '../../config.ts';
 import { PROJECT_ROOT } from '../../paths.ts';
 import { AppError, toAppError } from '../../core/errors.ts';
+import { fromBodyParser } from '../http/problem.ts';
 import { registerAuthRoutes } from './auth-routes.ts';
 import { errorPage, securityHeaders } from './layout.ts';
 import { createLiveEvents } from './live-events.ts';
@@ -70,13 +71,15 @@ export function mountWebApp(app: Express, ctx: AppContext): WebApp {
     throw new AppError('not_found', `There is no page ${req.originalUrl}.`);
   });
   router.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // a form body that could not be read (too large, not what its Content-Encoding says) is the sender's doing
+    const parsing = err instanceof AppError ? undefined : fromBodyParser(err);
     const e =
       err instanceof AppError
         ? err
         : (err as { type?: string }).type === 'entity.too.large'
           ? new AppError('payload_too_large', 'The form is too large.')
-          : toAppError(err);
-    if (!(err instanceof AppError)) ctx.logger.error({ err, path: req.path }, 'web page failed');
+          : (parsing ?? toAppError(err));
+    if (!(err instanceof AppError) && !parsing) ctx.logger.error({ err, path: req.path }, 'web page failed');
     errorPage(res, sessionOf(res)?.identity ? sessionOf(res) : null, e);
   });
 
