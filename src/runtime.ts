@@ -35,10 +35,6 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
   for (const n of [slack?.notifier, teams?.notifier, email]) if (n) ctx.notifiers.push(n);
 
   const stops: (() => Promise<void>)[] = [];
-  if (opts.role !== 'web') {
-    const workers = await startWorkers(ctx);
-    stops.push(() => workers.stop());
-  }
   let listeningOn: number | undefined;
   if (opts.role !== 'worker') {
     let web: WebApp | undefined;
@@ -56,17 +52,13 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
     });
     const server = await startHttpServer(app, config.PORT);
     listeningOn = server.port;
+    logger.info({ port: server.port }, `HTTP listening on port ${server.port}`);
     // open event streams end first, or closing the server would wait for them
     stops.unshift(async () => {
       await web?.stop();
       await server.close();
     });
   }
-  logger.info(
-    // the bound port, which differs from PORT when PORT=0 asks the system for a free one
-    { role: opts.role, port: listeningOn, slack: Boolean(slack), teams: Boolean(teams), email: Boolean(email) },
-    `Signoff started (${opts.role})${opts.role === 'worker' ? '' : ` on ${config.PUBLIC_URL}`}`,
-  );
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -79,4 +71,16 @@ export async function runSignoff(opts: { role: Role }): Promise<void> {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  // the web server first: while workers wait for an unreachable Redis, /readyz already says so
+  if (opts.role !== 'web') {
+    const workers = await startWorkers(ctx);
+    if (stopping) return void (await workers.stop());
+    stops.push(() => workers.stop());
+  }
+  logger.info(
+    // the bound port, which differs from PORT when PORT=0 asks the system for a free one
+    { role: opts.role, port: listeningOn, slack: Boolean(slack), teams: Boolean(teams), email: Boolean(email) },
+    `Signoff started (${opts.role})${opts.role === 'worker' ? '' : ` on ${config.PUBLIC_URL}`}`,
+  );
 }

@@ -106,3 +106,33 @@ describe('signoff start --role web + --role worker', () => {
     expect(await terminate(web)).toBe(0);
   });
 });
+
+describe('signoff start (web and workers in one process) with Redis unreachable', () => {
+  it('serves HTTP meanwhile, /readyz saying what is missing, logs the outage once, and stops on SIGTERM', async () => {
+    const proc = spawnTracked(process.execPath, ['bin/signoff.mjs', 'start'], {
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        PORT: '0',
+        DATABASE_URL: t.ctx.config.DATABASE_URL,
+        QUEUE_PREFIX: t.ctx.config.QUEUE_PREFIX,
+        REDIS_URL: 'redis://127.0.0.1:1',
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = await awaitStarted(proc, 'Redis cannot be reached', 'the server to report Redis unreachable');
+    // the web server listens before the workers wait for Redis, and says on which port
+    const port = await waitFor(async () => {
+      const m = /"port":(\d+)[^\n]*HTTP listening/.exec(out());
+      return m ? Number(m[1]) : undefined;
+    }, 'the listening port in the log');
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ checks: { postgres: 'ok', redis: 'unreachable' } });
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    expect(out().match(/Redis cannot be reached/g)).toHaveLength(1);
+    expect(out()).not.toMatch(/ECONNREFUSED[\s\S]*\n\s+at /);
+    expect(await terminate({ proc })).toBe(0);
+  });
+});
