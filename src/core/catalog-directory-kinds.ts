@@ -94,6 +94,13 @@ export const identityKind: KindOps<IdentityInput, IdentityDbRow, IdentityState> 
     if (n > 0) out.push(`${plural(n, 'request, decision or change')} in the history`);
     return out;
   },
+  renameBlockers: async (tx, r) => {
+    const policies = await tx.query<{ name: string }>(
+      `SELECT name FROM policies WHERE coalesce(definition #> '{requestors,identities}', '[]') @> jsonb_build_array($1::text) ORDER BY name`,
+      [r.username],
+    );
+    return policies.length ? [`named as a requestor in policy ${policies.map((p) => `"${p.name}"`).join(', ')}`] : [];
+  },
   remove: async (tx, r) => {
     await tx.query('DELETE FROM identities WHERE id = $1', [r.id]);
   },
@@ -229,6 +236,19 @@ export const approverGroupKind: KindOps<ApproverGroupInput, GroupDbRow, GroupSta
     if (policies.length) out.push(`used by ${policies.join(', ')}`);
     const cps = await tx.query<{ name: string }>('SELECT name FROM change_policies WHERE $1 = ANY(approvers) ORDER BY name', [r.name]);
     if (cps.length) out.push(`approver of change policy ${cps.map((c) => `"${c.name}"`).join(', ')}`);
+    return out;
+  },
+  renameBlockers: async (tx, r) => {
+    const out = await approverGroupKind.blockers(tx, r);
+    // requests still open, and open reviews, keep the policy they were made under, with its group names
+    const { n } = await tx.one<{ n: number }>(
+      `SELECT (SELECT count(*) FROM requests WHERE status IN ('pending', 'approved') AND (
+                 EXISTS (SELECT 1 FROM jsonb_array_elements(policy->'stages') st WHERE (st->'approvers') ? $1)
+                 OR (policy->'escalateTo') ? $1 OR (policy->'reviewers') ? $1))::int
+            + (SELECT count(*) FROM access_reviews WHERE status = 'pending' AND $1 = ANY(reviewer_groups))::int AS n`,
+      [r.name],
+    );
+    if (n > 0) out.push(`${plural(n, 'open request or review')} made under a policy naming it`);
     return out;
   },
   remove: async (tx, r) => {

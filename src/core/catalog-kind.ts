@@ -27,6 +27,8 @@ export interface KindOps<I, R extends BaseRow, D> {
   update(tx: Tx, row: R, d: D, now: Date): Promise<void>;
   /** what still refers to the row, in words; non-empty means it cannot be deleted */
   blockers(tx: Tx, row: R): Promise<string[]>;
+  /** what refers to the row by its name, in words; non-empty means it cannot be renamed (the name would dangle) */
+  renameBlockers?(tx: Tx, row: R): Promise<string[]>;
   remove(tx: Tx, row: R): Promise<void>;
   /** the public (and audited) shape of a desired state: no internal ids, no secrets */
   present(d: D): Record<string, unknown>;

@@ -290,6 +290,15 @@ export class CatalogService {
       const clash = await ops.find(tx, key);
       if (clash && clash.id !== existing.id)
         throw new AppError('conflict', `Another ${ops.noun} is already called "${key}".`, { kind: ops.kind, key });
+      // policies and requests name groups and requestors by name: a rename would leave them naming nothing
+      const named = (await ops.renameBlockers?.(tx, existing)) ?? [];
+      if (named.length) {
+        throw new AppError(
+          'conflict',
+          `The ${ops.noun} "${ops.keyOfRow(existing)}" cannot be renamed while it is named elsewhere: ${named.join('; ')}. Point those at another name first.`,
+          { kind: ops.kind, key: ops.keyOfRow(existing), references: named },
+        );
+      }
     }
     await ops.update(tx, existing, desired, now);
     await this.audit(tx, ops, actor, 'updated', existing, ops.present(current), ops.present(desired));

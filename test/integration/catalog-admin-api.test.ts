@@ -163,6 +163,38 @@ describe('admin API for the catalog', () => {
     expect((await as(admin).delete('/api/v1/policies/standard')).status).toBe(204);
   });
 
+  it('refuses to rename a group or a person that policies name, naming those; an unnamed one renames', async () => {
+    await as(admin).post('/api/v1/identities', { username: 'CONTOSO\\ren', displayName: 'Ren' }).expect(201);
+    await as(admin)
+      .post('/api/v1/approver-groups', { name: 'g-ren', members: ['CONTOSO\\ren'] })
+      .expect(201);
+    await as(admin)
+      .post('/api/v1/policies', {
+        name: 'p-ren',
+        stages: [{ approvers: ['g-ren'] }],
+        requestors: { allMembers: false, identities: ['CONTOSO\\ren'] },
+      })
+      .expect(201);
+    await as(admin)
+      .post('/api/v1/change-policies', { name: 'cp-ren', resourceTypes: ['ren-script'], approvers: ['g-ren'] })
+      .expect(201);
+    const before = await auditCount();
+    const group = await as(admin).put('/api/v1/approver-groups/g-ren', { name: 'g-ren2', members: ['CONTOSO\\ren'] });
+    expect(group.status).toBe(409);
+    expect(group.body.detail).toMatch(/cannot be renamed while it is named elsewhere: .*"p-ren".*change policy "cp-ren"/);
+    const person = await as(admin).put(`/api/v1/identities/${enc('CONTOSO\\ren')}`, { username: 'CONTOSO\\ren2', displayName: 'Ren' });
+    expect(person.status).toBe(409);
+    expect(person.body.detail).toMatch(/named as a requestor in policy "p-ren"/);
+    expect(await auditCount()).toBe(before);
+    await as(admin).get('/api/v1/approver-groups/g-ren').expect(200);
+    // once nothing names it, the group renames
+    await as(admin).delete('/api/v1/change-policies/cp-ren').expect(204);
+    await as(admin).delete('/api/v1/policies/p-ren').expect(204);
+    await as(admin)
+      .put('/api/v1/approver-groups/g-ren', { name: 'g-ren2', members: ['CONTOSO\\ren'] })
+      .expect(200);
+  });
+
   it('manages devices by client GUID', async () => {
     const dev = await as(admin).post('/api/v1/devices', { clientGuid: 'GUID:ABC-1', name: 'BOB-LAPTOP', primaryUser: 'CONTOSO\\bob' });
     expect(dev.status).toBe(201);
