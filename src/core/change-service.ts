@@ -9,6 +9,7 @@ import { AppError, isUniqueViolation } from './errors.ts';
 import type { ChangeSnapshot } from './events.ts';
 import { historyOf, isUuid, encodeCursor, decodeCursor } from './request-queries.ts';
 import { nextChangeStatus, type ChangeAction, type ChangeStatus } from './request-state.ts';
+import { withinLimit } from './validation.ts';
 import type { ChangeDetail, ChangeView, DiffEntry, Page } from './views.ts';
 import { type ExpectedVersion, staleVersion, versionMatches } from './versions.ts';
 
@@ -139,6 +140,9 @@ export class ChangeService {
 
   async submit(actor: Actor, input: ChangeInput): Promise<ChangeView> {
     const now = this.clock.now();
+    withinLimit('resourceType', input.resourceType);
+    withinLimit('resourceId', input.resourceId);
+    withinLimit('justification', input.justification);
     if (!input.justification?.trim())
       throw new AppError('validation_failed', 'A business justification is required.', { field: 'justification' });
     const id = await this.db.tx(async (tx) => {
@@ -234,6 +238,7 @@ export class ChangeService {
     notes: string | null,
     opts: ChangeDecisionOptions,
   ): Promise<ChangeView> {
+    withinLimit('reason', notes, 'notes');
     const now = this.clock.now();
     await this.db.tx(async (tx) => {
       // approve and reject are a second admin's decision: a person the change policy names, whatever the channel

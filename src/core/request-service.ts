@@ -47,6 +47,7 @@ import {
   type DecisionRead,
 } from './request-transitions.ts';
 import { insertRequest, sameSubject, writeTransition } from './request-write.ts';
+import { withinLimit } from './validation.ts';
 import type { Page, RequestDetail, RequestView } from './views.ts';
 import type { ExpectedVersion } from './versions.ts';
 
@@ -245,6 +246,7 @@ export class RequestService {
     reason?: string | null,
     opts: DecideOptions = {},
   ): Promise<DecisionResult> {
+    withinLimit('reason', reason);
     // a decider known up front (a chat user, a key bound to a person) has their groups read with the request, and a
     // Slack user not looked up yet is looked up there too
     const known = actor.id && !opts.approverUsername ? actor.id : null;
@@ -286,6 +288,7 @@ export class RequestService {
 
   /** Approved → revoked by one of the policy's approvers, with a reason; orders the uninstall when an install was ordered. */
   async revoke(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
+    withinLimit('reason', reason);
     // the view is built from what the command read and wrote, not read again after the commit
     return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
@@ -300,6 +303,7 @@ export class RequestService {
    * reason; an earlier stage's approvers cannot overrule a later one.
    */
   async reapprove(actor: Actor, id: string, reason: string | null | undefined, opts: ReverseOptions = {}): Promise<DecisionResult> {
+    withinLimit('reason', reason);
     return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);
       const acting = await mayReverse(tx, actor, row, 'reapprove', opts);
@@ -331,6 +335,7 @@ export class RequestService {
   }
 
   async cancel(actor: Actor, id: string, reason?: string | null, opts: { expectedVersion?: ExpectedVersion } = {}): Promise<RequestView> {
+    withinLimit('reason', reason);
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
       const row = await lockRequest(tx, id);

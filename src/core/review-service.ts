@@ -12,6 +12,7 @@ import { isUuid, type RequestRow } from './request-queries.ts';
 import { snapshotOf } from './request-events.ts';
 import { requestContext, revokeRequest } from './request-transitions.ts';
 import { getReviewView, listReviews, type ReviewFilter, type ReviewStatus, type ReviewView } from './review-queries.ts';
+import { withinLimit } from './validation.ts';
 
 export interface ReviewRow {
   id: string;
@@ -220,6 +221,7 @@ export class ReviewService {
     opts: { reviewerUsername?: string } = {},
   ): Promise<ReviewDecisionResult> {
     if (!isUuid(reviewId)) throw new AppError('not_found', `No access review with id "${reviewId}".`);
+    withinLimit('reason', reason);
     const now = this.clock.now();
     return this.db.tx(async (tx) => {
       // request row first, then the review: the same order as revocation and the lapse sweep, so they cannot deadlock

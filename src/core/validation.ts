@@ -26,3 +26,16 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what 
     { errors: problems },
   );
 }
+
+/**
+ * The longest text a command keeps, whatever the channel: REST's schemas say so before the core is called, but a
+ * chat modal or card reaches it with whatever the client sent.
+ */
+export const TEXT_LIMITS = { reason: 2000, justification: 2000, resourceType: 64, resourceId: 512 } as const;
+
+export function withinLimit(field: keyof typeof TEXT_LIMITS, value: string | null | undefined, name: string = field): void {
+  const max = TEXT_LIMITS[field];
+  if (typeof value === 'string' && value.length > max) {
+    throw new AppError('validation_failed', `Keep the ${name} under ${max} characters (it has ${value.length}).`, { field: name });
+  }
+}
