@@ -120,6 +120,9 @@ export const applicationInputSchema = z
       ctx.addIssue({ code: 'custom', path: ['policyName'], message: 'give either policy (inline) or policyName, not both' });
     for (const issue of questionWriteIssues(a.policy?.questions ?? []))
       ctx.addIssue({ code: 'custom', ...issue, path: ['policy', ...issue.path] });
+    // a window that opens when it closes is no window (it read as always open)
+    if (a.installWindow && a.installWindow.from === a.installWindow.to)
+      ctx.addIssue({ code: 'custom', path: ['installWindow', 'to'], message: 'must differ from `from`: a window that closes as it opens' });
   });
 export type ApplicationInput = z.infer<typeof applicationInputSchema>;
 

@@ -29,6 +29,7 @@ import {
 import {
   countRequests,
   getRequestDetail,
+  isUuid,
   requestViewOf,
   listRequests,
   requestIdFromRef,
@@ -110,6 +111,8 @@ export class RequestService {
       id: input.requesterId ?? (input.requesterUsername ? undefined : (actor.id ?? undefined)),
       username: input.requesterUsername,
     };
+    // a device is named by its id from a chat form: anything but a uuid is no device of theirs (Postgres would refuse it)
+    if (input.deviceId !== undefined && !isUuid(input.deviceId)) throw unknownDevice(input.deviceId);
     // requester with groups, application and device in one round trip; checked in the order people expect
     const found = await lookupForSubmit(this.db, {
       applicationId: input.applicationId,

@@ -90,6 +90,10 @@ describe('Configuration Manager scenario 1 in Slack', () => {
     // a device select left empty asks for a choice (bob has a device: nothing says he has none)
     const noDevice = await h.submit('U0BOB', view, { device: null, justification: 'diagrams', q_usage: 'Diagrams' });
     expect(noDevice.body.errors).toEqual({ device: 'Choose the device to install on.' });
+    // a hand-made device value that is no id: a field error, not a failure of ours
+    const forged = await h.submit('U0BOB', view, { device: 'not-a-uuid', justification: 'diagrams', q_usage: 'Diagrams' });
+    expect(forged.body.response_action).toBe('errors');
+    expect(JSON.stringify(forged.body.errors)).toMatch(/not-a-uuid/);
     expect(await requestsOfBob()).toHaveLength(before);
   });
 

@@ -63,6 +63,8 @@ describe('catalog schemas', () => {
         }),
       ),
     ).toEqual(['installWindow.from', 'installWindow.timeZone']);
+    const closed = { id: 'ScopeId_A/Application_B', name: 'X', installWindow: { from: '22:00', to: '22:00' } };
+    expect(fields(applicationInputSchema.safeParse(closed))).toEqual(['installWindow.to']);
     expect(applicationInputSchema.parse({ id: 'ScopeId_A/Application_B', name: 'X', version: 2.1 }).version).toBe('2.1');
   });
 

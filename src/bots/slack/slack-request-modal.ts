@@ -157,10 +157,12 @@ export function parseRequestSubmission(state: ViewState, policy: PolicyDefinitio
     const v = readValue(state[BLOCK.question(q.id)]?.value);
     if (v !== undefined && v !== '') answers[q.id] = v;
   }
+  // a hand-made payload may carry anything: what is not text is no answer
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
   return {
     appId,
-    deviceId: readValue(state[BLOCK.device]?.value) as string | undefined,
-    justification: readValue(state[BLOCK.justification]?.value) as string | undefined,
+    deviceId: text(readValue(state[BLOCK.device]?.value)),
+    justification: text(readValue(state[BLOCK.justification]?.value)),
     answers,
   };
 }

@@ -144,11 +144,15 @@ export function registerDeliveryRoutes(router: Router, registry: RouteRegistry, 
     tag: 'deliveries',
     scope: 'admin',
     summary:
-      'List deliveries (webhooks and device-manager connector orders), newest first; filter by status, target, endpoint (id or name) or application.',
+      'List deliveries (webhooks and device-manager connector orders), newest first; filter by status, target, endpoint (id or name), event type or, for connector orders, application.',
     query: z.strictObject({
       status: statusSchema.optional(),
       target: targetSchema.optional(),
-      applicationId: z.string().max(300).optional(),
+      applicationId: z
+        .string()
+        .max(300)
+        .optional()
+        .describe("a device-manager connector's orders for this application (webhook deliveries carry no application)"),
       endpoint: z.string().max(200).optional(),
       eventType: z.string().max(100).optional(),
       limit: z.coerce.number().int().min(1).max(200).default(50),
