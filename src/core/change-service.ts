@@ -3,7 +3,7 @@ import type { Database, Queryable } from '../db/database.ts';
 import type { Actor } from './audit-log.ts';
 import { readableUtc, type Clock } from './clock.ts';
 import { requireMember, resolveDecider } from './approval-rights.ts';
-import { actingFor, groupNamesOf } from './directory.ts';
+import { actingFor, groupNamesOf, isAdminIdentity } from './directory.ts';
 import { diffJson } from './diff.ts';
 import { AppError, isUniqueViolation } from './errors.ts';
 import type { ChangeSnapshot } from './events.ts';
@@ -159,6 +159,15 @@ export class ChangeService {
           'validation_failed',
           `No change policy protects resource type "${input.resourceType}", so it needs no approval.`,
           { field: 'resourceType' },
+        );
+      }
+      // an admin change is proposed by an admin: one with `admin: true`, or an approver of its policy (whom a second
+      // approver then checks). Anyone else could block the real admins with a pending change of their own
+      if (by.id && !(await isAdminIdentity(tx, by.id)) && !(await groupNamesOf(tx, by.id)).some((g) => policy.approvers.includes(g))) {
+        throw new AppError(
+          'forbidden',
+          `Only admins and the approvers of change policy "${policy.name}" (${policy.approvers.join(', ')}) propose changes to ${policy.resource_type}.`,
+          { approverGroups: policy.approvers },
         );
       }
       const diff = diffJson(input.before ?? null, input.after ?? null);

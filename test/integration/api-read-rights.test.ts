@@ -11,7 +11,7 @@ let h: ApiHarness;
 const bound: Record<string, string> = {};
 beforeAll(async () => {
   h = await createApiHarness();
-  for (const who of ['bob', 'cyd', 'dan'] as const) {
+  for (const who of ['ada', 'bob', 'cyd', 'dan'] as const) {
     const person = h.s[who];
     bound[who] = (await createApiKey(h.t.tdb.db, `as-${who}`, ['requests:read', 'changes:write'], person.id)).key;
   }
@@ -45,19 +45,14 @@ describe('reads through a key bound to a person', () => {
     expect(await listed(h.keys.read)).toContain(id);
   });
 
-  it('show a change to its author and its approvers only', async () => {
-    const change = await h
-      .as(bound.bob!)
-      .post('/api/v1/changes', {
-        resourceType: 'script',
-        resourceId: 'scripts/reads.ps1',
-        before: null,
-        after: { body: 'x' },
-        justification: 'reads',
-      })
-      .expect(201);
-    for (const key of [bound.bob!, bound.cyd!, h.keys.changes]) await h.as(key).get(`/api/v1/changes/${change.body.id}`).expect(200);
-    expect((await h.as(bound.dan!).get(`/api/v1/changes/${change.body.id}`)).status).toBe(404);
+  it('show a change to its author and its approvers only; one who is neither cannot propose one', async () => {
+    const body = { resourceType: 'script', resourceId: 'scripts/reads.ps1', before: null, after: { body: 'x' }, justification: 'reads' };
+    // an admin change is proposed by an admin or an approver of its policy, never by anyone who can reach the API
+    const byBob = await h.as(bound.bob!).post('/api/v1/changes', body);
+    expect(byBob).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+    const change = await h.as(bound.ada!).post('/api/v1/changes', body).expect(201);
+    for (const key of [bound.ada!, bound.cyd!, h.keys.changes]) await h.as(key).get(`/api/v1/changes/${change.body.id}`).expect(200);
+    for (const key of [bound.bob!, bound.dan!]) expect((await h.as(key).get(`/api/v1/changes/${change.body.id}`)).status).toBe(404);
     const ids = async (key: string) => (await h.as(key).get('/api/v1/changes').expect(200)).body.items.map((c: { id: string }) => c.id);
     expect(await ids(bound.cyd!)).toContain(change.body.id);
     expect(await ids(bound.dan!)).not.toContain(change.body.id);

@@ -69,7 +69,9 @@ function step(m: Model, c: Exclude<Cmd, { kind: 'pair' }>, chat: boolean): { nex
   if (c.who === 'bob') return { ...same, code: 'self_approval' };
   if (m.status !== 'pending') return { ...same, code: 'already_decided' };
   if (c.stage !== undefined && c.stage !== m.stage) return { ...same, code: c.stage < m.stage ? 'already_decided' : 'invalid_transition' };
-  if (!groups[m.stage]!.includes(c.who)) return { ...same, code: 'not_an_approver' };
+  // an approver of a stage already settled is told so (who settled it, when), not that they are no approver
+  if (!groups[m.stage]!.includes(c.who))
+    return { ...same, code: m.stage > 0 && groups[0]!.includes(c.who) ? 'already_decided' : 'not_an_approver' };
   if (c.verb === 'deny' && chat && !c.reason) return { ...same, code: 'validation_failed' };
   if (m.stage === 1 && !c.reason) return { ...same, code: 'validation_failed' };
   if (m.votes[m.stage as 0 | 1].includes(c.who)) return { ...same, code: 'already_decided' };
