@@ -24,6 +24,7 @@ import {
   type PolicyInputNamed,
   type WebhookInput,
 } from './catalog-schemas.ts';
+import { catalogConflict } from './catalog-conflicts.ts';
 import type { Clock } from './clock.ts';
 import { checkDeviceManagers, recordChecks } from './device-manager-checks.ts';
 import type { DeviceManagerCheck } from './device-manager.ts';
@@ -369,7 +370,7 @@ export class CatalogService {
     }
   }
 
-  /** One transaction; a unique or foreign-key violation that slipped past the checks still becomes a clear 409. */
+  /** One transaction; a unique or foreign-key violation that slipped past the checks still becomes a clear 409, named in the catalog's words. */
   private async write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
       return await this.db.tx(async (tx) => {
@@ -377,18 +378,7 @@ export class CatalogService {
         return fn(tx);
       });
     } catch (e) {
-      const err = e as {
-        code?: string;
-        constraint?: string;
-        detail?: string;
-        driverError?: { code?: string; constraint?: string; detail?: string };
-      };
-      const code = err.code ?? err.driverError?.code;
-      const detail = err.detail ?? err.driverError?.detail;
-      if (code === '23505') throw new AppError('conflict', `That would duplicate an existing object${detail ? ` (${detail})` : ''}.`);
-      if (code === '23503')
-        throw new AppError('conflict', `That object is still referenced by other records${detail ? ` (${detail})` : ''}.`);
-      throw e;
+      throw catalogConflict(e) ?? e;
     }
   }
 }

@@ -195,6 +195,21 @@ describe('admin API for the catalog', () => {
       .expect(200);
   });
 
+  it('names the field another record already holds, and the key that still binds a person', async () => {
+    await as(admin).post('/api/v1/identities', { username: 'CONTOSO\\uno', displayName: 'Uno', slack: 'U0UNO' }).expect(201);
+    const twin = await as(admin).post('/api/v1/identities', { username: 'CONTOSO\\dos', displayName: 'Dos', slack: 'U0UNO' });
+    expect(twin.status).toBe(409);
+    expect(twin.body).toMatchObject({ code: 'conflict', detail: 'Another record already has slack "U0UNO".' });
+    expect(twin.body.errors.map((e: { field: string }) => e.field)).toEqual(['slack']);
+    const uno = await as(admin)
+      .get(`/api/v1/identities/${enc('CONTOSO\\uno')}`)
+      .expect(200);
+    await createApiKey(t.tdb.db, 'as-uno', ['requests:read'], uno.body.id);
+    const gone = await as(admin).delete(`/api/v1/identities/${enc('CONTOSO\\uno')}`);
+    expect(gone.status).toBe(409);
+    expect(gone.body.detail).toMatch(/API key bound to it/);
+  });
+
   it('manages devices by client GUID', async () => {
     const dev = await as(admin).post('/api/v1/devices', { clientGuid: 'GUID:ABC-1', name: 'BOB-LAPTOP', primaryUser: 'CONTOSO\\bob' });
     expect(dev.status).toBe(201);
