@@ -54,7 +54,7 @@ describe('fan-out of one committed event', () => {
     });
     await t.ctx.requests.decide(s.actor(s.ada), req.id, 'approve');
     await t.ctx.requests.revoke(s.actor(s.cyd), req.id, 'no longer needed');
-    const change = await t.ctx.changes.submit(s.actor(s.bob, 'api'), {
+    const change = await t.ctx.changes.submit(s.actor(s.cyd, 'api'), {
       resourceType: 'script',
       resourceId: 'cleanup.ps1',
       before: { body: 'v1' },
