@@ -210,6 +210,42 @@ describe('admin API for the catalog', () => {
     expect(gone.body.detail).toMatch(/API key bound to it/);
   });
 
+  it('takes back what GET returned, edited, with PUT: read-only fields and nulls are not refused', async () => {
+    const made: [string, object][] = [
+      ['/api/v1/identities', { username: 'CONTOSO\\rt', displayName: 'Round Trip' }],
+      ['/api/v1/devices', { clientGuid: 'GUID:RT-0001', name: 'RT-PC' }],
+      ['/api/v1/approver-groups', { name: 'g-rt', members: ['CONTOSO\\rt'] }],
+      ['/api/v1/policies', { name: 'p-rt', stages: [{ approvers: ['g-rt'] }] }],
+      ['/api/v1/applications', { id: 'App_rt', name: 'RoundTrip', policyName: 'p-rt' }],
+      ['/api/v1/change-policies', { name: 'cp-rt', resourceTypes: ['rt-script'], approvers: ['g-rt'] }],
+      ['/api/v1/webhooks', { name: 'wh-rt', url: 'https://dm.example.com/rt', events: ['app.install'] }],
+    ];
+    for (const [path, body] of made) {
+      const created = await as(admin).post(path, body).expect(201);
+      const read = (
+        await as(admin)
+          .get(`${path}/${enc(created.body.id)}`)
+          .expect(200)
+      ).body;
+      const same = await as(admin).put(`${path}/${enc(created.body.id)}`, read);
+      expect(same.status, `${path}: ${same.text}`).toBe(200);
+      expect(same.headers['signoff-outcome'], path).toBe('unchanged');
+    }
+    // an edit made on what GET returned applies; a field no object has is still refused
+    const read = (
+      await as(admin)
+        .get(`/api/v1/identities/${enc('CONTOSO\\rt')}`)
+        .expect(200)
+    ).body;
+    const edited = await as(admin)
+      .put(`/api/v1/identities/${enc('CONTOSO\\rt')}`, { ...read, email: 'rt@contoso.com' })
+      .expect(200);
+    expect(edited.body).toMatchObject({ email: 'rt@contoso.com', displayName: 'Round Trip' });
+    await as(admin)
+      .put(`/api/v1/identities/${enc('CONTOSO\\rt')}`, { ...read, emial: 'x' })
+      .expect(400);
+  });
+
   it('manages devices by client GUID', async () => {
     const dev = await as(admin).post('/api/v1/devices', { clientGuid: 'GUID:ABC-1', name: 'BOB-LAPTOP', primaryUser: 'CONTOSO\\bob' });
     expect(dev.status).toBe(201);

@@ -120,6 +120,20 @@ const resources: Resource[] = [
   },
 ];
 
+/**
+ * A PUT body as GET returned it, edited: what only a read shows (id, times, observed state) is dropped, and so is a
+ * null GET gives an unset optional field, so GET, edit, PUT replaces the object as the edit says. A field that is
+ * neither is still refused as unknown.
+ */
+function readBack(r: Resource): (raw: unknown) => unknown {
+  const input = new Set(Object.keys((r.body as unknown as z.ZodObject).shape));
+  const readOnly = new Set(Object.keys((r.view as unknown as z.ZodObject).shape).filter((k) => !input.has(k)));
+  return (raw) => {
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+    return Object.fromEntries(Object.entries(raw).filter(([k, v]) => !readOnly.has(k) && !(v === null && input.has(k))));
+  };
+}
+
 const locationOf = (r: Resource, item: CatalogView) => `/api/v1${r.path}/${encodeURIComponent(item.id)}`;
 
 export function registerAdminRoutes(router: Router, registry: RouteRegistry, ctx: AppContext): void {
@@ -166,8 +180,9 @@ export function registerAdminRoutes(router: Router, registry: RouteRegistry, ctx
       path: `${r.path}/:ref`,
       tag: r.tag,
       scope: 'admin',
-      summary: `Create or replace a ${r.noun} (${r.refHint}); 201 when created, 200 when replaced or unchanged.`,
+      summary: `Create or replace a ${r.noun} (${r.refHint}); 201 when created, 200 when replaced or unchanged. Takes what GET returned, edited (its read-only fields and nulls are ignored).`,
       body: r.body,
+      prepareBody: readBack(r),
       response: isWebhook ? withSecret : r.view,
       handler: async ({ body, actor, params }) => {
         const opts = { mode: 'upsert' as const, ref: params.ref! };

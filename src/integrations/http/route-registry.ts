@@ -33,6 +33,8 @@ export interface RouteDef<B extends z.ZodType = z.ZodType, Q extends z.ZodType =
   tag: string;
   scope: ApiScope;
   body?: B;
+  /** applied to the parsed JSON before `body` validates it (the OpenAPI document shows `body` alone) */
+  prepareBody?: (raw: unknown) => unknown;
   query?: Q;
   /** schema of the success body, for the OpenAPI document */
   response?: z.ZodType;
@@ -60,7 +62,9 @@ export class RouteRegistry {
       const principal = res.locals.principal as ApiKeyPrincipal | undefined;
       if (!principal) throw new AppError('unauthenticated', 'Send an API key as `Authorization: Bearer <key>`.');
       requireScope(principal, def.scope);
-      const body = def.body ? parseInput(def.body, req.body ?? {}, 'request body') : undefined;
+      const body = def.body
+        ? parseInput(def.body, def.prepareBody ? def.prepareBody(req.body ?? {}) : (req.body ?? {}), 'request body')
+        : undefined;
       const query = def.query ? parseInput(def.query, req.query, 'query string') : undefined;
       // a key bound to a person acts as that person (named with the key, so the audit shows both)
       const label =
