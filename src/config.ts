@@ -12,25 +12,21 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-/** A URL of the schemes `what` names ('redis://' also takes rediss://, 'http(s)://' either), with a host. */
-const url = (what: 'redis://' | 'http(s)://' | 'https://') => {
-  const schemes = { 'redis://': ['redis:', 'rediss:'], 'http(s)://': ['http:', 'https:'], 'https://': ['https:'] }[what];
-  return z.string().refine((v) => {
-    try {
-      const u = new URL(v);
-      return schemes.includes(u.protocol) && u.hostname !== '';
-    } catch {
-      return false;
-    }
-  }, `must be a ${what} URL`);
-};
-
 const parsedUrl = (v: string) => {
   try {
     return new URL(v);
   } catch {
     return undefined;
   }
+};
+
+/** A URL of the schemes `what` names ('redis://' also takes rediss://, 'http(s)://' either), with a host. */
+const url = (what: 'redis://' | 'http(s)://' | 'https://') => {
+  const schemes = { 'redis://': ['redis:', 'rediss:'], 'http(s)://': ['http:', 'https:'], 'https://': ['https:'] }[what];
+  return z.string().refine((v) => {
+    const u = parsedUrl(v);
+    return u !== undefined && schemes.includes(u.protocol) && u.hostname !== '';
+  }, `must be a ${what} URL`);
 };
 
 /** A Postgres URL that names its database: without one, pg connects to the user's own (`postgres`, shared). */

@@ -26,9 +26,9 @@ export function expectedVersion(req: Request): ExpectedVersion | undefined {
       errors: [{ field: 'If-Match', message: 'must be one or more ETags such as "3", or *' }],
     });
   }
-  const versions = [...raw.matchAll(EACH_TAG)].filter((m) => !m[1] && /^\d{1,9}$/.test(m[2]!)).map((m) => Number(m[2]));
-  const tags = [...raw.matchAll(EACH_TAG)].length;
-  return versions.length === 1 && tags === 1 ? versions[0]! : versions;
+  const tags = [...raw.matchAll(EACH_TAG)];
+  const versions = tags.filter((m) => !m[1] && /^\d{1,9}$/.test(m[2]!)).map((m) => Number(m[2]));
+  return versions.length === 1 && tags.length === 1 ? versions[0]! : versions;
 }
 
 /** If-None-Match on a GET: the caller already has this version. */
