@@ -1,6 +1,7 @@
 import type { Queryable, Tx } from '../db/database.ts';
 import { findByIdOrKey, plural, resolveIdentities, type BaseRow, type KindOps } from './catalog-kind.ts';
 import type { ApproverGroupInput, DeviceInput, IdentityInput } from './catalog-schemas.ts';
+import { policyNamesDeciderSql } from './policy-schema.ts';
 
 /** Identities, devices and approver groups: the directory side of the catalog. */
 
@@ -80,11 +81,7 @@ export const identityKind: KindOps<IdentityInput, IdentityDbRow, IdentityState> 
     if (groups.length) out.push(`member of approver group ${groups.map((g) => `"${g.name}"`).join(', ')}`);
     const devices = await tx.query<{ name: string }>('SELECT name FROM devices WHERE primary_user_id = $1 ORDER BY name', [r.id]);
     if (devices.length) out.push(`primary user of device ${devices.map((d) => `"${d.name}"`).join(', ')}`);
-    const policies = await tx.query<{ name: string }>(
-      `SELECT name FROM policies WHERE coalesce(definition #> '{requestors,identities}', '[]') @> jsonb_build_array($1::text) ORDER BY name`,
-      [r.username],
-    );
-    if (policies.length) out.push(`named as a requestor in policy ${policies.map((p) => `"${p.name}"`).join(', ')}`);
+    out.push(...(await policiesNamingRequestor(tx, r.username)));
     const { n } = await tx.one<{ n: number }>(
       `SELECT (SELECT count(*) FROM requests WHERE requester_id = $1 OR decided_by = $1)::int
             + (SELECT count(*) FROM request_decisions WHERE approver_id = $1)::int
@@ -94,13 +91,7 @@ export const identityKind: KindOps<IdentityInput, IdentityDbRow, IdentityState> 
     if (n > 0) out.push(`${plural(n, 'request, decision or change')} in the history`);
     return out;
   },
-  renameBlockers: async (tx, r) => {
-    const policies = await tx.query<{ name: string }>(
-      `SELECT name FROM policies WHERE coalesce(definition #> '{requestors,identities}', '[]') @> jsonb_build_array($1::text) ORDER BY name`,
-      [r.username],
-    );
-    return policies.length ? [`named as a requestor in policy ${policies.map((p) => `"${p.name}"`).join(', ')}`] : [];
-  },
+  renameBlockers: (tx, r) => policiesNamingRequestor(tx, r.username),
   remove: async (tx, r) => {
     await tx.query('DELETE FROM identities WHERE id = $1', [r.id]);
   },
@@ -242,9 +233,7 @@ export const approverGroupKind: KindOps<ApproverGroupInput, GroupDbRow, GroupSta
     const out = await approverGroupKind.blockers(tx, r);
     // requests still open, and open reviews, keep the policy they were made under, with its group names
     const { n } = await tx.one<{ n: number }>(
-      `SELECT (SELECT count(*) FROM requests WHERE status IN ('pending', 'approved') AND (
-                 EXISTS (SELECT 1 FROM jsonb_array_elements(policy->'stages') st WHERE (st->'approvers') ? $1)
-                 OR (policy->'escalateTo') ? $1 OR (policy->'reviewers') ? $1))::int
+      `SELECT (SELECT count(*) FROM requests WHERE status IN ('pending', 'approved') AND ${policyNamesDeciderSql('policy', '$1::text')})::int
             + (SELECT count(*) FROM access_reviews WHERE status = 'pending' AND $1 = ANY(reviewer_groups))::int AS n`,
       [r.name],
     );
@@ -272,13 +261,19 @@ async function setMembers(tx: Tx, groupId: string, members: { id: string }[]): P
 export async function policiesNamingGroup(q: Queryable, group: string): Promise<string[]> {
   const rows = await q.query<{ name: string; app_name: string | null }>(
     `SELECT p.name, a.name AS app_name FROM policies p LEFT JOIN applications a ON a.policy_id = p.id AND p.name = 'app:' || a.id
-      WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p.definition->'stages', '[]')) s
-                     WHERE coalesce(s->'approvers', '[]') @> jsonb_build_array($1::text))
-         OR coalesce(p.definition->'escalateTo', '[]') @> jsonb_build_array($1::text)
-         OR coalesce(p.definition->'reviewers', '[]') @> jsonb_build_array($1::text)
-         OR coalesce(p.definition #> '{requestors,groups}', '[]') @> jsonb_build_array($1::text)
+      WHERE ${policyNamesDeciderSql('p.definition', '$1::text')}
+         OR coalesce(p.definition #> '{requestors,groups}', '[]') ? $1::text
       ORDER BY p.name`,
     [group],
   );
   return rows.map((r) => (r.app_name ? `the policy of application "${r.app_name}"` : `policy "${r.name}"`));
+}
+
+/** Policies that name a person among those who may request, described for an error message (empty when none). */
+async function policiesNamingRequestor(q: Queryable, username: string): Promise<string[]> {
+  const policies = await q.query<{ name: string }>(
+    `SELECT name FROM policies WHERE coalesce(definition #> '{requestors,identities}', '[]') @> jsonb_build_array($1::text) ORDER BY name`,
+    [username],
+  );
+  return policies.length ? [`named as a requestor in policy ${policies.map((p) => `"${p.name}"`).join(', ')}`] : [];
 }

@@ -137,6 +137,15 @@ const parsedPolicies = new WeakMap<object, PolicyDefinition>();
  * read rather than at each use: an approval parsed it three times, about 10 µs each (3% of the server's samples in a
  * decide-http profile). Keyed by the object the read produced, so a row read again is validated again.
  */
+/**
+ * In SQL, whether a stored policy (`policy`, a jsonb expression) names a group (`group`, a text expression) among
+ * those who decide or review under it: an approver of any stage, an escalation group or a reviewer. A policy that
+ * names no reviewers has its last stage's approvers review, already named among the stages.
+ */
+export const policyNamesDeciderSql = (policy: string, group: string): string =>
+  `(EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(${policy}->'stages', '[]')) st WHERE coalesce(st->'approvers', '[]') ? ${group})
+     OR coalesce(${policy}->'escalateTo', '[]') ? ${group} OR coalesce(${policy}->'reviewers', '[]') ? ${group})`;
+
 export function requestPolicy(row: { policy: unknown }): PolicyDefinition {
   const raw = row.policy;
   if (raw === null || typeof raw !== 'object') return policyDefinitionSchema.parse(raw);

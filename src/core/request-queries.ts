@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/database.ts';
 import { AppError } from './errors.ts';
-import { requestPolicy, type PolicyDefinition } from './policy-schema.ts';
+import { policyNamesDeciderSql, requestPolicy, type PolicyDefinition } from './policy-schema.ts';
 import type { RequestStatus } from './request-state.ts';
 import type { DecisionView, HistoryEntry, Page, RequestDetail, RequestView, StageView } from './views.ts';
 
@@ -216,9 +216,7 @@ function whereOf(filter: RequestFilter): { where: string[]; params: unknown[] } 
     add(
       `(r.requester_id = ?::uuid OR EXISTS (SELECT 1 FROM identities a WHERE a.id = ${me} AND a.is_admin) OR EXISTS (
          SELECT 1 FROM approver_group_members m JOIN approver_groups g ON g.id = m.group_id
-          WHERE m.identity_id = ${me} AND (
-            EXISTS (SELECT 1 FROM jsonb_array_elements(r.policy->'stages') st WHERE (st->'approvers') ? g.name)
-            OR (r.policy->'escalateTo') ? g.name OR (r.policy->'reviewers') ? g.name)))`,
+          WHERE m.identity_id = ${me} AND ${policyNamesDeciderSql('r.policy', 'g.name')}))`,
       filter.visibleToId,
     );
   }
